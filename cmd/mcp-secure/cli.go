@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	opaversion "github.com/open-policy-agent/opa/v1/version"
+)
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitError = 1 // the server failed while running
+	exitUsage = 2 // bad flags or a bad policy
+)
+
+// exitError carries the process exit code with the error that caused it.
+type exitErr struct {
+	code int
+	err  error
+}
+
+func (e *exitErr) Error() string { return e.err.Error() }
+func (e *exitErr) Unwrap() error { return e.err }
+
+func usageErr(format string, args ...any) error {
+	return &exitErr{code: exitUsage, err: fmt.Errorf(format, args...)}
+}
+
+const usage = `mcp-secure: a security-first, policy-as-code MCP server over stdio.
+
+Usage:
+  mcp-secure [serve] [--policy FILE]       run the server on stdin/stdout
+  mcp-secure policy check [--policy FILE]  load and compile a policy, report errors
+  mcp-secure policy compile [--policy FILE] [--out FILE]
+                                           write the policy's data document (for opa test)
+  mcp-secure version | --version           print versions
+
+Without --policy the server reads $XDG_CONFIG_HOME/mcp-secure/policy.yaml
+(~/.config/mcp-secure/policy.yaml) if it exists, else its embedded default.
+`
+
+// run is the whole command behind main, with its I/O passed in.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	err := dispatch(ctx, args, stdin, stdout, stderr, log)
+	if err == nil {
+		return exitOK
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	fmt.Fprintln(stderr, "mcp-secure:", err)
+	var ee *exitErr
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	return exitError
+}
+
+func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, log *slog.Logger) error {
+	cmd := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		p, err := parseServe(args, stderr)
+		if err != nil {
+			return err
+		}
+		if p.version {
+			return printVersion(stdout)
+		}
+		return serve(ctx, p, stdin, stdout, log)
+	case "version":
+		return printVersion(stdout)
+	case "policy":
+		return policyCmd(ctx, args, stdout, stderr)
+	case "help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return usageErr("unknown command %q", cmd)
+	}
+}
+
+type serveParams struct {
+	policyFile string
+	version    bool
+}
+
+func parseServe(args []string, stderr io.Writer) (serveParams, error) {
+	var p serveParams
+	fs := newFlagSet("serve", stderr)
+	fs.StringVar(&p.policyFile, "policy", "", "policy `file` (YAML)")
+	fs.BoolVar(&p.version, "version", false, "print versions and exit")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return p, err
+		}
+		return p, &exitErr{code: exitUsage, err: err}
+	}
+	if fs.NArg() > 0 {
+		return p, usageErr("unexpected argument %q", fs.Arg(0))
+	}
+	return p, nil
+}
+
+func printVersion(w io.Writer) error {
+	_, err := fmt.Fprintf(w, "mcp-secure %s\nOPA %s\nMCP protocol versions: %s\n",
+		version, opaversion.Version, strings.Join(mcp.SupportedProtocolVersions(), ", "))
+	return err
+}
+
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	return fs
+}

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/mcp-secure/mcp-secure/rego"
+	"github.com/mcp-secure/mcp-secure/server"
+	"github.com/mcp-secure/mcp-secure/server/audit"
+	"github.com/mcp-secure/mcp-secure/server/engine"
+	"github.com/mcp-secure/mcp-secure/server/policy"
+	"github.com/mcp-secure/mcp-secure/server/ratelimit"
+)
+
+func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer, log *slog.Logger) error {
+	pol, err := loadPolicy(p.policyFile)
+	if err != nil {
+		return &exitErr{code: exitUsage, err: err}
+	}
+	cfg, err := engineConfig(pol)
+	if err != nil {
+		return &exitErr{code: exitUsage, err: err}
+	}
+	eng, err := engine.New(ctx, cfg)
+	if err != nil {
+		return &exitErr{code: exitUsage, err: fmt.Errorf("policy %s: %w", pol.Source(), err)}
+	}
+	eng.Warm(ctx)
+
+	sink, err := audit.OpenFile(pol.Audit.LogFile)
+	if err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
+	alog := audit.New(sink, &audit.Options{
+		Labels: map[string]string{"service": "mcp-secure", "version": version},
+		Log:    log,
+	})
+	defer func() {
+		if err := alog.Close(); err != nil {
+			log.Error("closing audit log", "err", err)
+		}
+	}()
+
+	srv, err := server.New(server.Options{
+		Version: version,
+		Logger:  log,
+		Engine:  eng,
+		Limiter: ratelimit.New(rateConfig(pol), time.Now),
+		Audit:   alog,
+		Timeout: pol.Timeout(),
+	})
+	if err != nil {
+		return err
+	}
+	log.Info("serving on stdio", "policy", pol.Source(), "audit", pol.Audit.LogFile, "version", version)
+	return srv.Run(ctx, stdin, stdout)
+}
+
+// loadPolicy reads file, else the user's policy in the config directory,
+// else the embedded default.
+func loadPolicy(file string) (*policy.Policy, error) {
+	if file != "" {
+		return policy.Load(file)
+	}
+	if path := userPolicyPath(); path != "" {
+		if _, err := os.Stat(path); err == nil {
+			return policy.Load(path)
+		}
+	}
+	return policy.Default()
+}
+
+func userPolicyPath() string {
+	dir := os.Getenv("XDG_CONFIG_HOME")
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return ""
+		}
+		dir = filepath.Join(home, ".config")
+	}
+	return filepath.Join(dir, "mcp-secure", "policy.yaml")
+}
+
+// engineConfig gathers the built-in modules, the policy's own modules and
+// the compiled data document.
+func engineConfig(pol *policy.Policy) (engine.Config, error) {
+	mods, err := rego.Modules()
+	if err != nil {
+		return engine.Config{}, fmt.Errorf("built-in rego: %w", err)
+	}
+	caps, err := ast.LoadCapabilitiesJSON(bytes.NewReader(rego.Capabilities()))
+	if err != nil {
+		return engine.Config{}, fmt.Errorf("rego capabilities: %w", err)
+	}
+	for _, f := range pol.Rego.Modules {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			return engine.Config{}, fmt.Errorf("rego.modules: %w", err)
+		}
+		mods[f] = string(src)
+	}
+	return engine.Config{Modules: mods, Data: pol.Data(), Capabilities: caps}, nil
+}
+
+func rateConfig(pol *policy.Policy) ratelimit.Config {
+	return ratelimit.Config{PerMinute: pol.Tools.RateLimits, Default: pol.RateLimit("")}
+}
+
+func policyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return usageErr("policy: want check or compile")
+	}
+	sub, args := args[0], args[1:]
+	var p serveParams
+	var out string
+	fs := newFlagSet("policy "+sub, stderr)
+	fs.StringVar(&p.policyFile, "policy", "", "policy `file` (YAML)")
+	if sub == "compile" {
+		fs.StringVar(&out, "out", "", "write the data document to `file` instead of stdout")
+	}
+	if err := fs.Parse(args); err != nil {
+		return &exitErr{code: exitUsage, err: err}
+	}
+	if fs.NArg() > 0 && p.policyFile == "" {
+		p.policyFile = fs.Arg(0)
+	}
+	pol, err := loadPolicy(p.policyFile)
+	if err != nil {
+		return &exitErr{code: exitUsage, err: err}
+	}
+	cfg, err := engineConfig(pol)
+	if err != nil {
+		return &exitErr{code: exitUsage, err: err}
+	}
+	switch sub {
+	case "check":
+		if _, err := engine.New(ctx, cfg); err != nil {
+			return &exitErr{code: exitUsage, err: fmt.Errorf("%s: %w", pol.Source(), err)}
+		}
+		_, err := fmt.Fprintf(stdout, "%s: ok (%d modules)\n", pol.Source(), len(cfg.Modules))
+		return err
+	case "compile":
+		doc := map[string]any{"mcp": map[string]any{"policy": cfg.Data}}
+		data, err := json.MarshalIndent(doc, "", "  ")
+		if err != nil {
+			return err
+		}
+		data = append(data, '\n')
+		if out == "" {
+			_, err = stdout.Write(data)
+			return err
+		}
+		return os.WriteFile(out, data, 0o644)
+	default:
+		return usageErr("policy: unknown subcommand %q", sub)
+	}
+}

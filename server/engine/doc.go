@@ -1,0 +1,17 @@
+// Package engine evaluates the policy with Open Policy Agent, in process.
+//
+// # Snapshots
+//
+// [New] compiles the built-in Rego modules, the user's modules and the
+// policy's data document into a snapshot and prepares one query per decision
+// point. [Engine.Reload] builds a new snapshot and swaps it in atomically; if
+// the new policy does not compile, the old snapshot stays.
+//
+// # Decisions
+//
+// [Engine.Decide] asks one decision point (tools, network, filesystem,
+// commands). The hot path evaluates the boolean rule data.mcp.<point>.allow;
+// only a deny evaluates data.mcp.<point>.decision for its reasons.
+// Undefined, an evaluation error or the decision deadline is a deny with
+// [ErrEval]: the engine fails closed.
+package engine

@@ -1,0 +1,241 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+)
+
+// Point is a decision point: one Rego package under data.mcp.
+type Point string
+
+// The decision points.
+const (
+	Tools      Point = "tools"
+	Network    Point = "network"
+	Filesystem Point = "filesystem"
+	Commands   Point = "commands"
+)
+
+// Points lists every decision point.
+var Points = []Point{Tools, Network, Filesystem, Commands}
+
+// Path is the decision's path in the decision-log sense, e.g.
+// "mcp/tools/decision".
+func (p Point) Path() string { return "mcp/" + string(p) + "/decision" }
+
+// DefaultTimeout bounds one decision when [Config.Timeout] is zero.
+const DefaultTimeout = 250 * time.Millisecond
+
+// Config is everything a snapshot is built from.
+type Config struct {
+	// Modules maps a file name to Rego source: the built-in modules and
+	// the user's, compiled together.
+	Modules map[string]string
+	// Data is the policy document, stored at data.mcp.policy.
+	Data map[string]any
+	// Capabilities, if non-nil, restricts the built-ins policies may call.
+	Capabilities *ast.Capabilities
+	// Timeout bounds each decision; zero means DefaultTimeout.
+	Timeout time.Duration
+}
+
+// Decision is the answer of one decision point.
+type Decision struct {
+	Allow   bool
+	Reasons []string
+}
+
+// Engine answers policy decisions from the current snapshot.
+type Engine struct {
+	snap atomic.Pointer[snapshot]
+}
+
+type snapshot struct {
+	timeout time.Duration
+	queries map[Point]*queries
+}
+
+type queries struct {
+	allow    rego.PreparedEvalQuery
+	decision rego.PreparedEvalQuery
+}
+
+// New compiles cfg into the first snapshot.
+func New(ctx context.Context, cfg Config) (*Engine, error) {
+	s, err := build(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{}
+	e.snap.Store(s)
+	return e, nil
+}
+
+// Reload compiles cfg and swaps it in. On error the current snapshot stays.
+func (e *Engine) Reload(ctx context.Context, cfg Config) error {
+	s, err := build(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	e.snap.Store(s)
+	return nil
+}
+
+func build(ctx context.Context, cfg Config) (*snapshot, error) {
+	parsed := make(map[string]*ast.Module, len(cfg.Modules))
+	opts := ast.ParserOptions{RegoVersion: ast.RegoV1, ProcessAnnotation: true}
+	if cfg.Capabilities != nil {
+		opts.Capabilities = cfg.Capabilities
+	}
+	for _, name := range slices.Sorted(maps.Keys(cfg.Modules)) {
+		m, err := ast.ParseModuleWithOpts(name, cfg.Modules[name], opts)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrCompile, err)
+		}
+		if err := checkPackage(name, m); err != nil {
+			return nil, err
+		}
+		parsed[name] = m
+	}
+	comp := ast.NewCompiler().
+		WithCapabilities(cfg.Capabilities).
+		WithEnablePrintStatements(false)
+	if comp.Compile(parsed); comp.Failed() {
+		return nil, fmt.Errorf("%w: %w", ErrCompile, comp.Errors)
+	}
+	data := map[string]any{"mcp": map[string]any{"policy": cfg.Data}}
+	store := inmem.NewFromObjectWithOpts(data,
+		inmem.OptRoundTripOnWrite(true),
+		inmem.OptReturnASTValuesOnRead(true))
+
+	s := &snapshot{timeout: cfg.Timeout, queries: map[Point]*queries{}}
+	if s.timeout <= 0 {
+		s.timeout = DefaultTimeout
+	}
+	for _, p := range Points {
+		q := &queries{}
+		var err error
+		if q.allow, err = prepare(ctx, comp, store, "data.mcp."+string(p)+".allow"); err != nil {
+			return nil, err
+		}
+		if q.decision, err = prepare(ctx, comp, store, "data.mcp."+string(p)+".decision"); err != nil {
+			return nil, err
+		}
+		s.queries[p] = q
+	}
+	return s, nil
+}
+
+// checkPackage keeps user modules out of the policy data and outside the
+// mcp namespace, where they could shadow what the engine reads.
+func checkPackage(name string, m *ast.Module) error {
+	path := m.Package.Path
+	if len(path) < 2 || !path[1].Equal(ast.InternedTerm("mcp")) {
+		return fmt.Errorf("%w: %s: package %s is outside data.mcp", ErrCompile, name, path)
+	}
+	if len(path) >= 3 && path[2].Equal(ast.InternedTerm("policy")) {
+		return fmt.Errorf("%w: %s: package %s would shadow the policy data", ErrCompile, name, path)
+	}
+	return nil
+}
+
+func prepare(ctx context.Context, comp *ast.Compiler, store storage.Store, query string) (rego.PreparedEvalQuery, error) {
+	pq, err := rego.New(
+		rego.Query(query),
+		rego.Compiler(comp),
+		rego.Store(store),
+		rego.StoreReadAST(true),
+		rego.StrictBuiltinErrors(true),
+	).PrepareForEval(ctx)
+	if err != nil {
+		return pq, fmt.Errorf("%w: prepare %s: %w", ErrCompile, query, err)
+	}
+	return pq, nil
+}
+
+// Decide evaluates point for input under the decision deadline. Any
+// failure is a deny carrying an error that wraps [ErrEval].
+func (e *Engine) Decide(ctx context.Context, point Point, input ast.Value) (Decision, error) {
+	s := e.snap.Load()
+	q, ok := s.queries[point]
+	if !ok {
+		return denied("unknown decision point"), fmt.Errorf("%w: %q", ErrUnknownPoint, point)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+
+	rs, err := q.allow.Eval(ctx, rego.EvalParsedInput(input))
+	if err != nil {
+		return denied("policy evaluation failed"), fmt.Errorf("%w: %s: %w", ErrEval, point, err)
+	}
+	if allowed(rs) {
+		return Decision{Allow: true}, nil
+	}
+	rs, err = q.decision.Eval(ctx, rego.EvalParsedInput(input))
+	if err != nil {
+		return denied("policy evaluation failed"), fmt.Errorf("%w: %s: %w", ErrEval, point, err)
+	}
+	d, ok := decode(rs)
+	if !ok {
+		return denied("policy decision is undefined"), fmt.Errorf("%w: %s: decision undefined or malformed", ErrEval, point)
+	}
+	// The allow rule is authoritative: a decision object that disagrees
+	// with it cannot open a door.
+	d.Allow = false
+	if len(d.Reasons) == 0 {
+		d.Reasons = []string{"denied by policy"}
+	}
+	return d, nil
+}
+
+func denied(reason string) Decision { return Decision{Reasons: []string{reason}} }
+
+func allowed(rs rego.ResultSet) bool {
+	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
+		return false
+	}
+	b, ok := rs[0].Expressions[0].Value.(bool)
+	return ok && b
+}
+
+func decode(rs rego.ResultSet) (Decision, bool) {
+	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
+		return Decision{}, false
+	}
+	obj, ok := rs[0].Expressions[0].Value.(map[string]any)
+	if !ok {
+		return Decision{}, false
+	}
+	var d Decision
+	d.Allow, _ = obj["allow"].(bool)
+	switch rr := obj["reasons"].(type) {
+	case []any:
+		for _, r := range rr {
+			if s, ok := r.(string); ok {
+				d.Reasons = append(d.Reasons, s)
+			}
+		}
+	}
+	return d, true
+}
+
+// Warm evaluates every decision point a few times with an empty input, so
+// the first real requests do not pay for filling the evaluator's caches.
+// Its answers are discarded.
+func (e *Engine) Warm(ctx context.Context) {
+	in := ast.NewObject()
+	for range 3 {
+		for _, p := range Points {
+			_, _ = e.Decide(ctx, p, in)
+		}
+	}
+}

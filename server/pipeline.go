@@ -1,0 +1,297 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/mcp-secure/mcp-secure/server/audit"
+	"github.com/mcp-secure/mcp-secure/server/engine"
+	"github.com/mcp-secure/mcp-secure/server/plugin"
+)
+
+// decider answers policy decisions; *engine.Engine implements it.
+type decider interface {
+	Decide(ctx context.Context, point engine.Point, input ast.Value) (engine.Decision, error)
+}
+
+// limiter is a per-tool rate limiter; *ratelimit.Limiter implements it.
+type limiter interface {
+	Allow(tool string) (ok bool, retryAfter time.Duration)
+}
+
+// auditor records decisions; *audit.Logger implements it.
+type auditor interface {
+	Log(ctx context.Context, r audit.Record) error
+}
+
+// registeredTool is a plugin tool with its compiled schema.
+type registeredTool struct {
+	plugin.Tool
+	plugin        string
+	pluginVersion string
+	schema        *jsonschema.Schema
+}
+
+// pipeline runs every tools/call: look up, validate, rate limit, decide,
+// run, audit. It is the one place where outcomes become MCP results.
+type pipeline struct {
+	tools   map[string]*registeredTool
+	decide  decider
+	limit   limiter
+	audit   auditor
+	timeout time.Duration
+	log     *slog.Logger
+	now     func() time.Time
+}
+
+// callInfo is what the pipeline knows about a call before it runs.
+type callInfo struct {
+	name       string
+	args       json.RawMessage
+	requestID  string
+	decisionID string
+	client     plugin.Client
+	protocol   string
+}
+
+func infoOf(req *mcp.CallToolRequest) callInfo {
+	ci := callInfo{decisionID: audit.NewID()}
+	if req.Params != nil {
+		ci.name = req.Params.Name
+		ci.args = req.Params.Arguments
+		if id, ok := req.Params.Meta[requestIDMeta].(string); ok {
+			ci.requestID = id
+		}
+	}
+	if req.Session != nil {
+		if c := req.ClientInfo(); c != nil {
+			ci.client = plugin.Client{Name: c.Name, Version: c.Version}
+		}
+		ci.protocol = req.ProtocolVersion()
+	}
+	return ci
+}
+
+// call runs the pipeline for one tools/call. It never returns a Go error:
+// every outcome is a tool result, denials included.
+func (p *pipeline) call(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+	start := p.now()
+	ci := infoOf(req)
+	rec := audit.Record{
+		DecisionID: ci.decisionID,
+		RequestID:  ci.requestID,
+		Tool:       ci.name,
+		Client:     &audit.Client{Name: ci.client.Name, Version: ci.client.Version},
+	}
+	finish := func(kind, result string, reasons []string, input any) error {
+		rec.Kind, rec.Result, rec.Reasons, rec.Input = kind, result, reasons, input
+		rec.DurationNS = p.now().Sub(start).Nanoseconds()
+		if err := p.audit.Log(ctx, rec); err != nil {
+			p.log.Error("audit write failed; failing the call", "tool", ci.name, "decision_id", ci.decisionID, "err", err)
+			return err
+		}
+		return nil
+	}
+	auditFailed := func() *mcp.CallToolResult {
+		return errorResult("the call was refused because its audit record could not be written")
+	}
+
+	// 1. Look the tool up. An unknown tool still goes to the policy, so user
+	// rules see it, but it is denied regardless of their answer.
+	t, ok := p.tools[ci.name]
+
+	// 2. Validate the arguments against the tool's schema.
+	args, verr := decodeArguments(ci.args)
+	if ok && verr == nil {
+		verr = t.schema.Validate(args)
+	}
+	if ok && verr != nil {
+		v := violationOf(verr)
+		msg := fmt.Sprintf("invalid arguments for %q at %q: %s (keyword %q)", ci.name, displayPointer(v.Pointer), v.Message, v.Keyword)
+		rec.Path = ""
+		if finish(audit.KindValidation, audit.ResultDeny, []string{msg}, auditInput(ci, nil)) != nil {
+			return auditFailed(), nil
+		}
+		res := errorResult(msg)
+		res.StructuredContent = map[string]any{"error": "invalid_arguments", "violation": v}
+		return res, nil
+	}
+	if !ok {
+		args = nil
+	}
+
+	// 3. Rate limit, per tool. Unknown names never reach the limiter.
+	if ok {
+		if allowed, retry := p.limit.Allow(ci.name); !allowed {
+			msg := fmt.Sprintf("rate limit for %q exceeded; retry in %s", ci.name, retry.Round(time.Millisecond))
+			if finish(audit.KindRateLimit, audit.ResultDeny, []string{msg}, auditInput(ci, args)) != nil {
+				return auditFailed(), nil
+			}
+			return errorResult(msg), nil
+		}
+	}
+
+	// 4. Ask the policy.
+	rec.Path = engine.Tools.Path()
+	input, err := toolInput(ci, ok, args)
+	var d engine.Decision
+	if err == nil {
+		d, err = p.decide.Decide(ctx, engine.Tools, input)
+	}
+	if err != nil {
+		p.log.Error("policy decision failed; denying", "tool", ci.name, "err", err)
+		if finish(audit.KindToolCall, audit.ResultError, []string{"policy evaluation failed"}, auditInput(ci, args)) != nil {
+			return auditFailed(), nil
+		}
+		return errorResult(fmt.Sprintf("call to %q denied: the policy could not be evaluated", ci.name)), nil
+	}
+	if !ok {
+		d.Allow = false
+		if len(d.Reasons) == 0 {
+			d.Reasons = []string{fmt.Sprintf("tool %q is not registered", ci.name)}
+		}
+	}
+	if !d.Allow {
+		if finish(audit.KindToolCall, audit.ResultDeny, d.Reasons, auditInput(ci, args)) != nil {
+			return auditFailed(), nil
+		}
+		return errorResult(fmt.Sprintf("call to %q denied by policy: %s", ci.name, strings.Join(d.Reasons, "; "))), nil
+	}
+	// The allow is recorded before the handler runs: no effect without a
+	// record.
+	if finish(audit.KindToolCall, audit.ResultAllow, nil, auditInput(ci, args)) != nil {
+		return auditFailed(), nil
+	}
+
+	// 5. Run the handler under the policy's deadline.
+	return p.run(ctx, t, ci), nil
+}
+
+func (p *pipeline) run(ctx context.Context, t *registeredTool, ci callInfo) *mcp.CallToolResult {
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	call := &plugin.Call{
+		Tool:            ci.name,
+		Arguments:       ci.args,
+		RequestID:       ci.requestID,
+		DecisionID:      ci.decisionID,
+		Client:          ci.client,
+		ProtocolVersion: ci.protocol,
+	}
+	if len(call.Arguments) == 0 || string(call.Arguments) == "null" {
+		call.Arguments = json.RawMessage("{}")
+	}
+	type outcome struct {
+		res *plugin.Result
+		err error
+	}
+	done := make(chan outcome, 1) // buffered: a late handler must not block
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				done <- outcome{err: fmt.Errorf("handler panicked: %v", r)}
+			}
+		}()
+		res, err := t.Handler(ctx, call)
+		done <- outcome{res, err}
+	}()
+	select {
+	case o := <-done:
+		if o.err != nil {
+			if errors.Is(o.err, context.DeadlineExceeded) && ctx.Err() != nil {
+				return timeoutResult(ci.name, p.timeout)
+			}
+			p.log.Error("tool failed", "tool", ci.name, "decision_id", ci.decisionID, "err", o.err)
+			return errorResult(fmt.Sprintf("tool %q failed", ci.name))
+		}
+		return toMCP(o.res)
+	case <-ctx.Done():
+		p.log.Warn("tool call ended before its handler", "tool", ci.name, "decision_id", ci.decisionID, "err", ctx.Err())
+		return timeoutResult(ci.name, p.timeout)
+	}
+}
+
+func timeoutResult(tool string, d time.Duration) *mcp.CallToolResult {
+	return errorResult(fmt.Sprintf("tool %q timed out after %s (tools.timeout)", tool, d))
+}
+
+func toMCP(r *plugin.Result) *mcp.CallToolResult {
+	if r == nil {
+		return &mcp.CallToolResult{Content: []mcp.Content{}}
+	}
+	res := &mcp.CallToolResult{IsError: r.IsError, Content: []mcp.Content{&mcp.TextContent{Text: r.Text}}}
+	if r.Structured != nil {
+		res.StructuredContent = r.Structured
+	}
+	return res
+}
+
+func errorResult(msg string) *mcp.CallToolResult {
+	return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: msg}}}
+}
+
+func displayPointer(p string) string {
+	if p == "" {
+		return "/"
+	}
+	return p
+}
+
+// decodeArguments parses the raw arguments the way the schema validator
+// expects (numbers stay json.Number). Absent arguments are an empty object.
+func decodeArguments(raw json.RawMessage) (any, error) {
+	if len(bytes.TrimSpace(raw)) == 0 || string(raw) == "null" {
+		return map[string]any{}, nil
+	}
+	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+	if err != nil {
+		return nil, fmt.Errorf("arguments are not JSON: %w", err)
+	}
+	return v, nil
+}
+
+func auditInput(ci callInfo, args any) map[string]any {
+	in := map[string]any{"tool": ci.name}
+	if args != nil {
+		in["arguments"] = args
+	}
+	if ci.protocol != "" {
+		in["protocol_version"] = ci.protocol
+	}
+	return in
+}
+
+// toolInput builds the input document of data.mcp.tools directly as an
+// AST value.
+func toolInput(ci callInfo, registered bool, args any) (ast.Value, error) {
+	argv := ast.Value(ast.NewObject())
+	if args != nil {
+		v, err := ast.InterfaceToValue(args)
+		if err != nil {
+			return nil, fmt.Errorf("arguments: %w", err)
+		}
+		argv = v
+	}
+	client := ast.NewObject(
+		ast.Item(ast.InternedTerm("name"), ast.StringTerm(ci.client.Name)),
+		ast.Item(ast.InternedTerm("version"), ast.StringTerm(ci.client.Version)),
+	)
+	return ast.NewObject(
+		ast.Item(ast.InternedTerm("tool"), ast.StringTerm(ci.name)),
+		ast.Item(ast.InternedTerm("registered"), ast.InternedTerm(registered)),
+		ast.Item(ast.InternedTerm("arguments"), ast.NewTerm(argv)),
+		ast.Item(ast.InternedTerm("client"), ast.NewTerm(client)),
+		ast.Item(ast.InternedTerm("protocol_version"), ast.StringTerm(ci.protocol)),
+		ast.Item(ast.InternedTerm("request_id"), ast.StringTerm(ci.requestID)),
+	), nil
+}

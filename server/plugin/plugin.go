@@ -1,0 +1,116 @@
+package plugin
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+)
+
+// A Plugin contributes tools to the server. It is built by its [Factory]
+// once per server and asked for its tools once; it must not reach the
+// network, the filesystem or other processes except through the [Host].
+type Plugin interface {
+	// Info names the plugin. The name matches its registration.
+	Info() Info
+	// Tools returns the tools the plugin serves.
+	Tools() []Tool
+}
+
+// Info describes a plugin.
+type Info struct {
+	Name        string // registration name, e.g. "discovery"
+	Version     string // semantic version of the plugin
+	Description string
+}
+
+// A Tool is one MCP tool served by a plugin.
+type Tool struct {
+	Name        string // MCP tool name; unique across all plugins
+	Title       string // optional human-readable title
+	Description string // shown to the model in tools/list
+
+	// Category groups tools for discovery (list_categories, search_tools).
+	Category string
+	// Aliases are other words a user or model may search for.
+	Aliases []string
+	// Intents are task categories the tool serves, e.g. "research", "track".
+	Intents []string
+
+	// InputSchema is a JSON Schema (draft 2020-12) object schema for the
+	// arguments. The server validates every call against it before the
+	// handler runs.
+	InputSchema json.RawMessage
+	// OutputSchema optionally describes StructuredContent.
+	OutputSchema json.RawMessage
+
+	// Handler runs an allowed, validated call.
+	Handler Handler
+}
+
+// Handler runs one tool call. Arguments have been validated against the
+// tool's input schema, rate limited and allowed by the policy when it runs.
+// ctx carries the policy's deadline. A returned error becomes a tool error
+// result with a generic message; return a [Result] with IsError set to give
+// the model an actionable message instead.
+type Handler func(ctx context.Context, call *Call) (*Result, error)
+
+// Call is one tools/call as seen by a handler.
+type Call struct {
+	Tool       string          // tool name
+	Arguments  json.RawMessage // validated JSON object
+	RequestID  string          // JSON-RPC id of the request, as text
+	DecisionID string          // id of the policy decision that allowed it
+	Client     Client          // the calling MCP client
+	// ProtocolVersion is the MCP protocol version the client negotiated or
+	// sent with the request.
+	ProtocolVersion string
+}
+
+// Client identifies the calling MCP client.
+type Client struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+}
+
+// Result is what a handler returns.
+type Result struct {
+	// Text is the human- and model-readable content.
+	Text string
+	// Structured, if non-nil, is sent as structuredContent; it must encode
+	// to a JSON object.
+	Structured any
+	// IsError marks a tool-level failure the model can act on.
+	IsError bool
+}
+
+// Errorf returns an error result whose text the model sees.
+func Errorf(format string, args ...any) *Result {
+	return &Result{Text: fmt.Sprintf(format, args...), IsError: true}
+}
+
+// Host is what the server hands to plugins: the only doors to the server's
+// state and, through the guards, to the world.
+type Host interface {
+	// Logger writes to stderr; never to stdout, which carries the protocol.
+	Logger() *slog.Logger
+	// Catalog describes the tools of all plugins and what the policy lets
+	// a caller use.
+	Catalog() Catalog
+}
+
+// Catalog is the server's view of every registered tool.
+type Catalog interface {
+	// Entries lists every registered tool, sorted by name.
+	Entries() []Entry
+	// Permitted reports whether the policy allows the client of call to
+	// use the named tool, with the policy's reasons when it does not.
+	Permitted(ctx context.Context, call *Call, tool string) (bool, []string)
+}
+
+// Entry is a registered tool with the plugin that serves it.
+type Entry struct {
+	Tool          Tool
+	Plugin        string // plugin name
+	PluginVersion string
+}

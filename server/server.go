@@ -1,0 +1,191 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcp-secure/mcp-secure/server/engine"
+	"github.com/mcp-secure/mcp-secure/server/plugin"
+)
+
+// Name is the server's name in serverInfo.
+const Name = "mcp-secure"
+
+// Instructions tell the model how to find its way around the tools.
+const Instructions = "Tools are grouped in categories and guarded by a security policy. " +
+	"Discover them with search_tools (query, category or intent) and list_categories before calling them; " +
+	"a denied call returns isError with the policy's reason."
+
+// Options configure a Server.
+type Options struct {
+	Version string       // reported in serverInfo
+	Logger  *slog.Logger // stderr logger; nil discards
+	Engine  *engine.Engine
+	Limiter limiter
+	Audit   auditor
+	// Timeout bounds each tool call; zero means 30 seconds.
+	Timeout time.Duration
+	// Plugins names the plugins to build, in order; nil means every
+	// registered plugin.
+	Plugins []string
+}
+
+// Server is an MCP server whose every tools/call goes through the policy.
+type Server struct {
+	mcp  *mcp.Server
+	pipe *pipeline
+	log  *slog.Logger
+}
+
+// New builds the plugins and registers their tools.
+func New(opts Options) (*Server, error) {
+	if opts.Engine == nil || opts.Limiter == nil || opts.Audit == nil {
+		return nil, errors.New("server: engine, limiter and audit are required")
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 30 * time.Second
+	}
+	p := &pipeline{
+		tools:   map[string]*registeredTool{},
+		decide:  opts.Engine,
+		limit:   opts.Limiter,
+		audit:   opts.Audit,
+		timeout: opts.Timeout,
+		log:     log,
+		now:     time.Now,
+	}
+	ms := mcp.NewServer(&mcp.Implementation{Name: Name, Title: "mcp-secure", Version: opts.Version}, &mcp.ServerOptions{
+		Instructions: Instructions,
+		Logger:       log,
+		Capabilities: &mcp.ServerCapabilities{Tools: &mcp.ToolCapabilities{}},
+	})
+	s := &Server{mcp: ms, pipe: p, log: log}
+
+	names := opts.Plugins
+	if names == nil {
+		names = plugin.Registered()
+	}
+	host := &host{log: log, catalog: &catalog{pipe: p}}
+	for _, name := range names {
+		f, ok := plugin.Lookup(name)
+		if !ok {
+			return nil, fmt.Errorf("server: plugin %q is not in this build", name)
+		}
+		pl, err := f(host)
+		if err != nil {
+			return nil, fmt.Errorf("server: plugin %q: %w", name, err)
+		}
+		info := pl.Info()
+		for _, t := range pl.Tools() {
+			if err := s.addTool(info, t); err != nil {
+				return nil, fmt.Errorf("server: plugin %q: %w", name, err)
+			}
+		}
+	}
+	// Unknown tool names are answered by the pipeline (a policy decision,
+	// an audit record and an error result) instead of a protocol error.
+	ms.AddReceivingMiddleware(func(next mcp.MethodHandler) mcp.MethodHandler {
+		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+			if ctr, ok := req.(*mcp.CallToolRequest); ok && method == "tools/call" && ctr.Params != nil {
+				if _, known := p.tools[ctr.Params.Name]; !known {
+					return p.call(ctx, ctr)
+				}
+			}
+			return next(ctx, method, req)
+		}
+	})
+	return s, nil
+}
+
+func (s *Server) addTool(info plugin.Info, t plugin.Tool) error {
+	if _, dup := s.pipe.tools[t.Name]; dup {
+		return fmt.Errorf("tool %q is served twice", t.Name)
+	}
+	if t.Handler == nil {
+		return fmt.Errorf("tool %q has no handler", t.Name)
+	}
+	sch, err := compileSchema(t.Name, t.InputSchema)
+	if err != nil {
+		return err
+	}
+	rt := &registeredTool{Tool: t, plugin: info.Name, pluginVersion: info.Version, schema: sch}
+	s.pipe.tools[t.Name] = rt
+	mt := &mcp.Tool{
+		Name:        t.Name,
+		Title:       t.Title,
+		Description: t.Description,
+		InputSchema: t.InputSchema,
+	}
+	if len(t.OutputSchema) > 0 {
+		mt.OutputSchema = t.OutputSchema
+	}
+	s.mcp.AddTool(mt, s.pipe.call)
+	return nil
+}
+
+// Run serves one client over in and out until in ends or ctx is done.
+func (s *Server) Run(ctx context.Context, in io.Reader, out io.Writer) error {
+	t := &StdioTransport{In: in, Out: out, Logger: s.log}
+	err := s.mcp.Run(ctx, t)
+	if err == nil || errors.Is(err, io.EOF) || errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// MCP exposes the underlying SDK server, for in-process transports.
+func (s *Server) MCP() *mcp.Server { return s.mcp }
+
+type host struct {
+	log     *slog.Logger
+	catalog *catalog
+}
+
+var _ plugin.Host = (*host)(nil)
+
+func (h *host) Logger() *slog.Logger    { return h.log }
+func (h *host) Catalog() plugin.Catalog { return h.catalog }
+
+type catalog struct{ pipe *pipeline }
+
+var _ plugin.Catalog = (*catalog)(nil)
+
+func (c *catalog) Entries() []plugin.Entry {
+	out := make([]plugin.Entry, 0, len(c.pipe.tools))
+	for _, name := range slices.Sorted(maps.Keys(c.pipe.tools)) {
+		t := c.pipe.tools[name]
+		out = append(out, plugin.Entry{Tool: t.Tool, Plugin: t.plugin, PluginVersion: t.pluginVersion})
+	}
+	return out
+}
+
+// Permitted asks the tools decision point whether call's client may use
+// tool, with empty arguments: what the policy says about the tool itself.
+func (c *catalog) Permitted(ctx context.Context, call *plugin.Call, tool string) (bool, []string) {
+	ci := callInfo{name: tool}
+	if call != nil {
+		ci.client, ci.protocol, ci.requestID = call.Client, call.ProtocolVersion, call.RequestID
+	}
+	_, registered := c.pipe.tools[tool]
+	input, err := toolInput(ci, registered, map[string]any{})
+	if err != nil {
+		return false, []string{"policy input could not be built"}
+	}
+	d, err := c.pipe.decide.Decide(ctx, engine.Tools, input)
+	if err != nil {
+		return false, []string{"policy evaluation failed"}
+	}
+	return d.Allow && registered, d.Reasons
+}
