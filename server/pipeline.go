@@ -19,18 +19,19 @@ import (
 	"github.com/mcp-secure/mcp-secure/server/plugin"
 )
 
-// decider answers policy decisions; *engine.Engine implements it.
-type decider interface {
+// Decider answers policy decisions; *engine.Engine implements it.
+type Decider interface {
 	Decide(ctx context.Context, point engine.Point, input ast.Value) (engine.Decision, error)
 }
 
-// limiter is a per-tool rate limiter; *ratelimit.Limiter implements it.
-type limiter interface {
+// Limiter is a per-tool rate limiter; *ratelimit.Limiter implements it.
+type Limiter interface {
 	Allow(tool string) (ok bool, retryAfter time.Duration)
 }
 
-// auditor records decisions; *audit.Logger implements it.
-type auditor interface {
+// Auditor records decisions; *audit.Logger implements it. A failed Log
+// fails the call.
+type Auditor interface {
 	Log(ctx context.Context, r audit.Record) error
 }
 
@@ -46,9 +47,9 @@ type registeredTool struct {
 // run, audit. It is the one place where outcomes become MCP results.
 type pipeline struct {
 	tools   map[string]*registeredTool
-	decide  decider
-	limit   limiter
-	audit   auditor
+	decide  Decider
+	limit   Limiter
+	audit   Auditor
 	timeout time.Duration
 	log     *slog.Logger
 	now     func() time.Time
@@ -217,6 +218,9 @@ func (p *pipeline) run(ctx context.Context, t *registeredTool, ci callInfo) *mcp
 		return toMCP(o.res)
 	case <-ctx.Done():
 		p.log.Warn("tool call ended before its handler", "tool", ci.name, "decision_id", ci.decisionID, "err", ctx.Err())
+		if errors.Is(ctx.Err(), context.Canceled) {
+			return errorResult(fmt.Sprintf("tool %q was cancelled", ci.name))
+		}
 		return timeoutResult(ci.name, p.timeout)
 	}
 }

@@ -28,9 +28,9 @@ const Instructions = "Tools are grouped in categories and guarded by a security 
 type Options struct {
 	Version string       // reported in serverInfo
 	Logger  *slog.Logger // stderr logger; nil discards
-	Engine  *engine.Engine
-	Limiter limiter
-	Audit   auditor
+	Engine  Decider
+	Limiter Limiter
+	Audit   Auditor
 	// Timeout bounds each tool call; zero means 30 seconds.
 	Timeout time.Duration
 	// Plugins names the plugins to build, in order; nil means every

@@ -265,8 +265,8 @@ func peekID(line []byte) *jsonrpc.ID {
 	if json.Unmarshal(probe.ID, &v) != nil {
 		return nil
 	}
-	if f, ok := v.(float64); ok && f == float64(int64(f)) {
-		v = int64(f)
+	if f, ok := v.(float64); ok && f != float64(int64(f)) {
+		return nil // not an integer id
 	}
 	id, err := jsonrpc.MakeID(v)
 	if err != nil || !id.IsValid() {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/metrics"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
@@ -59,9 +60,14 @@ type Engine struct {
 	snap atomic.Pointer[snapshot]
 }
 
+// generations numbers snapshots across all engines.
+var generations atomic.Uint64
+
 type snapshot struct {
+	gen     uint64
 	timeout time.Duration
 	queries map[Point]*queries
+	opts    []rego.EvalOption // shared by every evaluation of the snapshot
 }
 
 type queries struct {
@@ -117,7 +123,15 @@ func build(ctx context.Context, cfg Config) (*snapshot, error) {
 		inmem.OptRoundTripOnWrite(true),
 		inmem.OptReturnASTValuesOnRead(true))
 
-	s := &snapshot{timeout: cfg.Timeout, queries: map[Point]*queries{}}
+	policyValue, err := ast.InterfaceToValue(cfg.Data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: policy data: %w", ErrCompile, err)
+	}
+	s := &snapshot{gen: generations.Add(1), timeout: cfg.Timeout, queries: map[Point]*queries{}}
+	s.opts = []rego.EvalOption{
+		rego.EvalBaseCache(&policyCache{root: policyValue}),
+		rego.EvalMetrics(metrics.NoOp()),
+	}
 	if s.timeout <= 0 {
 		s.timeout = DefaultTimeout
 	}
@@ -162,6 +176,10 @@ func prepare(ctx context.Context, comp *ast.Compiler, store storage.Store, query
 	return pq, nil
 }
 
+// Generation identifies the snapshot in force; it changes on every
+// successful Reload. Callers memoising decisions key them on it.
+func (e *Engine) Generation() uint64 { return e.snap.Load().gen }
+
 // Decide evaluates point for input under the decision deadline. Any
 // failure is a deny carrying an error that wraps [ErrEval].
 func (e *Engine) Decide(ctx context.Context, point Point, input ast.Value) (Decision, error) {
@@ -173,14 +191,15 @@ func (e *Engine) Decide(ctx context.Context, point Point, input ast.Value) (Deci
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 
-	rs, err := q.allow.Eval(ctx, rego.EvalParsedInput(input))
+	opts := append(s.opts[:len(s.opts):len(s.opts)], rego.EvalParsedInput(input))
+	rs, err := q.allow.Eval(ctx, opts...)
 	if err != nil {
 		return denied("policy evaluation failed"), fmt.Errorf("%w: %s: %w", ErrEval, point, err)
 	}
 	if allowed(rs) {
 		return Decision{Allow: true}, nil
 	}
-	rs, err = q.decision.Eval(ctx, rego.EvalParsedInput(input))
+	rs, err = q.decision.Eval(ctx, opts...)
 	if err != nil {
 		return denied("policy evaluation failed"), fmt.Errorf("%w: %s: %w", ErrEval, point, err)
 	}

@@ -1,0 +1,339 @@
+package guard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/mcp-secure/mcp-secure/server/audit"
+	"github.com/mcp-secure/mcp-secure/server/engine"
+)
+
+// Resolver looks names up; *net.Resolver implements it. Tests use their
+// own to make a name resolve to any address.
+type Resolver interface {
+	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
+}
+
+// MaxRedirects caps the redirects an HTTP client from [Network.HTTPClient]
+// follows.
+const MaxRedirects = 5
+
+// memoLimit bounds the memoised decisions per snapshot.
+const memoLimit = 4096
+
+// Network decides and makes every outbound connection of the plugins.
+type Network struct {
+	decide   Decider
+	audit    Auditor
+	resolver Resolver
+	log      *slog.Logger
+	// generation reports the policy snapshot in force; memoised decisions
+	// of an older snapshot are dropped.
+	generation func() uint64
+
+	mu      sync.Mutex
+	memoGen uint64
+	memo    map[netKey]engine.Decision
+}
+
+// NetworkOptions configure a Network guard.
+type NetworkOptions struct {
+	Resolver   Resolver      // nil means net.DefaultResolver
+	Logger     *slog.Logger  // nil discards
+	Generation func() uint64 // nil means decisions are never memoised
+}
+
+// NewNetwork returns the network guard.
+func NewNetwork(d Decider, a Auditor, opts *NetworkOptions) *Network {
+	n := &Network{decide: d, audit: a, resolver: net.DefaultResolver, log: slog.New(slog.DiscardHandler)}
+	if opts != nil {
+		if opts.Resolver != nil {
+			n.resolver = opts.Resolver
+		}
+		if opts.Logger != nil {
+			n.log = opts.Logger
+		}
+		n.generation = opts.Generation
+	}
+	return n
+}
+
+type netKey struct {
+	phase, host, network, tool string
+	addr                       netip.Addr
+	port                       uint16
+}
+
+// DialContext connects to address ("host:port") if the policy allows it.
+// A name is decided before it is resolved, and every address is decided
+// again, just before connecting, on the IP and port being connected.
+func (n *Network) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	switch network {
+	case "tcp", "tcp4", "tcp6":
+	default:
+		return nil, &DeniedError{Kind: audit.KindNetwork, Target: network + " " + address, Reasons: []string{"only TCP connections are supported"}}
+	}
+	hostPart, portPart, err := net.SplitHostPort(address)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", address, err)
+	}
+	p, err := strconv.ParseUint(portPart, 10, 16)
+	if err != nil || p == 0 {
+		return nil, &DeniedError{Kind: audit.KindNetwork, Target: address, Reasons: []string{fmt.Sprintf("port %q is not a number in 1-65535", portPart)}}
+	}
+	port := uint16(p)
+	host := NormalizeHost(hostPart)
+
+	var addrs []netip.Addr
+	name := ""
+	if ip, err := netip.ParseAddr(host); err == nil && ip.Zone() == "" {
+		addrs = []netip.Addr{ip}
+	} else {
+		name = host
+		if !validHostname(name) {
+			return nil, &DeniedError{Kind: audit.KindNetwork, Target: fmt.Sprintf("%s %q", network, hostPart), Reasons: []string{"not a valid host name or IP address"}}
+		}
+		if err := n.check(ctx, netKey{phase: "resolve", host: name, network: network, port: port}); err != nil {
+			return nil, err
+		}
+		addrs, err = n.resolver.LookupNetIP(ctx, "ip", name)
+		if err != nil {
+			return nil, fmt.Errorf("resolve %s: %w", name, err)
+		}
+	}
+	var errs []error
+	for _, a := range addrs {
+		d := &net.Dialer{
+			Timeout: 30 * time.Second,
+			ControlContext: func(ctx context.Context, nw, addr string, _ syscall.RawConn) error {
+				ap, err := netip.ParseAddrPort(addr)
+				if err != nil {
+					return &DeniedError{Kind: audit.KindNetwork, Target: addr, Reasons: []string{"unparseable address"}}
+				}
+				return n.check(ctx, netKey{phase: "dial", host: name, network: nw, addr: ap.Addr(), port: ap.Port()})
+			},
+		}
+		conn, err := d.DialContext(ctx, network, netip.AddrPortFrom(a, port).String())
+		if err == nil {
+			return conn, nil
+		}
+		var de *DeniedError
+		if errors.As(err, &de) {
+			errs = append(errs, de)
+			continue
+		}
+		errs = append(errs, err)
+	}
+	if len(errs) == 0 {
+		return nil, fmt.Errorf("resolve %s: no addresses", name)
+	}
+	// A denial says more than a later connection failure.
+	for _, err := range errs {
+		var de *DeniedError
+		if errors.As(err, &de) {
+			return nil, de
+		}
+	}
+	return nil, errs[0]
+}
+
+// check decides one resolve or dial, audits it and returns a
+// *DeniedError on deny.
+func (n *Network) check(ctx context.Context, k netKey) error {
+	call := CallFrom(ctx)
+	k.tool = call.Tool
+	start := time.Now()
+	d, cached := n.memoGet(k)
+	var evalErr error
+	if !cached {
+		d, evalErr = n.decide.Decide(ctx, engine.Network, networkInput(k))
+		if evalErr == nil {
+			n.memoPut(k, d)
+		}
+	}
+	target := describe(k)
+	rec := audit.Record{
+		DecisionID:       audit.NewID(),
+		ParentDecisionID: call.DecisionID,
+		RequestID:        call.RequestID,
+		Path:             engine.Network.Path(),
+		Kind:             audit.KindNetwork,
+		Tool:             call.Tool,
+		Result:           audit.ResultAllow,
+		Reasons:          d.Reasons,
+		Input:            networkAudit(k),
+		DurationNS:       time.Since(start).Nanoseconds(),
+	}
+	switch {
+	case evalErr != nil:
+		rec.Result = audit.ResultError
+		n.log.Error("network decision failed; denying", "target", target, "err", evalErr)
+	case !d.Allow:
+		rec.Result = audit.ResultDeny
+	}
+	if err := n.audit.Log(ctx, rec); err != nil {
+		return &DeniedError{Kind: audit.KindNetwork, Target: target, Reasons: []string{"the audit record could not be written"}}
+	}
+	if rec.Result != audit.ResultAllow {
+		return &DeniedError{Kind: audit.KindNetwork, Target: target, Reasons: d.Reasons}
+	}
+	return nil
+}
+
+func (n *Network) memoGet(k netKey) (engine.Decision, bool) {
+	if n.generation == nil {
+		return engine.Decision{}, false
+	}
+	gen := n.generation()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.memoGen != gen {
+		return engine.Decision{}, false
+	}
+	d, ok := n.memo[k]
+	return d, ok
+}
+
+func (n *Network) memoPut(k netKey, d engine.Decision) {
+	if n.generation == nil {
+		return
+	}
+	gen := n.generation()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.memoGen != gen || n.memo == nil || len(n.memo) >= memoLimit {
+		n.memoGen, n.memo = gen, make(map[netKey]engine.Decision)
+	}
+	n.memo[k] = d
+}
+
+func describe(k netKey) string {
+	if k.phase == "resolve" {
+		return fmt.Sprintf("lookup of %q", k.host)
+	}
+	s := fmt.Sprintf("%s connection to %s", k.network, netip.AddrPortFrom(k.addr, k.port))
+	if k.host != "" {
+		s += fmt.Sprintf(" (%s)", k.host)
+	}
+	return s
+}
+
+// networkInput is the input document of data.mcp.network.
+func networkInput(k netKey) ast.Value {
+	ip, embedded := "", ""
+	if k.addr.IsValid() {
+		a := k.addr.Unmap()
+		ip = a.String()
+		if e, ok := EmbeddedIPv4(a); ok {
+			embedded = e.String()
+		}
+	}
+	return ast.NewObject(
+		ast.Item(ast.InternedTerm("phase"), ast.StringTerm(k.phase)),
+		ast.Item(ast.InternedTerm("host"), ast.StringTerm(k.host)),
+		ast.Item(ast.InternedTerm("ip"), ast.StringTerm(ip)),
+		ast.Item(ast.InternedTerm("embedded_ipv4"), ast.StringTerm(embedded)),
+		ast.Item(ast.InternedTerm("port"), ast.InternedTerm(int(k.port))),
+		ast.Item(ast.InternedTerm("network"), ast.StringTerm(k.network)),
+		ast.Item(ast.InternedTerm("tool"), ast.StringTerm(k.tool)),
+	)
+}
+
+func networkAudit(k netKey) map[string]any {
+	m := map[string]any{"phase": k.phase, "host": k.host, "port": int(k.port), "network": k.network}
+	if k.addr.IsValid() {
+		m["ip"] = k.addr.Unmap().String()
+	}
+	return m
+}
+
+// NormalizeHost lower-cases a host name and drops a trailing dot and IPv6
+// brackets, so policy comparisons see one spelling.
+func NormalizeHost(h string) string {
+	h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
+	return strings.TrimSuffix(strings.ToLower(h), ".")
+}
+
+// validHostname accepts LDH labels (and underscores, seen in the wild);
+// anything else, including numeric spellings of addresses that are not
+// dotted-quad, is still a name and is decided as one.
+func validHostname(h string) bool {
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(h, ".") {
+		if label == "" || len(label) > 63 {
+			return false
+		}
+		for _, c := range []byte(label) {
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+var (
+	nat64   = netip.MustParsePrefix("64:ff9b::/96")
+	nat64l  = netip.MustParsePrefix("64:ff9b:1::/48")
+	sixTo4  = netip.MustParsePrefix("2002::/16")
+	compat4 = netip.MustParsePrefix("::/96")
+)
+
+// EmbeddedIPv4 returns the IPv4 address carried inside an IPv6 address
+// in the NAT64, 6to4 or IPv4-compatible forms.
+func EmbeddedIPv4(a netip.Addr) (netip.Addr, bool) {
+	if !a.Is6() || a.Is4In6() {
+		return netip.Addr{}, false
+	}
+	b := a.As16()
+	switch {
+	case nat64.Contains(a), nat64l.Contains(a):
+		return netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]}), true
+	case sixTo4.Contains(a):
+		return netip.AddrFrom4([4]byte{b[2], b[3], b[4], b[5]}), true
+	case compat4.Contains(a) && a != netip.IPv6Unspecified() && a != netip.IPv6Loopback():
+		return netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]}), true
+	}
+	return netip.Addr{}, false
+}
+
+// HTTPClient returns a client whose every connection goes through
+// DialContext: no proxy (the policy must see the real target), no
+// connection reuse, at most MaxRedirects redirects, each a new decision at
+// dial time.
+func (n *Network) HTTPClient(timeout time.Duration) *http.Client {
+	tr := &http.Transport{
+		Proxy:       nil,
+		DialContext: n.DialContext,
+		// A pooled connection would let a later call, perhaps by another
+		// tool, reuse a connection decided for an earlier one.
+		DisableKeepAlives:     true,
+		ForceAttemptHTTP2:     true,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: 20 * time.Second,
+	}
+	return &http.Client{
+		Transport: tr,
+		Timeout:   timeout,
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if len(via) >= MaxRedirects {
+				return fmt.Errorf("stopped after %d redirects", MaxRedirects)
+			}
+			return nil
+		},
+	}
+}

@@ -1,0 +1,329 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/mcp-secure/mcp-secure/server/audit"
+	"github.com/mcp-secure/mcp-secure/server/engine"
+	"github.com/mcp-secure/mcp-secure/server/plugin"
+)
+
+// fakeDecider allows every registered tool except those in deny, and
+// records the inputs it saw.
+type fakeDecider struct {
+	mu     sync.Mutex
+	deny   map[string]string
+	err    error
+	inputs []ast.Value
+}
+
+func (f *fakeDecider) Decide(_ context.Context, p engine.Point, in ast.Value) (engine.Decision, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.inputs = append(f.inputs, in)
+	if f.err != nil {
+		return engine.Decision{Reasons: []string{"policy evaluation failed"}}, f.err
+	}
+	obj := in.(ast.Object)
+	tool := string(obj.Get(ast.StringTerm("tool")).Value.(ast.String))
+	if r, ok := f.deny[tool]; ok {
+		return engine.Decision{Reasons: []string{r}}, nil
+	}
+	if obj.Get(ast.StringTerm("registered")).Value.Compare(ast.Boolean(true)) != 0 {
+		return engine.Decision{Reasons: []string{"tool is not registered"}}, nil
+	}
+	return engine.Decision{Allow: true}, nil
+}
+
+func (f *fakeDecider) calls() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.inputs)
+}
+
+type fakeLimiter struct {
+	mu    sync.Mutex
+	seen  []string
+	limit map[string]int
+}
+
+func (f *fakeLimiter) Allow(tool string) (bool, time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.seen = append(f.seen, tool)
+	if n, ok := f.limit[tool]; ok {
+		if n == 0 {
+			return false, 1500 * time.Millisecond
+		}
+		f.limit[tool] = n - 1
+	}
+	return true, 0
+}
+
+type fakeAuditor struct {
+	mu   sync.Mutex
+	recs []audit.Record
+	fail bool
+}
+
+func (f *fakeAuditor) Log(_ context.Context, r audit.Record) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail {
+		return errors.New("disk full")
+	}
+	f.recs = append(f.recs, r)
+	return nil
+}
+
+func (f *fakeAuditor) last() audit.Record {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.recs) == 0 {
+		return audit.Record{}
+	}
+	return f.recs[len(f.recs)-1]
+}
+
+// gates hold the "stuck" tool until a test releases it; the tool ignores
+// its context on purpose.
+var gates sync.Map // name -> chan struct{}
+
+func gate(name string) chan struct{} {
+	ch, _ := gates.LoadOrStore(name, make(chan struct{}))
+	return ch.(chan struct{})
+}
+
+const echoSchema = `{"type":"object","properties":{"msg":{"type":"string","maxLength":10},"n":{"type":"integer","minimum":1}},"required":["msg"],"additionalProperties":false}`
+
+func init() {
+	plugin.Register("pipeline-test", func(plugin.Host) (plugin.Plugin, error) { return testPlugin{}, nil })
+}
+
+type testPlugin struct{}
+
+func (testPlugin) Info() plugin.Info { return plugin.Info{Name: "pipeline-test", Version: "0.0.1"} }
+
+func (testPlugin) Tools() []plugin.Tool {
+	obj := json.RawMessage(`{"type":"object"}`)
+	return []plugin.Tool{
+		{Name: "echo", Description: "echoes msg", InputSchema: json.RawMessage(echoSchema),
+			Handler: func(_ context.Context, c *plugin.Call) (*plugin.Result, error) {
+				var a struct{ Msg string }
+				json.Unmarshal(c.Arguments, &a)
+				return &plugin.Result{Text: a.Msg, Structured: map[string]any{"msg": a.Msg, "request_id": c.RequestID}}, nil
+			}},
+		{Name: "stuck", InputSchema: obj, Handler: func(_ context.Context, c *plugin.Call) (*plugin.Result, error) {
+			var a struct{ Gate string }
+			json.Unmarshal(c.Arguments, &a)
+			<-gate(a.Gate)
+			return &plugin.Result{Text: "late"}, nil
+		}},
+		{Name: "panics", InputSchema: obj, Handler: func(context.Context, *plugin.Call) (*plugin.Result, error) {
+			panic("boom")
+		}},
+		{Name: "fails", InputSchema: obj, Handler: func(context.Context, *plugin.Call) (*plugin.Result, error) {
+			return nil, errors.New("secret internal detail /var/lib/x")
+		}},
+	}
+}
+
+type harness struct {
+	dec *fakeDecider
+	lim *fakeLimiter
+	aud *fakeAuditor
+	cs  *mcp.ClientSession
+}
+
+func newHarness(t *testing.T, timeout time.Duration) *harness {
+	t.Helper()
+	h := &harness{
+		dec: &fakeDecider{deny: map[string]string{}},
+		lim: &fakeLimiter{limit: map[string]int{}},
+		aud: &fakeAuditor{},
+	}
+	s, err := New(Options{Engine: h.dec, Limiter: h.lim, Audit: h.aud, Timeout: timeout, Plugins: []string{"pipeline-test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cIn, sOut := io.Pipe()
+	sIn, cOut := io.Pipe()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx, sIn, sOut); sOut.Close(); close(done) }()
+	client := mcp.NewClient(&mcp.Implementation{Name: "unit", Version: "9"}, nil)
+	cs, err := client.Connect(t.Context(), &mcp.IOTransport{Reader: cIn, Writer: cOut}, &mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.cs = cs
+	t.Cleanup(func() { cs.Close(); cancel(); cOut.Close(); <-done })
+	return h
+}
+
+func (h *harness) call(t *testing.T, name string, args any) *mcp.CallToolResult {
+	t.Helper()
+	res, err := h.cs.CallTool(t.Context(), &mcp.CallToolParams{Name: name, Arguments: args})
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return res
+}
+
+func resultText(r *mcp.CallToolResult) string {
+	var b strings.Builder
+	for _, c := range r.Content {
+		if tc, ok := c.(*mcp.TextContent); ok {
+			b.WriteString(tc.Text)
+		}
+	}
+	return b.String()
+}
+
+func TestPipelineAllow(t *testing.T) {
+	h := newHarness(t, 5*time.Second)
+	res := h.call(t, "echo", map[string]any{"msg": "hi"})
+	if res.IsError || resultText(res) != "hi" {
+		t.Fatalf("got %v %q", res.IsError, resultText(res))
+	}
+	sc, _ := res.StructuredContent.(map[string]any)
+	if sc["request_id"] == "" || sc["request_id"] == nil {
+		t.Errorf("handler did not get the JSON-RPC request id: %v", sc)
+	}
+	rec := h.aud.last()
+	if rec.Kind != audit.KindToolCall || rec.Result != audit.ResultAllow || rec.Tool != "echo" || rec.DecisionID == "" || rec.RequestID == "" {
+		t.Errorf("allow record = %+v", rec)
+	}
+	if rec.Client == nil || rec.Client.Name != "unit" {
+		t.Errorf("client = %+v", rec.Client)
+	}
+	if h.dec.calls() != 1 {
+		t.Errorf("decisions = %d, want 1", h.dec.calls())
+	}
+}
+
+func TestPipelineOrder(t *testing.T) {
+	for name, tc := range map[string]struct {
+		tool       string
+		args       any
+		setup      func(h *harness)
+		wantText   string
+		wantKind   string
+		wantResult string
+		decisions  int
+		limited    int
+	}{
+		"deny/unknown-tool": {
+			tool: "nope", args: map[string]any{}, wantText: "not registered",
+			wantKind: audit.KindToolCall, wantResult: audit.ResultDeny, decisions: 1, limited: 0,
+		},
+		"deny/schema-type": {
+			tool: "echo", args: map[string]any{"msg": 5}, wantText: `at "/msg"`,
+			wantKind: audit.KindValidation, wantResult: audit.ResultDeny, decisions: 0, limited: 0,
+		},
+		"deny/schema-required": {
+			tool: "echo", args: map[string]any{}, wantText: `keyword "required"`,
+			wantKind: audit.KindValidation, wantResult: audit.ResultDeny,
+		},
+		"deny/schema-additional": {
+			tool: "echo", args: map[string]any{"msg": "a", "extra": 1}, wantText: `additionalProperties`,
+			wantKind: audit.KindValidation, wantResult: audit.ResultDeny,
+		},
+		"deny/rate-limit": {
+			tool: "echo", args: map[string]any{"msg": "a"}, setup: func(h *harness) { h.lim.limit["echo"] = 0 },
+			wantText: "rate limit", wantKind: audit.KindRateLimit, wantResult: audit.ResultDeny, limited: 1,
+		},
+		"deny/policy": {
+			tool: "echo", args: map[string]any{"msg": "a"}, setup: func(h *harness) { h.dec.deny["echo"] = "echo is off on weekends" },
+			wantText: "echo is off on weekends", wantKind: audit.KindToolCall, wantResult: audit.ResultDeny, decisions: 1, limited: 1,
+		},
+		"deny/policy-error": {
+			tool: "echo", args: map[string]any{"msg": "a"}, setup: func(h *harness) { h.dec.err = engine.ErrEval },
+			wantText: "could not be evaluated", wantKind: audit.KindToolCall, wantResult: audit.ResultError, decisions: 1, limited: 1,
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t, 5*time.Second)
+			if tc.setup != nil {
+				tc.setup(h)
+			}
+			res := h.call(t, tc.tool, tc.args)
+			if !res.IsError || !strings.Contains(resultText(res), tc.wantText) {
+				t.Errorf("result isError=%v %q, want %q", res.IsError, resultText(res), tc.wantText)
+			}
+			rec := h.aud.last()
+			if rec.Kind != tc.wantKind || rec.Result != tc.wantResult || len(rec.Reasons) == 0 {
+				t.Errorf("record = %+v", rec)
+			}
+			if got := h.dec.calls(); got != tc.decisions {
+				t.Errorf("decisions = %d, want %d", got, tc.decisions)
+			}
+			if got := len(h.lim.seen); got != tc.limited {
+				t.Errorf("limiter saw %d calls, want %d (%v)", got, tc.limited, h.lim.seen)
+			}
+		})
+	}
+}
+
+func TestPipelineHandlerFailures(t *testing.T) {
+	h := newHarness(t, 200*time.Millisecond)
+	defer close(gate(t.Name()))
+	res := h.call(t, "stuck", map[string]any{"gate": t.Name()})
+	if !res.IsError || !strings.Contains(resultText(res), "timed out") {
+		t.Errorf("stuck: %v %q", res.IsError, resultText(res))
+	}
+	res = h.call(t, "panics", map[string]any{})
+	if !res.IsError || !strings.Contains(resultText(res), "failed") {
+		t.Errorf("panics: %v %q", res.IsError, resultText(res))
+	}
+	res = h.call(t, "fails", map[string]any{})
+	if !res.IsError || strings.Contains(resultText(res), "/var/lib") {
+		t.Errorf("fails leaked detail or succeeded: %v %q", res.IsError, resultText(res))
+	}
+	// The server is still serving.
+	if res := h.call(t, "echo", map[string]any{"msg": "alive"}); res.IsError {
+		t.Errorf("after failures: %q", resultText(res))
+	}
+}
+
+func TestPipelineAuditFailureFailsClosed(t *testing.T) {
+	h := newHarness(t, time.Second)
+	h.aud.fail = true
+	res := h.call(t, "echo", map[string]any{"msg": "x"})
+	if !res.IsError || !strings.Contains(resultText(res), "audit") {
+		t.Fatalf("call ran without an audit record: %v %q", res.IsError, resultText(res))
+	}
+}
+
+func TestPipelineSlowToolDoesNotBlockOthers(t *testing.T) {
+	h := newHarness(t, 10*time.Second)
+	slow := make(chan *mcp.CallToolResult, 1)
+	go func() {
+		res, _ := h.cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "stuck", Arguments: map[string]any{"gate": t.Name()}})
+		slow <- res
+	}()
+	for range 5 {
+		if res := h.call(t, "echo", map[string]any{"msg": "fast"}); res.IsError {
+			t.Fatalf("fast call failed: %q", resultText(res))
+		}
+	}
+	select {
+	case <-slow:
+		t.Fatal("the stuck tool finished before it was released")
+	default:
+	}
+	close(gate(t.Name()))
+	if res := <-slow; res == nil || res.IsError {
+		t.Errorf("released tool: %+v", res)
+	}
+}

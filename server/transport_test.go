@@ -1,0 +1,181 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+)
+
+// connFor starts a stdioConn over in and returns it with its output.
+func connFor(t testing.TB, in string) (*stdioConn, *bytes.Buffer) {
+	var out bytes.Buffer
+	tr := &StdioTransport{In: strings.NewReader(in), Out: &syncWriter{w: &out}, MaxMessageBytes: 256, MaxDepth: 8}
+	c, err := tr.Connect(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.(*stdioConn), &out
+}
+
+type syncWriter struct{ w io.Writer }
+
+func (s *syncWriter) Write(p []byte) (int, error) { return s.w.Write(p) }
+
+// drain reads messages until EOF.
+func drain(t testing.TB, c *stdioConn) []jsonrpc.Message {
+	var msgs []jsonrpc.Message
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		m, err := c.Read(ctx)
+		cancel()
+		if err != nil {
+			if err != io.EOF {
+				t.Fatalf("read: %v", err)
+			}
+			return msgs
+		}
+		msgs = append(msgs, m)
+	}
+}
+
+func TestStdioConnRejectsAndContinues(t *testing.T) {
+	lines := []string{
+		`{"jsonrpc":"2.0","id":1,"method":"ping"}`,
+		`{"jsonrpc":"2.0","id":2,"method":`,                                                                        // parse error
+		"{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"\xff\"}",                                                       // invalid UTF-8
+		`[{"jsonrpc":"2.0","id":4,"method":"ping"}]`,                                                               // batch
+		`{"jsonrpc":"2.0","id":5,"method":"x","params":` + strings.Repeat("[", 20) + strings.Repeat("]", 20) + `}`, // too deep
+		`{"jsonrpc":"2.0","id":6,"method":"ping","params":{"pad":"` + strings.Repeat("x", 300) + `"}}`,             // too long
+		`{"id":7,"method":"ping"}`,                                                                                 // not JSON-RPC 2.0
+		``,                                                                                                         // blank lines are skipped
+		"{\"jsonrpc\":\"2.0\",\"id\":8,\"method\":\"tools/call\",\"params\":{\"name\":\"t\"}}\r",
+		`{"jsonrpc":"2.0","id":9,"method":"tools/call","params":[]}`,
+		`{"jsonrpc":"2.0","id":10,"method":"ping"}`,
+	}
+	c, out := connFor(t, strings.Join(lines, "\n")+"\n")
+	msgs := drain(t, c)
+	var ids []any
+	for _, m := range msgs {
+		ids = append(ids, m.(*jsonrpc.Request).ID.Raw())
+	}
+	if len(ids) != 3 || ids[0] != int64(1) || ids[1] != int64(8) || ids[2] != int64(10) {
+		t.Fatalf("delivered ids %v, want [1 8 10]", ids)
+	}
+	// tools/call carries its id to the pipeline in _meta.
+	var p struct {
+		Meta map[string]any `json:"_meta"`
+	}
+	json.Unmarshal(msgs[1].(*jsonrpc.Request).Params, &p)
+	if p.Meta[requestIDMeta] != "8" {
+		t.Errorf("request id meta = %v", p.Meta)
+	}
+
+	type errResp struct {
+		ID    any `json:"id"`
+		Error struct {
+			Code    int    `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	var got []errResp
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		var r errResp
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatalf("output line is not JSON: %q", sc.Text())
+		}
+		got = append(got, r)
+	}
+	want := []struct {
+		code int
+		id   any
+		msg  string
+	}{
+		{-32700, nil, "not valid JSON"},
+		{-32700, nil, "UTF-8"},
+		{-32600, nil, "batches"},
+		{-32600, nil, "nests deeper"},
+		{-32600, nil, "exceeds 256 bytes"},
+		{-32600, float64(7), "JSON-RPC 2.0"},
+		{-32602, float64(9), "object"},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %d error responses, want %d: %+v", len(got), len(want), got)
+	}
+	for i, w := range want {
+		if got[i].Error.Code != w.code || got[i].ID != w.id || !strings.Contains(got[i].Error.Message, w.msg) {
+			t.Errorf("response %d = %+v, want code %d id %v containing %q", i, got[i], w.code, w.id, w.msg)
+		}
+	}
+}
+
+func TestRequestIDMetaCannotBeSpoofed(t *testing.T) {
+	c, _ := connFor(t, `{"jsonrpc":"2.0","id":"abc","method":"tools/call","params":{"name":"t","_meta":{"io.mcp-secure/request-id":"forged","other":1}}}`+"\n")
+	msgs := drain(t, c)
+	var p struct {
+		Meta map[string]any `json:"_meta"`
+	}
+	json.Unmarshal(msgs[0].(*jsonrpc.Request).Params, &p)
+	if p.Meta[requestIDMeta] != "abc" || p.Meta["other"] != float64(1) {
+		t.Errorf("meta = %v", p.Meta)
+	}
+}
+
+func TestDepth(t *testing.T) {
+	for in, want := range map[string]int{
+		`1`:                  0,
+		`{"a":[1,{"b":[]}]}`: 4,
+		`"[[[["`:             0,
+		`{"a":"\"[[["}`:      1,
+		`[[],[[]]]`:          3,
+		`{"k\\":"[","x":[]}`: 2,
+	} {
+		if got := depth([]byte(in)); got != want {
+			t.Errorf("depth(%s) = %d, want %d", in, got, want)
+		}
+	}
+}
+
+// FuzzStdioConn feeds arbitrary bytes to the transport: it must never
+// panic or hang, every line it writes must be a JSON object, and a valid
+// request that follows the garbage must still be delivered.
+func FuzzStdioConn(f *testing.F) {
+	for _, s := range []string{
+		`{"jsonrpc":"2.0","id":1,"method":"ping"}`,
+		`[1,2`,
+		"\xff\xfe",
+		`{"jsonrpc":"2.0","id":{"x":1},"method":"tools/call","params":{"name":1}}`,
+		strings.Repeat("{", 40),
+		`{"jsonrpc":"2.0","id":null,"method":"tools/call","params":null}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		in := string(bytes.ReplaceAll(data, []byte("\n"), []byte(" "))) + "\n" + `{"jsonrpc":"2.0","id":"last","method":"ping"}` + "\n"
+		c, out := connFor(t, in)
+		msgs := drain(t, c)
+		if len(msgs) == 0 {
+			t.Fatal("the valid request after the input was lost")
+		}
+		last, ok := msgs[len(msgs)-1].(*jsonrpc.Request)
+		if !ok || last.ID.Raw() != "last" {
+			t.Fatalf("last message = %#v", msgs[len(msgs)-1])
+		}
+		for line := range strings.SplitSeq(strings.TrimSpace(out.String()), "\n") {
+			if line == "" {
+				continue
+			}
+			var m map[string]any
+			if err := json.Unmarshal([]byte(line), &m); err != nil {
+				t.Fatalf("wrote a line that is not a JSON object: %q", line)
+			}
+		}
+	})
+}
