@@ -1,6 +1,7 @@
 # mcp-secure: run `make` for the list of targets.
 .DEFAULT_GOAL := help
 SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
 
 GO        ?= go
 OPA       := $(GO) tool opa

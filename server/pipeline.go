@@ -119,8 +119,7 @@ func (p *pipeline) call(ctx context.Context, req *mcp.CallToolRequest) (*mcp.Cal
 	if ok && verr != nil {
 		v := violationOf(verr)
 		msg := fmt.Sprintf("invalid arguments for %q at %q: %s (keyword %q)", ci.name, displayPointer(v.Pointer), v.Message, v.Keyword)
-		rec.Path = ""
-		if finish(audit.KindValidation, audit.ResultDeny, []string{msg}, auditInput(ci, nil)) != nil {
+		if finish(audit.KindValidation, audit.ResultDeny, []string{msg}, auditInput(ci, args)) != nil {
 			return auditFailed(), nil
 		}
 		res := errorResult(msg)

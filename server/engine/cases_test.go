@@ -2,14 +2,14 @@ package engine_test
 
 import (
 	"bytes"
-	"encoding/json"
-	"os"
+		"os"
 	"path/filepath"
 	"slices"
 	"testing"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/tester"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/mcp-secure/mcp-secure/rego"
 	"github.com/mcp-secure/mcp-secure/server/engine"
@@ -34,60 +34,59 @@ func builtinConfig(t testing.TB, data map[string]any, extra map[string]string) e
 }
 
 type decisionCase struct {
-	Name    string         `json:"name"`
-	Point   string         `json:"point"`
-	Policy  map[string]any `json:"policy"`
-	Input   map[string]any `json:"input"`
-	Allow   bool           `json:"allow"`
-	Reasons []string       `json:"reasons"`
+	Name    string         `yaml:"name"`
+	Policy  map[string]any `yaml:"policy"`
+	Input   map[string]any `yaml:"input"`
+	Allow   bool           `yaml:"allow"`
+	Reasons []string       `yaml:"reasons"`
 }
 
 // TestDecisionCases runs every case under policy-tests/decisions through
-// the prepared queries the server uses.
+// the prepared queries the server uses. The same cases run in `opa test`
+// (policy-tests/mcp/decisions_test.rego).
 func TestDecisionCases(t *testing.T) {
-	files, err := filepath.Glob("../../policy-tests/decisions/*/*.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(files) < 24 {
-		t.Fatalf("found %d decision cases, want at least 24 (6 per decision point)", len(files))
-	}
-	for _, f := range files {
-		data, err := os.ReadFile(f)
+	for _, p := range engine.Points {
+		data, err := os.ReadFile(filepath.Join("../../policy-tests/decisions", string(p)+".yaml"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		var c decisionCase
-		if err := json.Unmarshal(data, &c); err != nil {
-			t.Fatalf("%s: %v", f, err)
+		var suite map[string][]decisionCase
+		if err := yaml.Unmarshal(data, &suite); err != nil {
+			t.Fatalf("%s: %v", p, err)
 		}
-		t.Run(c.Point+"/"+c.Name, func(t *testing.T) {
-			e, err := engine.New(t.Context(), builtinConfig(t, c.Policy, nil))
-			if err != nil {
-				t.Fatal(err)
-			}
-			in, err := ast.InterfaceToValue(c.Input)
-			if err != nil {
-				t.Fatal(err)
-			}
-			d, err := e.Decide(t.Context(), engine.Point(c.Point), in)
-			if err != nil {
-				t.Fatalf("%s: %v", f, err)
-			}
-			if d.Allow != c.Allow {
-				t.Errorf("%s: allow = %v, want %v (reasons %q)", f, d.Allow, c.Allow, d.Reasons)
-			}
-			if !c.Allow && c.Reasons != nil && !slices.Equal(d.Reasons, c.Reasons) {
-				t.Errorf("%s: reasons = %q, want %q", f, d.Reasons, c.Reasons)
-			}
-		})
+		cases := suite[string(p)]
+		if len(cases) < 6 {
+			t.Errorf("%s: %d decision cases, want at least 6", p, len(cases))
+		}
+		for _, c := range cases {
+			t.Run(string(p)+"/"+c.Name, func(t *testing.T) {
+				e, err := engine.New(t.Context(), builtinConfig(t, c.Policy, nil))
+				if err != nil {
+					t.Fatal(err)
+				}
+				in, err := ast.InterfaceToValue(c.Input)
+				if err != nil {
+					t.Fatal(err)
+				}
+				d, err := e.Decide(t.Context(), p, in)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d.Allow != c.Allow {
+					t.Errorf("allow = %v, want %v (reasons %q)", d.Allow, c.Allow, d.Reasons)
+				}
+				if c.Reasons != nil && !slices.Equal(d.Reasons, c.Reasons) {
+					t.Errorf("reasons = %q, want %q", d.Reasons, c.Reasons)
+				}
+			})
+		}
 	}
 }
 
 // TestRegoUnitTests runs the _test.rego files with OPA's test runner, the
 // same tests `opa test rego policy-tests` runs.
 func TestRegoUnitTests(t *testing.T) {
-	results, err := tester.Run(t.Context(), "../../rego", "../../policy-tests/mcp", "../../examples/rego")
+	results, err := tester.Run(t.Context(), "../../rego", "../../policy-tests", "../../examples/rego")
 	if err != nil {
 		t.Fatal(err)
 	}

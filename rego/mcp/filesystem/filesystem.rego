@@ -1,0 +1,48 @@
+# METADATA
+# title: Filesystem access
+# description: |
+#   Decides every path a tool opens, lists, creates or deletes.
+#   Input: path (absolute, cleaned), operation (read, write, list, create,
+#   delete, stat), tool.
+#   Globs are path-aware: * stays within one segment, ** crosses segments.
+#   Denied patterns win and match case-insensitively.
+#   Outputs: allow, deny, decision {allow, reasons}.
+# scope: package
+package mcp.filesystem
+
+policy := data.mcp.policy.filesystem
+
+operations := {"read", "write", "list", "create", "delete", "stat"}
+
+default allow := false
+
+allow if {
+	permitted
+	count(deny) == 0
+}
+
+permitted if {
+	absolute
+	some pattern in policy.allowed_paths
+	glob.match(pattern, ["/"], input.path)
+}
+
+absolute if startswith(input.path, "/")
+
+deny contains sprintf("path %q is not absolute", [input.path]) if not absolute
+
+deny contains sprintf("unknown operation %q", [input.operation]) if not input.operation in operations
+
+deny contains sprintf("path %q is not under filesystem.allowed_paths", [input.path]) if {
+	absolute
+	not permitted
+}
+
+deny contains sprintf("path %q matches filesystem.denied_paths pattern %q", [input.path, pattern]) if {
+	some pattern in policy.denied_paths
+	glob.match(pattern, ["/"], lower(input.path))
+}
+
+default decision := {"allow": false, "reasons": ["no policy decision"]}
+
+decision := {"allow": allow, "reasons": sort(deny)}

@@ -1,0 +1,123 @@
+package policy
+
+import (
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// Data is the policy compiled for Rego: the document stored at
+// data.mcp.policy. Every value is JSON-compatible.
+func (p *Policy) Data() map[string]any {
+	n := p.Network
+	endpoints := map[string]any{}
+	for _, e := range n.AllowedEndpoints {
+		var ports []any
+		if prev, ok := endpoints[e.Host].(map[string]any); ok {
+			ports = prev["ports"].([]any)
+		}
+		for _, port := range e.Ports {
+			if !slices.Contains(ports, any(port)) {
+				ports = append(ports, port)
+			}
+		}
+		endpoints[e.Host] = map[string]any{"ports": ports, "description": e.Description}
+	}
+	var allowedCmds any // null: no allowlist
+	if p.Commands.Allowed != nil {
+		allowedCmds = commandNames(*p.Commands.Allowed)
+	}
+	toolsAllowed := []any{"*"}
+	if p.Tools.Allowed != nil {
+		toolsAllowed = strs(*p.Tools.Allowed, nil)
+	}
+	rates := map[string]any{}
+	for k, v := range p.Tools.RateLimits {
+		rates[k] = v
+	}
+	return map[string]any{
+		"version": "1.0",
+		"network": map[string]any{
+			"allowed_ranges": strs(n.AllowedRanges, nil),
+			"endpoints":      endpoints,
+			"blocked_ports":  ints(n.BlockedPorts),
+			"allow_dns":      n.AllowDNS,
+			"dns_allowlist":  strs(n.DNSAllowlist, nil),
+		},
+		"filesystem": map[string]any{
+			"allowed_paths": p.globs(p.Filesystem.AllowedPaths, false),
+			"denied_paths":  p.globs(p.Filesystem.DeniedPaths, true),
+		},
+		"commands": map[string]any{
+			"blocked": commandNames(p.Commands.Blocked),
+			"allowed": allowedCmds,
+		},
+		"tools": map[string]any{
+			"allowed":         toolsAllowed,
+			"denied":          strs(p.Tools.Denied, nil),
+			"rate_limits":     rates,
+			"timeout_seconds": p.Timeout().Seconds(),
+		},
+	}
+}
+
+// globs makes path globs absolute and clean. A pattern ending in /** also
+// matches the directory itself. Deny globs are lower-cased: they match
+// case-insensitively.
+func (p *Policy) globs(list []string, lower bool) []any {
+	out := []any{}
+	add := func(g string) {
+		if lower {
+			g = strings.ToLower(g)
+		}
+		if !slices.Contains(out, any(g)) {
+			out = append(out, g)
+		}
+	}
+	for _, g := range list {
+		g = strings.TrimSpace(g)
+		if !strings.HasPrefix(g, "/") && !strings.HasPrefix(g, "**") {
+			g = filepath.Join(p.dir, g)
+		}
+		if strings.HasPrefix(g, "/") {
+			trailing := strings.HasSuffix(g, "/")
+			g = filepath.Clean(g)
+			if trailing && g != "/" {
+				g += "/**"
+			}
+		}
+		add(g)
+		if dir, ok := strings.CutSuffix(g, "/**"); ok && dir != "" && dir != "**" {
+			add(dir)
+		}
+	}
+	return out
+}
+
+// commandNames lower-cases command names and keeps their base names.
+func commandNames(list []string) []any {
+	return strs(list, func(s string) string { return strings.ToLower(filepath.Base(strings.TrimSpace(s))) })
+}
+
+func strs(list []string, f func(string) string) []any {
+	out := make([]any, 0, len(list))
+	for _, s := range list {
+		if f != nil {
+			s = f(s)
+		}
+		if !slices.Contains(out, any(s)) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func ints(list []int) []any {
+	out := make([]any, 0, len(list))
+	for _, i := range list {
+		if !slices.Contains(out, any(i)) {
+			out = append(out, i)
+		}
+	}
+	return out
+}

@@ -1,0 +1,353 @@
+package policy
+
+import (
+	"bytes"
+	_ "embed"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Policy is a loaded, validated policy file.
+type Policy struct {
+	Version    string     `yaml:"version"`
+	Network    Network    `yaml:"network"`
+	Filesystem Filesystem `yaml:"filesystem"`
+	Commands   Commands   `yaml:"commands"`
+	Tools      Tools      `yaml:"tools"`
+	Audit      Audit      `yaml:"audit"`
+	Rego       Rego       `yaml:"rego"`
+
+	source string
+	dir    string
+}
+
+// Network is the network section.
+type Network struct {
+	AllowedRanges    []string   `yaml:"allowed_ranges"`
+	AllowedEndpoints []Endpoint `yaml:"allowed_endpoints"`
+	BlockedPorts     []int      `yaml:"blocked_ports"`
+	AllowDNS         bool       `yaml:"allow_dns"`
+	DNSAllowlist     []string   `yaml:"dns_allowlist"`
+}
+
+// Endpoint is a host that may be reached on the given ports.
+type Endpoint struct {
+	Host        string `yaml:"host"`
+	Ports       []int  `yaml:"ports"`
+	Description string `yaml:"description"`
+}
+
+// Filesystem is the filesystem section: path globs.
+type Filesystem struct {
+	AllowedPaths []string `yaml:"allowed_paths" policy:"path"`
+	DeniedPaths  []string `yaml:"denied_paths" policy:"path"`
+}
+
+// Commands is the commands section.
+type Commands struct {
+	Blocked []string `yaml:"blocked"`
+	// Allowed, when present, is the only executables that may run.
+	Allowed *[]string `yaml:"allowed"`
+}
+
+// Tools is the tools section.
+type Tools struct {
+	// RateLimits is requests per minute by tool name; "default" applies to
+	// tools without their own entry.
+	RateLimits map[string]int `yaml:"rate_limits"`
+	// TimeoutSeconds bounds each tool call.
+	TimeoutSeconds float64 `yaml:"timeout"`
+	// Allowed are tool name globs; absent means every tool.
+	Allowed *[]string `yaml:"allowed"`
+	// Denied are tool name globs; a match denies whatever Allowed says.
+	Denied []string `yaml:"denied"`
+}
+
+// Audit is the audit section.
+type Audit struct {
+	LogFile  string   `yaml:"log_file" policy:"path"`
+	LogLevel string   `yaml:"log_level"`
+	Include  []string `yaml:"include"`
+}
+
+// Rego names the user's Rego modules.
+type Rego struct {
+	Modules []string `yaml:"modules" policy:"path"`
+}
+
+// Defaults applied when a key is absent.
+const (
+	DefaultRate    = 60
+	DefaultTimeout = 30 * time.Second
+	maxTimeout     = time.Hour
+)
+
+// AuditFields are the names audit.include accepts.
+var AuditFields = []string{"timestamp", "request_id", "tool_name", "arguments", "result_status", "execution_time", "security_events"}
+
+//go:embed default.yaml
+var defaultYAML []byte
+
+// EmbeddedName is the Source of the embedded default policy.
+const EmbeddedName = "<embedded default policy>"
+
+// Load reads and validates the policy at path.
+func Load(path string) (*Policy, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read policy: %w", err)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("read policy: %w", err)
+	}
+	return Parse(path, filepath.Dir(abs), data, nil)
+}
+
+// Default returns the embedded default policy.
+func Default() (*Policy, error) {
+	wd, err := os.Getwd()
+	if err != nil {
+		wd = "/"
+	}
+	return Parse(EmbeddedName, wd, defaultYAML, nil)
+}
+
+// DefaultYAML is the source of the embedded default policy.
+func DefaultYAML() []byte { return slices.Clone(defaultYAML) }
+
+// Parse validates data as a policy named name; relative paths in it
+// resolve against dir. lookup reads environment variables (nil means the
+// process environment).
+func Parse(name, dir string, data []byte, lookup func(string) (string, bool)) (*Policy, error) {
+	if lookup == nil {
+		lookup = osLookup
+	}
+	home := ""
+	if h, ok := lookup("HOME"); ok {
+		home = h
+	} else if h, err := os.UserHomeDir(); err == nil {
+		home = h
+	}
+	var root yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&root); err != nil {
+		return nil, yamlError(name, err)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		return nil, &Error{File: name, Line: extra.Line, Msg: "a policy file holds one YAML document"}
+	}
+	p := &Policy{source: name, dir: dir}
+	d := &decoder{file: name, lines: map[string]int{}, lookup: lookup, home: home}
+	if len(root.Content) > 0 {
+		if err := d.decode(root.Content[0], "", reflect.ValueOf(p).Elem(), false); err != nil {
+			return nil, err
+		}
+	}
+	if err := p.validate(d); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// yamlError turns a YAML syntax error into an *Error with its line.
+func yamlError(name string, err error) error {
+	msg := err.Error()
+	line := 0
+	if rest, ok := strings.CutPrefix(msg, "yaml: line "); ok {
+		if n, after, ok := strings.Cut(rest, ":"); ok {
+			fmt.Sscanf(n, "%d", &line)
+			msg = strings.TrimSpace(after)
+		}
+	}
+	return &Error{File: name, Line: line, Msg: "YAML syntax: " + msg}
+}
+
+func (p *Policy) validate(d *decoder) error {
+	bad := func(key, format string, args ...any) error {
+		return &Error{File: p.source, Line: d.lines[key], Key: key, Msg: fmt.Sprintf(format, args...)}
+	}
+	if p.Version != "" && p.Version != "1.0" && p.Version != "1" {
+		return bad("version", "unsupported version %q (want \"1.0\")", p.Version)
+	}
+	n := &p.Network
+	for i, r := range n.AllowedRanges {
+		pr, err := netip.ParsePrefix(strings.TrimSpace(r))
+		if err != nil {
+			return bad(fmt.Sprintf("network.allowed_ranges[%d]", i), "%q is not a CIDR (write 10.0.0.1/32 for one address)", r)
+		}
+		n.AllowedRanges[i] = pr.Masked().String()
+	}
+	for i, e := range n.AllowedEndpoints {
+		key := fmt.Sprintf("network.allowed_endpoints[%d]", i)
+		h := normalizeHost(e.Host)
+		if !validHost(h) {
+			return bad(key+".host", "%q is not a host name", e.Host)
+		}
+		n.AllowedEndpoints[i].Host = h
+		if len(e.Ports) == 0 {
+			return bad(key+".ports", "an endpoint needs at least one port")
+		}
+		for j, port := range e.Ports {
+			if port < 1 || port > 65535 {
+				return bad(fmt.Sprintf("%s.ports[%d]", key, j), "port %d is outside 1-65535", port)
+			}
+		}
+	}
+	for i, port := range n.BlockedPorts {
+		if port < 1 || port > 65535 {
+			return bad(fmt.Sprintf("network.blocked_ports[%d]", i), "port %d is outside 1-65535", port)
+		}
+	}
+	for i, h := range n.DNSAllowlist {
+		nh := normalizeHost(h)
+		if !validHost(nh) {
+			return bad(fmt.Sprintf("network.dns_allowlist[%d]", i), "%q is not a host name", h)
+		}
+		n.DNSAllowlist[i] = nh
+	}
+	for _, sec := range []struct {
+		key  string
+		list []string
+	}{{"filesystem.allowed_paths", p.Filesystem.AllowedPaths}, {"filesystem.denied_paths", p.Filesystem.DeniedPaths}} {
+		for i, g := range sec.list {
+			if strings.TrimSpace(g) == "" || strings.ContainsRune(g, 0) {
+				return bad(fmt.Sprintf("%s[%d]", sec.key, i), "empty or invalid path pattern")
+			}
+		}
+	}
+	check := func(key string, list []string) error {
+		for i, c := range list {
+			if strings.TrimSpace(c) == "" {
+				return bad(fmt.Sprintf("%s[%d]", key, i), "empty name")
+			}
+		}
+		return nil
+	}
+	if err := check("commands.blocked", p.Commands.Blocked); err != nil {
+		return err
+	}
+	if p.Commands.Allowed != nil {
+		if err := check("commands.allowed", *p.Commands.Allowed); err != nil {
+			return err
+		}
+	}
+	t := &p.Tools
+	for name, r := range t.RateLimits {
+		if r < 0 {
+			return bad("tools.rate_limits."+name, "rate %d is negative (0 blocks the tool)", r)
+		}
+	}
+	if t.TimeoutSeconds < 0 || time.Duration(t.TimeoutSeconds*float64(time.Second)) > maxTimeout {
+		return bad("tools.timeout", "timeout %v s is outside 0-%v s", t.TimeoutSeconds, maxTimeout.Seconds())
+	}
+	if t.Allowed != nil {
+		if err := check("tools.allowed", *t.Allowed); err != nil {
+			return err
+		}
+	}
+	if err := check("tools.denied", t.Denied); err != nil {
+		return err
+	}
+	a := &p.Audit
+	switch strings.ToUpper(a.LogLevel) {
+	case "", "DEBUG", "INFO", "WARN", "WARNING", "ERROR":
+	default:
+		return bad("audit.log_level", "unknown level %q (DEBUG, INFO, WARN, ERROR)", a.LogLevel)
+	}
+	for i, f := range a.Include {
+		if !slices.Contains(AuditFields, f) {
+			return bad(fmt.Sprintf("audit.include[%d]", i), "unknown field %q (known: %s)", f, strings.Join(AuditFields, ", "))
+		}
+	}
+	if a.LogFile == "" {
+		f, err := d.expand("${XDG_STATE_HOME:-~/.local/state}/mcp-secure/audit.log")
+		if err != nil {
+			return bad("audit.log_file", "no log file given and no default: %v", err)
+		}
+		a.LogFile = f
+	}
+	a.LogFile = p.abs(a.LogFile)
+	for i, m := range p.Rego.Modules {
+		key := fmt.Sprintf("rego.modules[%d]", i)
+		m = p.abs(m)
+		st, err := os.Stat(m)
+		if err != nil {
+			return bad(key, "%v", err)
+		}
+		if st.IsDir() {
+			return bad(key, "%s is a directory; name each .rego file", m)
+		}
+		p.Rego.Modules[i] = m
+	}
+	return nil
+}
+
+func (p *Policy) abs(path string) string {
+	if filepath.IsAbs(path) {
+		return filepath.Clean(path)
+	}
+	return filepath.Join(p.dir, path)
+}
+
+// Source names where the policy came from: its file, or EmbeddedName.
+func (p *Policy) Source() string { return p.source }
+
+// Timeout is the deadline of one tool call.
+func (p *Policy) Timeout() time.Duration {
+	if p.Tools.TimeoutSeconds == 0 {
+		return DefaultTimeout
+	}
+	return time.Duration(p.Tools.TimeoutSeconds * float64(time.Second))
+}
+
+// RateLimit is tool's rate in requests per minute; "" or an unlisted tool
+// gets the default.
+func (p *Policy) RateLimit(tool string) int {
+	if r, ok := p.Tools.RateLimits[tool]; ok && tool != "" {
+		return r
+	}
+	if r, ok := p.Tools.RateLimits["default"]; ok {
+		return r
+	}
+	return DefaultRate
+}
+
+// Audits reports whether audit.include names field; an absent include
+// list means every field.
+func (p *Policy) Audits(field string) bool {
+	return len(p.Audit.Include) == 0 || slices.Contains(p.Audit.Include, field)
+}
+
+func normalizeHost(h string) string {
+	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(h)), ".")
+}
+
+func validHost(h string) bool {
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	if _, err := netip.ParseAddr(h); err == nil {
+		return true
+	}
+	for label := range strings.SplitSeq(h, ".") {
+		if label == "" || len(label) > 63 {
+			return false
+		}
+		for _, c := range []byte(label) {
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
+}
