@@ -11,7 +11,7 @@ LDFLAGS   := -X main.version=$(VERSION)
 CAPS      := rego/capabilities.json
 FUZZTIME  ?= 30s
 
-.PHONY: help build run test test-go test-rego policy-tests lint fmt bench fuzz deps check
+.PHONY: help build run test test-go test-rego policy-tests lint fmt bench fuzz deps check caps
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -56,3 +56,6 @@ deps: ## Check the layering (plugins import only server/plugin; server never imp
 	$(GO) test -count=1 -run TestLayering ./cmd/mcp-secure/
 
 check: lint test deps ## Everything CI checks
+
+caps: ## Regenerate rego/capabilities.json from the pinned OPA, without network and runtime built-ins
+	$(OPA) capabilities --current | $(GO) run ./rego/internal/gencaps > $(CAPS)

@@ -116,7 +116,7 @@ func (s *Server) addTool(info plugin.Info, t plugin.Tool) error {
 	if t.Handler == nil {
 		return fmt.Errorf("tool %q has no handler", t.Name)
 	}
-	sch, err := compileSchema(t.Name, t.InputSchema)
+	sch, err := plugin.CompileSchema(t.Name, t.InputSchema)
 	if err != nil {
 		return err
 	}

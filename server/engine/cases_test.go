@@ -2,7 +2,7 @@ package engine_test
 
 import (
 	"bytes"
-		"os"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"

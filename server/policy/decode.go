@@ -28,6 +28,22 @@ func (d *decoder) errf(n *yaml.Node, key, format string, args ...any) error {
 	return &Error{File: d.file, Line: line, Key: key, Msg: fmt.Sprintf(format, args...)}
 }
 
+// lineOf is the line of key, or of its nearest parent when the key itself
+// is absent from the file.
+func (d *decoder) lineOf(key string) int {
+	for key != "" {
+		if l, ok := d.lines[key]; ok {
+			return l
+		}
+		i := strings.LastIndexAny(key, ".[")
+		if i < 0 {
+			break
+		}
+		key = key[:i]
+	}
+	return 0
+}
+
 func join(parent, key string) string {
 	if parent == "" {
 		return key
@@ -197,7 +213,8 @@ func (d *decoder) decodeStruct(n *yaml.Node, key string, v reflect.Value) error 
 
 func fieldByTag(t reflect.Type, name string) (int, bool) {
 	for i := range t.NumField() {
-		if tag := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]; tag == name && tag != "-" {
+		f := t.Field(i)
+		if tag := strings.Split(f.Tag.Get("yaml"), ",")[0]; f.IsExported() && tag != "" && tag == name && tag != "-" {
 			return i, true
 		}
 	}

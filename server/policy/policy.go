@@ -174,7 +174,7 @@ func yamlError(name string, err error) error {
 
 func (p *Policy) validate(d *decoder) error {
 	bad := func(key, format string, args ...any) error {
-		return &Error{File: p.source, Line: d.lines[key], Key: key, Msg: fmt.Sprintf(format, args...)}
+		return &Error{File: p.source, Line: d.lineOf(key), Key: key, Msg: fmt.Sprintf(format, args...)}
 	}
 	if p.Version != "" && p.Version != "1.0" && p.Version != "1" {
 		return bad("version", "unsupported version %q (want \"1.0\")", p.Version)

@@ -1,0 +1,141 @@
+package discovery
+
+import (
+	"encoding/json"
+	"slices"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/mcp-secure/mcp-secure/server/plugin"
+	"github.com/mcp-secure/mcp-secure/server/plugin/plugintest"
+)
+
+func fixtureHost(deny ...string) *plugintest.Host {
+	tool := func(name, cat, desc string, aliases, intents []string) plugin.Entry {
+		return plugin.Entry{Plugin: cat + "-plugin", PluginVersion: "2.0.0", Tool: plugin.Tool{
+			Name: name, Category: cat, Description: desc, Aliases: aliases, Intents: intents,
+			InputSchema: json.RawMessage(`{"type":"object"}`),
+		}}
+	}
+	h := &plugintest.Host{Entries: []plugin.Entry{
+		tool("web_search", "websearch", "Search the web with DuckDuckGo.", []string{"internet", "google"}, []string{"research"}),
+		tool("add_bug", "bugtracker", "Record a bug in the project's tracker.", []string{"issue", "ticket"}, []string{"track"}),
+		tool("search_bugs_global", "bugtracker", "Search bugs across all projects.", []string{"find issues"}, []string{"track", "research"}),
+		tool("list_bugs", "bugtracker", "List a project's bugs.", nil, []string{"track"}),
+	}}
+	h.Allow = func(name string) (bool, []string) {
+		if slices.Contains(deny, name) {
+			return false, []string{"denied by tools.denied"}
+		}
+		return true, nil
+	}
+	return h
+}
+
+func search(t *testing.T, p plugin.Plugin, args map[string]any) map[string]any {
+	t.Helper()
+	raw, _ := json.Marshal(args)
+	res, err := p.Tools()[0].Handler(t.Context(), &plugin.Call{Tool: "search_tools", Arguments: raw})
+	if err != nil || res.IsError {
+		t.Fatalf("search_tools: %v %+v", err, res)
+	}
+	data, _ := json.Marshal(res.Structured)
+	var out map[string]any
+	json.Unmarshal(data, &out)
+	return out
+}
+
+func names(out map[string]any) []string {
+	var ns []string
+	for _, m := range out["tools"].([]any) {
+		ns = append(ns, m.(map[string]any)["name"].(string))
+	}
+	return ns
+}
+
+func TestConformance(t *testing.T) {
+	plugintest.Run(t, Name, fixtureHost())
+}
+
+func TestSearchRanking(t *testing.T) {
+	p := plugintest.Run(t, Name, fixtureHost())
+	for name, tc := range map[string]struct {
+		args map[string]any
+		want []string
+	}{
+		"exact-name-first":      {map[string]any{"query": "web_search"}, []string{"web_search", "search_bugs_global"}},
+		"name-token-over-alias": {map[string]any{"query": "bugs"}, []string{"add_bug", "list_bugs", "search_bugs_global"}},
+		"alias":                 {map[string]any{"query": "ticket"}, []string{"add_bug"}},
+		"description-only":      {map[string]any{"query": "duckduckgo"}, []string{"web_search"}},
+		"no-match":              {map[string]any{"query": "kubernetes"}, nil},
+		"category-filter":       {map[string]any{"category": "BugTracker"}, []string{"add_bug", "list_bugs", "search_bugs_global"}},
+		"intent-filter":         {map[string]any{"intent": "research"}, []string{"search_bugs_global", "web_search"}},
+		"intent-and-query":      {map[string]any{"intent": "research", "query": "search"}, []string{"search_bugs_global", "web_search"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, names(search(t, p, tc.args))); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestSearchHidesDeniedTools(t *testing.T) {
+	p := plugintest.Run(t, Name, fixtureHost("web_search"))
+	out := search(t, p, map[string]any{"query": "search"})
+	if slices.Contains(names(out), "web_search") {
+		t.Errorf("denied tool listed: %v", names(out))
+	}
+	out = search(t, p, map[string]any{"query": "search", "include_unavailable": true})
+	var found map[string]any
+	for _, m := range out["tools"].([]any) {
+		if m.(map[string]any)["name"] == "web_search" {
+			found = m.(map[string]any)
+		}
+	}
+	if found == nil || found["available"] != false || found["reasons"] == nil {
+		t.Errorf("include_unavailable: %v", found)
+	}
+}
+
+func TestDetailLevels(t *testing.T) {
+	p := plugintest.Run(t, Name, fixtureHost())
+	for level, want := range map[string][]string{
+		"name":    {"available", "category", "name", "score"},
+		"summary": {"available", "category", "description", "name", "plugin", "score"},
+		"full":    {"aliases", "available", "category", "description", "input_schema", "intents", "name", "plugin", "score"},
+	} {
+		out := search(t, p, map[string]any{"query": "web_search", "detail_level": level})
+		first := out["tools"].([]any)[0].(map[string]any)
+		var keys []string
+		for k := range first {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		if diff := cmp.Diff(want, keys); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", level, diff)
+		}
+	}
+}
+
+func TestListCategories(t *testing.T) {
+	p := plugintest.Run(t, Name, fixtureHost("add_bug"))
+	res, err := p.Tools()[1].Handler(t.Context(), &plugin.Call{Tool: "list_categories", Arguments: json.RawMessage(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Category{
+		{Category: "bugtracker", Version: "2.0.0", ToolCount: 2, Tools: []string{"list_bugs", "search_bugs_global"}},
+		{Category: "websearch", Version: "2.0.0", ToolCount: 1, Tools: []string{"web_search"}},
+	}
+	if diff := cmp.Diff(want, res.Structured.(map[string]any)["categories"]); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+func TestTokens(t *testing.T) {
+	if diff := cmp.Diff([]string{"search", "bug", "global", "class"}, tokens("Search_BUGS global, class")); diff != "" {
+		t.Error(diff)
+	}
+}

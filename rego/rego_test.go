@@ -1,0 +1,58 @@
+package rego
+
+import (
+	"bytes"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+)
+
+func TestCapabilities(t *testing.T) {
+	caps, err := ast.LoadCapabilitiesJSON(bytes.NewReader(Capabilities()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var have []string
+	for _, b := range caps.Builtins {
+		have = append(have, b.Name)
+	}
+	for _, f := range Forbidden {
+		if slices.Contains(have, f) {
+			t.Errorf("capabilities.json allows %s", f)
+		}
+	}
+	// The file is this OPA version's built-ins minus the forbidden ones:
+	// when OPA is upgraded, regenerate it (see the Makefile's caps target).
+	var want []string
+	for _, b := range ast.CapabilitiesForThisVersion().Builtins {
+		if !slices.Contains(Forbidden, b.Name) {
+			want = append(want, b.Name)
+		}
+	}
+	slices.Sort(have)
+	slices.Sort(want)
+	if !slices.Equal(have, want) {
+		t.Errorf("capabilities.json is stale: regenerate it with `make caps`")
+	}
+}
+
+func TestModulesExcludeTests(t *testing.T) {
+	mods, err := Modules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"tools", "network", "filesystem", "commands"} {
+		name := "rego/mcp/" + p + "/" + p + ".rego"
+		src, ok := mods[name]
+		if !ok || !strings.Contains(src, "package mcp."+p) {
+			t.Errorf("module %s missing or wrong", name)
+		}
+	}
+	for name := range mods {
+		if strings.HasSuffix(name, "_test.rego") {
+			t.Errorf("test module %s is compiled into the server", name)
+		}
+	}
+}
