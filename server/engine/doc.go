@@ -10,8 +10,12 @@
 // # Decisions
 //
 // [Engine.Decide] asks one decision point (tools, network, filesystem,
-// commands). The hot path evaluates the boolean rule data.mcp.<point>.allow;
-// only a deny evaluates data.mcp.<point>.decision for its reasons.
+// commands). The hot path evaluates the boolean rule data.mcp.<point>.allow
+// with topdown directly: a query compiled once per snapshot, one read
+// transaction for the snapshot's life, the policy document served from an
+// AST cache, and a deadline polled by the evaluator instead of a timer or
+// goroutine per call. Only a deny evaluates data.mcp.<point>.decision (a
+// prepared rego query) for its reasons.
 // Undefined, an evaluation error or the decision deadline is a deny with
 // [ErrEval]: the engine fails closed.
 package engine

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"github.com/open-policy-agent/opa/v1/topdown"
 )
 
 // Point is a decision point: one Rego package under data.mcp.
@@ -68,12 +70,26 @@ type snapshot struct {
 	timeout time.Duration
 	queries map[Point]*queries
 	opts    []rego.EvalOption // shared by every evaluation of the snapshot
+
+	compiler *ast.Compiler
+	store    storage.Store
+	cache    *policyCache
+	// txn is one read transaction for the snapshot's life: the store is
+	// never written after the snapshot is built, so every evaluation
+	// shares it.
+	txn storage.Transaction
 }
 
 type queries struct {
-	allow    rego.PreparedEvalQuery
+	// allow is the compiled body `mcp_allow = data.mcp.<point>.allow`,
+	// evaluated directly by topdown on the hot path.
+	allow    ast.Body
 	decision rego.PreparedEvalQuery
 }
+
+// allowVar binds the value of the allow rule in the hot-path query.
+var allowVar = ast.Var("mcp_allow")
+
 
 // New compiles cfg into the first snapshot.
 func New(ctx context.Context, cfg Config) (*Engine, error) {
@@ -127,9 +143,14 @@ func build(ctx context.Context, cfg Config) (*snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: policy data: %w", ErrCompile, err)
 	}
-	s := &snapshot{gen: generations.Add(1), timeout: cfg.Timeout, queries: map[Point]*queries{}}
+	s := &snapshot{gen: generations.Add(1), timeout: cfg.Timeout, queries: map[Point]*queries{},
+		compiler: comp, store: store, cache: &policyCache{root: policyValue}}
+	if s.txn, err = store.NewTransaction(ctx); err != nil {
+		return nil, fmt.Errorf("%w: open store: %w", ErrCompile, err)
+	}
 	s.opts = []rego.EvalOption{
-		rego.EvalBaseCache(&policyCache{root: policyValue}),
+		rego.EvalTransaction(s.txn),
+		rego.EvalBaseCache(s.cache),
 		rego.EvalMetrics(metrics.NoOp()),
 	}
 	if s.timeout <= 0 {
@@ -138,8 +159,9 @@ func build(ctx context.Context, cfg Config) (*snapshot, error) {
 	for _, p := range Points {
 		q := &queries{}
 		var err error
-		if q.allow, err = prepare(ctx, comp, store, "data.mcp."+string(p)+".allow"); err != nil {
-			return nil, err
+		body := ast.NewBody(ast.Equality.Expr(ast.NewTerm(allowVar), ast.MustParseTerm("data.mcp."+string(p)+".allow")))
+		if q.allow, err = comp.QueryCompiler().Compile(body); err != nil {
+			return nil, fmt.Errorf("%w: compile data.mcp.%s.allow: %w", ErrCompile, p, err)
 		}
 		if q.decision, err = prepare(ctx, comp, store, "data.mcp."+string(p)+".decision"); err != nil {
 			return nil, err
@@ -188,18 +210,17 @@ func (e *Engine) Decide(ctx context.Context, point Point, input ast.Value) (Deci
 	if !ok {
 		return denied("unknown decision point"), fmt.Errorf("%w: %q", ErrUnknownPoint, point)
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-
-	opts := append(s.opts[:len(s.opts):len(s.opts)], rego.EvalParsedInput(input))
-	rs, err := q.allow.Eval(ctx, opts...)
+	ok, err := s.allow(ctx, q.allow, input)
 	if err != nil {
 		return denied("policy evaluation failed"), fmt.Errorf("%w: %s: %w", ErrEval, point, err)
 	}
-	if allowed(rs) {
+	if ok {
 		return Decision{Allow: true}, nil
 	}
-	rs, err = q.decision.Eval(ctx, opts...)
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	opts := append(s.opts[:len(s.opts):len(s.opts)], rego.EvalParsedInput(input))
+	rs, err := q.decision.Eval(ctx, opts...)
 	if err != nil {
 		return denied("policy evaluation failed"), fmt.Errorf("%w: %s: %w", ErrEval, point, err)
 	}
@@ -216,15 +237,77 @@ func (e *Engine) Decide(ctx context.Context, point Point, input ast.Value) (Deci
 	return d, nil
 }
 
-func denied(reason string) Decision { return Decision{Reasons: []string{reason}} }
-
-func allowed(rs rego.ResultSet) bool {
-	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
-		return false
+// allow evaluates a compiled allow body with topdown directly: the hot
+// path of every decision. The deadline cancels the evaluation without a
+// timer or a goroutine per call; only a boolean true allows.
+func (s *snapshot) allow(ctx context.Context, body ast.Body, input ast.Value) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
 	}
-	b, ok := rs[0].Expressions[0].Value.(bool)
-	return ok && b
+	c := deadlines.Get().(*deadline)
+	c.at = time.Now().Add(s.timeout)
+	defer c.release()
+	q := topdown.NewQuery(body).
+		WithCompiler(s.compiler).
+		WithStore(s.store).
+		WithTransaction(s.txn).
+		WithInput(ast.NewTerm(input)).
+		WithBaseCache(s.cache).
+		WithMetrics(metrics.NoOp()).
+		WithStrictBuiltinErrors(true).
+		WithCancel(c)
+	var r struct {
+		allowed bool
+		results int
+	}
+	err := q.Iter(ctx, func(qr topdown.QueryResult) error {
+		r.results++
+		if v, ok := qr[allowVar]; ok {
+			r.allowed = v.Value.Compare(ast.Boolean(true)) == 0
+		}
+		return nil
+	})
+	if err != nil {
+		return false, err
+	}
+	return r.allowed && r.results == 1, nil
 }
+
+// deadline cancels an evaluation once its time is up. topdown polls
+// Cancelled at every step; the clock is read on every 32nd poll, so a
+// decision needs no timer and no goroutine.
+type deadline struct {
+	at    time.Time
+	polls atomic.Uint32
+	done  atomic.Bool
+}
+
+var _ topdown.Cancel = (*deadline)(nil)
+
+// deadlines recycles deadline values: topdown holds one only while a
+// query runs.
+var deadlines = sync.Pool{New: func() any { return new(deadline) }}
+
+func (d *deadline) release() {
+	d.polls.Store(0)
+	d.done.Store(false)
+	deadlines.Put(d)
+}
+
+func (d *deadline) Cancel() { d.done.Store(true) }
+
+func (d *deadline) Cancelled() bool {
+	if d.done.Load() {
+		return true
+	}
+	if d.polls.Add(1)%32 == 0 && time.Now().After(d.at) {
+		d.done.Store(true)
+		return true
+	}
+	return false
+}
+
+func denied(reason string) Decision { return Decision{Reasons: []string{reason}} }
 
 func decode(rs rego.ResultSet) (Decision, bool) {
 	if len(rs) != 1 || len(rs[0].Expressions) != 1 {

@@ -54,6 +54,7 @@ func (p *Policy) Data() map[string]any {
 		},
 		"tools": map[string]any{
 			"allowed":         toolsAllowed,
+			"allow_all":       slices.Contains(toolsAllowed, any("*")),
 			"denied":          strs(p.Tools.Denied, nil),
 			"rate_limits":     rates,
 			"timeout_seconds": p.Timeout().Seconds(),

@@ -4,36 +4,42 @@
 #   Decides every tools/call before its handler runs.
 #   Input: tool (name), registered (bool), arguments (object),
 #   client {name, version}, protocol_version, request_id.
-#   Outputs: allow (bool), deny (set of reasons), decision {allow, reasons}.
+#   Outputs: allow (bool), deny (set of reasons to refuse), reasons (deny
+#   plus what the call lacks), decision {allow, reasons}.
 #   User modules in this package tighten it with `deny contains reason if ...`.
 # scope: package
 package mcp.tools
 
-policy := data.mcp.policy.tools
-
 default allow := false
 
+# A call is allowed when it is positively permitted and nothing denies it.
 allow if {
 	input.registered == true
 	permitted
 	count(deny) == 0
 }
 
+# tools.allowed absent or ["*"] compiles to allow_all: no glob per call.
+permitted if data.mcp.policy.tools.allow_all == true
+
 # A glob with no delimiters: * spans the whole name, dots included.
 permitted if {
-	some pattern in policy.allowed
+	some pattern in data.mcp.policy.tools.allowed
 	glob.match(pattern, null, input.tool)
 }
-
-deny contains sprintf("tool %q is not registered", [input.tool]) if not input.registered == true
-
-deny contains sprintf("tool %q is not in tools.allowed", [input.tool]) if not permitted
 
 deny contains sprintf("tool %q is denied by tools.denied pattern %q", [input.tool, pattern]) if {
-	some pattern in policy.denied
+	some pattern in data.mcp.policy.tools.denied
 	glob.match(pattern, null, input.tool)
 }
+
+# reasons explains a refusal; it is evaluated only when allow is not true.
+reasons contains reason if some reason in deny
+
+reasons contains sprintf("tool %q is not registered", [input.tool]) if not input.registered == true
+
+reasons contains sprintf("tool %q is not in tools.allowed", [input.tool]) if not permitted
 
 default decision := {"allow": false, "reasons": ["no policy decision"]}
 
-decision := {"allow": allow, "reasons": sort(deny)}
+decision := {"allow": allow, "reasons": sort(reasons)}

@@ -45,3 +45,9 @@ test_decision_allow_has_no_reasons if {
 	tools.decision == {"allow": true, "reasons": []} with input as call("list_categories")
 		with data.mcp.policy.tools as pol
 }
+
+test_allow_all_flag_skips_globs if {
+	p := {"allow_all": true, "allowed": [], "denied": ["x_*"]}
+	tools.allow with input as call("anything.at_all") with data.mcp.policy.tools as p
+	not tools.allow with input as call("x_y") with data.mcp.policy.tools as p
+}
