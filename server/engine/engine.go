@@ -90,7 +90,6 @@ type queries struct {
 // allowVar binds the value of the allow rule in the hot-path query.
 var allowVar = ast.Var("mcp_allow")
 
-
 // New compiles cfg into the first snapshot.
 func New(ctx context.Context, cfg Config) (*Engine, error) {
 	s, err := build(ctx, cfg)

@@ -39,4 +39,3 @@ func CompileSchema(tool string, raw []byte) (*jsonschema.Schema, error) {
 	}
 	return s, nil
 }
-
