@@ -53,6 +53,8 @@ type pipeline struct {
 	timeout time.Duration
 	log     *slog.Logger
 	now     func() time.Time
+	// omitArgs keeps tool arguments out of audit records.
+	omitArgs bool
 }
 
 // callInfo is what the pipeline knows about a call before it runs.
@@ -119,7 +121,7 @@ func (p *pipeline) call(ctx context.Context, req *mcp.CallToolRequest) (*mcp.Cal
 	if ok && verr != nil {
 		v := violationOf(verr)
 		msg := fmt.Sprintf("invalid arguments for %q at %q: %s (keyword %q)", ci.name, displayPointer(v.Pointer), v.Message, v.Keyword)
-		if finish(audit.KindValidation, audit.ResultDeny, []string{msg}, auditInput(ci, args)) != nil {
+		if finish(audit.KindValidation, audit.ResultDeny, []string{msg}, p.auditInput(ci, args)) != nil {
 			return auditFailed(), nil
 		}
 		res := errorResult(msg)
@@ -134,7 +136,7 @@ func (p *pipeline) call(ctx context.Context, req *mcp.CallToolRequest) (*mcp.Cal
 	if ok {
 		if allowed, retry := p.limit.Allow(ci.name); !allowed {
 			msg := fmt.Sprintf("rate limit for %q exceeded; retry in %s", ci.name, retry.Round(time.Millisecond))
-			if finish(audit.KindRateLimit, audit.ResultDeny, []string{msg}, auditInput(ci, args)) != nil {
+			if finish(audit.KindRateLimit, audit.ResultDeny, []string{msg}, p.auditInput(ci, args)) != nil {
 				return auditFailed(), nil
 			}
 			return errorResult(msg), nil
@@ -150,7 +152,7 @@ func (p *pipeline) call(ctx context.Context, req *mcp.CallToolRequest) (*mcp.Cal
 	}
 	if err != nil {
 		p.log.Error("policy decision failed; denying", "tool", ci.name, "err", err)
-		if finish(audit.KindToolCall, audit.ResultError, []string{"policy evaluation failed"}, auditInput(ci, args)) != nil {
+		if finish(audit.KindToolCall, audit.ResultError, []string{"policy evaluation failed"}, p.auditInput(ci, args)) != nil {
 			return auditFailed(), nil
 		}
 		return errorResult(fmt.Sprintf("call to %q denied: the policy could not be evaluated", ci.name)), nil
@@ -162,14 +164,14 @@ func (p *pipeline) call(ctx context.Context, req *mcp.CallToolRequest) (*mcp.Cal
 		}
 	}
 	if !d.Allow {
-		if finish(audit.KindToolCall, audit.ResultDeny, d.Reasons, auditInput(ci, args)) != nil {
+		if finish(audit.KindToolCall, audit.ResultDeny, d.Reasons, p.auditInput(ci, args)) != nil {
 			return auditFailed(), nil
 		}
 		return errorResult(fmt.Sprintf("call to %q denied by policy: %s", ci.name, strings.Join(d.Reasons, "; "))), nil
 	}
 	// The allow is recorded before the handler runs: no effect without a
 	// record.
-	if finish(audit.KindToolCall, audit.ResultAllow, nil, auditInput(ci, args)) != nil {
+	if finish(audit.KindToolCall, audit.ResultAllow, nil, p.auditInput(ci, args)) != nil {
 		return auditFailed(), nil
 	}
 
@@ -263,9 +265,11 @@ func decodeArguments(raw json.RawMessage) (any, error) {
 	return v, nil
 }
 
-func auditInput(ci callInfo, args any) map[string]any {
+// auditInput is the input recorded with a decision; the arguments are left
+// out when the policy's audit.include does not name them.
+func (p *pipeline) auditInput(ci callInfo, args any) map[string]any {
 	in := map[string]any{"tool": ci.name}
-	if args != nil {
+	if args != nil && !p.omitArgs {
 		in["arguments"] = args
 	}
 	if ci.protocol != "" {

@@ -36,6 +36,9 @@ type Options struct {
 	// Plugins names the plugins to build, in order; nil means every
 	// registered plugin.
 	Plugins []string
+	// OmitArguments keeps tool arguments out of audit records (the policy's
+	// audit.include without "arguments").
+	OmitArguments bool
 }
 
 // Server is an MCP server whose every tools/call goes through the policy.
@@ -65,6 +68,8 @@ func New(opts Options) (*Server, error) {
 		timeout: opts.Timeout,
 		log:     log,
 		now:     time.Now,
+
+		omitArgs: opts.OmitArguments,
 	}
 	ms := mcp.NewServer(&mcp.Implementation{Name: Name, Title: "mcp-secure", Version: opts.Version}, &mcp.ServerOptions{
 		Instructions: Instructions,

@@ -382,3 +382,21 @@ func TestCLIVersion(t *testing.T) {
 		}
 	}
 }
+
+// TestE2EAuditIncludeWithoutArguments: a policy whose audit.include leaves
+// out "arguments" gets records without them.
+func TestE2EAuditIncludeWithoutArguments(t *testing.T) {
+	e := newEnv(t, "  include: [timestamp, request_id, tool_name, result_status]\n")
+	cs := e.connect(t, "2025-11-25")
+	if res := call(t, cs, "search_tools", map[string]any{"query": "very-distinctive-query"}); res.IsError {
+		t.Fatalf("search_tools: %s", text(res))
+	}
+	rec := e.findRecord(t, map[string]any{"tool": "search_tools", "result": "allow"})
+	in, _ := rec["input"].(map[string]any)
+	if in["tool"] != "search_tools" {
+		t.Errorf("input = %v", rec["input"])
+	}
+	if _, ok := in["arguments"]; ok {
+		t.Errorf("arguments recorded although audit.include leaves them out: %v", in)
+	}
+}

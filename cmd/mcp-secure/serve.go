@@ -57,6 +57,8 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 		Limiter: ratelimit.New(rateConfig(pol), time.Now),
 		Audit:   alog,
 		Timeout: pol.Timeout(),
+
+		OmitArguments: !pol.Audits("arguments"),
 	})
 	if err != nil {
 		return err
