@@ -16,6 +16,7 @@ import (
 
 	"github.com/mcp-secure/mcp-secure/server/audit"
 	"github.com/mcp-secure/mcp-secure/server/engine"
+	"github.com/mcp-secure/mcp-secure/server/guard"
 	"github.com/mcp-secure/mcp-secure/server/plugin"
 )
 
@@ -182,6 +183,8 @@ func (p *pipeline) call(ctx context.Context, req *mcp.CallToolRequest) (*mcp.Cal
 func (p *pipeline) run(ctx context.Context, t *registeredTool, ci callInfo) *mcp.CallToolResult {
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
+	// The guards decide and audit on behalf of this call.
+	ctx = guard.WithCall(ctx, guard.Call{Tool: ci.name, RequestID: ci.requestID, DecisionID: ci.decisionID})
 	call := &plugin.Call{
 		Tool:            ci.name,
 		Arguments:       ci.args,
@@ -210,6 +213,10 @@ func (p *pipeline) run(ctx context.Context, t *registeredTool, ci callInfo) *mcp
 	select {
 	case o := <-done:
 		if o.err != nil {
+			var de *guard.DeniedError
+			if errors.As(o.err, &de) {
+				return deniedResult(ci.name, de)
+			}
 			if errors.Is(o.err, context.DeadlineExceeded) && ctx.Err() != nil {
 				return timeoutResult(ci.name, p.timeout)
 			}
@@ -224,6 +231,19 @@ func (p *pipeline) run(ctx context.Context, t *registeredTool, ci callInfo) *mcp
 		}
 		return timeoutResult(ci.name, p.timeout)
 	}
+}
+
+// deniedResult tells the model what a guard refused while the tool ran:
+// the kind of access, its target and the policy's reasons.
+func deniedResult(tool string, de *guard.DeniedError) *mcp.CallToolResult {
+	res := errorResult(fmt.Sprintf("tool %q was stopped: %s", tool, de.Error()))
+	res.StructuredContent = map[string]any{
+		"error":   "denied_by_policy",
+		"kind":    de.Kind,
+		"target":  de.Target,
+		"reasons": de.Reasons,
+	}
+	return res
 }
 
 func timeoutResult(tool string, d time.Duration) *mcp.CallToolResult {

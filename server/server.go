@@ -7,12 +7,16 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"net"
+	"net/http"
 	"slices"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/mcp-secure/mcp-secure/server/audit"
 	"github.com/mcp-secure/mcp-secure/server/engine"
+	"github.com/mcp-secure/mcp-secure/server/guard"
 	"github.com/mcp-secure/mcp-secure/server/plugin"
 )
 
@@ -31,6 +35,9 @@ type Options struct {
 	Engine  Decider
 	Limiter Limiter
 	Audit   Auditor
+	// Network is the network guard handed to plugins; nil refuses every
+	// connection.
+	Network plugin.Network
 	// Timeout bounds each tool call; zero means 30 seconds.
 	Timeout time.Duration
 	// Plugins names the plugins to build, in order; nil means every
@@ -82,7 +89,11 @@ func New(opts Options) (*Server, error) {
 	if names == nil {
 		names = plugin.Registered()
 	}
-	host := &host{log: log, catalog: &catalog{pipe: p}}
+	network := opts.Network
+	if network == nil {
+		network = noNetwork{}
+	}
+	host := &host{log: log, catalog: &catalog{pipe: p}, network: network}
 	for _, name := range names {
 		f, ok := plugin.Lookup(name)
 		if !ok {
@@ -156,12 +167,33 @@ func (s *Server) MCP() *mcp.Server { return s.mcp }
 type host struct {
 	log     *slog.Logger
 	catalog *catalog
+	network plugin.Network
 }
 
 var _ plugin.Host = (*host)(nil)
 
 func (h *host) Logger() *slog.Logger    { return h.log }
 func (h *host) Catalog() plugin.Catalog { return h.catalog }
+func (h *host) Network() plugin.Network { return h.network }
+
+var _ plugin.Network = (*guard.Network)(nil)
+
+// noNetwork is the network of a server built without a guard: it refuses
+// every connection.
+type noNetwork struct{}
+
+var errNoNetwork = &guard.DeniedError{Kind: audit.KindNetwork, Target: "any connection", Reasons: []string{"this server has no network guard"}}
+
+func (noNetwork) HTTPClient(timeout time.Duration) *http.Client {
+	return &http.Client{Timeout: timeout, Transport: &http.Transport{
+		Proxy:       nil,
+		DialContext: func(context.Context, string, string) (net.Conn, error) { return nil, errNoNetwork },
+	}}
+}
+
+func (noNetwork) DialContext(context.Context, string, string) (net.Conn, error) {
+	return nil, errNoNetwork
+}
 
 type catalog struct{ pipe *pipeline }
 

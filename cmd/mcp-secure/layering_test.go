@@ -1,7 +1,11 @@
 package main
 
 import (
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -30,7 +34,8 @@ func TestLayering(t *testing.T) {
 				if strings.HasPrefix(imp, "github.com/modelcontextprotocol/") || strings.HasPrefix(imp, "github.com/open-policy-agent/") {
 					t.Errorf("%s imports %s: plugins speak to the server only through server/plugin", pkg, imp)
 				}
-				if imp == "net" || imp == "net/http" || imp == "os/exec" {
+				switch imp {
+				case "net", "os/exec", "syscall", "golang.org/x/sys/unix", "net/http/httptrace":
 					t.Errorf("%s imports %s: plugins reach the world only through the Host's guards", pkg, imp)
 				}
 			case strings.HasPrefix(pkg, "server"):
@@ -43,5 +48,64 @@ func TestLayering(t *testing.T) {
 	}
 	if checked == 0 {
 		t.Fatal("no imports checked; is the module layout intact?")
+	}
+}
+
+// forbiddenHTTP are net/http identifiers that dial on their own. Plugins
+// may use the *http.Client the Host gives them, nothing that makes one.
+var forbiddenHTTP = map[string]bool{
+	"Get": true, "Head": true, "Post": true, "PostForm": true,
+	"DefaultClient": true, "DefaultTransport": true, "Transport": true,
+	"ProxyFromEnvironment": true, "ProxyURL": true,
+}
+
+// TestPluginsDoNotDial scans plugin sources: net/http is allowed for its
+// types, but not for a client or transport of the plugin's own.
+func TestPluginsDoNotDial(t *testing.T) {
+	files, err := filepath.Glob("../../plugins/*/*.go")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no plugin sources found: %v", err)
+	}
+	fset := token.NewFileSet()
+	scanned := 0
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		file, err := parser.ParseFile(fset, f, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		httpName := ""
+		for _, imp := range file.Imports {
+			if imp.Path.Value == `"net/http"` {
+				httpName = "http"
+				if imp.Name != nil {
+					httpName = imp.Name.Name
+				}
+			}
+		}
+		scanned++
+		if httpName == "" {
+			continue
+		}
+		ast.Inspect(file, func(n ast.Node) bool {
+			switch x := n.(type) {
+			case *ast.SelectorExpr:
+				if id, ok := x.X.(*ast.Ident); ok && id.Name == httpName && forbiddenHTTP[x.Sel.Name] {
+					t.Errorf("%s: uses http.%s: plugins dial only through the Host's network", fset.Position(x.Pos()), x.Sel.Name)
+				}
+			case *ast.CompositeLit:
+				if sel, ok := x.Type.(*ast.SelectorExpr); ok {
+					if id, ok := sel.X.(*ast.Ident); ok && id.Name == httpName && sel.Sel.Name == "Client" {
+						t.Errorf("%s: builds an http.Client: use the Host's", fset.Position(x.Pos()))
+					}
+				}
+			}
+			return true
+		})
+	}
+	if scanned == 0 {
+		t.Fatal("no plugin sources scanned")
 	}
 }

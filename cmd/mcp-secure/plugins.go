@@ -4,4 +4,5 @@ package main
 // different set, change this list.
 import (
 	_ "github.com/mcp-secure/mcp-secure/plugins/discovery"
+	_ "github.com/mcp-secure/mcp-secure/plugins/websearch"
 )

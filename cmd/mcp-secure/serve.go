@@ -17,6 +17,7 @@ import (
 	"github.com/mcp-secure/mcp-secure/server"
 	"github.com/mcp-secure/mcp-secure/server/audit"
 	"github.com/mcp-secure/mcp-secure/server/engine"
+	"github.com/mcp-secure/mcp-secure/server/guard"
 	"github.com/mcp-secure/mcp-secure/server/policy"
 	"github.com/mcp-secure/mcp-secure/server/ratelimit"
 )
@@ -50,12 +51,14 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 		}
 	}()
 
+	network := guard.NewNetwork(eng, alog, &guard.NetworkOptions{Logger: log, Generation: eng.Generation})
 	srv, err := server.New(server.Options{
 		Version: version,
 		Logger:  log,
 		Engine:  eng,
 		Limiter: ratelimit.New(rateConfig(pol), time.Now),
 		Audit:   alog,
+		Network: network,
 		Timeout: pol.Timeout(),
 
 		OmitArguments: !pol.Audits("arguments"),

@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
+	"time"
 )
 
 // A Plugin contributes tools to the server. It is built by its [Factory]
@@ -97,6 +100,23 @@ type Host interface {
 	// Catalog describes the tools of all plugins and what the policy lets
 	// a caller use.
 	Catalog() Catalog
+	// Network is the only way out to the network: every connection it
+	// makes is a policy decision on the address actually connected.
+	Network() Network
+}
+
+// Network makes outbound connections on a tool's behalf. Each connection
+// attempt, redirects included, is decided by the network policy with the
+// calling tool in view (taken from the handler's context) and audited. A
+// denial is an error that wraps the guard's denial, which the server turns
+// into a tool error naming what the policy blocked.
+type Network interface {
+	// HTTPClient returns a client (no proxy, at most 5 redirects) whose
+	// every dial goes through the policy; timeout 0 means none besides the
+	// call's deadline.
+	HTTPClient(timeout time.Duration) *http.Client
+	// DialContext connects to address ("host:port") over TCP.
+	DialContext(ctx context.Context, network, address string) (net.Conn, error)
 }
 
 // Catalog is the server's view of every registered tool.

@@ -5,10 +5,16 @@ package plugintest
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
 	"regexp"
 	"sort"
 	"testing"
+	"time"
 
 	"github.com/mcp-secure/mcp-secure/server/plugin"
 )
@@ -21,12 +27,49 @@ var toolName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 type Host struct {
 	Entries []plugin.Entry
 	Allow   func(tool string) (bool, []string)
+	// Net is the network handed to the plugin; nil refuses every
+	// connection. [Loopback] reaches loopback addresses only.
+	Net plugin.Network
 }
 
 var _ plugin.Host = (*Host)(nil)
 
 func (h *Host) Logger() *slog.Logger    { return slog.New(slog.DiscardHandler) }
 func (h *Host) Catalog() plugin.Catalog { return catalog{h} }
+
+func (h *Host) Network() plugin.Network {
+	if h.Net == nil {
+		return Loopback{Refuse: true}
+	}
+	return h.Net
+}
+
+// Loopback is a test network that connects only to loopback addresses
+// (127.0.0.0/8, ::1), by IP literal, so a plugin test cannot reach
+// anything else. With Refuse set it connects nowhere.
+type Loopback struct{ Refuse bool }
+
+var _ plugin.Network = Loopback{}
+
+// ErrNotLoopback is returned for any other destination.
+var ErrNotLoopback = errors.New("plugintest: only loopback IP addresses may be dialed")
+
+func (l Loopback) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return nil, err
+	}
+	ip, err := netip.ParseAddr(host)
+	if l.Refuse || err != nil || !ip.IsLoopback() {
+		return nil, fmt.Errorf("dial %s: %w", address, ErrNotLoopback)
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, network, address)
+}
+
+func (l Loopback) HTTPClient(timeout time.Duration) *http.Client {
+	return &http.Client{Timeout: timeout, Transport: &http.Transport{Proxy: nil, DialContext: l.DialContext, DisableKeepAlives: true}}
+}
 
 type catalog struct{ h *Host }
 
