@@ -41,11 +41,27 @@ func TestMain(m *testing.M) {
 // under a temporary directory.
 type env struct {
 	dir, policy, audit, workspace string
+	vars                          []string // extra environment of the server
 }
+
+// defaultNetwork is the network section of a test policy.
+const defaultNetwork = `network:
+  allowed_endpoints:
+    - host: lite.duckduckgo.com
+      ports: [443]
+  allow_dns: true
+  dns_allowlist: [lite.duckduckgo.com]
+`
 
 // newEnv writes a policy whose audit log and workspace live in a fresh
 // temporary directory. extra is appended to the YAML (tools, rego, ...).
 func newEnv(t *testing.T, extra string) *env {
+	t.Helper()
+	return newEnvNet(t, defaultNetwork, extra)
+}
+
+// newEnvNet is newEnv with its own network section.
+func newEnvNet(t *testing.T, network, extra string) *env {
 	t.Helper()
 	dir := t.TempDir()
 	e := &env{
@@ -58,18 +74,13 @@ func newEnv(t *testing.T, extra string) *env {
 		t.Fatal(err)
 	}
 	yaml := fmt.Sprintf(`version: "1.0"
-network:
-  allowed_endpoints:
-    - host: lite.duckduckgo.com
-      ports: [443]
-  allow_dns: true
-  dns_allowlist: [lite.duckduckgo.com]
+%s
 filesystem:
   allowed_paths: ["%s/**"]
   denied_paths: ["**/.env"]
 audit:
   log_file: "%s"
-%s`, e.workspace, e.audit, extra)
+%s`, network, e.workspace, e.audit, extra)
 	if !strings.Contains(extra, "tools:") {
 		yaml += "tools:\n  timeout: 10\n  rate_limits:\n    default: 600\n"
 	}
@@ -89,6 +100,7 @@ func (e *env) write(t *testing.T, name, content string) string {
 func (e *env) command(args ...string) *exec.Cmd {
 	cmd := exec.Command(binPath, append([]string{"serve", "--policy", e.policy}, args...)...)
 	cmd.Env = append(os.Environ(), "HOME="+e.dir, "XDG_CONFIG_HOME="+filepath.Join(e.dir, "config"))
+	cmd.Env = append(cmd.Env, e.vars...)
 	return cmd
 }
 

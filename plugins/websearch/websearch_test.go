@@ -52,12 +52,12 @@ func TestParse(t *testing.T) {
 func TestUnwrap(t *testing.T) {
 	for in, want := range map[string]string{
 		"//duckduckgo.com/l/?uddg=https%3A%2F%2Fa.example%2Fx&rut=1": "https://a.example/x",
-		"https://duckduckgo.com/l/?uddg=http%3A%2F%2Fb.example":       "http://b.example",
-		"https://c.example/direct":                                    "https://c.example/direct",
-		"//duckduckgo.com/l/?uddg=file%3A%2F%2F%2Fetc%2Fpasswd":       "",
-		"javascript:alert(1)":                                         "",
-		"/relative/path":                                              "",
-		"%zz":                                                         "",
+		"https://duckduckgo.com/l/?uddg=http%3A%2F%2Fb.example":      "http://b.example",
+		"https://c.example/direct":                                   "https://c.example/direct",
+		"//duckduckgo.com/l/?uddg=file%3A%2F%2F%2Fetc%2Fpasswd":      "",
+		"javascript:alert(1)":                                        "",
+		"/relative/path":                                             "",
+		"%zz":                                                        "",
 	} {
 		if got := unwrap(in); got != want {
 			t.Errorf("unwrap(%q) = %q, want %q", in, got, want)

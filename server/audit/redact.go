@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"regexp"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"unicode"
 )
 
@@ -42,8 +44,29 @@ var secretValue = regexp.MustCompile(strings.Join([]string{
 	`\bsk-(?:proj-)?[A-Za-z0-9_-]{20,}`,
 }, "|"))
 
+// keyVerdicts memoises SensitiveKey for the keys seen most: argument and
+// input keys repeat on every call. It stops growing at keyCacheLimit.
+var (
+	keyVerdicts   sync.Map // string -> bool
+	keyCacheSize  atomic.Int64
+	keyCacheLimit = int64(4096)
+)
+
 // SensitiveKey reports whether a value stored under key is a secret.
 func SensitiveKey(key string) bool {
+	if v, ok := keyVerdicts.Load(key); ok {
+		return v.(bool)
+	}
+	verdict := sensitiveKey(key)
+	if keyCacheSize.Load() < keyCacheLimit && len(key) <= 64 {
+		if _, loaded := keyVerdicts.LoadOrStore(key, verdict); !loaded {
+			keyCacheSize.Add(1)
+		}
+	}
+	return verdict
+}
+
+func sensitiveKey(key string) bool {
 	words := splitWords(key)
 	for i, w := range words {
 		if sensitiveWords[w] {

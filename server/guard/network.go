@@ -30,6 +30,9 @@ type Resolver interface {
 // follows.
 const MaxRedirects = 5
 
+// dialTimeout bounds a connection attempt whose context has no deadline.
+const dialTimeout = 30 * time.Second
+
 // memoLimit bounds the memoised decisions per snapshot.
 const memoLimit = 4096
 
@@ -116,7 +119,6 @@ func (n *Network) DialContext(ctx context.Context, network, address string) (net
 	var errs []error
 	for _, a := range addrs {
 		d := &net.Dialer{
-			Timeout: 30 * time.Second,
 			ControlContext: func(ctx context.Context, nw, addr string, _ syscall.RawConn) error {
 				ap, err := netip.ParseAddrPort(addr)
 				if err != nil {
@@ -124,6 +126,10 @@ func (n *Network) DialContext(ctx context.Context, network, address string) (net
 				}
 				return n.check(ctx, netKey{phase: "dial", host: name, network: nw, addr: ap.Addr(), port: ap.Port()})
 			},
+		}
+		if _, ok := ctx.Deadline(); !ok {
+			// A tool call always has a deadline; a bare context gets one.
+			d.Timeout = dialTimeout
 		}
 		conn, err := d.DialContext(ctx, network, netip.AddrPortFrom(a, port).String())
 		if err == nil {
@@ -163,7 +169,6 @@ func (n *Network) check(ctx context.Context, k netKey) error {
 			n.memoPut(k, d)
 		}
 	}
-	target := describe(k)
 	rec := audit.Record{
 		DecisionID:       audit.NewID(),
 		ParentDecisionID: call.DecisionID,
@@ -179,15 +184,15 @@ func (n *Network) check(ctx context.Context, k netKey) error {
 	switch {
 	case evalErr != nil:
 		rec.Result = audit.ResultError
-		n.log.Error("network decision failed; denying", "target", target, "err", evalErr)
+		n.log.Error("network decision failed; denying", "target", describe(k), "err", evalErr)
 	case !d.Allow:
 		rec.Result = audit.ResultDeny
 	}
 	if err := n.audit.Log(ctx, rec); err != nil {
-		return &DeniedError{Kind: audit.KindNetwork, Target: target, Reasons: []string{"the audit record could not be written"}}
+		return &DeniedError{Kind: audit.KindNetwork, Target: describe(k), Reasons: []string{"the audit record could not be written"}}
 	}
 	if rec.Result != audit.ResultAllow {
-		return &DeniedError{Kind: audit.KindNetwork, Target: target, Reasons: d.Reasons}
+		return &DeniedError{Kind: audit.KindNetwork, Target: describe(k), Reasons: d.Reasons}
 	}
 	return nil
 }

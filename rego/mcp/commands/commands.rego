@@ -6,7 +6,8 @@
 #   resolved to), name (base name of executable), resolved_name (base name
 #   after following symlinks), cwd, tool.
 #   Names compare case-insensitively.
-#   Outputs: allow, deny, decision {allow, reasons}.
+#   Outputs: allow, deny (reasons to refuse; user modules add to it),
+#   reasons (deny plus what the command lacks), decision {allow, reasons}.
 # scope: package
 package mcp.commands
 
@@ -28,9 +29,9 @@ names contains lower(input.name) if input.name != ""
 
 names contains lower(input.resolved_name) if input.resolved_name != ""
 
-deny contains "the executable is not an absolute path" if not startswith(input.executable, "/")
+reasons contains "the executable is not an absolute path" if not startswith(input.executable, "/")
 
-deny contains "argv is empty" if not count(input.argv) > 0
+reasons contains "argv is empty" if not count(input.argv) > 0
 
 deny contains sprintf("command %q is in commands.blocked", [name]) if {
 	some name in names
@@ -42,6 +43,8 @@ deny contains sprintf("command %q is not in commands.allowed", [lower(input.name
 	not lower(input.name) in policy.allowed
 }
 
+reasons contains reason if some reason in deny
+
 default decision := {"allow": false, "reasons": ["no policy decision"]}
 
-decision := {"allow": allow, "reasons": sort(deny)}
+decision := {"allow": allow, "reasons": sort(reasons)}

@@ -6,7 +6,8 @@
 #   delete, stat), tool.
 #   Globs are path-aware: * stays within one segment, ** crosses segments.
 #   Denied patterns win and match case-insensitively.
-#   Outputs: allow, deny, decision {allow, reasons}.
+#   Outputs: allow, deny (reasons to refuse; user modules add to it),
+#   reasons (deny plus what the access lacks), decision {allow, reasons}.
 # scope: package
 package mcp.filesystem
 
@@ -18,6 +19,7 @@ default allow := false
 
 allow if {
 	permitted
+	input.operation in operations
 	count(deny) == 0
 }
 
@@ -29,11 +31,11 @@ permitted if {
 
 absolute if startswith(input.path, "/")
 
-deny contains sprintf("path %q is not absolute", [input.path]) if not absolute
+reasons contains sprintf("path %q is not absolute", [input.path]) if not absolute
 
-deny contains sprintf("unknown operation %q", [input.operation]) if not input.operation in operations
+reasons contains sprintf("unknown operation %q", [input.operation]) if not input.operation in operations
 
-deny contains sprintf("path %q is not under filesystem.allowed_paths", [input.path]) if {
+reasons contains sprintf("path %q is not under filesystem.allowed_paths", [input.path]) if {
 	absolute
 	not permitted
 }
@@ -43,6 +45,8 @@ deny contains sprintf("path %q matches filesystem.denied_paths pattern %q", [inp
 	glob.match(pattern, ["/"], lower(input.path))
 }
 
+reasons contains reason if some reason in deny
+
 default decision := {"allow": false, "reasons": ["no policy decision"]}
 
-decision := {"allow": allow, "reasons": sort(deny)}
+decision := {"allow": allow, "reasons": sort(reasons)}

@@ -6,7 +6,8 @@
 #   Input: phase, host (name, "" for an IP literal), ip, embedded_ipv4 (the
 #   IPv4 carried by a NAT64, 6to4 or IPv4-compatible address), port,
 #   network, tool. An IPv4-mapped IPv6 address arrives as plain IPv4.
-#   Outputs: allow, deny, decision {allow, reasons}.
+#   Outputs: allow, deny (reasons to refuse; user modules add to it),
+#   reasons (deny plus what the connection lacks), decision {allow, reasons}.
 # scope: package
 package mcp.network
 
@@ -71,32 +72,35 @@ special if {
 
 deny contains sprintf("port %d is in network.blocked_ports", [input.port]) if input.port in policy.blocked_ports
 
-deny contains sprintf("unknown network phase %q", [input.phase]) if not input.phase in {"resolve", "dial"}
+# reasons explains a refusal; it is evaluated only when allow is not true.
+reasons contains reason if some reason in deny
 
-deny contains "name resolution is off (network.allow_dns is false)" if {
+reasons contains sprintf("unknown network phase %q", [input.phase]) if not input.phase in {"resolve", "dial"}
+
+reasons contains "name resolution is off (network.allow_dns is false)" if {
 	input.phase == "resolve"
 	not policy.allow_dns == true
 }
 
-deny contains sprintf("name %q on port %d is not in network.dns_allowlist or network.allowed_endpoints", [input.host, input.port]) if {
+reasons contains sprintf("name %q on port %d is not in network.dns_allowlist or network.allowed_endpoints", [input.host, input.port]) if {
 	input.phase == "resolve"
 	not resolvable
 }
 
-deny contains sprintf("%s:%d is not in network.allowed_ranges", [input.ip, input.port]) if {
+reasons contains sprintf("%s:%d is not in network.allowed_ranges", [input.ip, input.port]) if {
 	input.phase == "dial"
 	input.host == ""
 	not in_allowed_ranges
 }
 
-deny contains sprintf("%q on port %d is not an allowed endpoint and %s is not in network.allowed_ranges", [input.host, input.port, input.ip]) if {
+reasons contains sprintf("%q on port %d is not an allowed endpoint and %s is not in network.allowed_ranges", [input.host, input.port, input.ip]) if {
 	input.phase == "dial"
 	input.host != ""
 	not endpoint_port
 	not in_allowed_ranges
 }
 
-deny contains sprintf("%q resolved to %s, a loopback, private, link-local or reserved address not in network.allowed_ranges", [input.host, input.ip]) if {
+reasons contains sprintf("%q resolved to %s, a loopback, private, link-local or reserved address not in network.allowed_ranges", [input.host, input.ip]) if {
 	input.phase == "dial"
 	input.host != ""
 	endpoint_port
@@ -106,4 +110,4 @@ deny contains sprintf("%q resolved to %s, a loopback, private, link-local or res
 
 default decision := {"allow": false, "reasons": ["no policy decision"]}
 
-decision := {"allow": allow, "reasons": sort(deny)}
+decision := {"allow": allow, "reasons": sort(reasons)}

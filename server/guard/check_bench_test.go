@@ -1,0 +1,53 @@
+package guard
+
+import (
+	"bytes"
+	"context"
+	"net/netip"
+	"testing"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/mcp-secure/mcp-secure/rego"
+	"github.com/mcp-secure/mcp-secure/server/audit"
+	"github.com/mcp-secure/mcp-secure/server/engine"
+)
+
+// BenchmarkCheck is the guard's cost on top of a connect: one dial-phase
+// decision on the real engine (memoised per snapshot) and its audit
+// record, encoded and written to memory.
+func BenchmarkCheck(b *testing.B) {
+	mods, _ := rego.Modules()
+	caps, _ := ast.LoadCapabilitiesJSON(bytes.NewReader(rego.Capabilities()))
+	data := map[string]any{"network": map[string]any{
+		"allowed_ranges": []any{"127.0.0.1/32"}, "endpoints": map[string]any{},
+		"blocked_ports": []any{22}, "allow_dns": false, "dns_allowlist": []any{},
+	}}
+	eng, err := engine.New(b.Context(), engine.Config{Modules: mods, Data: data, Capabilities: caps})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, memo := range []bool{true, false} {
+		name := "memoised"
+		if !memo {
+			name = "evaluated"
+		}
+		b.Run(name, func(b *testing.B) {
+			var buf bytes.Buffer
+			opts := &NetworkOptions{}
+			if memo {
+				opts.Generation = eng.Generation
+			}
+			n := NewNetwork(eng, audit.New(audit.NewWriterSink(&buf), nil), opts)
+			ctx := WithCall(context.Background(), Call{Tool: "bench", DecisionID: "d", RequestID: "1"})
+			k := netKey{phase: "dial", network: "tcp", addr: netip.MustParseAddr("127.0.0.1"), port: 8080}
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := n.check(ctx, k); err != nil {
+					b.Fatal(err)
+				}
+				buf.Reset()
+			}
+		})
+	}
+}
