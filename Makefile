@@ -44,7 +44,7 @@ fmt: ## Format Go and Rego sources
 	$(OPA) fmt -w rego policy-tests examples/rego
 
 bench: ## Benchmarks of the decision hot path
-	$(GO) test -run '^$$' -bench . -benchmem ./server/engine/ ./server/
+	$(GO) test -run '^$$' -bench . -benchmem ./server/engine/ ./server/guard/ ./server/
 
 fuzz: ## Run each fuzz target for FUZZTIME (default 30s)
 	@set -e; for pkg in $$($(GO) list ./...); do \
