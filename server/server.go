@@ -5,11 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"maps"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -38,6 +42,17 @@ type Options struct {
 	// Network is the network guard handed to plugins; nil refuses every
 	// connection.
 	Network plugin.Network
+	// Files is the filesystem guard handed to plugins; nil refuses every
+	// path.
+	Files plugin.Files
+	// Commands is the command guard handed to plugins; nil refuses every
+	// process.
+	Commands plugin.Commands
+	// DataDir is the root of the plugins' own state directories; empty
+	// means $XDG_DATA_HOME/mcp-secure (~/.local/share/mcp-secure).
+	DataDir string
+	// Settings are the policy's plugins.<name>.<key> values.
+	Settings map[string]map[string]string
 	// Timeout bounds each tool call; zero means 30 seconds.
 	Timeout time.Duration
 	// Plugins names the plugins to build, in order; nil means every
@@ -93,7 +108,14 @@ func New(opts Options) (*Server, error) {
 	if network == nil {
 		network = noNetwork{}
 	}
-	host := &host{log: log, catalog: &catalog{pipe: p}, network: network}
+	host := &host{log: log, catalog: &catalog{pipe: p}, network: network,
+		files: opts.Files, commands: opts.Commands, dataDir: opts.DataDir, settings: opts.Settings}
+	if host.files == nil {
+		host.files = noFiles{}
+	}
+	if host.commands == nil {
+		host.commands = noCommands{}
+	}
 	for _, name := range names {
 		f, ok := plugin.Lookup(name)
 		if !ok {
@@ -165,9 +187,50 @@ func (s *Server) Run(ctx context.Context, in io.Reader, out io.Writer) error {
 func (s *Server) MCP() *mcp.Server { return s.mcp }
 
 type host struct {
-	log     *slog.Logger
-	catalog *catalog
-	network plugin.Network
+	log      *slog.Logger
+	catalog  *catalog
+	network  plugin.Network
+	files    plugin.Files
+	commands plugin.Commands
+	dataDir  string
+	settings map[string]map[string]string
+}
+
+func (h *host) Files() plugin.Files       { return h.files }
+func (h *host) Commands() plugin.Commands { return h.commands }
+
+func (h *host) Setting(name, key string) string { return h.settings[name][key] }
+
+// DataDir returns <root>/<plugin>, created 0700.
+func (h *host) DataDir(name string) (string, error) {
+	if name == "" || name != filepath.Base(name) || strings.HasPrefix(name, ".") {
+		return "", fmt.Errorf("data directory: bad plugin name %q", name)
+	}
+	root := h.dataDir
+	if root == "" {
+		var err error
+		if root, err = DefaultDataDir(); err != nil {
+			return "", err
+		}
+	}
+	dir := filepath.Join(root, name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("data directory: %w", err)
+	}
+	return dir, nil
+}
+
+// DefaultDataDir is $XDG_DATA_HOME/mcp-secure, else
+// ~/.local/share/mcp-secure.
+func DefaultDataDir() (string, error) {
+	if d := os.Getenv("XDG_DATA_HOME"); filepath.IsAbs(d) {
+		return filepath.Join(d, "mcp-secure"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("data directory: %w", err)
+	}
+	return filepath.Join(home, ".local", "share", "mcp-secure"), nil
 }
 
 var _ plugin.Host = (*host)(nil)
@@ -189,6 +252,29 @@ func (noNetwork) HTTPClient(timeout time.Duration) *http.Client {
 		Proxy:       nil,
 		DialContext: func(context.Context, string, string) (net.Conn, error) { return nil, errNoNetwork },
 	}}
+}
+
+// noFiles and noCommands are the doors of a server built without those
+// guards: they refuse everything.
+type noFiles struct{}
+
+var errNoFiles = &guard.DeniedError{Kind: audit.KindFilesystem, Target: "any path", Reasons: []string{"this server has no filesystem guard"}}
+
+func (noFiles) Abs(string, string) (string, error) { return "", errNoFiles }
+func (noFiles) Canonical(context.Context, string, plugin.Op) (string, error) {
+	return "", errNoFiles
+}
+func (noFiles) Stat(context.Context, string) (fs.FileInfo, error)       { return nil, errNoFiles }
+func (noFiles) ReadFile(context.Context, string, int64) ([]byte, error) { return nil, errNoFiles }
+func (noFiles) WriteFile(context.Context, string, []byte) error         { return errNoFiles }
+func (noFiles) ReadDir(context.Context, string) ([]fs.DirEntry, error)  { return nil, errNoFiles }
+func (noFiles) MkdirAll(context.Context, string) error                  { return errNoFiles }
+func (noFiles) Remove(context.Context, string) error                    { return errNoFiles }
+
+type noCommands struct{}
+
+func (noCommands) Exec(context.Context, []string, plugin.ExecOptions) (*plugin.ExecResult, error) {
+	return nil, &guard.DeniedError{Kind: audit.KindCommand, Target: "any command", Reasons: []string{"this server has no command guard"}}
 }
 
 func (noNetwork) DialContext(context.Context, string, string) (net.Conn, error) {

@@ -59,7 +59,9 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 		Limiter: ratelimit.New(rateConfig(pol), time.Now),
 		Audit:   alog,
 		Network: network,
-		Timeout: pol.Timeout(),
+
+		Settings: pol.Plugins,
+		Timeout:  pol.Timeout(),
 
 		OmitArguments: !pol.Audits("arguments"),
 	})

@@ -103,6 +103,18 @@ type Host interface {
 	// Network is the only way out to the network: every connection it
 	// makes is a policy decision on the address actually connected.
 	Network() Network
+	// Files is the only way to the filesystem on a tool's behalf.
+	Files() Files
+	// Commands is the only way to start a process.
+	Commands() Commands
+	// DataDir is a directory the server owns for the named plugin's own
+	// state (databases, caches), created 0700 on first use. It is not a
+	// tool's request, so it is not decided by the filesystem policy; tools
+	// must never hand a path from their arguments to it.
+	DataDir(plugin string) (string, error)
+	// Setting returns a plugin's setting from the policy's
+	// plugins.<name>.<key> (paths already expanded), or "".
+	Setting(plugin, key string) string
 }
 
 // Network makes outbound connections on a tool's behalf. Each connection

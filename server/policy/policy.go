@@ -24,6 +24,9 @@ type Policy struct {
 	Tools      Tools      `yaml:"tools"`
 	Audit      Audit      `yaml:"audit"`
 	Rego       Rego       `yaml:"rego"`
+	// Plugins holds plugin settings: plugins.<name>.<key>: value, with
+	// ${VAR} expansion.
+	Plugins map[string]map[string]string `yaml:"plugins" policy:"path"`
 
 	source string
 	dir    string

@@ -11,6 +11,8 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"testing"
@@ -30,7 +32,40 @@ type Host struct {
 	// Net is the network handed to the plugin; nil refuses every
 	// connection. [Loopback] reaches loopback addresses only.
 	Net plugin.Network
+	// FS is the filesystem door; nil allows nothing ([DirFiles] with no
+	// roots).
+	FS plugin.Files
+	// Cmd is the command door; nil refuses every process.
+	Cmd plugin.Commands
+	// Data is the root of DataDir; empty makes DataDir fail.
+	Data string
+	// Settings are plugins.<name>.<key> values.
+	Settings map[string]map[string]string
 }
+
+func (h *Host) Files() plugin.Files {
+	if h.FS == nil {
+		return DirFiles{}
+	}
+	return h.FS
+}
+
+func (h *Host) Commands() plugin.Commands {
+	if h.Cmd == nil {
+		return NoCommands{}
+	}
+	return h.Cmd
+}
+
+func (h *Host) DataDir(name string) (string, error) {
+	if h.Data == "" {
+		return "", errors.New("plugintest: no data directory")
+	}
+	dir := filepath.Join(h.Data, name)
+	return dir, os.MkdirAll(dir, 0o700)
+}
+
+func (h *Host) Setting(name, key string) string { return h.Settings[name][key] }
 
 var _ plugin.Host = (*Host)(nil)
 
