@@ -42,6 +42,10 @@ type registeredTool struct {
 	plugin        string
 	pluginVersion string
 	schema        *jsonschema.Schema
+	// schemaDoc is the decoded input schema, kept when it marks values
+	// with a checked format (annotated); nil otherwise.
+	schemaDoc map[string]any
+	annotated bool
 }
 
 // pipeline runs every tools/call: look up, validate, rate limit, decide,
@@ -56,6 +60,11 @@ type pipeline struct {
 	now     func() time.Time
 	// omitArgs keeps tool arguments out of audit records.
 	omitArgs bool
+
+	// The guards' pre-checks for schema-annotated arguments; nil denies.
+	paths    pathChecker
+	urls     urlChecker
+	commands commandChecker
 }
 
 // callInfo is what the pipeline knows about a call before it runs.
@@ -176,7 +185,23 @@ func (p *pipeline) call(ctx context.Context, req *mcp.CallToolRequest) (*mcp.Cal
 		return auditFailed(), nil
 	}
 
-	// 5. Run the handler under the policy's deadline.
+	// 5. Decide the arguments the schema marks as paths, URLs or commands,
+	// so no handler can forget to; the guards check again at use.
+	if t.annotated {
+		gctx := guard.WithCall(ctx, guard.Call{Tool: ci.name, RequestID: ci.requestID, DecisionID: ci.decisionID})
+		if err := p.checkAnnotations(gctx, collectAnnotations(t.schemaDoc, args)); err != nil {
+			var de *guard.DeniedError
+			if errors.As(err, &de) {
+				res := deniedResult(ci.name, de)
+				res.Content = []mcp.Content{&mcp.TextContent{Text: fmt.Sprintf("call to %q denied: %s", ci.name, de.Error())}}
+				return res, nil
+			}
+			p.log.Error("argument check failed", "tool", ci.name, "err", err)
+			return errorResult(fmt.Sprintf("call to %q denied: its arguments could not be checked", ci.name)), nil
+		}
+	}
+
+	// 6. Run the handler under the policy's deadline.
 	return p.run(ctx, t, ci), nil
 }
 

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -116,6 +117,9 @@ func New(opts Options) (*Server, error) {
 	if host.commands == nil {
 		host.commands = noCommands{}
 	}
+	p.paths, _ = opts.Files.(pathChecker)
+	p.urls, _ = opts.Network.(urlChecker)
+	p.commands, _ = opts.Commands.(commandChecker)
 	for _, name := range names {
 		f, ok := plugin.Lookup(name)
 		if !ok {
@@ -159,6 +163,10 @@ func (s *Server) addTool(info plugin.Info, t plugin.Tool) error {
 		return err
 	}
 	rt := &registeredTool{Tool: t, plugin: info.Name, pluginVersion: info.Version, schema: sch}
+	var doc map[string]any
+	if err := json.Unmarshal(t.InputSchema, &doc); err == nil && hasFormats(doc) {
+		rt.schemaDoc, rt.annotated = doc, true
+	}
 	s.pipe.tools[t.Name] = rt
 	mt := &mcp.Tool{
 		Name:        t.Name,

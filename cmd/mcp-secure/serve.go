@@ -52,13 +52,17 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 	}()
 
 	network := guard.NewNetwork(eng, alog, &guard.NetworkOptions{Logger: log, Generation: eng.Generation})
+	files := guard.NewFiles(eng, alog, &guard.FilesOptions{Roots: pol.Roots(), Logger: log})
+	commands := guard.NewCommands(eng, alog, files, log)
 	srv, err := server.New(server.Options{
-		Version: version,
-		Logger:  log,
-		Engine:  eng,
-		Limiter: ratelimit.New(rateConfig(pol), time.Now),
-		Audit:   alog,
-		Network: network,
+		Version:  version,
+		Logger:   log,
+		Engine:   eng,
+		Limiter:  ratelimit.New(rateConfig(pol), time.Now),
+		Audit:    alog,
+		Network:  network,
+		Files:    files,
+		Commands: commands,
 
 		Settings: pol.Plugins,
 		Timeout:  pol.Timeout(),

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -153,6 +154,40 @@ func (n *Network) DialContext(ctx context.Context, network, address string) (net
 		}
 	}
 	return nil, errs[0]
+}
+
+// CheckURL decides, before a tool runs, whether the network policy could
+// let it fetch rawURL: an IP literal is decided as a dial, a name as a
+// lookup. The connection itself is decided again when it is made.
+func (n *Network) CheckURL(ctx context.Context, rawURL string) error {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Host == "" {
+		return &DeniedError{Kind: audit.KindNetwork, Target: fmt.Sprintf("%q", rawURL), Reasons: []string{"not an absolute URL"}}
+	}
+	var port uint16
+	switch strings.ToLower(u.Scheme) {
+	case "http", "ws":
+		port = 80
+	case "https", "wss":
+		port = 443
+	default:
+		return &DeniedError{Kind: audit.KindNetwork, Target: fmt.Sprintf("%q", rawURL), Reasons: []string{fmt.Sprintf("URL scheme %q is not allowed", u.Scheme)}}
+	}
+	if p := u.Port(); p != "" {
+		v, err := strconv.ParseUint(p, 10, 16)
+		if err != nil || v == 0 {
+			return &DeniedError{Kind: audit.KindNetwork, Target: fmt.Sprintf("%q", rawURL), Reasons: []string{fmt.Sprintf("port %q is not a number in 1-65535", p)}}
+		}
+		port = uint16(v)
+	}
+	host := NormalizeHost(u.Hostname())
+	if ip, err := netip.ParseAddr(host); err == nil && ip.Zone() == "" {
+		return n.check(ctx, netKey{phase: "dial", network: "tcp", addr: ip, port: port})
+	}
+	if !validHostname(host) {
+		return &DeniedError{Kind: audit.KindNetwork, Target: fmt.Sprintf("%q", rawURL), Reasons: []string{"not a valid host name or IP address"}}
+	}
+	return n.check(ctx, netKey{phase: "resolve", host: host, network: "tcp", port: port})
 }
 
 // check decides one resolve or dial, audits it and returns a

@@ -122,3 +122,25 @@ func ints(list []int) []any {
 	}
 	return out
 }
+
+// Roots are the directories filesystem access is confined to: for each
+// allowed path glob, its longest leading part without glob characters.
+// A pattern without glob characters is its own root.
+func (p *Policy) Roots() []string {
+	var roots []string
+	for _, g := range p.globs(p.Filesystem.AllowedPaths, false) {
+		pattern := g.(string)
+		var keep []string
+		for seg := range strings.SplitSeq(pattern, "/") {
+			if strings.ContainsAny(seg, "*?[{\\") {
+				break
+			}
+			keep = append(keep, seg)
+		}
+		root := filepath.Clean("/" + strings.Join(keep, "/")) // **/x: anywhere
+		if !slices.Contains(roots, root) {
+			roots = append(roots, root)
+		}
+	}
+	return roots
+}

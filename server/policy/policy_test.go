@@ -253,3 +253,16 @@ func FuzzParse(f *testing.F) {
 		_ = p.Data()
 	})
 }
+
+func TestRoots(t *testing.T) {
+	p, err := Parse("p.yaml", "/etc/mcp", []byte(`filesystem:
+  allowed_paths: ["/home/u/ws/**", "/tmp/*.txt", "/srv/a/b", "/data/x*/y/**", "**/build/**"]
+`), env(map[string]string{"HOME": "/h"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"/home/u/ws", "/tmp", "/srv/a/b", "/data", "/"}
+	if diff := cmp.Diff(want, p.Roots()); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}

@@ -1,0 +1,422 @@
+package guard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/mcp-secure/mcp-secure/server/audit"
+	"github.com/mcp-secure/mcp-secure/server/engine"
+	"github.com/mcp-secure/mcp-secure/server/plugin"
+)
+
+// Limits on a path.
+const (
+	MaxPathBytes    = 4096
+	maxSegmentBytes = 255
+	defaultReadMax  = 16 << 20
+)
+
+// ErrBadPath is wrapped by every error about a path's form (NUL bytes,
+// length, encoding, relative without a base).
+var ErrBadPath = errors.New("invalid path")
+
+// Files decides and performs every filesystem access of the plugins.
+type Files struct {
+	decide Decider
+	audit  Auditor
+	log    *slog.Logger
+	roots  []string // absolute directories, longest first
+
+	// afterDecide, when set (tests), runs between a decision and the open.
+	afterDecide func(path string)
+}
+
+var _ plugin.Files = (*Files)(nil)
+
+// FilesOptions configure a Files guard.
+type FilesOptions struct {
+	// Roots are the directories operations are confined to: the static
+	// prefixes of the policy's allowed path globs (policy.Policy.Roots).
+	Roots  []string
+	Logger *slog.Logger
+}
+
+// NewFiles returns the filesystem guard.
+func NewFiles(d Decider, a Auditor, opts *FilesOptions) *Files {
+	f := &Files{decide: d, audit: a, log: slog.New(slog.DiscardHandler)}
+	if opts != nil {
+		for _, r := range opts.Roots {
+			if filepath.IsAbs(r) {
+				f.roots = append(f.roots, filepath.Clean(r))
+			}
+		}
+		if opts.Logger != nil {
+			f.log = opts.Logger
+		}
+	}
+	slices.SortFunc(f.roots, func(a, b string) int { return len(b) - len(a) })
+	f.roots = slices.Compact(f.roots)
+	return f
+}
+
+// Roots returns the confinement roots, longest first.
+func (f *Files) Roots() []string { return slices.Clone(f.roots) }
+
+// CheckPath validates the form of an absolute path and returns it
+// cleaned.
+func CheckPath(p string) (string, error) {
+	switch {
+	case strings.IndexByte(p, 0) >= 0:
+		return "", fmt.Errorf("%w: path contains a NUL byte", ErrBadPath)
+	case len(p) > MaxPathBytes:
+		return "", fmt.Errorf("%w: path is longer than %d bytes", ErrBadPath, MaxPathBytes)
+	case !utf8.ValidString(p):
+		return "", fmt.Errorf("%w: path is not valid UTF-8", ErrBadPath)
+	case !filepath.IsAbs(p):
+		return "", fmt.Errorf("%w: %q is not absolute", ErrBadPath, p)
+	}
+	clean := filepath.Clean(p)
+	for seg := range strings.SplitSeq(clean, "/") {
+		if len(seg) > maxSegmentBytes {
+			return "", fmt.Errorf("%w: a path segment is longer than %d bytes", ErrBadPath, maxSegmentBytes)
+		}
+	}
+	return clean, nil
+}
+
+// Abs makes p absolute against base, never against the working directory.
+func (f *Files) Abs(base, p string) (string, error) {
+	if strings.IndexByte(p, 0) >= 0 || strings.IndexByte(base, 0) >= 0 {
+		return "", fmt.Errorf("%w: path contains a NUL byte", ErrBadPath)
+	}
+	if !filepath.IsAbs(p) {
+		if !filepath.IsAbs(base) {
+			return "", fmt.Errorf("%w: relative path %q needs an absolute base directory", ErrBadPath, p)
+		}
+		p = filepath.Join(base, p)
+	}
+	return CheckPath(p)
+}
+
+// Check decides op on path for the tool in ctx and audits the decision;
+// it opens nothing. A denial is a *DeniedError.
+func (f *Files) Check(ctx context.Context, path string, op plugin.Op) error {
+	clean, err := CheckPath(path)
+	if err != nil {
+		f.record(ctx, path, op, audit.ResultDeny, []string{err.Error()}, 0)
+		return &DeniedError{Kind: audit.KindFilesystem, Target: fmt.Sprintf("%s of %q", op, path), Reasons: []string{err.Error()}}
+	}
+	return f.check(ctx, clean, op)
+}
+
+func (f *Files) check(ctx context.Context, path string, op plugin.Op) error {
+	start := time.Now()
+	d, err := f.decide.Decide(ctx, engine.Filesystem, filesInput(ctx, path, op))
+	result := audit.ResultAllow
+	switch {
+	case err != nil:
+		result = audit.ResultError
+		f.log.Error("filesystem decision failed; denying", "path", path, "err", err)
+	case !d.Allow:
+		result = audit.ResultDeny
+	}
+	if werr := f.record(ctx, path, op, result, d.Reasons, time.Since(start)); werr != nil {
+		return &DeniedError{Kind: audit.KindFilesystem, Target: fmt.Sprintf("%s of %q", op, path), Reasons: []string{"the audit record could not be written"}}
+	}
+	if result != audit.ResultAllow {
+		return &DeniedError{Kind: audit.KindFilesystem, Target: fmt.Sprintf("%s of %q", op, path), Reasons: d.Reasons}
+	}
+	return nil
+}
+
+func (f *Files) record(ctx context.Context, path string, op plugin.Op, result string, reasons []string, took time.Duration) error {
+	call := CallFrom(ctx)
+	return f.audit.Log(ctx, audit.Record{
+		DecisionID:       audit.NewID(),
+		ParentDecisionID: call.DecisionID,
+		RequestID:        call.RequestID,
+		Path:             engine.Filesystem.Path(),
+		Kind:             audit.KindFilesystem,
+		Tool:             call.Tool,
+		Result:           result,
+		Reasons:          reasons,
+		Input:            map[string]any{"path": path, "operation": string(op)},
+		DurationNS:       took.Nanoseconds(),
+	})
+}
+
+func filesInput(ctx context.Context, path string, op plugin.Op) ast.Value {
+	call := CallFrom(ctx)
+	return ast.NewObject(
+		ast.Item(ast.InternedTerm("path"), ast.StringTerm(path)),
+		ast.Item(ast.InternedTerm("operation"), ast.StringTerm(string(op))),
+		ast.Item(ast.InternedTerm("tool"), ast.StringTerm(call.Tool)),
+		ast.Item(ast.InternedTerm("request_id"), ast.StringTerm(call.RequestID)),
+	)
+}
+
+// anchored is a decided path opened relative to the os.Root of the
+// allowed directory that contains it.
+type anchored struct {
+	root *os.Root
+	rel  string // "." for the root itself
+	path string
+}
+
+func (a *anchored) Close() { a.root.Close() }
+
+// anchor decides op on path and opens the os.Root it is confined to: the
+// longest configured root containing it (its parent when the path is the
+// root itself, so the root's own entry can be opened).
+func (f *Files) anchor(ctx context.Context, path string, op plugin.Op) (*anchored, error) {
+	clean, err := CheckPath(path)
+	if err != nil {
+		return nil, f.Check(ctx, path, op)
+	}
+	if err := f.check(ctx, clean, op); err != nil {
+		return nil, err
+	}
+	if f.afterDecide != nil {
+		f.afterDecide(clean)
+	}
+	var base string
+	for _, r := range f.roots {
+		if clean == r || r == "/" || strings.HasPrefix(clean, r+"/") {
+			base = r
+			break
+		}
+	}
+	if base == "" {
+		return nil, &DeniedError{Kind: audit.KindFilesystem, Target: fmt.Sprintf("%s of %q", op, clean), Reasons: []string{"no allowed directory contains the path"}}
+	}
+	rel := strings.TrimPrefix(strings.TrimPrefix(clean, base), "/")
+	if clean == base && base != "/" {
+		base, rel = filepath.Dir(base), filepath.Base(base)
+	}
+	if rel == "" {
+		rel = "."
+	}
+	root, err := os.OpenRoot(base)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", clean, err)
+	}
+	return &anchored{root: root, rel: rel, path: clean}, nil
+}
+
+// confirm re-decides the real path of an opened file when it differs from
+// the decided one: an in-root symlink to a denied name, or a swap after
+// the decision, is caught here.
+func (f *Files) confirm(ctx context.Context, file *os.File, decided string, op plugin.Op) (string, error) {
+	real, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(file.Fd())))
+	if err != nil {
+		return "", fmt.Errorf("resolve %s: %w", decided, err)
+	}
+	if real == decided {
+		return real, nil
+	}
+	if err := f.check(ctx, real, op); err != nil {
+		return "", err
+	}
+	return real, nil
+}
+
+// openChecked opens a decided path read-only through its root and
+// confirms its real path.
+func (f *Files) openChecked(ctx context.Context, path string, op plugin.Op) (*os.File, string, error) {
+	a, err := f.anchor(ctx, path, op)
+	if err != nil {
+		return nil, "", err
+	}
+	defer a.Close()
+	file, err := a.root.Open(a.rel)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s %s: %w", op, a.path, unwrapPathError(err))
+	}
+	real, err := f.confirm(ctx, file, a.path, op)
+	if err != nil {
+		file.Close()
+		return nil, "", err
+	}
+	return file, real, nil
+}
+
+// Canonical decides op on path and returns its real path, decided again
+// when symlinks made it differ.
+func (f *Files) Canonical(ctx context.Context, path string, op plugin.Op) (string, error) {
+	file, real, err := f.openChecked(ctx, path, op)
+	if err != nil {
+		return "", err
+	}
+	file.Close()
+	return real, nil
+}
+
+// Stat describes path.
+func (f *Files) Stat(ctx context.Context, path string) (fs.FileInfo, error) {
+	file, _, err := f.openChecked(ctx, path, plugin.OpStat)
+	if err != nil {
+		return nil, err
+	}
+	defer file.Close()
+	return file.Stat()
+}
+
+// ReadFile reads a regular file of at most limit bytes.
+func (f *Files) ReadFile(ctx context.Context, path string, limit int64) ([]byte, error) {
+	if limit <= 0 {
+		limit = defaultReadMax
+	}
+	file, _, err := f.openChecked(ctx, path, plugin.OpRead)
+	if err != nil {
+		return nil, err
+	}
+	defer file.Close()
+	st, err := file.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("read %s: not a regular file", path)
+	}
+	data, err := io.ReadAll(io.LimitReader(file, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("read %s: larger than %d bytes", path, limit)
+	}
+	return data, nil
+}
+
+// ReadDir lists a directory.
+func (f *Files) ReadDir(ctx context.Context, path string) ([]fs.DirEntry, error) {
+	file, _, err := f.openChecked(ctx, path, plugin.OpList)
+	if err != nil {
+		return nil, err
+	}
+	defer file.Close()
+	entries, err := file.ReadDir(-1)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", path, err)
+	}
+	slices.SortFunc(entries, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
+	return entries, nil
+}
+
+// WriteFile writes data to path: a new file is created exclusively (0600),
+// an existing regular file is replaced by writing a temporary file beside
+// it and renaming it over, so a reader never sees half a file.
+func (f *Files) WriteFile(ctx context.Context, path string, data []byte) error {
+	a, err := f.anchor(ctx, path, plugin.OpWrite)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if a.rel == "." {
+		return fmt.Errorf("write %s: is a directory", a.path)
+	}
+	dirRel, name := filepath.Dir(a.rel), filepath.Base(a.rel)
+	dir, err := a.root.Open(dirRel)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", a.path, unwrapPathError(err))
+	}
+	realDir, err := f.confirm(ctx, dir, filepath.Dir(a.path), plugin.OpWrite)
+	dir.Close()
+	if err != nil {
+		return err
+	}
+	if real := filepath.Join(realDir, name); real != a.path {
+		if err := f.check(ctx, real, plugin.OpWrite); err != nil {
+			return err
+		}
+	}
+	if st, err := a.root.Lstat(a.rel); err == nil && !st.Mode().IsRegular() {
+		return fmt.Errorf("write %s: exists and is not a regular file", a.path)
+	} else if errors.Is(err, fs.ErrNotExist) {
+		out, err := a.root.OpenFile(a.rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return fmt.Errorf("write %s: %w", a.path, unwrapPathError(err))
+		}
+		return writeClose(out, data, a.path)
+	}
+	tmp := filepath.Join(dirRel, fmt.Sprintf(".%s.tmp-%s", name, audit.NewID()[:8]))
+	out, err := a.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", a.path, unwrapPathError(err))
+	}
+	if err := writeClose(out, data, a.path); err != nil {
+		a.root.Remove(tmp)
+		return err
+	}
+	if err := a.root.Rename(tmp, a.rel); err != nil {
+		a.root.Remove(tmp)
+		return fmt.Errorf("write %s: %w", a.path, unwrapPathError(err))
+	}
+	return nil
+}
+
+func writeClose(out *os.File, data []byte, path string) error {
+	_, err := out.Write(data)
+	if err == nil {
+		err = out.Sync()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// MkdirAll creates a directory and its parents (0700).
+func (f *Files) MkdirAll(ctx context.Context, path string) error {
+	a, err := f.anchor(ctx, path, plugin.OpCreate)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if err := a.root.MkdirAll(a.rel, 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", a.path, unwrapPathError(err))
+	}
+	return nil
+}
+
+// Remove removes a file, a symlink itself, or an empty directory.
+func (f *Files) Remove(ctx context.Context, path string) error {
+	a, err := f.anchor(ctx, path, plugin.OpDelete)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if a.rel == "." {
+		return fmt.Errorf("delete %s: refusing to remove an allowed root", a.path)
+	}
+	if err := a.root.Remove(a.rel); err != nil {
+		return fmt.Errorf("delete %s: %w", a.path, unwrapPathError(err))
+	}
+	return nil
+}
+
+// unwrapPathError drops the *PathError wrapper, whose path is relative to
+// the root and would confuse the reader; the caller names the full path.
+func unwrapPathError(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
