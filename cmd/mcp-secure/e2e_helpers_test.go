@@ -26,7 +26,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binPath = filepath.Join(dir, "mcp-secure")
-	build := exec.Command("go", "build", "-ldflags", "-X main.version=e2e", "-o", binPath, ".")
+	build := exec.Command("go", "build", "-tags", "e2etools", "-ldflags", "-X main.version=e2e", "-o", binPath, ".")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building mcp-secure:", err)

@@ -161,7 +161,7 @@ func (n *Network) DialContext(ctx context.Context, network, address string) (net
 // lookup. The connection itself is decided again when it is made.
 func (n *Network) CheckURL(ctx context.Context, rawURL string) error {
 	u, err := url.Parse(rawURL)
-	if err != nil || u.Host == "" {
+	if err != nil || u.Scheme == "" {
 		return &DeniedError{Kind: audit.KindNetwork, Target: fmt.Sprintf("%q", rawURL), Reasons: []string{"not an absolute URL"}}
 	}
 	var port uint16
@@ -179,6 +179,9 @@ func (n *Network) CheckURL(ctx context.Context, rawURL string) error {
 			return &DeniedError{Kind: audit.KindNetwork, Target: fmt.Sprintf("%q", rawURL), Reasons: []string{fmt.Sprintf("port %q is not a number in 1-65535", p)}}
 		}
 		port = uint16(v)
+	}
+	if u.Host == "" {
+		return &DeniedError{Kind: audit.KindNetwork, Target: fmt.Sprintf("%q", rawURL), Reasons: []string{"the URL names no host"}}
 	}
 	host := NormalizeHost(u.Hostname())
 	if ip, err := netip.ParseAddr(host); err == nil && ip.Zone() == "" {
