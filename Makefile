@@ -11,7 +11,7 @@ LDFLAGS   := -X main.version=$(VERSION)
 CAPS      := rego/capabilities.json
 FUZZTIME  ?= 30s
 
-.PHONY: help build run test test-go test-rego policy-tests lint fmt bench fuzz deps check caps
+.PHONY: help build run test test-go test-rego test-clients policy-tests lint fmt bench fuzz deps check caps
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -22,7 +22,7 @@ build: ## Build bin/mcp-secure
 run: ## Run the server over stdio on the embedded default policy
 	$(GO) run ./cmd/mcp-secure serve
 
-test: test-go test-rego ## Run every test: Go (unit + end-to-end over stdio) and Rego
+test: test-go test-rego test-clients ## Run every test: Go (unit + end-to-end over stdio), Rego and real MCP clients
 
 test-go: ## Go tests, including the end-to-end suite that drives the real binary
 	$(GO) test -count=1 ./...
@@ -30,6 +30,9 @@ test-go: ## Go tests, including the end-to-end suite that drives the real binary
 test-rego: ## Rego unit tests with a coverage gate
 	$(OPA) test --coverage --threshold 90 rego policy-tests >/dev/null
 	$(OPA) test -v rego policy-tests examples/rego | tail -n 3
+
+test-clients: build ## The TypeScript SDK client and the MCP Inspector CLI against bin/mcp-secure (Node.js 20+)
+	cd test/clients && npm ci && MCP_SECURE_BIN=$(CURDIR)/$(BIN) npm test
 
 policy-tests: test-rego ## Alias for test-rego
 
