@@ -19,6 +19,7 @@ import (
 
 	"github.com/mcp-secure/mcp-secure/server/audit"
 	"github.com/mcp-secure/mcp-secure/server/engine"
+	"github.com/mcp-secure/mcp-secure/server/policy"
 )
 
 // Resolver looks names up; *net.Resolver implements it. Tests use their
@@ -106,7 +107,9 @@ func (n *Network) DialContext(ctx context.Context, network, address string) (net
 		addrs = []netip.Addr{ip}
 	} else {
 		name = host
-		if !validHostname(name) {
+		// A zoned IPv6 literal is neither an address the policy can decide
+		// nor a name.
+		if err == nil || !policy.ValidHost(name) {
 			return nil, &DeniedError{Kind: audit.KindNetwork, Target: fmt.Sprintf("%s %q", network, hostPart), Reasons: []string{"not a valid host name or IP address"}}
 		}
 		if err := n.check(ctx, netKey{phase: "resolve", host: name, network: network, port: port}); err != nil {
@@ -184,10 +187,11 @@ func (n *Network) CheckURL(ctx context.Context, rawURL string) error {
 		return &DeniedError{Kind: audit.KindNetwork, Target: fmt.Sprintf("%q", rawURL), Reasons: []string{"the URL names no host"}}
 	}
 	host := NormalizeHost(u.Hostname())
-	if ip, err := netip.ParseAddr(host); err == nil && ip.Zone() == "" {
+	ip, err := netip.ParseAddr(host)
+	if err == nil && ip.Zone() == "" {
 		return n.check(ctx, netKey{phase: "dial", network: "tcp", addr: ip, port: port})
 	}
-	if !validHostname(host) {
+	if err == nil || !policy.ValidHost(host) {
 		return &DeniedError{Kind: audit.KindNetwork, Target: fmt.Sprintf("%q", rawURL), Reasons: []string{"not a valid host name or IP address"}}
 	}
 	return n.check(ctx, netKey{phase: "resolve", host: host, network: "tcp", port: port})
@@ -307,26 +311,6 @@ func networkAudit(k netKey) map[string]any {
 func NormalizeHost(h string) string {
 	h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
 	return strings.TrimSuffix(strings.ToLower(h), ".")
-}
-
-// validHostname accepts LDH labels (and underscores, seen in the wild);
-// anything else, including numeric spellings of addresses that are not
-// dotted-quad, is still a name and is decided as one.
-func validHostname(h string) bool {
-	if h == "" || len(h) > 253 {
-		return false
-	}
-	for label := range strings.SplitSeq(h, ".") {
-		if label == "" || len(label) > 63 {
-			return false
-		}
-		for _, c := range []byte(label) {
-			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 var (

@@ -193,7 +193,7 @@ func (p *Policy) validate(d *decoder) error {
 	for i, e := range n.AllowedEndpoints {
 		key := fmt.Sprintf("network.allowed_endpoints[%d]", i)
 		h := normalizeHost(e.Host)
-		if !validHost(h) {
+		if !ValidHost(h) {
 			return bad(key+".host", "%q is not a host name", e.Host)
 		}
 		n.AllowedEndpoints[i].Host = h
@@ -213,7 +213,7 @@ func (p *Policy) validate(d *decoder) error {
 	}
 	for i, h := range n.DNSAllowlist {
 		nh := normalizeHost(h)
-		if !validHost(nh) {
+		if !ValidHost(nh) {
 			return bad(fmt.Sprintf("network.dns_allowlist[%d]", i), "%q is not a host name", h)
 		}
 		n.DNSAllowlist[i] = nh
@@ -335,7 +335,9 @@ func normalizeHost(h string) string {
 	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(h)), ".")
 }
 
-func validHost(h string) bool {
+// ValidHost reports whether h, lower-cased, is an IP address or a host
+// name of LDH labels (underscores allowed, as seen in the wild).
+func ValidHost(h string) bool {
 	if h == "" || len(h) > 253 {
 		return false
 	}
