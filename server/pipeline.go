@@ -98,6 +98,19 @@ func infoOf(req *mcp.CallToolRequest) callInfo {
 // call runs the pipeline for one tools/call. It never returns a Go error:
 // every outcome is a tool result, denials included.
 func (p *pipeline) call(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+	res := p.outcome(ctx, req)
+	// structuredContent must match a tool's declared output schema, and
+	// clients check it even on errors: the server's own error details go
+	// only in the text for such tools.
+	if res.IsError && req.Params != nil {
+		if t, ok := p.tools[req.Params.Name]; ok && len(t.OutputSchema) > 0 {
+			res.StructuredContent = nil
+		}
+	}
+	return res, nil
+}
+
+func (p *pipeline) outcome(ctx context.Context, req *mcp.CallToolRequest) *mcp.CallToolResult {
 	start := p.now()
 	ci := infoOf(req)
 	rec := audit.Record{
@@ -132,11 +145,11 @@ func (p *pipeline) call(ctx context.Context, req *mcp.CallToolRequest) (*mcp.Cal
 		v := violationOf(verr)
 		msg := fmt.Sprintf("invalid arguments for %q at %q: %s (keyword %q)", ci.name, displayPointer(v.Pointer), v.Message, v.Keyword)
 		if finish(audit.KindValidation, audit.ResultDeny, []string{msg}, p.auditInput(ci, args)) != nil {
-			return auditFailed(), nil
+			return auditFailed()
 		}
 		res := errorResult(msg)
 		res.StructuredContent = map[string]any{"error": "invalid_arguments", "violation": v}
-		return res, nil
+		return res
 	}
 	if !ok {
 		args = nil
@@ -147,9 +160,9 @@ func (p *pipeline) call(ctx context.Context, req *mcp.CallToolRequest) (*mcp.Cal
 		if allowed, retry := p.limit.Allow(ci.name); !allowed {
 			msg := fmt.Sprintf("rate limit for %q exceeded; retry in %s", ci.name, retry.Round(time.Millisecond))
 			if finish(audit.KindRateLimit, audit.ResultDeny, []string{msg}, p.auditInput(ci, args)) != nil {
-				return auditFailed(), nil
+				return auditFailed()
 			}
-			return errorResult(msg), nil
+			return errorResult(msg)
 		}
 	}
 
@@ -163,9 +176,9 @@ func (p *pipeline) call(ctx context.Context, req *mcp.CallToolRequest) (*mcp.Cal
 	if err != nil {
 		p.log.Error("policy decision failed; denying", "tool", ci.name, "err", err)
 		if finish(audit.KindToolCall, audit.ResultError, []string{"policy evaluation failed"}, p.auditInput(ci, args)) != nil {
-			return auditFailed(), nil
+			return auditFailed()
 		}
-		return errorResult(fmt.Sprintf("call to %q denied: the policy could not be evaluated", ci.name)), nil
+		return errorResult(fmt.Sprintf("call to %q denied: the policy could not be evaluated", ci.name))
 	}
 	if !ok {
 		d.Allow = false
@@ -175,14 +188,14 @@ func (p *pipeline) call(ctx context.Context, req *mcp.CallToolRequest) (*mcp.Cal
 	}
 	if !d.Allow {
 		if finish(audit.KindToolCall, audit.ResultDeny, d.Reasons, p.auditInput(ci, args)) != nil {
-			return auditFailed(), nil
+			return auditFailed()
 		}
-		return errorResult(fmt.Sprintf("call to %q denied by policy: %s", ci.name, strings.Join(d.Reasons, "; "))), nil
+		return errorResult(fmt.Sprintf("call to %q denied by policy: %s", ci.name, strings.Join(d.Reasons, "; ")))
 	}
 	// The allow is recorded before the handler runs: no effect without a
 	// record.
 	if finish(audit.KindToolCall, audit.ResultAllow, nil, p.auditInput(ci, args)) != nil {
-		return auditFailed(), nil
+		return auditFailed()
 	}
 
 	// 5. Decide the arguments the schema marks as paths, URLs or commands,
@@ -194,15 +207,15 @@ func (p *pipeline) call(ctx context.Context, req *mcp.CallToolRequest) (*mcp.Cal
 			if errors.As(err, &de) {
 				res := deniedResult(ci.name, de)
 				res.Content = []mcp.Content{&mcp.TextContent{Text: fmt.Sprintf("call to %q denied: %s", ci.name, de.Error())}}
-				return res, nil
+				return res
 			}
 			p.log.Error("argument check failed", "tool", ci.name, "err", err)
-			return errorResult(fmt.Sprintf("call to %q denied: its arguments could not be checked", ci.name)), nil
+			return errorResult(fmt.Sprintf("call to %q denied: its arguments could not be checked", ci.name))
 		}
 	}
 
 	// 6. Run the handler under the policy's deadline.
-	return p.run(ctx, t, ci), nil
+	return p.run(ctx, t, ci)
 }
 
 func (p *pipeline) run(ctx context.Context, t *registeredTool, ci callInfo) *mcp.CallToolResult {

@@ -4,18 +4,20 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"math/rand/v2"
 	"testing"
 	"time"
 
 	"github.com/mcp-secure/mcp-secure/server/ratelimit"
 )
 
-const fuzzPingID = 987654321
-
 // FuzzStdioServer feeds arbitrary bytes to a running server between a
 // handshake and a ping: the server must not crash, must not hang, and must
-// answer the ping that follows whatever came before.
+// answer the ping that follows whatever came before. The ping's id is
+// random, so the input cannot cancel it (a cancelled request rightly gets
+// no answer).
 func FuzzStdioServer(f *testing.F) {
 	for _, seed := range []string{
 		``,
@@ -45,6 +47,7 @@ func FuzzStdioServer(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		pingID := 1<<51 + rand.Int64N(1<<50)
 		inR, inW := io.Pipe()
 		outR, outW := io.Pipe()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -64,7 +67,7 @@ func FuzzStdioServer(f *testing.F) {
 					ID     any             `json:"id"`
 					Result json.RawMessage `json:"result"`
 				}
-				if json.Unmarshal(sc.Bytes(), &m) == nil && m.ID == float64(fuzzPingID) && m.Result != nil {
+				if json.Unmarshal(sc.Bytes(), &m) == nil && m.ID == float64(pingID) && m.Result != nil {
 					answered <- true
 					io.Copy(io.Discard, outR)
 					return
@@ -76,7 +79,7 @@ func FuzzStdioServer(f *testing.F) {
 			io.WriteString(inW, `{"jsonrpc":"2.0","id":"init","method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"fuzz","version":"0"}}}`+"\n")
 			io.WriteString(inW, `{"jsonrpc":"2.0","method":"notifications/initialized"}`+"\n")
 			inW.Write(data)
-			io.WriteString(inW, "\n"+`{"jsonrpc":"2.0","id":987654321,"method":"ping"}`+"\n")
+			fmt.Fprintf(inW, "\n{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"ping\"}\n", pingID)
 		}()
 		select {
 		case ok := <-answered:

@@ -64,6 +64,9 @@ func TestE2EFilesystemAndCommandGuards(t *testing.T) {
 					t.Errorf("result leaks %q", secret)
 				}
 			}
+			if sc, _ := res.StructuredContent.(map[string]any); tc.wantErr && tc.auditKind != "" && (sc["error"] != "denied_by_policy" || sc["kind"] != tc.auditKind) {
+				t.Errorf("structuredContent = %v", res.StructuredContent)
+			}
 			if tc.auditKind == "" {
 				return
 			}

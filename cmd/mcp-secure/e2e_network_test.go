@@ -100,9 +100,10 @@ func TestE2EWebSearchThroughGuard(t *testing.T) {
 		if !res.IsError || !strings.Contains(text(res), want) {
 			t.Fatalf("blocked port not denied: isError=%v %q", res.IsError, text(res))
 		}
-		sc, _ := res.StructuredContent.(map[string]any)
-		if sc["error"] != "denied_by_policy" || sc["kind"] != "network" {
-			t.Errorf("structuredContent = %v", sc)
+		// web_search declares an output schema: the denial's details stay
+		// in the text, so structuredContent never breaks that schema.
+		if res.StructuredContent != nil {
+			t.Errorf("structuredContent on an error of a tool with an output schema: %v", res.StructuredContent)
 		}
 		rec := e.findRecord(t, map[string]any{"kind": "network", "result": "deny"})
 		if r, _ := rec["reasons"].([]any); len(r) != 1 || r[0] != want {

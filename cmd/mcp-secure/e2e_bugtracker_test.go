@@ -1,0 +1,154 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestE2EBugTracker drives the bug tracker through the real binary: a
+// bug's lifecycle in a project under the allowed paths, persistence
+// across a server restart, and a project outside the allowed paths
+// denied by the filesystem policy and audited.
+func TestE2EBugTracker(t *testing.T) {
+	e := newEnv(t, "")
+	// The database lives outside the allowed paths: it is the server's own
+	// state, not a tool's request.
+	db := filepath.Join(t.TempDir(), "tracker", "bugs.db")
+	e.vars = []string{"MCP_SECURE_BUGTRACKER_DB=" + db}
+	project := filepath.Join(e.workspace, "app")
+	outside := filepath.Join(e.dir, "elsewhere")
+	for _, d := range []string{project, outside} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	structured := func(t *testing.T, tool string, args map[string]any) map[string]any {
+		t.Helper()
+		res := call(t, e.connect(t, "2025-11-25"), tool, args)
+		if res.IsError {
+			t.Fatalf("%s: %s", tool, text(res))
+		}
+		sc, ok := res.StructuredContent.(map[string]any)
+		if !ok {
+			t.Fatalf("%s: structuredContent = %#v", tool, res.StructuredContent)
+		}
+		return sc
+	}
+
+	t.Run("allow/lifecycle", func(t *testing.T) {
+		cs := e.connect(t, "2025-11-25")
+		ok := func(tool string, args map[string]any) map[string]any {
+			t.Helper()
+			res := call(t, cs, tool, args)
+			if res.IsError {
+				t.Fatalf("%s: %s", tool, text(res))
+			}
+			sc, _ := res.StructuredContent.(map[string]any)
+			if sc == nil || text(res) == "" {
+				t.Fatalf("%s: text %q, structuredContent %#v", tool, text(res), res.StructuredContent)
+			}
+			return sc
+		}
+		bug := ok("add_bug", map[string]any{"project_path": project, "title": "Login button does nothing",
+			"description": "Clicking it on the home page has no effect", "priority": "high", "tags": []string{"ui", "auth"}})
+		if bug["id"] != "BUG-001" || bug["project_path"] != project || bug["status"] != "open" {
+			t.Fatalf("add_bug = %v", bug)
+		}
+		if second := ok("add_bug", map[string]any{"project_path": project, "title": "Typo in footer"}); second["id"] != "BUG-002" {
+			t.Fatalf("second add_bug = %v", second)
+		}
+		upd := ok("update_bug", map[string]any{"project_path": project, "bug_id": "BUG-001", "status": "in_progress", "note": "missing onClick handler"})
+		if ch, _ := upd["changes"].(map[string]any); ch == nil || strings.Join(toStrings(ch["status"]), ">") != "open>in_progress" {
+			t.Errorf("update_bug changes = %v", upd["changes"])
+		}
+		closed := ok("close_bug", map[string]any{"project_path": project, "bug_id": "BUG-001", "resolution": "wired the handler"})
+		if b, _ := closed["bug"].(map[string]any); b["status"] != "closed" || b["resolution"] != "wired the handler" {
+			t.Errorf("close_bug = %v", closed)
+		}
+		list := ok("list_bugs", map[string]any{"project_path": project})
+		if got := bugIDs(list); strings.Join(got, ",") != "BUG-002,BUG-001" {
+			t.Errorf("list_bugs = %v", got)
+		}
+		if got := bugIDs(ok("list_bugs", map[string]any{"project_path": project, "status": "closed"})); strings.Join(got, ",") != "BUG-001" {
+			t.Errorf("list_bugs closed = %v", got)
+		}
+		found := ok("search_bugs_global", map[string]any{"query": "onClick handler"})
+		if got := bugIDs(found); strings.Join(got, ",") != "BUG-001" {
+			t.Errorf("search_bugs_global = %v", found)
+		}
+
+		// Every call was a tool decision, and the project path a
+		// filesystem decision linked to it.
+		callRec := e.findRecord(t, map[string]any{"kind": "tool_call", "tool": "add_bug", "result": "allow"})
+		fsRec := e.findRecord(t, map[string]any{"kind": "filesystem", "tool": "add_bug", "result": "allow"})
+		if fsRec["parent_decision_id"] == nil {
+			t.Errorf("filesystem record not linked to a call: %v (call %v)", fsRec, callRec["decision_id"])
+		}
+	})
+
+	t.Run("allow/survives-restart", func(t *testing.T) {
+		// A new connection is a new server process on the same database.
+		b := structured(t, "get_bug", map[string]any{"project_path": project, "bug_id": "BUG-001"})
+		if b["status"] != "closed" {
+			t.Fatalf("get_bug after restart = %v", b)
+		}
+		if h, _ := b["history"].([]any); len(h) != 2 {
+			t.Errorf("history = %v", b["history"])
+		}
+		if next := structured(t, "add_bug", map[string]any{"project_path": project, "title": "third"}); next["id"] != "BUG-003" {
+			t.Errorf("id after restart = %v", next["id"])
+		}
+	})
+
+	t.Run("deny/project-outside-allowed-paths", func(t *testing.T) {
+		cs := e.connect(t, "2025-11-25")
+		res := call(t, cs, "add_bug", map[string]any{"project_path": outside, "title": "should not land"})
+		msg := text(res)
+		if !res.IsError || !strings.Contains(msg, "filesystem policy denied") || !strings.Contains(msg, "filesystem.allowed_paths") {
+			t.Fatalf("outside project not denied: isError=%v %q", res.IsError, msg)
+		}
+		if sc, _ := res.StructuredContent.(map[string]any); sc["error"] != "denied_by_policy" || sc["kind"] != "filesystem" {
+			t.Errorf("structuredContent = %v", res.StructuredContent)
+		}
+		rec := e.findRecord(t, map[string]any{"kind": "filesystem", "result": "deny", "tool": "add_bug"})
+		if in, _ := rec["input"].(map[string]any); in["path"] != outside {
+			t.Errorf("deny record input = %v", rec["input"])
+		}
+		// Nothing was stored for it.
+		all := call(t, cs, "search_bugs_global", map[string]any{"query": "should not land"})
+		if all.IsError || strings.Contains(text(all), outside) {
+			t.Errorf("search after the denial: %q", text(all))
+		}
+	})
+
+	t.Run("deny/schema", func(t *testing.T) {
+		cs := e.connect(t, "2025-11-25")
+		res := call(t, cs, "add_bug", map[string]any{"project_path": project, "title": "x", "priority": "urgent"})
+		if !res.IsError || !strings.Contains(text(res), "priority") {
+			t.Errorf("bad priority accepted: %q", text(res))
+		}
+	})
+}
+
+func bugIDs(page map[string]any) []string {
+	bugs, _ := page["bugs"].([]any)
+	var ids []string
+	for _, b := range bugs {
+		m, _ := b.(map[string]any)
+		id, _ := m["id"].(string)
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+func toStrings(v any) []string {
+	xs, _ := v.([]any)
+	out := make([]string, 0, len(xs))
+	for _, x := range xs {
+		s, _ := x.(string)
+		out = append(out, s)
+	}
+	return out
+}
