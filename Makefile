@@ -46,8 +46,8 @@ fmt: ## Format Go and Rego sources
 	gofmt -w $$(git ls-files '*.go')
 	$(OPA) fmt -w rego policy-tests examples/rego
 
-bench: ## Benchmarks of the decision hot path
-	$(GO) test -run '^$$' -bench . -benchmem ./server/engine/ ./server/guard/ ./server/
+bench: ## Benchmarks: decisions, guards, the bug tracker over 100,000 bugs
+	$(GO) test -run '^$$' -bench . -benchmem ./server/engine/ ./server/guard/ ./server/ ./plugins/bugtracker/
 
 fuzz: ## Run each fuzz target for FUZZTIME (default 30s)
 	@set -e; for pkg in $$($(GO) list ./...); do \
