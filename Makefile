@@ -39,6 +39,7 @@ policy-tests: test-rego ## Alias for test-rego
 lint: ## gofmt, go vet, opa fmt and opa check --strict
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags e2etools ./cmd/mcp-secure/
 	@out=$$($(OPA) fmt --list rego policy-tests examples/rego); if [ -n "$$out" ]; then echo "opa fmt needed:"; echo "$$out"; exit 1; fi
 	$(OPA) check --strict --capabilities $(CAPS) rego policy-tests examples/rego
 
