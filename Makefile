@@ -24,15 +24,18 @@ run: ## Run the server over stdio on the embedded default policy
 
 test: test-go test-rego test-clients ## Run every test: Go (unit + end-to-end over stdio), Rego and real MCP clients
 
+TRANSCRIPTS := $(CURDIR)/bin/transcripts
+
 test-go: ## Go tests, including the end-to-end suite that drives the real binary
-	$(GO) test -count=1 ./...
+	rm -rf $(TRANSCRIPTS)
+	MCP_SECURE_TRANSCRIPTS=$(TRANSCRIPTS) $(GO) test -count=1 ./...
 
 test-rego: ## Rego unit tests with a coverage gate
 	$(OPA) test --coverage --threshold 90 rego policy-tests >/dev/null
 	$(OPA) test -v rego policy-tests examples/rego | tail -n 3
 
 test-clients: build ## The TypeScript SDK client and the MCP Inspector CLI against bin/mcp-secure (Node.js 20+)
-	cd test/clients && npm ci && MCP_SECURE_BIN=$(CURDIR)/$(BIN) npm test
+	cd test/clients && npm ci && MCP_SECURE_BIN=$(CURDIR)/$(BIN) MCP_SECURE_TRANSCRIPTS=$(TRANSCRIPTS) npm test
 
 policy-tests: test-rego ## Alias for test-rego
 

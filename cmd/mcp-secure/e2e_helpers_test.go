@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -116,12 +117,50 @@ func (e *env) connect(t *testing.T, protocol string) *mcp.ClientSession {
 	}
 	cmd := e.command()
 	cmd.Stderr = &testWriter{t: t}
-	cs, err := client.Connect(ctx, &mcp.CommandTransport{Command: cmd}, opts)
+	var transport mcp.Transport = &mcp.CommandTransport{Command: cmd}
+	if w := transcript(t); w != nil {
+		transport = &mcp.LoggingTransport{Transport: transport, Writer: w}
+	}
+	cs, err := client.Connect(ctx, transport, opts)
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}
 	t.Cleanup(func() { cs.Close() })
 	return cs
+}
+
+// transcript opens a file for the session's wire transcript when
+// MCP_SECURE_TRANSCRIPTS names a directory: every message the client reads
+// ("read: ...") and writes ("write: ..."). `make test` hands the
+// transcripts to test/clients, which checks each message the server wrote
+// against the MCP schema the TypeScript SDK ships.
+func transcript(t *testing.T) io.Writer {
+	dir := os.Getenv("MCP_SECURE_TRANSCRIPTS")
+	if dir == "" {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	name := strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())
+	f, err := os.CreateTemp(dir, name+"-*.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return &lockedWriter{w: f}
+}
+
+// lockedWriter serialises the transport's concurrent writes.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // records reads the audit log.
