@@ -61,8 +61,15 @@ func (l *Logger) Log(ctx context.Context, r Record) error {
 		l.log.Error("audit record does not encode", "decision_id", r.DecisionID, "err", err)
 		return fmt.Errorf("%w: encode: %w", ErrWrite, err)
 	}
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
-	defer cancel()
+	wctx := context.WithoutCancel(ctx)
+	if _, local := l.sink.(localSink); !local {
+		// A sink that may block gets a deadline of its own; the local sinks
+		// ignore the context, and a timer per record would cost more than
+		// their write.
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithTimeout(wctx, writeTimeout)
+		defer cancel()
+	}
 	if err := l.sink.Write(wctx, data); err != nil {
 		l.log.Error("audit write failed", "decision_id", r.DecisionID, "kind", r.Kind, "tool", r.Tool, "err", err)
 		return fmt.Errorf("%w: %w", ErrWrite, err)

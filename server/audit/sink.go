@@ -17,6 +17,13 @@ type Sink interface {
 	Close() error
 }
 
+// localSink marks the package's own sinks, which write to a local file or
+// writer and never wait on their context.
+type localSink interface{ local() }
+
+func (*FileSink) local()   {}
+func (*WriterSink) local() {}
+
 // FileSink appends JSON Lines to a file.
 type FileSink struct {
 	// Sync, if set, fsyncs after every record.
