@@ -70,9 +70,14 @@ func collectAnnotations(root map[string]any, value any) []annotation {
 			for key, val := range x {
 				p := ptr + "/" + escapePointer(key)
 				matched := false
-				if sub, ok := props[key]; ok {
-					walk(sub, val, p, depth+1)
-					matched = true
+				// Handlers decoding with encoding/json match field names
+				// case-insensitively: "PATH" may reach the field of "path",
+				// so it is checked against that property too.
+				for name, sub := range props {
+					if strings.EqualFold(name, key) {
+						walk(sub, val, p, depth+1)
+						matched = true
+					}
 				}
 				for pat, sub := range patterns {
 					if re, err := regexp.Compile(pat); err == nil && re.MatchString(key) {

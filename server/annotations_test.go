@@ -37,6 +37,7 @@ func TestCollectAnnotations(t *testing.T) {
 		"paths":  []any{"/p0", "/p1"},
 		"either": "/gone",
 		"map":    map[string]any{"k/1": "http://y.example/"},
+		"SRC":    "/other-case",
 	}
 	got := collectAnnotations(doc, args)
 	slices.SortFunc(got, func(a, b annotation) int {
@@ -46,6 +47,7 @@ func TestCollectAnnotations(t *testing.T) {
 		return 1
 	})
 	want := []annotation{
+		{FormatPath, "read", "/SRC", "/other-case"},
 		{FormatCommand, "read", "/argv/0", "git"},
 		{FormatPath, "write", "/dst", "/b"},
 		{FormatPath, "delete", "/either", "/gone"},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -39,15 +40,22 @@ var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
 // forbiddenEnv are variables that change how a process loads or runs code;
 // a plugin may not set them.
 var forbiddenEnv = []string{
-	"PATH", "IFS", "ENV", "BASH_ENV", "SHELLOPTS", "BASHOPTS", "PS4", "PROMPT_COMMAND",
+	"PATH", "HOME", "SHELL", "TMPDIR", "USER", "LOGNAME", "IFS", "ENV", "BASH_ENV", "SHELLOPTS", "BASHOPTS", "PS4", "PROMPT_COMMAND",
 	"GCONV_PATH", "LOCPATH", "NLSPATH", "HOSTALIASES", "RESOLV_HOST_CONF", "MALLOC_CHECK_",
 	"NODE_OPTIONS", "NODE_PATH", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONHOME", "PERL5OPT", "PERL5LIB",
 	"PERLLIB", "RUBYOPT", "RUBYLIB", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "GIT_SSH", "GIT_SSH_COMMAND",
 	"GIT_EXEC_PATH", "GIT_CONFIG_GLOBAL", "GIT_PROXY_COMMAND", "EDITOR", "VISUAL", "PAGER",
 	"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy", "no_proxy",
+	"BROWSER", "TERMINFO", "TERMINFO_DIRS", "LESSOPEN", "LESSCLOSE", "MANPAGER", "GIT_CONFIG_PARAMETERS",
 }
 
-var forbiddenEnvPrefixes = []string{"LD_", "DYLD_", "BASH_FUNC_", "GLIBC_", "MALLOC_"}
+// forbiddenEnvPrefixes cover whole families: loaders, shells, version
+// control and ssh, interpreters, and per-user configuration lookups.
+var forbiddenEnvPrefixes = []string{
+	"LD_", "DYLD_", "BASH", "GLIBC_", "MALLOC_", "GCONV", "GIT_", "SSH_", "GPG", "XDG_",
+	"PYTHON", "PERL", "RUBY", "NODE_", "NPM_", "JAVA", "_JAVA", "JDK_", "GO", "CARGO_", "RUST",
+	"LUA_", "PHP", "TCL", "R_", "DOTNET_", "CURL_", "WGET", "SUDO_", "KRB5", "OPENSSL_", "SSL_",
+}
 
 // inheritedEnv are the only variables a child takes from the server.
 var inheritedEnv = []string{"LANG", "LC_ALL", "LC_CTYPE", "TZ"}
@@ -195,7 +203,7 @@ func (c *Commands) Exec(ctx context.Context, argv []string, opts plugin.ExecOpti
 		if len(roots) == 0 {
 			return nil, &DeniedError{Kind: audit.KindCommand, Target: "command " + quoteArgv(argv), Reasons: []string{"no working directory is allowed (filesystem.allowed_paths is empty)"}}
 		}
-		dir = roots[len(roots)-1]
+		dir = roots[len(roots)-1] // the broadest allowed root
 	}
 	env, err := childEnv(opts.Env)
 	if err != nil {
@@ -224,9 +232,58 @@ func (c *Commands) Exec(ctx context.Context, argv []string, opts plugin.ExecOpti
 	if opts.Stdin != nil {
 		cmd.Stdin = strings.NewReader(string(opts.Stdin))
 	}
+	// Output goes through pipes of our own, so Wait returns when the
+	// process exits rather than when every holder of the pipes has gone:
+	// then the whole group is killed and the pipes drain.
 	stdout, stderr := &capped{limit: limit}, &capped{limit: limit}
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-	err = cmd.Run()
+	var drained sync.WaitGroup
+	var readers []*os.File
+	pipe := func(dst *capped) (*os.File, error) {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return nil, err
+		}
+		readers = append(readers, r)
+		drained.Add(1)
+		go func() {
+			defer drained.Done()
+			io.Copy(dst, r)
+		}()
+		return w, nil
+	}
+	outW, err := pipe(stdout)
+	if err != nil {
+		return nil, fmt.Errorf("command %s: %w", filepath.Base(res.Path), err)
+	}
+	errW, err := pipe(stderr)
+	if err != nil {
+		outW.Close()
+		drained.Wait()
+		readers[0].Close()
+		return nil, fmt.Errorf("command %s: %w", filepath.Base(res.Path), err)
+	}
+	cmd.Stdout, cmd.Stderr = outW, errW
+	err = cmd.Start()
+	outW.Close() // the child holds its own copies
+	errW.Close()
+	if err == nil {
+		err = cmd.Wait()
+		// Whatever the command left running in its group goes with it.
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+	// A process that left the group (setsid) may still hold the pipes:
+	// stop reading after a grace period rather than wait for it.
+	done := make(chan struct{})
+	go func() { drained.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(killGrace):
+		stderr.markDropped()
+	}
+	for _, r := range readers {
+		r.Close()
+	}
+	<-done
 	out := &plugin.ExecResult{Stdout: stdout.bytes(), Stderr: stderr.bytes(), Truncated: stdout.dropped || stderr.dropped}
 	if cmd.ProcessState != nil {
 		out.ExitCode = cmd.ProcessState.ExitCode()
@@ -255,7 +312,7 @@ func childEnv(extra map[string]string) ([]string, error) {
 		if !envName.MatchString(k) {
 			return nil, fmt.Errorf("environment variable name %q is not allowed", k)
 		}
-		if contains(forbiddenEnv, k) || hasAnyPrefix(strings.ToUpper(k), forbiddenEnvPrefixes) {
+		if contains(forbiddenEnv, strings.ToUpper(k)) || contains(forbiddenEnv, k) || hasAnyPrefix(strings.ToUpper(k), forbiddenEnvPrefixes) {
 			return nil, fmt.Errorf("environment variable %s may not be set by a tool", k)
 		}
 		if strings.IndexByte(v, 0) >= 0 {
@@ -322,6 +379,12 @@ func (c *capped) Write(p []byte) (int, error) {
 	}
 	c.buf = append(c.buf, p...)
 	return len(p), nil
+}
+
+func (c *capped) markDropped() {
+	c.mu.Lock()
+	c.dropped = true
+	c.mu.Unlock()
 }
 
 func (c *capped) bytes() []byte {

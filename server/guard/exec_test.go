@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -117,7 +118,8 @@ func TestExecRuns(t *testing.T) {
 
 func TestExecEnvironmentSmuggling(t *testing.T) {
 	w := newExecWorld(t, "")
-	for _, k := range []string{"LD_PRELOAD", "ld_library_path", "PATH", "BASH_ENV", "DYLD_INSERT_LIBRARIES", "BASH_FUNC_ls%%", "NODE_OPTIONS", "GIT_SSH_COMMAND", "A=B", ""} {
+	for _, k := range []string{"LD_PRELOAD", "ld_library_path", "PATH", "BASH_ENV", "DYLD_INSERT_LIBRARIES", "BASH_FUNC_ls%%", "NODE_OPTIONS", "GIT_SSH_COMMAND",
+		"HOME", "home", "GIT_CONFIG_COUNT", "GIT_CONFIG_KEY_0", "GIT_DIR", "SSH_ASKPASS", "XDG_CONFIG_HOME", "PYTHONWARNINGS", "A=B", ""} {
 		_, err := w.cmds.Exec(w.ctx(t), []string{"true"}, plugin.ExecOptions{Dir: w.ws, Env: map[string]string{k: "/tmp/evil.so"}})
 		if !errors.Is(err, ErrDenied) {
 			t.Errorf("env %q accepted: %v", k, err)
@@ -187,4 +189,43 @@ func TestExecKillsProcessGroupAtDeadline(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Errorf("grandchild %d survived the kill", pid)
+}
+
+func TestExecLeavesNoBackgroundChildren(t *testing.T) {
+	w := newExecWorld(t, "")
+	res, err := w.cmds.Exec(w.ctx(t), []string{"sh", "-c", "sleep 60 & echo $!"}, plugin.ExecOptions{Dir: w.ws})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	fmt.Sscan(strings.TrimSpace(string(res.Stdout)), &pid)
+	for range 100 {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil || strings.Contains(string(stat), ") Z ") {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Errorf("background child %d outlived Exec", pid)
+}
+
+func TestExecDoesNotWaitForEscapedChildren(t *testing.T) {
+	w := newExecWorld(t, "")
+	if _, err := Resolve("setsid"); err != nil {
+		t.Skip("no setsid")
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := w.cmds.Exec(w.ctx(t), []string{"setsid", "-f", "sleep", "30"}, plugin.ExecOptions{Dir: w.ws})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Exec waited for a child that left its process group")
+	}
+	exec.Command("pkill", "-f", "^sleep 30$").Run()
 }

@@ -12,10 +12,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"golang.org/x/sys/unix"
 
 	"github.com/mcp-secure/mcp-secure/server/audit"
 	"github.com/mcp-secure/mcp-secure/server/engine"
@@ -241,9 +243,15 @@ func (f *Files) openChecked(ctx context.Context, path string, op plugin.Op) (*os
 		return nil, "", err
 	}
 	defer a.Close()
-	file, err := a.root.Open(a.rel)
+	// Non-blocking, so a FIFO or a device cannot stall the call; only
+	// regular files and directories are served.
+	file, err := a.root.OpenFile(a.rel, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 	if err != nil {
 		return nil, "", fmt.Errorf("%s %s: %w", op, a.path, unwrapPathError(err))
+	}
+	if st, err := file.Stat(); err != nil || !(st.Mode().IsRegular() || st.IsDir()) {
+		file.Close()
+		return nil, "", fmt.Errorf("%s %s: not a regular file or directory", op, a.path)
 	}
 	real, err := f.confirm(ctx, file, a.path, op)
 	if err != nil {
@@ -251,6 +259,30 @@ func (f *Files) openChecked(ctx context.Context, path string, op plugin.Op) (*os
 		return nil, "", err
 	}
 	return file, real, nil
+}
+
+// parentDir opens the directory that will hold a's last element, confirms
+// its real path, and re-decides the real path of the element when it
+// differs from the decided one. The caller works relative to the returned
+// descriptor (the *at system calls), so nothing is looked up by path again.
+func (f *Files) parentDir(ctx context.Context, a *anchored, op plugin.Op) (*os.File, string, error) {
+	dirRel, name := filepath.Dir(a.rel), filepath.Base(a.rel)
+	dir, err := a.root.OpenFile(dirRel, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s %s: %w", op, a.path, unwrapPathError(err))
+	}
+	realDir, err := f.confirm(ctx, dir, filepath.Dir(a.path), op)
+	if err != nil {
+		dir.Close()
+		return nil, "", err
+	}
+	if real := filepath.Join(realDir, name); real != a.path {
+		if err := f.check(ctx, real, op); err != nil {
+			dir.Close()
+			return nil, "", err
+		}
+	}
+	return dir, name, nil
 }
 
 // Canonical decides op on path and returns its real path, decided again
@@ -318,54 +350,50 @@ func (f *Files) ReadDir(ctx context.Context, path string) ([]fs.DirEntry, error)
 
 // WriteFile writes data to path: a new file is created exclusively (0600),
 // an existing regular file is replaced by writing a temporary file beside
-// it and renaming it over, so a reader never sees half a file.
+// it and renaming it over, so a reader never sees half a file. Everything
+// after the decision happens relative to the confirmed parent directory,
+// never following a symlink in the last element.
 func (f *Files) WriteFile(ctx context.Context, path string, data []byte) error {
 	a, err := f.anchor(ctx, path, plugin.OpWrite)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	if a.rel == "." {
-		return fmt.Errorf("write %s: is a directory", a.path)
-	}
-	dirRel, name := filepath.Dir(a.rel), filepath.Base(a.rel)
-	dir, err := a.root.Open(dirRel)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", a.path, unwrapPathError(err))
-	}
-	realDir, err := f.confirm(ctx, dir, filepath.Dir(a.path), plugin.OpWrite)
-	dir.Close()
+	dir, name, err := f.parentDir(ctx, a, plugin.OpWrite)
 	if err != nil {
 		return err
 	}
-	if real := filepath.Join(realDir, name); real != a.path {
-		if err := f.check(ctx, real, plugin.OpWrite); err != nil {
-			return err
-		}
-	}
-	if st, err := a.root.Lstat(a.rel); err == nil && !st.Mode().IsRegular() {
+	defer dir.Close()
+	dfd := int(dir.Fd())
+	var st unix.Stat_t
+	switch err := unix.Fstatat(dfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); {
+	case err == nil && st.Mode&unix.S_IFMT != unix.S_IFREG:
 		return fmt.Errorf("write %s: exists and is not a regular file", a.path)
-	} else if errors.Is(err, fs.ErrNotExist) {
-		out, err := a.root.OpenFile(a.rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
-			return fmt.Errorf("write %s: %w", a.path, unwrapPathError(err))
-		}
-		return writeClose(out, data, a.path)
+	case errors.Is(err, unix.ENOENT):
+		return writeAt(dfd, name, data, a.path)
+	case err != nil:
+		return fmt.Errorf("write %s: %w", a.path, err)
 	}
-	tmp := filepath.Join(dirRel, fmt.Sprintf(".%s.tmp-%s", name, audit.NewID()[:8]))
-	out, err := a.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", a.path, unwrapPathError(err))
-	}
-	if err := writeClose(out, data, a.path); err != nil {
-		a.root.Remove(tmp)
+	tmp := fmt.Sprintf(".%s.tmp-%s", name, audit.NewID()[:8])
+	if err := writeAt(dfd, tmp, data, a.path); err != nil {
+		unix.Unlinkat(dfd, tmp, 0)
 		return err
 	}
-	if err := a.root.Rename(tmp, a.rel); err != nil {
-		a.root.Remove(tmp)
-		return fmt.Errorf("write %s: %w", a.path, unwrapPathError(err))
+	if err := unix.Renameat(dfd, tmp, dfd, name); err != nil {
+		unix.Unlinkat(dfd, tmp, 0)
+		return fmt.Errorf("write %s: %w", a.path, err)
 	}
 	return nil
+}
+
+// writeAt creates name in the directory dfd exclusively, without following
+// a symlink, and writes data to it.
+func writeAt(dfd int, name string, data []byte, path string) error {
+	fd, err := unix.Openat(dfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return writeClose(os.NewFile(uintptr(fd), path), data, path)
 }
 
 func writeClose(out *os.File, data []byte, path string) error {
@@ -382,20 +410,67 @@ func writeClose(out *os.File, data []byte, path string) error {
 	return nil
 }
 
-// MkdirAll creates a directory and its parents (0700).
+// MkdirAll creates a directory and its parents (0700). The deepest
+// existing ancestor is opened and its real path confirmed; the missing
+// directories are then made one by one relative to it, each opened without
+// following symlinks.
 func (f *Files) MkdirAll(ctx context.Context, path string) error {
 	a, err := f.anchor(ctx, path, plugin.OpCreate)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	if err := a.root.MkdirAll(a.rel, 0o700); err != nil {
-		return fmt.Errorf("create %s: %w", a.path, unwrapPathError(err))
+	parts := strings.Split(a.rel, "/")
+	var dir *os.File
+	i := len(parts)
+	for ; i >= 0; i-- {
+		rel := strings.Join(parts[:i], "/")
+		if rel == "" {
+			rel = "."
+		}
+		d, err := a.root.OpenFile(rel, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NONBLOCK, 0)
+		if err == nil {
+			dir = d
+			break
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("create %s: %w", a.path, unwrapPathError(err))
+		}
 	}
+	if dir == nil {
+		return fmt.Errorf("create %s: no existing directory to start from", a.path)
+	}
+	decidedAncestor := filepath.Join(append([]string{a.root.Name()}, parts[:i]...)...)
+	realAncestor, err := f.confirm(ctx, dir, decidedAncestor, plugin.OpCreate)
+	if err != nil {
+		dir.Close()
+		return err
+	}
+	if real := filepath.Join(append([]string{realAncestor}, parts[i:]...)...); real != a.path {
+		if err := f.check(ctx, real, plugin.OpCreate); err != nil {
+			dir.Close()
+			return err
+		}
+	}
+	for _, part := range parts[i:] {
+		dfd := int(dir.Fd())
+		if err := unix.Mkdirat(dfd, part, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
+			dir.Close()
+			return fmt.Errorf("create %s: %w", a.path, err)
+		}
+		fd, err := unix.Openat(dfd, part, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		dir.Close()
+		if err != nil {
+			return fmt.Errorf("create %s: %w", a.path, err)
+		}
+		dir = os.NewFile(uintptr(fd), part)
+	}
+	dir.Close()
 	return nil
 }
 
-// Remove removes a file, a symlink itself, or an empty directory.
+// Remove removes a file, a symlink itself, or an empty directory, relative
+// to its confirmed parent directory.
 func (f *Files) Remove(ctx context.Context, path string) error {
 	a, err := f.anchor(ctx, path, plugin.OpDelete)
 	if err != nil {
@@ -405,8 +480,20 @@ func (f *Files) Remove(ctx context.Context, path string) error {
 	if a.rel == "." {
 		return fmt.Errorf("delete %s: refusing to remove an allowed root", a.path)
 	}
-	if err := a.root.Remove(a.rel); err != nil {
-		return fmt.Errorf("delete %s: %w", a.path, unwrapPathError(err))
+	if slices.Contains(f.roots, a.path) {
+		return fmt.Errorf("delete %s: refusing to remove an allowed root", a.path)
+	}
+	dir, name, err := f.parentDir(ctx, a, plugin.OpDelete)
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	err = unix.Unlinkat(int(dir.Fd()), name, 0)
+	if errors.Is(err, unix.EISDIR) {
+		err = unix.Unlinkat(int(dir.Fd()), name, unix.AT_REMOVEDIR)
+	}
+	if err != nil {
+		return fmt.Errorf("delete %s: %w", a.path, err)
 	}
 	return nil
 }

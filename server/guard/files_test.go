@@ -10,8 +10,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"golang.org/x/sys/unix"
 
 	"github.com/mcp-secure/mcp-secure/rego"
 	"github.com/mcp-secure/mcp-secure/server/audit"
@@ -367,3 +369,75 @@ func engineFor(t testing.TB, pol *policy.Policy) *engine.Engine {
 }
 
 func auditTo(buf *bytes.Buffer) *audit.Logger { return audit.New(audit.NewWriterSink(buf), nil) }
+
+// TestMutationsThroughInRootSymlinks: a symlink inside the workspace that
+// leads to a denied directory must not let a delete, a mkdir or a write
+// land there.
+func TestMutationsThroughInRootSymlinks(t *testing.T) {
+	w := newFSWorld(t)
+	ctx := w.ctx(t)
+	if err := os.MkdirAll(w.ws+"/.ssh/keys", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(w.ws+"/.ssh/keys/token", []byte(sshSecret), 0o600)
+	if err := os.Symlink(".ssh/keys", w.ws+"/keys-link"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.files.Remove(ctx, w.ws+"/keys-link/token"); !errors.Is(err, ErrDenied) {
+		t.Errorf("remove through the link: %v", err)
+	}
+	if _, err := os.Stat(w.ws + "/.ssh/keys/token"); err != nil {
+		t.Errorf("the denied file was removed: %v", err)
+	}
+	if err := w.files.MkdirAll(ctx, w.ws+"/keys-link/new/deeper"); !errors.Is(err, ErrDenied) {
+		t.Errorf("mkdir through the link: %v", err)
+	}
+	if _, err := os.Stat(w.ws + "/.ssh/keys/new"); err == nil {
+		t.Error("a directory was created in the denied directory")
+	}
+	if err := w.files.WriteFile(ctx, w.ws+"/keys-link/planted", []byte("x")); !errors.Is(err, ErrDenied) {
+		t.Errorf("write through the link: %v", err)
+	}
+	// The link itself can be removed: that touches only the workspace.
+	if err := w.files.Remove(ctx, w.ws+"/keys-link"); err != nil {
+		t.Errorf("remove the link itself: %v", err)
+	}
+	if _, err := os.Stat(w.ws + "/.ssh/keys"); err != nil {
+		t.Errorf("removing the link removed its target: %v", err)
+	}
+	// A symlink as the last element of a write is replaced, not followed.
+	os.Symlink("notes.txt", w.ws+"/alias")
+	if err := w.files.WriteFile(ctx, w.ws+"/alias", []byte("new")); err == nil {
+		t.Error("wrote through a symlink as the last element")
+	}
+	if data, _ := os.ReadFile(w.ws + "/notes.txt"); string(data) != allowedText {
+		t.Errorf("notes.txt changed: %q", data)
+	}
+}
+
+func TestSpecialFilesDoNotBlock(t *testing.T) {
+	w := newFSWorld(t)
+	fifo := w.ws + "/pipe"
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Skip("mkfifo:", err)
+	}
+	done := make(chan error, 3)
+	go func() {
+		_, err := w.files.Stat(w.ctx(t), fifo)
+		done <- err
+		_, err = w.files.ReadFile(w.ctx(t), fifo, 0)
+		done <- err
+		_, err = w.files.Canonical(w.ctx(t), fifo, plugin.OpList)
+		done <- err
+	}()
+	for range 3 {
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(err.Error(), "not a regular file or directory") {
+				t.Errorf("FIFO: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("an operation on a FIFO blocked")
+		}
+	}
+}

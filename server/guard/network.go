@@ -203,12 +203,13 @@ func (n *Network) check(ctx context.Context, k netKey) error {
 	call := CallFrom(ctx)
 	k.tool = call.Tool
 	start := time.Now()
-	d, cached := n.memoGet(k)
+	gen := n.currentGeneration()
+	d, cached := n.memoGet(k, gen)
 	var evalErr error
 	if !cached {
 		d, evalErr = n.decide.Decide(ctx, engine.Network, networkInput(k))
 		if evalErr == nil {
-			n.memoPut(k, d)
+			n.memoPut(k, d, gen)
 		}
 	}
 	rec := audit.Record{
@@ -239,11 +240,19 @@ func (n *Network) check(ctx context.Context, k netKey) error {
 	return nil
 }
 
-func (n *Network) memoGet(k netKey) (engine.Decision, bool) {
+// currentGeneration is the policy snapshot in force, 0 when decisions are
+// not memoised.
+func (n *Network) currentGeneration() uint64 {
 	if n.generation == nil {
+		return 0
+	}
+	return n.generation()
+}
+
+func (n *Network) memoGet(k netKey, gen uint64) (engine.Decision, bool) {
+	if gen == 0 {
 		return engine.Decision{}, false
 	}
-	gen := n.generation()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.memoGen != gen {
@@ -253,11 +262,13 @@ func (n *Network) memoGet(k netKey) (engine.Decision, bool) {
 	return d, ok
 }
 
-func (n *Network) memoPut(k netKey, d engine.Decision) {
-	if n.generation == nil {
+// memoPut keeps d under the generation read before it was decided, and
+// only while that generation is still in force: a decision that may have
+// come from a replaced snapshot is never stored under the new one.
+func (n *Network) memoPut(k netKey, d engine.Decision, gen uint64) {
+	if gen == 0 || n.currentGeneration() != gen {
 		return
 	}
-	gen := n.generation()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.memoGen != gen || n.memo == nil || len(n.memo) >= memoLimit {

@@ -60,10 +60,12 @@ type Commands interface {
 
 // ExecOptions tune one Exec.
 type ExecOptions struct {
-	// Dir is the absolute working directory; empty means the first
+	// Dir is the absolute working directory; empty means the broadest
 	// allowed directory of the filesystem policy.
 	Dir string
-	// Env adds variables to the scrubbed environment.
+	// Env adds variables to the scrubbed environment. Variables that
+	// change how programs load or find code or configuration (PATH, HOME,
+	// LD_*, GIT_*, PYTHON*, ...) are refused.
 	Env map[string]string
 	// Stdin is written to the process's standard input.
 	Stdin []byte

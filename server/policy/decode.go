@@ -79,10 +79,12 @@ func (d *decoder) decode(n *yaml.Node, key string, v reflect.Value, expand bool)
 	}
 	d.lines[key] = n.Line
 	if v.Kind() == reflect.Pointer {
+		v.Set(reflect.New(v.Type().Elem()))
 		if n.Tag == "!!null" {
+			// A key written with no value is present and empty: for an
+			// allowlist that means nothing is allowed, never everything.
 			return nil
 		}
-		v.Set(reflect.New(v.Type().Elem()))
 		return d.decode(n, key, v.Elem(), expand)
 	}
 	switch v.Kind() {

@@ -266,3 +266,18 @@ func TestRoots(t *testing.T) {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 }
+
+func TestEmptyAllowlistKeysAllowNothing(t *testing.T) {
+	p, err := Parse("p.yaml", "/", []byte("tools:\n  allowed:\ncommands:\n  allowed:\n"), env(map[string]string{"HOME": "/h"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := p.Data()
+	tools := d["tools"].(map[string]any)
+	if diff := cmp.Diff([]any{}, tools["allowed"]); diff != "" || tools["allow_all"] != false {
+		t.Errorf("tools.allowed with no value must allow nothing: %v %v", tools["allowed"], tools["allow_all"])
+	}
+	if diff := cmp.Diff([]any{}, d["commands"].(map[string]any)["allowed"]); diff != "" {
+		t.Errorf("commands.allowed with no value must allow nothing: %s", diff)
+	}
+}

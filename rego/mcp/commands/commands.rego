@@ -38,9 +38,12 @@ deny contains sprintf("command %q is in commands.blocked", [name]) if {
 	name in policy.blocked
 }
 
-deny contains sprintf("command %q is not in commands.allowed", [lower(input.name)]) if {
+# With an allowlist, both the name the executable was found under and the
+# name of the file it really is must be listed (git -> /bin/bash is not git).
+deny contains sprintf("command %q is not in commands.allowed", [name]) if {
 	policy.allowed != null
-	not lower(input.name) in policy.allowed
+	some name in names
+	not name in policy.allowed
 }
 
 reasons contains reason if some reason in deny

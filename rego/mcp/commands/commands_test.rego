@@ -53,3 +53,9 @@ test_deny_empty_argv if {
 	d := commands.decision with input as inp with data.mcp.policy.commands as pol
 	d.reasons == ["argv is empty"]
 }
+
+test_allowlist_checks_the_real_file if {
+	p := {"blocked": [], "allowed": ["git"]}
+	d := commands.decision with input as run("/ws/git", "git", "bash") with data.mcp.policy.commands as p
+	d.reasons == [`command "bash" is not in commands.allowed`]
+}
