@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -312,7 +313,7 @@ func childEnv(extra map[string]string) ([]string, error) {
 		if !envName.MatchString(k) {
 			return nil, fmt.Errorf("environment variable name %q is not allowed", k)
 		}
-		if contains(forbiddenEnv, strings.ToUpper(k)) || contains(forbiddenEnv, k) || hasAnyPrefix(strings.ToUpper(k), forbiddenEnvPrefixes) {
+		if slices.Contains(forbiddenEnv, strings.ToUpper(k)) || slices.Contains(forbiddenEnv, k) || hasAnyPrefix(strings.ToUpper(k), forbiddenEnvPrefixes) {
 			return nil, fmt.Errorf("environment variable %s may not be set by a tool", k)
 		}
 		if strings.IndexByte(v, 0) >= 0 {
@@ -326,15 +327,6 @@ func childEnv(extra map[string]string) ([]string, error) {
 	}
 	sort.Strings(out)
 	return out, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func hasAnyPrefix(s string, prefixes []string) bool {

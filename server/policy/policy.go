@@ -124,9 +124,6 @@ func Default() (*Policy, error) {
 	return Parse(EmbeddedName, wd, defaultYAML, nil)
 }
 
-// DefaultYAML is the source of the embedded default policy.
-func DefaultYAML() []byte { return slices.Clone(defaultYAML) }
-
 // Parse validates data as a policy named name; relative paths in it
 // resolve against dir. lookup reads environment variables (nil means the
 // process environment).
