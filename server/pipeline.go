@@ -61,6 +61,11 @@ type pipeline struct {
 	// omitArgs keeps tool arguments out of audit records.
 	omitArgs bool
 
+	// sessions binds client identity to its session.
+	sessions *sessions
+	// budget coalesces the records of refusals a client repeats for free.
+	budget *denialBudget
+
 	// The guards' pre-checks for schema-annotated arguments; nil denies.
 	paths    pathChecker
 	urls     urlChecker
@@ -73,11 +78,14 @@ type callInfo struct {
 	args       json.RawMessage
 	requestID  string
 	decisionID string
+	sessionID  string
 	client     plugin.Client
 	protocol   string
 }
 
-func infoOf(req *mcp.CallToolRequest) callInfo {
+// infoOf reads a call: its tool, arguments and JSON-RPC id from the
+// request, who sent it from the session.
+func (p *pipeline) infoOf(req *mcp.CallToolRequest) callInfo {
 	ci := callInfo{decisionID: audit.NewID()}
 	if req.Params != nil {
 		ci.name = req.Params.Name
@@ -86,13 +94,14 @@ func infoOf(req *mcp.CallToolRequest) callInfo {
 			ci.requestID = id
 		}
 	}
-	if req.Session != nil {
-		if c := req.ClientInfo(); c != nil {
-			ci.client = plugin.Client{Name: c.Name, Version: c.Version}
-		}
-		ci.protocol = req.ProtocolVersion()
-	}
+	id := p.sessions.identify(req)
+	ci.sessionID, ci.client, ci.protocol = id.session, id.client, id.protocol
 	return ci
+}
+
+// guardCall is the call as the guards audit it.
+func (ci callInfo) guardCall() guard.Call {
+	return guard.Call{Tool: ci.name, RequestID: ci.requestID, DecisionID: ci.decisionID, SessionID: ci.sessionID}
 }
 
 // call runs the pipeline for one tools/call. It never returns a Go error:
@@ -112,14 +121,30 @@ func (p *pipeline) call(ctx context.Context, req *mcp.CallToolRequest) (*mcp.Cal
 
 func (p *pipeline) outcome(ctx context.Context, req *mcp.CallToolRequest) *mcp.CallToolResult {
 	start := p.now()
-	ci := infoOf(req)
+	ci := p.infoOf(req)
 	rec := audit.Record{
 		DecisionID: ci.decisionID,
+		SessionID:  ci.sessionID,
 		RequestID:  ci.requestID,
 		Tool:       ci.name,
 		Client:     &audit.Client{Name: ci.client.Name, Version: ci.client.Version},
 	}
-	finish := func(kind, result string, reasons []string, input any) error {
+	// finish records a decision. A refusal the client can repeat for free
+	// (budgeted) is recorded within its budget and counted past it.
+	finish := func(kind, result string, reasons []string, input any, budgeted *budgetKey) error {
+		if budgeted != nil {
+			ok, summary := p.budget.admit(*budgeted, strings.Join(reasons, "; "))
+			if summary != nil {
+				summary.SessionID = ci.sessionID
+				if err := p.audit.Log(ctx, *summary); err != nil {
+					p.log.Error("audit write failed; failing the call", "decision_id", summary.DecisionID, "err", err)
+					return err
+				}
+			}
+			if !ok {
+				return nil
+			}
+		}
 		rec.Kind, rec.Result, rec.Reasons, rec.Input = kind, result, reasons, input
 		rec.DurationNS = p.now().Sub(start).Nanoseconds()
 		if err := p.audit.Log(ctx, rec); err != nil {
@@ -137,14 +162,19 @@ func (p *pipeline) outcome(ctx context.Context, req *mcp.CallToolRequest) *mcp.C
 	t, ok := p.tools[ci.name]
 
 	// 2. Validate the arguments against the tool's schema.
+	// Keys that repeat up to case are refused first: the policy and the
+	// handler must see the same arguments.
 	args, verr := decodeArguments(ci.args)
+	if ok && verr == nil {
+		verr = checkKeys(ci.args)
+	}
 	if ok && verr == nil {
 		verr = t.schema.Validate(args)
 	}
 	if ok && verr != nil {
 		v := violationOf(verr)
 		msg := fmt.Sprintf("invalid arguments for %q at %q: %s (keyword %q)", ci.name, displayPointer(v.Pointer), v.Message, v.Keyword)
-		if finish(audit.KindValidation, audit.ResultDeny, []string{msg}, p.auditInput(ci, args)) != nil {
+		if finish(audit.KindValidation, audit.ResultDeny, []string{msg}, p.auditInput(ci, args), &budgetKey{kind: audit.KindValidation, tool: ci.name}) != nil {
 			return auditFailed()
 		}
 		res := errorResult(msg)
@@ -159,7 +189,7 @@ func (p *pipeline) outcome(ctx context.Context, req *mcp.CallToolRequest) *mcp.C
 	if ok {
 		if allowed, retry := p.limit.Allow(ci.name); !allowed {
 			msg := fmt.Sprintf("rate limit for %q exceeded; retry in %s", ci.name, retry.Round(time.Millisecond))
-			if finish(audit.KindRateLimit, audit.ResultDeny, []string{msg}, p.auditInput(ci, args)) != nil {
+			if finish(audit.KindRateLimit, audit.ResultDeny, []string{msg}, p.auditInput(ci, args), &budgetKey{kind: audit.KindRateLimit, tool: ci.name}) != nil {
 				return auditFailed()
 			}
 			return errorResult(msg)
@@ -175,7 +205,7 @@ func (p *pipeline) outcome(ctx context.Context, req *mcp.CallToolRequest) *mcp.C
 	}
 	if err != nil {
 		p.log.Error("policy decision failed; denying", "tool", ci.name, "err", err)
-		if finish(audit.KindToolCall, audit.ResultError, []string{"policy evaluation failed"}, p.auditInput(ci, args)) != nil {
+		if finish(audit.KindToolCall, audit.ResultError, []string{"policy evaluation failed"}, p.auditInput(ci, args), nil) != nil {
 			return auditFailed()
 		}
 		return errorResult(fmt.Sprintf("call to %q denied: the policy could not be evaluated", ci.name))
@@ -187,30 +217,59 @@ func (p *pipeline) outcome(ctx context.Context, req *mcp.CallToolRequest) *mcp.C
 		}
 	}
 	if !d.Allow {
-		if finish(audit.KindToolCall, audit.ResultDeny, d.Reasons, p.auditInput(ci, args)) != nil {
+		var budgeted *budgetKey
+		if !ok {
+			budgeted = &unknownToolKey
+		}
+		if finish(audit.KindToolCall, audit.ResultDeny, d.Reasons, p.auditInput(ci, args), budgeted) != nil {
 			return auditFailed()
 		}
-		return errorResult(fmt.Sprintf("call to %q denied by policy: %s", ci.name, strings.Join(d.Reasons, "; ")))
+		res := errorResult(fmt.Sprintf("call to %q denied by policy: %s", ci.name, strings.Join(d.Reasons, "; ")))
+		res.StructuredContent = map[string]any{"error": "denied_by_policy", "kind": "tool", "target": ci.name, "reasons": d.Reasons}
+		return res
 	}
 	// The allow is recorded before the handler runs: no effect without a
 	// record.
-	if finish(audit.KindToolCall, audit.ResultAllow, nil, p.auditInput(ci, args)) != nil {
+	if finish(audit.KindToolCall, audit.ResultAllow, nil, p.auditInput(ci, args), nil) != nil {
 		return auditFailed()
 	}
+	// How the call ended is recorded too, linked by its decision id.
+	res, status := p.runChecked(ctx, t, ci, args)
+	r := audit.Record{
+		DecisionID: ci.decisionID,
+		SessionID:  ci.sessionID,
+		RequestID:  ci.requestID,
+		Path:       rec.Path,
+		Kind:       audit.KindToolResult,
+		Tool:       ci.name,
+		Client:     rec.Client,
+		Result:     audit.ResultAllow,
+		Status:     status,
+		DurationNS: p.now().Sub(start).Nanoseconds(),
+	}
+	if err := p.audit.Log(ctx, r); err != nil {
+		// The effect has happened; the client still learns how it ended.
+		p.log.Error("audit write failed for a finished call", "tool", ci.name, "decision_id", ci.decisionID, "err", err)
+	}
+	return res
+}
 
+// runChecked decides the schema-annotated arguments, then runs the
+// handler; it returns the result and the status of the tool_result record.
+func (p *pipeline) runChecked(ctx context.Context, t *registeredTool, ci callInfo, args any) (*mcp.CallToolResult, string) {
 	// 5. Decide the arguments the schema marks as paths, URLs or commands,
 	// so no handler can forget to; the guards check again at use.
 	if t.annotated {
-		gctx := guard.WithCall(ctx, guard.Call{Tool: ci.name, RequestID: ci.requestID, DecisionID: ci.decisionID})
+		gctx := guard.WithCall(ctx, ci.guardCall())
 		if err := p.checkAnnotations(gctx, collectAnnotations(t.schemaDoc, args)); err != nil {
 			var de *guard.DeniedError
 			if errors.As(err, &de) {
 				res := deniedResult(ci.name, de)
 				res.Content = []mcp.Content{&mcp.TextContent{Text: fmt.Sprintf("call to %q denied: %s", ci.name, de.Error())}}
-				return res
+				return res, audit.StatusDenied
 			}
 			p.log.Error("argument check failed", "tool", ci.name, "err", err)
-			return errorResult(fmt.Sprintf("call to %q denied: its arguments could not be checked", ci.name))
+			return errorResult(fmt.Sprintf("call to %q denied: its arguments could not be checked", ci.name)), audit.StatusDenied
 		}
 	}
 
@@ -218,11 +277,11 @@ func (p *pipeline) outcome(ctx context.Context, req *mcp.CallToolRequest) *mcp.C
 	return p.run(ctx, t, ci)
 }
 
-func (p *pipeline) run(ctx context.Context, t *registeredTool, ci callInfo) *mcp.CallToolResult {
+func (p *pipeline) run(ctx context.Context, t *registeredTool, ci callInfo) (*mcp.CallToolResult, string) {
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
 	// The guards decide and audit on behalf of this call.
-	ctx = guard.WithCall(ctx, guard.Call{Tool: ci.name, RequestID: ci.requestID, DecisionID: ci.decisionID})
+	ctx = guard.WithCall(ctx, ci.guardCall())
 	call := &plugin.Call{
 		Tool:            ci.name,
 		Arguments:       ci.args,
@@ -253,21 +312,28 @@ func (p *pipeline) run(ctx context.Context, t *registeredTool, ci callInfo) *mcp
 		if o.err != nil {
 			var de *guard.DeniedError
 			if errors.As(o.err, &de) {
-				return deniedResult(ci.name, de)
+				return deniedResult(ci.name, de), audit.StatusDenied
 			}
 			if errors.Is(o.err, context.DeadlineExceeded) && ctx.Err() != nil {
-				return timeoutResult(ci.name, p.timeout)
+				return timeoutResult(ci.name, p.timeout), audit.StatusTimeout
+			}
+			if errors.Is(o.err, context.Canceled) && ctx.Err() != nil {
+				return errorResult(fmt.Sprintf("tool %q was cancelled", ci.name)), audit.StatusCancelled
 			}
 			p.log.Error("tool failed", "tool", ci.name, "decision_id", ci.decisionID, "err", o.err)
-			return errorResult(fmt.Sprintf("tool %q failed", ci.name))
+			return errorResult(fmt.Sprintf("tool %q failed", ci.name)), audit.StatusToolError
 		}
-		return toMCP(o.res)
+		res := toMCP(o.res)
+		if res.IsError {
+			return res, audit.StatusToolError
+		}
+		return res, audit.StatusOK
 	case <-ctx.Done():
 		p.log.Warn("tool call ended before its handler", "tool", ci.name, "decision_id", ci.decisionID, "err", ctx.Err())
 		if errors.Is(ctx.Err(), context.Canceled) {
-			return errorResult(fmt.Sprintf("tool %q was cancelled", ci.name))
+			return errorResult(fmt.Sprintf("tool %q was cancelled", ci.name)), audit.StatusCancelled
 		}
-		return timeoutResult(ci.name, p.timeout)
+		return timeoutResult(ci.name, p.timeout), audit.StatusTimeout
 	}
 }
 

@@ -86,6 +86,12 @@ func (f *fakeAuditor) Log(_ context.Context, r audit.Record) error {
 	return nil
 }
 
+func (f *fakeAuditor) all() []audit.Record {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]audit.Record(nil), f.recs...)
+}
+
 func (f *fakeAuditor) last() audit.Record {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -200,12 +206,19 @@ func TestPipelineAllow(t *testing.T) {
 	if sc["request_id"] == "" || sc["request_id"] == nil {
 		t.Errorf("handler did not get the JSON-RPC request id: %v", sc)
 	}
-	rec := h.aud.last()
-	if rec.Kind != audit.KindToolCall || rec.Result != audit.ResultAllow || rec.Tool != "echo" || rec.DecisionID == "" || rec.RequestID == "" {
+	recs := h.aud.all()
+	if len(recs) != 2 {
+		t.Fatalf("records = %+v, want the allow and the result", recs)
+	}
+	rec, result := recs[0], recs[1]
+	if rec.Kind != audit.KindToolCall || rec.Result != audit.ResultAllow || rec.Tool != "echo" || rec.DecisionID == "" || rec.RequestID == "" || rec.SessionID == "" {
 		t.Errorf("allow record = %+v", rec)
 	}
 	if rec.Client == nil || rec.Client.Name != "unit" {
 		t.Errorf("client = %+v", rec.Client)
+	}
+	if result.Kind != audit.KindToolResult || result.Status != audit.StatusOK || result.DecisionID != rec.DecisionID || result.SessionID != rec.SessionID {
+		t.Errorf("result record = %+v", result)
 	}
 	if h.dec.calls() != 1 {
 		t.Errorf("decisions = %d, want 1", h.dec.calls())

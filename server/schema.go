@@ -21,6 +21,10 @@ type schemaViolation struct {
 }
 
 func violationOf(err error) schemaViolation {
+	var ke *keyError
+	if errors.As(err, &ke) {
+		return schemaViolation{Pointer: ke.pointer, Keyword: "duplicateKey", Message: ke.Error()}
+	}
 	var ve *jsonschema.ValidationError
 	if !errors.As(err, &ve) {
 		return schemaViolation{Pointer: "", Keyword: "", Message: err.Error()}

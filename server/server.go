@@ -93,6 +93,8 @@ func New(opts Options) (*Server, error) {
 		now:     time.Now,
 
 		omitArgs: opts.OmitArguments,
+		sessions: &sessions{},
+		budget:   newDenialBudget(time.Now),
 	}
 	ms := mcp.NewServer(&mcp.Implementation{Name: Name, Title: "mcp-secure", Version: opts.Version}, &mcp.ServerOptions{
 		Instructions: Instructions,
@@ -136,6 +138,7 @@ func New(opts Options) (*Server, error) {
 			}
 		}
 	}
+	ms.AddReceivingMiddleware(p.sessions.middleware)
 	// Unknown tool names are answered by the pipeline (a policy decision,
 	// an audit record and an error result) instead of a protocol error.
 	ms.AddReceivingMiddleware(func(next mcp.MethodHandler) mcp.MethodHandler {
@@ -184,11 +187,42 @@ func (s *Server) addTool(info plugin.Info, t plugin.Tool) error {
 // Run serves one client over in and out until in ends or ctx is done.
 func (s *Server) Run(ctx context.Context, in io.Reader, out io.Writer) error {
 	t := &StdioTransport{In: in, Out: out, Logger: s.log}
+	stop := s.summarise()
 	err := s.mcp.Run(ctx, t)
+	stop()
 	if err == nil || errors.Is(err, io.EOF) || errors.Is(err, context.Canceled) {
 		return nil
 	}
 	return err
+}
+
+// summarise writes the summaries of coalesced refusals as they fall due,
+// until the returned function is called; that writes the rest.
+func (s *Server) summarise() (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	write := func(all bool) {
+		for _, r := range s.pipe.budget.due(all) {
+			if err := s.pipe.audit.Log(context.Background(), r); err != nil {
+				s.log.Error("audit write failed for a summary of refusals", "err", err)
+			}
+		}
+	}
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(summaryInterval / 2)
+		defer tick.Stop()
+		for {
+			select {
+			case <-tick.C:
+				write(false)
+			case <-done:
+				write(true)
+				return
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
 }
 
 // MCP exposes the underlying SDK server, for in-process transports.

@@ -14,6 +14,19 @@ const (
 	KindCommand    = "command"
 	KindRateLimit  = "rate_limit"
 	KindValidation = "validation"
+	// KindToolResult follows an allowed call: how it ended.
+	KindToolResult = "tool_result"
+	// KindSummary counts refusals whose own records were coalesced.
+	KindSummary = "audit_summary"
+)
+
+// Statuses of a finished call (KindToolResult).
+const (
+	StatusOK        = "ok"
+	StatusToolError = "tool_error"
+	StatusTimeout   = "timeout"
+	StatusCancelled = "cancelled"
+	StatusDenied    = "denied"
 )
 
 // Results of a decision.
@@ -28,12 +41,14 @@ type Record struct {
 	Timestamp        time.Time         `json:"timestamp"`
 	DecisionID       string            `json:"decision_id"`
 	ParentDecisionID string            `json:"parent_decision_id,omitempty"`
+	SessionID        string            `json:"session_id,omitempty"`
 	RequestID        string            `json:"request_id,omitempty"`
 	Path             string            `json:"path,omitempty"`
 	Kind             string            `json:"kind"`
 	Tool             string            `json:"tool,omitempty"`
 	Client           *Client           `json:"client,omitempty"`
 	Result           string            `json:"result"`
+	Status           string            `json:"status,omitempty"`
 	Reasons          []string          `json:"reasons,omitempty"`
 	Input            any               `json:"input,omitempty"`
 	DurationNS       int64             `json:"duration_ns"`

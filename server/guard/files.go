@@ -149,6 +149,7 @@ func (f *Files) record(ctx context.Context, path string, op plugin.Op, result st
 	return f.audit.Log(ctx, audit.Record{
 		DecisionID:       audit.NewID(),
 		ParentDecisionID: call.DecisionID,
+		SessionID:        call.SessionID,
 		RequestID:        call.RequestID,
 		Path:             engine.Filesystem.Path(),
 		Kind:             audit.KindFilesystem,
@@ -247,7 +248,7 @@ func (f *Files) openChecked(ctx context.Context, path string, op plugin.Op) (*os
 	// regular files and directories are served.
 	file, err := a.root.OpenFile(a.rel, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 	if err != nil {
-		return nil, "", fmt.Errorf("%s %s: %w", op, a.path, unwrapPathError(err))
+		return nil, "", f.openError(ctx, a.path, op, err)
 	}
 	if st, err := file.Stat(); err != nil || !(st.Mode().IsRegular() || st.IsDir()) {
 		file.Close()
@@ -269,7 +270,7 @@ func (f *Files) parentDir(ctx context.Context, a *anchored, op plugin.Op) (*os.F
 	dirRel, name := filepath.Dir(a.rel), filepath.Base(a.rel)
 	dir, err := a.root.OpenFile(dirRel, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		return nil, "", fmt.Errorf("%s %s: %w", op, a.path, unwrapPathError(err))
+		return nil, "", f.openError(ctx, a.path, op, err)
 	}
 	realDir, err := f.confirm(ctx, dir, filepath.Dir(a.path), op)
 	if err != nil {
@@ -434,7 +435,7 @@ func (f *Files) MkdirAll(ctx context.Context, path string) error {
 			break
 		}
 		if !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("create %s: %w", a.path, unwrapPathError(err))
+			return f.openError(ctx, a.path, plugin.OpCreate, err)
 		}
 	}
 	if dir == nil {
@@ -496,6 +497,26 @@ func (f *Files) Remove(ctx context.Context, path string) error {
 		return fmt.Errorf("delete %s: %w", a.path, err)
 	}
 	return nil
+}
+
+// errEscapes is how os.Root reports a path that a symlink or ".." leads
+// out of its root; the error value itself is not exported.
+const errEscapes = "path escapes from parent"
+
+// openError turns a failed open under an allowed root into the caller's
+// error. A path that leads out of its root (a symlink planted by a tool,
+// a "..") is a refusal of the policy's own, audited as one; anything else
+// is an ordinary failure naming the full path.
+func (f *Files) openError(ctx context.Context, path string, op plugin.Op, err error) error {
+	inner := unwrapPathError(err)
+	if !strings.Contains(inner.Error(), errEscapes) {
+		return fmt.Errorf("%s %s: %w", op, path, inner)
+	}
+	reasons := []string{fmt.Sprintf("path %q leads out of its allowed directory (through a symlink or \"..\")", path)}
+	if werr := f.record(ctx, path, op, audit.ResultDeny, reasons, 0); werr != nil {
+		reasons = []string{"the audit record could not be written"}
+	}
+	return &DeniedError{Kind: audit.KindFilesystem, Target: fmt.Sprintf("%s of %q", op, path), Reasons: reasons}
 }
 
 // unwrapPathError drops the *PathError wrapper, whose path is relative to

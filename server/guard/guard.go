@@ -45,6 +45,7 @@ type Call struct {
 	Tool       string
 	RequestID  string
 	DecisionID string // the tool call's decision, parent of the guard's
+	SessionID  string
 }
 
 type callKey struct{}

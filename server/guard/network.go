@@ -88,15 +88,15 @@ func (n *Network) DialContext(ctx context.Context, network, address string) (net
 	switch network {
 	case "tcp", "tcp4", "tcp6":
 	default:
-		return nil, &DeniedError{Kind: audit.KindNetwork, Target: network + " " + address, Reasons: []string{"only TCP connections are supported"}}
+		return nil, n.refuse(ctx, network+" "+address, map[string]any{"network": network, "address": address}, "only TCP connections are supported")
 	}
 	hostPart, portPart, err := net.SplitHostPort(address)
 	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", address, err)
+		return nil, n.refuse(ctx, fmt.Sprintf("%s %q", network, address), map[string]any{"network": network, "address": address}, "not a host:port address")
 	}
 	p, err := strconv.ParseUint(portPart, 10, 16)
 	if err != nil || p == 0 {
-		return nil, &DeniedError{Kind: audit.KindNetwork, Target: address, Reasons: []string{fmt.Sprintf("port %q is not a number in 1-65535", portPart)}}
+		return nil, n.refuse(ctx, fmt.Sprintf("%s %q", network, address), map[string]any{"network": network, "address": address}, fmt.Sprintf("port %q is not a number in 1-65535", portPart))
 	}
 	port := uint16(p)
 	host := NormalizeHost(hostPart)
@@ -110,7 +110,7 @@ func (n *Network) DialContext(ctx context.Context, network, address string) (net
 		// A zoned IPv6 literal is neither an address the policy can decide
 		// nor a name.
 		if err == nil || !policy.ValidHost(name) {
-			return nil, &DeniedError{Kind: audit.KindNetwork, Target: fmt.Sprintf("%s %q", network, hostPart), Reasons: []string{"not a valid host name or IP address"}}
+			return nil, n.refuse(ctx, fmt.Sprintf("%s %q", network, hostPart), map[string]any{"network": network, "address": address}, "not a valid host name or IP address (zoned IPv6 addresses are never allowed)")
 		}
 		if err := n.check(ctx, netKey{phase: "resolve", host: name, network: network, port: port}); err != nil {
 			return nil, err
@@ -126,7 +126,7 @@ func (n *Network) DialContext(ctx context.Context, network, address string) (net
 			ControlContext: func(ctx context.Context, nw, addr string, _ syscall.RawConn) error {
 				ap, err := netip.ParseAddrPort(addr)
 				if err != nil {
-					return &DeniedError{Kind: audit.KindNetwork, Target: addr, Reasons: []string{"unparseable address"}}
+					return n.refuse(ctx, addr, map[string]any{"network": nw, "address": addr}, "unparseable address")
 				}
 				return n.check(ctx, netKey{phase: "dial", host: name, network: nw, addr: ap.Addr(), port: ap.Port()})
 			},
@@ -165,7 +165,7 @@ func (n *Network) DialContext(ctx context.Context, network, address string) (net
 func (n *Network) CheckURL(ctx context.Context, rawURL string) error {
 	u, err := url.Parse(rawURL)
 	if err != nil || u.Scheme == "" {
-		return &DeniedError{Kind: audit.KindNetwork, Target: fmt.Sprintf("%q", rawURL), Reasons: []string{"not an absolute URL"}}
+		return n.refuse(ctx, fmt.Sprintf("%q", rawURL), map[string]any{"url": rawURL}, "not an absolute URL")
 	}
 	var port uint16
 	switch strings.ToLower(u.Scheme) {
@@ -174,17 +174,17 @@ func (n *Network) CheckURL(ctx context.Context, rawURL string) error {
 	case "https", "wss":
 		port = 443
 	default:
-		return &DeniedError{Kind: audit.KindNetwork, Target: fmt.Sprintf("%q", rawURL), Reasons: []string{fmt.Sprintf("URL scheme %q is not allowed", u.Scheme)}}
+		return n.refuse(ctx, fmt.Sprintf("%q", rawURL), map[string]any{"url": rawURL}, fmt.Sprintf("URL scheme %q is not allowed", u.Scheme))
 	}
 	if p := u.Port(); p != "" {
 		v, err := strconv.ParseUint(p, 10, 16)
 		if err != nil || v == 0 {
-			return &DeniedError{Kind: audit.KindNetwork, Target: fmt.Sprintf("%q", rawURL), Reasons: []string{fmt.Sprintf("port %q is not a number in 1-65535", p)}}
+			return n.refuse(ctx, fmt.Sprintf("%q", rawURL), map[string]any{"url": rawURL}, fmt.Sprintf("port %q is not a number in 1-65535", p))
 		}
 		port = uint16(v)
 	}
 	if u.Host == "" {
-		return &DeniedError{Kind: audit.KindNetwork, Target: fmt.Sprintf("%q", rawURL), Reasons: []string{"the URL names no host"}}
+		return n.refuse(ctx, fmt.Sprintf("%q", rawURL), map[string]any{"url": rawURL}, "the URL names no host")
 	}
 	host := NormalizeHost(u.Hostname())
 	ip, err := netip.ParseAddr(host)
@@ -192,7 +192,7 @@ func (n *Network) CheckURL(ctx context.Context, rawURL string) error {
 		return n.check(ctx, netKey{phase: "dial", network: "tcp", addr: ip, port: port})
 	}
 	if err == nil || !policy.ValidHost(host) {
-		return &DeniedError{Kind: audit.KindNetwork, Target: fmt.Sprintf("%q", rawURL), Reasons: []string{"not a valid host name or IP address"}}
+		return n.refuse(ctx, fmt.Sprintf("%q", rawURL), map[string]any{"url": rawURL}, "not a valid host name or IP address")
 	}
 	return n.check(ctx, netKey{phase: "resolve", host: host, network: "tcp", port: port})
 }
@@ -215,6 +215,7 @@ func (n *Network) check(ctx context.Context, k netKey) error {
 	rec := audit.Record{
 		DecisionID:       audit.NewID(),
 		ParentDecisionID: call.DecisionID,
+		SessionID:        call.SessionID,
 		RequestID:        call.RequestID,
 		Path:             engine.Network.Path(),
 		Kind:             audit.KindNetwork,
@@ -238,6 +239,30 @@ func (n *Network) check(ctx context.Context, k netKey) error {
 		return &DeniedError{Kind: audit.KindNetwork, Target: describe(k), Reasons: d.Reasons}
 	}
 	return nil
+}
+
+// refuse audits a connection refused before the policy could be asked
+// (a malformed address, an unsupported network, a zoned IPv6 literal) and
+// returns the refusal: no attempt goes unrecorded.
+func (n *Network) refuse(ctx context.Context, target string, input map[string]any, reason string) error {
+	call := CallFrom(ctx)
+	reasons := []string{reason}
+	err := n.audit.Log(ctx, audit.Record{
+		DecisionID:       audit.NewID(),
+		ParentDecisionID: call.DecisionID,
+		SessionID:        call.SessionID,
+		RequestID:        call.RequestID,
+		Path:             engine.Network.Path(),
+		Kind:             audit.KindNetwork,
+		Tool:             call.Tool,
+		Result:           audit.ResultDeny,
+		Reasons:          reasons,
+		Input:            input,
+	})
+	if err != nil {
+		reasons = []string{"the audit record could not be written"}
+	}
+	return &DeniedError{Kind: audit.KindNetwork, Target: target, Reasons: reasons}
 }
 
 // currentGeneration is the policy snapshot in force, 0 when decisions are

@@ -1,0 +1,100 @@
+package server
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/mcp-secure/mcp-secure/server/audit"
+)
+
+// A session that began with initialize keeps the identity of its
+// handshake: a request's _meta cannot rename the client or change the
+// protocol version the policy sees.
+func TestIdentityBoundToSession(t *testing.T) {
+	h := newHarness(t, 5*time.Second)
+	for name, meta := range map[string]mcp.Meta{
+		"client-info-only": {
+			"io.modelcontextprotocol/clientInfo": map[string]any{"name": "trusted-ci", "version": "1"},
+		},
+		"stateless-triple": {
+			"io.modelcontextprotocol/clientInfo":         map[string]any{"name": "trusted-ci", "version": "1"},
+			"io.modelcontextprotocol/protocolVersion":    "2026-07-28",
+			"io.modelcontextprotocol/clientCapabilities": map[string]any{},
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			res, err := h.cs.CallTool(t.Context(), &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"msg": "hi"}, Meta: meta})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.IsError {
+				t.Fatalf("call failed: %s", resultText(res))
+			}
+			h.dec.mu.Lock()
+			in := h.dec.inputs[len(h.dec.inputs)-1].(ast.Object)
+			h.dec.mu.Unlock()
+			client := in.Get(ast.StringTerm("client")).Value.(ast.Object)
+			if got := client.Get(ast.StringTerm("name")).Value; got.Compare(ast.String("unit")) != 0 {
+				t.Errorf("policy saw client %v, want the handshake's \"unit\"", got)
+			}
+			if got := in.Get(ast.StringTerm("protocol_version")).Value; got.Compare(ast.String("2025-11-25")) != 0 {
+				t.Errorf("policy saw protocol %v, want the negotiated 2025-11-25", got)
+			}
+			recs := h.aud.all()
+			if rec := recs[len(recs)-2]; rec.Client == nil || rec.Client.Name != "unit" {
+				t.Errorf("audit client = %+v", rec.Client)
+			}
+		})
+	}
+}
+
+func TestDuplicateKeysRefused(t *testing.T) {
+	for name, tc := range map[string]struct {
+		args string
+		want string // "" means accepted
+	}{
+		"allow/distinct":           {`{"path":"a","paths":["b"]}`, ""},
+		"allow/same-key-siblings":  {`{"a":{"k":1},"b":{"k":2}}`, ""},
+		"allow/array-of-objects":   {`{"a":[{"k":1},{"k":2}]}`, ""},
+		"deny/case":                {`{"path":"ok","PATH":"private.txt"}`, `keys "path" and "PATH" in the object at "/" differ only in case`},
+		"deny/exact-duplicate":     {`{"path":"ok","path":"private.txt"}`, `key "path" appears twice`},
+		"deny/nested":              {`{"opts":{"Mode":"r","mode":"w"}}`, `at "/opts"`},
+		"deny/in-array":            {`{"a":[{},{"x":1,"X":2}]}`, `at "/a/1"`},
+		"deny/kelvin-sign":         {"{\"k\":1,\"\u212a\":2}", "differ only in case"},
+		"deny/long-s":              {"{\"s\":1,\"\u017f\":2}", "differ only in case"},
+		"deny/escaped-same-string": {`{"a":1,"\u0061":2}`, `key "a" appears twice`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			err := checkKeys([]byte(tc.args))
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// The policy and the handler see the same arguments: colliding keys are
+// a validation error before any decision.
+func TestPipelineRefusesCollidingKeys(t *testing.T) {
+	h := newHarness(t, 5*time.Second)
+	res, err := h.cs.CallTool(t.Context(), &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"msg": "ok", "MSG": "other"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.IsError || !strings.Contains(resultText(res), "differ only in case") {
+		t.Fatalf("got %v %q", res.IsError, resultText(res))
+	}
+	if h.dec.calls() != 0 {
+		t.Errorf("the policy was asked %d times", h.dec.calls())
+	}
+	if rec := h.aud.last(); rec.Kind != audit.KindValidation || rec.Result != audit.ResultDeny {
+		t.Errorf("record = %+v", rec)
+	}
+}
