@@ -102,4 +102,3 @@ func foldKey(s string) string {
 	}
 	return b.String()
 }
-
