@@ -65,6 +65,10 @@ type pipeline struct {
 	sessions *sessions
 	// budget coalesces the records of refusals a client repeats for free.
 	budget *denialBudget
+	// stopped ends when the server cancels every call in flight
+	// (shutdown); cancelAll ends it.
+	stopped   context.Context
+	cancelAll func()
 
 	// The guards' pre-checks for schema-annotated arguments; nil denies.
 	paths    pathChecker
@@ -280,6 +284,8 @@ func (p *pipeline) runChecked(ctx context.Context, t *registeredTool, ci callInf
 func (p *pipeline) run(ctx context.Context, t *registeredTool, ci callInfo) (*mcp.CallToolResult, string) {
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
+	// A shutdown cancels the call: its handler's processes are killed.
+	defer context.AfterFunc(p.stopped, cancel)()
 	// The guards decide and audit on behalf of this call.
 	ctx = guard.WithCall(ctx, ci.guardCall())
 	call := &plugin.Call{
@@ -375,6 +381,9 @@ func displayPointer(p string) string {
 	}
 	return p
 }
+
+// errShutdown is the cause of calls cancelled by a shutdown.
+var errShutdown = errors.New("the server is shutting down")
 
 // decodeArguments parses the raw arguments the way the schema validator
 // expects (numbers stay json.Number). Absent arguments are an empty object.

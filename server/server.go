@@ -62,13 +62,26 @@ type Options struct {
 	// OmitArguments keeps tool arguments out of audit records (the policy's
 	// audit.include without "arguments").
 	OmitArguments bool
+	// ShutdownGrace is how long calls in flight may run on after a
+	// shutdown is asked for (the context of Run ends) before they are
+	// cancelled; zero means DefaultShutdownGrace.
+	ShutdownGrace time.Duration
+	// MaxInFlight caps the requests in flight; zero means
+	// DefaultMaxInFlight.
+	MaxInFlight int
 }
+
+// DefaultShutdownGrace is the default of Options.ShutdownGrace.
+const DefaultShutdownGrace = 5 * time.Second
 
 // Server is an MCP server whose every tools/call goes through the policy.
 type Server struct {
 	mcp  *mcp.Server
 	pipe *pipeline
 	log  *slog.Logger
+
+	grace       time.Duration
+	maxInFlight int
 }
 
 // New builds the plugins and registers their tools.
@@ -83,6 +96,7 @@ func New(opts Options) (*Server, error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 30 * time.Second
 	}
+	stopped, cancelAll := context.WithCancelCause(context.Background())
 	p := &pipeline{
 		tools:   map[string]*registeredTool{},
 		decide:  opts.Engine,
@@ -94,14 +108,21 @@ func New(opts Options) (*Server, error) {
 
 		omitArgs: opts.OmitArguments,
 		sessions: &sessions{},
-		budget:   newDenialBudget(time.Now),
+		stopped:  stopped,
+		cancelAll: func() {
+			cancelAll(errShutdown)
+		},
+		budget: newDenialBudget(time.Now),
 	}
 	ms := mcp.NewServer(&mcp.Implementation{Name: Name, Title: "mcp-secure", Version: opts.Version}, &mcp.ServerOptions{
 		Instructions: Instructions,
 		Logger:       log,
 		Capabilities: &mcp.ServerCapabilities{Tools: &mcp.ToolCapabilities{}},
 	})
-	s := &Server{mcp: ms, pipe: p, log: log}
+	if opts.ShutdownGrace <= 0 {
+		opts.ShutdownGrace = DefaultShutdownGrace
+	}
+	s := &Server{mcp: ms, pipe: p, log: log, grace: opts.ShutdownGrace, maxInFlight: opts.MaxInFlight}
 
 	names := opts.Plugins
 	if names == nil {
@@ -185,10 +206,21 @@ func (s *Server) addTool(info plugin.Info, t plugin.Tool) error {
 }
 
 // Run serves one client over in and out until in ends or ctx is done.
+//
+// Either way every request read is answered before Run returns: at the
+// end of in, calls in flight may run to their deadline; when ctx ends
+// (SIGTERM), reading stops and calls in flight get the shutdown grace,
+// then are cancelled (their processes killed) and answered as such.
 func (s *Server) Run(ctx context.Context, in io.Reader, out io.Writer) error {
-	t := &StdioTransport{In: in, Out: out, Logger: s.log}
+	t := &StdioTransport{In: in, Out: out, Logger: s.log, MaxInFlight: s.maxInFlight,
+		DrainTimeout: s.pipe.timeout + time.Second, OnDrainTimeout: s.pipe.cancelAll}
 	stop := s.summarise()
-	err := s.mcp.Run(ctx, t)
+	watch := context.AfterFunc(ctx, func() {
+		s.log.Info("shutting down: no new requests; calls in flight get a grace period", "grace", s.grace)
+		t.Shutdown(s.grace)
+	})
+	err := s.mcp.Run(context.WithoutCancel(ctx), t)
+	watch()
 	stop()
 	if err == nil || errors.Is(err, io.EOF) || errors.Is(err, context.Canceled) {
 		return nil

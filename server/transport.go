@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
@@ -34,25 +35,59 @@ const requestIDMeta = "io.mcp-secure/request-id"
 // deeply nested, a batch or not a JSON-RPC message is answered with a
 // JSON-RPC error (keeping the id when one can be read) and the next line is
 // served.
+//
+// It answers every request it delivered before it reports the end of the
+// stream: at EOF (a client that writes its requests and closes stdin) or
+// on [StdioTransport.Shutdown], it stops delivering and waits for the
+// answers to the requests in flight, up to DrainTimeout, then calls
+// OnDrainTimeout (which cancels them, so each is answered as cancelled)
+// and waits a little more before Read returns io.EOF.
 type StdioTransport struct {
 	In              io.Reader
 	Out             io.Writer
 	MaxMessageBytes int // 0 means DefaultMaxMessageBytes
 	MaxDepth        int // 0 means DefaultMaxDepth
-	Logger          *slog.Logger
+	// MaxInFlight caps the requests delivered and not yet answered; the
+	// excess is answered with an error at once. 0 means DefaultMaxInFlight.
+	MaxInFlight int
+	// DrainTimeout bounds the wait for answers at EOF; 0 means no wait
+	// (Read reports EOF as soon as the input ends).
+	DrainTimeout time.Duration
+	// OnDrainTimeout is called when requests are still in flight after
+	// the wait; it should make them end.
+	OnDrainTimeout func()
+	Logger         *slog.Logger
+
+	mu   sync.Mutex
+	conn *stdioConn
 }
+
+// DefaultMaxInFlight is the default cap on requests in flight.
+const DefaultMaxInFlight = 256
+
+// cancelGrace is how long requests cancelled at shutdown get to answer.
+const cancelGrace = 5 * time.Second
 
 var _ mcp.Transport = (*StdioTransport)(nil)
 
 // Connect starts reading In.
 func (t *StdioTransport) Connect(context.Context) (mcp.Connection, error) {
 	c := &stdioConn{
-		out:      t.Out,
-		maxBytes: t.MaxMessageBytes,
-		maxDepth: t.MaxDepth,
-		log:      t.Logger,
-		incoming: make(chan readResult),
-		closed:   make(chan struct{}),
+		out:       t.Out,
+		maxBytes:  t.MaxMessageBytes,
+		maxDepth:  t.MaxDepth,
+		maxFlight: t.MaxInFlight,
+		drainFor:  t.DrainTimeout,
+		onTimeout: t.OnDrainTimeout,
+		log:       t.Logger,
+		incoming:  make(chan readResult),
+		closed:    make(chan struct{}),
+		stopping:  make(chan struct{}),
+		eof:       make(chan struct{}),
+		inflight:  map[string]struct{}{},
+	}
+	if c.maxFlight <= 0 {
+		c.maxFlight = DefaultMaxInFlight
 	}
 	if c.maxBytes <= 0 {
 		c.maxBytes = DefaultMaxMessageBytes
@@ -63,8 +98,23 @@ func (t *StdioTransport) Connect(context.Context) (mcp.Connection, error) {
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
+	t.mu.Lock()
+	t.conn = c
+	t.mu.Unlock()
 	go c.readLoop(bufio.NewReaderSize(t.In, 64<<10))
 	return c, nil
+}
+
+// Shutdown stops reading: no request is delivered after it. The requests
+// in flight get grace to finish; then OnDrainTimeout cancels them, and
+// once they are answered (or after a further bound) Read reports EOF.
+func (t *StdioTransport) Shutdown(grace time.Duration) {
+	t.mu.Lock()
+	c := t.conn
+	t.mu.Unlock()
+	if c != nil {
+		go c.finish(grace)
+	}
 }
 
 type readResult struct {
@@ -73,16 +123,29 @@ type readResult struct {
 }
 
 type stdioConn struct {
-	out      io.Writer
-	maxBytes int
-	maxDepth int
-	log      *slog.Logger
+	out       io.Writer
+	maxBytes  int
+	maxDepth  int
+	maxFlight int
+	drainFor  time.Duration
+	onTimeout func()
+	log       *slog.Logger
 
 	wmu      sync.Mutex
 	incoming chan readResult
 
 	closeOnce sync.Once
 	closed    chan struct{}
+
+	// Requests delivered and not yet answered, by id.
+	fmu      sync.Mutex
+	inflight map[string]struct{}
+	idle     chan struct{} // closed when inflight empties, while draining
+
+	stopOnce sync.Once
+	stopping chan struct{} // closed when nothing more is delivered
+	eofOnce  sync.Once
+	eof      chan struct{} // closed when Read reports EOF
 }
 
 func (c *stdioConn) SessionID() string { return "" }
@@ -93,9 +156,99 @@ func (c *stdioConn) Read(ctx context.Context) (jsonrpc.Message, error) {
 		return nil, ctx.Err()
 	case r := <-c.incoming:
 		return r.msg, r.err
+	case <-c.eof:
+		return nil, io.EOF
 	case <-c.closed:
 		return nil, io.EOF
 	}
+}
+
+// idKey tells ids apart by type as well as value: 1 and "1" differ.
+func idKey(id jsonrpc.ID) string {
+	switch v := id.Raw().(type) {
+	case string:
+		return "s:" + v
+	default:
+		return fmt.Sprintf("n:%v", v)
+	}
+}
+
+// admit records a request about to be delivered. It refuses an id that
+// is already in flight (its answer could not be told apart) and a request
+// over the in-flight cap.
+func (c *stdioConn) admit(req *jsonrpc.Request) (code int64, msg string, ok bool) {
+	if !req.ID.IsValid() {
+		return 0, "", true // a notification: nothing to answer
+	}
+	k := idKey(req.ID)
+	c.fmu.Lock()
+	defer c.fmu.Unlock()
+	if _, dup := c.inflight[k]; dup {
+		return jsonrpc.CodeInvalidRequest, fmt.Sprintf("request id %s is already in flight; ids must be unique among requests in flight", idString(req.ID)), false
+	}
+	if len(c.inflight) >= c.maxFlight {
+		return codeBusy, fmt.Sprintf("too many requests in flight (limit %d); send more as earlier ones are answered", c.maxFlight), false
+	}
+	c.inflight[k] = struct{}{}
+	return 0, "", true
+}
+
+// codeBusy is the implementation-defined JSON-RPC error for a request
+// over the in-flight cap.
+const codeBusy = -32000
+
+// answered forgets a request once its answer is written (or the client
+// cancelled it: no answer is owed then).
+func (c *stdioConn) answered(id jsonrpc.ID) {
+	c.fmu.Lock()
+	defer c.fmu.Unlock()
+	delete(c.inflight, idKey(id))
+	if len(c.inflight) == 0 && c.idle != nil {
+		close(c.idle)
+		c.idle = nil
+	}
+}
+
+// waitIdle waits until no request is in flight, or d has passed; it
+// reports whether all were answered.
+func (c *stdioConn) waitIdle(d time.Duration) bool {
+	c.fmu.Lock()
+	if len(c.inflight) == 0 {
+		c.fmu.Unlock()
+		return true
+	}
+	if c.idle == nil {
+		c.idle = make(chan struct{})
+	}
+	idle := c.idle
+	c.fmu.Unlock()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-idle:
+		return true
+	case <-t.C:
+		return false
+	case <-c.closed:
+		return true
+	}
+}
+
+// finish ends the stream: it stops delivering, waits for the answers in
+// flight up to grace, cancels what is left, waits for its answers, and
+// reports EOF.
+func (c *stdioConn) finish(grace time.Duration) {
+	c.stopOnce.Do(func() { close(c.stopping) })
+	if grace > 0 && !c.waitIdle(grace) {
+		c.log.Warn("requests still in flight at the end of input; cancelling them")
+		if c.onTimeout != nil {
+			c.onTimeout()
+		}
+		if !c.waitIdle(cancelGrace) {
+			c.log.Error("requests still unanswered after cancellation; closing")
+		}
+	}
+	c.eofOnce.Do(func() { close(c.eof) })
 }
 
 func (c *stdioConn) Write(ctx context.Context, msg jsonrpc.Message) error {
@@ -106,7 +259,11 @@ func (c *stdioConn) Write(ctx context.Context, msg jsonrpc.Message) error {
 	if err != nil {
 		return fmt.Errorf("encode message: %w", err)
 	}
-	return c.writeLine(data)
+	err = c.writeLine(data)
+	if resp, ok := msg.(*jsonrpc.Response); ok {
+		c.answered(resp.ID)
+	}
+	return err
 }
 
 func (c *stdioConn) writeLine(data []byte) error {
@@ -127,10 +284,46 @@ func (c *stdioConn) Close() error {
 
 func (c *stdioConn) deliver(r readResult) bool {
 	select {
+	case <-c.stopping:
+		return false
+	default:
+	}
+	if req, ok := r.msg.(*jsonrpc.Request); ok {
+		if code, msg, ok := c.admit(req); !ok {
+			c.reject(&req.ID, code, msg)
+			return true
+		}
+		if req.Method == "notifications/cancelled" {
+			c.cancelled(req.Params)
+		}
+	}
+	select {
 	case c.incoming <- r:
 		return true
 	case <-c.closed:
 		return false
+	case <-c.stopping:
+		if req, ok := r.msg.(*jsonrpc.Request); ok && req.ID.IsValid() {
+			c.answered(req.ID)
+		}
+		return false
+	}
+}
+
+// cancelled forgets a request the client cancelled: the SDK does not
+// answer it.
+func (c *stdioConn) cancelled(params json.RawMessage) {
+	var p struct {
+		RequestID any `json:"requestId"`
+	}
+	if json.Unmarshal(params, &p) != nil || p.RequestID == nil {
+		return
+	}
+	if f, ok := p.RequestID.(float64); ok {
+		p.RequestID = int64(f)
+	}
+	if id, err := jsonrpc.MakeID(p.RequestID); err == nil && id.IsValid() {
+		c.answered(id)
 	}
 }
 
@@ -148,7 +341,8 @@ func (c *stdioConn) readLoop(r *bufio.Reader) {
 			if !errors.Is(err, io.EOF) {
 				c.log.Error("reading stdin", "err", err)
 			}
-			c.deliver(readResult{err: io.EOF})
+			// Every request read before the end is answered first.
+			c.finish(c.drainFor)
 			return
 		}
 	}

@@ -8,9 +8,12 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	opaversion "github.com/open-policy-agent/opa/v1/version"
+
+	"github.com/mcp-secure/mcp-secure/server"
 )
 
 // Exit codes.
@@ -36,7 +39,8 @@ func usageErr(format string, args ...any) error {
 const usage = `mcp-secure: a security-first, policy-as-code MCP server over stdio.
 
 Usage:
-  mcp-secure [serve] [--policy FILE]       run the server on stdin/stdout
+  mcp-secure [serve] [--policy FILE] [--shutdown-grace 5s] [--max-in-flight 256]
+                                           run the server on stdin/stdout
   mcp-secure policy check [--policy FILE]  load and compile a policy, report errors
   mcp-secure policy compile [--policy FILE] [--out FILE]
                                            write the policy's data document (for opa test)
@@ -93,8 +97,10 @@ func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 }
 
 type serveParams struct {
-	policyFile string
-	version    bool
+	policyFile    string
+	version       bool
+	shutdownGrace time.Duration
+	maxInFlight   int
 }
 
 func parseServe(args []string, stderr io.Writer) (serveParams, error) {
@@ -102,6 +108,8 @@ func parseServe(args []string, stderr io.Writer) (serveParams, error) {
 	fs := newFlagSet("serve", stderr)
 	fs.StringVar(&p.policyFile, "policy", "", "policy `file` (YAML)")
 	fs.BoolVar(&p.version, "version", false, "print versions and exit")
+	fs.DurationVar(&p.shutdownGrace, "shutdown-grace", server.DefaultShutdownGrace, "on SIGTERM, how long calls in flight may finish before they are cancelled")
+	fs.IntVar(&p.maxInFlight, "max-in-flight", server.DefaultMaxInFlight, "requests in flight at most; the excess is answered with an error")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return p, err
@@ -110,6 +118,9 @@ func parseServe(args []string, stderr io.Writer) (serveParams, error) {
 	}
 	if fs.NArg() > 0 {
 		return p, usageErr("unexpected argument %q", fs.Arg(0))
+	}
+	if p.shutdownGrace < 0 || p.maxInFlight < 1 {
+		return p, usageErr("--shutdown-grace must not be negative and --max-in-flight must be at least 1")
 	}
 	return p, nil
 }

@@ -43,6 +43,7 @@ func TestMain(m *testing.M) {
 type env struct {
 	dir, policy, audit, workspace string
 	vars                          []string // extra environment of the server
+	extraArgs                     []string // extra serve flags
 }
 
 // defaultNetwork is the network section of a test policy.
@@ -99,6 +100,7 @@ func (e *env) write(t *testing.T, name, content string) string {
 }
 
 func (e *env) command(args ...string) *exec.Cmd {
+	args = append(append([]string(nil), e.extraArgs...), args...)
 	cmd := exec.Command(binPath, append([]string{"serve", "--policy", e.policy}, args...)...)
 	cmd.Env = append(os.Environ(), "HOME="+e.dir, "XDG_CONFIG_HOME="+filepath.Join(e.dir, "config"))
 	cmd.Env = append(cmd.Env, e.vars...)

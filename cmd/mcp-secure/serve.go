@@ -31,6 +31,7 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 	if err != nil {
 		return &exitErr{code: exitUsage, err: err}
 	}
+	cfg.Data["server_files"] = serverFiles(pol, log)
 	eng, err := engine.New(ctx, cfg)
 	if err != nil {
 		return &exitErr{code: exitUsage, err: fmt.Errorf("policy %s: %w", pol.Source(), err)}
@@ -68,6 +69,8 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 		Timeout:  pol.Timeout(),
 
 		OmitArguments: !pol.Audits("arguments"),
+		ShutdownGrace: p.shutdownGrace,
+		MaxInFlight:   p.maxInFlight,
 	})
 	if err != nil {
 		return err

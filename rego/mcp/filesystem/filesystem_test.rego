@@ -56,3 +56,26 @@ test_empty_allowed_paths_allow_nothing if {
 	p := {"allowed_paths": [], "denied_paths": []}
 	not filesystem.allow with input as op("/home/u/ws/a", "read") with data.mcp.policy.filesystem as p
 }
+
+own := [
+	{"path": "/home/u/ws/logs", "what": "audit log directory", "below": true, "prefix": false},
+	{"path": "/home/u/ws/policy.yaml", "what": "policy file", "below": false, "prefix": false},
+	{"path": "/home/u/ws/db/bugs.db", "what": "bug database", "below": false, "prefix": true},
+]
+
+test_server_files_denied if {
+	d := filesystem.decision with input as op("/home/u/ws/logs/audit.log", "write")
+		with data.mcp.policy.filesystem as pol
+		with data.mcp.policy.server_files as own
+	d.allow == false
+	d.reasons == [`path "/home/u/ws/logs/audit.log" is the server's audit log directory: no tool may touch it`]
+	not filesystem.allow with input as op("/home/u/ws/logs", "delete") with data.mcp.policy.filesystem as pol with data.mcp.policy.server_files as own
+	not filesystem.allow with input as op("/home/u/ws/POLICY.yaml", "read") with data.mcp.policy.filesystem as pol with data.mcp.policy.server_files as own
+	not filesystem.allow with input as op("/home/u/ws/db/bugs.db-wal", "read") with data.mcp.policy.filesystem as pol with data.mcp.policy.server_files as own
+}
+
+test_server_files_neighbours_allowed if {
+	filesystem.allow with input as op("/home/u/ws/logs2/x", "read") with data.mcp.policy.filesystem as pol with data.mcp.policy.server_files as own
+	filesystem.allow with input as op("/home/u/ws/policy.yaml.bak", "read") with data.mcp.policy.filesystem as pol with data.mcp.policy.server_files as own
+	filesystem.allow with input as op("/home/u/ws/db/other.db", "read") with data.mcp.policy.filesystem as pol with data.mcp.policy.server_files as own
+}

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/mcp-secure/mcp-secure/plugins/bugtracker"
+	"github.com/mcp-secure/mcp-secure/server"
+	"github.com/mcp-secure/mcp-secure/server/policy"
+)
+
+// ownFile is one of the server's own files or directories, as the
+// built-in filesystem rule reads it (data.mcp.policy.server_files): a
+// tool may never touch it, whatever filesystem.allowed_paths says.
+type ownFile struct {
+	path  string
+	what  string
+	below bool // everything below the directory too
+	// prefix: every name that starts with path (rotated logs, SQLite's
+	// -wal and -shm files beside a database).
+	prefix bool
+}
+
+// serverFiles lists the server's own files: the audit log (its whole
+// directory when the directory holds no allowed path), the policy file,
+// the Rego modules, the plugins' data directories and the bug database.
+// Each is listed as written and, when symlinks make it differ, as the
+// real path, so the filesystem guard's re-decision of the real path of
+// what it opened meets the rule too.
+func serverFiles(pol *policy.Policy, log *slog.Logger) []any {
+	var files []ownFile
+	auditDir := filepath.Dir(pol.Audit.LogFile)
+	if holdsAllowed(auditDir, pol.Roots()) {
+		log.Warn("the audit log's directory holds paths tools may use; only the log's own files are protected (give the audit log a directory of its own)", "dir", auditDir)
+		files = append(files, ownFile{path: pol.Audit.LogFile, what: "audit log", prefix: true})
+		files = append(files, ownFile{path: auditDir, what: "audit log directory"})
+	} else {
+		files = append(files, ownFile{path: auditDir, what: "audit log directory", below: true})
+	}
+	if src := pol.Source(); src != policy.EmbeddedName {
+		if abs, err := filepath.Abs(src); err == nil {
+			files = append(files, ownFile{path: abs, what: "policy file"})
+		}
+	}
+	for _, m := range pol.Rego.Modules {
+		files = append(files, ownFile{path: m, what: "Rego module"})
+	}
+	if dir, err := server.DefaultDataDir(); err == nil {
+		files = append(files, ownFile{path: dir, what: "plugin data directory", below: true})
+	}
+	db := pol.Plugins[bugtracker.Name][bugtracker.DatabaseSetting]
+	if db == "" {
+		db = os.Getenv(bugtracker.DatabaseEnv)
+	}
+	if filepath.IsAbs(db) {
+		files = append(files, ownFile{path: filepath.Clean(db), what: "bug database", prefix: true})
+	}
+
+	out := make([]any, 0, 2*len(files))
+	for _, f := range files {
+		out = append(out, f.data(f.path))
+		if real, err := realPath(f.path); err == nil && real != f.path {
+			out = append(out, f.data(real))
+		}
+	}
+	return out
+}
+
+func (f ownFile) data(path string) map[string]any {
+	return map[string]any{"path": path, "what": f.what, "below": f.below, "prefix": f.prefix}
+}
+
+// realPath resolves the symlinks of path, or of its longest existing
+// ancestor when path does not exist yet.
+func realPath(path string) (string, error) {
+	rest := ""
+	for p := path; ; p = filepath.Dir(p) {
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			return filepath.Join(real, rest), nil
+		}
+		if p == filepath.Dir(p) {
+			return path, nil
+		}
+		rest = filepath.Join(filepath.Base(p), rest)
+	}
+}
+
+// holdsAllowed reports whether dir is, or is above, one of the allowed
+// roots: protecting everything below it would deny what the policy allows.
+func holdsAllowed(dir string, roots []string) bool {
+	for _, r := range roots {
+		if r == dir || dir == "/" || strings.HasPrefix(r, dir+"/") {
+			return true
+		}
+	}
+	return false
+}
