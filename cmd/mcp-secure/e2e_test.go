@@ -391,7 +391,7 @@ func TestE2EAuditIncludeWithoutArguments(t *testing.T) {
 	if res := call(t, cs, "search_tools", map[string]any{"query": "very-distinctive-query"}); res.IsError {
 		t.Fatalf("search_tools: %s", text(res))
 	}
-	rec := e.findRecord(t, map[string]any{"tool": "search_tools", "result": "allow"})
+	rec := e.findRecord(t, map[string]any{"kind": "tool_call", "tool": "search_tools", "result": "allow"})
 	in, _ := rec["input"].(map[string]any)
 	if in["tool"] != "search_tools" {
 		t.Errorf("input = %v", rec["input"])
