@@ -335,6 +335,7 @@ type noFiles struct{}
 var errNoFiles = &guard.DeniedError{Kind: audit.KindFilesystem, Target: "any path", Reasons: []string{"this server has no filesystem guard"}}
 
 func (noFiles) Abs(string, string) (string, error) { return "", errNoFiles }
+func (noFiles) Check(context.Context, string, plugin.Op) error { return errNoFiles }
 func (noFiles) Canonical(context.Context, string, plugin.Op) (string, error) {
 	return "", errNoFiles
 }

@@ -152,3 +152,55 @@ func toStrings(v any) []string {
 	}
 	return out
 }
+
+// TestE2EGlobalSearchFollowsPolicy: search_bugs_global returns only the
+// projects the filesystem policy allows now; bugs recorded under a wider
+// policy stay hidden once it narrows.
+func TestE2EGlobalSearchFollowsPolicy(t *testing.T) {
+	e := newEnv(t, "")
+	e.vars = []string{"MCP_SECURE_BUGTRACKER_DB=" + filepath.Join(t.TempDir(), "bugs.db")}
+	open, closed := filepath.Join(e.workspace, "open-app"), filepath.Join(e.workspace, "private-app")
+	for _, d := range []string{open, closed} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cs := e.connect(t, "2025-11-25")
+	for _, p := range []string{open, closed} {
+		if res := call(t, cs, "add_bug", map[string]any{"project_path": p, "title": "Crash in " + filepath.Base(p)}); res.IsError {
+			t.Fatalf("add_bug: %s", text(res))
+		}
+	}
+	res := call(t, cs, "search_bugs_global", map[string]any{"query": "crash"})
+	if res.IsError || !strings.Contains(text(res), "private-app") || !strings.Contains(text(res), "open-app") {
+		t.Fatalf("before narrowing: %v %q", res.IsError, text(res))
+	}
+	cs.Close()
+
+	// The same server files, a narrower policy.
+	policy, err := os.ReadFile(e.policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	narrowed := strings.Replace(string(policy), `denied_paths: ["**/.env"]`, `denied_paths: ["**/.env", "**/private-app/**", "**/private-app"]`, 1)
+	if narrowed == string(policy) {
+		t.Fatal("the test policy has no denied_paths line to narrow")
+	}
+	if err := os.WriteFile(e.policy, []byte(narrowed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cs = e.connect(t, "2025-11-25")
+	for _, args := range []map[string]any{{"query": "crash"}, {}, {"status": "open"}} {
+		res = call(t, cs, "search_bugs_global", args)
+		if res.IsError || strings.Contains(text(res), "private-app") || !strings.Contains(text(res), "open-app") {
+			t.Errorf("after narrowing, %v: %v %q", args, res.IsError, text(res))
+		}
+		if sc, _ := res.StructuredContent.(map[string]any); sc["count"] != 1.0 {
+			t.Errorf("after narrowing, %v: count = %v", args, sc["count"])
+		}
+	}
+	rec := e.findRecord(t, map[string]any{"kind": "filesystem", "tool": "search_bugs_global", "result": "deny"})
+	if in, _ := rec["input"].(map[string]any); in["path"] != closed {
+		t.Errorf("deny record = %v", rec)
+	}
+}

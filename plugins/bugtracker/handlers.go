@@ -291,6 +291,10 @@ func (t *tracker) searchBugs(ctx context.Context, call *plugin.Call) (*plugin.Re
 	if err != nil {
 		return t.fail(tool, err)
 	}
+	// Only the projects the filesystem policy lets this call list now:
+	// narrowing the policy hides what was recorded under it before.
+	files := t.host.Files()
+	f.visible = func(path string) bool { return files.Check(ctx, path, plugin.OpList) == nil }
 	st, err := t.store(ctx)
 	if err != nil {
 		return t.fail(tool, err)

@@ -22,6 +22,10 @@ const (
 // (all projects).
 type filter struct {
 	project  string // canonical path; "" means every project
+	// visible, when not nil, limits an every-project search to the
+	// projects the filesystem policy allows now; a project not in it is
+	// left out even if its path is not decided again.
+	visible func(path string) bool
 	status   string
 	priority string
 	tags     []string // all of them (normalised)
@@ -101,7 +105,7 @@ func matchExpr(query string) (string, error) {
 // listSQL builds the query of one page: the bugs f selects in project
 // pid (0: every project) after the cursor's row, newest first, one more
 // than limit to tell whether there is a next page.
-func listSQL(f *filter, pid, after int64, limit int) (string, []any) {
+func listSQL(f *filter, pid int64, only []int64, after int64, limit int) (string, []any) {
 	var (
 		sb   strings.Builder
 		args []any
@@ -134,6 +138,12 @@ func listSQL(f *filter, pid, after int64, limit int) (string, []any) {
 		sb.WriteString(" AND b.project_id = ?")
 		args = append(args, pid)
 	}
+	if len(only) > 0 {
+		sb.WriteString(" AND b.project_id IN (" + strings.TrimSuffix(strings.Repeat("?,", len(only)), ",") + ")")
+		for _, id := range only {
+			args = append(args, id)
+		}
+	}
 	if after > 0 {
 		sb.WriteString(" AND " + order + " < ?")
 		args = append(args, after)
@@ -155,6 +165,30 @@ func listSQL(f *filter, pid, after int64, limit int) (string, []any) {
 	return sb.String(), args
 }
 
+// visibleProjects returns the ids of the projects whose path visible
+// accepts.
+func visibleProjects(ctx context.Context, tx dbtx, visible func(string) bool) ([]int64, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT id, path FROM projects ORDER BY id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		var (
+			id   int64
+			path string
+		)
+		if err := rows.Scan(&id, &path); err != nil {
+			return nil, err
+		}
+		if visible(path) {
+			ids = append(ids, id)
+		}
+	}
+	return ids, rows.Err()
+}
+
 // list returns one page of the bugs f selects, newest first.
 func (s *store) list(ctx context.Context, f *filter) (*Page, error) {
 	after, err := f.decodeCursor()
@@ -173,7 +207,16 @@ func (s *store) list(ctx context.Context, f *filter) (*Page, error) {
 				return err
 			}
 		}
-		q, args := listSQL(f, pid, after, limit)
+		var only []int64
+		if f.project == "" && f.visible != nil {
+			if only, err = visibleProjects(ctx, tx, f.visible); err != nil {
+				return err
+			}
+			if len(only) == 0 {
+				return nil
+			}
+		}
+		q, args := listSQL(f, pid, only, after, limit)
 		rows, err := tx.QueryContext(ctx, q, args...)
 		if err != nil {
 			return err

@@ -29,6 +29,10 @@ type Files interface {
 	// joined to base, which must itself be absolute. It never uses the
 	// process's working directory, and it decides nothing.
 	Abs(base, p string) (string, error)
+	// Check decides op on path, and audits the decision, without touching
+	// the filesystem: for a path the tool only names (a project it lists
+	// records of), not one it opens.
+	Check(ctx context.Context, path string, op Op) error
 	// Canonical decides op on path, then returns its cleaned form with
 	// symlinks resolved, decided again if it differs.
 	Canonical(ctx context.Context, path string, op Op) (string, error)

@@ -48,6 +48,8 @@ func (d DirFiles) Abs(base, p string) (string, error) {
 	return filepath.Join(base, p), nil
 }
 
+func (d DirFiles) Check(_ context.Context, path string, _ plugin.Op) error { return d.check(path) }
+
 func (d DirFiles) Canonical(_ context.Context, path string, _ plugin.Op) (string, error) {
 	if err := d.check(path); err != nil {
 		return "", err
