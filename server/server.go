@@ -201,6 +201,10 @@ func (s *Server) addTool(info plugin.Info, t plugin.Tool) error {
 	if len(t.OutputSchema) > 0 {
 		mt.OutputSchema = t.OutputSchema
 	}
+	if a := t.Annotations; a != nil {
+		mt.Annotations = &mcp.ToolAnnotations{Title: a.Title, ReadOnlyHint: a.ReadOnlyHint,
+			DestructiveHint: a.DestructiveHint, IdempotentHint: a.IdempotentHint, OpenWorldHint: a.OpenWorldHint}
+	}
 	s.mcp.AddTool(mt, s.pipe.call)
 	return nil
 }
@@ -334,7 +338,7 @@ type noFiles struct{}
 
 var errNoFiles = &guard.DeniedError{Kind: audit.KindFilesystem, Target: "any path", Reasons: []string{"this server has no filesystem guard"}}
 
-func (noFiles) Abs(string, string) (string, error) { return "", errNoFiles }
+func (noFiles) Abs(string, string) (string, error)             { return "", errNoFiles }
 func (noFiles) Check(context.Context, string, plugin.Op) error { return errNoFiles }
 func (noFiles) Canonical(context.Context, string, plugin.Op) (string, error) {
 	return "", errNoFiles

@@ -21,11 +21,11 @@ const (
 // filter selects bugs for list_bugs (one project) and search_bugs_global
 // (all projects).
 type filter struct {
-	project  string // canonical path; "" means every project
+	project string // canonical path; "" means every project
 	// visible, when not nil, limits an every-project search to the
 	// projects the filesystem policy allows now; a project not in it is
 	// left out even if its path is not decided again.
-	visible func(path string) bool
+	visible  func(path string) bool
 	status   string
 	priority string
 	tags     []string // all of them (normalised)

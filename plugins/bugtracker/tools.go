@@ -123,11 +123,22 @@ const category = "bugtracker"
 var trackIntents = []string{"track"}
 
 func (t *tracker) Tools() []plugin.Tool {
+	no := false
+	local := func(readOnly, idempotent bool) *plugin.Annotations {
+		// Nothing is ever deleted: closing a bug is a recorded change.
+		return &plugin.Annotations{ReadOnlyHint: readOnly, IdempotentHint: idempotent, DestructiveHint: &no, OpenWorldHint: &no}
+	}
+	hints := map[string]*plugin.Annotations{
+		"init_bugtracker": local(false, true), "add_bug": local(false, false), "get_bug": local(true, true),
+		"update_bug": local(false, false), "close_bug": local(false, true), "list_bugs": local(true, true),
+		"search_bugs_global": local(true, true),
+	}
 	tool := func(name, title, desc string, aliases []string, in string, h plugin.Handler) plugin.Tool {
 		return plugin.Tool{
 			Name: name, Title: title, Description: desc, Category: category,
 			Aliases: aliases, Intents: trackIntents,
 			InputSchema: json.RawMessage(in),
+			Annotations: hints[name],
 			Handler:     t.safe(name, h),
 		}
 	}

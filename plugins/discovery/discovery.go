@@ -59,13 +59,16 @@ const searchSchema = `{
     "query": {"type": "string", "maxLength": 200, "description": "Words to look for in tool names, aliases and descriptions"},
     "category": {"type": "string", "maxLength": 64, "description": "Only tools of this category (see list_categories)"},
     "intent": {"type": "string", "maxLength": 64, "description": "What you want to do, e.g. research, track, discover"},
-    "detail_level": {"type": "string", "enum": ["name", "summary", "full"], "default": "summary", "description": "name: names only; summary: with descriptions; full: with input schemas"},
+    "detail_level": {"type": "string", "enum": ["name", "summary", "full"], "default": "summary", "description": "name: names only; summary: with descriptions; full: MCP tool objects (inputSchema, outputSchema, annotations) plus aliases and intents"},
     "include_unavailable": {"type": "boolean", "default": false, "description": "Also list tools the policy does not let you use, with the reason"}
   },
   "additionalProperties": false
 }`
 
 const categoriesSchema = `{"type": "object", "properties": {}, "additionalProperties": false}`
+
+// readOnly are the hints of both discovery tools: they read the catalog.
+var readOnly = &plugin.Annotations{ReadOnlyHint: true, IdempotentHint: true, OpenWorldHint: new(bool)}
 
 func (d *discovery) Tools() []plugin.Tool {
 	return []plugin.Tool{
@@ -77,6 +80,7 @@ func (d *discovery) Tools() []plugin.Tool {
 			Aliases:     []string{"find tools", "lookup", "discover", "help", "capabilities"},
 			Intents:     []string{"discover"},
 			InputSchema: json.RawMessage(searchSchema),
+			Annotations: readOnly,
 			Handler:     d.search,
 		},
 		{
@@ -87,6 +91,7 @@ func (d *discovery) Tools() []plugin.Tool {
 			Aliases:     []string{"categories", "overview", "catalog"},
 			Intents:     []string{"discover"},
 			InputSchema: json.RawMessage(categoriesSchema),
+			Annotations: readOnly,
 			Handler:     d.categories,
 		},
 	}
@@ -102,17 +107,21 @@ type searchArgs struct {
 
 // Match is one search result.
 type Match struct {
-	Name        string          `json:"name"`
-	Category    string          `json:"category"`
-	Plugin      string          `json:"plugin,omitempty"`
-	Score       int             `json:"score,omitempty"`
-	Available   bool            `json:"available"`
-	Reasons     []string        `json:"reasons,omitempty"`
-	Title       string          `json:"title,omitempty"`
-	Description string          `json:"description,omitempty"`
-	Aliases     []string        `json:"aliases,omitempty"`
-	Intents     []string        `json:"intents,omitempty"`
-	InputSchema json.RawMessage `json:"input_schema,omitempty"`
+	Name        string   `json:"name"`
+	Category    string   `json:"category"`
+	Plugin      string   `json:"plugin,omitempty"`
+	Score       int      `json:"score,omitempty"`
+	Available   bool     `json:"available"`
+	Reasons     []string `json:"reasons,omitempty"`
+	Title       string   `json:"title,omitempty"`
+	Description string   `json:"description,omitempty"`
+	Aliases     []string `json:"aliases,omitempty"`
+	Intents     []string `json:"intents,omitempty"`
+	// At detail_level full, a match is also an MCP tool object: what
+	// tools/list would give, so the model can call it at once.
+	InputSchema  json.RawMessage     `json:"inputSchema,omitempty"`
+	OutputSchema json.RawMessage     `json:"outputSchema,omitempty"`
+	Annotations  *plugin.Annotations `json:"annotations,omitempty"`
 }
 
 func (d *discovery) search(ctx context.Context, call *plugin.Call) (*plugin.Result, error) {
@@ -152,6 +161,7 @@ func (d *discovery) search(ctx context.Context, call *plugin.Call) (*plugin.Resu
 		}
 		if a.DetailLevel == "full" {
 			m.Aliases, m.Intents, m.InputSchema = t.Aliases, t.Intents, t.InputSchema
+			m.OutputSchema, m.Annotations = t.OutputSchema, t.Annotations
 		}
 		out = append(out, m)
 	}

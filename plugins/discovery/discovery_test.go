@@ -15,7 +15,9 @@ func fixtureHost(deny ...string) *plugintest.Host {
 	tool := func(name, cat, desc string, aliases, intents []string) plugin.Entry {
 		return plugin.Entry{Plugin: cat + "-plugin", PluginVersion: "2.0.0", Tool: plugin.Tool{
 			Name: name, Category: cat, Description: desc, Aliases: aliases, Intents: intents,
-			InputSchema: json.RawMessage(`{"type":"object"}`),
+			InputSchema:  json.RawMessage(`{"type":"object"}`),
+			OutputSchema: json.RawMessage(`{"type":"object"}`),
+			Annotations:  &plugin.Annotations{ReadOnlyHint: true},
 		}}
 	}
 	h := &plugintest.Host{Entries: []plugin.Entry{
@@ -104,7 +106,7 @@ func TestDetailLevels(t *testing.T) {
 	for level, want := range map[string][]string{
 		"name":    {"available", "category", "name", "score"},
 		"summary": {"available", "category", "description", "name", "plugin", "score"},
-		"full":    {"aliases", "available", "category", "description", "input_schema", "intents", "name", "plugin", "score"},
+		"full":    {"aliases", "annotations", "available", "category", "description", "inputSchema", "intents", "name", "outputSchema", "plugin", "score"},
 	} {
 		out := search(t, p, map[string]any{"query": "web_search", "detail_level": level})
 		first := out["tools"].([]any)[0].(map[string]any)

@@ -102,6 +102,9 @@ const outputSchema = `{
   "required": ["query", "count", "results"]
 }`
 
+// openWorld: the tool reaches the internet (as far as the policy lets it).
+var openWorld = true
+
 func (s *search) Tools() []plugin.Tool {
 	return []plugin.Tool{{
 		Name:         "web_search",
@@ -112,6 +115,7 @@ func (s *search) Tools() []plugin.Tool {
 		Intents:      []string{"research"},
 		InputSchema:  json.RawMessage(inputSchema),
 		OutputSchema: json.RawMessage(outputSchema),
+		Annotations:  &plugin.Annotations{ReadOnlyHint: true, OpenWorldHint: &openWorld},
 		Handler:      s.handle,
 	}}
 }

@@ -46,9 +46,22 @@ type Tool struct {
 	InputSchema json.RawMessage
 	// OutputSchema optionally describes StructuredContent.
 	OutputSchema json.RawMessage
+	// Annotations are optional hints about the tool's behaviour, offered to
+	// clients as MCP tool annotations. They are hints, never trusted by the
+	// policy.
+	Annotations *Annotations
 
 	// Handler runs an allowed, validated call.
 	Handler Handler
+}
+
+// Annotations are the MCP tool annotations (hints for clients).
+type Annotations struct {
+	Title           string `json:"title,omitempty"`
+	ReadOnlyHint    bool   `json:"readOnlyHint,omitempty"`
+	DestructiveHint *bool  `json:"destructiveHint,omitempty"`
+	IdempotentHint  bool   `json:"idempotentHint,omitempty"`
+	OpenWorldHint   *bool  `json:"openWorldHint,omitempty"`
 }
 
 // Handler runs one tool call. Arguments have been validated against the
