@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -63,6 +64,8 @@ type pipeline struct {
 
 	// sessions binds client identity to its session.
 	sessions *sessions
+	// permits memoises whether a caller may use a tool at all.
+	permits permitMemo
 	// budget coalesces the records of refusals a client repeats for free.
 	budget *denialBudget
 	// stopped ends when the server cancels every call in flight
@@ -380,6 +383,82 @@ func displayPointer(p string) string {
 		return "/"
 	}
 	return p
+}
+
+// permitted reports whether the policy lets the caller use tool at all:
+// the tools decision with empty arguments. Answers are memoised per
+// policy snapshot and caller, since tools/list, search_tools and
+// list_categories ask for every tool on every request.
+func (p *pipeline) permitted(ctx context.Context, id identity, tool string) (bool, []string) {
+	t, registered := p.tools[tool]
+	if !registered {
+		return false, []string{fmt.Sprintf("tool %q is not registered", tool)}
+	}
+	key := permitKey{client: id.client, protocol: id.protocol, tool: t.Name}
+	if d, ok := p.permits.get(p.generation(), key); ok {
+		return d.Allow, d.Reasons
+	}
+	gen := p.generation()
+	input, err := toolInput(callInfo{name: tool, client: id.client, protocol: id.protocol}, true, map[string]any{})
+	if err != nil {
+		return false, []string{"policy input could not be built"}
+	}
+	d, err := p.decide.Decide(ctx, engine.Tools, input)
+	if err != nil {
+		return false, []string{"policy evaluation failed"}
+	}
+	p.permits.put(gen, key, d)
+	return d.Allow, d.Reasons
+}
+
+// generation is the policy snapshot in force, when the decider tells;
+// 0 means it does not, and nothing is memoised.
+func (p *pipeline) generation() uint64 {
+	if g, ok := p.decide.(interface{ Generation() uint64 }); ok {
+		return g.Generation()
+	}
+	return 0
+}
+
+type permitKey struct {
+	client   plugin.Client
+	protocol string
+	tool     string
+}
+
+// permitMemo keeps the decisions of one snapshot; a new snapshot, or too
+// many callers, starts it afresh.
+type permitMemo struct {
+	mu  sync.Mutex
+	gen uint64
+	m   map[permitKey]engine.Decision
+}
+
+const permitMemoLimit = 4096
+
+func (m *permitMemo) get(gen uint64, k permitKey) (engine.Decision, bool) {
+	if gen == 0 {
+		return engine.Decision{}, false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.gen != gen {
+		return engine.Decision{}, false
+	}
+	d, ok := m.m[k]
+	return d, ok
+}
+
+func (m *permitMemo) put(gen uint64, k permitKey, d engine.Decision) {
+	if gen == 0 {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.gen != gen || m.m == nil || len(m.m) >= permitMemoLimit {
+		m.gen, m.m = gen, map[permitKey]engine.Decision{}
+	}
+	m.m[k] = d
 }
 
 // errShutdown is the cause of calls cancelled by a shutdown.

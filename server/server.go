@@ -20,7 +20,6 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/mcp-secure/mcp-secure/server/audit"
-	"github.com/mcp-secure/mcp-secure/server/engine"
 	"github.com/mcp-secure/mcp-secure/server/guard"
 	"github.com/mcp-secure/mcp-secure/server/plugin"
 )
@@ -159,7 +158,7 @@ func New(opts Options) (*Server, error) {
 			}
 		}
 	}
-	ms.AddReceivingMiddleware(p.sessions.middleware)
+	ms.AddReceivingMiddleware(p.sessions.middleware, s.listFilter)
 	// Unknown tool names are answered by the pipeline (a policy decision,
 	// an audit record and an error result) instead of a protocol error.
 	ms.AddReceivingMiddleware(func(next mcp.MethodHandler) mcp.MethodHandler {
@@ -376,18 +375,38 @@ func (c *catalog) Entries() []plugin.Entry {
 // Permitted asks the tools decision point whether call's client may use
 // tool, with empty arguments: what the policy says about the tool itself.
 func (c *catalog) Permitted(ctx context.Context, call *plugin.Call, tool string) (bool, []string) {
-	ci := callInfo{name: tool}
+	var id identity
 	if call != nil {
-		ci.client, ci.protocol, ci.requestID = call.Client, call.ProtocolVersion, call.RequestID
+		id.client, id.protocol = call.Client, call.ProtocolVersion
 	}
-	_, registered := c.pipe.tools[tool]
-	input, err := toolInput(ci, registered, map[string]any{})
-	if err != nil {
-		return false, []string{"policy input could not be built"}
+	return c.pipe.permitted(ctx, id, tool)
+}
+
+// listFilter leaves out of tools/list the tools the policy refuses the
+// caller whatever the arguments (tools.allowed, tools.denied, user rules
+// on the tool or the client): offering a tool that will always be refused
+// only invites refused calls. The decision at call time stays
+// authoritative.
+func (s *Server) listFilter(next mcp.MethodHandler) mcp.MethodHandler {
+	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+		res, err := next(ctx, method, req)
+		lr, ok := res.(*mcp.ListToolsResult)
+		if method != "tools/list" || err != nil || !ok {
+			return res, err
+		}
+		r, ok := req.(request)
+		if !ok {
+			return res, err
+		}
+		id := s.pipe.sessions.identify(r)
+		kept := lr.Tools[:0:0]
+		for _, t := range lr.Tools {
+			if allowed, _ := s.pipe.permitted(ctx, id, t.Name); allowed {
+				kept = append(kept, t)
+			}
+		}
+		out := *lr
+		out.Tools = kept
+		return &out, nil
 	}
-	d, err := c.pipe.decide.Decide(ctx, engine.Tools, input)
-	if err != nil {
-		return false, []string{"policy evaluation failed"}
-	}
-	return d.Allow && registered, d.Reasons
 }

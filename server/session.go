@@ -90,12 +90,20 @@ func (s *sessions) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 	}
 }
 
-// identify returns who a tools/call comes from.
-func (s *sessions) identify(req *mcp.CallToolRequest) identity {
-	if req.Session == nil {
+// request is what identify reads of a request.
+type request interface {
+	GetSession() mcp.Session
+	ClientInfo() *mcp.Implementation
+	ProtocolVersion() string
+}
+
+// identify returns who a request comes from.
+func (s *sessions) identify(req request) identity {
+	ss, _ := req.GetSession().(*mcp.ServerSession)
+	if ss == nil {
 		return identity{}
 	}
-	st := s.state(req.Session)
+	st := s.state(ss)
 	s.mu.Lock()
 	id := identity{session: st.id, client: st.client, protocol: st.protocol}
 	initialized := st.initialized

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// tools/list offers only what the policy lets this client use: tools
+// that tools.denied, tools.allowed or a user rule refuse whatever the
+// arguments are left out; the call-time decision still refuses them.
+func TestE2EToolsListFollowsPolicy(t *testing.T) {
+	e := newEnv(t, `tools:
+  timeout: 10
+  rate_limits: {default: 600}
+  denied: ["web_*", "add_bug"]
+rego:
+  modules: [client.rego]
+`)
+	e.write(t, "client.rego", `package mcp.tools
+
+deny contains "e2e clients may not list bugs" if {
+	input.tool == "list_bugs"
+	input.client.name == "e2e-client"
+}
+`)
+	cs := e.connect(t, "2025-11-25")
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	lr, err := cs.ListTools(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, tl := range lr.Tools {
+		names = append(names, tl.Name)
+	}
+	for _, hidden := range []string{"web_search", "add_bug", "list_bugs"} {
+		if slices.Contains(names, hidden) {
+			t.Errorf("tools/list offers %s, which the policy refuses this client: %v", hidden, names)
+		}
+	}
+	for _, shown := range []string{"search_tools", "get_bug", "fixture_read"} {
+		if !slices.Contains(names, shown) {
+			t.Errorf("tools/list lacks %s: %v", shown, names)
+		}
+	}
+	res := call(t, cs, "web_search", map[string]any{"query": "x"})
+	if !res.IsError || !strings.Contains(text(res), "tools.denied") {
+		t.Fatalf("a hidden tool was run: %v %q", res.IsError, text(res))
+	}
+	sc, _ := res.StructuredContent.(map[string]any)
+	if sc != nil && (sc["error"] != "denied_by_policy" || sc["kind"] != "tool" || sc["target"] != "web_search") {
+		t.Errorf("denial structuredContent = %v", sc)
+	}
+}
+
+// search_tools at detail_level full returns MCP tool objects the model
+// can call without another round trip.
+func TestE2ESearchToolsFullIsMCPTool(t *testing.T) {
+	e := newEnv(t, "")
+	cs := e.connect(t, "2025-11-25")
+	res := call(t, cs, "search_tools", map[string]any{"query": "web_search", "detail_level": "full"})
+	if res.IsError {
+		t.Fatalf("search_tools: %q", text(res))
+	}
+	raw, _ := json.Marshal(res.StructuredContent)
+	var out struct {
+		Tools []map[string]json.RawMessage `json:"tools"`
+	}
+	if err := json.Unmarshal(raw, &out); err != nil || len(out.Tools) == 0 {
+		t.Fatalf("structuredContent = %s", raw)
+	}
+	first := out.Tools[0]
+	var tool mcp.Tool
+	if err := json.Unmarshal(mustJSON(t, first), &tool); err != nil {
+		t.Fatalf("not an MCP tool: %v", err)
+	}
+	if tool.Name != "web_search" || tool.InputSchema == nil || tool.OutputSchema == nil || tool.Annotations == nil || !tool.Annotations.ReadOnlyHint {
+		t.Errorf("tool = %+v", tool)
+	}
+	if _, snake := first["input_schema"]; snake {
+		t.Error("input_schema is still there")
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
