@@ -161,8 +161,12 @@ func (s *search) handle(ctx context.Context, call *plugin.Call) (*plugin.Result,
 		if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
 			return plugin.Errorf("web search timed out waiting for %s", u.Host), nil
 		}
-		// A policy denial is wrapped and surfaces as such; anything else is
-		// a connection failure the model can report.
+		// A connection failure the model can act on is said in the result;
+		// a policy denial (and anything else) is wrapped for the server to
+		// report.
+		if why := plugin.Unreachable(err); why != "" {
+			return plugin.Errorf("web search could not reach %s: %s", u.Host, why), nil
+		}
 		return nil, fmt.Errorf("web search request to %s: %w", u.Host, err)
 	}
 	defer resp.Body.Close()

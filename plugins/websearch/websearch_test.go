@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -161,5 +162,21 @@ func TestBadEndpointOverride(t *testing.T) {
 	f, _ := plugin.Lookup(Name)
 	if _, err := f(&plugintest.Host{}); err == nil {
 		t.Fatal("an ftp endpoint was accepted")
+	}
+}
+
+// An unreachable endpoint is a result that says why, not a bare failure.
+func TestSearchUnreachable(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now
+	t.Setenv(EndpointEnv, "http://"+addr+"/lite/")
+	tool := plugintest.Run(t, Name, &plugintest.Host{Net: plugintest.Loopback{}}).Tools()[0]
+	res, err := call(t, tool, map[string]any{"query": "x"})
+	if err != nil || !res.IsError || !strings.Contains(res.Text, "could not reach "+addr+": the connection was refused") {
+		t.Fatalf("%v %+v", err, res)
 	}
 }
