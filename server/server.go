@@ -407,6 +407,9 @@ func (s *Server) listFilter(next mcp.MethodHandler) mcp.MethodHandler {
 		}
 		out := *lr
 		out.Tools = kept
+		// The list depends on who asks and on the policy in force: only
+		// this client may cache it, and not for long.
+		out.CacheScope, out.TTLMs = "private", 0
 		return &out, nil
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"regexp"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -84,7 +86,7 @@ func (t *StdioTransport) Connect(context.Context) (mcp.Connection, error) {
 		closed:    make(chan struct{}),
 		stopping:  make(chan struct{}),
 		eof:       make(chan struct{}),
-		inflight:  map[string]struct{}{},
+		inflight:  map[string]string{},
 	}
 	if c.maxFlight <= 0 {
 		c.maxFlight = DefaultMaxInFlight
@@ -139,8 +141,11 @@ type stdioConn struct {
 
 	// Requests delivered and not yet answered, by id.
 	fmu      sync.Mutex
-	inflight map[string]struct{}
-	idle     chan struct{} // closed when inflight empties, while draining
+	inflight map[string]string // method by request id
+	idle     chan struct{}     // closed when inflight empties, while draining
+	// protocol is the version the initialize answer negotiated; "" until
+	// then, and for the stateless protocol.
+	protocol string
 
 	stopOnce sync.Once
 	stopping chan struct{} // closed when nothing more is delivered
@@ -189,7 +194,7 @@ func (c *stdioConn) admit(req *jsonrpc.Request) (code int64, msg string, ok bool
 	if len(c.inflight) >= c.maxFlight {
 		return codeBusy, fmt.Sprintf("too many requests in flight (limit %d); send more as earlier ones are answered", c.maxFlight), false
 	}
-	c.inflight[k] = struct{}{}
+	c.inflight[k] = req.Method
 	return 0, "", true
 }
 
@@ -198,15 +203,18 @@ func (c *stdioConn) admit(req *jsonrpc.Request) (code int64, msg string, ok bool
 const codeBusy = -32000
 
 // answered forgets a request once its answer is written (or the client
-// cancelled it: no answer is owed then).
-func (c *stdioConn) answered(id jsonrpc.ID) {
+// cancelled it: no answer is owed then), and returns its method.
+func (c *stdioConn) answered(id jsonrpc.ID) string {
 	c.fmu.Lock()
 	defer c.fmu.Unlock()
-	delete(c.inflight, idKey(id))
+	k := idKey(id)
+	method := c.inflight[k]
+	delete(c.inflight, k)
 	if len(c.inflight) == 0 && c.idle != nil {
 		close(c.idle)
 		c.idle = nil
 	}
+	return method
 }
 
 // waitIdle waits until no request is in flight, or d has passed; it
@@ -255,15 +263,103 @@ func (c *stdioConn) Write(ctx context.Context, msg jsonrpc.Message) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	resp, isResp := msg.(*jsonrpc.Response)
+	if isResp {
+		c.polish(resp)
+	}
 	data, err := jsonrpc.EncodeMessage(msg)
 	if err != nil {
 		return fmt.Errorf("encode message: %w", err)
 	}
-	err = c.writeLine(data)
-	if resp, ok := msg.(*jsonrpc.Response); ok {
-		c.answered(resp.ID)
+	return c.writeLine(data)
+}
+
+// polish adjusts an answer before it is written: an invalid-params error
+// says what is wrong in the client's terms (not the server's injected
+// _meta or Go type names), a session of a protocol before 2026-07-28 gets
+// no fields of the later one, and the initialize answer tells the
+// negotiated version.
+func (c *stdioConn) polish(resp *jsonrpc.Response) {
+	method := c.answered(resp.ID)
+	if resp.Error != nil {
+		var we *jsonrpc.Error
+		if errors.As(resp.Error, &we) && we.Code == jsonrpc.CodeInvalidParams {
+			resp.Error = &jsonrpc.Error{Code: we.Code, Message: cleanParamsError(method, resp.Error.Error()), Data: we.Data}
+		}
+		return
 	}
-	return err
+	switch method {
+	case "initialize":
+		var r struct {
+			ProtocolVersion string `json:"protocolVersion"`
+		}
+		if json.Unmarshal(resp.Result, &r) == nil {
+			c.fmu.Lock()
+			c.protocol = r.ProtocolVersion
+			c.fmu.Unlock()
+		}
+	case "tools/list":
+		c.fmu.Lock()
+		old := c.protocol != "" && c.protocol < statelessProtocol
+		c.fmu.Unlock()
+		if old {
+			resp.Result = withoutKeys(resp.Result, "ttlMs", "cacheScope")
+		}
+	}
+}
+
+// withoutKeys drops keys from a JSON object, or returns it unchanged.
+func withoutKeys(obj json.RawMessage, keys ...string) json.RawMessage {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(obj, &m) != nil {
+		return obj
+	}
+	for _, k := range keys {
+		delete(m, k)
+	}
+	out, err := json.Marshal(m)
+	if err != nil {
+		return obj
+	}
+	return out
+}
+
+// goField matches encoding/json's description of a field it could not
+// fill: "Go struct field mcp.CallToolParamsRaw.name of type string".
+var goField = regexp.MustCompile(`Go struct field [\w.*\[\]]*?\.?([\w]+) of type ([\w.*\[\]]+)`)
+
+// cleanParamsError rewrites the SDK's invalid-params message, which
+// quotes the params as the server holds them (with the _meta the
+// transport injected) and names Go types, into one about the client's
+// JSON.
+func cleanParamsError(method, msg string) string {
+	where := "invalid params"
+	if method != "" {
+		where = fmt.Sprintf("invalid params for %q", method)
+	}
+	if m := goField.FindStringSubmatch(msg); m != nil {
+		return fmt.Sprintf("%s: %q must be %s", where, m[1], jsonKind(m[2]))
+	}
+	if strings.Contains(msg, "unmarshal") || strings.Contains(msg, "Go ") || strings.Contains(msg, requestIDMeta) {
+		return where + ": params do not have the shape the method takes"
+	}
+	return msg
+}
+
+// jsonKind names the JSON type a Go type decodes from.
+func jsonKind(goType string) string {
+	switch t := strings.TrimLeft(goType, "*"); {
+	case t == "string":
+		return "a string"
+	case t == "bool":
+		return "a boolean"
+	case strings.HasPrefix(t, "int"), strings.HasPrefix(t, "uint"), strings.HasPrefix(t, "float"):
+		return "a number"
+	case strings.HasPrefix(t, "[]"):
+		return "an array"
+	default:
+		return "an object"
+	}
 }
 
 func (c *stdioConn) writeLine(data []byte) error {
@@ -396,6 +492,12 @@ func (c *stdioConn) decode(line []byte) jsonrpc.Message {
 		c.reject(peekID(line), jsonrpc.CodeInvalidRequest, "not a JSON-RPC 2.0 message: "+err.Error())
 		return nil
 	}
+	if req, ok := msg.(*jsonrpc.Request); ok && req.Method == "server/discover" && req.ID.IsValid() {
+		if missing := discoverMissing(req.Params); missing != "" {
+			c.reject(&req.ID, jsonrpc.CodeInvalidParams, "server/discover (protocol 2026-07-28 and later) needs params._meta with "+missing)
+			return nil
+		}
+	}
 	if req, ok := msg.(*jsonrpc.Request); ok && req.Method == "tools/call" && req.ID.IsValid() {
 		params, err := withRequestID(req.Params, req.ID)
 		if err != nil {
@@ -405,6 +507,25 @@ func (c *stdioConn) decode(line []byte) jsonrpc.Message {
 		req.Params = params
 	}
 	return msg
+}
+
+// discoverMissing names what a server/discover request lacks of the
+// _meta the stateless protocol requires, or returns "".
+func discoverMissing(params json.RawMessage) string {
+	var p struct {
+		Meta map[string]json.RawMessage `json:"_meta"`
+	}
+	_ = json.Unmarshal(params, &p)
+	var version string
+	_ = json.Unmarshal(p.Meta["io.modelcontextprotocol/protocolVersion"], &version)
+	var missing []string
+	if version < statelessProtocol {
+		missing = append(missing, `"io.modelcontextprotocol/protocolVersion" (2026-07-28 or later)`)
+	}
+	if _, ok := p.Meta["io.modelcontextprotocol/clientCapabilities"]; !ok {
+		missing = append(missing, `"io.modelcontextprotocol/clientCapabilities" (an object)`)
+	}
+	return strings.Join(missing, " and ")
 }
 
 // withRequestID records id in params._meta so the tools/call pipeline can

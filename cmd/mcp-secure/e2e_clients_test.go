@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -96,4 +97,35 @@ func mustJSON(t *testing.T, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// Protocol errors speak of the client's JSON, not of the server's Go
+// types or the _meta it injects; a 2025-11-25 session gets no field of a
+// later protocol; server/discover without its _meta says what is missing.
+func TestE2EProtocolErrorsAndVersionFields(t *testing.T) {
+	e := newEnv(t, "")
+	r := e.startRaw(t)
+	r.initialize()
+	r.send(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":5}}`)
+	m := r.recv()
+	msg := fmt.Sprint(m["error"])
+	if !strings.Contains(msg, `"name" must be a string`) || strings.Contains(msg, "io.mcp-secure") || strings.Contains(msg, "Go struct") || strings.Contains(msg, "mcp.CallToolParamsRaw") {
+		t.Errorf("invalid params error = %v", m)
+	}
+	r.send(`{"jsonrpc":"2.0","id":2,"method":"tools/list"}`)
+	m = r.recv()
+	res, _ := m["result"].(map[string]any)
+	if res == nil || res["tools"] == nil {
+		t.Fatalf("tools/list = %v", m)
+	}
+	for _, k := range []string{"ttlMs", "cacheScope"} {
+		if _, ok := res[k]; ok {
+			t.Errorf("a 2025-11-25 tools/list carries %s", k)
+		}
+	}
+	r.send(`{"jsonrpc":"2.0","id":3,"method":"server/discover","params":{}}`)
+	m = r.recv()
+	if msg := fmt.Sprint(m["error"]); !strings.Contains(msg, "io.modelcontextprotocol/protocolVersion") || !strings.Contains(msg, "clientCapabilities") {
+		t.Errorf("server/discover without _meta = %v", m)
+	}
 }
