@@ -184,7 +184,7 @@ func TestCleanParamsError(t *testing.T) {
 	for name, tc := range map[string]struct{ method, in, want string }{
 		"go-field": {"tools/call", `handling 'tools/call': invalid params: unmarshaling "{\"_meta\":{\"io.mcp-secure/request-id\":\"1\"},\"name\":5}" into a *mcp.CallToolParamsRaw: json: cannot unmarshal "5}" into Go struct field mcp.CallToolParamsRaw.name of type string`,
 			`invalid params for "tools/call": "name" must be a string`},
-		"slice": {"tools/list", `json: cannot unmarshal string into Go struct field X.items of type []string`, `invalid params for "tools/list": "items" must be an array`},
+		"slice":     {"tools/list", `json: cannot unmarshal string into Go struct field X.items of type []string`, `invalid params for "tools/list": "items" must be an array`},
 		"meta-echo": {"tools/call", `unmarshaling {"_meta":{"io.mcp-secure/request-id":"1"}} failed`, `invalid params for "tools/call": params do not have the shape the method takes`},
 		"plain":     {"x", `missing field "name"`, `missing field "name"`},
 	} {
