@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -202,5 +203,33 @@ func TestE2EGlobalSearchFollowsPolicy(t *testing.T) {
 	rec := e.findRecord(t, map[string]any{"kind": "filesystem", "tool": "search_bugs_global", "result": "deny"})
 	if in, _ := rec["input"].(map[string]any); in["path"] != closed {
 		t.Errorf("deny record = %v", rec)
+	}
+}
+
+// TestE2EBugTrackerSymlinkEscape: a project path that is a symlink inside
+// the workspace to a directory outside it is refused by the real
+// filesystem door (the real path is decided again), and audited.
+func TestE2EBugTrackerSymlinkEscape(t *testing.T) {
+	e := newEnv(t, "")
+	e.vars = []string{"MCP_SECURE_BUGTRACKER_DB=" + filepath.Join(t.TempDir(), "bugs.db")}
+	outside := filepath.Join(e.dir, "outside-project")
+	if err := os.MkdirAll(outside, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(e.workspace, "looks-inside")
+	if err := os.Symlink(outside, link); err != nil {
+		t.Fatal(err)
+	}
+	cs := e.connect(t, "2025-11-25")
+	res := call(t, cs, "add_bug", map[string]any{"project_path": link, "title": "planted"})
+	if !res.IsError || !strings.Contains(text(res), "filesystem policy denied") {
+		t.Fatalf("a symlink out of the workspace was accepted: %v %q", res.IsError, text(res))
+	}
+	rec := e.findRecord(t, map[string]any{"kind": "filesystem", "tool": "add_bug", "result": "deny"})
+	if !strings.Contains(fmt.Sprint(rec["reasons"]), "leads out of its allowed directory") {
+		t.Errorf("deny record = %v", rec)
+	}
+	if res := call(t, cs, "list_bugs", map[string]any{"project_path": link}); !res.IsError {
+		t.Errorf("list_bugs through the symlink: %q", text(res))
 	}
 }

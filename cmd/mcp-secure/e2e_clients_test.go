@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -127,5 +130,43 @@ func TestE2EProtocolErrorsAndVersionFields(t *testing.T) {
 	m = r.recv()
 	if msg := fmt.Sprint(m["error"]); !strings.Contains(msg, "io.modelcontextprotocol/protocolVersion") || !strings.Contains(msg, "clientCapabilities") {
 		t.Errorf("server/discover without _meta = %v", m)
+	}
+}
+
+// The production build (make build: no build tags) has none of the e2e
+// fixture tools, which open doors for tests.
+func TestProductionBuildHasNoFixtureTools(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "mcp-secure")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	e := newEnv(t, "")
+	cmd := exec.Command(bin, "serve", "--policy", e.policy)
+	cmd.Env = append(os.Environ(), "HOME="+e.dir)
+	cmd.Stderr = &testWriter{t: t}
+	client := mcp.NewClient(&mcp.Implementation{Name: "prod-check", Version: "0"}, nil)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	cs, err := client.Connect(ctx, &mcp.CommandTransport{Command: cmd}, &mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	lr, err := cs.ListTools(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lr.Tools) == 0 {
+		t.Fatal("the production build lists no tools")
+	}
+	for _, tl := range lr.Tools {
+		if strings.HasPrefix(tl.Name, "fixture_") {
+			t.Errorf("the production build offers %s", tl.Name)
+		}
+	}
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "fixture_run", Arguments: map[string]any{"argv": []string{"id"}}})
+	if err != nil || !res.IsError || !strings.Contains(text(res), "not registered") {
+		t.Errorf("fixture_run in the production build: %v %+v", err, res)
 	}
 }

@@ -335,7 +335,14 @@ func TestE2EConcurrentCalls(t *testing.T) {
 	errs := make(chan error, 20)
 	for range 20 {
 		go func() {
-			_, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "search_tools", Arguments: map[string]any{"query": "bug"}})
+			res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "search_tools", Arguments: map[string]any{"query": "bug"}})
+			switch {
+			case err != nil:
+			case res.IsError:
+				err = fmt.Errorf("search_tools failed: %s", text(res))
+			case !strings.Contains(text(res), "add_bug"):
+				err = fmt.Errorf("search_tools did not find add_bug: %s", text(res))
+			}
 			errs <- err
 		}()
 	}

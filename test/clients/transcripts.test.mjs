@@ -15,10 +15,13 @@ const dir = process.env.MCP_SECURE_TRANSCRIPTS;
 const statelessOnly = new Set(['server/discover']);
 
 test('the Go e2e suite wire transcripts follow the MCP schema', (t) => {
-  if (!dir || !existsSync(dir)) {
-    t.skip('MCP_SECURE_TRANSCRIPTS is not set or empty: run `make test` to record transcripts');
+  if (!dir) {
+    t.skip('MCP_SECURE_TRANSCRIPTS is not set: run `make test` to record transcripts');
     return;
   }
+  // make test names the directory: then a missing one is a failure (the Go
+  // suite recorded nothing), never a skip.
+  assert.ok(existsSync(dir), `MCP_SECURE_TRANSCRIPTS names ${dir}, which does not exist: the Go e2e suite recorded no transcripts`);
   const files = readdirSync(dir).filter((f) => f.endsWith('.log'));
   assert.ok(files.length >= 10, `only ${files.length} transcripts in ${dir}`);
   let checked = 0;
