@@ -92,3 +92,15 @@ test_deny_unknown_phase if {
 test_deny_missing_ip if {
 	not network.allow with input as dial("", "", 80) with data.mcp.policy.network as pol
 }
+
+test_allow_resolve_endpoint_not_in_dns_allowlist if {
+	p := object.union(pol, {"dns_allowlist": []})
+	network.allow with input as resolve("lite.duckduckgo.com", 443) with data.mcp.policy.network as p
+	not network.allow with input as resolve("lite.duckduckgo.com", 80) with data.mcp.policy.network as p
+}
+
+test_deny_dial_named_host_outside if {
+	d := network.decision with input as dial("example.org", "203.0.113.5", 443) with data.mcp.policy.network as pol
+	d.allow == false
+	d.reasons == [`"example.org" on port 443 is not an allowed endpoint and 203.0.113.5 is not in network.allowed_ranges`]
+}
