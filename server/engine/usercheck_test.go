@@ -2,6 +2,8 @@ package engine_test
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -252,5 +254,31 @@ func TestUserModuleNameClash(t *testing.T) {
 	cfg := userConfig(t, map[string]any{}, map[string]string{"rego/mcp/tools/tools.rego": "package mcp.tools\n"})
 	if _, err := engine.New(t.Context(), cfg); err == nil {
 		t.Fatal("a user module replaced a built-in one")
+	}
+}
+
+// TestExampleModulesTighten: the example user modules shipped with the
+// project load as user modules.
+func TestExampleModulesTighten(t *testing.T) {
+	files, err := filepath.Glob("../../examples/rego/*.rego")
+	if err != nil {
+		t.Fatal(err)
+	}
+	user := map[string]string{}
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.rego") {
+			continue
+		}
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		user[f] = string(src)
+	}
+	if len(user) == 0 {
+		t.Fatal("no example modules found")
+	}
+	if _, err := engine.New(t.Context(), userConfig(t, map[string]any{}, user)); err != nil {
+		t.Fatalf("example modules refused: %v", err)
 	}
 }
