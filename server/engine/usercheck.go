@@ -17,7 +17,8 @@ import (
 //   - add to a set the built-in policy collects from users: deny (and mask
 //     in mcp.audit), written as a partial set in that very package:
 //     `deny contains reason if { ... }`;
-//   - define a helper whose name no built-in module of the package uses,
+//   - define a helper whose name no built-in module of the package uses
+//     (as a rule or as a variable),
 //     is not reserved (allow, permitted, decision, reasons) and does not
 //     shadow a built-in function (a rule named glob or count would capture
 //     the built-in module's calls).
@@ -52,6 +53,7 @@ type guarded struct {
 	path    ast.Ref
 	extends []string        // rule names users may add to (partial sets)
 	names   map[string]bool // rule names the built-in modules define there
+	vars    map[string]bool // variable names the built-in modules use there
 	data    bool            // the policy data document, off limits entirely
 }
 
@@ -63,7 +65,7 @@ func checkUserModules(builtin, user map[string]*ast.Module, caps *ast.Capabiliti
 	zone := func(name string) *guarded {
 		g, ok := zones[name]
 		if !ok {
-			g = &guarded{path: ast.MustParseRef("data.mcp." + name), names: map[string]bool{}, extends: []string{"deny"}}
+			g = &guarded{path: ast.MustParseRef("data.mcp." + name), names: map[string]bool{}, vars: map[string]bool{}, extends: []string{"deny"}}
 			if ext, ok := decisionPackages[name]; ok {
 				g.extends = ext
 			}
@@ -84,6 +86,15 @@ func checkUserModules(builtin, user map[string]*ast.Module, caps *ast.Capabiliti
 			continue
 		}
 		g := zone(string(s))
+		// Every variable a built-in rule mentions is off limits too: a
+		// user rule of that name would capture a variable the built-in
+		// rule binds by unification.
+		ast.WalkVars(m, func(v ast.Var) bool {
+			if !v.IsWildcard() && !v.IsGenerated() {
+				g.vars[string(v)] = true
+			}
+			return false
+		})
 		for _, r := range m.Rules {
 			full := rulePath(p, r)
 			if len(full) > len(g.path) {
@@ -204,6 +215,8 @@ func checkRule(m *ast.Module, r *ast.Rule, zones map[string]*guarded, builtinFun
 				g.path, name, strings.Join(g.extends, " or "), g.extends[0])
 		case inPkg && builtinFuncs[name] != "":
 			return fmt.Sprintf("shadows the built-in function %s, which the built-in rules of %s call", builtinFuncs[name], g.path)
+		case g.vars[name]:
+			return fmt.Sprintf("%s is a variable in the built-in rules of %s; a rule of that name would capture it (choose another name)", name, g.path)
 		}
 		return ""
 	}

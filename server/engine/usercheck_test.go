@@ -282,3 +282,19 @@ func TestExampleModulesTighten(t *testing.T) {
 		t.Fatalf("example modules refused: %v", err)
 	}
 }
+
+// TestUserModuleCannotCaptureVariables: a variable the built-in rules
+// bind is off limits as a user rule name, since a rule of that name would
+// be what the variable refers to.
+func TestUserModuleCannotCaptureVariables(t *testing.T) {
+	for _, name := range []string{"pattern", "reason", "name"} {
+		mod := map[string]string{"w.rego": "package mcp.filesystem\n\n" + name + " := \"x\"\n"}
+		if name == "name" {
+			mod = map[string]string{"w.rego": "package mcp.commands\n\n" + name + " := \"x\"\n"}
+		}
+		_, err := engine.New(t.Context(), userConfig(t, map[string]any{}, mod))
+		if !errors.Is(err, engine.ErrUserModule) || !strings.Contains(err.Error(), "w.rego:3: rule "+name) {
+			t.Errorf("%s: err = %v", name, err)
+		}
+	}
+}
