@@ -59,7 +59,11 @@ func checkPolicy(ctx context.Context, file string) (*checked, error) {
 // checkPlugins builds each registered plugin with the policy's settings
 // and returns the names of all their tools.
 func checkPlugins(pol *policy.Policy) ([]string, error) {
-	registered := plugin.Registered()
+	return checkPluginsIn(pol, plugin.Registered(), plugin.Lookup)
+}
+
+// checkPluginsIn is checkPlugins over the given registry.
+func checkPluginsIn(pol *policy.Policy, registered []string, lookup func(string) (plugin.Factory, bool)) ([]string, error) {
 	for _, name := range slices.Sorted(maps.Keys(pol.Plugins)) {
 		if !slices.Contains(registered, name) {
 			msg := fmt.Sprintf("unknown plugin %q (this build has %s)", name, strings.Join(registered, ", "))
@@ -76,7 +80,10 @@ func checkPlugins(pol *policy.Policy) ([]string, error) {
 	defer os.RemoveAll(tmp)
 	var tools []string
 	for _, name := range registered {
-		f, _ := plugin.Lookup(name)
+		f, ok := lookup(name)
+		if !ok {
+			return nil, fmt.Errorf("plugin %q is not in this build", name)
+		}
 		h := &probeHost{name: name, settings: pol.Plugins, read: map[string]bool{}, dataDir: tmp}
 		pl, err := f(h)
 		if err != nil {

@@ -298,3 +298,31 @@ func TestUserModuleCannotCaptureVariables(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkBuildWithUserModules is a snapshot build with the example user
+// modules, checker included; compare BenchmarkBuildBuiltinOnly.
+func BenchmarkBuildWithUserModules(b *testing.B) {
+	user := map[string]string{}
+	files, _ := filepath.Glob("../../examples/rego/*.rego")
+	for _, f := range files {
+		if !strings.HasSuffix(f, "_test.rego") {
+			src, _ := os.ReadFile(f)
+			user[f] = string(src)
+		}
+	}
+	cfg := userConfig(b, map[string]any{}, user)
+	for b.Loop() {
+		if _, err := engine.New(b.Context(), cfg); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkBuildBuiltinOnly(b *testing.B) {
+	cfg := userConfig(b, map[string]any{}, nil)
+	for b.Loop() {
+		if _, err := engine.New(b.Context(), cfg); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
