@@ -326,3 +326,60 @@ func BenchmarkBuildBuiltinOnly(b *testing.B) {
 		}
 	}
 }
+
+// FuzzUserModuleTightens checks the property the checker exists for: a
+// user module that builds never allows a request the built-in policy
+// alone denies.
+func FuzzUserModuleTightens(f *testing.F) {
+	for _, seed := range []string{
+		"package mcp.tools\n\ndeny contains \"x\" if input.tool == \"search_a\"\n",
+		"package mcp.tools\n\nallow if input.client.name == \"trusted-ci\"\n",
+		"package mcp.filesystem\n\nallow if startswith(input.path, \"/\")\n",
+		"package mcp\n\nfilesystem.allow := true\n",
+		"package mcp.tools\n\nglob.match(a, b, c) := true\n",
+		"package mcp.tools\n\nh if data.mcp.tools.permitted with data.mcp.policy.tools.allow_all as true\n",
+		"package mcp.filesystem\n\npolicy := {\"allowed_paths\": [\"/**\"], \"denied_paths\": []}\n",
+		"package mcp.custom\n\nallow := true\n",
+	} {
+		f.Add(seed)
+	}
+	data := map[string]any{
+		"tools":      map[string]any{"allowed": []any{"search_*"}, "allow_all": false, "denied": []any{"search_bad"}},
+		"filesystem": map[string]any{"allowed_paths": []any{"/ws/**"}, "denied_paths": []any{"**/.env"}},
+	}
+	base, err := engine.New(f.Context(), userConfig(f, data, nil))
+	if err != nil {
+		f.Fatal(err)
+	}
+	inputs := []struct {
+		point engine.Point
+		in    map[string]any
+	}{
+		{engine.Tools, map[string]any{"tool": "add_bug", "registered": true, "client": map[string]any{"name": "trusted-ci"}}},
+		{engine.Tools, map[string]any{"tool": "search_bad", "registered": true, "client": map[string]any{"name": "trusted-ci"}}},
+		{engine.Tools, map[string]any{"tool": "search_x", "registered": false}},
+		{engine.Filesystem, map[string]any{"path": "/etc/passwd", "operation": "read"}},
+		{engine.Filesystem, map[string]any{"path": "/ws/.env", "operation": "read"}},
+		{engine.Filesystem, map[string]any{"path": "/ws/a", "operation": "chmod"}},
+	}
+	vals := make([]ast.Value, len(inputs))
+	for i, in := range inputs {
+		if vals[i], err = ast.InterfaceToValue(in.in); err != nil {
+			f.Fatal(err)
+		}
+		if d, _ := base.Decide(f.Context(), in.point, vals[i]); d.Allow {
+			f.Fatalf("input %d is allowed by the built-in policy; the property needs denials", i)
+		}
+	}
+	f.Fuzz(func(t *testing.T, src string) {
+		e, err := engine.New(t.Context(), userConfig(t, data, map[string]string{"fuzz.rego": src}))
+		if err != nil {
+			return
+		}
+		for i, in := range inputs {
+			if d, _ := e.Decide(t.Context(), in.point, vals[i]); d.Allow {
+				t.Fatalf("user module widened %s for %v:\n%s", in.point, in.in, src)
+			}
+		}
+	})
+}
