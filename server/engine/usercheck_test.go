@@ -383,3 +383,12 @@ func FuzzUserModuleTightens(f *testing.F) {
 		}
 	})
 }
+
+// TestUserModuleDataHead: a head that names data from elsewhere is refused
+// (OPA's own check: rules must not shadow data).
+func TestUserModuleDataHead(t *testing.T) {
+	_, err := engine.New(t.Context(), userConfig(t, map[string]any{}, map[string]string{"w.rego": "package mcp.x\n\ndata.mcp.tools.allow := true\n"}))
+	if err == nil || !strings.Contains(err.Error(), "w.rego:3") {
+		t.Fatalf("err = %v", err)
+	}
+}
