@@ -41,7 +41,8 @@ const usage = `mcp-secure: a security-first, policy-as-code MCP server over stdi
 Usage:
   mcp-secure [serve] [--policy FILE] [--shutdown-grace 5s] [--max-in-flight 256]
                                            run the server on stdin/stdout
-  mcp-secure policy check [--policy FILE]  load and compile a policy, report errors
+  mcp-secure policy check [--policy FILE]  run every start-up check on a policy; print
+                                           defaulted sections and warnings (exit 2 on error)
   mcp-secure policy compile [--policy FILE] [--out FILE]
                                            write the policy's data document (for opa test)
   mcp-secure version | --version           print versions

@@ -1,7 +1,7 @@
 package main
 
 import (
-	"log/slog"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,11 +29,14 @@ type ownFile struct {
 // Each is listed as written and, when symlinks make it differ, as the
 // real path, so the filesystem guard's re-decision of the real path of
 // what it opened meets the rule too.
-func serverFiles(pol *policy.Policy, log *slog.Logger) []any {
+//
+// The warning, when not empty, says the audit log's directory could not
+// be protected whole.
+func serverFiles(pol *policy.Policy) (data []any, warning string) {
 	var files []ownFile
 	auditDir := filepath.Dir(pol.Audit.LogFile)
 	if holdsAllowed(auditDir, pol.Roots()) {
-		log.Warn("the audit log's directory holds paths tools may use; only the log's own files are protected (give the audit log a directory of its own)", "dir", auditDir)
+		warning = fmt.Sprintf("the audit log's directory %s holds paths tools may use: only the log's own files are protected from tools (give the audit log a directory of its own)", auditDir)
 		files = append(files, ownFile{path: pol.Audit.LogFile, what: "audit log", prefix: true})
 		files = append(files, ownFile{path: auditDir, what: "audit log directory"})
 	} else {
@@ -65,7 +68,7 @@ func serverFiles(pol *policy.Policy, log *slog.Logger) []any {
 			out = append(out, f.data(real))
 		}
 	}
-	return out
+	return out, warning
 }
 
 func (f ownFile) data(path string) map[string]any {

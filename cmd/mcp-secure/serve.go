@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -23,18 +24,16 @@ import (
 )
 
 func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer, log *slog.Logger) error {
-	pol, err := loadPolicy(p.policyFile)
+	chk, err := checkPolicy(ctx, p.policyFile)
 	if err != nil {
-		return &exitErr{code: exitUsage, err: err}
+		return err
 	}
-	cfg, err := engineConfig(pol)
-	if err != nil {
-		return &exitErr{code: exitUsage, err: err}
+	pol, eng := chk.pol, chk.eng
+	for _, d := range pol.Defaulted() {
+		log.Info("policy section left out; using its default", "policy", pol.Source(), "section", d)
 	}
-	cfg.Data["server_files"] = serverFiles(pol, log)
-	eng, err := engine.New(ctx, cfg)
-	if err != nil {
-		return &exitErr{code: exitUsage, err: fmt.Errorf("policy %s: %w", pol.Source(), err)}
+	for _, w := range chk.warnings {
+		log.Warn("policy: " + w)
 	}
 	eng.Warm(ctx)
 
@@ -116,14 +115,17 @@ func engineConfig(pol *policy.Policy) (engine.Config, error) {
 	if err != nil {
 		return engine.Config{}, fmt.Errorf("rego capabilities: %w", err)
 	}
+	user := map[string]string{}
 	for _, f := range pol.Rego.Modules {
 		src, err := os.ReadFile(f)
 		if err != nil {
 			return engine.Config{}, fmt.Errorf("rego.modules: %w", err)
 		}
-		mods[f] = string(src)
+		user[f] = string(src)
 	}
-	return engine.Config{Modules: mods, Data: pol.Data(), Capabilities: caps}, nil
+	data := pol.Data()
+	data["server_files"], _ = serverFiles(pol)
+	return engine.Config{Modules: mods, UserModules: user, Data: data, Capabilities: caps}, nil
 }
 
 func rateConfig(pol *policy.Policy) ratelimit.Config {
@@ -148,22 +150,23 @@ func policyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if fs.NArg() > 0 && p.policyFile == "" {
 		p.policyFile = fs.Arg(0)
 	}
-	pol, err := loadPolicy(p.policyFile)
-	if err != nil {
-		return &exitErr{code: exitUsage, err: err}
-	}
-	cfg, err := engineConfig(pol)
-	if err != nil {
-		return &exitErr{code: exitUsage, err: err}
-	}
 	switch sub {
 	case "check":
-		if _, err := engine.New(ctx, cfg); err != nil {
-			return &exitErr{code: exitUsage, err: fmt.Errorf("%s: %w", pol.Source(), err)}
+		// The checks serve runs before it starts, nothing less.
+		chk, err := checkPolicy(ctx, p.policyFile)
+		if err != nil {
+			return err
 		}
-		_, err := fmt.Fprintf(stdout, "%s: ok (%d modules)\n", pol.Source(), len(cfg.Modules))
-		return err
+		return report(stdout, chk)
 	case "compile":
+		pol, err := loadPolicy(p.policyFile)
+		if err != nil {
+			return &exitErr{code: exitUsage, err: err}
+		}
+		cfg, err := engineConfig(pol)
+		if err != nil {
+			return &exitErr{code: exitUsage, err: err}
+		}
 		doc := map[string]any{"mcp": map[string]any{"policy": cfg.Data}}
 		data, err := json.MarshalIndent(doc, "", "  ")
 		if err != nil {
@@ -178,4 +181,20 @@ func policyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	default:
 		return usageErr("policy: unknown subcommand %q", sub)
 	}
+}
+
+// report writes what `policy check` found: ok, the sections the policy
+// leaves to their defaults, and warnings.
+func report(w io.Writer, chk *checked) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: ok (%d built-in modules, %d user modules, %d tools)\n",
+		chk.pol.Source(), len(chk.cfg.Modules), len(chk.cfg.UserModules), len(chk.tools))
+	for _, d := range chk.pol.Defaulted() {
+		fmt.Fprintf(&b, "default: %s\n", d)
+	}
+	for _, warn := range chk.warnings {
+		fmt.Fprintf(&b, "warning: %s\n", warn)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
 }

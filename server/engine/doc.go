@@ -7,6 +7,22 @@
 // point. [Engine.Reload] builds a new snapshot and swaps it in atomically; if
 // the new policy does not compile, the old snapshot stays.
 //
+// # User modules
+//
+// [Config.UserModules] are the policy's own Rego modules, compiled with the
+// built-in ones ([Config.Modules]). They may only tighten a decision: in a
+// decision package (mcp.tools, mcp.network, mcp.filesystem, mcp.commands,
+// mcp.audit) a user module adds to deny with `deny contains reason if
+// { ... }` (and to mask in mcp.audit) and defines helpers under names the
+// built-in modules do not use. A rule named allow, permitted, decision or
+// reasons, any other built-in rule, a default for one, a function with a
+// built-in name, a rule that shadows a built-in function (glob.match,
+// count) and a rule head that reaches into a decision package or the
+// policy data from another package fail the build with [ErrUserModule],
+// naming the file, line and rule. `with` in a user rule changes only that
+// rule's own expression; the decision's allow is evaluated on the real
+// input and data.
+//
 // # Decisions
 //
 // [Engine.Decide] asks one decision point (tools, network, filesystem,

@@ -40,9 +40,12 @@ const DefaultTimeout = 250 * time.Millisecond
 
 // Config is everything a snapshot is built from.
 type Config struct {
-	// Modules maps a file name to Rego source: the built-in modules and
-	// the user's, compiled together.
+	// Modules maps a file name to Rego source: the built-in modules.
 	Modules map[string]string
+	// UserModules maps a file name to Rego source: the policy's own
+	// modules, compiled with the built-in ones. They may only tighten a
+	// decision (see [ErrUserModule]); anything else fails the build.
+	UserModules map[string]string
 	// Data is the policy document, stored at data.mcp.policy.
 	Data map[string]any
 	// Capabilities, if non-nil, restricts the built-ins policies may call.
@@ -112,20 +115,32 @@ func (e *Engine) Reload(ctx context.Context, cfg Config) error {
 }
 
 func build(ctx context.Context, cfg Config) (*snapshot, error) {
-	parsed := make(map[string]*ast.Module, len(cfg.Modules))
+	parsed := make(map[string]*ast.Module, len(cfg.Modules)+len(cfg.UserModules))
 	opts := ast.ParserOptions{RegoVersion: ast.RegoV1, ProcessAnnotation: true}
 	if cfg.Capabilities != nil {
 		opts.Capabilities = cfg.Capabilities
 	}
-	for _, name := range slices.Sorted(maps.Keys(cfg.Modules)) {
-		m, err := ast.ParseModuleWithOpts(name, cfg.Modules[name], opts)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrCompile, err)
+	builtin, user := map[string]*ast.Module{}, map[string]*ast.Module{}
+	for _, set := range []struct {
+		src  map[string]string
+		into map[string]*ast.Module
+	}{{cfg.Modules, builtin}, {cfg.UserModules, user}} {
+		for _, name := range slices.Sorted(maps.Keys(set.src)) {
+			if _, dup := parsed[name]; dup {
+				return nil, fmt.Errorf("%w: %s: module given twice", ErrCompile, name)
+			}
+			m, err := ast.ParseModuleWithOpts(name, set.src[name], opts)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %w", ErrCompile, err)
+			}
+			if err := checkPackage(name, m); err != nil {
+				return nil, err
+			}
+			parsed[name], set.into[name] = m, m
 		}
-		if err := checkPackage(name, m); err != nil {
-			return nil, err
-		}
-		parsed[name] = m
+	}
+	if err := checkUserModules(builtin, user, cfg.Capabilities); err != nil {
+		return nil, err
 	}
 	comp := ast.NewCompiler().
 		WithCapabilities(cfg.Capabilities).

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -62,9 +63,10 @@ func (p *Policy) Data() map[string]any {
 	}
 }
 
-// globs makes path globs absolute and clean. A pattern ending in /** also
-// matches the directory itself. Deny globs are lower-cased: they match
-// case-insensitively.
+// globs cleans path globs. Every pattern is absolute or starts with **
+// (Parse refuses the rest). A trailing / means the directory and
+// everything below it; a pattern ending in /** also matches the directory
+// itself. Deny globs are lower-cased: they match case-insensitively.
 func (p *Policy) globs(list []string, lower bool) []any {
 	out := []any{}
 	add := func(g string) {
@@ -77,18 +79,20 @@ func (p *Policy) globs(list []string, lower bool) []any {
 	}
 	for _, g := range list {
 		g = strings.TrimSpace(g)
-		if !strings.HasPrefix(g, "/") && !strings.HasPrefix(g, "**") {
-			g = filepath.Join(p.dir, g)
-		}
+		below := strings.HasSuffix(g, "/")
 		if strings.HasPrefix(g, "/") {
-			trailing := strings.HasSuffix(g, "/")
 			g = filepath.Clean(g)
-			if trailing && g != "/" {
-				g += "/**"
-			}
+		} else {
+			g = path.Clean(g) // **/secrets/ -> **/secrets
+		}
+		if below && !strings.HasSuffix(g, "/**") && g != "**" {
+			g = strings.TrimSuffix(g, "/") + "/**"
 		}
 		add(g)
-		if dir, ok := strings.CutSuffix(g, "/**"); ok && dir != "" && dir != "**" {
+		if dir, ok := strings.CutSuffix(g, "/**"); ok && dir != "**" {
+			if dir == "" {
+				dir = "/"
+			}
 			add(dir)
 		}
 	}
@@ -124,18 +128,20 @@ func ints(list []int) []any {
 }
 
 // Roots are the directories filesystem access is confined to: for each
-// allowed path glob, its longest leading part without glob characters.
-// A pattern without glob characters is its own root.
+// allowed path glob, its longest leading part without glob characters
+// (escaped ones count as literal). A pattern without glob characters is
+// its own root.
 func (p *Policy) Roots() []string {
 	var roots []string
 	for _, g := range p.globs(p.Filesystem.AllowedPaths, false) {
 		pattern := g.(string)
 		var keep []string
 		for seg := range strings.SplitSeq(pattern, "/") {
-			if strings.ContainsAny(seg, "*?[{\\") {
+			lit, ok := unescapeGlob(seg)
+			if !ok {
 				break
 			}
-			keep = append(keep, seg)
+			keep = append(keep, lit)
 		}
 		root := filepath.Clean("/" + strings.Join(keep, "/")) // **/x: anywhere
 		if !slices.Contains(roots, root) {
@@ -143,4 +149,23 @@ func (p *Policy) Roots() []string {
 		}
 	}
 	return roots
+}
+
+// unescapeGlob returns the literal text a glob segment matches, or false
+// if it has an unescaped glob character.
+func unescapeGlob(seg string) (string, bool) {
+	var b strings.Builder
+	for i := 0; i < len(seg); i++ {
+		c := seg[i]
+		switch {
+		case c == '\\' && i+1 < len(seg):
+			i++
+			b.WriteByte(seg[i])
+		case strings.IndexByte(globMeta, c) >= 0:
+			return "", false
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String(), true
 }

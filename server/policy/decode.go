@@ -71,9 +71,29 @@ func kindName(n *yaml.Node) string {
 	return fmt.Sprintf("%q", n.Value)
 }
 
-// decode fills v (a pointer's element) from n. expand marks string values
-// that are paths and take ${VAR} expansion.
-func (d *decoder) decode(n *yaml.Node, key string, v reflect.Value, expand bool) error {
+// expandMode says how a string value takes ${VAR} and ~ expansion.
+type expandMode int
+
+const (
+	literal  expandMode = iota // no expansion
+	pathMode                   // a path: ${VAR} and ~ expanded
+	globMode                   // a path glob: expanded values are glob-escaped
+)
+
+// modeOf reads a field's policy tag: "path" or "glob".
+func modeOf(tag string) expandMode {
+	switch tag {
+	case "path":
+		return pathMode
+	case "glob":
+		return globMode
+	}
+	return literal
+}
+
+// decode fills v (a pointer's element) from n. expand says whether and
+// how string values take ${VAR} expansion.
+func (d *decoder) decode(n *yaml.Node, key string, v reflect.Value, expand expandMode) error {
 	if n.Kind == yaml.AliasNode {
 		return d.errf(n, key, "YAML aliases are not supported in a policy")
 	}
@@ -141,9 +161,9 @@ func (d *decoder) decode(n *yaml.Node, key string, v reflect.Value, expand bool)
 			return d.errf(n, key, "want a string, got %s (quote it)", kindName(n))
 		}
 		s := n.Value
-		if expand {
+		if expand != literal {
 			var err error
-			if s, err = d.expand(s); err != nil {
+			if s, err = d.expandAs(s, expand == globMode); err != nil {
 				return d.errf(n, key, "%v", err)
 			}
 		}
@@ -205,7 +225,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, key string, v reflect.Value) error 
 			return d.errf(k, ck, "unknown key (known: %s)", strings.Join(knownKeys(t), ", "))
 		}
 		sf := t.Field(field)
-		if err := d.decode(val, ck, v.Field(field), sf.Tag.Get("policy") == "path"); err != nil {
+		if err := d.decode(val, ck, v.Field(field), modeOf(sf.Tag.Get("policy"))); err != nil {
 			return err
 		}
 		d.lines[ck] = k.Line
@@ -235,7 +255,18 @@ func knownKeys(t reflect.Type) []string {
 
 // expand replaces ${VAR} and ${VAR:-default}, and a leading ~/. An unset
 // variable without a default is an error; $$ is a literal dollar.
-func (d *decoder) expand(s string) (string, error) {
+func (d *decoder) expand(s string) (string, error) { return d.expandAs(s, false) }
+
+// expandAs is expand; with glob set, every value it substitutes (a
+// variable, a default, the home directory) is glob-escaped, so a home of
+// /home/proj[1] matches itself and not /home/proj1.
+func (d *decoder) expandAs(s string, glob bool) (string, error) {
+	quote := func(v string) string {
+		if glob {
+			return GlobEscape(v)
+		}
+		return v
+	}
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
 		c := s[i]
@@ -264,9 +295,9 @@ func (d *decoder) expand(s string) (string, error) {
 		val, ok := d.lookup(name)
 		switch {
 		case ok && val != "":
-			b.WriteString(val)
+			b.WriteString(quote(val))
 		case hasDef:
-			b.WriteString(def)
+			b.WriteString(quote(def))
 		case ok:
 			return "", fmt.Errorf("variable %s is empty (use ${%s:-default})", name, name)
 		default:
@@ -279,9 +310,28 @@ func (d *decoder) expand(s string) (string, error) {
 		if d.home == "" {
 			return "", fmt.Errorf("cannot expand ~: no home directory")
 		}
-		out = d.home + out[1:]
+		out = quote(d.home) + out[1:]
 	}
 	return out, nil
+}
+
+// globMeta are the characters glob.match gives a meaning.
+const globMeta = `*?[]{}\`
+
+// GlobEscape quotes every glob character of s with a backslash, so the
+// pattern matches s literally.
+func GlobEscape(s string) string {
+	if !strings.ContainsAny(s, globMeta) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(globMeta, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 func validVarName(n string) bool {

@@ -30,6 +30,10 @@ type Policy struct {
 
 	source string
 	dir    string
+	// lines maps a dotted key path to its line in the file.
+	lines map[string]int
+	// defaulted are the top-level sections the file leaves out.
+	defaulted []string
 }
 
 // Network is the network section.
@@ -50,8 +54,8 @@ type Endpoint struct {
 
 // Filesystem is the filesystem section: path globs.
 type Filesystem struct {
-	AllowedPaths []string `yaml:"allowed_paths" policy:"path"`
-	DeniedPaths  []string `yaml:"denied_paths" policy:"path"`
+	AllowedPaths []string `yaml:"allowed_paths" policy:"glob"`
+	DeniedPaths  []string `yaml:"denied_paths" policy:"glob"`
 }
 
 // Commands is the commands section.
@@ -149,13 +153,15 @@ func Parse(name, dir string, data []byte, lookup func(string) (string, bool)) (*
 	p := &Policy{source: name, dir: dir}
 	d := &decoder{file: name, lines: map[string]int{}, lookup: lookup, home: home}
 	if len(root.Content) > 0 {
-		if err := d.decode(root.Content[0], "", reflect.ValueOf(p).Elem(), false); err != nil {
+		if err := d.decode(root.Content[0], "", reflect.ValueOf(p).Elem(), literal); err != nil {
 			return nil, err
 		}
 	}
+	p.lines = d.lines
 	if err := p.validate(d); err != nil {
 		return nil, err
 	}
+	p.applyDefaults()
 	return p, nil
 }
 
@@ -220,8 +226,12 @@ func (p *Policy) validate(d *decoder) error {
 		list []string
 	}{{"filesystem.allowed_paths", p.Filesystem.AllowedPaths}, {"filesystem.denied_paths", p.Filesystem.DeniedPaths}} {
 		for i, g := range sec.list {
+			key := fmt.Sprintf("%s[%d]", sec.key, i)
 			if strings.TrimSpace(g) == "" || strings.ContainsRune(g, 0) {
-				return bad(fmt.Sprintf("%s[%d]", sec.key, i), "empty or invalid path pattern")
+				return bad(key, "empty or invalid path pattern")
+			}
+			if g := strings.TrimSpace(g); !strings.HasPrefix(g, "/") && g != "**" && !strings.HasPrefix(g, "**/") {
+				return bad(key, "%q is relative: write an absolute path (${HOME}/..., ~/...) or **/%s to match it in any directory", g, strings.TrimPrefix(g, "./"))
 			}
 		}
 	}

@@ -1,0 +1,251 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"maps"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/mcp-secure/mcp-secure/server/engine"
+	"github.com/mcp-secure/mcp-secure/server/plugin"
+	"github.com/mcp-secure/mcp-secure/server/policy"
+)
+
+// checked is a policy that passed every start-up check: the same checks
+// for `serve` and `policy check`, so a policy that checks clean starts.
+type checked struct {
+	pol      *policy.Policy
+	cfg      engine.Config
+	eng      *engine.Engine
+	tools    []string // names of the tools the plugins of this build serve
+	warnings []string
+}
+
+// checkPolicy loads the policy, builds the engine with the user's modules
+// (which may only tighten), and builds every plugin once with its
+// settings on a host whose doors are shut, to refuse unknown plugin names,
+// unknown setting keys and bad values with the file and line of the key.
+// Every error is a usage error (exit 2).
+func checkPolicy(ctx context.Context, file string) (*checked, error) {
+	pol, err := loadPolicy(file)
+	if err != nil {
+		return nil, &exitErr{code: exitUsage, err: err}
+	}
+	cfg, err := engineConfig(pol)
+	if err != nil {
+		return nil, &exitErr{code: exitUsage, err: err}
+	}
+	eng, err := engine.New(ctx, cfg)
+	if err != nil {
+		return nil, &exitErr{code: exitUsage, err: fmt.Errorf("policy %s: %w", pol.Source(), err)}
+	}
+	tools, err := checkPlugins(pol)
+	if err != nil {
+		return nil, &exitErr{code: exitUsage, err: err}
+	}
+	warnings := pol.Warnings(tools)
+	if _, w := serverFiles(pol); w != "" {
+		warnings = append(warnings, w)
+	}
+	return &checked{pol: pol, cfg: cfg, eng: eng, tools: tools, warnings: warnings}, nil
+}
+
+// checkPlugins builds each registered plugin with the policy's settings
+// and returns the names of all their tools.
+func checkPlugins(pol *policy.Policy) ([]string, error) {
+	return checkPluginsIn(pol, plugin.Registered(), plugin.Lookup)
+}
+
+// checkPluginsIn is checkPlugins over the given registry.
+func checkPluginsIn(pol *policy.Policy, registered []string, lookup func(string) (plugin.Factory, bool)) ([]string, error) {
+	for _, name := range slices.Sorted(maps.Keys(pol.Plugins)) {
+		if !slices.Contains(registered, name) {
+			msg := fmt.Sprintf("unknown plugin %q (this build has %s)", name, strings.Join(registered, ", "))
+			if s := closest(name, registered); s != "" {
+				msg = fmt.Sprintf("unknown plugin %q; did you mean %s? (this build has %s)", name, s, strings.Join(registered, ", "))
+			}
+			return nil, pol.Errorf("plugins."+name, "%s", msg)
+		}
+	}
+	tmp, err := os.MkdirTemp("", "mcp-secure-check-")
+	if err != nil {
+		return nil, fmt.Errorf("checking plugins: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	var tools []string
+	for _, name := range registered {
+		f, ok := lookup(name)
+		if !ok {
+			return nil, fmt.Errorf("plugin %q is not in this build", name)
+		}
+		h := &probeHost{name: name, settings: pol.Plugins, read: map[string]bool{}, dataDir: tmp}
+		pl, err := f(h)
+		if err != nil {
+			return nil, locatePluginError(pol, name, err)
+		}
+		known := maps.Clone(h.read)
+		if c, ok := pl.(plugin.Configurable); ok {
+			for _, k := range c.SettingKeys() {
+				known[k] = true
+			}
+		}
+		for _, key := range slices.Sorted(maps.Keys(pol.Plugins[name])) {
+			if known[key] {
+				continue
+			}
+			keys := slices.Sorted(maps.Keys(known))
+			msg := fmt.Sprintf("plugin %s has no setting %q", name, key)
+			if s := closest(key, keys); s != "" {
+				msg += fmt.Sprintf("; did you mean %s?", s)
+			}
+			if len(keys) == 0 {
+				msg += " (it takes no settings)"
+			} else {
+				msg += fmt.Sprintf(" (known: %s)", strings.Join(keys, ", "))
+			}
+			return nil, pol.Errorf("plugins."+name+"."+key, "%s", msg)
+		}
+		for _, t := range pl.Tools() {
+			tools = append(tools, t.Name)
+		}
+	}
+	slices.Sort(tools)
+	return tools, nil
+}
+
+// settingKey finds plugins.<name>.<key> in an error message.
+var settingKey = regexp.MustCompile(`plugins\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_.-]+?):\s*`)
+
+// locatePluginError points a plugin factory's error at the setting it
+// names: a [plugin.SettingError], else a "plugins.<name>.<key>: " the
+// message starts a clause with, else the plugin's section.
+func locatePluginError(pol *policy.Policy, name string, err error) error {
+	var se *plugin.SettingError
+	if errors.As(err, &se) {
+		return pol.Errorf("plugins."+se.Plugin+"."+se.Key, "%v", se.Err)
+	}
+	msg := err.Error()
+	if m := settingKey.FindStringSubmatchIndex(msg); m != nil {
+		p, k := msg[m[2]:m[3]], msg[m[4]:m[5]]
+		if _, ok := pol.Plugins[p][k]; ok {
+			return pol.Errorf("plugins."+p+"."+k, "%s", msg[:m[0]]+msg[m[1]:])
+		}
+	}
+	return pol.Errorf("plugins."+name, "plugin %s: %v", name, err)
+}
+
+// closest is the candidate within two edits of s, if any.
+func closest(s string, candidates []string) string {
+	best, bestD := "", 3
+	for _, c := range candidates {
+		if d := editDistance(strings.ToLower(s), strings.ToLower(c)); d < bestD {
+			best, bestD = c, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				cur[j] = min(cur[j], prev[j-2]+1) // transposition, approximately
+			}
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// errChecking is what the probe host's doors answer.
+var errChecking = errors.New("not available while checking the policy")
+
+// probeHost is the host plugins are built on while the policy is checked:
+// it hands out settings and records which keys a factory reads; its doors
+// refuse everything. The embedded interfaces keep it a Host as the
+// contract grows; a method not overridden here is never called by a
+// factory that follows the contract.
+type probeHost struct {
+	plugin.Host
+	name     string // the plugin being built
+	settings map[string]map[string]string
+	read     map[string]bool
+	dataDir  string
+}
+
+func (h *probeHost) Logger() *slog.Logger      { return slog.New(slog.DiscardHandler) }
+func (h *probeHost) Catalog() plugin.Catalog   { return probeCatalog{} }
+func (h *probeHost) Network() plugin.Network   { return probeNetwork{} }
+func (h *probeHost) Files() plugin.Files       { return probeFiles{} }
+func (h *probeHost) Commands() plugin.Commands { return probeCommands{} }
+func (h *probeHost) Setting(p, key string) string {
+	if p == h.name {
+		h.read[key] = true
+	}
+	return h.settings[p][key]
+}
+
+func (h *probeHost) DataDir(name string) (string, error) {
+	dir := filepath.Join(h.dataDir, filepath.Base(name))
+	return dir, os.MkdirAll(dir, 0o700)
+}
+
+type probeCatalog struct{ plugin.Catalog }
+
+func (probeCatalog) Entries() []plugin.Entry { return nil }
+func (probeCatalog) Permitted(context.Context, *plugin.Call, string) (bool, []string) {
+	return false, []string{errChecking.Error()}
+}
+
+type probeNetwork struct{ plugin.Network }
+
+func (probeNetwork) HTTPClient(timeout time.Duration) *http.Client {
+	return &http.Client{Timeout: timeout, Transport: &http.Transport{
+		Proxy:       nil,
+		DialContext: func(context.Context, string, string) (net.Conn, error) { return nil, errChecking },
+	}}
+}
+
+func (probeNetwork) DialContext(context.Context, string, string) (net.Conn, error) {
+	return nil, errChecking
+}
+
+type probeFiles struct{ plugin.Files }
+
+func (probeFiles) Abs(string, string) (string, error) { return "", errChecking }
+func (probeFiles) Canonical(context.Context, string, plugin.Op) (string, error) {
+	return "", errChecking
+}
+func (probeFiles) Stat(context.Context, string) (fs.FileInfo, error)       { return nil, errChecking }
+func (probeFiles) ReadFile(context.Context, string, int64) ([]byte, error) { return nil, errChecking }
+func (probeFiles) WriteFile(context.Context, string, []byte) error         { return errChecking }
+func (probeFiles) ReadDir(context.Context, string) ([]fs.DirEntry, error)  { return nil, errChecking }
+func (probeFiles) MkdirAll(context.Context, string) error                  { return errChecking }
+func (probeFiles) Remove(context.Context, string) error                    { return errChecking }
+
+type probeCommands struct{ plugin.Commands }
+
+func (probeCommands) Exec(context.Context, []string, plugin.ExecOptions) (*plugin.ExecResult, error) {
+	return nil, errChecking
+}
