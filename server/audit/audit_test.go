@@ -616,3 +616,16 @@ func BenchmarkLogToolName1MB(b *testing.B) {
 	}
 	b.ReportMetric(float64(w.n)/float64(b.N), "bytes/record")
 }
+
+// BenchmarkReferenceJSONMarshal1KiB is the cost of a plain json.Marshal
+// of BenchmarkLog1KiB's input on the same machine, to read the Log
+// figure against.
+func BenchmarkReferenceJSONMarshal1KiB(b *testing.B) {
+	in := input1KiB()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := json.Marshal(in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

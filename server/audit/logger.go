@@ -135,7 +135,8 @@ func (l *Logger) Redactor() *Redactor { return l.red }
 // the caller must fail the call.
 func (l *Logger) Log(ctx context.Context, r Record) error {
 	ctx = context.WithoutCancel(ctx)
-	body, err := l.encode(ctx, r)
+	body, release, err := l.encode(ctx, r)
+	defer release()
 	if err != nil {
 		l.log.Error("audit record does not encode", "decision_id", r.DecisionID, "err", err)
 		return fmt.Errorf("%w: encode: %w", ErrWrite, err)
@@ -187,12 +188,10 @@ func (l *Logger) startChain(ctx context.Context, next int) error {
 	if l.genesis == "" {
 		return nil
 	}
-	body, err := json.Marshal(wire{Timestamp: l.now().UTC(), DecisionID: NewID(), Kind: KindGenesis,
+	e := encoder{r: l.red}
+	e.record(&Record{Timestamp: l.now(), DecisionID: NewID(), Kind: KindGenesis,
 		Reasons: []string{l.genesis}, Labels: l.labels})
-	if err != nil {
-		return err
-	}
-	line, h := chainLine(body, l.prev)
+	line, h := chainLine(e.buf, l.prev)
 	if err := l.sink.Write(ctx, line); err != nil {
 		return err
 	}
@@ -200,68 +199,34 @@ func (l *Logger) startChain(ctx context.Context, next int) error {
 	return nil
 }
 
-type wireClient struct {
-	Name    any `json:"name"`
-	Version any `json:"version"`
-}
-
-// encode builds the record body: redacted, capped and masked.
-func (l *Logger) encode(ctx context.Context, r Record) ([]byte, error) {
+// encode builds the record body: redacted, capped and masked. The body is
+// in a pooled buffer; the caller returns it with release.
+func (l *Logger) encode(ctx context.Context, r Record) (body []byte, release func(), err error) {
 	if r.Timestamp.IsZero() {
 		r.Timestamp = l.now()
 	}
 	if r.Labels == nil {
 		r.Labels = l.labels
 	}
-	w := walker{r: l.red, max: l.maxVal}
-	opt := func(s string) any {
-		if s == "" {
-			return nil
+	bp := bufPool.Get().(*[]byte)
+	e := encoder{r: l.red, max: l.maxVal, buf: (*bp)[:0]}
+	e.record(&r)
+	release = func() {
+		if cap(e.buf) <= 64<<10 {
+			*bp = e.buf[:0]
+			bufPool.Put(bp)
 		}
-		v, _ := w.str(s)
-		return v
 	}
-	wr := wire{
-		Timestamp:        r.Timestamp.UTC(),
-		DecisionID:       r.DecisionID,
-		ParentDecisionID: r.ParentDecisionID,
-		SessionID:        opt(r.SessionID),
-		RequestID:        opt(r.RequestID),
-		Path:             r.Path,
-		Kind:             r.Kind,
-		Tool:             opt(r.Tool),
-		Result:           r.Result,
-		Status:           r.Status,
-		Error:            opt(r.Error),
-		DurationNS:       r.DurationNS,
-		Count:            r.Count,
-		WindowNS:         r.WindowNS,
-		Labels:           r.Labels,
-	}
-	if r.Client != nil {
-		name, _ := w.str(r.Client.Name)
-		ver, _ := w.str(r.Client.Version)
-		wr.Client = wireClient{name, ver}
-	}
-	if len(r.Reasons) > 0 {
-		wr.Reasons, _ = w.walk(r.Reasons, true)
-	}
-	if r.Input != nil {
-		wr.Input, _ = w.walk(r.Input, false)
-	}
-	body, err := json.Marshal(wr)
-	if err != nil {
-		return nil, err
-	}
+	body = e.buf
 	if l.masker != nil {
 		if body, err = l.mask(ctx, body); err != nil {
-			return nil, err
+			return nil, release, err
 		}
 	}
 	if l.maxRec > 0 && len(body) > l.maxRec {
-		return l.capRecord(body)
+		body, err = l.capRecord(body)
 	}
-	return body, nil
+	return body, release, err
 }
 
 // mask applies the mask rules. If they fail, the whole input is erased

@@ -75,29 +75,6 @@ type Client struct {
 	Version string `json:"version"`
 }
 
-// wire is a Record as written: every client-controlled field redacted and
-// possibly replaced by a Truncated.
-type wire struct {
-	Timestamp        time.Time         `json:"timestamp"`
-	DecisionID       string            `json:"decision_id"`
-	ParentDecisionID string            `json:"parent_decision_id,omitempty"`
-	SessionID        any               `json:"session_id,omitempty"`
-	RequestID        any               `json:"request_id,omitempty"`
-	Path             string            `json:"path,omitempty"`
-	Kind             string            `json:"kind"`
-	Tool             any               `json:"tool,omitempty"`
-	Client           any               `json:"client,omitempty"`
-	Result           string            `json:"result,omitempty"`
-	Status           string            `json:"status,omitempty"`
-	Reasons          any               `json:"reasons,omitempty"`
-	Error            any               `json:"error,omitempty"`
-	Input            any               `json:"input,omitempty"`
-	DurationNS       int64             `json:"duration_ns"`
-	Count            int64             `json:"count,omitempty"`
-	WindowNS         int64             `json:"window_ns,omitempty"`
-	Labels           map[string]string `json:"labels,omitempty"`
-}
-
 // NewID returns a random version 4 UUID.
 func NewID() string {
 	var b [16]byte

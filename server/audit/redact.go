@@ -300,13 +300,64 @@ func base64Char(c byte) bool { return isAlnum(c) || c == '+' || c == '/' || c ==
 
 func dashWord(c byte) bool { return isWord(c) || c == '-' }
 
+// wordTrigger marks the bytes a secret-shaped word can start with.
+var wordTrigger = func() (t [256]bool) {
+	for _, c := range []byte("bBAaegxsrwn") {
+		t[c] = true
+	}
+	return t
+}()
+
+// scanTrigger marks the bytes findSecrets stops at: word bytes, and the
+// punctuation that can start or carry a shape.
+var scanTrigger = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = isWord(byte(c))
+	}
+	t[':'], t['='], t['-'] = true, true, true
+	return t
+}()
+
+// wordTable marks word bytes.
+var wordTable = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = isWord(byte(c))
+	}
+	return t
+}()
+
+// secondByte lists, by a shape's first byte, the bytes that may follow
+// it: "bearer"/"basic", "AKIA"/"ASIA"/"AIza", "eyJ", "ghp_"/"github_pat_"/
+// "glpat-", "xox", "sk-"/"sk_", "rk_", "whsec_", "npm_".
+var secondByte = [256]string{'b': "eaEA", 'B': "eaEA", 'A': "KSI", 'e': "y", 'g': "hil", 'x': "o", 's': "k", 'r': "k", 'w': "h", 'n': "p"}
+
+func skipWord(s string, i int) int {
+	for i < len(s) && wordTable[s[i]] {
+		i++
+	}
+	return i
+}
+
 func findSecrets(s string, spans [][2]int) [][2]int {
 	for i := 0; i < len(s); {
 		c := s[i]
+		if !scanTrigger[c] {
+			i++
+			continue
+		}
 		end := -1
 		switch {
-		case isAlnum(c) && (i == 0 || !isWord(s[i-1])):
+		case wordTable[c]:
+			if i > 0 && wordTable[s[i-1]] || !wordTrigger[c] || i+1 >= len(s) ||
+				strings.IndexByte(secondByte[c], s[i+1]) < 0 {
+				// Not the start of a word that can be a secret: skip the word.
+				i = skipWord(s, i+1)
+				continue
+			}
 			end, spans = matchWord(s, i, spans)
+			if end < 0 {
+				end = skipWord(s, i+1)
+			}
 		case c == ':' && strings.HasPrefix(s[i:], "://"):
 			end, spans = matchURL(s, i, spans)
 		case c == '=' || c == ':':
