@@ -70,6 +70,8 @@ type snapshot struct {
 	timeout time.Duration
 	queries map[Point]*queries
 	opts    []rego.EvalOption // shared by every evaluation of the snapshot
+	// mask is data.mcp.audit.mask, the audit mask rules (see Mask).
+	mask rego.PreparedEvalQuery
 
 	compiler *ast.Compiler
 	store    storage.Store
@@ -166,6 +168,9 @@ func build(ctx context.Context, cfg Config) (*snapshot, error) {
 			return nil, err
 		}
 		s.queries[p] = q
+	}
+	if s.mask, err = prepare(ctx, comp, store, maskQuery); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
