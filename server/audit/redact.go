@@ -331,8 +331,8 @@ var wordTable = func() (t [256]bool) {
 // "glpat-", "xox", "sk-"/"sk_", "rk_", "whsec_", "npm_".
 var secondByte = [256]string{'b': "eaEA", 'B': "eaEA", 'A': "KSI", 'e': "y", 'g': "hil", 'x': "o", 's': "k", 'r': "k", 'w': "h", 'n': "p"}
 
-func skipWord(s string, i int) int {
-	for i < len(s) && wordTable[s[i]] {
+func skipAlnum(s string, i int) int {
+	for i < len(s) && wordTable[s[i]] && s[i] != '_' {
 		i++
 	}
 	return i
@@ -348,15 +348,20 @@ func findSecrets(s string, spans [][2]int) [][2]int {
 		end := -1
 		switch {
 		case wordTable[c]:
-			if i > 0 && wordTable[s[i-1]] || !wordTrigger[c] || i+1 >= len(s) ||
+			if c == '_' {
+				i++
+				continue
+			}
+			if i > 0 && isAlnum(s[i-1]) || !wordTrigger[c] || i+1 >= len(s) ||
 				strings.IndexByte(secondByte[c], s[i+1]) < 0 {
-				// Not the start of a word that can be a secret: skip the word.
-				i = skipWord(s, i+1)
+				// Not the start of a word that can be a secret: skip the
+				// word, up to an underscore (tool_ghp_... holds a token).
+				i = skipAlnum(s, i+1)
 				continue
 			}
 			end, spans = matchWord(s, i, spans)
 			if end < 0 {
-				end = skipWord(s, i+1)
+				end = skipAlnum(s, i+1)
 			}
 		case c == ':' && strings.HasPrefix(s[i:], "://"):
 			end, spans = matchURL(s, i, spans)

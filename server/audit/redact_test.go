@@ -101,6 +101,7 @@ var redactCases = []struct {
 	{"deny/stripe-webhook", "whsec_abcdefghijklmnopqrstuvwxyz", "[R]"},
 	{"deny/private-key", "-----BEGIN RSA PRIVATE KEY-----\nMIIEabc\ndef\n-----END RSA PRIVATE KEY-----", "-----BEGIN RSA PRIVATE KEY-----\n[R]\n-----END RSA PRIVATE KEY-----"},
 	{"deny/private-key-cut", "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1r", "-----BEGIN OPENSSH PRIVATE KEY-----\n[R]"},
+	{"deny/token-after-underscore", "tool_" + ghToken, "tool_[R]"},
 	{"deny/two-secrets", "a Bearer AAAAAAAAAAAA b " + ghToken + " c", "a Bearer [R] b [R] c"},
 	// allow: near-misses stay readable.
 	{"allow/prose", "hello world", "hello world"},
@@ -122,6 +123,7 @@ var redactCases = []struct {
 	{"allow/git-sha", "commit da39a3ee5e6b4b0d3255bfef95601890afd80709", "commit da39a3ee5e6b4b0d3255bfef95601890afd80709"},
 	{"allow/time", "at 12:30:45 author: ann", "at 12:30:45 author: ann"},
 	{"allow/passenger", "passenger=3", "passenger=3"},
+	{"allow/underscored-words", "task_live_result my_sk-1 risk_assessment", "task_live_result my_sk-1 risk_assessment"},
 	{"allow/authorization-prose", "authorization header missing", "authorization header missing"},
 	{"allow/public-key", "-----BEGIN PUBLIC KEY-----\nMIIB\n-----END PUBLIC KEY-----", "-----BEGIN PUBLIC KEY-----\nMIIB\n-----END PUBLIC KEY-----"},
 }

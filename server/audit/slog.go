@@ -125,6 +125,10 @@ func (h *RedactingHandler) WithGroup(name string) slog.Handler {
 	return &RedactingHandler{h: h.h.WithGroup(name), r: h.r}
 }
 
+// idKeys are the server's own identifiers: they correlate stderr with the
+// audit log and are not secrets, whatever their names say.
+var idKeys = map[string]bool{"session_id": true, "decision_id": true, "request_id": true}
+
 func (h *RedactingHandler) attr(a slog.Attr) slog.Attr {
 	v := a.Value.Resolve()
 	key := h.r.RedactLogLine(a.Key)
@@ -136,7 +140,7 @@ func (h *RedactingHandler) attr(a slog.Attr) slog.Attr {
 			red[i] = h.attr(g)
 		}
 		return slog.Attr{Key: key, Value: slog.GroupValue(red...)}
-	case SensitiveKey(a.Key):
+	case SensitiveKey(a.Key) && !idKeys[a.Key]:
 		return slog.String(key, h.r.marker(v.String()))
 	case v.Kind() == slog.KindString:
 		return slog.String(key, h.r.RedactLogLine(v.String()))
