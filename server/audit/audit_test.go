@@ -324,24 +324,33 @@ func TestLogCaps(t *testing.T) {
 // TestWorstCaseRecord: every client-controlled field at its largest still
 // makes a record under MaxRecordBytes plus the chain fields.
 func TestWorstCaseRecord(t *testing.T) {
-	var buf bytes.Buffer
-	l := audit.New(audit.NewWriterSink(&buf), nil)
-	v := strings.Repeat("v", audit.DefaultMaxValueBytes-10)
-	reasons := []string{v}
-	in := map[string]any{}
-	for i := range 100 {
-		in[strings.Repeat("k", audit.DefaultMaxValueBytes-10)+fmt.Sprint(i)] = v
-	}
-	r := audit.Record{DecisionID: audit.NewID(), ParentDecisionID: audit.NewID(), Kind: audit.KindValidation, Result: audit.ResultDeny,
-		Tool: v, RequestID: v, SessionID: v, Client: &audit.Client{Name: v, Version: v}, Reasons: reasons, Error: v, Input: in,
-		Path: "mcp/tools/decision"}
-	if err := l.Log(t.Context(), r); err != nil {
-		t.Fatal(err)
-	}
-	n := len(bytes.TrimSpace(buf.Bytes()))
-	t.Logf("worst-case record: %d bytes", n)
-	if n > audit.DefaultMaxRecordBytes+200 {
-		t.Errorf("record is %d bytes", n)
+	for _, tc := range []struct{ name, unit string }{
+		{"plain", "v"},
+		{"escaped", "\x01"}, // six bytes of JSON for each byte of input
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			l := audit.New(audit.NewWriterSink(&buf), nil)
+			v := strings.Repeat(tc.unit, audit.DefaultMaxValueBytes-10)
+			in := map[string]any{}
+			for i := range 100 {
+				in[strings.Repeat(tc.unit, audit.DefaultMaxValueBytes-10)+fmt.Sprint(i)] = v
+			}
+			r := audit.Record{DecisionID: audit.NewID(), ParentDecisionID: audit.NewID(), Kind: audit.KindValidation, Result: audit.ResultDeny,
+				Tool: v, RequestID: v, SessionID: v, Client: &audit.Client{Name: v, Version: v}, Reasons: []string{v, v}, Error: v, Input: in,
+				Path: "mcp/tools/decision", Labels: map[string]string{"service": "mcp-secure"}}
+			if err := l.Log(t.Context(), r); err != nil {
+				t.Fatal(err)
+			}
+			line := bytes.TrimSpace(buf.Bytes())
+			t.Logf("worst-case record (%s): %d bytes", tc.name, len(line))
+			if len(line) > audit.DefaultMaxRecordBytes+200 {
+				t.Errorf("record is %d bytes", len(line))
+			}
+			if _, err := audit.VerifyReader("w", bytes.NewReader(buf.Bytes())); err != nil {
+				t.Error(err)
+			}
+		})
 	}
 }
 

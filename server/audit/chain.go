@@ -45,10 +45,10 @@ func chainLine(body []byte, prev string) (line []byte, hash string) {
 
 // chained is what verification reads from a line.
 type chained struct {
-	PrevHash *string `json:"prev_hash"`
-	Hash     string  `json:"hash"`
-	Kind     string  `json:"kind"`
-	Reasons  []any   `json:"reasons"`
+	PrevHash *string         `json:"prev_hash"`
+	Hash     string          `json:"hash"`
+	Kind     string          `json:"kind"`
+	Reasons  json.RawMessage `json:"reasons"`
 }
 
 // checkLine verifies one line's own hash and returns its fields.
@@ -141,7 +141,7 @@ func verifyFile(name string, r io.Reader, res *VerifyResult, started *bool) erro
 		if *started && *c.PrevHash != res.LastHash {
 			reason := "prev_hash does not match the record before it (a record was deleted, inserted or reordered)"
 			if c.Kind == KindGenesis && *c.PrevHash == "" {
-				reason = fmt.Sprintf("the chain restarts here: %v", c.Reasons)
+				reason = fmt.Sprintf("the chain restarts here: %s", c.Reasons)
 			}
 			return &ChainError{name, n, reason}
 		}

@@ -124,10 +124,6 @@ func limit(v, def int) int {
 	return v
 }
 
-// Redactor returns the Logger's redactor, for other logs (stderr) that
-// should fingerprint alike.
-func (l *Logger) Redactor() *Redactor { return l.red }
-
 // Log writes r. Every client-controlled string is redacted, large values
 // are capped, mask rules applied, the timestamp set (UTC) if zero, and the
 // record chained to the one before. It writes on a context detached from
