@@ -333,3 +333,67 @@ func TestE2EStderrRedacted(t *testing.T) {
 		}
 	}
 }
+
+// TestE2EAuditUserMasks: mask rules from rego.modules erase and replace
+// parts of the records, which list what was done.
+func TestE2EAuditUserMasks(t *testing.T) {
+	e := newEnv(t, "rego:\n  modules: [rules/masks.rego]\n")
+	os.MkdirAll(filepath.Join(e.dir, "rules"), 0o755)
+	e.write(t, "rules/masks.rego", `package mcp.audit
+
+mask contains "/input/arguments/note" if input.tool == "fixture_run"
+
+mask contains {"op": "upsert", "path": "/input/argv/1", "value": "[flag hidden]"} if input.kind == "command"
+`)
+	cs, _ := e.connectAs(t, "e2e-client")
+	res := call(t, cs, "fixture_run", map[string]any{"argv": []string{"echo", "-n", "masked-run"}, "dir": e.workspace, "note": "private note"})
+	if res.IsError || text(res) != "masked-run" {
+		t.Fatalf("run: isError=%v %q", res.IsError, text(res))
+	}
+	callRec := e.findRecord(t, map[string]any{"kind": "tool_call", "tool": "fixture_run"})
+	cmdRec := e.findRecord(t, map[string]any{"kind": "command", "tool": "fixture_run"})
+	if fmt.Sprint(cmdRec["masked"]) != "[/input/argv/1]" || fmt.Sprint(cmdRec["input"].(map[string]any)["argv"]) != "[echo [flag hidden] masked-run]" {
+		t.Errorf("command record not masked: %v", cmdRec)
+	}
+	if fmt.Sprint(callRec["erased"]) != "[/input/arguments/note]" {
+		t.Errorf("tool_call record erased %v", callRec["erased"])
+	}
+	if data, _ := os.ReadFile(e.audit); bytes.Contains(data, []byte("private note")) {
+		t.Error("the erased argument is in the log")
+	}
+	if _, err := exec.Command(binPath, "audit", "verify", e.audit).Output(); err != nil {
+		t.Errorf("masked log does not verify: %v", err)
+	}
+}
+
+// TestE2EAuditRotation: audit.max_size rotates the log, audit.retention
+// bounds the old files, and the chain verifies across them.
+func TestE2EAuditRotation(t *testing.T) {
+	e := newEnv(t, "")
+	data, _ := os.ReadFile(e.policy)
+	policy := strings.Replace(string(data), "audit:\n", "audit:\n  max_size: 128KiB\n  retention: 2\n  durability: fsync\n", 1)
+	os.WriteFile(e.policy, []byte(policy), 0o644)
+	cs, _ := e.connectAs(t, "e2e-client")
+	pad := strings.Repeat("p", 3000)
+	for i := range 150 {
+		call(t, cs, "fixture_read_plain", map[string]any{"file": fmt.Sprintf("%s/n%d", e.workspace, i), "pad": pad})
+	}
+	cs.Close()
+	files := []string{e.audit + ".2", e.audit + ".1", e.audit}
+	for _, f := range files {
+		st, err := os.Stat(f)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if st.Size() > 128<<10 || st.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %d bytes, mode %o", f, st.Size(), st.Mode().Perm())
+		}
+	}
+	if _, err := os.Stat(e.audit + ".3"); err == nil {
+		t.Error("a third old file kept with retention 2")
+	}
+	out, err := exec.Command(binPath, append([]string{"audit", "verify"}, files...)...).CombinedOutput()
+	if err != nil {
+		t.Errorf("verify across rotated files: %v: %s", err, out)
+	}
+}
