@@ -243,7 +243,11 @@ func (l *Logger) mask(ctx context.Context, body []byte) ([]byte, error) {
 		}
 		m["mask_error"] = "mask rules failed, the input is erased: " + msg
 		l.log.Error("audit mask rules failed; erasing the record's input", "decision_id", m["decision_id"], "err", msg)
-	} else if erased, masked := applyMasks(m, parseMasks(rules)); len(erased)+len(masked) > 0 {
+	} else {
+		erased, masked := applyMasks(m, parseMasks(rules))
+		if len(erased)+len(masked) == 0 {
+			return body, nil // nothing masked: the record as encoded
+		}
 		if len(erased) > 0 {
 			m["erased"] = erased
 		}

@@ -70,8 +70,9 @@ type snapshot struct {
 	timeout time.Duration
 	queries map[Point]*queries
 	opts    []rego.EvalOption // shared by every evaluation of the snapshot
-	// mask is data.mcp.audit.mask, the audit mask rules (see Mask).
-	mask rego.PreparedEvalQuery
+	// mask is the compiled body binding data.mcp.audit.mask, the audit
+	// mask rules (see Mask).
+	mask ast.Body
 
 	compiler *ast.Compiler
 	store    storage.Store
@@ -169,7 +170,7 @@ func build(ctx context.Context, cfg Config) (*snapshot, error) {
 		}
 		s.queries[p] = q
 	}
-	if s.mask, err = prepare(ctx, comp, store, maskQuery); err != nil {
+	if s.mask, err = compileMask(comp); err != nil {
 		return nil, err
 	}
 	return s, nil

@@ -121,3 +121,31 @@ mask contains x if x := to_number(input.tool)
 		t.Errorf("err = %v, want ErrEval", err)
 	}
 }
+
+type discardWriter struct{}
+
+func (discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+
+// BenchmarkLogWithMasks is one audit record of a 1 KiB input through the
+// built-in mask rules: the cost the engine's masks add to a record.
+func BenchmarkLogWithMasks(b *testing.B) {
+	mods, err := rego.Modules()
+	if err != nil {
+		b.Fatal(err)
+	}
+	e, err := New(context.Background(), Config{Modules: mods, Data: map[string]any{}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	l := audit.New(audit.NewWriterSink(discardWriter{}), &audit.Options{Masker: e})
+	rec := audit.Record{DecisionID: audit.NewID(), Kind: audit.KindToolCall, Tool: "create_bug", Result: audit.ResultAllow,
+		Input: map[string]any{"tool": "create_bug", "arguments": map[string]any{
+			"title": "Crash when saving", "description": strings.Repeat("Steps: open the editor, type a long name, press save. ", 16),
+			"labels": []any{"bug", "editor"}}}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := l.Log(context.Background(), rec); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
