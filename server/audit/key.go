@@ -60,27 +60,34 @@ func LoadKey(path string) ([]byte, error) {
 	return key, nil
 }
 
+// createKey writes a new key to a temporary file and links it into place,
+// so a server starting at the same moment either finds no key or a whole
+// one; if another server linked its key first, that key is used.
 func createKey(path string) ([]byte, error) {
 	key := make([]byte, keySize)
 	_, _ = rand.Read(key) // crypto/rand.Read never fails
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".audit.key-*")
 	if err != nil {
 		return nil, fmt.Errorf("audit key: %w", err)
 	}
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
+	defer os.Remove(tmp.Name())
+	_, err = tmp.Write(key)
+	if err == nil {
+		err = tmp.Chmod(0o600)
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return nil, fmt.Errorf("audit key: %w", err)
 	}
-	if _, err := f.Write(key); err != nil {
-		f.Close()
-		os.Remove(path)
-		return nil, fmt.Errorf("audit key: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("audit key: %w", err)
-	}
-	if err := f.Close(); err != nil {
+	if err := os.Link(tmp.Name(), path); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return LoadKey(path)
+		}
 		return nil, fmt.Errorf("audit key: %w", err)
 	}
 	return key, nil

@@ -264,6 +264,25 @@ func TestLoadKey(t *testing.T) {
 	if st, _ := os.Stat(p); st.Mode().Perm() != 0o600 {
 		t.Errorf("key mode %o", st.Mode().Perm())
 	}
+	t.Run("allow/concurrent-first-use", func(t *testing.T) {
+		q := filepath.Join(dir, "race", "audit.key")
+		keys := make(chan []byte, 8)
+		for range 8 {
+			go func() {
+				k, err := audit.LoadKey(q)
+				if err != nil {
+					t.Error(err)
+				}
+				keys <- k
+			}()
+		}
+		first := <-keys
+		for range 7 {
+			if k := <-keys; !bytes.Equal(k, first) {
+				t.Fatal("servers starting together got different keys")
+			}
+		}
+	})
 	t.Run("deny/readable-by-others", func(t *testing.T) {
 		q := filepath.Join(dir, "loose.key")
 		os.WriteFile(q, k1, 0o600)
