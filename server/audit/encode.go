@@ -174,7 +174,11 @@ func (e *encoder) value(v any, capSelf bool) {
 		e.buf = append(e.buf, '}')
 	case map[string]any:
 		start := len(e.buf)
-		keys := make([]string, 0, len(x))
+		var small [16]string
+		keys := small[:0]
+		if len(x) > len(small) {
+			keys = make([]string, 0, len(x))
+		}
 		for k := range x {
 			keys = append(keys, k)
 		}
