@@ -235,6 +235,11 @@ func TestRedactingHandler(t *testing.T) {
 			t.Errorf("stderr leaks %q: %s", leak, out)
 		}
 	}
+	buf.Reset()
+	log.Info("x", "tool", strings.Repeat("T", 1<<20))
+	if buf.Len() > 4096 || !strings.Contains(buf.String(), "(1048576 bytes)") {
+		t.Errorf("a 1 MB attribute makes a %d-byte line", buf.Len())
+	}
 	for _, keep := range []string{"file does not exist", "https://h/p?q=", "fetch https://"} {
 		if !strings.Contains(out, keep) {
 			t.Errorf("stderr lost %q: %s", keep, out)

@@ -3,7 +3,9 @@ package audit
 import (
 	"context"
 	"log/slog"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // RedactLogLine returns s fit for a log line on stderr: every URL in it
@@ -104,8 +106,24 @@ func (h *RedactingHandler) Enabled(ctx context.Context, l slog.Level) bool {
 	return h.h.Enabled(ctx, l)
 }
 
+// maxLogValue caps a message or attribute on stderr: a client's 1 MB tool
+// name must not become a 1 MB log line.
+const maxLogValue = 1024
+
+func (h *RedactingHandler) line(s string) string {
+	s = h.r.RedactLogLine(s)
+	if len(s) > maxLogValue {
+		cut := maxLogValue
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "...(" + strconv.Itoa(len(s)) + " bytes)"
+	}
+	return s
+}
+
 func (h *RedactingHandler) Handle(ctx context.Context, rec slog.Record) error {
-	out := slog.NewRecord(rec.Time, rec.Level, h.r.RedactLogLine(rec.Message), rec.PC)
+	out := slog.NewRecord(rec.Time, rec.Level, h.line(rec.Message), rec.PC)
 	rec.Attrs(func(a slog.Attr) bool {
 		out.AddAttrs(h.attr(a))
 		return true
@@ -131,7 +149,7 @@ var idKeys = map[string]bool{"session_id": true, "decision_id": true, "request_i
 
 func (h *RedactingHandler) attr(a slog.Attr) slog.Attr {
 	v := a.Value.Resolve()
-	key := h.r.RedactLogLine(a.Key)
+	key := h.line(a.Key)
 	switch {
 	case v.Kind() == slog.KindGroup:
 		as := v.Group()
@@ -143,12 +161,12 @@ func (h *RedactingHandler) attr(a slog.Attr) slog.Attr {
 	case SensitiveKey(a.Key) && !idKeys[a.Key]:
 		return slog.String(key, h.r.marker(v.String()))
 	case v.Kind() == slog.KindString:
-		return slog.String(key, h.r.RedactLogLine(v.String()))
+		return slog.String(key, h.line(v.String()))
 	case v.Kind() == slog.KindAny:
 		if err, ok := v.Any().(error); ok {
-			return slog.String(key, h.r.RedactLogLine(err.Error()))
+			return slog.String(key, h.line(err.Error()))
 		}
-		return slog.String(key, h.r.RedactLogLine(v.String()))
+		return slog.String(key, h.line(v.String()))
 	}
 	return slog.Attr{Key: key, Value: v}
 }
