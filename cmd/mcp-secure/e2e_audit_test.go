@@ -332,6 +332,13 @@ func TestE2EStderrRedacted(t *testing.T) {
 			t.Errorf("stderr leaks %q: %s", leak, out)
 		}
 	}
+	// stderr and the audit log fingerprint the token alike.
+	tokenRE := regexp.MustCompile(`token=(\[REDACTED:[0-9a-f]{16}\])`)
+	data, _ := os.ReadFile(e.audit)
+	inLog, inStderr := tokenRE.FindSubmatch(data), tokenRE.FindStringSubmatch(out)
+	if inLog == nil || inStderr == nil || string(inLog[1]) != inStderr[1] {
+		t.Errorf("token fingerprints differ: audit %q, stderr %q", inLog, inStderr)
+	}
 }
 
 // TestE2EAuditUserMasks: mask rules from rego.modules erase and replace

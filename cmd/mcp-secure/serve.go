@@ -50,6 +50,9 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 		sink.Close()
 		return fmt.Errorf("audit log: %w", err)
 	}
+	if h, ok := log.Handler().(*audit.RedactingHandler); ok {
+		h.UseRedactor(audit.NewRedactor(key))
+	}
 	alog := audit.New(sink, &audit.Options{
 		Labels: map[string]string{"service": "mcp-secure", "version": version},
 		Log:    log,

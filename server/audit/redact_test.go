@@ -247,6 +247,19 @@ func TestRedactingHandler(t *testing.T) {
 	}
 }
 
+func TestRedactingHandlerUsesInstallationKey(t *testing.T) {
+	key := []byte("installation-key-installation-ke")
+	var buf bytes.Buffer
+	h := audit.NewRedactingHandler(slog.NewTextHandler(&buf, nil), nil)
+	log := slog.New(h).With("a", "b")
+	h.UseRedactor(audit.NewRedactor(key))
+	log.Info("Bearer AAAAAAAAAAAA")
+	want := audit.NewRedactor(key).String("Bearer AAAAAAAAAAAA")
+	if !strings.Contains(buf.String(), want) {
+		t.Errorf("stderr %q does not fingerprint as the audit log (%q)", buf.String(), want)
+	}
+}
+
 func TestSecretType(t *testing.T) {
 	var buf bytes.Buffer
 	slogTo(&buf).Info("x", "token", audit.Secret("hunter2"))

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"unicode/utf8"
 )
 
@@ -88,8 +89,8 @@ func (r *Redactor) urls(s string) string {
 // attribute go through RedactLogLine, values under sensitive keys are
 // replaced whole, and errors and other values are redacted as their text.
 type RedactingHandler struct {
-	h slog.Handler
-	r *Redactor
+	h   slog.Handler
+	red *atomic.Pointer[Redactor] // shared with the handlers derived from it
 }
 
 var _ slog.Handler = (*RedactingHandler)(nil)
@@ -99,8 +100,15 @@ func NewRedactingHandler(h slog.Handler, r *Redactor) *RedactingHandler {
 	if r == nil {
 		r = defaultRedactor
 	}
-	return &RedactingHandler{h: h, r: r}
+	p := new(atomic.Pointer[Redactor])
+	p.Store(r)
+	return &RedactingHandler{h: h, red: p}
 }
+
+// UseRedactor switches this handler, and those derived from it, to r:
+// once the server has loaded its fingerprint key, stderr and the audit log
+// fingerprint alike.
+func (h *RedactingHandler) UseRedactor(r *Redactor) { h.red.Store(r) }
 
 func (h *RedactingHandler) Enabled(ctx context.Context, l slog.Level) bool {
 	return h.h.Enabled(ctx, l)
@@ -111,7 +119,7 @@ func (h *RedactingHandler) Enabled(ctx context.Context, l slog.Level) bool {
 const maxLogValue = 1024
 
 func (h *RedactingHandler) line(s string) string {
-	s = h.r.RedactLogLine(s)
+	s = h.red.Load().RedactLogLine(s)
 	if len(s) > maxLogValue {
 		cut := maxLogValue
 		for cut > 0 && !utf8.RuneStart(s[cut]) {
@@ -136,11 +144,11 @@ func (h *RedactingHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 	for i, a := range attrs {
 		red[i] = h.attr(a)
 	}
-	return &RedactingHandler{h: h.h.WithAttrs(red), r: h.r}
+	return &RedactingHandler{h: h.h.WithAttrs(red), red: h.red}
 }
 
 func (h *RedactingHandler) WithGroup(name string) slog.Handler {
-	return &RedactingHandler{h: h.h.WithGroup(name), r: h.r}
+	return &RedactingHandler{h: h.h.WithGroup(name), red: h.red}
 }
 
 // idKeys are the server's own identifiers: they correlate stderr with the
@@ -159,7 +167,7 @@ func (h *RedactingHandler) attr(a slog.Attr) slog.Attr {
 		}
 		return slog.Attr{Key: key, Value: slog.GroupValue(red...)}
 	case SensitiveKey(a.Key) && !idKeys[a.Key]:
-		return slog.String(key, h.r.marker(v.String()))
+		return slog.String(key, h.red.Load().marker(v.String()))
 	case v.Kind() == slog.KindString:
 		return slog.String(key, h.line(v.String()))
 	case v.Kind() == slog.KindAny:
