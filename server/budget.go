@@ -100,9 +100,10 @@ func (b *denialBudget) summaryLocked(k budgetKey, bk *bucket) *audit.Record {
 		Result:     audit.ResultDeny,
 		Reasons: []string{fmt.Sprintf("%d more %s refusals were not recorded one by one (over the budget of %d at once, %.0f per second); the last said: %s",
 			bk.suppressed, k.kind, budgetBurst, budgetPerSecond, bk.reason)},
+		Count:    int64(bk.suppressed),
+		WindowNS: bk.lastSeen.Sub(bk.first).Nanoseconds(),
 		Input: map[string]any{
 			"refusal": k.kind,
-			"count":   bk.suppressed,
 			"from":    bk.first.UTC().Format(time.RFC3339Nano),
 			"to":      bk.lastSeen.UTC().Format(time.RFC3339Nano),
 		},

@@ -30,7 +30,7 @@ func TestDenialBudget(t *testing.T) {
 	}
 	now = now.Add(summaryInterval)
 	sums := b.due(false)
-	if len(sums) != 1 || sums[0].Kind != audit.KindSummary || sums[0].Tool != "echo" || sums[0].Input.(map[string]any)["count"] != 100 {
+	if len(sums) != 1 || sums[0].Kind != audit.KindSummary || sums[0].Tool != "echo" || sums[0].Count != 100 {
 		t.Fatalf("summaries = %+v", sums)
 	}
 	if got := b.due(true); len(got) != 0 {
@@ -46,7 +46,7 @@ func TestDenialBudget(t *testing.T) {
 	}
 	now = now.Add(2 * time.Second)
 	ok, sum := b.admit(k, "bad")
-	if !ok || sum == nil || sum.Input.(map[string]any)["count"] == 0 {
+	if !ok || sum == nil || sum.Count == 0 {
 		t.Fatalf("admitted=%v summary=%+v", ok, sum)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	opaversion "github.com/open-policy-agent/opa/v1/version"
 
 	"github.com/mcp-secure/mcp-secure/server"
+	"github.com/mcp-secure/mcp-secure/server/audit"
 )
 
 // Exit codes.
@@ -45,6 +46,9 @@ Usage:
                                            defaulted sections and warnings (exit 2 on error)
   mcp-secure policy compile [--policy FILE] [--out FILE]
                                            write the policy's data document (for opa test)
+  mcp-secure audit verify FILE...          check the audit log's hash chain; name
+                                           rotated files first (audit.log.2 audit.log.1
+                                           audit.log); exit 0 intact, 1 broken
   mcp-secure version | --version           print versions
 
 Without --policy the server reads $XDG_CONFIG_HOME/mcp-secure/policy.yaml
@@ -53,7 +57,9 @@ Without --policy the server reads $XDG_CONFIG_HOME/mcp-secure/policy.yaml
 
 // run is the whole command behind main, with its I/O passed in.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	// Every line on stderr is redacted: URLs lose their userinfo and query
+	// values, secret-shaped parts are replaced.
+	log := slog.New(audit.NewRedactingHandler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}), nil))
 	err := dispatch(ctx, args, stdin, stdout, stderr, log)
 	if err == nil {
 		return exitOK
@@ -88,6 +94,8 @@ func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return printVersion(stdout)
 	case "policy":
 		return policyCmd(ctx, args, stdout, stderr)
+	case "audit":
+		return auditCmd(args, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return nil

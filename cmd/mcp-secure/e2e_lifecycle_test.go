@@ -250,8 +250,7 @@ func TestE2ERefusalFloodIsCoalesced(t *testing.T) {
 		case "tool_call":
 			denials++
 		case "audit_summary":
-			in, _ := r["input"].(map[string]any)
-			c, _ := in["count"].(float64)
+			c, _ := r["count"].(float64)
 			counted += c
 		}
 	}

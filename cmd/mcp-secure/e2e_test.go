@@ -312,10 +312,10 @@ func TestE2EAuditFile(t *testing.T) {
 			t.Errorf("audit log contains secret %q", s)
 		}
 	}
-	if !strings.Contains(string(data), "[REDACTED]") {
+	if !strings.Contains(string(data), "[REDACTED:") {
 		t.Errorf("audit log has no redaction marker")
 	}
-	rec := e.findRecord(t, map[string]any{"tool": "search_tools"})
+	rec := e.findRecord(t, map[string]any{"kind": "validation", "tool": "search_tools"})
 	for _, k := range []string{"timestamp", "decision_id", "kind", "result", "input", "duration_ns"} {
 		if _, ok := rec[k]; !ok {
 			t.Errorf("audit record lacks %q: %v", k, rec)

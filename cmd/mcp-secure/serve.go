@@ -37,13 +37,27 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 	}
 	eng.Warm(ctx)
 
-	sink, err := audit.OpenFile(pol.Audit.LogFile)
+	sink, err := audit.Open(pol.Audit.LogFile, &audit.FileOptions{
+		Sync:      pol.Audit.Durability == "fsync",
+		MaxSize:   pol.Audit.MaxSizeBytes,
+		Retention: *pol.Audit.Retention,
+	})
 	if err != nil {
 		return fmt.Errorf("audit log: %w", err)
+	}
+	key, err := audit.LoadKey(audit.KeyPath(pol.Audit.LogFile))
+	if err != nil {
+		sink.Close()
+		return fmt.Errorf("audit log: %w", err)
+	}
+	if h, ok := log.Handler().(*audit.RedactingHandler); ok {
+		h.UseRedactor(audit.NewRedactor(key))
 	}
 	alog := audit.New(sink, &audit.Options{
 		Labels: map[string]string{"service": "mcp-secure", "version": version},
 		Log:    log,
+		Key:    key,
+		Masker: eng,
 	})
 	defer func() {
 		if err := alog.Close(); err != nil {

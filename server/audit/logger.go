@@ -6,30 +6,82 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"path/filepath"
+	"sync"
 	"time"
 )
 
 // writeTimeout bounds one record write, independent of the request.
 const writeTimeout = 5 * time.Second
 
+// Default caps.
+const (
+	// DefaultMaxValueBytes caps one string, key, array or object of a
+	// record.
+	DefaultMaxValueBytes = 4 << 10
+	// DefaultMaxRecordBytes caps one record before its chain fields.
+	DefaultMaxRecordBytes = 64 << 10
+)
+
 // Options configure a Logger.
 type Options struct {
 	Labels map[string]string // added to every record
 	Clock  func() time.Time  // nil means time.Now
 	Log    *slog.Logger      // stderr, for write failures; nil discards
+	// Key is the fingerprint key of redaction markers (see LoadKey); nil
+	// means a random key for this process.
+	Key []byte
+	// Masker, if set, applies mask rules to every record.
+	Masker Masker
+	// MaxValueBytes caps every string, object key, array and object in a
+	// record (but the input object as a whole, which MaxRecordBytes caps):
+	// a larger value becomes a Truncated. 0 means DefaultMaxValueBytes,
+	// negative no cap.
+	MaxValueBytes int
+	// MaxRecordBytes caps a record: past it the input, then the reasons,
+	// error, tool, client and ids become Truncated. 0 means
+	// DefaultMaxRecordBytes, negative no cap.
+	MaxRecordBytes int
 }
 
-// Logger redacts, encodes and writes records.
+// Logger redacts, caps, masks, chains, encodes and writes records.
 type Logger struct {
 	sink   Sink
 	labels map[string]string
 	now    func() time.Time
 	log    *slog.Logger
+	red    *Redactor
+	masker Masker
+	maxVal int
+	maxRec int
+
+	// mu orders records: the chain is the order of the lines in the file.
+	mu sync.Mutex
+	// prev is the hash of the last record written.
+	prev string
+	// genesis, if set, is why a genesis record must start the chain
+	// before the next record.
+	genesis string
 }
 
-// New returns a Logger writing to sink.
+// tailSink is a sink that knows how its file ended when it was opened.
+type tailSink interface {
+	tail() (last []byte, empty, torn bool)
+}
+
+// rotatingSink is a sink that rotates by size.
+type rotatingSink interface {
+	needsRotation(next int) bool
+	rotate() (old string, err error)
+}
+
+// New returns a Logger writing to sink. A file sink's chain continues
+// from the file's last record; a new file, or one whose last line is torn
+// or not a chained record, starts with a genesis record saying so.
 func New(sink Sink, opts *Options) *Logger {
-	l := &Logger{sink: sink, now: time.Now, log: slog.New(slog.DiscardHandler)}
+	l := &Logger{sink: sink, now: time.Now, log: slog.New(slog.DiscardHandler),
+		maxVal: DefaultMaxValueBytes, maxRec: DefaultMaxRecordBytes}
+	var key []byte
 	if opts != nil {
 		l.labels = maps.Clone(opts.Labels)
 		if opts.Clock != nil {
@@ -38,43 +90,201 @@ func New(sink Sink, opts *Options) *Logger {
 		if opts.Log != nil {
 			l.log = opts.Log
 		}
+		key = opts.Key
+		l.masker = opts.Masker
+		l.maxVal = limit(opts.MaxValueBytes, DefaultMaxValueBytes)
+		l.maxRec = limit(opts.MaxRecordBytes, DefaultMaxRecordBytes)
+	}
+	l.red = NewRedactor(key)
+	if ts, ok := sink.(tailSink); ok {
+		last, empty, torn := ts.tail()
+		switch {
+		case empty:
+			l.genesis = "a new audit log begins"
+		case torn:
+			l.genesis = "the log ended in a torn or unreadable line; a new chain segment begins"
+		default:
+			if c, err := checkLine(last); err != nil {
+				l.genesis = "the log's last line is not a valid chained record (" + err.Error() + "); a new chain segment begins"
+			} else {
+				l.prev = c.Hash
+			}
+		}
 	}
 	return l
 }
 
-// Log writes r. The input is redacted and the timestamp set (UTC) if zero.
-// It writes on a context detached from ctx, so a cancelled request is still
-// recorded. An error wraps ErrWrite; the caller must fail the call.
+func limit(v, def int) int {
+	switch {
+	case v == 0:
+		return def
+	case v < 0:
+		return 0
+	}
+	return v
+}
+
+// Log writes r. Every client-controlled string is redacted, large values
+// are capped, mask rules applied, the timestamp set (UTC) if zero, and the
+// record chained to the one before. It writes on a context detached from
+// ctx, so a cancelled request is still recorded. An error wraps ErrWrite;
+// the caller must fail the call.
 func (l *Logger) Log(ctx context.Context, r Record) error {
-	if r.Timestamp.IsZero() {
-		r.Timestamp = l.now()
-	}
-	r.Timestamp = r.Timestamp.UTC()
-	if r.Input != nil {
-		r.Input = Redact(r.Input)
-	}
-	if r.Labels == nil {
-		r.Labels = l.labels
-	}
-	data, err := json.Marshal(r)
+	ctx = context.WithoutCancel(ctx)
+	body, release, err := l.encode(ctx, r)
+	defer release()
 	if err != nil {
 		l.log.Error("audit record does not encode", "decision_id", r.DecisionID, "err", err)
 		return fmt.Errorf("%w: encode: %w", ErrWrite, err)
 	}
-	wctx := context.WithoutCancel(ctx)
 	if _, local := l.sink.(localSink); !local {
 		// A sink that may block gets a deadline of its own; the local sinks
 		// ignore the context, and a timer per record would cost more than
 		// their write.
 		var cancel context.CancelFunc
-		wctx, cancel = context.WithTimeout(wctx, writeTimeout)
+		ctx, cancel = context.WithTimeout(ctx, writeTimeout)
 		defer cancel()
 	}
-	if err := l.sink.Write(wctx, data); err != nil {
-		l.log.Error("audit write failed", "decision_id", r.DecisionID, "kind", r.Kind, "tool", r.Tool, "err", err)
-		return fmt.Errorf("%w: %w", ErrWrite, err)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	err = l.startChain(ctx, len(body))
+	if err == nil {
+		line, h := chainLine(body, l.prev)
+		if err = l.sink.Write(ctx, line); err == nil {
+			l.prev = h
+			return nil
+		}
 	}
+	l.failed(r, err)
+	return fmt.Errorf("%w: %w", ErrWrite, err)
+}
+
+func (l *Logger) failed(r Record, err error) {
+	tool := l.red.String(r.Tool)
+	if len(tool) > 128 {
+		tool = tool[:128] + "..."
+	}
+	l.log.Error("audit write failed", "decision_id", r.DecisionID, "kind", r.Kind, "tool", tool, "err", err)
+}
+
+// startChain rotates the file if the next record would take it past its
+// size, and writes a pending genesis record.
+func (l *Logger) startChain(ctx context.Context, next int) error {
+	if rs, ok := l.sink.(rotatingSink); ok && rs.needsRotation(next+200) {
+		old, err := rs.rotate()
+		if err != nil {
+			return fmt.Errorf("rotate: %w", err)
+		}
+		if old != "" {
+			l.genesis = "rotated: the records before this one are in " + filepath.Base(old)
+		} else {
+			l.genesis = "rotated: the records before this one were removed (no retention)"
+		}
+	}
+	if l.genesis == "" {
+		return nil
+	}
+	e := encoder{r: l.red}
+	e.record(&Record{Timestamp: l.now(), DecisionID: NewID(), Kind: KindGenesis,
+		Reasons: []string{l.genesis}, Labels: l.labels})
+	line, h := chainLine(e.buf, l.prev)
+	if err := l.sink.Write(ctx, line); err != nil {
+		return err
+	}
+	l.prev, l.genesis = h, ""
 	return nil
+}
+
+// encode builds the record body: redacted, capped and masked. The body is
+// in a pooled buffer; the caller returns it with release.
+func (l *Logger) encode(ctx context.Context, r Record) (body []byte, release func(), err error) {
+	if r.Timestamp.IsZero() {
+		r.Timestamp = l.now()
+	}
+	if r.Labels == nil {
+		r.Labels = l.labels
+	}
+	bp := bufPool.Get().(*[]byte)
+	e := encoder{r: l.red, max: l.maxVal, buf: (*bp)[:0]}
+	e.record(&r)
+	release = func() {
+		if cap(e.buf) <= 64<<10 {
+			*bp = e.buf[:0]
+			bufPool.Put(bp)
+		}
+	}
+	body = e.buf
+	if l.masker != nil {
+		if body, err = l.mask(ctx, body); err != nil {
+			return nil, release, err
+		}
+	}
+	if l.maxRec > 0 && len(body) > l.maxRec {
+		body, err = l.capRecord(body)
+	}
+	return body, release, err
+}
+
+// mask applies the mask rules. If they fail, the whole input is erased
+// and the record says why: a mask that cannot be evaluated must not let
+// through what it was written to hide.
+func (l *Logger) mask(ctx context.Context, body []byte) ([]byte, error) {
+	m, err := toMap(body)
+	if err != nil {
+		return nil, err
+	}
+	rules, err := l.masker.Mask(ctx, m)
+	if err != nil {
+		delete(m, "input")
+		m["erased"] = []string{"/input"}
+		msg := l.red.String(err.Error())
+		if len(msg) > 512 {
+			msg = msg[:512] + "..."
+		}
+		m["mask_error"] = "mask rules failed, the input is erased: " + msg
+		l.log.Error("audit mask rules failed; erasing the record's input", "decision_id", m["decision_id"], "err", msg)
+	} else {
+		erased, masked := applyMasks(m, parseMasks(rules))
+		if len(erased)+len(masked) == 0 {
+			return body, nil // nothing masked: the record as encoded
+		}
+		if len(erased) > 0 {
+			m["erased"] = erased
+		}
+		if len(masked) > 0 {
+			m["masked"] = masked
+		}
+	}
+	return json.Marshal(m)
+}
+
+// capOrder is the order in which fields give way when a record is over
+// MaxRecordBytes.
+var capOrder = []string{"input", "reasons", "error", "tool", "client", "request_id", "session_id", "labels"}
+
+func (l *Logger) capRecord(body []byte) ([]byte, error) {
+	m, err := toMap(body)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range capOrder {
+		v, ok := m[k]
+		if !ok {
+			continue
+		}
+		enc, err := json.Marshal(v)
+		if err != nil {
+			return nil, err
+		}
+		m[k] = truncate(enc)
+		if body, err = json.Marshal(m); err != nil {
+			return nil, err
+		}
+		if len(body) <= l.maxRec {
+			break
+		}
+	}
+	return body, nil
 }
 
 // Close closes the sink.

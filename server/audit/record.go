@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// Kinds of decision.
+// Kinds of record.
 const (
 	KindToolCall   = "tool_call"
 	KindNetwork    = "network"
@@ -14,19 +14,16 @@ const (
 	KindCommand    = "command"
 	KindRateLimit  = "rate_limit"
 	KindValidation = "validation"
-	// KindToolResult follows an allowed call: how it ended.
+	// KindToolResult follows an allowed call when it finishes, linked by
+	// its decision id, with a Status and the call's duration.
 	KindToolResult = "tool_result"
-	// KindSummary counts refusals whose own records were coalesced.
+	// KindSummary stands for Count identical records coalesced over a
+	// window of WindowNS nanoseconds.
 	KindSummary = "audit_summary"
-)
-
-// Statuses of a finished call (KindToolResult).
-const (
-	StatusOK        = "ok"
-	StatusToolError = "tool_error"
-	StatusTimeout   = "timeout"
-	StatusCancelled = "cancelled"
-	StatusDenied    = "denied"
+	// KindGenesis starts a hash chain: the first record of a new file, of
+	// a rotated file (its prev_hash is the last hash of the file before),
+	// or after an unreadable tail.
+	KindGenesis = "audit_genesis"
 )
 
 // Results of a decision.
@@ -36,23 +33,40 @@ const (
 	ResultError = "error"
 )
 
-// Record is one decision.
+// Statuses of a finished call (KindToolResult).
+const (
+	StatusOK        = "ok"
+	StatusToolError = "tool_error"
+	StatusTimeout   = "timeout"
+	StatusCancelled = "cancelled"
+	StatusDenied    = "denied" // a guard refused something the tool tried
+)
+
+// Record is one decision or outcome. The Logger redacts every string a
+// client could have chosen (Tool, Client, Reasons, Error, RequestID,
+// SessionID, Input keys and values), caps large values, applies mask
+// rules and chains the record to the one before it.
 type Record struct {
-	Timestamp        time.Time         `json:"timestamp"`
-	DecisionID       string            `json:"decision_id"`
-	ParentDecisionID string            `json:"parent_decision_id,omitempty"`
-	SessionID        string            `json:"session_id,omitempty"`
-	RequestID        string            `json:"request_id,omitempty"`
-	Path             string            `json:"path,omitempty"`
-	Kind             string            `json:"kind"`
-	Tool             string            `json:"tool,omitempty"`
-	Client           *Client           `json:"client,omitempty"`
-	Result           string            `json:"result"`
-	Status           string            `json:"status,omitempty"`
-	Reasons          []string          `json:"reasons,omitempty"`
-	Input            any               `json:"input,omitempty"`
-	DurationNS       int64             `json:"duration_ns"`
-	Labels           map[string]string `json:"labels,omitempty"`
+	Timestamp        time.Time `json:"timestamp"`
+	DecisionID       string    `json:"decision_id"`
+	ParentDecisionID string    `json:"parent_decision_id,omitempty"`
+	// SessionID tells the sessions writing to one log apart.
+	SessionID  string   `json:"session_id,omitempty"`
+	RequestID  string   `json:"request_id,omitempty"`
+	Path       string   `json:"path,omitempty"`
+	Kind       string   `json:"kind"`
+	Tool       string   `json:"tool,omitempty"`
+	Client     *Client  `json:"client,omitempty"`
+	Result     string   `json:"result,omitempty"`
+	Status     string   `json:"status,omitempty"`
+	Reasons    []string `json:"reasons,omitempty"`
+	Error      string   `json:"error,omitempty"`
+	Input      any      `json:"input,omitempty"`
+	DurationNS int64    `json:"duration_ns"`
+	// Count and WindowNS describe a KindSummary record.
+	Count    int64             `json:"count,omitempty"`
+	WindowNS int64             `json:"window_ns,omitempty"`
+	Labels   map[string]string `json:"labels,omitempty"`
 }
 
 // Client is the MCP client behind a decision.

@@ -2,11 +2,14 @@ package audit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
+	"syscall"
 )
 
 // Sink stores encoded records. Write takes one record (a JSON object
@@ -24,27 +27,61 @@ type localSink interface{ local() }
 func (*FileSink) local()   {}
 func (*WriterSink) local() {}
 
-// FileSink appends JSON Lines to a file.
-type FileSink struct {
-	// Sync, if set, fsyncs after every record.
+// FileOptions configure a FileSink.
+type FileOptions struct {
+	// Sync fsyncs the file after every record.
 	Sync bool
+	// MaxSize rotates the file before a record would take it past this
+	// many bytes; 0 never rotates.
+	MaxSize int64
+	// Retention is how many rotated files are kept (path.1 is the newest);
+	// older ones are removed. 0 keeps none.
+	Retention int
+}
+
+// FileSink appends JSON Lines to a file it opened without following a
+// symbolic link, and checks before every write that the path still names
+// that file.
+type FileSink struct {
+	path string
+	opts FileOptions
 
 	mu     sync.Mutex
 	f      *os.File
+	dev    uint64
+	ino    uint64
+	size   int64
 	closed bool
+	// last is the file's last complete line when it was opened; torn
+	// says the file ended in an incomplete line.
+	last []byte
+	torn bool
 }
 
 var _ Sink = (*FileSink)(nil)
 
-// OpenFile opens (creating if needed) the audit file at path for
-// appending. A created directory gets mode 0700; the file is made 0600
-// whatever the umask, and an existing file is tightened to 0600.
-func OpenFile(path string) (*FileSink, error) {
+// OpenFile is Open with default options.
+func OpenFile(path string) (*FileSink, error) { return Open(path, nil) }
+
+// Open opens (creating if needed) the audit file at path for appending.
+//
+// A created directory gets mode 0700. The final path component must not
+// be a symbolic link and must be a regular file owned by this user with a
+// single link: a FIFO, a device or a directory is refused at once (the
+// open does not block), and an existing file is tightened to 0600.
+// Directory components may be symbolic links (the operator chose the
+// path); the file itself may not, since whoever can write the directory
+// could point it at another file.
+func Open(path string, opts *FileOptions) (*FileSink, error) {
 	if path == "" {
-		return nil, fmt.Errorf("open audit log: empty path")
+		return nil, errors.New("open audit log: empty path")
+	}
+	s := &FileSink{path: path}
+	if opts != nil {
+		s.opts = *opts
 	}
 	dir := filepath.Dir(path)
-	if _, err := os.Stat(dir); os.IsNotExist(err) {
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("open audit log: %w", err)
 		}
@@ -52,20 +89,136 @@ func OpenFile(path string) (*FileSink, error) {
 			return nil, fmt.Errorf("open audit log: %w", err)
 		}
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("open audit log: %w", err)
+	if err := s.open(); err != nil {
+		return nil, err
 	}
-	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() && st.Mode().Perm() != 0o600 {
-		if err := f.Chmod(0o600); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("open audit log: %w", err)
-		}
+	if err := s.readTail(); err != nil {
+		s.f.Close()
+		return nil, fmt.Errorf("open audit log %s: %w", path, err)
 	}
-	return &FileSink{f: f}, nil
+	return s, nil
 }
 
-// Write appends record and a newline in one write call.
+// open opens s.path safely and records its identity and size.
+func (s *FileSink) open() error {
+	fd, err := syscall.Open(s.path, syscall.O_RDWR|syscall.O_APPEND|syscall.O_CREAT|syscall.O_NOFOLLOW|
+		syscall.O_NONBLOCK|syscall.O_CLOEXEC|syscall.O_NOCTTY, 0o600)
+	if err != nil {
+		switch {
+		case errors.Is(err, syscall.ELOOP):
+			return fmt.Errorf("open audit log %s: it is a symbolic link; name the real file", s.path)
+		case errors.Is(err, syscall.EISDIR):
+			return fmt.Errorf("open audit log %s: it is a directory", s.path)
+		case errors.Is(err, syscall.ENXIO):
+			return fmt.Errorf("open audit log %s: it is not a regular file (a FIFO or socket)", s.path)
+		}
+		return fmt.Errorf("open audit log %s: %w", s.path, err)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		syscall.Close(fd)
+		return fmt.Errorf("open audit log %s: %w", s.path, err)
+	}
+	refuse := func(why string) error {
+		syscall.Close(fd)
+		return fmt.Errorf("open audit log %s: %s", s.path, why)
+	}
+	switch {
+	case st.Mode&syscall.S_IFMT != syscall.S_IFREG:
+		return refuse("it is not a regular file (" + fileType(st.Mode) + ")")
+	case int(st.Uid) != os.Geteuid():
+		return refuse("it is owned by uid " + strconv.Itoa(int(st.Uid)) + ", not by this user")
+	case st.Nlink > 1:
+		return refuse("it has " + strconv.Itoa(int(st.Nlink)) + " hard links; an audit log has one")
+	}
+	if err := syscall.SetNonblock(fd, false); err != nil {
+		return refuse(err.Error())
+	}
+	if st.Mode&0o777 != 0o600 {
+		if err := syscall.Fchmod(fd, 0o600); err != nil {
+			return refuse(err.Error())
+		}
+	}
+	s.f = os.NewFile(uintptr(fd), s.path)
+	s.dev, s.ino, s.size = uint64(st.Dev), uint64(st.Ino), st.Size
+	return nil
+}
+
+func fileType(mode uint32) string {
+	switch mode & syscall.S_IFMT {
+	case syscall.S_IFIFO:
+		return "a FIFO"
+	case syscall.S_IFCHR:
+		return "a character device"
+	case syscall.S_IFBLK:
+		return "a block device"
+	case syscall.S_IFDIR:
+		return "a directory"
+	case syscall.S_IFSOCK:
+		return "a socket"
+	}
+	return "not a regular file"
+}
+
+// tailWindow is how much of the file's end is read to find its last line.
+const tailWindow = 1 << 20
+
+// readTail finds the last complete line. A file ending in a partial line
+// gets a newline, so that the next record starts a line of its own.
+func (s *FileSink) readTail() error {
+	if s.size == 0 {
+		return nil
+	}
+	n := min(s.size, tailWindow)
+	buf := make([]byte, n)
+	if _, err := s.f.ReadAt(buf, s.size-n); err != nil && err != io.EOF {
+		return err
+	}
+	if buf[len(buf)-1] != '\n' {
+		s.torn = true
+		if _, err := s.f.Write([]byte{'\n'}); err != nil {
+			return err
+		}
+		s.size++
+		return nil
+	}
+	buf = buf[:len(buf)-1]
+	start := 0
+	for i := len(buf) - 1; i >= 0; i-- {
+		if buf[i] == '\n' {
+			start = i + 1
+			break
+		}
+	}
+	if start == 0 && n < s.size {
+		s.torn = true // a last line longer than the window: not ours
+		return nil
+	}
+	s.last = buf[start:]
+	return nil
+}
+
+// ErrReplaced means the audit path no longer names the file the server
+// opened: it was removed, renamed or replaced.
+var ErrReplaced = errors.New("the audit log path no longer names the open file (it was removed, renamed or replaced)")
+
+// check fails unless s.path still names the open file. The server does
+// not reopen: it cannot tell an operator's move from an attacker's swap,
+// and writing on into a file someone else put there would mix their lines
+// into the evidence. Calls fail closed until the operator restarts it.
+func (s *FileSink) check() error {
+	var st syscall.Stat_t
+	if err := syscall.Lstat(s.path, &st); err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrReplaced, s.path, err)
+	}
+	if uint64(st.Dev) != s.dev || uint64(st.Ino) != s.ino {
+		return fmt.Errorf("%w: %s", ErrReplaced, s.path)
+	}
+	return nil
+}
+
+// Write appends record and a newline in one write call, after checking
+// that the path still names the open file.
 func (s *FileSink) Write(_ context.Context, record []byte) error {
 	line := make([]byte, 0, len(record)+1)
 	line = append(append(line, record...), '\n')
@@ -74,13 +227,76 @@ func (s *FileSink) Write(_ context.Context, record []byte) error {
 	if s.closed {
 		return ErrClosed
 	}
-	if _, err := s.f.Write(line); err != nil {
+	if err := s.check(); err != nil {
 		return err
 	}
-	if s.Sync {
+	n, err := s.f.Write(line)
+	s.size += int64(n)
+	if err != nil {
+		return err
+	}
+	if s.opts.Sync {
 		return s.f.Sync()
 	}
 	return nil
+}
+
+// tail implements tailSink.
+func (s *FileSink) tail() (last []byte, empty, torn bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.last, s.size == 0, s.torn
+}
+
+// needsRotation implements rotatingSink.
+func (s *FileSink) needsRotation(next int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.opts.MaxSize > 0 && s.size > 0 && s.size+int64(next)+1 > s.opts.MaxSize
+}
+
+// rotate renames path.N-1 to path.N ... path to path.1, removes what is
+// beyond the retention count and opens a new, empty path. It returns the
+// name the old file now has ("" if it was removed).
+func (s *FileSink) rotate() (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return "", ErrClosed
+	}
+	if err := s.check(); err != nil {
+		return "", err
+	}
+	name := func(i int) string { return s.path + "." + strconv.Itoa(i) }
+	if err := s.f.Close(); err != nil {
+		return "", err
+	}
+	s.closed = true // until the new file is open
+	old := ""
+	if s.opts.Retention <= 0 {
+		if err := os.Remove(s.path); err != nil {
+			return "", err
+		}
+	} else {
+		if err := os.Remove(name(s.opts.Retention)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return "", err
+		}
+		for i := s.opts.Retention - 1; i >= 1; i-- {
+			if err := os.Rename(name(i), name(i+1)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return "", err
+			}
+		}
+		if err := os.Rename(s.path, name(1)); err != nil {
+			return "", err
+		}
+		old = name(1)
+	}
+	if err := s.open(); err != nil {
+		return "", err
+	}
+	s.closed = false
+	s.last, s.torn = nil, false
+	return old, nil
 }
 
 // Close closes the file.

@@ -73,6 +73,9 @@ type snapshot struct {
 	timeout time.Duration
 	queries map[Point]*queries
 	opts    []rego.EvalOption // shared by every evaluation of the snapshot
+	// mask is the compiled body binding data.mcp.audit.mask, the audit
+	// mask rules (see Mask).
+	mask ast.Body
 
 	compiler *ast.Compiler
 	store    storage.Store
@@ -181,6 +184,9 @@ func build(ctx context.Context, cfg Config) (*snapshot, error) {
 			return nil, err
 		}
 		s.queries[p] = q
+	}
+	if s.mask, err = compileMask(comp); err != nil {
+		return nil, err
 	}
 	return s, nil
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -83,6 +84,57 @@ type Audit struct {
 	LogFile  string   `yaml:"log_file" policy:"path"`
 	LogLevel string   `yaml:"log_level"`
 	Include  []string `yaml:"include"`
+	// MaxSize rotates the log before a record would take it past this
+	// size: "10MB", "512KiB", "1048576" (K, KB and KiB all mean 1024).
+	// Absent or "0": never rotate.
+	MaxSize string `yaml:"max_size"`
+	// Retention is how many rotated files are kept (audit.log.1 is the
+	// newest); absent means DefaultAuditRetention, 0 keeps none.
+	Retention *int `yaml:"retention"`
+	// Durability is "fsync" (every record is synced to disk before the
+	// call goes on) or "none" (the default: records are with the OS when
+	// the write returns and survive a crash of the server, not of the
+	// machine).
+	Durability string `yaml:"durability"`
+
+	// MaxSizeBytes is MaxSize in bytes, set by validation.
+	MaxSizeBytes int64 `yaml:"-"`
+}
+
+// Audit rotation bounds.
+const (
+	DefaultAuditRetention = 5
+	minAuditMaxSize       = 128 << 10 // two records at the record cap
+	maxAuditRetention     = 1000
+)
+
+// parseSize reads "10MB", "512 KiB", "1048576"; units are powers of 1024.
+func parseSize(s string) (int64, bool) {
+	s = strings.TrimSpace(s)
+	i := 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	if i == 0 || i > 15 {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(s[:i], 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	var shift uint
+	switch strings.ToUpper(strings.TrimSpace(s[i:])) {
+	case "", "B":
+	case "K", "KB", "KIB":
+		shift = 10
+	case "M", "MB", "MIB":
+		shift = 20
+	case "G", "GB", "GIB":
+		shift = 30
+	default:
+		return 0, false
+	}
+	return n << shift, true
 }
 
 // Rego names the user's Rego modules.
@@ -278,6 +330,27 @@ func (p *Policy) validate(d *decoder) error {
 		if !slices.Contains(AuditFields, f) {
 			return bad(fmt.Sprintf("audit.include[%d]", i), "unknown field %q (known: %s)", f, strings.Join(AuditFields, ", "))
 		}
+	}
+	if a.MaxSize != "" {
+		n, ok := parseSize(a.MaxSize)
+		if !ok {
+			return bad("audit.max_size", "%q is not a size (write \"10MB\", \"512KiB\" or a byte count)", a.MaxSize)
+		}
+		if n != 0 && n < minAuditMaxSize {
+			return bad("audit.max_size", "%q is below the minimum of 128KiB (one record can be 64KiB)", a.MaxSize)
+		}
+		a.MaxSizeBytes = n
+	}
+	if a.Retention == nil {
+		r := DefaultAuditRetention
+		a.Retention = &r
+	} else if *a.Retention < 0 || *a.Retention > maxAuditRetention {
+		return bad("audit.retention", "retention %d is outside 0-%d", *a.Retention, maxAuditRetention)
+	}
+	switch a.Durability {
+	case "", "none", "fsync":
+	default:
+		return bad("audit.durability", "unknown durability %q (none or fsync)", a.Durability)
 	}
 	if a.LogFile == "" {
 		f, err := d.expand("${XDG_STATE_HOME:-~/.local/state}/mcp-secure/audit.log")

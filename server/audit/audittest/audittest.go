@@ -17,7 +17,8 @@ import (
 // TestSink checks a sink built by newSink. contents returns everything the
 // sink has stored so far. It checks that each record becomes exactly one
 // newline-terminated line with its bytes intact, that concurrent writes do
-// not interleave, and that writing after Close fails.
+// not interleave, that writing after Close fails, and that records a
+// Logger writes through the sink form one verifiable hash chain.
 func TestSink(t *testing.T, newSink func(t *testing.T) (sink audit.Sink, contents func() []byte)) {
 	t.Helper()
 	t.Run("one-line-per-record", func(t *testing.T) {
@@ -59,6 +60,30 @@ func TestSink(t *testing.T, newSink func(t *testing.T) (sink audit.Sink, content
 			}
 		}
 		s.Close()
+	})
+	t.Run("logger-chain-verifies", func(t *testing.T) {
+		s, contents := newSink(t)
+		l := audit.New(s, nil)
+		var wg sync.WaitGroup
+		for w := range 4 {
+			wg.Go(func() {
+				for i := range 25 {
+					r := audit.Record{DecisionID: fmt.Sprintf("%d-%d", w, i), Kind: audit.KindToolCall, Result: audit.ResultAllow}
+					if err := l.Log(context.Background(), r); err != nil {
+						t.Error(err)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		res, err := audit.VerifyReader("sink", bytes.NewReader(contents()))
+		if err != nil {
+			t.Fatalf("chain does not verify: %v", err)
+		}
+		if res.Records < 100 {
+			t.Errorf("%d records verified, want at least 100", res.Records)
+		}
+		l.Close()
 	})
 	t.Run("write-after-close-fails", func(t *testing.T) {
 		s, _ := newSink(t)

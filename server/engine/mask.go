@@ -1,0 +1,85 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/metrics"
+	"github.com/open-policy-agent/opa/v1/topdown"
+)
+
+// maskQuery is the audit mask rules' entry point: package mcp.audit,
+// built-in rules plus the user's `mask contains ...`.
+const maskQuery = "data.mcp.audit.mask"
+
+// maskVar binds the mask set in the compiled query.
+var maskVar = ast.Var("mcp_mask")
+
+func compileMask(comp *ast.Compiler) (ast.Body, error) {
+	body := ast.NewBody(ast.Equality.Expr(ast.NewTerm(maskVar), ast.MustParseTerm(maskQuery)))
+	compiled, err := comp.QueryCompiler().Compile(body)
+	if err != nil {
+		return nil, fmt.Errorf("%w: compile %s: %w", ErrCompile, maskQuery, err)
+	}
+	return compiled, nil
+}
+
+// Mask evaluates data.mcp.audit.mask with the audit record as input and
+// returns the set's members: JSON pointers to erase, or {"op", "path",
+// "value"} objects, as OPA's decision-log masks. An undefined set is no
+// masks. It implements the audit package's Masker. It evaluates with
+// topdown directly, as the allow hot path does, under the decision
+// deadline; an error wraps [ErrEval] and the caller erases what the masks
+// could not decide.
+func (e *Engine) Mask(ctx context.Context, record map[string]any) ([]any, error) {
+	s := e.snap.Load()
+	in, err := ast.InterfaceToValue(record)
+	if err != nil {
+		return nil, fmt.Errorf("%w: audit mask input: %w", ErrEval, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrEval, maskQuery, err)
+	}
+	c := deadlines.Get().(*deadline)
+	c.at = time.Now().Add(s.timeout)
+	defer c.release()
+	q := topdown.NewQuery(s.mask).
+		WithCompiler(s.compiler).
+		WithStore(s.store).
+		WithTransaction(s.txn).
+		WithInput(ast.NewTerm(in)).
+		WithBaseCache(s.cache).
+		WithMetrics(metrics.NoOp()).
+		WithStrictBuiltinErrors(true).
+		WithCancel(c)
+	var set ast.Value
+	results := 0
+	err = q.Iter(ctx, func(qr topdown.QueryResult) error {
+		results++
+		if v, ok := qr[maskVar]; ok {
+			set = v.Value
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrEval, maskQuery, err)
+	}
+	if results == 0 || set == nil {
+		return nil, nil
+	}
+	if results > 1 {
+		return nil, fmt.Errorf("%w: %s has %d values", ErrEval, maskQuery, results)
+	}
+	v, err := ast.JSON(set)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrEval, maskQuery, err)
+	}
+	switch x := v.(type) {
+	case []any:
+		return x, nil
+	default:
+		return nil, fmt.Errorf("%w: %s is a %T, not a set", ErrEval, maskQuery, v)
+	}
+}
