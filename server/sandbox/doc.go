@@ -1,0 +1,66 @@
+// Package sandbox starts child processes confined to what the policy
+// allows. The command door uses it for every process a tool starts;
+// external plugins and upstream MCP servers start their children through
+// it too.
+//
+// # How a child is started
+//
+// [Command] re-executes the server's own binary (/proc/self/exe) as a
+// launcher: the program calls [RunIfLauncher] first thing in main (and in
+// TestMain of any test binary that starts sandboxed children), which takes
+// over when the hidden first argument is present. The launcher:
+//
+//   - marks itself a child subreaper (PR_SET_CHILD_SUBREAPER), so every
+//     descendant whose parent dies, including those that called setsid or
+//     forked twice, is re-parented to it rather than to init;
+//   - gets SIGTERM if the server dies (parent-death signal) and holds the
+//     read end of a control pipe whose write end only the server has: EOF
+//     on it, from a crash, a SIGKILL or a cancelled call, ends the child;
+//   - starts the second stage, which applies rlimits, no_new_privs and
+//     Landlock to itself and then executes the target (Landlock restricts
+//     the calling thread and is kept across execve);
+//   - when the target exits, or the server goes, kills every process left
+//     below it (SIGKILL, repeated until nothing is left to reap) and exits
+//     with the target's status (128+signal when it was killed by one);
+//   - reports setup failures ("landlock: ...", "exec: ...") to the server
+//     over a second pipe, returned by [Cmd.Wait] as a [*SetupError].
+//
+// # Confinement
+//
+// [Rules] say what the child may touch. Landlock (ABI 4 or later is
+// required, for TCP) then allows:
+//
+//   - read and write (create, remove, truncate, rename within; never
+//     execute) below each ReadWrite path;
+//   - read below each ReadOnly path;
+//   - read and execute of each Exec file, and nothing else is executable:
+//     a child cannot start /bin/sh or /usr/bin/curl unless they are listed;
+//   - TCP connect only to the ConnectTCP ports, TCP bind never;
+//   - with ABI 6 or later, no signals to processes outside the sandbox and
+//     no abstract unix sockets outside it.
+//
+// [SystemReadOnly] lists what dynamically linked programs need to start:
+// the library directories, /usr/share, /etc/ld.so.cache and a few
+// non-secret files of /etc. The dynamic loader named by an ELF
+// executable's PT_INTERP is found with [Interpreter] and belongs in Exec.
+//
+// Not covered, by the kernel's design or this ABI: Landlock cannot carve a
+// denied file out of an allowed directory (a child may read a
+// filesystem.denied_paths file inside an allowed root); UDP is not
+// confined before ABI 8; connecting to a pathname unix socket is not
+// confined before ABI 9; TCP ports are allowed for every host, not only
+// the endpoint that named them.
+//
+// # Limits
+//
+// [DefaultLimits]: CPU time 60 s (RLIMIT_CPU), data segment 2 GiB
+// (RLIMIT_DATA, which counts anonymous mappings), files up to 1 GiB
+// (RLIMIT_FSIZE), 1024 open files, no core dumps. RLIMIT_NPROC is not set:
+// it counts every process of the user (and root ignores it); the
+// subreaper ends the whole tree with the call instead.
+//
+// Without Landlock (another OS, an old kernel, or Landlock disabled)
+// [Probe] says why, and a child runs only when the caller sets
+// [Target].Unconfined; it still gets the launcher, rlimits and
+// no_new_privs on Linux.
+package sandbox
