@@ -163,9 +163,9 @@ func TestExecTrust(t *testing.T) {
 		argv     []string
 		want     string
 	}{
-		"allow/shebang-interpreter-allowed": {"  allowed: [" + td + "/tool, sh, dash]\n", []string{td + "/tool"}, "TOOL-RAN"},
+		"allow/shebang-interpreter-allowed":     {"  allowed: [" + td + "/tool, sh, dash]\n", []string{td + "/tool"}, "TOOL-RAN"},
 		"allow/env-shebang-interpreter-allowed": {"  allowed: [" + td + "/penv, perl]\n", []string{td + "/penv"}, "PERL-RAN"},
-		"allow/absolute-entry": {"  allowed: [/usr/bin/echo]\n", []string{"echo", "hi"}, "hi"},
+		"allow/absolute-entry":                  {"  allowed: [/usr/bin/echo]\n", []string{"echo", "hi"}, "hi"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			w := newTrustWorld(t, tc.commands)
