@@ -5,6 +5,7 @@ package sandbox
 import (
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"unsafe"
 
@@ -75,6 +76,9 @@ func handledFS(abi int) uint64 {
 }
 
 var probe = sync.OnceValue(func() Support {
+	if os.Getenv(NoLandlockEnv) != "" {
+		return Support{Reason: "Landlock turned off by " + NoLandlockEnv}
+	}
 	v, _, errno := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, 0, 0, unix.LANDLOCK_CREATE_RULESET_VERSION)
 	if errno != 0 {
 		switch errno {

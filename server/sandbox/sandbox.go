@@ -95,6 +95,12 @@ type Support struct {
 	Reason string
 }
 
+// NoLandlockEnv, set to anything, makes Probe report no Landlock: the
+// server then behaves as on a kernel without it. That loosens nothing:
+// without Landlock, children run only when the caller (the policy's
+// commands.unconfined) asks to run them unconfined.
+const NoLandlockEnv = "MCP_SECURE_NO_LANDLOCK"
+
 // MinABI is the lowest Landlock ABI that confines TCP.
 const MinABI = 4
 
