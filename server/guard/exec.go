@@ -327,16 +327,11 @@ func (c *Commands) Exec(ctx context.Context, argv []string, opts plugin.ExecOpti
 		limit = DefaultMaxOutput
 	}
 	cmd := sandbox.Command(ctx, sandbox.Target{
-		Path: res.Real,
-		Args: argv, // argv[0] as given: some tools dispatch on it
-		Env:  env,
-		Dir:  realDir,
-		Rules: sandbox.Rules{
-			ReadWrite:  append(c.writableRoots(), sandbox.SystemReadWrite...),
-			ReadOnly:   append(slices.Clone(sandbox.SystemReadOnly), c.opts.ReadOnly...),
-			Exec:       c.sandboxExecs(ctx, t, chain),
-			ConnectTCP: c.opts.ConnectTCP,
-		},
+		Path:       res.Real,
+		Args:       argv, // argv[0] as given: some tools dispatch on it
+		Env:        env,
+		Dir:        realDir,
+		Rules:      c.Rules(c.sandboxExecs(ctx, t, chain)...),
 		Limits:     c.opts.Limits,
 		Unconfined: c.opts.Unconfined,
 	})
@@ -407,6 +402,20 @@ func (c *Commands) Exec(ctx context.Context, argv []string, opts plugin.ExecOpti
 		return out, fmt.Errorf("command %s: %w", filepath.Base(res.Path), err)
 	}
 	return out, nil
+}
+
+// Rules are the sandbox of a child of this door that may execute execs
+// (give each with its loader: sandbox.Executables): read-write below the
+// filesystem roots, read-only below the system paths, TCP to the
+// policy's ports. Other doors that start children (external plugins,
+// upstream servers) start from these.
+func (c *Commands) Rules(execs ...string) sandbox.Rules {
+	return sandbox.Rules{
+		ReadWrite:  append(c.writableRoots(), sandbox.SystemReadWrite...),
+		ReadOnly:   append(slices.Clone(sandbox.SystemReadOnly), c.opts.ReadOnly...),
+		Exec:       execs,
+		ConnectTCP: slices.Clone(c.opts.ConnectTCP),
+	}
 }
 
 // writableRoots are the filesystem roots a child may write below: "/"

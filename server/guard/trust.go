@@ -326,20 +326,13 @@ func shebang(path string) (interp, arg string, ok bool, err error) {
 // files commands.allowed names that are trusted and not blocked, and the
 // dynamic loader of each.
 func (c *Commands) sandboxExecs(ctx context.Context, t *trust, chain []program) []string {
-	var out []string
-	add := func(p string) {
-		if p != "" && !slices.Contains(out, p) {
-			out = append(out, p)
-			if l := sandbox.Interpreter(p); l != "" && !slices.Contains(out, l) {
-				out = append(out, l)
-			}
-		}
-	}
+	var files []string
+	add := func(p string) { files = append(files, p) }
 	for _, p := range chain {
 		add(p.real)
 	}
 	if c.opts.Allowed == nil {
-		return out
+		return sandbox.Executables(files...)
 	}
 	blocked := map[string]bool{}
 	for _, b := range c.opts.Blocked {
@@ -359,5 +352,5 @@ func (c *Commands) sandboxExecs(ctx context.Context, t *trust, chain []program) 
 		}
 		add(p.real)
 	}
-	return out
+	return sandbox.Executables(files...)
 }

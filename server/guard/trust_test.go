@@ -258,3 +258,26 @@ func BenchmarkExecTrue(b *testing.B) {
 		})
 	}
 }
+
+func FuzzShebang(f *testing.F) {
+	for _, seed := range []string{"#!/bin/sh\n", "#!/usr/bin/env python3\n", "#! /bin/bash -e\r\n", "#!\tperl\t-w\n", "#!", "#!/x " + strings.Repeat("a", 300), "\x7fELF", ""} {
+		f.Add([]byte(seed))
+	}
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p := filepath.Join(dir, "script")
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		interp, arg, ok, err := shebang(p)
+		if !ok && (interp != "" || arg != "" || err != nil) {
+			t.Fatalf("not a script but got %q %q %v", interp, arg, err)
+		}
+		if ok && err == nil && (!filepath.IsAbs(interp) || strings.ContainsAny(interp, " \t\n")) {
+			t.Fatalf("interpreter %q from %q", interp, data)
+		}
+		if strings.Contains(arg, "\n") {
+			t.Fatalf("argument %q crosses the line", arg)
+		}
+	})
+}

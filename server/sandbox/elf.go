@@ -6,6 +6,30 @@ import (
 	"strings"
 )
 
+// Executables are paths with the dynamic loader each needs, for
+// Rules.Exec: what the child may execute.
+func Executables(paths ...string) []string {
+	var out []string
+	add := func(p string) {
+		for _, q := range out {
+			if q == p {
+				return
+			}
+		}
+		out = append(out, p)
+	}
+	for _, p := range paths {
+		if p == "" {
+			continue
+		}
+		add(p)
+		if l := Interpreter(p); l != "" {
+			add(l)
+		}
+	}
+	return out
+}
+
 // Interpreter is the dynamic loader an ELF executable names (PT_INTERP),
 // which must be executable in the sandbox for the executable to start;
 // "" for a static executable or a file that is not ELF.

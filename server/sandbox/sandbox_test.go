@@ -36,19 +36,6 @@ func needLandlock(t *testing.T) {
 	}
 }
 
-// execs is the executable set for programs by path: each file and its
-// dynamic loader.
-func execs(paths ...string) []string {
-	var out []string
-	for _, p := range paths {
-		out = append(out, p)
-		if l := Interpreter(p); l != "" {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
 type box struct {
 	dir  string
 	rule Rules
@@ -63,7 +50,7 @@ func newBox(t *testing.T, programs ...string) *box {
 	return &box{dir: dir, rule: Rules{
 		ReadWrite: append([]string{dir}, SystemReadWrite...),
 		ReadOnly:  SystemReadOnly,
-		Exec:      execs(programs...),
+		Exec:      Executables(programs...),
 	}}
 }
 
@@ -237,7 +224,7 @@ func helperServer() int {
 	c := Command(context.Background(), Target{
 		Path: "/usr/bin/sh", Args: []string{"sh", "-c", "setsid sleep 313 & echo $! > " + dir + "/pid; wait"},
 		Dir: dir, Unconfined: os.Getenv("SANDBOX_TEST_UNCONFINED") == "1",
-		Rules: Rules{ReadWrite: append([]string{dir}, SystemReadWrite...), ReadOnly: SystemReadOnly, Exec: execs("/usr/bin/sh", "/usr/bin/setsid", "/usr/bin/sleep")},
+		Rules: Rules{ReadWrite: append([]string{dir}, SystemReadWrite...), ReadOnly: SystemReadOnly, Exec: Executables("/usr/bin/sh", "/usr/bin/setsid", "/usr/bin/sleep")},
 	})
 	c.Stderr = os.Stderr
 	if err := c.Start(); err != nil {
@@ -283,7 +270,7 @@ func TestUnconfinedRuns(t *testing.T) {
 
 func BenchmarkTrue(b *testing.B) {
 	dir := b.TempDir()
-	rules := Rules{ReadWrite: []string{dir}, ReadOnly: SystemReadOnly, Exec: execs("/usr/bin/true")}
+	rules := Rules{ReadWrite: []string{dir}, ReadOnly: SystemReadOnly, Exec: Executables("/usr/bin/true")}
 	b.Run("direct", func(b *testing.B) {
 		for b.Loop() {
 			if err := exec.Command("/usr/bin/true").Run(); err != nil {
