@@ -69,6 +69,10 @@ type Commands struct {
 	log     *slog.Logger
 	opts    CommandsOptions
 	support sandbox.Support
+
+	idMu  sync.Mutex
+	idMap map[identity][]string // read-only once built
+	idAt  time.Time
 }
 
 var _ plugin.Commands = (*Commands)(nil)

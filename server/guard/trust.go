@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
@@ -84,8 +85,23 @@ func (c *Commands) newTrust() *trust {
 			t.roots = append(t.roots, r)
 		}
 	}
-	t.identities = c.entryIdentities()
+	t.identities = c.identities()
 	return t
+}
+
+// identityTTL is how long the files the commands section names are
+// remembered by identity: they change when a package is upgraded, and
+// stat-ing each entry in every system directory costs more than the rest
+// of a decision.
+const identityTTL = time.Second
+
+func (c *Commands) identities() map[identity][]string {
+	c.idMu.Lock()
+	defer c.idMu.Unlock()
+	if c.idMap == nil || time.Since(c.idAt) > identityTTL {
+		c.idMap, c.idAt = c.entryIdentities(), time.Now()
+	}
+	return c.idMap
 }
 
 // entryIdentities maps each file the commands section names (allowed

@@ -229,7 +229,7 @@ func TestExecGitRunsConfined(t *testing.T) {
 
 func BenchmarkExecTrue(b *testing.B) {
 	w := newFSWorld(b)
-	pol, err := policy.Parse("b.yaml", w.dir, []byte(fmt.Sprintf("filesystem:\n  allowed_paths: [\"%s/**\"]\ncommands:\n  allowed: [true]\n  blocked: [curl, wget, ssh, scp, rsync, nc, netcat, ncat, socat, telnet, ftp, sftp, sudo, su, doas, rm, dd, mkfs, shred, chmod, chown, shutdown, reboot]\n", w.ws)), nil)
+	pol, err := policy.Parse("b.yaml", w.dir, []byte(fmt.Sprintf("filesystem:\n  allowed_paths: [\"%s/**\"]\ncommands:\n  allowed: [\"true\"]\n  blocked: [curl, wget, ssh, scp, rsync, nc, netcat, ncat, socat, telnet, ftp, sftp, sudo, su, doas, rm, dd, mkfs, shred, chmod, chown, shutdown, reboot]\n", w.ws)), nil)
 	if err != nil {
 		b.Fatal(err)
 	}
