@@ -6,9 +6,10 @@
 // # How a child is started
 //
 // [Command] re-executes the server's own binary (/proc/self/exe) as a
-// launcher: the program calls [RunIfLauncher] first thing in main (and in
-// TestMain of any test binary that starts sandboxed children), which takes
-// over when the hidden first argument is present. The launcher:
+// launcher: [RunIfLauncher], called from this package's init (and first
+// thing in main, to say so), takes over when the hidden first argument is
+// present; any binary that imports this package, test binaries included,
+// can be a launcher. The launcher:
 //
 //   - marks itself a child subreaper (PR_SET_CHILD_SUBREAPER), so every
 //     descendant whose parent dies, including those that called setsid or
@@ -16,14 +17,19 @@
 //   - gets SIGTERM if the server dies (parent-death signal) and holds the
 //     read end of a control pipe whose write end only the server has: EOF
 //     on it, from a crash, a SIGKILL or a cancelled call, ends the child;
-//   - starts the second stage, which applies rlimits, no_new_privs and
-//     Landlock to itself and then executes the target (Landlock restricts
-//     the calling thread and is kept across execve);
+//   - sets the rlimits, then gives the one thread that will fork the
+//     target no_new_privs and its Landlock domain (both are per thread and
+//     inherited through fork and execve), and starts the target from it;
+//     the launcher's other threads stay unconfined, to read /proc and
+//     reap;
 //   - when the target exits, or the server goes, kills every process left
 //     below it (SIGKILL, repeated until nothing is left to reap) and exits
 //     with the target's status (128+signal when it was killed by one);
-//   - reports setup failures ("landlock: ...", "exec: ...") to the server
-//     over a second pipe, returned by [Cmd.Wait] as a [*SetupError].
+//   - reports setup failures ("landlock: ...", "fork/exec ...") to the
+//     server over a second pipe, returned by [Cmd.Wait] as a [*SetupError].
+//
+// The hook runs from this package's init, before the heavier packages of
+// the binary initialise, so a launcher costs one small process start.
 //
 // # Confinement
 //
@@ -53,14 +59,31 @@
 //
 // # Limits
 //
-// [DefaultLimits]: CPU time 60 s (RLIMIT_CPU), data segment 2 GiB
+// [DefaultLimits]: CPU time 60 s (RLIMIT_CPU; the command door uses the
+// policy's tool timeout), data segment 2 GiB
 // (RLIMIT_DATA, which counts anonymous mappings), files up to 1 GiB
 // (RLIMIT_FSIZE), 1024 open files, no core dumps. RLIMIT_NPROC is not set:
 // it counts every process of the user (and root ignores it); the
 // subreaper ends the whole tree with the call instead.
 //
-// Without Landlock (another OS, an old kernel, or Landlock disabled)
-// [Probe] says why, and a child runs only when the caller sets
-// [Target].Unconfined; it still gets the launcher, rlimits and
-// no_new_privs on Linux.
+// Without Landlock (another OS, an old kernel, Landlock disabled, or
+// MCP_SECURE_NO_LANDLOCK set) [Probe] says why, and a child runs only when
+// the caller sets [Target].Unconfined; on Linux it still gets the
+// launcher, rlimits and no_new_privs.
+//
+// # Using it
+//
+//	c := sandbox.Command(ctx, sandbox.Target{
+//		Path: "/usr/bin/git", Args: []string{"git", "status"}, Env: env, Dir: dir,
+//		Rules: sandbox.Rules{
+//			ReadWrite: []string{dir},
+//			ReadOnly:  sandbox.SystemReadOnly,
+//			Exec:      sandbox.Executables("/usr/bin/git"),
+//		},
+//	})
+//	c.Stdout, c.Stderr = &out, &errs // or StdinPipe/StdoutPipe for a long-lived child
+//	err := c.Run()
+//
+// The command door's [guard.Commands.Rules] builds Rules from the policy
+// (roots read-write, system paths read-only, the endpoints' TCP ports).
 package sandbox
