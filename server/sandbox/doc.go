@@ -84,6 +84,6 @@
 //	c.Stdout, c.Stderr = &out, &errs // or StdinPipe/StdoutPipe for a long-lived child
 //	err := c.Run()
 //
-// The command door's [guard.Commands.Rules] builds Rules from the policy
+// The command door's guard.Commands.Rules builds Rules from the policy
 // (roots read-write, system paths read-only, the endpoints' TCP ports).
 package sandbox

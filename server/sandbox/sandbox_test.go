@@ -296,3 +296,40 @@ func BenchmarkTrue(b *testing.B) {
 		}
 	})
 }
+
+func TestLimits(t *testing.T) {
+	b := newBox(t, "/usr/bin/sh", "/usr/bin/head")
+	c := Command(t.Context(), Target{
+		Path: "/usr/bin/sh", Args: []string{"sh", "-c", "ulimit -n; ulimit -c; ulimit -t; head -c 2000000 /dev/zero > big"},
+		Dir: b.dir, Rules: b.rule, Limits: Limits{FileSize: 1 << 20, CPU: 7 * time.Second},
+		Unconfined: !Probe().Confines(),
+	})
+	var o, e bytes.Buffer
+	c.Stdout, c.Stderr = &o, &e
+	c.Run()
+	if got := strings.Fields(o.String()); len(got) != 3 || got[0] != "1024" || got[1] != "0" || got[2] != "7" {
+		t.Errorf("limits seen by the child: %q (want 1024 open files, no core, 7 s CPU)", o.String())
+	}
+	if st, err := os.Stat(filepath.Join(b.dir, "big")); err != nil || st.Size() > 1<<20 {
+		t.Errorf("file size limit: %v %v", st.Size(), err)
+	}
+	if c.ExitCode() == 0 {
+		t.Error("writing past RLIMIT_FSIZE succeeded")
+	}
+}
+
+func TestSignalsScoped(t *testing.T) {
+	needLandlock(t)
+	if Probe().ABI < 6 {
+		t.Skipf("Landlock ABI %d has no signal scoping", Probe().ABI)
+	}
+	b := newBox(t, "/usr/bin/sh")
+	_, stderr, code, _ := b.run(t, t.Context(), "/usr/bin/sh", "-c", fmt.Sprintf("kill -0 %d", os.Getpid()))
+	if code == 0 || !strings.Contains(stderr, "not permitted") {
+		t.Errorf("a confined child signalled the test process: exit %d %q", code, stderr)
+	}
+	_, stderr, code, _ = b.run(t, t.Context(), "/usr/bin/sh", "-c", "kill -0 $$")
+	if code != 0 {
+		t.Errorf("a confined child cannot signal itself: %q", stderr)
+	}
+}
