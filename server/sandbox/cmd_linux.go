@@ -120,6 +120,9 @@ func (c *Cmd) Start() error {
 // failure to set the sandbox up is a *SetupError; a non-zero exit is an
 // *exec.ExitError.
 func (c *Cmd) Wait() error {
+	if c.report == nil {
+		return fmt.Errorf("sandbox: Wait without a successful Start")
+	}
 	err := c.cmd.Wait()
 	c.closeCtl()
 	if ps := c.cmd.ProcessState; ps != nil {
