@@ -400,3 +400,32 @@ func (s *sbBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// Finding 4, at scale: forty calls in flight when the client closes
+// stdin; none of their children may outlive the server.
+func TestE2ESandboxFortyCallsAtEOF(t *testing.T) {
+	const n = 40
+	e := newEnv(t, "commands:\n  allowed: [sh, dash, setsid, sleep]\ntools:\n  timeout: 60\n  rate_limits:\n    default: 600\n")
+	r := e.startRaw(t)
+	r.initialize()
+	for i := range n {
+		pidFile := fmt.Sprintf("%s/pid-%d", e.workspace, i)
+		r.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"fixture_run","arguments":{"argv":["sh","-c","setsid sleep 314 & echo $! > %s; wait"]}}}`, i+1, pidFile))
+	}
+	pids := make([]int, n)
+	for i := range n {
+		pids[i] = sbReadPid(t, fmt.Sprintf("%s/pid-%d", e.workspace, i))
+	}
+	r.stdin.Close()
+	exited := make(chan struct{})
+	go func() { r.cmd.Process.Wait(); close(exited) }()
+	select {
+	case <-exited:
+	case <-time.After(30 * time.Second):
+		t.Error("the server did not exit within 30 s of EOF")
+		r.cmd.Process.Kill()
+	}
+	for _, pid := range pids {
+		sbGone(t, pid, 5*time.Second, "after EOF")
+	}
+}
