@@ -60,6 +60,7 @@ type program struct {
 	sameAs     []string // policy entries that are this very file
 	role       string   // "" for the executable; "interpreter"
 	trampoline bool     // /usr/bin/env in a "#!" line: decided by what it starts
+	regular    bool     // real is a regular file
 }
 
 // identity is a file's device and inode.
@@ -159,6 +160,9 @@ func (c *Commands) chain(ctx context.Context, t *trust, res Resolved) ([]program
 		if depth > 0 {
 			p.role = "interpreter"
 		}
+		if !p.regular {
+			return append(out, p), nil
+		}
 		interp, arg, isScript, err := shebang(p.real)
 		if err != nil {
 			p.untrusted = append(p.untrusted, err.Error())
@@ -243,7 +247,8 @@ func (c *Commands) examine(ctx context.Context, t *trust, path string) program {
 			continue
 		}
 		p.real, p.dev, p.ino = cur, uint64(st.Dev), st.Ino
-		if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
+		p.regular = st.Mode&syscall.S_IFMT == syscall.S_IFREG
+		if !p.regular {
 			problem("%s is not a regular file", cur)
 		}
 		if st.Mode&0o022 != 0 {
@@ -307,11 +312,15 @@ func (c *Commands) toolMayWrite(ctx context.Context, path string) bool {
 // interpreter and its optional argument (the rest of the line, as the
 // kernel passes it).
 func shebang(path string) (interp, arg string, ok bool, err error) {
-	f, err := os.Open(path)
+	// Non-blocking: a FIFO swapped in after the stat must not hang us.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return "", "", false, fmt.Errorf("%s: %v", path, err)
 	}
 	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		return "", "", false, fmt.Errorf("%s is not a regular file", path)
+	}
 	buf := make([]byte, maxShebang)
 	n, err := io.ReadFull(f, buf)
 	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
