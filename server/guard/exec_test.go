@@ -12,6 +12,7 @@ import (
 
 	"github.com/mcp-secure/mcp-secure/server/plugin"
 	"github.com/mcp-secure/mcp-secure/server/policy"
+	"github.com/mcp-secure/mcp-secure/server/sandbox"
 )
 
 // execWorld adds a command guard to an fsWorld whose policy blocks curl,
@@ -37,7 +38,7 @@ commands:
 	}
 	eng := engineFor(t, pol)
 	w.files = NewFiles(eng, auditTo(w.audit), &FilesOptions{Roots: pol.Roots()})
-	ew := &execWorld{fsWorld: w, cmds: NewCommands(eng, auditTo(w.audit), w.files, &CommandsOptions{Allowed: pol.Commands.Allowed, Blocked: pol.Commands.Blocked}), bin: filepath.Join(w.dir, "bin")}
+	ew := &execWorld{fsWorld: w, cmds: NewCommands(eng, auditTo(w.audit), w.files, &CommandsOptions{Allowed: pol.Commands.Allowed, Blocked: pol.Commands.Blocked, Unconfined: noLandlock(t)}), bin: filepath.Join(w.dir, "bin")}
 	os.MkdirAll(ew.bin, 0o755)
 	// Fake executables: a "curl" that would print a secret, and links to it.
 	ew.script(t, "curl", "#!/bin/sh\necho CURL-RAN\n")
@@ -46,6 +47,16 @@ commands:
 	ew.script(t, "netcat", "#!/bin/sh\necho NC-RAN\n")
 	os.Symlink(filepath.Join(ew.bin, "netcat"), filepath.Join(ew.bin, "nc"))
 	return ew
+}
+
+// noLandlock reports (and says) that children run unconfined in this
+// test because the kernel cannot confine them.
+func noLandlock(t testing.TB) bool {
+	if s := sandbox.Probe(); !s.Confines() {
+		t.Logf("kernel lacks Landlock confinement (%s): children run unconfined", s.Reason)
+		return true
+	}
+	return false
 }
 
 func (w *execWorld) script(t *testing.T, name, body string) {

@@ -48,7 +48,7 @@ func newTrustWorld(t *testing.T, commands string) *execWorld {
 	}
 	eng := engineFor(t, pol)
 	w.files = NewFiles(eng, auditTo(w.audit), &FilesOptions{Roots: pol.Roots()})
-	cmds := NewCommands(eng, auditTo(w.audit), w.files, &CommandsOptions{Allowed: pol.Commands.Allowed, Blocked: pol.Commands.Blocked, ConnectTCP: pol.ChildPorts()})
+	cmds := NewCommands(eng, auditTo(w.audit), w.files, &CommandsOptions{Allowed: pol.Commands.Allowed, Blocked: pol.Commands.Blocked, ConnectTCP: pol.ChildPorts(), Unconfined: noLandlock(t)})
 	return &execWorld{fsWorld: w, cmds: cmds}
 }
 
