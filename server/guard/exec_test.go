@@ -169,7 +169,7 @@ func TestExecAllowlist(t *testing.T) {
 func TestExecKillsProcessGroupAtDeadline(t *testing.T) {
 	w := newExecWorld(t, "  allowed: [sh, dash, sleep]\n")
 	pidFile := filepath.Join(w.ws, "child.pid")
-	ctx, cancel := context.WithTimeout(w.ctx(t), 300*time.Millisecond)
+	ctx, cancel := context.WithTimeout(w.ctx(t), 3*time.Second) // room for a loaded machine to start it
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
