@@ -8,7 +8,7 @@ import (
 	"strings"
 )
 
-func init() { warners = append(warners, launcherWarnings) }
+func init() { warners = append(warners, launcherWarnings, sandboxWarnings) }
 
 // launchers are programs that start other programs, by what makes them
 // one. In the sandbox such a program can start only executables
@@ -101,5 +101,26 @@ func (p *Policy) ChildPorts() []uint16 {
 		}
 	}
 	slices.Sort(out)
+	return out
+}
+
+// sandboxWarnings say what the command sandbox cannot hold to the policy.
+func sandboxWarnings(p *Policy, _ []string) []string {
+	if p.Commands.Allowed != nil && len(*p.Commands.Allowed) == 0 {
+		return nil // nothing runs
+	}
+	var out []string
+	if len(p.Filesystem.DeniedPaths) > 0 && len(p.Roots()) > 0 {
+		out = append(out, "filesystem.denied_paths: commands run in a sandbox that allows whole directories (the static part of each allowed_paths pattern); a command can read and write a denied file inside an allowed directory")
+	}
+	for _, r := range p.Roots() {
+		if r == "/" {
+			out = append(out, "filesystem.allowed_paths: a pattern that starts with ** gives commands no access at all (the sandbox would otherwise allow the whole filesystem)")
+			break
+		}
+	}
+	if p.Commands.Unconfined {
+		out = append(out, "commands.unconfined: commands run without Landlock: they can read, write and connect wherever the server's user can")
+	}
 	return out
 }

@@ -32,14 +32,14 @@ func TestLauncherWarnings(t *testing.T) {
 	if w := launcherWarnings(none, nil); len(w) != 0 {
 		t.Errorf("warnings for cat, ls: %q", w)
 	}
-	var registered bool
+	var all []string
 	for _, f := range warners {
-		if len(f(p, nil)) == len(got) {
-			registered = true
-		}
+		all = append(all, f(p, nil)...)
 	}
-	if !registered {
-		t.Error("launcherWarnings is not registered")
+	for _, w := range got {
+		if !strings.Contains(strings.Join(all, "\n"), w) {
+			t.Errorf("launcherWarnings is not registered: %q missing", w)
+		}
 	}
 }
 
@@ -74,5 +74,22 @@ func TestChildPorts(t *testing.T) {
 	d, _ := Default()
 	if diff := cmp.Diff([]uint16{443}, d.ChildPorts()); diff != "" {
 		t.Error(diff)
+	}
+}
+
+func TestSandboxWarnings(t *testing.T) {
+	p, err := Parse("p.yaml", "/", []byte("filesystem:\n  allowed_paths: [/ws/**, \"**/proj/**\"]\n  denied_paths: [\"**/.env\"]\ncommands:\n  allowed: [cat]\n  unconfined: true\n"), env(map[string]string{"HOME": "/h"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(sandboxWarnings(p, nil), "\n")
+	for _, want := range []string{"a command can read and write a denied file", "starts with ** gives commands no access", "commands.unconfined: commands run without Landlock"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("warnings %q lack %q", got, want)
+		}
+	}
+	none, _ := Parse("p.yaml", "/", []byte("filesystem:\n  allowed_paths: [/ws/**]\n  denied_paths: [\"**/.env\"]\ncommands:\n  allowed: []\n"), env(map[string]string{"HOME": "/h"}))
+	if w := sandboxWarnings(none, nil); len(w) != 0 {
+		t.Errorf("warnings when nothing runs: %q", w)
 	}
 }
