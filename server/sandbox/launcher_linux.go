@@ -91,6 +91,9 @@ func launch() int {
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return fail("no_new_privs: %v", err)
 	}
+	if err := dropCapabilities(); err != nil {
+		return fail("capabilities: %v", err)
+	}
 	if !spec.Unconfined {
 		s := Probe()
 		if !s.Confines() {
@@ -205,6 +208,31 @@ func children() []int {
 		}
 	}
 	return out
+}
+
+// dropCapabilities empties this thread's capability sets and bounding
+// set, so the target has none even when the server runs as root (no raw
+// sockets, no mknod, no ptrace of others, no mounts): with no_new_privs
+// and an empty bounding set, execve grants root nothing back.
+func dropCapabilities() error {
+	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil && err != unix.EINVAL {
+		return fmt.Errorf("ambient: %w", err)
+	}
+	for c := 0; c < 64; c++ {
+		err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0)
+		if err == unix.EINVAL { // past the last capability the kernel knows
+			break
+		}
+		if err != nil && err != unix.EPERM { // EPERM: not privileged, nothing to drop
+			return fmt.Errorf("bounding set: %w", err)
+		}
+	}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capset(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("capset: %w", err)
+	}
+	return nil
 }
 
 func setLimits(l Limits) error {

@@ -334,3 +334,21 @@ func TestSignalsScoped(t *testing.T) {
 		t.Errorf("a confined child cannot signal itself: %q", stderr)
 	}
 }
+
+func TestNoCapabilities(t *testing.T) {
+	b := newBox(t, "/usr/bin/grep")
+	c := Command(t.Context(), Target{Path: "/usr/bin/grep", Args: []string{"grep", "^Cap", "/proc/self/status"}, Dir: b.dir, Unconfined: true})
+	var o bytes.Buffer
+	c.Stdout = &o
+	if err := c.Run(); err != nil {
+		t.Fatal(err)
+	}
+	for _, set := range []string{"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"} {
+		if set == "CapBnd" && os.Geteuid() != 0 {
+			continue // only root may empty the bounding set; without caps it does not matter
+		}
+		if !strings.Contains(o.String(), set+":\t0000000000000000") {
+			t.Errorf("%s not empty:\n%s", set, o.String())
+		}
+	}
+}
