@@ -118,9 +118,9 @@ func NewCommands(d Decider, a Auditor, files *Files, opts *CommandsOptions) *Com
 func (c *Commands) Confinement() (desc string, ok bool) {
 	switch {
 	case c.opts.Unconfined && c.support.Confines():
-		return "unconfined by policy (commands.unconfined: true; Landlock ABI " + fmt.Sprint(c.support.ABI) + " is available): no_new_privs, rlimits, subreaper only", true
+		return "unconfined by policy (commands.unconfined: true; Landlock ABI " + fmt.Sprint(c.support.ABI) + " is available): no_new_privs, no capabilities, rlimits, subreaper only", true
 	case c.opts.Unconfined:
-		return "unconfined by policy (commands.unconfined: true; " + c.support.Reason + "): no_new_privs, rlimits, subreaper only", true
+		return "unconfined by policy (commands.unconfined: true; " + c.support.Reason + "): no_new_privs, no capabilities, rlimits, subreaper only", true
 	case c.support.Confines():
 		return c.support.String(), true
 	}

@@ -18,7 +18,9 @@
 //     read end of a control pipe whose write end only the server has: EOF
 //     on it, from a crash, a SIGKILL or a cancelled call, ends the child;
 //   - sets the rlimits, then gives the one thread that will fork the
-//     target no_new_privs and its Landlock domain (both are per thread and
+//     target no_new_privs, empty capability sets (bounding and ambient
+//     included, so even a root server's child holds no capability) and its
+//     Landlock domain (both are per thread and
 //     inherited through fork and execve), and starts the target from it;
 //     the launcher's other threads stay unconfined, to read /proc and
 //     reap;
@@ -53,9 +55,11 @@
 // Not covered, by the kernel's design or this ABI: Landlock cannot carve a
 // denied file out of an allowed directory (a child may read a
 // filesystem.denied_paths file inside an allowed root); UDP is not
-// confined before ABI 8; connecting to a pathname unix socket is not
-// confined before ABI 9; TCP ports are allowed for every host, not only
-// the endpoint that named them.
+// confined before ABI 8; connecting to a pathname unix socket (say
+// /run/docker.sock) is not confined by this ABI, only by the socket file's
+// owner and mode; TCP ports are allowed for every host, not only the
+// endpoint that named them; /proc and /tmp are not reachable (a child
+// writes its temporary files in an allowed directory).
 //
 // # Limits
 //
@@ -69,7 +73,7 @@
 // Without Landlock (another OS, an old kernel, Landlock disabled, or
 // MCP_SECURE_NO_LANDLOCK set) [Probe] says why, and a child runs only when
 // the caller sets [Target].Unconfined; on Linux it still gets the
-// launcher, rlimits and no_new_privs.
+// launcher, rlimits, no_new_privs and no capabilities.
 //
 // # Using it
 //

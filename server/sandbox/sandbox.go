@@ -116,5 +116,5 @@ func (s Support) String() string {
 	if s.ABI < 6 {
 		scope = "signals and abstract unix sockets not scoped (ABI < 6)"
 	}
-	return fmt.Sprintf("Landlock ABI %d (filesystem, TCP connect/bind; %s), no_new_privs, rlimits, subreaper", s.ABI, scope)
+	return fmt.Sprintf("Landlock ABI %d (filesystem, TCP connect/bind; %s), no_new_privs, no capabilities, rlimits, subreaper", s.ABI, scope)
 }
