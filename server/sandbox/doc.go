@@ -52,12 +52,11 @@
 // non-secret files of /etc. The dynamic loader named by an ELF
 // executable's PT_INTERP is found with [Interpreter] and belongs in Exec.
 //
-// Not covered, by the kernel's design or this ABI: Landlock cannot carve a
-// denied file out of an allowed directory (a child may read a
-// filesystem.denied_paths file inside an allowed root); UDP is not
-// confined before ABI 8; connecting to a pathname unix socket (say
-// /run/docker.sock) is not confined by this ABI, only by the socket file's
-// owner and mode; TCP ports are allowed for every host, not only the
+// Not covered, by Landlock's design or by the ABI this package handles
+// (up to 7): Landlock cannot carve a denied file out of an allowed
+// directory (a child may read a filesystem.denied_paths file inside an
+// allowed root); UDP is not confined; connecting to a pathname unix socket
+// (say /run/docker.sock) is held only by the socket file's owner and mode; TCP ports are allowed for every host, not only the
 // endpoint that named them; /proc and /tmp are not reachable (a child
 // writes its temporary files in an allowed directory).
 //
