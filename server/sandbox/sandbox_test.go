@@ -352,3 +352,30 @@ func TestNoCapabilities(t *testing.T) {
 		}
 	}
 }
+
+func TestConfinedBindAndAbstractSockets(t *testing.T) {
+	needLandlock(t)
+	py, err := filepath.EvalSymlinks("/usr/bin/python3")
+	if err != nil {
+		t.Skip("no python3 to open sockets with")
+	}
+	b := newBox(t, py)
+	b.rule.ReadOnly = append(b.rule.ReadOnly, "/usr/lib") // the standard library
+	_, stderr, code, _ := b.run(t, t.Context(), py, "-c", "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print('bound')")
+	if code == 0 || !strings.Contains(stderr, "PermissionError") || !strings.Contains(stderr, "bind") {
+		t.Errorf("deny/tcp-bind: exit %d %q", code, stderr)
+	}
+	if Probe().ABI < 6 {
+		return
+	}
+	// An abstract unix socket outside the sandbox is out of reach.
+	ln, err := net.Listen("unix", "@mcp-secure-sandbox-test-"+strconv.Itoa(os.Getpid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, stderr, code, _ = b.run(t, t.Context(), py, "-c", "import socket,os; s = socket.socket(socket.AF_UNIX); s.connect('\\0mcp-secure-sandbox-test-"+strconv.Itoa(os.Getpid())+"'); print('connected')")
+	if code == 0 || !strings.Contains(stderr, "PermissionError") || !strings.Contains(stderr, "connect") {
+		t.Errorf("deny/abstract-unix-connect: exit %d %q", code, stderr)
+	}
+}
