@@ -361,9 +361,9 @@ func TestConfinedBindAndAbstractSockets(t *testing.T) {
 	}
 	b := newBox(t, py)
 	b.rule.ReadOnly = append(b.rule.ReadOnly, "/usr/lib") // the standard library
-	_, stderr, code, _ := b.run(t, t.Context(), py, "-c", "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print('bound')")
-	if code == 0 || !strings.Contains(stderr, "PermissionError") || !strings.Contains(stderr, "bind") {
-		t.Errorf("deny/tcp-bind: exit %d %q", code, stderr)
+	out, stderr, code, _ := b.run(t, t.Context(), py, "-c", "import socket; s = socket.socket(); print('ready', flush=True); s.bind(('127.0.0.1', 0)); print('bound')")
+	if code == 0 || out != "ready\n" || !strings.Contains(stderr, "PermissionError") {
+		t.Errorf("deny/tcp-bind: exit %d %q %q", code, out, stderr)
 	}
 	if Probe().ABI < 6 {
 		return
@@ -374,8 +374,15 @@ func TestConfinedBindAndAbstractSockets(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	_, stderr, code, _ = b.run(t, t.Context(), py, "-c", "import socket,os; s = socket.socket(socket.AF_UNIX); s.connect('\\0mcp-secure-sandbox-test-"+strconv.Itoa(os.Getpid())+"'); print('connected')")
-	if code == 0 || !strings.Contains(stderr, "PermissionError") || !strings.Contains(stderr, "connect") {
-		t.Errorf("deny/abstract-unix-connect: exit %d %q", code, stderr)
+	out, stderr, code, _ = b.run(t, t.Context(), py, "-c", "import socket; s = socket.socket(socket.AF_UNIX); print('ready', flush=True); s.connect('\\0mcp-secure-sandbox-test-"+strconv.Itoa(os.Getpid())+"'); print('connected')")
+	if code == 0 || out != "ready\n" || !strings.Contains(stderr, "PermissionError") {
+		t.Errorf("deny/abstract-unix-connect: exit %d %q %q", code, out, stderr)
+	}
+	// The same connect, unconfined, reaches the socket.
+	c := Command(t.Context(), Target{Path: py, Args: []string{py, "-c", "import socket; s = socket.socket(socket.AF_UNIX); s.connect('\\0mcp-secure-sandbox-test-" + strconv.Itoa(os.Getpid()) + "'); print('connected')"}, Dir: b.dir, Unconfined: true})
+	var o bytes.Buffer
+	c.Stdout = &o
+	if err := c.Run(); err != nil || o.String() != "connected\n" {
+		t.Errorf("allow/abstract-unix-connect-unconfined: %v %q", err, o.String())
 	}
 }
