@@ -78,7 +78,7 @@ func (f fixtures) Tools() []plugin.Tool {
 				if err != nil {
 					return nil, fmt.Errorf("run: %w", err)
 				}
-				return &plugin.Result{Text: string(res.Stdout), Structured: map[string]any{"exit_code": res.ExitCode}}, nil
+				return &plugin.Result{Text: string(res.Stdout), Structured: map[string]any{"exit_code": res.ExitCode, "stderr": string(res.Stderr)}}, nil
 			},
 		},
 		{

@@ -7,12 +7,18 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/mcp-secure/mcp-secure/server/sandbox"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
 func main() {
+	// Re-executed as the launcher of a sandboxed child, the binary is
+	// that and nothing else (the hook also runs from the sandbox
+	// package's init, before the heavier packages initialise).
+	sandbox.RunIfLauncher()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()

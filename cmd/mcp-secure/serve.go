@@ -21,6 +21,7 @@ import (
 	"github.com/mcp-secure/mcp-secure/server/guard"
 	"github.com/mcp-secure/mcp-secure/server/policy"
 	"github.com/mcp-secure/mcp-secure/server/ratelimit"
+	"github.com/mcp-secure/mcp-secure/server/sandbox"
 )
 
 func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer, log *slog.Logger) error {
@@ -67,7 +68,19 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 
 	network := guard.NewNetwork(eng, alog, &guard.NetworkOptions{Logger: log, Generation: eng.Generation})
 	files := guard.NewFiles(eng, alog, &guard.FilesOptions{Roots: pol.Roots(), Logger: log})
-	commands := guard.NewCommands(eng, alog, files, log)
+	commands := guard.NewCommands(eng, alog, files, &guard.CommandsOptions{
+		Logger:     log,
+		Allowed:    pol.Commands.Allowed,
+		Blocked:    pol.Commands.Blocked,
+		Unconfined: pol.Commands.Unconfined,
+		ConnectTCP: pol.ChildPorts(),
+		Limits:     sandbox.Limits{CPU: pol.Timeout()},
+	})
+	if desc, ok := commands.Confinement(); ok {
+		log.Info("command confinement", "sandbox", desc, "tcp_ports", pol.ChildPorts())
+	} else {
+		log.Warn("command confinement", "sandbox", desc)
+	}
 	srv, err := server.New(server.Options{
 		Version:  version,
 		Logger:   log,

@@ -14,7 +14,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -22,6 +21,7 @@ import (
 	"github.com/mcp-secure/mcp-secure/server/audit"
 	"github.com/mcp-secure/mcp-secure/server/engine"
 	"github.com/mcp-secure/mcp-secure/server/plugin"
+	"github.com/mcp-secure/mcp-secure/server/sandbox"
 )
 
 // SafePath is the PATH a bare command name is looked up in, and the PATH
@@ -63,21 +63,68 @@ var inheritedEnv = []string{"LANG", "LC_ALL", "LC_CTYPE", "TZ"}
 
 // Commands decides and runs every process of the plugins.
 type Commands struct {
-	decide Decider
-	audit  Auditor
-	files  *Files
-	log    *slog.Logger
+	decide  Decider
+	audit   Auditor
+	files   *Files
+	log     *slog.Logger
+	opts    CommandsOptions
+	support sandbox.Support
+
+	idMu  sync.Mutex
+	idMap map[identity][]string // read-only once built
+	idAt  time.Time
 }
 
 var _ plugin.Commands = (*Commands)(nil)
 
+// CommandsOptions tune the command guard; nil means no allowlist, no
+// blocklist for identity checks, confinement required, and no TCP.
+type CommandsOptions struct {
+	Logger *slog.Logger
+	// Allowed (nil: no allowlist) and Blocked are commands.allowed and
+	// commands.blocked: the guard finds the files they name, so a hard
+	// link or a #! interpreter is recognised by device and inode.
+	Allowed *[]string
+	Blocked []string
+	// Unconfined runs children without Landlock (commands.unconfined);
+	// without it, where the kernel cannot confine them, they do not run.
+	Unconfined bool
+	// ConnectTCP are the TCP ports children may connect to (any host).
+	ConnectTCP []uint16
+	// ReadOnly are paths children may read besides the filesystem roots
+	// (read-write) and sandbox.SystemReadOnly.
+	ReadOnly []string
+	// Limits are the children's resource limits (zero: the defaults).
+	Limits sandbox.Limits
+}
+
 // NewCommands returns the command guard; the working directory of each
-// command is decided through files.
-func NewCommands(d Decider, a Auditor, files *Files, log *slog.Logger) *Commands {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+// command is decided through files, and children are confined to its
+// roots.
+func NewCommands(d Decider, a Auditor, files *Files, opts *CommandsOptions) *Commands {
+	c := &Commands{decide: d, audit: a, files: files, support: sandbox.Probe()}
+	if opts != nil {
+		c.opts = *opts
 	}
-	return &Commands{decide: d, audit: a, files: files, log: log}
+	c.log = c.opts.Logger
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Confinement says, in one line, how children are confined; ok is false
+// when commands cannot run at all (no Landlock and not unconfined).
+func (c *Commands) Confinement() (desc string, ok bool) {
+	switch {
+	case c.opts.Unconfined && c.support.Confines():
+		return "unconfined by policy (commands.unconfined: true; Landlock ABI " + fmt.Sprint(c.support.ABI) + " is available): no_new_privs, no capabilities, rlimits, subreaper only", true
+	case c.opts.Unconfined:
+		return "unconfined by policy (commands.unconfined: true; " + c.support.Reason + "): no_new_privs, no capabilities, rlimits, subreaper only", true
+	case c.support.Confines():
+		return c.support.String(), true
+	}
+	return "commands refused: " + c.support.Reason + " (set commands.unconfined: true to run them without Landlock)", false
 }
 
 // Resolved is an executable as decided: the path it was found at and the
@@ -121,10 +168,15 @@ func Resolve(argv0 string) (Resolved, error) {
 // Check decides argv as it would run in dir, and audits it. It resolves
 // the executable but starts nothing.
 func (c *Commands) Check(ctx context.Context, argv []string, dir string) (Resolved, error) {
+	res, _, _, err := c.check(ctx, argv, dir)
+	return res, err
+}
+
+func (c *Commands) check(ctx context.Context, argv []string, dir string) (Resolved, []program, *trust, error) {
 	target := "command " + quoteArgv(argv)
-	deny := func(reasons ...string) (Resolved, error) {
+	deny := func(reasons ...string) (Resolved, []program, *trust, error) {
 		c.record(ctx, argv, Resolved{}, dir, audit.ResultDeny, reasons, 0)
-		return Resolved{}, &DeniedError{Kind: audit.KindCommand, Target: target, Reasons: reasons}
+		return Resolved{}, nil, nil, &DeniedError{Kind: audit.KindCommand, Target: target, Reasons: reasons}
 	}
 	if len(argv) == 0 {
 		return deny("argv is empty")
@@ -139,7 +191,12 @@ func (c *Commands) Check(ctx context.Context, argv []string, dir string) (Resolv
 		return deny(err.Error())
 	}
 	start := time.Now()
-	d, err := c.decide.Decide(ctx, engine.Commands, commandInput(ctx, argv, res, dir))
+	t := c.newTrust()
+	chain, err := c.chain(ctx, t, res)
+	if err != nil {
+		return deny(err.Error())
+	}
+	d, err := c.decide.Decide(ctx, engine.Commands, commandInput(ctx, argv, dir, chain))
 	result := audit.ResultAllow
 	switch {
 	case err != nil:
@@ -149,12 +206,12 @@ func (c *Commands) Check(ctx context.Context, argv []string, dir string) (Resolv
 		result = audit.ResultDeny
 	}
 	if werr := c.record(ctx, argv, res, dir, result, d.Reasons, time.Since(start)); werr != nil {
-		return Resolved{}, &DeniedError{Kind: audit.KindCommand, Target: target, Reasons: []string{"the audit record could not be written"}}
+		return Resolved{}, nil, nil, &DeniedError{Kind: audit.KindCommand, Target: target, Reasons: []string{"the audit record could not be written"}}
 	}
 	if result != audit.ResultAllow {
-		return Resolved{}, &DeniedError{Kind: audit.KindCommand, Target: target, Reasons: d.Reasons}
+		return Resolved{}, nil, nil, &DeniedError{Kind: audit.KindCommand, Target: target, Reasons: d.Reasons}
 	}
-	return res, nil
+	return res, chain, t, nil
 }
 
 func (c *Commands) record(ctx context.Context, argv []string, res Resolved, dir, result string, reasons []string, took time.Duration) error {
@@ -166,6 +223,7 @@ func (c *Commands) record(ctx context.Context, argv []string, res Resolved, dir,
 	return c.audit.Log(ctx, audit.Record{
 		DecisionID:       audit.NewID(),
 		ParentDecisionID: call.DecisionID,
+		SessionID:        call.SessionID,
 		RequestID:        call.RequestID,
 		Path:             engine.Commands.Path(),
 		Kind:             audit.KindCommand,
@@ -177,21 +235,66 @@ func (c *Commands) record(ctx context.Context, argv []string, res Resolved, dir,
 	})
 }
 
-func commandInput(ctx context.Context, argv []string, res Resolved, dir string) ast.Value {
+// systemDirs are the directories of SafePath: where a bare name in
+// commands.allowed may be found.
+var systemDirs = strings.Split(SafePath, ":")
+
+func programItems(p program) []*ast.Term {
+	untrusted := make([]*ast.Term, len(p.untrusted))
+	for i, u := range p.untrusted {
+		untrusted[i] = ast.StringTerm(u)
+	}
+	same := make([]*ast.Term, len(p.sameAs))
+	for i, e := range p.sameAs {
+		same[i] = ast.StringTerm(e)
+	}
+	items := [][2]*ast.Term{
+		ast.Item(ast.InternedTerm("executable"), ast.StringTerm(p.path)),
+		ast.Item(ast.InternedTerm("real"), ast.StringTerm(p.real)),
+		ast.Item(ast.InternedTerm("name"), ast.StringTerm(filepath.Base(p.path))),
+		ast.Item(ast.InternedTerm("resolved_name"), ast.StringTerm(filepath.Base(p.real))),
+		ast.Item(ast.InternedTerm("dev"), ast.UIntNumberTerm(p.dev)),
+		ast.Item(ast.InternedTerm("inode"), ast.UIntNumberTerm(p.ino)),
+		ast.Item(ast.InternedTerm("untrusted"), ast.ArrayTerm(untrusted...)),
+		ast.Item(ast.InternedTerm("same_file_as"), ast.ArrayTerm(same...)),
+		ast.Item(ast.InternedTerm("trampoline"), ast.BooleanTerm(p.trampoline)),
+	}
+	if p.role != "" {
+		items = append(items, ast.Item(ast.InternedTerm("role"), ast.StringTerm(p.role)))
+	}
+	out := make([]*ast.Term, 0, 2*len(items))
+	for _, it := range items {
+		out = append(out, it[0], it[1])
+	}
+	return out
+}
+
+func object(kv []*ast.Term) *ast.Term {
+	items := make([][2]*ast.Term, 0, len(kv)/2)
+	for i := 0; i+1 < len(kv); i += 2 {
+		items = append(items, ast.Item(kv[i], kv[i+1]))
+	}
+	return ast.ObjectTerm(items...)
+}
+
+func commandInput(ctx context.Context, argv []string, dir string, chain []program) ast.Value {
 	call := CallFrom(ctx)
 	args := make([]*ast.Term, len(argv))
 	for i, a := range argv {
 		args[i] = ast.StringTerm(a)
 	}
-	return ast.NewObject(
-		ast.Item(ast.InternedTerm("argv"), ast.ArrayTerm(args...)),
-		ast.Item(ast.InternedTerm("executable"), ast.StringTerm(res.Path)),
-		ast.Item(ast.InternedTerm("name"), ast.StringTerm(filepath.Base(res.Path))),
-		ast.Item(ast.InternedTerm("resolved_name"), ast.StringTerm(filepath.Base(res.Real))),
-		ast.Item(ast.InternedTerm("cwd"), ast.StringTerm(dir)),
-		ast.Item(ast.InternedTerm("tool"), ast.StringTerm(call.Tool)),
-		ast.Item(ast.InternedTerm("request_id"), ast.StringTerm(call.RequestID)),
+	interps := make([]*ast.Term, 0, len(chain))
+	for _, p := range chain[1:] {
+		interps = append(interps, object(programItems(p)))
+	}
+	kv := append(programItems(chain[0]),
+		ast.InternedTerm("argv"), ast.ArrayTerm(args...),
+		ast.InternedTerm("cwd"), ast.StringTerm(dir),
+		ast.InternedTerm("tool"), ast.StringTerm(call.Tool),
+		ast.InternedTerm("request_id"), ast.StringTerm(call.RequestID),
+		ast.InternedTerm("interpreters"), ast.ArrayTerm(interps...),
 	)
+	return object(kv).Value
 }
 
 // Exec decides and runs argv: never through a shell, in a decided working
@@ -215,7 +318,12 @@ func (c *Commands) Exec(ctx context.Context, argv []string, opts plugin.ExecOpti
 	if err != nil {
 		return nil, err
 	}
-	res, err := c.Check(ctx, argv, realDir)
+	if _, ok := c.Confinement(); !ok {
+		reason := "commands cannot be confined here (" + c.support.Reason + "); the policy must set commands.unconfined: true to run them without Landlock"
+		c.record(ctx, argv, Resolved{}, realDir, audit.ResultDeny, []string{reason}, 0)
+		return nil, &DeniedError{Kind: audit.KindCommand, Target: "command " + quoteArgv(argv), Reasons: []string{reason}}
+	}
+	res, chain, t, err := c.check(ctx, argv, realDir)
 	if err != nil {
 		return nil, err
 	}
@@ -223,19 +331,22 @@ func (c *Commands) Exec(ctx context.Context, argv []string, opts plugin.ExecOpti
 	if limit <= 0 {
 		limit = DefaultMaxOutput
 	}
-	cmd := exec.CommandContext(ctx, res.Real)
-	cmd.Args = argv // argv[0] as given: some tools dispatch on it
-	cmd.Dir = realDir
-	cmd.Env = env
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd := sandbox.Command(ctx, sandbox.Target{
+		Path:       res.Real,
+		Args:       argv, // argv[0] as given: some tools dispatch on it
+		Env:        env,
+		Dir:        realDir,
+		Rules:      c.Rules(c.sandboxExecs(ctx, t, chain)...),
+		Limits:     c.opts.Limits,
+		Unconfined: c.opts.Unconfined,
+	})
 	cmd.WaitDelay = killGrace
 	if opts.Stdin != nil {
 		cmd.Stdin = strings.NewReader(string(opts.Stdin))
 	}
 	// Output goes through pipes of our own, so Wait returns when the
-	// process exits rather than when every holder of the pipes has gone:
-	// then the whole group is killed and the pipes drain.
+	// launcher exits, which it does once the command and everything it
+	// started are gone.
 	stdout, stderr := &capped{limit: limit}, &capped{limit: limit}
 	var drained sync.WaitGroup
 	var readers []*os.File
@@ -265,14 +376,12 @@ func (c *Commands) Exec(ctx context.Context, argv []string, opts plugin.ExecOpti
 	}
 	cmd.Stdout, cmd.Stderr = outW, errW
 	err = cmd.Start()
-	outW.Close() // the child holds its own copies
+	outW.Close() // the launcher holds its own copies
 	errW.Close()
 	if err == nil {
 		err = cmd.Wait()
-		// Whatever the command left running in its group goes with it.
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	}
-	// A process that left the group (setsid) may still hold the pipes:
+	// Should a process still hold the pipes (the launcher was killed),
 	// stop reading after a grace period rather than wait for it.
 	done := make(chan struct{})
 	go func() { drained.Wait(); close(done) }()
@@ -285,18 +394,46 @@ func (c *Commands) Exec(ctx context.Context, argv []string, opts plugin.ExecOpti
 		r.Close()
 	}
 	<-done
-	out := &plugin.ExecResult{Stdout: stdout.bytes(), Stderr: stderr.bytes(), Truncated: stdout.dropped || stderr.dropped}
-	if cmd.ProcessState != nil {
-		out.ExitCode = cmd.ProcessState.ExitCode()
-	}
+	out := &plugin.ExecResult{Stdout: stdout.bytes(), Stderr: stderr.bytes(), Truncated: stdout.dropped || stderr.dropped, ExitCode: cmd.ExitCode()}
 	if ctx.Err() != nil {
 		return out, fmt.Errorf("command %s: %w", filepath.Base(res.Path), context.Cause(ctx))
 	}
 	var ee *exec.ExitError
 	if err != nil && !errors.As(err, &ee) {
+		var se *sandbox.SetupError
+		if errors.As(err, &se) {
+			c.log.Error("sandbox setup failed", "command", res.Real, "err", se.Msg)
+		}
 		return out, fmt.Errorf("command %s: %w", filepath.Base(res.Path), err)
 	}
 	return out, nil
+}
+
+// Rules are the sandbox of a child of this door that may execute execs
+// (give each with its loader: sandbox.Executables): read-write below the
+// filesystem roots, read-only below the system paths, TCP to the
+// policy's ports. Other doors that start children (external plugins,
+// upstream servers) start from these.
+func (c *Commands) Rules(execs ...string) sandbox.Rules {
+	return sandbox.Rules{
+		ReadWrite:  append(c.writableRoots(), sandbox.SystemReadWrite...),
+		ReadOnly:   append(slices.Clone(sandbox.SystemReadOnly), c.opts.ReadOnly...),
+		Exec:       execs,
+		ConnectTCP: slices.Clone(c.opts.ConnectTCP),
+	}
+}
+
+// writableRoots are the filesystem roots a child may write below: "/"
+// (from a pattern that starts with **) is left out, as Landlock would
+// then allow the whole filesystem.
+func (c *Commands) writableRoots() []string {
+	var out []string
+	for _, r := range c.files.Roots() {
+		if r != "/" {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // childEnv is the scrubbed environment: a fixed PATH, HOME set to a

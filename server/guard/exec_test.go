@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/mcp-secure/mcp-secure/server/plugin"
 	"github.com/mcp-secure/mcp-secure/server/policy"
+	"github.com/mcp-secure/mcp-secure/server/sandbox"
 )
 
 // execWorld adds a command guard to an fsWorld whose policy blocks curl,
@@ -38,7 +38,7 @@ commands:
 	}
 	eng := engineFor(t, pol)
 	w.files = NewFiles(eng, auditTo(w.audit), &FilesOptions{Roots: pol.Roots()})
-	ew := &execWorld{fsWorld: w, cmds: NewCommands(eng, auditTo(w.audit), w.files, nil), bin: filepath.Join(w.dir, "bin")}
+	ew := &execWorld{fsWorld: w, cmds: NewCommands(eng, auditTo(w.audit), w.files, &CommandsOptions{Allowed: pol.Commands.Allowed, Blocked: pol.Commands.Blocked, Unconfined: noLandlock(t)}), bin: filepath.Join(w.dir, "bin")}
 	os.MkdirAll(ew.bin, 0o755)
 	// Fake executables: a "curl" that would print a secret, and links to it.
 	ew.script(t, "curl", "#!/bin/sh\necho CURL-RAN\n")
@@ -47,6 +47,16 @@ commands:
 	ew.script(t, "netcat", "#!/bin/sh\necho NC-RAN\n")
 	os.Symlink(filepath.Join(ew.bin, "netcat"), filepath.Join(ew.bin, "nc"))
 	return ew
+}
+
+// noLandlock reports (and says) that children run unconfined in this
+// test because the kernel cannot confine them.
+func noLandlock(t testing.TB) bool {
+	if s := sandbox.Probe(); !s.Confines() {
+		t.Logf("kernel lacks Landlock confinement (%s): children run unconfined", s.Reason)
+		return true
+	}
+	return false
 }
 
 func (w *execWorld) script(t *testing.T, name, body string) {
@@ -157,9 +167,9 @@ func TestExecAllowlist(t *testing.T) {
 }
 
 func TestExecKillsProcessGroupAtDeadline(t *testing.T) {
-	w := newExecWorld(t, "")
+	w := newExecWorld(t, "  allowed: [sh, dash, sleep]\n")
 	pidFile := filepath.Join(w.ws, "child.pid")
-	ctx, cancel := context.WithTimeout(w.ctx(t), 300*time.Millisecond)
+	ctx, cancel := context.WithTimeout(w.ctx(t), 3*time.Second) // room for a loaded machine to start it
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
@@ -192,7 +202,7 @@ func TestExecKillsProcessGroupAtDeadline(t *testing.T) {
 }
 
 func TestExecLeavesNoBackgroundChildren(t *testing.T) {
-	w := newExecWorld(t, "")
+	w := newExecWorld(t, "  allowed: [sh, dash, sleep]\n")
 	res, err := w.cmds.Exec(w.ctx(t), []string{"sh", "-c", "sleep 60 & echo $!"}, plugin.ExecOptions{Dir: w.ws})
 	if err != nil {
 		t.Fatal(err)
@@ -210,10 +220,7 @@ func TestExecLeavesNoBackgroundChildren(t *testing.T) {
 }
 
 func TestExecDoesNotWaitForEscapedChildren(t *testing.T) {
-	w := newExecWorld(t, "")
-	if _, err := Resolve("setsid"); err != nil {
-		t.Skip("no setsid")
-	}
+	w := newExecWorld(t, "  allowed: [setsid, sleep]\n")
 	done := make(chan error, 1)
 	go func() {
 		_, err := w.cmds.Exec(w.ctx(t), []string{"setsid", "-f", "sleep", "30"}, plugin.ExecOptions{Dir: w.ws})
@@ -227,5 +234,4 @@ func TestExecDoesNotWaitForEscapedChildren(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("Exec waited for a child that left its process group")
 	}
-	exec.Command("pkill", "-f", "^sleep 30$").Run()
 }

@@ -25,8 +25,19 @@ func (p *Policy) Data() map[string]any {
 		endpoints[e.Host] = map[string]any{"ports": ports, "description": e.Description}
 	}
 	var allowedCmds any // null: no allowlist
+	allowedCmdPaths := []any{}
 	if p.Commands.Allowed != nil {
-		allowedCmds = commandNames(*p.Commands.Allowed)
+		names := []string{}
+		for _, c := range *p.Commands.Allowed {
+			if c = strings.TrimSpace(c); filepath.IsAbs(c) {
+				if c = filepath.Clean(c); !slices.Contains(allowedCmdPaths, any(c)) {
+					allowedCmdPaths = append(allowedCmdPaths, c)
+				}
+			} else {
+				names = append(names, c)
+			}
+		}
+		allowedCmds = commandNames(names)
 	}
 	toolsAllowed := []any{"*"}
 	if p.Tools.Allowed != nil {
@@ -50,8 +61,10 @@ func (p *Policy) Data() map[string]any {
 			"denied_paths":  p.globs(p.Filesystem.DeniedPaths, true),
 		},
 		"commands": map[string]any{
-			"blocked": commandNames(p.Commands.Blocked),
-			"allowed": allowedCmds,
+			"blocked":       commandNames(p.Commands.Blocked),
+			"allowed":       allowedCmds,
+			"allowed_paths": allowedCmdPaths,
+			"unconfined":    p.Commands.Unconfined,
 		},
 		"tools": map[string]any{
 			"allowed":         toolsAllowed,

@@ -61,9 +61,17 @@ type Filesystem struct {
 
 // Commands is the commands section.
 type Commands struct {
+	// Blocked are names (or paths, of which the name counts) that never
+	// run, nor any file that is the same file as one of them.
 	Blocked []string `yaml:"blocked"`
-	// Allowed, when present, is the only executables that may run.
+	// Allowed, when present, is the only executables that may run: a bare
+	// name allows that name in the system directories, an absolute path
+	// that file.
 	Allowed *[]string `yaml:"allowed"`
+	// Unconfined runs commands without Landlock (still with no_new_privs,
+	// rlimits and the subreaper). Without it, where the kernel cannot
+	// confine them, commands do not run.
+	Unconfined bool `yaml:"unconfined"`
 }
 
 // Tools is the tools section.
@@ -301,6 +309,11 @@ func (p *Policy) validate(d *decoder) error {
 	if p.Commands.Allowed != nil {
 		if err := check("commands.allowed", *p.Commands.Allowed); err != nil {
 			return err
+		}
+		for i, c := range *p.Commands.Allowed {
+			if c = strings.TrimSpace(c); strings.ContainsRune(c, '/') && !filepath.IsAbs(c) {
+				return bad(fmt.Sprintf("commands.allowed[%d]", i), "%q: give a bare name (found in the system directories) or an absolute path", c)
+			}
 		}
 	}
 	t := &p.Tools

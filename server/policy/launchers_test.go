@@ -1,0 +1,95 @@
+package policy
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestLauncherWarnings(t *testing.T) {
+	p, err := Parse("p.yaml", "/", []byte("commands:\n  allowed: [git, /usr/bin/env, python3.11, cat, ls, Perl]\n"), env(map[string]string{"HOME": "/h"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := launcherWarnings(p, nil)
+	want := map[string]string{`"git"`: "alias", `"/usr/bin/env"`: "runs whatever program", `"python3.11"`: "shell or interpreter", `"Perl"`: "shell or interpreter"}
+	if len(got) != len(want) {
+		t.Fatalf("got %d warnings, want %d: %q", len(got), len(want), got)
+	}
+	for _, w := range got {
+		ok := false
+		for name, why := range want {
+			if strings.Contains(w, name) && strings.Contains(w, why) {
+				ok = true
+			}
+		}
+		if !ok {
+			t.Errorf("unexpected warning %q", w)
+		}
+	}
+	none, _ := Parse("p.yaml", "/", []byte("commands:\n  allowed: [cat, ls]\n"), env(map[string]string{"HOME": "/h"}))
+	if w := launcherWarnings(none, nil); len(w) != 0 {
+		t.Errorf("warnings for cat, ls: %q", w)
+	}
+	var all []string
+	for _, f := range warners {
+		all = append(all, f(p, nil)...)
+	}
+	for _, w := range got {
+		if !strings.Contains(strings.Join(all, "\n"), w) {
+			t.Errorf("launcherWarnings is not registered: %q missing", w)
+		}
+	}
+}
+
+func TestCommandsAllowedEntries(t *testing.T) {
+	p, err := Parse("p.yaml", "/", []byte("commands:\n  allowed: [Git, /usr/bin/../bin/cat, /opt/x/tool]\n  unconfined: true\n"), env(map[string]string{"HOME": "/h"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := p.Data()["commands"].(map[string]any)
+	if diff := cmp.Diff(map[string]any{"allowed": []any{"git"}, "allowed_paths": []any{"/usr/bin/cat", "/opt/x/tool"}, "blocked": []any{}, "unconfined": true}, c); diff != "" {
+		t.Error(diff)
+	}
+	if _, err := Parse("p.yaml", "/", []byte("commands:\n  allowed: [bin/git]\n"), env(map[string]string{"HOME": "/h"})); err == nil || !strings.Contains(err.Error(), "bare name") || !strings.Contains(err.Error(), "commands.allowed[0]") {
+		t.Errorf("relative path with a slash: %v", err)
+	}
+}
+
+func TestChildPorts(t *testing.T) {
+	p, err := Parse("p.yaml", "/", []byte(`network:
+  allowed_ranges: [10.0.0.0/8]
+  allowed_endpoints:
+    - {host: a.example, ports: [443, 22]}
+    - {host: b.example, ports: [443, 8080]}
+  blocked_ports: [22]
+`), env(map[string]string{"HOME": "/h"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]uint16{443, 8080}, p.ChildPorts()); diff != "" {
+		t.Error(diff)
+	}
+	d, _ := Default()
+	if diff := cmp.Diff([]uint16{443}, d.ChildPorts()); diff != "" {
+		t.Error(diff)
+	}
+}
+
+func TestSandboxWarnings(t *testing.T) {
+	p, err := Parse("p.yaml", "/", []byte("filesystem:\n  allowed_paths: [/ws/**, \"**/proj/**\"]\n  denied_paths: [\"**/.env\"]\ncommands:\n  allowed: [cat]\n  unconfined: true\n"), env(map[string]string{"HOME": "/h"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(sandboxWarnings(p, nil), "\n")
+	for _, want := range []string{"a command can read and write a denied file", "starts with ** gives commands no access", "commands.unconfined: commands run without Landlock"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("warnings %q lack %q", got, want)
+		}
+	}
+	none, _ := Parse("p.yaml", "/", []byte("filesystem:\n  allowed_paths: [/ws/**]\n  denied_paths: [\"**/.env\"]\ncommands:\n  allowed: []\n"), env(map[string]string{"HOME": "/h"}))
+	if w := sandboxWarnings(none, nil); len(w) != 0 {
+		t.Errorf("warnings when nothing runs: %q", w)
+	}
+}

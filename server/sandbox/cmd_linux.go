@@ -1,0 +1,166 @@
+//go:build linux
+
+package sandbox
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Cmd is a target being prepared or run in the sandbox. Set Stdin, Stdout
+// and Stderr (or take pipes) before Start.
+type Cmd struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	// WaitDelay bounds how long Wait waits, once ctx is done, for the tree
+	// to go and for the output pipes to close; 0 means 2 s.
+	WaitDelay time.Duration
+
+	target   Target
+	cmd      *exec.Cmd
+	ctl      *os.File // the write end of the control pipe: closing it ends the tree
+	report   *os.File
+	closeCtl func()
+}
+
+// Command prepares t to run in the sandbox. When ctx is done the whole
+// tree of the target is killed.
+func Command(ctx context.Context, t Target) *Cmd {
+	c := &Cmd{target: t, cmd: exec.CommandContext(ctx, "/proc/self/exe", os.Args[0], launcherArg)}
+	c.cmd.Args = []string{os.Args[0], launcherArg}
+	c.cmd.Env = []string{}
+	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	c.cmd.Cancel = func() error {
+		c.closeCtl()
+		return nil
+	}
+	c.closeCtl = func() {}
+	return c
+}
+
+// StdinPipe returns a pipe to the target's standard input.
+func (c *Cmd) StdinPipe() (io.WriteCloser, error) { return c.cmd.StdinPipe() }
+
+// StdoutPipe returns a pipe from the target's standard output.
+func (c *Cmd) StdoutPipe() (io.ReadCloser, error) { return c.cmd.StdoutPipe() }
+
+// StderrPipe returns a pipe from the target's standard error.
+func (c *Cmd) StderrPipe() (io.ReadCloser, error) { return c.cmd.StderrPipe() }
+
+// Start starts the launcher and hands it the target.
+func (c *Cmd) Start() error {
+	t := c.target
+	if !strings.HasPrefix(t.Path, "/") || len(t.Args) == 0 {
+		return fmt.Errorf("sandbox: target %q: want an absolute path and argv", t.Path)
+	}
+	if !t.Unconfined {
+		if s := Probe(); !s.Confines() {
+			return fmt.Errorf("%w: %s", ErrUnavailable, s.Reason)
+		}
+	}
+	if c.cmd.Stdin == nil {
+		c.cmd.Stdin = c.Stdin
+	}
+	if c.cmd.Stdout == nil {
+		c.cmd.Stdout = c.Stdout
+	}
+	if c.cmd.Stderr == nil {
+		c.cmd.Stderr = c.Stderr
+	}
+	c.cmd.WaitDelay = c.WaitDelay
+	if c.cmd.WaitDelay <= 0 {
+		c.cmd.WaitDelay = 2 * time.Second
+	}
+	spec, err := json.Marshal(t)
+	if err != nil {
+		return fmt.Errorf("sandbox: %w", err)
+	}
+	ctlR, ctlW, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("sandbox: %w", err)
+	}
+	repR, repW, err := os.Pipe()
+	if err != nil {
+		ctlR.Close()
+		ctlW.Close()
+		return fmt.Errorf("sandbox: %w", err)
+	}
+	c.ctl, c.report = ctlW, repR
+	var once sync.Once
+	c.closeCtl = func() { once.Do(func() { ctlW.Close() }) }
+	c.cmd.ExtraFiles = []*os.File{ctlR, repW}
+	err = c.cmd.Start()
+	ctlR.Close()
+	repW.Close()
+	if err != nil {
+		c.closeCtl()
+		repR.Close()
+		return fmt.Errorf("sandbox: starting the launcher: %w", err)
+	}
+	msg := binary.BigEndian.AppendUint32(nil, uint32(len(spec)))
+	if _, err := ctlW.Write(append(msg, spec...)); err != nil {
+		c.closeCtl()
+		c.cmd.Wait()
+		repR.Close()
+		return fmt.Errorf("sandbox: handing the target to the launcher: %w", err)
+	}
+	return nil
+}
+
+// Wait waits for the target and everything it started to be gone. A
+// failure to set the sandbox up is a *SetupError; a non-zero exit is an
+// *exec.ExitError.
+func (c *Cmd) Wait() error {
+	if c.report == nil {
+		return fmt.Errorf("sandbox: Wait without a successful Start")
+	}
+	err := c.cmd.Wait()
+	c.closeCtl()
+	if ps := c.cmd.ProcessState; ps != nil {
+		if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			// The launcher itself was killed: its group goes too.
+			syscall.Kill(-ps.Pid(), syscall.SIGKILL)
+		}
+	}
+	c.report.SetReadDeadline(time.Now().Add(time.Second))
+	msg, _ := io.ReadAll(io.LimitReader(c.report, 4096))
+	c.report.Close()
+	if len(msg) > 0 {
+		return &SetupError{Msg: strings.TrimSpace(string(msg))}
+	}
+	return err
+}
+
+// Run starts the target and waits for it.
+func (c *Cmd) Run() error {
+	if err := c.Start(); err != nil {
+		return err
+	}
+	return c.Wait()
+}
+
+// ExitCode is the target's exit status after Wait: 128+n when it was
+// killed by signal n, -1 when it did not run.
+func (c *Cmd) ExitCode() int {
+	if c.cmd.ProcessState == nil {
+		return -1
+	}
+	return c.cmd.ProcessState.ExitCode()
+}
+
+// Pid is the launcher's process id (the process group of the tree).
+func (c *Cmd) Pid() int {
+	if c.cmd.Process == nil {
+		return 0
+	}
+	return c.cmd.Process.Pid
+}

@@ -1,0 +1,293 @@
+//go:build linux
+
+package sandbox
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// launcherArg is the hidden first argument that turns the binary into the
+// launcher. It is not a flag: nothing else parses it.
+const launcherArg = "__mcp-secure-sandbox-launcher__"
+
+// maxSpec bounds the target description the launcher accepts.
+const maxSpec = 8 << 20
+
+// RunIfLauncher turns this process into the sandbox launcher when it was
+// started as one, and never returns then. Otherwise it returns at once.
+// It runs from this package's init; calling it first thing in main as
+// well documents the hook.
+func RunIfLauncher() {
+	if len(os.Args) < 2 {
+		return
+	}
+	switch os.Args[1] {
+	case launcherArg:
+		os.Exit(launch())
+	}
+}
+
+// The launcher's inherited descriptors.
+const (
+	fdControl = 3 // the server's control pipe: the target, then EOF
+	fdReport  = 4 // failures, read by the server
+)
+
+// The launcher takes over in this package's init, before the heavier
+// packages of the binary initialise: a launcher starts in about a
+// millisecond instead of paying for the whole program's start-up.
+func init() { RunIfLauncher() }
+
+// launch is the launcher: subreaper, watcher of the server, jailer and
+// reaper of the tree. It returns the exit code.
+func launch() int {
+	// Landlock and no_new_privs bind this thread, which forks the target;
+	// the target's parent-death signal follows it too.
+	runtime.LockOSThread()
+	unix.CloseOnExec(fdControl)
+	unix.CloseOnExec(fdReport)
+	report := os.NewFile(fdReport, "report")
+	fail := func(format string, args ...any) int {
+		fmt.Fprintf(report, format, args...)
+		return 127
+	}
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return fail("subreaper: %v", err)
+	}
+	ctl := os.NewFile(fdControl, "control")
+	spec, err := readSpec(ctl)
+	if err != nil {
+		return fail("launcher: %v", err)
+	}
+	var stopOnce sync.Once
+	stop := make(chan struct{})
+	stopNow := func() { stopOnce.Do(func() { close(stop) }) }
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	go func() { <-sigs; stopNow() }()
+	// EOF on the control pipe: the server died or cancelled the call.
+	go func() { io.Copy(io.Discard, ctl); stopNow() }()
+
+	if err := setLimits(spec.Limits.withDefaults()); err != nil {
+		return fail("rlimit: %v", err)
+	}
+	// This thread is confined and forks the target, which inherits its
+	// Landlock domain and no_new_privs; the rest of the launcher is not.
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return fail("no_new_privs: %v", err)
+	}
+	if err := dropCapabilities(); err != nil {
+		return fail("capabilities: %v", err)
+	}
+	if !spec.Unconfined {
+		s := Probe()
+		if !s.Confines() {
+			return fail("landlock: %s", s.Reason)
+		}
+		if err := restrict(spec.Rules, s.ABI); err != nil {
+			return fail("%v", err)
+		}
+	}
+	p, err := os.StartProcess(spec.Path, spec.Args, &os.ProcAttr{
+		Dir:   spec.Dir,
+		Env:   spec.Env,
+		Files: []*os.File{os.Stdin, os.Stdout, os.Stderr},
+		Sys:   &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
+	})
+	if err != nil {
+		return fail("%v", err)
+	}
+	// The launcher keeps none of the child's stdio: the server's pipes
+	// reach EOF when the last process of the tree is gone.
+	if null, err := unix.Open("/dev/null", unix.O_RDWR|unix.O_CLOEXEC, 0); err == nil {
+		for fd := 0; fd <= 2; fd++ {
+			unix.Dup2(null, fd)
+		}
+		unix.Close(null)
+	}
+
+	code := -1
+	var killing sync.Once
+	killAll := func() { killing.Do(func() { go killTree(stop) }) }
+	go func() { <-stop; killAll() }()
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, 0, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil { // ECHILD: nothing is left below us
+			break
+		}
+		if pid == p.Pid {
+			switch {
+			case ws.Exited():
+				code = ws.ExitStatus()
+			case ws.Signaled():
+				code = 128 + int(ws.Signal())
+			}
+			stopNow()
+		}
+	}
+	if code < 0 {
+		code = 128 + int(syscall.SIGKILL)
+	}
+	return code
+}
+
+// killTree kills every child of this process until none is left; those
+// it kills hand their own children to us, the subreaper, for the next
+// round. The reaping loop in launch ends the process when all are gone.
+func killTree(<-chan struct{}) {
+	for i := 0; ; i++ {
+		for _, pid := range children() {
+			unix.Kill(pid, unix.SIGKILL)
+		}
+		time.Sleep(time.Duration(min(i+1, 20)) * time.Millisecond)
+	}
+}
+
+// children lists the processes whose parent is this one.
+func children() []int {
+	var out []int
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err == nil {
+		found := false
+		for _, t := range tasks {
+			data, err := os.ReadFile("/proc/self/task/" + t.Name() + "/children")
+			if err != nil {
+				continue
+			}
+			found = true
+			for f := range strings.FieldsSeq(string(data)) {
+				if pid, err := strconv.Atoi(f); err == nil {
+					out = append(out, pid)
+				}
+			}
+		}
+		if found {
+			return out
+		}
+	}
+	// Without CONFIG_PROC_CHILDREN: scan /proc for our children.
+	self := os.Getpid()
+	procs, _ := os.ReadDir("/proc")
+	for _, e := range procs {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		data, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		i := bytes.LastIndexByte(data, ')')
+		if i < 0 {
+			continue
+		}
+		fields := strings.Fields(string(data[i+1:]))
+		if len(fields) > 1 {
+			if ppid, _ := strconv.Atoi(fields[1]); ppid == self {
+				out = append(out, pid)
+			}
+		}
+	}
+	return out
+}
+
+// dropCapabilities empties this thread's capability sets and bounding
+// set, so the target has none even when the server runs as root (no raw
+// sockets, no mknod, no ptrace of others, no mounts): with no_new_privs
+// and an empty bounding set, execve grants root nothing back.
+func dropCapabilities() error {
+	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil && err != unix.EINVAL {
+		return fmt.Errorf("ambient: %w", err)
+	}
+	for c := 0; c < 64; c++ {
+		err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0)
+		if err == unix.EINVAL { // past the last capability the kernel knows
+			break
+		}
+		if err != nil && err != unix.EPERM { // EPERM: not privileged, nothing to drop
+			return fmt.Errorf("bounding set: %w", err)
+		}
+	}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capset(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("capset: %w", err)
+	}
+	return nil
+}
+
+func setLimits(l Limits) error {
+	set := func(name string, res int, soft, hard uint64) error {
+		var cur syscall.Rlimit
+		if err := syscall.Getrlimit(res, &cur); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		hard = min(hard, cur.Max)
+		soft = min(soft, hard)
+		// syscall's Setrlimit, not unix's: os/exec would otherwise hand
+		// the child the soft open-files limit the process started with.
+		if err := syscall.Setrlimit(res, &syscall.Rlimit{Cur: soft, Max: hard}); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		return nil
+	}
+	cpu := uint64((l.CPU + time.Second - 1) / time.Second)
+	for _, r := range []struct {
+		name       string
+		res        int
+		soft, hard uint64
+	}{
+		{"cpu", unix.RLIMIT_CPU, cpu, cpu + 5}, // SIGXCPU, then SIGKILL
+		{"data", unix.RLIMIT_DATA, l.Data, l.Data},
+		{"fsize", unix.RLIMIT_FSIZE, l.FileSize, l.FileSize},
+		{"nofile", unix.RLIMIT_NOFILE, l.OpenFiles, l.OpenFiles},
+		{"core", unix.RLIMIT_CORE, 0, 0},
+	} {
+		if err := set(r.name, r.res, r.soft, r.hard); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readSpec reads the length-prefixed target description.
+func readSpec(r io.Reader) (*Target, error) {
+	var n uint32
+	if err := binary.Read(r, binary.BigEndian, &n); err != nil {
+		return nil, fmt.Errorf("reading the target: %w", err)
+	}
+	if n > maxSpec {
+		return nil, fmt.Errorf("target description of %d bytes is too large", n)
+	}
+	data := make([]byte, n)
+	if _, err := io.ReadFull(r, data); err != nil {
+		return nil, fmt.Errorf("reading the target: %w", err)
+	}
+	var t Target
+	if err := json.Unmarshal(data, &t); err != nil {
+		return nil, fmt.Errorf("reading the target: %w", err)
+	}
+	if !filepath.IsAbs(t.Path) || len(t.Args) == 0 {
+		return nil, fmt.Errorf("target %q: want an absolute path and argv", t.Path)
+	}
+	return &t, nil
+}

@@ -1,0 +1,388 @@
+//go:build linux
+
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestMain(m *testing.M) {
+	RunIfLauncher()
+	if os.Getenv("SANDBOX_TEST_HELPER") == "orphan" {
+		os.Exit(helperServer())
+	}
+	if s := Probe(); !s.Confines() {
+		fmt.Fprintf(os.Stderr, "sandbox tests: Landlock confinement unavailable (%s); confined cases skip\n", s.Reason)
+	}
+	os.Exit(m.Run())
+}
+
+func needLandlock(t *testing.T) {
+	t.Helper()
+	if s := Probe(); !s.Confines() {
+		t.Skipf("kernel lacks Landlock confinement: %s", s.Reason)
+	}
+}
+
+type box struct {
+	dir  string
+	rule Rules
+}
+
+func newBox(t *testing.T, programs ...string) *box {
+	t.Helper()
+	dir, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &box{dir: dir, rule: Rules{
+		ReadWrite: append([]string{dir}, SystemReadWrite...),
+		ReadOnly:  SystemReadOnly,
+		Exec:      Executables(programs...),
+	}}
+}
+
+func (b *box) run(t *testing.T, ctx context.Context, argv ...string) (stdout, stderr string, code int, err error) {
+	t.Helper()
+	// Cases that need Landlock skip without it; the rest run unconfined.
+	c := Command(ctx, Target{Path: argv[0], Args: argv, Env: []string{"PATH=/usr/bin:/bin"}, Dir: b.dir, Rules: b.rule, Unconfined: !Probe().Confines()})
+	var o, e bytes.Buffer
+	c.Stdout, c.Stderr = &o, &e
+	err = c.Run()
+	return o.String(), e.String(), c.ExitCode(), err
+}
+
+func TestConfinedRuns(t *testing.T) {
+	needLandlock(t)
+	b := newBox(t, "/usr/bin/sh", "/usr/bin/cat")
+	os.WriteFile(filepath.Join(b.dir, "in.txt"), []byte("inside"), 0o644)
+	out, _, code, err := b.run(t, t.Context(), "/usr/bin/cat", "in.txt")
+	if err != nil || code != 0 || out != "inside" {
+		t.Fatalf("allow/read-workspace: %q %d %v", out, code, err)
+	}
+	_, _, code, err = b.run(t, t.Context(), "/usr/bin/sh", "-c", "echo made > new.txt; exit 3")
+	if code != 3 || err == nil {
+		t.Errorf("allow/exit-code: %d %v", code, err)
+	}
+	if data, _ := os.ReadFile(filepath.Join(b.dir, "new.txt")); string(data) != "made\n" {
+		t.Errorf("allow/write-workspace: %q", data)
+	}
+}
+
+func TestConfinedDenies(t *testing.T) {
+	needLandlock(t)
+	outside := t.TempDir()
+	secret := filepath.Join(outside, "secret.txt")
+	os.WriteFile(secret, []byte("outside-secret"), 0o644)
+	b := newBox(t, "/usr/bin/sh", "/usr/bin/cat")
+	for name, argv := range map[string][]string{
+		"deny/read-outside":       {"/usr/bin/cat", secret},
+		"deny/read-etc":           {"/usr/bin/cat", "/etc/hostname"},
+		"deny/write-outside":      {"/usr/bin/sh", "-c", "echo x > " + outside + "/planted"},
+		"deny/exec-unlisted":      {"/usr/bin/sh", "-c", "/usr/bin/id"},
+		"deny/exec-from-work-dir": {"/usr/bin/sh", "-c", "cp /usr/bin/cat ./mine 2>/dev/null; cat /usr/bin/cat > mine; chmod +x mine 2>/dev/null; ./mine /etc/hostname"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			out, stderr, code, _ := b.run(t, t.Context(), argv...)
+			if code == 0 || strings.Contains(out, "outside-secret") || strings.Contains(out, "uid=") {
+				t.Errorf("ran: code %d out %q err %q", code, out, stderr)
+			}
+			if !strings.Contains(stderr, "ermission denied") {
+				t.Errorf("stderr = %q, want a permission error", stderr)
+			}
+		})
+	}
+	if _, err := os.Stat(outside + "/planted"); err == nil {
+		t.Error("a write outside the box landed")
+	}
+}
+
+func TestConfinedTCP(t *testing.T) {
+	needLandlock(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("hello-from-listener\n"))
+			c.Close()
+		}
+	}()
+	port := ln.Addr().(*net.TCPAddr).Port
+	script := fmt.Sprintf("exec 3<>/dev/tcp/127.0.0.1/%d && cat <&3", port)
+	b := newBox(t, "/usr/bin/bash", "/usr/bin/cat")
+	out, stderr, code, _ := b.run(t, t.Context(), "/usr/bin/bash", "-c", script)
+	if code == 0 || strings.Contains(out, "hello-from-listener") || !strings.Contains(stderr, "ermission denied") {
+		t.Errorf("deny/connect-unlisted-port: code %d out %q err %q", code, out, stderr)
+	}
+	b.rule.ConnectTCP = []uint16{uint16(port)}
+	out, stderr, code, _ = b.run(t, t.Context(), "/usr/bin/bash", "-c", script)
+	if code != 0 || !strings.Contains(out, "hello-from-listener") {
+		t.Errorf("allow/connect-listed-port: code %d out %q err %q", code, out, stderr)
+	}
+	b.rule.ConnectTCP = nil
+	_, stderr, code, _ = b.run(t, t.Context(), "/usr/bin/bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/1 && echo connected")
+	if code == 0 {
+		t.Errorf("deny/connect-other-port: %q", stderr)
+	}
+}
+
+func TestSetupErrorsAreReported(t *testing.T) {
+	b := newBox(t)
+	_, _, _, err := b.run(t, t.Context(), "/nonexistent/prog")
+	var se *SetupError
+	if !errors.As(err, &se) || !strings.Contains(se.Msg, "exec /nonexistent/prog") {
+		t.Errorf("err = %v, want a setup error naming exec", err)
+	}
+}
+
+func alive(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	return err == nil && !strings.Contains(string(stat), ") Z ")
+}
+
+func waitGone(t *testing.T, pid int, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		if !alive(pid) {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	syscall.Kill(pid, syscall.SIGKILL) // the test started it
+	t.Errorf("process %d outlived its sandbox", pid)
+}
+
+func readPid(t *testing.T, file string) int {
+	t.Helper()
+	for range 250 {
+		data, err := os.ReadFile(file)
+		if pid, perr := strconv.Atoi(strings.TrimSpace(string(data))); err == nil && perr == nil && pid > 0 {
+			return pid
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("no pid in %s", file)
+	return 0
+}
+
+// An escaped grandchild (setsid, double fork) dies when the target exits.
+func TestNoDescendantOutlivesTheTarget(t *testing.T) {
+	b := newBox(t, "/usr/bin/sh", "/usr/bin/setsid", "/usr/bin/sleep")
+	pidFile := filepath.Join(b.dir, "pid")
+	done := make(chan error, 1)
+	go func() {
+		_, _, _, err := b.run(t, t.Context(), "/usr/bin/sh", "-c", "(setsid sleep 311 & echo $! > "+pidFile+") ; exit 0")
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run waited for the escaped child")
+	}
+	waitGone(t, readPid(t, pidFile), 5*time.Second)
+}
+
+func TestCancelKillsTheTree(t *testing.T) {
+	b := newBox(t, "/usr/bin/sh", "/usr/bin/setsid", "/usr/bin/sleep")
+	pidFile := filepath.Join(b.dir, "pid")
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second) // room for a loaded machine
+	defer cancel()
+	start := time.Now()
+	b.run(t, ctx, "/usr/bin/sh", "-c", "setsid sleep 312 & echo $! > "+pidFile+"; wait")
+	if time.Since(start) > 10*time.Second {
+		t.Error("Run did not return after cancel")
+	}
+	waitGone(t, readPid(t, pidFile), 5*time.Second)
+}
+
+// helperServer plays a server that starts a sandboxed child and is then
+// killed with SIGKILL by the test.
+func helperServer() int {
+	dir := os.Getenv("SANDBOX_TEST_DIR")
+	c := Command(context.Background(), Target{
+		Path: "/usr/bin/sh", Args: []string{"sh", "-c", "setsid sleep 313 & echo $! > " + dir + "/pid; wait"},
+		Dir: dir, Unconfined: os.Getenv("SANDBOX_TEST_UNCONFINED") == "1",
+		Rules: Rules{ReadWrite: append([]string{dir}, SystemReadWrite...), ReadOnly: SystemReadOnly, Exec: Executables("/usr/bin/sh", "/usr/bin/setsid", "/usr/bin/sleep")},
+	})
+	c.Stderr = os.Stderr
+	if err := c.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	err := c.Wait()
+	fmt.Fprintln(os.Stderr, "helper: child ended:", err)
+	return 0
+}
+
+func TestServerDeathKillsTheTree(t *testing.T) {
+	dir, _ := filepath.EvalSymlinks(t.TempDir())
+	helper := exec.Command("/proc/self/exe", "-test.run=^$")
+	helper.Env = append(os.Environ(), "SANDBOX_TEST_HELPER=orphan", "SANDBOX_TEST_DIR="+dir)
+	if !Probe().Confines() {
+		helper.Env = append(helper.Env, "SANDBOX_TEST_UNCONFINED=1")
+	}
+	if err := helper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := readPid(t, filepath.Join(dir, "pid"))
+	if !alive(pid) {
+		t.Fatal("the grandchild is not running")
+	}
+	helper.Process.Kill()
+	helper.Wait()
+	waitGone(t, pid, 5*time.Second)
+}
+
+func TestUnconfinedRuns(t *testing.T) {
+	if Probe().Confines() {
+		t.Log("Landlock is available here; checking only that Unconfined is honoured")
+	}
+	b := newBox(t, "/usr/bin/cat")
+	c := Command(t.Context(), Target{Path: "/usr/bin/cat", Args: []string{"cat", "/etc/hostname"}, Dir: b.dir, Unconfined: true})
+	var o bytes.Buffer
+	c.Stdout = &o
+	if err := c.Run(); err != nil || o.Len() == 0 {
+		t.Errorf("unconfined run: %v %q", err, o.String())
+	}
+}
+
+func BenchmarkTrue(b *testing.B) {
+	dir := b.TempDir()
+	rules := Rules{ReadWrite: []string{dir}, ReadOnly: SystemReadOnly, Exec: Executables("/usr/bin/true")}
+	b.Run("direct", func(b *testing.B) {
+		for b.Loop() {
+			if err := exec.Command("/usr/bin/true").Run(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("sandboxed", func(b *testing.B) {
+		if !Probe().Confines() {
+			b.Skip("no Landlock")
+		}
+		for b.Loop() {
+			if err := Command(context.Background(), Target{Path: "/usr/bin/true", Args: []string{"true"}, Dir: dir, Rules: rules}).Run(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("launcher-unconfined", func(b *testing.B) {
+		for b.Loop() {
+			if err := Command(context.Background(), Target{Path: "/usr/bin/true", Args: []string{"true"}, Dir: dir, Unconfined: true}).Run(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func TestLimits(t *testing.T) {
+	b := newBox(t, "/usr/bin/sh", "/usr/bin/head")
+	c := Command(t.Context(), Target{
+		Path: "/usr/bin/sh", Args: []string{"sh", "-c", "ulimit -n; ulimit -c; ulimit -t; head -c 2000000 /dev/zero > big"},
+		Dir: b.dir, Rules: b.rule, Limits: Limits{FileSize: 1 << 20, CPU: 7 * time.Second},
+		Unconfined: !Probe().Confines(),
+	})
+	var o, e bytes.Buffer
+	c.Stdout, c.Stderr = &o, &e
+	c.Run()
+	if got := strings.Fields(o.String()); len(got) != 3 || got[0] != "1024" || got[1] != "0" || got[2] != "7" {
+		t.Errorf("limits seen by the child: %q (want 1024 open files, no core, 7 s CPU)", o.String())
+	}
+	if st, err := os.Stat(filepath.Join(b.dir, "big")); err != nil || st.Size() > 1<<20 {
+		t.Errorf("file size limit: %v %v", st.Size(), err)
+	}
+	if c.ExitCode() == 0 {
+		t.Error("writing past RLIMIT_FSIZE succeeded")
+	}
+}
+
+func TestSignalsScoped(t *testing.T) {
+	needLandlock(t)
+	if Probe().ABI < 6 {
+		t.Skipf("Landlock ABI %d has no signal scoping", Probe().ABI)
+	}
+	b := newBox(t, "/usr/bin/sh")
+	_, stderr, code, _ := b.run(t, t.Context(), "/usr/bin/sh", "-c", fmt.Sprintf("kill -0 %d", os.Getpid()))
+	if code == 0 || !strings.Contains(stderr, "not permitted") {
+		t.Errorf("a confined child signalled the test process: exit %d %q", code, stderr)
+	}
+	_, stderr, code, _ = b.run(t, t.Context(), "/usr/bin/sh", "-c", "kill -0 $$")
+	if code != 0 {
+		t.Errorf("a confined child cannot signal itself: %q", stderr)
+	}
+}
+
+func TestNoCapabilities(t *testing.T) {
+	b := newBox(t, "/usr/bin/grep")
+	c := Command(t.Context(), Target{Path: "/usr/bin/grep", Args: []string{"grep", "^Cap", "/proc/self/status"}, Dir: b.dir, Unconfined: true})
+	var o bytes.Buffer
+	c.Stdout = &o
+	if err := c.Run(); err != nil {
+		t.Fatal(err)
+	}
+	for _, set := range []string{"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"} {
+		if set == "CapBnd" && os.Geteuid() != 0 {
+			continue // only root may empty the bounding set; without caps it does not matter
+		}
+		if !strings.Contains(o.String(), set+":\t0000000000000000") {
+			t.Errorf("%s not empty:\n%s", set, o.String())
+		}
+	}
+}
+
+func TestConfinedBindAndAbstractSockets(t *testing.T) {
+	needLandlock(t)
+	py, err := filepath.EvalSymlinks("/usr/bin/python3")
+	if err != nil {
+		t.Skip("no python3 to open sockets with")
+	}
+	b := newBox(t, py)
+	b.rule.ReadOnly = append(b.rule.ReadOnly, "/usr/lib") // the standard library
+	out, stderr, code, _ := b.run(t, t.Context(), py, "-c", "import socket; s = socket.socket(); print('ready', flush=True); s.bind(('127.0.0.1', 0)); print('bound')")
+	if code == 0 || out != "ready\n" || !strings.Contains(stderr, "PermissionError") {
+		t.Errorf("deny/tcp-bind: exit %d %q %q", code, out, stderr)
+	}
+	if Probe().ABI < 6 {
+		return
+	}
+	// An abstract unix socket outside the sandbox is out of reach.
+	ln, err := net.Listen("unix", "@mcp-secure-sandbox-test-"+strconv.Itoa(os.Getpid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	out, stderr, code, _ = b.run(t, t.Context(), py, "-c", "import socket; s = socket.socket(socket.AF_UNIX); print('ready', flush=True); s.connect('\\0mcp-secure-sandbox-test-"+strconv.Itoa(os.Getpid())+"'); print('connected')")
+	if code == 0 || out != "ready\n" || !strings.Contains(stderr, "PermissionError") {
+		t.Errorf("deny/abstract-unix-connect: exit %d %q %q", code, out, stderr)
+	}
+	// The same connect, unconfined, reaches the socket.
+	c := Command(t.Context(), Target{Path: py, Args: []string{py, "-c", "import socket; s = socket.socket(socket.AF_UNIX); s.connect('\\0mcp-secure-sandbox-test-" + strconv.Itoa(os.Getpid()) + "'); print('connected')"}, Dir: b.dir, Unconfined: true})
+	var o bytes.Buffer
+	c.Stdout = &o
+	if err := c.Run(); err != nil || o.String() != "connected\n" {
+		t.Errorf("allow/abstract-unix-connect-unconfined: %v %q", err, o.String())
+	}
+}
