@@ -215,7 +215,7 @@ func (l *Logger) encode(ctx context.Context, r Record) (body []byte, release fun
 	}
 	body = e.buf
 	if l.masker != nil {
-		if body, err = l.mask(ctx, body); err != nil {
+		if body, err = l.mask(ctx, &r, body); err != nil {
 			return nil, release, err
 		}
 	}
@@ -228,12 +228,19 @@ func (l *Logger) encode(ctx context.Context, r Record) (body []byte, release fun
 // mask applies the mask rules. If they fail, the whole input is erased
 // and the record says why: a mask that cannot be evaluated must not let
 // through what it was written to hide.
-func (l *Logger) mask(ctx context.Context, body []byte) ([]byte, error) {
-	m, err := toMap(body)
-	if err != nil {
-		return nil, err
+//
+// The rules see the record as built (a shallow map of its fields, not a
+// decoding of the encoded line): most records match no mask, and for
+// those the encoded body is kept as it is.
+func (l *Logger) mask(ctx context.Context, r *Record, body []byte) ([]byte, error) {
+	rules, err := l.masker.Mask(ctx, maskInput(r))
+	if err == nil && len(rules) == 0 {
+		return body, nil
 	}
-	rules, err := l.masker.Mask(ctx, m)
+	m, derr := toMap(body)
+	if derr != nil {
+		return nil, derr
+	}
 	if err != nil {
 		delete(m, "input")
 		m["erased"] = []string{"/input"}
@@ -256,6 +263,43 @@ func (l *Logger) mask(ctx context.Context, body []byte) ([]byte, error) {
 		}
 	}
 	return json.Marshal(m)
+}
+
+// maskInput is the record as mask rules see it: the fields of the
+// encoded record, by their JSON names.
+func maskInput(r *Record) map[string]any {
+	m := map[string]any{
+		"decision_id": r.DecisionID,
+		"kind":        r.Kind,
+		"duration_ns": r.DurationNS,
+	}
+	set := func(k, v string) {
+		if v != "" {
+			m[k] = v
+		}
+	}
+	set("parent_decision_id", r.ParentDecisionID)
+	set("session_id", r.SessionID)
+	set("request_id", r.RequestID)
+	set("path", r.Path)
+	set("tool", r.Tool)
+	set("result", r.Result)
+	set("status", r.Status)
+	set("error", r.Error)
+	if r.Client != nil {
+		m["client"] = map[string]any{"name": r.Client.Name, "version": r.Client.Version}
+	}
+	if len(r.Reasons) > 0 {
+		reasons := make([]any, len(r.Reasons))
+		for i, s := range r.Reasons {
+			reasons[i] = s
+		}
+		m["reasons"] = reasons
+	}
+	if r.Input != nil {
+		m["input"] = r.Input
+	}
+	return m
 }
 
 // capOrder is the order in which fields give way when a record is over
