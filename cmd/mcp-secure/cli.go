@@ -55,11 +55,16 @@ Without --policy the server reads $XDG_CONFIG_HOME/mcp-secure/policy.yaml
 (~/.config/mcp-secure/policy.yaml) if it exists, else its embedded default.
 `
 
+// stderrLevel is the level of the stderr log: INFO, or DEBUG when the
+// policy's audit.log_level says so.
+var stderrLevel slog.LevelVar
+
 // run is the whole command behind main, with its I/O passed in.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	// Every line on stderr is redacted: URLs lose their userinfo and query
 	// values, secret-shaped parts are replaced.
-	log := slog.New(audit.NewRedactingHandler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}), nil))
+	stderrLevel.Set(slog.LevelInfo)
+	log := slog.New(audit.NewRedactingHandler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: &stderrLevel}), nil))
 	err := dispatch(ctx, args, stdin, stdout, stderr, log)
 	if err == nil {
 		return exitOK

@@ -393,7 +393,7 @@ func TestCLIVersion(t *testing.T) {
 // TestE2EAuditIncludeWithoutArguments: a policy whose audit.include leaves
 // out "arguments" gets records without them.
 func TestE2EAuditIncludeWithoutArguments(t *testing.T) {
-	e := newEnv(t, "  include: [timestamp, request_id, tool_name, result_status]\n")
+	e := newEnv(t, "  include: [timestamp, tool_name, result_status, security_events]\n")
 	cs := e.connect(t, "2025-11-25")
 	if res := call(t, cs, "search_tools", map[string]any{"query": "very-distinctive-query"}); res.IsError {
 		t.Fatalf("search_tools: %s", text(res))
@@ -405,5 +405,13 @@ func TestE2EAuditIncludeWithoutArguments(t *testing.T) {
 	}
 	if _, ok := in["arguments"]; ok {
 		t.Errorf("arguments recorded although audit.include leaves them out: %v", in)
+	}
+	for _, k := range []string{"request_id", "duration_ns"} {
+		if _, ok := rec[k]; ok {
+			t.Errorf("%s recorded although audit.include leaves it out: %v", k, rec)
+		}
+	}
+	if _, ok := rec["timestamp"]; !ok {
+		t.Errorf("no timestamp: %v", rec)
 	}
 }

@@ -55,11 +55,16 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 		h.UseRedactor(audit.NewRedactor(key))
 	}
 	alog := audit.New(sink, &audit.Options{
-		Labels: map[string]string{"service": "mcp-secure", "version": version},
-		Log:    log,
-		Key:    key,
-		Masker: eng,
+		Labels:        map[string]string{"service": "mcp-secure", "version": version},
+		Log:           log,
+		Key:           key,
+		Masker:        eng,
+		OmitRequestID: !pol.Audits("request_id"),
+		OmitDuration:  !pol.Audits("execution_time"),
 	})
+	if strings.EqualFold(pol.Audit.LogLevel, "DEBUG") {
+		stderrLevel.Set(slog.LevelDebug)
+	}
 	defer func() {
 		if err := alog.Close(); err != nil {
 			log.Error("closing audit log", "err", err)

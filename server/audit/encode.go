@@ -20,6 +20,8 @@ type encoder struct {
 	r   *Redactor
 	max int // 0: no cap
 	buf []byte
+	// omitDuration leaves duration_ns out.
+	omitDuration bool
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
@@ -332,8 +334,10 @@ func (e *encoder) record(r *Record) {
 		e.field("input")
 		e.value(r.Input, false)
 	}
-	e.field("duration_ns")
-	e.buf = strconv.AppendInt(e.buf, r.DurationNS, 10)
+	if !e.omitDuration {
+		e.field("duration_ns")
+		e.buf = strconv.AppendInt(e.buf, r.DurationNS, 10)
+	}
 	if r.Count != 0 {
 		e.field("count")
 		e.buf = strconv.AppendInt(e.buf, r.Count, 10)

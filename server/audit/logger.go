@@ -42,6 +42,10 @@ type Options struct {
 	// error, tool, client and ids become Truncated. 0 means
 	// DefaultMaxRecordBytes, negative no cap.
 	MaxRecordBytes int
+	// OmitRequestID and OmitDuration leave request_id and duration_ns out
+	// of every record (the policy's audit.include without request_id or
+	// execution_time).
+	OmitRequestID, OmitDuration bool
 }
 
 // Logger redacts, caps, masks, chains, encodes and writes records.
@@ -54,6 +58,8 @@ type Logger struct {
 	masker Masker
 	maxVal int
 	maxRec int
+	omitID bool
+	omitNS bool
 
 	// mu orders records: the chain is the order of the lines in the file.
 	mu sync.Mutex
@@ -94,6 +100,7 @@ func New(sink Sink, opts *Options) *Logger {
 		l.masker = opts.Masker
 		l.maxVal = limit(opts.MaxValueBytes, DefaultMaxValueBytes)
 		l.maxRec = limit(opts.MaxRecordBytes, DefaultMaxRecordBytes)
+		l.omitID, l.omitNS = opts.OmitRequestID, opts.OmitDuration
 	}
 	l.red = NewRedactor(key)
 	if ts, ok := sink.(tailSink); ok {
@@ -204,8 +211,11 @@ func (l *Logger) encode(ctx context.Context, r Record) (body []byte, release fun
 	if r.Labels == nil {
 		r.Labels = l.labels
 	}
+	if l.omitID {
+		r.RequestID = ""
+	}
 	bp := bufPool.Get().(*[]byte)
-	e := encoder{r: l.red, max: l.maxVal, buf: (*bp)[:0]}
+	e := encoder{r: l.red, max: l.maxVal, buf: (*bp)[:0], omitDuration: l.omitNS}
 	e.record(&r)
 	release = func() {
 		if cap(e.buf) <= 64<<10 {

@@ -44,3 +44,35 @@ func TestAuditRotationKeys(t *testing.T) {
 		})
 	}
 }
+
+// audit.include and audit.log_level do what they say, or loading refuses
+// them with the key and its line.
+func TestAuditIncludeAndLevel(t *testing.T) {
+	env := func(string) (string, bool) { return "", false }
+	for name, tc := range map[string]struct {
+		yaml string
+		want string // "" means it loads
+	}{
+		"allow/info":                {"audit:\n  log_level: INFO\n", ""},
+		"allow/debug":               {"audit:\n  log_level: debug\n", ""},
+		"deny/warn":                 {"audit:\n  log_level: WARN\n", `p.yaml:3: audit.log_level: "WARN" would leave allowed calls unrecorded`},
+		"deny/error":                {"audit:\n  log_level: ERROR\n", "would leave allowed calls unrecorded"},
+		"deny/unknown-level":        {"audit:\n  log_level: LOUD\n", `unknown level "LOUD"`},
+		"allow/all-fields":          {"audit:\n  include: [timestamp, request_id, tool_name, arguments, result_status, execution_time, security_events]\n", ""},
+		"allow/optional-left-out":   {"audit:\n  include: [timestamp, tool_name, result_status, security_events]\n", ""},
+		"deny/required-left-out":    {"audit:\n  include: [timestamp, tool_name, arguments]\n", "p.yaml:3: audit.include: result_status is always recorded"},
+		"deny/security-events-gone": {"audit:\n  include: [timestamp, tool_name, result_status]\n", "security_events is always recorded"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			p, err := Parse("p.yaml", "/d", []byte("version: \"1.0\"\n"+tc.yaml), env)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			case tc.want == "" && strings.Contains(name, "optional") && (p.Audits("arguments") || p.Audits("request_id") || !p.Audits("tool_name")):
+				t.Errorf("Audits disagrees with the include list")
+			}
+		})
+	}
+}

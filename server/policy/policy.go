@@ -160,6 +160,14 @@ const (
 // AuditFields are the names audit.include accepts.
 var AuditFields = []string{"timestamp", "request_id", "tool_name", "arguments", "result_status", "execution_time", "security_events"}
 
+// AuditRequired are the fields no include list may leave out: without
+// them a record is no evidence of a decision. AuditOptional may be left
+// out: tool arguments, JSON-RPC request ids and durations.
+var (
+	AuditRequired = []string{"timestamp", "tool_name", "result_status", "security_events"}
+	AuditOptional = []string{"arguments", "request_id", "execution_time"}
+)
+
 //go:embed default.yaml
 var defaultYAML []byte
 
@@ -334,14 +342,25 @@ func (p *Policy) validate(d *decoder) error {
 		return err
 	}
 	a := &p.Audit
+	// The audit log records every decision: a level that would drop the
+	// records of allowed calls is refused rather than ignored.
 	switch strings.ToUpper(a.LogLevel) {
-	case "", "DEBUG", "INFO", "WARN", "WARNING", "ERROR":
+	case "", "DEBUG", "INFO":
+	case "WARN", "WARNING", "ERROR":
+		return bad("audit.log_level", "%q would leave allowed calls unrecorded; the audit log records every decision (use INFO, or DEBUG for debug lines on stderr too)", a.LogLevel)
 	default:
-		return bad("audit.log_level", "unknown level %q (DEBUG, INFO, WARN, ERROR)", a.LogLevel)
+		return bad("audit.log_level", "unknown level %q (INFO or DEBUG)", a.LogLevel)
 	}
 	for i, f := range a.Include {
 		if !slices.Contains(AuditFields, f) {
 			return bad(fmt.Sprintf("audit.include[%d]", i), "unknown field %q (known: %s)", f, strings.Join(AuditFields, ", "))
+		}
+	}
+	if len(a.Include) > 0 {
+		for _, f := range AuditRequired {
+			if !slices.Contains(a.Include, f) {
+				return bad("audit.include", "%s is always recorded (the audit log is evidence of every decision): list it, or leave include out; only %s may be left out", f, strings.Join(AuditOptional, ", "))
+			}
 		}
 	}
 	if a.MaxSize != "" {
