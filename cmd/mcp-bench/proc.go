@@ -58,7 +58,7 @@ func parseStatCPU(data []byte) (time.Duration, bool) {
 	}
 	u, err1 := strconv.ParseInt(string(f[11]), 10, 64)
 	s, err2 := strconv.ParseInt(string(f[12]), 10, 64)
-	if err1 != nil || err2 != nil {
+	if err1 != nil || err2 != nil || u < 0 || s < 0 {
 		return 0, false
 	}
 	return time.Duration(u+s) * clockTick, true
