@@ -33,11 +33,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "mcp-bench: %v\n", err)
 		return exitFail
 	}
-	if cfg.JSON {
+	switch {
+	case cfg.JSON:
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		err = enc.Encode(rep)
-	} else {
+	case cfg.Markdown:
+		err = rep.writeMarkdown(stdout, cfg.Title)
+	default:
 		err = rep.writeText(stdout)
 	}
 	if err != nil {
@@ -55,6 +58,7 @@ type report struct {
 }
 
 type workload struct {
+	Text        string          `json:"text"`
 	Method      string          `json:"method"`
 	Tool        string          `json:"tool,omitempty"`
 	Params      json.RawMessage `json:"params,omitempty"`
@@ -100,7 +104,7 @@ var metrics = []metric{
 		return float64(r.RSSEndKiB-r.RSSAfterWarmupKiB) / 1024
 	}},
 	{"cpu_total_ms", "server CPU, whole life", "ms", func(r *runResult) float64 { return ms(r.CPUUser + r.CPUSys) }},
-	{"cpu_per_call_us", "server CPU per call", "µs", func(r *runResult) float64 {
+	{"cpu_per_call_us", "server CPU per call (10 ms ticks)", "µs", func(r *runResult) float64 {
 		if r.Answered == 0 {
 			return 0
 		}
@@ -111,6 +115,7 @@ var metrics = []metric{
 // benchmark runs every run against every server, interleaved.
 func benchmark(cfg *config, stderr io.Writer) (*report, error) {
 	rep := &report{Workload: workload{
+		Text:   cfg.describe(),
 		Method: cfg.Method, Tool: cfg.Tool, Params: cfg.Params,
 		Calls: cfg.Calls, Concurrency: cfg.Concurrency, DurationMax: cfg.Duration.String(),
 		Warmup: cfg.Warmup, Protocol: cfg.Protocol, Runs: cfg.Runs,
@@ -182,7 +187,7 @@ func (rep *report) writeText(w io.Writer) error {
 	for _, s := range rep.Servers {
 		fmt.Fprintf(&b, "%s: %s\n", s.Label, shellJoin(s.Command))
 	}
-	fmt.Fprintf(&b, "\n%-26s", "")
+	fmt.Fprintf(&b, "\n%-34s", "")
 	for _, s := range rep.Servers {
 		fmt.Fprintf(&b, " %14s", s.Label)
 	}
@@ -191,7 +196,7 @@ func (rep *report) writeText(w io.Writer) error {
 	}
 	b.WriteByte('\n')
 	for _, m := range metrics {
-		fmt.Fprintf(&b, "%-26s", m.Label)
+		fmt.Fprintf(&b, "%-34s", m.Label)
 		for _, s := range rep.Servers {
 			fmt.Fprintf(&b, " %14s", formatValue(s.Median[m.Name], m.Unit))
 		}
@@ -240,4 +245,60 @@ func sum(runs []*runResult, f func(*runResult) int) int {
 		n += f(r)
 	}
 	return n
+}
+
+// writeMarkdown writes the report as a markdown section headed title.
+func (rep *report) writeMarkdown(w io.Writer, title string) error {
+	var b strings.Builder
+	if title == "" {
+		title = rep.Workload.Text
+	}
+	fmt.Fprintf(&b, "### %s\n\n", title)
+	fmt.Fprintf(&b, "Workload: %s. Figures are medians over runs, each with a fresh server.\n\n", rep.Workload.Text)
+	b.WriteString("| |")
+	for _, s := range rep.Servers {
+		fmt.Fprintf(&b, " %s: `%s` |", s.Label, shellJoin(s.Command))
+	}
+	if rep.Ratios != nil {
+		b.WriteString(" A/B |")
+	}
+	b.WriteString("\n|---|")
+	for range rep.Servers {
+		b.WriteString("---:|")
+	}
+	if rep.Ratios != nil {
+		b.WriteString("---:|")
+	}
+	b.WriteByte('\n')
+	for _, m := range metrics {
+		fmt.Fprintf(&b, "| %s |", m.Label)
+		for _, s := range rep.Servers {
+			fmt.Fprintf(&b, " %s |", formatValue(s.Median[m.Name], m.Unit))
+		}
+		if rep.Ratios != nil {
+			if r, ok := rep.Ratios[m.Name]; ok {
+				fmt.Fprintf(&b, " %.2f× |", r)
+			} else {
+				b.WriteString(" - |")
+			}
+		}
+		b.WriteByte('\n')
+	}
+	b.WriteString("| answered / sent (all runs) |")
+	for _, s := range rep.Servers {
+		fmt.Fprintf(&b, " %d / %d |", sum(s.Runs, func(r *runResult) int { return r.Answered }), sum(s.Runs, func(r *runResult) int { return r.Sent }))
+	}
+	if rep.Ratios != nil {
+		b.WriteString(" |")
+	}
+	b.WriteString("\n| errors (all runs) |")
+	for _, s := range rep.Servers {
+		fmt.Fprintf(&b, " %s |", formatErrors(s.Errors))
+	}
+	if rep.Ratios != nil {
+		b.WriteString(" |")
+	}
+	b.WriteString("\n\n")
+	_, err := io.WriteString(w, b.String())
+	return err
 }

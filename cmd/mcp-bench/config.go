@@ -37,6 +37,8 @@ type config struct {
 	Timeout     time.Duration // per request, and for the handshake
 	Runs        int
 	JSON        bool
+	Markdown    bool
+	Title       string
 	KeepEnv     bool
 	Quiet       bool
 
@@ -75,6 +77,8 @@ func parseArgs(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&c.Timeout, "timeout", 10*time.Second, "longest wait for one answer (and for the handshake)")
 	fs.IntVar(&c.Runs, "runs", 1, "repeat the run with a fresh server this many times and report medians")
 	fs.BoolVar(&c.JSON, "json", false, "write the results as JSON on stdout")
+	fs.BoolVar(&c.Markdown, "markdown", false, "write the results as a markdown section on stdout")
+	fs.StringVar(&c.Title, "title", "", "heading of the --markdown section (default: the workload)")
 	fs.BoolVar(&c.KeepEnv, "keep-env", false, "keep HOME and XDG_* instead of a fresh temporary directory per run")
 	fs.BoolVar(&c.Quiet, "quiet", false, "no progress on stderr")
 	if err := fs.Parse(args); err != nil {
@@ -106,6 +110,9 @@ func (c *config) finish(params, toolArgs string) error {
 	}
 	if c.Compare != nil && len(c.Compare) == 0 {
 		return errors.New("--compare -- needs a command")
+	}
+	if c.JSON && c.Markdown {
+		return errors.New("--json and --markdown are exclusive")
 	}
 	if c.Protocol == "" {
 		return errors.New("--protocol is empty")

@@ -198,6 +198,18 @@ func TestRunExitCodes(t *testing.T) {
 	if !strings.Contains(out.String(), `"p50_us"`) {
 		t.Errorf("JSON output lacks p50_us:\n%s", out.String())
 	}
+	out.Reset()
+	if code := run([]string{"--calls", "5", "--warmup", "0", "--markdown", "--title", "T", "--", cannedBin}, &out, &errb); code != exitOK {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	for _, want := range []string{"### T\n", "| p50 |", "| answered / sent (all runs) | 5 / 5 |"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("markdown lacks %q:\n%s", want, out.String())
+		}
+	}
+	if code := run([]string{"--json", "--markdown", "--", cannedBin}, &out, io.Discard); code != exitUsage {
+		t.Errorf("--json with --markdown: exit %d, want %d", code, exitUsage)
+	}
 	if code := run([]string{"--calls", "x"}, &out, &errb); code != exitUsage {
 		t.Errorf("bad flag: exit %d, want %d", code, exitUsage)
 	}
