@@ -60,15 +60,35 @@ machine() {
 	echo "| date | $(date -u +%Y-%m-%dT%H:%M:%SZ) |"
 }
 
-scenario() { # name title flags... -- server... [--compare -- other...]
-	local name=$1 title=$2
+SUMMARY=$DIR/summary.md
+PEER_SUMMARY=$DIR/summary-peer.md
+SECTIONS=$DIR/sections.md
+rm -f "$SUMMARY" "$PEER_SUMMARY" "$SECTIONS"
+
+scenario() { # summary-file title flags... -- server... [--compare -- other...]
+	local summary=$1 title=$2
 	shift 2
 	echo "mcp-bench: $title" >&2
-	echo '```'
-	echo "bin/mcp-bench $*"
-	echo '```'
-	echo
-	bin/mcp-bench --quiet --markdown --title "$title" "$@" || echo "_mcp-bench failed (exit $?)_"
+	{
+		echo '```'
+		echo "bin/mcp-bench $*"
+		echo '```'
+		echo
+		bin/mcp-bench --quiet --markdown --title "$title" --summary "$summary" "$@" || echo "_mcp-bench failed (exit $?)_"
+	} >>"$SECTIONS"
+}
+
+# gomedians turns `go test -bench` output into one markdown row per
+# benchmark: the median ns/op over -count runs, B/op and allocs/op.
+gomedians() {
+	echo "| benchmark | runs | median ns/op | B/op | allocs/op |"
+	echo "|---|---:|---:|---:|---:|"
+	awk '/^Benchmark/ && $4 == "ns/op" { print $1, $3, $5, $7 }' "$1" |
+		sort -k1,1 -k2,2n |
+		awk '{ n[$1]++; v[$1, n[$1]] = $2; b[$1] = $3; a[$1] = $4; if (!($1 in seen)) { seen[$1] = 1; order[++k] = $1 } }
+			END { for (i = 1; i <= k; i++) { m = order[i]; c = n[m]
+				med = (c % 2) ? v[m, (c + 1) / 2] : (v[m, c / 2] + v[m, c / 2 + 1]) / 2
+				printf "| %s | %d | %.0f | %s | %s |\n", m, c, med, b[m], a[m] } }'
 }
 
 {
@@ -89,11 +109,22 @@ scenario() { # name title flags... -- server... [--compare -- other...]
 		read -r -a f <<<"$flags"
 		runs=(--runs "$RUNS")
 		[[ $flags == *--runs* ]] && runs=()
-		scenario "$name" "$title" "${runs[@]}" "${f[@]}" -- "${OURS[@]}" --compare -- "${FLOOR[@]}"
+		scenario "$SUMMARY" "$title" "${runs[@]}" "${f[@]}" -- "${OURS[@]}" --compare -- "${FLOOR[@]}"
 		if ((${#PEER[@]})); then
-			scenario "$name-peer" "$title, against the peer" "${runs[@]}" "${f[@]}" -- "${OURS[@]}" --compare -- "${PEER[@]}"
+			scenario "$PEER_SUMMARY" "$title, against the peer" "${runs[@]}" "${f[@]}" -- "${OURS[@]}" --compare -- "${PEER[@]}"
 		fi
 	done
+	echo "### Summary: mcp-secure (A) against the canned floor (B)"
+	echo
+	cat "$SUMMARY" 2>/dev/null || echo "_no scenario completed_"
+	echo
+	if ((${#PEER[@]})); then
+		echo "### Summary: mcp-secure (A) against the peer (B: \`${PEER[*]}\`)"
+		echo
+		cat "$PEER_SUMMARY" 2>/dev/null || echo "_no scenario completed_"
+		echo
+	fi
+	cat "$SECTIONS"
 	if [[ ${BENCH_GO:-1} != 0 ]]; then
 		echo "## Go micro-benchmarks"
 		echo
@@ -108,12 +139,12 @@ scenario() { # name title flags... -- server... [--compare -- other...]
 		fi
 		echo "Status: $status."
 		echo
+		gomedians "$DIR/go-bench.txt"
+		echo
+		echo "Packages:"
+		echo
 		echo '```'
-		if "$GO" tool -n benchstat >/dev/null 2>&1; then
-			"$GO" tool benchstat "$DIR/go-bench.txt"
-		else
-			grep -E '^(Benchmark|goos|goarch|pkg|cpu|ok|FAIL|---)' "$DIR/go-bench.txt" || true
-		fi
+		grep -E '^(ok|FAIL|---)' "$DIR/go-bench.txt" || true
 		echo '```'
 	fi
 } >"$OUT.tmp"

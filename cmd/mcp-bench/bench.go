@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -43,11 +44,60 @@ func run(args []string, stdout, stderr io.Writer) int {
 	default:
 		err = rep.writeText(stdout)
 	}
+	if err == nil && cfg.Summary != "" {
+		err = appendSummary(cfg.Summary, rep.summaryRow(cfg.Title))
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "mcp-bench: %v\n", err)
 		return exitFail
 	}
 	return exitOK
+}
+
+// summaryHeader heads the table that --summary rows go into; it is
+// written when the file is empty.
+const summaryHeader = "| scenario | A p50 | A p90 | B p50 | B p90 | p50 A/B | A req/s | B req/s | A spawn → first answer | B spawn → first answer | A errors |\n" +
+	"|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n"
+
+// summaryRow is the report in one row under summaryHeader.
+func (rep *report) summaryRow(title string) string {
+	if title == "" {
+		title = rep.Workload.Text
+	}
+	a := rep.Servers[0]
+	b := &serverReport{Median: map[string]float64{}}
+	ratio := "-"
+	if len(rep.Servers) > 1 {
+		b = rep.Servers[1]
+		if r, ok := rep.Ratios["p50_us"]; ok {
+			ratio = fmt.Sprintf("%.1f×", r)
+		}
+	}
+	val := func(s *serverReport, name, unit string) string {
+		if len(s.Runs) == 0 {
+			return "-"
+		}
+		return formatValue(s.Median[name], unit)
+	}
+	return fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", title,
+		val(a, "p50_us", "µs"), val(a, "p90_us", "µs"), val(b, "p50_us", "µs"), val(b, "p90_us", "µs"), ratio,
+		val(a, "throughput_per_s", "req/s"), val(b, "throughput_per_s", "req/s"),
+		val(a, "spawn_to_first_answer_ms", "ms"), val(b, "spawn_to_first_answer_ms", "ms"), formatErrors(a.Errors))
+}
+
+func appendSummary(file, row string) error {
+	f, err := os.OpenFile(file, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	if st, err := f.Stat(); err == nil && st.Size() == 0 {
+		row = summaryHeader + row
+	}
+	if _, err := f.WriteString(row); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // report is everything one invocation measured.

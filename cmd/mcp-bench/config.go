@@ -39,6 +39,7 @@ type config struct {
 	JSON        bool
 	Markdown    bool
 	Title       string
+	Summary     string // file to append a markdown summary row to
 	KeepEnv     bool
 	Quiet       bool
 
@@ -79,6 +80,7 @@ func parseArgs(args []string, stderr io.Writer) (*config, error) {
 	fs.BoolVar(&c.JSON, "json", false, "write the results as JSON on stdout")
 	fs.BoolVar(&c.Markdown, "markdown", false, "write the results as a markdown section on stdout")
 	fs.StringVar(&c.Title, "title", "", "heading of the --markdown section (default: the workload)")
+	fs.StringVar(&c.Summary, "summary", "", "append one markdown table row (see summaryHeader) for this run to `file`")
 	fs.BoolVar(&c.KeepEnv, "keep-env", false, "keep HOME and XDG_* instead of a fresh temporary directory per run")
 	fs.BoolVar(&c.Quiet, "quiet", false, "no progress on stderr")
 	if err := fs.Parse(args); err != nil {

@@ -207,6 +207,26 @@ func TestRunExitCodes(t *testing.T) {
 			t.Errorf("markdown lacks %q:\n%s", want, out.String())
 		}
 	}
+	summary := filepath.Join(t.TempDir(), "summary.md")
+	for range 2 {
+		if code := run([]string{"--calls", "3", "--warmup", "0", "--summary", summary, "--title", "S", "--", cannedBin}, io.Discard, &errb); code != exitOK {
+			t.Fatalf("exit %d: %s", code, errb.String())
+		}
+	}
+	rows, err := os.ReadFile(summary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(rows), "| S |"); n != 2 {
+		t.Errorf("summary has %d rows, want 2:\n%s", n, rows)
+	}
+	if !strings.HasPrefix(string(rows), summaryHeader) {
+		t.Errorf("summary does not start with its header:\n%s", rows)
+	}
+	lines := strings.Split(strings.TrimSpace(string(rows)), "\n")
+	if len(lines) != 4 || strings.Count(lines[3], "|") != strings.Count(lines[0], "|") {
+		t.Errorf("want a header, a rule and two rows with as many cells as the header:\n%s", rows)
+	}
 	if code := run([]string{"--json", "--markdown", "--", cannedBin}, &out, io.Discard); code != exitUsage {
 		t.Errorf("--json with --markdown: exit %d, want %d", code, exitUsage)
 	}
