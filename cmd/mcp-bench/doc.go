@@ -15,7 +15,12 @@
 // peak RSS and CPU time. --runs repeats the whole run with a fresh server
 // and reports medians; --compare runs the same workload against a second
 // server, interleaving the runs, and prints the ratios. --json writes the
-// figures for machines.
+// figures for machines, --markdown a report section, and --summary FILE
+// appends one markdown table row per invocation.
+//
+// Server CPU per call comes from /proc/PID/stat, in 10 ms ticks: read it
+// only over runs of a second or more. Peak RSS is VmHWM, or the rusage
+// maximum when larger.
 //
 // All traffic stays on the server's stdin and stdout; mcp-bench opens no
 // socket.
