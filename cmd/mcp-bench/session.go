@@ -482,7 +482,9 @@ func (s *session) answer(line []byte, at time.Time) {
 		// A request or notification from the server: not an answer.
 		return
 	}
-	id, err := strconv.ParseInt(string(r.ID), 10, 64)
+	// Ids go out as numbers; a server that echoes them as strings is
+	// matched too.
+	id, err := strconv.ParseInt(string(bytes.Trim(r.ID, `"`)), 10, 64)
 	if err != nil {
 		return
 	}

@@ -237,3 +237,41 @@ func TestRunExitCodes(t *testing.T) {
 		t.Errorf("dead server: exit %d, want %d", code, exitFail)
 	}
 }
+
+func TestAnswerMatching(t *testing.T) {
+	s := &session{
+		cfg:     &config{},
+		pending: map[int64]pendingReq{},
+		errs:    map[string]int{},
+		slots:   make(chan struct{}, 4),
+		handshk: make(chan response, 1),
+	}
+	s.record = true
+	for _, id := range []int64{5, 6, 7} {
+		s.pending[id] = pendingReq{start: s.spawn, measured: true}
+		s.slots <- struct{}{}
+	}
+	at := s.spawn.Add(1)
+	for _, line := range []string{
+		`{"jsonrpc":"2.0","id":5,"result":{}}`,
+		`{"jsonrpc":"2.0","id":"6","result":{"isError":true}}`, // an id echoed as a string
+		`{"jsonrpc":"2.0","method":"notifications/message","params":{}}`,
+		`{"jsonrpc":"2.0","id":99,"result":{}}`, // never sent
+		`not json`,
+		`{"jsonrpc":"2.0","id":7,"error":{"code":-32000,"message":"busy"}}`,
+	} {
+		s.answer([]byte(line), at)
+	}
+	if s.answered != 3 || s.ok != 1 || len(s.pending) != 0 || len(s.slots) != 0 {
+		t.Errorf("answered %d, ok %d, pending %d, slots held %d; want 3, 1, 0, 0", s.answered, s.ok, len(s.pending), len(s.slots))
+	}
+	want := map[string]int{kindIsError: 1, "jsonrpc -32000": 1, kindBadJSON: 1}
+	if len(s.errs) != len(want) {
+		t.Errorf("errors %v, want %v", s.errs, want)
+	}
+	for k, v := range want {
+		if s.errs[k] != v {
+			t.Errorf("errors %v, want %v", s.errs, want)
+		}
+	}
+}
