@@ -126,6 +126,7 @@ type serverReport struct {
 	Runs    []*runResult       `json:"runs"`
 	Median  map[string]float64 `json:"median"`
 	Errors  map[string]int     `json:"errors_all_runs,omitempty"`
+	Samples map[string]string  `json:"error_samples,omitempty"`
 }
 
 // metric is one figure reported as the median over runs.
@@ -204,6 +205,14 @@ func benchmark(cfg *config, stderr io.Writer) (*report, error) {
 			srv.Median[m.Name] = median(xs)
 		}
 		for _, r := range srv.Runs {
+			for k, v := range r.ErrorSamples {
+				if srv.Samples == nil {
+					srv.Samples = map[string]string{}
+				}
+				if _, ok := srv.Samples[k]; !ok {
+					srv.Samples[k] = v
+				}
+			}
 			for k, v := range r.Errors {
 				if srv.Errors == nil {
 					srv.Errors = map[string]int{}
@@ -262,6 +271,9 @@ func (rep *report) writeText(w io.Writer) error {
 	for _, s := range rep.Servers {
 		fmt.Fprintf(&b, "%s answered: %d of %d sent", s.Label, sum(s.Runs, func(r *runResult) int { return r.Answered }), sum(s.Runs, func(r *runResult) int { return r.Sent }))
 		fmt.Fprintf(&b, "; errors (all runs): %s\n", formatErrors(s.Errors))
+		for _, k := range slices.Sorted(maps.Keys(s.Samples)) {
+			fmt.Fprintf(&b, "  first %s: %s\n", k, s.Samples[k])
+		}
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
@@ -349,6 +361,11 @@ func (rep *report) writeMarkdown(w io.Writer, title string) error {
 		b.WriteString(" |")
 	}
 	b.WriteString("\n\n")
+	for _, s := range rep.Servers {
+		for _, k := range slices.Sorted(maps.Keys(s.Samples)) {
+			fmt.Fprintf(&b, "First %s answer from %s: `%s`\n\n", k, s.Label, strings.ReplaceAll(s.Samples[k], "`", "'"))
+		}
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }

@@ -32,22 +32,23 @@ const (
 
 // runResult is what one run (one spawned server) measured.
 type runResult struct {
-	SpawnToHandshake   time.Duration  `json:"spawn_to_handshake_ns"`
-	SpawnToFirstAnswer time.Duration  `json:"spawn_to_first_answer_ns"`
-	Sent               int            `json:"sent"`
-	Answered           int            `json:"answered"`
-	OK                 int            `json:"ok"`
-	Errors             map[string]int `json:"errors,omitempty"`
-	Latency            latencySummary `json:"latency_ns"`
-	Elapsed            time.Duration  `json:"elapsed_ns"`
-	Throughput         float64        `json:"throughput_per_s"`
-	PeakRSSKiB         int64          `json:"peak_rss_kib"`
-	RSSAfterWarmupKiB  int64          `json:"rss_after_warmup_kib,omitempty"`
-	RSSEndKiB          int64          `json:"rss_end_kib,omitempty"`
-	CPUUser            time.Duration  `json:"cpu_user_ns"`
-	CPUSys             time.Duration  `json:"cpu_sys_ns"`
-	CPUMeasured        time.Duration  `json:"cpu_measured_phase_ns,omitempty"`
-	ExitCode           int            `json:"exit_code"`
+	SpawnToHandshake   time.Duration     `json:"spawn_to_handshake_ns"`
+	SpawnToFirstAnswer time.Duration     `json:"spawn_to_first_answer_ns"`
+	Sent               int               `json:"sent"`
+	Answered           int               `json:"answered"`
+	OK                 int               `json:"ok"`
+	Errors             map[string]int    `json:"errors,omitempty"`
+	ErrorSamples       map[string]string `json:"error_samples,omitempty"` // the first answer of each kind, truncated
+	Latency            latencySummary    `json:"latency_ns"`
+	Elapsed            time.Duration     `json:"elapsed_ns"`
+	Throughput         float64           `json:"throughput_per_s"`
+	PeakRSSKiB         int64             `json:"peak_rss_kib"`
+	RSSAfterWarmupKiB  int64             `json:"rss_after_warmup_kib,omitempty"`
+	RSSEndKiB          int64             `json:"rss_end_kib,omitempty"`
+	CPUUser            time.Duration     `json:"cpu_user_ns"`
+	CPUSys             time.Duration     `json:"cpu_sys_ns"`
+	CPUMeasured        time.Duration     `json:"cpu_measured_phase_ns,omitempty"`
+	ExitCode           int               `json:"exit_code"`
 }
 
 // session is one spawned server and the requests in flight on it.
@@ -66,6 +67,7 @@ type session struct {
 	record       bool
 	lat          []time.Duration
 	errs         map[string]int
+	samples      map[string]string
 	answered     int
 	ok           int
 	first        time.Duration // spawn to first workload answer
@@ -103,6 +105,7 @@ func runOnce(cfg *config, argv []string, progress func(answered, inFlight int)) 
 		cfg:     cfg,
 		pending: make(map[int64]pendingReq, cfg.Concurrency),
 		errs:    map[string]int{},
+		samples: map[string]string{},
 		lat:     make([]time.Duration, 0, min(cfg.Calls, 1<<20)),
 		slots:   make(chan struct{}, cfg.Concurrency),
 		done:    make(chan struct{}),
@@ -289,6 +292,9 @@ func (s *session) measure(progress func(answered, inFlight int)) (*runResult, er
 	res.Answered = s.answered
 	res.OK = s.ok
 	res.Errors = s.errs
+	if len(s.samples) > 0 {
+		res.ErrorSamples = s.samples
+	}
 	res.Latency = summarize(s.lat)
 	res.Elapsed = elapsed
 	if elapsed > 0 {
@@ -511,18 +517,36 @@ func (s *session) answer(line []byte, at time.Time) {
 	}
 	if p.measured {
 		s.answered++
+		kind := ""
 		switch {
 		case r.Error != nil:
-			s.errs["jsonrpc "+strconv.FormatInt(r.Error.Code, 10)]++
+			kind = "jsonrpc " + strconv.FormatInt(r.Error.Code, 10)
 		case r.Result.IsError:
-			s.errs[kindIsError]++
+			kind = kindIsError
 		default:
 			s.ok++
+		}
+		if kind != "" {
+			s.errs[kind]++
+			if _, seen := s.samples[kind]; !seen {
+				s.samples[kind] = sample(line)
+			}
 		}
 		s.lat = append(s.lat, at.Sub(p.start))
 	}
 	s.mu.Unlock()
 	<-s.slots
+}
+
+// maxSample bounds an error sample.
+const maxSample = 300
+
+func sample(line []byte) string {
+	line = bytes.TrimSpace(line)
+	if len(line) > maxSample {
+		return string(line[:maxSample]) + "…"
+	}
+	return string(line)
 }
 
 // stop closes the server's stdin, waits for it to exit (then TERM, then

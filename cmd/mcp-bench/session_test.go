@@ -116,6 +116,9 @@ func TestErrorKinds(t *testing.T) {
 			if len(res.Errors) != 1 || res.Errors[tt.kind] != 4 {
 				t.Errorf("errors %v, want only %s ×4", res.Errors, tt.kind)
 			}
+			if tt.kind != kindTimeout && !strings.Contains(res.ErrorSamples[tt.kind], `"id":`) {
+				t.Errorf("no sample answer for %s: %v", tt.kind, res.ErrorSamples)
+			}
 			if tt.kind == kindTimeout && res.Answered != 0 {
 				t.Errorf("answered %d requests the server never answered", res.Answered)
 			}
@@ -243,6 +246,7 @@ func TestAnswerMatching(t *testing.T) {
 		cfg:     &config{},
 		pending: map[int64]pendingReq{},
 		errs:    map[string]int{},
+		samples: map[string]string{},
 		slots:   make(chan struct{}, 4),
 		handshk: make(chan response, 1),
 	}
