@@ -42,6 +42,7 @@ SCENARIOS=(
 	"tools-list|tools/list, lockstep|--method tools/list --calls 1000"
 	"list-categories|tools/call list_categories, lockstep|--tool list_categories --calls 1000"
 	"denied|tools/call of an unknown tool (denied), lockstep|--tool no_such_tool --calls 1000"
+	"stateless|tools/call list_categories, lockstep, stateless protocol 2026-07-28|--tool list_categories --calls 1000 --protocol 2026-07-28"
 	"pipelined|3,000 tools/call list_categories, 32 in flight|--tool list_categories --calls 3000 --concurrency 32"
 	"cold-start|spawn → first tool answer (list_categories)|--tool list_categories --calls 1 --warmup 0 --runs 11"
 )
