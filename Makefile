@@ -50,8 +50,8 @@ fmt: ## Format Go and Rego sources
 	gofmt -w $$(git ls-files '*.go')
 	$(OPA) fmt -w rego policy-tests examples/rego
 
-bench: ## Benchmarks: decisions, guards, the bug tracker over 100,000 bugs
-	$(GO) test -run '^$$' -bench . -benchmem ./server/engine/ ./server/guard/ ./server/ ./plugins/bugtracker/
+bench: ## Benchmarks: Go micro-benchmarks (-count 5) and mcp-bench scenarios against bin/mcp-secure (and MCP_BENCH_PEER); report in bin/bench-report.md
+	GO=$(GO) ./scripts/bench.sh
 
 fuzz: ## Run each fuzz target for FUZZTIME (default 30s)
 	@set -e; for pkg in $$($(GO) list ./...); do \
