@@ -22,27 +22,32 @@ build: ## Build bin/mcp-secure
 run: ## Run the server over stdio on the embedded default policy
 	$(GO) run ./cmd/mcp-secure serve
 
-test: test-go test-rego test-clients ## Run every test: Go (unit + end-to-end over stdio), Rego and real MCP clients
+test: test-go test-rego test-clients ## Run every test: Go (race detector; unit + end-to-end over stdio), Rego and real MCP clients
 
 TRANSCRIPTS := $(CURDIR)/bin/transcripts
 
-test-go: ## Go tests, including the end-to-end suite that drives the real binary
+test-go: ## Go tests with the race detector, including the end-to-end suite that drives the real binary
 	rm -rf $(TRANSCRIPTS)
-	MCP_SECURE_TRANSCRIPTS=$(TRANSCRIPTS) $(GO) test -count=1 ./...
+	MCP_SECURE_TRANSCRIPTS=$(TRANSCRIPTS) $(GO) test -race -count=1 -timeout 20m ./...
 
-test-rego: ## Rego unit tests with a coverage gate
-	$(OPA) test --coverage --threshold 90 rego policy-tests >/dev/null
-	$(OPA) test -v rego policy-tests examples/rego | tail -n 3
+REGO_COVERAGE ?= 95
+
+test-rego: ## Rego unit tests and decision cases (failures print their name and output), coverage gate on rego/ modules
+	$(OPA) test --fail-on-empty rego policy-tests examples/rego
+	$(OPA) test --coverage --format=json rego policy-tests | $(GO) run ./rego/internal/covgate -dir rego/ -threshold $(REGO_COVERAGE)
 
 test-clients: build ## The TypeScript SDK client and the MCP Inspector CLI against bin/mcp-secure (Node.js 20+)
 	cd test/clients && npm ci && MCP_SECURE_BIN=$(CURDIR)/$(BIN) MCP_SECURE_TRANSCRIPTS=$(TRANSCRIPTS) npm test
 
 policy-tests: test-rego ## Alias for test-rego
 
-lint: ## gofmt, go vet, opa fmt and opa check --strict
+CROSS := darwin/amd64 darwin/arm64 linux/arm64
+
+lint: ## gofmt, go vet (here and cross-compiled for macOS and linux/arm64), opa fmt and opa check --strict
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags e2etools ./cmd/mcp-secure/
+	@for t in $(CROSS); do echo "go vet GOOS=$${t%/*} GOARCH=$${t#*/}"; GOOS=$${t%/*} GOARCH=$${t#*/} $(GO) vet ./...; done
 	@out=$$($(OPA) fmt --list rego policy-tests examples/rego); if [ -n "$$out" ]; then echo "opa fmt needed:"; echo "$$out"; exit 1; fi
 	$(OPA) check --strict --capabilities $(CAPS) rego policy-tests examples/rego
 
@@ -51,7 +56,7 @@ fmt: ## Format Go and Rego sources
 	$(OPA) fmt -w rego policy-tests examples/rego
 
 bench: ## Benchmarks: Go micro-benchmarks (-count 5) and mcp-bench scenarios against bin/mcp-secure (and MCP_BENCH_PEER); report in bin/bench-report.md
-	GO=$(GO) ./scripts/bench.sh
+	GO=$(GO) ./cmd/mcp-bench/bench.sh
 
 fuzz: ## Run each fuzz target for FUZZTIME (default 30s)
 	@set -e; for pkg in $$($(GO) list ./...); do \

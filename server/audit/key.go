@@ -45,7 +45,7 @@ func LoadKey(path string) ([]byte, error) {
 	}
 	switch {
 	case st.Mode&syscall.S_IFMT != syscall.S_IFREG:
-		return nil, fmt.Errorf("audit key %s: it is not a regular file (%s)", path, fileType(st.Mode))
+		return nil, fmt.Errorf("audit key %s: it is not a regular file (%s)", path, fileType(uint32(st.Mode)))
 	case int(st.Uid) != os.Geteuid():
 		return nil, fmt.Errorf("audit key %s: it is owned by uid %d, not by this user", path, st.Uid)
 	case st.Mode&0o077 != 0:

@@ -125,7 +125,7 @@ func (s *FileSink) open() error {
 	}
 	switch {
 	case st.Mode&syscall.S_IFMT != syscall.S_IFREG:
-		return refuse("it is not a regular file (" + fileType(st.Mode) + ")")
+		return refuse("it is not a regular file (" + fileType(uint32(st.Mode)) + ")")
 	case int(st.Uid) != os.Geteuid():
 		return refuse("it is owned by uid " + strconv.Itoa(int(st.Uid)) + ", not by this user")
 	case st.Nlink > 1:
