@@ -455,3 +455,59 @@ func TestE2ESandboxFortyCallsAtEOF(t *testing.T) {
 		sbGone(t, pid, 5*time.Second, "after EOF")
 	}
 }
+
+// TestE2ESandboxKeepsServerFilesOut: with allowed paths that cover the
+// audit log and the policy file, a sandboxed command can neither read
+// nor overwrite them in place, while it still reads its workspace.
+func TestE2ESandboxKeepsServerFilesOut(t *testing.T) {
+	if s := sandbox.Probe(); !s.Confines() {
+		t.Skipf("kernel lacks Landlock confinement (%s): nothing confines the command", s.Reason)
+	}
+	dir := t.TempDir()
+	e := &env{dir: dir, policy: filepath.Join(dir, "policy.yaml"), audit: filepath.Join(dir, "logs", "audit.log"), workspace: dir}
+	e.write(t, "policy.yaml", fmt.Sprintf(`version: "1.0"
+filesystem:
+  allowed_paths: ["%s/**"]
+audit:
+  log_file: "%s"
+commands:
+  allowed: [cat, sh, dash]
+tools:
+  timeout: 10
+  rate_limits: {default: 600}
+`, dir, e.audit))
+	e.write(t, "notes.txt", "workspace-notes")
+	cs := e.connect(t, "2025-11-25")
+	if _, out, code, _ := sbRun(t, cs, "cat", filepath.Join(dir, "notes.txt")); code != 0 || out != "workspace-notes" {
+		t.Fatalf("a workspace file was not readable: exit %d %q", code, out)
+	}
+	before, err := os.ReadFile(e.audit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	policyBefore, _ := os.ReadFile(e.policy)
+	for _, argv := range [][]string{
+		{"cat", e.audit},
+		{"cat", e.policy},
+		{"sh", "-c", "echo forged > " + e.audit},
+		{"sh", "-c", "echo 'version: \"1.0\"' > " + e.policy},
+		{"sh", "-c", "echo x > " + filepath.Join(dir, "logs", "planted")},
+	} {
+		_, out, code, _ := sbRun(t, cs, argv...)
+		if code == 0 || strings.Contains(out, "decision_id") || strings.Contains(out, "allowed_paths") {
+			t.Errorf("%q: exit %d, output %q: the sandbox let it through", argv, code, out)
+		}
+	}
+	after, _ := os.ReadFile(e.audit)
+	// (The forged text appears inside the records of the refused command
+	// lines; a rewrite would have cut the log instead.)
+	if !bytes.HasPrefix(after, before) || bytes.Contains(after, []byte("\nforged\n")) || bytes.HasPrefix(after, []byte("forged")) {
+		t.Errorf("the audit log was rewritten by a command:\nbefore %s\nafter %s", before, after)
+	}
+	if policyAfter, _ := os.ReadFile(e.policy); !bytes.Equal(policyBefore, policyAfter) {
+		t.Error("the policy file was rewritten by a command")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "logs", "planted")); err == nil {
+		t.Error("a command planted a file in the audit log's directory")
+	}
+}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/mcp-secure/mcp-secure/plugins/bugtracker"
 	"github.com/mcp-secure/mcp-secure/server"
+	"github.com/mcp-secure/mcp-secure/server/guard"
 	"github.com/mcp-secure/mcp-secure/server/policy"
 )
 
@@ -33,7 +34,34 @@ type ownFile struct {
 // The warning, when not empty, says the audit log's directory could not
 // be protected whole.
 func serverFiles(pol *policy.Policy) (data []any, warning string) {
-	var files []ownFile
+	files, warning := ownFiles(pol)
+	out := make([]any, 0, 2*len(files))
+	for _, f := range files {
+		out = append(out, f.data(f.path))
+		if real, err := realPath(f.path); err == nil && real != f.path {
+			out = append(out, f.data(real))
+		}
+	}
+	return out, warning
+}
+
+// protectedPaths are the server's own files as the command door's
+// sandbox keeps them out of children's reach.
+func protectedPaths(pol *policy.Policy) []guard.ProtectedPath {
+	files, _ := ownFiles(pol)
+	var out []guard.ProtectedPath
+	for _, f := range files {
+		out = append(out, guard.ProtectedPath{Path: f.path, Prefix: f.prefix})
+		if real, err := realPath(f.path); err == nil && real != f.path {
+			out = append(out, guard.ProtectedPath{Path: real, Prefix: f.prefix})
+		}
+	}
+	return out
+}
+
+// ownFiles lists the server's own files and says when the audit log's
+// directory could not be protected whole.
+func ownFiles(pol *policy.Policy) (files []ownFile, warning string) {
 	auditDir := filepath.Dir(pol.Audit.LogFile)
 	if holdsAllowed(auditDir, pol.Roots()) {
 		warning = fmt.Sprintf("the audit log's directory %s holds paths tools may use: only the log's own files are protected from tools (give the audit log a directory of its own)", auditDir)
@@ -61,14 +89,7 @@ func serverFiles(pol *policy.Policy) (data []any, warning string) {
 		files = append(files, ownFile{path: filepath.Clean(db), what: "bug database", prefix: true})
 	}
 
-	out := make([]any, 0, 2*len(files))
-	for _, f := range files {
-		out = append(out, f.data(f.path))
-		if real, err := realPath(f.path); err == nil && real != f.path {
-			out = append(out, f.data(real))
-		}
-	}
-	return out, warning
+	return files, warning
 }
 
 func (f ownFile) data(path string) map[string]any {

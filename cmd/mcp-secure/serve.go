@@ -80,6 +80,7 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 		Unconfined: pol.Commands.Unconfined,
 		ConnectTCP: pol.ChildPorts(),
 		Limits:     sandbox.Limits{CPU: pol.Timeout()},
+		Protected:  protectedPaths(pol),
 	})
 	if desc, ok := commands.Confinement(); ok {
 		log.Info("command confinement", "sandbox", desc, "tcp_ports", pol.ChildPorts())

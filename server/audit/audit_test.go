@@ -137,6 +137,8 @@ func TestSwappedFileFailsClosed(t *testing.T) {
 			return os.Rename(q, p)
 		}},
 		{"deny/removed", os.Remove},
+		{"deny/truncated", func(p string) error { return os.Truncate(p, 0) }},
+		{"deny/rewritten-in-place", func(p string) error { return os.WriteFile(p, []byte("{}\n"), 0o600) }},
 		{"deny/renamed", func(p string) error { return os.Rename(p, p+".moved") }},
 		{"deny/symlinked", func(p string) error {
 			os.Rename(p, p+".real")

@@ -200,7 +200,7 @@ func (s *FileSink) readTail() error {
 
 // ErrReplaced means the audit path no longer names the file the server
 // opened: it was removed, renamed or replaced.
-var ErrReplaced = errors.New("the audit log path no longer names the open file (it was removed, renamed or replaced)")
+var ErrReplaced = errors.New("the audit log path no longer names the open file as written (it was removed, renamed, replaced or cut short)")
 
 // check fails unless s.path still names the open file. The server does
 // not reopen: it cannot tell an operator's move from an attacker's swap,
@@ -213,6 +213,12 @@ func (s *FileSink) check() error {
 	}
 	if uint64(st.Dev) != s.dev || uint64(st.Ino) != s.ino {
 		return fmt.Errorf("%w: %s", ErrReplaced, s.path)
+	}
+	// Others may append (another server on the same log), but nobody may
+	// cut what is written: a shorter file was truncated or rewritten in
+	// place.
+	if st.Size < s.size {
+		return fmt.Errorf("%w: %s holds %d bytes, fewer than the %d written to it: it was truncated or rewritten", ErrReplaced, s.path, st.Size, s.size)
 	}
 	return nil
 }

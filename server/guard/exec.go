@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -96,6 +97,18 @@ type CommandsOptions struct {
 	ReadOnly []string
 	// Limits are the children's resource limits (zero: the defaults).
 	Limits sandbox.Limits
+	// Protected are the server's own files and directories (audit log,
+	// policy, Rego modules, plugin data): children get no access to them
+	// even below an allowed root.
+	Protected []ProtectedPath
+}
+
+// ProtectedPath is one of the server's own files or directories. With
+// Prefix, every name in its directory that starts with its base name is
+// protected too (rotated logs, a database's -wal and -shm files).
+type ProtectedPath struct {
+	Path   string
+	Prefix bool
 }
 
 // NewCommands returns the command guard; the working directory of each
@@ -426,14 +439,68 @@ func (c *Commands) Rules(execs ...string) sandbox.Rules {
 // writableRoots are the filesystem roots a child may write below: "/"
 // (from a pattern that starts with **) is left out, as Landlock would
 // then allow the whole filesystem.
+//
+// Landlock can only grant, never carve a hole: a root that holds one of
+// the server's own files is granted entry by entry instead, down the
+// path to that file, leaving the file (and symlinks, whose targets could
+// lie anywhere) out. What appears later in those directories stays out
+// of reach of children: the carving fails closed.
 func (c *Commands) writableRoots() []string {
 	var out []string
 	for _, r := range c.files.Roots() {
 		if r != "/" {
-			out = append(out, r)
+			out = append(out, carve(r, c.opts.Protected)...)
 		}
 	}
 	return out
+}
+
+// carve returns dir, or, when protected paths lie at or below it, the
+// entries of dir that hold none of them (recursing into those that hold
+// some below).
+func carve(dir string, protected []ProtectedPath) []string {
+	var inside []ProtectedPath
+	for _, p := range protected {
+		switch {
+		case p.Path == dir || strings.HasPrefix(dir, p.Path+"/"):
+			return nil // dir itself is protected
+		case p.Prefix && filepath.Dir(p.Path) == filepath.Dir(dir) && strings.HasPrefix(filepath.Base(dir), filepath.Base(p.Path)):
+			return nil
+		case strings.HasPrefix(p.Path, dir+"/"):
+			inside = append(inside, p)
+		}
+	}
+	if len(inside) == 0 {
+		return []string{dir}
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil // unreadable: grant nothing below it
+	}
+	var out []string
+	for _, e := range entries {
+		if e.Type()&fs.ModeSymlink != 0 {
+			continue
+		}
+		full := filepath.Join(dir, e.Name())
+		if e.IsDir() {
+			out = append(out, carve(full, inside)...)
+			continue
+		}
+		if !protectedFile(full, inside) {
+			out = append(out, full)
+		}
+	}
+	return out
+}
+
+func protectedFile(path string, protected []ProtectedPath) bool {
+	for _, p := range protected {
+		if path == p.Path || (p.Prefix && filepath.Dir(path) == filepath.Dir(p.Path) && strings.HasPrefix(filepath.Base(path), filepath.Base(p.Path))) {
+			return true
+		}
+	}
+	return false
 }
 
 // childEnv is the scrubbed environment: a fixed PATH, HOME set to a
