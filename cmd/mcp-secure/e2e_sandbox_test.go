@@ -338,7 +338,7 @@ func TestE2ESandboxNothingOutlivesTheCall(t *testing.T) {
 		e := newEnv(t, commands)
 		cs := e.connect(t, "2025-11-25")
 		pidFile := e.workspace + "/pid"
-		res, _, code, stderr := sbRun(t, cs, "sh", "-c", "( ( sleep 312 & echo $! > "+pidFile+" ) & ) ; echo started")
+		res, _, code, stderr := sbRun(t, cs, "sh", "-c", "( ( sleep 312 & echo $! > "+pidFile+" ) & ) ; while [ ! -s "+pidFile+" ]; do sleep 0.05; done; echo started")
 		if res.IsError || code != 0 {
 			t.Fatalf("%s %d %q", text(res), code, stderr)
 		}
