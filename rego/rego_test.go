@@ -2,6 +2,8 @@ package rego
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -65,5 +67,43 @@ func TestModulesExcludeTests(t *testing.T) {
 		if strings.HasSuffix(name, "_test.rego") {
 			t.Errorf("test module %s is compiled into the server", name)
 		}
+	}
+}
+
+// The capabilities the server compiles against are the checked-in file
+// that CI's opa check uses: the same built-ins with the same
+// declarations, and the same features, keywords and network allowances.
+// (The in-memory built-ins also carry descriptions, which the file
+// leaves out and which do not change what compiles.)
+func TestRestrictedMatchesFile(t *testing.T) {
+	file, err := ast.LoadCapabilitiesJSON(bytes.NewReader(Capabilities()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := Restricted()
+	type shape struct {
+		Name, Infix                  string
+		Decl                         string
+		Relation, Nondet, Deprecated bool
+	}
+	project := func(c *ast.Capabilities) (out []shape) {
+		for _, b := range c.Builtins {
+			// The declaration as a type, without its documentation.
+			decl := fmt.Sprint(b.Decl)
+			out = append(out, shape{b.Name, b.Infix, decl, b.Relation, b.Nondeterministic, b.Deprecated})
+		}
+		return out
+	}
+	if !slices.Equal(project(file), project(got)) {
+		t.Errorf("rego.Restricted() has other built-ins than capabilities.json: regenerate it with `make caps`")
+	}
+	rest := func(c *ast.Capabilities) string {
+		cp := *c
+		cp.Builtins = nil
+		b, _ := json.Marshal(cp)
+		return string(b)
+	}
+	if rest(file) != rest(got) {
+		t.Errorf("rego.Restricted() differs from capabilities.json outside the built-ins:\n%s\n%s", rest(file), rest(got))
 	}
 }

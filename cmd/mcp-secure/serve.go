@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/mcp-secure/mcp-secure/rego"
 	"github.com/mcp-secure/mcp-secure/server"
@@ -144,10 +142,7 @@ func engineConfig(pol *policy.Policy) (engine.Config, error) {
 	if err != nil {
 		return engine.Config{}, fmt.Errorf("built-in rego: %w", err)
 	}
-	caps, err := ast.LoadCapabilitiesJSON(bytes.NewReader(rego.Capabilities()))
-	if err != nil {
-		return engine.Config{}, fmt.Errorf("rego capabilities: %w", err)
-	}
+	caps := rego.Restricted()
 	user := map[string]string{}
 	for _, f := range pol.Rego.Modules {
 		src, err := os.ReadFile(f)
