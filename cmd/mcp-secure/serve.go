@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-
 	"github.com/mcp-secure/mcp-secure/rego"
 	"github.com/mcp-secure/mcp-secure/server"
 	"github.com/mcp-secure/mcp-secure/server/audit"
