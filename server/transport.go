@@ -303,9 +303,25 @@ func (c *stdioConn) polish(resp *jsonrpc.Response) {
 		old := c.protocol != "" && c.protocol < statelessProtocol
 		c.fmu.Unlock()
 		if old {
-			resp.Result = withoutKeys(resp.Result, "ttlMs", "cacheScope")
+			resp.Result = withoutCacheFields(resp.Result)
 		}
 	}
+}
+
+// cacheFields is how the SDK starts a list result: the 2026-07-28 cache
+// hints first. Cutting them off is cheaper than decoding a long tool list.
+var cacheFields = regexp.MustCompile(`^\{"ttlMs":[0-9]+,"cacheScope":"[a-z]*",?`)
+
+// withoutCacheFields drops ttlMs and cacheScope from a list result.
+func withoutCacheFields(obj json.RawMessage) json.RawMessage {
+	if loc := cacheFields.FindIndex(obj); loc != nil {
+		out := make(json.RawMessage, 0, len(obj)-loc[1]+1)
+		out = append(append(out, '{'), obj[loc[1]:]...)
+		if json.Valid(out) {
+			return out
+		}
+	}
+	return withoutKeys(obj, "ttlMs", "cacheScope")
 }
 
 // withoutKeys drops keys from a JSON object, or returns it unchanged.

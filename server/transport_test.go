@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -197,5 +198,23 @@ func TestCleanParamsError(t *testing.T) {
 				t.Errorf("leaks internals: %q", got)
 			}
 		})
+	}
+}
+
+func TestWithoutCacheFields(t *testing.T) {
+	for in, want := range map[string]string{
+		`{"ttlMs":0,"cacheScope":"private","tools":[{"name":"a"}]}`: `{"tools":[{"name":"a"}]}`,
+		`{"ttlMs":10,"cacheScope":"public"}`:                        `{}`,
+		`{"tools":[],"ttlMs":5,"cacheScope":"public"}`:              `{"tools":[]}`,
+		`{"tools":[{"name":"{\"ttlMs\":1,"}]}`:                      `{"tools":[{"name":"{\"ttlMs\":1,"}]}`,
+	} {
+		var got, exp any
+		if err := json.Unmarshal(withoutCacheFields(json.RawMessage(in)), &got); err != nil {
+			t.Fatalf("%s: %v", in, err)
+		}
+		json.Unmarshal([]byte(want), &exp)
+		if fmt.Sprint(got) != fmt.Sprint(exp) {
+			t.Errorf("%s: got %v, want %v", in, got, exp)
+		}
 	}
 }
