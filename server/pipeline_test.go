@@ -340,3 +340,33 @@ func TestPipelineSlowToolDoesNotBlockOthers(t *testing.T) {
 		t.Errorf("released tool: %+v", res)
 	}
 }
+
+type closingPlugin struct {
+	testPlugin
+	closed *[]string
+	name   string
+}
+
+func (closingPlugin) Tools() []plugin.Tool { return nil }
+
+func (c closingPlugin) Close() error { *c.closed = append(*c.closed, c.name); return nil }
+
+// Plugins that hold resources are closed once, last built first.
+func TestServerClosesPlugins(t *testing.T) {
+	var closed []string
+	for _, name := range []string{"close-a", "close-b"} {
+		plugin.Register(name, func(plugin.Host) (plugin.Plugin, error) {
+			return closingPlugin{closed: &closed, name: name}, nil
+		})
+	}
+	s, err := New(Options{Engine: &fakeDecider{}, Limiter: &fakeLimiter{}, Audit: &fakeAuditor{}, Plugins: []string{"close-a", "pipeline-test", "close-b"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil || strings.Join(closed, ",") != "close-b,close-a" {
+		t.Errorf("closed = %v (%v)", closed, err)
+	}
+}

@@ -81,6 +81,13 @@ type Server struct {
 
 	grace       time.Duration
 	maxInFlight int
+	// closers are the plugins to close at shutdown, in build order.
+	closers []namedCloser
+}
+
+type namedCloser struct {
+	name string
+	c    plugin.Closer
 }
 
 // New builds the plugins and registers their tools.
@@ -152,6 +159,9 @@ func New(opts Options) (*Server, error) {
 			return nil, fmt.Errorf("server: plugin %q: %w", name, err)
 		}
 		info := pl.Info()
+		if c, ok := pl.(plugin.Closer); ok {
+			s.closers = append(s.closers, namedCloser{name, c})
+		}
 		for _, t := range pl.Tools() {
 			if err := s.addTool(info, t); err != nil {
 				return nil, fmt.Errorf("server: plugin %q: %w", name, err)
@@ -229,6 +239,19 @@ func (s *Server) Run(ctx context.Context, in io.Reader, out io.Writer) error {
 		return nil
 	}
 	return err
+}
+
+// Close closes the plugins that hold resources, last built first. Call
+// it once Run has returned.
+func (s *Server) Close() error {
+	var errs []error
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		if err := s.closers[i].c.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("closing plugin %s: %w", s.closers[i].name, err))
+		}
+	}
+	s.closers = nil
+	return errors.Join(errs...)
 }
 
 // summarise writes the summaries of coalesced refusals as they fall due,

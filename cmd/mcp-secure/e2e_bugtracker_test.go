@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestE2EBugTracker drives the bug tracker through the real binary: a
@@ -232,4 +233,31 @@ func TestE2EBugTrackerSymlinkEscape(t *testing.T) {
 	if res := call(t, cs, "list_bugs", map[string]any{"project_path": link}); !res.IsError {
 		t.Errorf("list_bugs through the symlink: %q", text(res))
 	}
+}
+
+// TestE2EBugTrackerClosedAtExit: the database is closed when the server
+// exits, so SQLite checkpoints its write-ahead log into the database
+// file and removes it.
+func TestE2EBugTrackerClosedAtExit(t *testing.T) {
+	e := newEnv(t, "")
+	db := filepath.Join(t.TempDir(), "bugs.db")
+	e.vars = []string{"MCP_SECURE_BUGTRACKER_DB=" + db}
+	project := filepath.Join(e.workspace, "app")
+	if err := os.MkdirAll(project, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cs := e.connect(t, "2025-11-25")
+	if res := call(t, cs, "add_bug", map[string]any{"project_path": project, "title": "written before exit"}); res.IsError {
+		t.Fatalf("add_bug: %s", text(res))
+	}
+	if _, err := os.Stat(db + "-wal"); err != nil {
+		t.Fatalf("no write-ahead log while the server runs: %v", err)
+	}
+	if err := cs.Close(); err != nil {
+		t.Logf("close: %v", err)
+	}
+	waitFor(t, 10*time.Second, "the write-ahead log to be checkpointed and removed", func() bool {
+		_, err := os.Stat(db + "-wal")
+		return os.IsNotExist(err)
+	})
 }

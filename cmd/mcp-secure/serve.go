@@ -104,6 +104,11 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 	if err != nil {
 		return err
 	}
+	defer func() {
+		if err := srv.Close(); err != nil {
+			log.Error("closing plugins", "err", err)
+		}
+	}()
 	log.Info("serving on stdio", "policy", pol.Source(), "audit", pol.Audit.LogFile, "version", version)
 	return srv.Run(ctx, stdin, stdout)
 }

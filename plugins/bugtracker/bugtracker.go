@@ -130,6 +130,11 @@ func (t *tracker) store(ctx context.Context) (*store, error) {
 	return st, nil
 }
 
+var _ plugin.Closer = (*tracker)(nil)
+
+// Close closes the database at shutdown.
+func (t *tracker) Close() error { return t.close() }
+
 // close closes the database; the next call opens it again.
 func (t *tracker) close() error {
 	t.mu.Lock()

@@ -20,6 +20,13 @@ type Plugin interface {
 	Tools() []Tool
 }
 
+// Closer is a plugin that holds resources (a database, a child process):
+// the server calls Close once at shutdown, after the last call has been
+// answered.
+type Closer interface {
+	Close() error
+}
+
 // Info describes a plugin.
 type Info struct {
 	Name        string // registration name, e.g. "discovery"
