@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -47,17 +48,27 @@ func realisticEngine(b *testing.B, withUserRules bool) *engine.Engine {
 
 func isTest(f string) bool { return len(f) > 10 && f[len(f)-10:] == "_test.rego" }
 
-func toolInput(b *testing.B, tool, query string) ast.Value {
-	v, err := ast.InterfaceToValue(map[string]any{
-		"tool": tool, "registered": true,
-		"arguments":        map[string]any{"query": query, "max_results": 5},
-		"client":           map[string]any{"name": "claude-ai", "version": "0.1.0"},
-		"protocol_version": "2025-11-25", "request_id": "42",
-	})
+// callInput builds the input of a tools/call decision from its raw
+// arguments, the way the pipeline does.
+func callInput(b *testing.B, tool string, raw []byte) ast.Value {
+	var args any
+	if err := json.Unmarshal(raw, &args); err != nil {
+		b.Fatal(err)
+	}
+	argv, err := ast.InterfaceToValue(args)
 	if err != nil {
 		b.Fatal(err)
 	}
-	return v
+	return ast.NewObject(
+		ast.Item(ast.InternedTerm("tool"), ast.StringTerm(tool)),
+		ast.Item(ast.InternedTerm("registered"), ast.InternedTerm(true)),
+		ast.Item(ast.InternedTerm("arguments"), ast.NewTerm(argv)),
+		ast.Item(ast.InternedTerm("client"), ast.NewTerm(ast.NewObject(
+			ast.Item(ast.InternedTerm("name"), ast.StringTerm("claude-ai")),
+			ast.Item(ast.InternedTerm("version"), ast.StringTerm("0.1.0"))))),
+		ast.Item(ast.InternedTerm("protocol_version"), ast.StringTerm("2025-11-25")),
+		ast.Item(ast.InternedTerm("request_id"), ast.StringTerm("42")),
+	)
 }
 
 // BenchmarkToolDecision is one tools/call decision on the prepared query,
@@ -74,9 +85,12 @@ func BenchmarkToolDecision(b *testing.B) {
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			e := realisticEngine(b, bc.userRules)
-			in := toolInput(b, bc.tool, bc.query)
+			// The arguments arrive as JSON: each decision pays for
+			// decoding them and building its input, as a call does.
+			raw := []byte(`{"query":"` + bc.query + `","max_results":5}`)
 			b.ReportAllocs()
 			for b.Loop() {
+				in := callInput(b, bc.tool, raw)
 				d, err := e.Decide(b.Context(), engine.Tools, in)
 				if err != nil || d.Allow != bc.allow {
 					b.Fatal(d, err)

@@ -1,0 +1,64 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcp-secure/mcp-secure/rego"
+	"github.com/mcp-secure/mcp-secure/server/audit"
+	"github.com/mcp-secure/mcp-secure/server/engine"
+	"github.com/mcp-secure/mcp-secure/server/policy"
+	"github.com/mcp-secure/mcp-secure/server/ratelimit"
+)
+
+// BenchmarkToolsCall is one whole tools/call through the pipeline, in
+// process: argument checks and schema validation, the rate limiter, the
+// decision on the real engine with the embedded default policy, the
+// audit records (redacted, chained, masked by the built-in rules) and the
+// handler. What it leaves out is the transport and the SDK.
+func BenchmarkToolsCall(b *testing.B) {
+	pol, err := policy.Default()
+	if err != nil {
+		b.Fatal(err)
+	}
+	mods, err := rego.Modules()
+	if err != nil {
+		b.Fatal(err)
+	}
+	eng, err := engine.New(b.Context(), engine.Config{Modules: mods, Data: pol.Data(), Capabilities: rego.Restricted()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	eng.Warm(b.Context())
+	alog := audit.New(audit.NewWriterSink(io.Discard), &audit.Options{Masker: eng})
+	s, err := New(Options{Engine: eng, Audit: alog, Plugins: []string{"pipeline-test"},
+		Limiter: ratelimit.New(ratelimit.Config{Default: 1 << 30}, time.Now)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, bc := range []struct {
+		name, tool string
+		args       string
+		isError    bool
+	}{
+		{"allow", "echo", `{"msg":"hello"}`, false},
+		{"deny-unknown-tool", "no_such_tool", `{}`, true},
+		{"deny-invalid-arguments", "echo", `{"msg":"far too long a message"}`, true},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			req := &mcp.CallToolRequest{Params: &mcp.CallToolParamsRaw{Name: bc.tool, Arguments: json.RawMessage(bc.args)}}
+			b.ReportAllocs()
+			for b.Loop() {
+				res, err := s.pipe.call(context.Background(), req)
+				if err != nil || res.IsError != bc.isError {
+					b.Fatalf("%v %+v", err, res)
+				}
+			}
+		})
+	}
+}
