@@ -170,22 +170,22 @@ func (p *pipeline) checkAnnotations(ctx context.Context, anns []annotation) erro
 		switch a.format {
 		case FormatPath:
 			if !strings.HasPrefix(a.value, "/") {
-				err = &guard.DeniedError{Kind: audit.KindFilesystem, Target: fmt.Sprintf("argument %s %q", a.pointer, a.value),
+				err = &plugin.DeniedError{Kind: audit.KindFilesystem, Target: fmt.Sprintf("argument %s %q", a.pointer, a.value),
 					Reasons: []string{"a path argument must be absolute"}}
 			} else if p.paths == nil {
-				err = &guard.DeniedError{Kind: audit.KindFilesystem, Target: a.value, Reasons: []string{"this server has no filesystem guard"}}
+				err = &plugin.DeniedError{Kind: audit.KindFilesystem, Target: a.value, Reasons: []string{"this server has no filesystem guard"}}
 			} else {
 				err = p.paths.Check(ctx, a.value, a.op)
 			}
 		case FormatURI:
 			if p.urls == nil {
-				err = &guard.DeniedError{Kind: audit.KindNetwork, Target: a.value, Reasons: []string{"this server has no network guard"}}
+				err = &plugin.DeniedError{Kind: audit.KindNetwork, Target: a.value, Reasons: []string{"this server has no network guard"}}
 			} else {
 				err = p.urls.CheckURL(ctx, a.value)
 			}
 		case FormatCommand:
 			if p.commands == nil {
-				err = &guard.DeniedError{Kind: audit.KindCommand, Target: a.value, Reasons: []string{"this server has no command guard"}}
+				err = &plugin.DeniedError{Kind: audit.KindCommand, Target: a.value, Reasons: []string{"this server has no command guard"}}
 			} else {
 				_, err = p.commands.Check(ctx, []string{a.value}, "")
 			}

@@ -269,7 +269,7 @@ func (p *pipeline) runChecked(ctx context.Context, t *registeredTool, ci callInf
 	if t.annotated {
 		gctx := guard.WithCall(ctx, ci.guardCall())
 		if err := p.checkAnnotations(gctx, collectAnnotations(t.schemaDoc, args)); err != nil {
-			var de *guard.DeniedError
+			var de *plugin.DeniedError
 			if errors.As(err, &de) {
 				res := deniedResult(ci.name, de)
 				res.Content = []mcp.Content{&mcp.TextContent{Text: fmt.Sprintf("call to %q denied: %s", ci.name, de.Error())}}
@@ -319,7 +319,7 @@ func (p *pipeline) run(ctx context.Context, t *registeredTool, ci callInfo) (*mc
 	select {
 	case o := <-done:
 		if o.err != nil {
-			var de *guard.DeniedError
+			var de *plugin.DeniedError
 			if errors.As(o.err, &de) {
 				return deniedResult(ci.name, de), audit.StatusDenied
 			}
@@ -348,7 +348,7 @@ func (p *pipeline) run(ctx context.Context, t *registeredTool, ci callInfo) (*mc
 
 // deniedResult tells the model what a guard refused while the tool ran:
 // the kind of access, its target and the policy's reasons.
-func deniedResult(tool string, de *guard.DeniedError) *mcp.CallToolResult {
+func deniedResult(tool string, de *plugin.DeniedError) *mcp.CallToolResult {
 	res := errorResult(fmt.Sprintf("tool %q was stopped: %s", tool, de.Error()))
 	res.StructuredContent = map[string]any{
 		"error":   "denied_by_policy",

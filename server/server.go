@@ -345,7 +345,7 @@ var _ plugin.Network = (*guard.Network)(nil)
 // every connection.
 type noNetwork struct{}
 
-var errNoNetwork = &guard.DeniedError{Kind: audit.KindNetwork, Target: "any connection", Reasons: []string{"this server has no network guard"}}
+var errNoNetwork = &plugin.DeniedError{Kind: audit.KindNetwork, Target: "any connection", Reasons: []string{"this server has no network guard"}}
 
 func (noNetwork) HTTPClient(timeout time.Duration) *http.Client {
 	return &http.Client{Timeout: timeout, Transport: &http.Transport{
@@ -358,7 +358,7 @@ func (noNetwork) HTTPClient(timeout time.Duration) *http.Client {
 // guards: they refuse everything.
 type noFiles struct{}
 
-var errNoFiles = &guard.DeniedError{Kind: audit.KindFilesystem, Target: "any path", Reasons: []string{"this server has no filesystem guard"}}
+var errNoFiles = &plugin.DeniedError{Kind: audit.KindFilesystem, Target: "any path", Reasons: []string{"this server has no filesystem guard"}}
 
 func (noFiles) Abs(string, string) (string, error)             { return "", errNoFiles }
 func (noFiles) Check(context.Context, string, plugin.Op) error { return errNoFiles }
@@ -375,7 +375,7 @@ func (noFiles) Remove(context.Context, string) error                    { return
 type noCommands struct{}
 
 func (noCommands) Exec(context.Context, []string, plugin.ExecOptions) (*plugin.ExecResult, error) {
-	return nil, &guard.DeniedError{Kind: audit.KindCommand, Target: "any command", Reasons: []string{"this server has no command guard"}}
+	return nil, &plugin.DeniedError{Kind: audit.KindCommand, Target: "any command", Reasons: []string{"this server has no command guard"}}
 }
 
 func (noNetwork) DialContext(context.Context, string, string) (net.Conn, error) {

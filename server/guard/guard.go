@@ -2,14 +2,12 @@ package guard
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/mcp-secure/mcp-secure/server/audit"
 	"github.com/mcp-secure/mcp-secure/server/engine"
+	"github.com/mcp-secure/mcp-secure/server/plugin"
 )
 
 // Decider answers policy decisions; *engine.Engine implements it.
@@ -23,22 +21,11 @@ type Auditor interface {
 }
 
 // ErrDenied is matched by every [DeniedError].
-var ErrDenied = errors.New("denied by policy")
+var ErrDenied = plugin.ErrDenied
 
-// DeniedError is a guard's refusal: what was asked and why not. Its
-// message is meant for the model and names what the policy blocked.
-type DeniedError struct {
-	Kind    string // audit kind: network, filesystem, command
-	Target  string // e.g. "tcp 10.0.0.1:22 (example.com)"
-	Reasons []string
-}
-
-func (e *DeniedError) Error() string {
-	return fmt.Sprintf("%s policy denied %s: %s", e.Kind, e.Target, strings.Join(e.Reasons, "; "))
-}
-
-// Is makes errors.Is(err, ErrDenied) true for any DeniedError.
-func (e *DeniedError) Is(target error) bool { return target == ErrDenied }
+// DeniedError is a guard's refusal: the contract type plugins see, in
+// server/plugin.
+type DeniedError = plugin.DeniedError
 
 // Call identifies the tool call a guard acts for.
 type Call struct {

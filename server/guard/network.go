@@ -19,7 +19,7 @@ import (
 
 	"github.com/mcp-secure/mcp-secure/server/audit"
 	"github.com/mcp-secure/mcp-secure/server/engine"
-	"github.com/mcp-secure/mcp-secure/server/policy"
+	"github.com/mcp-secure/mcp-secure/server/hostname"
 )
 
 // Resolver looks names up; *net.Resolver implements it. Tests use their
@@ -109,7 +109,7 @@ func (n *Network) DialContext(ctx context.Context, network, address string) (net
 		name = host
 		// A zoned IPv6 literal is neither an address the policy can decide
 		// nor a name.
-		if err == nil || !policy.ValidHost(name) {
+		if err == nil || !hostname.Valid(name) {
 			return nil, n.refuse(ctx, fmt.Sprintf("%s %q", network, hostPart), map[string]any{"network": network, "address": address}, "not a valid host name or IP address (zoned IPv6 addresses are never allowed)")
 		}
 		if err := n.check(ctx, netKey{phase: "resolve", host: name, network: network, port: port}); err != nil {
@@ -191,7 +191,7 @@ func (n *Network) CheckURL(ctx context.Context, rawURL string) error {
 	if err == nil && ip.Zone() == "" {
 		return n.check(ctx, netKey{phase: "dial", network: "tcp", addr: ip, port: port})
 	}
-	if err == nil || !policy.ValidHost(host) {
+	if err == nil || !hostname.Valid(host) {
 		return n.refuse(ctx, fmt.Sprintf("%q", rawURL), map[string]any{"url": rawURL}, "not a valid host name or IP address")
 	}
 	return n.check(ctx, netKey{phase: "resolve", host: host, network: "tcp", port: port})
@@ -343,11 +343,8 @@ func networkAudit(k netKey) map[string]any {
 }
 
 // NormalizeHost lower-cases a host name and drops a trailing dot and IPv6
-// brackets, so policy comparisons see one spelling.
-func NormalizeHost(h string) string {
-	h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
-	return strings.TrimSuffix(strings.ToLower(h), ".")
-}
+// brackets, so policy comparisons see one spelling (hostname.Normalize).
+func NormalizeHost(h string) string { return hostname.Normalize(h) }
 
 var (
 	nat64   = netip.MustParsePrefix("64:ff9b::/96")

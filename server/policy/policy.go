@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/mcp-secure/mcp-secure/server/hostname"
 )
 
 // Policy is a loaded, validated policy file.
@@ -264,7 +266,7 @@ func (p *Policy) validate(d *decoder) error {
 	for i, e := range n.AllowedEndpoints {
 		key := fmt.Sprintf("network.allowed_endpoints[%d]", i)
 		h := normalizeHost(e.Host)
-		if !ValidHost(h) {
+		if !hostname.Valid(h) {
 			return bad(key+".host", "%q is not a host name", e.Host)
 		}
 		n.AllowedEndpoints[i].Host = h
@@ -284,7 +286,7 @@ func (p *Policy) validate(d *decoder) error {
 	}
 	for i, h := range n.DNSAllowlist {
 		nh := normalizeHost(h)
-		if !ValidHost(nh) {
+		if !hostname.Valid(nh) {
 			return bad(fmt.Sprintf("network.dns_allowlist[%d]", i), "%q is not a host name", h)
 		}
 		n.DNSAllowlist[i] = nh
@@ -444,27 +446,5 @@ func (p *Policy) Audits(field string) bool {
 }
 
 func normalizeHost(h string) string {
-	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(h)), ".")
-}
-
-// ValidHost reports whether h, lower-cased, is an IP address or a host
-// name of LDH labels (underscores allowed, as seen in the wild).
-func ValidHost(h string) bool {
-	if h == "" || len(h) > 253 {
-		return false
-	}
-	if _, err := netip.ParseAddr(h); err == nil {
-		return true
-	}
-	for label := range strings.SplitSeq(h, ".") {
-		if label == "" || len(label) > 63 {
-			return false
-		}
-		for _, c := range []byte(label) {
-			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-				return false
-			}
-		}
-	}
-	return true
+	return hostname.Normalize(strings.TrimSpace(h))
 }
