@@ -1,53 +1,119 @@
 package main
 
 import (
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
 
-// TestLayering keeps the package map honest: plugins reach the server only
-// through server/plugin, the server never imports a plugin, and nothing
-// but the transport writes to stdout (no plugin imports the SDK).
+// layerRules are what a package may not depend on, directly or through
+// others (go list -deps), each with its reason. from and dep are import
+// path prefixes relative to the module, or full paths outside it.
+var layerRules = []struct {
+	from, dep, why string
+	except         []string // deps allowed although dep matches them
+}{
+	{"plugins/", "server/", "plugins reach the server only through server/plugin", []string{"server/plugin"}},
+	{"plugins/", "github.com/modelcontextprotocol/", "plugins speak to clients only through the server (nothing but the transport writes to stdout)", nil},
+	{"plugins/", "github.com/open-policy-agent/", "plugins never decide: the server asks the policy for them", nil},
+	{"server/", "plugins/", "the server never imports a plugin; cmd wires them together", nil},
+	{"server/plugin", "server/", "the plugin contract depends on nothing of the server", []string{"server/plugin"}},
+	{"server/plugin", "github.com/open-policy-agent/", "the plugin contract does not expose the policy engine", nil},
+	{"server/plugin", "github.com/modelcontextprotocol/", "the plugin contract does not expose the SDK", nil},
+	{"server/guard", "server/policy", "the doors decide through the engine, never by reading the YAML loader", nil},
+	{"server/engine", "server/", "the engine knows OPA, not the rest of the server", []string{"server/engine"}},
+	{"server/audit", "server/", "the audit log depends on no other part of the server (masks come through an interface)", []string{"server/audit"}},
+	{"server/audit", "github.com/open-policy-agent/", "the audit log does not evaluate policy itself", nil},
+	{"server/sandbox", "server/", "the sandbox launcher runs before anything else in a child: it stays small", []string{"server/sandbox"}},
+	{"server/sandbox", "github.com/open-policy-agent/", "the sandbox launcher stays small", nil},
+	{"server/hostname", "server/", "host-name spelling is a leaf", []string{"server/hostname"}},
+	{"server/policy", "server/guard", "the loader is data, not a door", nil},
+}
+
+// TestLayering keeps the package map honest: every package's whole
+// dependency graph is checked against layerRules, and plugins import no
+// package that reaches the world on its own.
 func TestLayering(t *testing.T) {
 	const mod = "github.com/mcp-secure/mcp-secure/"
-	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}} {{join .Imports \" \"}}", "../../...").Output()
+	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}}|{{join .Deps \" \"}}|{{join .Imports \" \"}}", "../../...").Output()
 	if err != nil {
 		t.Fatalf("go list: %v", err)
 	}
+	rel := func(path string) string {
+		if r, ok := strings.CutPrefix(path, mod); ok {
+			return r
+		}
+		return path
+	}
 	checked := 0
 	for line := range strings.SplitSeq(strings.TrimSpace(string(out)), "\n") {
-		fields := strings.Fields(line)
-		pkg, imports := strings.TrimPrefix(fields[0], mod), fields[1:]
-		for _, imp := range imports {
-			dep, internal := strings.CutPrefix(imp, mod)
-			switch {
-			case strings.HasPrefix(pkg, "plugins/"):
-				checked++
-				if internal && strings.HasPrefix(dep, "server/") && dep != "server/plugin" {
-					t.Errorf("%s imports %s: plugins may import only server/plugin", pkg, dep)
-				}
-				if strings.HasPrefix(imp, "github.com/modelcontextprotocol/") || strings.HasPrefix(imp, "github.com/open-policy-agent/") {
-					t.Errorf("%s imports %s: plugins speak to the server only through server/plugin", pkg, imp)
-				}
+		parts := strings.Split(line, "|")
+		if len(parts) != 3 {
+			t.Fatalf("go list line %q", line)
+		}
+		pkg := rel(parts[0])
+		var deps []string
+		for _, d := range strings.Fields(parts[1]) {
+			deps = append(deps, rel(d))
+		}
+		for _, v := range layerViolations(pkg, deps) {
+			checked++
+			t.Error(v)
+		}
+		if strings.HasPrefix(pkg, "plugins/") {
+			checked++
+			for _, imp := range strings.Fields(parts[2]) {
 				switch imp {
 				case "net", "os/exec", "syscall", "golang.org/x/sys/unix", "net/http/httptrace":
 					t.Errorf("%s imports %s: plugins reach the world only through the Host's guards", pkg, imp)
-				}
-			case strings.HasPrefix(pkg, "server"):
-				checked++
-				if internal && strings.HasPrefix(dep, "plugins/") {
-					t.Errorf("%s imports %s: the server never imports a plugin", pkg, dep)
 				}
 			}
 		}
 	}
 	if checked == 0 {
-		t.Fatal("no imports checked; is the module layout intact?")
+		t.Fatal("no package checked; is the module layout intact?")
+	}
+}
+
+// layerViolations applies layerRules to pkg's dependencies (module paths
+// relative to the module).
+func layerViolations(pkg string, deps []string) []string {
+	var out []string
+	for _, dep := range deps {
+		for _, r := range layerRules {
+			if strings.HasPrefix(pkg, r.from) && strings.HasPrefix(dep, r.dep) && !slices.Contains(r.except, dep) {
+				out = append(out, fmt.Sprintf("%s depends on %s: %s", pkg, dep, r.why))
+			}
+		}
+	}
+	return out
+}
+
+// TestLayeringRulesBite: each rule catches the dependency it names on a
+// graph made up for the purpose, so no rule can silently match nothing.
+func TestLayeringRulesBite(t *testing.T) {
+	for _, r := range layerRules {
+		dep := r.dep
+		if strings.HasSuffix(dep, "/") {
+			dep += "forbidden"
+		}
+		if got := layerViolations(r.from+"/pkg", []string{dep}); len(got) == 0 {
+			t.Errorf("rule %s -/-> %s does not fire", r.from, r.dep)
+		}
+		for _, ok := range r.except {
+			if got := layerViolations(r.from, []string{ok}); len(got) != 0 {
+				t.Errorf("rule %s -/-> %s fires on its exception %s", r.from, r.dep, ok)
+			}
+		}
+	}
+	if got := layerViolations("server/guard", []string{"server/hostname", "server/engine"}); len(got) != 0 {
+		t.Errorf("allowed dependencies flagged: %v", got)
 	}
 }
 
