@@ -64,7 +64,7 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 30s)
 	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; done
 
-deps: ## Check the layering (plugins import only server/plugin; server never imports plugins)
+deps: ## Check the layering: every dependency graph against the rules in cmd/mcp-secure/layering_test.go
 	$(GO) test -count=1 -run TestLayering ./cmd/mcp-secure/
 
 check: lint test deps ## Everything CI checks
