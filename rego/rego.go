@@ -6,7 +6,7 @@
 //
 // The directory mirrors the package: mcp/tools/tools.rego is package
 // mcp.tools. Each module has its unit tests beside it (x_test.rego, run by
-// `go tool opa test rego policy-tests/mcp`); test files are not compiled
+// `go tool opa test rego policy-tests`); test files are not compiled
 // into the server.
 package rego
 

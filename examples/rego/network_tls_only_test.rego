@@ -1,4 +1,4 @@
-package mcp.network_test
+package examples.network_tls_only_test
 
 import data.mcp.network
 

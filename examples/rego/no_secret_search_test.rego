@@ -1,4 +1,4 @@
-package mcp.tools_test
+package examples.no_secret_search_test
 
 import data.mcp.tools
 
