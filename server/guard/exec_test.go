@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -188,8 +189,7 @@ func TestExecKillsProcessGroupAtDeadline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var pid int
-	fmt.Sscan(strings.TrimSpace(string(data)), &pid)
+	pid := mustPid(t, data)
 	// The grandchild is gone (or a zombie awaiting its reaper).
 	for range 100 {
 		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
@@ -207,8 +207,7 @@ func TestExecLeavesNoBackgroundChildren(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var pid int
-	fmt.Sscan(strings.TrimSpace(string(res.Stdout)), &pid)
+	pid := mustPid(t, res.Stdout)
 	for range 100 {
 		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 		if err != nil || strings.Contains(string(stat), ") Z ") {
@@ -234,4 +233,15 @@ func TestExecDoesNotWaitForEscapedChildren(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("Exec waited for a child that left its process group")
 	}
+}
+
+// mustPid reads the pid a command printed; anything but a positive number
+// fails the test (pid 0 would make /proc/0 absent and the check pass).
+func mustPid(t *testing.T, out []byte) int {
+	t.Helper()
+	pid, err := strconv.Atoi(strings.TrimSpace(string(out)))
+	if err != nil || pid <= 0 {
+		t.Fatalf("no pid in the command's output %q: %v", out, err)
+	}
+	return pid
 }
