@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -638,5 +639,44 @@ func BenchmarkReferenceJSONMarshal1KiB(b *testing.B) {
 		if _, err := json.Marshal(in); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestTwoWritersKeepOneChain: two servers appending to one log (two
+// clients on the default policy) take turns under a file lock, and each
+// continues the chain from the other's last record.
+func TestTwoWritersKeepOneChain(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "audit.log")
+	var loggers []*audit.Logger
+	for range 2 {
+		s, err := audit.OpenFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := audit.New(s, nil)
+		defer l.Close()
+		loggers = append(loggers, l)
+	}
+	var wg sync.WaitGroup
+	for i, l := range loggers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range 50 {
+				rec := audit.Record{DecisionID: fmt.Sprintf("w%d-%d", i, j), Kind: audit.KindToolCall, Result: audit.ResultAllow}
+				if err := l.Log(t.Context(), rec); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	res, err := audit.Verify([]string{p})
+	if err != nil {
+		t.Fatalf("the interleaved log does not verify: %v", err)
+	}
+	if res.Records < 100 {
+		t.Errorf("%d records, want the 100 written (and the genesis)", res.Records)
 	}
 }

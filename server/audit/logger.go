@@ -75,6 +75,15 @@ type tailSink interface {
 	tail() (last []byte, empty, torn bool)
 }
 
+// sharedSink is a sink that other processes may append to (several
+// servers on one log): lock holds the file for one record and reports
+// its last line when someone else wrote since this process did, so the
+// chain continues from their record.
+type sharedSink interface {
+	lock() (last []byte, changed, torn bool, err error)
+	unlock()
+}
+
 // rotatingSink is a sink that rotates by size.
 type rotatingSink interface {
 	needsRotation(next int) bool
@@ -154,6 +163,17 @@ func (l *Logger) Log(ctx context.Context, r Record) error {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if ss, ok := l.sink.(sharedSink); ok {
+		last, changed, torn, lerr := ss.lock()
+		if lerr != nil {
+			l.failed(r, lerr)
+			return fmt.Errorf("%w: %w", ErrWrite, lerr)
+		}
+		defer ss.unlock()
+		if changed {
+			l.follow(last, torn)
+		}
+	}
 	err = l.startChain(ctx, len(body))
 	if err == nil {
 		line, h := chainLine(body, l.prev)
@@ -164,6 +184,20 @@ func (l *Logger) Log(ctx context.Context, r Record) error {
 	}
 	l.failed(r, err)
 	return fmt.Errorf("%w: %w", ErrWrite, err)
+}
+
+// follow continues the chain from a record another writer appended.
+func (l *Logger) follow(last []byte, torn bool) {
+	if torn {
+		l.genesis = "another writer left a torn line; a new chain segment begins"
+		return
+	}
+	c, err := checkLine(last)
+	if err != nil {
+		l.genesis = "another writer's last line is not a valid chained record (" + err.Error() + "); a new chain segment begins"
+		return
+	}
+	l.prev = c.Hash
 }
 
 func (l *Logger) failed(r Record, err error) {

@@ -160,6 +160,46 @@ func fileType(mode uint32) string {
 	return "not a regular file"
 }
 
+var _ sharedSink = (*FileSink)(nil)
+
+// lock takes an exclusive advisory lock on the file for one record (other
+// servers appending to the same log take it too) and, when the file grew
+// since this process last wrote, reads the line another writer ended it
+// with.
+func (s *FileSink) lock() (last []byte, changed, torn bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, false, false, ErrClosed
+	}
+	if err := syscall.Flock(int(s.f.Fd()), syscall.LOCK_EX); err != nil {
+		return nil, false, false, fmt.Errorf("lock %s: %w", s.path, err)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(s.f.Fd()), &st); err != nil {
+		syscall.Flock(int(s.f.Fd()), syscall.LOCK_UN)
+		return nil, false, false, fmt.Errorf("%s: %w", s.path, err)
+	}
+	if st.Size <= s.size {
+		return nil, false, false, nil // nobody else wrote (a shorter file fails the write's check)
+	}
+	s.size = st.Size
+	s.last, s.torn = nil, false
+	if err := s.readTail(); err != nil {
+		syscall.Flock(int(s.f.Fd()), syscall.LOCK_UN)
+		return nil, false, false, fmt.Errorf("%s: %w", s.path, err)
+	}
+	return s.last, true, s.torn, nil
+}
+
+func (s *FileSink) unlock() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed {
+		syscall.Flock(int(s.f.Fd()), syscall.LOCK_UN)
+	}
+}
+
 // tailWindow is how much of the file's end is read to find its last line.
 const tailWindow = 1 << 20
 
