@@ -6,11 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"maps"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -136,15 +133,15 @@ func New(opts Options) (*Server, error) {
 	}
 	network := opts.Network
 	if network == nil {
-		network = noNetwork{}
+		network = noNetwork
 	}
 	host := &host{log: log, catalog: &catalog{pipe: p}, network: network,
 		files: opts.Files, commands: opts.Commands, dataDir: opts.DataDir, settings: opts.Settings}
 	if host.files == nil {
-		host.files = noFiles{}
+		host.files = noFiles
 	}
 	if host.commands == nil {
-		host.commands = noCommands{}
+		host.commands = noCommands
 	}
 	p.paths, _ = opts.Files.(pathChecker)
 	p.urls, _ = opts.Network.(urlChecker)
@@ -341,46 +338,12 @@ func (h *host) Network() plugin.Network { return h.network }
 
 var _ plugin.Network = (*guard.Network)(nil)
 
-// noNetwork is the network of a server built without a guard: it refuses
-// every connection.
-type noNetwork struct{}
-
-var errNoNetwork = &plugin.DeniedError{Kind: audit.KindNetwork, Target: "any connection", Reasons: []string{"this server has no network guard"}}
-
-func (noNetwork) HTTPClient(timeout time.Duration) *http.Client {
-	return &http.Client{Timeout: timeout, Transport: &http.Transport{
-		Proxy:       nil,
-		DialContext: func(context.Context, string, string) (net.Conn, error) { return nil, errNoNetwork },
-	}}
-}
-
-// noFiles and noCommands are the doors of a server built without those
-// guards: they refuse everything.
-type noFiles struct{}
-
-var errNoFiles = &plugin.DeniedError{Kind: audit.KindFilesystem, Target: "any path", Reasons: []string{"this server has no filesystem guard"}}
-
-func (noFiles) Abs(string, string) (string, error)             { return "", errNoFiles }
-func (noFiles) Check(context.Context, string, plugin.Op) error { return errNoFiles }
-func (noFiles) Canonical(context.Context, string, plugin.Op) (string, error) {
-	return "", errNoFiles
-}
-func (noFiles) Stat(context.Context, string) (fs.FileInfo, error)       { return nil, errNoFiles }
-func (noFiles) ReadFile(context.Context, string, int64) ([]byte, error) { return nil, errNoFiles }
-func (noFiles) WriteFile(context.Context, string, []byte) error         { return errNoFiles }
-func (noFiles) ReadDir(context.Context, string) ([]fs.DirEntry, error)  { return nil, errNoFiles }
-func (noFiles) MkdirAll(context.Context, string) error                  { return errNoFiles }
-func (noFiles) Remove(context.Context, string) error                    { return errNoFiles }
-
-type noCommands struct{}
-
-func (noCommands) Exec(context.Context, []string, plugin.ExecOptions) (*plugin.ExecResult, error) {
-	return nil, &plugin.DeniedError{Kind: audit.KindCommand, Target: "any command", Reasons: []string{"this server has no command guard"}}
-}
-
-func (noNetwork) DialContext(context.Context, string, string) (net.Conn, error) {
-	return nil, errNoNetwork
-}
+// The doors of a server built without guards: each refuses everything.
+var (
+	noNetwork  = plugin.Closed{Err: &plugin.DeniedError{Kind: audit.KindNetwork, Target: "any connection", Reasons: []string{"this server has no network guard"}}}
+	noFiles    = plugin.Closed{Err: &plugin.DeniedError{Kind: audit.KindFilesystem, Target: "any path", Reasons: []string{"this server has no filesystem guard"}}}
+	noCommands = plugin.Closed{Err: &plugin.DeniedError{Kind: audit.KindCommand, Target: "any command", Reasons: []string{"this server has no command guard"}}}
+)
 
 type catalog struct{ pipe *pipeline }
 

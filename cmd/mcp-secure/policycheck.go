@@ -4,17 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"maps"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/mcp-secure/mcp-secure/server/engine"
 	"github.com/mcp-secure/mcp-secure/server/plugin"
@@ -196,9 +192,9 @@ type probeHost struct {
 
 func (h *probeHost) Logger() *slog.Logger      { return slog.New(slog.DiscardHandler) }
 func (h *probeHost) Catalog() plugin.Catalog   { return probeCatalog{} }
-func (h *probeHost) Network() plugin.Network   { return probeNetwork{} }
-func (h *probeHost) Files() plugin.Files       { return probeFiles{} }
-func (h *probeHost) Commands() plugin.Commands { return probeCommands{} }
+func (h *probeHost) Network() plugin.Network   { return plugin.Closed{Err: errChecking} }
+func (h *probeHost) Files() plugin.Files       { return plugin.Closed{Err: errChecking} }
+func (h *probeHost) Commands() plugin.Commands { return plugin.Closed{Err: errChecking} }
 func (h *probeHost) Setting(p, key string) string {
 	if p == h.name {
 		h.read[key] = true
@@ -216,36 +212,4 @@ type probeCatalog struct{ plugin.Catalog }
 func (probeCatalog) Entries() []plugin.Entry { return nil }
 func (probeCatalog) Permitted(context.Context, *plugin.Call, string) (bool, []string) {
 	return false, []string{errChecking.Error()}
-}
-
-type probeNetwork struct{ plugin.Network }
-
-func (probeNetwork) HTTPClient(timeout time.Duration) *http.Client {
-	return &http.Client{Timeout: timeout, Transport: &http.Transport{
-		Proxy:       nil,
-		DialContext: func(context.Context, string, string) (net.Conn, error) { return nil, errChecking },
-	}}
-}
-
-func (probeNetwork) DialContext(context.Context, string, string) (net.Conn, error) {
-	return nil, errChecking
-}
-
-type probeFiles struct{ plugin.Files }
-
-func (probeFiles) Abs(string, string) (string, error) { return "", errChecking }
-func (probeFiles) Canonical(context.Context, string, plugin.Op) (string, error) {
-	return "", errChecking
-}
-func (probeFiles) Stat(context.Context, string) (fs.FileInfo, error)       { return nil, errChecking }
-func (probeFiles) ReadFile(context.Context, string, int64) ([]byte, error) { return nil, errChecking }
-func (probeFiles) WriteFile(context.Context, string, []byte) error         { return errChecking }
-func (probeFiles) ReadDir(context.Context, string) ([]fs.DirEntry, error)  { return nil, errChecking }
-func (probeFiles) MkdirAll(context.Context, string) error                  { return errChecking }
-func (probeFiles) Remove(context.Context, string) error                    { return errChecking }
-
-type probeCommands struct{ plugin.Commands }
-
-func (probeCommands) Exec(context.Context, []string, plugin.ExecOptions) (*plugin.ExecResult, error) {
-	return nil, errChecking
 }

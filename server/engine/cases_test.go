@@ -112,15 +112,7 @@ func loadCases(t *testing.T, p engine.Point) []decisionCase {
 // (policy-tests/mcp/decisions_test.rego).
 func TestDecisionCases(t *testing.T) {
 	for _, p := range engine.Points {
-		data, err := os.ReadFile(filepath.Join("../../policy-tests/decisions", string(p)+".yaml"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var suite map[string][]decisionCase
-		if err := yaml.Unmarshal(data, &suite); err != nil {
-			t.Fatalf("%s: %v", p, err)
-		}
-		cases := suite[string(p)]
+		cases := loadCases(t, p)
 		if len(cases) < 6 {
 			t.Errorf("%s: %d decision cases, want at least 6", p, len(cases))
 		}
