@@ -405,3 +405,48 @@ func processesWithArgs(argv ...string) []int {
 	}
 	return pids
 }
+
+// The audit log's fingerprint key is the server's too, also when the log
+// shares its directory with the workspace: whoever holds the key can test
+// guesses at redacted secrets.
+func TestE2EAuditKeyOffLimits(t *testing.T) {
+	dir := t.TempDir()
+	e := &env{dir: dir, policy: filepath.Join(dir, "policy.yaml"), audit: filepath.Join(dir, "ws", "audit.log"), workspace: filepath.Join(dir, "ws")}
+	if err := os.MkdirAll(e.workspace, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e.write(t, "policy.yaml", fmt.Sprintf(`version: "1.0"
+filesystem:
+  allowed_paths: ["%s/**"]
+audit:
+  log_file: "%s"
+tools:
+  timeout: 10
+  rate_limits: {default: 600}
+`, e.workspace, e.audit))
+	cs := e.connect(t, "2025-11-25")
+	key := filepath.Join(e.workspace, "audit.key")
+	before, err := os.ReadFile(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		tool string
+		args map[string]any
+	}{
+		{"fixture_read", map[string]any{"path": key}},
+		{"fixture_write", map[string]any{"path": key, "text": strings.Repeat("A", 32)}},
+		{"fixture_write", map[string]any{"path": filepath.Join(e.workspace, ".audit.key-planted"), "text": "x"}},
+	} {
+		res := call(t, cs, tc.tool, tc.args)
+		if !res.IsError || !strings.Contains(text(res), "audit fingerprint key") {
+			t.Errorf("%s %v: %v %q", tc.tool, tc.args, res.IsError, text(res))
+		}
+	}
+	if after, _ := os.ReadFile(key); !bytes.Equal(before, after) {
+		t.Error("the key changed")
+	}
+	if res := call(t, cs, "fixture_write", map[string]any{"path": filepath.Join(e.workspace, "notes.txt"), "text": "fine"}); res.IsError {
+		t.Errorf("a plain workspace write was refused: %q", text(res))
+	}
+}

@@ -511,3 +511,47 @@ tools:
 		t.Error("a command planted a file in the audit log's directory")
 	}
 }
+
+// TestE2ESandboxRootThroughSymlink: an allowed path written through a
+// symlink still keeps the server's files (below the link's target) out of
+// a command's reach.
+func TestE2ESandboxRootThroughSymlink(t *testing.T) {
+	if s := sandbox.Probe(); !s.Confines() {
+		t.Skipf("kernel lacks Landlock confinement (%s): nothing confines the command", s.Reason)
+	}
+	dir := t.TempDir()
+	real := filepath.Join(dir, "real")
+	if err := os.MkdirAll(filepath.Join(real, "ws"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(real, filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	e := &env{dir: dir, policy: filepath.Join(dir, "policy.yaml"), audit: filepath.Join(real, "logs", "audit.log"), workspace: filepath.Join(real, "ws")}
+	e.write(t, "policy.yaml", fmt.Sprintf(`version: "1.0"
+filesystem:
+  allowed_paths: ["%s/link/**", "%s/ws/**"]
+audit:
+  log_file: "%s"
+commands:
+  allowed: [cat, sh, dash]
+tools:
+  timeout: 10
+  rate_limits: {default: 600}
+`, dir, real, e.audit))
+	cs := e.connect(t, "2025-11-25")
+	key := filepath.Join(real, "logs", "audit.key")
+	for _, argv := range [][]string{
+		{"cat", key},
+		{"sh", "-c", "echo FORGED >> " + e.audit},
+	} {
+		res := call(t, cs, "fixture_run", map[string]any{"argv": argv, "dir": e.workspace})
+		sc, _ := res.StructuredContent.(map[string]any)
+		if code, _ := sc["exit_code"].(float64); !res.IsError && code == 0 {
+			t.Errorf("%q ran through the symlinked root: %q", argv, text(res))
+		}
+	}
+	if data, _ := os.ReadFile(e.audit); bytes.Contains(data, []byte("\nFORGED")) {
+		t.Error("a command appended to the audit log")
+	}
+}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/mcp-secure/mcp-secure/plugins/bugtracker"
 	"github.com/mcp-secure/mcp-secure/server"
+	"github.com/mcp-secure/mcp-secure/server/audit"
 	"github.com/mcp-secure/mcp-secure/server/guard"
 	"github.com/mcp-secure/mcp-secure/server/policy"
 )
@@ -67,6 +68,11 @@ func ownFiles(pol *policy.Policy) (files []ownFile, warning string) {
 		warning = fmt.Sprintf("the audit log's directory %s holds paths tools may use: only the log's own files are protected from tools (give the audit log a directory of its own)", auditDir)
 		files = append(files, ownFile{path: pol.Audit.LogFile, what: "audit log", prefix: true})
 		files = append(files, ownFile{path: auditDir, what: "audit log directory"})
+		// The fingerprint key and the temporary names it is created under:
+		// whoever holds the key can test guesses at redacted secrets.
+		key := audit.KeyPath(pol.Audit.LogFile)
+		files = append(files, ownFile{path: key, what: "audit fingerprint key", prefix: true})
+		files = append(files, ownFile{path: filepath.Join(auditDir, ".audit.key"), what: "audit fingerprint key", prefix: true})
 	} else {
 		files = append(files, ownFile{path: auditDir, what: "audit log directory", below: true})
 	}

@@ -445,14 +445,41 @@ func (c *Commands) Rules(execs ...string) sandbox.Rules {
 // path to that file, leaving the file (and symlinks, whose targets could
 // lie anywhere) out. What appears later in those directories stays out
 // of reach of children: the carving fails closed.
+//
+// Landlock follows symlinks when it takes a path, so roots and protected
+// paths are compared by their real paths: a root written through a
+// symlink must not hide a protected file below its target.
 func (c *Commands) writableRoots() []string {
+	protected := make([]ProtectedPath, 0, 2*len(c.opts.Protected))
+	for _, p := range c.opts.Protected {
+		protected = append(protected, p)
+		if real := realOrSelf(p.Path); real != p.Path {
+			protected = append(protected, ProtectedPath{Path: real, Prefix: p.Prefix})
+		}
+	}
 	var out []string
 	for _, r := range c.files.Roots() {
+		r = realOrSelf(r)
 		if r != "/" {
-			out = append(out, carve(r, c.opts.Protected)...)
+			out = append(out, carve(r, protected)...)
 		}
 	}
 	return out
+}
+
+// realOrSelf resolves path's symlinks, those of its longest existing
+// ancestor when it does not exist yet.
+func realOrSelf(path string) string {
+	rest := ""
+	for p := path; ; p = filepath.Dir(p) {
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			return filepath.Join(real, rest)
+		}
+		if p == filepath.Dir(p) {
+			return path
+		}
+		rest = filepath.Join(filepath.Base(p), rest)
+	}
 }
 
 // carve returns dir, or, when protected paths lie at or below it, the
