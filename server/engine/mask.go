@@ -52,7 +52,10 @@ func (e *Engine) Mask(ctx context.Context, record map[string]any) ([]any, error)
 		WithInput(ast.NewTerm(in)).
 		WithBaseCache(s.cache).
 		WithMetrics(metrics.NoOp()).
-		WithStrictBuiltinErrors(true).
+		// As OPA's decision-log masking: a built-in that fails on a value
+		// the client chose (to_number("abc")) leaves its rule undefined
+		// instead of failing every mask, which would erase the input.
+		WithStrictBuiltinErrors(false).
 		WithCancel(c)
 	var set ast.Value
 	results := 0

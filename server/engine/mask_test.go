@@ -75,12 +75,15 @@ mask contains {"op": "upsert", "path": "/input/arguments/query", "value": "[mask
 // TestMaskThroughLogger: the engine's masks applied by the audit Logger;
 // a failing user mask erases the whole input.
 func TestMaskThroughLogger(t *testing.T) {
+	// Two values for one complete rule: an evaluation error that is not a
+	// built-in's (those leave a rule undefined).
 	failing := `package mcp.audit
 
-mask contains x if {
-	input.kind == "tool_call"
-	x := sprintf("%d", [to_number(input.tool)])
-}
+which := 1 if input.kind == "tool_call"
+
+which := 2 if input.tool == "not-a-number"
+
+mask contains "/input/arguments/path" if which == 1
 `
 	for _, tc := range []struct {
 		name, module, tool string
@@ -115,10 +118,29 @@ mask contains x if {
 func TestMaskEvalErrorWrapsErrEval(t *testing.T) {
 	e := maskEngine(t, `package mcp.audit
 
-mask contains x if x := to_number(input.tool)
+which := 1 if input.tool == "abc"
+
+which := 2 if input.tool != ""
+
+mask contains "/input" if which == 1
 `)
 	if _, err := e.Mask(t.Context(), map[string]any{"tool": "abc"}); !errors.Is(err, ErrEval) {
 		t.Errorf("err = %v, want ErrEval", err)
+	}
+}
+
+// A built-in that fails on a value the client chose leaves its mask rule
+// undefined: a client cannot make the masks fail and erase a record.
+func TestMaskBuiltinErrorOnClientValue(t *testing.T) {
+	e := maskEngine(t, `package mcp.audit
+
+mask contains "/input/arguments/n" if to_number(input.input.arguments.n) > 5
+`)
+	for n, want := range map[string]int{"7": 1, "3": 0, "abc": 0} {
+		got, err := e.Mask(t.Context(), map[string]any{"kind": "tool_call", "input": map[string]any{"arguments": map[string]any{"n": n}}})
+		if err != nil || len(got) != want {
+			t.Errorf("n=%q: masks %v, err %v; want %d masks and no error", n, got, err, want)
+		}
 	}
 }
 
