@@ -680,3 +680,22 @@ func TestTwoWritersKeepOneChain(t *testing.T) {
 		t.Errorf("%d records, want the 100 written (and the genesis)", res.Records)
 	}
 }
+
+// TestVerifyNeedsTheStart: a log whose first records were cut away does
+// not verify as a whole log.
+func TestVerifyNeedsTheStart(t *testing.T) {
+	p := writeLog(t, 4)
+	lines := readLines(t, p)
+	cut := filepath.Join(t.TempDir(), "cut.log")
+	if err := os.WriteFile(cut, bytes.Join(lines[2:], nil), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := audit.Verify([]string{cut})
+	var ce *audit.ChainError
+	if !errors.As(err, &ce) || ce.Line != 1 || !strings.Contains(ce.Error(), "genesis") {
+		t.Errorf("Verify of a log without its start = %v", err)
+	}
+	if _, err := audit.Verify([]string{p}); err != nil {
+		t.Errorf("the whole log: %v", err)
+	}
+}

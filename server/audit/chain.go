@@ -92,8 +92,8 @@ type VerifyResult struct {
 // Verify checks the hash chain through files, oldest first (audit.log.2,
 // audit.log.1, audit.log): each record's own hash, each link to the
 // record before it, and that every file ends with a complete line. The
-// first record's prev_hash is taken on trust (its predecessor may have been
-// rotated away). It returns a *ChainError for the first broken link, or an
+// first record must be a genesis record (a new log, or a rotation whose
+// predecessor may have been removed: its prev_hash is taken on trust). It returns a *ChainError for the first broken link, or an
 // error reading a file.
 func Verify(files []string) (VerifyResult, error) {
 	var res VerifyResult
@@ -103,7 +103,7 @@ func Verify(files []string) (VerifyResult, error) {
 		if err != nil {
 			return res, err
 		}
-		err = verifyFile(name, f, &res, &started)
+		err = verifyFile(name, f, &res, &started, true)
 		f.Close()
 		if err != nil {
 			return res, err
@@ -112,15 +112,16 @@ func Verify(files []string) (VerifyResult, error) {
 	return res, nil
 }
 
-// VerifyReader is Verify over one stream named name.
+// VerifyReader is Verify over one stream named name, which may be a
+// segment cut from a log: its first record is taken on trust.
 func VerifyReader(name string, r io.Reader) (VerifyResult, error) {
 	var res VerifyResult
 	started := false
-	err := verifyFile(name, r, &res, &started)
+	err := verifyFile(name, r, &res, &started, false)
 	return res, err
 }
 
-func verifyFile(name string, r io.Reader, res *VerifyResult, started *bool) error {
+func verifyFile(name string, r io.Reader, res *VerifyResult, started *bool, fromGenesis bool) error {
 	br := bufio.NewReaderSize(r, 64<<10)
 	for n := 1; ; n++ {
 		line, err := br.ReadBytes('\n')
@@ -137,6 +138,9 @@ func verifyFile(name string, r io.Reader, res *VerifyResult, started *bool) erro
 		c, cerr := checkLine(line)
 		if cerr != nil {
 			return &ChainError{name, n, cerr.Error()}
+		}
+		if fromGenesis && !*started && c.Kind != KindGenesis {
+			return &ChainError{name, n, "the log does not start at a genesis record: its first records were removed, or this is not the oldest file (name rotated files first)"}
 		}
 		if *started && *c.PrevHash != res.LastHash {
 			reason := "prev_hash does not match the record before it (a record was deleted, inserted or reordered)"
