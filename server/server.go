@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -66,6 +67,10 @@ type Options struct {
 	// DefaultMaxInFlight.
 	MaxInFlight int
 }
+
+// outputGrace is how long answers may take to be written after the calls
+// in flight were cancelled at shutdown.
+const outputGrace = 2 * time.Second
 
 // DefaultShutdownGrace is the default of Options.ShutdownGrace.
 const DefaultShutdownGrace = 5 * time.Second
@@ -225,12 +230,34 @@ func (s *Server) Run(ctx context.Context, in io.Reader, out io.Writer) error {
 	t := &StdioTransport{In: in, Out: out, Logger: s.log, MaxInFlight: s.maxInFlight,
 		DrainTimeout: s.pipe.timeout + time.Second, OnDrainTimeout: s.pipe.cancelAll}
 	stop := s.summarise()
+	stuck := make(chan struct{})
+	var hard *time.Timer
+	var hmu sync.Mutex
 	watch := context.AfterFunc(ctx, func() {
 		s.log.Info("shutting down: no new requests; calls in flight get a grace period", "grace", s.grace)
 		t.Shutdown(s.grace)
+		// Answers are owed, but a client that stops reading cannot hold
+		// the server forever: past the grace, the cancellation and a
+		// margin, Run gives up on the writes blocked on its output.
+		hmu.Lock()
+		hard = time.AfterFunc(s.grace+cancelGrace+outputGrace, func() { close(stuck) })
+		hmu.Unlock()
 	})
-	err := s.mcp.Run(context.WithoutCancel(ctx), t)
+	ran := make(chan error, 1)
+	go func() { ran <- s.mcp.Run(context.WithoutCancel(ctx), t) }()
+	var err error
+	select {
+	case err = <-ran:
+	case <-stuck:
+		err = errors.New("answers could not be written in time after the shutdown began (the client stopped reading its output)")
+		s.log.Error("giving up on unwritten answers", "err", err)
+	}
 	watch()
+	hmu.Lock()
+	if hard != nil {
+		hard.Stop()
+	}
+	hmu.Unlock()
 	stop()
 	if err == nil || errors.Is(err, io.EOF) || errors.Is(err, context.Canceled) {
 		return nil

@@ -450,3 +450,33 @@ tools:
 		t.Errorf("a plain workspace write was refused: %q", text(res))
 	}
 }
+
+// A client that stops reading cannot keep the server from shutting down:
+// past the grace period the output is closed and the server exits.
+func TestE2ESigtermWithUnreadOutput(t *testing.T) {
+	e := newEnv(t, "")
+	r := e.startRawArgs(t, "--shutdown-grace", "200ms")
+	r.initialize()
+	// Fill both pipes: requests whose answers nobody reads. The writes
+	// block once the server stops reading; they end when it exits.
+	go func() {
+		line := `{"jsonrpc":"2.0","id":%d,"method":"tools/list"}`
+		for i := range 3000 {
+			if _, err := fmt.Fprintf(r.stdin, line+"\n", i+1); err != nil {
+				return
+			}
+		}
+	}()
+	time.Sleep(time.Second)
+	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- r.cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		r.cmd.Process.Kill()
+		t.Fatal("the server did not exit after SIGTERM while its output went unread")
+	}
+}
