@@ -404,3 +404,33 @@ func TestE2EAuditRotation(t *testing.T) {
 		t.Errorf("verify across rotated files: %v: %s", err, out)
 	}
 }
+
+// TestE2ETwoServersOneLog: two servers (two clients on one policy) append
+// to one audit log that rotates: neither refuses calls, and the rotated
+// files verify as one chain.
+func TestE2ETwoServersOneLog(t *testing.T) {
+	e := newEnv(t, "  max_size: 128KiB\n  retention: 20\n")
+	a, b := e.connect(t, "2025-11-25"), e.connect(t, "2025-11-25")
+	for i := range 120 {
+		for _, cs := range []*mcp.ClientSession{a, b} {
+			if res := call(t, cs, "search_tools", map[string]any{"query": fmt.Sprintf("bug tracker %d %s", i, strings.Repeat("x", 150))}); res.IsError {
+				t.Fatalf("call %d refused: %q", i, text(res))
+			}
+		}
+	}
+	a.Close()
+	b.Close()
+	var files []string
+	for n := 20; n >= 1; n-- {
+		if _, err := os.Stat(fmt.Sprintf("%s.%d", e.audit, n)); err == nil {
+			files = append(files, fmt.Sprintf("%s.%d", e.audit, n))
+		}
+	}
+	if len(files) == 0 {
+		t.Fatal("the log never rotated")
+	}
+	out, err := exec.Command(binPath, append([]string{"audit", "verify"}, append(files, e.audit)...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("audit verify: %v\n%s", err, out)
+	}
+}

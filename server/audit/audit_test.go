@@ -699,3 +699,53 @@ func TestVerifyNeedsTheStart(t *testing.T) {
 		t.Errorf("the whole log: %v", err)
 	}
 }
+
+// TestTwoWritersRotate: when one of two servers on one log rotates it,
+// the other follows into the new file instead of failing closed, and the
+// rotated files still form one chain.
+func TestTwoWritersRotate(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "audit.log")
+	var loggers []*audit.Logger
+	for range 2 {
+		s, err := audit.Open(p, &audit.FileOptions{MaxSize: 4 << 10, Retention: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := audit.New(s, nil)
+		defer l.Close()
+		loggers = append(loggers, l)
+	}
+	var wg sync.WaitGroup
+	for i, l := range loggers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range 60 {
+				rec := audit.Record{DecisionID: fmt.Sprintf("w%d-%d", i, j), Kind: audit.KindToolCall, Result: audit.ResultAllow,
+					Input: map[string]any{"pad": strings.Repeat("x", 200)}}
+				if err := l.Log(t.Context(), rec); err != nil {
+					t.Errorf("writer %d, record %d: %v", i, j, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	var files []string
+	for n := 100; n >= 1; n-- {
+		if _, err := os.Stat(fmt.Sprintf("%s.%d", p, n)); err == nil {
+			files = append(files, fmt.Sprintf("%s.%d", p, n))
+		}
+	}
+	if len(files) < 2 {
+		t.Fatalf("only %d rotations", len(files))
+	}
+	files = append(files, p)
+	res, err := audit.Verify(files)
+	if err != nil {
+		t.Fatalf("the rotated log does not verify: %v", err)
+	}
+	if res.Records < 120 {
+		t.Errorf("%d records, want the 120 written", res.Records)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // Sink stores encoded records. Write takes one record (a JSON object
@@ -100,9 +101,13 @@ func Open(path string, opts *FileOptions) (*FileSink, error) {
 }
 
 // open opens s.path safely and records its identity and size.
-func (s *FileSink) open() error {
-	fd, err := syscall.Open(s.path, syscall.O_RDWR|syscall.O_APPEND|syscall.O_CREAT|syscall.O_NOFOLLOW|
-		syscall.O_NONBLOCK|syscall.O_CLOEXEC|syscall.O_NOCTTY, 0o600)
+func (s *FileSink) open() error { return s.openFlags(s.path, syscall.O_CREAT) }
+
+// openFlags opens name as the log with extra flags: 0 opens only an
+// existing file.
+func (s *FileSink) openFlags(name string, extra int) error {
+	fd, err := syscall.Open(name, syscall.O_RDWR|syscall.O_APPEND|syscall.O_NOFOLLOW|
+		syscall.O_NONBLOCK|syscall.O_CLOEXEC|syscall.O_NOCTTY|extra, 0o600)
 	if err != nil {
 		switch {
 		case errors.Is(err, syscall.ELOOP):
@@ -169,27 +174,52 @@ var _ sharedSink = (*FileSink)(nil)
 func (s *FileSink) lock() (last []byte, changed, torn bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return nil, false, false, ErrClosed
+	followed := false
+	// Each turn waits on the lock, so this is no spin; a log rotated more
+	// often than that under a waiting server is refused.
+	for range 64 {
+		if s.closed {
+			return nil, false, false, ErrClosed
+		}
+		fd := int(s.f.Fd())
+		if err := syscall.Flock(fd, syscall.LOCK_EX); err != nil {
+			return nil, false, false, fmt.Errorf("lock %s: %w", s.path, err)
+		}
+		if s.rotatedAway() {
+			// Another server rotated the log while this one waited: write
+			// on in the new file, continuing from its last record.
+			syscall.Flock(fd, syscall.LOCK_UN)
+			prev := s.f
+			// The rotating server creates the new file; until it has, wait
+			// (creating it here would start a chain beside its own).
+			if err := s.openFlags(s.path, 0); err != nil {
+				if !errors.Is(err, syscall.ENOENT) {
+					return nil, false, false, err
+				}
+				time.Sleep(time.Millisecond)
+				continue
+			}
+			prev.Close()
+			followed = true
+			continue
+		}
+		var st syscall.Stat_t
+		if err := syscall.Fstat(fd, &st); err != nil {
+			syscall.Flock(fd, syscall.LOCK_UN)
+			return nil, false, false, fmt.Errorf("%s: %w", s.path, err)
+		}
+		if !followed && st.Size <= s.size {
+			return nil, false, false, nil // nobody else wrote (a shorter file fails the write's check)
+		}
+		s.size = st.Size
+		s.last, s.torn = nil, false
+		if err := s.readTail(); err != nil {
+			syscall.Flock(fd, syscall.LOCK_UN)
+			return nil, false, false, fmt.Errorf("%s: %w", s.path, err)
+		}
+		return s.last, true, s.torn, nil
 	}
-	if err := syscall.Flock(int(s.f.Fd()), syscall.LOCK_EX); err != nil {
-		return nil, false, false, fmt.Errorf("lock %s: %w", s.path, err)
-	}
-	var st syscall.Stat_t
-	if err := syscall.Fstat(int(s.f.Fd()), &st); err != nil {
-		syscall.Flock(int(s.f.Fd()), syscall.LOCK_UN)
-		return nil, false, false, fmt.Errorf("%s: %w", s.path, err)
-	}
-	if st.Size <= s.size {
-		return nil, false, false, nil // nobody else wrote (a shorter file fails the write's check)
-	}
-	s.size = st.Size
-	s.last, s.torn = nil, false
-	if err := s.readTail(); err != nil {
-		syscall.Flock(int(s.f.Fd()), syscall.LOCK_UN)
-		return nil, false, false, fmt.Errorf("%s: %w", s.path, err)
-	}
-	return s.last, true, s.torn, nil
+	return nil, false, false, fmt.Errorf("%w: %s keeps being rotated under this server", ErrReplaced, s.path)
 }
 
 func (s *FileSink) unlock() {
@@ -314,35 +344,89 @@ func (s *FileSink) rotate() (string, error) {
 		return "", err
 	}
 	name := func(i int) string { return s.path + "." + strconv.Itoa(i) }
-	if err := s.f.Close(); err != nil {
+	// The old file stays open (and locked, when a record is being
+	// written) until the new one is open and locked: another server on
+	// the same log waits, then follows the rotation (see lock).
+	prev := s.f
+	s.closed = true // until the new file is open
+	defer func() {
+		if s.f != prev {
+			prev.Close()
+		}
+	}()
+	// The new file is made and locked under a temporary name first, so a
+	// server following the rotation never finds the log unlocked.
+	next := fmt.Sprintf("%s.next-%d", s.path, os.Getpid())
+	if err := s.openFlags(next, syscall.O_CREAT|syscall.O_EXCL); err != nil {
+		s.f = prev
 		return "", err
 	}
-	s.closed = true // until the new file is open
+	if err := syscall.Flock(int(s.f.Fd()), syscall.LOCK_EX); err != nil {
+		s.f.Close()
+		os.Remove(next)
+		s.f = prev
+		return "", fmt.Errorf("lock %s: %w", next, err)
+	}
+	fresh := s.f
+	s.f = prev
+	// A rotation that fails half way leaves this sink closed: every later
+	// record fails, and the call with it.
+	fail := func(err error) (string, error) {
+		fresh.Close()
+		os.Remove(next)
+		return "", err
+	}
 	old := ""
 	if s.opts.Retention <= 0 {
 		if err := os.Remove(s.path); err != nil {
-			return "", err
+			return fail(err)
 		}
 	} else {
 		if err := os.Remove(name(s.opts.Retention)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return "", err
+			return fail(err)
 		}
 		for i := s.opts.Retention - 1; i >= 1; i-- {
 			if err := os.Rename(name(i), name(i+1)); err != nil && !errors.Is(err, os.ErrNotExist) {
-				return "", err
+				return fail(err)
 			}
 		}
 		if err := os.Rename(s.path, name(1)); err != nil {
-			return "", err
+			return fail(err)
 		}
 		old = name(1)
 	}
-	if err := s.open(); err != nil {
-		return "", err
+	if err := os.Rename(next, s.path); err != nil {
+		return fail(err)
 	}
+	s.f = fresh
 	s.closed = false
 	s.last, s.torn = nil, false
 	return old, nil
+}
+
+// rotatedAway reports whether another writer rotated the log: the path
+// names another file and the file this sink holds is now one of the
+// rotated ones (path.1, path.2, ...: it may have been rotated more than
+// once while this sink waited).
+func (s *FileSink) rotatedAway() bool {
+	var cur syscall.Stat_t
+	err := syscall.Lstat(s.path, &cur)
+	switch {
+	case err == nil && uint64(cur.Dev) == s.dev && uint64(cur.Ino) == s.ino:
+		return false // still the log
+	case err != nil && !errors.Is(err, syscall.ENOENT):
+		return false
+	}
+	// The path names another file, or none yet (mid-rotation).
+	// Every name is looked at: a rotation in progress renames them one by
+	// one, and leaves gaps for a moment.
+	for i := 1; i <= s.opts.Retention; i++ {
+		var st syscall.Stat_t
+		if err := syscall.Lstat(s.path+"."+strconv.Itoa(i), &st); err == nil && uint64(st.Dev) == s.dev && uint64(st.Ino) == s.ino {
+			return true
+		}
+	}
+	return false
 }
 
 // Close closes the file.
