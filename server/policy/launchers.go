@@ -81,7 +81,7 @@ func launcherWarnings(p *Policy, _ []string) []string {
 			why, ok = "is a shell or interpreter: it runs any code it is given (-c, -e, a script)", true
 		}
 		if ok {
-			out = append(out, fmt.Sprintf("commands.allowed: %q can launch other programs: it %s. In the sandbox it can start only what commands.allowed lists, with arguments no decision sees.", entry, why))
+			out = append(out, fmt.Sprintf("commands.allowed: %q can launch other programs: it %s. In the sandbox it can start only what commands.allowed lists (and, through the dynamic loader, any program it can read), with arguments no decision sees.", entry, why))
 		}
 	}
 	return out

@@ -41,8 +41,14 @@
 //   - read and write (create, remove, truncate, rename within; never
 //     execute) below each ReadWrite path;
 //   - read below each ReadOnly path;
-//   - read and execute of each Exec file, and nothing else is executable:
-//     a child cannot start /bin/sh or /usr/bin/curl unless they are listed;
+//   - read and execute of each Exec file, and nothing else can be started
+//     with execve: a child cannot start /bin/sh or /usr/bin/curl unless
+//     they are listed. The dynamic loader is executable (every dynamically
+//     linked program needs it), and it maps any file the child can read:
+//     a child that can run code can run a readable program through it.
+//     Such a program is held to the same filesystem and TCP rules, but
+//     Landlock (up to ABI 7) does not confine UDP or connecting to a unix
+//     socket by path;
 //   - TCP connect only to the ConnectTCP ports, TCP bind never;
 //   - with ABI 6 or later, no signals to processes outside the sandbox and
 //     no abstract unix sockets outside it.
