@@ -647,16 +647,7 @@ func BenchmarkReferenceJSONMarshal1KiB(b *testing.B) {
 // continues the chain from the other's last record.
 func TestTwoWritersKeepOneChain(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "audit.log")
-	var loggers []*audit.Logger
-	for range 2 {
-		s, err := audit.OpenFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		l := audit.New(s, nil)
-		defer l.Close()
-		loggers = append(loggers, l)
-	}
+	loggers := openWriters(t, p, nil)
 	var wg sync.WaitGroup
 	for i, l := range loggers {
 		wg.Add(1)
@@ -705,16 +696,7 @@ func TestVerifyNeedsTheStart(t *testing.T) {
 // rotated files still form one chain.
 func TestTwoWritersRotate(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "audit.log")
-	var loggers []*audit.Logger
-	for range 2 {
-		s, err := audit.Open(p, &audit.FileOptions{MaxSize: 4 << 10, Retention: 100})
-		if err != nil {
-			t.Fatal(err)
-		}
-		l := audit.New(s, nil)
-		defer l.Close()
-		loggers = append(loggers, l)
-	}
+	loggers := openWriters(t, p, &audit.FileOptions{MaxSize: 4 << 10, Retention: 100})
 	var wg sync.WaitGroup
 	for i, l := range loggers {
 		wg.Add(1)
@@ -748,4 +730,20 @@ func TestTwoWritersRotate(t *testing.T) {
 	if res.Records < 120 {
 		t.Errorf("%d records, want the 120 written", res.Records)
 	}
+}
+
+// openWriters opens two loggers on one log file, as two servers would.
+func openWriters(t *testing.T, p string, opts *audit.FileOptions) []*audit.Logger {
+	t.Helper()
+	var loggers []*audit.Logger
+	for range 2 {
+		s, err := audit.Open(p, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := audit.New(s, nil)
+		t.Cleanup(func() { l.Close() })
+		loggers = append(loggers, l)
+	}
+	return loggers
 }

@@ -139,28 +139,3 @@ func (c *Cmd) Wait() error {
 	}
 	return err
 }
-
-// Run starts the target and waits for it.
-func (c *Cmd) Run() error {
-	if err := c.Start(); err != nil {
-		return err
-	}
-	return c.Wait()
-}
-
-// ExitCode is the target's exit status after Wait: 128+n when it was
-// killed by signal n, -1 when it did not run.
-func (c *Cmd) ExitCode() int {
-	if c.cmd.ProcessState == nil {
-		return -1
-	}
-	return c.cmd.ProcessState.ExitCode()
-}
-
-// Pid is the launcher's process id (the process group of the tree).
-func (c *Cmd) Pid() int {
-	if c.cmd.Process == nil {
-		return 0
-	}
-	return c.cmd.Process.Pid
-}

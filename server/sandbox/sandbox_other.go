@@ -51,24 +51,3 @@ func (c *Cmd) Start() error {
 }
 
 func (c *Cmd) Wait() error { return c.cmd.Wait() }
-
-func (c *Cmd) Run() error {
-	if err := c.Start(); err != nil {
-		return err
-	}
-	return c.Wait()
-}
-
-func (c *Cmd) ExitCode() int {
-	if c.cmd.ProcessState == nil {
-		return -1
-	}
-	return c.cmd.ProcessState.ExitCode()
-}
-
-func (c *Cmd) Pid() int {
-	if c.cmd.Process == nil {
-		return 0
-	}
-	return c.cmd.Process.Pid
-}
