@@ -9,7 +9,6 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/mcp-secure/mcp-secure/rego"
 	"github.com/mcp-secure/mcp-secure/server/audit"
 	"github.com/mcp-secure/mcp-secure/server/engine"
 	"github.com/mcp-secure/mcp-secure/server/policy"
@@ -26,11 +25,11 @@ func BenchmarkToolsCall(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	mods, err := rego.Modules()
+	cfg, err := engine.Builtin(pol.Data(), nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	eng, err := engine.New(b.Context(), engine.Config{Modules: mods, Data: pol.Data(), Capabilities: rego.Restricted()})
+	eng, err := engine.New(b.Context(), cfg)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mcp-secure/mcp-secure/rego"
 	"github.com/mcp-secure/mcp-secure/server"
 	"github.com/mcp-secure/mcp-secure/server/audit"
 	"github.com/mcp-secure/mcp-secure/server/engine"
@@ -142,11 +141,6 @@ func userPolicyPath() string {
 // engineConfig gathers the built-in modules, the policy's own modules and
 // the compiled data document.
 func engineConfig(pol *policy.Policy) (engine.Config, error) {
-	mods, err := rego.Modules()
-	if err != nil {
-		return engine.Config{}, fmt.Errorf("built-in rego: %w", err)
-	}
-	caps := rego.Restricted()
 	user := map[string]string{}
 	for _, f := range pol.Rego.Modules {
 		src, err := os.ReadFile(f)
@@ -157,7 +151,7 @@ func engineConfig(pol *policy.Policy) (engine.Config, error) {
 	}
 	data := pol.Data()
 	data["server_files"], _ = serverFiles(pol)
-	return engine.Config{Modules: mods, UserModules: user, Data: data, Capabilities: caps}, nil
+	return engine.Builtin(data, user)
 }
 
 func rateConfig(pol *policy.Policy) ratelimit.Config {

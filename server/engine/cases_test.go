@@ -1,7 +1,6 @@
 package engine_test
 
 import (
-	"bytes"
 	"flag"
 	"fmt"
 	"os"
@@ -14,7 +13,6 @@ import (
 	"github.com/open-policy-agent/opa/v1/tester"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/mcp-secure/mcp-secure/rego"
 	"github.com/mcp-secure/mcp-secure/server/engine"
 )
 
@@ -22,18 +20,14 @@ import (
 // modules and capabilities, with data.
 func builtinConfig(t testing.TB, data map[string]any, extra map[string]string) engine.Config {
 	t.Helper()
-	mods, err := rego.Modules()
+	cfg, err := engine.Builtin(data, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for k, v := range extra {
-		mods[k] = v
+		cfg.Modules[k] = v
 	}
-	caps, err := ast.LoadCapabilitiesJSON(bytes.NewReader(rego.Capabilities()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return engine.Config{Modules: mods, Data: data, Capabilities: caps}
+	return cfg
 }
 
 type decisionCase struct {

@@ -6,9 +6,6 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/open-policy-agent/opa/v1/ast"
-
-	"github.com/mcp-secure/mcp-secure/rego"
 	"github.com/mcp-secure/mcp-secure/server/audit"
 	"github.com/mcp-secure/mcp-secure/server/engine"
 )
@@ -17,13 +14,15 @@ import (
 // decision on the real engine (memoised per snapshot) and its audit
 // record, encoded and written to memory.
 func BenchmarkCheck(b *testing.B) {
-	mods, _ := rego.Modules()
-	caps, _ := ast.LoadCapabilitiesJSON(bytes.NewReader(rego.Capabilities()))
 	data := map[string]any{"network": map[string]any{
 		"allowed_ranges": []any{"127.0.0.1/32"}, "endpoints": map[string]any{},
 		"blocked_ports": []any{22}, "allow_dns": false, "dns_allowlist": []any{},
 	}}
-	eng, err := engine.New(b.Context(), engine.Config{Modules: mods, Data: data, Capabilities: caps})
+	cfg, err := engine.Builtin(data, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	eng, err := engine.New(b.Context(), cfg)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -12,10 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/open-policy-agent/opa/v1/ast"
 	"golang.org/x/sys/unix"
 
-	"github.com/mcp-secure/mcp-secure/rego"
 	"github.com/mcp-secure/mcp-secure/server/audit"
 	"github.com/mcp-secure/mcp-secure/server/engine"
 	"github.com/mcp-secure/mcp-secure/server/plugin"
@@ -91,13 +89,8 @@ func newFSWorld(t testing.TB) *fsWorld {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mods, _ := rego.Modules()
-	caps, _ := ast.LoadCapabilitiesJSON(bytes.NewReader(rego.Capabilities()))
-	eng, err := engine.New(context.Background(), engine.Config{Modules: mods, Data: pol.Data(), Capabilities: caps})
-	if err != nil {
-		t.Fatal(err)
-	}
 	w.audit = &bytes.Buffer{}
+	eng := engineFor(t, pol)
 	w.files = NewFiles(eng, audit.New(audit.NewWriterSink(w.audit), nil), &FilesOptions{Roots: pol.Roots()})
 	return w
 }
@@ -359,9 +352,11 @@ var _ fs.FileInfo = nil
 
 func engineFor(t testing.TB, pol *policy.Policy) *engine.Engine {
 	t.Helper()
-	mods, _ := rego.Modules()
-	caps, _ := ast.LoadCapabilitiesJSON(bytes.NewReader(rego.Capabilities()))
-	eng, err := engine.New(context.Background(), engine.Config{Modules: mods, Data: pol.Data(), Capabilities: caps})
+	cfg, err := engine.Builtin(pol.Data(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := engine.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,9 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/open-policy-agent/opa/v1/ast"
-
-	"github.com/mcp-secure/mcp-secure/rego"
 	"github.com/mcp-secure/mcp-secure/server/audit"
 	"github.com/mcp-secure/mcp-secure/server/engine"
 	"github.com/mcp-secure/mcp-secure/server/guard"
@@ -44,15 +41,11 @@ func realGuard(t testing.TB, network string, res resolver) (*guard.Network, *byt
 	if err != nil {
 		t.Fatal(err)
 	}
-	mods, err := rego.Modules()
+	cfg, err := engine.Builtin(pol.Data(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	caps, err := ast.LoadCapabilitiesJSON(bytes.NewReader(rego.Capabilities()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng, err := engine.New(context.Background(), engine.Config{Modules: mods, Data: pol.Data(), Capabilities: caps})
+	eng, err := engine.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
