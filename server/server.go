@@ -69,8 +69,12 @@ type Options struct {
 }
 
 // outputGrace is how long answers may take to be written after the calls
-// in flight were cancelled at shutdown.
-const outputGrace = 2 * time.Second
+// in flight were cancelled at shutdown; endGrace, how long after the end
+// of input was reported (every call answered or cancelled by then).
+const (
+	outputGrace = 2 * time.Second
+	endGrace    = 10 * time.Second
+)
 
 // DefaultShutdownGrace is the default of Options.ShutdownGrace.
 const DefaultShutdownGrace = 5 * time.Second
@@ -227,21 +231,27 @@ func (s *Server) addTool(info plugin.Info, t plugin.Tool) error {
 // (SIGTERM), reading stops and calls in flight get the shutdown grace,
 // then are cancelled (their processes killed) and answered as such.
 func (s *Server) Run(ctx context.Context, in io.Reader, out io.Writer) error {
-	t := &StdioTransport{In: in, Out: out, Logger: s.log, MaxInFlight: s.maxInFlight,
-		DrainTimeout: s.pipe.timeout + time.Second, OnDrainTimeout: s.pipe.cancelAll}
-	stop := s.summarise()
 	stuck := make(chan struct{})
 	var hard *time.Timer
 	var hmu sync.Mutex
+	// Answers are owed, but a client that stops reading cannot hold the
+	// server forever: once the end is under way, Run gives up on writes
+	// still blocked on its output after a bound.
+	giveUpAfter := func(d time.Duration) {
+		hmu.Lock()
+		defer hmu.Unlock()
+		if hard == nil {
+			hard = time.AfterFunc(d, func() { close(stuck) })
+		}
+	}
+	t := &StdioTransport{In: in, Out: out, Logger: s.log, MaxInFlight: s.maxInFlight,
+		DrainTimeout: s.pipe.timeout + time.Second, OnDrainTimeout: s.pipe.cancelAll,
+		OnEnd: func() { giveUpAfter(endGrace) }}
+	stop := s.summarise()
 	watch := context.AfterFunc(ctx, func() {
 		s.log.Info("shutting down: no new requests; calls in flight get a grace period", "grace", s.grace)
 		t.Shutdown(s.grace)
-		// Answers are owed, but a client that stops reading cannot hold
-		// the server forever: past the grace, the cancellation and a
-		// margin, Run gives up on the writes blocked on its output.
-		hmu.Lock()
-		hard = time.AfterFunc(s.grace+cancelGrace+outputGrace, func() { close(stuck) })
-		hmu.Unlock()
+		giveUpAfter(s.grace + cancelGrace + outputGrace)
 	})
 	ran := make(chan error, 1)
 	go func() { ran <- s.mcp.Run(context.WithoutCancel(ctx), t) }()

@@ -58,7 +58,9 @@ type StdioTransport struct {
 	// OnDrainTimeout is called when requests are still in flight after
 	// the wait; it should make them end.
 	OnDrainTimeout func()
-	Logger         *slog.Logger
+	// OnEnd, if set, is called once when Read reports the end of input.
+	OnEnd  func()
+	Logger *slog.Logger
 
 	mu   sync.Mutex
 	conn *stdioConn
@@ -81,6 +83,7 @@ func (t *StdioTransport) Connect(context.Context) (mcp.Connection, error) {
 		maxFlight: t.MaxInFlight,
 		drainFor:  t.DrainTimeout,
 		onTimeout: t.OnDrainTimeout,
+		onEnd:     t.OnEnd,
 		log:       t.Logger,
 		incoming:  make(chan readResult),
 		closed:    make(chan struct{}),
@@ -131,6 +134,7 @@ type stdioConn struct {
 	maxFlight int
 	drainFor  time.Duration
 	onTimeout func()
+	onEnd     func()
 	log       *slog.Logger
 
 	wmu      sync.Mutex
@@ -256,7 +260,12 @@ func (c *stdioConn) finish(grace time.Duration) {
 			c.log.Error("requests still unanswered after cancellation; closing")
 		}
 	}
-	c.eofOnce.Do(func() { close(c.eof) })
+	c.eofOnce.Do(func() {
+		close(c.eof)
+		if c.onEnd != nil {
+			c.onEnd()
+		}
+	})
 }
 
 func (c *stdioConn) Write(ctx context.Context, msg jsonrpc.Message) error {

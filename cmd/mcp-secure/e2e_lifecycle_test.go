@@ -480,3 +480,31 @@ func TestE2ESigtermWithUnreadOutput(t *testing.T) {
 		t.Fatal("the server did not exit after SIGTERM while its output went unread")
 	}
 }
+
+// Nor can a client that closes its input but never reads the answers:
+// once the end of input is reported, the server gives up on the writes
+// after a bound and exits.
+func TestE2EEOFWithUnreadOutput(t *testing.T) {
+	e := newEnv(t, "tools:\n  timeout: 2\n  rate_limits:\n    default: 100000\n")
+	r := e.startRaw(t)
+	r.initialize()
+	// Fewer requests than the in-flight cap, so all of them and the end of
+	// input are read; their answers (some 6 KB each) overflow the pipe.
+	go func() {
+		line := `{"jsonrpc":"2.0","id":%d,"method":"tools/list"}`
+		for i := range 200 {
+			if _, err := fmt.Fprintf(r.stdin, line+"\n", i+1); err != nil {
+				return
+			}
+		}
+		r.stdin.Close()
+	}()
+	done := make(chan error, 1)
+	go func() { done <- r.cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		r.cmd.Process.Kill()
+		t.Fatal("the server did not exit after the end of its input while its output went unread")
+	}
+}
