@@ -490,27 +490,16 @@ func (p *pipeline) auditInput(ci callInfo, args any) map[string]any {
 	return in
 }
 
-// toolInput builds the input document of data.mcp.tools directly as an
-// AST value.
+// toolInput builds the input document of data.mcp.tools.
 func toolInput(ci callInfo, registered bool, args any) (ast.Value, error) {
-	argv := ast.Value(ast.NewObject())
+	in := engine.ToolInput{Tool: ci.name, Registered: registered, Client: engine.Client{Name: ci.client.Name, Version: ci.client.Version},
+		ProtocolVersion: ci.protocol, RequestID: ci.requestID}
 	if args != nil {
 		v, err := ast.InterfaceToValue(args)
 		if err != nil {
 			return nil, fmt.Errorf("arguments: %w", err)
 		}
-		argv = v
+		in.Arguments = v
 	}
-	client := ast.NewObject(
-		ast.Item(ast.InternedTerm("name"), ast.StringTerm(ci.client.Name)),
-		ast.Item(ast.InternedTerm("version"), ast.StringTerm(ci.client.Version)),
-	)
-	return ast.NewObject(
-		ast.Item(ast.InternedTerm("tool"), ast.StringTerm(ci.name)),
-		ast.Item(ast.InternedTerm("registered"), ast.InternedTerm(registered)),
-		ast.Item(ast.InternedTerm("arguments"), ast.NewTerm(argv)),
-		ast.Item(ast.InternedTerm("client"), ast.NewTerm(client)),
-		ast.Item(ast.InternedTerm("protocol_version"), ast.StringTerm(ci.protocol)),
-		ast.Item(ast.InternedTerm("request_id"), ast.StringTerm(ci.requestID)),
-	), nil
+	return in.Value(), nil
 }

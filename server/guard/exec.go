@@ -252,62 +252,19 @@ func (c *Commands) record(ctx context.Context, argv []string, res Resolved, dir,
 // commands.allowed may be found.
 var systemDirs = strings.Split(SafePath, ":")
 
-func programItems(p program) []*ast.Term {
-	untrusted := make([]*ast.Term, len(p.untrusted))
-	for i, u := range p.untrusted {
-		untrusted[i] = ast.StringTerm(u)
-	}
-	same := make([]*ast.Term, len(p.sameAs))
-	for i, e := range p.sameAs {
-		same[i] = ast.StringTerm(e)
-	}
-	items := [][2]*ast.Term{
-		ast.Item(ast.InternedTerm("executable"), ast.StringTerm(p.path)),
-		ast.Item(ast.InternedTerm("real"), ast.StringTerm(p.real)),
-		ast.Item(ast.InternedTerm("name"), ast.StringTerm(filepath.Base(p.path))),
-		ast.Item(ast.InternedTerm("resolved_name"), ast.StringTerm(filepath.Base(p.real))),
-		ast.Item(ast.InternedTerm("dev"), ast.UIntNumberTerm(p.dev)),
-		ast.Item(ast.InternedTerm("inode"), ast.UIntNumberTerm(p.ino)),
-		ast.Item(ast.InternedTerm("untrusted"), ast.ArrayTerm(untrusted...)),
-		ast.Item(ast.InternedTerm("same_file_as"), ast.ArrayTerm(same...)),
-		ast.Item(ast.InternedTerm("trampoline"), ast.BooleanTerm(p.trampoline)),
-	}
-	if p.role != "" {
-		items = append(items, ast.Item(ast.InternedTerm("role"), ast.StringTerm(p.role)))
-	}
-	out := make([]*ast.Term, 0, 2*len(items))
-	for _, it := range items {
-		out = append(out, it[0], it[1])
-	}
-	return out
-}
-
-func object(kv []*ast.Term) *ast.Term {
-	items := make([][2]*ast.Term, 0, len(kv)/2)
-	for i := 0; i+1 < len(kv); i += 2 {
-		items = append(items, ast.Item(kv[i], kv[i+1]))
-	}
-	return ast.ObjectTerm(items...)
+// asProgram is p as the policy sees it.
+func (p program) asProgram() engine.Program {
+	return engine.Program{Executable: p.path, Real: p.real, Dev: p.dev, Inode: p.ino,
+		Untrusted: p.untrusted, SameFileAs: p.sameAs, Trampoline: p.trampoline, Role: p.role}
 }
 
 func commandInput(ctx context.Context, argv []string, dir string, chain []program) ast.Value {
 	call := CallFrom(ctx)
-	args := make([]*ast.Term, len(argv))
-	for i, a := range argv {
-		args[i] = ast.StringTerm(a)
-	}
-	interps := make([]*ast.Term, 0, len(chain))
+	in := engine.CommandInput{Argv: argv, Cwd: dir, Tool: call.Tool, RequestID: call.RequestID, Program: chain[0].asProgram()}
 	for _, p := range chain[1:] {
-		interps = append(interps, object(programItems(p)))
+		in.Interpreters = append(in.Interpreters, p.asProgram())
 	}
-	kv := append(programItems(chain[0]),
-		ast.InternedTerm("argv"), ast.ArrayTerm(args...),
-		ast.InternedTerm("cwd"), ast.StringTerm(dir),
-		ast.InternedTerm("tool"), ast.StringTerm(call.Tool),
-		ast.InternedTerm("request_id"), ast.StringTerm(call.RequestID),
-		ast.InternedTerm("interpreters"), ast.ArrayTerm(interps...),
-	)
-	return object(kv).Value
+	return in.Value()
 }
 
 // Exec decides and runs argv: never through a shell, in a decided working

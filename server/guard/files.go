@@ -163,12 +163,7 @@ func (f *Files) record(ctx context.Context, path string, op plugin.Op, result st
 
 func filesInput(ctx context.Context, path string, op plugin.Op) ast.Value {
 	call := CallFrom(ctx)
-	return ast.NewObject(
-		ast.Item(ast.InternedTerm("path"), ast.StringTerm(path)),
-		ast.Item(ast.InternedTerm("operation"), ast.StringTerm(string(op))),
-		ast.Item(ast.InternedTerm("tool"), ast.StringTerm(call.Tool)),
-		ast.Item(ast.InternedTerm("request_id"), ast.StringTerm(call.RequestID)),
-	)
+	return engine.FileInput{Path: path, Operation: string(op), Tool: call.Tool, RequestID: call.RequestID}.Value()
 }
 
 // anchored is a decided path opened relative to the os.Root of the

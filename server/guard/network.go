@@ -315,23 +315,15 @@ func describe(k netKey) string {
 
 // networkInput is the input document of data.mcp.network.
 func networkInput(k netKey) ast.Value {
-	ip, embedded := "", ""
+	in := engine.NetworkInput{Phase: k.phase, Host: k.host, Port: int(k.port), Network: k.network, Tool: k.tool}
 	if k.addr.IsValid() {
 		a := k.addr.Unmap()
-		ip = a.String()
+		in.IP = a.String()
 		if e, ok := EmbeddedIPv4(a); ok {
-			embedded = e.String()
+			in.EmbeddedIPv4 = e.String()
 		}
 	}
-	return ast.NewObject(
-		ast.Item(ast.InternedTerm("phase"), ast.StringTerm(k.phase)),
-		ast.Item(ast.InternedTerm("host"), ast.StringTerm(k.host)),
-		ast.Item(ast.InternedTerm("ip"), ast.StringTerm(ip)),
-		ast.Item(ast.InternedTerm("embedded_ipv4"), ast.StringTerm(embedded)),
-		ast.Item(ast.InternedTerm("port"), ast.InternedTerm(int(k.port))),
-		ast.Item(ast.InternedTerm("network"), ast.StringTerm(k.network)),
-		ast.Item(ast.InternedTerm("tool"), ast.StringTerm(k.tool)),
-	)
+	return in.Value()
 }
 
 func networkAudit(k netKey) map[string]any {

@@ -3,7 +3,7 @@
 # description: |
 #   Decides every path a tool opens, lists, creates or deletes.
 #   Input: path (absolute, cleaned), operation (read, write, list, create,
-#   delete, stat), tool.
+#   delete, stat), tool, request_id.
 #   Globs are path-aware: * stays within one segment, ** crosses segments.
 #   Denied patterns win and match case-insensitively.
 #   data.mcp.policy.server_files lists the server's own files, always

@@ -1,0 +1,162 @@
+package engine
+
+import (
+	"path/filepath"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+)
+
+// The input documents of the decision points, one type each: the only
+// place they are built, so what the policy sees cannot drift from what the
+// METADATA block of each package (rego/mcp/<point>) documents. Each Value
+// builds the document directly as an AST value, without a JSON round trip.
+
+// Client is the MCP client a call comes from (self-asserted).
+type Client struct {
+	Name, Version string
+}
+
+// ToolInput is the input of data.mcp.tools.
+type ToolInput struct {
+	Tool       string
+	Registered bool
+	// Arguments are the call's arguments as an AST value; nil is {}.
+	Arguments       ast.Value
+	Client          Client
+	ProtocolVersion string
+	RequestID       string
+}
+
+// Value builds the input document.
+func (in ToolInput) Value() ast.Value {
+	args := in.Arguments
+	if args == nil {
+		args = ast.NewObject()
+	}
+	return ast.NewObject(
+		ast.Item(ast.InternedTerm("tool"), ast.StringTerm(in.Tool)),
+		ast.Item(ast.InternedTerm("registered"), ast.InternedTerm(in.Registered)),
+		ast.Item(ast.InternedTerm("arguments"), ast.NewTerm(args)),
+		ast.Item(ast.InternedTerm("client"), ast.NewTerm(ast.NewObject(
+			ast.Item(ast.InternedTerm("name"), ast.StringTerm(in.Client.Name)),
+			ast.Item(ast.InternedTerm("version"), ast.StringTerm(in.Client.Version)),
+		))),
+		ast.Item(ast.InternedTerm("protocol_version"), ast.StringTerm(in.ProtocolVersion)),
+		ast.Item(ast.InternedTerm("request_id"), ast.StringTerm(in.RequestID)),
+	)
+}
+
+// NetworkInput is the input of data.mcp.network: a name lookup (phase
+// "resolve", IP empty) or a connection (phase "dial", Host empty for an IP
+// literal).
+type NetworkInput struct {
+	Phase, Host, IP, EmbeddedIPv4 string
+	Port                          int
+	Network, Tool                 string
+}
+
+// Value builds the input document.
+func (in NetworkInput) Value() ast.Value {
+	return ast.NewObject(
+		ast.Item(ast.InternedTerm("phase"), ast.StringTerm(in.Phase)),
+		ast.Item(ast.InternedTerm("host"), ast.StringTerm(in.Host)),
+		ast.Item(ast.InternedTerm("ip"), ast.StringTerm(in.IP)),
+		ast.Item(ast.InternedTerm("embedded_ipv4"), ast.StringTerm(in.EmbeddedIPv4)),
+		ast.Item(ast.InternedTerm("port"), ast.InternedTerm(in.Port)),
+		ast.Item(ast.InternedTerm("network"), ast.StringTerm(in.Network)),
+		ast.Item(ast.InternedTerm("tool"), ast.StringTerm(in.Tool)),
+	)
+}
+
+// FileInput is the input of data.mcp.filesystem.
+type FileInput struct {
+	Path, Operation, Tool, RequestID string
+}
+
+// Value builds the input document.
+func (in FileInput) Value() ast.Value {
+	return ast.NewObject(
+		ast.Item(ast.InternedTerm("path"), ast.StringTerm(in.Path)),
+		ast.Item(ast.InternedTerm("operation"), ast.StringTerm(in.Operation)),
+		ast.Item(ast.InternedTerm("tool"), ast.StringTerm(in.Tool)),
+		ast.Item(ast.InternedTerm("request_id"), ast.StringTerm(in.RequestID)),
+	)
+}
+
+// Program is an executable as data.mcp.commands sees it: the command
+// itself, or one of the interpreters of its "#!" line.
+type Program struct {
+	Executable string // the absolute path it was found at
+	Real       string // the file behind its symlinks
+	Dev, Inode uint64 // of Real
+	// Untrusted says why a tool could have written or swapped it; empty
+	// when it is trusted.
+	Untrusted []string
+	// SameFileAs are the commands.allowed and commands.blocked entries
+	// that are this very file.
+	SameFileAs []string
+	// Trampoline is /usr/bin/env in a "#!" line: decided by what it starts.
+	Trampoline bool
+	Role       string // "" for the command, "interpreter" otherwise
+}
+
+func (p Program) items() []*ast.Term {
+	kv := []*ast.Term{
+		ast.InternedTerm("executable"), ast.StringTerm(p.Executable),
+		ast.InternedTerm("real"), ast.StringTerm(p.Real),
+		ast.InternedTerm("name"), ast.StringTerm(filepath.Base(p.Executable)),
+		ast.InternedTerm("resolved_name"), ast.StringTerm(filepath.Base(p.Real)),
+		ast.InternedTerm("dev"), ast.UIntNumberTerm(p.Dev),
+		ast.InternedTerm("inode"), ast.UIntNumberTerm(p.Inode),
+		ast.InternedTerm("untrusted"), stringArray(p.Untrusted),
+		ast.InternedTerm("same_file_as"), stringArray(p.SameFileAs),
+		ast.InternedTerm("trampoline"), ast.BooleanTerm(p.Trampoline),
+	}
+	if p.Role != "" {
+		kv = append(kv, ast.InternedTerm("role"), ast.StringTerm(p.Role))
+	}
+	return kv
+}
+
+// CommandInput is the input of data.mcp.commands: the program's fields
+// at the top level, with the call's.
+type CommandInput struct {
+	Argv         []string
+	Cwd          string
+	Tool         string
+	RequestID    string
+	Program      Program
+	Interpreters []Program
+}
+
+// Value builds the input document.
+func (in CommandInput) Value() ast.Value {
+	interps := make([]*ast.Term, len(in.Interpreters))
+	for i, p := range in.Interpreters {
+		interps[i] = object(p.items())
+	}
+	kv := append(in.Program.items(),
+		ast.InternedTerm("argv"), stringArray(in.Argv),
+		ast.InternedTerm("cwd"), ast.StringTerm(in.Cwd),
+		ast.InternedTerm("tool"), ast.StringTerm(in.Tool),
+		ast.InternedTerm("request_id"), ast.StringTerm(in.RequestID),
+		ast.InternedTerm("interpreters"), ast.ArrayTerm(interps...),
+	)
+	return object(kv).Value
+}
+
+func stringArray(list []string) *ast.Term {
+	terms := make([]*ast.Term, len(list))
+	for i, s := range list {
+		terms[i] = ast.StringTerm(s)
+	}
+	return ast.ArrayTerm(terms...)
+}
+
+func object(kv []*ast.Term) *ast.Term {
+	items := make([][2]*ast.Term, 0, len(kv)/2)
+	for i := 0; i+1 < len(kv); i += 2 {
+		items = append(items, ast.Item(kv[i], kv[i+1]))
+	}
+	return ast.ObjectTerm(items...)
+}
