@@ -395,10 +395,10 @@ func (p *pipeline) permitted(ctx context.Context, id identity, tool string) (boo
 		return false, []string{fmt.Sprintf("tool %q is not registered", tool)}
 	}
 	key := permitKey{client: id.client, protocol: id.protocol, tool: t.Name}
-	if d, ok := p.permits.get(p.generation(), key); ok {
+	gen := p.generation()
+	if d, ok := p.permits.get(gen, key); ok {
 		return d.Allow, d.Reasons
 	}
-	gen := p.generation()
 	input, err := toolInput(callInfo{name: tool, client: id.client, protocol: id.protocol}, true, map[string]any{})
 	if err != nil {
 		return false, []string{"policy input could not be built"}

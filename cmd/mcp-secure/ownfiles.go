@@ -39,7 +39,7 @@ func serverFiles(pol *policy.Policy) (data []any, warning string) {
 	out := make([]any, 0, 2*len(files))
 	for _, f := range files {
 		out = append(out, f.data(f.path))
-		if real, err := realPath(f.path); err == nil && real != f.path {
+		if real := guard.RealPath(f.path); real != f.path {
 			out = append(out, f.data(real))
 		}
 	}
@@ -52,10 +52,8 @@ func protectedPaths(pol *policy.Policy) []guard.ProtectedPath {
 	files, _ := ownFiles(pol)
 	var out []guard.ProtectedPath
 	for _, f := range files {
+		// The command door resolves their real paths itself.
 		out = append(out, guard.ProtectedPath{Path: f.path, Prefix: f.prefix})
-		if real, err := realPath(f.path); err == nil && real != f.path {
-			out = append(out, guard.ProtectedPath{Path: real, Prefix: f.prefix})
-		}
 	}
 	return out
 }
@@ -100,21 +98,6 @@ func ownFiles(pol *policy.Policy) (files []ownFile, warning string) {
 
 func (f ownFile) data(path string) map[string]any {
 	return map[string]any{"path": path, "what": f.what, "below": f.below, "prefix": f.prefix}
-}
-
-// realPath resolves the symlinks of path, or of its longest existing
-// ancestor when path does not exist yet.
-func realPath(path string) (string, error) {
-	rest := ""
-	for p := path; ; p = filepath.Dir(p) {
-		if real, err := filepath.EvalSymlinks(p); err == nil {
-			return filepath.Join(real, rest), nil
-		}
-		if p == filepath.Dir(p) {
-			return path, nil
-		}
-		rest = filepath.Join(filepath.Base(p), rest)
-	}
 }
 
 // holdsAllowed reports whether dir is, or is above, one of the allowed

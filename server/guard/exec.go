@@ -410,13 +410,13 @@ func (c *Commands) writableRoots() []string {
 	protected := make([]ProtectedPath, 0, 2*len(c.opts.Protected))
 	for _, p := range c.opts.Protected {
 		protected = append(protected, p)
-		if real := realOrSelf(p.Path); real != p.Path {
+		if real := RealPath(p.Path); real != p.Path {
 			protected = append(protected, ProtectedPath{Path: real, Prefix: p.Prefix})
 		}
 	}
 	var out []string
 	for _, r := range c.files.Roots() {
-		r = realOrSelf(r)
+		r = RealPath(r)
 		if r != "/" {
 			out = append(out, carve(r, protected)...)
 		}
@@ -424,9 +424,10 @@ func (c *Commands) writableRoots() []string {
 	return out
 }
 
-// realOrSelf resolves path's symlinks, those of its longest existing
-// ancestor when it does not exist yet.
-func realOrSelf(path string) string {
+// RealPath resolves path's symlinks, those of its longest existing
+// ancestor when it does not exist yet; a path that cannot be resolved
+// comes back as it is.
+func RealPath(path string) string {
 	rest := ""
 	for p := path; ; p = filepath.Dir(p) {
 		if real, err := filepath.EvalSymlinks(p); err == nil {

@@ -30,9 +30,12 @@ func (d *decoder) errf(n *yaml.Node, key, format string, args ...any) error {
 
 // lineOf is the line of key, or of its nearest parent when the key itself
 // is absent from the file.
-func (d *decoder) lineOf(key string) int {
+func (d *decoder) lineOf(key string) int { return lineIn(d.lines, key) }
+
+// lineIn looks a dotted key path up in lines, falling back to its parents.
+func lineIn(lines map[string]int, key string) int {
 	for key != "" {
-		if l, ok := d.lines[key]; ok {
+		if l, ok := lines[key]; ok {
 			return l
 		}
 		i := strings.LastIndexAny(key, ".[")

@@ -2,7 +2,6 @@ package policy
 
 import (
 	"fmt"
-	"strings"
 )
 
 // A section the file leaves out gets its safe default: nothing it would
@@ -46,19 +45,7 @@ func (p *Policy) Defaulted() []string { return append([]string(nil), p.defaulted
 
 // Line is the line of a dotted key path (plugins.bugtracker.database) in
 // the policy file, or of its nearest parent present there; 0 if none.
-func (p *Policy) Line(key string) int {
-	for key != "" {
-		if l, ok := p.lines[key]; ok {
-			return l
-		}
-		i := strings.LastIndexAny(key, ".[")
-		if i < 0 {
-			break
-		}
-		key = key[:i]
-	}
-	return 0
-}
+func (p *Policy) Line(key string) int { return lineIn(p.lines, key) }
 
 // Errorf returns an [*Error] located at key in the policy file.
 func (p *Policy) Errorf(key, format string, args ...any) error {
