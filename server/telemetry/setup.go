@@ -26,9 +26,9 @@ import (
 // Telemetry is the process's OpenTelemetry setup: providers to hand to
 // the server, and a bounded Shutdown that flushes them.
 type Telemetry struct {
-	cfg    Config
-	tp     *sdktrace.TracerProvider
-	mp     *sdkmetric.MeterProvider
+	cfg Config
+	tp  *sdktrace.TracerProvider
+	mp  *sdkmetric.MeterProvider
 }
 
 // New sets up export as cfg says; a disabled cfg gives Off. Exporters
