@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
@@ -32,7 +34,15 @@ type observer struct {
 	inFlight    metric.Int64UpDownCounter
 	rateLimited metric.Int64Counter
 	opDuration  metric.Float64Histogram
+	// sets caches the attribute sets of the duration metric: methods,
+	// tools and error types are few (unknown tool names are all
+	// "_OTHER").
+	sets  sync.Map // string -> metric.MeasurementOption
+	nsets atomic.Int32
 }
+
+// maxSets bounds the cached attribute sets.
+const maxSets = 1024
 
 // noSpan is the span of a context without one: it records nothing.
 var noSpan = trace.SpanFromContext(context.Background())
@@ -133,17 +143,33 @@ func (o *observer) middleware(p *pipeline) mcp.Middleware {
 				span.SetAttributes(attribute.String(attrErrorType, errType))
 				span.SetStatus(codes.Error, errType)
 			}
-			mattrs := []attribute.KeyValue{attribute.String(attrMethod, method)}
-			if tool != "" {
-				mattrs = append(mattrs, attribute.String(attrTool, tool))
+			if _, known := p.tools[tool]; tool != "" && !known {
+				tool = "_OTHER" // a client's made-up names must not grow the metric
 			}
-			if errType != "" {
-				mattrs = append(mattrs, attribute.String(attrErrorType, errType))
-			}
-			o.opDuration.Record(ctx, time.Since(start).Seconds(), metric.WithAttributes(mattrs...))
+			o.opDuration.Record(ctx, time.Since(start).Seconds(), o.durationSet(method, tool, errType))
 			return res, err
 		}
 	}
+}
+
+// durationSet is the cached attribute set of one operation duration.
+func (o *observer) durationSet(method, tool, errType string) metric.MeasurementOption {
+	key := method + "\x00" + tool + "\x00" + errType
+	if v, ok := o.sets.Load(key); ok {
+		return v.(metric.MeasurementOption)
+	}
+	attrs := []attribute.KeyValue{attribute.String(attrMethod, method)}
+	if tool != "" {
+		attrs = append(attrs, attribute.String(attrTool, tool))
+	}
+	if errType != "" {
+		attrs = append(attrs, attribute.String(attrErrorType, errType))
+	}
+	v := metric.WithAttributeSet(attribute.NewSet(attrs...))
+	if o.nsets.Add(1) <= maxSets {
+		o.sets.Store(key, v)
+	}
+	return v
 }
 
 // start begins a child span of the pipeline's; without telemetry it

@@ -3,6 +3,8 @@ package telemetry
 import (
 	"context"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -62,6 +64,20 @@ type auditor struct {
 	latency  metric.Float64Histogram
 	tool     metric.Float64Histogram
 	failures metric.Int64Counter
+	// sets caches the attribute sets of the metrics: kinds, results,
+	// tools and statuses are few.
+	sets sync.Map // string -> metric.MeasurementOption
+}
+
+// set returns the cached attribute set of two key/value pairs.
+func (a *auditor) set(k1, v1, k2, v2 string) metric.MeasurementOption {
+	key := v1 + "\x00" + v2 + "\x00" + k1
+	if o, ok := a.sets.Load(key); ok {
+		return o.(metric.MeasurementOption)
+	}
+	o := metric.WithAttributeSet(attribute.NewSet(attribute.String(k1, v1), attribute.String(k2, v2)))
+	a.sets.Store(key, o)
+	return o
 }
 
 var _ Auditor = (*auditor)(nil)
@@ -122,11 +138,11 @@ func (a *auditor) Log(ctx context.Context, r audit.Record) error {
 	}
 	switch r.Kind {
 	case audit.KindToolResult:
-		a.tool.Record(ctx, time.Duration(r.DurationNS).Seconds(), metric.WithAttributes(
-			attribute.String(AttrToolName, a.red.String(r.Tool)), attribute.String(AttrToolStatus, r.Status)))
+		// tool_result records are of registered tools only: few names.
+		a.tool.Record(ctx, time.Duration(r.DurationNS).Seconds(), a.set(AttrToolName, a.red.String(r.Tool), AttrToolStatus, r.Status))
 	case audit.KindSummary, audit.KindGenesis:
 	default:
-		set := metric.WithAttributes(attribute.String(AttrDecisionKind, r.Kind), attribute.String(AttrDecisionResult, r.Result))
+		set := a.set(AttrDecisionKind, r.Kind, AttrDecisionResult, r.Result)
 		a.count.Add(ctx, 1, set)
 		a.latency.Record(ctx, time.Duration(r.DurationNS).Seconds(), set)
 	}
@@ -195,5 +211,5 @@ func capped(s string) string {
 	if len(s) <= maxAttr {
 		return s
 	}
-	return s[:maxAttr] + "...(" + strconv.Itoa(len(s)) + " bytes)"
+	return strings.ToValidUTF8(s[:maxAttr], "") + "...(" + strconv.Itoa(len(s)) + " bytes)"
 }
