@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"reflect"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -86,10 +87,7 @@ func (o *observer) middleware(p *pipeline) mcp.Middleware {
 		}
 		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
 			start := time.Now()
-			var meta map[string]any
-			if params := req.GetParams(); params != nil {
-				meta = params.GetMeta()
-			}
+			meta := metaOf(req)
 			if tp, ok := meta["traceparent"].(string); ok {
 				carrier := propagation.MapCarrier{"traceparent": tp}
 				if ts, ok := meta["tracestate"].(string); ok {
@@ -150,6 +148,20 @@ func (o *observer) middleware(p *pipeline) mcp.Middleware {
 			return res, err
 		}
 	}
+}
+
+// metaOf returns a request's _meta. Params absent from the wire are a
+// typed nil pointer (notifications/initialized without params), whose
+// GetMeta would panic.
+func metaOf(req mcp.Request) map[string]any {
+	params := req.GetParams()
+	if params == nil {
+		return nil
+	}
+	if v := reflect.ValueOf(params); v.Kind() == reflect.Pointer && v.IsNil() {
+		return nil
+	}
+	return params.GetMeta()
 }
 
 // durationSet is the cached attribute set of one operation duration.

@@ -310,3 +310,36 @@ func keys[V any](m map[string]V) []string {
 	slices.Sort(out)
 	return out
 }
+
+// TestE2ETelemetryRawRequests: with telemetry on, requests without
+// params (notifications/initialized, ping), with a malformed _meta or a
+// bogus traceparent are served, not a crash.
+func TestE2ETelemetryRawRequests(t *testing.T) {
+	c, endpoint := startHTTPCollector(t)
+	e := newEnv(t, "")
+	e.vars = []string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + endpoint, "OTEL_BSP_SCHEDULE_DELAY=50"}
+	r := e.startRaw(t)
+	r.initialize() // notifications/initialized without params
+	for i, line := range []string{
+		`{"jsonrpc":"2.0","id":1,"method":"ping"}`,
+		`{"jsonrpc":"2.0","id":2,"method":"ping","params":{"_meta":{"traceparent":"00-zzzz-yyyy-01"}}}`,
+		`{"jsonrpc":"2.0","id":3,"method":"tools/list","params":{"_meta":{"traceparent":42,"tracestate":["x"]}}}`,
+		`{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"list_categories","arguments":{},"_meta":{"traceparent":"00-00000000000000000000000000000000-0000000000000000-01"}}}`,
+	} {
+		r.send(line)
+		if m := r.recv(); fmt.Sprint(m["id"]) != fmt.Sprint(i+1) || m["result"] == nil {
+			t.Fatalf("request %d: %v", i+1, m)
+		}
+	}
+	r.stdin.Close()
+	waitUntil(t, 10*time.Second, "the spans", func() bool {
+		spans, _, _ := c.snapshot()
+		n := 0
+		for _, s := range spans {
+			if s.Name == "ping" || s.Name == "tools/list" || s.Name == "tools/call list_categories" {
+				n++
+			}
+		}
+		return n >= 4
+	})
+}
