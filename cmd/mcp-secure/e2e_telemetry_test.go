@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -342,4 +345,63 @@ func TestE2ETelemetryRawRequests(t *testing.T) {
 		}
 		return n >= 4
 	})
+}
+
+// TestE2ETelemetryCollectorUnreachable: a collector that refuses
+// connections, or accepts them and never answers, neither fails nor
+// slows calls, and the server still exits within the flush bound.
+func TestE2ETelemetryCollectorUnreachable(t *testing.T) {
+	blackhole, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { blackhole.Close() })
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := blackhole.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c) // never read, never answered
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	for name, endpoint := range map[string]string{
+		"refused":   fmt.Sprintf("http://127.0.0.1:%d", unusedPort(t)),
+		"blackhole": "http://" + blackhole.Addr().String(),
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t, "telemetry:\n  endpoint: \""+endpoint+"\"\n  shutdown_timeout: 2\n")
+			e.vars = []string{"OTEL_BSP_SCHEDULE_DELAY=10", "OTEL_METRIC_EXPORT_INTERVAL=50"}
+			var stderr bytes.Buffer
+			cs := e.connectStderr(t, &lockedWriter{w: &stderr})
+			start := time.Now()
+			for i := range 30 {
+				if res := call(t, cs, "list_categories", map[string]any{}); res.IsError {
+					t.Fatalf("call %d failed: %s", i, text(res))
+				}
+			}
+			if d := time.Since(start); d > 15*time.Second {
+				t.Errorf("30 calls took %v with the collector %s", d, name)
+			}
+			start = time.Now()
+			cs.Close()
+			if d := time.Since(start); d > 8*time.Second {
+				t.Errorf("the server took %v to exit (flush bound 2 s)", d)
+			}
+			if n := len(e.records(t)); n < 60 {
+				t.Errorf("%d audit records, want every call's", n)
+			}
+		})
+	}
 }
