@@ -30,6 +30,8 @@ type Policy struct {
 	// Plugins holds plugin settings: plugins.<name>.<key>: value, with
 	// ${VAR} expansion.
 	Plugins map[string]map[string]string `yaml:"plugins" policy:"path"`
+	// Telemetry configures OpenTelemetry export and decision-log upload.
+	Telemetry Telemetry `yaml:"telemetry"`
 
 	source string
 	dir    string
@@ -394,6 +396,9 @@ func (p *Policy) validate(d *decoder) error {
 		a.LogFile = f
 	}
 	a.LogFile = p.abs(a.LogFile)
+	if err := p.validateTelemetry(bad); err != nil {
+		return err
+	}
 	for i, m := range p.Rego.Modules {
 		key := fmt.Sprintf("rego.modules[%d]", i)
 		m = p.abs(m)
