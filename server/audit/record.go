@@ -67,6 +67,10 @@ type Record struct {
 	Count    int64             `json:"count,omitempty"`
 	WindowNS int64             `json:"window_ns,omitempty"`
 	Labels   map[string]string `json:"labels,omitempty"`
+	// DryRun is the dry-run policy's would-be decision (never enforced).
+	DryRun *DryRun `json:"dry_run,omitempty"`
+	// Policy describes a KindPolicyReload record.
+	Policy *PolicyChange `json:"policy,omitempty"`
 }
 
 // Client is the MCP client behind a decision.

@@ -30,6 +30,8 @@ type Policy struct {
 	// Plugins holds plugin settings: plugins.<name>.<key>: value, with
 	// ${VAR} expansion.
 	Plugins map[string]map[string]string `yaml:"plugins" policy:"path"`
+	// DryRun is a policy decided next to this one, never enforced.
+	DryRun DryRun `yaml:"dry_run"`
 
 	source string
 	dir    string
@@ -406,7 +408,7 @@ func (p *Policy) validate(d *decoder) error {
 		}
 		p.Rego.Modules[i] = m
 	}
-	return nil
+	return p.validateDryRun(d)
 }
 
 func (p *Policy) abs(path string) string {
