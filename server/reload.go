@@ -67,14 +67,15 @@ func (p *pipeline) dryRun(ctx context.Context, input ast.Value) *audit.DryRun {
 }
 
 // listed remembers, per session, the tools its last tools/list answer
-// offered.
-func (s *sessions) listed(ss *mcp.ServerSession, tools []string) {
+// offered, and to whom (the stateless protocol names its client in each
+// request).
+func (s *sessions) listed(ss *mcp.ServerSession, id identity, tools []string) {
 	if ss == nil {
 		return
 	}
 	st := s.state(ss)
 	s.mu.Lock()
-	st.listed, st.hasListed = tools, true
+	st.listed, st.listedTo, st.hasListed = tools, id, true
 	s.mu.Unlock()
 }
 
@@ -88,8 +89,7 @@ func (s *Server) PolicyChanged(ctx context.Context) bool {
 	for ss := range s.mcp.Sessions() {
 		st := s.pipe.sessions.state(ss)
 		s.pipe.sessions.mu.Lock()
-		id := identity{session: st.id, client: st.client, protocol: st.protocol}
-		was, hasListed := st.listed, st.hasListed
+		id, was, hasListed := st.listedTo, st.listed, st.hasListed
 		s.pipe.sessions.mu.Unlock()
 		if !hasListed {
 			continue // it never asked: nothing it knows is stale

@@ -442,7 +442,7 @@ func (s *Server) listFilter(next mcp.MethodHandler) mcp.MethodHandler {
 		}
 		if ss, ok := req.GetSession().(*mcp.ServerSession); ok && lr.NextCursor == "" {
 			slices.Sort(names)
-			s.pipe.sessions.listed(ss, names)
+			s.pipe.sessions.listed(ss, id, names)
 		}
 		out := *lr
 		out.Tools = kept

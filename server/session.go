@@ -44,6 +44,7 @@ type sessionState struct {
 	// listed are the tools of its last tools/list answer (hasListed:
 	// it had one), to tell whether a policy reload changed them.
 	listed    []string
+	listedTo  identity
 	hasListed bool
 }
 
