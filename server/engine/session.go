@@ -31,6 +31,17 @@ type SessionHistory struct {
 	Events  []SessionEvent
 	Counts  map[string]int64 // by result: allow, deny, error
 	Dropped int64            // events no longer in Events
+	// terms are Events as documents, built once when each was recorded
+	// (immutable, shared); nil: built by Value.
+	terms []*ast.Term
+}
+
+func (ev SessionEvent) term() *ast.Term {
+	return ast.ObjectTerm(
+		ast.Item(ast.InternedTerm("tool"), ast.StringTerm(ev.Tool)),
+		ast.Item(ast.InternedTerm("kind"), ast.StringTerm(ev.Kind)),
+		ast.Item(ast.InternedTerm("result"), ast.StringTerm(ev.Result)),
+	)
 }
 
 // Value builds the input.session document. A nil history is the empty
@@ -40,13 +51,12 @@ func (h *SessionHistory) Value() ast.Value {
 	var counts [3]int64
 	var dropped int64
 	if h != nil {
-		events = make([]*ast.Term, len(h.Events))
-		for i, ev := range h.Events {
-			events[i] = ast.ObjectTerm(
-				ast.Item(ast.InternedTerm("tool"), ast.StringTerm(ev.Tool)),
-				ast.Item(ast.InternedTerm("kind"), ast.StringTerm(ev.Kind)),
-				ast.Item(ast.InternedTerm("result"), ast.StringTerm(ev.Result)),
-			)
+		events = h.terms
+		if len(events) != len(h.Events) {
+			events = make([]*ast.Term, len(h.Events))
+			for i, ev := range h.Events {
+				events[i] = ev.term()
+			}
 		}
 		counts = [3]int64{h.Counts["allow"], h.Counts["deny"], h.Counts["error"]}
 		dropped = h.Dropped
@@ -76,6 +86,7 @@ type SessionLog struct {
 
 type sessionRing struct {
 	events  []SessionEvent // ring of perSession
+	terms   []*ast.Term    // events[i] as a document
 	next    int            // where the next event goes
 	n       int            // events held
 	counts  [3]int64
@@ -109,7 +120,7 @@ func (l *SessionLog) Record(session string, ev SessionEvent) {
 		if len(l.byID) >= l.keep {
 			l.evict()
 		}
-		r = &sessionRing{events: make([]SessionEvent, l.perSession)}
+		r = &sessionRing{events: make([]SessionEvent, l.perSession), terms: make([]*ast.Term, l.perSession)}
 		l.byID[session] = r
 	}
 	l.tick++
@@ -119,7 +130,7 @@ func (l *SessionLog) Record(session string, ev SessionEvent) {
 	} else {
 		r.n++
 	}
-	r.events[r.next] = ev
+	r.events[r.next], r.terms[r.next] = ev, ev.term()
 	r.next = (r.next + 1) % len(r.events)
 	r.counts[ri]++
 }
@@ -146,11 +157,12 @@ func (l *SessionLog) History(session string) *SessionHistory {
 	if !ok {
 		return nil
 	}
-	h := &SessionHistory{Events: make([]SessionEvent, 0, r.n), Dropped: r.dropped,
+	h := &SessionHistory{Events: make([]SessionEvent, 0, r.n), terms: make([]*ast.Term, 0, r.n), Dropped: r.dropped,
 		Counts: map[string]int64{"allow": r.counts[0], "deny": r.counts[1], "error": r.counts[2]}}
 	start := (r.next - r.n + len(r.events)) % len(r.events)
 	for i := range r.n {
-		h.Events = append(h.Events, r.events[(start+i)%len(r.events)])
+		j := (start + i) % len(r.events)
+		h.Events, h.terms = append(h.Events, r.events[j]), append(h.terms, r.terms[j])
 	}
 	return h
 }

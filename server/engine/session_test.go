@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/mcp-secure/mcp-secure/rego"
@@ -30,8 +31,12 @@ func TestSessionLogKeepsTheLastEvents(t *testing.T) {
 		Counts:  map[string]int64{"allow": 5, "deny": 1, "error": 0},
 		Dropped: 3,
 	}
-	if d := cmp.Diff(want, got); d != "" {
+	if d := cmp.Diff(want, got, cmpopts.IgnoreUnexported(engine.SessionHistory{})); d != "" {
 		t.Errorf("history (-want +got):\n%s", d)
+	}
+	// The documents built as events were recorded are those of the events.
+	if got.Value().Compare(want.Value()) != 0 {
+		t.Errorf("Value() = %v, want %v", got.Value(), want.Value())
 	}
 	if l.History("unknown") != nil {
 		t.Error("a session without events has a history")
@@ -94,4 +99,17 @@ func TestSessionKeysDocumented(t *testing.T) {
 		}
 	}
 	walk(h.Value())
+}
+
+// BenchmarkSessionHistoryFull is what input.session adds to a call of a
+// session with a full history: copying it and building its document.
+func BenchmarkSessionHistoryFull(b *testing.B) {
+	l := engine.NewSessionLog(0, 0)
+	for i := range engine.DefaultHistoryLen + 5 {
+		l.Record("s", engine.SessionEvent{Tool: fmt.Sprint("tool_", i%7), Kind: "tool_call", Result: "allow"})
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = l.History("s").Value()
+	}
 }
