@@ -73,6 +73,9 @@ type pipeline struct {
 	stopped   context.Context
 	cancelAll func()
 
+	// dry decides calls again under the dry-run policy; nil: none.
+	dry DryRunner
+
 	// The guards' pre-checks for schema-annotated arguments; nil denies.
 	paths    pathChecker
 	urls     urlChecker
@@ -91,6 +94,7 @@ type callInfo struct {
 	sessionID  string
 	client     plugin.Client
 	protocol   string
+	history    *engine.SessionHistory // the session's earlier decisions
 }
 
 // infoOf reads a call: its tool, arguments and JSON-RPC id from the
@@ -106,6 +110,7 @@ func (p *pipeline) infoOf(req *mcp.CallToolRequest) callInfo {
 	}
 	id := p.sessions.identify(req)
 	ci.sessionID, ci.client, ci.protocol = id.session, id.client, id.protocol
+	ci.history = p.sessionHistory(ci.sessionID)
 	return ci
 }
 
@@ -131,6 +136,7 @@ func (p *pipeline) call(ctx context.Context, req *mcp.CallToolRequest) (*mcp.Cal
 
 func (p *pipeline) outcome(ctx context.Context, req *mcp.CallToolRequest) *mcp.CallToolResult {
 	start := p.now()
+	ctx = p.pin(ctx) // the whole call decides under one policy snapshot
 	ci := p.infoOf(req)
 	rec := audit.Record{
 		DecisionID: ci.decisionID,
@@ -227,6 +233,7 @@ func (p *pipeline) outcome(ctx context.Context, req *mcp.CallToolRequest) *mcp.C
 		}
 		return errorResult(fmt.Sprintf("call to %q denied: the policy could not be evaluated", ci.name))
 	}
+	rec.DryRun = p.dryRun(ctx, input)
 	if !ok {
 		d.Allow = false
 		if len(d.Reasons) == 0 {
@@ -410,7 +417,11 @@ func (p *pipeline) permitted(ctx context.Context, id identity, tool string) (boo
 		return false, []string{fmt.Sprintf("tool %q is not registered", tool)}
 	}
 	key := permitKey{client: id.client, protocol: id.protocol, tool: t.Name}
-	gen := p.generation()
+	ctx = p.pin(ctx)
+	gen := p.generationFor(ctx)
+	if gen != p.generation() {
+		gen = 0 // a call pinned to a replaced snapshot: not memoised
+	}
 	if d, ok := p.permits.get(gen, key); ok {
 		return d.Allow, d.Reasons
 	}
@@ -508,7 +519,7 @@ func (p *pipeline) auditInput(ci callInfo, args any) map[string]any {
 // toolInput builds the input document of data.mcp.tools.
 func toolInput(ci callInfo, registered bool, args any) (ast.Value, error) {
 	in := engine.ToolInput{Tool: ci.name, Registered: registered, Client: engine.Client{Name: ci.client.Name, Version: ci.client.Version},
-		ProtocolVersion: ci.protocol, RequestID: ci.requestID}
+		ProtocolVersion: ci.protocol, RequestID: ci.requestID, Session: ci.history}
 	if args != nil {
 		v, err := ast.InterfaceToValue(args)
 		if err != nil {

@@ -74,6 +74,9 @@ type Options struct {
 	TracerProvider trace.TracerProvider
 	MeterProvider  metric.MeterProvider
 	Redactor       *audit.Redactor
+	// DryRun, if set, decides each tool call again under the dry-run
+	// policy, for the audit record only.
+	DryRun DryRunner
 }
 
 // outputGrace is how long answers may take to be written after the calls
@@ -97,6 +100,9 @@ type Server struct {
 	maxInFlight int
 	// closers are the plugins to close at shutdown, in build order.
 	closers []namedCloser
+	// anyTool is one registered tool, added again to have the SDK
+	// announce a changed list (see notifyToolsChanged).
+	anyTool *mcp.Tool
 }
 
 type namedCloser struct {
@@ -134,11 +140,12 @@ func New(opts Options) (*Server, error) {
 		},
 		budget: newDenialBudget(time.Now),
 		obs:    newObserver(opts.TracerProvider, opts.MeterProvider, opts.Redactor),
+		dry:    opts.DryRun,
 	}
 	ms := mcp.NewServer(&mcp.Implementation{Name: Name, Title: "mcp-secure", Version: opts.Version}, &mcp.ServerOptions{
 		Instructions: Instructions,
 		Logger:       log,
-		Capabilities: &mcp.ServerCapabilities{Tools: &mcp.ToolCapabilities{}},
+		Capabilities: &mcp.ServerCapabilities{Tools: &mcp.ToolCapabilities{ListChanged: true}},
 	})
 	if opts.ShutdownGrace <= 0 {
 		opts.ShutdownGrace = DefaultShutdownGrace
@@ -232,6 +239,9 @@ func (s *Server) addTool(info plugin.Info, t plugin.Tool) error {
 			DestructiveHint: a.DestructiveHint, IdempotentHint: a.IdempotentHint, OpenWorldHint: a.OpenWorldHint}
 	}
 	s.mcp.AddTool(mt, s.pipe.call)
+	if s.anyTool == nil {
+		s.anyTool = mt
+	}
 	return nil
 }
 
@@ -434,10 +444,16 @@ func (s *Server) listFilter(next mcp.MethodHandler) mcp.MethodHandler {
 		}
 		id := s.pipe.sessions.identify(r)
 		kept := lr.Tools[:0:0]
+		var names []string
 		for _, t := range lr.Tools {
 			if allowed, _ := s.pipe.permitted(ctx, id, t.Name); allowed {
 				kept = append(kept, t)
+				names = append(names, t.Name)
 			}
+		}
+		if ss, ok := req.GetSession().(*mcp.ServerSession); ok && lr.NextCursor == "" {
+			slices.Sort(names)
+			s.pipe.sessions.listed(ss, id, names)
 		}
 		out := *lr
 		out.Tools = kept

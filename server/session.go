@@ -41,6 +41,11 @@ type sessionState struct {
 	initialized bool // the session began with initialize
 	client      plugin.Client
 	protocol    string
+	// listed are the tools of its last tools/list answer (hasListed:
+	// it had one), to tell whether a policy reload changed them.
+	listed    []string
+	listedTo  identity
+	hasListed bool
 }
 
 // state returns the session's state, creating it on first sight.

@@ -115,6 +115,9 @@ type serveParams struct {
 	version       bool
 	shutdownGrace time.Duration
 	maxInFlight   int
+	// reloadEvery is how often the policy's files are polled for
+	// changes; 0 leaves reloads to SIGHUP.
+	reloadEvery time.Duration
 }
 
 func parseServe(args []string, stderr io.Writer) (serveParams, error) {
@@ -124,6 +127,7 @@ func parseServe(args []string, stderr io.Writer) (serveParams, error) {
 	fs.BoolVar(&p.version, "version", false, "print versions and exit")
 	fs.DurationVar(&p.shutdownGrace, "shutdown-grace", server.DefaultShutdownGrace, "on SIGTERM, how long calls in flight may finish before they are cancelled")
 	fs.IntVar(&p.maxInFlight, "max-in-flight", server.DefaultMaxInFlight, "requests in flight at most; the excess is answered with an error")
+	fs.DurationVar(&p.reloadEvery, "reload-interval", DefaultReloadInterval, "how often the policy file and its modules are checked for changes (0: reload on SIGHUP only)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return p, err
@@ -133,8 +137,8 @@ func parseServe(args []string, stderr io.Writer) (serveParams, error) {
 	if fs.NArg() > 0 {
 		return p, usageErr("unexpected argument %q", fs.Arg(0))
 	}
-	if p.shutdownGrace < 0 || p.maxInFlight < 1 {
-		return p, usageErr("--shutdown-grace must not be negative and --max-in-flight must be at least 1")
+	if p.shutdownGrace < 0 || p.maxInFlight < 1 || p.reloadEvery < 0 {
+		return p, usageErr("--shutdown-grace and --reload-interval must not be negative and --max-in-flight must be at least 1")
 	}
 	return p, nil
 }

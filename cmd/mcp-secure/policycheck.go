@@ -23,7 +23,8 @@ type checked struct {
 	pol      *policy.Policy
 	cfg      engine.Config
 	eng      *engine.Engine
-	tools    []string // names of the tools the plugins of this build serve
+	dry      *engine.Engine // the dry_run section's; nil without one
+	tools    []string       // names of the tools the plugins of this build serve
 	warnings []string
 }
 
@@ -45,6 +46,10 @@ func checkPolicy(ctx context.Context, file string) (*checked, error) {
 	if err != nil {
 		return nil, &exitErr{code: exitUsage, err: fmt.Errorf("policy %s: %w", pol.Source(), err)}
 	}
+	dry, dryWarning, err := buildDryRun(ctx, pol, cfg)
+	if err != nil {
+		return nil, &exitErr{code: exitUsage, err: fmt.Errorf("policy %s: %w", pol.Source(), err)}
+	}
 	tools, err := checkPlugins(pol)
 	if err != nil {
 		return nil, &exitErr{code: exitUsage, err: err}
@@ -53,7 +58,10 @@ func checkPolicy(ctx context.Context, file string) (*checked, error) {
 	if _, w := serverFiles(pol); w != "" {
 		warnings = append(warnings, w)
 	}
-	return &checked{pol: pol, cfg: cfg, eng: eng, tools: tools, warnings: warnings}, nil
+	if dryWarning != "" {
+		warnings = append(warnings, dryWarning)
+	}
+	return &checked{pol: pol, cfg: cfg, eng: eng, dry: dry, tools: tools, warnings: warnings}, nil
 }
 
 // checkPlugins builds each registered plugin with the policy's settings

@@ -33,6 +33,11 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 		log.Warn("policy: " + w)
 	}
 	eng.Warm(ctx)
+	rl, err := newReloader(chk, p.policyFile, log)
+	if err != nil {
+		return &exitErr{code: exitUsage, err: err}
+	}
+	rl.interval = p.reloadEvery
 
 	sink, err := audit.Open(pol.Audit.LogFile, &audit.FileOptions{
 		Sync:      pol.Audit.Durability == "fsync",
@@ -73,11 +78,12 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 			log.Error("closing audit log", "err", err)
 		}
 	}()
-
 	auditor := obs.auditor(alog, key)
-	network := guard.NewNetwork(eng, auditor, &guard.NetworkOptions{Logger: log, Generation: eng.Generation})
-	files := guard.NewFiles(eng, auditor, &guard.FilesOptions{Roots: pol.Roots(), Logger: log})
-	commands := guard.NewCommands(eng, auditor, files, &guard.CommandsOptions{
+	// Every decision also joins its session's history (input.session).
+	recorded := server.NewHistory(auditor, nil)
+	network := guard.NewNetwork(eng, recorded, &guard.NetworkOptions{Logger: log, Generation: eng.Generation})
+	files := guard.NewFiles(eng, recorded, &guard.FilesOptions{Roots: pol.Roots(), Logger: log})
+	commands := guard.NewCommands(eng, recorded, files, &guard.CommandsOptions{
 		Logger:     log,
 		Allowed:    pol.Commands.Allowed,
 		Blocked:    pol.Commands.Blocked,
@@ -96,12 +102,14 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 	} else {
 		log.Warn("filesystem door", "resolution", guard.PathResolution)
 	}
+	limiter := ratelimit.New(rateConfig(pol), time.Now)
 	srv, err := server.New(server.Options{
 		Version:  version,
 		Logger:   log,
 		Engine:   eng,
-		Limiter:  ratelimit.New(rateConfig(pol), time.Now),
-		Audit:    auditor,
+		Limiter:  limiter,
+		Audit:    recorded,
+		DryRun:   rl.dry,
 		Network:  network,
 		Files:    files,
 		Commands: commands,
@@ -125,6 +133,8 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 			log.Error("closing plugins", "err", err)
 		}
 	}()
+	rl.audit, rl.limiter, rl.srv = alog, limiter, srv
+	defer rl.run(ctx)()
 	log.Info("serving on stdio", "policy", pol.Source(), "audit", pol.Audit.LogFile, "version", version)
 	return srv.Run(ctx, stdin, stdout)
 }

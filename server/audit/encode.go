@@ -352,6 +352,14 @@ func (e *encoder) record(r *Record) {
 		e.field("span_id")
 		e.quote(r.SpanID)
 	}
+	if r.DryRun != nil {
+		e.field("dry_run")
+		e.dryRun(r.DryRun)
+	}
+	if r.Policy != nil {
+		e.field("policy")
+		e.policyChange(r.Policy)
+	}
 	if len(r.Labels) > 0 {
 		e.field("labels")
 		keys := make([]string, 0, len(r.Labels))

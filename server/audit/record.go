@@ -71,6 +71,10 @@ type Record struct {
 	// when tracing is on.
 	TraceID string `json:"trace_id,omitempty"`
 	SpanID  string `json:"span_id,omitempty"`
+	// DryRun is the dry-run policy's would-be decision (never enforced).
+	DryRun *DryRun `json:"dry_run,omitempty"`
+	// Policy describes a KindPolicyReload record.
+	Policy *PolicyChange `json:"policy,omitempty"`
 }
 
 // Client is the MCP client behind a decision.

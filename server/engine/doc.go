@@ -5,7 +5,22 @@
 // [New] compiles the built-in Rego modules, the user's modules and the
 // policy's data document into a snapshot and prepares one query per decision
 // point. [Engine.Reload] builds a new snapshot and swaps it in atomically; if
-// the new policy does not compile, the old snapshot stays.
+// the new policy does not compile, the old snapshot stays; [Engine.Adopt]
+// swaps in the snapshot of an engine already built (a reload that checked
+// the whole policy first).
+//
+// A call pins the snapshot in force when it starts ([Engine.Pin]): every
+// decision under the pinned context (the tool decision, each guarded
+// access while its handler runs, its audit masks) comes from that
+// snapshot, even when a reload swaps in another meanwhile. Memos keyed on
+// a generation use [Engine.GenerationFor].
+//
+// # Session history
+//
+// [SessionLog] keeps, per session and bounded, the session's earlier
+// decisions; [ToolInput.Session] offers them to the tools decision point
+// as input.session (history, counts, dropped), so a rule can refuse a call
+// for what came before it in the same session.
 //
 // # User modules
 //

@@ -225,7 +225,7 @@ func (e *Engine) Generation() uint64 { return e.snap.Load().gen }
 // Decide evaluates point for input under the decision deadline. Any
 // failure is a deny carrying an error that wraps [ErrEval].
 func (e *Engine) Decide(ctx context.Context, point Point, input ast.Value) (Decision, error) {
-	s := e.snap.Load()
+	s := e.current(ctx)
 	q, ok := s.queries[point]
 	if !ok {
 		return denied("unknown decision point"), fmt.Errorf("%w: %q", ErrUnknownPoint, point)

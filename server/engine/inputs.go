@@ -25,6 +25,9 @@ type ToolInput struct {
 	Client          Client
 	ProtocolVersion string
 	RequestID       string
+	// Session is the session's earlier decisions (input.session); nil
+	// is a session with none.
+	Session *SessionHistory
 }
 
 // Value builds the input document.
@@ -43,6 +46,7 @@ func (in ToolInput) Value() ast.Value {
 		))),
 		ast.Item(ast.InternedTerm("protocol_version"), ast.StringTerm(in.ProtocolVersion)),
 		ast.Item(ast.InternedTerm("request_id"), ast.StringTerm(in.RequestID)),
+		ast.Item(ast.InternedTerm("session"), ast.NewTerm(in.Session.Value())),
 	)
 }
 

@@ -34,7 +34,7 @@ func compileMask(comp *ast.Compiler) (ast.Body, error) {
 // deadline; an error wraps [ErrEval] and the caller erases what the masks
 // could not decide.
 func (e *Engine) Mask(ctx context.Context, record map[string]any) ([]any, error) {
-	s := e.snap.Load()
+	s := e.current(ctx)
 	in, err := ast.InterfaceToValue(record)
 	if err != nil {
 		return nil, fmt.Errorf("%w: audit mask input: %w", ErrEval, err)

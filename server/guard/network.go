@@ -204,6 +204,9 @@ func (n *Network) check(ctx context.Context, k netKey) error {
 	k.tool = call.Tool
 	start := time.Now()
 	gen := n.currentGeneration()
+	if g, ok := n.decide.(interface{ GenerationFor(context.Context) uint64 }); ok && g.GenerationFor(ctx) != gen {
+		gen = 0 // a call pinned to a replaced snapshot: not memoised
+	}
 	d, cached := n.memoGet(k, gen)
 	var evalErr error
 	if !cached {

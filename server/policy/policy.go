@@ -32,6 +32,8 @@ type Policy struct {
 	Plugins map[string]map[string]string `yaml:"plugins" policy:"path"`
 	// Telemetry configures OpenTelemetry export and decision-log upload.
 	Telemetry Telemetry `yaml:"telemetry"`
+	// DryRun is a policy decided next to this one, never enforced.
+	DryRun DryRun `yaml:"dry_run"`
 
 	source string
 	dir    string
@@ -411,7 +413,7 @@ func (p *Policy) validate(d *decoder) error {
 		}
 		p.Rego.Modules[i] = m
 	}
-	return nil
+	return p.validateDryRun(d)
 }
 
 func (p *Policy) abs(path string) string {

@@ -43,16 +43,15 @@ func New(cfg Config, clock func() time.Time) *Limiter {
 // Allow takes one token from tool's bucket. When the bucket is empty it
 // reports how long until a token is available.
 func (l *Limiter) Allow(tool string) (bool, time.Duration) {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	rate := l.cfg.Rate(tool)
 	if rate <= 0 {
 		return false, time.Minute
 	}
 	capacity := float64(rate)
 	perSecond := capacity / 60
-	now := l.now()
-
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	b, ok := l.state[tool]
 	if !ok {
 		b = &bucket{tokens: capacity, last: now}
@@ -62,10 +61,19 @@ func (l *Limiter) Allow(tool string) (bool, time.Duration) {
 		b.tokens = min(capacity, b.tokens+elapsed*perSecond)
 		b.last = now
 	}
+	b.tokens = min(b.tokens, capacity) // the rate may have been lowered
 	if b.tokens >= 1 {
 		b.tokens--
 		return true, 0
 	}
 	wait := time.Duration((1 - b.tokens) / perSecond * float64(time.Second))
 	return false, wait
+}
+
+// SetConfig replaces the rates (a policy reload). Each bucket keeps its
+// tokens, capped at its new capacity.
+func (l *Limiter) SetConfig(cfg Config) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.cfg = cfg
 }

@@ -3,7 +3,12 @@
 # description: |
 #   Decides every tools/call before its handler runs.
 #   Input: tool (name), registered (bool), arguments (object),
-#   client {name, version}, protocol_version, request_id.
+#   client {name, version}, protocol_version, request_id,
+#   session: this session's earlier decisions, {history: [{tool, kind,
+#   result}] (the last 32, oldest first; kind is the audit record's:
+#   tool_call, validation, rate_limit, network, filesystem, command;
+#   result allow, deny or error), counts {allow, deny, error} (all of the
+#   session's decisions), dropped (how many left history)}.
 #   Outputs: allow (bool), deny (set of reasons to refuse), reasons (deny
 #   plus what the call lacks), decision {allow, reasons}.
 #   User modules in this package tighten it with `deny contains reason if ...`.

@@ -1,0 +1,55 @@
+package server
+
+import (
+	"context"
+
+	"github.com/mcp-secure/mcp-secure/server/audit"
+	"github.com/mcp-secure/mcp-secure/server/engine"
+)
+
+// History wraps an Auditor so that every decision it records also joins
+// its session's history (engine.SessionLog), which the tools decision
+// point reads as input.session. Hand the same History to the guards and
+// to the server (Options.Audit): the guards' decisions of a call then
+// count as that session's too.
+type History struct {
+	Auditor
+	log *engine.SessionLog
+}
+
+var _ Auditor = (*History)(nil)
+
+// NewHistory returns a recording Auditor over a; log nil means a new
+// engine.SessionLog with the default bounds.
+func NewHistory(a Auditor, log *engine.SessionLog) *History {
+	if log == nil {
+		log = engine.NewSessionLog(0, 0)
+	}
+	return &History{Auditor: a, log: log}
+}
+
+// Log records r, then adds it to its session's history. A record that
+// could not be written is not history: the call it belongs to fails.
+func (h *History) Log(ctx context.Context, r audit.Record) error {
+	if err := h.Auditor.Log(ctx, r); err != nil {
+		return err
+	}
+	switch r.Kind {
+	case audit.KindToolCall, audit.KindValidation, audit.KindRateLimit,
+		audit.KindNetwork, audit.KindFilesystem, audit.KindCommand:
+		h.log.Record(r.SessionID, engine.SessionEvent{Tool: r.Tool, Kind: r.Kind, Result: r.Result})
+	}
+	return nil
+}
+
+// Sessions is the log the history is kept in.
+func (h *History) Sessions() *engine.SessionLog { return h.log }
+
+// sessionHistory is the history of session the pipeline offers to the
+// policy, when its auditor keeps one.
+func (p *pipeline) sessionHistory(session string) *engine.SessionHistory {
+	if h, ok := p.audit.(*History); ok {
+		return h.log.History(session)
+	}
+	return nil
+}

@@ -1,0 +1,4 @@
+package policy
+
+// EmbeddedYAML is the source of the embedded default policy.
+func EmbeddedYAML() []byte { return append([]byte(nil), defaultYAML...) }
