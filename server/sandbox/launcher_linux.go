@@ -69,6 +69,15 @@ func launch() int {
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return fail("subreaper: %v", err)
 	}
+	// The thread that forks the target shares the target's Landlock
+	// domain, so Landlock would let the target ptrace it and, through the
+	// shared memory, run code in the launcher's unconfined threads. Not
+	// dumpable, the launcher can be traced (or its memory and descriptors
+	// reached: process_vm_writev, pidfd_getfd) only with CAP_SYS_PTRACE,
+	// which the target does not hold.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return fail("dumpable: %v", err)
+	}
 	ctl := os.NewFile(fdControl, "control")
 	spec, err := readSpec(ctl)
 	if err != nil {
@@ -103,6 +112,13 @@ func launch() int {
 			return fail("%v", err)
 		}
 	}
+	// The socket filter, last: it binds this thread and everything it
+	// starts. An unconfined target gets it where the kernel has seccomp.
+	if s := Probe(); s.SocketFilter || !spec.Unconfined {
+		if err := installFilter(filterOptions{udp: spec.Rules.AllowUDP}); err != nil {
+			return fail("%v", err)
+		}
+	}
 	p, err := os.StartProcess(spec.Path, spec.Args, &os.ProcAttr{
 		Dir:   spec.Dir,
 		Env:   spec.Env,
@@ -112,8 +128,13 @@ func launch() int {
 	if err != nil {
 		return fail("%v", err)
 	}
-	// The launcher keeps none of the child's stdio: the server's pipes
+	// The launcher keeps none of the child's stdio but a copy of stderr,
+	// closed on exit, to say why it killed the tree: the server's pipes
 	// reach EOF when the last process of the tree is gone.
+	stderr := os.Stderr
+	if fd, err := unix.FcntlInt(2, unix.F_DUPFD_CLOEXEC, 3); err == nil {
+		stderr = os.NewFile(uintptr(fd), "stderr")
+	}
 	if null, err := unix.Open("/dev/null", unix.O_RDWR|unix.O_CLOEXEC, 0); err == nil {
 		for fd := 0; fd <= 2; fd++ {
 			unix.Dup2(null, fd)
@@ -125,6 +146,11 @@ func launch() int {
 	var killing sync.Once
 	killAll := func() { killing.Do(func() { go killTree(stop) }) }
 	go func() { <-stop; killAll() }()
+	maxProcs := int(min(spec.Limits.withDefaults().Processes, 1<<20))
+	go watchCount(maxProcs, stop, func(seen int) {
+		fmt.Fprintf(stderr, "mcp-secure sandbox: the command's process tree grew past %d processes (%d counted) and was killed\n", maxProcs, seen)
+		stopNow()
+	})
 	for {
 		var ws unix.WaitStatus
 		pid, err := unix.Wait4(-1, &ws, 0, nil)
@@ -163,13 +189,18 @@ func killTree(<-chan struct{}) {
 }
 
 // children lists the processes whose parent is this one.
-func children() []int {
+func children() []int { return childrenOf("self", os.Getpid()) }
+
+// childrenOf lists the children of process pid (named in /proc by dir:
+// "self" or the pid), from the children files of its threads, or, without
+// CONFIG_PROC_CHILDREN, by scanning /proc for processes whose parent it is.
+func childrenOf(dir string, pid int) []int {
 	var out []int
-	tasks, err := os.ReadDir("/proc/self/task")
+	tasks, err := os.ReadDir("/proc/" + dir + "/task")
 	if err == nil {
 		found := false
 		for _, t := range tasks {
-			data, err := os.ReadFile("/proc/self/task/" + t.Name() + "/children")
+			data, err := os.ReadFile("/proc/" + dir + "/task/" + t.Name() + "/children")
 			if err != nil {
 				continue
 			}
@@ -184,8 +215,17 @@ func children() []int {
 			return out
 		}
 	}
-	// Without CONFIG_PROC_CHILDREN: scan /proc for our children.
-	self := os.Getpid()
+	for child, parent := range parents() {
+		if parent == pid {
+			out = append(out, child)
+		}
+	}
+	return out
+}
+
+// parents maps every visible process to its parent, from /proc/*/stat.
+func parents() map[int]int {
+	out := map[int]int{}
 	procs, _ := os.ReadDir("/proc")
 	for _, e := range procs {
 		pid, err := strconv.Atoi(e.Name())
@@ -202,8 +242,8 @@ func children() []int {
 		}
 		fields := strings.Fields(string(data[i+1:]))
 		if len(fields) > 1 {
-			if ppid, _ := strconv.Atoi(fields[1]); ppid == self {
-				out = append(out, pid)
+			if ppid, err := strconv.Atoi(fields[1]); err == nil {
+				out[pid] = ppid
 			}
 		}
 	}
