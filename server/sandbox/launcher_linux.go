@@ -42,6 +42,9 @@ func RunIfLauncher() {
 	}
 }
 
+// childNice is the nice value of the target and its descendants.
+const childNice = 10
+
 // The launcher's inherited descriptors.
 const (
 	fdControl = 3 // the server's control pipe: the target, then EOF
@@ -119,6 +122,13 @@ func launch() int {
 			return fail("%v", err)
 		}
 	}
+	// The tree runs at a lower priority than the launcher's other
+	// threads, which count and kill it: a tree that keeps every CPU busy
+	// (a fork bomb) must not starve them. Nice values are per thread, and
+	// the target inherits this one's.
+	if err := unix.Setpriority(unix.PRIO_PROCESS, 0, childNice); err != nil {
+		return fail("nice: %v", err)
+	}
 	p, err := os.StartProcess(spec.Path, spec.Args, &os.ProcAttr{
 		Dir:   spec.Dir,
 		Env:   spec.Env,
@@ -147,8 +157,8 @@ func launch() int {
 	killAll := func() { killing.Do(func() { go killTree(stop) }) }
 	go func() { <-stop; killAll() }()
 	maxProcs := int(min(spec.Limits.withDefaults().Processes, 1<<20))
-	go watchCount(maxProcs, stop, func(seen int) {
-		fmt.Fprintf(stderr, "mcp-secure sandbox: the command's process tree grew past %d processes (%d counted) and was killed\n", maxProcs, seen)
+	go watchCount(maxProcs, stop, func() {
+		fmt.Fprintf(stderr, "mcp-secure sandbox: the command's process tree grew past %d processes and was killed\n", maxProcs)
 		stopNow()
 	})
 	for {
@@ -176,16 +186,58 @@ func launch() int {
 	return code
 }
 
-// killTree kills every child of this process until none is left; those
-// it kills hand their own children to us, the subreaper, for the next
-// round. The reaping loop in launch ends the process when all are gone.
+// killTree kills every process below this one, the whole tree each
+// round (a fork bomb's newest generations are the ones that multiply),
+// until none is left; those that die hand their children to us, the
+// subreaper, for the next round. The reaping loop in launch ends the
+// process when all are gone.
 func killTree(<-chan struct{}) {
 	for i := 0; ; i++ {
-		for _, pid := range children() {
-			unix.Kill(pid, unix.SIGKILL)
-		}
+		walkTree(func(pid, parent int) bool {
+			killChild(pid, parent)
+			return true
+		})
 		time.Sleep(time.Duration(min(i+1, 20)) * time.Millisecond)
 	}
+}
+
+// killChild sends SIGKILL to pid if it is still the child of parent it
+// was found as: a pid that was reaped and reused since is left alone.
+// The pidfd pins the process between the check and the signal.
+func killChild(pid, parent int) {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		if err == unix.ENOSYS && parent == os.Getpid() { // before Linux 5.3; only we reap our children
+			unix.Kill(pid, unix.SIGKILL)
+		}
+		return
+	}
+	defer unix.Close(fd)
+	if parentOf(pid) == parent {
+		unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+	}
+}
+
+// parentOf is pid's parent, from /proc/pid/stat; 0 when it is gone.
+func parentOf(pid int) int {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	return parseParent(data)
+}
+
+func parseParent(stat []byte) int {
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0
+	}
+	fields := strings.Fields(string(stat[i+1:]))
+	if len(fields) < 2 {
+		return 0
+	}
+	ppid, _ := strconv.Atoi(fields[1])
+	return ppid
 }
 
 // children lists the processes whose parent is this one.
@@ -236,15 +288,8 @@ func parents() map[int]int {
 		if err != nil {
 			continue
 		}
-		i := bytes.LastIndexByte(data, ')')
-		if i < 0 {
-			continue
-		}
-		fields := strings.Fields(string(data[i+1:]))
-		if len(fields) > 1 {
-			if ppid, err := strconv.Atoi(fields[1]); err == nil {
-				out[pid] = ppid
-			}
+		if ppid := parseParent(data); ppid > 0 {
+			out[pid] = ppid
 		}
 	}
 	return out

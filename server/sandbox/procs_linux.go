@@ -3,6 +3,7 @@
 package sandbox
 
 import (
+	"os"
 	"strconv"
 	"time"
 )
@@ -13,15 +14,15 @@ import (
 const countInterval = 20 * time.Millisecond
 
 // watchCount counts the processes below the launcher every countInterval
-// until stop is closed, and calls over (once) with what it counted when
-// that is more than limit.
+// until stop is closed, and calls over (once) when they are more than
+// limit.
 //
 // RLIMIT_NPROC cannot do this: it counts every task (threads included) of
 // the real user, in every pid namespace, so no value bounds one tree; and
 // the kernel never applies it to uid 0, whatever capabilities the process
 // holds. Counting works for root too, as the launcher is the subreaper of
 // the whole tree: every descendant is below it.
-func watchCount(limit int, stop <-chan struct{}, over func(seen int)) {
+func watchCount(limit int, stop <-chan struct{}, over func()) {
 	t := time.NewTicker(countInterval)
 	defer t.Stop()
 	for {
@@ -30,8 +31,8 @@ func watchCount(limit int, stop <-chan struct{}, over func(seen int)) {
 			return
 		case <-t.C:
 		}
-		if n := countTree(limit); n > limit {
-			over(n)
+		if countTree(limit) > limit {
+			over()
 			return
 		}
 	}
@@ -40,13 +41,31 @@ func watchCount(limit int, stop <-chan struct{}, over func(seen int)) {
 // countTree counts the processes below this one, stopping once it has
 // seen more than limit.
 func countTree(limit int) int {
-	queue := children()
 	n := 0
-	for len(queue) > 0 && n <= limit {
-		pid := queue[0]
-		queue = queue[1:]
+	walkTree(func(int, int) bool {
 		n++
-		queue = append(queue, childrenOf(strconv.Itoa(pid), pid)...)
-	}
+		return n <= limit
+	})
 	return n
+}
+
+// walkTree visits the processes below this one, breadth first, each with
+// the parent it was found under, until visit returns false.
+func walkTree(visit func(pid, parent int) bool) {
+	type node struct{ pid, parent int }
+	var queue []node
+	self := os.Getpid()
+	for _, c := range children() {
+		queue = append(queue, node{c, self})
+	}
+	for len(queue) > 0 {
+		n := queue[0]
+		queue = queue[1:]
+		if !visit(n.pid, n.parent) {
+			return
+		}
+		for _, c := range childrenOf(strconv.Itoa(n.pid), n.pid) {
+			queue = append(queue, node{c, n.pid})
+		}
+	}
 }

@@ -266,32 +266,33 @@ func TestSocketFilterKeepsProgramsWorking(t *testing.T) {
 func TestProcessLimit(t *testing.T) {
 	b := newBox(t, "/usr/bin/sh", "/usr/bin/sleep", "/usr/bin/seq")
 	pids := filepath.Join(b.dir, "pids")
-	script := fmt.Sprintf("for i in $(seq %%d); do sleep 301 & echo $! >> %s; done; wait; echo all-started", pids)
+	spawn := func(n string) string {
+		return fmt.Sprintf("for i in $(seq %s); do sleep 301 & echo $! >> %s; done; echo all-started", n, pids)
+	}
 	for _, tc := range []struct {
-		name  string
-		limit uint64
-		n     int
-		code  int
+		name   string
+		limit  uint64
+		script string
+		code   int
 	}{
-		{"deny/over-the-limit", 20, 60, 137},
-		{"allow/under-the-default", 0, 40, 0},
+		{"deny/over-the-limit", 20, spawn("60") + "; wait", 137},
+		{"deny/endless-forks", 30, "while :; do sleep 301 & echo $! >> " + pids + "; done", 137},
+		// Under the limit: the sleeps live until the target exits, when
+		// the launcher ends them.
+		{"allow/under-the-default", 0, spawn("40"), 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			os.Remove(pids)
 			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 			defer cancel()
-			argv := []string{"/usr/bin/sh", "-c", fmt.Sprintf(script, tc.n)}
-			if tc.code == 0 {
-				// Under the limit: the sleeps live until the target
-				// exits, when the launcher ends them.
-				argv[2] = fmt.Sprintf("for i in $(seq %d); do sleep 301 & echo $! >> %s; done; echo all-started", tc.n, pids)
-			}
+			argv := []string{"/usr/bin/sh", "-c", tc.script}
 			c := Command(ctx, Target{Path: argv[0], Args: argv, Env: []string{"PATH=/usr/bin:/bin"}, Dir: b.dir, Rules: b.rule,
 				Limits: Limits{Processes: tc.limit}, Unconfined: !Probe().Confines()})
 			var o, e bytes.Buffer
 			c.Stdout, c.Stderr = &o, &e
 			start := time.Now()
 			c.Run()
+			took := time.Since(start)
 			if c.ExitCode() != tc.code {
 				t.Errorf("exit %d, want %d; out %q err %q", c.ExitCode(), tc.code, o.String(), e.String())
 			}
@@ -301,11 +302,13 @@ func TestProcessLimit(t *testing.T) {
 			if tc.code == 0 && !strings.Contains(o.String(), "all-started") {
 				t.Errorf("out %q", o.String())
 			}
-			if took := time.Since(start); took > 15*time.Second {
+			if took > 15*time.Second {
 				t.Errorf("took %v", took)
 			}
 			data, _ := os.ReadFile(pids)
-			for f := range strings.FieldsSeq(string(data)) {
+			started := strings.Fields(string(data))
+			t.Logf("%d processes started in %v", len(started), took.Round(time.Millisecond))
+			for _, f := range started {
 				pid, _ := strconv.Atoi(f)
 				waitGone(t, pid, 5*time.Second)
 			}
