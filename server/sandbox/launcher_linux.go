@@ -378,4 +378,4 @@ func readSpec(r io.Reader) (*Target, error) {
 }
 
 // UnconfinedLeft is what still holds a child started unconfined.
-const UnconfinedLeft = "no_new_privs, no capabilities, rlimits, subreaper only"
+const UnconfinedLeft = "seccomp socket filter (where the kernel has seccomp), no_new_privs, no capabilities, rlimits, process limit, subreaper only"
