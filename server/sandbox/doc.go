@@ -28,6 +28,8 @@
 //     inherited through fork and execve), and starts the target from it;
 //     the launcher's other threads stay unconfined, to read /proc and
 //     reap;
+//   - starts the target at nice 10, so that a tree keeping every CPU
+//     busy does not starve the launcher's threads that count and kill it;
 //   - counts the processes of the tree every 20 ms and kills the tree
 //     when they are more than [Limits].Processes;
 //   - when the target exits, or the server goes, kills every process left
