@@ -60,8 +60,9 @@
 //   - with ABI 6 or later, no signals to processes outside the sandbox and
 //     no abstract unix sockets outside it.
 //
-// Landlock (up to ABI 7) does not confine UDP, pathname unix sockets,
-// other address families or TCP-like protocols (MPTCP, SCTP). A
+// Landlock (up to ABI 7) does not confine UDP, pathname unix sockets or
+// other address families, and its port rules are written for TCP
+// (MPTCP and SCTP streams are not trusted to them). A
 // seccomp-BPF socket filter (see seccomp_linux.go) therefore lets a child
 // create only: TCP stream sockets (AF_INET, AF_INET6; protocol 0 or
 // IPPROTO_TCP), unix sockets through socketpair (stream or seqpacket,

@@ -26,8 +26,8 @@ import (
 //     confines to the allowed ports: no UDP unless the rules allow it
 //     (then SOCK_DGRAM with protocol 0 or IPPROTO_UDP, to any address:
 //     the address is behind a pointer seccomp cannot read), no raw or
-//     ICMP sockets, no MPTCP or SCTP streams (Landlock's TCP rules do not
-//     hold them).
+//     ICMP sockets, no MPTCP or SCTP streams (Landlock's port rules are
+//     written for TCP; these are refused rather than trusted to them).
 //   - socket(AF_NETLINK, ...) but NETLINK_ROUTE (SOCK_RAW or SOCK_DGRAM):
 //     route netlink answers queries about the host's interfaces and
 //     routes (glibc's getaddrinfo asks it which address families are
