@@ -88,6 +88,7 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 		Allowed:    pol.Commands.Allowed,
 		Blocked:    pol.Commands.Blocked,
 		Unconfined: pol.Commands.Unconfined,
+		AllowUDP:   pol.Commands.AllowUDP,
 		ConnectTCP: pol.ChildPorts(),
 		Limits:     sandbox.Limits{CPU: pol.Timeout()},
 		Protected:  protectedPaths(pol),

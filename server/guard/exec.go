@@ -93,6 +93,9 @@ type CommandsOptions struct {
 	Unconfined bool
 	// ConnectTCP are the TCP ports children may connect to (any host).
 	ConnectTCP []uint16
+	// AllowUDP lets children send UDP to any host and port
+	// (commands.allow_udp); without it the sandbox refuses UDP sockets.
+	AllowUDP bool
 	// ReadOnly are paths children may read besides the filesystem roots
 	// (read-write) and sandbox.SystemReadOnly.
 	ReadOnly []string
@@ -130,15 +133,19 @@ func NewCommands(d Decider, a Auditor, files *Files, opts *CommandsOptions) *Com
 // Confinement says, in one line, how children are confined; ok is false
 // when commands cannot run at all (no Landlock and not unconfined).
 func (c *Commands) Confinement() (desc string, ok bool) {
+	udp := ""
+	if c.opts.AllowUDP {
+		udp = "; UDP to any host and port allowed by policy (commands.allow_udp: true)"
+	}
 	switch {
 	case runtime.GOOS == "windows":
 		return "commands refused: the command door is not available on windows", false
 	case c.opts.Unconfined && c.support.Confines():
-		return "unconfined by policy (commands.unconfined: true; Landlock ABI " + fmt.Sprint(c.support.ABI) + " is available): " + sandbox.UnconfinedLeft, true
+		return "unconfined by policy (commands.unconfined: true; Landlock ABI " + fmt.Sprint(c.support.ABI) + " is available): " + sandbox.UnconfinedLeft + udp, true
 	case c.opts.Unconfined:
-		return "unconfined by policy (commands.unconfined: true; " + c.support.Reason + "): " + sandbox.UnconfinedLeft, true
+		return "unconfined by policy (commands.unconfined: true; " + c.support.Reason + "): " + sandbox.UnconfinedLeft + udp, true
 	case c.support.Confines():
-		return c.support.String(), true
+		return c.support.String() + udp, true
 	}
 	return "commands refused: " + c.support.Reason + " (set commands.unconfined: true to run them without Landlock)", false
 }
@@ -385,14 +392,15 @@ func (c *Commands) Exec(ctx context.Context, argv []string, opts plugin.ExecOpti
 // Rules are the sandbox of a child of this door that may execute execs
 // (give each with its loader: sandbox.Executables): read-write below the
 // filesystem roots, read-only below the system paths, TCP to the
-// policy's ports. Other doors that start children (external plugins,
-// upstream servers) start from these.
+// policy's ports, UDP only if the policy allows it. Other doors that
+// start children (external plugins, upstream servers) start from these.
 func (c *Commands) Rules(execs ...string) sandbox.Rules {
 	return sandbox.Rules{
 		ReadWrite:  append(c.writableRoots(), sandbox.SystemReadWrite...),
 		ReadOnly:   append(slices.Clone(sandbox.SystemReadOnly), c.opts.ReadOnly...),
 		Exec:       execs,
 		ConnectTCP: slices.Clone(c.opts.ConnectTCP),
+		AllowUDP:   c.opts.AllowUDP,
 	}
 }
 

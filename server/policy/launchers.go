@@ -120,7 +120,10 @@ func sandboxWarnings(p *Policy, _ []string) []string {
 		}
 	}
 	if p.Commands.Unconfined {
-		out = append(out, "commands.unconfined: commands run without Landlock: they can read, write and connect wherever the server's user can")
+		out = append(out, "commands.unconfined: commands run without Landlock: they can read, write and connect over TCP wherever the server's user can")
+	}
+	if p.Commands.AllowUDP {
+		out = append(out, "commands.allow_udp: commands can send UDP datagrams to any host and port, not only to DNS servers (the sandbox cannot see a datagram's address)")
 	}
 	return out
 }

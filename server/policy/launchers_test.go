@@ -78,12 +78,12 @@ func TestChildPorts(t *testing.T) {
 }
 
 func TestSandboxWarnings(t *testing.T) {
-	p, err := Parse("p.yaml", "/", []byte("filesystem:\n  allowed_paths: [/ws/**, \"**/proj/**\"]\n  denied_paths: [\"**/.env\"]\ncommands:\n  allowed: [cat]\n  unconfined: true\n"), env(map[string]string{"HOME": "/h"}))
+	p, err := Parse("p.yaml", "/", []byte("filesystem:\n  allowed_paths: [/ws/**, \"**/proj/**\"]\n  denied_paths: [\"**/.env\"]\ncommands:\n  allowed: [cat]\n  unconfined: true\n  allow_udp: true\n"), env(map[string]string{"HOME": "/h"}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := strings.Join(sandboxWarnings(p, nil), "\n")
-	for _, want := range []string{"a command can read and write a denied file", "starts with ** gives commands no access", "commands.unconfined: commands run without Landlock"} {
+	for _, want := range []string{"a command can read and write a denied file", "starts with ** gives commands no access", "commands.unconfined: commands run without Landlock", "commands.allow_udp: commands can send UDP datagrams to any host and port"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("warnings %q lack %q", got, want)
 		}

@@ -78,6 +78,10 @@ type Commands struct {
 	// rlimits and the subreaper). Without it, where the kernel cannot
 	// confine them, commands do not run.
 	Unconfined bool `yaml:"unconfined"`
+	// AllowUDP lets commands open UDP sockets and send datagrams to any
+	// host and port (the sandbox cannot see where a datagram goes, so it
+	// cannot hold UDP to, say, DNS). Without it, UDP sockets are refused.
+	AllowUDP bool `yaml:"allow_udp"`
 }
 
 // Tools is the tools section.

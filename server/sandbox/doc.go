@@ -17,13 +17,21 @@
 //   - gets SIGTERM if the server dies (parent-death signal) and holds the
 //     read end of a control pipe whose write end only the server has: EOF
 //     on it, from a crash, a SIGKILL or a cancelled call, ends the child;
+//   - makes itself not dumpable: the thread that forks the target shares
+//     the target's Landlock domain, which would otherwise let the target
+//     ptrace it and write to the memory of the launcher's unconfined
+//     threads;
 //   - sets the rlimits, then gives the one thread that will fork the
 //     target no_new_privs, empty capability sets (bounding and ambient
-//     included, so even a root server's child holds no capability) and its
-//     Landlock domain (both are per thread and
+//     included, so even a root server's child holds no capability), its
+//     Landlock domain and the socket filter (all are per thread and
 //     inherited through fork and execve), and starts the target from it;
 //     the launcher's other threads stay unconfined, to read /proc and
 //     reap;
+//   - starts the target at nice 10, so that a tree keeping every CPU
+//     busy does not starve the launcher's threads that count and kill it;
+//   - counts the processes of the tree every 20 ms and kills the tree
+//     when they are more than [Limits].Processes;
 //   - when the target exits, or the server goes, kills every process left
 //     below it (SIGKILL, repeated until nothing is left to reap) and exits
 //     with the target's status (128+signal when it was killed by one);
@@ -46,12 +54,26 @@
 //     they are listed. The dynamic loader is executable (every dynamically
 //     linked program needs it), and it maps any file the child can read:
 //     a child that can run code can run a readable program through it.
-//     Such a program is held to the same filesystem and TCP rules, but
-//     Landlock (up to ABI 7) does not confine UDP or connecting to a unix
-//     socket by path;
+//     Such a program is held to the same rules: filesystem, TCP, and the
+//     socket filter below, which a child cannot shed;
 //   - TCP connect only to the ConnectTCP ports, TCP bind never;
 //   - with ABI 6 or later, no signals to processes outside the sandbox and
 //     no abstract unix sockets outside it.
+//
+// Landlock (up to ABI 7) does not confine UDP, pathname unix sockets or
+// other address families, and its port rules are written for TCP
+// (MPTCP and SCTP streams are not trusted to them). A
+// seccomp-BPF socket filter (see seccomp_linux.go) therefore lets a child
+// create only: TCP stream sockets (AF_INET, AF_INET6; protocol 0 or
+// IPPROTO_TCP), unix sockets through socketpair (stream or seqpacket,
+// whose ends cannot be reconnected), and route netlink sockets (queries
+// about interfaces and routes). socket(AF_UNIX) and UDP sockets fail with
+// EACCES, other families with EAFNOSUPPORT, io_uring with ENOSYS; a
+// system call of another ABI (x32, 32-bit x86, AArch32) kills the
+// process. [Rules].AllowUDP lets UDP sockets through, to any address: the
+// filter cannot read the address a datagram goes to, so it cannot keep
+// UDP to port 53. The filter is built for amd64 and arm64; elsewhere
+// children cannot be confined.
 //
 // [SystemReadOnly] lists what dynamically linked programs need to start:
 // the library directories, /usr/share, /etc/ld.so.cache and a few
@@ -61,24 +83,31 @@
 // Not covered, by Landlock's design or by the ABI this package handles
 // (up to 7): Landlock cannot carve a denied file out of an allowed
 // directory (a child may read a filesystem.denied_paths file inside an
-// allowed root); UDP is not confined; connecting to a pathname unix socket
-// (say /run/docker.sock) is held only by the socket file's owner and mode; TCP ports are allowed for every host, not only the
-// endpoint that named them; /proc and /tmp are not reachable (a child
-// writes its temporary files in an allowed directory).
+// allowed root); TCP ports are allowed for every host, not only the
+// endpoint that named them (Landlock's port rules have no address);
+// with AllowUDP, UDP reaches every host and port; /proc and /tmp are not
+// reachable (a child writes its temporary files in an allowed directory).
+// Socket refusals happen in the kernel and are not audited.
 //
 // # Limits
 //
 // [DefaultLimits]: CPU time 60 s (RLIMIT_CPU; the command door uses the
 // policy's tool timeout), data segment 2 GiB
 // (RLIMIT_DATA, which counts anonymous mappings), files up to 1 GiB
-// (RLIMIT_FSIZE), 1024 open files, no core dumps. RLIMIT_NPROC is not set:
-// it counts every process of the user (and root ignores it); the
-// subreaper ends the whole tree with the call instead.
+// (RLIMIT_FSIZE), 1024 open files, no core dumps, and 256 processes in
+// the tree at once. The process limit is counted by the launcher, the
+// subreaper of the whole tree, every 20 ms: a tree that forks as fast as
+// it can outgrows it by what it forks in 20 ms before it is killed
+// (SIGKILL to all; the target's status is then 137, and its stderr says
+// why). RLIMIT_NPROC cannot bound a tree: it counts every task (threads
+// too) of the real user, in every pid namespace, and the kernel never
+// enforces it for uid 0, capabilities or not.
 //
 // Without Landlock (another OS, an old kernel, Landlock disabled, or
 // MCP_SECURE_NO_LANDLOCK set) [Probe] says why, and a child runs only when
 // the caller sets [Target].Unconfined; on Linux it still gets the
-// launcher, rlimits, no_new_privs and no capabilities.
+// launcher, rlimits, the process limit, no_new_privs, no capabilities and
+// (where the kernel has seccomp) the socket filter.
 //
 // # Using it
 //

@@ -76,6 +76,18 @@ func handledFS(abi int) uint64 {
 }
 
 var probe = sync.OnceValue(func() Support {
+	s := probeLandlock()
+	if why := probeFilter(); why != "" {
+		if s.Reason == "" {
+			s.Reason = why
+		}
+	} else {
+		s.SocketFilter = true
+	}
+	return s
+})
+
+func probeLandlock() Support {
 	if os.Getenv(NoLandlockEnv) != "" {
 		return Support{Reason: "Landlock turned off by " + NoLandlockEnv}
 	}
@@ -90,13 +102,14 @@ var probe = sync.OnceValue(func() Support {
 		return Support{Reason: "Landlock: " + errno.Error()}
 	}
 	s := Support{ABI: int(v)}
-	if !s.Confines() {
+	if s.ABI < MinABI {
 		s.Reason = fmt.Sprintf("Landlock ABI %d cannot confine TCP (need %d)", s.ABI, MinABI)
 	}
 	return s
-})
+}
 
-// Probe reports the kernel's Landlock support (asked once per process).
+// Probe reports the kernel's Landlock and seccomp support (asked once per
+// process).
 func Probe() Support { return probe() }
 
 // restrict applies r to the calling thread, which must have no_new_privs

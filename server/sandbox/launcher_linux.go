@@ -42,6 +42,9 @@ func RunIfLauncher() {
 	}
 }
 
+// childNice is the nice value of the target and its descendants.
+const childNice = 10
+
 // The launcher's inherited descriptors.
 const (
 	fdControl = 3 // the server's control pipe: the target, then EOF
@@ -68,6 +71,15 @@ func launch() int {
 	}
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return fail("subreaper: %v", err)
+	}
+	// The thread that forks the target shares the target's Landlock
+	// domain, so Landlock would let the target ptrace it and, through the
+	// shared memory, run code in the launcher's unconfined threads. Not
+	// dumpable, the launcher can be traced (or its memory and descriptors
+	// reached: process_vm_writev, pidfd_getfd) only with CAP_SYS_PTRACE,
+	// which the target does not hold.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return fail("dumpable: %v", err)
 	}
 	ctl := os.NewFile(fdControl, "control")
 	spec, err := readSpec(ctl)
@@ -103,6 +115,20 @@ func launch() int {
 			return fail("%v", err)
 		}
 	}
+	// The socket filter, last: it binds this thread and everything it
+	// starts. An unconfined target gets it where the kernel has seccomp.
+	if s := Probe(); s.SocketFilter || !spec.Unconfined {
+		if err := installFilter(filterOptions{udp: spec.Rules.AllowUDP}); err != nil {
+			return fail("%v", err)
+		}
+	}
+	// The tree runs at a lower priority than the launcher's other
+	// threads, which count and kill it: a tree that keeps every CPU busy
+	// (a fork bomb) must not starve them. Nice values are per thread, and
+	// the target inherits this one's.
+	if err := unix.Setpriority(unix.PRIO_PROCESS, 0, childNice); err != nil {
+		return fail("nice: %v", err)
+	}
 	p, err := os.StartProcess(spec.Path, spec.Args, &os.ProcAttr{
 		Dir:   spec.Dir,
 		Env:   spec.Env,
@@ -112,8 +138,13 @@ func launch() int {
 	if err != nil {
 		return fail("%v", err)
 	}
-	// The launcher keeps none of the child's stdio: the server's pipes
+	// The launcher keeps none of the child's stdio but a copy of stderr,
+	// closed on exit, to say why it killed the tree: the server's pipes
 	// reach EOF when the last process of the tree is gone.
+	stderr := os.Stderr
+	if fd, err := unix.FcntlInt(2, unix.F_DUPFD_CLOEXEC, 3); err == nil {
+		stderr = os.NewFile(uintptr(fd), "stderr")
+	}
 	if null, err := unix.Open("/dev/null", unix.O_RDWR|unix.O_CLOEXEC, 0); err == nil {
 		for fd := 0; fd <= 2; fd++ {
 			unix.Dup2(null, fd)
@@ -125,6 +156,11 @@ func launch() int {
 	var killing sync.Once
 	killAll := func() { killing.Do(func() { go killTree(stop) }) }
 	go func() { <-stop; killAll() }()
+	maxProcs := int(min(spec.Limits.withDefaults().Processes, 1<<20))
+	go watchCount(maxProcs, stop, func() {
+		fmt.Fprintf(stderr, "mcp-secure sandbox: the command's process tree grew past %d processes and was killed\n", maxProcs)
+		stopNow()
+	})
 	for {
 		var ws unix.WaitStatus
 		pid, err := unix.Wait4(-1, &ws, 0, nil)
@@ -150,26 +186,73 @@ func launch() int {
 	return code
 }
 
-// killTree kills every child of this process until none is left; those
-// it kills hand their own children to us, the subreaper, for the next
-// round. The reaping loop in launch ends the process when all are gone.
+// killTree kills every process below this one, the whole tree each
+// round (a fork bomb's newest generations are the ones that multiply),
+// until none is left; those that die hand their children to us, the
+// subreaper, for the next round. The reaping loop in launch ends the
+// process when all are gone.
 func killTree(<-chan struct{}) {
 	for i := 0; ; i++ {
-		for _, pid := range children() {
-			unix.Kill(pid, unix.SIGKILL)
-		}
+		walkTree(func(pid, parent int) bool {
+			killChild(pid, parent)
+			return true
+		})
 		time.Sleep(time.Duration(min(i+1, 20)) * time.Millisecond)
 	}
 }
 
+// killChild sends SIGKILL to pid if it is still the child of parent it
+// was found as: a pid that was reaped and reused since is left alone.
+// The pidfd pins the process between the check and the signal.
+func killChild(pid, parent int) {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		if err == unix.ENOSYS && parent == os.Getpid() { // before Linux 5.3; only we reap our children
+			unix.Kill(pid, unix.SIGKILL)
+		}
+		return
+	}
+	defer unix.Close(fd)
+	if parentOf(pid) == parent {
+		unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+	}
+}
+
+// parentOf is pid's parent, from /proc/pid/stat; 0 when it is gone.
+func parentOf(pid int) int {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	return parseParent(data)
+}
+
+func parseParent(stat []byte) int {
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0
+	}
+	fields := strings.Fields(string(stat[i+1:]))
+	if len(fields) < 2 {
+		return 0
+	}
+	ppid, _ := strconv.Atoi(fields[1])
+	return ppid
+}
+
 // children lists the processes whose parent is this one.
-func children() []int {
+func children() []int { return childrenOf("self", os.Getpid()) }
+
+// childrenOf lists the children of process pid (named in /proc by dir:
+// "self" or the pid), from the children files of its threads, or, without
+// CONFIG_PROC_CHILDREN, by scanning /proc for processes whose parent it is.
+func childrenOf(dir string, pid int) []int {
 	var out []int
-	tasks, err := os.ReadDir("/proc/self/task")
+	tasks, err := os.ReadDir("/proc/" + dir + "/task")
 	if err == nil {
 		found := false
 		for _, t := range tasks {
-			data, err := os.ReadFile("/proc/self/task/" + t.Name() + "/children")
+			data, err := os.ReadFile("/proc/" + dir + "/task/" + t.Name() + "/children")
 			if err != nil {
 				continue
 			}
@@ -184,8 +267,17 @@ func children() []int {
 			return out
 		}
 	}
-	// Without CONFIG_PROC_CHILDREN: scan /proc for our children.
-	self := os.Getpid()
+	for child, parent := range parents() {
+		if parent == pid {
+			out = append(out, child)
+		}
+	}
+	return out
+}
+
+// parents maps every visible process to its parent, from /proc/*/stat.
+func parents() map[int]int {
+	out := map[int]int{}
 	procs, _ := os.ReadDir("/proc")
 	for _, e := range procs {
 		pid, err := strconv.Atoi(e.Name())
@@ -196,15 +288,8 @@ func children() []int {
 		if err != nil {
 			continue
 		}
-		i := bytes.LastIndexByte(data, ')')
-		if i < 0 {
-			continue
-		}
-		fields := strings.Fields(string(data[i+1:]))
-		if len(fields) > 1 {
-			if ppid, _ := strconv.Atoi(fields[1]); ppid == self {
-				out = append(out, pid)
-			}
+		if ppid := parseParent(data); ppid > 0 {
+			out[pid] = ppid
 		}
 	}
 	return out
@@ -293,4 +378,4 @@ func readSpec(r io.Reader) (*Target, error) {
 }
 
 // UnconfinedLeft is what still holds a child started unconfined.
-const UnconfinedLeft = "no_new_privs, no capabilities, rlimits, subreaper only"
+const UnconfinedLeft = "seccomp socket filter (where the kernel has seccomp), no_new_privs, no capabilities, rlimits, process limit, subreaper only"

@@ -19,6 +19,10 @@ type Rules struct {
 	Exec []string
 	// ConnectTCP are the TCP ports the child may connect to, on any host.
 	ConnectTCP []uint16
+	// AllowUDP lets the child open UDP sockets and send datagrams to any
+	// host and port (the socket filter cannot see the address, and
+	// Landlock does not confine UDP). Without it, UDP sockets are refused.
+	AllowUDP bool
 }
 
 // Limits are a child's resource limits; a zero field keeps the default of
@@ -28,11 +32,15 @@ type Limits struct {
 	Data      uint64        // RLIMIT_DATA, bytes
 	FileSize  uint64        // RLIMIT_FSIZE, bytes
 	OpenFiles uint64        // RLIMIT_NOFILE
+	// Processes bounds how many processes the target's tree may hold at
+	// once, the target included; the launcher kills the whole tree when
+	// it counts more (see the package documentation).
+	Processes uint64
 }
 
 // DefaultLimits are the limits of a child that asks for none.
 func DefaultLimits() Limits {
-	return Limits{CPU: 60 * time.Second, Data: 2 << 30, FileSize: 1 << 30, OpenFiles: 1024}
+	return Limits{CPU: 60 * time.Second, Data: 2 << 30, FileSize: 1 << 30, OpenFiles: 1024, Processes: 256}
 }
 
 func (l Limits) withDefaults() Limits {
@@ -49,6 +57,9 @@ func (l Limits) withDefaults() Limits {
 	if l.OpenFiles == 0 {
 		l.OpenFiles = d.OpenFiles
 	}
+	if l.Processes == 0 {
+		l.Processes = d.Processes
+	}
 	return l
 }
 
@@ -60,9 +71,10 @@ type Target struct {
 	Dir  string   // working directory
 	Rules
 	Limits Limits
-	// Unconfined runs the target without Landlock (rlimits, no_new_privs
-	// and the launcher still apply). Without it, Start fails where
-	// Landlock is not available.
+	// Unconfined runs the target without Landlock (rlimits, no_new_privs,
+	// the socket filter where the kernel has seccomp, and the launcher
+	// still apply). Without it, Start fails where Landlock or the socket
+	// filter is not available.
 	Unconfined bool
 }
 
@@ -91,7 +103,11 @@ func (e *SetupError) Error() string { return "sandbox: " + e.Msg }
 type Support struct {
 	// ABI is the Landlock ABI version; 0 means none.
 	ABI int
-	// Reason says why Landlock is not usable, when ABI is below MinABI.
+	// SocketFilter is true when the seccomp socket filter can be
+	// installed (Linux on amd64 or arm64 with seccomp).
+	SocketFilter bool
+	// Reason says why children cannot be confined, when Confines is
+	// false.
 	Reason string
 }
 
@@ -104,8 +120,12 @@ const NoLandlockEnv = "MCP_SECURE_NO_LANDLOCK"
 // MinABI is the lowest Landlock ABI that confines TCP.
 const MinABI = 4
 
-// Confines reports whether children can be confined.
-func (s Support) Confines() bool { return s.ABI >= MinABI }
+// Confines reports whether children can be confined: Landlock with TCP
+// rules and the socket filter.
+func (s Support) Confines() bool { return s.ABI >= MinABI && s.SocketFilter }
+
+// SocketFilterDesc says what the socket filter lets a child open.
+const SocketFilterDesc = "seccomp socket filter (sockets: TCP streams, unix only by socketpair, route netlink; no UDP unless allowed, no raw, packet or other families; no io_uring)"
 
 // String is a one-line description for the start-up log.
 func (s Support) String() string {
@@ -116,5 +136,5 @@ func (s Support) String() string {
 	if s.ABI < 6 {
 		scope = "signals and abstract unix sockets not scoped (ABI < 6)"
 	}
-	return fmt.Sprintf("Landlock ABI %d (filesystem, TCP connect/bind; %s), no_new_privs, no capabilities, rlimits, subreaper", s.ABI, scope)
+	return fmt.Sprintf("Landlock ABI %d (filesystem, TCP connect/bind; %s), %s, no_new_privs, no capabilities, rlimits, process limit, subreaper", s.ABI, scope, SocketFilterDesc)
 }
