@@ -76,6 +76,9 @@ type snapshot struct {
 	// mask is the compiled body binding data.mcp.audit.mask, the audit
 	// mask rules (see Mask).
 	mask ast.Body
+	// builtinMasks: the built-in mask rules are the only ones (see
+	// maskMayMatch).
+	builtinMasks bool
 
 	compiler *ast.Compiler
 	store    storage.Store
@@ -188,6 +191,7 @@ func build(ctx context.Context, cfg Config) (*snapshot, error) {
 	if s.mask, err = compileMask(comp); err != nil {
 		return nil, err
 	}
+	s.builtinMasks = onlyBuiltinMasks(cfg, parsed)
 	return s, nil
 }
 

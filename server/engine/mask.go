@@ -35,6 +35,12 @@ func compileMask(comp *ast.Compiler) (ast.Body, error) {
 // could not decide.
 func (e *Engine) Mask(ctx context.Context, record map[string]any) ([]any, error) {
 	s := e.snap.Load()
+	if s.builtinMasks && !maskMayMatch(record) {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("%w: %s: %w", ErrEval, maskQuery, err)
+		}
+		return nil, nil
+	}
 	in, err := ast.InterfaceToValue(record)
 	if err != nil {
 		return nil, fmt.Errorf("%w: audit mask input: %w", ErrEval, err)
