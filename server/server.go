@@ -187,6 +187,8 @@ func New(opts Options) (*Server, error) {
 			return next(ctx, method, req)
 		}
 	})
+	// Outermost: every handler runs on a pooled worker (workers.go).
+	ms.AddReceivingMiddleware(onWorkers)
 	return s, nil
 }
 
