@@ -72,9 +72,14 @@ func (w *workerPool) loop(f func()) {
 }
 
 // onWorkers is a receiving middleware that runs the rest of the chain on
-// a pooled worker and waits for it.
+// a pooled worker and waits for it, for the methods that evaluate policy;
+// the others (ping, initialize, notifications) are cheaper run where they
+// are than handed over.
 func onWorkers(next mcp.MethodHandler) mcp.MethodHandler {
 	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+		if method != "tools/call" && method != "tools/list" {
+			return next(ctx, method, req)
+		}
 		type answer struct {
 			res mcp.Result
 			err error
