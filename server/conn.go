@@ -49,6 +49,9 @@ func members(b []byte, dst []member) (ms []member, end int, ok bool) {
 			return nil, 0, false
 		}
 		kend, esc := stringEnd(b, i)
+		if kend < 0 {
+			return nil, 0, false
+		}
 		key := b[i+1 : kend-1]
 		i = skipSpace(b, kend)
 		if i >= len(b) || b[i] != ':' {
@@ -84,7 +87,7 @@ func skipSpace(b []byte, i int) int {
 }
 
 // stringEnd returns the index just past the string starting at b[i] (a
-// quote), and whether it holds an escape.
+// quote), or -1 if it does not end, and whether it holds an escape.
 func stringEnd(b []byte, i int) (int, bool) {
 	esc := false
 	for j := i + 1; j < len(b); j++ {
@@ -96,13 +99,14 @@ func stringEnd(b []byte, i int) (int, bool) {
 			return j + 1, esc
 		}
 	}
-	return len(b), esc
+	return -1, esc
 }
 
-// valueEnd returns the index just past the value starting at b[i].
+// valueEnd returns the index just past the value starting at b[i], or -1
+// if it does not end.
 func valueEnd(b []byte, i int) int {
 	if i >= len(b) {
-		return i
+		return -1
 	}
 	switch b[i] {
 	case '"':
@@ -114,6 +118,9 @@ func valueEnd(b []byte, i int) int {
 			switch b[j] {
 			case '"':
 				end, _ := stringEnd(b, j)
+				if end < 0 {
+					return -1
+				}
 				j = end - 1
 			case '{', '[':
 				d++
@@ -124,7 +131,7 @@ func valueEnd(b []byte, i int) int {
 				}
 			}
 		}
-		return len(b)
+		return -1
 	default:
 		j := i
 		for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' && b[j] != ' ' && b[j] != '\t' && b[j] != '\n' && b[j] != '\r' {

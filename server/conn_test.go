@@ -171,6 +171,12 @@ func FuzzDecodeRequest(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, line []byte) {
+		// The transport hands it only valid JSON, but it must not panic
+		// on anything.
+		decodeRequest(line)
+		if id, err := jsonrpc.MakeID("x"); err == nil {
+			spliceRequestID(line, id)
+		}
 		checkDecode(t, line)
 		if req, ok := decodeRequest(bytes.TrimSpace(line)); ok && json.Valid(line) && req.ID.IsValid() {
 			checkSplice(t, req.Params, req.ID)
