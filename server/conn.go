@@ -157,7 +157,9 @@ func putMembers(mp *[]member) {
 // "jsonrpc":"2.0", a "method" string and an "id" that is a string or an
 // integer of at most 15 digits (or absent: a notification), keys and
 // strings without escapes, no key twice, "params" an object or an array
-// (or absent). line must be valid JSON. For anything else it reports
+// (or absent). line must be valid JSON and valid UTF-8, as the transport
+// checks before it decodes (encoding/json accepts invalid UTF-8 in
+// strings and replaces it; this keeps the bytes). For anything else it reports
 // false, and jsonrpc.DecodeMessage decides.
 func decodeRequest(line []byte) (*jsonrpc.Request, bool) {
 	mp := memberPool.Get().(*[]member)

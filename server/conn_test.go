@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 )
@@ -53,8 +54,8 @@ func TestDecodeRequestMatchesSDK(t *testing.T) {
 
 func checkDecode(t *testing.T, line []byte) {
 	t.Helper()
-	if !json.Valid(line) {
-		return
+	if !json.Valid(line) || !utf8.Valid(line) {
+		return // the transport refuses such a line before decoding it
 	}
 	want, werr := jsonrpc.DecodeMessage(bytes.TrimSpace(line))
 	got, gerr := decodeMessage(bytes.TrimSpace(line))
@@ -111,7 +112,7 @@ func TestSpliceRequestIDMatchesGeneral(t *testing.T) {
 
 func checkSplice(t *testing.T, params json.RawMessage, id jsonrpc.ID) {
 	t.Helper()
-	if len(params) > 0 && !json.Valid(params) {
+	if len(params) > 0 && (!json.Valid(params) || !utf8.Valid(params)) {
 		return
 	}
 	got, ok := spliceRequestID(params, id)
