@@ -410,17 +410,11 @@ func (s *FileSink) rotate() (string, error) {
 	return old, nil
 }
 
-// rotatedAway reports whether another writer rotated the log: the path
-// names another file and the file this sink holds is now one of the
+// whereAway reports whether another writer rotated the log (away): the
+// path names another file and the file this sink holds is now one of the
 // rotated ones (path.1, path.2, ...: it may have been rotated more than
-// once while this sink waited).
-func (s *FileSink) rotatedAway() bool {
-	away, _ := s.whereAway()
-	return away
-}
-
-// whereAway is rotatedAway, and also reports whether the path names this
-// file (here).
+// once while this sink waited); and whether the path names this file
+// (here).
 func (s *FileSink) whereAway() (away, here bool) {
 	cur, err := statPath(s.path)
 	switch {
