@@ -329,7 +329,7 @@ func (p *pipeline) run(ctx context.Context, t *registeredTool, ci callInfo) (*mc
 		err error
 	}
 	done := make(chan outcome, 1) // buffered: a late handler must not block
-	go func() {
+	handlers.Go(func() {
 		defer func() {
 			if r := recover(); r != nil {
 				done <- outcome{err: fmt.Errorf("handler panicked: %v", r)}
@@ -337,7 +337,7 @@ func (p *pipeline) run(ctx context.Context, t *registeredTool, ci callInfo) (*mc
 		}()
 		res, err := t.Handler(ctx, call)
 		done <- outcome{res, err}
-	}()
+	})
 	select {
 	case o := <-done:
 		if o.err != nil {

@@ -203,8 +203,11 @@ func New(opts Options) (*Server, error) {
 			return next(ctx, method, req)
 		}
 	})
-	// Added last, so it runs first: the request's span covers it all.
+	// The request's span covers the whole request.
 	ms.AddReceivingMiddleware(p.obs.middleware(p))
+	// Outermost: every handler, its span included, runs on a pooled
+	// worker (workers.go).
+	ms.AddReceivingMiddleware(onWorkers)
 	return s, nil
 }
 

@@ -77,7 +77,7 @@ var _ mcp.Transport = (*StdioTransport)(nil)
 // Connect starts reading In.
 func (t *StdioTransport) Connect(context.Context) (mcp.Connection, error) {
 	c := &stdioConn{
-		out:       t.Out,
+		out:       newLineWriter(t.Out),
 		maxBytes:  t.MaxMessageBytes,
 		maxDepth:  t.MaxDepth,
 		maxFlight: t.MaxInFlight,
@@ -128,7 +128,7 @@ type readResult struct {
 }
 
 type stdioConn struct {
-	out       io.Writer
+	out       *lineWriter
 	maxBytes  int
 	maxDepth  int
 	maxFlight int
@@ -137,7 +137,6 @@ type stdioConn struct {
 	onEnd     func()
 	log       *slog.Logger
 
-	wmu      sync.Mutex
 	incoming chan readResult
 
 	closeOnce sync.Once
@@ -174,6 +173,9 @@ func (c *stdioConn) Read(ctx context.Context) (jsonrpc.Message, error) {
 
 // idKey tells ids apart by type as well as value: 1 and "1" differ.
 func idKey(id jsonrpc.ID) string {
+	if k, ok := fastIDKey(id); ok {
+		return k
+	}
 	switch v := id.Raw().(type) {
 	case string:
 		return "s:" + v
@@ -275,6 +277,12 @@ func (c *stdioConn) Write(ctx context.Context, msg jsonrpc.Message) error {
 	resp, isResp := msg.(*jsonrpc.Response)
 	if isResp {
 		c.polish(resp)
+		if responseFits(resp) {
+			if err := c.out.write(func(b []byte) []byte { return append(appendResponse(b, resp), '\n') }); err != nil {
+				return fmt.Errorf("write message: %w", err)
+			}
+			return nil
+		}
 	}
 	data, err := jsonrpc.EncodeMessage(msg)
 	if err != nil {
@@ -388,11 +396,7 @@ func jsonKind(goType string) string {
 }
 
 func (c *stdioConn) writeLine(data []byte) error {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	buf := make([]byte, 0, len(data)+1)
-	buf = append(append(buf, data...), '\n')
-	if _, err := c.out.Write(buf); err != nil {
+	if err := c.out.writeLine(data); err != nil {
 		return fmt.Errorf("write message: %w", err)
 	}
 	return nil
@@ -512,7 +516,7 @@ func (c *stdioConn) decode(line []byte) jsonrpc.Message {
 		c.reject(nil, jsonrpc.CodeInvalidRequest, "JSON-RPC batches are not supported")
 		return nil
 	}
-	msg, err := jsonrpc.DecodeMessage(line)
+	msg, err := decodeMessage(line)
 	if err != nil {
 		c.reject(peekID(line), jsonrpc.CodeInvalidRequest, "not a JSON-RPC 2.0 message: "+err.Error())
 		return nil
@@ -524,7 +528,10 @@ func (c *stdioConn) decode(line []byte) jsonrpc.Message {
 		}
 	}
 	if req, ok := msg.(*jsonrpc.Request); ok && req.Method == "tools/call" && req.ID.IsValid() {
-		params, err := withRequestID(req.Params, req.ID)
+		params, ok := spliceRequestID(req.Params, req.ID)
+		if !ok {
+			params, err = withRequestID(req.Params, req.ID)
+		}
 		if err != nil {
 			c.reject(&req.ID, jsonrpc.CodeInvalidParams, "tools/call params must be an object")
 			return nil

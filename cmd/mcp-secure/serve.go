@@ -32,7 +32,9 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 	for _, w := range chk.warnings {
 		log.Warn("policy: " + w)
 	}
-	eng.Warm(ctx)
+	// Filling the evaluator's caches overlaps the rest of the start and
+	// the handshake; a request that comes first is decided all the same.
+	go eng.Warm(ctx)
 	rl, err := newReloader(chk, p.policyFile, log)
 	if err != nil {
 		return &exitErr{code: exitUsage, err: err}

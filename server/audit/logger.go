@@ -73,6 +73,9 @@ type Logger struct {
 	// genesis, if set, is why a genesis record must start the chain
 	// before the next record.
 	genesis string
+	// batches queues records for a sink that takes them in batches
+	// (batch.go).
+	batches committer
 }
 
 // tailSink is a sink that knows how its file ended when it was opened.
@@ -158,6 +161,9 @@ func (l *Logger) Log(ctx context.Context, r Record) error {
 	if err != nil {
 		l.log.Error("audit record does not encode", "decision_id", r.DecisionID, "err", err)
 		return fmt.Errorf("%w: encode: %w", ErrWrite, err)
+	}
+	if bs, ok := l.sink.(batchSink); ok {
+		return l.commit(ctx, bs, r, body)
 	}
 	if _, local := l.sink.(localSink); !local {
 		// A sink that may block gets a deadline of its own; the local sinks

@@ -56,6 +56,10 @@ type FileSink struct {
 	// says the file ended in an incomplete line.
 	last []byte
 	torn bool
+	// checked: while this process holds the file lock, the path was seen
+	// to name this file, no shorter than what was written; the write
+	// under the same lock need not look again.
+	checked bool
 }
 
 var _ Sink = (*FileSink)(nil)
@@ -141,6 +145,7 @@ func (s *FileSink) openFlags(name string, extra int) error {
 	}
 	s.f = f
 	s.dev, s.ino, s.size = st.dev, st.ino, st.size
+	s.checked = false
 	return nil
 }
 
@@ -180,7 +185,8 @@ func (s *FileSink) lock() (last []byte, changed, torn bool, err error) {
 		if err := lockFile(s.f); err != nil {
 			return nil, false, false, fmt.Errorf("lock %s: %w", s.path, err)
 		}
-		if s.rotatedAway() {
+		away, here := s.whereAway()
+		if away {
 			// Another server rotated the log while this one waited: write
 			// on in the new file, continuing from its last record.
 			unlockFile(s.f)
@@ -204,9 +210,11 @@ func (s *FileSink) lock() (last []byte, changed, torn bool, err error) {
 			return nil, false, false, fmt.Errorf("%s: %w", s.path, err)
 		}
 		if !followed && st.size <= s.size {
+			s.checked = here && st.size == s.size
 			return nil, false, false, nil // nobody else wrote (a shorter file fails the write's check)
 		}
 		s.size = st.size
+		s.checked = here
 		s.last, s.torn = nil, false
 		if err := s.readTail(); err != nil {
 			unlockFile(s.f)
@@ -220,6 +228,7 @@ func (s *FileSink) lock() (last []byte, changed, torn bool, err error) {
 func (s *FileSink) unlock() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.checked = false
 	if !s.closed {
 		unlockFile(s.f)
 	}
@@ -298,8 +307,10 @@ func (s *FileSink) Write(_ context.Context, record []byte) error {
 	if s.closed {
 		return ErrClosed
 	}
-	if err := s.check(); err != nil {
-		return err
+	if !s.checked {
+		if err := s.check(); err != nil {
+			return err
+		}
 	}
 	n, err := s.f.Write(line)
 	s.size += int64(n)
@@ -399,27 +410,28 @@ func (s *FileSink) rotate() (string, error) {
 	return old, nil
 }
 
-// rotatedAway reports whether another writer rotated the log: the path
-// names another file and the file this sink holds is now one of the
+// whereAway reports whether another writer rotated the log (away): the
+// path names another file and the file this sink holds is now one of the
 // rotated ones (path.1, path.2, ...: it may have been rotated more than
-// once while this sink waited).
-func (s *FileSink) rotatedAway() bool {
+// once while this sink waited); and whether the path names this file
+// (here).
+func (s *FileSink) whereAway() (away, here bool) {
 	cur, err := statPath(s.path)
 	switch {
 	case err == nil && cur.dev == s.dev && cur.ino == s.ino:
-		return false // still the log
+		return false, true // still the log
 	case err != nil && !errors.Is(err, os.ErrNotExist):
-		return false
+		return false, false
 	}
 	// The path names another file, or none yet (mid-rotation).
 	// Every name is looked at: a rotation in progress renames them one by
 	// one, and leaves gaps for a moment.
 	for i := 1; i <= s.opts.Retention; i++ {
 		if st, err := statPath(s.path + "." + strconv.Itoa(i)); err == nil && st.dev == s.dev && st.ino == s.ino {
-			return true
+			return true, false
 		}
 	}
-	return false
+	return false, false
 }
 
 // Close closes the file.

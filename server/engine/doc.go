@@ -45,8 +45,10 @@
 // with topdown directly: a query compiled once per snapshot, one read
 // transaction for the snapshot's life, the policy document served from an
 // AST cache, and a deadline polled by the evaluator instead of a timer or
-// goroutine per call. Only a deny evaluates data.mcp.<point>.decision (a
-// prepared rego query) for its reasons.
+// goroutine per call. Only a deny evaluates data.mcp.<point>.decision, the
+// same way, for its reasons. The audit mask rules are evaluated the same
+// way too, and skipped for records that provably match none of them when
+// the built-in rules are the only ones.
 // Undefined, an evaluation error or the decision deadline is a deny with
 // [ErrEval]: the engine fails closed.
 package engine

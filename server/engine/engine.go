@@ -11,7 +11,6 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/metrics"
-	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/topdown"
@@ -72,10 +71,12 @@ type snapshot struct {
 	gen     uint64
 	timeout time.Duration
 	queries map[Point]*queries
-	opts    []rego.EvalOption // shared by every evaluation of the snapshot
 	// mask is the compiled body binding data.mcp.audit.mask, the audit
 	// mask rules (see Mask).
 	mask ast.Body
+	// builtinMasks: the built-in mask rules are the only ones (see
+	// maskMayMatch).
+	builtinMasks bool
 
 	compiler *ast.Compiler
 	store    storage.Store
@@ -89,12 +90,19 @@ type snapshot struct {
 type queries struct {
 	// allow is the compiled body `mcp_allow = data.mcp.<point>.allow`,
 	// evaluated directly by topdown on the hot path.
-	allow    ast.Body
-	decision rego.PreparedEvalQuery
+	allow ast.Body
+	// decision is the compiled body `mcp_decision =
+	// data.mcp.<point>.decision`, evaluated the same way on a deny, for
+	// its reasons.
+	decision ast.Body
 }
 
-// allowVar binds the value of the allow rule in the hot-path query.
-var allowVar = ast.Var("mcp_allow")
+// allowVar binds the value of the allow rule in the hot-path query;
+// decisionVar, the decision object in the deny path's.
+var (
+	allowVar    = ast.Var("mcp_allow")
+	decisionVar = ast.Var("mcp_decision")
+)
 
 // New compiles cfg into the first snapshot.
 func New(ctx context.Context, cfg Config) (*Engine, error) {
@@ -165,22 +173,16 @@ func build(ctx context.Context, cfg Config) (*snapshot, error) {
 	if s.txn, err = store.NewTransaction(ctx); err != nil {
 		return nil, fmt.Errorf("%w: open store: %w", ErrCompile, err)
 	}
-	s.opts = []rego.EvalOption{
-		rego.EvalTransaction(s.txn),
-		rego.EvalBaseCache(s.cache),
-		rego.EvalMetrics(metrics.NoOp()),
-	}
 	if s.timeout <= 0 {
 		s.timeout = DefaultTimeout
 	}
 	for _, p := range Points {
 		q := &queries{}
 		var err error
-		body := ast.NewBody(ast.Equality.Expr(ast.NewTerm(allowVar), ast.MustParseTerm("data.mcp."+string(p)+".allow")))
-		if q.allow, err = comp.QueryCompiler().Compile(body); err != nil {
-			return nil, fmt.Errorf("%w: compile data.mcp.%s.allow: %w", ErrCompile, p, err)
+		if q.allow, err = compileBinding(comp, allowVar, "data.mcp."+string(p)+".allow"); err != nil {
+			return nil, err
 		}
-		if q.decision, err = prepare(ctx, comp, store, "data.mcp."+string(p)+".decision"); err != nil {
+		if q.decision, err = compileBinding(comp, decisionVar, "data.mcp."+string(p)+".decision"); err != nil {
 			return nil, err
 		}
 		s.queries[p] = q
@@ -188,6 +190,7 @@ func build(ctx context.Context, cfg Config) (*snapshot, error) {
 	if s.mask, err = compileMask(comp); err != nil {
 		return nil, err
 	}
+	s.builtinMasks = onlyBuiltinMasks(cfg, parsed)
 	return s, nil
 }
 
@@ -204,18 +207,14 @@ func checkPackage(name string, m *ast.Module) error {
 	return nil
 }
 
-func prepare(ctx context.Context, comp *ast.Compiler, store storage.Store, query string) (rego.PreparedEvalQuery, error) {
-	pq, err := rego.New(
-		rego.Query(query),
-		rego.Compiler(comp),
-		rego.Store(store),
-		rego.StoreReadAST(true),
-		rego.StrictBuiltinErrors(true),
-	).PrepareForEval(ctx)
+// compileBinding compiles the query `v = ref` for topdown.
+func compileBinding(comp *ast.Compiler, v ast.Var, ref string) (ast.Body, error) {
+	body := ast.NewBody(ast.Equality.Expr(ast.NewTerm(v), ast.MustParseTerm(ref)))
+	compiled, err := comp.QueryCompiler().Compile(body)
 	if err != nil {
-		return pq, fmt.Errorf("%w: prepare %s: %w", ErrCompile, query, err)
+		return nil, fmt.Errorf("%w: compile %s: %w", ErrCompile, ref, err)
 	}
-	return pq, nil
+	return compiled, nil
 }
 
 // Generation identifies the snapshot in force; it changes on every
@@ -237,14 +236,11 @@ func (e *Engine) Decide(ctx context.Context, point Point, input ast.Value) (Deci
 	if ok {
 		return Decision{Allow: true}, nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	opts := append(s.opts[:len(s.opts):len(s.opts)], rego.EvalParsedInput(input))
-	rs, err := q.decision.Eval(ctx, opts...)
+	v, n, err := s.eval(ctx, q.decision, decisionVar, input, true)
 	if err != nil {
 		return denied("policy evaluation failed"), fmt.Errorf("%w: %s: %w", ErrEval, point, err)
 	}
-	d, ok := decode(rs)
+	d, ok := decode(v, n)
 	if !ok {
 		return denied("policy decision is undefined"), fmt.Errorf("%w: %s: decision undefined or malformed", ErrEval, point)
 	}
@@ -258,11 +254,23 @@ func (e *Engine) Decide(ctx context.Context, point Point, input ast.Value) (Deci
 }
 
 // allow evaluates a compiled allow body with topdown directly: the hot
-// path of every decision. The deadline cancels the evaluation without a
-// timer or a goroutine per call; only a boolean true allows.
+// path of every decision. Only a boolean true allows.
 func (s *snapshot) allow(ctx context.Context, body ast.Body, input ast.Value) (bool, error) {
-	if err := ctx.Err(); err != nil {
+	v, n, err := s.eval(ctx, body, allowVar, input, true)
+	if err != nil {
 		return false, err
+	}
+	return n == 1 && v != nil && v.Compare(ast.Boolean(true)) == 0, nil
+}
+
+// eval evaluates a compiled body `v = ref` with topdown directly and
+// returns the value bound to v in the last result and the number of
+// results. The deadline cancels the evaluation without a timer or a
+// goroutine per call. strict makes a failing built-in an error (as
+// decisions want) instead of leaving its expression undefined.
+func (s *snapshot) eval(ctx context.Context, body ast.Body, v ast.Var, input ast.Value, strict bool) (ast.Value, int, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, 0, err
 	}
 	c := deadlines.Get().(*deadline)
 	c.at = time.Now().Add(s.timeout)
@@ -271,26 +279,29 @@ func (s *snapshot) allow(ctx context.Context, body ast.Body, input ast.Value) (b
 		WithCompiler(s.compiler).
 		WithStore(s.store).
 		WithTransaction(s.txn).
-		WithInput(ast.NewTerm(input)).
 		WithBaseCache(s.cache).
 		WithMetrics(metrics.NoOp()).
-		WithStrictBuiltinErrors(true).
+		WithStrictBuiltinErrors(strict).
 		WithCancel(c)
-	var r struct {
-		allowed bool
-		results int
+	if input != nil {
+		q = q.WithInput(ast.NewTerm(input))
 	}
+	var (
+		value   ast.Value
+		results int
+	)
 	err := q.Iter(ctx, func(qr topdown.QueryResult) error {
-		r.results++
-		if v, ok := qr[allowVar]; ok {
-			r.allowed = v.Value.Compare(ast.Boolean(true)) == 0
+		results++
+		value = nil
+		if t, ok := qr[v]; ok {
+			value = t.Value
 		}
 		return nil
 	})
 	if err != nil {
-		return false, err
+		return nil, 0, err
 	}
-	return r.allowed && r.results == 1, nil
+	return value, results, nil
 }
 
 // deadline cancels an evaluation once its time is up. topdown polls
@@ -329,11 +340,17 @@ func (d *deadline) Cancelled() bool {
 
 func denied(reason string) Decision { return Decision{Reasons: []string{reason}} }
 
-func decode(rs rego.ResultSet) (Decision, bool) {
-	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
+// decode reads a decision object: exactly one result, an object whose
+// reasons are strings (a set or an array; other members are ignored).
+func decode(v ast.Value, results int) (Decision, bool) {
+	if results != 1 || v == nil {
 		return Decision{}, false
 	}
-	obj, ok := rs[0].Expressions[0].Value.(map[string]any)
+	j, err := ast.JSON(v)
+	if err != nil {
+		return Decision{}, false
+	}
+	obj, ok := j.(map[string]any)
 	if !ok {
 		return Decision{}, false
 	}

@@ -3,11 +3,8 @@ package engine
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
-	"github.com/open-policy-agent/opa/v1/metrics"
-	"github.com/open-policy-agent/opa/v1/topdown"
 )
 
 // maskQuery is the audit mask rules' entry point: package mcp.audit,
@@ -18,12 +15,7 @@ const maskQuery = "data.mcp.audit.mask"
 var maskVar = ast.Var("mcp_mask")
 
 func compileMask(comp *ast.Compiler) (ast.Body, error) {
-	body := ast.NewBody(ast.Equality.Expr(ast.NewTerm(maskVar), ast.MustParseTerm(maskQuery)))
-	compiled, err := comp.QueryCompiler().Compile(body)
-	if err != nil {
-		return nil, fmt.Errorf("%w: compile %s: %w", ErrCompile, maskQuery, err)
-	}
-	return compiled, nil
+	return compileBinding(comp, maskVar, maskQuery)
 }
 
 // Mask evaluates data.mcp.audit.mask with the audit record as input and
@@ -35,37 +27,20 @@ func compileMask(comp *ast.Compiler) (ast.Body, error) {
 // could not decide.
 func (e *Engine) Mask(ctx context.Context, record map[string]any) ([]any, error) {
 	s := e.current(ctx)
+	if s.builtinMasks && !maskMayMatch(record) {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("%w: %s: %w", ErrEval, maskQuery, err)
+		}
+		return nil, nil
+	}
 	in, err := ast.InterfaceToValue(record)
 	if err != nil {
 		return nil, fmt.Errorf("%w: audit mask input: %w", ErrEval, err)
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrEval, maskQuery, err)
-	}
-	c := deadlines.Get().(*deadline)
-	c.at = time.Now().Add(s.timeout)
-	defer c.release()
-	q := topdown.NewQuery(s.mask).
-		WithCompiler(s.compiler).
-		WithStore(s.store).
-		WithTransaction(s.txn).
-		WithInput(ast.NewTerm(in)).
-		WithBaseCache(s.cache).
-		WithMetrics(metrics.NoOp()).
-		// As OPA's decision-log masking: a built-in that fails on a value
-		// the client chose (to_number("abc")) leaves its rule undefined
-		// instead of failing every mask, which would erase the input.
-		WithStrictBuiltinErrors(false).
-		WithCancel(c)
-	var set ast.Value
-	results := 0
-	err = q.Iter(ctx, func(qr topdown.QueryResult) error {
-		results++
-		if v, ok := qr[maskVar]; ok {
-			set = v.Value
-		}
-		return nil
-	})
+	// As OPA's decision-log masking: a built-in that fails on a value the
+	// client chose (to_number("abc")) leaves its rule undefined instead of
+	// failing every mask, which would erase the input.
+	set, results, err := s.eval(ctx, s.mask, maskVar, in, false)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrEval, maskQuery, err)
 	}

@@ -1,0 +1,147 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sync"
+)
+
+// Group commit. A record on a file sink costs a lock of the file, stats
+// to follow other writers and rotations, a write and (with fsync
+// durability) a sync. Records that arrive while another is being written
+// wait for it and then go out together: one lock, one write, one sync for
+// the batch, each chained to the one before it as usual. The first record
+// never waits for more; a record's Log returns only once its batch is
+// written (and synced), so no call goes on before its record is durable.
+// The file lock still covers one whole batch, so several servers on one
+// log keep one chain.
+
+// batchSink is a sink that writes several lines at once: all of them, in
+// order, or an error.
+type batchSink interface {
+	writeBatch(ctx context.Context, lines [][]byte) error
+}
+
+// writeBatch writes lines with one write (and one sync).
+func (s *FileSink) writeBatch(ctx context.Context, lines [][]byte) error {
+	return s.Write(ctx, bytes.Join(lines, []byte{'\n'}))
+}
+
+var _ batchSink = (*FileSink)(nil)
+
+// pending is a record waiting to be written.
+type pending struct {
+	body []byte
+	err  error
+	// done receives once the record is written (false) or when its
+	// writer is to write the next batch (true).
+	done chan bool
+}
+
+// committer queues records for the next batch.
+type committer struct {
+	mu      sync.Mutex
+	queue   []*pending
+	writing bool
+}
+
+// maxBatch caps the records of one batch.
+const maxBatch = 256
+
+// commit writes body, chained, in the next batch, and returns that
+// batch's result for it.
+func (l *Logger) commit(ctx context.Context, bs batchSink, r Record, body []byte) error {
+	p := &pending{body: body, done: make(chan bool, 1)}
+	c := &l.batches
+	c.mu.Lock()
+	c.queue = append(c.queue, p)
+	lead := !c.writing
+	c.writing = true
+	c.mu.Unlock()
+	if !lead {
+		lead = <-p.done
+	}
+	if lead {
+		c.mu.Lock()
+		n := min(len(c.queue), maxBatch)
+		batch := c.queue[:n:n]
+		c.queue = c.queue[n:]
+		c.mu.Unlock()
+
+		l.writeBatch(ctx, bs, batch)
+
+		c.mu.Lock()
+		if len(c.queue) > 0 {
+			c.queue[0].done <- true // its writer writes the next batch
+		} else {
+			c.writing = false
+			c.queue = nil
+		}
+		c.mu.Unlock()
+		for _, q := range batch {
+			if q != p {
+				q.done <- false
+			}
+		}
+	}
+	if p.err != nil {
+		l.failed(r, p.err)
+		return fmt.Errorf("%w: %w", ErrWrite, p.err)
+	}
+	return nil
+}
+
+// writeBatch chains and writes the records of batch under the file lock,
+// and sets each one's error.
+func (l *Logger) writeBatch(ctx context.Context, bs batchSink, batch []*pending) {
+	fail := func(err error) {
+		for _, q := range batch {
+			q.err = err
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if ss, ok := l.sink.(sharedSink); ok {
+		last, changed, torn, err := ss.lock()
+		if err != nil {
+			fail(err)
+			return
+		}
+		defer ss.unlock()
+		if changed {
+			l.follow(last, torn)
+		}
+	}
+	total := 0
+	for _, q := range batch {
+		total += len(q.body) + hashSuffix + 100
+	}
+	if rs, ok := l.sink.(rotatingSink); len(batch) == 1 || ok && rs.needsRotation(total+200) {
+		// A lone record, or a batch that would cross a rotation: one
+		// record at a time, as Log writes them on other sinks.
+		for _, q := range batch {
+			if q.err = l.startChain(ctx, len(q.body)); q.err == nil {
+				line, h := chainLine(q.body, l.prev)
+				if q.err = l.sink.Write(ctx, line); q.err == nil {
+					l.prev = h
+				}
+			}
+		}
+		return
+	}
+	if err := l.startChain(ctx, total); err != nil {
+		fail(err)
+		return
+	}
+	prev := l.prev
+	lines := make([][]byte, len(batch))
+	for i, q := range batch {
+		lines[i], prev = chainLine(q.body, prev)
+	}
+	if err := bs.writeBatch(ctx, lines); err != nil {
+		fail(err)
+		return
+	}
+	l.prev = prev
+}
