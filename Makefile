@@ -32,9 +32,18 @@ test-go: ## Go tests with the race detector, including the end-to-end suite that
 
 REGO_COVERAGE ?= 95
 
-test-rego: ## Rego unit tests and decision cases (failures print their name and output), coverage gate on rego/ modules
+EXAMPLES := $(wildcard examples/policies/*/policy.yaml)
+
+test-rego: build ## Rego unit tests and decision cases (failures print their name and output), coverage gate on rego/ modules, the example policies
 	$(OPA) test --fail-on-empty rego policy-tests examples/rego
 	$(OPA) test --coverage --format=json rego policy-tests | $(GO) run ./rego/internal/covgate -dir rego/ -threshold $(REGO_COVERAGE)
+	@# Each example policy alone, as the server runs it: its tests under
+	@# policy test, and under opa test on what policy export writes.
+	@for p in $(EXAMPLES); do d=$$(dirname $$p); n=$$(basename $$d); echo "== $$d"; \
+	  $(BIN) policy test --policy $$p; \
+	  rm -rf bin/examples/$$n; $(BIN) policy export --policy $$p -o bin/examples/$$n >/dev/null; \
+	  $(OPA) test --fail-on-empty bin/examples/$$n $$d/*_test.rego; \
+	done
 
 test-clients: build ## The TypeScript SDK client and the MCP Inspector CLI against bin/mcp-secure (Node.js 20+)
 	cd test/clients && npm ci && MCP_SECURE_BIN=$(CURDIR)/$(BIN) MCP_SECURE_TRANSCRIPTS=$(TRANSCRIPTS) npm test
@@ -48,12 +57,13 @@ lint: ## gofmt, go vet (here and cross-compiled for macOS and linux/arm64), opa 
 	$(GO) vet ./...
 	$(GO) vet -tags e2etools ./cmd/mcp-secure/
 	@for t in $(CROSS); do echo "go vet GOOS=$${t%/*} GOARCH=$${t#*/}"; GOOS=$${t%/*} GOARCH=$${t#*/} $(GO) vet ./...; done
-	@out=$$($(OPA) fmt --list rego policy-tests examples/rego); if [ -n "$$out" ]; then echo "opa fmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$($(OPA) fmt --list rego policy-tests examples/rego examples/policies); if [ -n "$$out" ]; then echo "opa fmt needed:"; echo "$$out"; exit 1; fi
 	$(OPA) check --strict --capabilities $(CAPS) rego policy-tests examples/rego
+	@for p in $(EXAMPLES); do d=$$(dirname $$p); echo "opa check --strict $$d"; $(OPA) check --strict --capabilities $(CAPS) rego/mcp $$d; done
 
 fmt: ## Format Go and Rego sources
 	gofmt -w $$(git ls-files '*.go')
-	$(OPA) fmt -w rego policy-tests examples/rego
+	$(OPA) fmt -w rego policy-tests examples/rego examples/policies
 
 bench: ## Benchmarks: Go micro-benchmarks (-count 5) and mcp-bench scenarios against bin/mcp-secure (and MCP_BENCH_PEER); report in bin/bench-report.md
 	GO=$(GO) ./cmd/mcp-bench/bench.sh

@@ -64,14 +64,14 @@ func (e Errors) Is(target error) bool { return target == ErrInvalid }
 // or under a key that failed to decode (an endpoint whose ports were
 // misspelt, a port that failed to decode and reads as 0) follows from
 // that mistake and is dropped.
-func collect(errs []error, decoded int) error {
+func collect(errs []error, decoded int, present map[string]int) error {
 	var out Errors
 	for i, err := range errs {
 		var pe *Error
 		if !errors.As(err, &pe) {
 			pe = &Error{Msg: err.Error()}
 		}
-		if i >= decoded && slices.ContainsFunc(out[:min(decoded, len(out))], func(prev *Error) bool { return under(prev.Key, parentKey(pe.Key)) }) {
+		if i >= decoded && slices.ContainsFunc(out[:min(decoded, len(out))], func(prev *Error) bool { return followsFrom(pe.Key, prev.Key, present) }) {
 			continue
 		}
 		out = append(out, pe)
@@ -93,6 +93,18 @@ func under(key, parent string) bool {
 	}
 	rest := key[len(parent):]
 	return rest == "" || rest[0] == '.' || rest[0] == '['
+}
+
+// followsFrom reports whether a validation problem at key may be a
+// consequence of a decoding problem at bad: the same key, a key under it,
+// or a field missing from the file next to it (ports missing because
+// port was misspelt).
+func followsFrom(key, bad string, present map[string]int) bool {
+	if under(key, bad) {
+		return true
+	}
+	_, written := present[key]
+	return !written && under(bad, parentKey(key))
 }
 
 // parentKey is the key holding key: network.allowed_endpoints[0] for

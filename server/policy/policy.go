@@ -228,7 +228,7 @@ func Parse(name, dir string, data []byte, lookup func(string) (string, bool)) (*
 	p.lines = d.lines
 	decoded := len(d.errs)
 	p.validate(d)
-	if err := collect(d.errs, decoded); err != nil {
+	if err := collect(d.errs, decoded, d.lines); err != nil {
 		return nil, err
 	}
 	p.applyDefaults()
