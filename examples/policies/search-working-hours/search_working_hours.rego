@@ -11,15 +11,18 @@ search_now := [time.now_ns(), search_hours.zone]
 # title: Web search in working hours
 # description: Denies web_search outside 09:00-18:00, Monday to Friday, Europe/Berlin.
 # scope: rule
-deny contains sprintf("web_search is allowed %d:00-%d:00 %s, Monday to Friday (now %s %02d:%02d)", [search_hours.from, search_hours.until, search_hours.zone, day, hour, minute]) if {
+deny contains sprintf(
+	"web_search is allowed %d:00-%d:00 %s, Monday to Friday (now %s %02d:%02d)",
+	[search_hours.from, search_hours.until, search_hours.zone, day, hour, minute],
+) if {
 	input.tool == "web_search"
 	day := time.weekday(search_now)
 	[hour, minute, _] := time.clock(search_now)
-	not search_open(day, hour)
+	not search_open(search_hours, day, hour)
 }
 
-search_open(day, hour) if {
-	day in search_hours.days
-	hour >= search_hours.from
-	hour < search_hours.until
+search_open(hours, day, hour) if {
+	day in hours.days
+	hour >= hours.from
+	hour < hours.until
 }
