@@ -101,6 +101,28 @@ type change struct {
 type replayer struct {
 	eng   *engine.Engine
 	tools []string
+	// memo holds the decision of each input already decided: logs repeat
+	// inputs (the same lookups, paths, calls), and a decision depends on
+	// its input and the policy alone.
+	memo sync.Map // point + input text -> memoDecision
+}
+
+type memoDecision struct {
+	d   engine.Decision
+	err error
+}
+
+// decideOnce decides input at point, or recalls the decision of an equal
+// input.
+func (r *replayer) decideOnce(ctx context.Context, point engine.Point, input ast.Value) (engine.Decision, error) {
+	key := string(point) + "\x00" + input.String()
+	if m, ok := r.memo.Load(key); ok {
+		md := m.(memoDecision)
+		return md.d, md.err
+	}
+	d, err := r.eng.Decide(ctx, point, input)
+	r.memo.Store(key, memoDecision{d, err})
+	return d, err
 }
 
 // job is one line to decide.
@@ -277,7 +299,7 @@ func (r *replayer) decide(ctx context.Context, j job) outcome {
 	default:
 		return outcome{skip: rec.Kind + " (not a policy decision)"}
 	}
-	d, err := r.eng.Decide(ctx, point, input)
+	d, err := r.decideOnce(ctx, point, input)
 	now := d.Allow && err == nil
 	was := rec.Result == audit.ResultAllow
 	o := outcome{redact: len(redacted) > 0}
