@@ -36,15 +36,28 @@ func (c *subcommand) help(w io.Writer) {
 	if c.about != "" {
 		fmt.Fprintf(w, "\n%s\n", strings.TrimSpace(c.about))
 	}
+	// A one-letter flag with the same text as a long one is its short
+	// spelling: -o, --out DIR.
+	short := map[string]string{}
+	c.fs.VisitAll(func(f *flag.Flag) {
+		if len(f.Name) == 1 {
+			short[f.Usage] = f.Name
+		}
+	})
 	var b strings.Builder
 	c.fs.VisitAll(func(f *flag.Flag) {
+		if len(f.Name) == 1 && c.hasLong(f) {
+			return
+		}
 		arg, usage := flag.UnquoteUsage(f)
 		spec := "--" + f.Name
+		if len(f.Name) == 1 {
+			spec = "-" + f.Name
+		} else if s, ok := short[f.Usage]; ok {
+			spec = "-" + s + ", " + spec
+		}
 		if arg != "" {
 			spec += " " + strings.ToUpper(arg)
-		}
-		if f.Name == "version" {
-			spec = "-v, " + spec
 		}
 		line := fmt.Sprintf("  %-24s %s", spec, usage)
 		if len(spec) > 24 {
@@ -57,6 +70,18 @@ func (c *subcommand) help(w io.Writer) {
 	})
 	b.WriteString(fmt.Sprintf("  %-24s %s\n", "-h, --help", "show this help"))
 	fmt.Fprintf(w, "\nFlags:\n%s", b.String())
+}
+
+// hasLong reports whether a longer flag has f's text (f is its short
+// spelling).
+func (c *subcommand) hasLong(f *flag.Flag) bool {
+	found := false
+	c.fs.VisitAll(func(g *flag.Flag) {
+		if len(g.Name) > 1 && g.Usage == f.Usage {
+			found = true
+		}
+	})
+	return found
 }
 
 // parse reads args and returns the positional arguments, which must

@@ -60,7 +60,9 @@ built-in and the policy's modules). Exit 0 allow, 1 deny, 2 error.
                               filesystem guard
   --exec ARGV...              a command (data.mcp.commands), resolved and
                               examined by the command guard; nothing runs
-  --input FILE --point P      a raw input document for decision point P`, stdout)
+  --input FILE --point P      a raw input document for decision point P
+
+Flags go before --exec: every argument after it is the command.`, stdout)
 	c.flagsFirst = true
 	var p evalParams
 	policyFlag(c, &p.policyFile)
