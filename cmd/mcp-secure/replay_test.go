@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -181,13 +180,4 @@ func BenchmarkReplay(b *testing.B) {
 	}
 	b.ReportMetric(float64(decided)/time.Since(start).Seconds(), "decisions/s")
 	b.ReportMetric(float64(decided)/(cpuTime()-cpu0).Seconds(), "decisions/cpu-s")
-}
-
-// cpuTime is the CPU time the process has used, user and system.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -82,6 +82,11 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 	} else {
 		log.Warn("command confinement", "sandbox", desc)
 	}
+	if guard.FilesAvailable {
+		log.Info("filesystem door", "resolution", guard.PathResolution)
+	} else {
+		log.Warn("filesystem door", "resolution", guard.PathResolution)
+	}
 	srv, err := server.New(server.Options{
 		Version:  version,
 		Logger:   log,
