@@ -9,9 +9,12 @@ BIN       := bin/mcp-secure
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
 CAPS      := rego/capabilities.json
+# Regal is pinned in a module of its own: it is built against an older OPA
+# (and gobwas/glob) than the server's go.mod pins, which it does not build with.
+REGAL     := $(GO) tool -modfile=tools/regal/go.mod regal
 FUZZTIME  ?= 30s
 
-.PHONY: help build run test test-go test-rego test-clients policy-tests lint fmt bench fuzz deps check caps
+.PHONY: help build run test test-go test-rego test-clients policy-tests lint regal fmt bench fuzz deps check caps
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -32,9 +35,18 @@ test-go: ## Go tests with the race detector, including the end-to-end suite that
 
 REGO_COVERAGE ?= 95
 
-test-rego: ## Rego unit tests and decision cases (failures print their name and output), coverage gate on rego/ modules
+EXAMPLES := $(wildcard examples/policies/*/policy.yaml)
+
+test-rego: build ## Rego unit tests and decision cases (failures print their name and output), coverage gate on rego/ modules, the example policies
 	$(OPA) test --fail-on-empty rego policy-tests examples/rego
 	$(OPA) test --coverage --format=json rego policy-tests | $(GO) run ./rego/internal/covgate -dir rego/ -threshold $(REGO_COVERAGE)
+	@# Each example policy alone, as the server runs it: its tests under
+	@# policy test, and under opa test on what policy export writes.
+	@for p in $(EXAMPLES); do d=$$(dirname $$p); n=$$(basename $$d); echo "== $$d"; \
+	  $(BIN) policy test --policy $$p; \
+	  rm -rf bin/examples/$$n; $(BIN) policy export --policy $$p -o bin/examples/$$n >/dev/null; \
+	  $(OPA) test --fail-on-empty bin/examples/$$n $$d/*_test.rego; \
+	done
 
 test-clients: build ## The TypeScript SDK client and the MCP Inspector CLI against bin/mcp-secure (Node.js 20+)
 	cd test/clients && npm ci && MCP_SECURE_BIN=$(CURDIR)/$(BIN) MCP_SECURE_TRANSCRIPTS=$(TRANSCRIPTS) npm test
@@ -43,17 +55,21 @@ policy-tests: test-rego ## Alias for test-rego
 
 CROSS := darwin/amd64 darwin/arm64 linux/arm64 windows/amd64
 
-lint: ## gofmt, go vet (here and cross-compiled for macOS, Windows and linux/arm64), opa fmt and opa check --strict
+lint: regal ## gofmt, go vet (here and cross-compiled for macOS, Windows and linux/arm64), opa fmt, opa check --strict and Regal
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags e2etools ./cmd/mcp-secure/
 	@for t in $(CROSS); do echo "go vet GOOS=$${t%/*} GOARCH=$${t#*/}"; GOOS=$${t%/*} GOARCH=$${t#*/} $(GO) vet ./...; done
-	@out=$$($(OPA) fmt --list rego policy-tests examples/rego); if [ -n "$$out" ]; then echo "opa fmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$($(OPA) fmt --list rego policy-tests examples/rego examples/policies); if [ -n "$$out" ]; then echo "opa fmt needed:"; echo "$$out"; exit 1; fi
 	$(OPA) check --strict --capabilities $(CAPS) rego policy-tests examples/rego
+	@for p in $(EXAMPLES); do d=$$(dirname $$p); echo "opa check --strict $$d"; $(OPA) check --strict --capabilities $(CAPS) rego/mcp $$d; done
+
+regal: ## Regal lint over rego/ and examples/ (.regal/config.yaml)
+	$(REGAL) lint rego examples
 
 fmt: ## Format Go and Rego sources
 	gofmt -w $$(git ls-files '*.go')
-	$(OPA) fmt -w rego policy-tests examples/rego
+	$(OPA) fmt -w rego policy-tests examples/rego examples/policies
 
 bench: ## Benchmarks: Go micro-benchmarks (-count 5) and mcp-bench scenarios against bin/mcp-secure (and MCP_BENCH_PEER); report in bin/bench-report.md
 	GO=$(GO) ./cmd/mcp-bench/bench.sh

@@ -12,17 +12,25 @@ import (
 // chain through the files, oldest first, and exits 0 when it is intact, 1
 // at the first broken link (named by file and line), 2 on bad usage or an
 // unreadable file.
-func auditCmd(args []string, stdout, stderr io.Writer) error {
+func auditCmd(args []string, stdout, _ io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "-h", "--help", "-help", "help":
+			_, err := io.WriteString(stdout, "Usage: mcp-secure audit verify FILE...\n\nRun mcp-secure audit verify --help for its flags.\n")
+			return err
+		}
+	}
 	if len(args) == 0 || args[0] != "verify" {
-		return usageErr("audit: want `audit verify FILE...`")
+		return usageErr("audit: want `audit verify FILE...` (see mcp-secure audit --help)")
 	}
-	fs := newFlagSet("audit verify", stderr)
-	if err := fs.Parse(args[1:]); err != nil {
-		return &exitErr{code: exitUsage, err: err}
-	}
-	files := fs.Args()
-	if len(files) == 0 {
-		return usageErr("audit verify: name the log files, oldest first (audit.log.2 audit.log.1 audit.log)")
+	c := newSubcommand("audit verify", "FILE...", `
+Checks the audit log's hash chain through the files, oldest first
+(audit.log.2 audit.log.1 audit.log). Exit 0 intact, 1 broken (naming file
+and line), 2 on bad usage or an unreadable file. Keep the last hash it
+prints elsewhere to detect records cut off at the end.`, stdout)
+	files, err := c.parse(args[1:], 1, -1)
+	if err != nil {
+		return err
 	}
 	res, err := audit.Verify(files)
 	var ce *audit.ChainError

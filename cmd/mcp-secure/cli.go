@@ -28,6 +28,9 @@ const (
 type exitErr struct {
 	code int
 	err  error
+	// quiet: the command already said what it had to (policy eval's
+	// deny); only the exit code is left.
+	quiet bool
 }
 
 func (e *exitErr) Error() string { return e.err.Error() }
@@ -41,18 +44,29 @@ const usage = `mcp-secure: a security-first, policy-as-code MCP server over stdi
 
 Usage:
   mcp-secure [serve] [--policy FILE] [--shutdown-grace 5s] [--max-in-flight 256]
-                                           run the server on stdin/stdout
-  mcp-secure policy check [--policy FILE]  run every start-up check on a policy; print
-                                           defaulted sections and warnings (exit 2 on error)
+                                        run the server on stdin/stdout
+  mcp-secure policy check [--policy FILE]
+                                        every start-up check and opa check --strict;
+                                        every problem at once (exit 2 on error)
   mcp-secure policy compile [--policy FILE] [--out FILE]
-                                           write the policy's data document (for opa test)
-  mcp-secure audit verify FILE...          check the audit log's hash chain; name
-                                           rotated files first (audit.log.2 audit.log.1
-                                           audit.log); exit 0 intact, 1 broken
-  mcp-secure version | --version           print versions
+                                        write the policy's data document
+  mcp-secure policy eval --tool NAME [--args JSON] [--client NAME] [--explain]
+  mcp-secure policy eval --network HOST:PORT | --path PATH [--op OP] | --exec ARGV...
+                                        decide one request; exit 0 allow, 1 deny, 2 error
+  mcp-secure policy test [PATH...] [--coverage] [--threshold N] [--run REGEX] [-v]
+                                        Rego unit tests, as opa test runs them
+  mcp-secure policy export [-o DIR]     built-in modules, data document, capabilities
+  mcp-secure policy replay AUDIT.log... [--policy NEW]
+                                        which recorded decisions a policy would change
+  mcp-secure policy schema              the JSON Schema of the policy file
+  mcp-secure audit verify FILE...       check the audit log's hash chain; name
+                                        rotated files first (audit.log.2 audit.log.1
+                                        audit.log); exit 0 intact, 1 broken
+  mcp-secure version | -v | --version   print versions
 
-Without --policy the server reads $XDG_CONFIG_HOME/mcp-secure/policy.yaml
-(~/.config/mcp-secure/policy.yaml) if it exists, else its embedded default.
+Every command takes --help. Without --policy the server reads
+$XDG_CONFIG_HOME/mcp-secure/policy.yaml (~/.config/mcp-secure/policy.yaml)
+if it exists, else its embedded default.
 `
 
 // stderrLevel is the level of the stderr log: INFO, or DEBUG when the
@@ -72,8 +86,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}
-	fmt.Fprintln(stderr, "mcp-secure:", err)
 	var ee *exitErr
+	if errors.As(err, &ee) && ee.quiet {
+		return ee.code
+	}
+	fmt.Fprintln(stderr, "mcp-secure:", err)
 	if errors.As(err, &ee) {
 		return ee.code
 	}
@@ -82,12 +99,21 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 
 func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, log *slog.Logger) error {
 	cmd := "serve"
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		cmd, args = args[0], args[1:]
+	if len(args) > 0 {
+		switch args[0] {
+		case "-v", "--version", "-version":
+			cmd, args = "version", args[1:]
+		case "-h", "--help", "-help":
+			cmd, args = "help", args[1:]
+		default:
+			if !strings.HasPrefix(args[0], "-") {
+				cmd, args = args[0], args[1:]
+			}
+		}
 	}
 	switch cmd {
 	case "serve":
-		p, err := parseServe(args, stderr)
+		p, err := parseServe(args, stdout)
 		if err != nil {
 			return err
 		}
@@ -96,17 +122,23 @@ func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		}
 		return serve(ctx, p, stdin, stdout, log)
 	case "version":
+		c := newSubcommand("version", "", "Prints the versions of mcp-secure, OPA and the MCP protocol.", stdout)
+		if _, err := c.parse(args, 0, 0); err != nil {
+			return err
+		}
 		return printVersion(stdout)
 	case "policy":
 		return policyCmd(ctx, args, stdout, stderr)
 	case "audit":
 		return auditCmd(args, stdout, stderr)
 	case "help":
+		if len(args) > 0 {
+			return usageErr("help: unexpected argument %q (run mcp-secure %s --help)", args[0], args[0])
+		}
 		fmt.Fprint(stdout, usage)
 		return nil
 	default:
-		fmt.Fprint(stderr, usage)
-		return usageErr("unknown command %q", cmd)
+		return usageErr("unknown command %q (see mcp-secure --help)", cmd)
 	}
 }
 
@@ -120,25 +152,28 @@ type serveParams struct {
 	reloadEvery time.Duration
 }
 
-func parseServe(args []string, stderr io.Writer) (serveParams, error) {
+func parseServe(args []string, stdout io.Writer) (serveParams, error) {
 	var p serveParams
-	fs := newFlagSet("serve", stderr)
-	fs.StringVar(&p.policyFile, "policy", "", "policy `file` (YAML)")
-	fs.BoolVar(&p.version, "version", false, "print versions and exit")
-	fs.DurationVar(&p.shutdownGrace, "shutdown-grace", server.DefaultShutdownGrace, "on SIGTERM, how long calls in flight may finish before they are cancelled")
-	fs.IntVar(&p.maxInFlight, "max-in-flight", server.DefaultMaxInFlight, "requests in flight at most; the excess is answered with an error")
-	fs.DurationVar(&p.reloadEvery, "reload-interval", DefaultReloadInterval, "how often the policy file and its modules are checked for changes (0: reload on SIGHUP only)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return p, err
-		}
-		return p, &exitErr{code: exitUsage, err: err}
+	c := newSubcommand("serve", "[--policy FILE] [--shutdown-grace 5s] [--max-in-flight 256] [--reload-interval 1s]", `
+Runs the MCP server on stdin/stdout. Logs go to stderr; every decision is
+recorded in the audit log the policy names.`, stdout)
+	c.fs.StringVar(&p.policyFile, "policy", "", "policy `file` (YAML); default: the user's policy, else the embedded one")
+	c.fs.BoolVar(&p.version, "version", false, "print versions and exit")
+	c.fs.BoolVar(&p.version, "v", false, "print versions and exit")
+	c.fs.DurationVar(&p.shutdownGrace, "shutdown-grace", server.DefaultShutdownGrace, "on SIGTERM, how long calls in flight may finish before they are cancelled")
+	c.fs.IntVar(&p.maxInFlight, "max-in-flight", server.DefaultMaxInFlight, "requests in flight at most; the excess is answered with an error")
+	c.fs.DurationVar(&p.reloadEvery, "reload-interval", DefaultReloadInterval, "how often the policy file and its modules are checked for changes (0: reload on SIGHUP only)")
+	if _, err := c.parse(args, 0, 0); err != nil {
+		return p, err
 	}
-	if fs.NArg() > 0 {
-		return p, usageErr("unexpected argument %q", fs.Arg(0))
+	if p.shutdownGrace < 0 {
+		return p, c.usageErr("--shutdown-grace must not be negative")
 	}
-	if p.shutdownGrace < 0 || p.maxInFlight < 1 || p.reloadEvery < 0 {
-		return p, usageErr("--shutdown-grace and --reload-interval must not be negative and --max-in-flight must be at least 1")
+	if p.maxInFlight < 1 {
+		return p, c.usageErr("--max-in-flight must be at least 1")
+	}
+	if p.reloadEvery < 0 {
+		return p, c.usageErr("--reload-interval must not be negative")
 	}
 	return p, nil
 }
@@ -147,11 +182,4 @@ func printVersion(w io.Writer) error {
 	_, err := fmt.Fprintf(w, "mcp-secure %s\nOPA %s\nMCP protocol versions: %s\n",
 		version, opaversion.Version, strings.Join(mcp.SupportedProtocolVersions(), ", "))
 	return err
-}
-
-func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, usage) }
-	return fs
 }

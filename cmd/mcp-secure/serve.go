@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -186,71 +185,4 @@ func engineConfig(pol *policy.Policy) (engine.Config, error) {
 
 func rateConfig(pol *policy.Policy) ratelimit.Config {
 	return ratelimit.Config{PerMinute: pol.Tools.RateLimits, Default: pol.RateLimit("")}
-}
-
-func policyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return usageErr("policy: want check or compile")
-	}
-	sub, args := args[0], args[1:]
-	var p serveParams
-	var out string
-	fs := newFlagSet("policy "+sub, stderr)
-	fs.StringVar(&p.policyFile, "policy", "", "policy `file` (YAML)")
-	if sub == "compile" {
-		fs.StringVar(&out, "out", "", "write the data document to `file` instead of stdout")
-	}
-	if err := fs.Parse(args); err != nil {
-		return &exitErr{code: exitUsage, err: err}
-	}
-	if fs.NArg() > 0 && p.policyFile == "" {
-		p.policyFile = fs.Arg(0)
-	}
-	switch sub {
-	case "check":
-		// The checks serve runs before it starts, nothing less.
-		chk, err := checkPolicy(ctx, p.policyFile)
-		if err != nil {
-			return err
-		}
-		return report(stdout, chk)
-	case "compile":
-		pol, err := loadPolicy(p.policyFile)
-		if err != nil {
-			return &exitErr{code: exitUsage, err: err}
-		}
-		cfg, err := engineConfig(pol)
-		if err != nil {
-			return &exitErr{code: exitUsage, err: err}
-		}
-		doc := map[string]any{"mcp": map[string]any{"policy": cfg.Data}}
-		data, err := json.MarshalIndent(doc, "", "  ")
-		if err != nil {
-			return err
-		}
-		data = append(data, '\n')
-		if out == "" {
-			_, err = stdout.Write(data)
-			return err
-		}
-		return os.WriteFile(out, data, 0o644)
-	default:
-		return usageErr("policy: unknown subcommand %q", sub)
-	}
-}
-
-// report writes what `policy check` found: ok, the sections the policy
-// leaves to their defaults, and warnings.
-func report(w io.Writer, chk *checked) error {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s: ok (%d built-in modules, %d user modules, %d tools)\n",
-		chk.pol.Source(), len(chk.cfg.Modules), len(chk.cfg.UserModules), len(chk.tools))
-	for _, d := range chk.pol.Defaulted() {
-		fmt.Fprintf(&b, "default: %s\n", d)
-	}
-	for _, warn := range chk.warnings {
-		fmt.Fprintf(&b, "warning: %s\n", warn)
-	}
-	_, err := io.WriteString(w, b.String())
-	return err
 }

@@ -18,6 +18,16 @@ type decoder struct {
 	lines  map[string]int // key path -> line
 	lookup func(string) (string, bool)
 	home   string
+	// errs are the problems found so far: decoding goes on past one, so a
+	// file's every problem is reported at once.
+	errs []error
+}
+
+// note keeps err, if any, and decoding goes on.
+func (d *decoder) note(err error) {
+	if err != nil {
+		d.errs = append(d.errs, err)
+	}
 }
 
 func (d *decoder) errf(n *yaml.Node, key, format string, args ...any) error {
@@ -122,9 +132,7 @@ func (d *decoder) decode(n *yaml.Node, key string, v reflect.Value, expand expan
 		}
 		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 		for i, c := range n.Content {
-			if err := d.decode(c, fmt.Sprintf("%s[%d]", key, i), s.Index(i), expand); err != nil {
-				return err
-			}
+			d.note(d.decode(c, fmt.Sprintf("%s[%d]", key, i), s.Index(i), expand))
 		}
 		v.Set(s)
 		return nil
@@ -139,16 +147,16 @@ func (d *decoder) decode(n *yaml.Node, key string, v reflect.Value, expand expan
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, val := n.Content[i], n.Content[i+1]
 			if k.Kind != yaml.ScalarNode {
-				return d.errf(k, key, "keys must be plain names")
+				d.note(d.errf(k, key, "keys must be plain names"))
+				continue
 			}
 			ck := join(key, k.Value)
 			if m.MapIndex(reflect.ValueOf(k.Value)).IsValid() {
-				return d.errf(k, ck, "duplicate key")
+				d.note(d.errf(k, ck, "duplicate key"))
+				continue
 			}
 			elem := reflect.New(v.Type().Elem()).Elem()
-			if err := d.decode(val, ck, elem, expand); err != nil {
-				return err
-			}
+			d.note(d.decode(val, ck, elem, expand))
 			d.lines[ck] = k.Line
 			m.SetMapIndex(reflect.ValueOf(k.Value), elem)
 		}
@@ -216,21 +224,22 @@ func (d *decoder) decodeStruct(n *yaml.Node, key string, v reflect.Value) error 
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
 		if k.Kind != yaml.ScalarNode {
-			return d.errf(k, key, "keys must be plain names")
+			d.note(d.errf(k, key, "keys must be plain names"))
+			continue
 		}
 		ck := join(key, k.Value)
 		if seen[k.Value] {
-			return d.errf(k, ck, "duplicate key")
+			d.note(d.errf(k, ck, "duplicate key"))
+			continue
 		}
 		seen[k.Value] = true
 		field, ok := fieldByTag(t, k.Value)
 		if !ok {
-			return d.errf(k, ck, "unknown key (known: %s)", strings.Join(knownKeys(t), ", "))
+			d.note(d.errf(k, ck, "unknown key (known: %s)", strings.Join(knownKeys(t), ", ")))
+			continue
 		}
 		sf := t.Field(field)
-		if err := d.decode(val, ck, v.Field(field), modeOf(sf.Tag.Get("policy"))); err != nil {
-			return err
-		}
+		d.note(d.decode(val, ck, v.Field(field), modeOf(sf.Tag.Get("policy"))))
 		d.lines[ck] = k.Line
 	}
 	return nil

@@ -231,12 +231,12 @@ func Parse(name, dir string, data []byte, lookup func(string) (string, bool)) (*
 	p := &Policy{source: name, dir: dir}
 	d := &decoder{file: name, lines: map[string]int{}, lookup: lookup, home: home}
 	if len(root.Content) > 0 {
-		if err := d.decode(root.Content[0], "", reflect.ValueOf(p).Elem(), literal); err != nil {
-			return nil, err
-		}
+		d.note(d.decode(root.Content[0], "", reflect.ValueOf(p).Elem(), literal))
 	}
 	p.lines = d.lines
-	if err := p.validate(d); err != nil {
+	decoded := len(d.errs)
+	p.validate(d)
+	if err := collect(d.errs, decoded, d.lines); err != nil {
 		return nil, err
 	}
 	p.applyDefaults()
@@ -256,18 +256,21 @@ func yamlError(name string, err error) error {
 	return &Error{File: name, Line: line, Msg: "YAML syntax: " + msg}
 }
 
-func (p *Policy) validate(d *decoder) error {
-	bad := func(key, format string, args ...any) error {
-		return &Error{File: p.source, Line: d.lineOf(key), Key: key, Msg: fmt.Sprintf(format, args...)}
+// validate checks what decoding cannot, noting every problem in d: a file
+// with several mistakes is reported whole.
+func (p *Policy) validate(d *decoder) {
+	bad := func(key, format string, args ...any) {
+		d.note(&Error{File: p.source, Line: d.lineOf(key), Key: key, Msg: fmt.Sprintf(format, args...)})
 	}
 	if p.Version != "" && p.Version != "1.0" && p.Version != "1" {
-		return bad("version", "unsupported version %q (want \"1.0\")", p.Version)
+		bad("version", "unsupported version %q (want \"1.0\")", p.Version)
 	}
 	n := &p.Network
 	for i, r := range n.AllowedRanges {
 		pr, err := netip.ParsePrefix(strings.TrimSpace(r))
 		if err != nil {
-			return bad(fmt.Sprintf("network.allowed_ranges[%d]", i), "%q is not a CIDR (write 10.0.0.1/32 for one address)", r)
+			bad(fmt.Sprintf("network.allowed_ranges[%d]", i), "%s", cidrHint(r))
+			continue
 		}
 		n.AllowedRanges[i] = pr.Masked().String()
 	}
@@ -275,27 +278,28 @@ func (p *Policy) validate(d *decoder) error {
 		key := fmt.Sprintf("network.allowed_endpoints[%d]", i)
 		h := normalizeHost(e.Host)
 		if !hostname.Valid(h) {
-			return bad(key+".host", "%q is not a host name", e.Host)
+			bad(key+".host", "%q is not a host name", e.Host)
 		}
 		n.AllowedEndpoints[i].Host = h
 		if len(e.Ports) == 0 {
-			return bad(key+".ports", "an endpoint needs at least one port")
+			bad(key+".ports", "an endpoint needs at least one port")
 		}
 		for j, port := range e.Ports {
 			if port < 1 || port > 65535 {
-				return bad(fmt.Sprintf("%s.ports[%d]", key, j), "port %d is outside 1-65535", port)
+				bad(fmt.Sprintf("%s.ports[%d]", key, j), "port %d is outside 1-65535", port)
 			}
 		}
 	}
 	for i, port := range n.BlockedPorts {
 		if port < 1 || port > 65535 {
-			return bad(fmt.Sprintf("network.blocked_ports[%d]", i), "port %d is outside 1-65535", port)
+			bad(fmt.Sprintf("network.blocked_ports[%d]", i), "port %d is outside 1-65535", port)
 		}
 	}
 	for i, h := range n.DNSAllowlist {
 		nh := normalizeHost(h)
 		if !hostname.Valid(nh) {
-			return bad(fmt.Sprintf("network.dns_allowlist[%d]", i), "%q is not a host name", h)
+			bad(fmt.Sprintf("network.dns_allowlist[%d]", i), "%q is not a host name", h)
+			continue
 		}
 		n.DNSAllowlist[i] = nh
 	}
@@ -306,118 +310,115 @@ func (p *Policy) validate(d *decoder) error {
 		for i, g := range sec.list {
 			key := fmt.Sprintf("%s[%d]", sec.key, i)
 			if strings.TrimSpace(g) == "" || strings.ContainsRune(g, 0) {
-				return bad(key, "empty or invalid path pattern")
+				bad(key, "empty or invalid path pattern")
+				continue
 			}
 			if g := strings.TrimSpace(g); !strings.HasPrefix(g, "/") && g != "**" && !strings.HasPrefix(g, "**/") {
-				return bad(key, "%q is relative: write an absolute path (${HOME}/..., ~/...) or **/%s to match it in any directory", g, strings.TrimPrefix(g, "./"))
+				bad(key, "%q is relative: write an absolute path (${HOME}/..., ~/...) or **/%s to match it in any directory", g, strings.TrimPrefix(g, "./"))
 			}
 		}
 	}
-	check := func(key string, list []string) error {
+	check := func(key string, list []string) {
 		for i, c := range list {
 			if strings.TrimSpace(c) == "" {
-				return bad(fmt.Sprintf("%s[%d]", key, i), "empty name")
+				bad(fmt.Sprintf("%s[%d]", key, i), "empty name")
 			}
 		}
-		return nil
 	}
-	if err := check("commands.blocked", p.Commands.Blocked); err != nil {
-		return err
-	}
+	check("commands.blocked", p.Commands.Blocked)
 	if p.Commands.Allowed != nil {
-		if err := check("commands.allowed", *p.Commands.Allowed); err != nil {
-			return err
-		}
+		check("commands.allowed", *p.Commands.Allowed)
 		for i, c := range *p.Commands.Allowed {
 			if c = strings.TrimSpace(c); strings.ContainsRune(c, '/') && !filepath.IsAbs(c) {
-				return bad(fmt.Sprintf("commands.allowed[%d]", i), "%q: give a bare name (found in the system directories) or an absolute path", c)
+				bad(fmt.Sprintf("commands.allowed[%d]", i), "%q: give a bare name (found in the system directories) or an absolute path", c)
 			}
 		}
 	}
 	t := &p.Tools
 	for name, r := range t.RateLimits {
 		if r < 0 {
-			return bad("tools.rate_limits."+name, "rate %d is negative (0 blocks the tool)", r)
+			bad("tools.rate_limits."+name, "rate %d is negative (0 blocks the tool)", r)
 		}
 	}
 	if t.TimeoutSeconds < 0 || time.Duration(t.TimeoutSeconds*float64(time.Second)) > maxTimeout {
-		return bad("tools.timeout", "timeout %v s is outside 0-%v s", t.TimeoutSeconds, maxTimeout.Seconds())
+		bad("tools.timeout", "timeout %v s is outside 0-%v s", t.TimeoutSeconds, maxTimeout.Seconds())
 	}
 	if t.Allowed != nil {
-		if err := check("tools.allowed", *t.Allowed); err != nil {
-			return err
-		}
+		check("tools.allowed", *t.Allowed)
 	}
-	if err := check("tools.denied", t.Denied); err != nil {
-		return err
-	}
+	check("tools.denied", t.Denied)
 	a := &p.Audit
 	// The audit log records every decision: a level that would drop the
 	// records of allowed calls is refused rather than ignored.
 	switch strings.ToUpper(a.LogLevel) {
 	case "", "DEBUG", "INFO":
 	case "WARN", "WARNING", "ERROR":
-		return bad("audit.log_level", "%q would leave allowed calls unrecorded; the audit log records every decision (use INFO, or DEBUG for debug lines on stderr too)", a.LogLevel)
+		bad("audit.log_level", "%q would leave allowed calls unrecorded; the audit log records every decision (use INFO, or DEBUG for debug lines on stderr too)", a.LogLevel)
 	default:
-		return bad("audit.log_level", "unknown level %q (INFO or DEBUG)", a.LogLevel)
+		bad("audit.log_level", "unknown level %q (INFO or DEBUG)", a.LogLevel)
 	}
 	for i, f := range a.Include {
 		if !slices.Contains(AuditFields, f) {
-			return bad(fmt.Sprintf("audit.include[%d]", i), "unknown field %q (known: %s)", f, strings.Join(AuditFields, ", "))
+			bad(fmt.Sprintf("audit.include[%d]", i), "unknown field %q (known: %s)", f, strings.Join(AuditFields, ", "))
 		}
 	}
 	if len(a.Include) > 0 {
 		for _, f := range AuditRequired {
 			if !slices.Contains(a.Include, f) {
-				return bad("audit.include", "%s is always recorded (the audit log is evidence of every decision): list it, or leave include out; only %s may be left out", f, strings.Join(AuditOptional, ", "))
+				bad("audit.include", "%s is always recorded (the audit log is evidence of every decision): list it, or leave include out; only %s may be left out", f, strings.Join(AuditOptional, ", "))
 			}
 		}
 	}
 	if a.MaxSize != "" {
 		n, ok := parseSize(a.MaxSize)
-		if !ok {
-			return bad("audit.max_size", "%q is not a size (write \"10MB\", \"512KiB\" or a byte count)", a.MaxSize)
+		switch {
+		case !ok:
+			bad("audit.max_size", "%q is not a size (write \"10MB\", \"512KiB\" or a byte count)", a.MaxSize)
+		case n != 0 && n < minAuditMaxSize:
+			bad("audit.max_size", "%q is below the minimum of 128KiB (one record can be 64KiB)", a.MaxSize)
+		default:
+			a.MaxSizeBytes = n
 		}
-		if n != 0 && n < minAuditMaxSize {
-			return bad("audit.max_size", "%q is below the minimum of 128KiB (one record can be 64KiB)", a.MaxSize)
-		}
-		a.MaxSizeBytes = n
 	}
 	if a.Retention == nil {
 		r := DefaultAuditRetention
 		a.Retention = &r
 	} else if *a.Retention < 0 || *a.Retention > maxAuditRetention {
-		return bad("audit.retention", "retention %d is outside 0-%d", *a.Retention, maxAuditRetention)
+		bad("audit.retention", "retention %d is outside 0-%d", *a.Retention, maxAuditRetention)
 	}
 	switch a.Durability {
 	case "", "none", "fsync":
 	default:
-		return bad("audit.durability", "unknown durability %q (none or fsync)", a.Durability)
+		bad("audit.durability", "unknown durability %q (none or fsync)", a.Durability)
 	}
 	if a.LogFile == "" {
 		f, err := d.expand("${XDG_STATE_HOME:-~/.local/state}/mcp-secure/audit.log")
 		if err != nil {
-			return bad("audit.log_file", "no log file given and no default: %v", err)
+			bad("audit.log_file", "no log file given and no default: %v", err)
 		}
 		a.LogFile = f
 	}
 	a.LogFile = p.abs(a.LogFile)
-	if err := p.validateTelemetry(bad); err != nil {
-		return err
+	// The telemetry section reports its first problem.
+	if err := p.validateTelemetry(func(key, format string, args ...any) error {
+		return &Error{File: p.source, Line: d.lineOf(key), Key: key, Msg: fmt.Sprintf(format, args...)}
+	}); err != nil {
+		d.note(err)
 	}
 	for i, m := range p.Rego.Modules {
 		key := fmt.Sprintf("rego.modules[%d]", i)
 		m = p.abs(m)
 		st, err := os.Stat(m)
 		if err != nil {
-			return bad(key, "%v", err)
-		}
-		if st.IsDir() {
-			return bad(key, "%s is a directory; name each .rego file", m)
+			bad(key, "%v", err)
+		} else if st.IsDir() {
+			bad(key, "%s is a directory; name each .rego file", m)
 		}
 		p.Rego.Modules[i] = m
 	}
-	return p.validateDryRun(d)
+	if err := p.validateDryRun(d); err != nil {
+		d.note(err)
+	}
 }
 
 func (p *Policy) abs(path string) string {
