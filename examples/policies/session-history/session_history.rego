@@ -1,7 +1,8 @@
 # Rules over the session's history, offered as input.session:
-#   calls:  [{tool, allow, point}], the session's earlier decisions, newest
-#           last (point: tools, network, filesystem or commands)
-#   denied: how many of them were denied
+#   history: [{tool, kind, result}], the session's last 32 decisions,
+#            oldest first (kind: tool_call, validation, rate_limit,
+#            network, filesystem or command; result: allow, deny, error)
+#   counts:  {allow, deny, error}, all of the session's decisions
 # A model that was refused a file read and then reaches for the web may be
 # trying to carry out what it could not read: stop it for the session.
 package mcp.tools
@@ -15,16 +16,16 @@ session_denial_budget := 3
 # scope: rule
 deny contains "web_search is not allowed in a session where a file access was denied" if {
 	input.tool == "web_search"
-	some earlier in input.session.calls
-	earlier.point == "filesystem"
-	earlier.allow == false
+	some earlier in input.session.history
+	earlier.kind == "filesystem"
+	earlier.result == "deny"
 }
 
 # METADATA
 # title: Denial budget
 # description: After session_denial_budget denials, a session may only use discovery tools.
 # scope: rule
-deny contains sprintf("this session had %d denied requests: only search_tools and list_categories remain", [input.session.denied]) if {
-	input.session.denied >= session_denial_budget
+deny contains sprintf("this session had %d denied requests: only search_tools and list_categories remain", [input.session.counts.deny]) if {
+	input.session.counts.deny >= session_denial_budget
 	not input.tool in {"search_tools", "list_categories"}
 }

@@ -2,16 +2,20 @@ package examples.session_history_test
 
 import data.mcp.tools
 
-call(tool, calls) := {
+call(tool, history) := {
 	"tool": tool, "registered": true, "arguments": {"query": "q"},
-	"session": {"calls": calls, "denied": count([c | some c in calls; c.allow == false])},
+	"session": {
+		"history": history,
+		"counts": {r: n | some r in ["allow", "deny", "error"]; n := count([e | some e in history; e.result == r])},
+		"dropped": 0,
+	},
 }
 
-read_denied := {"tool": "add_bug", "allow": false, "point": "filesystem"}
+read_denied := {"tool": "add_bug", "kind": "filesystem", "result": "deny"}
 
-read_allowed := {"tool": "list_bugs", "allow": true, "point": "filesystem"}
+read_allowed := {"tool": "list_bugs", "kind": "filesystem", "result": "allow"}
 
-tool_denied := {"tool": "add_bug", "allow": false, "point": "tools"}
+tool_denied := {"tool": "add_bug", "kind": "tool_call", "result": "deny"}
 
 test_allows_search_in_clean_session if {
 	tools.allow with input as call("web_search", [read_allowed])
