@@ -205,7 +205,7 @@ func (p *pipeline) outcome(ctx context.Context, req *mcp.CallToolRequest) *mcp.C
 
 	// 4. Ask the policy.
 	rec.Path = engine.Tools.Path()
-	input, err := toolInput(ci, ok, args)
+	input, err := toolInput(ci, ok, args, definitionOf(t))
 	var d engine.Decision
 	if err == nil {
 		d, err = p.decide.Decide(ctx, engine.Tools, input)
@@ -396,10 +396,12 @@ func (p *pipeline) permitted(ctx context.Context, id identity, tool string) (boo
 	}
 	key := permitKey{client: id.client, protocol: id.protocol, tool: t.Name}
 	gen := p.generation()
-	if d, ok := p.permits.get(gen, key); ok {
+	// A pinned definition can change between calls: not cached.
+	pinned := t.Definition != nil
+	if d, ok := p.permits.get(gen, key); ok && !pinned {
 		return d.Allow, d.Reasons
 	}
-	input, err := toolInput(callInfo{name: tool, client: id.client, protocol: id.protocol}, true, map[string]any{})
+	input, err := toolInput(callInfo{name: tool, client: id.client, protocol: id.protocol}, true, map[string]any{}, definitionOf(t))
 	if err != nil {
 		return false, []string{"policy input could not be built"}
 	}
@@ -407,7 +409,9 @@ func (p *pipeline) permitted(ctx context.Context, id identity, tool string) (boo
 	if err != nil {
 		return false, []string{"policy evaluation failed"}
 	}
-	p.permits.put(gen, key, d)
+	if !pinned {
+		p.permits.put(gen, key, d)
+	}
 	return d.Allow, d.Reasons
 }
 
@@ -491,9 +495,9 @@ func (p *pipeline) auditInput(ci callInfo, args any) map[string]any {
 }
 
 // toolInput builds the input document of data.mcp.tools.
-func toolInput(ci callInfo, registered bool, args any) (ast.Value, error) {
+func toolInput(ci callInfo, registered bool, args any, def engine.ToolDefinition) (ast.Value, error) {
 	in := engine.ToolInput{Tool: ci.name, Registered: registered, Client: engine.Client{Name: ci.client.Name, Version: ci.client.Version},
-		ProtocolVersion: ci.protocol, RequestID: ci.requestID}
+		ProtocolVersion: ci.protocol, RequestID: ci.requestID, Definition: def}
 	if args != nil {
 		v, err := ast.InterfaceToValue(args)
 		if err != nil {
