@@ -49,6 +49,11 @@ Usage:
   mcp-secure audit verify FILE...          check the audit log's hash chain; name
                                            rotated files first (audit.log.2 audit.log.1
                                            audit.log); exit 0 intact, 1 broken
+  mcp-secure tools approve [--policy FILE] NAME...
+                                           re-pin an upstream tool whose definition
+                                           changed (audited); calls to it are denied
+                                           until then
+  mcp-secure tools pins [--policy FILE]    list pinned upstream tools and changed ones
   mcp-secure version | --version           print versions
 
 Without --policy the server reads $XDG_CONFIG_HOME/mcp-secure/policy.yaml
@@ -101,6 +106,8 @@ func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return policyCmd(ctx, args, stdout, stderr)
 	case "audit":
 		return auditCmd(args, stdout, stderr)
+	case "tools":
+		return toolsCmd(ctx, args, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return nil

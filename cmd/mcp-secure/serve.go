@@ -83,6 +83,7 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 	} else {
 		log.Warn("command confinement", "sandbox", desc)
 	}
+	upstreams := startUpstreams(ctx, pol, commands, alog, log)
 	srv, err := server.New(server.Options{
 		Version:  version,
 		Logger:   log,
@@ -95,12 +96,14 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 
 		Settings: pol.Plugins,
 		Timeout:  pol.Timeout(),
+		Extra:    upstreams,
 
 		OmitArguments: !pol.Audits("arguments"),
 		ShutdownGrace: p.shutdownGrace,
 		MaxInFlight:   p.maxInFlight,
 	})
 	if err != nil {
+		closeAll(upstreams, log)
 		return err
 	}
 	defer func() {

@@ -166,17 +166,19 @@ func (s *Store) Observe(d Definition, h string) (Outcome, error) {
 	return out, err
 }
 
-// Changed reports whether tool's definition of hash h differs from its
-// pin; a tool never pinned has not changed. An unreadable state file
-// counts as changed: the decision fails closed.
-func (s *Store) Changed(tool, h string) bool {
+// Pinned is tool's pinned hash ("" when it was never seen), read again
+// from the file when the file changed (an approval by another process).
+// A caller must treat an error as a changed definition: fail closed.
+func (s *Store) Pinned(tool string) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.reload(false); err != nil {
-		return true
+		return "", err
 	}
-	e, ok := s.tools[tool]
-	return ok && e.Pinned != h
+	if e, ok := s.tools[tool]; ok {
+		return e.Pinned, nil
+	}
+	return "", nil
 }
 
 // Approve pins the definition of tool last seen and returns the old and

@@ -30,6 +30,9 @@ type Policy struct {
 	// Plugins holds plugin settings: plugins.<name>.<key>: value, with
 	// ${VAR} expansion.
 	Plugins map[string]map[string]string `yaml:"plugins" policy:"path"`
+	// Servers are upstream MCP servers whose tools this server offers
+	// (see servers.go).
+	Servers map[string]Server `yaml:"servers"`
 
 	source string
 	dir    string
@@ -406,7 +409,7 @@ func (p *Policy) validate(d *decoder) error {
 		}
 		p.Rego.Modules[i] = m
 	}
-	return nil
+	return p.validateServers(bad)
 }
 
 func (p *Policy) abs(path string) string {
