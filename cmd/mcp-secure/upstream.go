@@ -30,6 +30,11 @@ const (
 	kindToolDefinition = "tool_definition" // pinned, changed, approved
 )
 
+// upstreamReadOnly are what a server commonly needs beyond the system
+// paths, none of it secret: TLS configuration and CA certificates (not
+// /etc/ssl/private) and the resolver's files.
+var upstreamReadOnly = []string{"/etc/ssl/openssl.cnf", "/etc/ssl/certs", "/etc/ca-certificates", "/etc/hosts", "/etc/resolv.conf"}
+
 // upstreamCPU is an upstream's CPU-time limit: it lives as long as the
 // server; past the limit it is killed and restarted.
 const upstreamCPU = 24 * time.Hour
@@ -106,6 +111,7 @@ func newLauncher(pol *policy.Policy, name string, s policy.Server, cmds *guard.C
 	if sp := s.Sandbox.Ports; sp != nil {
 		rules.ConnectTCP = slices.DeleteFunc(rules.ConnectTCP, func(p uint16) bool { return !slices.Contains(*sp, int(p)) })
 	}
+	rules.ReadOnly = append(rules.ReadOnly, upstreamReadOnly...)
 	own, _ := ownFiles(pol)
 	for _, r := range s.Sandbox.Read {
 		for _, f := range own {

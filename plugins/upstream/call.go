@@ -3,9 +3,11 @@ package upstream
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/mcp-secure/mcp-secure/server/plugin"
@@ -30,10 +32,14 @@ func (u *Upstream) handler(name string) plugin.Handler {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			if cs2, _ := u.current(); cs2 != cs {
-				return plugin.Errorf("upstream server %q stopped during the call; it is being restarted, try again shortly", u.cfg.Name), nil
+			var wire *jsonrpc.Error
+			if errors.As(err, &wire) {
+				// The upstream answered with a protocol error.
+				return plugin.Errorf("upstream server %q refused the call: %s", u.cfg.Name, wire.Message), nil
 			}
-			return plugin.Errorf("upstream server %q: %v", u.cfg.Name, err), nil
+			// The connection is gone: the process ended or broke the
+			// protocol; the supervisor restarts it.
+			return plugin.Errorf("upstream server %q is not running (it stopped during the call); it is being restarted, try again shortly", u.cfg.Name), nil
 		}
 		return convert(res), nil
 	}

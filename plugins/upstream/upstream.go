@@ -106,7 +106,7 @@ func New(ctx context.Context, cfg Config) (*Upstream, error) {
 		return nil, errors.New("upstream: a launcher and pins are required")
 	}
 	if cfg.StartTimeout <= 0 {
-		cfg.StartTimeout = 20 * time.Second
+		cfg.StartTimeout = 60 * time.Second
 	}
 	if cfg.MinBackoff <= 0 {
 		cfg.MinBackoff = 250 * time.Millisecond
