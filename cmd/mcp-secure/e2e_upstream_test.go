@@ -19,54 +19,71 @@ import (
 // in the sandbox, the workspace read-write.
 type upstreamEnv struct {
 	*env
+	code   string // the upstream's directory (server.mjs, node_modules)
 	calls  string // the upstream's call log (CALL_LOG)
 	secret string // a file outside every allowed path
 }
 
 // nodeModules is test/clients/node_modules, installed by `make
 // clients-deps` (npm ci from the lockfile).
-func nodeModules(t *testing.T) string {
-	t.Helper()
+func nodeModules(tb testing.TB) string {
+	tb.Helper()
 	dir, err := filepath.Abs("../../test/clients/node_modules")
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "@modelcontextprotocol", "sdk", "package.json")); err != nil {
-		t.Fatalf("the TypeScript SDK is not installed in %s: run `make clients-deps` (npm ci in test/clients): %v", dir, err)
+		tb.Fatalf("the TypeScript SDK is not installed in %s: run `make clients-deps` (npm ci in test/clients): %v", dir, err)
 	}
 	if _, err := exec.LookPath("node"); err != nil {
-		t.Fatalf("node (Node.js 20 or later) is required: %v", err)
+		tb.Fatalf("node (Node.js 20 or later) is required: %v", err)
 	}
 	return dir
 }
 
 // newUpstreamEnv writes the policy: network is the network section,
 // server extra keys are added to servers.demo, extra to the policy.
-func newUpstreamEnv(t *testing.T, network, server, extra string) *upstreamEnv {
-	t.Helper()
-	modules := nodeModules(t)
-	code := filepath.Join(t.TempDir(), "code")
-	if err := os.MkdirAll(code, 0o755); err != nil {
-		t.Fatal(err)
+func newUpstreamEnv(tb testing.TB, network, server, extra string) *upstreamEnv {
+	tb.Helper()
+	modules := nodeModules(tb)
+	dir := tb.TempDir()
+	u := &upstreamEnv{env: &env{
+		dir:       dir,
+		policy:    filepath.Join(dir, "policy.yaml"),
+		audit:     filepath.Join(dir, "logs", "audit.log"),
+		workspace: filepath.Join(dir, "ws"),
+	}, code: filepath.Join(dir, "code")}
+	u.calls = filepath.Join(u.workspace, "calls.log")
+	u.secret = filepath.Join(dir, "secret.txt")
+	for _, d := range []string{u.workspace, u.code} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			tb.Fatal(err)
+		}
 	}
 	src, err := os.ReadFile("../../examples/plugins/upstream-ts/server.mjs")
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(code, "server.mjs"), src, 0o644); err != nil {
-		t.Fatal(err)
+	if err := os.WriteFile(filepath.Join(u.code, "server.mjs"), src, 0o644); err != nil {
+		tb.Fatal(err)
 	}
-	if err := os.Symlink(modules, filepath.Join(code, "node_modules")); err != nil {
-		t.Fatal(err)
+	if err := os.Symlink(modules, filepath.Join(u.code, "node_modules")); err != nil {
+		tb.Fatal(err)
 	}
-	u := &upstreamEnv{}
-	tmp := newEnvNet(t, network, "")
-	u.calls = filepath.Join(tmp.workspace, "calls.log")
-	u.secret = filepath.Join(tmp.dir, "secret.txt")
 	if err := os.WriteFile(u.secret, []byte("the secret"), 0o600); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	yaml := fmt.Sprintf(`servers:
+	if !strings.Contains(extra, "tools:") {
+		extra += "tools:\n  timeout: 10\n  rate_limits:\n    default: 100000\n"
+	}
+	yaml := fmt.Sprintf(`version: "1.0"
+%s
+filesystem:
+  allowed_paths: ["%s/**"]
+  denied_paths: ["**/.env"]
+audit:
+  log_file: "%s"
+servers:
   demo:
     command: node
     args: ["%s/server.mjs"]
@@ -74,16 +91,10 @@ func newUpstreamEnv(t *testing.T, network, server, extra string) *upstreamEnv {
       CALL_LOG: "%s"
 %s    sandbox:
       read: ["%s", "%s"]
-%s`, code, u.calls, server, code, modules, extra)
-	u.env = newEnvNet(t, network, yaml)
-	// newEnvNet made a fresh directory: move the secret and the call log.
-	u.calls = filepath.Join(u.workspace, "calls.log")
-	u.secret = filepath.Join(u.dir, "secret.txt")
-	os.WriteFile(u.secret, []byte("the secret"), 0o600)
-	// Rewrite the call log's path in the policy for the new workspace.
-	pol, _ := os.ReadFile(u.policy)
-	pol = []byte(strings.ReplaceAll(string(pol), filepath.Join(tmp.workspace, "calls.log"), u.calls))
-	os.WriteFile(u.policy, pol, 0o644)
+%s`, network, u.workspace, u.audit, u.code, u.calls, server, u.code, modules, extra)
+	if err := os.WriteFile(u.policy, []byte(yaml), 0o644); err != nil {
+		tb.Fatal(err)
+	}
 	return u
 }
 
@@ -357,5 +368,16 @@ func TestE2EUpstreamRestartsAfterCrash(t *testing.T) {
 	}
 	if starts < 2 {
 		t.Errorf("%d upstream start records, want 2", starts)
+	}
+}
+
+// The policy of examples/clients/upstream passes every start-up check.
+func TestUpstreamExamplePolicyChecks(t *testing.T) {
+	home := t.TempDir()
+	cmd := exec.Command(binPath, "policy", "check", "--policy", "../../examples/clients/upstream/policy.yaml")
+	cmd.Env = append(os.Environ(), "HOME="+home, "XDG_STATE_HOME="+filepath.Join(home, "state"))
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), ": ok") {
+		t.Fatalf("policy check: %v\n%s", err, out)
 	}
 }
