@@ -81,7 +81,9 @@ func echoServer(desc string) *mcp.Server {
 		})
 	// A tool whose name no client may call through us.
 	s.AddTool(&mcp.Tool{Name: "bad name!", InputSchema: json.RawMessage(`{"type":"object"}`)},
-		func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) { return &mcp.CallToolResult{}, nil })
+		func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			return &mcp.CallToolResult{}, nil
+		})
 	return s
 }
 
@@ -193,9 +195,9 @@ func TestConvert(t *testing.T) {
 		in   *mcp.CallToolResult
 		want plugin.Result
 	}{
-		"text/joined": {&mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "a"}, &mcp.TextContent{Text: "b"}}}, plugin.Result{Text: "a\nb"}},
-		"error/kept":  {&mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: "no"}}}, plugin.Result{Text: "no", IsError: true}},
-		"link/named":  {&mcp.CallToolResult{Content: []mcp.Content{&mcp.ResourceLink{URI: "file:///x"}}}, plugin.Result{Text: "[resource file:///x]"}},
+		"text/joined":                   {&mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "a"}, &mcp.TextContent{Text: "b"}}}, plugin.Result{Text: "a\nb"}},
+		"error/kept":                    {&mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: "no"}}}, plugin.Result{Text: "no", IsError: true}},
+		"link/named":                    {&mcp.CallToolResult{Content: []mcp.Content{&mcp.ResourceLink{URI: "file:///x"}}}, plugin.Result{Text: "[resource file:///x]"}},
 		"structured/non-object-dropped": {&mcp.CallToolResult{StructuredContent: []any{1}}, plugin.Result{}},
 	} {
 		t.Run(name, func(t *testing.T) {
