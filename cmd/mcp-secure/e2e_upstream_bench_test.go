@@ -46,6 +46,21 @@ func BenchmarkUpstreamEcho(b *testing.B) {
 		defer cs.Close()
 		run(b, cs, "echo")
 	})
+	// A built-in tool through the same server, for scale: the pipeline
+	// without the upstream hop.
+	b.Run("builtin", func(b *testing.B) {
+		u := newUpstreamEnv(b, defaultNetwork, "", "")
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer cancel()
+		cs, err := mcp.NewClient(&mcp.Implementation{Name: "bench", Version: "1"}, nil).Connect(ctx, &mcp.CommandTransport{Command: u.command()}, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer cs.Close()
+		args = map[string]any{}
+		run(b, cs, "list_categories")
+		args = map[string]any{"text": "hello"}
+	})
 	b.Run("through", func(b *testing.B) {
 		u := newUpstreamEnv(b, defaultNetwork, "", "")
 		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)

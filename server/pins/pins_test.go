@@ -129,3 +129,20 @@ func TestUnreadableStateFailsClosed(t *testing.T) {
 		t.Fatal("Open accepted a corrupt state file")
 	}
 }
+
+// BenchmarkPinned is the per-decision cost of the pin check: one stat of
+// the state file, a map lookup.
+func BenchmarkPinned(b *testing.B) {
+	s, err := pins.Open(filepath.Join(b.TempDir(), pins.FileName))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := s.Observe(def("Echo."), "h"); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if p, err := s.Pinned("docs__echo"); err != nil || p != "h" {
+			b.Fatal(p, err)
+		}
+	}
+}
