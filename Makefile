@@ -14,7 +14,7 @@ CAPS      := rego/capabilities.json
 REGAL     := $(GO) tool -modfile=tools/regal/go.mod regal
 FUZZTIME  ?= 30s
 
-.PHONY: help build run test test-go test-rego test-clients policy-tests lint regal fmt bench fuzz deps check caps
+.PHONY: help build run test clients-deps test-go test-rego test-clients policy-tests lint regal fmt bench fuzz deps check caps
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -29,7 +29,10 @@ test: test-go test-rego test-clients ## Run every test: Go (race detector; unit 
 
 TRANSCRIPTS := $(CURDIR)/bin/transcripts
 
-test-go: ## Go tests with the race detector, including the end-to-end suite that drives the real binary
+clients-deps: ## Install test/clients/node_modules from its lockfile (the TypeScript SDK the upstream e2e tests run)
+	cd test/clients && npm ci
+
+test-go: clients-deps ## Go tests with the race detector, including the end-to-end suite that drives the real binary
 	rm -rf $(TRANSCRIPTS)
 	MCP_SECURE_TRANSCRIPTS=$(TRANSCRIPTS) $(GO) test -race -count=1 -timeout 20m ./...
 
@@ -48,8 +51,8 @@ test-rego: build ## Rego unit tests and decision cases (failures print their nam
 	  $(OPA) test --fail-on-empty bin/examples/$$n $$d/*_test.rego; \
 	done
 
-test-clients: build ## The TypeScript SDK client and the MCP Inspector CLI against bin/mcp-secure (Node.js 20+)
-	cd test/clients && npm ci && MCP_SECURE_BIN=$(CURDIR)/$(BIN) MCP_SECURE_TRANSCRIPTS=$(TRANSCRIPTS) npm test
+test-clients: build clients-deps ## The TypeScript SDK client and the MCP Inspector CLI against bin/mcp-secure (Node.js 20+)
+	cd test/clients && MCP_SECURE_BIN=$(CURDIR)/$(BIN) MCP_SECURE_TRANSCRIPTS=$(TRANSCRIPTS) npm test
 
 policy-tests: test-rego ## Alias for test-rego
 

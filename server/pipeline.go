@@ -221,7 +221,7 @@ func (p *pipeline) outcome(ctx context.Context, req *mcp.CallToolRequest) *mcp.C
 	reqCtx := ctx
 	ctx, dspan := p.obs.start(ctx, "decide "+audit.KindToolCall)
 	defer dspan.End()
-	input, err := toolInput(ci, ok, args)
+	input, err := toolInput(ci, ok, args, definitionOf(t))
 	var d engine.Decision
 	if err == nil {
 		d, err = p.decide.Decide(ctx, engine.Tools, input)
@@ -422,10 +422,12 @@ func (p *pipeline) permitted(ctx context.Context, id identity, tool string) (boo
 	if gen != p.generation() {
 		gen = 0 // a call pinned to a replaced snapshot: not memoised
 	}
-	if d, ok := p.permits.get(gen, key); ok {
+	// A pinned definition can change between calls: not cached.
+	pinned := t.Definition != nil
+	if d, ok := p.permits.get(gen, key); ok && !pinned {
 		return d.Allow, d.Reasons
 	}
-	input, err := toolInput(callInfo{name: tool, client: id.client, protocol: id.protocol}, true, map[string]any{})
+	input, err := toolInput(callInfo{name: tool, client: id.client, protocol: id.protocol}, true, map[string]any{}, definitionOf(t))
 	if err != nil {
 		return false, []string{"policy input could not be built"}
 	}
@@ -433,7 +435,9 @@ func (p *pipeline) permitted(ctx context.Context, id identity, tool string) (boo
 	if err != nil {
 		return false, []string{"policy evaluation failed"}
 	}
-	p.permits.put(gen, key, d)
+	if !pinned {
+		p.permits.put(gen, key, d)
+	}
 	return d.Allow, d.Reasons
 }
 
@@ -517,9 +521,9 @@ func (p *pipeline) auditInput(ci callInfo, args any) map[string]any {
 }
 
 // toolInput builds the input document of data.mcp.tools.
-func toolInput(ci callInfo, registered bool, args any) (ast.Value, error) {
+func toolInput(ci callInfo, registered bool, args any, def engine.ToolDefinition) (ast.Value, error) {
 	in := engine.ToolInput{Tool: ci.name, Registered: registered, Client: engine.Client{Name: ci.client.Name, Version: ci.client.Version},
-		ProtocolVersion: ci.protocol, RequestID: ci.requestID, Session: ci.history}
+		ProtocolVersion: ci.protocol, RequestID: ci.requestID, Session: ci.history, Definition: def}
 	if args != nil {
 		v, err := ast.InterfaceToValue(args)
 		if err != nil {

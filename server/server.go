@@ -58,6 +58,9 @@ type Options struct {
 	// Plugins names the plugins to build, in order; nil means every
 	// registered plugin.
 	Plugins []string
+	// Extra are plugins the caller built itself (the upstream servers of
+	// the policy's servers: section), added after the registered ones.
+	Extra []plugin.Plugin
 	// OmitArguments keeps tool arguments out of audit records (the policy's
 	// audit.include without "arguments").
 	OmitArguments bool
@@ -188,6 +191,11 @@ func New(opts Options) (*Server, error) {
 			if err := s.addTool(info, t); err != nil {
 				return nil, fmt.Errorf("server: plugin %q: %w", name, err)
 			}
+		}
+	}
+	for _, pl := range opts.Extra {
+		if err := s.addPlugin(pl); err != nil {
+			return nil, err
 		}
 	}
 	ms.AddReceivingMiddleware(p.sessions.middleware, s.listFilter)

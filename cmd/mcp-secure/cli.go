@@ -62,6 +62,11 @@ Usage:
   mcp-secure audit verify FILE...       check the audit log's hash chain; name
                                         rotated files first (audit.log.2 audit.log.1
                                         audit.log); exit 0 intact, 1 broken
+  mcp-secure tools approve [--policy FILE] NAME...
+                                        re-pin an upstream tool whose definition
+                                        changed (audited); calls to it are denied
+                                        until then
+  mcp-secure tools pins [--policy FILE] list pinned upstream tools and changed ones
   mcp-secure version | -v | --version   print versions
 
 Every command takes --help. Without --policy the server reads
@@ -131,6 +136,8 @@ func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return policyCmd(ctx, args, stdout, stderr)
 	case "audit":
 		return auditCmd(args, stdout, stderr)
+	case "tools":
+		return toolsCmd(ctx, args, stdout, stderr)
 	case "help":
 		if len(args) > 0 {
 			return usageErr("help: unexpected argument %q (run mcp-secure %s --help)", args[0], args[0])

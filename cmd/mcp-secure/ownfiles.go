@@ -10,6 +10,7 @@ import (
 	"github.com/mcp-secure/mcp-secure/server"
 	"github.com/mcp-secure/mcp-secure/server/audit"
 	"github.com/mcp-secure/mcp-secure/server/guard"
+	"github.com/mcp-secure/mcp-secure/server/pins"
 	"github.com/mcp-secure/mcp-secure/server/policy"
 )
 
@@ -71,6 +72,9 @@ func ownFiles(pol *policy.Policy) (files []ownFile, warning string) {
 		key := audit.KeyPath(pol.Audit.LogFile)
 		files = append(files, ownFile{path: key, what: "audit fingerprint key", prefix: true})
 		files = append(files, ownFile{path: filepath.Join(auditDir, ".audit.key"), what: "audit fingerprint key", prefix: true})
+		// The tool pins: whoever writes them approves changed tools.
+		files = append(files, ownFile{path: pins.PathFor(pol.Audit.LogFile), what: "tool pins", prefix: true})
+		files = append(files, ownFile{path: filepath.Join(auditDir, "."+pins.FileName), what: "tool pins", prefix: true})
 	} else {
 		files = append(files, ownFile{path: auditDir, what: "audit log directory", below: true})
 	}

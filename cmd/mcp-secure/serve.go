@@ -105,6 +105,7 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 		log.Warn("filesystem door", "resolution", guard.PathResolution)
 	}
 	limiter := ratelimit.New(rateConfig(pol), time.Now)
+	upstreams := startUpstreams(ctx, pol, commands, alog, log)
 	srv, err := server.New(server.Options{
 		Version:  version,
 		Logger:   log,
@@ -118,6 +119,7 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 
 		Settings: pol.Plugins,
 		Timeout:  pol.Timeout(),
+		Extra:    upstreams,
 
 		OmitArguments: !pol.Audits("arguments"),
 		ShutdownGrace: p.shutdownGrace,
@@ -128,6 +130,7 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 		Redactor:       audit.NewRedactor(key),
 	})
 	if err != nil {
+		closeAll(upstreams, log)
 		return err
 	}
 	defer func() {

@@ -18,6 +18,10 @@ test_tools_deny_not_in_allowed if case_holds("tools", "deny/not-in-allowed")
 
 test_tools_deny_empty_allowed_list if case_holds("tools", "deny/empty-allowed-list")
 
+test_tools_allow_pinned_definition_unchanged if case_holds("tools", "allow/pinned-definition-unchanged")
+
+test_tools_deny_changed_definition_until_approved if case_holds("tools", "deny/changed-definition-until-approved")
+
 test_tools_deny_empty_input if case_holds("tools", "deny/empty-input")
 
 test_network_allow_resolve_endpoint if case_holds("network", "allow/resolve-endpoint")

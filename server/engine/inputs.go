@@ -28,6 +28,25 @@ type ToolInput struct {
 	// Session is the session's earlier decisions (input.session); nil
 	// is a session with none.
 	Session *SessionHistory
+	// Definition is the tool's definition against its pin; the zero value
+	// (a tool of the binary) is unchanged.
+	Definition ToolDefinition
+}
+
+// ToolDefinition is input.tool_definition: whether the tool's definition
+// (name, description, schemas) differs from the hash the operator pinned.
+// Hash and Pinned are empty for the binary's own tools.
+type ToolDefinition struct {
+	Changed      bool
+	Hash, Pinned string
+}
+
+func (d ToolDefinition) term() *ast.Term {
+	return ast.NewTerm(ast.NewObject(
+		ast.Item(ast.InternedTerm("changed"), ast.InternedTerm(d.Changed)),
+		ast.Item(ast.InternedTerm("hash"), ast.StringTerm(d.Hash)),
+		ast.Item(ast.InternedTerm("pinned"), ast.StringTerm(d.Pinned)),
+	))
 }
 
 // Value builds the input document.
@@ -37,6 +56,7 @@ func (in ToolInput) Value() ast.Value {
 		args = ast.NewObject()
 	}
 	return ast.NewObject(
+		ast.Item(ast.InternedTerm("tool_definition"), in.Definition.term()),
 		ast.Item(ast.InternedTerm("tool"), ast.StringTerm(in.Tool)),
 		ast.Item(ast.InternedTerm("registered"), ast.InternedTerm(in.Registered)),
 		ast.Item(ast.InternedTerm("arguments"), ast.NewTerm(args)),

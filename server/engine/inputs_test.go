@@ -25,7 +25,7 @@ func TestInputsMatchTheirDocumentation(t *testing.T) {
 		want  []string
 	}{
 		{engine.Tools, engine.ToolInput{Tool: "t"}.Value(),
-			[]string{"arguments", "client", "protocol_version", "registered", "request_id", "session", "tool"}},
+			[]string{"arguments", "client", "protocol_version", "registered", "request_id", "session", "tool", "tool_definition"}},
 		{engine.Network, engine.NetworkInput{Phase: "dial"}.Value(),
 			[]string{"embedded_ipv4", "host", "ip", "network", "phase", "port", "tool"}},
 		{engine.Filesystem, engine.FileInput{Path: "/p"}.Value(),

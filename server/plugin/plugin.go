@@ -60,6 +60,12 @@ type Tool struct {
 
 	// Handler runs an allowed, validated call.
 	Handler Handler
+
+	// Definition, when set, reports at each decision whether the tool's
+	// definition differs from the one the operator pinned (tools from
+	// outside the binary, such as an upstream MCP server's); nil means
+	// the definition is the binary's own and cannot change.
+	Definition func() DefinitionState
 }
 
 // Annotations are the MCP tool annotations (hints for clients).

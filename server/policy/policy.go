@@ -34,6 +34,9 @@ type Policy struct {
 	Telemetry Telemetry `yaml:"telemetry"`
 	// DryRun is a policy decided next to this one, never enforced.
 	DryRun DryRun `yaml:"dry_run"`
+	// Servers are upstream MCP servers whose tools this server offers
+	// (see servers.go).
+	Servers map[string]Server `yaml:"servers"`
 
 	source string
 	dir    string
@@ -417,6 +420,12 @@ func (p *Policy) validate(d *decoder) {
 		p.Rego.Modules[i] = m
 	}
 	if err := p.validateDryRun(d); err != nil {
+		d.note(err)
+	}
+	// The servers section reports its first problem.
+	if err := p.validateServers(func(key, format string, args ...any) error {
+		return &Error{File: p.source, Line: d.lineOf(key), Key: key, Msg: fmt.Sprintf(format, args...)}
+	}); err != nil {
 		d.note(err)
 	}
 }

@@ -9,6 +9,10 @@
 #   tool_call, validation, rate_limit, network, filesystem, command;
 #   result allow, deny or error), counts {allow, deny, error} (all of the
 #   session's decisions), dropped (how many left history)}.
+#   tool_definition {changed (bool), hash, pinned}: for a tool whose
+#   definition comes from outside the binary (an upstream MCP server),
+#   whether its name, description or schemas differ from the hash the
+#   operator pinned (hashes empty for the binary's own tools).
 #   Outputs: allow (bool), deny (set of reasons to refuse), reasons (deny
 #   plus what the call lacks), decision {allow, reasons}.
 #   User modules in this package tighten it with `deny contains reason if ...`.
@@ -36,6 +40,15 @@ permitted if {
 deny contains sprintf("tool %q is denied by tools.denied pattern %q", [input.tool, pattern]) if {
 	some pattern in data.mcp.policy.tools.denied
 	glob.match(pattern, null, input.tool)
+}
+
+# Rug-pull protection: a tool whose definition changed since it was pinned
+# is refused until the operator approves the new one.
+deny contains sprintf(
+	"tool %q changed its definition (name, description or schemas) since it was pinned; review it and run `mcp-secure tools approve %s` to allow it",
+	[input.tool, input.tool],
+) if {
+	input.tool_definition.changed == true
 }
 
 # reasons explains a refusal; it is evaluated only when allow is not true.

@@ -51,3 +51,19 @@ test_allow_all_flag_skips_globs if {
 	tools.allow with input as call("anything.at_all") with data.mcp.policy.tools as p
 	not tools.allow with input as call("x_y") with data.mcp.policy.tools as p
 }
+
+changed_call(name) := object.union(call(name), {"tool_definition": {"changed": true, "hash": "b", "pinned": "a"}})
+
+test_deny_changed_definition if {
+	d := tools.decision with input as changed_call("docs__echo") with data.mcp.policy.tools as pol
+	d.allow == false
+	d.reasons == [concat("", [
+		`tool "docs__echo" changed its definition (name, description or schemas) since it was pinned; `,
+		"review it and run `mcp-secure tools approve docs__echo` to allow it",
+	])]
+}
+
+test_allow_pinned_definition if {
+	pinned := object.union(call("docs__echo"), {"tool_definition": {"changed": false, "hash": "a", "pinned": "a"}})
+	tools.allow with input as pinned with data.mcp.policy.tools as pol
+}

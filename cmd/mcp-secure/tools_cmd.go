@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+
+	"github.com/mcp-secure/mcp-secure/server/audit"
+	"github.com/mcp-secure/mcp-secure/server/pins"
+	"github.com/mcp-secure/mcp-secure/server/plugin"
+	"github.com/mcp-secure/mcp-secure/server/policy"
+)
+
+// toolsCmd runs `mcp-secure tools approve NAME...` (re-pin the definition
+// last seen, with an audit record) and `mcp-secure tools pins` (list the
+// pinned tools and those whose definition changed).
+func toolsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 1 && (args[0] == "--help" || args[0] == "-h" || args[0] == "-help") {
+		_, err := fmt.Fprint(stdout, toolsUsage)
+		return err
+	}
+	if len(args) == 0 || (args[0] != "approve" && args[0] != "pins") {
+		return usageErr("tools: want `tools approve NAME...` or `tools pins` (see mcp-secure tools --help)")
+	}
+	sub := args[0]
+	var file string
+	var c *subcommand
+	if sub == "approve" {
+		c = newSubcommand("tools approve", "[--policy FILE] NAME...", `
+Re-pins the definitions last seen of the named upstream tools (as clients
+see them, prefix included), with an audit record; calls to a tool whose
+definition changed are denied until then.`, stdout)
+	} else {
+		c = newSubcommand("tools pins", "[--policy FILE]", `
+Lists the pinned upstream tools and those whose definition changed.`, stdout)
+	}
+	c.fs.StringVar(&file, "policy", "", "policy `file` (YAML)")
+	maxArgs := 0
+	if sub == "approve" {
+		maxArgs = -1
+	}
+	names, err := c.parse(args[1:], 0, maxArgs)
+	if err != nil {
+		return err
+	}
+	pol, err := loadPolicy(file)
+	if err != nil {
+		return &exitErr{code: exitUsage, err: err}
+	}
+	store, err := pins.Open(pins.PathFor(pol.Audit.LogFile))
+	if err != nil {
+		return &exitErr{code: exitError, err: err}
+	}
+	if sub == "pins" {
+		return listPins(stdout, store)
+	}
+	if len(names) == 0 {
+		return c.usageErr("name the tools to approve (as clients see them, e.g. docs__read_file)")
+	}
+	alog, closeLog, err := openAudit(pol)
+	if err != nil {
+		return &exitErr{code: exitError, err: err}
+	}
+	defer closeLog()
+	for _, name := range names {
+		old, pinned, err := store.Approve(name)
+		if errors.Is(err, pins.ErrUnknownTool) {
+			return &exitErr{code: exitError, err: fmt.Errorf("tools approve: %q: no definition of it has been seen (is the name as clients see it, prefix included?)", name)}
+		}
+		if err != nil {
+			return &exitErr{code: exitError, err: err}
+		}
+		if err := alog.Log(ctx, audit.Record{DecisionID: audit.NewID(), Kind: kindToolDefinition, Tool: name,
+			Result: audit.ResultAllow, Reasons: []string{"approved by the operator: definition re-pinned"},
+			Input: map[string]any{"previous": old, "pinned": pinned}}); err != nil {
+			return &exitErr{code: exitError, err: fmt.Errorf("tools approve: the audit record could not be written: %w", err)}
+		}
+		if old == pinned {
+			fmt.Fprintf(stdout, "%s: unchanged, pinned %s\n", name, short(pinned))
+		} else {
+			fmt.Fprintf(stdout, "%s: approved, pinned %s (was %s)\n", name, short(pinned), short(old))
+		}
+	}
+	return nil
+}
+
+const toolsUsage = `Usage: mcp-secure tools approve [--policy FILE] NAME...
+       mcp-secure tools pins [--policy FILE]
+
+Upstream tools' definitions (name, description, schemas) are pinned by
+hash; a changed one is denied until approved.
+`
+
+func listPins(w io.Writer, store *pins.Store) error {
+	entries, err := store.Entries()
+	if err != nil {
+		return &exitErr{code: exitError, err: err}
+	}
+	names := make([]string, 0, len(entries))
+	for n := range entries {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		e := entries[n]
+		if e.Seen != "" {
+			desc := ""
+			if e.SeenDefinition != nil {
+				desc = e.SeenDefinition.Description
+			}
+			fmt.Fprintf(w, "%s\tCHANGED\tpinned %s, offered %s since %s; description now: %q\n", n, short(e.Pinned), short(e.Seen), e.SeenAt.Format("2006-01-02T15:04:05Z"), desc)
+			continue
+		}
+		fmt.Fprintf(w, "%s\tpinned\t%s since %s\n", n, short(e.Pinned), e.PinnedAt.Format("2006-01-02T15:04:05Z"))
+	}
+	return nil
+}
+
+func short(h string) string {
+	if len(h) > 12 {
+		return h[:12]
+	}
+	return h
+}
+
+// openAudit opens the policy's audit log for a command's own records.
+func openAudit(pol *policy.Policy) (*audit.Logger, func(), error) {
+	sink, err := audit.Open(pol.Audit.LogFile, &audit.FileOptions{
+		Sync:      pol.Audit.Durability == "fsync",
+		MaxSize:   pol.Audit.MaxSizeBytes,
+		Retention: *pol.Audit.Retention,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("audit log: %w", err)
+	}
+	key, err := audit.LoadKey(audit.KeyPath(pol.Audit.LogFile))
+	if err != nil {
+		sink.Close()
+		return nil, nil, fmt.Errorf("audit log: %w", err)
+	}
+	alog := audit.New(sink, &audit.Options{
+		Labels: map[string]string{"service": "mcp-secure", "version": version, "command": "tools approve"},
+		Key:    key,
+	})
+	return alog, func() { alog.Close() }, nil
+}
+
+// closeAll closes plugins that were started but never served.
+func closeAll(ps []plugin.Plugin, log *slog.Logger) {
+	for _, p := range ps {
+		if c, ok := p.(plugin.Closer); ok {
+			if err := c.Close(); err != nil {
+				log.Error("closing upstream", "err", err)
+			}
+		}
+	}
+}

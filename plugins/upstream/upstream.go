@@ -1,0 +1,330 @@
+package upstream
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"regexp"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcp-secure/mcp-secure/server/plugin"
+)
+
+// Launcher starts the upstream's process; each call is a fresh process.
+type Launcher interface {
+	Launch(ctx context.Context) (*Process, error)
+}
+
+// Process is a running upstream: its pipes, and how to end it.
+type Process struct {
+	Stdout io.ReadCloser
+	Stdin  io.WriteCloser
+	// Wait waits for the process (and all it started) to be gone.
+	Wait func() error
+	// Kill ends the process and all it started.
+	Kill func()
+}
+
+// Definition is what a tool tells the model, as pinned.
+type Definition struct {
+	Tool         string // the name offered to clients (prefix included)
+	Name         string // the upstream's own name
+	Description  string
+	InputSchema  json.RawMessage
+	OutputSchema json.RawMessage
+}
+
+// Pins remembers the tool definitions the operator accepted.
+type Pins interface {
+	// Observe is told of each definition an upstream offers, at every
+	// listing, and returns its hash.
+	Observe(ctx context.Context, server string, d Definition) (hash string, err error)
+	// State compares the hash of the definition offered now with the pin.
+	State(tool, hash string) plugin.DefinitionState
+}
+
+// Config describes one upstream server.
+type Config struct {
+	Name     string // servers.<name>
+	Prefix   string // put before each tool's name
+	Version  string // our version, sent as clientInfo
+	Launcher Launcher
+	Pins     Pins
+	Logger   *slog.Logger
+	// StartTimeout bounds a start: the process, the handshake and the
+	// listing; zero means 20 s.
+	StartTimeout time.Duration
+	// MinBackoff and MaxBackoff bound the wait before a restart; zero
+	// means 250 ms and 30 s.
+	MinBackoff, MaxBackoff time.Duration
+}
+
+// MaxResultText caps the text of a result passed on from an upstream.
+const MaxResultText = 1 << 20
+
+// stableAfter is how long a process must have run for the backoff to go
+// back to its minimum.
+const stableAfter = time.Minute
+
+// ErrClosed is returned by calls after Close.
+var ErrClosed = errors.New("upstream: closed")
+
+var toolName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
+
+// Upstream is one upstream server, offered as a plugin.
+type Upstream struct {
+	cfg   Config
+	log   *slog.Logger
+	tools []plugin.Tool
+
+	mu      sync.Mutex
+	session *mcp.ClientSession // nil while down
+	proc    *Process
+	down    string            // why it is down
+	hashes  map[string]string // upstream tool name -> hash of the definition offered now
+	closed  bool
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+var (
+	_ plugin.Plugin = (*Upstream)(nil)
+	_ plugin.Closer = (*Upstream)(nil)
+)
+
+// New starts the upstream, lists its tools and supervises it until Close.
+func New(ctx context.Context, cfg Config) (*Upstream, error) {
+	if cfg.Launcher == nil || cfg.Pins == nil {
+		return nil, errors.New("upstream: a launcher and pins are required")
+	}
+	if cfg.StartTimeout <= 0 {
+		cfg.StartTimeout = 60 * time.Second
+	}
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = 250 * time.Millisecond
+	}
+	if cfg.MaxBackoff < cfg.MinBackoff {
+		cfg.MaxBackoff = max(30*time.Second, cfg.MinBackoff)
+	}
+	u := &Upstream{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), done: make(chan struct{}), hashes: map[string]string{}}
+	if u.log == nil {
+		u.log = slog.New(slog.DiscardHandler)
+	}
+	u.log = u.log.With("upstream", cfg.Name)
+	cs, proc, listed, err := u.start(ctx)
+	if err != nil {
+		return nil, err
+	}
+	u.offer(listed)
+	u.session, u.proc = cs, proc
+	go u.supervise(cs, proc)
+	return u, nil
+}
+
+// Info names the plugin after the server.
+func (u *Upstream) Info() plugin.Info {
+	return plugin.Info{Name: "upstream." + u.cfg.Name, Version: "1.0.0", Description: "tools of the upstream MCP server " + u.cfg.Name}
+}
+
+// Tools are the upstream's tools as listed at start-up.
+func (u *Upstream) Tools() []plugin.Tool { return u.tools }
+
+// Close ends the process and the supervisor.
+func (u *Upstream) Close() error {
+	u.mu.Lock()
+	if u.closed {
+		u.mu.Unlock()
+		return nil
+	}
+	u.closed = true
+	close(u.stop)
+	cs, proc := u.session, u.proc
+	u.mu.Unlock()
+	if cs != nil {
+		cs.Close()
+	}
+	if proc != nil {
+		proc.Kill()
+	}
+	select {
+	case <-u.done:
+	case <-time.After(10 * time.Second):
+		return fmt.Errorf("upstream %s: did not stop within 10s", u.cfg.Name)
+	}
+	return nil
+}
+
+// listedTool is a tool as the upstream listed it, with its hash.
+type listedTool struct {
+	tool *mcp.Tool
+	def  Definition
+	hash string
+}
+
+// start launches the process, connects and lists its tools.
+func (u *Upstream) start(ctx context.Context) (*mcp.ClientSession, *Process, []listedTool, error) {
+	ctx, cancel := context.WithTimeout(ctx, u.cfg.StartTimeout)
+	defer cancel()
+	proc, err := u.cfg.Launcher.Launch(ctx)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("upstream %s: starting: %w", u.cfg.Name, err)
+	}
+	client := mcp.NewClient(&mcp.Implementation{Name: "mcp-secure", Version: u.cfg.Version}, &mcp.ClientOptions{
+		ToolListChangedHandler: func(context.Context, *mcp.ToolListChangedRequest) { go u.relist() },
+		LoggingMessageHandler: func(_ context.Context, r *mcp.LoggingMessageRequest) {
+			if r.Params != nil {
+				u.log.Info("upstream log message", "level", r.Params.Level, "logger", r.Params.Logger, "data", r.Params.Data)
+			}
+		},
+	})
+	cs, err := client.Connect(ctx, &mcp.IOTransport{Reader: proc.Stdout, Writer: proc.Stdin}, nil)
+	if err != nil {
+		proc.Kill()
+		proc.Wait()
+		return nil, nil, nil, fmt.Errorf("upstream %s: MCP handshake: %w", u.cfg.Name, err)
+	}
+	listed, err := u.list(ctx, cs)
+	if err != nil {
+		cs.Close()
+		proc.Kill()
+		proc.Wait()
+		return nil, nil, nil, err
+	}
+	return cs, proc, listed, nil
+}
+
+// list lists every tool (all pages), pins or compares each definition
+// and records the hashes offered now.
+func (u *Upstream) list(ctx context.Context, cs *mcp.ClientSession) ([]listedTool, error) {
+	var out []listedTool
+	hashes := map[string]string{}
+	for t, err := range cs.Tools(ctx, nil) {
+		if err != nil {
+			return nil, fmt.Errorf("upstream %s: tools/list: %w", u.cfg.Name, err)
+		}
+		if len(out) >= 1000 {
+			return nil, fmt.Errorf("upstream %s: tools/list: more than 1000 tools", u.cfg.Name)
+		}
+		def := Definition{Tool: u.cfg.Prefix + t.Name, Name: t.Name, Description: t.Description}
+		var err error
+		if def.InputSchema, err = json.Marshal(t.InputSchema); err != nil {
+			return nil, fmt.Errorf("upstream %s: tool %q: input schema: %w", u.cfg.Name, t.Name, err)
+		}
+		if t.OutputSchema != nil {
+			if def.OutputSchema, err = json.Marshal(t.OutputSchema); err != nil {
+				return nil, fmt.Errorf("upstream %s: tool %q: output schema: %w", u.cfg.Name, t.Name, err)
+			}
+		}
+		h, err := u.cfg.Pins.Observe(ctx, u.cfg.Name, def)
+		if err != nil {
+			return nil, fmt.Errorf("upstream %s: pinning %q: %w", u.cfg.Name, t.Name, err)
+		}
+		hashes[t.Name] = h
+		out = append(out, listedTool{tool: t, def: def, hash: h})
+	}
+	u.mu.Lock()
+	u.hashes = hashes
+	u.mu.Unlock()
+	return out, nil
+}
+
+// offer turns the first listing into the plugin's tools.
+func (u *Upstream) offer(listed []listedTool) {
+	sort.Slice(listed, func(i, j int) bool { return listed[i].def.Tool < listed[j].def.Tool })
+	for _, l := range listed {
+		name := l.def.Tool
+		if !toolName.MatchString(name) {
+			u.log.Warn("upstream tool left out: its name is not a plain MCP tool name", "tool", name)
+			continue
+		}
+		if _, err := plugin.CompileSchema(name, l.def.InputSchema); err != nil {
+			u.log.Warn("upstream tool left out: its input schema does not compile", "tool", name, "err", err)
+			continue
+		}
+		t := plugin.Tool{
+			Name:        name,
+			Title:       l.tool.Title,
+			Description: l.tool.Description,
+			Category:    u.cfg.Name,
+			InputSchema: l.def.InputSchema,
+			Handler:     u.handler(l.tool.Name),
+			Definition:  u.definition(name, l.tool.Name),
+		}
+		if len(l.def.OutputSchema) > 0 {
+			t.OutputSchema = l.def.OutputSchema
+		}
+		if a := l.tool.Annotations; a != nil {
+			t.Annotations = &plugin.Annotations{Title: a.Title, ReadOnlyHint: a.ReadOnlyHint,
+				DestructiveHint: a.DestructiveHint, IdempotentHint: a.IdempotentHint, OpenWorldHint: a.OpenWorldHint}
+		}
+		u.tools = append(u.tools, t)
+	}
+}
+
+// definition reports the state of the tool's definition at decision time.
+func (u *Upstream) definition(offered, name string) func() plugin.DefinitionState {
+	return func() plugin.DefinitionState {
+		u.mu.Lock()
+		h, ok := u.hashes[name]
+		u.mu.Unlock()
+		if !ok {
+			// Gone from the upstream's listing (or not listed yet since a
+			// restart): nothing the operator pinned is on offer.
+			return plugin.DefinitionState{Changed: true, Hash: "", Pinned: ""}
+		}
+		return u.cfg.Pins.State(offered, h)
+	}
+}
+
+// relist lists the tools again after notifications/tools/list_changed.
+func (u *Upstream) relist() {
+	u.mu.Lock()
+	cs := u.session
+	u.mu.Unlock()
+	if cs == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), u.cfg.StartTimeout)
+	defer cancel()
+	listed, err := u.list(ctx, cs)
+	if err != nil {
+		u.log.Warn("re-listing the upstream's tools failed", "err", err)
+		return
+	}
+	u.noteNew(listed)
+}
+
+// noteNew logs tools the upstream offers now that were not offered at
+// start-up.
+func (u *Upstream) noteNew(listed []listedTool) {
+	for _, l := range listed {
+		known := false
+		for _, t := range u.tools {
+			if t.Name == l.def.Tool {
+				known = true
+				break
+			}
+		}
+		if !known {
+			u.log.Warn("upstream offers a tool it did not offer at start-up; restart mcp-secure to offer it", "tool", l.def.Tool)
+		}
+	}
+}
+
+// current is the session to call, or why there is none.
+func (u *Upstream) current() (*mcp.ClientSession, string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.closed {
+		return nil, "the server is shutting down"
+	}
+	return u.session, u.down
+}

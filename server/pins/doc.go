@@ -1,0 +1,24 @@
+// Package pins keeps the hashes of tool definitions an operator has
+// accepted: rug-pull protection for tools whose definitions come from
+// outside the binary (upstream MCP servers).
+//
+// # The state file
+//
+// One JSON file beside the audit log (tool-pins.json, mode 0600) maps
+// each tool name to its pinned hash and to the hash (and definition) last
+// seen. A tool seen for the first time is pinned at once; a definition
+// whose hash differs from the pin is "changed" until [Store.Approve]
+// (mcp-secure tools approve NAME) pins what was last seen. Writers take
+// an advisory lock on the file's .lock companion, so the server and the
+// approve command never lose each other's updates, and replace the file
+// by an atomic rename. A running server notices an approval at the next
+// call: [Store.Changed] reloads the file when its modification time or
+// size differ from what it read.
+//
+// # The hash
+//
+// [Hash] is SHA-256 over the canonical JSON of name, description, input
+// schema and output schema (object keys sorted), so the order in which a
+// server writes its schema's keys does not matter, and any change to
+// what the model is told does.
+package pins

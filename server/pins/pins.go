@@ -1,0 +1,265 @@
+package pins
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// FileName is the state file's name in the audit log's directory.
+const FileName = "tool-pins.json"
+
+// PathFor is the state file of the audit log logFile.
+func PathFor(logFile string) string { return filepath.Join(filepath.Dir(logFile), FileName) }
+
+// ErrUnknownTool is returned by Approve for a tool never seen.
+var ErrUnknownTool = errors.New("pins: no definition of this tool has been seen")
+
+// Definition is what a tool tells the model; the fields of its hash.
+type Definition struct {
+	Name         string          `json:"name"`
+	Description  string          `json:"description"`
+	InputSchema  json.RawMessage `json:"inputSchema,omitempty"`
+	OutputSchema json.RawMessage `json:"outputSchema,omitempty"`
+}
+
+// Hash is the hex SHA-256 of d's canonical JSON.
+func Hash(d Definition) (string, error) {
+	doc := map[string]any{"name": d.Name, "description": d.Description}
+	for k, raw := range map[string]json.RawMessage{"inputSchema": d.InputSchema, "outputSchema": d.OutputSchema} {
+		if len(raw) == 0 {
+			continue
+		}
+		var v any
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return "", fmt.Errorf("pins: %s of %q: %w", k, d.Name, err)
+		}
+		doc[k] = v
+	}
+	// encoding/json writes map keys sorted: the encoding is canonical.
+	b, err := json.Marshal(doc)
+	if err != nil {
+		return "", fmt.Errorf("pins: %w", err)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// Entry is one tool's state.
+type Entry struct {
+	Pinned   string    `json:"pinned"`
+	PinnedAt time.Time `json:"pinned_at"`
+	// Seen is the hash last seen, with its definition, when it differs
+	// from Pinned.
+	Seen           string      `json:"seen,omitempty"`
+	SeenAt         time.Time   `json:"seen_at,omitzero"`
+	SeenDefinition *Definition `json:"seen_definition,omitempty"`
+}
+
+type state struct {
+	Version int               `json:"version"`
+	Tools   map[string]*Entry `json:"tools"`
+}
+
+// Store is the state file of one server.
+type Store struct {
+	path string
+
+	mu    sync.Mutex
+	tools map[string]*Entry
+	mod   time.Time
+	size  int64
+}
+
+// Open reads the state file at path; a missing file is an empty store.
+func Open(path string) (*Store, error) {
+	s := &Store{path: path, tools: map[string]*Entry{}}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.reload(true); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Path is the state file's path.
+func (s *Store) Path() string { return s.path }
+
+// reload reads the file when it changed since the last read (always when
+// force). Called with s.mu held.
+func (s *Store) reload(force bool) error {
+	st, err := os.Stat(s.path)
+	if errors.Is(err, os.ErrNotExist) {
+		s.tools, s.mod, s.size = map[string]*Entry{}, time.Time{}, 0
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("pins: %w", err)
+	}
+	if !force && st.ModTime().Equal(s.mod) && st.Size() == s.size {
+		return nil
+	}
+	data, err := os.ReadFile(s.path)
+	if err != nil {
+		return fmt.Errorf("pins: %w", err)
+	}
+	var doc state
+	if err := json.Unmarshal(data, &doc); err != nil {
+		return fmt.Errorf("pins: %s: %w", s.path, err)
+	}
+	if doc.Tools == nil {
+		doc.Tools = map[string]*Entry{}
+	}
+	s.tools, s.mod, s.size = doc.Tools, st.ModTime(), st.Size()
+	return nil
+}
+
+// Outcome is what Observe found.
+type Outcome int
+
+// Outcomes of Observe.
+const (
+	Same    Outcome = iota // the pinned definition
+	Pinned                 // first seen: pinned now
+	Changed                // differs from the pin
+)
+
+func (o Outcome) String() string {
+	return [...]string{"same", "pinned", "changed"}[o]
+}
+
+// Observe records that tool is offered with definition d of hash h: a new
+// tool is pinned, a changed one remembered as seen (for Approve).
+func (s *Store) Observe(d Definition, h string) (Outcome, error) {
+	var out Outcome
+	err := s.update(func(tools map[string]*Entry) bool {
+		now := time.Now().UTC()
+		e, ok := tools[d.Name]
+		switch {
+		case !ok:
+			tools[d.Name] = &Entry{Pinned: h, PinnedAt: now}
+			out = Pinned
+			return true
+		case e.Pinned == h:
+			out = Same
+			if e.Seen == "" {
+				return false
+			}
+			e.Seen, e.SeenAt, e.SeenDefinition = "", time.Time{}, nil
+			return true
+		default:
+			out = Changed
+			if e.Seen == h {
+				return false
+			}
+			def := d
+			e.Seen, e.SeenAt, e.SeenDefinition = h, now, &def
+			return true
+		}
+	})
+	return out, err
+}
+
+// Pinned is tool's pinned hash ("" when it was never seen), read again
+// from the file when the file changed (an approval by another process).
+// A caller must treat an error as a changed definition: fail closed.
+func (s *Store) Pinned(tool string) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.reload(false); err != nil {
+		return "", err
+	}
+	if e, ok := s.tools[tool]; ok {
+		return e.Pinned, nil
+	}
+	return "", nil
+}
+
+// Approve pins the definition of tool last seen and returns the old and
+// the new hash. A tool whose definition has not changed is approved as
+// it is (old == new).
+func (s *Store) Approve(tool string) (old, pinned string, err error) {
+	err = s.update(func(tools map[string]*Entry) bool {
+		e, ok := tools[tool]
+		if !ok {
+			return false
+		}
+		old, pinned = e.Pinned, e.Pinned
+		if e.Seen == "" {
+			return false
+		}
+		pinned = e.Seen
+		e.Pinned, e.PinnedAt = e.Seen, time.Now().UTC()
+		e.Seen, e.SeenAt, e.SeenDefinition = "", time.Time{}, nil
+		return true
+	})
+	if err == nil && old == "" {
+		err = fmt.Errorf("%w: %q", ErrUnknownTool, tool)
+	}
+	return old, pinned, err
+}
+
+// Entries returns a copy of every tool's state.
+func (s *Store) Entries() (map[string]Entry, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.reload(false); err != nil {
+		return nil, err
+	}
+	out := make(map[string]Entry, len(s.tools))
+	for k, e := range s.tools {
+		out[k] = *e
+	}
+	return out, nil
+}
+
+// update reads the file under its lock, applies f and writes the result
+// when f reports a change.
+func (s *Store) update(f func(map[string]*Entry) bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := os.MkdirAll(filepath.Dir(s.path), 0o700); err != nil {
+		return fmt.Errorf("pins: %w", err)
+	}
+	unlock, err := lockFile(s.path + ".lock")
+	if err != nil {
+		return fmt.Errorf("pins: %w", err)
+	}
+	defer unlock()
+	if err := s.reload(true); err != nil {
+		return err
+	}
+	if !f(s.tools) {
+		return nil
+	}
+	data, err := json.MarshalIndent(state{Version: 1, Tools: s.tools}, "", "  ")
+	if err != nil {
+		return fmt.Errorf("pins: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(s.path), "."+FileName+".*")
+	if err != nil {
+		return fmt.Errorf("pins: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(append(data, '\n')); err != nil {
+		tmp.Close()
+		return fmt.Errorf("pins: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("pins: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("pins: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), s.path); err != nil {
+		return fmt.Errorf("pins: %w", err)
+	}
+	return s.reload(true)
+}
