@@ -30,6 +30,9 @@ type Policy struct {
 	// Plugins holds plugin settings: plugins.<name>.<key>: value, with
 	// ${VAR} expansion.
 	Plugins map[string]map[string]string `yaml:"plugins" policy:"path"`
+	// External are the external plugin directories (plugins.external) and
+	// plugins.strict.
+	External External `yaml:"-"`
 
 	source string
 	dir    string
@@ -223,6 +226,9 @@ func Parse(name, dir string, data []byte, lookup func(string) (string, bool)) (*
 	p := &Policy{source: name, dir: dir}
 	d := &decoder{file: name, lines: map[string]int{}, lookup: lookup, home: home}
 	if len(root.Content) > 0 {
+		if err := p.takeExternal(d, root.Content[0]); err != nil {
+			return nil, err
+		}
 		if err := d.decode(root.Content[0], "", reflect.ValueOf(p).Elem(), literal); err != nil {
 			return nil, err
 		}
@@ -394,6 +400,9 @@ func (p *Policy) validate(d *decoder) error {
 		a.LogFile = f
 	}
 	a.LogFile = p.abs(a.LogFile)
+	if err := p.validateExternal(d); err != nil {
+		return err
+	}
 	for i, m := range p.Rego.Modules {
 		key := fmt.Sprintf("rego.modules[%d]", i)
 		m = p.abs(m)

@@ -1,0 +1,268 @@
+package external
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/mcp-secure/mcp-secure/server/plugin"
+)
+
+// Restart backoff of a persistent process that ended: the first restart
+// waits minBackoff, each further one twice as long, up to maxBackoff; a
+// call that succeeds resets it.
+const (
+	minBackoff = 100 * time.Millisecond
+	maxBackoff = 5 * time.Second
+)
+
+// maxStderrLog bounds what one persistent process may write to the
+// server's log in all.
+const maxStderrLog = 1 << 20
+
+// persistent keeps one process of the plugin for all its calls: one
+// request a line on its stdin, one answer a line on its stdout, one call
+// at a time.
+type persistent struct {
+	m        *Manifest
+	launcher plugin.Launcher
+	log      *slog.Logger
+
+	turn chan struct{} // holds a token while a call talks to the process
+
+	mu       sync.Mutex // guards the fields below
+	cur      *child
+	failures int
+	notUntil time.Time
+	closed   bool
+}
+
+// child is one running process.
+type child struct {
+	proc  plugin.Process
+	lines chan line     // answers read from stdout
+	gone  chan struct{} // closed once the process tree is gone
+	code  int           // exit code, once gone
+}
+
+type line struct {
+	data []byte
+	err  error
+}
+
+// errTooLong is a line of output over MaxOutput.
+var errTooLong = errors.New("answer longer than 1 MiB")
+
+func newPersistent(m *Manifest, l plugin.Launcher, log *slog.Logger) *persistent {
+	p := &persistent{m: m, launcher: l, log: log, turn: make(chan struct{}, 1)}
+	return p
+}
+
+func (p *persistent) run(ctx context.Context, call *plugin.Call) (*plugin.Result, error) {
+	if p.launcher == nil {
+		return nil, errors.New("external plugins cannot be started: the server has no launcher")
+	}
+	req, err := encodeRequest(call)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case p.turn <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("external tool %s: waiting for its process: %w", call.Tool, context.Cause(ctx))
+	}
+	defer func() { <-p.turn }()
+	c, err := p.child(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// A process that stops reading must not hold the call: the write
+	// fails once the process is killed.
+	go c.proc.Stdin().Write(append(req, '\n'))
+	select {
+	case l := <-c.lines:
+		switch {
+		case errors.Is(l.err, errTooLong):
+			p.drop(c, true)
+			return plugin.Errorf("external tool %s answered more than %d bytes (the limit is 1 MiB); its process is restarted", call.Tool, MaxOutput), nil
+		case l.err != nil: // the process ended, or closed its stdout
+			p.drop(c, true)
+			select {
+			case <-c.gone:
+				return p.ended(call.Tool, c.code), nil
+			case <-ctx.Done():
+				return nil, fmt.Errorf("external tool %s: %w", call.Tool, context.Cause(ctx))
+			}
+		}
+		res, err := decodeResponse(l.data)
+		if err != nil {
+			p.drop(c, true)
+			return plugin.Errorf("external tool %s: %v; its process is restarted", call.Tool, err), nil
+		}
+		p.succeeded()
+		return res, nil
+	case <-ctx.Done():
+		// The answer may still come, out of turn: start afresh.
+		p.drop(c, false)
+		return nil, fmt.Errorf("external tool %s: %w", call.Tool, context.Cause(ctx))
+	}
+}
+
+func (p *persistent) ended(tool string, code int) *plugin.Result {
+	if code > 128 {
+		return plugin.Errorf("external tool %s crashed: its process (plugin %s) was killed by signal %d; it is restarted on the next call", tool, p.m.Name, code-128)
+	}
+	return plugin.Errorf("external tool %s failed: its process (plugin %s) exited with status %d; it is restarted on the next call", tool, p.m.Name, code)
+}
+
+// child returns the running process, starting one (after the backoff,
+// when the last one failed) if there is none.
+func (p *persistent) child(ctx context.Context) (*child, error) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, errors.New("the server is shutting down")
+	}
+	if c := p.cur; c != nil {
+		select {
+		case <-c.gone:
+			p.cur = nil
+			p.failLocked()
+		default:
+			p.mu.Unlock()
+			return c, nil
+		}
+	}
+	wait := time.Until(p.notUntil)
+	p.mu.Unlock()
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("plugin %s is restarting: %w", p.m.Name, context.Cause(ctx))
+		}
+	}
+	// The process outlives this call; it keeps the call's values so its
+	// start is audited with the call that caused it.
+	proc, err := p.launcher.Launch(context.WithoutCancel(ctx), p.m.LaunchSpec(os.LookupEnv))
+	if err != nil {
+		p.mu.Lock()
+		p.failLocked()
+		p.mu.Unlock()
+		return nil, err
+	}
+	c := &child{proc: proc, lines: make(chan line, 1), gone: make(chan struct{})}
+	go c.readLines()
+	go p.readStderr(proc.Stderr())
+	go func() {
+		code, err := proc.Wait()
+		if err != nil {
+			p.log.Error("external plugin process failed", "plugin", p.m.Name, "err", err)
+		}
+		c.code = code
+		close(c.gone)
+	}()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		proc.Kill()
+		return nil, errors.New("the server is shutting down")
+	}
+	p.cur = c
+	p.log.Info("external plugin process started", "plugin", p.m.Name, "pid", proc.Pid())
+	return c, nil
+}
+
+// readLines hands each line of stdout to the calls, until EOF.
+func (c *child) readLines() {
+	defer close(c.lines)
+	r := bufio.NewReaderSize(c.proc.Stdout(), 64<<10)
+	var buf []byte
+	for {
+		chunk, err := r.ReadSlice('\n')
+		if len(buf)+len(chunk) > MaxOutput+1 {
+			c.lines <- line{err: errTooLong}
+			c.proc.Kill()
+			io.Copy(io.Discard, r)
+			return
+		}
+		buf = append(buf, chunk...)
+		switch {
+		case err == bufio.ErrBufferFull:
+			continue
+		case err != nil:
+			c.lines <- line{err: fmt.Errorf("output ended: %w", err)}
+			return
+		}
+		if len(bytes.TrimSpace(buf)) > 0 {
+			c.lines <- line{data: buf}
+		}
+		buf = nil
+	}
+}
+
+// readStderr logs the process's stderr a line at a time, capped.
+func (p *persistent) readStderr(r io.Reader) {
+	br := bufio.NewReaderSize(r, maxStderr)
+	total := 0
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if len(chunk) > 0 && total < maxStderrLog {
+			total += len(chunk)
+			p.log.Warn("external plugin wrote to stderr", "plugin", p.m.Name, "stderr", string(bytes.TrimRight(chunk, "\n")))
+		}
+		if err != nil && err != bufio.ErrBufferFull {
+			return
+		}
+	}
+}
+
+// drop kills c and forgets it; failed counts towards the backoff.
+func (p *persistent) drop(c *child, failed bool) {
+	c.proc.Kill()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cur == c {
+		p.cur = nil
+		if failed {
+			p.failLocked()
+		}
+	}
+}
+
+func (p *persistent) failLocked() {
+	p.failures++
+	d := minBackoff << min(p.failures-1, 10)
+	p.notUntil = time.Now().Add(min(d, maxBackoff))
+}
+
+func (p *persistent) succeeded() {
+	p.mu.Lock()
+	p.failures = 0
+	p.mu.Unlock()
+}
+
+func (p *persistent) close() {
+	p.mu.Lock()
+	p.closed = true
+	c := p.cur
+	p.cur = nil
+	p.mu.Unlock()
+	if c != nil {
+		c.proc.Stdin().Close()
+		c.proc.Kill()
+		select {
+		case <-c.gone:
+		case <-time.After(5 * time.Second):
+		}
+	}
+}
