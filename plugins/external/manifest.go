@@ -160,6 +160,10 @@ func Parse(file string, data []byte) (*Manifest, error) {
 		}
 		return nil, yamlError(file, err)
 	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		return nil, &ManifestError{File: file, Line: extra.Line, Msg: "a manifest holds one YAML document"}
+	}
 	if err := m.validate(); err != nil {
 		return nil, err
 	}
