@@ -491,6 +491,12 @@ func TestExternalManifestErrors(t *testing.T) {
 		}
 	}
 
+	t.Run("policy-check-warns", func(t *testing.T) {
+		out, err := exec.Command(binPath, "policy", "check", "--policy", e.policy).CombinedOutput()
+		if code := exitCode(err); code != 0 || !strings.Contains(string(out), "warning: external plugin left out: "+filepath.Join(mismatch, "manifest.yaml")) {
+			t.Errorf("policy check: exit %d, %s", code, out)
+		}
+	})
 	t.Run("strict", func(t *testing.T) {
 		e.write(t, "policy.yaml", strings.Replace(mustRead(t, e.policy), "plugins:\n", "plugins:\n  strict: true\n", 1))
 		out, err := exec.Command(binPath, "policy", "check", "--policy", e.policy).CombinedOutput()
@@ -514,4 +520,36 @@ func exitCode(err error) int {
 		return ee.ExitCode()
 	}
 	return -1
+}
+
+// TestExternalWithoutLandlock: where children cannot be confined, a
+// plugin is left out (the log says why) unless the policy opts into
+// unconfined children, which the log says too.
+func TestExternalWithoutLandlock(t *testing.T) {
+	for _, unconfined := range []bool{false, true} {
+		t.Run(fmt.Sprintf("unconfined=%v", unconfined), func(t *testing.T) {
+			extra := extPolicy("plugins/fx")
+			if unconfined {
+				extra += "commands:\n  unconfined: true\n"
+			}
+			e := newEnv(t, extra)
+			extPlugin(t, e, "fx", fxManifest("fx", "fx", ""))
+			e.vars = append(e.vars, "MCP_SECURE_NO_LANDLOCK=1")
+			cs, logs := e.connectLog(t)
+			res := call(t, cs, "fx_echo", map[string]any{"text": "x"})
+			if !unconfined {
+				wantError(t, res, "not registered")
+				if !strings.Contains(logs.String(), "cannot be confined here") || !strings.Contains(logs.String(), filepath.Join(e.dir, "plugins", "fx", "manifest.yaml")) {
+					t.Errorf("the log does not say why plugin fx is left out")
+				}
+				return
+			}
+			if res.IsError {
+				t.Fatalf("unconfined by policy: %q", text(res))
+			}
+			if !strings.Contains(logs.String(), "unconfined by policy") {
+				t.Errorf("the log does not say plugin fx runs unconfined")
+			}
+		})
+	}
 }

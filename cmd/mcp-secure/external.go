@@ -30,6 +30,19 @@ func pluginSettings(pol *policy.Policy) map[string]map[string]string {
 	return out
 }
 
+// externalWarnings are the problems of the plugin directories that the
+// server would leave out at start-up (policy check reports them; with
+// plugins.strict they are errors instead).
+func externalWarnings(pol *policy.Policy) []string {
+	var out []string
+	for _, dir := range pol.External.Dirs {
+		if _, err := external.Load(dir); err != nil {
+			out = append(out, "external plugin left out: "+err.Error())
+		}
+	}
+	return out
+}
+
 // pluginOrder is the order plugins are built in: the external plugin
 // last, so it sees every built-in tool and refuses a manifest that
 // declares one of their names (naming the manifest) instead of stopping

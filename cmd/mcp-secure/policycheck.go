@@ -49,7 +49,7 @@ func checkPolicy(ctx context.Context, file string) (*checked, error) {
 	if err != nil {
 		return nil, &exitErr{code: exitUsage, err: err}
 	}
-	warnings := pol.Warnings(tools)
+	warnings := append(pol.Warnings(tools), externalWarnings(pol)...)
 	if _, w := serverFiles(pol); w != "" {
 		warnings = append(warnings, w)
 	}

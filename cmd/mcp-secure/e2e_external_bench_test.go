@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// BenchmarkExternalCall measures one tools/call over the real binary:
+// a built-in tool (the pipeline's own cost), the trivial Go fixture per
+// call and persistent, and the fixture run directly without the server
+// (the floor of starting a process). The overhead of an external tool is
+// its time minus the built-in's.
+//
+//	go test ./cmd/mcp-secure -run '^$' -bench BenchmarkExternalCall -benchtime 300x -count 5
+func BenchmarkExternalCall(b *testing.B) {
+	bin := extFixtureB(b)
+	for _, c := range []struct {
+		name, tool, mode string
+		args             map[string]any
+	}{
+		{"builtin-list_categories", "list_categories", "", map[string]any{}},
+		{"external-per-call", "fx_echo", "", map[string]any{"text": "x"}},
+		{"external-persistent", "fx_echo", "mode: persistent\nargs: [--persistent]\n", map[string]any{"text": "x"}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			cs := benchServer(b, bin, c.mode)
+			ctx := context.Background()
+			call := func() {
+				res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: c.tool, Arguments: c.args})
+				if err != nil {
+					b.Fatalf("call %s: %v", c.tool, err)
+				}
+				if res.IsError {
+					b.Fatalf("call %s: %s", c.tool, text(res))
+				}
+			}
+			for range 5 { // warm up: the persistent process starts here
+				call()
+			}
+			b.ResetTimer()
+			for b.Loop() {
+				call()
+			}
+		})
+	}
+	b.Run("direct-exec-no-server", func(b *testing.B) {
+		req := `{"tool":"fx_echo","arguments":{"text":"x"}}` + "\n"
+		for b.Loop() {
+			cmd := exec.Command(bin)
+			cmd.Stdin = strings.NewReader(req)
+			if out, err := cmd.Output(); err != nil || !strings.Contains(string(out), "text=x") {
+				b.Fatalf("%v %s", err, out)
+			}
+		}
+	})
+}
+
+func extFixtureB(b *testing.B) string {
+	fixtureOnce.Do(func() {
+		fixtureBin = filepath.Join(filepath.Dir(binPath), "extfixture")
+		out, err := exec.Command("go", "build", "-o", fixtureBin, "./testdata/extfixture").CombinedOutput()
+		if err != nil {
+			fixtureErr = fmt.Errorf("building the fixture plugin: %v\n%s", err, out)
+		}
+	})
+	if fixtureErr != nil {
+		b.Fatal(fixtureErr)
+	}
+	return fixtureBin
+}
+
+// benchServer starts the binary with the fixture plugin (manifest extra)
+// and connects a client.
+func benchServer(b *testing.B, bin, extra string) *mcp.ClientSession {
+	dir := b.TempDir()
+	plug := filepath.Join(dir, "plugins", "fx")
+	ws := filepath.Join(dir, "ws")
+	for _, d := range []string{plug, ws} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			b.Fatal(err)
+		}
+	}
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		b.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(plug, "fx"), data, 0o755)
+	os.WriteFile(filepath.Join(plug, "manifest.yaml"), []byte(fxManifest("fx", "fx", extra)), 0o644)
+	pol := filepath.Join(dir, "policy.yaml")
+	os.WriteFile(pol, []byte(fmt.Sprintf(`version: "1.0"
+filesystem:
+  allowed_paths: ["%s/**"]
+audit:
+  log_file: "%s/logs/audit.log"
+tools:
+  timeout: 10
+  rate_limits:
+    default: 1000000
+plugins:
+  external: [plugins/fx]
+`, ws, dir)), 0o644)
+	cmd := exec.Command(binPath, "serve", "--policy", pol)
+	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_CONFIG_HOME="+filepath.Join(dir, "config"), "XDG_DATA_HOME="+filepath.Join(dir, "data"))
+	client := mcp.NewClient(&mcp.Implementation{Name: "bench", Version: "1"}, nil)
+	cs, err := client.Connect(context.Background(), &mcp.CommandTransport{Command: cmd}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { cs.Close() })
+	return cs
+}
