@@ -50,6 +50,25 @@ type child struct {
 	lines chan line     // answers read from stdout
 	gone  chan struct{} // closed once the process tree is gone
 	code  int           // exit code, once gone
+
+	quit     chan struct{} // closed when the process is dropped: nobody reads lines
+	quitOnce sync.Once
+}
+
+// stop kills the process and stops its reader.
+func (c *child) stop() {
+	c.quitOnce.Do(func() { close(c.quit) })
+	c.proc.Kill()
+}
+
+// send hands a line to the call waiting for it, unless c was dropped.
+func (c *child) send(l line) bool {
+	select {
+	case c.lines <- l:
+		return true
+	case <-c.quit:
+		return false
+	}
 }
 
 type line struct {
@@ -82,6 +101,17 @@ func (p *persistent) run(ctx context.Context, call *plugin.Call) (*plugin.Result
 	c, err := p.child(ctx)
 	if err != nil {
 		return nil, err
+	}
+	select {
+	case <-c.lines:
+		// Output nobody asked for (or the end of it): the process is out
+		// of step with its calls; start afresh.
+		p.log.Warn("external plugin process wrote out of turn; restarting it", "plugin", p.m.Name)
+		p.drop(c, true)
+		if c, err = p.child(ctx); err != nil {
+			return nil, err
+		}
+	default:
 	}
 	// A process that stops reading must not hold the call: the write
 	// fails once the process is killed.
@@ -160,7 +190,7 @@ func (p *persistent) child(ctx context.Context) (*child, error) {
 		p.mu.Unlock()
 		return nil, err
 	}
-	c := &child{proc: proc, lines: make(chan line, 1), gone: make(chan struct{})}
+	c := &child{proc: proc, lines: make(chan line, 1), gone: make(chan struct{}), quit: make(chan struct{})}
 	go c.readLines()
 	go p.readStderr(proc.Stderr())
 	go func() {
@@ -174,7 +204,7 @@ func (p *persistent) child(ctx context.Context) (*child, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
-		proc.Kill()
+		c.stop()
 		return nil, errors.New("the server is shutting down")
 	}
 	p.cur = c
@@ -190,8 +220,8 @@ func (c *child) readLines() {
 	for {
 		chunk, err := r.ReadSlice('\n')
 		if len(buf)+len(chunk) > MaxOutput+1 {
-			c.lines <- line{err: errTooLong}
 			c.proc.Kill()
+			c.send(line{err: errTooLong})
 			io.Copy(io.Discard, r)
 			return
 		}
@@ -200,11 +230,11 @@ func (c *child) readLines() {
 		case err == bufio.ErrBufferFull:
 			continue
 		case err != nil:
-			c.lines <- line{err: fmt.Errorf("output ended: %w", err)}
+			c.send(line{err: fmt.Errorf("output ended: %w", err)})
 			return
 		}
-		if len(bytes.TrimSpace(buf)) > 0 {
-			c.lines <- line{data: buf}
+		if len(bytes.TrimSpace(buf)) > 0 && !c.send(line{data: buf}) {
+			return
 		}
 		buf = nil
 	}
@@ -228,7 +258,7 @@ func (p *persistent) readStderr(r io.Reader) {
 
 // drop kills c and forgets it; failed counts towards the backoff.
 func (p *persistent) drop(c *child, failed bool) {
-	c.proc.Kill()
+	c.stop()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.cur == c {
@@ -259,7 +289,7 @@ func (p *persistent) close() {
 	p.mu.Unlock()
 	if c != nil {
 		c.proc.Stdin().Close()
-		c.proc.Kill()
+		c.stop()
 		select {
 		case <-c.gone:
 		case <-time.After(5 * time.Second):
