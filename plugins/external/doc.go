@@ -39,7 +39,9 @@
 // goes to the server's log, capped and redacted.
 //
 // In persistent mode one process serves every call: requests and answers
-// are one JSON object a line, one call at a time. A process that exits,
+// are one JSON object a line, one call at a time. Each request carries an
+// "id" (1, 2, ...); a process that copies it into its answer lets a late
+// answer to an abandoned call be skipped instead of taken for the next. A process that exits,
 // answers garbage or runs past a call's deadline is killed and started
 // again on the next call, after a backoff (100 ms doubling up to 5 s).
 //

@@ -30,7 +30,7 @@ func (r *perCall) run(ctx context.Context, call *plugin.Call) (*plugin.Result, e
 	if r.launcher == nil {
 		return nil, errors.New("external plugins cannot be started: the server has no launcher")
 	}
-	req, err := encodeRequest(call)
+	req, err := encodeRequest(call, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -41,6 +41,7 @@ type persistent struct {
 	cur      *child
 	failures int
 	notUntil time.Time
+	lastID   uint64
 	closed   bool
 }
 
@@ -88,10 +89,6 @@ func (p *persistent) run(ctx context.Context, call *plugin.Call) (*plugin.Result
 	if p.launcher == nil {
 		return nil, errors.New("external plugins cannot be started: the server has no launcher")
 	}
-	req, err := encodeRequest(call)
-	if err != nil {
-		return nil, err
-	}
 	select {
 	case p.turn <- struct{}{}:
 	case <-ctx.Done():
@@ -102,46 +99,95 @@ func (p *persistent) run(ctx context.Context, call *plugin.Call) (*plugin.Result
 	if err != nil {
 		return nil, err
 	}
-	select {
-	case <-c.lines:
-		// Output nobody asked for (or the end of it): the process is out
-		// of step with its calls; start afresh.
+	if p.outOfTurn(c) {
+		// Output nobody asked for that no id explains (or the end of
+		// output): the process is out of step with its calls; start
+		// afresh. Without ids this is best effort: a late line may also
+		// come after the next request was written.
 		p.log.Warn("external plugin process wrote out of turn; restarting it", "plugin", p.m.Name)
 		p.drop(c, true)
 		if c, err = p.child(ctx); err != nil {
 			return nil, err
 		}
-	default:
+	}
+	p.mu.Lock()
+	p.lastID++
+	id := p.lastID
+	p.mu.Unlock()
+	req, err := encodeRequest(call, id)
+	if err != nil {
+		return nil, err
 	}
 	// A process that stops reading must not hold the call: the write
 	// fails once the process is killed.
 	go c.proc.Stdin().Write(append(req, '\n'))
+	for {
+		res, again, err := p.await(ctx, c, call.Tool, id)
+		if !again {
+			return res, err
+		}
+	}
+}
+
+// outOfTurn reads what c wrote while no call was waiting: late answers
+// that carry the id of an earlier request are dropped; anything else
+// means c is out of step.
+func (p *persistent) outOfTurn(c *child) bool {
+	for {
+		select {
+		case l := <-c.lines:
+			if l.err != nil {
+				return true
+			}
+			_, got, err := decodeAnswer(l.data)
+			p.mu.Lock()
+			late := err == nil && got != nil && *got <= p.lastID
+			p.mu.Unlock()
+			if !late {
+				return true
+			}
+		default:
+			return false
+		}
+	}
+}
+
+// await reads c's answer to request id; again says the line was a late
+// answer to an earlier request, to be skipped.
+func (p *persistent) await(ctx context.Context, c *child, tool string, id uint64) (res *plugin.Result, again bool, err error) {
 	select {
 	case l := <-c.lines:
 		switch {
 		case errors.Is(l.err, errTooLong):
 			p.drop(c, true)
-			return plugin.Errorf("external tool %s answered more than %d bytes (the limit is 1 MiB); its process is restarted", call.Tool, MaxOutput), nil
+			return plugin.Errorf("external tool %s answered more than %d bytes (the limit is 1 MiB); its process is restarted", tool, MaxOutput), false, nil
 		case l.err != nil: // the process ended, or closed its stdout
 			p.drop(c, true)
 			select {
 			case <-c.gone:
-				return p.ended(call.Tool, c.code), nil
+				return p.ended(tool, c.code), false, nil
 			case <-ctx.Done():
-				return nil, fmt.Errorf("external tool %s: %w", call.Tool, context.Cause(ctx))
+				return nil, false, fmt.Errorf("external tool %s: %w", tool, context.Cause(ctx))
 			}
 		}
-		res, err := decodeResponse(l.data)
-		if err != nil {
+		res, got, err := decodeAnswer(l.data)
+		switch {
+		case err != nil:
 			p.drop(c, true)
-			return plugin.Errorf("external tool %s: %v; its process is restarted", call.Tool, err), nil
+			return plugin.Errorf("external tool %s: %v; its process is restarted", tool, err), false, nil
+		case got != nil && *got < id:
+			p.log.Warn("external plugin answered an abandoned call late; skipped", "plugin", p.m.Name, "id", *got)
+			return nil, true, nil
+		case got != nil && *got != id:
+			p.drop(c, true)
+			return plugin.Errorf("external tool %s: the answer carries id %d, not %d; its process is restarted", tool, *got, id), false, nil
 		}
 		p.succeeded()
-		return res, nil
+		return res, false, nil
 	case <-ctx.Done():
 		// The answer may still come, out of turn: start afresh.
 		p.drop(c, false)
-		return nil, fmt.Errorf("external tool %s: %w", call.Tool, context.Cause(ctx))
+		return nil, false, fmt.Errorf("external tool %s: %w", tool, context.Cause(ctx))
 	}
 }
 

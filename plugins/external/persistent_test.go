@@ -87,10 +87,15 @@ func echoProgram(n int, in *bufio.Reader, out io.Writer) int {
 		case "garbage":
 			fmt.Fprintln(out, "garbage")
 			continue
-		case "twice":
+		case "twice": // a late second answer, with the request's id
+			fmt.Fprintf(out, `{"id":%d,"content":[{"type":"text","text":"%d"}]}`+"\n", req.ID, n)
+		case "twice-no-id":
 			fmt.Fprintf(out, `{"content":[{"type":"text","text":"%d"}]}`+"\n", n)
+			fmt.Fprintf(out, `{"content":[{"type":"text","text":"%d"}]}`+"\n", n)
+			time.Sleep(50 * time.Millisecond)
+			continue
 		}
-		fmt.Fprintf(out, `{"content":[{"type":"text","text":"%d"}]}`+"\n", n)
+		fmt.Fprintf(out, `{"id":%d,"content":[{"type":"text","text":"%d"}]}`+"\n", req.ID, n)
 	}
 }
 
@@ -126,7 +131,14 @@ func TestPersistent(t *testing.T) {
 	}
 	want("echo", "4", false) // a timeout drops the process, without backoff
 	want("twice", "4", false)
-	want("echo", "5", false) // the extra answer was out of turn: restarted
+	want("echo", "4", false) // the late answer carried an old id: skipped
+	want("twice-no-id", "4", false)
+	// Without ids, a late line is caught only if it came before the next
+	// request: wait for it.
+	for i := 0; i < 200 && len(p.cur.lines) == 0; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	want("echo", "5", false) // an extra answer without id: restarted
 	p.close()
 	if r, err := callTool("echo", time.Second); err == nil {
 		t.Fatalf("call after close: %v", r)

@@ -50,7 +50,7 @@ func TestDecodeResponse(t *testing.T) {
 }
 
 func TestEncodeRequestIsOneLine(t *testing.T) {
-	b, err := encodeRequest(&plugin.Call{Tool: "t", Arguments: json.RawMessage("{\n \"a\": \"x\\ny\"\n}")})
+	b, err := encodeRequest(&plugin.Call{Tool: "t", Arguments: json.RawMessage("{\n \"a\": \"x\\ny\"\n}")}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

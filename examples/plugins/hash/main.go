@@ -21,7 +21,8 @@ import (
 )
 
 type request struct {
-	Tool      string `json:"tool"`
+	ID        *uint64 `json:"id"` // persistent mode: copied into the answer
+	Tool      string  `json:"tool"`
 	Arguments struct {
 		Text      string `json:"text"`
 		Path      string `json:"path"`
@@ -35,6 +36,7 @@ type content struct {
 }
 
 type response struct {
+	ID      *uint64   `json:"id,omitempty"`
 	Content []content `json:"content"`
 	IsError bool      `json:"isError"`
 }
@@ -75,6 +77,12 @@ func serve(raw []byte) response {
 	if err := json.Unmarshal(raw, &req); err != nil {
 		return fail("bad request: %v", err)
 	}
+	r := answer(req)
+	r.ID = req.ID
+	return r
+}
+
+func answer(req request) response {
 	var h hash.Hash
 	switch req.Arguments.Algorithm {
 	case "", "sha256":
