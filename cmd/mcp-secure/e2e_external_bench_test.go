@@ -6,8 +6,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -48,6 +50,44 @@ func BenchmarkExternalCall(b *testing.B) {
 			for b.Loop() {
 				call()
 			}
+		})
+	}
+	// Paired: each iteration calls the built-in tool and the external one
+	// on the same server, so machine noise hits both; the metrics are the
+	// medians and the median of the per-iteration differences.
+	for _, mode := range []struct{ name, extra string }{
+		{"paired-persistent", "mode: persistent\nargs: [--persistent]\n"},
+		{"paired-per-call", ""},
+	} {
+		b.Run(mode.name, func(b *testing.B) {
+			cs := benchServer(b, bin, mode.extra)
+			ctx := context.Background()
+			timed := func(tool string, args map[string]any) time.Duration {
+				start := time.Now()
+				res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: tool, Arguments: args})
+				took := time.Since(start)
+				if err != nil || res.IsError {
+					b.Fatalf("call %s: %v %v", tool, err, res)
+				}
+				return took
+			}
+			for range 5 {
+				timed("fx_echo", map[string]any{"text": "x"})
+			}
+			var builtin, ext, diff []time.Duration
+			b.ResetTimer()
+			for b.Loop() {
+				a := timed("list_categories", map[string]any{})
+				e := timed("fx_echo", map[string]any{"text": "x"})
+				builtin, ext, diff = append(builtin, a), append(ext, e), append(diff, e-a)
+			}
+			med := func(d []time.Duration) float64 {
+				slices.Sort(d)
+				return float64(d[len(d)/2].Microseconds())
+			}
+			b.ReportMetric(med(builtin), "builtin-p50-µs")
+			b.ReportMetric(med(ext), "external-p50-µs")
+			b.ReportMetric(med(diff), "added-p50-µs")
 		})
 	}
 	b.Run("direct-exec-no-server", func(b *testing.B) {
