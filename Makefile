@@ -41,9 +41,9 @@ test-clients: build ## The TypeScript SDK client and the MCP Inspector CLI again
 
 policy-tests: test-rego ## Alias for test-rego
 
-CROSS := darwin/amd64 darwin/arm64 linux/arm64
+CROSS := darwin/amd64 darwin/arm64 linux/arm64 windows/amd64
 
-lint: ## gofmt, go vet (here and cross-compiled for macOS and linux/arm64), opa fmt and opa check --strict
+lint: ## gofmt, go vet (here and cross-compiled for macOS, Windows and linux/arm64), opa fmt and opa check --strict
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags e2etools ./cmd/mcp-secure/

@@ -77,6 +77,9 @@ type pipeline struct {
 	paths    pathChecker
 	urls     urlChecker
 	commands commandChecker
+
+	// obs makes spans and metrics; it does nothing when telemetry is off.
+	obs *observer
 }
 
 // callInfo is what the pipeline knows about a call before it runs.
@@ -171,6 +174,7 @@ func (p *pipeline) outcome(ctx context.Context, req *mcp.CallToolRequest) *mcp.C
 	// 2. Validate the arguments against the tool's schema.
 	// Keys that repeat up to case are refused first: the policy and the
 	// handler must see the same arguments.
+	_, vspan := p.obs.start(ctx, "validate_arguments")
 	args, verr := decodeArguments(ci.args)
 	if ok && verr == nil {
 		verr = checkKeys(ci.args)
@@ -178,6 +182,7 @@ func (p *pipeline) outcome(ctx context.Context, req *mcp.CallToolRequest) *mcp.C
 	if ok && verr == nil {
 		verr = t.schema.Validate(args)
 	}
+	p.obs.endValidation(vspan, verr)
 	if ok && verr != nil {
 		v := violationOf(verr)
 		msg := fmt.Sprintf("invalid arguments for %q at %q: %s (keyword %q)", ci.name, displayPointer(v.Pointer), v.Message, v.Keyword)
@@ -195,6 +200,7 @@ func (p *pipeline) outcome(ctx context.Context, req *mcp.CallToolRequest) *mcp.C
 	// 3. Rate limit, per tool. Unknown names never reach the limiter.
 	if ok {
 		if allowed, retry := p.limit.Allow(ci.name); !allowed {
+			p.obs.rejected(ctx, ci.name)
 			msg := fmt.Sprintf("rate limit for %q exceeded; retry in %s", ci.name, retry.Round(time.Millisecond))
 			if finish(audit.KindRateLimit, audit.ResultDeny, []string{msg}, p.auditInput(ci, args), &budgetKey{kind: audit.KindRateLimit, tool: ci.name}) != nil {
 				return auditFailed()
@@ -205,6 +211,10 @@ func (p *pipeline) outcome(ctx context.Context, req *mcp.CallToolRequest) *mcp.C
 
 	// 4. Ask the policy.
 	rec.Path = engine.Tools.Path()
+	// Its span holds the decision's record (finish uses ctx).
+	reqCtx := ctx
+	ctx, dspan := p.obs.start(ctx, "decide "+audit.KindToolCall)
+	defer dspan.End()
 	input, err := toolInput(ci, ok, args)
 	var d engine.Decision
 	if err == nil {
@@ -240,6 +250,8 @@ func (p *pipeline) outcome(ctx context.Context, req *mcp.CallToolRequest) *mcp.C
 	if finish(audit.KindToolCall, audit.ResultAllow, nil, p.auditInput(ci, args), nil) != nil {
 		return auditFailed()
 	}
+	dspan.End()
+	ctx = reqCtx
 	// How the call ended is recorded too, linked by its decision id.
 	res, status := p.runChecked(ctx, t, ci, args)
 	r := audit.Record{
@@ -281,7 +293,10 @@ func (p *pipeline) runChecked(ctx context.Context, t *registeredTool, ci callInf
 	}
 
 	// 6. Run the handler under the policy's deadline.
-	return p.run(ctx, t, ci)
+	ctx, span := p.obs.startTool(ctx, ci.name)
+	res, status := p.run(ctx, t, ci)
+	p.obs.endTool(span, status)
+	return res, status
 }
 
 func (p *pipeline) run(ctx context.Context, t *registeredTool, ci callInfo) (*mcp.CallToolResult, string) {

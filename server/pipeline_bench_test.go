@@ -52,12 +52,14 @@ func BenchmarkToolsCall(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			req := &mcp.CallToolRequest{Params: &mcp.CallToolParamsRaw{Name: bc.tool, Arguments: json.RawMessage(bc.args)}}
 			b.ReportAllocs()
+			done := reportCPU(b)
 			for b.Loop() {
 				res, err := s.pipe.call(context.Background(), req)
 				if err != nil || res.IsError != bc.isError {
 					b.Fatalf("%v %+v", err, res)
 				}
 			}
+			done()
 		})
 	}
 }

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/mcp-secure/mcp-secure/server/audit"
 	"github.com/mcp-secure/mcp-secure/server/guard"
@@ -66,6 +68,12 @@ type Options struct {
 	// MaxInFlight caps the requests in flight; zero means
 	// DefaultMaxInFlight.
 	MaxInFlight int
+	// TracerProvider and MeterProvider receive the spans and metrics of
+	// every request (see server/telemetry); nil (both needed) means none.
+	// Redactor redacts the client strings put on spans.
+	TracerProvider trace.TracerProvider
+	MeterProvider  metric.MeterProvider
+	Redactor       *audit.Redactor
 }
 
 // outputGrace is how long answers may take to be written after the calls
@@ -125,6 +133,7 @@ func New(opts Options) (*Server, error) {
 			cancelAll(errShutdown)
 		},
 		budget: newDenialBudget(time.Now),
+		obs:    newObserver(opts.TracerProvider, opts.MeterProvider, opts.Redactor),
 	}
 	ms := mcp.NewServer(&mcp.Implementation{Name: Name, Title: "mcp-secure", Version: opts.Version}, &mcp.ServerOptions{
 		Instructions: Instructions,
@@ -187,6 +196,8 @@ func New(opts Options) (*Server, error) {
 			return next(ctx, method, req)
 		}
 	})
+	// Added last, so it runs first: the request's span covers it all.
+	ms.AddReceivingMiddleware(p.obs.middleware(p))
 	return s, nil
 }
 

@@ -572,12 +572,10 @@ func (s *session) stop(res *runResult) error {
 		return nil
 	}
 	res.ExitCode = s.cmd.ProcessState.ExitCode()
-	if ru, ok := s.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		res.CPUUser = time.Duration(ru.Utime.Nano())
-		res.CPUSys = time.Duration(ru.Stime.Nano())
-		if rss := ru.Maxrss; rss > res.PeakRSSKiB { // KiB on Linux
-			res.PeakRSSKiB = rss
-		}
+	res.CPUUser = s.cmd.ProcessState.UserTime()
+	res.CPUSys = s.cmd.ProcessState.SystemTime()
+	if rss := peakRSSKiB(s.cmd.ProcessState); rss > res.PeakRSSKiB {
+		res.PeakRSSKiB = rss
 	}
 	var exitErr *exec.ExitError
 	if werr != nil && !errors.As(werr, &exitErr) {

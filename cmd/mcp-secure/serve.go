@@ -50,6 +50,12 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 	if h, ok := log.Handler().(*audit.RedactingHandler); ok {
 		h.UseRedactor(audit.NewRedactor(key))
 	}
+	obs, err := startTelemetry(ctx, pol, log)
+	if err != nil {
+		sink.Close()
+		return err
+	}
+	defer obs.shutdown(ctx) // after the audit log is closed: every record is in
 	alog := audit.New(sink, &audit.Options{
 		Labels:        map[string]string{"service": "mcp-secure", "version": version},
 		Log:           log,
@@ -57,6 +63,7 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 		Masker:        eng,
 		OmitRequestID: !pol.Audits("request_id"),
 		OmitDuration:  !pol.Audits("execution_time"),
+		Tee:           obs.tee(),
 	})
 	if strings.EqualFold(pol.Audit.LogLevel, "DEBUG") {
 		stderrLevel.Set(slog.LevelDebug)
@@ -67,9 +74,10 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 		}
 	}()
 
-	network := guard.NewNetwork(eng, alog, &guard.NetworkOptions{Logger: log, Generation: eng.Generation})
-	files := guard.NewFiles(eng, alog, &guard.FilesOptions{Roots: pol.Roots(), Logger: log})
-	commands := guard.NewCommands(eng, alog, files, &guard.CommandsOptions{
+	auditor := obs.auditor(alog, key)
+	network := guard.NewNetwork(eng, auditor, &guard.NetworkOptions{Logger: log, Generation: eng.Generation})
+	files := guard.NewFiles(eng, auditor, &guard.FilesOptions{Roots: pol.Roots(), Logger: log})
+	commands := guard.NewCommands(eng, auditor, files, &guard.CommandsOptions{
 		Logger:     log,
 		Allowed:    pol.Commands.Allowed,
 		Blocked:    pol.Commands.Blocked,
@@ -83,12 +91,17 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 	} else {
 		log.Warn("command confinement", "sandbox", desc)
 	}
+	if guard.FilesAvailable {
+		log.Info("filesystem door", "resolution", guard.PathResolution)
+	} else {
+		log.Warn("filesystem door", "resolution", guard.PathResolution)
+	}
 	srv, err := server.New(server.Options{
 		Version:  version,
 		Logger:   log,
 		Engine:   eng,
 		Limiter:  ratelimit.New(rateConfig(pol), time.Now),
-		Audit:    alog,
+		Audit:    auditor,
 		Network:  network,
 		Files:    files,
 		Commands: commands,
@@ -100,6 +113,10 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 		OmitArguments: !pol.Audits("arguments"),
 		ShutdownGrace: p.shutdownGrace,
 		MaxInFlight:   p.maxInFlight,
+
+		TracerProvider: obs.tel.TracerProvider(),
+		MeterProvider:  obs.tel.MeterProvider(),
+		Redactor:       audit.NewRedactor(key),
 	})
 	if err != nil {
 		return err

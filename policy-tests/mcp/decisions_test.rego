@@ -13,7 +13,7 @@ points := ["tools", "network", "filesystem", "commands"]
 case_holds(point, name) if {
 	some c in decisions[point]
 	c.name == name
-	d := data.mcp[point].decision with input as c.input with data.mcp.policy as c.policy
+	d := data.mcp[point].decision with input as c.input with data.mcp.policy as decisions.compiled[point][name]
 	matches(d, c)
 }
 

@@ -346,6 +346,12 @@ func (e *encoder) record(r *Record) {
 		e.field("window_ns")
 		e.buf = strconv.AppendInt(e.buf, r.WindowNS, 10)
 	}
+	if r.TraceID != "" {
+		e.field("trace_id")
+		e.quote(r.TraceID)
+		e.field("span_id")
+		e.quote(r.SpanID)
+	}
 	if len(r.Labels) > 0 {
 		e.field("labels")
 		keys := make([]string, 0, len(r.Labels))

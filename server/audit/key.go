@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"syscall"
 )
 
 // keySize is the size of the fingerprint key in bytes.
@@ -27,31 +26,30 @@ func LoadKey(path string) ([]byte, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("audit key: %w", err)
 	}
-	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC|syscall.O_NOCTTY, 0)
-	if errors.Is(err, syscall.ENOENT) {
+	f, err := openNoFollow(path, os.O_RDONLY)
+	if errors.Is(err, os.ErrNotExist) {
 		return createKey(path)
 	}
 	if err != nil {
-		if errors.Is(err, syscall.ELOOP) {
+		if errors.Is(err, errSymlink) {
 			return nil, fmt.Errorf("audit key %s: it is a symbolic link", path)
 		}
-		return nil, fmt.Errorf("audit key: %w", err)
+		return nil, fmt.Errorf("audit key %s: %w", path, err)
 	}
-	f := os.NewFile(uintptr(fd), path)
 	defer f.Close()
-	var st syscall.Stat_t
-	if err := syscall.Fstat(fd, &st); err != nil {
+	st, err := statFile(f)
+	if err != nil {
 		return nil, fmt.Errorf("audit key: %w", err)
 	}
 	switch {
-	case st.Mode&syscall.S_IFMT != syscall.S_IFREG:
-		return nil, fmt.Errorf("audit key %s: it is not a regular file (%s)", path, fileType(uint32(st.Mode)))
-	case int(st.Uid) != os.Geteuid():
-		return nil, fmt.Errorf("audit key %s: it is owned by uid %d, not by this user", path, st.Uid)
-	case st.Mode&0o077 != 0:
-		return nil, fmt.Errorf("audit key %s: mode %o lets others use it; want 0600 (chmod 600 %s)", path, st.Mode&0o777, path)
-	case st.Size != keySize:
-		return nil, fmt.Errorf("audit key %s: %d bytes, want %d", path, st.Size, keySize)
+	case st.kind != "":
+		return nil, fmt.Errorf("audit key %s: it is not a regular file (%s)", path, st.kind)
+	case ownership && st.owner != os.Geteuid():
+		return nil, fmt.Errorf("audit key %s: it is owned by uid %d, not by this user", path, st.owner)
+	case ownership && st.perm&0o077 != 0:
+		return nil, fmt.Errorf("audit key %s: mode %o lets others use it; want 0600 (chmod 600 %s)", path, st.perm, path)
+	case st.size != keySize:
+		return nil, fmt.Errorf("audit key %s: %d bytes, want %d", path, st.size, keySize)
 	}
 	key := make([]byte, keySize)
 	if _, err := io.ReadFull(f, key); err != nil {

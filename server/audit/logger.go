@@ -46,6 +46,10 @@ type Options struct {
 	// of every record (the policy's audit.include without request_id or
 	// execution_time).
 	OmitRequestID, OmitDuration bool
+	// Tee, if set, is handed a copy of each record after it is written:
+	// the record as in the file (redacted, capped, masked), without its
+	// chain fields. It must not block.
+	Tee func(record []byte)
 }
 
 // Logger redacts, caps, masks, chains, encodes and writes records.
@@ -60,6 +64,7 @@ type Logger struct {
 	maxRec int
 	omitID bool
 	omitNS bool
+	tee    func([]byte)
 
 	// mu orders records: the chain is the order of the lines in the file.
 	mu sync.Mutex
@@ -110,6 +115,7 @@ func New(sink Sink, opts *Options) *Logger {
 		l.maxVal = limit(opts.MaxValueBytes, DefaultMaxValueBytes)
 		l.maxRec = limit(opts.MaxRecordBytes, DefaultMaxRecordBytes)
 		l.omitID, l.omitNS = opts.OmitRequestID, opts.OmitDuration
+		l.tee = opts.Tee
 	}
 	l.red = NewRedactor(key)
 	if ts, ok := sink.(tailSink); ok {
@@ -179,6 +185,9 @@ func (l *Logger) Log(ctx context.Context, r Record) error {
 		line, h := chainLine(body, l.prev)
 		if err = l.sink.Write(ctx, line); err == nil {
 			l.prev = h
+			if l.tee != nil {
+				l.tee(append([]byte(nil), body...))
+			}
 			return nil
 		}
 	}

@@ -67,6 +67,10 @@ type Record struct {
 	Count    int64             `json:"count,omitempty"`
 	WindowNS int64             `json:"window_ns,omitempty"`
 	Labels   map[string]string `json:"labels,omitempty"`
+	// TraceID and SpanID tie the record to its OpenTelemetry span (hex),
+	// when tracing is on.
+	TraceID string `json:"trace_id,omitempty"`
+	SpanID  string `json:"span_id,omitempty"`
 }
 
 // Client is the MCP client behind a decision.

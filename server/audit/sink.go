@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -101,69 +100,66 @@ func Open(path string, opts *FileOptions) (*FileSink, error) {
 }
 
 // open opens s.path safely and records its identity and size.
-func (s *FileSink) open() error { return s.openFlags(s.path, syscall.O_CREAT) }
+func (s *FileSink) open() error { return s.openFlags(s.path, os.O_CREATE) }
 
-// openFlags opens name as the log with extra flags: 0 opens only an
-// existing file.
+// openFlags opens name as the log with extra flags (os.O_CREATE,
+// os.O_EXCL): 0 opens only an existing file.
 func (s *FileSink) openFlags(name string, extra int) error {
-	fd, err := syscall.Open(name, syscall.O_RDWR|syscall.O_APPEND|syscall.O_NOFOLLOW|
-		syscall.O_NONBLOCK|syscall.O_CLOEXEC|syscall.O_NOCTTY|extra, 0o600)
+	f, err := openNoFollow(name, os.O_RDWR|os.O_APPEND|extra)
 	if err != nil {
 		switch {
-		case errors.Is(err, syscall.ELOOP):
+		case errors.Is(err, errSymlink):
 			return fmt.Errorf("open audit log %s: it is a symbolic link; name the real file", s.path)
-		case errors.Is(err, syscall.EISDIR):
+		case errors.Is(err, errDirectory):
 			return fmt.Errorf("open audit log %s: it is a directory", s.path)
-		case errors.Is(err, syscall.ENXIO):
+		case errors.Is(err, errSpecial):
 			return fmt.Errorf("open audit log %s: it is not a regular file (a FIFO or socket)", s.path)
 		}
 		return fmt.Errorf("open audit log %s: %w", s.path, err)
 	}
-	var st syscall.Stat_t
-	if err := syscall.Fstat(fd, &st); err != nil {
-		syscall.Close(fd)
+	st, err := statFile(f)
+	if err != nil {
+		f.Close()
 		return fmt.Errorf("open audit log %s: %w", s.path, err)
 	}
 	refuse := func(why string) error {
-		syscall.Close(fd)
+		f.Close()
 		return fmt.Errorf("open audit log %s: %s", s.path, why)
 	}
 	switch {
-	case st.Mode&syscall.S_IFMT != syscall.S_IFREG:
-		return refuse("it is not a regular file (" + fileType(uint32(st.Mode)) + ")")
-	case int(st.Uid) != os.Geteuid():
-		return refuse("it is owned by uid " + strconv.Itoa(int(st.Uid)) + ", not by this user")
-	case st.Nlink > 1:
-		return refuse("it has " + strconv.Itoa(int(st.Nlink)) + " hard links; an audit log has one")
+	case st.kind != "":
+		return refuse("it is not a regular file (" + st.kind + ")")
+	case ownership && st.owner != os.Geteuid():
+		return refuse("it is owned by uid " + strconv.Itoa(st.owner) + ", not by this user")
+	case st.links > 1:
+		return refuse("it has " + strconv.FormatUint(st.links, 10) + " hard links; an audit log has one")
 	}
-	if err := syscall.SetNonblock(fd, false); err != nil {
-		return refuse(err.Error())
-	}
-	if st.Mode&0o777 != 0o600 {
-		if err := syscall.Fchmod(fd, 0o600); err != nil {
+	if ownership && st.perm != 0o600 {
+		if err := f.Chmod(0o600); err != nil {
 			return refuse(err.Error())
 		}
 	}
-	s.f = os.NewFile(uintptr(fd), s.path)
-	s.dev, s.ino, s.size = uint64(st.Dev), uint64(st.Ino), st.Size
+	s.f = f
+	s.dev, s.ino, s.size = st.dev, st.ino, st.size
 	return nil
 }
 
-func fileType(mode uint32) string {
-	switch mode & syscall.S_IFMT {
-	case syscall.S_IFIFO:
-		return "a FIFO"
-	case syscall.S_IFCHR:
-		return "a character device"
-	case syscall.S_IFBLK:
-		return "a block device"
-	case syscall.S_IFDIR:
-		return "a directory"
-	case syscall.S_IFSOCK:
-		return "a socket"
-	}
-	return "not a regular file"
+// fileStat is what the sink checks of a file.
+type fileStat struct {
+	dev, ino uint64
+	size     int64
+	kind     string // "" for a regular file, else what it is ("a FIFO")
+	owner    int    // the owner's uid; -1 where the platform has none
+	links    uint64
+	perm     os.FileMode
 }
+
+// The kinds of path openNoFollow refuses.
+var (
+	errSymlink   = errors.New("symbolic link")
+	errDirectory = errors.New("directory")
+	errSpecial   = errors.New("not a regular file")
+)
 
 var _ sharedSink = (*FileSink)(nil)
 
@@ -181,19 +177,18 @@ func (s *FileSink) lock() (last []byte, changed, torn bool, err error) {
 		if s.closed {
 			return nil, false, false, ErrClosed
 		}
-		fd := int(s.f.Fd())
-		if err := syscall.Flock(fd, syscall.LOCK_EX); err != nil {
+		if err := lockFile(s.f); err != nil {
 			return nil, false, false, fmt.Errorf("lock %s: %w", s.path, err)
 		}
 		if s.rotatedAway() {
 			// Another server rotated the log while this one waited: write
 			// on in the new file, continuing from its last record.
-			syscall.Flock(fd, syscall.LOCK_UN)
+			unlockFile(s.f)
 			prev := s.f
 			// The rotating server creates the new file; until it has, wait
 			// (creating it here would start a chain beside its own).
 			if err := s.openFlags(s.path, 0); err != nil {
-				if !errors.Is(err, syscall.ENOENT) {
+				if !errors.Is(err, os.ErrNotExist) {
 					return nil, false, false, err
 				}
 				time.Sleep(time.Millisecond)
@@ -203,18 +198,18 @@ func (s *FileSink) lock() (last []byte, changed, torn bool, err error) {
 			followed = true
 			continue
 		}
-		var st syscall.Stat_t
-		if err := syscall.Fstat(fd, &st); err != nil {
-			syscall.Flock(fd, syscall.LOCK_UN)
+		st, err := statFile(s.f)
+		if err != nil {
+			unlockFile(s.f)
 			return nil, false, false, fmt.Errorf("%s: %w", s.path, err)
 		}
-		if !followed && st.Size <= s.size {
+		if !followed && st.size <= s.size {
 			return nil, false, false, nil // nobody else wrote (a shorter file fails the write's check)
 		}
-		s.size = st.Size
+		s.size = st.size
 		s.last, s.torn = nil, false
 		if err := s.readTail(); err != nil {
-			syscall.Flock(fd, syscall.LOCK_UN)
+			unlockFile(s.f)
 			return nil, false, false, fmt.Errorf("%s: %w", s.path, err)
 		}
 		return s.last, true, s.torn, nil
@@ -226,7 +221,7 @@ func (s *FileSink) unlock() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.closed {
-		syscall.Flock(int(s.f.Fd()), syscall.LOCK_UN)
+		unlockFile(s.f)
 	}
 }
 
@@ -277,18 +272,18 @@ var ErrReplaced = errors.New("the audit log path no longer names the open file a
 // and writing on into a file someone else put there would mix their lines
 // into the evidence. Calls fail closed until the operator restarts it.
 func (s *FileSink) check() error {
-	var st syscall.Stat_t
-	if err := syscall.Lstat(s.path, &st); err != nil {
+	st, err := statPath(s.path)
+	if err != nil {
 		return fmt.Errorf("%w: %s: %v", ErrReplaced, s.path, err)
 	}
-	if uint64(st.Dev) != s.dev || uint64(st.Ino) != s.ino {
+	if st.dev != s.dev || st.ino != s.ino {
 		return fmt.Errorf("%w: %s", ErrReplaced, s.path)
 	}
 	// Others may append (another server on the same log), but nobody may
 	// cut what is written: a shorter file was truncated or rewritten in
 	// place.
-	if st.Size < s.size {
-		return fmt.Errorf("%w: %s holds %d bytes, fewer than the %d written to it: it was truncated or rewritten", ErrReplaced, s.path, st.Size, s.size)
+	if st.size < s.size {
+		return fmt.Errorf("%w: %s holds %d bytes, fewer than the %d written to it: it was truncated or rewritten", ErrReplaced, s.path, st.size, s.size)
 	}
 	return nil
 }
@@ -357,11 +352,11 @@ func (s *FileSink) rotate() (string, error) {
 	// The new file is made and locked under a temporary name first, so a
 	// server following the rotation never finds the log unlocked.
 	next := fmt.Sprintf("%s.next-%d", s.path, os.Getpid())
-	if err := s.openFlags(next, syscall.O_CREAT|syscall.O_EXCL); err != nil {
+	if err := s.openFlags(next, os.O_CREATE|os.O_EXCL); err != nil {
 		s.f = prev
 		return "", err
 	}
-	if err := syscall.Flock(int(s.f.Fd()), syscall.LOCK_EX); err != nil {
+	if err := lockFile(s.f); err != nil {
 		s.f.Close()
 		os.Remove(next)
 		s.f = prev
@@ -409,20 +404,18 @@ func (s *FileSink) rotate() (string, error) {
 // rotated ones (path.1, path.2, ...: it may have been rotated more than
 // once while this sink waited).
 func (s *FileSink) rotatedAway() bool {
-	var cur syscall.Stat_t
-	err := syscall.Lstat(s.path, &cur)
+	cur, err := statPath(s.path)
 	switch {
-	case err == nil && uint64(cur.Dev) == s.dev && uint64(cur.Ino) == s.ino:
+	case err == nil && cur.dev == s.dev && cur.ino == s.ino:
 		return false // still the log
-	case err != nil && !errors.Is(err, syscall.ENOENT):
+	case err != nil && !errors.Is(err, os.ErrNotExist):
 		return false
 	}
 	// The path names another file, or none yet (mid-rotation).
 	// Every name is looked at: a rotation in progress renames them one by
 	// one, and leaves gaps for a moment.
 	for i := 1; i <= s.opts.Retention; i++ {
-		var st syscall.Stat_t
-		if err := syscall.Lstat(s.path+"."+strconv.Itoa(i), &st); err == nil && uint64(st.Dev) == s.dev && uint64(st.Ino) == s.ino {
+		if st, err := statPath(s.path + "." + strconv.Itoa(i)); err == nil && st.dev == s.dev && st.ino == s.ino {
 			return true
 		}
 	}

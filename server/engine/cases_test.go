@@ -1,8 +1,11 @@
 package engine_test
 
 import (
+	"bytes"
+	"encoding/json"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,6 +17,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/mcp-secure/mcp-secure/server/engine"
+	"github.com/mcp-secure/mcp-secure/server/policy"
 )
 
 // builtinConfig is the engine configuration of the binary: the embedded
@@ -31,7 +35,9 @@ func builtinConfig(t testing.TB, data map[string]any, extra map[string]string) e
 }
 
 type decisionCase struct {
-	Name    string         `yaml:"name"`
+	Name string `yaml:"name"`
+	// Policy is a policy file's sections, as an operator writes them;
+	// compilePolicy turns it into the data the rules read.
 	Policy  map[string]any `yaml:"policy"`
 	Input   map[string]any `yaml:"input"`
 	Allow   bool           `yaml:"allow"`
@@ -49,8 +55,11 @@ func TestGeneratedCaseTests(t *testing.T) {
 	b.WriteString("# from policy-tests/decisions; DO NOT EDIT. One test per decision case.\n")
 	b.WriteString("package mcp.decisions_test\n")
 	seen := map[string]string{}
+	compiled := map[string]map[string]any{}
 	for _, p := range engine.Points {
+		compiled[string(p)] = map[string]any{}
 		for _, c := range loadCases(t, p) {
+			compiled[string(p)][c.Name] = compilePolicy(t, p, c)
 			name := "test_" + string(p) + "_" + ruleName(c.Name)
 			if prev, dup := seen[name]; dup {
 				t.Fatalf("cases %q and %q make the same test name %s", prev, c.Name, name)
@@ -59,19 +68,61 @@ func TestGeneratedCaseTests(t *testing.T) {
 			fmt.Fprintf(&b, "\n%s if case_holds(%q, %q)\n", name, p, c.Name)
 		}
 	}
-	path := "../../policy-tests/mcp/cases_test.rego"
-	if *update {
-		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	have, err := os.ReadFile(path)
+	data, err := json.MarshalIndent(map[string]any{"compiled": compiled}, "", "  ")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(have) != b.String() {
-		t.Errorf("%s is stale: run go test ./server/engine -run TestGeneratedCaseTests -update", path)
+	for path, want := range map[string][]byte{
+		"../../policy-tests/mcp/cases_test.rego":     []byte(b.String()),
+		"../../policy-tests/decisions/compiled.json": append(data, '\n'),
+	} {
+		if *update {
+			if err := os.WriteFile(path, want, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		have, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(have, want) {
+			t.Errorf("%s is stale: run go test ./server/engine -run TestGeneratedCaseTests -update", path)
+		}
 	}
+}
+
+// caseEnv is the environment the cases' policies are compiled in, so
+// the compiled data is the same on every machine.
+var caseEnv = map[string]string{"HOME": "/home/u"}
+
+// compilePolicy compiles a case's policy sections with the server's own
+// loader, as if they were a policy file in /policy.
+func compilePolicy(t testing.TB, p engine.Point, c decisionCase) map[string]any {
+	t.Helper()
+	doc := map[string]any{"version": "1.0"}
+	maps.Copy(doc, c.Policy)
+	src, err := yaml.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := fmt.Sprintf("policy-tests/decisions/%s.yaml (case %s)", p, c.Name)
+	pol, err := policy.Parse(name, "/policy", src, func(k string) (string, bool) {
+		v, ok := caseEnv[k]
+		return v, ok
+	})
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	// Through JSON, as the engine's store holds it.
+	raw, err := json.Marshal(pol.Data())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var data map[string]any
+	if err := json.Unmarshal(raw, &data); err != nil {
+		t.Fatal(err)
+	}
+	return data
 }
 
 // ruleName turns a case name into a Rego identifier.
@@ -112,7 +163,7 @@ func TestDecisionCases(t *testing.T) {
 		}
 		for _, c := range cases {
 			t.Run(string(p)+"/"+c.Name, func(t *testing.T) {
-				e, err := engine.New(t.Context(), builtinConfig(t, c.Policy, nil))
+				e, err := engine.New(t.Context(), builtinConfig(t, compilePolicy(t, p, c), nil))
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -130,10 +131,12 @@ func NewCommands(d Decider, a Auditor, files *Files, opts *CommandsOptions) *Com
 // when commands cannot run at all (no Landlock and not unconfined).
 func (c *Commands) Confinement() (desc string, ok bool) {
 	switch {
+	case runtime.GOOS == "windows":
+		return "commands refused: the command door is not available on windows", false
 	case c.opts.Unconfined && c.support.Confines():
-		return "unconfined by policy (commands.unconfined: true; Landlock ABI " + fmt.Sprint(c.support.ABI) + " is available): no_new_privs, no capabilities, rlimits, subreaper only", true
+		return "unconfined by policy (commands.unconfined: true; Landlock ABI " + fmt.Sprint(c.support.ABI) + " is available): " + sandbox.UnconfinedLeft, true
 	case c.opts.Unconfined:
-		return "unconfined by policy (commands.unconfined: true; " + c.support.Reason + "): no_new_privs, no capabilities, rlimits, subreaper only", true
+		return "unconfined by policy (commands.unconfined: true; " + c.support.Reason + "): " + sandbox.UnconfinedLeft, true
 	case c.support.Confines():
 		return c.support.String(), true
 	}

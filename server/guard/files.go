@@ -10,14 +10,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
-	"syscall"
 	"time"
 	"unicode/utf8"
 
 	"github.com/open-policy-agent/opa/v1/ast"
-	"golang.org/x/sys/unix"
 
 	"github.com/mcp-secure/mcp-secure/server/audit"
 	"github.com/mcp-secure/mcp-secure/server/engine"
@@ -218,7 +215,7 @@ func (f *Files) anchor(ctx context.Context, path string, op plugin.Op) (*anchore
 // the decided one: an in-root symlink to a denied name, or a swap after
 // the decision, is caught here.
 func (f *Files) confirm(ctx context.Context, file *os.File, decided string, op plugin.Op) (string, error) {
-	real, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(file.Fd())))
+	real, err := fdPath(file)
 	if err != nil {
 		return "", fmt.Errorf("resolve %s: %w", decided, err)
 	}
@@ -241,7 +238,7 @@ func (f *Files) openChecked(ctx context.Context, path string, op plugin.Op) (*os
 	defer a.Close()
 	// Non-blocking, so a FIFO or a device cannot stall the call; only
 	// regular files and directories are served.
-	file, err := a.root.OpenFile(a.rel, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
+	file, err := a.root.OpenFile(a.rel, os.O_RDONLY|openNonblock, 0)
 	if err != nil {
 		return nil, "", f.openError(ctx, a.path, op, err)
 	}
@@ -263,7 +260,7 @@ func (f *Files) openChecked(ctx context.Context, path string, op plugin.Op) (*os
 // descriptor (the *at system calls), so nothing is looked up by path again.
 func (f *Files) parentDir(ctx context.Context, a *anchored, op plugin.Op) (*os.File, string, error) {
 	dirRel, name := filepath.Dir(a.rel), filepath.Base(a.rel)
-	dir, err := a.root.OpenFile(dirRel, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NONBLOCK, 0)
+	dir, err := a.root.OpenFile(dirRel, os.O_RDONLY|openDirectory, 0)
 	if err != nil {
 		return nil, "", f.openError(ctx, a.path, op, err)
 	}
@@ -360,36 +357,7 @@ func (f *Files) WriteFile(ctx context.Context, path string, data []byte) error {
 		return err
 	}
 	defer dir.Close()
-	dfd := int(dir.Fd())
-	var st unix.Stat_t
-	switch err := unix.Fstatat(dfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); {
-	case err == nil && st.Mode&unix.S_IFMT != unix.S_IFREG:
-		return fmt.Errorf("write %s: exists and is not a regular file", a.path)
-	case errors.Is(err, unix.ENOENT):
-		return writeAt(dfd, name, data, a.path)
-	case err != nil:
-		return fmt.Errorf("write %s: %w", a.path, err)
-	}
-	tmp := fmt.Sprintf(".%s.tmp-%s", name, audit.NewID()[:8])
-	if err := writeAt(dfd, tmp, data, a.path); err != nil {
-		unix.Unlinkat(dfd, tmp, 0)
-		return err
-	}
-	if err := unix.Renameat(dfd, tmp, dfd, name); err != nil {
-		unix.Unlinkat(dfd, tmp, 0)
-		return fmt.Errorf("write %s: %w", a.path, err)
-	}
-	return nil
-}
-
-// writeAt creates name in the directory dfd exclusively, without following
-// a symlink, and writes data to it.
-func writeAt(dfd int, name string, data []byte, path string) error {
-	fd, err := unix.Openat(dfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return writeClose(os.NewFile(uintptr(fd), path), data, path)
+	return writeIn(dir, name, data, a.path)
 }
 
 func writeClose(out *os.File, data []byte, path string) error {
@@ -424,7 +392,7 @@ func (f *Files) MkdirAll(ctx context.Context, path string) error {
 		if rel == "" {
 			rel = "."
 		}
-		d, err := a.root.OpenFile(rel, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NONBLOCK, 0)
+		d, err := a.root.OpenFile(rel, os.O_RDONLY|openDirectory, 0)
 		if err == nil {
 			dir = d
 			break
@@ -449,17 +417,12 @@ func (f *Files) MkdirAll(ctx context.Context, path string) error {
 		}
 	}
 	for _, part := range parts[i:] {
-		dfd := int(dir.Fd())
-		if err := unix.Mkdirat(dfd, part, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
-			dir.Close()
-			return fmt.Errorf("create %s: %w", a.path, err)
-		}
-		fd, err := unix.Openat(dfd, part, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		next, err := mkdirIn(dir, part)
 		dir.Close()
 		if err != nil {
 			return fmt.Errorf("create %s: %w", a.path, err)
 		}
-		dir = os.NewFile(uintptr(fd), part)
+		dir = next
 	}
 	dir.Close()
 	return nil
@@ -484,11 +447,7 @@ func (f *Files) Remove(ctx context.Context, path string) error {
 		return err
 	}
 	defer dir.Close()
-	err = unix.Unlinkat(int(dir.Fd()), name, 0)
-	if errors.Is(err, unix.EISDIR) {
-		err = unix.Unlinkat(int(dir.Fd()), name, unix.AT_REMOVEDIR)
-	}
-	if err != nil {
+	if err := removeIn(dir, name); err != nil {
 		return fmt.Errorf("delete %s: %w", a.path, err)
 	}
 	return nil

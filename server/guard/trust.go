@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -120,9 +119,8 @@ func (c *Commands) entryIdentities() map[identity][]string {
 			}
 		}
 		for _, p := range paths {
-			var st syscall.Stat_t
-			if syscall.Stat(p, &st) == nil && st.Mode&syscall.S_IFMT == syscall.S_IFREG {
-				id := identity{uint64(st.Dev), st.Ino}
+			if st, err := statFollow(p); err == nil && st.regular() {
+				id := identity{st.dev, st.ino}
 				if !slices.Contains(out[id], key) {
 					out[id] = append(out[id], key)
 				}
@@ -229,12 +227,12 @@ func (c *Commands) examine(ctx context.Context, t *trust, path string) program {
 		if r := t.insideRoot(cur); r != "" {
 			problem("%s is inside filesystem.allowed_paths (%s): a tool could have written it", cur, r)
 		}
-		var st syscall.Stat_t
-		if err := syscall.Lstat(cur, &st); err != nil {
+		st, err := statNoFollow(cur)
+		if err != nil {
 			problem("%s: %v", cur, err)
 			return p
 		}
-		if st.Mode&syscall.S_IFMT == syscall.S_IFLNK {
+		if st.symlink() {
 			target, err := os.Readlink(cur)
 			if err != nil {
 				problem("%s: %v", cur, err)
@@ -246,16 +244,16 @@ func (c *Commands) examine(ctx context.Context, t *trust, path string) program {
 			cur = filepath.Clean(target)
 			continue
 		}
-		p.real, p.dev, p.ino = cur, uint64(st.Dev), st.Ino
-		p.regular = st.Mode&syscall.S_IFMT == syscall.S_IFREG
+		p.real, p.dev, p.ino = cur, st.dev, st.ino
+		p.regular = st.regular()
 		if !p.regular {
 			problem("%s is not a regular file", cur)
 		}
-		if st.Mode&0o022 != 0 {
+		if st.mode&0o022 != 0 {
 			problem("%s is writable by group or others", cur)
 		}
-		if !t.ownerOK(st.Uid) {
-			problem("%s is owned by uid %d, not root or the server's user", cur, st.Uid)
+		if !t.ownerOK(st.uid) {
+			problem("%s is owned by uid %d, not root or the server's user", cur, st.uid)
 		}
 		break
 	}
@@ -272,14 +270,14 @@ func (t *trust) checkDirs(dir string) string {
 		return msg
 	}
 	msg := ""
-	var st syscall.Stat_t
+	st, err := statNoFollow(dir)
 	switch {
-	case syscall.Lstat(dir, &st) != nil:
+	case err != nil:
 		msg = dir + " cannot be examined"
-	case st.Mode&0o022 != 0:
-		msg = fmt.Sprintf("%s is writable by group or others (mode %o)", dir, st.Mode&0o7777)
-	case !t.ownerOK(st.Uid):
-		msg = fmt.Sprintf("%s is owned by uid %d, not root or the server's user", dir, st.Uid)
+	case st.mode&0o022 != 0:
+		msg = fmt.Sprintf("%s is writable by group or others (mode %o)", dir, st.mode&0o7777)
+	case !t.ownerOK(st.uid):
+		msg = fmt.Sprintf("%s is owned by uid %d, not root or the server's user", dir, st.uid)
 	case dir != "/":
 		msg = t.checkDirs(filepath.Dir(dir))
 	}
@@ -313,7 +311,7 @@ func (c *Commands) toolMayWrite(ctx context.Context, path string) bool {
 // kernel passes it).
 func shebang(path string) (interp, arg string, ok bool, err error) {
 	// Non-blocking: a FIFO swapped in after the stat must not hang us.
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	f, err := os.OpenFile(path, os.O_RDONLY|openNonblock, 0)
 	if err != nil {
 		return "", "", false, fmt.Errorf("%s: %v", path, err)
 	}

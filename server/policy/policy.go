@@ -30,6 +30,8 @@ type Policy struct {
 	// Plugins holds plugin settings: plugins.<name>.<key>: value, with
 	// ${VAR} expansion.
 	Plugins map[string]map[string]string `yaml:"plugins" policy:"path"`
+	// Telemetry configures OpenTelemetry export and decision-log upload.
+	Telemetry Telemetry `yaml:"telemetry"`
 	// External are the external plugin directories (plugins.external) and
 	// plugins.strict.
 	External External `yaml:"-"`
@@ -400,6 +402,9 @@ func (p *Policy) validate(d *decoder) error {
 		a.LogFile = f
 	}
 	a.LogFile = p.abs(a.LogFile)
+	if err := p.validateTelemetry(bad); err != nil {
+		return err
+	}
 	if err := p.validateExternal(d); err != nil {
 		return err
 	}

@@ -291,3 +291,6 @@ func readSpec(r io.Reader) (*Target, error) {
 	}
 	return &t, nil
 }
+
+// UnconfinedLeft is what still holds a child started unconfined.
+const UnconfinedLeft = "no_new_privs, no capabilities, rlimits, subreaper only"

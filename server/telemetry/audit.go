@@ -1,0 +1,215 @@
+package telemetry
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/mcp-secure/mcp-secure/server/audit"
+)
+
+// Auditor records decisions; *audit.Logger implements it, and so does
+// what [Audit] returns.
+type Auditor interface {
+	Log(ctx context.Context, r audit.Record) error
+}
+
+// ScopeName is the instrumentation scope of the server's spans and
+// metrics.
+const ScopeName = "github.com/mcp-secure/mcp-secure/server"
+
+// Attribute keys of decision spans.
+const (
+	AttrDecisionID       = "mcp_secure.decision_id"
+	AttrParentDecisionID = "mcp_secure.parent_decision_id"
+	AttrDecisionPath     = "mcp_secure.decision.path"
+	AttrDecisionKind     = "mcp_secure.decision.kind"
+	AttrDecisionResult   = "mcp_secure.decision.result"
+	AttrDecisionReasons  = "mcp_secure.decision.reasons"
+	AttrSecurityDecision = "gen_ai.security.decision.type"
+	AttrSecurityPolicyID = "gen_ai.security.policy.id"
+	AttrToolName         = "gen_ai.tool.name"
+	AttrToolStatus       = "mcp_secure.tool.status"
+	// AttrTarget prefixes what a guard decided on: target.host,
+	// target.ip, target.port, target.path, target.operation,
+	// target.executable (never a command's arguments).
+	AttrTarget = "mcp_secure.target."
+)
+
+// Metric names.
+const (
+	MetricDecisions        = "mcp_secure.decisions"
+	MetricDecisionDuration = "mcp_secure.decision.duration"
+	MetricToolDuration     = "mcp_secure.tool.duration"
+	MetricAuditFailures    = "mcp_secure.audit.write_failures"
+)
+
+// SpanDecide names the span of a decision of the given kind (tool_call,
+// network, filesystem, command, validation, rate_limit).
+func SpanDecide(kind string) string { return "decide " + kind }
+
+// auditor is the Auditor Audit returns.
+type auditor struct {
+	next     Auditor
+	tracer   trace.Tracer
+	red      *audit.Redactor
+	count    metric.Int64Counter
+	latency  metric.Float64Histogram
+	tool     metric.Float64Histogram
+	failures metric.Int64Counter
+	// sets caches the attribute sets of the metrics: kinds, results,
+	// tools and statuses are few.
+	sets sync.Map // string -> metric.MeasurementOption
+}
+
+// set returns the cached attribute set of two key/value pairs.
+func (a *auditor) set(k1, v1, k2, v2 string) metric.MeasurementOption {
+	key := v1 + "\x00" + v2 + "\x00" + k1
+	if o, ok := a.sets.Load(key); ok {
+		return o.(metric.MeasurementOption)
+	}
+	o := metric.WithAttributeSet(attribute.NewSet(attribute.String(k1, v1), attribute.String(k2, v2)))
+	a.sets.Store(key, o)
+	return o
+}
+
+var _ Auditor = (*auditor)(nil)
+
+// Audit wraps next so that each decision it records is a span and in the
+// metrics, and each record carries the trace_id and span_id of its span:
+//   - a tools decision (kind tool_call) annotates the span in ctx, which
+//     the pipeline started around the decision;
+//   - a guard's decision (network, filesystem, command) and a refusal
+//     before the policy (validation, rate_limit) get a child span of
+//     their own, spanning the decision's duration;
+//   - a tool_result record is counted in the tool duration histogram and
+//     carries the ids of the span in ctx.
+//
+// Strings a client could choose are redacted with red before they reach
+// a span; arguments never do.
+func Audit(next Auditor, tp trace.TracerProvider, mp metric.MeterProvider, red *audit.Redactor) Auditor {
+	if red == nil {
+		red = audit.NewRedactor(nil)
+	}
+	m := mp.Meter(ScopeName)
+	a := &auditor{next: next, tracer: tp.Tracer(ScopeName), red: red}
+	// The errors are for invalid names, which these are not.
+	a.count, _ = m.Int64Counter(MetricDecisions, metric.WithUnit("{decision}"),
+		metric.WithDescription("Decisions taken, by kind (decision point) and result."))
+	a.latency, _ = m.Float64Histogram(MetricDecisionDuration, metric.WithUnit("s"),
+		metric.WithDescription("Time to decide, by kind and result (for tool_call: from the request's arrival)."),
+		metric.WithExplicitBucketBoundaries(5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 5e-3, 1e-2, 0.1))
+	a.tool, _ = m.Float64Histogram(MetricToolDuration, metric.WithUnit("s"),
+		metric.WithDescription("Duration of allowed tool calls, by tool and status."))
+	a.failures, _ = m.Int64Counter(MetricAuditFailures, metric.WithUnit("{record}"),
+		metric.WithDescription("Audit records that could not be written (each failed its call)."))
+	return a
+}
+
+func (a *auditor) Log(ctx context.Context, r audit.Record) error {
+	var span trace.Span
+	switch r.Kind {
+	case audit.KindNetwork, audit.KindFilesystem, audit.KindCommand, audit.KindValidation, audit.KindRateLimit:
+		now := time.Now()
+		_, span = a.tracer.Start(ctx, SpanDecide(r.Kind), trace.WithSpanKind(trace.SpanKindInternal),
+			trace.WithTimestamp(now.Add(-time.Duration(r.DurationNS))))
+		a.annotate(span, &r)
+		defer span.End(trace.WithTimestamp(now))
+	case audit.KindToolCall:
+		span = trace.SpanFromContext(ctx)
+		a.annotate(span, &r)
+	default:
+		span = trace.SpanFromContext(ctx)
+	}
+	if sc := span.SpanContext(); sc.IsValid() {
+		r.TraceID, r.SpanID = sc.TraceID().String(), sc.SpanID().String()
+	}
+	err := a.next.Log(ctx, r)
+	if err != nil {
+		a.failures.Add(ctx, 1, metric.WithAttributes(attribute.String(AttrDecisionKind, r.Kind)))
+		span.SetStatus(codes.Error, "audit write failed")
+	}
+	switch r.Kind {
+	case audit.KindToolResult:
+		// tool_result records are of registered tools only: few names.
+		a.tool.Record(ctx, time.Duration(r.DurationNS).Seconds(), a.set(AttrToolName, a.red.String(r.Tool), AttrToolStatus, r.Status))
+	case audit.KindSummary, audit.KindGenesis:
+	default:
+		set := a.set(AttrDecisionKind, r.Kind, AttrDecisionResult, r.Result)
+		a.count.Add(ctx, 1, set)
+		a.latency.Record(ctx, time.Duration(r.DurationNS).Seconds(), set)
+	}
+	return err
+}
+
+// annotate puts the decision on its span: ids, path, result, redacted
+// reasons, and what a guard decided on.
+func (a *auditor) annotate(span trace.Span, r *audit.Record) {
+	if !span.IsRecording() {
+		return
+	}
+	attrs := make([]attribute.KeyValue, 0, 12)
+	attrs = append(attrs,
+		attribute.String(AttrDecisionID, r.DecisionID),
+		attribute.String(AttrDecisionKind, r.Kind),
+		attribute.String(AttrDecisionResult, r.Result),
+		attribute.String(AttrSecurityDecision, securityDecision(r.Result)),
+	)
+	if r.Path != "" {
+		attrs = append(attrs, attribute.String(AttrDecisionPath, r.Path), attribute.String(AttrSecurityPolicyID, r.Path))
+	}
+	if r.ParentDecisionID != "" {
+		attrs = append(attrs, attribute.String(AttrParentDecisionID, r.ParentDecisionID))
+	}
+	if r.Tool != "" {
+		attrs = append(attrs, attribute.String(AttrToolName, capped(a.red.String(r.Tool))))
+	}
+	if len(r.Reasons) > 0 {
+		reasons := make([]string, len(r.Reasons))
+		for i, s := range r.Reasons {
+			reasons[i] = capped(a.red.String(s))
+		}
+		attrs = append(attrs, attribute.StringSlice(AttrDecisionReasons, reasons))
+	}
+	if in, ok := r.Input.(map[string]any); ok {
+		for _, k := range []string{"phase", "host", "ip", "port", "path", "operation", "executable"} {
+			switch v := in[k].(type) {
+			case string:
+				if v != "" {
+					attrs = append(attrs, attribute.String(AttrTarget+k, capped(a.red.String(v))))
+				}
+			case int:
+				attrs = append(attrs, attribute.Int(AttrTarget+k, v))
+			}
+		}
+	}
+	span.SetAttributes(attrs...)
+	if r.Result == audit.ResultError {
+		span.SetStatus(codes.Error, "the policy could not be evaluated")
+	}
+}
+
+// securityDecision maps a result to the GenAI security decision type.
+func securityDecision(result string) string {
+	if result == audit.ResultAllow {
+		return "allow"
+	}
+	return "deny"
+}
+
+// maxAttr caps a string attribute, as the audit log caps its values.
+const maxAttr = 1024
+
+func capped(s string) string {
+	if len(s) <= maxAttr {
+		return s
+	}
+	return strings.ToValidUTF8(s[:maxAttr], "") + "...(" + strconv.Itoa(len(s)) + " bytes)"
+}

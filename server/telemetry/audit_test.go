@@ -1,0 +1,118 @@
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"go.opentelemetry.io/otel/attribute"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/mcp-secure/mcp-secure/server/audit"
+)
+
+type fakeAuditor struct {
+	recs []audit.Record
+	err  error
+}
+
+func (f *fakeAuditor) Log(_ context.Context, r audit.Record) error {
+	f.recs = append(f.recs, r)
+	return f.err
+}
+
+func TestAuditSpansAndIDs(t *testing.T) {
+	spans := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	next := &fakeAuditor{}
+	a := Audit(next, tp, mp, audit.NewRedactor([]byte("k")))
+
+	ctx, parent := tp.Tracer("t").Start(t.Context(), "execute_tool fetch")
+	secret := "Bearer abcdefghijklmnopqrstuvwxyz0123456789"
+	err := a.Log(ctx, audit.Record{DecisionID: "d1", ParentDecisionID: "d0", Path: "mcp/network/decision", Kind: audit.KindNetwork,
+		Tool: "fetch", Result: audit.ResultDeny, Reasons: []string{"refused " + secret}, DurationNS: 1500,
+		Input: map[string]any{"host": "example.com", "ip": "10.0.0.1", "port": 443, "argv": []string{secret}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent.End()
+	ended := spans.Ended()
+	if len(ended) != 2 || ended[0].Name() != "decide network" {
+		t.Fatalf("spans %v", ended)
+	}
+	s := ended[0]
+	if s.Parent().SpanID() != parent.SpanContext().SpanID() {
+		t.Error("decision span is not a child of the span in ctx")
+	}
+	if got := next.recs[0]; got.SpanID != s.SpanContext().SpanID().String() || got.TraceID != s.SpanContext().TraceID().String() {
+		t.Errorf("record ids %s/%s, span %s", got.TraceID, got.SpanID, s.SpanContext().SpanID())
+	}
+	attrs := map[attribute.Key]attribute.Value{}
+	for _, kv := range s.Attributes() {
+		attrs[kv.Key] = kv.Value
+	}
+	for k, want := range map[attribute.Key]string{AttrDecisionID: "d1", AttrParentDecisionID: "d0", AttrDecisionResult: "deny",
+		AttrSecurityDecision: "deny", AttrTarget + "host": "example.com", AttrTarget + "ip": "10.0.0.1"} {
+		if got := attrs[k].Emit(); got != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+	if attrs[AttrTarget+"port"].AsInt64() != 443 {
+		t.Errorf("port %v", attrs[AttrTarget+"port"])
+	}
+	for _, kv := range s.Attributes() {
+		if strings.Contains(kv.Value.Emit(), "abcdefghijklmnopqrstuvwxyz") {
+			t.Errorf("secret in attribute %s: %s", kv.Key, kv.Value.Emit())
+		}
+	}
+	if s.EndTime().Sub(s.StartTime()) != 1500 {
+		t.Errorf("span lasts %v, want the decision's 1.5µs", s.EndTime().Sub(s.StartTime()))
+	}
+}
+
+func TestAuditToolCallAnnotatesItsSpanAndCountsFailures(t *testing.T) {
+	spans := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	next := &fakeAuditor{err: errors.New("disk full")}
+	a := Audit(next, tp, mp, nil)
+
+	ctx, dec := tp.Tracer("t").Start(t.Context(), "decide tool_call")
+	if err := a.Log(ctx, audit.Record{DecisionID: "d1", Kind: audit.KindToolCall, Result: audit.ResultAllow}); err == nil {
+		t.Fatal("the write failure was swallowed")
+	}
+	dec.End()
+	if n := len(spans.Ended()); n != 1 {
+		t.Fatalf("%d spans, want only the pipeline's", n)
+	}
+	if next.recs[0].SpanID != dec.SpanContext().SpanID().String() {
+		t.Error("tool_call record does not carry its decision span")
+	}
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(t.Context(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	found := map[string]bool{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			found[m.Name] = true
+			if m.Name == MetricAuditFailures {
+				if sum := m.Data.(metricdata.Sum[int64]); sum.DataPoints[0].Value != 1 {
+					t.Errorf("failures = %d", sum.DataPoints[0].Value)
+				}
+			}
+		}
+	}
+	for _, want := range []string{MetricAuditFailures, MetricDecisions, MetricDecisionDuration} {
+		if !found[want] {
+			t.Errorf("no metric %s", want)
+		}
+	}
+}
