@@ -89,6 +89,11 @@ func ownFiles(pol *policy.Policy) (files []ownFile, warning string) {
 	if dir, err := server.DefaultDataDir(); err == nil {
 		files = append(files, ownFile{path: dir, what: "plugin data directory", below: true})
 	}
+	for _, dir := range pol.External.Dirs {
+		// A tool that could change a plugin's executable or manifest would
+		// choose what runs next, unconfined by commands.allowed.
+		files = append(files, ownFile{path: dir, what: "external plugin directory", below: true})
+	}
 	db := pol.Plugins[bugtracker.Name][bugtracker.DatabaseSetting]
 	if db == "" {
 		db = os.Getenv(bugtracker.DatabaseEnv)

@@ -5,5 +5,6 @@ package main
 import (
 	_ "github.com/mcp-secure/mcp-secure/plugins/bugtracker"
 	_ "github.com/mcp-secure/mcp-secure/plugins/discovery"
+	_ "github.com/mcp-secure/mcp-secure/plugins/external"
 	_ "github.com/mcp-secure/mcp-secure/plugins/websearch"
 )

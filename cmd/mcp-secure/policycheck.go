@@ -54,7 +54,7 @@ func checkPolicy(ctx context.Context, file string) (*checked, error) {
 	if err != nil {
 		return nil, &exitErr{code: exitUsage, err: err}
 	}
-	warnings := pol.Warnings(tools)
+	warnings := append(pol.Warnings(tools), externalWarnings(pol)...)
 	if _, w := serverFiles(pol); w != "" {
 		warnings = append(warnings, w)
 	}
@@ -67,7 +67,7 @@ func checkPolicy(ctx context.Context, file string) (*checked, error) {
 // checkPlugins builds each registered plugin with the policy's settings
 // and returns the names of all their tools.
 func checkPlugins(pol *policy.Policy) ([]string, error) {
-	return checkPluginsIn(pol, plugin.Registered(), plugin.Lookup)
+	return checkPluginsIn(pol, pluginOrder(), plugin.Lookup)
 }
 
 // checkPluginsIn is checkPlugins over the given registry.
@@ -92,7 +92,7 @@ func checkPluginsIn(pol *policy.Policy, registered []string, lookup func(string)
 		if !ok {
 			return nil, fmt.Errorf("plugin %q is not in this build", name)
 		}
-		h := &probeHost{name: name, settings: pol.Plugins, read: map[string]bool{}, dataDir: tmp}
+		h := &probeHost{name: name, settings: pluginSettings(pol), read: map[string]bool{}, dataDir: tmp}
 		pl, err := f(h)
 		if err != nil {
 			return nil, locatePluginError(pol, name, err)

@@ -117,7 +117,8 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 		Files:    files,
 		Commands: commands,
 
-		Settings: pol.Plugins,
+		Settings: pluginSettings(pol),
+		Plugins:  pluginOrder(),
 		Timeout:  pol.Timeout(),
 		Extra:    upstreams,
 

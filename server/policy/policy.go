@@ -37,6 +37,9 @@ type Policy struct {
 	// Servers are upstream MCP servers whose tools this server offers
 	// (see servers.go).
 	Servers map[string]Server `yaml:"servers"`
+	// External are the external plugin directories (plugins.external) and
+	// plugins.strict.
+	External External `yaml:"-"`
 
 	source string
 	dir    string
@@ -234,6 +237,7 @@ func Parse(name, dir string, data []byte, lookup func(string) (string, bool)) (*
 	p := &Policy{source: name, dir: dir}
 	d := &decoder{file: name, lines: map[string]int{}, lookup: lookup, home: home}
 	if len(root.Content) > 0 {
+		d.note(p.takeExternal(d, root.Content[0]))
 		d.note(d.decode(root.Content[0], "", reflect.ValueOf(p).Elem(), literal))
 	}
 	p.lines = d.lines
@@ -408,6 +412,7 @@ func (p *Policy) validate(d *decoder) {
 	}); err != nil {
 		d.note(err)
 	}
+	d.note(p.validateExternal(d))
 	for i, m := range p.Rego.Modules {
 		key := fmt.Sprintf("rego.modules[%d]", i)
 		m = p.abs(m)

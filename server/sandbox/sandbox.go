@@ -84,6 +84,7 @@ type Target struct {
 var SystemReadOnly = []string{
 	"/lib", "/lib32", "/lib64", "/libx32", "/usr/lib", "/usr/lib32", "/usr/lib64", "/usr/libx32", "/usr/local/lib",
 	"/usr/share", "/etc/ld.so.cache", "/etc/localtime", "/etc/passwd", "/etc/group", "/etc/nsswitch.conf", "/etc/gitconfig",
+	"/etc/ssl/openssl.cnf", // read by every program linked with OpenSSL 3 (node, python, curl) at start-up
 }
 
 // SystemReadWrite are device files a program may write to.

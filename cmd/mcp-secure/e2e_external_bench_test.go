@@ -1,0 +1,160 @@
+//go:build unix
+
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// BenchmarkExternalCall measures one tools/call over the real binary:
+// a built-in tool (the pipeline's own cost), the trivial Go fixture per
+// call and persistent, and the fixture run directly without the server
+// (the floor of starting a process). The overhead of an external tool is
+// its time minus the built-in's.
+//
+//	go test ./cmd/mcp-secure -run '^$' -bench BenchmarkExternalCall -benchtime 300x -count 5
+func BenchmarkExternalCall(b *testing.B) {
+	bin := extFixtureB(b)
+	for _, c := range []struct {
+		name, tool, mode string
+		args             map[string]any
+	}{
+		{"builtin-list_categories", "list_categories", "", map[string]any{}},
+		{"external-per-call", "fx_echo", "", map[string]any{"text": "x"}},
+		{"external-persistent", "fx_echo", "mode: persistent\nargs: [--persistent]\n", map[string]any{"text": "x"}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			cs := benchServer(b, bin, c.mode)
+			ctx := context.Background()
+			call := func() {
+				res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: c.tool, Arguments: c.args})
+				if err != nil {
+					b.Fatalf("call %s: %v", c.tool, err)
+				}
+				if res.IsError {
+					b.Fatalf("call %s: %s", c.tool, text(res))
+				}
+			}
+			for range 5 { // warm up: the persistent process starts here
+				call()
+			}
+			b.ResetTimer()
+			for b.Loop() {
+				call()
+			}
+		})
+	}
+	// Paired: each iteration calls the built-in tool and the external one
+	// on the same server, so machine noise hits both; the metrics are the
+	// medians and the median of the per-iteration differences.
+	for _, mode := range []struct{ name, extra string }{
+		{"paired-persistent", "mode: persistent\nargs: [--persistent]\n"},
+		{"paired-per-call", ""},
+	} {
+		b.Run(mode.name, func(b *testing.B) {
+			cs := benchServer(b, bin, mode.extra)
+			ctx := context.Background()
+			timed := func(tool string, args map[string]any) time.Duration {
+				start := time.Now()
+				res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: tool, Arguments: args})
+				took := time.Since(start)
+				if err != nil || res.IsError {
+					b.Fatalf("call %s: %v %v", tool, err, res)
+				}
+				return took
+			}
+			for range 5 {
+				timed("fx_echo", map[string]any{"text": "x"})
+			}
+			var builtin, ext, diff []time.Duration
+			b.ResetTimer()
+			for b.Loop() {
+				a := timed("list_categories", map[string]any{})
+				e := timed("fx_echo", map[string]any{"text": "x"})
+				builtin, ext, diff = append(builtin, a), append(ext, e), append(diff, e-a)
+			}
+			med := func(d []time.Duration) float64 {
+				slices.Sort(d)
+				return float64(d[len(d)/2].Microseconds())
+			}
+			b.ReportMetric(med(builtin), "builtin-p50-µs")
+			b.ReportMetric(med(ext), "external-p50-µs")
+			b.ReportMetric(med(diff), "added-p50-µs")
+		})
+	}
+	b.Run("direct-exec-no-server", func(b *testing.B) {
+		req := `{"tool":"fx_echo","arguments":{"text":"x"}}` + "\n"
+		for b.Loop() {
+			cmd := exec.Command(bin)
+			cmd.Stdin = strings.NewReader(req)
+			if out, err := cmd.Output(); err != nil || !strings.Contains(string(out), "text=x") {
+				b.Fatalf("%v %s", err, out)
+			}
+		}
+	})
+}
+
+func extFixtureB(b *testing.B) string {
+	fixtureOnce.Do(func() {
+		fixtureBin = filepath.Join(filepath.Dir(binPath), "extfixture")
+		out, err := exec.Command("go", "build", "-o", fixtureBin, "./testdata/extfixture").CombinedOutput()
+		if err != nil {
+			fixtureErr = fmt.Errorf("building the fixture plugin: %v\n%s", err, out)
+		}
+	})
+	if fixtureErr != nil {
+		b.Fatal(fixtureErr)
+	}
+	return fixtureBin
+}
+
+// benchServer starts the binary with the fixture plugin (manifest extra)
+// and connects a client.
+func benchServer(b *testing.B, bin, extra string) *mcp.ClientSession {
+	dir := b.TempDir()
+	plug := filepath.Join(dir, "plugins", "fx")
+	ws := filepath.Join(dir, "ws")
+	for _, d := range []string{plug, ws} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			b.Fatal(err)
+		}
+	}
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		b.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(plug, "fx"), data, 0o755)
+	os.WriteFile(filepath.Join(plug, "manifest.yaml"), []byte(fxManifest("fx", "fx", extra)), 0o644)
+	pol := filepath.Join(dir, "policy.yaml")
+	os.WriteFile(pol, []byte(fmt.Sprintf(`version: "1.0"
+filesystem:
+  allowed_paths: ["%s/**"]
+audit:
+  log_file: "%s/logs/audit.log"
+tools:
+  timeout: 10
+  rate_limits:
+    default: 1000000
+plugins:
+  external: [plugins/fx]
+`, ws, dir)), 0o644)
+	cmd := exec.Command(binPath, "serve", "--policy", pol)
+	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_CONFIG_HOME="+filepath.Join(dir, "config"), "XDG_DATA_HOME="+filepath.Join(dir, "data"))
+	client := mcp.NewClient(&mcp.Implementation{Name: "bench", Version: "1"}, nil)
+	cs, err := client.Connect(context.Background(), &mcp.CommandTransport{Command: cmd}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { cs.Close() })
+	return cs
+}

@@ -1,0 +1,92 @@
+//go:build unix
+
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// copyExample copies examples/plugins/<name> (without built files) to a
+// plugin directory of e and returns it.
+func copyExample(t *testing.T, e *env, name string) string {
+	t.Helper()
+	src := filepath.Join("..", "..", "examples", "plugins", name)
+	dst := filepath.Join(e.dir, "plugins", name)
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, en := range entries {
+		if en.IsDir() || en.Name() == name { // the built Go binary, if any
+			continue
+		}
+		st, err := en.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := os.ReadFile(filepath.Join(src, en.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, en.Name()), data, st.Mode().Perm()&0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dst
+}
+
+// TestExternalExamples runs each example plugin of examples/plugins
+// through the real binary, with its manifest as shipped.
+func TestExternalExamples(t *testing.T) {
+	e := newEnv(t, extPolicy("plugins/hash", "plugins/jsonfmt", "plugins/wordcount"))
+	hashDir := copyExample(t, e, "hash")
+	build := exec.Command("go", "build", "-o", filepath.Join(hashDir, "hash"), ".")
+	build.Dir = filepath.Join("..", "..", "examples", "plugins", "hash")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the hash example: %v\n%s", err, out)
+	}
+	copyExample(t, e, "jsonfmt")
+	copyExample(t, e, "wordcount")
+	file := filepath.Join(e.workspace, "data.txt")
+	if err := os.WriteFile(file, []byte("abc"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cs, logs := e.connectLog(t)
+	for _, name := range []string{"hash", "jsonfmt", "wordcount"} {
+		if !strings.Contains(logs.String(), "msg=\"external plugin\" name="+name) {
+			t.Errorf("plugin %s did not load", name)
+		}
+	}
+	const abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+	for _, c := range []struct {
+		name, tool string
+		args       map[string]any
+		want       string
+		isError    bool
+	}{
+		{"go/hash_text", "hash_text", map[string]any{"text": "abc"}, abc, false},
+		{"go/hash_file", "hash_file", map[string]any{"path": file}, abc, false},
+		{"go/hash_file-denied-by-policy", "hash_file", map[string]any{"path": e.policy}, "denied", true},
+		{"node/format_json", "format_json", map[string]any{"json": `{"b":1,"a":[1,2]}`, "sort_keys": true, "indent": 1}, "{\n \"a\": [\n  1,\n  2\n ],\n \"b\": 1\n}", false},
+		{"node/format_json-bad", "format_json", map[string]any{"json": `{"b":`}, "not JSON", true},
+		{"sh/count_words", "count_words", map[string]any{"text": "one two\nthree \"four\" five"}, "5 words", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			res := call(t, cs, c.tool, c.args)
+			if res.IsError != c.isError || !strings.Contains(text(res), c.want) {
+				t.Fatalf("%s: got %q (error %v), want %q (error %v)", c.tool, text(res), res.IsError, c.want, c.isError)
+			}
+			d, r, _ := e.callRecords(t, c.tool)
+			if d == nil || r == nil {
+				t.Errorf("audit records of %s missing", c.tool)
+			}
+		})
+	}
+}

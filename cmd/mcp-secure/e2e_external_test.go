@@ -1,0 +1,548 @@
+//go:build unix
+
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// External plugins over the real binary: a program in a plugin directory
+// the policy lists serves tools through the pipeline, runs in the
+// sandbox, and every way it can fail is a clear error result.
+
+var (
+	fixtureOnce sync.Once
+	fixtureBin  string
+	fixtureErr  error
+)
+
+// extFixture builds testdata/extfixture once.
+func extFixture(t *testing.T) string {
+	t.Helper()
+	fixtureOnce.Do(func() {
+		fixtureBin = filepath.Join(filepath.Dir(binPath), "extfixture")
+		out, err := exec.Command("go", "build", "-o", fixtureBin, "./testdata/extfixture").CombinedOutput()
+		if err != nil {
+			fixtureErr = fmt.Errorf("building the fixture plugin: %v\n%s", err, out)
+		}
+	})
+	if fixtureErr != nil {
+		t.Fatal(fixtureErr)
+	}
+	return fixtureBin
+}
+
+// fxTools are the fixture's tools (named <prefix>_<what>) and their
+// argument schemas.
+var fxTools = []struct{ what, schema string }{
+	{"echo", `{type: object, properties: {text: {type: string}}, required: [text], additionalProperties: false}`},
+	{"fail", `{type: object}`},
+	{"exit", `{type: object}`},
+	{"crash", `{type: object}`},
+	{"hang", `{type: object, properties: {pidfile: {type: string}}, required: [pidfile]}`},
+	{"huge", `{type: object}`},
+	{"garbage", `{type: object}`},
+	{"read", `{type: object, properties: {path: {type: string}}, required: [path]}`},
+	{"write", `{type: object, properties: {path: {type: string}}, required: [path]}`},
+	{"connect", `{type: object, properties: {port: {type: integer}}, required: [port]}`},
+	{"spawn", `{type: object, properties: {path: {type: string}}, required: [path]}`},
+}
+
+// fxManifest is a manifest for the fixture program, its tools named
+// prefix_*; extra is appended (mode, sandbox, sha256, ...).
+func fxManifest(name, prefix, extra string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "name: %s\nversion: 0.1.0\ntype: external\nexecutable: fx\nenv: [FX_PASSED]\n%s", name, extra)
+	if !strings.Contains(extra, "tools:") {
+		b.WriteString("tools:\n")
+		for _, tl := range fxTools {
+			fmt.Fprintf(&b, "  - name: %s_%s\n    description: fixture %s\n    input_schema: %s\n", prefix, tl.what, tl.what, tl.schema)
+		}
+	}
+	return b.String()
+}
+
+// extPlugin makes e.dir/plugins/<name> with the fixture program as fx and
+// the manifest, and returns the directory.
+func extPlugin(t *testing.T, e *env, name, manifest string) string {
+	t.Helper()
+	dir := filepath.Join(e.dir, "plugins", name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin, err := os.ReadFile(extFixture(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "fx"), bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "manifest.yaml"), []byte(manifest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// extPolicy is the plugins section listing dirs (relative to the policy).
+func extPolicy(dirs ...string) string {
+	return "plugins:\n  external: [" + strings.Join(dirs, ", ") + "]\n"
+}
+
+// connectLog is connect, keeping the server's stderr.
+func (e *env) connectLog(t *testing.T) (*mcp.ClientSession, *syncBuffer) {
+	t.Helper()
+	return e.connectAs(t, "e2e-client")
+}
+
+// wantError checks res is an error result whose text holds every want.
+func wantError(t *testing.T, res *mcp.CallToolResult, want ...string) {
+	t.Helper()
+	if !res.IsError {
+		t.Fatalf("want an error result, got %q", text(res))
+	}
+	for _, w := range want {
+		if !strings.Contains(text(res), w) {
+			t.Errorf("error %q does not say %q", text(res), w)
+		}
+	}
+}
+
+// callRecords are the audit records of the last call to tool: its
+// tool_call decision, the command records of its processes and its
+// tool_result.
+func (e *env) callRecords(t *testing.T, tool string) (decision, result map[string]any, launches int) {
+	t.Helper()
+	decision = e.findRecord(t, map[string]any{"kind": "tool_call", "tool": tool})
+	id := decision["decision_id"]
+	for _, r := range e.records(t) {
+		switch {
+		case r["kind"] == "tool_result" && r["decision_id"] == id:
+			result = r
+		case r["kind"] == "command" && r["parent_decision_id"] == id:
+			launches++
+		}
+	}
+	return decision, result, launches
+}
+
+func TestExternalPerCall(t *testing.T) {
+	e := newEnv(t, extPolicy("plugins/fx"))
+	extPlugin(t, e, "fx", fxManifest("fx", "fx", ""))
+	e.vars = append(e.vars, "FX_PASSED=yes", "FX_NOT_PASSED=leaked")
+	cs, logs := e.connectLog(t)
+
+	if !strings.Contains(logs.String(), "external plugin") || !strings.Contains(logs.String(), "Landlock ABI") {
+		t.Errorf("the start-up log does not say how plugin fx is confined")
+	}
+
+	t.Run("ok", func(t *testing.T) {
+		res := call(t, cs, "fx_echo", map[string]any{"text": "hello"})
+		if res.IsError || !strings.Contains(text(res), "text=hello") {
+			t.Fatalf("echo: %q (error %v)", text(res), res.IsError)
+		}
+		if !strings.Contains(text(res), "env=yes|") || !strings.Contains(text(res), "home=/nonexistent") {
+			t.Errorf("environment: want only what the manifest names, got %q", text(res))
+		}
+		d, r, launches := e.callRecords(t, "fx_echo")
+		if d["result"] != "allow" || r == nil || r["status"] != "ok" || launches != 1 {
+			t.Errorf("audit: decision %v, result %v, %d launches", d["result"], r, launches)
+		}
+	})
+	t.Run("schema-refused-before-start", func(t *testing.T) {
+		before := len(e.records(t))
+		res := call(t, cs, "fx_echo", map[string]any{"text": "x", "extra": 1})
+		wantError(t, res)
+		for _, r := range e.records(t)[before:] {
+			if r["kind"] == "command" || r["kind"] == "tool_call" {
+				t.Errorf("an invalid call reached %s: %v", r["kind"], r)
+			}
+		}
+	})
+	t.Run("tool-error", func(t *testing.T) {
+		res := call(t, cs, "fx_fail", map[string]any{})
+		wantError(t, res, "the tool says no")
+		_, r, _ := e.callRecords(t, "fx_fail")
+		if r == nil || r["status"] != "tool_error" {
+			t.Errorf("tool_result: %v", r)
+		}
+		waitFor(t, 10*time.Second, "stderr in the log", func() bool { return strings.Contains(logs.String(), "fail: token=") })
+		if l := logs.String(); strings.Contains(l, "abcdefghijklmnopqrstuvwxyz0123456789") {
+			t.Errorf("stderr reached the log unredacted")
+		}
+	})
+	t.Run("non-zero-exit", func(t *testing.T) {
+		wantError(t, call(t, cs, "fx_exit", map[string]any{}), "exited with status 3")
+	})
+	t.Run("crash", func(t *testing.T) {
+		wantError(t, call(t, cs, "fx_crash", map[string]any{}), "crashed", "signal 9")
+	})
+	t.Run("huge-output", func(t *testing.T) {
+		res := call(t, cs, "fx_huge", map[string]any{})
+		wantError(t, res, "more than 1048576 bytes")
+		if len(text(res)) > 1000 {
+			t.Errorf("the error carries %d bytes", len(text(res)))
+		}
+	})
+	t.Run("garbage-output", func(t *testing.T) {
+		wantError(t, call(t, cs, "fx_garbage", map[string]any{}), "invalid output")
+	})
+	t.Run("exec-outside-manifest", func(t *testing.T) {
+		// Only the plugin directory and the executable's interpreters
+		// may run: /bin/sh is not the manifest's.
+		wantError(t, call(t, cs, "fx_spawn", map[string]any{"path": "/bin/sh"}), "permission denied")
+	})
+	t.Run("still-serving", func(t *testing.T) {
+		if res := call(t, cs, "fx_echo", map[string]any{"text": "again"}); res.IsError {
+			t.Fatalf("echo after failures: %q", text(res))
+		}
+	})
+}
+
+// alive reports whether pid exists and is not a zombie.
+func alive(pid int) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(data)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
+		return s[i+2] != 'Z'
+	}
+	return true
+}
+
+// readPids reads the pids the hanging fixture wrote.
+func readPids(t *testing.T, file string) []int {
+	t.Helper()
+	var pids []int
+	waitFor(t, 10*time.Second, "the fixture's pid file", func() bool {
+		data, err := os.ReadFile(file)
+		if err != nil || !strings.HasSuffix(string(data), "\n") {
+			return false
+		}
+		pids = nil
+		for _, f := range strings.Fields(string(data)) {
+			n, err := strconv.Atoi(f)
+			if err != nil {
+				return false
+			}
+			pids = append(pids, n)
+		}
+		return len(pids) == 2
+	})
+	return pids
+}
+
+func TestExternalHang(t *testing.T) {
+	for _, mode := range []string{"per-call", "persistent"} {
+		t.Run(mode, func(t *testing.T) {
+			e := newEnv(t, extPolicy("plugins/fx")+"tools:\n  timeout: 2\n  rate_limits:\n    default: 600\n")
+			extra := ""
+			if mode == "persistent" {
+				extra = "mode: persistent\nargs: [--persistent]\n"
+			}
+			extPlugin(t, e, "fx", fxManifest("fx", "fx", extra))
+			cs := e.connect(t, "")
+			pidfile := filepath.Join(e.workspace, "pids")
+			start := time.Now()
+			res := call(t, cs, "fx_hang", map[string]any{"pidfile": pidfile})
+			wantError(t, res, "timed out")
+			if took := time.Since(start); took > 8*time.Second {
+				t.Errorf("the timeout took %v", took)
+			}
+			pids := readPids(t, pidfile)
+			for _, pid := range pids {
+				waitFor(t, 10*time.Second, fmt.Sprintf("pid %d (the plugin or the child it started with setsid) to be gone", pid), func() bool { return !alive(pid) })
+			}
+			_, r, _ := e.callRecords(t, "fx_hang")
+			if r == nil || r["status"] != "timeout" {
+				t.Errorf("tool_result: %v", r)
+			}
+			if res := call(t, cs, "fx_echo", map[string]any{"text": "after"}); res.IsError {
+				t.Errorf("echo after the hang: %q", text(res))
+			}
+		})
+	}
+}
+
+func TestExternalPersistent(t *testing.T) {
+	e := newEnv(t, extPolicy("plugins/fx"))
+	extPlugin(t, e, "fx", fxManifest("fx", "fx", "mode: persistent\nargs: [--persistent]\n"))
+	cs := e.connect(t, "")
+	pidOf := func() string {
+		t.Helper()
+		res := call(t, cs, "fx_echo", map[string]any{"text": "p"})
+		if res.IsError {
+			t.Fatalf("echo: %q", text(res))
+		}
+		pid, _, _ := strings.Cut(strings.TrimPrefix(text(res), "pid="), " ")
+		return pid
+	}
+	first := pidOf()
+	if second := pidOf(); second != first {
+		t.Fatalf("persistent mode started a second process: %s then %s", first, second)
+	}
+	wantError(t, call(t, cs, "fx_fail", map[string]any{}), "the tool says no")
+	if again := pidOf(); again != first {
+		t.Fatalf("a tool error restarted the process")
+	}
+	wantError(t, call(t, cs, "fx_crash", map[string]any{}), "crashed", "restarted")
+	restarted := pidOf()
+	if restarted == first {
+		t.Fatalf("no new process after the crash")
+	}
+	wantError(t, call(t, cs, "fx_garbage", map[string]any{}), "invalid output")
+	wantError(t, call(t, cs, "fx_huge", map[string]any{}), "more than 1048576 bytes")
+	if pid := pidOf(); pid == restarted {
+		t.Errorf("the process that answered garbage still serves")
+	}
+}
+
+func TestExternalSandbox(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var accepted sync.WaitGroup
+	accepts := 0
+	var mu sync.Mutex
+	accepted.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			accepts++
+			mu.Unlock()
+			c.Close()
+		}
+	})
+	port := ln.Addr().(*net.TCPAddr).Port
+	other, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	otherPort := other.Addr().(*net.TCPAddr).Port
+
+	// The policy's TCP ports: 443 and the first listener's.
+	network := fmt.Sprintf("network:\n  allowed_endpoints:\n    - host: localhost\n      ports: [%d]\n    - host: lite.duckduckgo.com\n      ports: [443]\n", port)
+	e := newEnvNet(t, network, extPolicy("plugins/fx", "plugins/narrow"))
+	extPlugin(t, e, "fx", fxManifest("fx", "fx", ""))
+	extPlugin(t, e, "narrow", fxManifest("narrow", "nw", "sandbox:\n  paths: []\n  ports: []\n"))
+	secret := e.write(t, "secret.txt", "top secret")
+	allowed := filepath.Join(e.workspace, "notes.txt")
+	if err := os.WriteFile(allowed, []byte("workspace notes"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cs, logs := e.connectLog(t)
+	if !strings.Contains(logs.String(), "tcp ports ["+strconv.Itoa(port)+" 443]") && !strings.Contains(logs.String(), "tcp ports [443 "+strconv.Itoa(port)+"]") {
+		t.Errorf("the start-up log does not give plugin fx the policy's ports")
+	}
+	if !strings.Contains(logs.String(), "tcp ports []") {
+		t.Errorf("the start-up log does not show plugin narrow's narrowed ports")
+	}
+
+	stopped := func(t *testing.T, tool string, args map[string]any, want string) {
+		t.Helper()
+		res := call(t, cs, tool, args)
+		wantError(t, res, want)
+		d, r, launches := e.callRecords(t, tool)
+		if d["result"] != "allow" || r == nil || r["status"] != "tool_error" || launches != 1 {
+			t.Errorf("audit of %s: decision %v, result %v, %d launches", tool, d["result"], r, launches)
+		}
+	}
+	t.Run("read-allowed", func(t *testing.T) {
+		if res := call(t, cs, "fx_read", map[string]any{"path": allowed}); res.IsError || !strings.Contains(text(res), "workspace notes") {
+			t.Fatalf("reading a workspace file: %q", text(res))
+		}
+	})
+	t.Run("read-denied", func(t *testing.T) {
+		stopped(t, "fx_read", map[string]any{"path": secret}, "permission denied")
+	})
+	t.Run("read-policy-file", func(t *testing.T) {
+		stopped(t, "fx_read", map[string]any{"path": e.policy}, "permission denied")
+	})
+	t.Run("write-other-plugin", func(t *testing.T) {
+		stopped(t, "fx_write", map[string]any{"path": filepath.Join(e.dir, "plugins", "narrow", "fx")}, "permission denied")
+	})
+	t.Run("connect-allowed", func(t *testing.T) {
+		if res := call(t, cs, "fx_connect", map[string]any{"port": port}); res.IsError {
+			t.Fatalf("connecting to the policy's port: %q", text(res))
+		}
+	})
+	t.Run("connect-denied", func(t *testing.T) {
+		stopped(t, "fx_connect", map[string]any{"port": otherPort}, "permission denied")
+	})
+	t.Run("narrowed-read", func(t *testing.T) {
+		stopped(t, "nw_read", map[string]any{"path": allowed}, "permission denied")
+	})
+	t.Run("narrowed-connect", func(t *testing.T) {
+		mu.Lock()
+		before := accepts
+		mu.Unlock()
+		stopped(t, "nw_connect", map[string]any{"port": port}, "permission denied")
+		time.Sleep(100 * time.Millisecond)
+		mu.Lock()
+		defer mu.Unlock()
+		if accepts != before {
+			t.Errorf("the narrowed plugin's connection was accepted")
+		}
+	})
+}
+
+// TestExternalPluginDirOffLimits: a tool cannot read or change a plugin
+// directory even when it lies in an allowed path.
+func TestExternalPluginDirOffLimits(t *testing.T) {
+	e := newEnv(t, "")
+	dir := filepath.Join(e.workspace, "plugins", "fx")
+	e.write(t, "policy.yaml", strings.Replace(mustRead(t, e.policy), "audit:", extPolicy(dir)+"audit:", 1))
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin, err := os.ReadFile(extFixture(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(dir, 0o755)
+	os.WriteFile(filepath.Join(dir, "fx"), bin, 0o755)
+	os.WriteFile(filepath.Join(dir, "manifest.yaml"), []byte(fxManifest("fx", "fx", "")), 0o644)
+	cs := e.connect(t, "")
+	res := call(t, cs, "fixture_read", map[string]any{"path": filepath.Join(dir, "manifest.yaml")})
+	wantError(t, res, "external plugin directory")
+	res = call(t, cs, "fixture_write", map[string]any{"path": filepath.Join(dir, "fx"), "text": "#!/bin/sh\n"})
+	wantError(t, res, "external plugin directory")
+	// Nor can another plugin's process write it.
+	res = call(t, cs, "fx_write", map[string]any{"path": filepath.Join(dir, "manifest.yaml")})
+	wantError(t, res, "permission denied")
+	if res := call(t, cs, "fx_echo", map[string]any{"text": "x"}); res.IsError {
+		t.Fatalf("plugin in a workspace directory: %q", text(res))
+	}
+}
+
+func TestExternalManifestErrors(t *testing.T) {
+	e := newEnv(t, "")
+	good := extPlugin(t, e, "good", fxManifest("good", "good", ""))
+	sum := sha256.Sum256([]byte(mustRead(t, filepath.Join(good, "fx"))))
+	pinned := extPlugin(t, e, "pinned", fxManifest("pinned", "pin", "sha256: "+hex.EncodeToString(sum[:])+"\n"))
+	mismatch := extPlugin(t, e, "mismatch", fxManifest("mismatch", "mm", "sha256: "+strings.Repeat("ab", 32)+"\n"))
+	missing := extPlugin(t, e, "missing", strings.Replace(fxManifest("missing", "ms", ""), "executable: fx", "executable: nothere", 1))
+	dup := extPlugin(t, e, "dup", fxManifest("dup", "dup", "tools:\n  - name: search_tools\n    description: shadows a built-in tool\n"))
+	dupExt := extPlugin(t, e, "dupext", fxManifest("dupext", "good", ""))
+	badSchema := extPlugin(t, e, "badschema", fxManifest("badschema", "bs", "tools:\n  - name: bs_x\n    description: x\n    input_schema: {type: string}\n"))
+	outside := extPlugin(t, e, "outside", strings.Replace(fxManifest("outside", "out", ""), "executable: fx", "executable: sh", 1))
+	if err := os.Symlink("/bin/sh", filepath.Join(outside, "sh")); err != nil {
+		t.Fatal(err)
+	}
+	unknown := extPlugin(t, e, "unknown", fxManifest("unknown", "unk", "colour: blue\n"))
+	dirs := []string{good, pinned, mismatch, missing, dup, dupExt, badSchema, outside, unknown}
+	e.write(t, "policy.yaml", strings.Replace(mustRead(t, e.policy), "audit:", extPolicy(dirs...)+"audit:", 1))
+
+	cs, logs := e.connectLog(t)
+	for _, c := range []struct{ dir, want string }{
+		{mismatch, "sha256 mismatch: executable " + filepath.Join(mismatch, "fx")},
+		{missing, "executable " + filepath.Join(missing, "nothere")},
+		{dup, `tool \"search_tools\" is already served by built-in plugin discovery`},
+		{dupExt, `tool \"good_echo\" is already served by external plugin ` + filepath.Join(good, "manifest.yaml")},
+		{badSchema, "input schema must be an object schema"},
+		{outside, "outside the plugin directory"},
+		{unknown, "manifest.yaml:6: unknown key colour"},
+	} {
+		if !strings.Contains(logs.String(), filepath.Join(c.dir, "manifest.yaml")) || !strings.Contains(logs.String(), c.want) {
+			t.Errorf("the log does not name %s with %q", filepath.Join(c.dir, "manifest.yaml"), c.want)
+		}
+	}
+	for _, tool := range []string{"good_echo", "pin_echo"} {
+		if res := call(t, cs, tool, map[string]any{"text": "ok"}); res.IsError {
+			t.Errorf("%s (a good plugin beside bad ones): %q", tool, text(res))
+		}
+	}
+	res := call(t, cs, "mm_echo", map[string]any{"text": "x"})
+	wantError(t, res, "not registered")
+	list, err := cs.ListTools(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tl := range list.Tools {
+		if tl.Name == "search_tools" && strings.Contains(tl.Description, "shadows") {
+			t.Errorf("a manifest replaced a built-in tool")
+		}
+	}
+
+	t.Run("policy-check-warns", func(t *testing.T) {
+		out, err := exec.Command(binPath, "policy", "check", "--policy", e.policy).CombinedOutput()
+		if code := exitCode(err); code != 0 || !strings.Contains(string(out), "warning: external plugin left out: "+filepath.Join(mismatch, "manifest.yaml")) {
+			t.Errorf("policy check: exit %d, %s", code, out)
+		}
+	})
+	t.Run("strict", func(t *testing.T) {
+		e.write(t, "policy.yaml", strings.Replace(mustRead(t, e.policy), "plugins:\n", "plugins:\n  strict: true\n", 1))
+		out, err := exec.Command(binPath, "policy", "check", "--policy", e.policy).CombinedOutput()
+		if code := exitCode(err); code != 2 || !strings.Contains(string(out), filepath.Join(mismatch, "manifest.yaml")) {
+			t.Errorf("policy check with plugins.strict: exit %d, %s", code, out)
+		}
+		cmd := e.command()
+		cmd.Stdin = strings.NewReader("")
+		out, err = cmd.CombinedOutput()
+		if code := exitCode(err); code != 2 || !strings.Contains(string(out), "sha256 mismatch") {
+			t.Errorf("serve with plugins.strict: exit %d, %s", code, out)
+		}
+	})
+}
+
+func exitCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	return -1
+}
+
+// TestExternalWithoutLandlock: where children cannot be confined, a
+// plugin is left out (the log says why) unless the policy opts into
+// unconfined children, which the log says too.
+func TestExternalWithoutLandlock(t *testing.T) {
+	for _, unconfined := range []bool{false, true} {
+		t.Run(fmt.Sprintf("unconfined=%v", unconfined), func(t *testing.T) {
+			extra := extPolicy("plugins/fx")
+			if unconfined {
+				extra += "commands:\n  unconfined: true\n"
+			}
+			e := newEnv(t, extra)
+			extPlugin(t, e, "fx", fxManifest("fx", "fx", ""))
+			e.vars = append(e.vars, "MCP_SECURE_NO_LANDLOCK=1")
+			cs, logs := e.connectLog(t)
+			res := call(t, cs, "fx_echo", map[string]any{"text": "x"})
+			if !unconfined {
+				wantError(t, res, "not registered")
+				if !strings.Contains(logs.String(), "cannot be confined here") || !strings.Contains(logs.String(), filepath.Join(e.dir, "plugins", "fx", "manifest.yaml")) {
+					t.Errorf("the log does not say why plugin fx is left out")
+				}
+				return
+			}
+			if res.IsError {
+				t.Fatalf("unconfined by policy: %q", text(res))
+			}
+			if !strings.Contains(logs.String(), "unconfined by policy") {
+				t.Errorf("the log does not say plugin fx runs unconfined")
+			}
+		})
+	}
+}

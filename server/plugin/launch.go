@@ -1,0 +1,72 @@
+package plugin
+
+import (
+	"context"
+	"io"
+)
+
+// Launcher starts the processes of external plugins. Unlike [Commands],
+// it does not ask commands.allowed: the operator trusted the program by
+// listing its plugin directory in the policy (plugins.external). The
+// process still runs in the sandbox, with the plugin directory readable
+// and executable, the policy's filesystem and TCP allowances narrowed by
+// the manifest, and no environment beyond what the manifest names. The
+// server's [Commands] door implements it; a plugin finds it with a type
+// assertion on [Host.Commands].
+type Launcher interface {
+	// LaunchConfinement checks spec without starting anything (the program and
+	// its #! interpreters are found) and says in one line how its
+	// processes will be confined. An error means they cannot run: the
+	// program is missing, or the kernel cannot confine them and the policy
+	// does not allow unconfined children.
+	LaunchConfinement(spec *LaunchSpec) (string, error)
+	// Launch starts spec. The process and everything it starts are killed
+	// when ctx is done or Kill is called.
+	Launch(ctx context.Context, spec *LaunchSpec) (Process, error)
+}
+
+// LaunchSpec is one program of an external plugin.
+type LaunchSpec struct {
+	// Plugin names the plugin, for logs and audit records.
+	Plugin string
+	// Dir is the plugin directory (absolute): readable and executable by
+	// the process, and its working directory.
+	Dir string
+	// Path is the program to start: an absolute path, or a bare name found
+	// in the system directories (an interpreter the manifest names).
+	Path string
+	// Args is argv, argv[0] included.
+	Args []string
+	// Env is the whole environment the plugin asks for (besides a fixed
+	// PATH and locale); names that change how programs load code are
+	// refused.
+	Env map[string]string
+	// Paths, when not nil, narrows the directories the process may read
+	// and write to those below both a path here and an allowed path of
+	// the policy.
+	Paths *[]string
+	// Ports, when not nil, narrows the TCP ports the process may connect
+	// to to those the policy allows too.
+	Ports *[]int
+	// LongLived marks a process that serves many calls: its CPU limit is
+	// not the tool timeout.
+	LongLived bool
+}
+
+// Process is a started plugin process.
+type Process interface {
+	// Stdin is the process's standard input.
+	Stdin() io.WriteCloser
+	// Stdout and Stderr are its output; read them concurrently with Wait.
+	Stdout() io.ReadCloser
+	Stderr() io.ReadCloser
+	// Wait waits until the process and everything it started are gone and
+	// returns its exit code (128+n when signal n killed it); err is set
+	// when it could not be run or waited for.
+	Wait() (code int, err error)
+	// Kill ends the process and everything it started.
+	Kill()
+	// Pid is the process id of the tree's leader (the sandbox launcher on
+	// Linux).
+	Pid() int
+}
