@@ -42,6 +42,9 @@ const usage = `mcp-secure: a security-first, policy-as-code MCP server over stdi
 Usage:
   mcp-secure [serve] [--policy FILE] [--shutdown-grace 5s] [--max-in-flight 256]
                                            run the server on stdin/stdout
+  mcp-secure [serve] --bundle URL|PATH [--bundle-key FILE --bundle-key-id ID]
+             [--bundle-token-env VAR] [--bundle-min-delay 60s] [--bundle-max-delay 120s]
+                                           the policy from an OPA bundle (signed, polled)
   mcp-secure policy check [--policy FILE]  run every start-up check on a policy; print
                                            defaulted sections and warnings (exit 2 on error)
   mcp-secure policy compile [--policy FILE] [--out FILE]
@@ -117,7 +120,9 @@ type serveParams struct {
 	maxInFlight   int
 	// reloadEvery is how often the policy's files are polled for
 	// changes; 0 leaves reloads to SIGHUP.
-	reloadEvery time.Duration
+	reloadEvery   time.Duration
+	bundle        bundleParams
+	bundleChanged chan struct{} // a new bundle is current (buffered, 1)
 }
 
 func parseServe(args []string, stderr io.Writer) (serveParams, error) {
@@ -128,6 +133,7 @@ func parseServe(args []string, stderr io.Writer) (serveParams, error) {
 	fs.DurationVar(&p.shutdownGrace, "shutdown-grace", server.DefaultShutdownGrace, "on SIGTERM, how long calls in flight may finish before they are cancelled")
 	fs.IntVar(&p.maxInFlight, "max-in-flight", server.DefaultMaxInFlight, "requests in flight at most; the excess is answered with an error")
 	fs.DurationVar(&p.reloadEvery, "reload-interval", DefaultReloadInterval, "how often the policy file and its modules are checked for changes (0: reload on SIGHUP only)")
+	addBundleFlags(fs, &p.bundle)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return p, err

@@ -21,9 +21,13 @@ import (
 )
 
 func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer, log *slog.Logger) error {
-	chk, err := checkPolicy(ctx, p.policyFile)
+	p.bundleChanged = make(chan struct{}, 1)
+	chk, src, err := servePolicy(ctx, p, log)
 	if err != nil {
 		return err
+	}
+	if src != nil {
+		defer src.Stop(context.Background())
 	}
 	pol, eng := chk.pol, chk.eng
 	for _, d := range pol.Defaulted() {
@@ -61,8 +65,12 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 		return err
 	}
 	defer obs.shutdown(ctx) // after the audit log is closed: every record is in
+	labels := map[string]string{"service": "mcp-secure", "version": version}
+	if src != nil {
+		labels["bundle_revision"] = chk.revision
+	}
 	alog := audit.New(sink, &audit.Options{
-		Labels:        map[string]string{"service": "mcp-secure", "version": version},
+		Labels:        labels,
 		Log:           log,
 		Key:           key,
 		Masker:        eng,
@@ -135,6 +143,9 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 		}
 	}()
 	rl.audit, rl.limiter, rl.srv = alog, limiter, srv
+	if src != nil {
+		defer reloadBundles(ctx, p, src, rl, alog)()
+	}
 	defer rl.run(ctx)()
 	log.Info("serving on stdio", "policy", pol.Source(), "audit", pol.Audit.LogFile, "version", version)
 	return srv.Run(ctx, stdin, stdout)
@@ -169,14 +180,28 @@ func userPolicyPath() string {
 // engineConfig gathers the built-in modules, the policy's own modules and
 // the compiled data document.
 func engineConfig(pol *policy.Policy) (engine.Config, error) {
+	user, err := readModules(pol)
+	if err != nil {
+		return engine.Config{}, err
+	}
+	return engineConfigFor(pol, user)
+}
+
+// readModules reads the policy's rego.modules by file name.
+func readModules(pol *policy.Policy) (map[string]string, error) {
 	user := map[string]string{}
 	for _, f := range pol.Rego.Modules {
 		src, err := os.ReadFile(f)
 		if err != nil {
-			return engine.Config{}, fmt.Errorf("rego.modules: %w", err)
+			return nil, fmt.Errorf("rego.modules: %w", err)
 		}
 		user[f] = string(src)
 	}
+	return user, nil
+}
+
+// engineConfigFor is engineConfig with the user modules already read.
+func engineConfigFor(pol *policy.Policy, user map[string]string) (engine.Config, error) {
 	data := pol.Data()
 	data["server_files"], _ = serverFiles(pol)
 	return engine.Builtin(data, user)
@@ -198,6 +223,10 @@ func policyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if sub == "compile" {
 		fs.StringVar(&out, "out", "", "write the data document to `file` instead of stdout")
 	}
+	if sub == "check" {
+		addBundleFlags(fs, &p.bundle)
+		p.bundle.once = true
+	}
 	if err := fs.Parse(args); err != nil {
 		return &exitErr{code: exitUsage, err: err}
 	}
@@ -207,9 +236,12 @@ func policyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	switch sub {
 	case "check":
 		// The checks serve runs before it starts, nothing less.
-		chk, err := checkPolicy(ctx, p.policyFile)
+		chk, src, err := servePolicy(ctx, p, slog.New(slog.DiscardHandler))
 		if err != nil {
 			return err
+		}
+		if src != nil {
+			src.Stop(ctx)
 		}
 		return report(stdout, chk)
 	case "compile":
@@ -243,6 +275,9 @@ func report(w io.Writer, chk *checked) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: ok (%d built-in modules, %d user modules, %d tools)\n",
 		chk.pol.Source(), len(chk.cfg.Modules), len(chk.cfg.UserModules), len(chk.tools))
+	if chk.revision != "" {
+		fmt.Fprintf(&b, "bundle revision: %s\n", chk.revision)
+	}
 	for _, d := range chk.pol.Defaulted() {
 		fmt.Fprintf(&b, "default: %s\n", d)
 	}
