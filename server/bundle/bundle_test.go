@@ -70,6 +70,7 @@ type spec struct {
 	policy   map[string]any
 	modules  map[string]string
 	signKey  string // PEM private key; "" leaves the bundle unsigned
+	kid      string // key id the signature names; "" means keyID
 	extra    map[string]any
 }
 
@@ -93,7 +94,11 @@ func build(t *testing.T, s spec) []byte {
 	}
 	b.Manifest.Init()
 	if s.signKey != "" {
-		if err := b.GenerateSignature(opabundle.NewSigningConfig(s.signKey, "RS256", ""), keyID, false); err != nil {
+		kid := s.kid
+		if kid == "" {
+			kid = keyID
+		}
+		if err := b.GenerateSignature(opabundle.NewSigningConfig(s.signKey, "RS256", ""), kid, false); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -143,6 +148,8 @@ func TestLocal(t *testing.T) {
 			spec: spec{revision: "u", policy: defaultPolicy()}, wantErr: "missing .signatures.json"},
 		"fail/widening module": {
 			spec: spec{revision: "w", policy: defaultPolicy(), modules: map[string]string{"/rules/wide.rego": widening}, signKey: priv}, wantErr: "allow"},
+		"fail/signed for another key id": {
+			spec: spec{revision: "o", policy: defaultPolicy(), signKey: priv, kid: "other"}, wantErr: `signed for key id "other"`},
 		"fail/no policy document": {
 			spec: spec{revision: "n", signKey: priv}, wantErr: "no policy document"},
 		"fail/foreign data": {
@@ -300,6 +307,7 @@ func TestService(t *testing.T) {
 		"unsigned":        build(t, spec{revision: "bad-unsigned", policy: defaultPolicy()}),
 		"wrong key":       build(t, spec{revision: "bad-key", policy: defaultPolicy(), signKey: other}),
 		"corrupt":         []byte("\x1f\x8b not a bundle"),
+		"other key id":    build(t, spec{revision: "bad-kid", policy: defaultPolicy(), signKey: priv, kid: "other"}),
 		"widening module": build(t, spec{revision: "bad-wide", policy: defaultPolicy(), modules: map[string]string{"/rules/wide.rego": widening}, signKey: priv}),
 	}
 	for name, body := range bad {

@@ -27,8 +27,14 @@ type Snapshot struct {
 // PolicyRoot is the data path of the policy document in a bundle.
 var PolicyRoot = []string{"mcp_secure", "policy"}
 
-// snapshotOf takes the policy document and modules out of b.
-func snapshotOf(b *opabundle.Bundle) (Snapshot, error) {
+// snapshotOf takes the policy document and modules out of b; with a
+// keyID, b's signatures must name it.
+func snapshotOf(b *opabundle.Bundle, keyID string) (Snapshot, error) {
+	if keyID != "" {
+		if err := checkKeyID(b, keyID); err != nil {
+			return Snapshot{}, err
+		}
+	}
 	if len(b.WasmModules) > 0 || len(b.PlanModules) > 0 {
 		return Snapshot{}, fmt.Errorf("%w: wasm and plan modules are not used; remove them", ErrLayout)
 	}
@@ -78,7 +84,7 @@ func reader(loader opabundle.DirectoryLoader, vc *opabundle.VerificationConfig) 
 const maxBundleBytes = 32 << 20
 
 // readLocal reads a bundle file (.tar.gz) or directory.
-func readLocal(path string, vc *opabundle.VerificationConfig) (Snapshot, error) {
+func readLocal(path string, vc *opabundle.VerificationConfig, keyID string) (Snapshot, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return Snapshot{}, err
@@ -98,17 +104,17 @@ func readLocal(path string, vc *opabundle.VerificationConfig) (Snapshot, error) 
 	if err != nil {
 		return Snapshot{}, fmt.Errorf("bundle %s: %w", path, err)
 	}
-	return snapshotOf(&b)
+	return snapshotOf(&b, keyID)
 }
 
 // readTarball reads a bundle from its .tar.gz bytes.
-func readTarball(name string, data []byte, vc *opabundle.VerificationConfig) (Snapshot, error) {
+func readTarball(name string, data []byte, vc *opabundle.VerificationConfig, keyID string) (Snapshot, error) {
 	loader := opabundle.NewTarballLoaderWithBaseURL(bytes.NewReader(data), name).WithSizeLimitBytes(maxBundleBytes)
 	b, err := reader(loader, vc).Read()
 	if err != nil {
 		return Snapshot{}, fmt.Errorf("bundle %s: %w", name, err)
 	}
-	return snapshotOf(&b)
+	return snapshotOf(&b, keyID)
 }
 
 // ModuleNames returns the names of s's modules, sorted.

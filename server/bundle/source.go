@@ -74,7 +74,7 @@ func Open(ctx context.Context, cfg Config, opts *Options) (*Source, error) {
 	}
 	s.vc = vc
 	if !cfg.Remote() {
-		snap, err := readLocal(cfg.Location, vc)
+		snap, err := readLocal(cfg.Location, vc, cfg.Signing.KeyID)
 		if err != nil {
 			return nil, err
 		}
@@ -110,7 +110,7 @@ func (s *Source) restore() error {
 	if err != nil || !ok {
 		return err
 	}
-	snap, err := readTarball("persisted "+s.cfg.Location, data, s.vc)
+	snap, err := readTarball("persisted "+s.cfg.Location, data, s.vc, s.cfg.Signing.KeyID)
 	if err != nil {
 		return err
 	}
@@ -177,7 +177,7 @@ func (s *Source) update(_ context.Context, u download.Update) error {
 		s.stats.NotModified.Add(1)
 		return nil
 	}
-	snap, err := snapshotOf(u.Bundle)
+	snap, err := snapshotOf(u.Bundle, s.cfg.Signing.KeyID)
 	if err == nil {
 		err = s.check(snap)
 	}
