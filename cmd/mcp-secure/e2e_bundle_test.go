@@ -189,3 +189,34 @@ func TestE2EBundle(t *testing.T) {
 		}
 	})
 }
+
+// TestCLIBundleCheck runs policy check on local bundles: a signed .tar.gz
+// passes with its revision; a module that widens a decision, or a bundle
+// signed for another key id, is refused as it would be in a policy file.
+func TestCLIBundleCheck(t *testing.T) {
+	e := newEnv(t, "")
+	f := newBundleFixture(t, e.dir)
+	pol := map[string]any{"version": "1.0", "audit": map[string]any{"log_file": e.audit}}
+	tests := map[string]struct {
+		module, keyID string
+		wantCode      int
+		want          string
+	}{
+		"ok/signed":            {module: "package mcp.tools\n\ndeny contains \"x\" if input.tool == \"x\"\n", keyID: "fleet", want: "bundle revision: local-1"},
+		"fail/widening module": {module: "package mcp.tools\n\nallow := true\n", keyID: "fleet", wantCode: 2, want: "rules/fleet.rego"},
+		"fail/another key id":  {module: "package mcp.tools\n", keyID: "other", wantCode: 2, want: `want "other"`},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			f.publish(t, "local-1", pol, tc.module)
+			file := filepath.Join(t.TempDir(), "fleet.tar.gz")
+			if err := os.WriteFile(file, f.body, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			code, stdout, stderr := runBinary(t, e, "policy", "check", "--bundle", file, "--bundle-key", f.keyFile, "--bundle-key-id", tc.keyID)
+			if code != tc.wantCode || !strings.Contains(stdout+stderr, tc.want) {
+				t.Fatalf("exit %d (want %d), want %q in:\n%s%s", code, tc.wantCode, tc.want, stdout, stderr)
+			}
+		})
+	}
+}
