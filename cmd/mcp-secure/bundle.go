@@ -1,15 +1,18 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"flag"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/mcp-secure/mcp-secure/server/audit"
@@ -116,9 +119,19 @@ func openBundle(ctx context.Context, b bundleParams, log *slog.Logger, onChange 
 	if err != nil {
 		return nil, nil, &exitErr{code: exitUsage, err: err}
 	}
+	// The check of the bundle Open returns with is kept, so start-up
+	// builds the engine once.
+	var mu sync.Mutex
+	var lastSnap bundle.Snapshot
+	var lastChk *checked
 	src, err := bundle.Open(ctx, cfg, &bundle.Options{
 		Check: func(s bundle.Snapshot) error {
-			_, err := checkSnapshot(ctx, cfg, s)
+			chk, err := checkSnapshot(ctx, cfg, s)
+			if err == nil {
+				mu.Lock()
+				lastSnap, lastChk = s, chk
+				mu.Unlock()
+			}
 			return err
 		},
 		OnChange: onChange,
@@ -128,14 +141,25 @@ func openBundle(ctx context.Context, b bundleParams, log *slog.Logger, onChange 
 		return nil, nil, &exitErr{code: exitUsage, err: err}
 	}
 	cur := src.Current()
-	chk, err := checkSnapshot(ctx, cfg, cur)
-	if err != nil {
-		src.Stop(ctx)
-		return nil, nil, err
+	mu.Lock()
+	chk := lastChk
+	if !sameSnapshot(lastSnap, cur) {
+		chk = nil
+	}
+	mu.Unlock()
+	if chk == nil {
+		if chk, err = checkSnapshot(ctx, cfg, cur); err != nil {
+			src.Stop(ctx)
+			return nil, nil, err
+		}
 	}
 	chk.revision = cur.Revision
 	log.Info("policy from bundle", "bundle", cfg.Location, "revision", cur.Revision, "modules", cur.ModuleNames())
 	return chk, src, nil
+}
+
+func sameSnapshot(a, b bundle.Snapshot) bool {
+	return a.Revision == b.Revision && bytes.Equal(a.Policy, b.Policy) && maps.Equal(a.Modules, b.Modules)
 }
 
 // servePolicy is the policy serve starts with: from --bundle, else from
