@@ -143,7 +143,7 @@ func TestE2EBundle(t *testing.T) {
 	f.publish(t, "fleet-2026.12.02-1", pol, rule)
 	state := filepath.Join(e.dir, "bundle-state")
 
-	check := func(t *testing.T, cs *mcp.ClientSession) {
+	check := func(t *testing.T, cs *mcp.ClientSession, rev string) {
 		t.Helper()
 		res := call(t, cs, "list_categories", map[string]any{})
 		if !res.IsError || !strings.Contains(text(res), "the fleet policy turns list_categories off") {
@@ -155,20 +155,42 @@ func TestE2EBundle(t *testing.T) {
 		cs.Close()
 		rec := e.findRecord(t, map[string]any{"tool": "list_categories", "result": "deny"})
 		labels, _ := rec["labels"].(map[string]any)
-		if labels["bundle_revision"] != "fleet-2026.12.02-1" {
-			t.Errorf("audit labels %v, want bundle_revision fleet-2026.12.02-1", labels)
+		if labels["bundle_revision"] != rev {
+			t.Errorf("audit labels %v, want bundle_revision %s", labels, rev)
 		}
 		ok := e.findRecord(t, map[string]any{"tool": "search_tools", "result": "allow"})
-		if l, _ := ok["labels"].(map[string]any); l["bundle_revision"] != "fleet-2026.12.02-1" {
+		if l, _ := ok["labels"].(map[string]any); l["bundle_revision"] != rev {
 			t.Errorf("allow record labels %v", l)
 		}
 	}
 
 	t.Run("online", func(t *testing.T) {
-		check(t, connectArgs(t, e, f.args(state)))
+		check(t, connectArgs(t, e, f.args(state)), "fleet-2026.12.02-1")
 		if f.ok.Load() == 0 {
 			t.Fatal("the bundle service was never asked")
 		}
+	})
+	t.Run("a new revision is polled and reloaded", func(t *testing.T) {
+		cs := connectArgs(t, e, f.args(state))
+		call(t, cs, "list_categories", map[string]any{})
+		f.publish(t, "fleet-2026.12.02-2", pol, rule)
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			call(t, cs, "list_categories", map[string]any{})
+			rec := e.findRecord(t, map[string]any{"tool": "list_categories", "result": "deny"})
+			if l, _ := rec["labels"].(map[string]any); l["bundle_revision"] == "fleet-2026.12.02-2" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("revision 2 not in force within 20 s")
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		e.findRecord(t, map[string]any{"kind": "policy_reload", "result": "allow"})
+		if f.notMod.Load() == 0 {
+			t.Error("no poll was answered 304 Not Modified")
+		}
+		check(t, cs, "fleet-2026.12.02-2")
 	})
 	t.Run("offline restart uses the persisted bundle", func(t *testing.T) {
 		args := f.args(state)
@@ -176,7 +198,7 @@ func TestE2EBundle(t *testing.T) {
 		if err := os.Remove(e.audit); err != nil {
 			t.Fatal(err)
 		}
-		check(t, connectArgs(t, e, append(args, "--bundle-start-timeout", "2s")))
+		check(t, connectArgs(t, e, append(args, "--bundle-start-timeout", "2s")), "fleet-2026.12.02-2")
 	})
 	t.Run("wrongly signed, nothing persisted", func(t *testing.T) {
 		g := newBundleFixture(t, t.TempDir())
