@@ -48,6 +48,9 @@ Usage:
   mcp-secure policy check [--policy FILE]
                                         every start-up check and opa check --strict;
                                         every problem at once (exit 2 on error)
+  mcp-secure [serve] --bundle URL|PATH [--bundle-key FILE --bundle-key-id ID]
+             [--bundle-token-env VAR] [--bundle-min-delay 60s] [--bundle-max-delay 120s]
+                                        the policy from an OPA bundle (signed, polled)
   mcp-secure policy compile [--policy FILE] [--out FILE]
                                         write the policy's data document
   mcp-secure policy eval --tool NAME [--args JSON] [--client NAME] [--explain]
@@ -156,12 +159,14 @@ type serveParams struct {
 	maxInFlight   int
 	// reloadEvery is how often the policy's files are polled for
 	// changes; 0 leaves reloads to SIGHUP.
-	reloadEvery time.Duration
+	reloadEvery   time.Duration
+	bundle        bundleParams
+	bundleChanged chan struct{} // a new bundle is current (buffered, 1)
 }
 
 func parseServe(args []string, stdout io.Writer) (serveParams, error) {
 	var p serveParams
-	c := newSubcommand("serve", "[--policy FILE] [--shutdown-grace 5s] [--max-in-flight 256] [--reload-interval 1s]", `
+	c := newSubcommand("serve", "[--policy FILE] [--shutdown-grace 5s] [--max-in-flight 256] [--reload-interval 1s] [--bundle URL|PATH ...]", `
 Runs the MCP server on stdin/stdout. Logs go to stderr; every decision is
 recorded in the audit log the policy names.`, stdout)
 	c.fs.StringVar(&p.policyFile, "policy", "", "policy `file` (YAML); default: the user's policy, else the embedded one")
@@ -170,6 +175,7 @@ recorded in the audit log the policy names.`, stdout)
 	c.fs.DurationVar(&p.shutdownGrace, "shutdown-grace", server.DefaultShutdownGrace, "on SIGTERM, how long calls in flight may finish before they are cancelled")
 	c.fs.IntVar(&p.maxInFlight, "max-in-flight", server.DefaultMaxInFlight, "requests in flight at most; the excess is answered with an error")
 	c.fs.DurationVar(&p.reloadEvery, "reload-interval", DefaultReloadInterval, "how often the policy file and its modules are checked for changes (0: reload on SIGHUP only)")
+	addBundleFlags(c.fs, &p.bundle)
 	if _, err := c.parse(args, 0, 0); err != nil {
 		return p, err
 	}

@@ -37,8 +37,10 @@ var layerRules = []struct {
 	{"server/sandbox", "github.com/open-policy-agent/", "the sandbox launcher stays small", nil, nil},
 	{"server/hostname", "server/", "host-name spelling is a leaf", []string{"server/hostname"}, nil},
 	{"server/policy", "server/guard", "the loader is data, not a door", nil, nil},
-	{"server/", "go.opentelemetry.io/otel/sdk", "only server/telemetry imports the OpenTelemetry SDK; the rest speaks the API", nil, []string{"server/telemetry"}},
-	{"server/", "go.opentelemetry.io/otel/exporters/", "only server/telemetry imports the OpenTelemetry exporters", nil, []string{"server/telemetry"}},
+	// server/bundle uses OPA's REST client and bundle downloader, which
+	// link the SDK for OPA's own distributed tracing (off unless configured).
+	{"server/", "go.opentelemetry.io/otel/sdk", "only server/telemetry imports the OpenTelemetry SDK; the rest speaks the API", nil, []string{"server/telemetry", "server/bundle"}},
+	{"server/", "go.opentelemetry.io/otel/exporters/", "only server/telemetry imports the OpenTelemetry exporters", nil, []string{"server/telemetry", "server/bundle"}},
 	{"plugins/", "go.opentelemetry.io/otel/sdk", "only server/telemetry imports the OpenTelemetry SDK", nil, nil},
 	{"server/", "server/telemetry", "the server speaks the OpenTelemetry API; cmd wires the SDK in", nil, []string{"server/telemetry"}},
 	{"server/telemetry", "server/", "telemetry sees records, not the rest of the server", []string{"server/audit", "server/telemetry"}, nil},

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 
@@ -81,8 +82,26 @@ shipped capabilities. Prints the sections left to their defaults and the
 warnings; exit 2 with every problem found, each with file, line and key.`, stdout)
 	var file string
 	policyFlag(c, &file)
+	var bp bundleParams
+	addBundleFlags(c.fs, &bp)
+	bp.once = true
 	if err := policyArg(c, args, &file); err != nil {
 		return err
+	}
+	if bp.location != "" {
+		// The bundle as serve would take it: fetched once, verified and
+		// checked, then linted.
+		chk, src, err := servePolicy(ctx, serveParams{policyFile: file, bundle: bp}, slog.New(slog.DiscardHandler))
+		if err != nil {
+			return err
+		}
+		if src != nil {
+			src.Stop(ctx)
+		}
+		if problems := lint(chk.cfg); len(problems) > 0 {
+			return &exitErr{code: exitUsage, err: fmt.Errorf("bundle %s: opa check --strict: %d problems:\n%s", bp.location, len(problems), strings.Join(problems, "\n"))}
+		}
+		return report(stdout, chk)
 	}
 	pol, err := loadPolicy(file)
 	if err != nil {
@@ -165,6 +184,9 @@ func report(w io.Writer, chk *checked) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: ok (%d built-in modules, %d user modules, %d tools)\n",
 		chk.pol.Source(), len(chk.cfg.Modules), len(chk.cfg.UserModules), len(chk.tools))
+	if chk.revision != "" {
+		fmt.Fprintf(&b, "bundle revision: %s\n", chk.revision)
+	}
 	for _, d := range chk.pol.Defaulted() {
 		fmt.Fprintf(&b, "default: %s\n", d)
 	}

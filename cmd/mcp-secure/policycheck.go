@@ -26,6 +26,7 @@ type checked struct {
 	dry      *engine.Engine // the dry_run section's; nil without one
 	tools    []string       // names of the tools the plugins of this build serve
 	warnings []string
+	revision string // the bundle's revision, when the policy came in one
 }
 
 // checkPolicy loads the policy, builds the engine with the user's modules
@@ -38,7 +39,17 @@ func checkPolicy(ctx context.Context, file string) (*checked, error) {
 	if err != nil {
 		return nil, &exitErr{code: exitUsage, err: err}
 	}
-	cfg, err := engineConfig(pol)
+	user, err := readModules(pol)
+	if err != nil {
+		return nil, &exitErr{code: exitUsage, err: err}
+	}
+	return checkLoaded(ctx, pol, user)
+}
+
+// checkLoaded is checkPolicy on a loaded policy and its user modules (by
+// file name), wherever they came from: a policy file or a bundle.
+func checkLoaded(ctx context.Context, pol *policy.Policy, user map[string]string) (*checked, error) {
+	cfg, err := engineConfigFor(pol, user)
 	if err != nil {
 		return nil, &exitErr{code: exitUsage, err: err}
 	}

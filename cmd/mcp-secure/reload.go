@@ -54,6 +54,10 @@ type reloader struct {
 	limiter  *ratelimit.Limiter
 	srv      *server.Server // notified of changes; may be nil
 	interval time.Duration
+	// load, when set, replaces reading the policy file (a bundle);
+	// applied hears of each policy swapped in.
+	load    func(context.Context) (*checked, error)
+	applied func(*checked)
 
 	mu     sync.Mutex // one reload at a time
 	pol    *policy.Policy
@@ -229,7 +233,13 @@ func (r *reloader) reload(ctx context.Context, trigger string) bool {
 	// a rejected policy is not retried until it changes again.
 	r.stamps = stampAll(watched(old))
 
-	chk, err := checkPolicy(ctx, r.file)
+	var chk *checked
+	var err error
+	if r.load != nil {
+		chk, err = r.load(ctx)
+	} else {
+		chk, err = checkPolicy(ctx, r.file)
+	}
 	if err == nil {
 		change.Source = chk.pol.Source()
 		r.stamps = stampAll(watched(chk.pol))
@@ -260,6 +270,9 @@ func (r *reloader) reload(ctx context.Context, trigger string) bool {
 		r.limiter.SetConfig(rateConfig(eff))
 	}
 	r.pol, r.hash = eff, change.NewHash
+	if r.applied != nil {
+		r.applied(chk)
+	}
 	took := time.Since(start)
 	r.record(ctx, audit.ResultAllow, change, nil, took)
 	r.log.Info("policy reloaded", "policy", change.Source, "old_hash", change.OldHash, "new_hash", change.NewHash,

@@ -20,9 +20,13 @@ import (
 )
 
 func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer, log *slog.Logger) error {
-	chk, err := checkPolicy(ctx, p.policyFile)
+	p.bundleChanged = make(chan struct{}, 1)
+	chk, src, err := servePolicy(ctx, p, log)
 	if err != nil {
 		return err
+	}
+	if src != nil {
+		defer src.Stop(context.Background())
 	}
 	pol, eng := chk.pol, chk.eng
 	for _, d := range pol.Defaulted() {
@@ -62,8 +66,12 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 		return err
 	}
 	defer obs.shutdown(ctx) // after the audit log is closed: every record is in
+	labels := map[string]string{"service": "mcp-secure", "version": version}
+	if src != nil {
+		labels["bundle_revision"] = chk.revision
+	}
 	alog := audit.New(sink, &audit.Options{
-		Labels:        map[string]string{"service": "mcp-secure", "version": version},
+		Labels:        labels,
 		Log:           log,
 		Key:           key,
 		Masker:        eng,
@@ -140,6 +148,9 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 		}
 	}()
 	rl.audit, rl.limiter, rl.srv = alog, limiter, srv
+	if src != nil {
+		defer reloadBundles(ctx, p, src, rl, alog)()
+	}
 	defer rl.run(ctx)()
 	log.Info("serving on stdio", "policy", pol.Source(), "audit", pol.Audit.LogFile, "version", version)
 	return srv.Run(ctx, stdin, stdout)
@@ -174,14 +185,28 @@ func userPolicyPath() string {
 // engineConfig gathers the built-in modules, the policy's own modules and
 // the compiled data document.
 func engineConfig(pol *policy.Policy) (engine.Config, error) {
+	user, err := readModules(pol)
+	if err != nil {
+		return engine.Config{}, err
+	}
+	return engineConfigFor(pol, user)
+}
+
+// readModules reads the policy's rego.modules by file name.
+func readModules(pol *policy.Policy) (map[string]string, error) {
 	user := map[string]string{}
 	for _, f := range pol.Rego.Modules {
 		src, err := os.ReadFile(f)
 		if err != nil {
-			return engine.Config{}, fmt.Errorf("rego.modules: %w", err)
+			return nil, fmt.Errorf("rego.modules: %w", err)
 		}
 		user[f] = string(src)
 	}
+	return user, nil
+}
+
+// engineConfigFor is engineConfig with the user modules already read.
+func engineConfigFor(pol *policy.Policy, user map[string]string) (engine.Config, error) {
 	data := pol.Data()
 	data["server_files"], _ = serverFiles(pol)
 	return engine.Builtin(data, user)

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -55,7 +56,7 @@ type Options struct {
 // Logger redacts, caps, masks, chains, encodes and writes records.
 type Logger struct {
 	sink   Sink
-	labels map[string]string
+	labels atomic.Pointer[map[string]string]
 	now    func() time.Time
 	log    *slog.Logger
 	red    *Redactor
@@ -106,7 +107,8 @@ func New(sink Sink, opts *Options) *Logger {
 		maxVal: DefaultMaxValueBytes, maxRec: DefaultMaxRecordBytes}
 	var key []byte
 	if opts != nil {
-		l.labels = maps.Clone(opts.Labels)
+		labels := maps.Clone(opts.Labels)
+		l.labels.Store(&labels)
 		if opts.Clock != nil {
 			l.now = opts.Clock
 		}
@@ -242,7 +244,7 @@ func (l *Logger) startChain(ctx context.Context, next int) error {
 	}
 	e := encoder{r: l.red}
 	e.record(&Record{Timestamp: l.now(), DecisionID: NewID(), Kind: KindGenesis,
-		Reasons: []string{l.genesis}, Labels: l.labels})
+		Reasons: []string{l.genesis}, Labels: l.currentLabels()})
 	line, h := chainLine(e.buf, l.prev)
 	if err := l.sink.Write(ctx, line); err != nil {
 		return err
@@ -258,7 +260,7 @@ func (l *Logger) encode(ctx context.Context, r Record) (body []byte, release fun
 		r.Timestamp = l.now()
 	}
 	if r.Labels == nil {
-		r.Labels = l.labels
+		r.Labels = l.currentLabels()
 	}
 	if l.omitID {
 		r.RequestID = ""
@@ -392,3 +394,26 @@ func (l *Logger) capRecord(body []byte) ([]byte, error) {
 
 // Close closes the sink.
 func (l *Logger) Close() error { return l.sink.Close() }
+
+// SetLabel sets one label of every record written from now on (the
+// policy bundle's revision after a reload, say).
+func (l *Logger) SetLabel(key, value string) {
+	for {
+		old := l.labels.Load()
+		next := map[string]string{key: value}
+		if old != nil {
+			next = maps.Clone(*old)
+			next[key] = value
+		}
+		if l.labels.CompareAndSwap(old, &next) {
+			return
+		}
+	}
+}
+
+func (l *Logger) currentLabels() map[string]string {
+	if p := l.labels.Load(); p != nil {
+		return *p
+	}
+	return nil
+}

@@ -1,0 +1,140 @@
+package bundle
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	opabundle "github.com/open-policy-agent/opa/v1/bundle"
+	"github.com/open-policy-agent/opa/v1/download"
+	"github.com/open-policy-agent/opa/v1/keys"
+	"github.com/open-policy-agent/opa/v1/plugins"
+)
+
+// Config says where the bundle comes from and how it is trusted. The
+// names follow OPA's configuration (services, bundles, keys).
+type Config struct {
+	// Location is a bundle service URL (http or https; the path is the
+	// bundle's resource) or a local .tar.gz file or directory.
+	Location string
+	// Credentials authenticate to the service.
+	Credentials Credentials
+	// Polling is OPA's bundle polling: min_delay_seconds,
+	// max_delay_seconds, long_polling_timeout_seconds.
+	Polling download.PollingConfig
+	// Manual polls only when Poll is called (OPA's trigger: manual).
+	Manual bool
+	// Signing verifies .signatures.json. Required for a service.
+	Signing Signing
+	// StateDir keeps the last good bundle of a service (0700).
+	StateDir string
+	// StartTimeout bounds the first download at Open; after it Open
+	// falls back to the persisted bundle. Zero means 10 s.
+	StartTimeout time.Duration
+}
+
+// Credentials are OPA's service credentials; only a bearer token is
+// supported, read from an environment variable.
+type Credentials struct {
+	// BearerTokenEnv names the variable holding the token.
+	BearerTokenEnv string
+	// Scheme is the Authorization scheme; empty means Bearer.
+	Scheme string
+}
+
+// Signing is OPA's bundle signing: keys by id, the id required.
+type Signing struct {
+	// KeyID is the id the signature must carry (OPA's keyid), required.
+	KeyID string
+	// KeyFile holds the PEM public key (or the HMAC secret).
+	KeyFile string
+	// Algorithm is the JWT algorithm; empty means RS256.
+	Algorithm string
+	// Scope, when set, must match the signature's scope.
+	Scope string
+}
+
+// Remote reports whether c names a bundle service.
+func (c Config) Remote() bool {
+	return strings.HasPrefix(c.Location, "http://") || strings.HasPrefix(c.Location, "https://")
+}
+
+// verification builds OPA's verification config, or nil when c has no key.
+func (c Config) verification() (*opabundle.VerificationConfig, error) {
+	s := c.Signing
+	if s.KeyFile == "" && s.KeyID == "" {
+		if c.Remote() {
+			return nil, fmt.Errorf("%w: a bundle service needs a verification key and key id", ErrConfig)
+		}
+		return nil, nil
+	}
+	if s.KeyFile == "" || s.KeyID == "" {
+		return nil, fmt.Errorf("%w: signing needs both a key file and a key id", ErrConfig)
+	}
+	key, err := os.ReadFile(s.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("%w: verification key: %w", ErrConfig, err)
+	}
+	alg := s.Algorithm
+	if alg == "" {
+		alg = "RS256"
+	}
+	kc, err := keys.NewKeyConfig(string(key), alg, s.Scope)
+	if err != nil {
+		return nil, fmt.Errorf("%w: verification key: %w", ErrConfig, err)
+	}
+	ks := map[string]*opabundle.KeyConfig{s.KeyID: kc}
+	vc := opabundle.NewVerificationConfig(ks, s.KeyID, s.Scope, nil)
+	if err := vc.ValidateAndInjectDefaults(ks); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	return vc, nil
+}
+
+// service splits Location into OPA's service config (JSON) and resource.
+func (c Config) service() ([]byte, string, error) {
+	u, err := url.Parse(c.Location)
+	if err != nil || u.Host == "" {
+		return nil, "", fmt.Errorf("%w: bundle URL %q", ErrConfig, c.Location)
+	}
+	if u.User != nil {
+		return nil, "", fmt.Errorf("%w: bundle URL must not carry credentials; use a bearer token", ErrConfig)
+	}
+	resource := strings.TrimPrefix(u.EscapedPath(), "/")
+	if u.RawQuery != "" {
+		resource += "?" + u.RawQuery
+	}
+	if resource == "" {
+		return nil, "", fmt.Errorf("%w: bundle URL %q names no resource", ErrConfig, c.Location)
+	}
+	svc := map[string]any{"name": "mcp-secure", "url": u.Scheme + "://" + u.Host}
+	if env := c.Credentials.BearerTokenEnv; env != "" {
+		tok, ok := os.LookupEnv(env)
+		if !ok || tok == "" {
+			return nil, "", fmt.Errorf("%w: bearer token variable %s is unset or empty", ErrConfig, env)
+		}
+		bearer := map[string]any{"token": tok}
+		if c.Credentials.Scheme != "" {
+			bearer["scheme"] = c.Credentials.Scheme
+		}
+		svc["credentials"] = map[string]any{"bearer": bearer}
+	}
+	raw, err := json.Marshal(svc)
+	return raw, resource, err
+}
+
+// download returns OPA's downloader config, validated with its defaults.
+func (c Config) download() (download.Config, error) {
+	trigger := plugins.TriggerPeriodic
+	if c.Manual {
+		trigger = plugins.TriggerManual
+	}
+	dc := download.Config{Trigger: &trigger, Polling: c.Polling}
+	if err := dc.ValidateAndInjectDefaults(); err != nil {
+		return dc, fmt.Errorf("%w: polling: %w", ErrConfig, err)
+	}
+	return dc, nil
+}

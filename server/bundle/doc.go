@@ -1,0 +1,35 @@
+// Package bundle takes the policy (the YAML policy document and the user's
+// Rego modules) from an OPA bundle, with OPA's own bundle format, signature
+// verification and downloader.
+//
+// # Layout
+//
+// A bundle carries:
+//
+//   - the policy document as bundle data at mcp_secure.policy: the file
+//     mcp_secure/policy/data.yaml (or data.json) in the bundle. `opa build`
+//     makes it from a directory holding mcp_secure/policy/data.yaml; the
+//     document is the policy file's content (version, network, ...), with
+//     no rego.modules key (the modules are the bundle's own);
+//   - the user's Rego modules: every .rego file of the bundle, checked
+//     exactly as rego.modules of a policy file (tighten-only);
+//   - a .manifest whose revision names the policy in every audit record;
+//   - a .signatures.json (`opa build --signing-key … --verification-key …`
+//     or `opa sign`), required for a bundle service.
+//
+// Any other data, and wasm or plan modules, are refused: nothing else of
+// the bundle would be used, so it is an error rather than a surprise.
+//
+// # Sources
+//
+// A local bundle (a .tar.gz file or a directory) is read once with OPA's
+// bundle reader. A bundle service is polled by OPA's download package
+// (ETag, If-None-Match, long polling, backoff) through OPA's REST client,
+// configured with OPA's service settings (url, bearer credentials). Each
+// downloaded bundle is verified by OPA (the key id is pinned), then by the
+// caller's Check (policy loading and the engine build), and only then
+// becomes Current. A failed, unsigned, badly signed or refused download
+// keeps the last good bundle, which is persisted (0600, in a 0700
+// directory) with its ETag so a restart without the service still starts
+// on it; a persisted copy is verified again when it is read.
+package bundle

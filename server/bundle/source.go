@@ -1,0 +1,247 @@
+package bundle
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	opabundle "github.com/open-policy-agent/opa/v1/bundle"
+	"github.com/open-policy-agent/opa/v1/download"
+	"github.com/open-policy-agent/opa/v1/plugins/rest"
+)
+
+// Options are the hooks of a Source; all may be nil.
+type Options struct {
+	// Check decides whether a verified bundle may become Current: the
+	// caller loads the policy and builds the engine from it, so a bundle
+	// is checked exactly as a policy file is. An error refuses it.
+	Check func(Snapshot) error
+	// OnChange is called, outside any lock, after a new bundle became
+	// Current (not for the bundle Open returns with); hot reload hangs
+	// here. Calls come from the downloader's goroutine, one at a time.
+	OnChange func(Snapshot)
+	// Logger receives OPA's and this package's log lines.
+	Logger *slog.Logger
+}
+
+// Source is where the policy comes from: one bundle, kept current.
+type Source struct {
+	cfg  Config
+	opts Options
+	log  *slog.Logger
+	vc   *opabundle.VerificationConfig
+
+	mu      sync.Mutex // serialises accept
+	current atomic.Pointer[Snapshot]
+	dl      *download.Downloader
+	first   chan struct{} // closed by the first download result
+	once    sync.Once
+	opened  atomic.Bool // OnChange is called only after Open returned
+
+	stats Stats
+}
+
+// Stats count what the downloads brought, for logs and tests.
+type Stats struct {
+	Accepted    atomic.Int64 // bundles that became Current
+	NotModified atomic.Int64 // 304 answers (the ETag matched)
+	Failed      atomic.Int64 // failed downloads and refused bundles
+}
+
+// Open loads the bundle cfg names and returns a Source whose Current is
+// it. A local bundle must load and pass Check. For a service, Open waits
+// (at most StartTimeout) for the first download; if that fails it uses
+// the persisted last good bundle, and fails only when there is none.
+// Polling starts with Start.
+func Open(ctx context.Context, cfg Config, opts *Options) (*Source, error) {
+	s := &Source{cfg: cfg, first: make(chan struct{})}
+	if opts != nil {
+		s.opts = *opts
+	}
+	s.log = s.opts.Logger
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.log = s.log.With("bundle", cfg.Location)
+	vc, err := cfg.verification()
+	if err != nil {
+		return nil, err
+	}
+	s.vc = vc
+	if !cfg.Remote() {
+		snap, err := readLocal(cfg.Location, vc, cfg.Signing.KeyID)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.check(snap); err != nil {
+			return nil, fmt.Errorf("bundle %s: %w", cfg.Location, err)
+		}
+		s.current.Store(&snap)
+		return s, nil
+	}
+	if err := s.restore(); err != nil {
+		s.log.Warn("persisted bundle not used", "err", err)
+	}
+	if err := s.newDownloader(); err != nil {
+		return nil, err
+	}
+	if cfg.Manual {
+		err = s.dl.Trigger(ctx)
+	} else {
+		s.dl.Start(ctx)
+		err = s.waitFirst(ctx)
+	}
+	if s.current.Load() == nil {
+		s.Stop(ctx)
+		return nil, fmt.Errorf("%w: %s: %w", ErrNoBundle, cfg.Location, err)
+	}
+	s.opened.Store(true)
+	return s, nil
+}
+
+// restore makes the persisted bundle Current, verified and checked again.
+func (s *Source) restore() error {
+	data, etag, ok, err := loadPersisted(s.cfg.StateDir)
+	if err != nil || !ok {
+		return err
+	}
+	snap, err := readTarball("persisted "+s.cfg.Location, data, s.vc, s.cfg.Signing.KeyID)
+	if err != nil {
+		return err
+	}
+	if err := s.check(snap); err != nil {
+		return err
+	}
+	snap.ETag = etag
+	s.current.Store(&snap)
+	s.log.Info("persisted bundle loaded", "revision", snap.Revision)
+	return nil
+}
+
+func (s *Source) newDownloader() error {
+	svc, resource, err := s.cfg.service()
+	if err != nil {
+		return err
+	}
+	dc, err := s.cfg.download()
+	if err != nil {
+		return err
+	}
+	client, err := rest.New(svc, nil, rest.Logger(&opaLogger{log: s.log}))
+	if err != nil {
+		return fmt.Errorf("%w: service: %w", ErrConfig, err)
+	}
+	s.dl = download.New(dc, client, resource).
+		WithCallback(s.update).
+		WithBundleVerificationConfig(s.vc).
+		WithSizeLimitBytes(maxBundleBytes).
+		WithBundlePersistence(true)
+	if cur := s.current.Load(); cur != nil && cur.ETag != "" {
+		s.dl.SetCache(cur.ETag)
+	}
+	return nil
+}
+
+func (s *Source) waitFirst(ctx context.Context) error {
+	d := s.cfg.StartTimeout
+	if d <= 0 {
+		d = 10 * time.Second
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-s.first:
+		return nil
+	case <-t.C:
+		return errors.New("first download timed out")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// update is the downloader's callback: every download ends here.
+func (s *Source) update(_ context.Context, u download.Update) error {
+	defer s.once.Do(func() { close(s.first) })
+	rev := s.Current().Revision
+	switch {
+	case u.Error != nil:
+		s.stats.Failed.Add(1)
+		s.log.Warn("bundle download failed; keeping the last good bundle", "revision", rev, "err", u.Error)
+		return nil
+	case u.Bundle == nil:
+		s.stats.NotModified.Add(1)
+		return nil
+	}
+	snap, err := snapshotOf(u.Bundle, s.cfg.Signing.KeyID)
+	if err == nil {
+		err = s.check(snap)
+	}
+	if err != nil {
+		s.stats.Failed.Add(1)
+		s.log.Warn("bundle refused; keeping the last good bundle", "revision", rev, "refused_revision", u.Bundle.Manifest.Revision, "err", err)
+		return err
+	}
+	snap.ETag = u.ETag
+	var raw []byte
+	if u.Raw != nil {
+		raw, err = io.ReadAll(u.Raw)
+	}
+	if err == nil && len(raw) > 0 {
+		err = persist(s.cfg.StateDir, raw, u.ETag)
+	}
+	if err != nil {
+		s.log.Warn("bundle accepted but not persisted", "err", err)
+	}
+	s.install(snap)
+	return nil
+}
+
+func (s *Source) check(snap Snapshot) error {
+	if s.opts.Check == nil {
+		return nil
+	}
+	return s.opts.Check(snap)
+}
+
+func (s *Source) install(snap Snapshot) {
+	s.mu.Lock()
+	s.current.Store(&snap)
+	s.stats.Accepted.Add(1)
+	s.mu.Unlock()
+	s.log.Info("bundle activated", "revision", snap.Revision)
+	if s.opts.OnChange != nil && s.opened.Load() {
+		s.opts.OnChange(snap)
+	}
+}
+
+// Current returns the bundle in force: policy document, modules, revision.
+func (s *Source) Current() Snapshot {
+	if p := s.current.Load(); p != nil {
+		return *p
+	}
+	return Snapshot{}
+}
+
+// Stats returns the download counters.
+func (s *Source) Stats() *Stats { return &s.stats }
+
+// Poll downloads once now (a local bundle: nothing to do). With Manual
+// it is the only way new bundles arrive.
+func (s *Source) Poll(ctx context.Context) error {
+	if s.dl == nil {
+		return nil
+	}
+	return s.dl.Trigger(ctx)
+}
+
+// Stop ends polling; a Source without a service has none.
+func (s *Source) Stop(ctx context.Context) {
+	if s.dl != nil {
+		s.dl.Stop(ctx)
+	}
+}
