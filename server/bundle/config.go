@@ -82,10 +82,9 @@ func (c Config) verification() (*opabundle.VerificationConfig, error) {
 	if alg == "" {
 		alg = "RS256"
 	}
-	kc, err := keys.NewKeyConfig(string(key), alg, s.Scope)
-	if err != nil {
-		return nil, fmt.Errorf("%w: verification key: %w", ErrConfig, err)
-	}
+	// The key's text, not keys.NewKeyConfig: that takes its argument for
+	// a file name first and fails on a PEM text that is no valid path.
+	kc := &keys.Config{Key: string(key), Algorithm: alg, Scope: s.Scope}
 	ks := map[string]*opabundle.KeyConfig{s.KeyID: kc}
 	vc := opabundle.NewVerificationConfig(ks, s.KeyID, s.Scope, nil)
 	if err := vc.ValidateAndInjectDefaults(ks); err != nil {
