@@ -89,6 +89,9 @@ func (l *Logger) commit(ctx context.Context, bs batchSink, r Record, body []byte
 		l.failed(r, p.err)
 		return fmt.Errorf("%w: %w", ErrWrite, p.err)
 	}
+	if l.tee != nil {
+		l.tee(append([]byte(nil), body...))
+	}
 	return nil
 }
 

@@ -3,7 +3,9 @@ package audit
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -42,5 +44,50 @@ func TestTraceIDsAndTee(t *testing.T) {
 	}
 	if res, err := VerifyReader("audit.log", strings.NewReader(buf.String())); err != nil || res.Records != len(lines) {
 		t.Errorf("chain does not verify: %v %+v", err, res)
+	}
+}
+
+// TestTeeOnFileSink: records written through the file sink's group commit
+// reach Tee too, each once, from concurrent writers.
+func TestTeeOnFileSink(t *testing.T) {
+	sink, err := OpenFile(t.TempDir() + "/audit.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	seen := map[string]int{}
+	l := New(sink, &Options{Tee: func(b []byte) {
+		var rec map[string]any
+		if err := json.Unmarshal(b, &rec); err != nil {
+			t.Error(err)
+			return
+		}
+		mu.Lock()
+		seen[rec["decision_id"].(string)]++
+		mu.Unlock()
+	}})
+	defer l.Close()
+	const writers, each = 8, 25
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				r := Record{DecisionID: fmt.Sprintf("d-%d-%d", w, i), Kind: KindToolCall, Tool: "x", Result: ResultAllow}
+				if err := l.Log(t.Context(), r); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != writers*each {
+		t.Fatalf("teed %d distinct records, want %d", len(seen), writers*each)
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("%s teed %d times", id, n)
+		}
 	}
 }
