@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -25,8 +26,12 @@ type Cmd struct {
 	// to go and for the output pipes to close; 0 means 2 s.
 	WaitDelay time.Duration
 
-	target   Target
-	cmd      *exec.Cmd
+	target Target
+	ctx    context.Context
+	cmd    *exec.Cmd
+	// setup is what the launcher reported before the target started: a
+	// failure to set the sandbox up, or nothing.
+	setup    []byte
 	ctl      *os.File // the write end of the control pipe: closing it ends the tree
 	report   *os.File
 	closeCtl func()
@@ -35,7 +40,7 @@ type Cmd struct {
 // Command prepares t to run in the sandbox. When ctx is done the whole
 // tree of the target is killed.
 func Command(ctx context.Context, t Target) *Cmd {
-	c := &Cmd{target: t, cmd: exec.CommandContext(ctx, "/proc/self/exe", os.Args[0], launcherArg)}
+	c := &Cmd{target: t, ctx: ctx, cmd: exec.CommandContext(ctx, "/proc/self/exe", os.Args[0], launcherArg)}
 	c.cmd.Args = []string{os.Args[0], launcherArg}
 	c.cmd.Env = []string{}
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
@@ -84,6 +89,17 @@ func (c *Cmd) Start() error {
 	if err != nil {
 		return fmt.Errorf("sandbox: %w", err)
 	}
+	// A launcher spends tens of milliseconds of CPU starting (it is this
+	// whole binary) before it starts the target. Launches start a few at a
+	// time, so that a burst of them cannot starve the server, whose policy
+	// decisions have deadlines: each holds a slot until its launcher has
+	// started the target or failed.
+	select {
+	case launchSlots <- struct{}{}:
+	case <-c.ctx.Done():
+		return fmt.Errorf("sandbox: %w", context.Cause(c.ctx))
+	}
+	defer func() { <-launchSlots }()
 	ctlR, ctlW, err := os.Pipe()
 	if err != nil {
 		return fmt.Errorf("sandbox: %w", err)
@@ -113,8 +129,20 @@ func (c *Cmd) Start() error {
 		repR.Close()
 		return fmt.Errorf("sandbox: handing the target to the launcher: %w", err)
 	}
+	// The launcher closes the report pipe once the target runs, or
+	// writes why it could not start it and exits; a launcher killed with
+	// ctx closes it too. The deadline is a backstop.
+	repR.SetReadDeadline(time.Now().Add(launchWait))
+	c.setup, _ = io.ReadAll(io.LimitReader(repR, 4096))
 	return nil
 }
+
+// launchSlots bounds the launchers starting at once.
+var launchSlots = make(chan struct{}, max(2, runtime.NumCPU()))
+
+// launchWait bounds how long Start waits for a launcher to start its
+// target.
+const launchWait = 30 * time.Second
 
 // Wait waits for the target and everything it started to be gone. A
 // failure to set the sandbox up is a *SetupError; a non-zero exit is an
@@ -134,6 +162,7 @@ func (c *Cmd) Wait() error {
 	c.report.SetReadDeadline(time.Now().Add(time.Second))
 	msg, _ := io.ReadAll(io.LimitReader(c.report, 4096))
 	c.report.Close()
+	msg = append(c.setup, msg...)
 	if len(msg) > 0 {
 		return &SetupError{Msg: strings.TrimSpace(string(msg))}
 	}

@@ -138,6 +138,9 @@ func launch() int {
 	if err != nil {
 		return fail("%v", err)
 	}
+	// The target runs: closing the report pipe tells the server so (see
+	// Cmd.Start).
+	report.Close()
 	// The launcher keeps none of the child's stdio but a copy of stderr,
 	// closed on exit, to say why it killed the tree: the server's pipes
 	// reach EOF when the last process of the tree is gone.
