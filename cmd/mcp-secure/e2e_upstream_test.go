@@ -259,16 +259,23 @@ func TestE2EUpstreamSandbox(t *testing.T) {
 			if res.IsError != tc.isError || !strings.Contains(text(res), tc.want) {
 				t.Fatalf("%s = isError %v %q, want %v %q", tc.tool, res.IsError, text(res), tc.isError, tc.want)
 			}
+			// This call's records: allowed by the policy, and its result
+			// as the sandbox made it.
+			rec := u.findRecord(t, map[string]any{"kind": "tool_call", "tool": tc.tool})
+			if rec["result"] != "allow" {
+				t.Fatalf("tool_call record %v, want allow (the sandbox, not the policy, refuses)", rec)
+			}
+			status := "ok"
+			if tc.isError {
+				status = "tool_error"
+			}
+			u.findRecord(t, map[string]any{"kind": "tool_result", "decision_id": rec["decision_id"], "status": status})
 		})
 	}
 	if strings.Contains(fmt.Sprint(u.records(t)), "the secret") {
 		t.Error("the secret reached the audit log")
 	}
 	cs.Close()
-	rec := u.findRecord(t, map[string]any{"kind": "tool_call", "tool": "demo__connect", "result": "allow"})
-	_ = rec
-	u.findRecord(t, map[string]any{"kind": "tool_result", "tool": "demo__read_file", "status": "tool_error"})
-	u.findRecord(t, map[string]any{"kind": "tool_result", "tool": "demo__connect", "status": "tool_error"})
 }
 
 func TestE2EUpstreamChangedDefinitionDeniedUntilApproved(t *testing.T) {
@@ -323,6 +330,15 @@ func TestE2EUpstreamChangedDefinitionDeniedUntilApproved(t *testing.T) {
 			t.Fatalf("the definition changed at run time is still allowed: %q", text(res))
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	// A pin that goes missing (the state file removed) approves nothing:
+	// a tool pinned before is denied until it is approved again.
+	if err := os.Remove(filepath.Join(filepath.Dir(u.audit), "tool-pins.json")); err != nil {
+		t.Fatal(err)
+	}
+	res = call(t, cs, "demo__read_file", map[string]any{"path": filepath.Join(u.workspace, "x")})
+	if !res.IsError || !strings.Contains(text(res), "changed its definition") {
+		t.Fatalf("a tool whose pin is gone = %v %q, want denied", res.IsError, text(res))
 	}
 	cs.Close()
 	approved := u.findRecord(t, map[string]any{"kind": "tool_definition", "tool": "demo__echo", "result": "allow"})

@@ -299,6 +299,16 @@ func (r *reloader) effective(ctx context.Context, old *policy.Policy, chk *check
 		kept = append(kept, "plugins")
 		eff.Plugins = old.Plugins
 	}
+	// External plugins and upstream servers run as started: their
+	// directories stay the server's own files while they do.
+	if !reflect.DeepEqual(old.External, eff.External) {
+		kept = append(kept, "plugins.external")
+		eff.External = old.External
+	}
+	if !reflect.DeepEqual(old.Servers, eff.Servers) && !(len(old.Servers) == 0 && len(eff.Servers) == 0) {
+		kept = append(kept, "servers")
+		eff.Servers = old.Servers
+	}
 	var restart []string
 	if !slices.Equal(old.Roots(), eff.Roots()) {
 		restart = append(restart, "filesystem.allowed_paths (the directories files are opened below: "+
@@ -313,7 +323,8 @@ func (r *reloader) effective(ctx context.Context, old *policy.Policy, chk *check
 	if old.Timeout() != eff.Timeout() {
 		restart = append(restart, "tools.timeout")
 	}
-	if commandsMayRun(old) && !reflect.DeepEqual(protectedPaths(old), protectedPaths(&eff)) {
+	childrenMayRun := commandsMayRun(old) || len(old.External.Dirs) > 0 || len(old.Servers) > 0
+	if childrenMayRun && !reflect.DeepEqual(protectedPaths(old), protectedPaths(&eff)) {
 		restart = append(restart, "the server's own files kept from commands (rego.modules or the policy file moved)")
 	}
 	if len(restart) > 0 {

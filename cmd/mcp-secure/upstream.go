@@ -353,5 +353,7 @@ func (p *pinAudit) State(tool, hash string) plugin.DefinitionState {
 	if err != nil {
 		return plugin.DefinitionState{Changed: true, Hash: hash}
 	}
-	return plugin.DefinitionState{Changed: pinned != "" && pinned != hash, Hash: hash, Pinned: pinned}
+	// Every tool is pinned before it is offered: a pin that is missing
+	// now was removed, and nothing was approved. Deny until it is.
+	return plugin.DefinitionState{Changed: pinned != hash, Hash: hash, Pinned: pinned}
 }
