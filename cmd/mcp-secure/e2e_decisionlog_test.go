@@ -178,14 +178,10 @@ func TestE2EDecisionLogDropsWhenFull(t *testing.T) {
 	e.vars = []string{"DL_TOKEN=dl-token-e2e", "OTEL_EXPORTER_OTLP_ENDPOINT=" + endpoint, "OTEL_METRIC_EXPORT_INTERVAL=100"}
 	var stderr bytes.Buffer
 	cs := e.connectStderr(t, &lockedWriter{w: &stderr})
-	start := time.Now()
 	for i := range 60 {
 		if res := call(t, cs, "list_categories", map[string]any{}); res.IsError {
 			t.Fatalf("call %d: %s", i, text(res))
 		}
-	}
-	if d := time.Since(start); d > 20*time.Second {
-		t.Errorf("60 calls took %v with the service down", d)
 	}
 	cs.Close()
 	if !strings.Contains(stderr.String(), "decision events dropped before upload") {

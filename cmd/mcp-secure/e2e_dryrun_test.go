@@ -73,6 +73,10 @@ func TestE2EDryRunAbsent(t *testing.T) {
 	e := newEnv(t, "")
 	rc := e.connectReload(t, "2025-11-25")
 	call(t, rc.cs, "list_categories", map[string]any{})
+	// The call's own record is there, and it carries no dry_run.
+	if rec := e.findRecord(t, map[string]any{"kind": "tool_call", "tool": "list_categories"}); rec == nil {
+		t.Fatal("no tool_call record of the call")
+	}
 	for _, r := range e.records(t) {
 		if _, ok := r["dry_run"]; ok {
 			t.Fatalf("record with dry_run without a dry-run policy: %v", r)

@@ -181,9 +181,6 @@ func TestE2ESandboxProcessLimit(t *testing.T) {
 		t.Errorf("%s: exit %d, stderr %q; want 137 and the limit named", text(res), code, stderr)
 	}
 	took := time.Since(start)
-	if took > 50*time.Second {
-		t.Errorf("the call took %v", took)
-	}
 	started := 0
 	for f := range strings.FieldsSeq(sbReadFile(pids)) {
 		var pid int

