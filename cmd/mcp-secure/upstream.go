@@ -320,7 +320,8 @@ type pinAudit struct {
 var _ upstream.Pins = (*pinAudit)(nil)
 
 func (p *pinAudit) Observe(ctx context.Context, server string, d upstream.Definition) (string, error) {
-	def := pins.Definition{Name: d.Name, Description: d.Description, InputSchema: d.InputSchema, OutputSchema: d.OutputSchema}
+	def := pins.Definition{Name: d.Name, Description: d.Description, InputSchema: d.InputSchema, OutputSchema: d.OutputSchema,
+		Title: d.Title, Annotations: d.Annotations}
 	h, err := pins.Hash(def)
 	if err != nil {
 		return "", err

@@ -39,6 +39,10 @@ type Definition struct {
 	Description  string
 	InputSchema  json.RawMessage
 	OutputSchema json.RawMessage
+	// Title and Annotations are offered to clients too (clients may
+	// approve calls on hints such as readOnlyHint), so they are pinned.
+	Title       string
+	Annotations json.RawMessage
 }
 
 // Pins remembers the tool definitions the operator accepted.
@@ -213,8 +217,13 @@ func (u *Upstream) list(ctx context.Context, cs *mcp.ClientSession) ([]listedToo
 		if len(out) >= 1000 {
 			return nil, fmt.Errorf("upstream %s: tools/list: more than 1000 tools", u.cfg.Name)
 		}
-		def := Definition{Tool: u.cfg.Prefix + t.Name, Name: t.Name, Description: t.Description}
+		def := Definition{Tool: u.cfg.Prefix + t.Name, Name: t.Name, Description: t.Description, Title: t.Title}
 		var err error
+		if t.Annotations != nil {
+			if def.Annotations, err = json.Marshal(t.Annotations); err != nil {
+				return nil, fmt.Errorf("upstream %s: tool %q: annotations: %w", u.cfg.Name, t.Name, err)
+			}
+		}
 		if def.InputSchema, err = json.Marshal(t.InputSchema); err != nil {
 			return nil, fmt.Errorf("upstream %s: tool %q: input schema: %w", u.cfg.Name, t.Name, err)
 		}

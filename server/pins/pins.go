@@ -27,12 +27,17 @@ type Definition struct {
 	Description  string          `json:"description"`
 	InputSchema  json.RawMessage `json:"inputSchema,omitempty"`
 	OutputSchema json.RawMessage `json:"outputSchema,omitempty"`
+	Title        string          `json:"title,omitempty"`
+	Annotations  json.RawMessage `json:"annotations,omitempty"`
 }
 
 // Hash is the hex SHA-256 of d's canonical JSON.
 func Hash(d Definition) (string, error) {
 	doc := map[string]any{"name": d.Name, "description": d.Description}
-	for k, raw := range map[string]json.RawMessage{"inputSchema": d.InputSchema, "outputSchema": d.OutputSchema} {
+	if d.Title != "" {
+		doc["title"] = d.Title
+	}
+	for k, raw := range map[string]json.RawMessage{"inputSchema": d.InputSchema, "outputSchema": d.OutputSchema, "annotations": d.Annotations} {
 		if len(raw) == 0 {
 			continue
 		}

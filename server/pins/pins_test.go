@@ -146,3 +146,32 @@ func BenchmarkPinned(b *testing.B) {
 		}
 	}
 }
+
+// What clients are shown is pinned: a new title or annotation (a tool
+// turning readOnlyHint on) is a changed definition.
+func TestHashCoversTitleAndAnnotations(t *testing.T) {
+	base := pins.Definition{Name: "echo", Description: "Echoes.", InputSchema: json.RawMessage(`{"type":"object"}`)}
+	hashOf := func(d pins.Definition) string {
+		t.Helper()
+		h, err := pins.Hash(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	h0 := hashOf(base)
+	titled := base
+	titled.Title = "Echo"
+	hinted := base
+	hinted.Annotations = json.RawMessage(`{"readOnlyHint":true}`)
+	otherHint := base
+	otherHint.Annotations = json.RawMessage(`{"readOnlyHint":false}`)
+	seen := map[string]string{h0: "base"}
+	for name, d := range map[string]pins.Definition{"title": titled, "readOnlyHint true": hinted, "readOnlyHint false": otherHint} {
+		h := hashOf(d)
+		if prev, dup := seen[h]; dup {
+			t.Errorf("%s hashes like %s", name, prev)
+		}
+		seen[h] = name
+	}
+}
