@@ -25,6 +25,13 @@ func (s *Server) addPlugin(pl plugin.Plugin) error {
 		s.closers = append(s.closers, namedCloser{info.Name, c})
 	}
 	for _, t := range pl.Tools() {
+		if _, dup := s.pipe.tools[t.Name]; dup {
+			// A tool from outside the binary (an upstream server's) may
+			// not take a name already served: it is left out, the rest
+			// is served.
+			s.log.Error("tool left out: its name is already served", "plugin", info.Name, "tool", t.Name)
+			continue
+		}
 		if err := s.addTool(info, t); err != nil {
 			return fmt.Errorf("server: plugin %q: %w", info.Name, err)
 		}

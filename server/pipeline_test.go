@@ -370,3 +370,42 @@ func TestServerClosesPlugins(t *testing.T) {
 		t.Errorf("closed = %v (%v)", closed, err)
 	}
 }
+
+// extraPlugin is a plugin built outside the registry whose tools collide
+// with the registry's and with each other.
+type extraPlugin struct{}
+
+func (extraPlugin) Info() plugin.Info { return plugin.Info{Name: "extra", Version: "1"} }
+
+func (extraPlugin) Tools() []plugin.Tool {
+	h := func(context.Context, *plugin.Call) (*plugin.Result, error) {
+		return &plugin.Result{Text: "extra"}, nil
+	}
+	obj := json.RawMessage(`{"type":"object"}`)
+	return []plugin.Tool{
+		{Name: "echo", Description: "takes a served name", InputSchema: obj, Handler: h},
+		{Name: "extra_a", Description: "first", InputSchema: obj, Handler: h},
+		{Name: "extra_a", Description: "listed twice", InputSchema: obj, Handler: h},
+		{Name: "extra_b", Description: "fine", InputSchema: obj, Handler: h},
+	}
+}
+
+// A plugin from outside the binary cannot take a served name, nor stop
+// the server by listing one twice: those tools are left out.
+func TestExtraPluginCollisionsLeftOut(t *testing.T) {
+	s, err := New(Options{Engine: &fakeDecider{}, Limiter: &fakeLimiter{}, Audit: &fakeAuditor{},
+		Plugins: []string{"pipeline-test"}, Extra: []plugin.Plugin{extraPlugin{}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := s.pipe.tools["echo"].Description; got != "echoes msg" {
+		t.Errorf("echo is %q, want the registry's tool", got)
+	}
+	if got := s.pipe.tools["extra_a"].Description; got != "first" {
+		t.Errorf("extra_a is %q, want the first listing", got)
+	}
+	if _, ok := s.pipe.tools["extra_b"]; !ok {
+		t.Error("extra_b was left out")
+	}
+}
