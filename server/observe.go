@@ -14,7 +14,6 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/mcp-secure/mcp-secure/server/audit"
@@ -88,13 +87,7 @@ func (o *observer) middleware(p *pipeline) mcp.Middleware {
 		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
 			start := time.Now()
 			meta := metaOf(req)
-			if tp, ok := meta["traceparent"].(string); ok {
-				carrier := propagation.MapCarrier{"traceparent": tp}
-				if ts, ok := meta["tracestate"].(string); ok {
-					carrier["tracestate"] = ts
-				}
-				ctx = propagation.TraceContext{}.Extract(ctx, carrier)
-			}
+			ctx = continueTrace(ctx, meta)
 			name, tool := method, ""
 			if ctr, ok := req.(*mcp.CallToolRequest); ok && ctr.Params != nil {
 				tool = o.red.String(ctr.Params.Name)

@@ -351,6 +351,10 @@ func (e *encoder) record(r *Record) {
 		e.quote(r.TraceID)
 		e.field("span_id")
 		e.quote(r.SpanID)
+		if r.TraceOrigin != "" {
+			e.field("trace_origin")
+			e.quote(r.TraceOrigin)
+		}
 	}
 	if r.DryRun != nil {
 		e.field("dry_run")

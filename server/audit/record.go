@@ -68,9 +68,12 @@ type Record struct {
 	WindowNS int64             `json:"window_ns,omitempty"`
 	Labels   map[string]string `json:"labels,omitempty"`
 	// TraceID and SpanID tie the record to its OpenTelemetry span (hex),
-	// when tracing is on.
-	TraceID string `json:"trace_id,omitempty"`
-	SpanID  string `json:"span_id,omitempty"`
+	// when tracing is on. TraceOrigin says who chose the trace id:
+	// TraceOriginServer, or TraceOriginClient when the server continued a
+	// client's traceparent.
+	TraceID     string `json:"trace_id,omitempty"`
+	SpanID      string `json:"span_id,omitempty"`
+	TraceOrigin string `json:"trace_origin,omitempty"`
 	// DryRun is the dry-run policy's would-be decision (never enforced).
 	DryRun *DryRun `json:"dry_run,omitempty"`
 	// Policy describes a KindPolicyReload record.

@@ -9,15 +9,16 @@ import (
 	"testing"
 )
 
-// TestTraceIDsAndTee: trace_id and span_id are encoded (and chained), and
-// Tee sees each record as written, without its chain fields.
+// TestTraceIDsAndTee: trace_id, span_id and trace_origin are encoded (and
+// chained), and Tee sees each record as written, without its chain
+// fields.
 func TestTraceIDsAndTee(t *testing.T) {
 	var buf bytes.Buffer
 	var teed [][]byte
 	l := New(NewWriterSink(&buf), &Options{Tee: func(b []byte) { teed = append(teed, b) }})
 	r := Record{DecisionID: "d1", Kind: KindToolCall, Tool: "x", Result: ResultDeny,
 		Reasons: []string{"key sk-ant-api03-abcdefghijklmnopqrstuvwxyz0123456789"},
-		TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", SpanID: "00f067aa0ba902b7"}
+		TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", SpanID: "00f067aa0ba902b7", TraceOrigin: TraceOriginClient}
 	if err := l.Log(t.Context(), r); err != nil {
 		t.Fatal(err)
 	}
@@ -26,7 +27,7 @@ func TestTraceIDsAndTee(t *testing.T) {
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &rec); err != nil {
 		t.Fatal(err)
 	}
-	if rec["trace_id"] != r.TraceID || rec["span_id"] != r.SpanID || rec["hash"] == nil {
+	if rec["trace_id"] != r.TraceID || rec["span_id"] != r.SpanID || rec["trace_origin"] != "client" || rec["hash"] == nil {
 		t.Errorf("record %v", rec)
 	}
 	if len(teed) != 1 {
@@ -89,5 +90,14 @@ func TestTeeOnFileSink(t *testing.T) {
 		if n != 1 {
 			t.Errorf("%s teed %d times", id, n)
 		}
+	}
+}
+
+func TestTraceOrigin(t *testing.T) {
+	if got := TraceOrigin(t.Context()); got != TraceOriginServer {
+		t.Errorf("unmarked context: %q", got)
+	}
+	if got := TraceOrigin(WithClientTrace(t.Context())); got != TraceOriginClient {
+		t.Errorf("marked context: %q", got)
 	}
 }

@@ -83,7 +83,9 @@ func (a *auditor) set(k1, v1, k2, v2 string) metric.MeasurementOption {
 var _ Auditor = (*auditor)(nil)
 
 // Audit wraps next so that each decision it records is a span and in the
-// metrics, and each record carries the trace_id and span_id of its span:
+// metrics, and each record carries the trace_id and span_id of its span,
+// and its trace_origin (audit.TraceOrigin: "client" when the trace
+// continues a client's traceparent, which chose the trace id):
 //   - a tools decision (kind tool_call) annotates the span in ctx, which
 //     the pipeline started around the decision;
 //   - a guard's decision (network, filesystem, command) and a refusal
@@ -130,6 +132,7 @@ func (a *auditor) Log(ctx context.Context, r audit.Record) error {
 	}
 	if sc := span.SpanContext(); sc.IsValid() {
 		r.TraceID, r.SpanID = sc.TraceID().String(), sc.SpanID().String()
+		r.TraceOrigin = audit.TraceOrigin(ctx)
 	}
 	err := a.next.Log(ctx, r)
 	if err != nil {

@@ -53,6 +53,15 @@ func TestAuditSpansAndIDs(t *testing.T) {
 	if got := next.recs[0]; got.SpanID != s.SpanContext().SpanID().String() || got.TraceID != s.SpanContext().TraceID().String() {
 		t.Errorf("record ids %s/%s, span %s", got.TraceID, got.SpanID, s.SpanContext().SpanID())
 	}
+	if got := next.recs[0].TraceOrigin; got != audit.TraceOriginServer {
+		t.Errorf("trace_origin %q in a trace the server began", got)
+	}
+	if err := a.Log(audit.WithClientTrace(ctx), audit.Record{DecisionID: "d2", Kind: audit.KindToolResult}); err != nil {
+		t.Fatal(err)
+	}
+	if got := next.recs[1].TraceOrigin; got != audit.TraceOriginClient {
+		t.Errorf("trace_origin %q in a trace continued from a client", got)
+	}
 	attrs := map[attribute.Key]attribute.Value{}
 	for _, kv := range s.Attributes() {
 		attrs[kv.Key] = kv.Value

@@ -29,8 +29,11 @@
 // each decision that is audited (the tools decision, and every guarded
 // connection, path and command), carrying mcp_secure.decision_id, the
 // decision path, its result and its redacted reasons, and writes the
-// trace_id and span_id into the audit record. Arguments never appear in a
-// span.
+// trace_id and span_id into the audit record with trace_origin: "client"
+// when the trace continues a client's traceparent (the client chose the
+// trace id, so it correlates only what the client claims), "server" when
+// the server began it. A malformed or all-zero traceparent is ignored.
+// Arguments never appear in a span.
 //
 // # Decision logs
 //
