@@ -45,6 +45,16 @@ func (h *History) Log(ctx context.Context, r audit.Record) error {
 // Sessions is the log the history is kept in.
 func (h *History) Sessions() *engine.SessionLog { return h.log }
 
+// countUnrecorded counts in its session's history a decision whose own
+// audit record was not written (a refusal past its budget, which a
+// summary record counts): input.session.counts must count every
+// decision, or a client could blind rules on them by flooding refusals.
+func (p *pipeline) countUnrecorded(r audit.Record) {
+	if h, ok := p.audit.(*History); ok {
+		h.log.Count(r.SessionID, engine.SessionEvent{Tool: r.Tool, Kind: r.Kind, Result: r.Result})
+	}
+}
+
 // sessionHistory is the history of session the pipeline offers to the
 // policy, when its auditor keeps one.
 func (p *pipeline) sessionHistory(session string) *engine.SessionHistory {

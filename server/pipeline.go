@@ -148,6 +148,7 @@ func (p *pipeline) outcome(ctx context.Context, req *mcp.CallToolRequest) *mcp.C
 	// finish records a decision. A refusal the client can repeat for free
 	// (budgeted) is recorded within its budget and counted past it.
 	finish := func(kind, result string, reasons []string, input any, budgeted *budgetKey) error {
+		rec.Kind, rec.Result, rec.Reasons, rec.Input = kind, result, reasons, input
 		if budgeted != nil {
 			ok, summary := p.budget.admit(*budgeted, strings.Join(reasons, "; "))
 			if summary != nil {
@@ -158,10 +159,10 @@ func (p *pipeline) outcome(ctx context.Context, req *mcp.CallToolRequest) *mcp.C
 				}
 			}
 			if !ok {
+				p.countUnrecorded(rec) // in the summary's count, and in input.session's
 				return nil
 			}
 		}
-		rec.Kind, rec.Result, rec.Reasons, rec.Input = kind, result, reasons, input
 		rec.DurationNS = p.now().Sub(start).Nanoseconds()
 		if err := p.audit.Log(ctx, rec); err != nil {
 			p.log.Error("audit write failed; failing the call", "tool", ci.name, "decision_id", ci.decisionID, "err", err)

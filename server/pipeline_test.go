@@ -153,12 +153,23 @@ type harness struct {
 
 func newHarness(t *testing.T, timeout time.Duration) *harness {
 	t.Helper()
+	return newHarnessAudit(t, timeout, nil)
+}
+
+// newHarnessAudit is newHarness with the server's Auditor wrapping the
+// harness's (History, say); wrap nil means none.
+func newHarnessAudit(t *testing.T, timeout time.Duration, wrap func(Auditor) Auditor) *harness {
+	t.Helper()
 	h := &harness{
 		dec: &fakeDecider{deny: map[string]string{}},
 		lim: &fakeLimiter{limit: map[string]int{}},
 		aud: &fakeAuditor{},
 	}
-	s, err := New(Options{Engine: h.dec, Limiter: h.lim, Audit: h.aud, Timeout: timeout, Plugins: []string{"pipeline-test"}})
+	var a Auditor = h.aud
+	if wrap != nil {
+		a = wrap(a)
+	}
+	s, err := New(Options{Engine: h.dec, Limiter: h.lim, Audit: a, Timeout: timeout, Plugins: []string{"pipeline-test"}})
 	if err != nil {
 		t.Fatal(err)
 	}

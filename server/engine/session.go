@@ -26,11 +26,14 @@ type SessionEvent struct {
 }
 
 // SessionHistory is input.session: the last events of a session, oldest
-// first, and the counts of all its decisions by result.
+// first, and the counts of all its decisions by result. Every decision
+// counts, listed or not: the counts always sum to len(Events) + Dropped.
 type SessionHistory struct {
-	Events  []SessionEvent
-	Counts  map[string]int64 // by result: allow, deny, error
-	Dropped int64            // events no longer in Events
+	Events []SessionEvent
+	Counts map[string]int64 // by result: allow, deny, error
+	// Dropped counts the decisions not in Events: those the bounded list
+	// lost to newer ones, and those never listed (Count).
+	Dropped int64
 	// terms are Events as documents, built once when each was recorded
 	// (immutable, shared); nil: built by Value.
 	terms []*ast.Term
@@ -108,7 +111,15 @@ func NewSessionLog(perSession, sessions int) *SessionLog {
 
 // Record appends an event to session's history. Events of no session, or
 // with a result other than allow, deny or error, are not kept.
-func (l *SessionLog) Record(session string, ev SessionEvent) {
+func (l *SessionLog) Record(session string, ev SessionEvent) { l.add(session, ev, true) }
+
+// Count counts an event in session's counts and Dropped without listing
+// it: a decision whose audit record was coalesced into a summary (a
+// refusal past its budget) still counts, but a flood of them does not
+// push the session's other events out of its history.
+func (l *SessionLog) Count(session string, ev SessionEvent) { l.add(session, ev, false) }
+
+func (l *SessionLog) add(session string, ev SessionEvent, listed bool) {
 	ri := resultIndex(ev.Result)
 	if l == nil || session == "" || ri < 0 {
 		return
@@ -125,14 +136,18 @@ func (l *SessionLog) Record(session string, ev SessionEvent) {
 	}
 	l.tick++
 	r.seen = l.tick
-	if r.n == len(r.events) {
+	r.counts[ri]++
+	switch {
+	case !listed:
 		r.dropped++
-	} else {
+		return
+	case r.n == len(r.events):
+		r.dropped++
+	default:
 		r.n++
 	}
 	r.events[r.next], r.terms[r.next] = ev, ev.term()
 	r.next = (r.next + 1) % len(r.events)
-	r.counts[ri]++
 }
 
 func (l *SessionLog) evict() {

@@ -43,6 +43,42 @@ func TestSessionLogKeepsTheLastEvents(t *testing.T) {
 	}
 }
 
+// Counted events are in the counts and in dropped, never in the list:
+// the counts are every decision, the list is bounded, and
+// counts = len(history) + dropped.
+func TestSessionLogCountsUnlistedEvents(t *testing.T) {
+	l := engine.NewSessionLog(3, 2)
+	read := engine.SessionEvent{Tool: "read", Kind: "filesystem", Result: "deny"}
+	l.Record("s1", read)
+	for range 100 {
+		l.Count("s1", engine.SessionEvent{Tool: "x", Kind: "tool_call", Result: "deny"})
+	}
+	l.Record("s1", engine.SessionEvent{Tool: "list", Kind: "tool_call", Result: "allow"})
+	l.Count("s1", engine.SessionEvent{Tool: "x", Kind: "tool_call", Result: "maybe"}) // not a result
+	l.Count("", engine.SessionEvent{Tool: "x", Kind: "tool_call", Result: "deny"})    // no session
+	got := l.History("s1")
+	want := &engine.SessionHistory{
+		Events:  []engine.SessionEvent{read, {Tool: "list", Kind: "tool_call", Result: "allow"}},
+		Counts:  map[string]int64{"allow": 1, "deny": 101, "error": 0},
+		Dropped: 100,
+	}
+	if d := cmp.Diff(want, got, cmpopts.IgnoreUnexported(engine.SessionHistory{})); d != "" {
+		t.Errorf("history (-want +got):\n%s", d)
+	}
+	// Listed events past the bound push the oldest out, into dropped.
+	for range 3 {
+		l.Record("s1", engine.SessionEvent{Tool: "t", Kind: "tool_call", Result: "error"})
+	}
+	got = l.History("s1")
+	var total int64
+	for _, n := range got.Counts {
+		total += n
+	}
+	if total != 105 || int64(len(got.Events))+got.Dropped != total || got.Dropped != 102 {
+		t.Errorf("counts %v (total %d), %d listed, dropped %d", got.Counts, total, len(got.Events), got.Dropped)
+	}
+}
+
 func TestSessionLogForgetsTheLeastRecentSession(t *testing.T) {
 	l := engine.NewSessionLog(2, 2)
 	ev := engine.SessionEvent{Tool: "t", Kind: "tool_call", Result: "allow"}

@@ -2,7 +2,9 @@
 #   history: [{tool, kind, result}], the session's last 32 decisions,
 #            oldest first (kind: tool_call, validation, rate_limit,
 #            network, filesystem or command; result: allow, deny, error)
-#   counts:  {allow, deny, error}, all of the session's decisions
+#   counts:  {allow, deny, error}, every one of the session's decisions
+#            (refusals past the audit budget, summarised in the log, too)
+#   dropped: how many decisions history does not list
 # A model that was refused a file read and then reaches for the web may be
 # trying to carry out what it could not read: stop it for the session.
 package mcp.tools

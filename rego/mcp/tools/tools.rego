@@ -7,8 +7,11 @@
 #   session: this session's earlier decisions, {history: [{tool, kind,
 #   result}] (the last 32, oldest first; kind is the audit record's:
 #   tool_call, validation, rate_limit, network, filesystem, command;
-#   result allow, deny or error), counts {allow, deny, error} (all of the
-#   session's decisions), dropped (how many left history)}.
+#   result allow, deny or error), counts {allow, deny, error} (every one
+#   of the session's decisions, refusals past the audit budget included),
+#   dropped (how many decisions history does not list: pushed out by
+#   newer ones, or refusals past the budget, never listed; counts sum to
+#   count(history) + dropped)}.
 #   tool_definition {changed (bool), hash, pinned}: for a tool whose
 #   definition comes from outside the binary (an upstream MCP server),
 #   whether its name, description or schemas differ from the hash the
