@@ -42,9 +42,6 @@ func (h *History) Log(ctx context.Context, r audit.Record) error {
 	return nil
 }
 
-// Sessions is the log the history is kept in.
-func (h *History) Sessions() *engine.SessionLog { return h.log }
-
 // countUnrecorded counts in its session's history a decision whose own
 // audit record was not written (a refusal past its budget, which a
 // summary record counts): input.session.counts must count every

@@ -44,25 +44,8 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 	}
 	rl.interval = p.reloadEvery
 
-	sink, err := audit.Open(pol.Audit.LogFile, &audit.FileOptions{
-		Sync:      pol.Audit.Durability == "fsync",
-		MaxSize:   pol.Audit.MaxSizeBytes,
-		Retention: *pol.Audit.Retention,
-	})
-	if err != nil {
-		return fmt.Errorf("audit log: %w", err)
-	}
-	key, err := audit.LoadKey(audit.KeyPath(pol.Audit.LogFile))
-	if err != nil {
-		sink.Close()
-		return fmt.Errorf("audit log: %w", err)
-	}
-	if h, ok := log.Handler().(*audit.RedactingHandler); ok {
-		h.UseRedactor(audit.NewRedactor(key))
-	}
 	obs, err := startTelemetry(ctx, pol, log)
 	if err != nil {
-		sink.Close()
 		return err
 	}
 	defer obs.shutdown(ctx) // after the audit log is closed: every record is in
@@ -70,15 +53,13 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 	if src != nil {
 		labels["bundle_revision"] = chk.revision
 	}
-	alog := audit.New(sink, &audit.Options{
-		Labels:        labels,
-		Log:           log,
-		Key:           key,
-		Masker:        eng,
-		OmitRequestID: !pol.Audits("request_id"),
-		OmitDuration:  !pol.Audits("execution_time"),
-		Tee:           obs.tee(),
-	})
+	alog, key, err := openAuditLog(pol, eng, audit.Options{Labels: labels, Log: log, Tee: obs.tee()})
+	if err != nil {
+		return err
+	}
+	if h, ok := log.Handler().(*audit.RedactingHandler); ok {
+		h.UseRedactor(audit.NewRedactor(key))
+	}
 	if strings.EqualFold(pol.Audit.LogLevel, "DEBUG") {
 		stderrLevel.Set(slog.LevelDebug)
 	}

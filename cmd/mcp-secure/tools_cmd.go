@@ -9,9 +9,9 @@ import (
 	"sort"
 
 	"github.com/mcp-secure/mcp-secure/server/audit"
+	"github.com/mcp-secure/mcp-secure/server/engine"
 	"github.com/mcp-secure/mcp-secure/server/pins"
 	"github.com/mcp-secure/mcp-secure/server/plugin"
-	"github.com/mcp-secure/mcp-secure/server/policy"
 )
 
 // toolsCmd runs `mcp-secure tools approve NAME...` (re-pin the definition
@@ -60,11 +60,23 @@ Lists the pinned upstream tools and those whose definition changed.`, stdout)
 	if len(names) == 0 {
 		return c.usageErr("name the tools to approve (as clients see them, e.g. docs__read_file)")
 	}
-	alog, closeLog, err := openAudit(pol)
+	// The approval is written as the server writes its records: with the
+	// policy's audit.include and mask rules.
+	cfg, err := engineConfig(pol)
+	if err != nil {
+		return &exitErr{code: exitUsage, err: err}
+	}
+	eng, err := engine.New(ctx, cfg)
+	if err != nil {
+		return &exitErr{code: exitUsage, err: fmt.Errorf("policy %s: %w", pol.Source(), err)}
+	}
+	alog, _, err := openAuditLog(pol, eng, audit.Options{
+		Labels: map[string]string{"service": "mcp-secure", "version": version, "command": "tools approve"},
+	})
 	if err != nil {
 		return &exitErr{code: exitError, err: err}
 	}
-	defer closeLog()
+	defer alog.Close()
 	for _, name := range names {
 		old, pinned, err := store.Approve(name)
 		if errors.Is(err, pins.ErrUnknownTool) {
@@ -124,28 +136,6 @@ func short(h string) string {
 		return h[:12]
 	}
 	return h
-}
-
-// openAudit opens the policy's audit log for a command's own records.
-func openAudit(pol *policy.Policy) (*audit.Logger, func(), error) {
-	sink, err := audit.Open(pol.Audit.LogFile, &audit.FileOptions{
-		Sync:      pol.Audit.Durability == "fsync",
-		MaxSize:   pol.Audit.MaxSizeBytes,
-		Retention: *pol.Audit.Retention,
-	})
-	if err != nil {
-		return nil, nil, fmt.Errorf("audit log: %w", err)
-	}
-	key, err := audit.LoadKey(audit.KeyPath(pol.Audit.LogFile))
-	if err != nil {
-		sink.Close()
-		return nil, nil, fmt.Errorf("audit log: %w", err)
-	}
-	alog := audit.New(sink, &audit.Options{
-		Labels: map[string]string{"service": "mcp-secure", "version": version, "command": "tools approve"},
-		Key:    key,
-	})
-	return alog, func() { alog.Close() }, nil
 }
 
 // closeAll closes plugins that were started but never served.

@@ -85,10 +85,13 @@ type tailSink interface {
 }
 
 // sharedSink is a sink that other processes may append to (several
-// servers on one log): lock holds the file for one record and reports
-// its last line when someone else wrote since this process did, so the
-// chain continues from their record.
+// servers on one log): lock holds the file for one batch of records and
+// reports its last line when someone else wrote since this process did,
+// so the chain continues from their record. It is a batchSink: only
+// writeBatch takes the lock, so Log sends every record of such a sink
+// there.
 type sharedSink interface {
+	batchSink
 	lock() (last []byte, changed, torn bool, err error)
 	unlock()
 }
@@ -175,19 +178,11 @@ func (l *Logger) Log(ctx context.Context, r Record) error {
 		ctx, cancel = context.WithTimeout(ctx, writeTimeout)
 		defer cancel()
 	}
+	// The one sink shared with other writers (FileSink) takes the batch
+	// path above, which holds its file lock; other sinks are this
+	// process's alone.
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if ss, ok := l.sink.(sharedSink); ok {
-		last, changed, torn, lerr := ss.lock()
-		if lerr != nil {
-			l.failed(r, lerr)
-			return fmt.Errorf("%w: %w", ErrWrite, lerr)
-		}
-		defer ss.unlock()
-		if changed {
-			l.follow(last, torn)
-		}
-	}
 	err = l.startChain(ctx, len(body))
 	if err == nil {
 		line, h := chainLine(body, l.prev)
