@@ -174,8 +174,8 @@ func testTelemetry(t *testing.T, c *collector, endpoint, protocol string) {
 			}
 		}
 		rec := recordOf("tool_call", id)
-		if rec["trace_id"] != clientTrace || rec["span_id"] != hexID(dec.SpanId) {
-			t.Errorf("tool_call record trace_id %v span_id %v, want %s %s", rec["trace_id"], rec["span_id"], clientTrace, hexID(dec.SpanId))
+		if rec["trace_id"] != clientTrace || rec["span_id"] != hexID(dec.SpanId) || rec["trace_origin"] != "client" {
+			t.Errorf("tool_call record trace_id %v span_id %v trace_origin %v, want %s %s client", rec["trace_id"], rec["span_id"], rec["trace_origin"], clientTrace, hexID(dec.SpanId))
 		}
 		// The guard's dial decision is a child of the handler's span.
 		handler := kids["execute_tool fixture_fetch"]
@@ -191,10 +191,10 @@ func testTelemetry(t *testing.T, c *collector, endpoint, protocol string) {
 			t.Errorf("network decision span attributes: %v", nets.Attributes)
 		}
 		nrec := recordOf("network", attr(nets.Attributes, "mcp_secure.decision_id"))
-		if nrec["span_id"] != hexID(nets.SpanId) || nrec["trace_id"] != clientTrace {
-			t.Errorf("network record span_id %v, want %s", nrec["span_id"], hexID(nets.SpanId))
+		if nrec["span_id"] != hexID(nets.SpanId) || nrec["trace_id"] != clientTrace || nrec["trace_origin"] != "client" {
+			t.Errorf("network record span_id %v trace_origin %v, want %s client", nrec["span_id"], nrec["trace_origin"], hexID(nets.SpanId))
 		}
-		if rr := findByKind(recs, "tool_result", id); rr == nil || rr["trace_id"] != clientTrace {
+		if rr := findByKind(recs, "tool_result", id); rr == nil || rr["trace_id"] != clientTrace || rr["trace_origin"] != "client" {
 			t.Errorf("tool_result record without the trace: %v", rr)
 		}
 	})
@@ -216,7 +216,7 @@ func testTelemetry(t *testing.T, c *collector, endpoint, protocol string) {
 			t.Errorf("denied decision span attributes: %v", dec.Attributes)
 		}
 		rec := recordOf("tool_call", attr(dec.Attributes, "mcp_secure.decision_id"))
-		if rec["result"] != "deny" || rec["span_id"] != hexID(dec.SpanId) {
+		if rec["result"] != "deny" || rec["span_id"] != hexID(dec.SpanId) || rec["trace_origin"] != "server" {
 			t.Errorf("denied record %v does not match its span", rec)
 		}
 		if children(reqs[0])["execute_tool fixture_write"] != nil {
