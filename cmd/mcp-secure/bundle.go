@@ -49,6 +49,15 @@ func addBundleFlags(fs *flag.FlagSet, b *bundleParams) {
 	fs.DurationVar(&b.startWait, "bundle-start-timeout", 10*time.Second, "how long start-up waits for the service before it uses the last good bundle")
 }
 
+// ownEnv are the variables the bundle flags make the server read for its
+// credentials: no child process is given them (nor their values).
+func (b bundleParams) ownEnv() []string {
+	if b.tokenEnv == "" {
+		return nil
+	}
+	return []string{b.tokenEnv}
+}
+
 func (b bundleParams) config() (bundle.Config, error) {
 	secs := func(d time.Duration) *int64 {
 		n := int64(math.Ceil(d.Seconds()))

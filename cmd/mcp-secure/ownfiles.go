@@ -54,7 +54,7 @@ func protectedPaths(pol *policy.Policy) []guard.ProtectedPath {
 	var out []guard.ProtectedPath
 	for _, f := range files {
 		// The command door resolves their real paths itself.
-		out = append(out, guard.ProtectedPath{Path: f.path, Prefix: f.prefix})
+		out = append(out, guard.ProtectedPath{Path: f.path, Prefix: f.prefix, What: f.what})
 	}
 	return out
 }

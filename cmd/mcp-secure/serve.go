@@ -82,6 +82,7 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 		ConnectTCP: pol.ChildPorts(),
 		Limits:     sandbox.Limits{CPU: pol.Timeout()},
 		Protected:  protectedPaths(pol),
+		OwnEnv:     p.bundle.ownEnv(),
 	})
 	if desc, ok := commands.Confinement(); ok {
 		log.Info("command confinement", "sandbox", desc, "tcp_ports", pol.ChildPorts())
@@ -94,7 +95,7 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 		log.Warn("filesystem door", "resolution", guard.PathResolution)
 	}
 	limiter := ratelimit.New(rateConfig(pol), time.Now)
-	upstreams := startUpstreams(ctx, pol, commands, alog, log)
+	upstreams := startUpstreams(ctx, pol, commands, p.bundle.ownEnv(), alog, log)
 	srv, err := server.New(server.Options{
 		Version:  version,
 		Logger:   log,

@@ -56,6 +56,10 @@
 // subreaper), with read-write access only to the policy's allowed
 // directories (narrowed by sandbox.paths), TCP connect only to the
 // policy's ports (narrowed by sandbox.ports), a fixed PATH and no
-// environment beyond the variables the manifest names. Plugin directories
-// are off limits to tools like the server's own files.
+// environment beyond the variables the manifest names. A manifest that
+// names a variable no child may be given ([plugin.EnvRefusal]: the
+// server's own, OTEL_* and MCP_SECURE_* among them, or one that changes
+// how a program loads code, such as LD_PRELOAD or NODE_OPTIONS) is
+// refused. Plugin directories are off limits to tools like the server's
+// own files.
 package external

@@ -222,6 +222,9 @@ func (m *Manifest) validate() error {
 		if !envVarName.MatchString(e) {
 			return m.errf("env[%d] %q is not a variable name", i, e)
 		}
+		if why := plugin.EnvRefusal(e, nil); why != "" {
+			return m.errf("env[%d] %s: refused: %s", i, e, why)
+		}
 	}
 	if s := m.Sandbox; s != nil {
 		if s.Paths != nil {

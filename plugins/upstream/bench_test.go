@@ -25,7 +25,7 @@ func BenchmarkForward(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer func() { proc.Kill(); proc.Wait() }()
-		cs, err := mcp.NewClient(&mcp.Implementation{Name: "bench", Version: "1"}, nil).Connect(b.Context(), &mcp.IOTransport{Reader: proc.Stdout, Writer: proc.Stdin}, nil)
+		cs, err := mcp.NewClient(&mcp.Implementation{Name: "bench", Version: "1"}, nil).Connect(b.Context(), &mcp.IOTransport{Reader: proc.Stdout(), Writer: proc.Stdin()}, nil)
 		if err != nil {
 			b.Fatal(err)
 		}

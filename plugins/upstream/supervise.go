@@ -2,14 +2,17 @@ package upstream
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcp-secure/mcp-secure/server/plugin"
 )
 
 // supervise waits for the process to end and starts it again, with
 // backoff, until Close.
-func (u *Upstream) supervise(cs *mcp.ClientSession, proc *Process) {
+func (u *Upstream) supervise(cs *mcp.ClientSession, proc plugin.Process) {
 	defer close(u.done)
 	backoff := u.cfg.MinBackoff
 	started := time.Now()
@@ -17,11 +20,11 @@ func (u *Upstream) supervise(cs *mcp.ClientSession, proc *Process) {
 		if cs != nil {
 			cs.Wait()
 			proc.Kill()
-			err := proc.Wait()
+			code, err := proc.Wait()
 			u.mu.Lock()
 			closed := u.closed
 			u.session, u.proc = nil, nil
-			u.down = "it exited"
+			u.down = fmt.Sprintf("it exited (status %d)", code)
 			if err != nil {
 				u.down = "it exited: " + err.Error()
 			}
@@ -29,7 +32,7 @@ func (u *Upstream) supervise(cs *mcp.ClientSession, proc *Process) {
 			if closed {
 				return
 			}
-			u.log.Warn("upstream server exited; restarting", "err", err, "after", backoff)
+			u.log.Warn("upstream server exited; restarting", "status", code, "err", err, "after", backoff)
 			if time.Since(started) >= stableAfter {
 				backoff = u.cfg.MinBackoff
 			}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"regexp"
 	"sort"
@@ -17,19 +16,25 @@ import (
 	"github.com/mcp-secure/mcp-secure/server/plugin"
 )
 
-// Launcher starts the upstream's process; each call is a fresh process.
+// Launcher starts the upstream's process; each call is a fresh process,
+// which lives until it is killed (ctx bounds only the start). The
+// server's launcher door ([plugin.Launcher]) with the server's
+// [plugin.LaunchSpec] is one: see [Door].
 type Launcher interface {
-	Launch(ctx context.Context) (*Process, error)
+	Launch(ctx context.Context) (plugin.Process, error)
 }
 
-// Process is a running upstream: its pipes, and how to end it.
-type Process struct {
-	Stdout io.ReadCloser
-	Stdin  io.WriteCloser
-	// Wait waits for the process (and all it started) to be gone.
-	Wait func() error
-	// Kill ends the process and all it started.
-	Kill func()
+// Door is the Launcher that starts Spec through a [plugin.Launcher].
+type Door struct {
+	Launcher plugin.Launcher
+	Spec     *plugin.LaunchSpec
+}
+
+var _ Launcher = Door{}
+
+// Launch implements Launcher.
+func (d Door) Launch(ctx context.Context) (plugin.Process, error) {
+	return d.Launcher.Launch(context.WithoutCancel(ctx), d.Spec)
 }
 
 // Definition is what a tool tells the model, as pinned.
@@ -90,7 +95,7 @@ type Upstream struct {
 
 	mu      sync.Mutex
 	session *mcp.ClientSession // nil while down
-	proc    *Process
+	proc    plugin.Process
 	down    string            // why it is down
 	hashes  map[string]string // upstream tool name -> hash of the definition offered now
 	closed  bool
@@ -174,13 +179,14 @@ type listedTool struct {
 }
 
 // start launches the process, connects and lists its tools.
-func (u *Upstream) start(ctx context.Context) (*mcp.ClientSession, *Process, []listedTool, error) {
+func (u *Upstream) start(ctx context.Context) (*mcp.ClientSession, plugin.Process, []listedTool, error) {
 	ctx, cancel := context.WithTimeout(ctx, u.cfg.StartTimeout)
 	defer cancel()
 	proc, err := u.cfg.Launcher.Launch(ctx)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("upstream %s: starting: %w", u.cfg.Name, err)
 	}
+	go u.logStderr(proc.Stderr())
 	client := mcp.NewClient(&mcp.Implementation{Name: "mcp-secure", Version: u.cfg.Version}, &mcp.ClientOptions{
 		ToolListChangedHandler: func(context.Context, *mcp.ToolListChangedRequest) { go u.relist() },
 		LoggingMessageHandler: func(_ context.Context, r *mcp.LoggingMessageRequest) {
@@ -189,7 +195,7 @@ func (u *Upstream) start(ctx context.Context) (*mcp.ClientSession, *Process, []l
 			}
 		},
 	})
-	cs, err := client.Connect(ctx, &mcp.IOTransport{Reader: proc.Stdout, Writer: proc.Stdin}, nil)
+	cs, err := client.Connect(ctx, &mcp.IOTransport{Reader: proc.Stdout(), Writer: proc.Stdin()}, nil)
 	if err != nil {
 		proc.Kill()
 		proc.Wait()

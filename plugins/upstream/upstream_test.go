@@ -22,7 +22,7 @@ type fakeLauncher struct {
 	build    func(n int) *mcp.Server
 }
 
-func (f *fakeLauncher) Launch(ctx context.Context) (*Process, error) {
+func (f *fakeLauncher) Launch(ctx context.Context) (plugin.Process, error) {
 	f.mu.Lock()
 	f.launches++
 	srv := f.build(f.launches)
@@ -38,8 +38,25 @@ func (f *fakeLauncher) Launch(ctx context.Context) (*Process, error) {
 		outW.Close()
 		inR.Close()
 	}()
-	return &Process{Stdout: outR, Stdin: inW, Kill: func() { kill(); inW.Close(); outR.Close() }, Wait: func() error { <-done; return nil }}, nil
+	errR, errW := io.Pipe()
+	return &fakeProcess{out: outR, in: inW, errs: errR, kill: func() { kill(); inW.Close(); outR.Close(); errW.Close() }, done: done}, nil
 }
+
+// fakeProcess is an in-process server seen as a plugin.Process.
+type fakeProcess struct {
+	out  io.ReadCloser
+	in   io.WriteCloser
+	errs io.ReadCloser
+	kill func()
+	done chan struct{}
+}
+
+func (p *fakeProcess) Stdin() io.WriteCloser { return p.in }
+func (p *fakeProcess) Stdout() io.ReadCloser { return p.out }
+func (p *fakeProcess) Stderr() io.ReadCloser { return p.errs }
+func (p *fakeProcess) Kill()                 { p.kill() }
+func (p *fakeProcess) Pid() int              { return 0 }
+func (p *fakeProcess) Wait() (int, error)    { <-p.done; return 0, nil }
 
 func (f *fakeLauncher) server(i int) *mcp.Server {
 	f.mu.Lock()

@@ -14,6 +14,8 @@ const (
 	KindCommand    = "command"
 	KindRateLimit  = "rate_limit"
 	KindValidation = "validation"
+	// KindUpstream is the start of an upstream MCP server's process.
+	KindUpstream = "upstream"
 	// KindToolResult follows an allowed call when it finishes, linked by
 	// its decision id, with a Status and the call's duration.
 	KindToolResult = "tool_result"

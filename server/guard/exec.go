@@ -7,10 +7,10 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"slices"
 	"sort"
@@ -36,29 +36,6 @@ const DefaultMaxOutput = 1 << 20
 // killGrace is how long a killed process group may take to release its
 // pipes before Exec stops waiting.
 const killGrace = 2 * time.Second
-
-// envName is what a variable a plugin adds may be called.
-var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
-
-// forbiddenEnv are variables that change how a process loads or runs code;
-// a plugin may not set them.
-var forbiddenEnv = []string{
-	"PATH", "HOME", "SHELL", "TMPDIR", "USER", "LOGNAME", "IFS", "ENV", "BASH_ENV", "SHELLOPTS", "BASHOPTS", "PS4", "PROMPT_COMMAND",
-	"GCONV_PATH", "LOCPATH", "NLSPATH", "HOSTALIASES", "RESOLV_HOST_CONF", "MALLOC_CHECK_",
-	"NODE_OPTIONS", "NODE_PATH", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONHOME", "PERL5OPT", "PERL5LIB",
-	"PERLLIB", "RUBYOPT", "RUBYLIB", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "GIT_SSH", "GIT_SSH_COMMAND",
-	"GIT_EXEC_PATH", "GIT_CONFIG_GLOBAL", "GIT_PROXY_COMMAND", "EDITOR", "VISUAL", "PAGER",
-	"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy", "no_proxy",
-	"BROWSER", "TERMINFO", "TERMINFO_DIRS", "LESSOPEN", "LESSCLOSE", "MANPAGER", "GIT_CONFIG_PARAMETERS",
-}
-
-// forbiddenEnvPrefixes cover whole families: loaders, shells, version
-// control and ssh, interpreters, and per-user configuration lookups.
-var forbiddenEnvPrefixes = []string{
-	"LD_", "DYLD_", "BASH", "GLIBC_", "MALLOC_", "GCONV", "GIT_", "SSH_", "GPG", "XDG_",
-	"PYTHON", "PERL", "RUBY", "NODE_", "NPM_", "JAVA", "_JAVA", "JDK_", "GO", "CARGO_", "RUST",
-	"LUA_", "PHP", "TCL", "R_", "DOTNET_", "CURL_", "WGET", "SUDO_", "KRB5", "OPENSSL_", "SSL_",
-}
 
 // inheritedEnv are the only variables a child takes from the server.
 var inheritedEnv = []string{"LANG", "LC_ALL", "LC_CTYPE", "TZ"}
@@ -105,6 +82,10 @@ type CommandsOptions struct {
 	// policy, Rego modules, plugin data): children get no access to them
 	// even below an allowed root.
 	Protected []ProtectedPath
+	// OwnEnv are variables the server reads for its credentials besides
+	// OTEL_* and MCP_SECURE_* (the bundle token variable): no child is
+	// given them, nor, for an upstream, a value taken from them.
+	OwnEnv []string
 }
 
 // ProtectedPath is one of the server's own files or directories. With
@@ -113,6 +94,15 @@ type CommandsOptions struct {
 type ProtectedPath struct {
 	Path   string
 	Prefix bool
+	// What it is, for messages ("audit log").
+	What string
+}
+
+func (p ProtectedPath) what() string {
+	if p.What == "" {
+		return "own file"
+	}
+	return p.What
 }
 
 // NewCommands returns the command guard; the working directory of each
@@ -289,7 +279,7 @@ func (c *Commands) Exec(ctx context.Context, argv []string, opts plugin.ExecOpti
 		}
 		dir = roots[len(roots)-1] // the broadest allowed root
 	}
-	env, err := childEnv(opts.Env)
+	env, err := childEnv(opts.Env, c.opts.OwnEnv)
 	if err != nil {
 		c.record(ctx, argv, Resolved{}, dir, audit.ResultDeny, []string{err.Error()}, 0)
 		return nil, &DeniedError{Kind: audit.KindCommand, Target: "command " + quoteArgv(argv), Reasons: []string{err.Error()}}
@@ -501,21 +491,20 @@ func protectedFile(path string, protected []ProtectedPath) bool {
 
 // childEnv is the scrubbed environment: a fixed PATH, HOME set to a
 // harmless value, locale variables from the server, and what the plugin
-// adds if every name is allowed.
-func childEnv(extra map[string]string) ([]string, error) {
+// adds if every name is allowed ([plugin.EnvRefusal]; own are the
+// server's further credential variables).
+func childEnv(extra map[string]string, own []string) ([]string, error) {
 	env := map[string]string{"PATH": SafePath, "HOME": "/nonexistent"}
 	for _, k := range inheritedEnv {
 		if v, ok := os.LookupEnv(k); ok {
 			env[k] = v
 		}
 	}
-	for k, v := range extra {
-		if !envName.MatchString(k) {
-			return nil, fmt.Errorf("environment variable name %q is not allowed", k)
+	for _, k := range slices.Sorted(maps.Keys(extra)) {
+		if err := plugin.CheckEnv(k, own); err != nil {
+			return nil, err
 		}
-		if slices.Contains(forbiddenEnv, strings.ToUpper(k)) || slices.Contains(forbiddenEnv, k) || hasAnyPrefix(strings.ToUpper(k), forbiddenEnvPrefixes) {
-			return nil, fmt.Errorf("environment variable %s may not be set by a tool", k)
-		}
+		v := extra[k]
 		if strings.IndexByte(v, 0) >= 0 {
 			return nil, fmt.Errorf("environment variable %s contains a NUL byte", k)
 		}
@@ -527,15 +516,6 @@ func childEnv(extra map[string]string) ([]string, error) {
 	}
 	sort.Strings(out)
 	return out, nil
-}
-
-func hasAnyPrefix(s string, prefixes []string) bool {
-	for _, p := range prefixes {
-		if strings.HasPrefix(s, p) {
-			return true
-		}
-	}
-	return false
 }
 
 func quoteArgv(argv []string) string {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,11 +18,12 @@ import (
 	"github.com/mcp-secure/mcp-secure/server/sandbox"
 )
 
-// The launcher door: external plugins start their own programs through
-// it. The program is trusted because the operator listed its plugin
-// directory, so commands.allowed is not asked; everything else of the
-// command door holds: the sandbox, the scrubbed environment, the
-// server's own files carved out, the tree killed with the call.
+// The launcher door: external plugins and upstream MCP servers start
+// their programs through it. The program is trusted because the operator
+// listed its plugin directory or its server, so commands.allowed is not
+// asked; everything else of the command door holds: the sandbox, the
+// scrubbed environment, the server's own files carved out, the tree
+// killed with the call.
 
 var _ plugin.Launcher = (*Commands)(nil)
 
@@ -36,16 +38,22 @@ func (c *Commands) LaunchConfinement(spec *plugin.LaunchSpec) (string, error) {
 	}
 	desc, _ := c.Confinement()
 	rw := slices.DeleteFunc(slices.Clone(t.ReadWrite), func(p string) bool { return slices.Contains(sandbox.SystemReadWrite, p) })
+	if spec.Dir == "" {
+		return fmt.Sprintf("%s; read-write %v; execute %v; tcp ports %v", desc, rw, t.Exec, t.ConnectTCP), nil
+	}
 	return fmt.Sprintf("%s; read-write %v; read and execute %s; tcp ports %v", desc, rw, t.Dir, t.ConnectTCP), nil
 }
 
 // launchTarget is spec as the sandbox runs it.
 func (c *Commands) launchTarget(spec *plugin.LaunchSpec) (sandbox.Target, error) {
 	fail := func(format string, args ...any) (sandbox.Target, error) {
-		return sandbox.Target{}, fmt.Errorf("plugin %s: %s", spec.Plugin, fmt.Sprintf(format, args...))
+		return sandbox.Target{}, fmt.Errorf("%s: %s", spec.Who(), fmt.Sprintf(format, args...))
 	}
-	if !filepath.IsAbs(spec.Dir) {
+	if spec.Dir != "" && !filepath.IsAbs(spec.Dir) {
 		return fail("plugin directory %q is not absolute", spec.Dir)
+	}
+	if spec.Dir == "" && spec.Server == "" {
+		return fail("no plugin directory")
 	}
 	if len(spec.Args) == 0 {
 		return fail("empty argv")
@@ -53,7 +61,6 @@ func (c *Commands) launchTarget(spec *plugin.LaunchSpec) (sandbox.Target, error)
 	if _, ok := c.Confinement(); !ok {
 		return fail("its processes cannot be confined here (%s); the policy must set commands.unconfined: true to run them without Landlock", c.support.Reason)
 	}
-	dir := RealPath(filepath.Clean(spec.Dir))
 	res, err := Resolve(spec.Path)
 	if err != nil {
 		return fail("%v", err)
@@ -62,9 +69,14 @@ func (c *Commands) launchTarget(spec *plugin.LaunchSpec) (sandbox.Target, error)
 	if err != nil {
 		return fail("%v", err)
 	}
-	env, err := childEnv(spec.Env)
+	env, err := childEnv(spec.Env, c.opts.OwnEnv)
 	if err != nil {
 		return fail("%v", err)
+	}
+	for _, name := range spec.EnvFrom {
+		if plugin.IsOwnEnv(name, c.opts.OwnEnv) {
+			return fail("${%s} is the server's own variable (its credentials or configuration): its value is never passed to a child", name)
+		}
 	}
 	rules := c.Rules(sandbox.Executables(execs...)...)
 	if spec.Paths != nil {
@@ -74,8 +86,21 @@ func (c *Commands) launchTarget(spec *plugin.LaunchSpec) (sandbox.Target, error)
 	if spec.Ports != nil {
 		rules.ConnectTCP = slices.DeleteFunc(rules.ConnectTCP, func(p uint16) bool { return !slices.Contains(*spec.Ports, int(p)) })
 	}
-	rules.ReadOnly = append(rules.ReadOnly, dir)
-	rules.Exec = append(rules.Exec, dir)
+	for _, r := range spec.ReadOnly {
+		if !filepath.IsAbs(r) {
+			return fail("read-only path %q is not absolute", r)
+		}
+		if p, ok := c.exposes(filepath.Clean(r)); ok {
+			return fail("read-only path %s would expose the server's %s (%s)", r, p.what(), p.Path)
+		}
+		rules.ReadOnly = append(rules.ReadOnly, filepath.Clean(r))
+	}
+	dir := "/"
+	if spec.Dir != "" {
+		dir = RealPath(filepath.Clean(spec.Dir))
+		rules.ReadOnly = append(rules.ReadOnly, dir)
+		rules.Exec = append(rules.Exec, dir)
+	}
 	limits := c.opts.Limits
 	if spec.LongLived {
 		limits.CPU = longLivedCPU
@@ -84,6 +109,28 @@ func (c *Commands) launchTarget(spec *plugin.LaunchSpec) (sandbox.Target, error)
 		Path: res.Real, Args: spec.Args, Env: env, Dir: dir,
 		Rules: rules, Limits: limits, Unconfined: c.opts.Unconfined,
 	}, nil
+}
+
+// exposes finds the protected path that path holds or lies within (a
+// file that starts with a prefix-protected name included), comparing
+// real paths too: Landlock follows symlinks.
+func (c *Commands) exposes(path string) (ProtectedPath, bool) {
+	real := RealPath(path)
+	for _, p := range c.opts.Protected {
+		for _, pp := range []string{p.Path, RealPath(p.Path)} {
+			for _, q := range []string{path, real} {
+				if within(q, pp) || within(pp, q) || (p.Prefix && protectedFile(q, []ProtectedPath{{Path: pp, Prefix: true}})) {
+					return p, true
+				}
+			}
+		}
+	}
+	return ProtectedPath{}, false
+}
+
+// within says whether path is dir or lies below it.
+func within(path, dir string) bool {
+	return path == dir || dir == "/" || strings.HasPrefix(path, dir+"/")
 }
 
 // interpreterChain is path and the #! interpreters it runs under
@@ -131,9 +178,9 @@ func narrowPaths(roots, paths []string) []string {
 		p = RealPath(filepath.Clean(p))
 		for _, r := range roots {
 			switch {
-			case p == r || strings.HasPrefix(p, r+"/"):
+			case within(p, r):
 				out = append(out, p)
-			case strings.HasPrefix(r, p+"/"):
+			case within(r, p):
 				out = append(out, r)
 			}
 		}
@@ -142,14 +189,16 @@ func narrowPaths(roots, paths []string) []string {
 	return slices.Compact(out)
 }
 
-// Launch implements plugin.Launcher. A launch within a tool call is
-// audited (kind command) with the call as its parent.
+// Launch implements plugin.Launcher. A plugin's launch within a tool
+// call is audited (kind command) with the call as its parent; every
+// start of an upstream server is audited (kind upstream), and one that
+// cannot be recorded is killed.
 func (c *Commands) Launch(ctx context.Context, spec *plugin.LaunchSpec) (plugin.Process, error) {
 	t, err := c.launchTarget(spec)
 	if err != nil {
 		return nil, err
 	}
-	if call := CallFrom(ctx); call.Tool != "" {
+	if call := CallFrom(ctx); call.Tool != "" && spec.Server == "" {
 		reason := "trusted by the manifest of plugin directory " + t.Dir + " (plugins.external)"
 		if werr := c.record(ctx, t.Args, Resolved{Path: t.Path, Real: t.Path}, t.Dir, audit.ResultAllow, []string{reason}, 0); werr != nil {
 			return nil, &DeniedError{Kind: audit.KindCommand, Target: "command " + quoteArgv(t.Args), Reasons: []string{"the audit record could not be written"}}
@@ -178,7 +227,7 @@ func (c *Commands) Launch(ctx context.Context, spec *plugin.LaunchSpec) (plugin.
 	errR, errW, err3 := pipe()
 	if err := errors.Join(err1, err2, err3); err != nil {
 		closeAll()
-		return nil, fmt.Errorf("plugin %s: %w", spec.Plugin, err)
+		return nil, fmt.Errorf("%s: %w", spec.Who(), err)
 	}
 	child = []*os.File{inR, outW, errW}
 	p.in, p.out, p.errs = inW, outR, errR
@@ -194,9 +243,36 @@ func (c *Commands) Launch(ctx context.Context, spec *plugin.LaunchSpec) (plugin.
 		p.out.Close()
 		p.errs.Close()
 		cancel()
-		return nil, fmt.Errorf("plugin %s: %w", spec.Plugin, err)
+		if spec.Server != "" {
+			c.recordUpstream(ctx, spec, t, audit.ResultError, err.Error(), 0)
+		}
+		return nil, fmt.Errorf("%s: %w", spec.Who(), err)
+	}
+	if spec.Server != "" {
+		if werr := c.recordUpstream(ctx, spec, t, audit.ResultAllow, "started", p.Pid()); werr != nil {
+			p.Kill()
+			p.Wait()
+			p.in.Close()
+			p.out.Close()
+			p.errs.Close()
+			return nil, fmt.Errorf("%s: the audit record of its start could not be written: %w", spec.Who(), werr)
+		}
 	}
 	return p, nil
+}
+
+// recordUpstream audits the start of an upstream server's process: what
+// runs, the names (not the values) of its environment, what its sandbox
+// allows.
+func (c *Commands) recordUpstream(ctx context.Context, spec *plugin.LaunchSpec, t sandbox.Target, result, reason string, pid int) error {
+	in := map[string]any{"server": spec.Server, "argv": t.Args, "executable": t.Path,
+		"env": slices.Sorted(maps.Keys(spec.Env)), "read_write": t.ReadWrite, "read_only": spec.ReadOnly, "tcp_ports": t.ConnectTCP}
+	if pid > 0 {
+		in["pid"] = pid
+	}
+	return c.audit.Log(context.WithoutCancel(ctx), audit.Record{
+		DecisionID: audit.NewID(), Kind: audit.KindUpstream, Result: result, Reasons: []string{reason}, Input: in,
+	})
 }
 
 // process is a started plugin process.

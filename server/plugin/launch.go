@@ -5,14 +5,15 @@ import (
 	"io"
 )
 
-// Launcher starts the processes of external plugins. Unlike [Commands],
-// it does not ask commands.allowed: the operator trusted the program by
-// listing its plugin directory in the policy (plugins.external). The
+// Launcher starts the processes of external plugins and of upstream MCP
+// servers. Unlike [Commands], it does not ask commands.allowed: the
+// operator trusted the program by listing its plugin directory in the
+// policy (plugins.external) or the server in its servers section. The
 // process still runs in the sandbox, with the plugin directory readable
 // and executable, the policy's filesystem and TCP allowances narrowed by
-// the manifest, and no environment beyond what the manifest names. The
-// server's [Commands] door implements it; a plugin finds it with a type
-// assertion on [Host.Commands].
+// the manifest or the server's sandbox section, and no environment
+// beyond what they name. The server's [Commands] door implements it; a
+// plugin finds it with a type assertion on [Host.Commands].
 type Launcher interface {
 	// LaunchConfinement checks spec without starting anything (the program and
 	// its #! interpreters are found) and says in one line how its
@@ -25,12 +26,19 @@ type Launcher interface {
 	Launch(ctx context.Context, spec *LaunchSpec) (Process, error)
 }
 
-// LaunchSpec is one program of an external plugin.
+// LaunchSpec is one program of an external plugin, or an upstream MCP
+// server of the policy's servers section.
 type LaunchSpec struct {
 	// Plugin names the plugin, for logs and audit records.
 	Plugin string
+	// Server, when set, names the upstream MCP server (servers.<name>)
+	// the process is, instead of Plugin: every start is audited (kind
+	// upstream), in a tool call or not.
+	Server string
 	// Dir is the plugin directory (absolute): readable and executable by
-	// the process, and its working directory.
+	// the process, and its working directory. An upstream server has
+	// none: it runs in / and may execute only its program and the
+	// interpreters its #! lines name.
 	Dir string
 	// Path is the program to start: an absolute path, or a bare name found
 	// in the system directories (an interpreter the manifest names).
@@ -38,9 +46,17 @@ type LaunchSpec struct {
 	// Args is argv, argv[0] included.
 	Args []string
 	// Env is the whole environment the plugin asks for (besides a fixed
-	// PATH and locale); names that change how programs load code are
-	// refused.
+	// PATH and locale); a name on the refused list ([EnvRefusal]) is an
+	// error.
 	Env map[string]string
+	// EnvFrom are the server's variables the values of Env were taken
+	// from (an upstream's ${VAR}); none may be the server's own
+	// ([IsOwnEnv]).
+	EnvFrom []string
+	// ReadOnly are further paths the process may read (an upstream's
+	// sandbox.read, its TLS and resolver files); one that holds, or lies
+	// within, one of the server's own files is an error.
+	ReadOnly []string
 	// Paths, when not nil, narrows the directories the process may read
 	// and write to those below both a path here and an allowed path of
 	// the policy.
@@ -51,6 +67,15 @@ type LaunchSpec struct {
 	// LongLived marks a process that serves many calls: its CPU limit is
 	// not the tool timeout.
 	LongLived bool
+}
+
+// Who names the program's owner for messages: "plugin X" or "upstream
+// server X".
+func (s *LaunchSpec) Who() string {
+	if s.Server != "" {
+		return "upstream server " + s.Server
+	}
+	return "plugin " + s.Plugin
 }
 
 // Process is a started plugin process.

@@ -1,0 +1,153 @@
+//go:build unix
+
+package guard
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mcp-secure/mcp-secure/server/plugin"
+)
+
+// TestLaunchUpstream starts an upstream server's program through the
+// door: it has no plugin directory (it runs in /), it reads its
+// read-only paths, gets its env, and its start is audited (kind
+// upstream) with the names, not the values, of its environment.
+func TestLaunchUpstream(t *testing.T) {
+	w := newExecWorld(t, "")
+	code := filepath.Join(w.dir, "code")
+	os.MkdirAll(code, 0o755)
+	os.WriteFile(filepath.Join(code, "data.txt"), []byte("upstream data\n"), 0o644)
+	script := filepath.Join(w.dir, "up-server")
+	// Only the program and its interpreter may run: the shell reads the file.
+	os.WriteFile(script, []byte("#!/bin/sh\nread line\nread data < "+code+"/data.txt\necho \"got=$line pwd=$(pwd) v=$V data=$data\"\nwhile :; do :; done\n"), 0o755)
+	spec := &plugin.LaunchSpec{Server: "demo", Path: script, Args: []string{script}, Env: map[string]string{"V": "tok-secret-value"},
+		EnvFrom: []string{"DEMO_TOKEN"}, ReadOnly: []string{code}, LongLived: true}
+	desc, err := w.cmds.LaunchConfinement(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(desc, "read and execute") {
+		t.Errorf("an upstream has no plugin directory, yet: %q", desc)
+	}
+	tg, err := w.cmds.launchTarget(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tg.Dir != "/" || slices.Contains(tg.Exec, "/") || !slices.Contains(tg.ReadOnly, code) {
+		t.Errorf("target dir %q exec %v read-only %v", tg.Dir, tg.Exec, tg.ReadOnly)
+	}
+	if tg.Limits.CPU != longLivedCPU {
+		t.Errorf("CPU limit %v, want the long-lived %v", tg.Limits.CPU, longLivedCPU)
+	}
+	p, err := w.cmds.Launch(t.Context(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { p.Kill(); p.Wait() }()
+	go io.Copy(io.Discard, p.Stderr())
+	io.WriteString(p.Stdin(), "hello\n")
+	done := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(p.Stdout()).ReadString('\n')
+		done <- line
+	}()
+	select {
+	case out := <-done:
+		if want := "got=hello pwd=/ v=tok-secret-value data=upstream data"; strings.TrimSpace(out) != want {
+			t.Errorf("output %q, want %q", out, want)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no output")
+	}
+	var rec map[string]any
+	for line := range strings.SplitSeq(strings.TrimSpace(w.audit.String()), "\n") {
+		var r map[string]any
+		if json.Unmarshal([]byte(line), &r) == nil && r["kind"] == "upstream" {
+			rec = r
+		}
+	}
+	if rec == nil {
+		t.Fatalf("no upstream record in %s", w.audit)
+	}
+	in, _ := rec["input"].(map[string]any)
+	if rec["result"] != "allow" || in["server"] != "demo" || in["pid"] == nil || strings.Join(toStrings(in["env"]), ",") != "V" {
+		t.Errorf("upstream record %v", rec)
+	}
+	if strings.Contains(w.audit.String(), "tok-secret-value") {
+		t.Error("an env value reached the audit log")
+	}
+}
+
+func toStrings(v any) []string {
+	var out []string
+	for _, e := range v.([]any) {
+		out = append(out, e.(string))
+	}
+	return out
+}
+
+// TestLaunchRefusals: what the door refuses before anything starts, with
+// the offending name in the error.
+func TestLaunchRefusals(t *testing.T) {
+	w := newExecWorld(t, "")
+	logs := filepath.Join(w.dir, "logs")
+	os.MkdirAll(logs, 0o700)
+	auditLog := filepath.Join(logs, "audit.log")
+	os.WriteFile(auditLog, nil, 0o600)
+	os.Symlink(logs, filepath.Join(w.dir, "innocent"))
+	cmds := NewCommands(nil, auditTo(w.audit), w.files, &CommandsOptions{
+		Unconfined: noLandlock(t),
+		Protected:  []ProtectedPath{{Path: logs, What: "audit log directory"}, {Path: filepath.Join(w.dir, "bugs.db"), Prefix: true, What: "bug database"}},
+		OwnEnv:     []string{"BUNDLE_TOKEN"},
+	})
+	base := plugin.LaunchSpec{Server: "demo", Path: "/bin/sh", Args: []string{"sh"}}
+	for name, c := range map[string]struct {
+		edit func(*plugin.LaunchSpec)
+		want string // "" is allowed
+	}{
+		"allow/plain":           {func(*plugin.LaunchSpec) {}, ""},
+		"allow/read-elsewhere":  {func(s *plugin.LaunchSpec) { s.ReadOnly = []string{w.ws} }, ""},
+		"allow/env":             {func(s *plugin.LaunchSpec) { s.Env = map[string]string{"TOKEN": "x"}; s.EnvFrom = []string{"GH_TOKEN"} }, ""},
+		"deny/read-root":        {func(s *plugin.LaunchSpec) { s.ReadOnly = []string{"/"} }, "would expose the server's audit log directory"},
+		"deny/read-parent":      {func(s *plugin.LaunchSpec) { s.ReadOnly = []string{w.dir} }, "would expose"},
+		"deny/read-inside":      {func(s *plugin.LaunchSpec) { s.ReadOnly = []string{auditLog} }, "would expose"},
+		"deny/read-symlink":     {func(s *plugin.LaunchSpec) { s.ReadOnly = []string{filepath.Join(w.dir, "innocent")} }, "would expose"},
+		"deny/read-prefix":      {func(s *plugin.LaunchSpec) { s.ReadOnly = []string{filepath.Join(w.dir, "bugs.db-wal")} }, "bug database"},
+		"deny/read-relative":    {func(s *plugin.LaunchSpec) { s.ReadOnly = []string{"etc"} }, "not absolute"},
+		"deny/env-node-options": {func(s *plugin.LaunchSpec) { s.Env = map[string]string{"NODE_OPTIONS": "--require /x.js"} }, "NODE_OPTIONS"},
+		"deny/env-otel":         {func(s *plugin.LaunchSpec) { s.Env = map[string]string{"OTEL_EXPORTER_OTLP_HEADERS": "k=v"} }, "OTEL_EXPORTER_OTLP_HEADERS"},
+		"deny/env-bundle-token": {func(s *plugin.LaunchSpec) { s.Env = map[string]string{"BUNDLE_TOKEN": "x"} }, "BUNDLE_TOKEN"},
+		"deny/from-otel": {func(s *plugin.LaunchSpec) {
+			s.Env = map[string]string{"H": "x"}
+			s.EnvFrom = []string{"OTEL_EXPORTER_OTLP_HEADERS"}
+		}, "${OTEL_EXPORTER_OTLP_HEADERS}"},
+		"deny/from-bundle-token": {func(s *plugin.LaunchSpec) { s.Env = map[string]string{"T": "x"}; s.EnvFrom = []string{"BUNDLE_TOKEN"} }, "${BUNDLE_TOKEN}"},
+		"deny/no-dir-no-server":  {func(s *plugin.LaunchSpec) { s.Server, s.Plugin = "", "p" }, "no plugin directory"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			spec := base
+			c.edit(&spec)
+			_, err := cmds.LaunchConfinement(&spec)
+			if c.want == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("got %v, want %q", err, c.want)
+			}
+			if spec.Server != "" && !strings.Contains(err.Error(), "upstream server demo") {
+				t.Errorf("error %q does not name the server", err)
+			}
+		})
+	}
+}
