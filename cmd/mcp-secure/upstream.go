@@ -49,6 +49,10 @@ func startUpstreams(ctx context.Context, pol *policy.Policy, door plugin.Launche
 		}
 		if err != nil {
 			log.Error("upstream server not started", "upstream", name, "err", err)
+			if aerr := alog.Log(ctx, audit.Record{DecisionID: audit.NewID(), Kind: audit.KindUpstream, Result: audit.ResultDeny,
+				Reasons: []string{"not started: " + err.Error()}, Input: map[string]any{"server": name}}); aerr != nil {
+				log.Error("the audit record could not be written", "upstream", name, "err", aerr)
+			}
 			continue
 		}
 		u, err := upstream.New(ctx, upstream.Config{
