@@ -5,6 +5,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -138,6 +139,13 @@ func TestE2EUpstreamRefusedEnv(t *testing.T) {
 	if strings.Contains(string(audit), "otel-secret-5c1e") || strings.Contains(logs, "otel-secret-5c1e") {
 		t.Error("the server's telemetry headers reached the audit log or the server's log")
 	}
+	t.Run("policy-check-warns", func(t *testing.T) {
+		out, err := exec.Command(binPath, "policy", "check", "--policy", u.policy).CombinedOutput()
+		want := "warning: upstream server inject will not start: servers.inject.env.NODE_OPTIONS: refused"
+		if code := exitCode(err); code != 0 || !strings.Contains(string(out), want) || strings.Contains(string(out), "upstream server demo will not start") {
+			t.Errorf("policy check: exit %d, want %q:\n%s", code, want, out)
+		}
+	})
 }
 
 // TestExternalRefusedEnv: a manifest whose env names NODE_OPTIONS or the

@@ -66,6 +66,7 @@ func checkLoaded(ctx context.Context, pol *policy.Policy, user map[string]string
 		return nil, &exitErr{code: exitUsage, err: err}
 	}
 	warnings := append(pol.Warnings(tools), externalWarnings(pol)...)
+	warnings = append(warnings, upstreamWarnings(pol)...)
 	if _, w := serverFiles(pol); w != "" {
 		warnings = append(warnings, w)
 	}

@@ -69,6 +69,20 @@ func startUpstreams(ctx context.Context, pol *policy.Policy, door plugin.Launche
 	return out
 }
 
+// upstreamWarnings are the servers that cannot start because of their
+// env (policy check reports them; the server leaves them out). Whether a
+// ${VAR} is set is not checked: that is the serving environment's.
+func upstreamWarnings(pol *policy.Policy) []string {
+	var out []string
+	anything := func(string) (string, bool) { return "", true }
+	for _, name := range pol.ServerNames() {
+		if _, err := upstreamSpec(name, pol.Servers[name], anything, nil); err != nil {
+			out = append(out, fmt.Sprintf("upstream server %s will not start: %v", name, err))
+		}
+	}
+	return out
+}
+
 var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 
 // upstreamSpec is how servers.<name> starts through the launcher door:

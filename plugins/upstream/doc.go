@@ -6,7 +6,9 @@
 // # Life of an upstream
 //
 // The caller (cmd/mcp-secure) hands [New] a [Launcher] that starts the
-// server's process in the sandbox and returns its pipes, and a [Pins]
+// server's process and returns it as a [plugin.Process] ([Door]: the
+// server's launcher door with the server's [plugin.LaunchSpec], so an
+// upstream runs in the same sandbox as an external plugin), and a [Pins]
 // that remembers the tool definitions the operator accepted. New starts
 // the process, connects to it as an MCP client (Go SDK, over the pipes),
 // lists its tools and offers each as prefix+name with its title,
@@ -35,6 +37,7 @@
 // # Notifications
 //
 // The upstream's logging notifications and its stderr go to the server's
-// log (stderr, redacted), with the server's name. Progress
+// log (stderr, redacted), with the server's name; each stderr line is
+// capped at 4 KiB. Progress
 // notifications are not passed on.
 package upstream

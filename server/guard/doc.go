@@ -34,4 +34,17 @@
 // no_new_privs, Landlock confinement to the policy's directories and
 // ports (the server's own files carved out), and a subreaper that kills
 // whatever they leave behind.
+//
+// # Launcher
+//
+// [Commands] is also the [plugin.Launcher] door: external plugins and
+// the upstream MCP servers of the policy's servers section start their
+// programs through it, trusted by the policy rather than commands.allowed
+// but confined the same way. It follows the whole "#!" chain (nested
+// scripts and /usr/bin/env included, up to four interpreters), narrows
+// the policy's paths and ports as the plugin or server asks, refuses a
+// read-only path that would expose the server's own files, and audits
+// every start of an upstream (kind upstream). The environment of every
+// child, whichever door starts it, is checked against the one list of
+// [plugin.EnvRefusal].
 package guard

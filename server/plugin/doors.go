@@ -67,9 +67,9 @@ type ExecOptions struct {
 	// Dir is the absolute working directory; empty means the broadest
 	// allowed directory of the filesystem policy.
 	Dir string
-	// Env adds variables to the scrubbed environment. Variables that
-	// change how programs load or find code or configuration (PATH, HOME,
-	// LD_*, GIT_*, PYTHON*, ...) are refused.
+	// Env adds variables to the scrubbed environment. A name on the
+	// refused list ([EnvRefusal]: PATH, HOME, LD_*, GIT_*, PYTHON*, the
+	// server's own OTEL_* and MCP_SECURE_*, ...) is an error.
 	Env map[string]string
 	// Stdin is written to the process's standard input.
 	Stdin []byte

@@ -20,7 +20,10 @@ type Server struct {
 	// Env is the child's whole environment besides PATH and HOME: values
 	// are literal, except ${VAR}, which takes VAR from the server's own
 	// environment when the child starts (NAME: ${NAME} passes a variable
-	// through). Values are never logged or audited.
+	// through). Values are never logged or audited. A name no child may
+	// be given (the launcher door's list: loader and interpreter
+	// variables, the server's own OTEL_* and MCP_SECURE_*), or a ${VAR}
+	// naming one of the server's own, keeps the server from starting.
 	Env map[string]string `yaml:"env"`
 	// Prefix is put before each tool's name; absent means "<name>__".
 	Prefix *string `yaml:"prefix"`
@@ -91,9 +94,6 @@ func (p *Policy) validateServers(bad func(key, format string, args ...any) error
 		for k := range s.Env {
 			if !envVarName.MatchString(k) {
 				return bad(key+".env."+k, "%q is not an environment variable name", k)
-			}
-			if strings.HasPrefix(k, "LD_") || strings.HasPrefix(k, "DYLD_") {
-				return bad(key+".env."+k, "loader variables (LD_*, DYLD_*) may not be set")
 			}
 		}
 		prefix := s.ToolPrefix(name)

@@ -34,10 +34,12 @@ audit:
 		"bad/name":            {"servers:\n  \"-x\":\n    command: node\n", "servers.-x"},
 		"bad/no-command":      {"servers:\n  docs:\n    args: [x]\n", "servers.docs.command"},
 		"bad/unknown-key":     {"servers:\n  docs:\n    command: node\n    cwd: /tmp\n", "unknown key"},
-		"bad/loader-env":      {"servers:\n  docs:\n    command: node\n    env:\n      LD_PRELOAD: /x.so\n", "loader variables"},
-		"bad/env-name":        {"servers:\n  docs:\n    command: node\n    env:\n      \"A-B\": x\n", "not an environment variable name"},
-		"bad/path-outside":    {"servers:\n  docs:\n    command: node\n    sandbox:\n      paths: [/etc]\n", "can only narrow"},
-		"bad/port-outside":    {"servers:\n  docs:\n    command: node\n    sandbox:\n      ports: [22]\n", "can only narrow"},
+		// Names no child may be given are refused when the server starts
+		// (the launcher door's one list), leaving only that server out.
+		"ok/loader-env-refused-at-start": {"servers:\n  docs:\n    command: node\n    env:\n      LD_PRELOAD: /x.so\n", ""},
+		"bad/env-name":                   {"servers:\n  docs:\n    command: node\n    env:\n      \"A-B\": x\n", "not an environment variable name"},
+		"bad/path-outside":               {"servers:\n  docs:\n    command: node\n    sandbox:\n      paths: [/etc]\n", "can only narrow"},
+		"bad/port-outside":               {"servers:\n  docs:\n    command: node\n    sandbox:\n      ports: [22]\n", "can only narrow"},
 		"bad/duplicate-prefix": {"servers:\n  a:\n    command: node\n    prefix: x_\n  b:\n    command: node\n    prefix: x_\n",
 			"prefix \"x_\" is also"},
 		"bad/prefix-chars": {"servers:\n  docs:\n    command: node\n    prefix: \"a b\"\n", "servers.docs.prefix"},
