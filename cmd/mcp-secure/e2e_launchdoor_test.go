@@ -3,13 +3,17 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 // Upstream servers and external plugins start through the one launcher
@@ -118,9 +122,9 @@ func TestE2EUpstreamRefusedEnv(t *testing.T) {
 	cs.Close()
 	logs := stderr.String()
 	for name, want := range map[string]string{
-		"inject":  "servers.inject.env.NODE_OPTIONS: refused",
-		"otelkey": "servers.otelkey.env.OTEL_EXPORTER_OTLP_HEADERS: refused",
-		"otelsrc": "servers.otelsrc.env.HEADERS: ${OTEL_EXPORTER_OTLP_HEADERS} is the server's own variable",
+		"inject":  "servers.inject.env.NODE_OPTIONS is refused",
+		"otelkey": "servers.otelkey.env.OTEL_EXPORTER_OTLP_HEADERS is refused: it is the server's own",
+		"otelsrc": "servers.otelsrc.env.HEADERS takes ${OTEL_EXPORTER_OTLP_HEADERS}, the server's own variable",
 	} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("the log does not say %q", want)
@@ -141,7 +145,7 @@ func TestE2EUpstreamRefusedEnv(t *testing.T) {
 	}
 	t.Run("policy-check-warns", func(t *testing.T) {
 		out, err := exec.Command(binPath, "policy", "check", "--policy", u.policy).CombinedOutput()
-		want := "warning: upstream server inject will not start: servers.inject.env.NODE_OPTIONS: refused"
+		want := "warning: upstream server inject will not start: servers.inject.env.NODE_OPTIONS is refused"
 		if code := exitCode(err); code != 0 || !strings.Contains(string(out), want) || strings.Contains(string(out), "upstream server demo will not start") {
 			t.Errorf("policy check: exit %d, want %q:\n%s", code, want, out)
 		}
@@ -167,8 +171,8 @@ func TestExternalRefusedEnv(t *testing.T) {
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for _, c := range []struct{ dir, want string }{
-		{inject, "env[1] NODE_OPTIONS: refused"},
-		{otel, "env[0] OTEL_EXPORTER_OTLP_HEADERS: refused: the server's own variable"},
+		{inject, "env[1] NODE_OPTIONS is refused: it changes how a program loads code"},
+		{otel, "env[0] OTEL_EXPORTER_OTLP_HEADERS is refused: it is the server's own"},
 	} {
 		for !strings.Contains(logs.String(), c.want) && time.Now().Before(deadline) {
 			time.Sleep(20 * time.Millisecond)
@@ -195,4 +199,56 @@ func upstreamRecord(t *testing.T, e *env, server, result string) map[string]any 
 	}
 	t.Fatalf("no upstream record of %s with result %s in %d records", server, result, len(recs))
 	return nil
+}
+
+// TestE2EUpstreamBundleTokenRefused: the variable --bundle-token-env
+// names is the server's own credential: a server of the bundle's policy
+// may not be given it, as a key or as a ${VAR} source. Both are left out
+// with the key named and a deny record; the built-in tools serve, and the
+// token appears nowhere.
+func TestE2EUpstreamBundleTokenRefused(t *testing.T) {
+	e := newEnv(t, "")
+	e.vars = append(e.vars, "FLEET_TOKEN="+bundleToken)
+	f := newBundleFixture(t, e.dir)
+	f.publish(t, "fleet-1", map[string]any{
+		"version": "1.0",
+		"audit":   map[string]any{"log_file": e.audit},
+		"tools":   map[string]any{"timeout": 10},
+		"servers": map[string]any{
+			"leakkey": map[string]any{"command": "sh", "env": map[string]any{"FLEET_TOKEN": "x"}},
+			"leaksrc": map[string]any{"command": "sh", "env": map[string]any{"AUTH": "Bearer ${FLEET_TOKEN}"}},
+		},
+	}, "package mcp.tools\n")
+	args := f.args(filepath.Join(e.dir, "bundle-state"))
+	i := slices.Index(args, "--bundle-token-env")
+	args[i+1] = "FLEET_TOKEN"
+
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	cmd := exec.Command(binPath, args...)
+	cmd.Env = append(os.Environ(), "HOME="+e.dir, "XDG_CONFIG_HOME="+filepath.Join(e.dir, "config"))
+	cmd.Env = append(cmd.Env, e.vars...)
+	logs := &syncBuffer{}
+	cmd.Stderr = logs
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "e2e-client", Version: "1"}, nil).Connect(ctx, &mcp.CommandTransport{Command: cmd}, nil)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	if res := call(t, cs, "search_tools", map[string]any{"query": "bugs"}); res.IsError {
+		t.Fatalf("search_tools: %q", text(res))
+	}
+	cs.Close()
+	for name, want := range map[string]string{
+		"leakkey": "servers.leakkey.env.FLEET_TOKEN is refused: it is the server's own",
+		"leaksrc": "servers.leaksrc.env.AUTH takes ${FLEET_TOKEN}, the server's own variable",
+	} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("the log does not say %q:\n%s", want, logs.String())
+		}
+		upstreamRecord(t, e, name, "deny")
+	}
+	audit, _ := os.ReadFile(e.audit)
+	if strings.Contains(string(audit), bundleToken) || strings.Contains(logs.String(), bundleToken) {
+		t.Error("the bundle token reached the audit log or the server's log")
+	}
 }

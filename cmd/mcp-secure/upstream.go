@@ -101,7 +101,7 @@ func upstreamSpec(name string, s policy.Server, lookup func(string) (string, boo
 	}
 	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
 		if why := plugin.EnvRefusal(k, own); why != "" {
-			return nil, fmt.Errorf("servers.%s.env.%s: refused: %s", name, k, why)
+			return nil, fmt.Errorf("servers.%s.env.%s is refused: %s", name, k, why)
 		}
 		var bad error
 		v := envRef.ReplaceAllStringFunc(s.Env[k], func(ref string) string {
@@ -110,9 +110,9 @@ func upstreamSpec(name string, s policy.Server, lookup func(string) (string, boo
 			switch {
 			case bad != nil:
 			case plugin.IsOwnEnv(ref, own):
-				bad = fmt.Errorf("servers.%s.env.%s: ${%s} is the server's own variable (its credentials or configuration): its value is never passed to a child", name, k, ref)
+				bad = fmt.Errorf("servers.%s.env.%s takes ${%s}, the server's own variable (credentials or configuration): no child is given its value", name, k, ref)
 			case !ok:
-				bad = fmt.Errorf("servers.%s.env.%s: ${%s} is not set", name, k, ref)
+				bad = fmt.Errorf("servers.%s.env.%s takes ${%s}, which is not set", name, k, ref)
 			}
 			if !slices.Contains(spec.EnvFrom, ref) {
 				spec.EnvFrom = append(spec.EnvFrom, ref)

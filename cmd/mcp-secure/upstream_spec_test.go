@@ -45,17 +45,17 @@ func TestUpstreamSpec(t *testing.T) {
 		env  map[string]string
 		want string
 	}{
-		"deny/missing-variable":    {map[string]string{"TOKEN": "${NOT_SET}"}, "servers.gh.env.TOKEN: ${NOT_SET} is not set"},
-		"deny/node-options":        {map[string]string{"NODE_OPTIONS": "--require /x.js"}, "servers.gh.env.NODE_OPTIONS: refused"},
-		"deny/ld-preload":          {map[string]string{"LD_PRELOAD": "/x.so"}, "servers.gh.env.LD_PRELOAD: refused"},
-		"deny/bash-env":            {map[string]string{"BASH_ENV": "/x"}, "servers.gh.env.BASH_ENV: refused"},
-		"deny/pythonstartup":       {map[string]string{"PYTHONSTARTUP": "/x.py"}, "servers.gh.env.PYTHONSTARTUP: refused"},
-		"deny/otel-key":            {map[string]string{"OTEL_EXPORTER_OTLP_HEADERS": "a=b"}, "servers.gh.env.OTEL_EXPORTER_OTLP_HEADERS: refused: the server's own"},
-		"deny/otel-source":         {map[string]string{"H": "${OTEL_EXPORTER_OTLP_HEADERS}"}, "servers.gh.env.H: ${OTEL_EXPORTER_OTLP_HEADERS} is the server's own"},
-		"deny/bundle-token-source": {map[string]string{"T": "Bearer ${BUNDLE_TOKEN}"}, "servers.gh.env.T: ${BUNDLE_TOKEN} is the server's own"},
-		"deny/bundle-token-key":    {map[string]string{"BUNDLE_TOKEN": "x"}, "servers.gh.env.BUNDLE_TOKEN: refused"},
-		"deny/mcp-secure-source":   {map[string]string{"U": "${MCP_SECURE_WEBSEARCH_URL}"}, "servers.gh.env.U: ${MCP_SECURE_WEBSEARCH_URL} is the server's own"},
-		"deny/own-unset-source":    {map[string]string{"U": "${OTEL_UNSET}"}, "${OTEL_UNSET} is the server's own"},
+		"deny/missing-variable":    {map[string]string{"TOKEN": "${NOT_SET}"}, "servers.gh.env.TOKEN takes ${NOT_SET}, which is not set"},
+		"deny/node-options":        {map[string]string{"NODE_OPTIONS": "--require /x.js"}, "servers.gh.env.NODE_OPTIONS is refused"},
+		"deny/ld-preload":          {map[string]string{"LD_PRELOAD": "/x.so"}, "servers.gh.env.LD_PRELOAD is refused"},
+		"deny/bash-env":            {map[string]string{"BASH_ENV": "/x"}, "servers.gh.env.BASH_ENV is refused"},
+		"deny/pythonstartup":       {map[string]string{"PYTHONSTARTUP": "/x.py"}, "servers.gh.env.PYTHONSTARTUP is refused"},
+		"deny/otel-key":            {map[string]string{"OTEL_EXPORTER_OTLP_HEADERS": "a=b"}, "servers.gh.env.OTEL_EXPORTER_OTLP_HEADERS is refused: it is the server's own"},
+		"deny/otel-source":         {map[string]string{"H": "${OTEL_EXPORTER_OTLP_HEADERS}"}, "servers.gh.env.H takes ${OTEL_EXPORTER_OTLP_HEADERS}, the server's own"},
+		"deny/bundle-token-source": {map[string]string{"T": "Bearer ${BUNDLE_TOKEN}"}, "servers.gh.env.T takes ${BUNDLE_TOKEN}, the server's own"},
+		"deny/bundle-token-key":    {map[string]string{"BUNDLE_TOKEN": "x"}, "servers.gh.env.BUNDLE_TOKEN is refused"},
+		"deny/mcp-secure-source":   {map[string]string{"U": "${MCP_SECURE_WEBSEARCH_URL}"}, "servers.gh.env.U takes ${MCP_SECURE_WEBSEARCH_URL}, the server's own"},
+		"deny/own-unset-source":    {map[string]string{"U": "${OTEL_UNSET}"}, "takes ${OTEL_UNSET}, the server's own"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := upstreamSpec("gh", policy.Server{Command: "node", Env: c.env}, lookup, own)

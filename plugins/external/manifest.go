@@ -223,7 +223,7 @@ func (m *Manifest) validate() error {
 			return m.errf("env[%d] %q is not a variable name", i, e)
 		}
 		if why := plugin.EnvRefusal(e, nil); why != "" {
-			return m.errf("env[%d] %s: refused: %s", i, e, why)
+			return m.errf("env[%d] %s is refused: %s", i, e, why)
 		}
 	}
 	if s := m.Sandbox; s != nil {

@@ -75,7 +75,7 @@ func (c *Commands) launchTarget(spec *plugin.LaunchSpec) (sandbox.Target, error)
 	}
 	for _, name := range spec.EnvFrom {
 		if plugin.IsOwnEnv(name, c.opts.OwnEnv) {
-			return fail("${%s} is the server's own variable (its credentials or configuration): its value is never passed to a child", name)
+			return fail("${%s} is the server's own variable (credentials or configuration): no child is given its value", name)
 		}
 	}
 	rules := c.Rules(sandbox.Executables(execs...)...)

@@ -62,11 +62,11 @@ func EnvRefusal(name string, own []string) string {
 		return "not a variable name"
 	}
 	if IsOwnEnv(name, own) {
-		return "the server's own variable (its credentials or configuration) is never passed to a child"
+		return "it is the server's own (credentials or configuration)"
 	}
 	up := strings.ToUpper(name)
 	if slices.Contains(injectionEnv, up) || hasAnyPrefix(up, injectionPrefixes) {
-		return "it changes how a program loads code or where it looks; no child may be given it"
+		return "it changes how a program loads code or where it looks"
 	}
 	return ""
 }
