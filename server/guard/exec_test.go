@@ -132,7 +132,7 @@ func TestExecRuns(t *testing.T) {
 func TestExecEnvironmentSmuggling(t *testing.T) {
 	w := newExecWorld(t, "")
 	for _, k := range []string{"LD_PRELOAD", "ld_library_path", "PATH", "BASH_ENV", "DYLD_INSERT_LIBRARIES", "BASH_FUNC_ls%%", "NODE_OPTIONS", "GIT_SSH_COMMAND",
-		"HOME", "home", "GIT_CONFIG_COUNT", "GIT_CONFIG_KEY_0", "GIT_DIR", "SSH_ASKPASS", "XDG_CONFIG_HOME", "PYTHONWARNINGS", "A=B", ""} {
+		"HOME", "home", "GIT_CONFIG_COUNT", "GIT_CONFIG_KEY_0", "GIT_DIR", "SSH_ASKPASS", "XDG_CONFIG_HOME", "PYTHONWARNINGS", "OTEL_EXPORTER_OTLP_HEADERS", "MCP_SECURE_NO_LANDLOCK", "A=B", ""} {
 		_, err := w.cmds.Exec(w.ctx(t), []string{"true"}, plugin.ExecOptions{Dir: w.ws, Env: map[string]string{k: "/tmp/evil.so"}})
 		if !errors.Is(err, ErrDenied) {
 			t.Errorf("env %q accepted: %v", k, err)

@@ -19,7 +19,9 @@ import (
 //     code or read configuration the child did not ask for (LD_PRELOAD,
 //     NODE_OPTIONS, BASH_ENV, PYTHONSTARTUP, GIT_SSH_COMMAND, ...), and
 //     those that redirect where it looks or connects (PATH, HOME, the
-//     proxy variables). The door sets PATH and HOME itself.
+//     proxy variables). The door sets PATH and HOME itself. A few names
+//     in those families that only set a mode or log level pass
+//     (NODE_ENV, PYTHONUNBUFFERED, RUST_LOG, ...).
 //   - The server's own: variables mcp-secure reads for its credentials or
 //     configuration (OTEL_* for the exporters, their headers included;
 //     MCP_SECURE_*; and the bundle token variable of --bundle-token-env,
@@ -50,6 +52,10 @@ var injectionPrefixes = []string{
 	"LUA_", "PHP", "TCL", "R_", "DOTNET_", "CURL_", "WGET", "SUDO_", "KRB5", "OPENSSL_", "SSL_",
 }
 
+// harmlessEnv are names within the refused families that only set a
+// mode or a log level, common in MCP servers' configurations.
+var harmlessEnv = []string{"NODE_ENV", "NODE_NO_WARNINGS", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE", "PYTHONUTF8", "RUST_LOG", "RUST_BACKTRACE"}
+
 // ownPrefixes are the server's own variables: its telemetry exporters'
 // settings and headers, and its own settings.
 var ownPrefixes = []string{"OTEL_", "MCP_SECURE_"}
@@ -65,6 +71,9 @@ func EnvRefusal(name string, own []string) string {
 		return "it is the server's own (credentials or configuration)"
 	}
 	up := strings.ToUpper(name)
+	if slices.Contains(harmlessEnv, name) {
+		return ""
+	}
 	if slices.Contains(injectionEnv, up) || hasAnyPrefix(up, injectionPrefixes) {
 		return "it changes how a program loads code or where it looks"
 	}
