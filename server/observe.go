@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"maps"
 	"reflect"
 	"strconv"
 	"sync"
@@ -26,22 +27,31 @@ const scopeName = "github.com/mcp-secure/mcp-secure/server"
 // observer makes the pipeline's spans and metrics through the
 // OpenTelemetry API. Without providers (telemetry off) it does nothing
 // and allocates nothing: every method checks on first.
+//
+// With telemetry on, what a call costs is kept to the spans themselves:
+// span names and attributes that depend only on the tool are built once
+// per registered tool (toolObs), metric attribute sets are cached, and
+// the in-flight gauge is an atomic read when metrics are collected.
 type observer struct {
 	on     bool
 	tracer trace.Tracer
 	red    *audit.Redactor
 
-	inFlight    metric.Int64UpDownCounter
+	inFlight    atomic.Int64 // observed by mcp_secure.calls.in_flight
 	rateLimited metric.Int64Counter
 	opDuration  metric.Float64Histogram
 	// sets caches the attribute sets of the duration metric: methods,
 	// tools and error types are few (unknown tool names are all
 	// "_OTHER").
-	sets  sync.Map // string -> metric.MeasurementOption
-	nsets atomic.Int32
+	// Each is kept as the slice Record takes, so that a call builds
+	// none.
+	sets cowMap[durationKey, []metric.RecordOption]
+	// tools caches what the spans and metrics of a registered tool
+	// share.
+	tools cowMap[string, *toolObs]
 }
 
-// maxSets bounds the cached attribute sets.
+// maxSets bounds the cached attribute sets and tools.
 const maxSets = 1024
 
 // noSpan is the span of a context without one: it records nothing.
@@ -57,8 +67,12 @@ func newObserver(tp trace.TracerProvider, mp metric.MeterProvider, red *audit.Re
 	o := &observer{on: true, tracer: tp.Tracer(scopeName), red: red}
 	m := mp.Meter(scopeName)
 	// The errors are for invalid names, which these are not.
-	o.inFlight, _ = m.Int64UpDownCounter("mcp_secure.calls.in_flight", metric.WithUnit("{call}"),
-		metric.WithDescription("tools/call requests being handled."))
+	_, _ = m.Int64ObservableUpDownCounter("mcp_secure.calls.in_flight", metric.WithUnit("{call}"),
+		metric.WithDescription("tools/call requests being handled."),
+		metric.WithInt64Callback(func(_ context.Context, obs metric.Int64Observer) error {
+			obs.Observe(o.inFlight.Load())
+			return nil
+		}))
 	o.rateLimited, _ = m.Int64Counter("mcp_secure.rate_limit.rejections", metric.WithUnit("{call}"),
 		metric.WithDescription("Calls refused by the per-tool rate limit."))
 	o.opDuration, _ = m.Float64Histogram("mcp.server.operation.duration", metric.WithUnit("s"),
@@ -68,14 +82,56 @@ func newObserver(tp trace.TracerProvider, mp metric.MeterProvider, red *audit.Re
 
 // The MCP and GenAI semantic-convention attribute keys.
 const (
-	attrMethod    = "mcp.method.name"
-	attrSession   = "mcp.session.id"
-	attrProtocol  = "mcp.protocol.version"
-	attrRequestID = "jsonrpc.request.id"
-	attrTool      = "gen_ai.tool.name"
-	attrOperation = "gen_ai.operation.name"
-	attrErrorType = "error.type"
+	attrMethod     = "mcp.method.name"
+	attrSession    = "mcp.session.id"
+	attrProtocol   = "mcp.protocol.version"
+	attrRequestID  = "jsonrpc.request.id"
+	attrTool       = "gen_ai.tool.name"
+	attrOperation  = "gen_ai.operation.name"
+	attrErrorType  = "error.type"
+	attrToolStatus = "mcp_secure.tool.status"
 )
+
+var (
+	// opExecuteTool is the gen_ai.operation.name of a tool call.
+	opExecuteTool = attribute.String(attrOperation, "execute_tool")
+	// serverKind makes a request's span a server span.
+	serverKind = trace.WithSpanKind(trace.SpanKindServer)
+)
+
+// toolObs is what the spans and metrics of one registered tool share.
+type toolObs struct {
+	callSpan string             // "tools/call <tool>"
+	execSpan string             // "execute_tool <tool>"
+	tool     attribute.KeyValue // gen_ai.tool.name, redacted
+	// exec is the handler span's attributes as it starts.
+	exec []attribute.KeyValue
+	// rejected is the rate-limit counter's attribute set.
+	rejected []metric.AddOption
+}
+
+// toolOf returns the shared parts of a registered tool's telemetry.
+func (o *observer) toolOf(tool string) *toolObs {
+	return o.tools.get(tool, func() *toolObs {
+		name := capTool(o.red.String(tool))
+		t := &toolObs{
+			callSpan: "tools/call " + name,
+			execSpan: "execute_tool " + tool,
+			tool:     attribute.String(attrTool, name),
+			rejected: []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.String(attrTool, tool)))},
+		}
+		t.exec = []attribute.KeyValue{opExecuteTool, attribute.String(attrTool, tool)}
+		return t
+	})
+}
+
+// capTool bounds a tool name a client chose.
+func capTool(name string) string {
+	if len(name) > 256 {
+		return name[:256]
+	}
+	return name
+}
 
 // middleware makes a server span for every request, continuing the trace
 // of a traceparent in its _meta, and counts tools/call in flight.
@@ -89,58 +145,102 @@ func (o *observer) middleware(p *pipeline) mcp.Middleware {
 			meta := metaOf(req)
 			ctx = continueTrace(ctx, meta)
 			name, tool := method, ""
+			var t *toolObs // nil unless a registered tool is called
+			var toolAttr attribute.KeyValue
 			if ctr, ok := req.(*mcp.CallToolRequest); ok && ctr.Params != nil {
-				tool = o.red.String(ctr.Params.Name)
-				if len(tool) > 256 {
-					tool = tool[:256]
-				}
-				name = method + " " + tool
-			}
-			attrs := make([]attribute.KeyValue, 0, 8)
-			attrs = append(attrs, attribute.String(attrMethod, method))
-			if id, ok := meta[requestIDMeta].(string); ok {
-				attrs = append(attrs, attribute.String(attrRequestID, o.red.String(id)))
-			}
-			if r, ok := req.(request); ok {
-				id := p.sessions.identify(r)
-				if id.session != "" {
-					attrs = append(attrs, attribute.String(attrSession, id.session))
-				}
-				if id.protocol != "" {
-					attrs = append(attrs, attribute.String(attrProtocol, id.protocol))
+				tool = ctr.Params.Name
+				if _, known := p.tools[tool]; known {
+					t = o.toolOf(tool)
+					name, toolAttr = t.callSpan, t.tool
+				} else {
+					red := capTool(o.red.String(tool))
+					name = method + " " + red
+					if red != "" {
+						toolAttr = attribute.String(attrTool, red)
+					}
 				}
 			}
 			if tool != "" {
-				attrs = append(attrs, attribute.String(attrTool, tool), attribute.String(attrOperation, "execute_tool"))
-				o.inFlight.Add(ctx, 1)
-				defer o.inFlight.Add(ctx, -1)
+				o.inFlight.Add(1)
+				defer o.inFlight.Add(-1)
 			}
-			ctx, span := o.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...))
+			ctx, span := o.tracer.Start(ctx, name, serverKind)
 			defer span.End()
+			// The attributes go on after the span starts, and only if it
+			// is sampled: one copy into the span (the SDK's samplers do
+			// not read them).
+			recording := span.IsRecording()
+			if recording {
+				span.SetAttributes(o.requestAttrs(p, method, meta, req, toolAttr)...)
+			}
 			res, err := next(ctx, method, req)
 			errType := ""
-			var werr *jsonrpc.Error
-			switch {
-			case errors.As(err, &werr):
-				errType = strconv.FormatInt(werr.Code, 10)
-			case err != nil:
+			if err != nil {
 				errType = "_OTHER"
-			default:
-				if ctr, ok := res.(*mcp.CallToolResult); ok && ctr.IsError {
-					errType = "tool_error"
+				var werr *jsonrpc.Error
+				if errors.As(err, &werr) {
+					errType = strconv.FormatInt(werr.Code, 10)
 				}
+			} else if ctr, ok := res.(*mcp.CallToolResult); ok && ctr.IsError {
+				errType = "tool_error"
 			}
-			if errType != "" {
+			if errType != "" && recording {
 				span.SetAttributes(attribute.String(attrErrorType, errType))
 				span.SetStatus(codes.Error, errType)
 			}
-			if _, known := p.tools[tool]; tool != "" && !known {
+			if tool != "" && t == nil {
 				tool = "_OTHER" // a client's made-up names must not grow the metric
 			}
-			o.opDuration.Record(ctx, time.Since(start).Seconds(), o.durationSet(method, tool, errType))
+			o.opDuration.Record(ctx, time.Since(start).Seconds(), o.durationSet(method, tool, errType)...)
 			return res, err
 		}
 	}
+}
+
+// requestAttrs are the attributes of a request's span; toolAttr is
+// gen_ai.tool.name for tools/call, else empty.
+func (o *observer) requestAttrs(p *pipeline, method string, meta map[string]any, req mcp.Request, toolAttr attribute.KeyValue) []attribute.KeyValue {
+	attrs := make([]attribute.KeyValue, 0, 6)
+	attrs = append(attrs, attribute.String(attrMethod, method))
+	if id, ok := meta[requestIDMeta].(string); ok {
+		attrs = append(attrs, attribute.String(attrRequestID, o.red.String(id)))
+	}
+	if r, ok := req.(request); ok {
+		id := p.sessions.identify(r)
+		if id.session != "" {
+			attrs = append(attrs, attribute.String(attrSession, id.session))
+		}
+		if id.protocol != "" {
+			attrs = append(attrs, attribute.String(attrProtocol, id.protocol))
+		}
+	}
+	if toolAttr.Key != "" {
+		attrs = append(attrs, toolAttr, opExecuteTool)
+	}
+	return attrs
+}
+
+// traceCarrier holds the trace context of a request's _meta for the
+// propagator, without building a map.
+type traceCarrier struct{ traceparent, tracestate string }
+
+func (c traceCarrier) Get(key string) string {
+	switch key {
+	case "traceparent":
+		return c.traceparent
+	case "tracestate":
+		return c.tracestate
+	}
+	return ""
+}
+
+func (traceCarrier) Set(string, string) {}
+
+func (c traceCarrier) Keys() []string {
+	if c.tracestate == "" {
+		return []string{"traceparent"}
+	}
+	return []string{"traceparent", "tracestate"}
 }
 
 // metaOf returns a request's _meta. Params absent from the wire are a
@@ -157,24 +257,21 @@ func metaOf(req mcp.Request) map[string]any {
 	return params.GetMeta()
 }
 
+// durationKey names one attribute set of the duration metric.
+type durationKey struct{ method, tool, errType string }
+
 // durationSet is the cached attribute set of one operation duration.
-func (o *observer) durationSet(method, tool, errType string) metric.MeasurementOption {
-	key := method + "\x00" + tool + "\x00" + errType
-	if v, ok := o.sets.Load(key); ok {
-		return v.(metric.MeasurementOption)
-	}
-	attrs := []attribute.KeyValue{attribute.String(attrMethod, method)}
-	if tool != "" {
-		attrs = append(attrs, attribute.String(attrTool, tool))
-	}
-	if errType != "" {
-		attrs = append(attrs, attribute.String(attrErrorType, errType))
-	}
-	v := metric.WithAttributeSet(attribute.NewSet(attrs...))
-	if o.nsets.Add(1) <= maxSets {
-		o.sets.Store(key, v)
-	}
-	return v
+func (o *observer) durationSet(method, tool, errType string) []metric.RecordOption {
+	return o.sets.get(durationKey{method, tool, errType}, func() []metric.RecordOption {
+		attrs := []attribute.KeyValue{attribute.String(attrMethod, method)}
+		if tool != "" {
+			attrs = append(attrs, attribute.String(attrTool, tool))
+		}
+		if errType != "" {
+			attrs = append(attrs, attribute.String(attrErrorType, errType))
+		}
+		return []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(attrs...))}
+	})
 }
 
 // start begins a child span of the pipeline's; without telemetry it
@@ -186,23 +283,30 @@ func (o *observer) start(ctx context.Context, name string) (context.Context, tra
 	return o.tracer.Start(ctx, name)
 }
 
-// startTool begins the span of a tool's handler.
+// startTool begins the span of a registered tool's handler.
 func (o *observer) startTool(ctx context.Context, tool string) (context.Context, trace.Span) {
 	if o == nil || !o.on {
 		return ctx, noSpan
 	}
-	return o.tracer.Start(ctx, "execute_tool "+tool, trace.WithAttributes(
-		attribute.String(attrOperation, "execute_tool"), attribute.String(attrTool, tool)))
+	t := o.toolOf(tool)
+	ctx, span := o.tracer.Start(ctx, t.execSpan)
+	span.SetAttributes(t.exec...)
+	return ctx, span
 }
+
+// statusOK is the tool status attribute of a call that ended ok, as
+// SetAttributes takes it (a slice made once).
+var statusOK = []attribute.KeyValue{attribute.String(attrToolStatus, audit.StatusOK)}
 
 // endTool ends a handler's span with the call's status.
 func (o *observer) endTool(span trace.Span, status string) {
 	if o == nil || !o.on {
 		return
 	}
-	span.SetAttributes(attribute.String("mcp_secure.tool.status", status))
-	if status != audit.StatusOK {
-		span.SetAttributes(attribute.String(attrErrorType, status))
+	if status == audit.StatusOK {
+		span.SetAttributes(statusOK...)
+	} else {
+		span.SetAttributes(attribute.String(attrToolStatus, status), attribute.String(attrErrorType, status))
 		span.SetStatus(codes.Error, status)
 	}
 	span.End()
@@ -220,9 +324,44 @@ func (o *observer) endValidation(span trace.Span, err error) {
 	span.End()
 }
 
-// rejected counts a call refused by the rate limit.
+// rejected counts a call to a registered tool refused by the rate limit.
 func (o *observer) rejected(ctx context.Context, tool string) {
 	if o != nil && o.on {
-		o.rateLimited.Add(ctx, 1, metric.WithAttributes(attribute.String(attrTool, tool)))
+		o.rateLimited.Add(ctx, 1, o.toolOf(tool).rejected...)
 	}
+}
+
+// cowMap is a cache read without locks or allocation: readers load an
+// immutable map, a miss copies it with the new entry. At most maxSets
+// entries are kept; past that, values are made and not cached.
+type cowMap[K comparable, V any] struct {
+	mu sync.Mutex
+	m  atomic.Pointer[map[K]V]
+}
+
+func (c *cowMap[K, V]) get(k K, mk func() V) V {
+	if m := c.m.Load(); m != nil {
+		if v, ok := (*m)[k]; ok {
+			return v
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var m map[K]V
+	if old := c.m.Load(); old != nil {
+		if v, ok := (*old)[k]; ok {
+			return v
+		}
+		m = *old
+	}
+	v := mk()
+	if len(m) < maxSets {
+		m = maps.Clone(m)
+		if m == nil {
+			m = map[K]V{}
+		}
+		m[k] = v
+		c.m.Store(&m)
+	}
+	return v
 }

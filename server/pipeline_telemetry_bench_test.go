@@ -8,14 +8,19 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/open-policy-agent/opa/v1/ast"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/mcp-secure/mcp-secure/server/audit"
 	"github.com/mcp-secure/mcp-secure/server/engine"
@@ -25,10 +30,18 @@ import (
 )
 
 // BenchmarkToolsCallTelemetry is BenchmarkToolsCall/allow through the
-// request middleware as well, with telemetry off and with spans and
-// metrics exported over OTLP/HTTP to a loopback collector, with the
-// audit records going through telemetry.Audit as serve wires them. The
-// difference is the cost of tracing a call.
+// request middleware as well, with the audit records going through
+// telemetry.Audit as serve wires them, in three modes:
+//   - none: the pipeline without an observer at all, as a build without
+//     telemetry would be;
+//   - off: telemetry off, as serve runs without a collector configured;
+//   - otlp: spans and metrics exported over OTLP/HTTP to a loopback
+//     collector.
+//
+// "paired" calls the three in every iteration, so that the noise
+// of a shared machine hits all of them alike, and reports the median
+// call of each mode and the medians of the per-iteration differences
+// (otlp-off is the cost of tracing a call; off-none should be nothing).
 func BenchmarkToolsCallTelemetry(b *testing.B) {
 	pol, err := policy.Default()
 	if err != nil {
@@ -48,24 +61,150 @@ func BenchmarkToolsCallTelemetry(b *testing.B) {
 		w.Header().Set("Content-Type", "application/x-protobuf")
 	}))
 	defer sink.Close()
-	for _, mode := range []string{"off", "otlp"} {
+	req := &mcp.CallToolRequest{Params: &mcp.CallToolParamsRaw{Name: "echo", Arguments: json.RawMessage(`{"msg":"hello"}`),
+		Meta: mcp.Meta{requestIDMeta: "7"}}}
+	call := func(b *testing.B, h mcp.MethodHandler) {
+		res, err := h(context.Background(), "tools/call", req)
+		if err != nil || res.(*mcp.CallToolResult).IsError {
+			b.Fatalf("%v %+v", err, res)
+		}
+	}
+	modes := []string{"none", "off", "otlp"}
+	for _, mode := range modes {
 		b.Run(mode, func(b *testing.B) {
-			opts := Options{Engine: eng, Plugins: []string{"pipeline-test"},
-				Audit:   audit.New(audit.NewWriterSink(io.Discard), &audit.Options{Masker: eng}),
+			h := telemetryHandler(b, eng, sink.URL, mode)
+			b.ReportAllocs()
+			done := reportCPU(b)
+			for b.Loop() {
+				call(b, h)
+			}
+			done()
+		})
+	}
+	b.Run("paired", func(b *testing.B) {
+		hs := make([]mcp.MethodHandler, len(modes))
+		for i, mode := range modes {
+			hs[i] = telemetryHandler(b, eng, sink.URL, mode)
+			call(b, hs[i])
+		}
+		took := make([][]time.Duration, len(modes))
+		for n := 0; b.Loop(); n++ {
+			// Each mode goes first in turn: the first call of an
+			// iteration runs on colder caches.
+			for j := range hs {
+				i := (n + j) % len(hs)
+				start := time.Now()
+				call(b, hs[i])
+				took[i] = append(took[i], time.Since(start))
+			}
+		}
+		med := func(d []time.Duration) float64 {
+			d = slices.Clone(d)
+			slices.Sort(d)
+			return float64(d[len(d)/2].Nanoseconds())
+		}
+		diff := func(a, c []time.Duration) []time.Duration {
+			out := make([]time.Duration, len(a))
+			for i := range a {
+				out[i] = a[i] - c[i]
+			}
+			return out
+		}
+		for i, mode := range modes {
+			b.ReportMetric(med(took[i]), mode+"-p50-ns")
+		}
+		b.ReportMetric(med(diff(took[1], took[0])), "off-none-p50-ns")
+		b.ReportMetric(med(diff(took[2], took[1])), "otlp-off-p50-ns")
+	})
+}
+
+// telemetryHandler is a server's tools/call through its request
+// middleware, in one of BenchmarkToolsCallTelemetry's modes.
+func telemetryHandler(b *testing.B, eng *engine.Engine, sink, mode string) mcp.MethodHandler {
+	opts := Options{Engine: eng, Plugins: []string{"pipeline-test"},
+		Audit:   audit.New(audit.NewWriterSink(io.Discard), &audit.Options{Masker: eng}),
+		Limiter: ratelimit.New(ratelimit.Config{Default: 1 << 30}, time.Now)}
+	if mode == "otlp" {
+		se, err := otlptracehttp.New(b.Context(), otlptracehttp.WithEndpointURL(sink+"/v1/traces"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		me, err := otlpmetrichttp.New(b.Context(), otlpmetrichttp.WithEndpointURL(sink+"/v1/metrics"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(se))
+		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewPeriodicReader(me)))
+		b.Cleanup(func() {
+			tp.Shutdown(context.Background())
+			mp.Shutdown(context.Background())
+		})
+		opts.TracerProvider, opts.MeterProvider = tp, mp
+		opts.Audit = telemetry.Audit(opts.Audit, tp, mp, nil)
+	}
+	s, err := New(opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if mode == "none" {
+		s.pipe.obs = nil
+	}
+	return s.pipe.obs.middleware(s.pipe)(func(ctx context.Context, _ string, req mcp.Request) (mcp.Result, error) {
+		return s.pipe.call(ctx, req.(*mcp.CallToolRequest))
+	})
+}
+
+// BenchmarkTelemetryOverhead is the telemetry of one allowed tools/call
+// alone, without the pipeline's own work between: the request span and
+// its metrics, the validation, decision and handler spans, and the
+// tool_call and tool_result records through telemetry.Audit (to an
+// auditor that keeps nothing), with spans sampled and exported to an
+// exporter that does nothing, and with spans sampled out. Off, it must
+// cost nothing. "sdk-floor" is what the SDK itself takes for as many
+// spans (one parent, three children, no attributes) and histogram
+// records: the part of "on" no change here can remove.
+func BenchmarkTelemetryOverhead(b *testing.B) {
+	b.Run("sdk-floor", func(b *testing.B) {
+		tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+		b.Cleanup(func() {
+			tp.Shutdown(context.Background())
+			mp.Shutdown(context.Background())
+		})
+		tr := tp.Tracer(scopeName)
+		h, err := mp.Meter(scopeName).Float64Histogram("h")
+		if err != nil {
+			b.Fatal(err)
+		}
+		set := []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(attribute.String(attrTool, "echo")))}
+		b.ReportAllocs()
+		for b.Loop() {
+			ctx, span := tr.Start(context.Background(), "tools/call echo")
+			for range 3 {
+				_, child := tr.Start(ctx, "child")
+				child.End()
+				h.Record(ctx, 1e-5, set...)
+			}
+			span.End()
+		}
+	})
+	for _, mode := range []string{"off", "on", "sampled-out"} {
+		b.Run(mode, func(b *testing.B) {
+			opts := Options{Engine: allowAll{}, Plugins: []string{"pipeline-test"}, Audit: discardAuditor{},
 				Limiter: ratelimit.New(ratelimit.Config{Default: 1 << 30}, time.Now)}
-			if mode == "otlp" {
-				se, err := otlptracehttp.New(b.Context(), otlptracehttp.WithEndpointURL(sink.URL+"/v1/traces"))
-				if err != nil {
-					b.Fatal(err)
+			if mode != "off" {
+				sampler := sdktrace.ParentBased(sdktrace.AlwaysSample())
+				if mode == "sampled-out" {
+					sampler = sdktrace.NeverSample()
 				}
-				me, err := otlpmetrichttp.New(b.Context(), otlpmetrichttp.WithEndpointURL(sink.URL+"/v1/metrics"))
-				if err != nil {
-					b.Fatal(err)
-				}
-				tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(se))
-				mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewPeriodicReader(me)))
-				defer tp.Shutdown(context.Background())
-				defer mp.Shutdown(context.Background())
+				// The exporter does nothing: what is measured is the
+				// call's own work.
+				tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()), sdktrace.WithSampler(sampler))
+				mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+				b.Cleanup(func() {
+					tp.Shutdown(context.Background())
+					mp.Shutdown(context.Background())
+				})
 				opts.TracerProvider, opts.MeterProvider = tp, mp
 				opts.Audit = telemetry.Audit(opts.Audit, tp, mp, nil)
 			}
@@ -73,20 +212,39 @@ func BenchmarkToolsCallTelemetry(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			h := s.pipe.obs.middleware(s.pipe)(func(ctx context.Context, _ string, req mcp.Request) (mcp.Result, error) {
-				return s.pipe.call(ctx, req.(*mcp.CallToolRequest))
+			p := s.pipe
+			client, result := &audit.Client{}, &mcp.CallToolResult{}
+			h := p.obs.middleware(p)(func(ctx context.Context, _ string, _ mcp.Request) (mcp.Result, error) {
+				rec := audit.Record{DecisionID: "d", RequestID: "7", Tool: "echo", Client: client}
+				_, vspan := p.obs.start(ctx, "validate_arguments")
+				p.obs.endValidation(vspan, nil)
+				dctx, dspan := p.obs.start(ctx, "decide "+audit.KindToolCall)
+				rec.Path, rec.Kind, rec.Result, rec.Input = "mcp/tools/decision", audit.KindToolCall, audit.ResultAllow, nil
+				p.audit.Log(dctx, rec)
+				dspan.End()
+				_, span := p.obs.startTool(ctx, "echo")
+				p.obs.endTool(span, audit.StatusOK)
+				rec.Kind, rec.Status = audit.KindToolResult, audit.StatusOK
+				p.audit.Log(ctx, rec)
+				return result, nil
 			})
-			req := &mcp.CallToolRequest{Params: &mcp.CallToolParamsRaw{Name: "echo", Arguments: json.RawMessage(`{"msg":"hello"}`),
-				Meta: mcp.Meta{requestIDMeta: "7"}}}
+			req := &mcp.CallToolRequest{Params: &mcp.CallToolParamsRaw{Name: "echo", Meta: mcp.Meta{requestIDMeta: "7"}}}
 			b.ReportAllocs()
-			done := reportCPU(b)
 			for b.Loop() {
-				res, err := h(context.Background(), "tools/call", req)
-				if err != nil || res.(*mcp.CallToolResult).IsError {
-					b.Fatalf("%v %+v", err, res)
+				if _, err := h(context.Background(), "tools/call", req); err != nil {
+					b.Fatal(err)
 				}
 			}
-			done()
 		})
 	}
 }
+
+type allowAll struct{}
+
+func (allowAll) Decide(context.Context, engine.Point, ast.Value) (engine.Decision, error) {
+	return engine.Decision{Allow: true}, nil
+}
+
+type discardAuditor struct{}
+
+func (discardAuditor) Log(context.Context, audit.Record) error { return nil }

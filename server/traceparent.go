@@ -19,11 +19,8 @@ func continueTrace(ctx context.Context, meta map[string]any) context.Context {
 	if !ok {
 		return ctx
 	}
-	carrier := propagation.MapCarrier{"traceparent": tp}
-	if ts, ok := meta["tracestate"].(string); ok {
-		carrier["tracestate"] = ts
-	}
-	sc := trace.SpanContextFromContext(propagation.TraceContext{}.Extract(context.Background(), carrier))
+	ts, _ := meta["tracestate"].(string)
+	sc := trace.SpanContextFromContext(propagation.TraceContext{}.Extract(context.Background(), traceCarrier{traceparent: tp, tracestate: ts}))
 	if !sc.IsValid() {
 		return ctx
 	}

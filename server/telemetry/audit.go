@@ -2,9 +2,11 @@ package telemetry
 
 import (
 	"context"
+	"maps"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -60,24 +62,50 @@ type auditor struct {
 	next     Auditor
 	tracer   trace.Tracer
 	red      *audit.Redactor
-	count    metric.Int64Counter
 	latency  metric.Float64Histogram
 	tool     metric.Float64Histogram
 	failures metric.Int64Counter
-	// sets caches the attribute sets of the metrics: kinds, results,
-	// tools and statuses are few.
-	sets sync.Map // string -> metric.MeasurementOption
+	// decisions and tools cache the metrics' attribute sets: kinds,
+	// results, tools and statuses are few. A decision's count is an
+	// atomic add, observed by mcp_secure.decisions when metrics are
+	// collected; every count is kept (kinds and results are the server's
+	// own words, never a client's).
+	decisions cowMap[pair, *decisionSet]
+	tools     cowMap[pair, []metric.RecordOption]
 }
 
-// set returns the cached attribute set of two key/value pairs.
-func (a *auditor) set(k1, v1, k2, v2 string) metric.MeasurementOption {
-	key := v1 + "\x00" + v2 + "\x00" + k1
-	if o, ok := a.sets.Load(key); ok {
-		return o.(metric.MeasurementOption)
-	}
-	o := metric.WithAttributeSet(attribute.NewSet(attribute.String(k1, v1), attribute.String(k2, v2)))
-	a.sets.Store(key, o)
-	return o
+// pair is two attribute values.
+type pair struct{ a, b string }
+
+// decisionSet is the attribute set of decisions of one kind and result
+// (as Record and Observe take it), and how many were taken.
+type decisionSet struct {
+	record []metric.RecordOption
+	set    metric.MeasurementOption
+	n      atomic.Int64
+}
+
+func (a *auditor) decisionSet(kind, result string) *decisionSet {
+	return a.decisions.get(pair{kind, result}, func() *decisionSet {
+		set := metric.WithAttributeSet(attribute.NewSet(
+			attribute.String(AttrDecisionKind, kind), attribute.String(AttrDecisionResult, result)))
+		return &decisionSet{set: set, record: []metric.RecordOption{set}}
+	})
+}
+
+func (a *auditor) toolSet(tool, status string) []metric.RecordOption {
+	return a.tools.get(pair{tool, status}, func() []metric.RecordOption {
+		return []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(
+			attribute.String(AttrToolName, a.red.String(tool)), attribute.String(AttrToolStatus, status)))}
+	})
+}
+
+// observeDecisions reports the decision counts.
+func (a *auditor) observeDecisions(_ context.Context, o metric.Int64Observer) error {
+	a.decisions.each(func(d *decisionSet) {
+		o.Observe(d.n.Load(), d.set)
+	})
+	return nil
 }
 
 var _ Auditor = (*auditor)(nil)
@@ -102,9 +130,11 @@ func Audit(next Auditor, tp trace.TracerProvider, mp metric.MeterProvider, red *
 	}
 	m := mp.Meter(ScopeName)
 	a := &auditor{next: next, tracer: tp.Tracer(ScopeName), red: red}
+	a.decisions.unbounded = true
 	// The errors are for invalid names, which these are not.
-	a.count, _ = m.Int64Counter(MetricDecisions, metric.WithUnit("{decision}"),
-		metric.WithDescription("Decisions taken, by kind (decision point) and result."))
+	_, _ = m.Int64ObservableCounter(MetricDecisions, metric.WithUnit("{decision}"),
+		metric.WithDescription("Decisions taken, by kind (decision point) and result."),
+		metric.WithInt64Callback(a.observeDecisions))
 	a.latency, _ = m.Float64Histogram(MetricDecisionDuration, metric.WithUnit("s"),
 		metric.WithDescription("Time to decide, by kind and result (for tool_call: from the request's arrival)."),
 		metric.WithExplicitBucketBoundaries(5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 5e-3, 1e-2, 0.1))
@@ -142,12 +172,12 @@ func (a *auditor) Log(ctx context.Context, r audit.Record) error {
 	switch r.Kind {
 	case audit.KindToolResult:
 		// tool_result records are of registered tools only: few names.
-		a.tool.Record(ctx, time.Duration(r.DurationNS).Seconds(), a.set(AttrToolName, a.red.String(r.Tool), AttrToolStatus, r.Status))
+		a.tool.Record(ctx, time.Duration(r.DurationNS).Seconds(), a.toolSet(r.Tool, r.Status)...)
 	case audit.KindSummary, audit.KindGenesis:
 	default:
-		set := a.set(AttrDecisionKind, r.Kind, AttrDecisionResult, r.Result)
-		a.count.Add(ctx, 1, set)
-		a.latency.Record(ctx, time.Duration(r.DurationNS).Seconds(), set)
+		d := a.decisionSet(r.Kind, r.Result)
+		d.n.Add(1)
+		a.latency.Record(ctx, time.Duration(r.DurationNS).Seconds(), d.record...)
 	}
 	return err
 }
@@ -158,7 +188,26 @@ func (a *auditor) annotate(span trace.Span, r *audit.Record) {
 	if !span.IsRecording() {
 		return
 	}
-	attrs := make([]attribute.KeyValue, 0, 12)
+	n := 4
+	if r.Path != "" {
+		n += 2
+	}
+	if r.ParentDecisionID != "" {
+		n++
+	}
+	if r.Tool != "" {
+		n++
+	}
+	if len(r.Reasons) > 0 {
+		n++
+	}
+	in, _ := r.Input.(map[string]any)
+	for _, k := range targetKeys {
+		if _, ok := in[k]; ok {
+			n++
+		}
+	}
+	attrs := make([]attribute.KeyValue, 0, n)
 	attrs = append(attrs,
 		attribute.String(AttrDecisionID, r.DecisionID),
 		attribute.String(AttrDecisionKind, r.Kind),
@@ -181,16 +230,14 @@ func (a *auditor) annotate(span trace.Span, r *audit.Record) {
 		}
 		attrs = append(attrs, attribute.StringSlice(AttrDecisionReasons, reasons))
 	}
-	if in, ok := r.Input.(map[string]any); ok {
-		for _, k := range []string{"phase", "host", "ip", "port", "path", "operation", "executable"} {
-			switch v := in[k].(type) {
-			case string:
-				if v != "" {
-					attrs = append(attrs, attribute.String(AttrTarget+k, capped(a.red.String(v))))
-				}
-			case int:
-				attrs = append(attrs, attribute.Int(AttrTarget+k, v))
+	for i, k := range targetKeys {
+		switch v := in[k].(type) {
+		case string:
+			if v != "" {
+				attrs = append(attrs, attribute.String(targetAttrs[i], capped(a.red.String(v))))
 			}
+		case int:
+			attrs = append(attrs, attribute.Int(targetAttrs[i], v))
 		}
 	}
 	span.SetAttributes(attrs...)
@@ -198,6 +245,19 @@ func (a *auditor) annotate(span trace.Span, r *audit.Record) {
 		span.SetStatus(codes.Error, "the policy could not be evaluated")
 	}
 }
+
+// targetKeys are the keys of a guard's input that its span carries, as
+// targetAttrs.
+var (
+	targetKeys  = []string{"phase", "host", "ip", "port", "path", "operation", "executable"}
+	targetAttrs = func() []string {
+		out := make([]string, len(targetKeys))
+		for i, k := range targetKeys {
+			out[i] = AttrTarget + k
+		}
+		return out
+	}()
+)
 
 // securityDecision maps a result to the GenAI security decision type.
 func securityDecision(result string) string {
@@ -215,4 +275,53 @@ func capped(s string) string {
 		return s
 	}
 	return strings.ToValidUTF8(s[:maxAttr], "") + "...(" + strconv.Itoa(len(s)) + " bytes)"
+}
+
+// maxSets bounds the cached attribute sets.
+const maxSets = 1024
+
+// cowMap is a cache read without locks or allocation: readers load an
+// immutable map, a miss copies it with the new entry. Unless unbounded,
+// at most maxSets entries are kept; past that, values are made and not
+// cached.
+type cowMap[K comparable, V any] struct {
+	unbounded bool
+	mu        sync.Mutex
+	m         atomic.Pointer[map[K]V]
+}
+
+func (c *cowMap[K, V]) get(k K, mk func() V) V {
+	if m := c.m.Load(); m != nil {
+		if v, ok := (*m)[k]; ok {
+			return v
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var m map[K]V
+	if old := c.m.Load(); old != nil {
+		if v, ok := (*old)[k]; ok {
+			return v
+		}
+		m = *old
+	}
+	v := mk()
+	if c.unbounded || len(m) < maxSets {
+		m = maps.Clone(m)
+		if m == nil {
+			m = map[K]V{}
+		}
+		m[k] = v
+		c.m.Store(&m)
+	}
+	return v
+}
+
+// each calls f with every cached value.
+func (c *cowMap[K, V]) each(f func(V)) {
+	if m := c.m.Load(); m != nil {
+		for _, v := range *m {
+			f(v)
+		}
+	}
 }

@@ -125,3 +125,74 @@ func TestAuditToolCallAnnotatesItsSpanAndCountsFailures(t *testing.T) {
 		}
 	}
 }
+
+// TestAuditDecisionCounts: mcp_secure.decisions counts every decision
+// by kind and result (cumulative, collection after collection), and
+// tool_result records go to the tool duration by tool and status.
+func TestAuditDecisionCounts(t *testing.T) {
+	tp := sdktrace.NewTracerProvider()
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	a := Audit(&fakeAuditor{}, tp, mp, nil)
+	type point struct{ a, b string }
+	collect := func() (decisions map[point]int64, tools map[point]uint64) {
+		t.Helper()
+		var rm metricdata.ResourceMetrics
+		if err := reader.Collect(t.Context(), &rm); err != nil {
+			t.Fatal(err)
+		}
+		decisions, tools = map[point]int64{}, map[point]uint64{}
+		for _, sm := range rm.ScopeMetrics {
+			for _, m := range sm.Metrics {
+				switch m.Name {
+				case MetricDecisions:
+					sum := m.Data.(metricdata.Sum[int64])
+					if !sum.IsMonotonic {
+						t.Errorf("%s is not monotonic", m.Name)
+					}
+					for _, dp := range sum.DataPoints {
+						k, _ := dp.Attributes.Value(AttrDecisionKind)
+						r, _ := dp.Attributes.Value(AttrDecisionResult)
+						decisions[point{k.AsString(), r.AsString()}] = dp.Value
+					}
+				case MetricToolDuration:
+					for _, dp := range m.Data.(metricdata.Histogram[float64]).DataPoints {
+						n, _ := dp.Attributes.Value(AttrToolName)
+						s, _ := dp.Attributes.Value(AttrToolStatus)
+						tools[point{n.AsString(), s.AsString()}] += dp.Count
+					}
+				}
+			}
+		}
+		return decisions, tools
+	}
+	log := func(r audit.Record) {
+		t.Helper()
+		if err := a.Log(t.Context(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 {
+		log(audit.Record{Kind: audit.KindNetwork, Result: audit.ResultDeny})
+	}
+	log(audit.Record{Kind: audit.KindToolCall, Result: audit.ResultAllow})
+	log(audit.Record{Kind: audit.KindToolResult, Tool: "fetch", Status: audit.StatusOK})
+	log(audit.Record{Kind: audit.KindSummary})
+	decisions, tools := collect()
+	want := map[point]int64{{audit.KindNetwork, audit.ResultDeny}: 2, {audit.KindToolCall, audit.ResultAllow}: 1}
+	if len(decisions) != len(want) {
+		t.Errorf("decisions %v, want %v", decisions, want)
+	}
+	for p, n := range want {
+		if decisions[p] != n {
+			t.Errorf("decisions %v = %d, want %d", p, decisions[p], n)
+		}
+	}
+	if tools[point{"fetch", audit.StatusOK}] != 1 || len(tools) != 1 {
+		t.Errorf("tool durations %v", tools)
+	}
+	log(audit.Record{Kind: audit.KindNetwork, Result: audit.ResultDeny})
+	if decisions, _ = collect(); decisions[point{audit.KindNetwork, audit.ResultDeny}] != 3 {
+		t.Errorf("after one more: %v, want network/deny 3 (cumulative)", decisions)
+	}
+}
