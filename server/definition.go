@@ -21,11 +21,12 @@ func definitionOf(t *registeredTool) engine.ToolDefinition {
 // addPlugin registers the tools of a plugin built outside the registry.
 func (s *Server) addPlugin(pl plugin.Plugin) error {
 	info := pl.Info()
+	s.built = append(s.built, pl)
 	if c, ok := pl.(plugin.Closer); ok {
 		s.closers = append(s.closers, namedCloser{info.Name, c})
 	}
 	for _, t := range pl.Tools() {
-		if _, dup := s.pipe.tools[t.Name]; dup {
+		if _, dup := s.pipe.tools.get(t.Name); dup {
 			// A tool from outside the binary (an upstream server's) may
 			// not take a name already served: it is left out, the rest
 			// is served.

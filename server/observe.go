@@ -149,7 +149,7 @@ func (o *observer) middleware(p *pipeline) mcp.Middleware {
 			var toolAttr attribute.KeyValue
 			if ctr, ok := req.(*mcp.CallToolRequest); ok && ctr.Params != nil {
 				tool = ctr.Params.Name
-				if _, known := p.tools[tool]; known {
+				if _, known := p.tools.get(tool); known {
 					t = o.toolOf(tool)
 					name, toolAttr = t.callSpan, t.tool
 				} else {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -52,7 +53,11 @@ type registeredTool struct {
 // pipeline runs every tools/call: look up, validate, rate limit, decide,
 // run, audit. It is the one place where outcomes become MCP results.
 type pipeline struct {
-	tools   map[string]*registeredTool
+	tools toolTable
+	// pending are the plugins that may serve a tool later (dynamic.go).
+	pending []plugin.Pending
+	// redact redacts what handlers pass on to the client (notify.go).
+	redact  *audit.Redactor
 	decide  Decider
 	limit   Limiter
 	audit   Auditor
@@ -95,6 +100,8 @@ type callInfo struct {
 	client     plugin.Client
 	protocol   string
 	history    *engine.SessionHistory // the session's earlier decisions
+	progress   plugin.Progress        // nil: the client asked for none
+	session    plugin.Session
 }
 
 // infoOf reads a call: its tool, arguments and JSON-RPC id from the
@@ -111,6 +118,7 @@ func (p *pipeline) infoOf(req *mcp.CallToolRequest) callInfo {
 	id := p.sessions.identify(req)
 	ci.sessionID, ci.client, ci.protocol = id.session, id.client, id.protocol
 	ci.history = p.sessionHistory(ci.sessionID)
+	ci.progress, ci.session = p.notifiers(req)
 	return ci
 }
 
@@ -127,7 +135,7 @@ func (p *pipeline) call(ctx context.Context, req *mcp.CallToolRequest) (*mcp.Cal
 	// clients check it even on errors: the server's own error details go
 	// only in the text for such tools.
 	if res.IsError && req.Params != nil {
-		if t, ok := p.tools[req.Params.Name]; ok && len(t.OutputSchema) > 0 {
+		if t, ok := p.tools.get(req.Params.Name); ok && len(t.OutputSchema) > 0 {
 			res.StructuredContent = nil
 		}
 	}
@@ -176,7 +184,7 @@ func (p *pipeline) outcome(ctx context.Context, req *mcp.CallToolRequest) *mcp.C
 
 	// 1. Look the tool up. An unknown tool still goes to the policy, so user
 	// rules see it, but it is denied regardless of their answer.
-	t, ok := p.tools[ci.name]
+	t, ok := p.tools.get(ci.name)
 
 	// 2. Validate the arguments against the tool's schema.
 	// Keys that repeat up to case are refused first: the policy and the
@@ -239,6 +247,9 @@ func (p *pipeline) outcome(ctx context.Context, req *mcp.CallToolRequest) *mcp.C
 		d.Allow = false
 		if len(d.Reasons) == 0 {
 			d.Reasons = []string{fmt.Sprintf("tool %q is not registered", ci.name)}
+		}
+		if why := p.pendingReason(ci.name); why != "" {
+			d.Reasons = append(slices.Clone(d.Reasons), why)
 		}
 	}
 	if !d.Allow {
@@ -321,6 +332,8 @@ func (p *pipeline) run(ctx context.Context, t *registeredTool, ci callInfo) (*mc
 		DecisionID:      ci.decisionID,
 		Client:          ci.client,
 		ProtocolVersion: ci.protocol,
+		Progress:        ci.progress,
+		Session:         ci.session,
 	}
 	if len(call.Arguments) == 0 || string(call.Arguments) == "null" {
 		call.Arguments = json.RawMessage("{}")
@@ -413,7 +426,7 @@ func displayPointer(p string) string {
 // policy snapshot and caller, since tools/list, search_tools and
 // list_categories ask for every tool on every request.
 func (p *pipeline) permitted(ctx context.Context, id identity, tool string) (bool, []string) {
-	t, registered := p.tools[tool]
+	t, registered := p.tools.get(tool)
 	if !registered {
 		return false, []string{fmt.Sprintf("tool %q is not registered", tool)}
 	}

@@ -410,13 +410,13 @@ func TestExtraPluginCollisionsLeftOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if got := s.pipe.tools["echo"].Description; got != "echoes msg" {
+	if got := s.pipe.tools.all()["echo"].Description; got != "echoes msg" {
 		t.Errorf("echo is %q, want the registry's tool", got)
 	}
-	if got := s.pipe.tools["extra_a"].Description; got != "first" {
+	if got := s.pipe.tools.all()["extra_a"].Description; got != "first" {
 		t.Errorf("extra_a is %q, want the first listing", got)
 	}
-	if _, ok := s.pipe.tools["extra_b"]; !ok {
+	if _, ok := s.pipe.tools.all()["extra_b"]; !ok {
 		t.Error("extra_b was left out")
 	}
 }

@@ -109,7 +109,7 @@ func (s *Server) PolicyChanged(ctx context.Context) bool {
 // visible are the names of the tools tools/list offers to id, sorted.
 func (s *Server) visible(ctx context.Context, id identity) []string {
 	var out []string
-	for name := range s.pipe.tools {
+	for name := range s.pipe.tools.all() {
 		if ok, _ := s.pipe.permitted(ctx, id, name); ok {
 			out = append(out, name)
 		}
@@ -122,6 +122,8 @@ func (s *Server) visible(ctx context.Context, id identity) []string {
 // to its sessions. The SDK sends it when a tool is added: one of ours is
 // added again, unchanged, which changes nothing else.
 func (s *Server) notifyToolsChanged() {
+	s.dyn.Lock()
+	defer s.dyn.Unlock()
 	if s.anyTool == nil {
 		return
 	}

@@ -104,8 +104,12 @@ type Server struct {
 	// closers are the plugins to close at shutdown, in build order.
 	closers []namedCloser
 	// anyTool is one registered tool, added again to have the SDK
-	// announce a changed list (see notifyToolsChanged).
+	// announce a changed list (see notifyToolsChanged); dyn guards it
+	// and serialises changes of plugins' tools (dynamic.go).
 	anyTool *mcp.Tool
+	dyn     sync.Mutex
+	// built are the plugins, in build order.
+	built []plugin.Plugin
 }
 
 type namedCloser struct {
@@ -127,7 +131,6 @@ func New(opts Options) (*Server, error) {
 	}
 	stopped, cancelAll := context.WithCancelCause(context.Background())
 	p := &pipeline{
-		tools:   map[string]*registeredTool{},
 		decide:  opts.Engine,
 		limit:   opts.Limiter,
 		audit:   opts.Audit,
@@ -144,11 +147,17 @@ func New(opts Options) (*Server, error) {
 		budget: newDenialBudget(time.Now),
 		obs:    newObserver(opts.TracerProvider, opts.MeterProvider, opts.Redactor),
 		dry:    opts.DryRun,
+		redact: opts.Redactor,
+	}
+	if p.redact == nil {
+		p.redact = audit.NewRedactor(nil)
 	}
 	ms := mcp.NewServer(&mcp.Implementation{Name: Name, Title: "mcp-secure", Version: opts.Version}, &mcp.ServerOptions{
 		Instructions: Instructions,
 		Logger:       log,
-		Capabilities: &mcp.ServerCapabilities{Tools: &mcp.ToolCapabilities{ListChanged: true}},
+		// Logging: an upstream server's log messages are passed on to the
+		// session whose call is in flight (notify.go).
+		Capabilities: &mcp.ServerCapabilities{Tools: &mcp.ToolCapabilities{ListChanged: true}, Logging: &mcp.LoggingCapabilities{}},
 	})
 	if opts.ShutdownGrace <= 0 {
 		opts.ShutdownGrace = DefaultShutdownGrace
@@ -184,6 +193,7 @@ func New(opts Options) (*Server, error) {
 			return nil, fmt.Errorf("server: plugin %q: %w", name, err)
 		}
 		info := pl.Info()
+		s.built = append(s.built, pl)
 		if c, ok := pl.(plugin.Closer); ok {
 			s.closers = append(s.closers, namedCloser{name, c})
 		}
@@ -198,13 +208,14 @@ func New(opts Options) (*Server, error) {
 			return nil, err
 		}
 	}
+	s.watchPlugins()
 	ms.AddReceivingMiddleware(p.sessions.middleware, s.listFilter)
 	// Unknown tool names are answered by the pipeline (a policy decision,
 	// an audit record and an error result) instead of a protocol error.
 	ms.AddReceivingMiddleware(func(next mcp.MethodHandler) mcp.MethodHandler {
 		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
 			if ctr, ok := req.(*mcp.CallToolRequest); ok && method == "tools/call" && ctr.Params != nil {
-				if _, known := p.tools[ctr.Params.Name]; !known {
+				if _, known := p.tools.get(ctr.Params.Name); !known {
 					return p.call(ctx, ctr)
 				}
 			}
@@ -220,9 +231,14 @@ func New(opts Options) (*Server, error) {
 }
 
 func (s *Server) addTool(info plugin.Info, t plugin.Tool) error {
-	if _, dup := s.pipe.tools[t.Name]; dup {
+	if _, dup := s.pipe.tools.get(t.Name); dup {
 		return fmt.Errorf("tool %q is served twice", t.Name)
 	}
+	return s.putTool(info, t)
+}
+
+// putTool registers t, replacing a tool of the same name.
+func (s *Server) putTool(info plugin.Info, t plugin.Tool) error {
 	if t.Handler == nil {
 		return fmt.Errorf("tool %q has no handler", t.Name)
 	}
@@ -235,20 +251,8 @@ func (s *Server) addTool(info plugin.Info, t plugin.Tool) error {
 	if err := json.Unmarshal(t.InputSchema, &doc); err == nil && hasFormats(doc) {
 		rt.schemaDoc, rt.annotated = doc, true
 	}
-	s.pipe.tools[t.Name] = rt
-	mt := &mcp.Tool{
-		Name:        t.Name,
-		Title:       t.Title,
-		Description: t.Description,
-		InputSchema: t.InputSchema,
-	}
-	if len(t.OutputSchema) > 0 {
-		mt.OutputSchema = t.OutputSchema
-	}
-	if a := t.Annotations; a != nil {
-		mt.Annotations = &mcp.ToolAnnotations{Title: a.Title, ReadOnlyHint: a.ReadOnlyHint,
-			DestructiveHint: a.DestructiveHint, IdempotentHint: a.IdempotentHint, OpenWorldHint: a.OpenWorldHint}
-	}
+	s.pipe.tools.put(rt)
+	mt := mcpTool(t)
 	s.mcp.AddTool(mt, s.pipe.call)
 	if s.anyTool == nil {
 		s.anyTool = mt
@@ -419,9 +423,10 @@ type catalog struct{ pipe *pipeline }
 var _ plugin.Catalog = (*catalog)(nil)
 
 func (c *catalog) Entries() []plugin.Entry {
-	out := make([]plugin.Entry, 0, len(c.pipe.tools))
-	for _, name := range slices.Sorted(maps.Keys(c.pipe.tools)) {
-		t := c.pipe.tools[name]
+	tools := c.pipe.tools.all()
+	out := make([]plugin.Entry, 0, len(tools))
+	for _, name := range slices.Sorted(maps.Keys(tools)) {
+		t := tools[name]
 		out = append(out, plugin.Entry{Tool: t.Tool, Plugin: t.plugin, PluginVersion: t.pluginVersion})
 	}
 	return out

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -59,6 +60,13 @@ func startUpstreams(ctx context.Context, pol *policy.Policy, door plugin.Launche
 			Name: name, Prefix: s.ToolPrefix(name), Version: version,
 			Launcher: upstream.Door{Launcher: door, Spec: spec}, Pins: pa, Logger: log,
 		})
+		if errors.Is(err, upstream.ErrNotStarted) {
+			// Retried with the supervisor's backoff: its tools are
+			// offered, and clients told, once it is up.
+			log.Error("upstream server not started; it is being retried", "upstream", name, "err", err, "sandbox", desc)
+			out = append(out, u)
+			continue
+		}
 		if err != nil {
 			log.Error("upstream server not started", "upstream", name, "err", err)
 			continue

@@ -27,7 +27,10 @@ func (u *Upstream) handler(name string) plugin.Handler {
 		if !offered {
 			return plugin.Errorf("upstream server %q no longer offers tool %q", u.cfg.Name, name), nil
 		}
-		res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: name, Arguments: json.RawMessage(call.Arguments)})
+		params := &mcp.CallToolParams{Name: name, Arguments: json.RawMessage(call.Arguments)}
+		done := u.track(call, params)
+		defer done()
+		res, err := cs.CallTool(ctx, params)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()

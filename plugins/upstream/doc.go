@@ -1,7 +1,8 @@
 // Package upstream offers the tools of other MCP servers (the policy's
-// servers: section) through mcp-secure: every call to them goes through
-// the server's pipeline (validation, rate limit, decision, audit) before
-// it is forwarded.
+// servers: section, and plugin directories whose manifest is of type
+// mcp) through mcp-secure: every call to them goes through the server's
+// pipeline (validation, rate limit, decision, audit) before it is
+// forwarded.
 //
 // # Life of an upstream
 //
@@ -19,7 +20,11 @@
 // When the process exits (a crash, a kill), calls get an error result
 // saying the server is restarting, and a supervisor starts it again with
 // exponential backoff (from 250 ms to 30 s, back to the minimum after a
-// minute of uptime). Each start lists the tools again.
+// minute of uptime). Each start lists the tools again. A first start
+// that fails is retried the same way: New returns [ErrNotStarted] with
+// an Upstream that offers no tools yet; a call to a tool under its
+// prefix is refused with the reason (plugin.Pending), and once the
+// server is up its tools are offered.
 //
 // # Rug pulls
 //
@@ -28,16 +33,26 @@
 // asks Pins.State through the tool's Definition, so the policy sees
 // input.tool_definition.changed, and the built-in rule denies a changed
 // tool until the operator runs `mcp-secure tools approve NAME`.
+//
+// # Tools that change
+//
 // notifications/tools/list_changed from the upstream triggers a listing
-// at once, so a description changed mid-session is caught at the next
-// call. Tools that appear after start-up are logged and not offered
-// (the set of tools is fixed when the server starts); tools that
-// disappear answer with an error.
+// at once, observed by the pins exactly as at start. The plugin's tools
+// become the new listing (tools added, removed, definitions as offered
+// now) and the server is told (plugin.Changing), which registers the
+// difference and sends notifications/tools/list_changed to its client
+// sessions. A changed definition is still denied until approved, and
+// left out of tools/list meanwhile; a tool gone answers "not registered".
 //
 // # Notifications
 //
-// The upstream's logging notifications and its stderr go to the server's
-// log (stderr, redacted), with the server's name; each stderr line is
-// capped at 4 KiB. Progress
-// notifications are not passed on.
+// The upstream's stderr goes to the server's log (stderr, redacted),
+// each line capped at 4 KiB. Its log messages (notifications/message;
+// the level "info" is asked for) go to the server's log with the
+// server's name, and to each client session with a call to this
+// upstream in flight, redacted by the server. Progress notifications
+// are passed on to the call they belong to: a call whose client sent a
+// progressToken is forwarded with a token of ours, mapped back to the
+// client's. Notifications that arrive after the call was answered are
+// not passed on.
 package upstream

@@ -11,11 +11,13 @@ import (
 )
 
 // supervise waits for the process to end and starts it again, with
-// backoff, until Close.
+// backoff, until Close. With a nil session the first start failed: it
+// is retried with the same backoff.
 func (u *Upstream) supervise(cs *mcp.ClientSession, proc plugin.Process) {
 	defer close(u.done)
 	backoff := u.cfg.MinBackoff
 	started := time.Now()
+	everUp := cs != nil
 	for {
 		if cs != nil {
 			cs.Wait()
@@ -45,12 +47,26 @@ func (u *Upstream) supervise(cs *mcp.ClientSession, proc plugin.Process) {
 		backoff = min(2*backoff, u.cfg.MaxBackoff)
 		var listed []listedTool
 		var err error
-		cs, proc, listed, err = u.start(context.Background())
+		// Close cancels a start under way.
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			select {
+			case <-u.stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		cs, proc, listed, err = u.start(ctx)
+		cancel()
 		if err != nil {
 			u.mu.Lock()
-			u.down = "restart failed: " + err.Error()
+			if everUp {
+				u.down = "restart failed: " + err.Error()
+			} else {
+				u.down = "its start failed: " + err.Error()
+			}
 			u.mu.Unlock()
-			u.log.Warn("restarting the upstream server failed", "err", err, "retry_in", backoff)
+			u.log.Warn("starting the upstream server failed; retrying", "err", err, "retry_in", backoff)
 			cs, proc = nil, nil
 			continue
 		}
@@ -65,7 +81,13 @@ func (u *Upstream) supervise(cs *mcp.ClientSession, proc plugin.Process) {
 		u.session, u.proc, u.down = cs, proc, ""
 		u.mu.Unlock()
 		started = time.Now()
-		u.noteNew(listed)
-		u.log.Info("upstream server restarted", "tools", len(listed))
+		u.offer(listed)
+		if everUp {
+			u.log.Info("upstream server restarted", "tools", len(listed))
+		} else {
+			u.log.Info("upstream server started after its first start failed; offering its tools", "tools", len(listed))
+		}
+		everUp = true
+		u.changed()
 	}
 }

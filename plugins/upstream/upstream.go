@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -85,31 +87,47 @@ const stableAfter = time.Minute
 // ErrClosed is returned by calls after Close.
 var ErrClosed = errors.New("upstream: closed")
 
+// ErrNotStarted wraps the error of a failed first start, which [New]
+// returns together with an Upstream that keeps trying.
+var ErrNotStarted = errors.New("upstream: the first start failed; retrying with backoff")
+
 var toolName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
 
 // Upstream is one upstream server, offered as a plugin.
 type Upstream struct {
-	cfg   Config
-	log   *slog.Logger
-	tools []plugin.Tool
+	cfg Config
+	log *slog.Logger
+
+	listing sync.Mutex // one listing at a time
 
 	mu      sync.Mutex
+	tools   []plugin.Tool      // as of the last listing
 	session *mcp.ClientSession // nil while down
 	proc    plugin.Process
 	down    string            // why it is down
 	hashes  map[string]string // upstream tool name -> hash of the definition offered now
 	closed  bool
+	watch   func()        // the server's, told when tools change
+	calls   callsInFlight // for the notifications of calls in flight
 
 	stop chan struct{}
 	done chan struct{}
 }
 
 var (
-	_ plugin.Plugin = (*Upstream)(nil)
-	_ plugin.Closer = (*Upstream)(nil)
+	_ plugin.Plugin   = (*Upstream)(nil)
+	_ plugin.Closer   = (*Upstream)(nil)
+	_ plugin.Changing = (*Upstream)(nil)
+	_ plugin.Pending  = (*Upstream)(nil)
 )
 
 // New starts the upstream, lists its tools and supervises it until Close.
+//
+// When the first start fails, New returns an error wrapping
+// [ErrNotStarted] together with the Upstream, which offers no tools yet
+// and starts the server again with the supervisor's backoff; once it is
+// up, its tools are offered and the server is told (Watch). Any other
+// error comes with a nil Upstream.
 func New(ctx context.Context, cfg Config) (*Upstream, error) {
 	if cfg.Launcher == nil || cfg.Pins == nil {
 		return nil, errors.New("upstream: a launcher and pins are required")
@@ -130,10 +148,12 @@ func New(ctx context.Context, cfg Config) (*Upstream, error) {
 	u.log = u.log.With("upstream", cfg.Name)
 	cs, proc, listed, err := u.start(ctx)
 	if err != nil {
-		return nil, err
+		u.down = "its first start failed: " + err.Error()
+		go u.supervise(nil, nil)
+		return u, fmt.Errorf("%w: %w", ErrNotStarted, err)
 	}
-	u.offer(listed)
 	u.session, u.proc = cs, proc
+	u.offer(listed)
 	go u.supervise(cs, proc)
 	return u, nil
 }
@@ -143,8 +163,42 @@ func (u *Upstream) Info() plugin.Info {
 	return plugin.Info{Name: "upstream." + u.cfg.Name, Version: "1.0.0", Description: "tools of the upstream MCP server " + u.cfg.Name}
 }
 
-// Tools are the upstream's tools as listed at start-up.
-func (u *Upstream) Tools() []plugin.Tool { return u.tools }
+// Tools are the upstream's tools as of its last listing (none before
+// its first start succeeds).
+func (u *Upstream) Tools() []plugin.Tool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return slices.Clone(u.tools)
+}
+
+// Watch implements plugin.Changing: changed is called after each listing
+// (a start, a restart, notifications/tools/list_changed).
+func (u *Upstream) Watch(changed func()) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.watch = changed
+}
+
+// changed tells the server the tools may have changed.
+func (u *Upstream) changed() {
+	u.mu.Lock()
+	w := u.watch
+	u.mu.Unlock()
+	if w != nil {
+		w()
+	}
+}
+
+// Pending implements plugin.Pending: before the server's first start
+// succeeds, a tool under its prefix is one it may serve.
+func (u *Upstream) Pending(tool string) string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.closed || u.session != nil || len(u.tools) > 0 || !strings.HasPrefix(tool, u.cfg.Prefix) {
+		return ""
+	}
+	return fmt.Sprintf("upstream server %q has not come up yet (%s); it is being retried, try again shortly", u.cfg.Name, u.down)
+}
 
 // Close ends the process and the supervisor.
 func (u *Upstream) Close() error {
@@ -188,18 +242,21 @@ func (u *Upstream) start(ctx context.Context) (*mcp.ClientSession, plugin.Proces
 	}
 	go u.logStderr(proc.Stderr())
 	client := mcp.NewClient(&mcp.Implementation{Name: "mcp-secure", Version: u.cfg.Version}, &mcp.ClientOptions{
-		ToolListChangedHandler: func(context.Context, *mcp.ToolListChangedRequest) { go u.relist() },
-		LoggingMessageHandler: func(_ context.Context, r *mcp.LoggingMessageRequest) {
-			if r.Params != nil {
-				u.log.Info("upstream log message", "level", r.Params.Level, "logger", r.Params.Logger, "data", r.Params.Data)
-			}
-		},
+		ToolListChangedHandler:      func(context.Context, *mcp.ToolListChangedRequest) { go u.relist() },
+		LoggingMessageHandler:       u.relayLog,
+		ProgressNotificationHandler: u.relayProgress,
 	})
 	cs, err := client.Connect(ctx, &mcp.IOTransport{Reader: proc.Stdout(), Writer: proc.Stdin()}, nil)
 	if err != nil {
 		proc.Kill()
 		proc.Wait()
 		return nil, nil, nil, fmt.Errorf("upstream %s: MCP handshake: %w", u.cfg.Name, err)
+	}
+	if ir := cs.InitializeResult(); ir != nil && ir.Capabilities != nil && ir.Capabilities.Logging != nil {
+		// Servers of the Go SDK send nothing until a level is set.
+		if err := cs.SetLoggingLevel(ctx, &mcp.SetLoggingLevelParams{Level: relayLevel}); err != nil {
+			u.log.Warn("the upstream refused logging/setLevel; its log messages may not arrive", "err", err)
+		}
 	}
 	listed, err := u.list(ctx, cs)
 	if err != nil {
@@ -251,9 +308,10 @@ func (u *Upstream) list(ctx context.Context, cs *mcp.ClientSession) ([]listedToo
 	return out, nil
 }
 
-// offer turns the first listing into the plugin's tools.
+// offer turns a listing into the plugin's tools.
 func (u *Upstream) offer(listed []listedTool) {
 	sort.Slice(listed, func(i, j int) bool { return listed[i].def.Tool < listed[j].def.Tool })
+	var tools []plugin.Tool
 	for _, l := range listed {
 		name := l.def.Tool
 		if !toolName.MatchString(name) {
@@ -280,8 +338,11 @@ func (u *Upstream) offer(listed []listedTool) {
 			t.Annotations = &plugin.Annotations{Title: a.Title, ReadOnlyHint: a.ReadOnlyHint,
 				DestructiveHint: a.DestructiveHint, IdempotentHint: a.IdempotentHint, OpenWorldHint: a.OpenWorldHint}
 		}
-		u.tools = append(u.tools, t)
+		tools = append(tools, t)
 	}
+	u.mu.Lock()
+	u.tools = tools
+	u.mu.Unlock()
 }
 
 // definition reports the state of the tool's definition at decision time.
@@ -299,8 +360,13 @@ func (u *Upstream) definition(offered, name string) func() plugin.DefinitionStat
 	}
 }
 
-// relist lists the tools again after notifications/tools/list_changed.
+// relist lists the tools again after notifications/tools/list_changed:
+// each definition is observed as at start (a changed one is denied until
+// approved), and the server is told, which announces the change to its
+// sessions.
 func (u *Upstream) relist() {
+	u.listing.Lock()
+	defer u.listing.Unlock()
 	u.mu.Lock()
 	cs := u.session
 	u.mu.Unlock()
@@ -314,24 +380,15 @@ func (u *Upstream) relist() {
 		u.log.Warn("re-listing the upstream's tools failed", "err", err)
 		return
 	}
-	u.noteNew(listed)
-}
-
-// noteNew logs tools the upstream offers now that were not offered at
-// start-up.
-func (u *Upstream) noteNew(listed []listedTool) {
-	for _, l := range listed {
-		known := false
-		for _, t := range u.tools {
-			if t.Name == l.def.Tool {
-				known = true
-				break
-			}
-		}
-		if !known {
-			u.log.Warn("upstream offers a tool it did not offer at start-up; restart mcp-secure to offer it", "tool", l.def.Tool)
-		}
+	u.mu.Lock()
+	stale := u.session != cs // restarted meanwhile: that start listed
+	u.mu.Unlock()
+	if stale {
+		return
 	}
+	u.offer(listed)
+	u.log.Info("upstream tools re-listed after notifications/tools/list_changed", "tools", len(listed))
+	u.changed()
 }
 
 // current is the session to call, or why there is none.

@@ -20,11 +20,19 @@ type fakeLauncher struct {
 	launches int
 	servers  []*mcp.Server
 	build    func(n int) *mcp.Server
+	// fail, when set, fails launch n with the error it returns.
+	fail func(n int) error
 }
 
 func (f *fakeLauncher) Launch(ctx context.Context) (plugin.Process, error) {
 	f.mu.Lock()
 	f.launches++
+	if f.fail != nil {
+		if err := f.fail(f.launches); err != nil {
+			f.mu.Unlock()
+			return nil, err
+		}
+	}
 	srv := f.build(f.launches)
 	f.servers = append(f.servers, srv)
 	f.mu.Unlock()

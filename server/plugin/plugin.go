@@ -94,6 +94,11 @@ type Call struct {
 	// ProtocolVersion is the MCP protocol version the client negotiated or
 	// sent with the request.
 	ProtocolVersion string
+	// Progress, when the client asked for progress notifications on this
+	// call, sends one; nil otherwise.
+	Progress Progress
+	// Session reaches the calling client session; nil when there is none.
+	Session Session
 }
 
 // Client identifies the calling MCP client.

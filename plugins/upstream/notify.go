@@ -1,0 +1,159 @@
+package upstream
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcp-secure/mcp-secure/server/plugin"
+)
+
+// relayLevel is the level asked of an upstream with logging/setLevel.
+const relayLevel = "info"
+
+// relayTimeout bounds the passing on of one notification.
+const relayTimeout = 2 * time.Second
+
+// maxLogData caps the data of a log message passed on to a client.
+const maxLogData = 16 << 10
+
+// callsInFlight are the calls forwarded and not yet answered: the
+// session each came from (log messages go there) and, when its client
+// asked for progress, the token sent to the upstream in its place.
+type callsInFlight struct {
+	next     uint64
+	sessions map[uint64]plugin.Session
+	progress map[string]plugin.Progress // our token -> the call's
+}
+
+// track records a call about to be forwarded with params; the returned
+// function forgets it. Called without u.mu.
+func (u *Upstream) track(call *plugin.Call, params *mcp.CallToolParams) (done func()) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	c := &u.calls
+	c.next++
+	id := c.next
+	if call.Session != nil {
+		if c.sessions == nil {
+			c.sessions = map[uint64]plugin.Session{}
+		}
+		c.sessions[id] = call.Session
+	}
+	// Under the stateless protocol the level of log messages is asked
+	// per request; earlier versions ignore the key.
+	meta := params.GetMeta()
+	if meta == nil {
+		meta = mcp.Meta{}
+	}
+	meta[mcp.MetaKeyLogLevel] = relayLevel
+	params.SetMeta(meta)
+	var token string
+	if call.Progress != nil {
+		if c.progress == nil {
+			c.progress = map[string]plugin.Progress{}
+		}
+		// The client's own token never reaches the upstream: ours maps
+		// back to the call.
+		token = fmt.Sprintf("mcp-secure-%d", id)
+		c.progress[token] = call.Progress
+		params.SetProgressToken(token)
+	}
+	return func() {
+		u.mu.Lock()
+		defer u.mu.Unlock()
+		delete(c.sessions, id)
+		if token != "" {
+			delete(c.progress, token)
+		}
+	}
+}
+
+// relayProgress passes a progress notification on to the call it is
+// for; one whose token is not a call in flight is dropped.
+func (u *Upstream) relayProgress(_ context.Context, r *mcp.ProgressNotificationClientRequest) {
+	if r.Params == nil {
+		return
+	}
+	token, _ := r.Params.ProgressToken.(string)
+	u.mu.Lock()
+	send := u.calls.progress[token]
+	u.mu.Unlock()
+	if send == nil {
+		u.log.Debug("upstream progress for no call in flight dropped", "token", r.Params.ProgressToken)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), relayTimeout)
+	defer cancel()
+	if err := send(ctx, r.Params.Progress, r.Params.Total, r.Params.Message); err != nil {
+		u.log.Debug("passing on upstream progress failed", "err", err)
+	}
+}
+
+// relayLog writes an upstream's log message to the server's log
+// (redacted by its handler) and passes it on, once, to each session
+// with a call to this upstream in flight (redacted by the server).
+func (u *Upstream) relayLog(_ context.Context, r *mcp.LoggingMessageRequest) {
+	if r.Params == nil {
+		return
+	}
+	p := r.Params
+	data := capData(p.Data)
+	u.log.Log(context.Background(), slogLevel(string(p.Level)), "upstream log message", "level", p.Level, "logger", p.Logger, "data", data)
+	u.mu.Lock()
+	var sessions []plugin.Session
+	for _, s := range u.calls.sessions {
+		seen := false
+		for _, t := range sessions {
+			if t == s {
+				seen = true
+				break
+			}
+		}
+		if !seen {
+			sessions = append(sessions, s)
+		}
+	}
+	u.mu.Unlock()
+	logger := p.Logger
+	if logger == "" {
+		logger = u.cfg.Name
+	}
+	for _, s := range sessions {
+		ctx, cancel := context.WithTimeout(context.Background(), relayTimeout)
+		if err := s.Log(ctx, string(p.Level), logger, data); err != nil {
+			u.log.Debug("passing on an upstream log message failed", "err", err)
+		}
+		cancel()
+	}
+}
+
+// capData keeps a message's data within maxLogData (as text when cut).
+func capData(data any) any {
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return fmt.Sprint(data)
+	}
+	if len(raw) <= maxLogData {
+		return data
+	}
+	return string(raw[:maxLogData]) + " [truncated]"
+}
+
+// slogLevel maps an MCP logging level to the server log's.
+func slogLevel(level string) slog.Level {
+	switch level {
+	case "debug":
+		return slog.LevelDebug
+	case "info", "notice":
+		return slog.LevelInfo
+	case "warning":
+		return slog.LevelWarn
+	default:
+		return slog.LevelError
+	}
+}
