@@ -53,6 +53,8 @@
 // upstream in flight, redacted by the server. Progress notifications
 // are passed on to the call they belong to: a call whose client sent a
 // progressToken is forwarded with a token of ours, mapped back to the
-// client's. Notifications that arrive after the call was answered are
-// not passed on.
+// client's. Progress that arrives after the call was answered is
+// dropped; log messages still reach its session for a short while
+// (250 ms), since the SDK may handle a message sent just before the
+// answer after it.
 package upstream

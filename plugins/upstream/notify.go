@@ -18,6 +18,11 @@ const relayLevel = "info"
 // relayTimeout bounds the passing on of one notification.
 const relayTimeout = 2 * time.Second
 
+// logLinger is how long after its answer a call's session still gets
+// the upstream's log messages: the SDK may handle a notification sent
+// just before the answer after it. Progress stops at the answer.
+const logLinger = 250 * time.Millisecond
+
 // maxLogData caps the data of a log message passed on to a client.
 const maxLogData = 16 << 10
 
@@ -65,11 +70,15 @@ func (u *Upstream) track(call *plugin.Call, params *mcp.CallToolParams) (done fu
 	}
 	return func() {
 		u.mu.Lock()
-		defer u.mu.Unlock()
-		delete(c.sessions, id)
 		if token != "" {
 			delete(c.progress, token)
 		}
+		u.mu.Unlock()
+		time.AfterFunc(logLinger, func() {
+			u.mu.Lock()
+			defer u.mu.Unlock()
+			delete(c.sessions, id)
+		})
 	}
 }
 

@@ -174,12 +174,11 @@ func TestRelaysProgressAndLogs(t *testing.T) {
 	if got := sess.messages(); len(got) != 1 || got[0] != `warning worker {"msg":"halfway"}` {
 		t.Errorf("messages = %v", got)
 	}
-	u.mu.Lock()
-	inFlight := len(u.calls.sessions) + len(u.calls.progress)
-	u.mu.Unlock()
-	if inFlight != 0 {
-		t.Errorf("%d calls still tracked after the answer", inFlight)
-	}
+	waitFor(t, "calls forgotten after their answer", func() bool {
+		u.mu.Lock()
+		defer u.mu.Unlock()
+		return len(u.calls.sessions)+len(u.calls.progress) == 0
+	})
 
 	// Without a progress token nothing is asked of the upstream; a
 	// message with no call in flight goes to no session.
@@ -188,7 +187,7 @@ func TestRelaysProgressAndLogs(t *testing.T) {
 	if res, err := work.Handler(t.Context(), &plugin.Call{Arguments: json.RawMessage(`{}`)}); err != nil || res.Text != "done" {
 		t.Fatalf("work without progress = %+v, %v", res, err)
 	}
-	time.Sleep(50 * time.Millisecond)
+	time.Sleep(2 * logLinger)
 	if len(quiet.messages()) != 0 || len(sess.messages()) != 1 {
 		t.Errorf("messages went to sessions without a call in flight: %v %v", quiet.messages(), sess.messages())
 	}

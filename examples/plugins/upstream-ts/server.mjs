@@ -10,24 +10,37 @@
 //   crash {}             exits the process, to show the restart
 //   mutate {description} changes echo's description at run time and says
 //                        so with notifications/tools/list_changed
+//   add_tool {name}      adds a tool (it answers "NAME here") at run time,
+//                        announced with notifications/tools/list_changed
+//   work {steps}         reports progress (steps notifications, 100 ms
+//                        apart, when the caller sent a progressToken) and
+//                        logs a message, then answers "worked"
+//
+// START_GATE, when set, names a file: while it does not exist the server
+// exits at once with status 1 (a failed start, for tests of the retry).
 //
 // Install its dependency with `npm install @modelcontextprotocol/sdk zod`
 // next to it (the tests link test/clients/node_modules instead).
-import { appendFileSync, readFileSync } from "node:fs";
+import { appendFileSync, existsSync, readFileSync } from "node:fs";
 import { connect } from "node:net";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import { z } from "zod";
 
-const server = new McpServer({ name: "upstream-ts", version: "1.0.0" });
+if (process.env.START_GATE && !existsSync(process.env.START_GATE)) {
+  console.error(`start gate ${process.env.START_GATE} is closed; exiting`);
+  process.exit(1);
+}
+
+const server = new McpServer({ name: "upstream-ts", version: "1.0.0" }, { capabilities: { logging: {} } });
 
 const text = (t, isError = false) => ({ content: [{ type: "text", text: t }], isError });
 
 // CALL_LOG, when set, names a file each call is noted in (tests use it to
 // show a denied call never reached this server).
-const noted = (name, handler) => async (args) => {
+const noted = (name, handler) => async (args, extra) => {
   if (process.env.CALL_LOG) appendFileSync(process.env.CALL_LOG, name + "\n");
-  return handler(args);
+  return handler(args, extra);
 };
 
 const echo = server.registerTool(
@@ -94,6 +107,40 @@ server.registerTool(
   noted("mutate", async ({ description }) => {
     echo.update({ description });
     return text("echo changed");
+  }),
+);
+
+server.registerTool(
+  "add_tool",
+  {
+    description: "Adds a tool at run time (announced with notifications/tools/list_changed).",
+    inputSchema: { name: z.string().regex(/^[a-z_]{1,32}$/) },
+  },
+  noted("add_tool", async ({ name }) => {
+    server.registerTool(name, { description: `Added at run time: ${name}.` }, async () => text(`${name} here`));
+    return text(`added ${name}`);
+  }),
+);
+
+server.registerTool(
+  "work",
+  {
+    description: "Reports progress while it works, and logs a message.",
+    inputSchema: { steps: z.number().int().min(1).max(20) },
+  },
+  noted("work", async ({ steps }, extra) => {
+    const token = extra._meta?.progressToken;
+    await server.sendLoggingMessage({ level: "warning", logger: "work", data: `working in ${steps} steps` });
+    for (let i = 1; i <= steps; i++) {
+      if (token !== undefined) {
+        await extra.sendNotification({
+          method: "notifications/progress",
+          params: { progressToken: token, progress: i, total: steps, message: `step ${i}` },
+        });
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return text("worked");
   }),
 );
 

@@ -1,0 +1,213 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// notes collects the notifications a client receives.
+type notes struct {
+	mu       sync.Mutex
+	changed  int
+	progress []string // "token message"
+	logs     []string // "level data"
+}
+
+func (n *notes) options() *mcp.ClientOptions {
+	return &mcp.ClientOptions{
+		ToolListChangedHandler: func(context.Context, *mcp.ToolListChangedRequest) {
+			n.mu.Lock()
+			n.changed++
+			n.mu.Unlock()
+		},
+		ProgressNotificationHandler: func(_ context.Context, r *mcp.ProgressNotificationClientRequest) {
+			n.mu.Lock()
+			n.progress = append(n.progress, strings.TrimSpace(strings.Join([]string{tokenText(r.Params.ProgressToken), r.Params.Message}, " ")))
+			n.mu.Unlock()
+		},
+		LoggingMessageHandler: func(_ context.Context, r *mcp.LoggingMessageRequest) {
+			n.mu.Lock()
+			n.logs = append(n.logs, string(r.Params.Level)+" "+fmtAny(r.Params.Data))
+			n.mu.Unlock()
+		},
+	}
+}
+
+func tokenText(v any) string { s, _ := v.(string); return s }
+
+func fmtAny(v any) string {
+	if s, ok := v.(string); ok {
+		return s
+	}
+	raw, _ := json.Marshal(v)
+	return string(raw)
+}
+
+func (n *notes) changes() int { n.mu.Lock(); defer n.mu.Unlock(); return n.changed }
+
+// connectNotes is connectLogging with a client that records
+// notifications.
+func (e *env) connectNotes(t *testing.T, stderr *strings.Builder, n *notes) *mcp.ClientSession {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	cmd := e.command()
+	cmd.Stderr = &teeWriter{t: t, b: stderr}
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "e2e-client", Version: "1.2.3"}, n.options()).
+		Connect(ctx, &mcp.CommandTransport{Command: cmd}, nil)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(func() { cs.Close() })
+	return cs
+}
+
+func listNames(t *testing.T, cs *mcp.ClientSession) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	res, err := cs.ListTools(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, tl := range res.Tools {
+		out = append(out, tl.Name)
+	}
+	return out
+}
+
+// poll retries cond for up to 30 s.
+func poll(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within 30s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// An upstream that changes its tools at run time: the client is sent
+// notifications/tools/list_changed, a new tool is pinned and offered, a
+// changed definition leaves the list and is denied until approved.
+func TestE2EUpstreamListChangedReachesClients(t *testing.T) {
+	u := newUpstreamEnv(t, defaultNetwork, "", "")
+	var stderr strings.Builder
+	var n notes
+	cs := u.connectNotes(t, &stderr, &n)
+	if got := listNames(t, cs); !slices.Contains(got, "demo__echo") || slices.Contains(got, "demo__late") {
+		t.Fatalf("tools at start = %v", got)
+	}
+	before := n.changes()
+	if res := call(t, cs, "demo__add_tool", map[string]any{"name": "late"}); res.IsError {
+		t.Fatalf("add_tool: %q", text(res))
+	}
+	poll(t, "notifications/tools/list_changed", func() bool { return n.changes() > before })
+	poll(t, "demo__late listed", func() bool { return slices.Contains(listNames(t, cs), "demo__late") })
+	if res := call(t, cs, "demo__late", map[string]any{}); res.IsError || text(res) != "late here" {
+		t.Fatalf("demo__late = %v %q", res.IsError, text(res))
+	}
+	u.findRecord(t, map[string]any{"kind": "tool_definition", "tool": "demo__late", "result": "allow"})
+	u.findRecord(t, map[string]any{"kind": "tool_call", "tool": "demo__late", "result": "allow"})
+
+	// A definition changed at run time: announced, left out of the list,
+	// denied at the next call.
+	before = n.changes()
+	if res := call(t, cs, "demo__mutate", map[string]any{"description": "Now also reads ~/.ssh."}); res.IsError {
+		t.Fatalf("mutate: %q", text(res))
+	}
+	poll(t, "notifications/tools/list_changed after the change", func() bool { return n.changes() > before })
+	poll(t, "demo__echo left out of the list", func() bool { return !slices.Contains(listNames(t, cs), "demo__echo") })
+	res := call(t, cs, "demo__echo", map[string]any{"text": "x"})
+	if !res.IsError || !strings.Contains(text(res), "changed its definition") {
+		t.Fatalf("changed echo = %v %q", res.IsError, text(res))
+	}
+	cs.Close()
+	u.findRecord(t, map[string]any{"kind": "tool_definition", "tool": "demo__echo", "result": "deny"})
+	u.findRecord(t, map[string]any{"kind": "tool_call", "tool": "demo__echo", "result": "deny"})
+}
+
+// Progress of a call in flight reaches the client under its own token;
+// the upstream's log message reaches the server's log and the client.
+func TestE2EUpstreamProgressAndLogs(t *testing.T) {
+	u := newUpstreamEnv(t, defaultNetwork, "", "")
+	var stderr strings.Builder
+	var n notes
+	cs := u.connectNotes(t, &stderr, &n)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if err := cs.SetLoggingLevel(ctx, &mcp.SetLoggingLevelParams{Level: "info"}); err != nil {
+		t.Fatal(err)
+	}
+	params := &mcp.CallToolParams{Name: "demo__work", Arguments: map[string]any{"steps": 5}}
+	params.SetProgressToken("client-tok-7")
+	res, err := cs.CallTool(ctx, params)
+	if err != nil || res.IsError || text(res) != "worked" {
+		t.Fatalf("work = %v %v", res, err)
+	}
+	n.mu.Lock()
+	progress, logs := slices.Clone(n.progress), slices.Clone(n.logs)
+	n.mu.Unlock()
+	// Each step is 100 ms apart: the last may be handled after the
+	// answer and dropped, the others are passed on.
+	if len(progress) < 3 || progress[0] != "client-tok-7 step 1" {
+		t.Errorf("progress = %v, want steps under the client's token", progress)
+	}
+	if !slices.Contains(logs, "warning working in 5 steps") {
+		t.Errorf("log messages = %v", logs)
+	}
+	if !strings.Contains(stderr.String(), "working in 5 steps") {
+		t.Error("the upstream's log message is not in the server's log")
+	}
+}
+
+// An upstream whose first start fails is retried: calls meanwhile are
+// refused with the reason, and once it is up its tools are offered and
+// the client is told.
+func TestE2EUpstreamFailedFirstStartIsRetried(t *testing.T) {
+	u := newUpstreamEnv(t, defaultNetwork, "      START_GATE: \"${START_GATE}\"\n", "")
+	gate := filepath.Join(u.workspace, "gate") // the upstream may look there
+	u.vars = append(u.vars, "START_GATE="+gate)
+	var stderr strings.Builder
+	var n notes
+	cs := u.connectNotes(t, &stderr, &n)
+	if got := listNames(t, cs); slices.Contains(got, "demo__echo") {
+		t.Fatalf("tools before the upstream is up = %v", got)
+	}
+	if !strings.Contains(stderr.String(), "upstream server not started; it is being retried") {
+		t.Error("the start-up log does not say the upstream is being retried")
+	}
+	res := call(t, cs, "demo__echo", map[string]any{"text": "early"})
+	if !res.IsError || !strings.Contains(text(res), `upstream server "demo" has not come up yet`) || !strings.Contains(text(res), "retried") {
+		t.Fatalf("call before the upstream is up = %v %q", res.IsError, text(res))
+	}
+	if err := os.WriteFile(gate, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "notifications/tools/list_changed", func() bool { return n.changes() > 0 })
+	poll(t, "demo__echo listed", func() bool { return slices.Contains(listNames(t, cs), "demo__echo") })
+	if res := call(t, cs, "demo__echo", map[string]any{"text": "late"}); res.IsError || text(res) != "late" {
+		t.Fatalf("call once up = %v %q", res.IsError, text(res))
+	}
+	cs.Close()
+	starts := 0
+	for _, r := range u.records(t) {
+		if r["kind"] == "upstream" && r["result"] == "allow" {
+			starts++
+		}
+	}
+	if starts < 2 {
+		t.Errorf("%d upstream start records, want at least 2 (the failed start and the one that came up)", starts)
+	}
+}
