@@ -96,6 +96,12 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 	}
 	limiter := ratelimit.New(rateConfig(pol), time.Now)
 	upstreams := startUpstreams(ctx, pol, commands, p.bundle.ownEnv(), alog, log)
+	mcps, err := startMCPPlugins(ctx, pol, commands, alog, log)
+	if err != nil {
+		closeAll(upstreams, log)
+		return err
+	}
+	upstreams = append(upstreams, mcps...)
 	srv, err := server.New(server.Options{
 		Version:  version,
 		Logger:   log,

@@ -27,6 +27,27 @@
 // a [*ManifestError] naming the file. Other plugins that read plugin
 // directories (type mcp) use it too and call [ClaimType].
 //
+// # Type mcp
+//
+// A manifest of type mcp names an MCP server instead of tools:
+//
+//	name: notes
+//	version: 1.0.0
+//	type: mcp
+//	executable: server.mjs      # relative to the manifest
+//	interpreter: node           # optional, as above
+//	args: [--stdio]             # optional
+//	sha256: 3b0c…               # optional: pins the executable (checked at every start)
+//	env: [NOTES_TOKEN]          # optional
+//	tool_prefix: notes__        # optional; absent means "<name>__"
+//	sandbox: {paths: [/srv/notes], ports: [443]}
+//
+// It is served like an entry of the policy's servers: section (the
+// upstream plugin: tool pins, restarts, notifications), its process
+// started and confined like an external plugin's. This package leaves
+// such manifests to whoever claimed the type; tools and mode are refused
+// in them.
+//
 // # The protocol
 //
 // Per call (the default), the executable starts, reads one JSON object

@@ -52,6 +52,9 @@ type Manifest struct {
 	Env         []string   `yaml:"env"`
 	Sandbox     *Sandbox   `yaml:"sandbox"`
 	Tools       []ToolSpec `yaml:"tools"`
+	// ToolPrefix (type mcp) is put before the names of the server's
+	// tools; absent means "<name>__".
+	ToolPrefix *string `yaml:"tool_prefix"`
 
 	// File is the manifest's absolute path; Dir its directory with
 	// symlinks resolved; ExecutablePath the executable's real path
@@ -113,6 +116,7 @@ var (
 	envVarName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
 	hexSHA256  = regexp.MustCompile(`^[0-9a-f]{64}$`)
 	bareName   = regexp.MustCompile(`^[A-Za-z0-9_.+-]+$`)
+	toolPrefix = regexp.MustCompile(`^[A-Za-z0-9_.-]{0,64}$`)
 )
 
 // Load reads dir/manifest.yaml, validates it and finds its executable,
@@ -249,6 +253,17 @@ func (m *Manifest) validate() error {
 	if m.Type == TypeExternal && len(m.Tools) == 0 {
 		return m.errf("a plugin of type external needs at least one tool")
 	}
+	if m.Type == TypeMCP && len(m.Tools) > 0 {
+		return m.errf("a plugin of type mcp lists no tools: they come from its server (tools/list)")
+	}
+	if m.ToolPrefix != nil {
+		if m.Type != TypeMCP {
+			return m.errf("tool_prefix applies to type mcp only")
+		}
+		if !toolPrefix.MatchString(*m.ToolPrefix) {
+			return m.errf("tool_prefix %q: want letters, digits, _ . - (at most 64)", *m.ToolPrefix)
+		}
+	}
 	seen := map[string]bool{}
 	for i := range m.Tools {
 		t := &m.Tools[i]
@@ -319,6 +334,31 @@ func (m *Manifest) resolve() error {
 	return nil
 }
 
+// Prefix is what the names of a type mcp plugin's tools start with.
+func (m *Manifest) Prefix() string {
+	if m.ToolPrefix != nil {
+		return *m.ToolPrefix
+	}
+	return m.Name + "__"
+}
+
+// CheckSHA256 checks the executable against the manifest's sha256 again
+// (a long-lived server is started again after a crash); nil when the
+// manifest pins none.
+func (m *Manifest) CheckSHA256() error {
+	if m.SHA256 == "" {
+		return nil
+	}
+	sum, err := fileSHA256(m.ExecutablePath)
+	if err != nil {
+		return m.errf("executable %s: %v", m.ExecutablePath, err)
+	}
+	if sum != m.SHA256 {
+		return m.errf("sha256 mismatch: executable %s has sha256 %s, the manifest pins %s", m.ExecutablePath, sum, m.SHA256)
+	}
+	return nil
+}
+
 // Program is the argv the manifest runs and the program to start: the
 // executable, or the interpreter with the executable as its first
 // argument.
@@ -339,7 +379,8 @@ func (m *Manifest) LaunchSpec(lookup func(string) (string, bool)) *plugin.Launch
 			env[name] = v
 		}
 	}
-	spec := &plugin.LaunchSpec{Plugin: m.Name, Dir: m.Dir, Path: path, Args: argv, Env: env, LongLived: m.Mode == ModePersistent}
+	spec := &plugin.LaunchSpec{Plugin: m.Name, Dir: m.Dir, Path: path, Args: argv, Env: env,
+		LongLived: m.Mode == ModePersistent || m.Type == TypeMCP}
 	if m.Sandbox != nil {
 		spec.Paths, spec.Ports = m.Sandbox.Paths, m.Sandbox.Ports
 	}
