@@ -125,6 +125,12 @@ func TestE2EMCPPluginManifest(t *testing.T) {
 		t.Errorf("start record input = %v", in)
 	}
 
+	t.Run("policy-check-warns", func(t *testing.T) {
+		out, err := exec.Command(binPath, "policy", "check", "--policy", e.policy).CombinedOutput()
+		if code := exitCode(err); code != 0 || !strings.Contains(string(out), "warning: MCP plugin left out: "+clash) {
+			t.Errorf("policy check: exit %d, %s", code, out)
+		}
+	})
 	t.Run("strict", func(t *testing.T) {
 		e.write(t, "policy.yaml", strings.Replace(mustRead(t, e.policy), "plugins:\n", "plugins:\n  strict: true\n", 1))
 		cmd := e.command()

@@ -40,7 +40,7 @@ func externalWarnings(pol *policy.Policy) []string {
 			out = append(out, "external plugin left out: "+err.Error())
 		}
 	}
-	return out
+	return append(out, mcpWarnings(pol)...)
 }
 
 // pluginOrder is the order plugins are built in: the external plugin

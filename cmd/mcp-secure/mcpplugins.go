@@ -78,16 +78,27 @@ func newMCPPlugin(pol *policy.Policy, m *external.Manifest, launcher plugin.Laun
 	if other, dup := prefixes[prefix]; dup {
 		return bad("tool prefix %q is also the prefix of %s", prefix, other)
 	}
-	if launcher == nil {
-		return bad("this server has no plugin launcher")
-	}
 	spec := m.LaunchSpec(os.LookupEnv)
 	spec.Server, spec.LongLived = m.Name, true // every start audited, kind upstream
-	desc, err := launcher.LaunchConfinement(spec)
-	if err != nil {
-		return bad("%v", err)
+	var desc string
+	if launcher != nil { // nil: only the manifests are checked (policy check)
+		var err error
+		if desc, err = launcher.LaunchConfinement(spec); err != nil {
+			return bad("%v", err)
+		}
 	}
 	return mcpPlugin{m: m, prefix: prefix, spec: spec, desc: desc}, nil
+}
+
+// mcpWarnings are the problems of type mcp manifests that serve would
+// report (policy check).
+func mcpWarnings(pol *policy.Policy) []string {
+	_, errs := mcpPlugins(pol, nil)
+	out := make([]string, 0, len(errs))
+	for _, err := range errs {
+		out = append(out, "MCP plugin left out: "+err.Error())
+	}
+	return out
 }
 
 // startMCPPlugins starts the MCP servers of the type mcp manifests. A
@@ -95,6 +106,9 @@ func newMCPPlugin(pol *policy.Policy, m *external.Manifest, launcher plugin.Laun
 // plugins.strict it is an error. A server whose first start fails is
 // retried, as for servers:.
 func startMCPPlugins(ctx context.Context, pol *policy.Policy, launcher plugin.Launcher, alog *audit.Logger, log *slog.Logger) ([]plugin.Plugin, error) {
+	if launcher == nil {
+		return nil, errors.New("MCP plugins: this server has no plugin launcher")
+	}
 	ps, errs := mcpPlugins(pol, launcher)
 	if len(errs) > 0 && pol.External.Strict {
 		return nil, fmt.Errorf("plugins.external: %w (plugins.strict is set)", errors.Join(errs...))

@@ -194,3 +194,34 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// A type mcp manifest: its prefix, a long-lived process, and the
+// executable checked again at each start.
+func TestMCPManifest(t *testing.T) {
+	sum := sha256.Sum256([]byte("#!/bin/sh\necho hi\n"))
+	dir := writePlugin(t, "name: up\nversion: 1\ntype: mcp\nexecutable: run\nsha256: "+hex.EncodeToString(sum[:])+"\n", 0o755)
+	m, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Prefix() != "up__" {
+		t.Errorf("default prefix = %q", m.Prefix())
+	}
+	if !m.LaunchSpec(func(string) (string, bool) { return "", false }).LongLived {
+		t.Error("an MCP server's process is not long-lived")
+	}
+	if err := m.CheckSHA256(); err != nil {
+		t.Errorf("unchanged executable: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "run"), []byte("#!/bin/sh\necho swapped\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.CheckSHA256(); err == nil || !strings.Contains(err.Error(), "sha256 mismatch") || !strings.Contains(err.Error(), filepath.Join(dir, ManifestName)) {
+		t.Errorf("swapped executable: %v", err)
+	}
+	empty := ""
+	m.ToolPrefix = &empty
+	if m.Prefix() != "" {
+		t.Errorf("empty prefix = %q", m.Prefix())
+	}
+}

@@ -70,9 +70,13 @@ func (u *Upstream) supervise(cs *mcp.ClientSession, proc plugin.Process) {
 			cs, proc = nil, nil
 			continue
 		}
+		// A listing of the old session still under way is offered
+		// first, then this one.
+		u.listing.Lock()
 		u.mu.Lock()
 		if u.closed {
 			u.mu.Unlock()
+			u.listing.Unlock()
 			cs.Close()
 			proc.Kill()
 			proc.Wait()
@@ -80,8 +84,9 @@ func (u *Upstream) supervise(cs *mcp.ClientSession, proc plugin.Process) {
 		}
 		u.session, u.proc, u.down = cs, proc, ""
 		u.mu.Unlock()
-		started = time.Now()
 		u.offer(listed)
+		u.listing.Unlock()
+		started = time.Now()
 		if everUp {
 			u.log.Info("upstream server restarted", "tools", len(listed))
 		} else {

@@ -152,8 +152,12 @@ func New(ctx context.Context, cfg Config) (*Upstream, error) {
 		go u.supervise(nil, nil)
 		return u, fmt.Errorf("%w: %w", ErrNotStarted, err)
 	}
+	u.listing.Lock()
+	u.mu.Lock()
 	u.session, u.proc = cs, proc
+	u.mu.Unlock()
 	u.offer(listed)
+	u.listing.Unlock()
 	go u.supervise(cs, proc)
 	return u, nil
 }
@@ -269,10 +273,9 @@ func (u *Upstream) start(ctx context.Context) (*mcp.ClientSession, plugin.Proces
 }
 
 // list lists every tool (all pages), pins or compares each definition
-// and records the hashes offered now.
+// (offer records them as the hashes offered now).
 func (u *Upstream) list(ctx context.Context, cs *mcp.ClientSession) ([]listedTool, error) {
 	var out []listedTool
-	hashes := map[string]string{}
 	for t, err := range cs.Tools(ctx, nil) {
 		if err != nil {
 			return nil, fmt.Errorf("upstream %s: tools/list: %w", u.cfg.Name, err)
@@ -299,19 +302,20 @@ func (u *Upstream) list(ctx context.Context, cs *mcp.ClientSession) ([]listedToo
 		if err != nil {
 			return nil, fmt.Errorf("upstream %s: pinning %q: %w", u.cfg.Name, t.Name, err)
 		}
-		hashes[t.Name] = h
 		out = append(out, listedTool{tool: t, def: def, hash: h})
 	}
-	u.mu.Lock()
-	u.hashes = hashes
-	u.mu.Unlock()
 	return out, nil
 }
 
-// offer turns a listing into the plugin's tools.
+// offer turns a listing into the plugin's tools and the hashes of the
+// definitions offered now.
 func (u *Upstream) offer(listed []listedTool) {
 	sort.Slice(listed, func(i, j int) bool { return listed[i].def.Tool < listed[j].def.Tool })
 	var tools []plugin.Tool
+	hashes := make(map[string]string, len(listed))
+	for _, l := range listed {
+		hashes[l.def.Name] = l.hash
+	}
 	for _, l := range listed {
 		name := l.def.Tool
 		if !toolName.MatchString(name) {
@@ -341,7 +345,7 @@ func (u *Upstream) offer(listed []listedTool) {
 		tools = append(tools, t)
 	}
 	u.mu.Lock()
-	u.tools = tools
+	u.tools, u.hashes = tools, hashes
 	u.mu.Unlock()
 }
 
