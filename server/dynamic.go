@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"maps"
 	"reflect"
 	"slices"
 
@@ -55,13 +56,7 @@ func (s *Server) refresh(pl plugin.Plugin) {
 		s.pipe.tools.del(removed...)
 		s.mcp.RemoveTools(removed...)
 	}
-	for _, name := range slices.Sorted(func(yield func(string) bool) {
-		for n := range now {
-			if !yield(n) {
-				return
-			}
-		}
-	}) {
+	for _, name := range slices.Sorted(maps.Keys(now)) {
 		t := now[name]
 		old, ok := s.pipe.tools.get(name)
 		switch {
