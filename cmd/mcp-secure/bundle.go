@@ -123,7 +123,7 @@ func checkSnapshot(ctx context.Context, cfg bundle.Config, s bundle.Snapshot) (*
 // openBundle opens the bundle source and checks its current bundle. The
 // source polls on; onChange hears of every later bundle that passed the
 // same checks.
-func openBundle(ctx context.Context, b bundleParams, log *slog.Logger, onChange func(bundle.Snapshot)) (*checked, *bundle.Source, error) {
+func openBundle(ctx context.Context, b bundleParams, log *slog.Logger, onChange func(bundle.Snapshot), onRefuse func(bundle.Refusal)) (*checked, *bundle.Source, error) {
 	cfg, err := b.config()
 	if err != nil {
 		return nil, nil, &exitErr{code: exitUsage, err: err}
@@ -144,6 +144,7 @@ func openBundle(ctx context.Context, b bundleParams, log *slog.Logger, onChange 
 			return err
 		},
 		OnChange: onChange,
+		OnRefuse: onRefuse,
 		Logger:   log,
 	})
 	if err != nil {
@@ -187,13 +188,22 @@ func servePolicy(ctx context.Context, p serveParams, log *slog.Logger) (*checked
 		case p.bundleChanged <- struct{}{}:
 		default: // a reload is pending already: it reads Current
 		}
+	}, func(r bundle.Refusal) {
+		// Queued until the audit log is open (a refusal can come while
+		// start-up waits for the first download).
+		select {
+		case p.bundleRefused <- r:
+		default:
+			log.Error("bundle refusal not audited: too many pending", "refused_revision", r.Revision, "err", r.Err)
+		}
 	})
 }
 
 // reloadBundles makes the reloader take the policy from src: on each new
 // bundle (and on SIGHUP, or when a local bundle file changes) it checks
 // src's current bundle as at start-up, and the audit label follows the
-// revision in force. The returned function stops it.
+// revision in force. Each bundle src refused is audited (policy_reload,
+// result deny). The returned function stops it.
 func reloadBundles(ctx context.Context, p serveParams, src *bundle.Source, rl *reloader, alog *audit.Logger) (stop func()) {
 	cfg, err := p.bundle.config()
 	if err != nil {
@@ -218,8 +228,21 @@ func reloadBundles(ctx context.Context, p serveParams, src *bundle.Source, rl *r
 				return
 			case <-p.bundleChanged:
 				rl.reload(ctx, "bundle revision "+src.Current().Revision)
+			case r := <-p.bundleRefused:
+				rl.refused(ctx, cfg.Location, r)
 			}
 		}
 	}()
 	return func() { cancel(); <-done }
+}
+
+// bundleRefusals is how many refusals wait for the audit log at most.
+const bundleRefusals = 16
+
+// refused writes the policy_reload record of a bundle the source
+// refused: result deny, the refused revision and the reason; the label
+// bundle_revision names the revision that stays in force.
+func (r *reloader) refused(ctx context.Context, location string, ref bundle.Refusal) {
+	change := &audit.PolicyChange{Source: location, Trigger: "bundle download", Revision: ref.Revision}
+	r.record(ctx, audit.ResultDeny, change, fmt.Errorf("bundle refused; revision %q stays in force: %w", ref.InForce, ref.Err), 0)
 }

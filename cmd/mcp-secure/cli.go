@@ -15,6 +15,7 @@ import (
 
 	"github.com/mcp-secure/mcp-secure/server"
 	"github.com/mcp-secure/mcp-secure/server/audit"
+	"github.com/mcp-secure/mcp-secure/server/bundle"
 )
 
 // Exit codes.
@@ -161,7 +162,8 @@ type serveParams struct {
 	// changes; 0 leaves reloads to SIGHUP.
 	reloadEvery   time.Duration
 	bundle        bundleParams
-	bundleChanged chan struct{} // a new bundle is current (buffered, 1)
+	bundleChanged chan struct{}       // a new bundle is current (buffered, 1)
+	bundleRefused chan bundle.Refusal // refused bundles to audit (buffered)
 }
 
 func parseServe(args []string, stdout io.Writer) (serveParams, error) {

@@ -78,6 +78,13 @@ func newBundleFixture(t *testing.T, dir string) *bundleFixture {
 // publish signs and serves a bundle: policy data and one module.
 func (f *bundleFixture) publish(t *testing.T, revision string, policy map[string]any, module string) {
 	t.Helper()
+	f.publishWith(t, revision, policy, module, nil)
+}
+
+// publishWith is publish with tamper, when not nil, changing the bundle
+// after it was signed.
+func (f *bundleFixture) publishWith(t *testing.T, revision string, policy map[string]any, module string, tamper func(*opabundle.Bundle)) {
+	t.Helper()
 	b := opabundle.Bundle{
 		Manifest: opabundle.Manifest{Revision: revision},
 		Data:     map[string]any{"mcp_secure": map[string]any{"policy": policy}},
@@ -86,6 +93,9 @@ func (f *bundleFixture) publish(t *testing.T, revision string, policy map[string
 	b.Manifest.Init()
 	if err := b.GenerateSignature(opabundle.NewSigningConfig(f.priv, "RS256", ""), "fleet", false); err != nil {
 		t.Fatal(err)
+	}
+	if tamper != nil {
+		tamper(&b)
 	}
 	var buf bytes.Buffer
 	if err := opabundle.NewWriter(&buf).DisableFormat(true).Write(b); err != nil {

@@ -241,7 +241,7 @@ func (r *reloader) reload(ctx context.Context, trigger string) bool {
 		chk, err = checkPolicy(ctx, r.file)
 	}
 	if err == nil {
-		change.Source = chk.pol.Source()
+		change.Source, change.Revision = chk.pol.Source(), chk.revision
 		r.stamps = stampAll(watched(chk.pol))
 		change.NewHash, err = policyHash(chk.pol)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/mcp-secure/mcp-secure/server"
 	"github.com/mcp-secure/mcp-secure/server/audit"
+	"github.com/mcp-secure/mcp-secure/server/bundle"
 	"github.com/mcp-secure/mcp-secure/server/engine"
 	"github.com/mcp-secure/mcp-secure/server/guard"
 	"github.com/mcp-secure/mcp-secure/server/policy"
@@ -21,6 +22,7 @@ import (
 
 func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer, log *slog.Logger) error {
 	p.bundleChanged = make(chan struct{}, 1)
+	p.bundleRefused = make(chan bundle.Refusal, bundleRefusals)
 	chk, src, err := servePolicy(ctx, p, log)
 	if err != nil {
 		return err

@@ -24,6 +24,9 @@ type PolicyChange struct {
 	// values were not applied and the old ones stay in force.
 	Kept    []string
 	Trigger string // what asked for the reload: signal, file change
+	// Revision is the bundle revision the record is about (a policy
+	// from an OPA bundle): the one applied, or the one refused.
+	Revision string
 }
 
 // dryRun encodes d; the reasons and error may carry what a client sent
@@ -68,6 +71,11 @@ func (e *encoder) policyChange(p *PolicyChange) {
 	if p.Trigger != "" {
 		e.field("trigger")
 		e.quote(p.Trigger)
+	}
+	if p.Revision != "" {
+		// A bundle service chose it: redacted like a client's string.
+		e.field("revision")
+		e.str(p.Revision)
 	}
 	e.buf = append(e.buf, '}')
 }

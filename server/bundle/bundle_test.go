@@ -272,7 +272,22 @@ func TestService(t *testing.T) {
 	defer ts.Close()
 	state := filepath.Join(t.TempDir(), "state")
 	var changes atomic.Int64
-	opts := &bundle.Options{Check: check(t.TempDir()), OnChange: func(bundle.Snapshot) { changes.Add(1) }}
+	var refMu sync.Mutex
+	var refusals []bundle.Refusal
+	refused := func() []bundle.Refusal {
+		refMu.Lock()
+		defer refMu.Unlock()
+		return append([]bundle.Refusal(nil), refusals...)
+	}
+	opts := &bundle.Options{
+		Check:    check(t.TempDir()),
+		OnChange: func(bundle.Snapshot) { changes.Add(1) },
+		OnRefuse: func(r bundle.Refusal) {
+			refMu.Lock()
+			refusals = append(refusals, r)
+			refMu.Unlock()
+		},
+	}
 	src, err := bundle.Open(t.Context(), remoteConfig(t, ts.URL, state), opts)
 	if err != nil {
 		t.Fatal(err)
@@ -320,14 +335,38 @@ func TestService(t *testing.T) {
 		if got := src.Current().Revision; got != "v1" {
 			t.Errorf("%s: revision %q, want v1 kept", name, got)
 		}
+		rs := refused()
+		if len(rs) == 0 || rs[len(rs)-1].InForce != "v1" || rs[len(rs)-1].Err == nil {
+			t.Fatalf("%s: refusal not reported: %+v", name, rs)
+		}
+		// OPA's reader hands out no bundle that failed verification:
+		// the revision is known only for bundles refused after it.
+		if r := rs[len(rs)-1]; name == "widening module" && r.Revision != "bad-wide" || name == "other key id" && r.Revision != "bad-kid" {
+			t.Errorf("%s: refused revision %q", name, r.Revision)
+		}
 	}
-	// The service is down: v1 stays.
+	if n := len(refused()); n != len(bad) {
+		t.Errorf("%d refusals reported, want %d", n, len(bad))
+	}
+	// The same refusal again (OPA asks again for a bundle that failed
+	// verification) is counted but not reported twice.
+	failed := src.Stats().Failed.Load()
+	svc.set(bad["wrong key"], `"wrong key"`)
+	poll()
+	poll()
+	if n := len(refused()); n != len(bad)+1 || src.Stats().Failed.Load() != failed+2 {
+		t.Errorf("repeated refusal: %d reported (want %d), %d failed (want %d)", n, len(bad)+1, src.Stats().Failed.Load(), failed+2)
+	}
+	// The service is down: v1 stays, and that is no refusal.
 	svc.mu.Lock()
 	svc.status = http.StatusInternalServerError
 	svc.mu.Unlock()
 	poll()
 	if got := src.Current().Revision; got != "v1" {
 		t.Errorf("service down: revision %q, want v1", got)
+	}
+	if n := len(refused()); n != len(bad)+1 {
+		t.Errorf("service down reported as a refusal (%d)", n)
 	}
 
 	// A changed, well-signed bundle is picked up and announced.

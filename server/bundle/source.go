@@ -25,6 +25,12 @@ type Options struct {
 	// Current (not for the bundle Open returns with); hot reload hangs
 	// here. Calls come from the downloader's goroutine, one at a time.
 	OnChange func(Snapshot)
+	// OnRefuse is called, outside any lock, for each downloaded bundle
+	// that was refused (Refusal); a refusal that repeats the one before
+	// it is counted and logged but not passed on again. Calls come from
+	// the downloader's goroutine, one at a time, also while Open waits
+	// for the first download.
+	OnRefuse func(Refusal)
 	// Logger receives OPA's and this package's log lines.
 	Logger *slog.Logger
 }
@@ -42,6 +48,8 @@ type Source struct {
 	first   chan struct{} // closed by the first download result
 	once    sync.Once
 	opened  atomic.Bool // OnChange is called only after Open returned
+
+	lastRefusal string // Refusal.key of the last refusal, under mu
 
 	stats Stats
 }
@@ -169,6 +177,9 @@ func (s *Source) update(_ context.Context, u download.Update) error {
 	defer s.once.Do(func() { close(s.first) })
 	rev := s.Current().Revision
 	switch {
+	case u.Error != nil && !downloadFailed(u.Error):
+		s.refuse(Refusal{InForce: rev, Err: u.Error})
+		return nil
 	case u.Error != nil:
 		s.stats.Failed.Add(1)
 		s.log.Warn("bundle download failed; keeping the last good bundle", "revision", rev, "err", u.Error)
@@ -182,8 +193,7 @@ func (s *Source) update(_ context.Context, u download.Update) error {
 		err = s.check(snap)
 	}
 	if err != nil {
-		s.stats.Failed.Add(1)
-		s.log.Warn("bundle refused; keeping the last good bundle", "revision", rev, "refused_revision", u.Bundle.Manifest.Revision, "err", err)
+		s.refuse(Refusal{Revision: u.Bundle.Manifest.Revision, InForce: rev, ETag: u.ETag, Err: err})
 		return err
 	}
 	snap.ETag = u.ETag
@@ -211,6 +221,7 @@ func (s *Source) check(snap Snapshot) error {
 func (s *Source) install(snap Snapshot) {
 	s.mu.Lock()
 	s.current.Store(&snap)
+	s.lastRefusal = ""
 	s.stats.Accepted.Add(1)
 	s.mu.Unlock()
 	s.log.Info("bundle activated", "revision", snap.Revision)
