@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -33,7 +34,8 @@ type bundleParams struct {
 	longPoll  time.Duration
 	stateDir  string
 	startWait time.Duration
-	once      bool // download once, no polling (policy check)
+	order     string // rollback protection: bundle.Order*
+	once      bool   // download once, no polling (policy check)
 }
 
 func addBundleFlags(fs *flag.FlagSet, b *bundleParams) {
@@ -47,6 +49,7 @@ func addBundleFlags(fs *flag.FlagSet, b *bundleParams) {
 	fs.DurationVar(&b.longPoll, "bundle-long-poll", 0, "long polling timeout (whole seconds; 0: off)")
 	fs.StringVar(&b.stateDir, "bundle-state", "", "`directory` for the last good bundle (default $XDG_STATE_HOME/mcp-secure/bundles/…)")
 	fs.DurationVar(&b.startWait, "bundle-start-timeout", 10*time.Second, "how long start-up waits for the service before it uses the last good bundle")
+	fs.StringVar(&b.order, "bundle-revision-order", "", "rollback protection: refuse a bundle older than the last accepted one, by manifest revision (`natural` or lexical) or by the signature's iat claim (iat)")
 }
 
 // ownEnv are the variables the bundle flags make the server read for its
@@ -64,18 +67,22 @@ func (b bundleParams) config() (bundle.Config, error) {
 		return &n
 	}
 	cfg := bundle.Config{
-		Location:     b.location,
-		Credentials:  bundle.Credentials{BearerTokenEnv: b.tokenEnv},
-		Signing:      bundle.Signing{KeyID: b.keyID, KeyFile: b.keyFile, Algorithm: b.keyAlg},
-		StateDir:     b.stateDir,
-		StartTimeout: b.startWait,
-		Manual:       b.once,
+		Location:      b.location,
+		Credentials:   bundle.Credentials{BearerTokenEnv: b.tokenEnv},
+		Signing:       bundle.Signing{KeyID: b.keyID, KeyFile: b.keyFile, Algorithm: b.keyAlg},
+		StateDir:      b.stateDir,
+		StartTimeout:  b.startWait,
+		Manual:        b.once,
+		RevisionOrder: b.order,
 	}
 	cfg.Polling.MinDelaySeconds, cfg.Polling.MaxDelaySeconds = secs(b.minDelay), secs(b.maxDelay)
 	if b.longPoll > 0 {
 		cfg.Polling.LongPollingTimeoutSeconds = secs(b.longPoll)
 	}
 	if !cfg.Remote() {
+		if b.order != "" {
+			return cfg, errors.New("--bundle-revision-order applies to a bundle service only")
+		}
 		abs, err := filepath.Abs(b.location)
 		if err != nil {
 			return cfg, err

@@ -115,3 +115,51 @@ func TestE2EBundleRefused(t *testing.T) {
 		t.Error("a refused bundle was applied")
 	}
 }
+
+// TestE2EBundleRollback runs the server with --bundle-revision-order
+// natural: after fleet-10, the service serves the older, validly signed
+// fleet-9 (whose rule set is weaker). It is refused and audited, calls
+// stay decided by fleet-10; a restart while the service still serves
+// fleet-9 starts on the persisted fleet-10 and audits the refusal.
+func TestE2EBundleRollback(t *testing.T) {
+	e := newEnv(t, "")
+	e.vars = append(e.vars, "MCP_SECURE_BUNDLE_TOKEN="+bundleToken)
+	f := newBundleFixture(t, e.dir)
+	pol := map[string]any{
+		"version": "1.0",
+		"audit":   map[string]any{"log_file": e.audit},
+		"tools":   map[string]any{"timeout": 10, "rate_limits": map[string]any{"default": 600}},
+	}
+	const rule = "package mcp.tools\n\ndeny contains \"the fleet policy turns list_categories off\" if input.tool == \"list_categories\"\n"
+	const weaker = "package mcp.tools\n\ndeny contains \"nothing\" if input.tool == \"no_such_tool\"\n"
+	state := filepath.Join(e.dir, "bundle-state")
+	args := append(f.args(state), "--bundle-revision-order", "natural")
+
+	f.publish(t, "fleet-10", pol, rule)
+	cs := connectArgs(t, e, args)
+	stillDenied(t, e, cs, "fleet-10")
+	f.publish(t, "fleet-9", pol, weaker)
+	r := e.waitRecords(t, 1, 20*time.Second, bundleRefusal)[0]
+	if p, _ := r["policy"].(map[string]any); p["revision"] != "fleet-9" {
+		t.Errorf("refusal policy %v, want revision fleet-9", p)
+	}
+	if msg, _ := r["error"].(string); !strings.Contains(msg, "bundle rollback") || !strings.Contains(msg, `"fleet-10"`) {
+		t.Errorf("refusal error %q, want a rollback below fleet-10", msg)
+	}
+	stillDenied(t, e, cs, "fleet-10")
+	cs.Close()
+
+	// Restart: the service still offers fleet-9.
+	cs = connectArgs(t, e, args)
+	stillDenied(t, e, cs, "fleet-10")
+	e.waitRecords(t, 2, 20*time.Second, bundleRefusal)
+	cs.Close()
+
+	// Without the order, the same service would roll the server back:
+	// what the flag defends against.
+	cs = connectArgs(t, e, f.args(state))
+	res := call(t, cs, "list_categories", map[string]any{})
+	if res.IsError {
+		t.Fatalf("without --bundle-revision-order, fleet-9 was expected to be taken: %s", text(res))
+	}
+}

@@ -72,6 +72,7 @@ type spec struct {
 	signKey  string // PEM private key; "" leaves the bundle unsigned
 	kid      string // key id the signature names; "" means keyID
 	extra    map[string]any
+	iat      int64 // when set, the signature's iat claim
 }
 
 func defaultPolicy() map[string]any {
@@ -98,7 +99,14 @@ func build(t *testing.T, s spec) []byte {
 		if kid == "" {
 			kid = keyID
 		}
-		if err := b.GenerateSignature(opabundle.NewSigningConfig(s.signKey, "RS256", ""), kid, false); err != nil {
+		claims := ""
+		if s.iat != 0 {
+			claims = filepath.Join(t.TempDir(), "claims.json")
+			if err := os.WriteFile(claims, fmt.Appendf(nil, `{"iat": %d}`, s.iat), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := b.GenerateSignature(opabundle.NewSigningConfig(s.signKey, "RS256", claims), kid, false); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -29,8 +29,13 @@ type Config struct {
 	Manual bool
 	// Signing verifies .signatures.json. Required for a service.
 	Signing Signing
-	// StateDir keeps the last good bundle of a service (0700).
+	// StateDir keeps the last good bundle of a service (0700), and the
+	// revision floor of RevisionOrder.
 	StateDir string
+	// RevisionOrder, when set (OrderNatural, OrderLexical,
+	// OrderIssuedAt), refuses a downloaded bundle older than the last
+	// accepted one: rollback protection. See order.go.
+	RevisionOrder string
 	// StartTimeout bounds the first download at Open; after it Open
 	// falls back to the persisted bundle. Zero means 10 s.
 	StartTimeout time.Duration

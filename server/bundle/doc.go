@@ -31,5 +31,17 @@
 // becomes Current. A failed, unsigned, badly signed or refused download
 // keeps the last good bundle, which is persisted (0600, in a 0700
 // directory) with its ETag so a restart without the service still starts
-// on it; a persisted copy is verified again when it is read.
+// on it; a persisted copy is verified again when it is read. Each refused
+// bundle is handed to Options.OnRefuse (the server audits it); a service
+// that fails to answer is not a refusal.
+//
+// # Rollback protection
+//
+// OPA accepts any validly signed bundle, also an older one: a service,
+// or whoever can replay its old answers, could take the policy back.
+// With Config.RevisionOrder a downloaded bundle older than the last
+// accepted one is refused: by manifest revision (natural or lexical
+// order; the manifest is covered by the signature) or by the iat claim
+// of the signature. The last accepted revision and iat are persisted in
+// StateDir (bundle.floor.json) and hold across restarts.
 package bundle

@@ -22,6 +22,9 @@ type Snapshot struct {
 	Revision string
 	// ETag is the service's ETag for the bundle ("" for a local bundle).
 	ETag string
+	// IssuedAt is the iat claim of the bundle's signature (seconds since
+	// the epoch); 0 when it has none.
+	IssuedAt int64
 }
 
 // PolicyRoot is the data path of the policy document in a bundle.
@@ -68,7 +71,7 @@ func snapshotOf(b *opabundle.Bundle, keyID string) (Snapshot, error) {
 		}
 		mods[name] = string(m.Raw)
 	}
-	return Snapshot{Policy: pol, Modules: mods, Revision: b.Manifest.Revision, ETag: b.Etag}, nil
+	return Snapshot{Policy: pol, Modules: mods, Revision: b.Manifest.Revision, ETag: b.Etag, IssuedAt: issuedAt(b)}, nil
 }
 
 // reader returns OPA's bundle reader over loader with verification vc.

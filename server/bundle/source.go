@@ -50,6 +50,7 @@ type Source struct {
 	opened  atomic.Bool // OnChange is called only after Open returned
 
 	lastRefusal string // Refusal.key of the last refusal, under mu
+	floor       *floor // the last accepted bundle's revision, under mu
 
 	stats Stats
 }
@@ -81,6 +82,9 @@ func Open(ctx context.Context, cfg Config, opts *Options) (*Source, error) {
 		return nil, err
 	}
 	s.vc = vc
+	if err := validOrder(cfg.RevisionOrder); err != nil {
+		return nil, err
+	}
 	if !cfg.Remote() {
 		snap, err := readLocal(cfg.Location, vc, cfg.Signing.KeyID)
 		if err != nil {
@@ -91,6 +95,12 @@ func Open(ctx context.Context, cfg Config, opts *Options) (*Source, error) {
 		}
 		s.current.Store(&snap)
 		return s, nil
+	}
+	if s.floor, err = loadFloor(cfg.StateDir); err != nil {
+		if cfg.RevisionOrder != OrderNone {
+			return nil, fmt.Errorf("%w: %w (rollback protection needs it; remove the file to trust the next bundle)", ErrConfig, err)
+		}
+		s.log.Warn("persisted revision floor not used", "err", err)
 	}
 	if err := s.restore(); err != nil {
 		s.log.Warn("persisted bundle not used", "err", err)
@@ -122,11 +132,18 @@ func (s *Source) restore() error {
 	if err != nil {
 		return err
 	}
+	if err := notOlder(s.cfg.RevisionOrder, s.floor, snap); err != nil {
+		return err
+	}
 	if err := s.check(snap); err != nil {
 		return err
 	}
 	snap.ETag = etag
 	s.current.Store(&snap)
+	if s.floor == nil {
+		f := floorOf(snap)
+		s.floor = &f
+	}
 	s.log.Info("persisted bundle loaded", "revision", snap.Revision)
 	return nil
 }
@@ -190,6 +207,12 @@ func (s *Source) update(_ context.Context, u download.Update) error {
 	}
 	snap, err := snapshotOf(u.Bundle, s.cfg.Signing.KeyID)
 	if err == nil {
+		s.mu.Lock()
+		f := s.floor
+		s.mu.Unlock()
+		err = notOlder(s.cfg.RevisionOrder, f, snap)
+	}
+	if err == nil {
 		err = s.check(snap)
 	}
 	if err != nil {
@@ -203,6 +226,9 @@ func (s *Source) update(_ context.Context, u download.Update) error {
 	}
 	if err == nil && len(raw) > 0 {
 		err = persist(s.cfg.StateDir, raw, u.ETag)
+	}
+	if err == nil {
+		err = persistFloor(s.cfg.StateDir, floorOf(snap))
 	}
 	if err != nil {
 		s.log.Warn("bundle accepted but not persisted", "err", err)
@@ -219,8 +245,10 @@ func (s *Source) check(snap Snapshot) error {
 }
 
 func (s *Source) install(snap Snapshot) {
+	f := floorOf(snap)
 	s.mu.Lock()
 	s.current.Store(&snap)
+	s.floor = &f
 	s.lastRefusal = ""
 	s.stats.Accepted.Add(1)
 	s.mu.Unlock()

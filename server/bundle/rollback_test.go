@@ -1,0 +1,135 @@
+package bundle_test
+
+import (
+	"errors"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mcp-secure/mcp-secure/server/bundle"
+)
+
+// TestRollback serves bundles out of order to a source with a revision
+// order: an older one is refused (ErrRollback, reported), a newer one
+// accepted; the floor survives a restart, also when the persisted bundle
+// is gone.
+func TestRollback(t *testing.T) {
+	priv, _, _ := keys(t)
+	t.Setenv("MCP_SECURE_TEST_BUNDLE_TOKEN", "s3cret")
+	type step struct {
+		revision string
+		iat      int64
+		want     string // the revision in force after the poll
+		refused  bool
+	}
+	tests := map[string]struct {
+		order string
+		first step
+		steps []step
+		// restart: served at a restart with nothing persisted but the
+		// floor; refused means Open fails.
+		restart step
+	}{
+		"natural": {
+			order: bundle.OrderNatural,
+			first: step{revision: "fleet-9"},
+			steps: []step{
+				{revision: "fleet-10", want: "fleet-10"},
+				{revision: "fleet-9", want: "fleet-10", refused: true},
+				{revision: "fleet-10", want: "fleet-10"},
+				{revision: "", want: "fleet-10", refused: true},
+				{revision: "fleet-11", want: "fleet-11"},
+			},
+			restart: step{revision: "fleet-10", refused: true},
+		},
+		"lexical": {
+			order: bundle.OrderLexical,
+			first: step{revision: "20261202T0700Z"},
+			steps: []step{
+				{revision: "20261201T2300Z", want: "20261202T0700Z", refused: true},
+				{revision: "20261202T0800Z", want: "20261202T0800Z"},
+			},
+			restart: step{revision: "20261202T0800Z", want: "20261202T0800Z"},
+		},
+		"iat": {
+			order: bundle.OrderIssuedAt,
+			first: step{revision: "b", iat: 2000},
+			steps: []step{
+				{revision: "z", iat: 1999, want: "b", refused: true},
+				{revision: "z", want: "b", refused: true}, // no iat
+				{revision: "a", iat: 2001, want: "a"},
+			},
+			restart: step{revision: "c", iat: 2000, refused: true},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			svc := &service{token: "s3cret"}
+			n := 0
+			serve := func(s step) {
+				n++
+				svc.set(build(t, spec{revision: s.revision, iat: s.iat, policy: defaultPolicy(), signKey: priv}), `"`+string(rune('a'+n))+`"`)
+			}
+			ts := httptest.NewServer(svc)
+			defer ts.Close()
+			state := filepath.Join(t.TempDir(), "state")
+			var mu sync.Mutex
+			var refusals []bundle.Refusal
+			opts := &bundle.Options{Check: check(t.TempDir()), OnRefuse: func(r bundle.Refusal) {
+				mu.Lock()
+				refusals = append(refusals, r)
+				mu.Unlock()
+			}}
+			cfg := remoteConfig(t, ts.URL, state)
+			cfg.RevisionOrder = tc.order
+			serve(tc.first)
+			src, err := bundle.Open(t.Context(), cfg, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer src.Stop(t.Context())
+			for i, s := range tc.steps {
+				serve(s)
+				mu.Lock()
+				before := len(refusals)
+				mu.Unlock()
+				_ = src.Poll(t.Context())
+				if got := src.Current().Revision; got != s.want {
+					t.Fatalf("step %d (%q): revision %q in force, want %q", i, s.revision, got, s.want)
+				}
+				mu.Lock()
+				got := refusals[before:]
+				mu.Unlock()
+				if s.refused != (len(got) == 1) || s.refused && !errors.Is(got[0].Err, bundle.ErrRollback) {
+					t.Fatalf("step %d (%q): refusals %+v, want refused=%v with ErrRollback", i, s.revision, got, s.refused)
+				}
+			}
+			src.Stop(t.Context())
+
+			// Restart without the persisted bundle: the floor file
+			// alone keeps an older bundle out.
+			if err := os.Remove(filepath.Join(state, "bundle.tar.gz")); err != nil {
+				t.Fatal(err)
+			}
+			serve(tc.restart)
+			cfg.StartTimeout = 5 * time.Second
+			src2, err := bundle.Open(t.Context(), cfg, opts)
+			if tc.restart.refused {
+				if !errors.Is(err, bundle.ErrNoBundle) || !errors.Is(err, bundle.ErrRollback) {
+					t.Fatalf("restart: err %v, want ErrNoBundle for a rollback", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("restart: %v", err)
+			}
+			defer src2.Stop(t.Context())
+			if got := src2.Current().Revision; got != tc.restart.want {
+				t.Errorf("restart: revision %q, want %q", got, tc.restart.want)
+			}
+		})
+	}
+}
