@@ -10,10 +10,12 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -333,7 +335,8 @@ func TestService(t *testing.T) {
 		"other key id":    build(t, spec{revision: "bad-kid", policy: defaultPolicy(), signKey: priv, kid: "other"}),
 		"widening module": build(t, spec{revision: "bad-wide", policy: defaultPolicy(), modules: map[string]string{"/rules/wide.rego": widening}, signKey: priv}),
 	}
-	for name, body := range bad {
+	for _, name := range slices.Sorted(maps.Keys(bad)) { // "wrong key" last
+		body := bad[name]
 		svc.set(body, `"`+name+`"`)
 		failed := src.Stats().Failed.Load()
 		poll()
@@ -359,7 +362,7 @@ func TestService(t *testing.T) {
 	// The same refusal again (OPA asks again for a bundle that failed
 	// verification) is counted but not reported twice.
 	failed := src.Stats().Failed.Load()
-	svc.set(bad["wrong key"], `"wrong key"`)
+	svc.set(bad["unsigned"], `"unsigned"`)
 	poll()
 	poll()
 	if n := len(refused()); n != len(bad)+1 || src.Stats().Failed.Load() != failed+2 {

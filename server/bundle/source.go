@@ -27,7 +27,10 @@ type Options struct {
 	OnChange func(Snapshot)
 	// OnRefuse is called, outside any lock, for each downloaded bundle
 	// that was refused (Refusal); a refusal that repeats the one before
-	// it is counted and logged but not passed on again. Calls come from
+	// it (the same revision, ETag and reason: OPA downloads a bundle that
+	// failed verification again on each poll) is counted and logged but
+	// not passed on again, until a bundle is accepted or refused for
+	// another reason. Calls come from
 	// the downloader's goroutine, one at a time, also while Open waits
 	// for the first download.
 	OnRefuse func(Refusal)
