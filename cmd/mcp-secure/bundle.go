@@ -226,7 +226,7 @@ func reloadBundles(ctx context.Context, p serveParams, src *bundle.Source, rl *r
 		}
 		return chk, err
 	}
-	rl.applied = func(chk *checked) { alog.SetLabel("bundle_revision", chk.revision) }
+	rl.applied = func(chk *checked) { alog.SetLabel(audit.LabelBundleRevision, chk.revision) }
 	go func() {
 		defer close(done)
 		for {

@@ -53,7 +53,7 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 	defer obs.shutdown(ctx) // after the audit log is closed: every record is in
 	labels := map[string]string{"service": "mcp-secure", "version": version}
 	if src != nil {
-		labels["bundle_revision"] = chk.revision
+		labels[audit.LabelBundleRevision] = chk.revision
 	}
 	alog, key, err := openAuditLog(pol, eng, audit.Options{Labels: labels, Log: log, Tee: obs.tee()})
 	if err != nil {

@@ -406,6 +406,9 @@ func (l *Logger) SetLabel(key, value string) {
 	}
 }
 
+// Label returns the value of one label records are written with now.
+func (l *Logger) Label(key string) string { return l.currentLabels()[key] }
+
 func (l *Logger) currentLabels() map[string]string {
 	if p := l.labels.Load(); p != nil {
 		return *p

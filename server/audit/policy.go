@@ -5,6 +5,10 @@ package audit
 // old policy stays in force).
 const KindPolicyReload = "policy_reload"
 
+// LabelBundleRevision is the label naming the revision of the policy
+// bundle in force, on every record, when the policy is a bundle.
+const LabelBundleRevision = "bundle_revision"
+
 // DryRun is what a dry-run policy would have decided. It is recorded
 // next to the enforced decision and never changes the answer: its
 // encoding always says "enforced": false.

@@ -39,6 +39,9 @@ const (
 	AttrSecurityPolicyID = "gen_ai.security.policy.id"
 	AttrToolName         = "gen_ai.tool.name"
 	AttrToolStatus       = "mcp_secure.tool.status"
+	// AttrBundleRevision is the revision of the policy bundle in force
+	// (the audit label bundle_revision), when the policy is a bundle.
+	AttrBundleRevision = "mcp_secure.bundle.revision"
 	// AttrTarget prefixes what a guard decided on: target.host,
 	// target.ip, target.port, target.path, target.operation,
 	// target.executable (never a command's arguments).
@@ -72,6 +75,8 @@ type auditor struct {
 	// own words, never a client's).
 	decisions cowMap[pair, *decisionSet]
 	tools     cowMap[pair, []metric.RecordOption]
+	// label reads a label next adds to its records; nil when it adds none.
+	label func(key string) string
 }
 
 // pair is two attribute values.
@@ -110,6 +115,11 @@ func (a *auditor) observeDecisions(_ context.Context, o metric.Int64Observer) er
 
 var _ Auditor = (*auditor)(nil)
 
+// labeler is an Auditor that labels its records (*audit.Logger).
+type labeler interface {
+	Label(key string) string
+}
+
 // Audit wraps next so that each decision it records is a span and in the
 // metrics, and each record carries the trace_id and span_id of its span,
 // and its trace_origin (audit.TraceOrigin: "client" when the trace
@@ -131,6 +141,9 @@ func Audit(next Auditor, tp trace.TracerProvider, mp metric.MeterProvider, red *
 	m := mp.Meter(ScopeName)
 	a := &auditor{next: next, tracer: tp.Tracer(ScopeName), red: red}
 	a.decisions.unbounded = true
+	if l, ok := next.(labeler); ok {
+		a.label = l.Label
+	}
 	// The errors are for invalid names, which these are not.
 	_, _ = m.Int64ObservableCounter(MetricDecisions, metric.WithUnit("{decision}"),
 		metric.WithDescription("Decisions taken, by kind (decision point) and result."),
@@ -195,6 +208,10 @@ func (a *auditor) annotate(span trace.Span, r *audit.Record) {
 	if r.ParentDecisionID != "" {
 		n++
 	}
+	rev := a.bundleRevision(r)
+	if rev != "" {
+		n++
+	}
 	if r.Tool != "" {
 		n++
 	}
@@ -219,6 +236,9 @@ func (a *auditor) annotate(span trace.Span, r *audit.Record) {
 	}
 	if r.ParentDecisionID != "" {
 		attrs = append(attrs, attribute.String(AttrParentDecisionID, r.ParentDecisionID))
+	}
+	if rev != "" {
+		attrs = append(attrs, attribute.String(AttrBundleRevision, capped(rev)))
 	}
 	if r.Tool != "" {
 		attrs = append(attrs, attribute.String(AttrToolName, capped(a.red.String(r.Tool))))
@@ -258,6 +278,15 @@ var (
 		return out
 	}()
 )
+
+// bundleRevision is the record's bundle_revision label: its own, else
+// the one next will add.
+func (a *auditor) bundleRevision(r *audit.Record) string {
+	if rev, ok := r.Labels[audit.LabelBundleRevision]; ok || a.label == nil {
+		return rev
+	}
+	return a.label(audit.LabelBundleRevision)
+}
 
 // securityDecision maps a result to the GenAI security decision type.
 func securityDecision(result string) string {

@@ -196,3 +196,72 @@ func TestAuditDecisionCounts(t *testing.T) {
 		t.Errorf("after one more: %v, want network/deny 3 (cumulative)", decisions)
 	}
 }
+
+// labelingAuditor labels its records as *audit.Logger does.
+type labelingAuditor struct {
+	fakeAuditor
+	labels map[string]string
+}
+
+func (l *labelingAuditor) Label(key string) string { return l.labels[key] }
+
+func TestAuditSpansCarryTheBundleRevision(t *testing.T) {
+	tests := map[string]struct {
+		next Auditor
+		rec  audit.Record
+		want string // "" means no attribute
+	}{
+		"label of the logger": {
+			next: &labelingAuditor{labels: map[string]string{audit.LabelBundleRevision: "fleet-7"}},
+			rec:  audit.Record{Kind: audit.KindFilesystem, Result: audit.ResultDeny},
+			want: "fleet-7",
+		},
+		"label of the record first": {
+			next: &labelingAuditor{labels: map[string]string{audit.LabelBundleRevision: "fleet-7"}},
+			rec:  audit.Record{Kind: audit.KindCommand, Result: audit.ResultAllow, Labels: map[string]string{audit.LabelBundleRevision: "fleet-6"}},
+			want: "fleet-6",
+		},
+		"no bundle": {
+			next: &labelingAuditor{labels: map[string]string{"service": "mcp-secure"}},
+			rec:  audit.Record{Kind: audit.KindNetwork, Result: audit.ResultAllow},
+		},
+		"no labels": {
+			next: &fakeAuditor{},
+			rec:  audit.Record{Kind: audit.KindValidation, Result: audit.ResultDeny},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			spans := tracetest.NewSpanRecorder()
+			tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
+			mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+			a := Audit(tc.next, tp, mp, nil)
+			ctx, call := tp.Tracer("t").Start(t.Context(), "decide tool_call")
+			rec := tc.rec
+			rec.DecisionID = "d1"
+			if err := a.Log(ctx, rec); err != nil {
+				t.Fatal(err)
+			}
+			// The tool_call decision annotates the pipeline's span.
+			if err := a.Log(ctx, audit.Record{DecisionID: "d0", Kind: audit.KindToolCall, Result: audit.ResultAllow, Labels: rec.Labels}); err != nil {
+				t.Fatal(err)
+			}
+			call.End()
+			ended := spans.Ended()
+			if len(ended) != 2 {
+				t.Fatalf("%d spans, want the decision's and the call's", len(ended))
+			}
+			for _, s := range ended {
+				var got string
+				for _, kv := range s.Attributes() {
+					if kv.Key == AttrBundleRevision {
+						got = kv.Value.AsString()
+					}
+				}
+				if got != tc.want {
+					t.Errorf("span %s: %s = %q, want %q", s.Name(), AttrBundleRevision, got, tc.want)
+				}
+			}
+		})
+	}
+}
