@@ -24,26 +24,28 @@ import (
 // bundleParams are the --bundle flags: OPA's service, credentials,
 // polling and signing settings for a policy that comes as a bundle.
 type bundleParams struct {
-	location  string
-	keyFile   string
-	keyID     string
-	keyAlg    string
-	tokenEnv  string
-	minDelay  time.Duration
-	maxDelay  time.Duration
-	longPoll  time.Duration
-	stateDir  string
-	startWait time.Duration
-	order     string // rollback protection: bundle.Order*
-	once      bool   // download once, no polling (policy check)
+	location    string
+	keyFile     string
+	keyID       string
+	keyAlg      string
+	tokenEnv    string
+	tokenScheme string
+	minDelay    time.Duration
+	maxDelay    time.Duration
+	longPoll    time.Duration
+	stateDir    string
+	startWait   time.Duration
+	order       string // rollback protection: bundle.Order*
+	once        bool   // download once, no polling (policy check)
 }
 
 func addBundleFlags(fs *flag.FlagSet, b *bundleParams) {
-	fs.StringVar(&b.location, "bundle", "", "take the policy from an OPA bundle: a service `URL` (http, https) or a local .tar.gz or directory")
+	fs.StringVar(&b.location, "bundle", "", "take the policy from an OPA bundle: a service `URL` (http, https), an OCI registry reference (oci://host/repository:tag, oci+http:// without TLS) or a local .tar.gz or directory")
 	fs.StringVar(&b.keyFile, "bundle-key", "", "PEM public key `file` that verifies the bundle's .signatures.json")
 	fs.StringVar(&b.keyID, "bundle-key-id", "", "key `id` the bundle's signature must name")
 	fs.StringVar(&b.keyAlg, "bundle-key-alg", "RS256", "signature `algorithm`")
 	fs.StringVar(&b.tokenEnv, "bundle-token-env", "", "environment `variable` holding the service's bearer token")
+	fs.StringVar(&b.tokenScheme, "bundle-token-scheme", "", "Authorization `scheme` of the token (default Bearer; Basic with a user:password token for an OCI registry)")
 	fs.DurationVar(&b.minDelay, "bundle-min-delay", 60*time.Second, "least time between polls (whole seconds)")
 	fs.DurationVar(&b.maxDelay, "bundle-max-delay", 120*time.Second, "most time between polls (whole seconds)")
 	fs.DurationVar(&b.longPoll, "bundle-long-poll", 0, "long polling timeout (whole seconds; 0: off)")
@@ -68,7 +70,7 @@ func (b bundleParams) config() (bundle.Config, error) {
 	}
 	cfg := bundle.Config{
 		Location:      b.location,
-		Credentials:   bundle.Credentials{BearerTokenEnv: b.tokenEnv},
+		Credentials:   bundle.Credentials{BearerTokenEnv: b.tokenEnv, Scheme: b.tokenScheme},
 		Signing:       bundle.Signing{KeyID: b.keyID, KeyFile: b.keyFile, Algorithm: b.keyAlg},
 		StateDir:      b.stateDir,
 		StartTimeout:  b.startWait,

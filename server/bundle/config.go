@@ -18,7 +18,9 @@ import (
 // names follow OPA's configuration (services, bundles, keys).
 type Config struct {
 	// Location is a bundle service URL (http or https; the path is the
-	// bundle's resource) or a local .tar.gz file or directory.
+	// bundle's resource), an OCI registry reference (oci://host/repo:tag
+	// or @digest; oci+http:// for a registry without TLS), or a local
+	// .tar.gz file or directory.
 	Location string
 	// Credentials authenticate to the service.
 	Credentials Credentials
@@ -62,10 +64,21 @@ type Signing struct {
 	Scope string
 }
 
-// Remote reports whether c names a bundle service.
+// Remote reports whether c names a bundle service or an OCI registry.
 func (c Config) Remote() bool {
-	return strings.HasPrefix(c.Location, "http://") || strings.HasPrefix(c.Location, "https://")
+	return strings.HasPrefix(c.Location, "http://") || strings.HasPrefix(c.Location, "https://") || c.OCI()
 }
+
+// OCI reports whether c names a bundle in an OCI registry.
+func (c Config) OCI() bool {
+	return strings.HasPrefix(c.Location, ociScheme) || strings.HasPrefix(c.Location, ociHTTPScheme)
+}
+
+// Schemes of an OCI registry reference in Config.Location.
+const (
+	ociScheme     = "oci://"
+	ociHTTPScheme = "oci+http://"
+)
 
 // verification builds OPA's verification config, or nil when c has no key.
 func (c Config) verification() (*opabundle.VerificationConfig, error) {
@@ -115,6 +128,19 @@ func (c Config) service() ([]byte, string, error) {
 		return nil, "", fmt.Errorf("%w: bundle URL %q names no resource", ErrConfig, c.Location)
 	}
 	svc := map[string]any{"name": "mcp-secure", "url": u.Scheme + "://" + u.Host}
+	if c.OCI() {
+		// OPA's OCI downloader: the resource is the whole reference, and
+		// the service URL's scheme says whether TLS is used.
+		if err := ociReference(u); err != nil {
+			return nil, "", err
+		}
+		scheme := "https"
+		if strings.HasPrefix(c.Location, ociHTTPScheme) {
+			scheme = "http"
+		}
+		svc["url"], svc["type"] = scheme+"://"+u.Host, "oci"
+		resource = u.Host + u.Path
+	}
 	if env := c.Credentials.BearerTokenEnv; env != "" {
 		tok, ok := os.LookupEnv(env)
 		if !ok || tok == "" {
@@ -128,6 +154,23 @@ func (c Config) service() ([]byte, string, error) {
 	}
 	raw, err := json.Marshal(svc)
 	return raw, resource, err
+}
+
+// ociReference checks that u names a repository and a tag or digest.
+func ociReference(u *url.URL) error {
+	repo := strings.TrimPrefix(u.Path, "/")
+	last := repo[strings.LastIndex(repo, "/")+1:]
+	switch {
+	case u.RawQuery != "" || u.Fragment != "":
+		return fmt.Errorf("%w: OCI reference %q: no query or fragment", ErrConfig, u.Redacted())
+	case strings.Contains(repo, "@"):
+		if !strings.Contains(repo[strings.Index(repo, "@"):], ":") {
+			return fmt.Errorf("%w: OCI reference %q: a digest is algorithm:hex", ErrConfig, u.Redacted())
+		}
+	case !strings.Contains(last, ":") || strings.HasSuffix(last, ":") || strings.HasPrefix(last, ":"):
+		return fmt.Errorf("%w: OCI reference %q names no tag or digest (oci://host/repository:tag)", ErrConfig, u.Redacted())
+	}
+	return nil
 }
 
 // download returns OPA's downloader config, validated with its defaults.

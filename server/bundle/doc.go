@@ -25,7 +25,15 @@
 // A local bundle (a .tar.gz file or a directory) is read once with OPA's
 // bundle reader. A bundle service is polled by OPA's download package
 // (ETag, If-None-Match, long polling, backoff) through OPA's REST client,
-// configured with OPA's service settings (url, bearer credentials). Each
+// configured with OPA's service settings (url, bearer credentials). An
+// OCI registry (oci://host/repository:tag or @digest; oci+http:// for a
+// registry without TLS) is polled by OPA's OCI downloader (service type
+// oci): the bundle is the manifest's application/vnd.oci.image.layer.v1.tar+gzip
+// layer, its digest is the ETag, a tag that has not moved downloads
+// nothing, and there is no long polling. OPA sends the token to a
+// registry base64-encoded: scheme Basic with a user:password token is
+// HTTP basic authentication. The pulled blobs live in a directory of
+// StateDir that Stop removes. Each
 // downloaded bundle is verified by OPA (the key id is pinned), then by the
 // caller's Check (policy loading and the engine build), and only then
 // becomes Current. A failed, unsigned, badly signed or refused download

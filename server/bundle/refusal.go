@@ -35,8 +35,10 @@ func downloadFailed(err error) bool {
 	if _, ok := errors.AsType[download.HTTPError](err); ok {
 		return true
 	}
-	// OPA's downloader wraps every error of the request itself so.
-	return strings.HasPrefix(err.Error(), "request failed: ")
+	// OPA's downloaders wrap every error of the request itself so: the
+	// bundle service's, and the OCI registry's pull.
+	msg := err.Error()
+	return strings.HasPrefix(msg, "request failed: ") || strings.HasPrefix(msg, "failed to pull ")
 }
 
 // refuse counts r and hands it to OnRefuse, unless it repeats the

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,6 +40,20 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// downloader is what a Source needs of OPA's downloaders (a bundle
+// service's, an OCI registry's).
+type downloader interface {
+	Start(ctx context.Context)
+	Stop(ctx context.Context)
+	Trigger(ctx context.Context) error
+	SetCache(etag string)
+}
+
+var (
+	_ downloader = (*download.Downloader)(nil)
+	_ downloader = (*download.OCIDownloader)(nil)
+)
+
 // Source is where the policy comes from: one bundle, kept current.
 type Source struct {
 	cfg  Config
@@ -47,7 +63,8 @@ type Source struct {
 
 	mu      sync.Mutex // serialises accept
 	current atomic.Pointer[Snapshot]
-	dl      *download.Downloader
+	dl      downloader
+	ociDir  string        // the OCI downloader's local store, removed at Stop
 	first   chan struct{} // closed by the first download result
 	once    sync.Once
 	opened  atomic.Bool // OnChange is called only after Open returned
@@ -164,11 +181,22 @@ func (s *Source) newDownloader() error {
 	if err != nil {
 		return fmt.Errorf("%w: service: %w", ErrConfig, err)
 	}
-	s.dl = download.New(dc, client, resource).
-		WithCallback(s.update).
-		WithBundleVerificationConfig(s.vc).
-		WithSizeLimitBytes(maxBundleBytes).
-		WithBundlePersistence(true)
+	if s.cfg.OCI() {
+		if s.ociDir, err = ociStore(s.cfg.StateDir); err != nil {
+			return err
+		}
+		s.dl = download.NewOCI(dc, client, resource, s.ociDir).
+			WithCallback(s.update).
+			WithBundleVerificationConfig(s.vc).
+			WithSizeLimitBytes(maxBundleBytes).
+			WithBundlePersistence(true)
+	} else {
+		s.dl = download.New(dc, client, resource).
+			WithCallback(s.update).
+			WithBundleVerificationConfig(s.vc).
+			WithSizeLimitBytes(maxBundleBytes).
+			WithBundlePersistence(true)
+	}
 	if cur := s.current.Load(); cur != nil && cur.ETag != "" {
 		s.dl.SetCache(cur.ETag)
 	}
@@ -286,4 +314,25 @@ func (s *Source) Stop(ctx context.Context) {
 	if s.dl != nil {
 		s.dl.Stop(ctx)
 	}
+	if s.ociDir != "" {
+		if err := os.RemoveAll(s.ociDir); err != nil {
+			s.log.Warn("OCI store not removed", "dir", s.ociDir, "err", err)
+		}
+	}
+}
+
+// ociStore makes the OCI downloader's local store: a new directory in
+// stateDir (0700), so what one run pulled is not mistaken for another's.
+func ociStore(stateDir string) (string, error) {
+	if stateDir == "" {
+		return "", fmt.Errorf("%w: an OCI registry needs a state directory", ErrConfig)
+	}
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		return "", fmt.Errorf("OCI store: %w", err)
+	}
+	dir, err := os.MkdirTemp(stateDir, "oci-")
+	if err != nil {
+		return "", fmt.Errorf("OCI store: %w", err)
+	}
+	return filepath.Clean(dir), nil
 }

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"encoding/base64"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	opabundle "github.com/open-policy-agent/opa/v1/bundle"
+
+	"github.com/mcp-secure/mcp-secure/server/bundle/ocitest"
+)
+
+// TestE2EBundleOCI takes the policy from a loopback OCI registry: the
+// signed bundle under the tag decides calls and names its revision; when
+// the tag moves to a tampered bundle, that is refused and audited and the
+// good one stays in force.
+func TestE2EBundleOCI(t *testing.T) {
+	e := newEnv(t, "")
+	e.vars = append(e.vars, "MCP_SECURE_BUNDLE_TOKEN=robot:"+bundleToken)
+	f := newBundleFixture(t, e.dir) // signs; its HTTP service is not used
+	reg := ocitest.New()
+	t.Cleanup(reg.Close)
+	reg.Authorization = "Basic " + base64.StdEncoding.EncodeToString([]byte("robot:"+bundleToken))
+	pol := map[string]any{
+		"version": "1.0",
+		"audit":   map[string]any{"log_file": e.audit},
+		"tools":   map[string]any{"timeout": 10, "rate_limits": map[string]any{"default": 600}},
+	}
+	const rule = "package mcp.tools\n\ndeny contains \"the fleet policy turns list_categories off\" if input.tool == \"list_categories\"\n"
+	push := func(rev string, tamper func(*opabundle.Bundle)) {
+		f.publishWith(t, rev, pol, rule, tamper)
+		f.mu.Lock()
+		reg.Push("fleet/policy", "stable", f.body)
+		f.mu.Unlock()
+	}
+	push("oci-1", nil)
+	args := f.args(filepath.Join(e.dir, "bundle-state"))
+	args[2] = "oci+http://" + reg.Host() + "/fleet/policy:stable"
+	args = append(args, "--bundle-token-scheme", "Basic")
+	cs := connectArgs(t, e, args)
+	stillDenied(t, e, cs, "oci-1")
+	if reg.Unauthorized.Load() != 0 || reg.Blobs.Load() == 0 {
+		t.Fatalf("registry: %d unauthorized, %d blobs served", reg.Unauthorized.Load(), reg.Blobs.Load())
+	}
+
+	push("oci-2", func(b *opabundle.Bundle) { b.Modules[0].Raw = []byte("package mcp.tools\n") })
+	r := e.waitRecords(t, 1, 20*time.Second, bundleRefusal)[0]
+	if msg, _ := r["error"].(string); !strings.Contains(msg, "digest mismatch") {
+		t.Errorf("refusal error %q, want the digest mismatch", msg)
+	}
+	stillDenied(t, e, cs, "oci-1")
+
+	push("oci-3", nil)
+	for deadline := time.Now().Add(20 * time.Second); e.lastRevision(t) != "oci-3"; {
+		if time.Now().After(deadline) {
+			t.Fatal("oci-3 not in force within 20 s")
+		}
+		time.Sleep(200 * time.Millisecond)
+		call(t, cs, "list_categories", map[string]any{})
+	}
+	stillDenied(t, e, cs, "oci-3")
+}
