@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -100,4 +101,49 @@ deny contains sprintf("session so far: %d denied, %d listed, %d dropped", [input
 	if written >= flood || written+summarised != flood {
 		t.Errorf("audit log: %d refusals written one by one, %d summarised; want fewer than %d written, %d in all", written, summarised, flood, flood)
 	}
+}
+
+// TestE2EReplaySessionHistory records a session whose last call a rule
+// on input.session denied, then replays the real audit log: under the
+// same policy nothing changes (the history is rebuilt from the records);
+// without the rule, that call is the one change.
+func TestE2EReplaySessionHistory(t *testing.T) {
+	const modules = "rego:\n  modules: [session.rego]\n"
+	e := newEnv(t, modules)
+	e.write(t, "session.rego", `package mcp.tools
+
+deny contains "no list_categories after a denied file read in this session" if {
+	input.tool == "list_categories"
+	some event in input.session.history
+	event.kind == "filesystem"
+	event.result == "deny"
+}
+`)
+	cs := e.connect(t, "2025-11-25")
+	if res := call(t, cs, "list_categories", map[string]any{}); res.IsError {
+		t.Fatalf("list_categories before any denial: %s", text(res))
+	}
+	if res := call(t, cs, "fixture_read", map[string]any{"path": e.workspace + "/.env"}); !res.IsError {
+		t.Fatalf("reading .env was allowed: %s", text(res))
+	}
+	if res := call(t, cs, "list_categories", map[string]any{}); !res.IsError {
+		t.Fatalf("list_categories after a denied read was allowed: %s", text(res))
+	}
+	cs.Close()
+	e.findRecord(t, map[string]any{"kind": "tool_call", "tool": "list_categories", "result": "deny"})
+
+	code, out, errOut := runBinary(t, e, "policy", "replay", e.audit, "--policy", e.policy)
+	if code != 0 || !strings.Contains(out, "would change: 0 ") || strings.Contains(out, "not replay") && strings.Contains(out, "session") {
+		t.Fatalf("same policy: exit %d\n%s%s", code, out, errOut)
+	}
+	pol, err := os.ReadFile(e.policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	without := e.write(t, "without.yaml", strings.Replace(string(pol), modules, "", 1))
+	code, out, errOut = runBinary(t, e, "policy", "replay", e.audit, "--policy", without)
+	if code != 1 || !strings.Contains(out, "deny -> allow 1)") || !strings.Contains(out, "list_categories") {
+		t.Fatalf("without the rule: exit %d\n%s%s", code, out, errOut)
+	}
+	t.Logf("replay without the rule:\n%s", out)
 }

@@ -37,7 +37,12 @@ decided on what was recorded and its changes are listed apart, with the
 redacted fields named: the original values are not in the log and are
 never guessed. Commands are not replayed: their decision rests on facts
 about the executable (owner, inode, who could write it) the log does not
-keep. Exit 0 when nothing would change, 1 when something would, 2 on an
+keep. When the policy reads input.session, each session's history is
+rebuilt from the records in the order written, as the server built it; a
+call whose history the log does not hold whole (the log read does not
+begin a new log, a record is missing, calls of the session overlapped)
+is counted as not replayable rather than guessed. Give a log's files
+oldest first. Exit 0 when nothing would change, 1 when something would, 2 on an
 error.`, stdout)
 	var file string
 	var limit int
@@ -51,7 +56,7 @@ error.`, stdout)
 	if err != nil {
 		return err
 	}
-	r := &replayer{eng: chk.eng, tools: chk.tools}
+	r := &replayer{eng: chk.eng, tools: chk.tools, session: usesSession(chk.cfg.UserModules)}
 	start := time.Now()
 	rep, err := r.replay(ctx, files)
 	if err != nil {
@@ -101,6 +106,10 @@ type change struct {
 type replayer struct {
 	eng   *engine.Engine
 	tools []string
+	// session: the policy may read input.session, which is rebuilt from
+	// the records (replay_session.go).
+	session  bool
+	sessions *sessionTracker // read's, in the order of the records
 	// memo holds the decision of each input already decided: logs repeat
 	// inputs (the same lookups, paths, calls), and a decision depends on
 	// its input and the policy alone.
@@ -130,6 +139,10 @@ type job struct {
 	file string
 	line int
 	raw  []byte
+	// history is the session's history when a tool call arrived;
+	// unknown says why it cannot be known (the call is not replayed).
+	history *engine.SessionHistory
+	unknown string
 }
 
 // outcome is what deciding one line found.
@@ -193,6 +206,9 @@ func (r *replayer) read(files []string, jobs chan<- []job) error {
 		if err != nil {
 			return err
 		}
+		if r.session && r.sessions == nil {
+			r.sessions = newSessionTracker()
+		}
 		sc := bufio.NewScanner(f)
 		sc.Buffer(make([]byte, 0, 1<<20), 4<<20)
 		batch := make([]job, 0, batchSize)
@@ -202,7 +218,11 @@ func (r *replayer) read(files []string, jobs chan<- []job) error {
 			if len(bytes.TrimSpace(sc.Bytes())) == 0 {
 				continue
 			}
-			batch = append(batch, job{file: name, line: line, raw: bytes.Clone(sc.Bytes())})
+			j := job{file: name, line: line, raw: bytes.Clone(sc.Bytes())}
+			if r.sessions != nil {
+				j.history, j.unknown = r.sessions.history(j.raw)
+			}
+			batch = append(batch, j)
 			if len(batch) == batchSize {
 				jobs <- batch
 				batch = make([]job, 0, batchSize)
@@ -243,8 +263,12 @@ func (r *replayer) decide(ctx context.Context, j job) outcome {
 	var target string
 	switch rec.Kind {
 	case audit.KindToolCall:
+		if j.unknown != "" {
+			return outcome{skip: "tool_call (not replayable: uses session history; " + j.unknown + ")"}
+		}
 		point, target = engine.Tools, rec.Tool
-		ti := engine.ToolInput{Tool: rec.Tool, Registered: slices.Contains(r.tools, rec.Tool), RequestID: rec.RequestID}
+		ti := engine.ToolInput{Tool: rec.Tool, Registered: slices.Contains(r.tools, rec.Tool), RequestID: rec.RequestID, Session: j.history}
+		redacted = append(redacted, redactedHistory(j.history)...)
 		if s, ok := in["tool"].(string); ok {
 			ti.Tool, target = s, s
 			ti.Registered = slices.Contains(r.tools, s)

@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mcp-secure/mcp-secure/server/audit"
+)
+
+func TestUsesSession(t *testing.T) {
+	tests := map[string]struct {
+		src  string
+		want bool
+	}{
+		"no/tool only":        {src: "package mcp.tools\n\ndeny contains \"x\" if input.tool == \"a\"\n"},
+		"no/data only":        {src: "package mcp.tools\n\ndeny contains \"x\" if data.mcp.policy.x\n"},
+		"no/other key":        {src: "package mcp.tools\n\ndeny contains \"x\" if input[\"arguments\"].q == \"a\"\n"},
+		"yes/session ref":     {src: "package mcp.tools\n\ndeny contains \"x\" if input.session.counts.deny > 3\n", want: true},
+		"yes/session bracket": {src: "package mcp.tools\n\ndeny contains \"x\" if input[\"session\"].counts.deny > 3\n", want: true},
+		"yes/variable key":    {src: "package mcp.tools\n\ndeny contains k if some k, _ in input\n", want: true},
+		"yes/whole input":     {src: "package mcp.tools\n\nf(x) := x\n\ndeny contains \"x\" if f(input).session\n", want: true},
+		"yes/import":          {src: "package mcp.tools\n\nimport input.session as s\n\ndeny contains \"x\" if s.counts.deny > 3\n", want: true},
+		"yes/nested key":      {src: "package mcp.tools\n\ndeny contains \"x\" if input.arguments[input.session.x]\n", want: true},
+		"yes/unparsable":      {src: "package mcp.tools\n\ndeny contains", want: true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := usesSession(map[string]string{"m.rego": tc.src}); got != tc.want {
+				t.Fatalf("usesSession = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// sessionLog is a session whose third call was denied for what came
+// before it: a denied file read. s2 is another session.
+func sessionLog(inFlight bool) []audit.Record {
+	t0 := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	call := func(session, result string, at, took time.Duration, reasons ...string) audit.Record {
+		r := toolCall("list_categories", result, map[string]any{}, reasons...)
+		r.SessionID, r.Timestamp, r.DurationNS = session, t0.Add(at), took.Nanoseconds()
+		return r
+	}
+	third := call("s1", audit.ResultDeny, 3*time.Second, time.Millisecond, sessionReason)
+	if inFlight {
+		third.DurationNS = (1500 * time.Millisecond).Nanoseconds() // it arrived before the read
+	}
+	return []audit.Record{
+		call("s1", audit.ResultAllow, time.Second, time.Millisecond),
+		{DecisionID: audit.NewID(), SessionID: "s1", Timestamp: t0.Add(2 * time.Second), Kind: audit.KindFilesystem,
+			Path: "mcp/filesystem/decision", Tool: "add_bug", Result: audit.ResultDeny,
+			Input: map[string]any{"path": "/etc/shadow", "operation": "read"}},
+		third,
+		call("s2", audit.ResultAllow, 4*time.Second, time.Millisecond),
+	}
+}
+
+const sessionReason = "no list_categories after a denied file read in this session"
+
+const sessionRule = `package mcp.tools
+
+deny contains "` + sessionReason + `" if {
+	input.tool == "list_categories"
+	some event in input.session.history
+	event.kind == "filesystem"
+	event.result == "deny"
+}
+`
+
+// TestReplaySessionHistory replays a log under a policy whose rule reads
+// input.session: the history is rebuilt from the records, so the call
+// the rule denied is denied again; where the log does not hold the
+// history whole the call is reported as not replayable.
+func TestReplaySessionHistory(t *testing.T) {
+	dir := cliHome(t)
+	writeFile(t, dir, "session.rego", sessionRule)
+	withRule := writeFile(t, dir, "with.yaml", "version: \"1.0\"\nrego:\n  modules: [session.rego]\n")
+	without := writeFile(t, dir, "without.yaml", "version: \"1.0\"\n")
+
+	whole := filepath.Join(dir, "whole.log")
+	writeLog(t, whole, sessionLog(false))
+	lines := strings.SplitAfter(strings.TrimSpace(readText(t, whole)), "\n")
+	partial := writeFile(t, dir, "partial.log", strings.Join(lines[2:], "")) // no genesis, no first call
+	inFlight := filepath.Join(dir, "inflight.log")
+	writeLog(t, inFlight, sessionLog(true))
+	noTime := filepath.Join(dir, "notime.log")
+	writeLogOpts(t, noTime, sessionLog(false), &audit.Options{OmitDuration: true})
+
+	const notReplayable = "tool_call (not replayable: uses session history; "
+	tests := map[string]struct {
+		log, policy string
+		code        int
+		want        []string
+		not         []string
+	}{
+		"whole log, same policy": {log: whole, policy: withRule,
+			want: []string{"replayed 4 decisions", "would change: 0 "}, not: []string{"not replayable"}},
+		"whole log, rule removed": {log: whole, policy: without, code: 1,
+			want: []string{"would change: 1 (allow -> deny 0, deny -> allow 1)", "whole.log:4 "}},
+		"partial log": {log: partial, policy: withRule,
+			want: []string{"not replayed: 2 " + notReplayable + whyBefore + ")", "would change: 0 "}},
+		"partial log, policy without session": {log: partial, policy: without, code: 1,
+			want: []string{"replayed 3 decisions", "deny -> allow 1"}, not: []string{"not replayable"}},
+		"calls in flight together": {log: inFlight, policy: withRule,
+			want: []string{"not replayed: 1 " + notReplayable + whyInFlight + ")", "replayed 3 decisions"}},
+		"durations not recorded": {log: noTime, policy: withRule,
+			want: []string{"not replayed: 1 " + notReplayable + whyNoTime + ")", "replayed 3 decisions"}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			code, out, errOut := runCLI(t, "policy", "replay", tc.log, "--policy", tc.policy)
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d\n%s%s", code, tc.code, out, errOut)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("no %q in:\n%s", w, out)
+				}
+			}
+			for _, w := range tc.not {
+				if strings.Contains(out, w) {
+					t.Errorf("%q in:\n%s", w, out)
+				}
+			}
+		})
+	}
+}
+
+func readText(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// writeLogOpts is writeLog with logger options.
+func writeLogOpts(t testing.TB, path string, recs []audit.Record, opts *audit.Options) {
+	t.Helper()
+	sink, err := audit.Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := audit.New(sink, opts)
+	for _, r := range recs {
+		if err := log.Log(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := log.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
