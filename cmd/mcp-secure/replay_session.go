@@ -1,6 +1,7 @@
 package main
 
 import (
+	"container/list"
 	"encoding/json"
 	"maps"
 	"slices"
@@ -34,9 +35,10 @@ import (
 //     timestamp less its duration, so without duration_ns
 //     (audit.include) any earlier decision of the session makes it
 //     unknowable;
-//   - more sessions than the server keeps (engine.DefaultHistoryKeep)
-//     were open: which history it forgot depends on the processes that
-//     wrote the log.
+//   - as many other sessions as the server keeps
+//     (engine.DefaultHistoryKeep) were active since the session's last
+//     decision: the server may have forgotten its history, depending on
+//     which process (the log may have several writers) held which.
 // Refusals over the audit budget (counted in an audit_summary record)
 // never joined a history, in the server as here.
 
@@ -105,16 +107,50 @@ type sessionFields struct {
 // sessionTracker rebuilds the sessions' histories from the records, in
 // the order they were written.
 type sessionTracker struct {
-	log       *engine.SessionLog
-	last      map[string]time.Time // the last decision of each session
-	unknown   map[string]string    // sessions whose history is not whole, and why
-	complete  bool                 // the records read so far start a new log, unbroken
-	lastHash  string
-	forgotten bool // the server may have forgotten a session
+	log      *engine.SessionLog
+	last     map[string]time.Time // the last decision of each session
+	unknown  map[string]string    // sessions whose history is not whole, and why
+	complete bool                 // the records read so far start a new log, unbroken
+	lastHash string
+	// recent orders the sessions by their last decision, the latest
+	// first; at holds each session's element.
+	recent *list.List
+	at     map[string]*list.Element
 }
 
+// replayKeep is how many sessions the rebuilt histories keep: more than
+// the server does, so that what it may have forgotten is found by
+// recency (forgotten) rather than lost here.
+const replayKeep = 16 * engine.DefaultHistoryKeep
+
 func newSessionTracker() *sessionTracker {
-	return &sessionTracker{log: engine.NewSessionLog(0, 0), last: map[string]time.Time{}, unknown: map[string]string{}}
+	return &sessionTracker{log: engine.NewSessionLog(0, replayKeep), last: map[string]time.Time{}, unknown: map[string]string{},
+		recent: list.New(), at: map[string]*list.Element{}}
+}
+
+// forgotten reports whether the server may have forgotten sid's history:
+// as many other sessions as it keeps had a decision since sid's last.
+func (t *sessionTracker) forgotten(sid string) bool {
+	el, ok := t.at[sid]
+	if !ok {
+		return false
+	}
+	n := 0
+	for e := t.recent.Front(); e != nil && e != el; e = e.Next() {
+		if n++; n >= engine.DefaultHistoryKeep {
+			return true
+		}
+	}
+	return false
+}
+
+// touch makes sid the session with the latest decision.
+func (t *sessionTracker) touch(sid string) {
+	if el, ok := t.at[sid]; ok {
+		t.recent.MoveToFront(el)
+		return
+	}
+	t.at[sid] = t.recent.PushFront(sid)
 }
 
 // Reasons a call is not replayable.
@@ -124,7 +160,7 @@ const (
 	whyRestart   = "a new log began while the session was open"
 	whyInFlight  = "another decision of the session was recorded while the call was in flight"
 	whyNoTime    = "the call's duration is not recorded (audit.include)"
-	whyForgotten = "more sessions were open than the server keeps"
+	whyForgotten = "as many other sessions as the server keeps were active since its last decision"
 )
 
 // history reads one record: for a tool call, it returns the history its
@@ -150,12 +186,13 @@ func (t *sessionTracker) history(raw []byte) (h *engine.SessionHistory, unknown 
 	if !seen && !t.complete {
 		t.unknown[sid] = whyBefore
 	}
+	if seen && t.unknown[sid] == "" && t.forgotten(sid) {
+		t.unknown[sid] = whyForgotten
+	}
 	if f.Kind == audit.KindToolCall {
 		switch {
 		case t.unknown[sid] != "":
 			unknown = t.unknown[sid]
-		case t.forgotten:
-			unknown = whyForgotten
 		case seen && f.DurationNS == nil:
 			unknown = whyNoTime
 		case seen && f.DurationNS != nil && !last.Before(f.Timestamp.Add(-time.Duration(*f.DurationNS))):
@@ -164,11 +201,9 @@ func (t *sessionTracker) history(raw []byte) (h *engine.SessionHistory, unknown 
 			h = t.log.History(sid)
 		}
 	}
-	if !seen && t.log.Sessions() >= engine.DefaultHistoryKeep {
-		t.forgotten = true
-	}
 	t.log.Record(sid, engine.SessionEvent{Tool: f.Tool, Kind: f.Kind, Result: f.Result})
 	t.last[sid] = f.Timestamp
+	t.touch(sid)
 	return h, unknown
 }
 

@@ -2,13 +2,16 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mcp-secure/mcp-secure/server/audit"
+	"github.com/mcp-secure/mcp-secure/server/engine"
 )
 
 func TestUsesSession(t *testing.T) {
@@ -87,6 +90,22 @@ func TestReplaySessionHistory(t *testing.T) {
 	partial := writeFile(t, dir, "partial.log", strings.Join(lines[2:], "")) // no genesis, no first call
 	inFlight := filepath.Join(dir, "inflight.log")
 	writeLog(t, inFlight, sessionLog(true))
+	// Between the denied read and the call, other sessions had a
+	// decision each: as many as the server keeps, or one fewer.
+	crowd := func(others int) string {
+		recs := sessionLog(false)
+		var mid []audit.Record
+		for i := range others {
+			r := recs[3]
+			r.DecisionID, r.SessionID = audit.NewID(), fmt.Sprintf("other-%d", i)
+			r.Timestamp = recs[1].Timestamp.Add(time.Duration(i+1) * time.Microsecond)
+			mid = append(mid, r)
+		}
+		path := filepath.Join(dir, fmt.Sprintf("crowd-%d.log", others))
+		writeLog(t, path, slices.Concat(recs[:2], mid, recs[2:]))
+		return path
+	}
+	kept, forgotten := crowd(engine.DefaultHistoryKeep-1), crowd(engine.DefaultHistoryKeep)
 	noTime := filepath.Join(dir, "notime.log")
 	writeLogOpts(t, noTime, sessionLog(false), &audit.Options{OmitDuration: true})
 
@@ -107,6 +126,10 @@ func TestReplaySessionHistory(t *testing.T) {
 			want: []string{"replayed 3 decisions", "deny -> allow 1"}, not: []string{"not replayable"}},
 		"calls in flight together": {log: inFlight, policy: withRule,
 			want: []string{"not replayed: 1 " + notReplayable + whyInFlight + ")", "replayed 3 decisions"}},
+		"other sessions, fewer than the server keeps": {log: kept, policy: withRule,
+			want: []string{"would change: 0 "}, not: []string{"not replayable"}},
+		"other sessions, as many as the server keeps": {log: forgotten, policy: withRule,
+			want: []string{"not replayed: 1 " + notReplayable + whyForgotten + ")", "would change: 0 "}},
 		"durations not recorded": {log: noTime, policy: withRule,
 			want: []string{"not replayed: 1 " + notReplayable + whyNoTime + ")", "replayed 3 decisions"}},
 	}
