@@ -179,6 +179,12 @@ func (r *replayer) replay(ctx context.Context, files []string) (*replayReport, e
 		}
 		close(done)
 	}()
+	if r.session {
+		r.sessions = newSessionTracker()
+		if err := r.readSummaries(files); err != nil {
+			return nil, err
+		}
+	}
 	readErr := r.read(files, jobs)
 	close(jobs)
 	wg.Wait()
@@ -206,9 +212,6 @@ func (r *replayer) read(files []string, jobs chan<- []job) error {
 		if err != nil {
 			return err
 		}
-		if r.session && r.sessions == nil {
-			r.sessions = newSessionTracker()
-		}
 		sc := bufio.NewScanner(f)
 		sc.Buffer(make([]byte, 0, 1<<20), 4<<20)
 		batch := make([]job, 0, batchSize)
@@ -235,6 +238,28 @@ func (r *replayer) read(files []string, jobs chan<- []job) error {
 		f.Close()
 		if err != nil {
 			return fmt.Errorf("%s:%d: %w", name, line+1, err)
+		}
+	}
+	return nil
+}
+
+// readSummaries reads the audit_summary records of files ahead, for the
+// session histories (sessionTracker.summary).
+func (r *replayer) readSummaries(files []string) error {
+	for _, name := range files {
+		f, err := os.Open(name)
+		if err != nil {
+			return err
+		}
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 0, 1<<20), 4<<20)
+		for sc.Scan() {
+			r.sessions.summary(sc.Bytes())
+		}
+		err = sc.Err()
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
 		}
 	}
 	return nil

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"container/list"
 	"encoding/json"
 	"maps"
@@ -39,8 +40,11 @@ import (
 //     (engine.DefaultHistoryKeep) were active since the session's last
 //     decision: the server may have forgotten its history, depending on
 //     which process (the log may have several writers) held which.
-// Refusals over the audit budget (counted in an audit_summary record)
-// never joined a history, in the server as here.
+//   - refusals past the audit budget were counted in a history but
+//     written only as an audit_summary record (which says from when, but
+//     not for which calls): from the summary's "from" on, calls of the
+//     summary's session (of every session, for a summary that names
+//     none) are not replayable.
 
 // usesSession reports whether modules may read input.session: a ref to
 // input.session, to input with a key that is not a constant, or to
@@ -116,6 +120,9 @@ type sessionTracker struct {
 	// first; at holds each session's element.
 	recent *list.List
 	at     map[string]*list.Element
+	// budget is when refusals past the audit budget began to be
+	// counted unrecorded, by session ("": any session).
+	budget map[string]time.Time
 }
 
 // replayKeep is how many sessions the rebuilt histories keep: more than
@@ -125,7 +132,42 @@ const replayKeep = 16 * engine.DefaultHistoryKeep
 
 func newSessionTracker() *sessionTracker {
 	return &sessionTracker{log: engine.NewSessionLog(0, replayKeep), last: map[string]time.Time{}, unknown: map[string]string{},
-		recent: list.New(), at: map[string]*list.Element{}}
+		recent: list.New(), at: map[string]*list.Element{}, budget: map[string]time.Time{}}
+}
+
+// summaryMark is how an audit_summary line starts to be told apart.
+var summaryMark = []byte(`"kind":"` + audit.KindSummary + `"`)
+
+// summary notes an audit_summary record (read ahead of the decisions: it
+// is written after the refusals it counts).
+func (t *sessionTracker) summary(raw []byte) {
+	if !bytes.Contains(raw, summaryMark) {
+		return
+	}
+	var f struct {
+		Kind      string `json:"kind"`
+		SessionID string `json:"session_id"`
+		Input     struct {
+			From time.Time `json:"from"`
+		} `json:"input"`
+	}
+	if json.Unmarshal(raw, &f) != nil || f.Kind != audit.KindSummary {
+		return
+	}
+	if was, ok := t.budget[f.SessionID]; !ok || f.Input.From.Before(was) {
+		t.budget[f.SessionID] = f.Input.From
+	}
+}
+
+// unrecorded reports whether refusals of sid may have been counted
+// unrecorded before at.
+func (t *sessionTracker) unrecorded(sid string, at time.Time) bool {
+	for _, k := range []string{sid, ""} {
+		if from, ok := t.budget[k]; ok && from.Before(at) {
+			return true
+		}
+	}
+	return false
 }
 
 // forgotten reports whether the server may have forgotten sid's history:
@@ -160,6 +202,7 @@ const (
 	whyRestart   = "a new log began while the session was open"
 	whyInFlight  = "another decision of the session was recorded while the call was in flight"
 	whyNoTime    = "the call's duration is not recorded (audit.include)"
+	whyBudget    = "refusals past the audit budget counted in its history were recorded only as a summary"
 	whyForgotten = "as many other sessions as the server keeps were active since its last decision"
 )
 
@@ -190,12 +233,18 @@ func (t *sessionTracker) history(raw []byte) (h *engine.SessionHistory, unknown 
 		t.unknown[sid] = whyForgotten
 	}
 	if f.Kind == audit.KindToolCall {
+		arrival := f.Timestamp
+		if f.DurationNS != nil {
+			arrival = arrival.Add(-time.Duration(*f.DurationNS))
+		}
 		switch {
 		case t.unknown[sid] != "":
 			unknown = t.unknown[sid]
+		case t.unrecorded(sid, arrival):
+			unknown = whyBudget
 		case seen && f.DurationNS == nil:
 			unknown = whyNoTime
-		case seen && f.DurationNS != nil && !last.Before(f.Timestamp.Add(-time.Duration(*f.DurationNS))):
+		case seen && f.DurationNS != nil && !last.Before(arrival):
 			unknown = whyInFlight
 		default:
 			h = t.log.History(sid)

@@ -106,6 +106,19 @@ func TestReplaySessionHistory(t *testing.T) {
 		return path
 	}
 	kept, forgotten := crowd(engine.DefaultHistoryKeep-1), crowd(engine.DefaultHistoryKeep)
+	// Refusals past the budget, counted from 1.5 s on, summarised after
+	// the last call: for s1, or for another session.
+	budget := func(name, session string) string {
+		recs := sessionLog(false)
+		from := recs[1].Timestamp.Add(-500 * time.Millisecond)
+		sum := audit.Record{DecisionID: audit.NewID(), SessionID: session, Kind: audit.KindSummary, Tool: "list_categories",
+			Result: audit.ResultDeny, Count: 40, Timestamp: recs[3].Timestamp.Add(time.Second),
+			Input: map[string]any{"refusal": "validation", "from": from.Format(time.RFC3339Nano), "to": from.Add(time.Second).Format(time.RFC3339Nano)}}
+		path := filepath.Join(dir, name)
+		writeLog(t, path, append(recs, sum))
+		return path
+	}
+	flooded, floodedElsewhere := budget("flooded.log", "s1"), budget("flooded-elsewhere.log", "s3")
 	noTime := filepath.Join(dir, "notime.log")
 	writeLogOpts(t, noTime, sessionLog(false), &audit.Options{OmitDuration: true})
 
@@ -130,6 +143,10 @@ func TestReplaySessionHistory(t *testing.T) {
 			want: []string{"would change: 0 "}, not: []string{"not replayable"}},
 		"other sessions, as many as the server keeps": {log: forgotten, policy: withRule,
 			want: []string{"not replayed: 1 " + notReplayable + whyForgotten + ")", "would change: 0 "}},
+		"refusals past the budget": {log: flooded, policy: withRule,
+			want: []string{"not replayed: 1 " + notReplayable + whyBudget + ")", "replayed 3 decisions"}},
+		"refusals past the budget, another session": {log: floodedElsewhere, policy: withRule,
+			want: []string{"replayed 4 decisions", "would change: 0 "}, not: []string{"not replayable"}},
 		"durations not recorded": {log: noTime, policy: withRule,
 			want: []string{"not replayed: 1 " + notReplayable + whyNoTime + ")", "replayed 3 decisions"}},
 	}
