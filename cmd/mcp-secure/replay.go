@@ -348,7 +348,15 @@ func (r *replayer) decide(ctx context.Context, j job) outcome {
 	default:
 		return outcome{skip: rec.Kind + " (not a policy decision)"}
 	}
-	d, err := r.decideOnce(ctx, point, input)
+	var d engine.Decision
+	var err error
+	if j.history != nil {
+		// An input with a session history seldom repeats: keying the
+		// memo on its text would cost more than it saves.
+		d, err = r.eng.Decide(ctx, point, input)
+	} else {
+		d, err = r.decideOnce(ctx, point, input)
+	}
 	now := d.Allow && err == nil
 	was := rec.Result == audit.ResultAllow
 	o := outcome{redact: len(redacted) > 0}

@@ -196,3 +196,54 @@ func writeLogOpts(t testing.TB, path string, recs []audit.Record, opts *audit.Op
 		t.Fatal(err)
 	}
 }
+
+// BenchmarkReplaySession is BenchmarkReplay under a policy that reads
+// input.session: 100,000 records of 50 sessions, whose histories are
+// rebuilt as they are read.
+func BenchmarkReplaySession(b *testing.B) {
+	dir := b.TempDir()
+	b.Setenv("HOME", dir)
+	b.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "config"))
+	logFile := filepath.Join(dir, "audit.log")
+	const n = 100_000
+	base := replayLog(filepath.Join(dir, "ws"))[:7]
+	t0 := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	recs := make([]audit.Record, 0, n)
+	for i := range n {
+		r := base[i%len(base)]
+		r.SessionID = fmt.Sprintf("s%d", i%50)
+		r.Timestamp, r.DurationNS = t0.Add(time.Duration(i)*time.Millisecond), (100 * time.Microsecond).Nanoseconds()
+		if r.Kind == audit.KindToolCall {
+			in := r.Input.(map[string]any)
+			r.Input = map[string]any{"tool": in["tool"], "arguments": map[string]any{"query": fmt.Sprintf("query %d", i)}, "protocol_version": "2025-11-25"}
+		}
+		recs = append(recs, r)
+	}
+	writeLog(b, logFile, recs)
+	pol := filepath.Join(dir, "p.yaml")
+	os.WriteFile(pol, []byte("rego:\n  modules: [r.rego]\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "r.rego"), []byte("package mcp.tools\n\ndeny contains \"no\" if input.session.counts.deny > 1000000\n"), 0o644)
+	chk, err := checkPolicy(context.Background(), pol)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if !usesSession(chk.cfg.UserModules) {
+		b.Fatal("the policy does not read input.session")
+	}
+	b.ResetTimer()
+	start, cpu0 := time.Now(), cpuTime()
+	decided := 0
+	for range b.N {
+		r := &replayer{eng: chk.eng, tools: chk.tools, session: true}
+		rep, err := r.replay(context.Background(), []string{logFile})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(rep.skipped) > 0 && rep.replayed == 0 {
+			b.Fatalf("nothing replayed: %v", rep.skipped)
+		}
+		decided += rep.replayed
+	}
+	b.ReportMetric(float64(decided)/time.Since(start).Seconds(), "decisions/s")
+	b.ReportMetric(float64(decided)/(cpuTime()-cpu0).Seconds(), "decisions/cpu-s")
+}
