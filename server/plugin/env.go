@@ -37,24 +37,34 @@ var injectionEnv = []string{
 	"PATH", "HOME", "SHELL", "TMPDIR", "USER", "LOGNAME", "IFS", "ENV", "BASH_ENV", "SHELLOPTS", "BASHOPTS", "PS4", "PROMPT_COMMAND",
 	"GCONV_PATH", "LOCPATH", "NLSPATH", "HOSTALIASES", "RESOLV_HOST_CONF", "LOCALDOMAIN", "RES_OPTIONS",
 	"NODE_OPTIONS", "NODE_PATH", "PERL5OPT", "PERL5LIB", "PERLLIB", "RUBYOPT", "RUBYLIB",
-	"JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "CLASSPATH",
-	"GOFLAGS", "GOROOT", "GOPATH", "GOENV", "GOTOOLCHAIN", "GOPROXY", "GODEBUG", "GOEXPERIMENT", "GOWORK",
+	"JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "CLASSPATH", "MAVEN_OPTS", "GRADLE_OPTS", "ZDOTDIR", "SSLKEYLOGFILE",
+	"CC", "CXX", "CPP", "LD", "AR", "CFLAGS", "CXXFLAGS", "CPPFLAGS", "LDFLAGS", "MAKEFLAGS",
 	"EDITOR", "VISUAL", "PAGER", "BROWSER", "TERMINFO", "TERMINFO_DIRS", "LESSOPEN", "LESSCLOSE", "MANPAGER",
 	"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "FTP_PROXY",
 }
 
 // injectionPrefixes cover whole families: the dynamic loaders (glibc,
-// macOS), shells, version control and ssh, the interpreters and their
-// package managers, per-user configuration lookups, TLS libraries.
+// macOS), shells, version control and ssh, the interpreters, their
+// toolchains and package managers (GO covers every Go toolchain variable,
+// GOCACHEPROG and GOAUTH among them, which run a program of their
+// choosing), per-user configuration lookups, TLS libraries.
 var injectionPrefixes = []string{
 	"LD_", "DYLD_", "BASH", "GLIBC_", "MALLOC_", "GCONV", "GIT_", "SSH_", "GPG", "XDG_",
 	"PYTHON", "PERL", "RUBY", "NODE_", "NPM_", "JAVA", "_JAVA", "JDK_", "CARGO_", "RUST",
+	"GO", "CGO_", "PIP_", "UV_", "GEM_", "BUNDLE_", "DENO_", "BUN_", "ERL_", "COR_", "CORECLR_", "COMPLUS_",
 	"LUA_", "PHP", "TCL", "R_", "DOTNET_", "CURL_", "WGET", "SUDO_", "KRB5", "OPENSSL_", "SSL_",
 }
 
 // harmlessEnv are names within the refused families that only set a
 // mode or a log level, common in MCP servers' configurations.
-var harmlessEnv = []string{"NODE_ENV", "NODE_NO_WARNINGS", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE", "PYTHONUTF8", "RUST_LOG", "RUST_BACKTRACE"}
+var harmlessEnv = []string{
+	"NODE_ENV", "NODE_NO_WARNINGS", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE", "PYTHONUTF8", "RUST_LOG", "RUST_BACKTRACE",
+	"GOGC", "GOMAXPROCS", "GOMEMLIMIT", "GOTRACEBACK",
+}
+
+// harmlessPrefixes are families that merely share a refused prefix
+// (GOOGLE_ is not GO's).
+var harmlessPrefixes = []string{"GOOGLE_"}
 
 // ownPrefixes are the server's own variables: its telemetry exporters'
 // settings and headers, and its own settings.
@@ -71,7 +81,7 @@ func EnvRefusal(name string, own []string) string {
 		return "it is the server's own (credentials or configuration)"
 	}
 	up := strings.ToUpper(name)
-	if slices.Contains(harmlessEnv, name) {
+	if slices.Contains(harmlessEnv, name) || hasAnyPrefix(name, harmlessPrefixes) {
 		return ""
 	}
 	if slices.Contains(injectionEnv, up) || hasAnyPrefix(up, injectionPrefixes) {
