@@ -343,7 +343,7 @@ func (p *pipeline) run(ctx context.Context, t *registeredTool, ci callInfo) (*mc
 		err error
 	}
 	done := make(chan outcome, 1) // buffered: a late handler must not block
-	handlers.Go(func() {
+	handle := func() {
 		defer func() {
 			if r := recover(); r != nil {
 				done <- outcome{err: fmt.Errorf("handler panicked: %v", r)}
@@ -351,7 +351,12 @@ func (p *pipeline) run(ctx context.Context, t *registeredTool, ci callInfo) (*mc
 		}()
 		res, err := t.Handler(ctx, call)
 		done <- outcome{res, err}
-	})
+	}
+	if t.Local {
+		handle() // returns promptly: no hand-off to wait for
+	} else {
+		handlers.Go(handle)
+	}
 	select {
 	case o := <-done:
 		if o.err != nil {

@@ -209,7 +209,7 @@ func New(opts Options) (*Server, error) {
 		}
 	}
 	s.watchPlugins()
-	ms.AddReceivingMiddleware(p.sessions.middleware, s.listFilter)
+	ms.AddReceivingMiddleware(p.sessions.middleware, readyMiddleware, s.listFilter)
 	// Unknown tool names are answered by the pipeline (a policy decision,
 	// an audit record and an error result) instead of a protocol error.
 	ms.AddReceivingMiddleware(func(next mcp.MethodHandler) mcp.MethodHandler {
@@ -283,6 +283,14 @@ func (s *Server) Run(ctx context.Context, in io.Reader, out io.Writer) error {
 	t := &StdioTransport{In: in, Out: out, Logger: s.log, MaxInFlight: s.maxInFlight,
 		DrainTimeout: s.pipe.timeout + time.Second, OnDrainTimeout: s.pipe.cancelAll,
 		OnEnd: func() { giveUpAfter(endGrace) }}
+	// The fast lane (fastlane.go) is for the stdio session; with
+	// telemetry on, every request goes through the SDK and its spans.
+	sdkCtx := context.WithoutCancel(ctx)
+	if !s.pipe.obs.on {
+		t.fast = newFastLane(s.pipe)
+		defer t.fast.stop()
+		sdkCtx = context.WithValue(sdkCtx, fastLaneKey{}, t.fast)
+	}
 	stop := s.summarise()
 	watch := context.AfterFunc(ctx, func() {
 		s.log.Info("shutting down: no new requests; calls in flight get a grace period", "grace", s.grace)
@@ -290,7 +298,7 @@ func (s *Server) Run(ctx context.Context, in io.Reader, out io.Writer) error {
 		giveUpAfter(s.grace + cancelGrace + outputGrace)
 	})
 	ran := make(chan error, 1)
-	go func() { ran <- s.mcp.Run(context.WithoutCancel(ctx), t) }()
+	go func() { ran <- s.mcp.Run(sdkCtx, t) }()
 	var err error
 	select {
 	case err = <-ran:
