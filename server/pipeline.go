@@ -265,8 +265,13 @@ func (p *pipeline) outcome(ctx context.Context, req *mcp.CallToolRequest) *mcp.C
 		return res
 	}
 	// The allow is recorded before the handler runs: no effect without a
-	// record.
-	if finish(audit.KindToolCall, audit.ResultAllow, nil, p.auditInput(ci, args), nil) != nil {
+	// record. A Local tool has no effect but its answer, so its allow is
+	// written with its result record, in one batch, before the answer.
+	together := t.Local
+	if together {
+		rec.Kind, rec.Result, rec.Input = audit.KindToolCall, audit.ResultAllow, p.auditInput(ci, args)
+		rec.DurationNS = p.now().Sub(start).Nanoseconds()
+	} else if finish(audit.KindToolCall, audit.ResultAllow, nil, p.auditInput(ci, args), nil) != nil {
 		return auditFailed()
 	}
 	dspan.End()
@@ -284,6 +289,13 @@ func (p *pipeline) outcome(ctx context.Context, req *mcp.CallToolRequest) *mcp.C
 		Result:     audit.ResultAllow,
 		Status:     status,
 		DurationNS: p.now().Sub(start).Nanoseconds(),
+	}
+	if together {
+		if err := logBatch(ctx, p.audit, []audit.Record{rec, r}); err != nil {
+			p.log.Error("audit write failed; failing the call", "tool", ci.name, "decision_id", ci.decisionID, "err", err)
+			return auditFailed()
+		}
+		return res
 	}
 	if err := p.audit.Log(ctx, r); err != nil {
 		// The effect has happened; the client still learns how it ended.

@@ -198,6 +198,35 @@ func (l *Logger) Log(ctx context.Context, r Record) error {
 	return fmt.Errorf("%w: %w", ErrWrite, err)
 }
 
+// LogBatch writes records in order as Log does each, on a sink that
+// takes batches in one batch (one file lock, one write, one sync), and
+// returns the first error: a call whose records it holds must fail on
+// any. Records of other calls may be written in the same batch, before
+// or after them, and a full batch may split them.
+func (l *Logger) LogBatch(ctx context.Context, rs []Record) error {
+	bs, ok := l.sink.(batchSink)
+	if !ok || len(rs) < 2 {
+		for _, r := range rs {
+			if err := l.Log(ctx, r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	ctx = context.WithoutCancel(ctx)
+	bodies := make([][]byte, len(rs))
+	for i, r := range rs {
+		body, release, err := l.encode(ctx, r)
+		defer release()
+		if err != nil {
+			l.log.Error("audit record does not encode", "decision_id", r.DecisionID, "err", err)
+			return fmt.Errorf("%w: encode: %w", ErrWrite, err)
+		}
+		bodies[i] = body
+	}
+	return l.commitAll(ctx, bs, rs, bodies)
+}
+
 // follow continues the chain from a record another writer appended.
 func (l *Logger) follow(last []byte, torn bool) {
 	if torn {
