@@ -41,13 +41,19 @@ type fastLane struct {
 	ctx  context.Context
 	stop context.CancelFunc
 
+	// syncs says the audit log syncs each batch to disk: calls that wait
+	// on a sync are better run side by side, so their records share one.
+	syncs bool
+
 	mu      sync.Mutex
 	cancels map[string]context.CancelFunc // by idKey, while in flight
 }
 
 func newFastLane(p *pipeline) *fastLane {
 	ctx, stop := context.WithCancel(context.Background())
-	return &fastLane{pipe: p, ctx: ctx, stop: stop, cancels: map[string]context.CancelFunc{}}
+	s, ok := p.audit.(interface{ Syncs() bool })
+	return &fastLane{pipe: p, ctx: ctx, stop: stop, cancels: map[string]context.CancelFunc{},
+		syncs: !ok || s.Syncs()}
 }
 
 // fastLaneKey is the context key under which Run hands the fast lane to
@@ -78,6 +84,12 @@ func readyMiddleware(next mcp.MethodHandler) mcp.MethodHandler {
 // whether it did (or handed it to a worker that will). The request has
 // been admitted: its answer is owed. alone says nothing else is waiting:
 // it is the only request in flight and no more input is buffered.
+//
+// A call that only takes CPU (a Local tool, or an unknown one) runs on
+// the reader even when more requests wait, unless the audit log syncs
+// every batch: on two cores, calls handed to workers side by side cost
+// more CPU each (wake-ups, stacks grown anew, contention) than running
+// them one after another, and the requests behind wait in the pipe.
 func (f *fastLane) take(c *stdioConn, req *jsonrpc.Request, alone bool) bool {
 	if !req.ID.IsValid() {
 		return false
@@ -112,7 +124,7 @@ func (f *fastLane) take(c *stdioConn, req *jsonrpc.Request, alone bool) bool {
 			cancel()
 			f.answer(c, req.ID, encodeCallResult(res))
 		}
-		if alone && f.inline(params.Name) {
+		if (alone || !f.syncs) && f.inline(params.Name) {
 			run()
 		} else {
 			handlers.Go(run)

@@ -83,6 +83,13 @@ func logBatch(ctx context.Context, a Auditor, rs []audit.Record) error {
 	return nil
 }
 
+// Syncs reports whether the auditor syncs its records to disk (see
+// audit.Logger.Syncs); an auditor that does not tell is taken to.
+func (h *History) Syncs() bool {
+	s, ok := h.Auditor.(interface{ Syncs() bool })
+	return !ok || s.Syncs()
+}
+
 // countUnrecorded counts in its session's history a decision whose own
 // audit record was not written (a refusal past its budget, which a
 // summary record counts): input.session.counts must count every

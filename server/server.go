@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -426,18 +427,36 @@ var (
 	noCommands = plugin.Closed{Err: &plugin.DeniedError{Kind: audit.KindCommand, Target: "any command", Reasons: []string{"this server has no command guard"}}}
 )
 
-type catalog struct{ pipe *pipeline }
+type catalog struct {
+	pipe *pipeline
+	// sorted are the entries by name, made once per tool table (a change
+	// of tools publishes a new one).
+	sorted atomic.Pointer[sortedEntries]
+}
+
+// sortedEntries are the entries of the tool table src, by name.
+type sortedEntries struct {
+	src     *map[string]*registeredTool
+	entries []plugin.Entry
+}
 
 var _ plugin.Catalog = (*catalog)(nil)
 
+// Entries returns the tools sorted by name; the caller may keep and
+// change the slice.
 func (c *catalog) Entries() []plugin.Entry {
+	src := c.pipe.tools.m.Load()
+	if e := c.sorted.Load(); e != nil && e.src == src {
+		return slices.Clone(e.entries)
+	}
 	tools := c.pipe.tools.all()
 	out := make([]plugin.Entry, 0, len(tools))
 	for _, name := range slices.Sorted(maps.Keys(tools)) {
 		t := tools[name]
 		out = append(out, plugin.Entry{Tool: t.Tool, Plugin: t.plugin, PluginVersion: t.pluginVersion})
 	}
-	return out
+	c.sorted.Store(&sortedEntries{src: src, entries: out})
+	return slices.Clone(out)
 }
 
 // Permitted asks the tools decision point whether call's client may use

@@ -318,6 +318,9 @@ func (l *Logger) encode(ctx context.Context, r Record) (body []byte, release fun
 // decoding of the encoded line): most records match no mask, and for
 // those the encoded body is kept as it is.
 func (l *Logger) mask(ctx context.Context, r *Record, body []byte) ([]byte, error) {
+	if sk, ok := l.masker.(maskSkipper); ok && sk.MaskSkips(ctx, r.Input) {
+		return body, nil
+	}
 	rules, err := l.masker.Mask(ctx, maskInput(r))
 	if err == nil && len(rules) == 0 {
 		return body, nil
@@ -414,6 +417,19 @@ func (l *Logger) capRecord(body []byte) ([]byte, error) {
 		}
 	}
 	return body, nil
+}
+
+// Syncs reports whether records are synced to disk as they are written
+// (a file sink with fsync durability); a sink that does not tell is
+// taken to.
+func (l *Logger) Syncs() bool {
+	switch s := l.sink.(type) {
+	case *FileSink:
+		return s.opts.Sync
+	case *WriterSink:
+		return false
+	}
+	return true
 }
 
 // Close closes the sink.
