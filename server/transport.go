@@ -462,14 +462,17 @@ func (c *stdioConn) cancelled(params json.RawMessage) {
 	if json.Unmarshal(params, &p) != nil || p.RequestID == nil {
 		return
 	}
+	if c.fast != nil {
+		// The fast lane's calls are its to cancel (the SDK's, the SDK's).
+		if id, err := jsonrpc.MakeID(p.RequestID); err == nil && id.IsValid() {
+			c.fast.cancel(id)
+		}
+	}
 	if f, ok := p.RequestID.(float64); ok {
 		p.RequestID = int64(f)
 	}
 	if id, err := jsonrpc.MakeID(p.RequestID); err == nil && id.IsValid() {
 		c.answered(id)
-		if c.fast != nil {
-			c.fast.cancel(id)
-		}
 	}
 }
 
