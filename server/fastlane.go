@@ -99,6 +99,7 @@ func (f *fastLane) take(c *stdioConn, req *jsonrpc.Request, alone bool) bool {
 		if len(req.Params) != 0 && !emptyObject(req.Params) {
 			return false
 		}
+		tookHook(req)
 		f.answer(c, req.ID, []byte(`{}`))
 		return true
 	case "tools/call":
@@ -110,6 +111,7 @@ func (f *fastLane) take(c *stdioConn, req *jsonrpc.Request, alone bool) bool {
 		if !ok {
 			return false
 		}
+		tookHook(req)
 		ctr := &mcp.CallToolRequest{Session: ss, Params: params}
 		key := idKey(req.ID)
 		ctx, cancel := context.WithCancel(f.ctx)
@@ -133,6 +135,10 @@ func (f *fastLane) take(c *stdioConn, req *jsonrpc.Request, alone bool) bool {
 	}
 	return false
 }
+
+// tookHook is called with each request the fast lane takes (tests set
+// it to see which).
+var tookHook = func(*jsonrpc.Request) {}
 
 // inline reports whether a call of tool may run on the reader: the tool
 // only reads the server's own state in memory, or is not served at all

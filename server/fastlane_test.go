@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 
 	"github.com/mcp-secure/mcp-secure/server/audit"
 	"github.com/mcp-secure/mcp-secure/server/plugin"
@@ -119,6 +122,9 @@ func (c *rawClient) initialize() {
 // the fast lane leaves to it (an extra member), with the same audit
 // records.
 func TestFastLaneAnswersAsTheSDK(t *testing.T) {
+	var took sync.Map // request id -> true
+	tookHook = func(r *jsonrpc.Request) { took.Store(fmt.Sprint(r.ID.Raw()), true) }
+	t.Cleanup(func() { tookHook = func(*jsonrpc.Request) {} })
 	c := newRawClient(t)
 	c.initialize()
 	cases := map[string]struct{ method, params string }{
@@ -152,6 +158,9 @@ func TestFastLaneAnswersAsTheSDK(t *testing.T) {
 				before := len(c.aud.all())
 				c.send(line + "}")
 				got[i] = c.answer(id)
+				if _, fast := took.Load(fmt.Sprint(id)); fast != (i == 0) {
+					t.Errorf("request %d: taken by the fast lane %v, want %v", id, fast, i == 0)
+				}
 				for _, r := range c.aud.all()[before:] {
 					kinds[i] = append(kinds[i], r.Kind+"/"+r.Result)
 				}
