@@ -171,7 +171,10 @@ func (p *pipeline) outcome(ctx context.Context, req *mcp.CallToolRequest) *mcp.C
 				return nil
 			}
 		}
-		rec.DurationNS = p.now().Sub(start).Nanoseconds()
+		// Stamped now, as if written now: replay takes the call's arrival
+		// from the timestamp less the duration.
+		now := p.now()
+		rec.Timestamp, rec.DurationNS = now, now.Sub(start).Nanoseconds()
 		if err := p.audit.Log(ctx, rec); err != nil {
 			p.log.Error("audit write failed; failing the call", "tool", ci.name, "decision_id", ci.decisionID, "err", err)
 			return err
@@ -270,7 +273,10 @@ func (p *pipeline) outcome(ctx context.Context, req *mcp.CallToolRequest) *mcp.C
 	together := t.Local
 	if together {
 		rec.Kind, rec.Result, rec.Input = audit.KindToolCall, audit.ResultAllow, p.auditInput(ci, args)
-		rec.DurationNS = p.now().Sub(start).Nanoseconds()
+		// Stamped now, as if written now: replay takes the call's arrival
+		// from the timestamp less the duration.
+		now := p.now()
+		rec.Timestamp, rec.DurationNS = now, now.Sub(start).Nanoseconds()
 	} else if finish(audit.KindToolCall, audit.ResultAllow, nil, p.auditInput(ci, args), nil) != nil {
 		return auditFailed()
 	}
