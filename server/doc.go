@@ -12,6 +12,13 @@
 // input: at EOF calls run to their deadline, on [StdioTransport.Shutdown]
 // (SIGTERM) they get a grace period and are then cancelled.
 //
+// Once a session's initialize is answered, and with telemetry off, the
+// transport answers ping and plain tools/call requests itself (the fast
+// lane, fastlane.go): through the same pipeline, without the SDK's
+// goroutine per request. Calls that only take CPU (a plugin.Tool marked
+// Local, or an unknown tool) run on the goroutine that read them; the
+// others on pooled workers. Everything else goes to the SDK.
+//
 // # The pipeline
 //
 // Every tools/call goes through the pipeline: look the tool up, refuse
@@ -20,7 +27,9 @@
 // the arguments the schema marks as paths, URLs or commands, run the
 // handler under the call's deadline with the guards on its context, and
 // record how it ended. Every decision is an audit record written before
-// its effect; a failed audit write fails the call. Refusals a client can
+// its effect; a failed audit write fails the call. A Local tool has no
+// effect but its answer: its decision and result records are written
+// together, before the answer. Refusals a client can
 // repeat for free are recorded within a budget and counted past it.
 //
 // # Identity

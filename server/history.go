@@ -34,12 +34,60 @@ func (h *History) Log(ctx context.Context, r audit.Record) error {
 	if err := h.Auditor.Log(ctx, r); err != nil {
 		return err
 	}
+	h.record(r)
+	return nil
+}
+
+// LogBatch records rs together (see batchAuditor), then adds them to
+// their sessions' history.
+func (h *History) LogBatch(ctx context.Context, rs []audit.Record) error {
+	if err := logBatch(ctx, h.Auditor, rs); err != nil {
+		return err
+	}
+	for _, r := range rs {
+		h.record(r)
+	}
+	return nil
+}
+
+func (h *History) record(r audit.Record) {
 	switch r.Kind {
 	case audit.KindToolCall, audit.KindValidation, audit.KindRateLimit,
 		audit.KindNetwork, audit.KindFilesystem, audit.KindCommand:
 		h.log.Record(r.SessionID, engine.SessionEvent{Tool: r.Tool, Kind: r.Kind, Result: r.Result})
 	}
+}
+
+// batchAuditor is an Auditor that writes several records together (one
+// file lock, one write, one sync); *audit.Logger and *History are.
+type batchAuditor interface {
+	LogBatch(ctx context.Context, rs []audit.Record) error
+}
+
+var (
+	_ batchAuditor = (*audit.Logger)(nil)
+	_ batchAuditor = (*History)(nil)
+)
+
+// logBatch writes rs in order through a, together when a can, and
+// returns the first error.
+func logBatch(ctx context.Context, a Auditor, rs []audit.Record) error {
+	if b, ok := a.(batchAuditor); ok {
+		return b.LogBatch(ctx, rs)
+	}
+	for _, r := range rs {
+		if err := a.Log(ctx, r); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// Syncs reports whether the auditor syncs its records to disk (see
+// audit.Logger.Syncs); an auditor that does not tell is taken to.
+func (h *History) Syncs() bool {
+	s, ok := h.Auditor.(interface{ Syncs() bool })
+	return !ok || s.Syncs()
 }
 
 // countUnrecorded counts in its session's history a decision whose own

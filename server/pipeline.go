@@ -171,7 +171,10 @@ func (p *pipeline) outcome(ctx context.Context, req *mcp.CallToolRequest) *mcp.C
 				return nil
 			}
 		}
-		rec.DurationNS = p.now().Sub(start).Nanoseconds()
+		// Stamped now, as if written now: replay takes the call's arrival
+		// from the timestamp less the duration.
+		now := p.now()
+		rec.Timestamp, rec.DurationNS = now, now.Sub(start).Nanoseconds()
 		if err := p.audit.Log(ctx, rec); err != nil {
 			p.log.Error("audit write failed; failing the call", "tool", ci.name, "decision_id", ci.decisionID, "err", err)
 			return err
@@ -265,8 +268,16 @@ func (p *pipeline) outcome(ctx context.Context, req *mcp.CallToolRequest) *mcp.C
 		return res
 	}
 	// The allow is recorded before the handler runs: no effect without a
-	// record.
-	if finish(audit.KindToolCall, audit.ResultAllow, nil, p.auditInput(ci, args), nil) != nil {
+	// record. A Local tool has no effect but its answer, so its allow is
+	// written with its result record, in one batch, before the answer.
+	together := t.Local
+	if together {
+		rec.Kind, rec.Result, rec.Input = audit.KindToolCall, audit.ResultAllow, p.auditInput(ci, args)
+		// Stamped now, as if written now: replay takes the call's arrival
+		// from the timestamp less the duration.
+		now := p.now()
+		rec.Timestamp, rec.DurationNS = now, now.Sub(start).Nanoseconds()
+	} else if finish(audit.KindToolCall, audit.ResultAllow, nil, p.auditInput(ci, args), nil) != nil {
 		return auditFailed()
 	}
 	dspan.End()
@@ -284,6 +295,13 @@ func (p *pipeline) outcome(ctx context.Context, req *mcp.CallToolRequest) *mcp.C
 		Result:     audit.ResultAllow,
 		Status:     status,
 		DurationNS: p.now().Sub(start).Nanoseconds(),
+	}
+	if together {
+		if err := logBatch(ctx, p.audit, []audit.Record{rec, r}); err != nil {
+			p.log.Error("audit write failed; failing the call", "tool", ci.name, "decision_id", ci.decisionID, "err", err)
+			return auditFailed()
+		}
+		return res
 	}
 	if err := p.audit.Log(ctx, r); err != nil {
 		// The effect has happened; the client still learns how it ended.
@@ -343,7 +361,7 @@ func (p *pipeline) run(ctx context.Context, t *registeredTool, ci callInfo) (*mc
 		err error
 	}
 	done := make(chan outcome, 1) // buffered: a late handler must not block
-	handlers.Go(func() {
+	handle := func() {
 		defer func() {
 			if r := recover(); r != nil {
 				done <- outcome{err: fmt.Errorf("handler panicked: %v", r)}
@@ -351,7 +369,12 @@ func (p *pipeline) run(ctx context.Context, t *registeredTool, ci callInfo) (*mc
 		}()
 		res, err := t.Handler(ctx, call)
 		done <- outcome{res, err}
-	})
+	}
+	if t.Local {
+		handle() // returns promptly: no hand-off to wait for
+	} else {
+		handlers.Go(handle)
+	}
 	select {
 	case o := <-done:
 		if o.err != nil {

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -209,7 +210,7 @@ func New(opts Options) (*Server, error) {
 		}
 	}
 	s.watchPlugins()
-	ms.AddReceivingMiddleware(p.sessions.middleware, s.listFilter)
+	ms.AddReceivingMiddleware(p.sessions.middleware, readyMiddleware, s.listFilter)
 	// Unknown tool names are answered by the pipeline (a policy decision,
 	// an audit record and an error result) instead of a protocol error.
 	ms.AddReceivingMiddleware(func(next mcp.MethodHandler) mcp.MethodHandler {
@@ -283,6 +284,14 @@ func (s *Server) Run(ctx context.Context, in io.Reader, out io.Writer) error {
 	t := &StdioTransport{In: in, Out: out, Logger: s.log, MaxInFlight: s.maxInFlight,
 		DrainTimeout: s.pipe.timeout + time.Second, OnDrainTimeout: s.pipe.cancelAll,
 		OnEnd: func() { giveUpAfter(endGrace) }}
+	// The fast lane (fastlane.go) is for the stdio session; with
+	// telemetry on, every request goes through the SDK and its spans.
+	sdkCtx := context.WithoutCancel(ctx)
+	if !s.pipe.obs.on {
+		t.fast = newFastLane(s.pipe)
+		defer t.fast.stop()
+		sdkCtx = context.WithValue(sdkCtx, fastLaneKey{}, t.fast)
+	}
 	stop := s.summarise()
 	watch := context.AfterFunc(ctx, func() {
 		s.log.Info("shutting down: no new requests; calls in flight get a grace period", "grace", s.grace)
@@ -290,7 +299,7 @@ func (s *Server) Run(ctx context.Context, in io.Reader, out io.Writer) error {
 		giveUpAfter(s.grace + cancelGrace + outputGrace)
 	})
 	ran := make(chan error, 1)
-	go func() { ran <- s.mcp.Run(context.WithoutCancel(ctx), t) }()
+	go func() { ran <- s.mcp.Run(sdkCtx, t) }()
 	var err error
 	select {
 	case err = <-ran:
@@ -418,18 +427,36 @@ var (
 	noCommands = plugin.Closed{Err: &plugin.DeniedError{Kind: audit.KindCommand, Target: "any command", Reasons: []string{"this server has no command guard"}}}
 )
 
-type catalog struct{ pipe *pipeline }
+type catalog struct {
+	pipe *pipeline
+	// sorted are the entries by name, made once per tool table (a change
+	// of tools publishes a new one).
+	sorted atomic.Pointer[sortedEntries]
+}
+
+// sortedEntries are the entries of the tool table src, by name.
+type sortedEntries struct {
+	src     *map[string]*registeredTool
+	entries []plugin.Entry
+}
 
 var _ plugin.Catalog = (*catalog)(nil)
 
+// Entries returns the tools sorted by name; the caller may keep and
+// change the slice.
 func (c *catalog) Entries() []plugin.Entry {
+	src := c.pipe.tools.m.Load()
+	if e := c.sorted.Load(); e != nil && e.src == src {
+		return slices.Clone(e.entries)
+	}
 	tools := c.pipe.tools.all()
 	out := make([]plugin.Entry, 0, len(tools))
 	for _, name := range slices.Sorted(maps.Keys(tools)) {
 		t := tools[name]
 		out = append(out, plugin.Entry{Tool: t.Tool, Plugin: t.plugin, PluginVersion: t.pluginVersion})
 	}
-	return out
+	c.sorted.Store(&sortedEntries{src: src, entries: out})
+	return slices.Clone(out)
 }
 
 // Permitted asks the tools decision point whether call's client may use

@@ -62,6 +62,10 @@ type StdioTransport struct {
 	OnEnd  func()
 	Logger *slog.Logger
 
+	// fast, if set, answers the requests it takes without the SDK
+	// (fastlane.go).
+	fast *fastLane
+
 	mu   sync.Mutex
 	conn *stdioConn
 }
@@ -85,6 +89,7 @@ func (t *StdioTransport) Connect(context.Context) (mcp.Connection, error) {
 		onTimeout: t.OnDrainTimeout,
 		onEnd:     t.OnEnd,
 		log:       t.Logger,
+		fast:      t.fast,
 		incoming:  make(chan readResult),
 		closed:    make(chan struct{}),
 		stopping:  make(chan struct{}),
@@ -125,6 +130,8 @@ func (t *StdioTransport) Shutdown(grace time.Duration) {
 type readResult struct {
 	msg jsonrpc.Message
 	err error
+	// more says more input was already buffered when msg was read.
+	more bool
 }
 
 type stdioConn struct {
@@ -136,6 +143,7 @@ type stdioConn struct {
 	onTimeout func()
 	onEnd     func()
 	log       *slog.Logger
+	fast      *fastLane
 
 	incoming chan readResult
 
@@ -221,6 +229,13 @@ func (c *stdioConn) answered(id jsonrpc.ID) string {
 		c.idle = nil
 	}
 	return method
+}
+
+// alone reports whether one request is in flight.
+func (c *stdioConn) alone() bool {
+	c.fmu.Lock()
+	defer c.fmu.Unlock()
+	return len(c.inflight) == 1
 }
 
 // waitIdle waits until no request is in flight, or d has passed; it
@@ -421,6 +436,9 @@ func (c *stdioConn) deliver(r readResult) bool {
 		if req.Method == "notifications/cancelled" {
 			c.cancelled(req.Params)
 		}
+		if c.fast != nil && req.ID.IsValid() && c.fast.take(c, req, !r.more && c.alone()) {
+			return true
+		}
 	}
 	select {
 	case c.incoming <- r:
@@ -444,6 +462,12 @@ func (c *stdioConn) cancelled(params json.RawMessage) {
 	if json.Unmarshal(params, &p) != nil || p.RequestID == nil {
 		return
 	}
+	if c.fast != nil {
+		// The fast lane's calls are its to cancel (the SDK's, the SDK's).
+		if id, err := jsonrpc.MakeID(p.RequestID); err == nil && id.IsValid() {
+			c.fast.cancel(id)
+		}
+	}
 	if f, ok := p.RequestID.(float64); ok {
 		p.RequestID = int64(f)
 	}
@@ -458,7 +482,7 @@ func (c *stdioConn) readLoop(r *bufio.Reader) {
 		if tooLong {
 			c.reject(nil, jsonrpc.CodeInvalidRequest, fmt.Sprintf("message exceeds %d bytes", c.maxBytes))
 		} else if len(bytes.TrimSpace(line)) > 0 {
-			if msg := c.decode(line); msg != nil && !c.deliver(readResult{msg: msg}) {
+			if msg := c.decode(line); msg != nil && !c.deliver(readResult{msg: msg, more: r.Buffered() > 0}) {
 				return
 			}
 		}

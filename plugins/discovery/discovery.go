@@ -82,6 +82,7 @@ func (d *discovery) Tools() []plugin.Tool {
 			InputSchema: json.RawMessage(searchSchema),
 			Annotations: readOnly,
 			Handler:     d.search,
+			Local:       true,
 		},
 		{
 			Name:        "list_categories",
@@ -93,6 +94,7 @@ func (d *discovery) Tools() []plugin.Tool {
 			InputSchema: json.RawMessage(categoriesSchema),
 			Annotations: readOnly,
 			Handler:     d.categories,
+			Local:       true,
 		},
 	}
 }

@@ -52,47 +52,74 @@ const maxBatch = 256
 // commit writes body, chained, in the next batch, and returns that
 // batch's result for it.
 func (l *Logger) commit(ctx context.Context, bs batchSink, r Record, body []byte) error {
-	p := &pending{body: body, done: make(chan bool, 1)}
+	return l.commitAll(ctx, bs, []Record{r}, [][]byte{body})
+}
+
+// commitAll queues bodies, in order, for the next batch (all of them in
+// it unless it is full) and returns once each is written, with the
+// first error.
+func (l *Logger) commitAll(ctx context.Context, bs batchSink, rs []Record, bodies [][]byte) error {
+	ps := make([]*pending, len(bodies))
+	for i, b := range bodies {
+		ps[i] = &pending{body: b, done: make(chan bool, 1)}
+	}
 	c := &l.batches
 	c.mu.Lock()
-	c.queue = append(c.queue, p)
+	c.queue = append(c.queue, ps...)
 	lead := !c.writing
 	c.writing = true
 	c.mu.Unlock()
-	if !lead {
-		lead = <-p.done
-	}
-	if lead {
-		c.mu.Lock()
-		n := min(len(c.queue), maxBatch)
-		batch := c.queue[:n:n]
-		c.queue = c.queue[n:]
-		c.mu.Unlock()
-
-		l.writeBatch(ctx, bs, batch)
-
-		c.mu.Lock()
-		if len(c.queue) > 0 {
-			c.queue[0].done <- true // its writer writes the next batch
-		} else {
-			c.writing = false
-			c.queue = nil
+	for i, p := range ps {
+		if i > 0 || !lead {
+			// Written by another batch's writer (false), or this call
+			// writes the next batch (true).
+			lead = <-p.done
 		}
-		c.mu.Unlock()
-		for _, q := range batch {
-			if q != p {
-				q.done <- false
+		if lead {
+			l.lead(ctx, bs, p)
+		}
+	}
+	var first error
+	for i, p := range ps {
+		if p.err != nil {
+			l.failed(rs[i], p.err)
+			if first == nil {
+				first = fmt.Errorf("%w: %w", ErrWrite, p.err)
 			}
+			continue
+		}
+		if l.tee != nil {
+			l.tee(append([]byte(nil), p.body...))
 		}
 	}
-	if p.err != nil {
-		l.failed(r, p.err)
-		return fmt.Errorf("%w: %w", ErrWrite, p.err)
+	return first
+}
+
+// lead writes the next batch, which starts with p, and hands the one
+// after it to its first record's writer.
+func (l *Logger) lead(ctx context.Context, bs batchSink, p *pending) {
+	c := &l.batches
+	c.mu.Lock()
+	n := min(len(c.queue), maxBatch)
+	batch := c.queue[:n:n]
+	c.queue = c.queue[n:]
+	c.mu.Unlock()
+
+	l.writeBatch(ctx, bs, batch)
+
+	c.mu.Lock()
+	if len(c.queue) > 0 {
+		c.queue[0].done <- true // its writer writes the next batch
+	} else {
+		c.writing = false
+		c.queue = nil
 	}
-	if l.tee != nil {
-		l.tee(append([]byte(nil), body...))
+	c.mu.Unlock()
+	for _, q := range batch {
+		if q != p {
+			q.done <- false
+		}
 	}
-	return nil
 }
 
 // writeBatch chains and writes the records of batch under the file lock,

@@ -3,9 +3,11 @@
 package audit_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -83,4 +85,123 @@ func BenchmarkLogParallel(b *testing.B) {
 func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
+}
+
+// TestLogBatchKeepsRecordsTogether: the records of one LogBatch are
+// written in order and next to each other, while other calls log at
+// once, with fsync durability and across rotations; the log verifies.
+func TestLogBatchKeepsRecordsTogether(t *testing.T) {
+	for name, opts := range map[string]*audit.FileOptions{
+		"fsync":  {Sync: true},
+		"rotate": {MaxSize: 8 << 10, Retention: 1000},
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "audit.log")
+			s, err := audit.Open(p, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			l := audit.New(s, nil)
+			defer l.Close()
+			const perWriter, writers = 30, 4
+			var wg sync.WaitGroup
+			for g := range writers {
+				wg.Add(2)
+				go func() {
+					defer wg.Done()
+					for j := range perWriter {
+						id := fmt.Sprintf("pair-%d-%d", g, j)
+						err := l.LogBatch(t.Context(), []audit.Record{
+							{DecisionID: id, Kind: audit.KindToolCall, Result: audit.ResultAllow},
+							{DecisionID: id, Kind: audit.KindToolResult, Result: audit.ResultAllow, Status: audit.StatusOK},
+						})
+						if err != nil {
+							t.Error(err)
+							return
+						}
+					}
+				}()
+				go func() {
+					defer wg.Done()
+					for j := range perWriter {
+						if err := l.Log(t.Context(), audit.Record{DecisionID: fmt.Sprintf("single-%d-%d", g, j), Kind: audit.KindToolCall, Result: audit.ResultDeny}); err != nil {
+							t.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			var files []string
+			for n := 1000; n >= 1; n-- {
+				if f := fmt.Sprintf("%s.%d", p, n); fileExists(f) {
+					files = append(files, f)
+				}
+			}
+			files = append(files, p)
+			if _, err := audit.Verify(files); err != nil {
+				t.Fatalf("the log does not verify: %v", err)
+			}
+			var recs []audit.Record
+			for _, f := range files {
+				data, err := os.ReadFile(f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for line := range strings.SplitSeq(strings.TrimSpace(string(data)), "\n") {
+					var r audit.Record
+					if err := json.Unmarshal([]byte(line), &r); err != nil {
+						t.Fatal(err)
+					}
+					if r.Kind != audit.KindGenesis {
+						recs = append(recs, r)
+					}
+				}
+			}
+			if want := writers * perWriter * 3; len(recs) != want {
+				t.Fatalf("%d records, want %d", len(recs), want)
+			}
+			for i, r := range recs {
+				if !strings.HasPrefix(r.DecisionID, "pair-") || r.Kind != audit.KindToolCall {
+					continue
+				}
+				if i+1 == len(recs) || recs[i+1].DecisionID != r.DecisionID || recs[i+1].Kind != audit.KindToolResult {
+					t.Fatalf("record %d (%s) is not followed by its result record", i, r.DecisionID)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkLogBatchPair is a call's two records written together, against
+// writing them one after the other, on a file log.
+func BenchmarkLogBatchPair(b *testing.B) {
+	pair := []audit.Record{
+		{DecisionID: "d", Kind: audit.KindToolCall, Result: audit.ResultAllow},
+		{DecisionID: "d", Kind: audit.KindToolResult, Result: audit.ResultAllow, Status: audit.StatusOK},
+	}
+	for name, write := range map[string]func(*audit.Logger) error{
+		"batch": func(l *audit.Logger) error { return l.LogBatch(b.Context(), pair) },
+		"each": func(l *audit.Logger) error {
+			if err := l.Log(b.Context(), pair[0]); err != nil {
+				return err
+			}
+			return l.Log(b.Context(), pair[1])
+		},
+	} {
+		b.Run(name, func(b *testing.B) {
+			s, err := audit.Open(filepath.Join(b.TempDir(), "audit.log"), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			l := audit.New(s, nil)
+			defer l.Close()
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := write(l); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

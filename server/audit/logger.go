@@ -198,6 +198,35 @@ func (l *Logger) Log(ctx context.Context, r Record) error {
 	return fmt.Errorf("%w: %w", ErrWrite, err)
 }
 
+// LogBatch writes records in order as Log does each, on a sink that
+// takes batches in one batch (one file lock, one write, one sync), and
+// returns the first error: a call whose records it holds must fail on
+// any. Records of other calls may be written in the same batch, before
+// or after them, and a full batch may split them.
+func (l *Logger) LogBatch(ctx context.Context, rs []Record) error {
+	bs, ok := l.sink.(batchSink)
+	if !ok || len(rs) < 2 {
+		for _, r := range rs {
+			if err := l.Log(ctx, r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	ctx = context.WithoutCancel(ctx)
+	bodies := make([][]byte, len(rs))
+	for i, r := range rs {
+		body, release, err := l.encode(ctx, r)
+		defer release()
+		if err != nil {
+			l.log.Error("audit record does not encode", "decision_id", r.DecisionID, "err", err)
+			return fmt.Errorf("%w: encode: %w", ErrWrite, err)
+		}
+		bodies[i] = body
+	}
+	return l.commitAll(ctx, bs, rs, bodies)
+}
+
 // follow continues the chain from a record another writer appended.
 func (l *Logger) follow(last []byte, torn bool) {
 	if torn {
@@ -289,6 +318,9 @@ func (l *Logger) encode(ctx context.Context, r Record) (body []byte, release fun
 // decoding of the encoded line): most records match no mask, and for
 // those the encoded body is kept as it is.
 func (l *Logger) mask(ctx context.Context, r *Record, body []byte) ([]byte, error) {
+	if sk, ok := l.masker.(maskSkipper); ok && sk.MaskSkips(ctx, r.Input) {
+		return body, nil
+	}
 	rules, err := l.masker.Mask(ctx, maskInput(r))
 	if err == nil && len(rules) == 0 {
 		return body, nil
@@ -385,6 +417,19 @@ func (l *Logger) capRecord(body []byte) ([]byte, error) {
 		}
 	}
 	return body, nil
+}
+
+// Syncs reports whether records are synced to disk as they are written
+// (a file sink with fsync durability); a sink that does not tell is
+// taken to.
+func (l *Logger) Syncs() bool {
+	switch s := l.sink.(type) {
+	case *FileSink:
+		return s.opts.Sync
+	case *WriterSink:
+		return false
+	}
+	return true
 }
 
 // Close closes the sink.

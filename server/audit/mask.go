@@ -17,6 +17,13 @@ type Masker interface {
 	Mask(ctx context.Context, record map[string]any) ([]any, error)
 }
 
+// maskSkipper is a Masker that can tell from a record's input alone that
+// no rule matches it (*engine.Engine can while only the built-in rules are
+// in force), sparing the record's map.
+type maskSkipper interface {
+	MaskSkips(ctx context.Context, input any) bool
+}
+
 // maskable are the record fields mask rules may touch: what a client
 // chose. The chain, the ids, the kind and the result are not theirs.
 var maskable = []string{"/input", "/reasons", "/error", "/tool", "/client"}

@@ -60,6 +60,13 @@ type FileSink struct {
 	// to name this file, no shorter than what was written; the write
 	// under the same lock need not look again.
 	checked bool
+	// The file lock, held between batches for a while (linger.go): held
+	// since heldSince, inBatch while a batch is being written, release
+	// the timer that drops it.
+	held      bool
+	heldSince time.Time
+	inBatch   bool
+	release   *time.Timer
 }
 
 var _ Sink = (*FileSink)(nil)
@@ -182,14 +189,17 @@ func (s *FileSink) lock() (last []byte, changed, torn bool, err error) {
 		if s.closed {
 			return nil, false, false, ErrClosed
 		}
-		if err := lockFile(s.f); err != nil {
+		if err := s.takeLock(); err != nil {
+			if errors.Is(err, ErrClosed) {
+				return nil, false, false, err
+			}
 			return nil, false, false, fmt.Errorf("lock %s: %w", s.path, err)
 		}
-		away, here := s.whereAway()
+		away, here, cur := s.whereAway()
 		if away {
 			// Another server rotated the log while this one waited: write
 			// on in the new file, continuing from its last record.
-			unlockFile(s.f)
+			s.dropLock()
 			prev := s.f
 			// The rotating server creates the new file; until it has, wait
 			// (creating it here would start a chain beside its own).
@@ -204,10 +214,14 @@ func (s *FileSink) lock() (last []byte, changed, torn bool, err error) {
 			followed = true
 			continue
 		}
-		st, err := statFile(s.f)
-		if err != nil {
-			unlockFile(s.f)
-			return nil, false, false, fmt.Errorf("%s: %w", s.path, err)
+		// When the path names this file, its stat is this file's: no
+		// second look needed.
+		st := cur
+		if !here {
+			if st, err = statFile(s.f); err != nil {
+				s.dropLock()
+				return nil, false, false, fmt.Errorf("%s: %w", s.path, err)
+			}
 		}
 		if !followed && st.size <= s.size {
 			s.checked = here && st.size == s.size
@@ -217,7 +231,7 @@ func (s *FileSink) lock() (last []byte, changed, torn bool, err error) {
 		s.checked = here
 		s.last, s.torn = nil, false
 		if err := s.readTail(); err != nil {
-			unlockFile(s.f)
+			s.dropLock()
 			return nil, false, false, fmt.Errorf("%s: %w", s.path, err)
 		}
 		return s.last, true, s.torn, nil
@@ -230,7 +244,7 @@ func (s *FileSink) unlock() {
 	defer s.mu.Unlock()
 	s.checked = false
 	if !s.closed {
-		unlockFile(s.f)
+		s.lingerLock()
 	}
 }
 
@@ -414,34 +428,37 @@ func (s *FileSink) rotate() (string, error) {
 // path names another file and the file this sink holds is now one of the
 // rotated ones (path.1, path.2, ...: it may have been rotated more than
 // once while this sink waited); and whether the path names this file
-// (here).
-func (s *FileSink) whereAway() (away, here bool) {
+// (here), with the path's stat when it does.
+func (s *FileSink) whereAway() (away, here bool, cur fileStat) {
 	cur, err := statPath(s.path)
 	switch {
 	case err == nil && cur.dev == s.dev && cur.ino == s.ino:
-		return false, true // still the log
+		return false, true, cur // still the log
 	case err != nil && !errors.Is(err, os.ErrNotExist):
-		return false, false
+		return false, false, fileStat{}
 	}
 	// The path names another file, or none yet (mid-rotation).
 	// Every name is looked at: a rotation in progress renames them one by
 	// one, and leaves gaps for a moment.
 	for i := 1; i <= s.opts.Retention; i++ {
 		if st, err := statPath(s.path + "." + strconv.Itoa(i)); err == nil && st.dev == s.dev && st.ino == s.ino {
-			return true, false
+			return true, false, fileStat{}
 		}
 	}
-	return false, false
+	return false, false, fileStat{}
 }
 
-// Close closes the file.
+// Close closes the file (which drops its lock).
 func (s *FileSink) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.release != nil {
+		s.release.Stop()
+	}
 	if s.closed {
 		return nil
 	}
-	s.closed = true
+	s.closed, s.held = true, false
 	return s.f.Close()
 }
 

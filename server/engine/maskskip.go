@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 
@@ -54,8 +55,12 @@ func onlyBuiltinMasks(cfg Config, parsed map[string]*ast.Module) bool {
 // false only when none can. A value of a type it does not know counts as
 // a possible match.
 func maskMayMatch(record map[string]any) bool {
-	in, ok := record["input"]
-	if !ok || in == nil {
+	return inputMayMatch(record["input"])
+}
+
+// inputMayMatch is maskMayMatch of a record whose input is in.
+func inputMayMatch(in any) bool {
+	if in == nil {
 		return false
 	}
 	m, ok := in.(map[string]any)
@@ -78,4 +83,12 @@ func maskMayMatch(record map[string]any) bool {
 	}
 	_, ok = a["content"]
 	return ok
+}
+
+// MaskSkips reports whether no mask rule in force can match a record
+// whose input is in (see maskMayMatch), so the record need not even be
+// built for the rules: Mask would return no masks.
+func (e *Engine) MaskSkips(ctx context.Context, in any) bool {
+	s := e.current(ctx)
+	return s.builtinMasks && !inputMayMatch(in) && ctx.Err() == nil
 }

@@ -61,6 +61,13 @@ type Tool struct {
 	// Handler runs an allowed, validated call.
 	Handler Handler
 
+	// Local says the handler only reads the server's own state in memory
+	// (the catalog, say): it reaches nothing through the doors, keeps no
+	// state and returns promptly. The server may then run it on the
+	// goroutine that read the request instead of handing it over. Leave
+	// it false for anything else.
+	Local bool
+
 	// Definition, when set, reports at each decision whether the tool's
 	// definition differs from the one the operator pinned (tools from
 	// outside the binary, such as an upstream MCP server's); nil means

@@ -1,0 +1,283 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// The fast lane. Through the SDK, a request crosses four goroutines
+// before its handler runs (the transport's reader, the SDK's reader, its
+// queue and a goroutine per request), and each hand-off costs a wake-up
+// that, on a small machine, takes longer than the work. The fast lane
+// answers the two requests a client sends most, ping and tools/call, from
+// the transport's reader: ping at once, a tools/call through the same
+// pipeline the SDK would call, run where it was read when nothing else is
+// waiting (one request in flight, no more input buffered) and the tool
+// only reads the server's own state (plugin.Tool.Local, or an unknown
+// tool, which is denied), else on a pooled worker.
+//
+// It takes only what it answers exactly as the SDK would: requests of a
+// session that began with initialize (not the stateless protocol), with
+// telemetry off (the SDK path makes the request spans), and params in
+// their plain shape (name, arguments, _meta without the protocol's own
+// keys). Anything else goes to the SDK as before. Every tools/call it
+// takes is decided and audited by the pipeline before its answer is
+// written, as on the SDK path.
+
+// fastLane holds what the fast lane needs of a server and its session.
+type fastLane struct {
+	pipe *pipeline
+	// session is the stdio session, once its initialize is answered.
+	session atomic.Pointer[mcp.ServerSession]
+	// ctx ends when the transport closes; each call's context derives
+	// from it.
+	ctx  context.Context
+	stop context.CancelFunc
+
+	// syncs says the audit log syncs each batch to disk: calls that wait
+	// on a sync are better run side by side, so their records share one.
+	syncs bool
+
+	mu      sync.Mutex
+	cancels map[string]context.CancelFunc // by idKey, while in flight
+}
+
+func newFastLane(p *pipeline) *fastLane {
+	ctx, stop := context.WithCancel(context.Background())
+	s, ok := p.audit.(interface{ Syncs() bool })
+	return &fastLane{pipe: p, ctx: ctx, stop: stop, cancels: map[string]context.CancelFunc{},
+		syncs: !ok || s.Syncs()}
+}
+
+// fastLaneKey is the context key under which Run hands the fast lane to
+// the SDK, so the initialize middleware can find it.
+type fastLaneKey struct{}
+
+// readyMiddleware opens the fast lane to a session once its initialize
+// is answered: from then on the SDK takes the session's client info and
+// protocol version from its handshake, and so does the pipeline.
+func readyMiddleware(next mcp.MethodHandler) mcp.MethodHandler {
+	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+		res, err := next(ctx, method, req)
+		if method != "initialize" || err != nil {
+			return res, err
+		}
+		f, ok := ctx.Value(fastLaneKey{}).(*fastLane)
+		if !ok || f == nil {
+			return res, err
+		}
+		if ss, ok := req.GetSession().(*mcp.ServerSession); ok && ss != nil && ss.InitializeParams() != nil {
+			f.session.CompareAndSwap(nil, ss)
+		}
+		return res, err
+	}
+}
+
+// take answers req if it is the fast lane's to answer, and reports
+// whether it did (or handed it to a worker that will). The request has
+// been admitted: its answer is owed. alone says nothing else is waiting:
+// it is the only request in flight and no more input is buffered.
+//
+// A call that only takes CPU (a Local tool, or an unknown one) runs on
+// the reader even when more requests wait, unless the audit log syncs
+// every batch: on two cores, calls handed to workers side by side cost
+// more CPU each (wake-ups, stacks grown anew, contention) than running
+// them one after another, and the requests behind wait in the pipe.
+func (f *fastLane) take(c *stdioConn, req *jsonrpc.Request, alone bool) bool {
+	if !req.ID.IsValid() {
+		return false
+	}
+	switch req.Method {
+	case "ping":
+		if len(req.Params) != 0 && !emptyObject(req.Params) {
+			return false
+		}
+		tookHook(req)
+		f.answer(c, req.ID, []byte(`{}`))
+		return true
+	case "tools/call":
+		ss := f.session.Load()
+		if ss == nil {
+			return false
+		}
+		params, ok := callParams(req.Params)
+		if !ok {
+			return false
+		}
+		tookHook(req)
+		ctr := &mcp.CallToolRequest{Session: ss, Params: params}
+		key := idKey(req.ID)
+		ctx, cancel := context.WithCancel(f.ctx)
+		f.mu.Lock()
+		f.cancels[key] = cancel
+		f.mu.Unlock()
+		run := func() {
+			res, _ := f.pipe.call(ctx, ctr)
+			f.mu.Lock()
+			delete(f.cancels, key)
+			f.mu.Unlock()
+			cancel()
+			f.answer(c, req.ID, encodeCallResult(res))
+		}
+		if (alone || !f.syncs) && f.inline(params.Name) {
+			run()
+		} else {
+			handlers.Go(run)
+		}
+		return true
+	}
+	return false
+}
+
+// tookHook is called with each request the fast lane takes (tests set
+// it to see which).
+var tookHook = func(*jsonrpc.Request) {}
+
+// inline reports whether a call of tool may run on the reader: the tool
+// only reads the server's own state in memory, or is not served at all
+// (the pipeline denies it).
+func (f *fastLane) inline(tool string) bool {
+	t, ok := f.pipe.tools.get(tool)
+	return !ok || t.Local
+}
+
+// cancel ends the call of id, if the fast lane runs it: the client
+// cancelled it.
+func (f *fastLane) cancel(id jsonrpc.ID) {
+	f.mu.Lock()
+	cancel := f.cancels[idKey(id)]
+	f.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+}
+
+// answer writes a result. A write error ends nothing here: the reader
+// sees the client gone at its next read.
+func (f *fastLane) answer(c *stdioConn, id jsonrpc.ID, result []byte) {
+	if err := c.Write(context.Background(), &jsonrpc.Response{ID: id, Result: result}); err != nil {
+		c.log.Error("writing an answer", "err", err)
+	}
+}
+
+// encodeCallResult is the result as the SDK writes it: an absent content
+// list is an empty one, and the result marshals itself.
+func encodeCallResult(res *mcp.CallToolResult) []byte {
+	if res == nil {
+		res = errorResult("the call produced no result")
+	}
+	if res.Content == nil {
+		r := *res
+		r.Content = []mcp.Content{}
+		res = &r
+	}
+	data, err := json.Marshal(res)
+	if err != nil {
+		data, _ = json.Marshal(errorResult("the result could not be encoded"))
+	}
+	return data
+}
+
+// emptyObject reports whether b is a JSON object with no members.
+func emptyObject(b []byte) bool {
+	b = bytes.TrimSpace(b)
+	return len(b) >= 2 && b[0] == '{' && len(bytes.TrimSpace(b[1:len(b)-1])) == 0 && b[len(b)-1] == '}'
+}
+
+// protocolMeta is the prefix of the _meta keys the protocol itself
+// defines (the stateless protocol's version, client info and
+// capabilities): a request that has them goes to the SDK.
+const protocolMeta = "io.modelcontextprotocol/"
+
+// callParams reads tools/call params of the plain shape: an object with
+// "name" (a string without escapes), "arguments" (an object, or absent)
+// and "_meta" (an object, or absent), each once, keys without escapes.
+// It reports false for anything else, which the SDK decodes.
+func callParams(params []byte) (*mcp.CallToolParamsRaw, bool) {
+	mp := memberPool.Get().(*[]member)
+	defer putMembers(mp)
+	ms, _, ok := members(params, *mp)
+	if !ok {
+		return nil, false
+	}
+	var name, args, meta []byte
+	for _, m := range ms {
+		if m.escaped {
+			return nil, false
+		}
+		var slot *[]byte
+		switch string(m.key) {
+		case "name":
+			slot = &name
+		case "arguments":
+			slot = &args
+		case "_meta":
+			slot = &meta
+		default:
+			return nil, false
+		}
+		if *slot != nil {
+			return nil, false
+		}
+		*slot = m.value
+	}
+	if len(name) < 2 || name[0] != '"' || bytes.IndexByte(name, '\\') >= 0 {
+		return nil, false
+	}
+	p := &mcp.CallToolParamsRaw{Name: string(name[1 : len(name)-1])}
+	if args != nil {
+		if args[0] != '{' {
+			return nil, false
+		}
+		p.Arguments = bytes.Clone(args)
+	}
+	if meta != nil {
+		if meta[0] != '{' {
+			return nil, false
+		}
+		var m mcp.Meta
+		if !simpleMeta(meta, &m) {
+			if json.Unmarshal(meta, &m) != nil {
+				return nil, false
+			}
+		}
+		for k := range m {
+			if strings.HasPrefix(k, protocolMeta) {
+				return nil, false
+			}
+		}
+		p.Meta = m
+	}
+	return p, true
+}
+
+// simpleMeta reads a _meta object whose members are all strings without
+// escapes (the request id the transport adds is one), into m.
+func simpleMeta(meta []byte, m *mcp.Meta) bool {
+	var buf [maxMembers]member
+	ms, _, ok := members(meta, buf[:0])
+	if !ok {
+		return false
+	}
+	out := make(mcp.Meta, len(ms))
+	for _, mb := range ms {
+		v := mb.value
+		if mb.escaped || len(v) < 2 || v[0] != '"' || bytes.IndexByte(v, '\\') >= 0 {
+			return false
+		}
+		k := string(mb.key)
+		if _, dup := out[k]; dup {
+			return false
+		}
+		out[k] = string(v[1 : len(v)-1])
+	}
+	*m = out
+	return true
+}

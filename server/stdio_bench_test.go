@@ -1,0 +1,113 @@
+//go:build unix
+
+package server
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mcp-secure/mcp-secure/server/audit"
+	"github.com/mcp-secure/mcp-secure/server/engine"
+	"github.com/mcp-secure/mcp-secure/server/policy"
+	"github.com/mcp-secure/mcp-secure/server/ratelimit"
+)
+
+// BenchmarkStdioLockstep is one request at a time over the stdio
+// transport, in process: the embedded default policy on the real engine,
+// a file audit log (group commit, hash chain, built-in masks) and the
+// session history, as mcp-secure serve wires them. Each request is sent
+// in the shape the fast lane takes, and (sdk/...) with an extra member
+// that leaves it to the SDK, so the two paths are measured side by side.
+func BenchmarkStdioLockstep(b *testing.B) {
+	pol, err := policy.Default()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg, err := engine.Builtin(pol.Data(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	eng, err := engine.New(b.Context(), cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	eng.Warm(b.Context())
+	sink, err := audit.Open(filepath.Join(b.TempDir(), "audit.log"), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	alog := audit.New(sink, &audit.Options{Masker: eng})
+	defer alog.Close()
+	s, err := New(Options{Engine: eng, Audit: NewHistory(alog, nil), Plugins: []string{"pipeline-test", "fastlane-test"},
+		Limiter: ratelimit.New(ratelimit.Config{Default: 1 << 30}, time.Now)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cIn, sOut := io.Pipe()
+	sIn, cOut := io.Pipe()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx, sIn, sOut); sOut.Close(); close(done) }()
+	defer func() { cOut.Close(); cancel(); <-done }()
+	out := bufio.NewReaderSize(cIn, 1<<16)
+	id := 0
+	call := func(method, params string) string {
+		id++
+		line := fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":%q`, id, method)
+		if params != "" {
+			line += `,"params":` + params
+		}
+		if _, err := io.WriteString(cOut, line+"}\n"); err != nil {
+			b.Fatal(err)
+		}
+		for {
+			got, err := out.ReadString('\n')
+			if err != nil {
+				b.Fatal(err)
+			}
+			if strings.HasPrefix(got, fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,`, id)) {
+				return got
+			}
+		}
+	}
+	call("initialize", `{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}`)
+	if _, err := io.WriteString(cOut, `{"jsonrpc":"2.0","method":"notifications/initialized"}`+"\n"); err != nil {
+		b.Fatal(err)
+	}
+	for _, bc := range []struct {
+		name, method, params, want string
+	}{
+		{"ping", "ping", ``, `"result":{}`},
+		{"call-local", "tools/call", `{"name":"local_echo","arguments":{"x":1}`, `local`},
+		{"call-echo", "tools/call", `{"name":"echo","arguments":{"msg":"hi"}`, `"msg":"hi"`},
+		{"call-denied", "tools/call", `{"name":"no_such_tool","arguments":{}`, `denied`},
+	} {
+		for _, path := range []string{"fast", "sdk"} {
+			params := bc.params
+			switch {
+			case path == "sdk" && bc.method == "ping":
+				params = `{"_meta":{}}`
+			case path == "sdk":
+				params += `,"requestState":""}`
+			case params != "":
+				params += "}"
+			}
+			b.Run(path+"/"+bc.name, func(b *testing.B) {
+				b.ReportAllocs()
+				stop := reportCPU(b)
+				for b.Loop() {
+					if got := call(bc.method, params); !strings.Contains(got, bc.want) {
+						b.Fatalf("answer %s", got)
+					}
+				}
+				stop()
+			})
+		}
+	}
+}
