@@ -126,6 +126,9 @@ func checkSnapshot(ctx context.Context, cfg bundle.Config, s bundle.Snapshot) (*
 	if err != nil {
 		return nil, &exitErr{code: exitUsage, err: fmt.Errorf("bundle revision %q: %w", s.Revision, err)}
 	}
+	if cfg.Remote() {
+		pol.SetStateDir(cfg.StateDir)
+	}
 	return checkLoaded(ctx, pol, s.Modules)
 }
 

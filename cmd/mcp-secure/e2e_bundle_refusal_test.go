@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -161,5 +163,45 @@ func TestE2EBundleRollback(t *testing.T) {
 	res := call(t, cs, "list_categories", map[string]any{})
 	if res.IsError {
 		t.Fatalf("without --bundle-revision-order, fleet-9 was expected to be taken: %s", text(res))
+	}
+}
+
+// TestE2EBundleStateProtected: the directory that keeps a bundle
+// service's last good bundle and its rollback floor is one of the
+// server's own, even below an allowed path: a tool that writes the floor
+// (turning rollback protection off, or bricking the next start) is
+// denied, and the denial is audited.
+func TestE2EBundleStateProtected(t *testing.T) {
+	e := newEnv(t, "")
+	e.vars = append(e.vars, "MCP_SECURE_BUNDLE_TOKEN="+bundleToken)
+	f := newBundleFixture(t, e.dir)
+	pol := map[string]any{
+		"version":    "1.0",
+		"audit":      map[string]any{"log_file": e.audit},
+		"filesystem": map[string]any{"allowed_paths": []string{e.workspace + "/**"}},
+		"tools":      map[string]any{"timeout": 10, "rate_limits": map[string]any{"default": 600}},
+	}
+	f.publish(t, "fleet-1", pol, "package mcp.tools\n")
+	state := filepath.Join(e.workspace, "bundle-state")
+	cs := connectArgs(t, e, append(f.args(state), "--bundle-revision-order", "natural"))
+	floor := filepath.Join(state, "bundle.floor.json")
+	before, err := os.ReadFile(floor)
+	if err != nil {
+		t.Fatalf("the floor was not kept: %v", err)
+	}
+	res := call(t, cs, "fixture_write", map[string]any{"path": floor, "text": `{"revision":""}`})
+	if !res.IsError || !strings.Contains(text(res), "bundle state directory") {
+		t.Fatalf("writing the rollback floor was not denied as the server's own: isError=%v %q", res.IsError, text(res))
+	}
+	if after, _ := os.ReadFile(floor); !bytes.Equal(after, before) {
+		t.Fatalf("the floor changed: %s", after)
+	}
+	if res := call(t, cs, "fixture_write", map[string]any{"path": filepath.Join(e.workspace, "note"), "text": "ok"}); res.IsError {
+		t.Fatalf("a write elsewhere in the workspace was denied: %s", text(res))
+	}
+	cs.Close()
+	rec := e.findRecord(t, map[string]any{"kind": "filesystem", "result": "deny"})
+	if in, _ := rec["input"].(map[string]any); in["path"] != floor {
+		t.Errorf("filesystem deny record input %v, want path %s", in, floor)
 	}
 }

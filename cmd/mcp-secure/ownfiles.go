@@ -83,6 +83,11 @@ func ownFiles(pol *policy.Policy) (files []ownFile, warning string) {
 			files = append(files, ownFile{path: abs, what: "policy file"})
 		}
 	}
+	if dir := pol.StateDir(); dir != "" {
+		// Whoever writes the kept bundle or its rollback floor chooses
+		// the policy of the next start, or rolls the fleet back.
+		files = append(files, ownFile{path: dir, what: "bundle state directory", below: true})
+	}
 	for _, m := range pol.Rego.Modules {
 		files = append(files, ownFile{path: m, what: "Rego module"})
 	}

@@ -171,6 +171,9 @@ func persistFloor(dir string, f floor) error {
 	if err != nil {
 		return err
 	}
+	if err := stateDir(dir); err != nil {
+		return err
+	}
 	return writeAtomic(filepath.Join(dir, persistedFloor), raw)
 }
 

@@ -19,11 +19,8 @@ func persist(dir string, tarball []byte, etag string) error {
 	if dir == "" {
 		return nil
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("persist bundle: %w", err)
-	}
-	if err := os.Chmod(dir, 0o700); err != nil {
-		return fmt.Errorf("persist bundle: %w", err)
+	if err := stateDir(dir); err != nil {
+		return err
 	}
 	if err := writeAtomic(filepath.Join(dir, persistedBundle), tarball); err != nil {
 		return err
@@ -75,4 +72,15 @@ func loadPersisted(dir string) (tarball []byte, etag string, ok bool, err error)
 		return nil, "", false, fmt.Errorf("persisted bundle: %w", err)
 	}
 	return tarball, string(e), true, nil
+}
+
+// stateDir makes dir, the server's own (0700).
+func stateDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("persist bundle: %w", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return fmt.Errorf("persist bundle: %w", err)
+	}
+	return nil
 }

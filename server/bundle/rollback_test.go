@@ -133,3 +133,53 @@ func TestRollback(t *testing.T) {
 		})
 	}
 }
+
+// TestRollbackFloorBehindKeptBundle: a floor file left behind the kept
+// bundle (its write failed, or a crash came between the two writes) does
+// not let a restart accept the bundles between them: the kept bundle in
+// force is the floor.
+func TestRollbackFloorBehindKeptBundle(t *testing.T) {
+	priv, _, _ := keys(t)
+	t.Setenv("MCP_SECURE_TEST_BUNDLE_TOKEN", "s3cret")
+	svc := &service{token: "s3cret"}
+	ts := httptest.NewServer(svc)
+	defer ts.Close()
+	state := filepath.Join(t.TempDir(), "state")
+	opts := &bundle.Options{Check: check(t.TempDir())}
+	cfg := remoteConfig(t, ts.URL, state)
+	cfg.RevisionOrder = bundle.OrderNatural
+	cfg.StartTimeout = 5 * time.Second
+
+	svc.set(build(t, spec{revision: "fleet-1", policy: defaultPolicy(), signKey: priv}), `"a"`)
+	src, err := bundle.Open(t.Context(), cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	floorFile := filepath.Join(state, "bundle.floor.json")
+	stale, err := os.ReadFile(floorFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.set(build(t, spec{revision: "fleet-10", policy: defaultPolicy(), signKey: priv}), `"b"`)
+	_ = src.Poll(t.Context())
+	if got := src.Current().Revision; got != "fleet-10" {
+		t.Fatalf("revision %q in force, want fleet-10", got)
+	}
+	src.Stop(t.Context())
+	if err := os.WriteFile(floorFile, stale, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	// The restart keeps fleet-10 (persisted) and the service now offers
+	// the older fleet-9: refused, though the stale floor says fleet-1.
+	svc.set(build(t, spec{revision: "fleet-9", policy: defaultPolicy(), signKey: priv}), `"c"`)
+	src2, err := bundle.Open(t.Context(), cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src2.Stop(t.Context())
+	_ = src2.Poll(t.Context())
+	if got := src2.Current().Revision; got != "fleet-10" {
+		t.Fatalf("after restart: revision %q in force, want fleet-10 (fleet-9 is older than the kept bundle)", got)
+	}
+}

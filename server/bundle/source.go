@@ -160,10 +160,11 @@ func (s *Source) restore() error {
 	}
 	snap.ETag = etag
 	s.current.Store(&snap)
-	if s.floor == nil {
-		f := floorOf(snap)
-		s.floor = &f
-	}
+	// The bundle in force is the floor when it is newer than the one
+	// persisted (whose write may have failed, or not happened before a
+	// crash): a bundle between the two would roll it back.
+	f := floorOf(snap)
+	s.floor = &f
 	s.log.Info("persisted bundle loaded", "revision", snap.Revision)
 	return nil
 }
@@ -251,15 +252,19 @@ func (s *Source) update(_ context.Context, u download.Update) error {
 		return err
 	}
 	snap.ETag = u.ETag
+	// The floor first, whatever becomes of the bundle's own copy: a floor
+	// left behind the bundle in force would let a restart accept the
+	// bundles between them. A kept bundle older than the floor is not
+	// used (a restart then waits for the service), which fails closed.
+	if ferr := persistFloor(s.cfg.StateDir, floorOf(snap)); ferr != nil {
+		s.log.Warn("bundle accepted but its revision floor not persisted", "err", ferr)
+	}
 	var raw []byte
 	if u.Raw != nil {
 		raw, err = io.ReadAll(u.Raw)
 	}
 	if err == nil && len(raw) > 0 {
 		err = persist(s.cfg.StateDir, raw, u.ETag)
-	}
-	if err == nil {
-		err = persistFloor(s.cfg.StateDir, floorOf(snap))
 	}
 	if err != nil {
 		s.log.Warn("bundle accepted but not persisted", "err", err)

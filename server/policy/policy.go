@@ -43,6 +43,9 @@ type Policy struct {
 
 	source string
 	dir    string
+	// stateDir holds what the server keeps of a bundle service's
+	// bundles (see SetStateDir).
+	stateDir string
 	// lines maps a dotted key path to its line in the file.
 	lines map[string]int
 	// defaulted are the top-level sections the file leaves out.
@@ -444,6 +447,14 @@ func (p *Policy) abs(path string) string {
 
 // Source names where the policy came from: its file, or EmbeddedName.
 func (p *Policy) Source() string { return p.source }
+
+// SetStateDir records the directory where the server keeps what it
+// needs of a bundle service's bundles (the last good bundle, its ETag,
+// the rollback floor): one of the server's own directories.
+func (p *Policy) SetStateDir(dir string) { p.stateDir = dir }
+
+// StateDir is the directory SetStateDir recorded, or "".
+func (p *Policy) StateDir() string { return p.stateDir }
 
 // Timeout is the deadline of one tool call.
 func (p *Policy) Timeout() time.Duration {
