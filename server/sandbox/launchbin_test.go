@@ -165,6 +165,9 @@ func TestSeparateLauncherRuns(t *testing.T) {
 	if len(argv) != 3 || argv[0] != LauncherName || argv[1] != launcherArg || argv[2] != launcherProtocol {
 		t.Errorf("launcher argv %q", argv)
 	}
+	if comm, err := os.ReadFile("/proc/" + strconv.Itoa(c.Pid()) + "/comm"); err != nil || strings.TrimSpace(string(comm)) != LauncherName[:15] {
+		t.Errorf("launcher process name %q (%v), want %q", comm, err, LauncherName[:15])
+	}
 	// Reading a non-dumpable process's exe link takes CAP_SYS_PTRACE:
 	// root (as in CI) sees which file runs.
 	if exe, err := os.Readlink("/proc/" + strconv.Itoa(c.Pid()) + "/exe"); err == nil {

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -57,6 +58,10 @@ func RunIfLauncher() {
 		fmt.Fprintf(os.NewFile(fdReport, "report"), "launcher: it speaks %s, the server asked for %q", launcherProtocol, os.Args[2:])
 		os.Exit(127)
 	}
+	// Started through a pinned descriptor, the process would be listed
+	// as "64" (or as "exe", re-executed): name it for ps and top.
+	name := []byte(LauncherName[:min(len(LauncherName), 15)] + "\x00")
+	unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&name[0])), 0, 0, 0)
 	os.Exit(launch())
 }
 
