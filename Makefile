@@ -19,8 +19,9 @@ FUZZTIME  ?= 30s
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-build: ## Build bin/mcp-secure
+build: ## Build bin/mcp-secure and, beside it, its sandbox launcher bin/mcp-secure-launch
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/mcp-secure
+	$(GO) build -o $(dir $(BIN))mcp-secure-launch ./cmd/mcp-secure-launch
 
 run: ## Run the server over stdio on the embedded default policy
 	$(GO) run ./cmd/mcp-secure serve

@@ -24,6 +24,7 @@ DIR=bin/bench
 mkdir -p "$DIR"
 
 "$GO" build -ldflags "-X main.version=$(git describe --tags --always --dirty 2>/dev/null || echo dev)" -o bin/mcp-secure ./cmd/mcp-secure
+"$GO" build -o bin/mcp-secure-launch ./cmd/mcp-secure-launch
 "$GO" build -o bin/mcp-bench ./cmd/mcp-bench
 "$GO" build -o bin/canned ./cmd/mcp-bench/internal/canned
 

@@ -9,7 +9,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -77,12 +79,20 @@ func BenchmarkExternalCall(b *testing.B) {
 				timed("fx_echo", map[string]any{"text": "x"})
 			}
 			var builtin, ext, diff []time.Duration
+			cpu0 := serverCPU(b, cs)
 			b.ResetTimer()
 			for b.Loop() {
 				a := timed("list_categories", map[string]any{})
 				e := timed("fx_echo", map[string]any{"text": "x"})
 				builtin, ext, diff = append(builtin, a), append(ext, e), append(diff, e-a)
 			}
+			b.StopTimer()
+			cpu1 := serverCPU(b, cs)
+			// CPU time is what the machine's load does not stretch: the
+			// server's own, and that of the processes it started and
+			// reaped (launchers, and the plugin processes below them).
+			b.ReportMetric(float64((cpu1.self-cpu0.self).Microseconds())/float64(len(diff)), "server-cpu-µs/op")
+			b.ReportMetric(float64((cpu1.children-cpu0.children).Microseconds())/float64(len(diff)), "children-cpu-µs/op")
 			med := func(d []time.Duration) float64 {
 				slices.Sort(d)
 				return float64(d[len(d)/2].Microseconds())
@@ -156,5 +166,34 @@ plugins:
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { cs.Close() })
+	benchPids.Store(cs, cmd)
 	return cs
+}
+
+// benchPids maps a session of benchServer to its server's command.
+var benchPids sync.Map
+
+// cpuTimes are a process's CPU time and that of its reaped children.
+type cpuTimes struct{ self, children time.Duration }
+
+// serverCPU reads the CPU times of cs's server from /proc (Linux only;
+// zero elsewhere).
+func serverCPU(b *testing.B, cs *mcp.ClientSession) cpuTimes {
+	v, ok := benchPids.Load(cs)
+	if !ok {
+		b.Fatal("no server for the session")
+	}
+	cmd := v.(*exec.Cmd)
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", cmd.Process.Pid))
+	if err != nil {
+		return cpuTimes{}
+	}
+	// Fields after the command name: state is the 3rd field, utime,
+	// stime, cutime and cstime the 14th to 17th, in clock ticks.
+	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
+	tick := func(i int) time.Duration {
+		n, _ := strconv.ParseInt(f[i-3], 10, 64)
+		return time.Duration(n) * time.Second / 100 // USER_HZ
+	}
+	return cpuTimes{self: tick(14) + tick(15), children: tick(16) + tick(17)}
 }

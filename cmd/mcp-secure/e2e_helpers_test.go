@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcp-secure/mcp-secure/server/sandbox"
 )
 
 // binPath is the mcp-secure binary built once for the end-to-end tests.
@@ -31,6 +33,14 @@ func TestMain(m *testing.M) {
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building mcp-secure:", err)
+		os.Exit(1)
+	}
+	// The launcher beside it, as installed: sandboxed children start
+	// through it (e2e_launcher_test.go covers the server without it).
+	build = exec.Command("go", "build", "-o", filepath.Join(dir, sandbox.LauncherName), "../mcp-secure-launch")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building mcp-secure-launch:", err)
 		os.Exit(1)
 	}
 	code := m.Run()

@@ -91,6 +91,7 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 	} else {
 		log.Warn("command confinement", "sandbox", desc)
 	}
+	log.Info("sandbox launcher", "launcher", sandbox.LauncherDesc())
 	if guard.FilesAvailable {
 		log.Info("filesystem door", "resolution", guard.PathResolution)
 	} else {

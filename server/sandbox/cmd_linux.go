@@ -39,9 +39,12 @@ type Cmd struct {
 
 // Command prepares t to run in the sandbox. When ctx is done the whole
 // tree of the target is killed.
-func Command(ctx context.Context, t Target) *Cmd {
-	c := &Cmd{target: t, ctx: ctx, cmd: exec.CommandContext(ctx, "/proc/self/exe", os.Args[0], launcherArg)}
-	c.cmd.Args = []string{os.Args[0], launcherArg}
+func Command(ctx context.Context, t Target) *Cmd { return commandWith(ctx, t, theLauncher()) }
+
+// commandWith is Command started through launcher l.
+func commandWith(ctx context.Context, t Target, l launcherExe) *Cmd {
+	c := &Cmd{target: t, ctx: ctx, cmd: exec.CommandContext(ctx, l.path)}
+	c.cmd.Args = []string{l.argv0, launcherArg, launcherProtocol}
 	c.cmd.Env = []string{}
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	c.cmd.Cancel = func() error {
@@ -89,11 +92,11 @@ func (c *Cmd) Start() error {
 	if err != nil {
 		return fmt.Errorf("sandbox: %w", err)
 	}
-	// A launcher spends tens of milliseconds of CPU starting (it is this
-	// whole binary) before it starts the target. Launches start a few at a
-	// time, so that a burst of them cannot starve the server, whose policy
-	// decisions have deadlines: each holds a slot until its launcher has
-	// started the target or failed.
+	// A launcher spends milliseconds of CPU starting (tens of them when it
+	// is this whole binary re-executed) before it starts the target.
+	// Launches start a few at a time, so that a burst of them cannot
+	// starve the server, whose policy decisions have deadlines: each holds
+	// a slot until its launcher has started the target or failed.
 	select {
 	case launchSlots <- struct{}{}:
 	case <-c.ctx.Done():

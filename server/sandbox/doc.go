@@ -5,11 +5,21 @@
 //
 // # How a child is started
 //
-// [Command] re-executes the server's own binary (/proc/self/exe) as a
-// launcher: [RunIfLauncher], called from this package's init (and first
-// thing in main, to say so), takes over when the hidden first argument is
+// [Command] starts a launcher, which confines itself and then executes
+// the target. The launcher is mcp-secure-launch ([LauncherName], built
+// from cmd/mcp-secure-launch) when it sits in the directory of the
+// server's executable, is a regular file owned by root or the server's
+// user and writable by no one else, and answers a probe with this
+// package's protocol; the server opens it once, checks it, and executes
+// it through that descriptor from then on, so a file later put at its
+// path is never run. Otherwise the server re-executes its own binary
+// (/proc/self/exe), which starts several times slower: it is a large
+// program. [LauncherDesc] says which one is used. Either way
+// [RunIfLauncher], called from this package's init (and first thing in
+// main, to say so), takes over when the hidden first argument is
 // present; any binary that imports this package, test binaries included,
-// can be a launcher. The launcher:
+// can be a launcher. A launcher asked for another protocol than its own
+// refuses before doing anything. The launcher:
 //
 //   - marks itself a child subreaper (PR_SET_CHILD_SUBREAPER), so every
 //     descendant whose parent dies, including those that called setsid or
@@ -38,8 +48,11 @@
 //   - reports setup failures ("landlock: ...", "fork/exec ...") to the
 //     server over a second pipe, returned by [Cmd.Wait] as a [*SetupError].
 //
-// The hook runs from this package's init, before the heavier packages of
-// the binary initialise, so a launcher costs one small process start.
+// The hook runs from this package's init. In mcp-secure-launch, which
+// holds little more than this package, a launcher costs one small
+// process start; re-executing the server's binary also pays for
+// starting a large program (its runtime set-up and the initialisation
+// of the packages this one sorts after).
 //
 // # Confinement
 //

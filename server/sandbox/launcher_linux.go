@@ -17,6 +17,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -28,18 +29,40 @@ const launcherArg = "__mcp-secure-sandbox-launcher__"
 // maxSpec bounds the target description the launcher accepts.
 const maxSpec = 8 << 20
 
+// launcherProtocol names how the server and a launcher talk: the hidden
+// arguments, the inherited descriptors and the target's encoding. The
+// server passes it to every launcher, and uses a separate launcher
+// binary only when that binary answers the probe with the same one.
+const launcherProtocol = "mcp-secure-launch/1"
+
+// probeArg, after launcherArg, asks a launcher for its protocol: it
+// prints probeAnswer and exits 0.
+const probeArg = "probe"
+
+var probeAnswer = launcherProtocol + "\n"
+
 // RunIfLauncher turns this process into the sandbox launcher when it was
 // started as one, and never returns then. Otherwise it returns at once.
 // It runs from this package's init; calling it first thing in main as
 // well documents the hook.
 func RunIfLauncher() {
-	if len(os.Args) < 2 {
+	if len(os.Args) < 2 || os.Args[1] != launcherArg {
 		return
 	}
-	switch os.Args[1] {
-	case launcherArg:
-		os.Exit(launch())
+	if len(os.Args) == 3 && os.Args[2] == probeArg {
+		os.Stdout.WriteString(probeAnswer)
+		os.Exit(0)
 	}
+	if len(os.Args) != 3 || os.Args[2] != launcherProtocol {
+		// A server of another version: refuse before touching anything.
+		fmt.Fprintf(os.NewFile(fdReport, "report"), "launcher: it speaks %s, the server asked for %q", launcherProtocol, os.Args[2:])
+		os.Exit(127)
+	}
+	// Started through a pinned descriptor, the process would be listed
+	// as "64" (or as "exe", re-executed): name it for ps and top.
+	name := []byte(LauncherName[:min(len(LauncherName), 15)] + "\x00")
+	unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&name[0])), 0, 0, 0)
+	os.Exit(launch())
 }
 
 // childNice is the nice value of the target and its descendants.

@@ -78,6 +78,11 @@ type Target struct {
 	Unconfined bool
 }
 
+// LauncherName is the file name of the separate launcher binary
+// (cmd/mcp-secure-launch), looked for in the directory of the server's
+// executable (Linux only).
+const LauncherName = "mcp-secure-launch"
+
 // SystemReadOnly are the paths a dynamically linked program needs to
 // start and find its data, and nothing secret: library directories,
 // /usr/share, the loader cache and a few files of /etc.

@@ -21,6 +21,9 @@ const UnconfinedLeft = "started directly, with no launcher: no no_new_privs, rli
 // RunIfLauncher does nothing off Linux: children are started directly.
 func RunIfLauncher() {}
 
+// LauncherDesc says that children start with no launcher off Linux.
+func LauncherDesc() string { return "none: children are started directly" }
+
 // Cmd runs an unconfined target directly off Linux.
 type Cmd struct {
 	Stdin          io.Reader
