@@ -103,3 +103,36 @@ func lnConnect(t *testing.T, e *env, bin string) (*mcp.ClientSession, *syncBuffe
 	t.Cleanup(func() { cs.Close() })
 	return cs, logs
 }
+
+// TestE2EServerBinariesProtected: the server's executable and the
+// launcher beside it are the server's own files, even in a directory
+// the policy lets tools write: a tool that plants a launcher (trusted at
+// the next start, unconfined) or replaces the server is denied, audited.
+func TestE2EServerBinariesProtected(t *testing.T) {
+	e := newEnv(t, "")
+	dir := filepath.Join(e.workspace, "bin")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := lnCopy(t, binPath, filepath.Join(dir, "mcp-secure"), 0o755)
+	cs, logs := lnConnect(t, e, bin)
+	for _, c := range []struct{ path, what string }{
+		{filepath.Join(dir, sandbox.LauncherName), "sandbox launcher"},
+		{bin, "server executable"},
+	} {
+		res := call(t, cs, "fixture_write", map[string]any{"path": c.path, "text": "#!/bin/sh\n"})
+		if !res.IsError || !strings.Contains(text(res), c.what) {
+			t.Fatalf("writing the %s was not denied as the server's own: isError=%v %q\n%s", c.what, res.IsError, text(res), logs.String())
+		}
+		rec := e.findRecord(t, map[string]any{"kind": "filesystem", "result": "deny"})
+		if in, _ := rec["input"].(map[string]any); in["path"] != c.path {
+			t.Errorf("filesystem deny record input %v, want path %s", in, c.path)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, sandbox.LauncherName)); !os.IsNotExist(err) {
+		t.Errorf("a launcher was planted: %v", err)
+	}
+	if res := call(t, cs, "fixture_write", map[string]any{"path": filepath.Join(dir, "notes.txt"), "text": "ok"}); res.IsError {
+		t.Fatalf("a write elsewhere in the directory was denied: %s", text(res))
+	}
+}

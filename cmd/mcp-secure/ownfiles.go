@@ -12,6 +12,7 @@ import (
 	"github.com/mcp-secure/mcp-secure/server/guard"
 	"github.com/mcp-secure/mcp-secure/server/pins"
 	"github.com/mcp-secure/mcp-secure/server/policy"
+	"github.com/mcp-secure/mcp-secure/server/sandbox"
 )
 
 // ownFile is one of the server's own files or directories, as the
@@ -82,6 +83,12 @@ func ownFiles(pol *policy.Policy) (files []ownFile, warning string) {
 		if abs, err := filepath.Abs(src); err == nil {
 			files = append(files, ownFile{path: abs, what: "policy file"})
 		}
+	}
+	if exe, err := os.Executable(); err == nil {
+		// Whoever replaces the server's binary, or puts a launcher beside
+		// it, runs unconfined at the next start.
+		files = append(files, ownFile{path: exe, what: "server executable"})
+		files = append(files, ownFile{path: filepath.Join(filepath.Dir(exe), sandbox.LauncherName), what: "sandbox launcher"})
 	}
 	if dir := pol.StateDir(); dir != "" {
 		// Whoever writes the kept bundle or its rollback floor chooses
