@@ -55,7 +55,7 @@ func buildDryRun(ctx context.Context, pol *policy.Policy, cfg engine.Config) (en
 	if eng, err = engine.New(ctx, dcfg); err != nil {
 		return nil, "", fmt.Errorf("dry_run: %w", err)
 	}
-	warning = "DRY RUN: " + what + " decides every tool call next to the enforced policy and is NEVER enforced; " +
+	warning = "DRY RUN: " + what + " decides every tool call, connection, path access and command next to the enforced policy and is NEVER enforced; " +
 		"its would-be decisions are recorded in the audit log as dry_run {enforced: false}"
 	return eng, warning, nil
 }

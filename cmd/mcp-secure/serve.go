@@ -73,9 +73,11 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 	auditor := obs.auditor(alog, key)
 	// Every decision also joins its session's history (input.session).
 	recorded := server.NewHistory(auditor, nil)
-	network := guard.NewNetwork(eng, recorded, &guard.NetworkOptions{Logger: log, Generation: eng.Generation})
-	files := guard.NewFiles(eng, recorded, &guard.FilesOptions{Roots: pol.Roots(), Logger: log})
+	// A dry-run policy decides next to every guard too, for the record.
+	network := guard.NewNetwork(eng, recorded, &guard.NetworkOptions{Logger: log, Generation: eng.Generation, DryRun: rl.dry})
+	files := guard.NewFiles(eng, recorded, &guard.FilesOptions{Roots: pol.Roots(), Logger: log, DryRun: rl.dry})
 	commands := guard.NewCommands(eng, recorded, files, &guard.CommandsOptions{
+		DryRun:     rl.dry,
 		Logger:     log,
 		Allowed:    pol.Commands.Allowed,
 		Blocked:    pol.Commands.Blocked,

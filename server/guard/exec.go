@@ -78,6 +78,9 @@ type CommandsOptions struct {
 	ReadOnly []string
 	// Limits are the children's resource limits (zero: the defaults).
 	Limits sandbox.Limits
+	// DryRun, when set, also decides each command under the dry-run
+	// policy, for the record only.
+	DryRun DryRunner
 	// Protected are the server's own files and directories (audit log,
 	// policy, Rego modules, plugin data): children get no access to them
 	// even below an allowed root.
@@ -188,7 +191,7 @@ func (c *Commands) Check(ctx context.Context, argv []string, dir string) (Resolv
 func (c *Commands) check(ctx context.Context, argv []string, dir string) (Resolved, []program, *trust, error) {
 	target := "command " + quoteArgv(argv)
 	deny := func(reasons ...string) (Resolved, []program, *trust, error) {
-		c.record(ctx, argv, Resolved{}, dir, audit.ResultDeny, reasons, 0)
+		c.record(ctx, argv, Resolved{}, dir, audit.ResultDeny, reasons, 0, nil)
 		return Resolved{}, nil, nil, &DeniedError{Kind: audit.KindCommand, Target: target, Reasons: reasons}
 	}
 	if len(argv) == 0 {
@@ -209,7 +212,8 @@ func (c *Commands) check(ctx context.Context, argv []string, dir string) (Resolv
 	if err != nil {
 		return deny(err.Error())
 	}
-	d, err := c.decide.Decide(ctx, engine.Commands, commandInput(ctx, argv, dir, chain))
+	input := commandInput(ctx, argv, dir, chain)
+	d, err := c.decide.Decide(ctx, engine.Commands, input)
 	result := audit.ResultAllow
 	switch {
 	case err != nil:
@@ -218,7 +222,7 @@ func (c *Commands) check(ctx context.Context, argv []string, dir string) (Resolv
 	case !d.Allow:
 		result = audit.ResultDeny
 	}
-	if werr := c.record(ctx, argv, res, dir, result, d.Reasons, time.Since(start)); werr != nil {
+	if werr := c.record(ctx, argv, res, dir, result, d.Reasons, time.Since(start), dryRun(ctx, c.opts.DryRun, engine.Commands, input)); werr != nil {
 		return Resolved{}, nil, nil, &DeniedError{Kind: audit.KindCommand, Target: target, Reasons: []string{"the audit record could not be written"}}
 	}
 	if result != audit.ResultAllow {
@@ -227,7 +231,7 @@ func (c *Commands) check(ctx context.Context, argv []string, dir string) (Resolv
 	return res, chain, t, nil
 }
 
-func (c *Commands) record(ctx context.Context, argv []string, res Resolved, dir, result string, reasons []string, took time.Duration) error {
+func (c *Commands) record(ctx context.Context, argv []string, res Resolved, dir, result string, reasons []string, took time.Duration, dry *audit.DryRun) error {
 	call := CallFrom(ctx)
 	in := map[string]any{"argv": argv, "cwd": dir}
 	if res.Path != "" {
@@ -245,6 +249,7 @@ func (c *Commands) record(ctx context.Context, argv []string, res Resolved, dir,
 		Reasons:          reasons,
 		Input:            in,
 		DurationNS:       took.Nanoseconds(),
+		DryRun:           dry,
 	})
 }
 
@@ -281,7 +286,7 @@ func (c *Commands) Exec(ctx context.Context, argv []string, opts plugin.ExecOpti
 	}
 	env, err := childEnv(opts.Env, c.opts.OwnEnv)
 	if err != nil {
-		c.record(ctx, argv, Resolved{}, dir, audit.ResultDeny, []string{err.Error()}, 0)
+		c.record(ctx, argv, Resolved{}, dir, audit.ResultDeny, []string{err.Error()}, 0, nil)
 		return nil, &DeniedError{Kind: audit.KindCommand, Target: "command " + quoteArgv(argv), Reasons: []string{err.Error()}}
 	}
 	realDir, err := c.files.Canonical(ctx, dir, plugin.OpList)
@@ -290,7 +295,7 @@ func (c *Commands) Exec(ctx context.Context, argv []string, opts plugin.ExecOpti
 	}
 	if _, ok := c.Confinement(); !ok {
 		reason := "commands cannot be confined here (" + c.support.Reason + "); the policy must set commands.unconfined: true to run them without Landlock"
-		c.record(ctx, argv, Resolved{}, realDir, audit.ResultDeny, []string{reason}, 0)
+		c.record(ctx, argv, Resolved{}, realDir, audit.ResultDeny, []string{reason}, 0, nil)
 		return nil, &DeniedError{Kind: audit.KindCommand, Target: "command " + quoteArgv(argv), Reasons: []string{reason}}
 	}
 	res, chain, t, err := c.check(ctx, argv, realDir)

@@ -38,6 +38,7 @@ type Files struct {
 	audit  Auditor
 	log    *slog.Logger
 	roots  []string // absolute directories, longest first
+	dry    DryRunner
 
 	// afterDecide, when set (tests), runs between a decision and the open.
 	afterDecide func(path string)
@@ -51,6 +52,9 @@ type FilesOptions struct {
 	// prefixes of the policy's allowed path globs (policy.Policy.Roots).
 	Roots  []string
 	Logger *slog.Logger
+	// DryRun, when set, also decides each access under the dry-run
+	// policy, for the record only.
+	DryRun DryRunner
 }
 
 // NewFiles returns the filesystem guard.
@@ -65,6 +69,7 @@ func NewFiles(d Decider, a Auditor, opts *FilesOptions) *Files {
 		if opts.Logger != nil {
 			f.log = opts.Logger
 		}
+		f.dry = opts.DryRun
 	}
 	slices.SortFunc(f.roots, func(a, b string) int { return len(b) - len(a) })
 	f.roots = slices.Compact(f.roots)
@@ -115,7 +120,7 @@ func (f *Files) Abs(base, p string) (string, error) {
 func (f *Files) Check(ctx context.Context, path string, op plugin.Op) error {
 	clean, err := CheckPath(path)
 	if err != nil {
-		f.record(ctx, path, op, audit.ResultDeny, []string{err.Error()}, 0)
+		f.record(ctx, path, op, audit.ResultDeny, []string{err.Error()}, 0, nil)
 		return &DeniedError{Kind: audit.KindFilesystem, Target: fmt.Sprintf("%s of %q", op, path), Reasons: []string{err.Error()}}
 	}
 	return f.check(ctx, clean, op)
@@ -123,7 +128,8 @@ func (f *Files) Check(ctx context.Context, path string, op plugin.Op) error {
 
 func (f *Files) check(ctx context.Context, path string, op plugin.Op) error {
 	start := time.Now()
-	d, err := f.decide.Decide(ctx, engine.Filesystem, filesInput(ctx, path, op))
+	input := filesInput(ctx, path, op)
+	d, err := f.decide.Decide(ctx, engine.Filesystem, input)
 	result := audit.ResultAllow
 	switch {
 	case err != nil:
@@ -132,7 +138,7 @@ func (f *Files) check(ctx context.Context, path string, op plugin.Op) error {
 	case !d.Allow:
 		result = audit.ResultDeny
 	}
-	if werr := f.record(ctx, path, op, result, d.Reasons, time.Since(start)); werr != nil {
+	if werr := f.record(ctx, path, op, result, d.Reasons, time.Since(start), dryRun(ctx, f.dry, engine.Filesystem, input)); werr != nil {
 		return &DeniedError{Kind: audit.KindFilesystem, Target: fmt.Sprintf("%s of %q", op, path), Reasons: []string{"the audit record could not be written"}}
 	}
 	if result != audit.ResultAllow {
@@ -141,7 +147,7 @@ func (f *Files) check(ctx context.Context, path string, op plugin.Op) error {
 	return nil
 }
 
-func (f *Files) record(ctx context.Context, path string, op plugin.Op, result string, reasons []string, took time.Duration) error {
+func (f *Files) record(ctx context.Context, path string, op plugin.Op, result string, reasons []string, took time.Duration, dry *audit.DryRun) error {
 	call := CallFrom(ctx)
 	return f.audit.Log(ctx, audit.Record{
 		DecisionID:       audit.NewID(),
@@ -155,6 +161,7 @@ func (f *Files) record(ctx context.Context, path string, op plugin.Op, result st
 		Reasons:          reasons,
 		Input:            map[string]any{"path": path, "operation": string(op)},
 		DurationNS:       took.Nanoseconds(),
+		DryRun:           dry,
 	})
 }
 
@@ -467,7 +474,7 @@ func (f *Files) openError(ctx context.Context, path string, op plugin.Op, err er
 		return fmt.Errorf("%s %s: %w", op, path, inner)
 	}
 	reasons := []string{fmt.Sprintf("path %q leads out of its allowed directory (through a symlink or \"..\")", path)}
-	if werr := f.record(ctx, path, op, audit.ResultDeny, reasons, 0); werr != nil {
+	if werr := f.record(ctx, path, op, audit.ResultDeny, reasons, 0, nil); werr != nil {
 		reasons = []string{"the audit record could not be written"}
 	}
 	return &DeniedError{Kind: audit.KindFilesystem, Target: fmt.Sprintf("%s of %q", op, path), Reasons: reasons}

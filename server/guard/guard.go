@@ -15,6 +15,29 @@ type Decider interface {
 	Decide(ctx context.Context, point engine.Point, input ast.Value) (engine.Decision, error)
 }
 
+// DryRunner decides under the dry-run policy, when one is configured:
+// its would-be decision goes into the record of the enforced one and
+// never changes the outcome. ok is false when none is configured.
+type DryRunner interface {
+	DryRun(ctx context.Context, point engine.Point, input ast.Value) (d engine.Decision, ok bool, err error)
+}
+
+// dryRun is the dry-run policy's would-be decision on input, for the
+// record of the enforced decision; nil without a dry-run policy.
+func dryRun(ctx context.Context, dr DryRunner, point engine.Point, input ast.Value) *audit.DryRun {
+	if dr == nil {
+		return nil
+	}
+	d, ok, err := dr.DryRun(ctx, point, input)
+	if !ok {
+		return nil
+	}
+	if err != nil {
+		return &audit.DryRun{Reasons: d.Reasons, Error: "dry-run policy evaluation failed"}
+	}
+	return &audit.DryRun{Allow: d.Allow, Reasons: d.Reasons}
+}
+
 // Auditor records decisions; *audit.Logger implements it.
 type Auditor interface {
 	Log(ctx context.Context, r audit.Record) error

@@ -200,7 +200,7 @@ func (c *Commands) Launch(ctx context.Context, spec *plugin.LaunchSpec) (plugin.
 	}
 	if call := CallFrom(ctx); call.Tool != "" && spec.Server == "" {
 		reason := "trusted by the manifest of plugin directory " + t.Dir + " (plugins.external)"
-		if werr := c.record(ctx, t.Args, Resolved{Path: t.Path, Real: t.Path}, t.Dir, audit.ResultAllow, []string{reason}, 0); werr != nil {
+		if werr := c.record(ctx, t.Args, Resolved{Path: t.Path, Real: t.Path}, t.Dir, audit.ResultAllow, []string{reason}, 0, nil); werr != nil {
 			return nil, &DeniedError{Kind: audit.KindCommand, Target: "command " + quoteArgv(t.Args), Reasons: []string{"the audit record could not be written"}}
 		}
 	}

@@ -44,6 +44,7 @@ type Network struct {
 	audit    Auditor
 	resolver Resolver
 	log      *slog.Logger
+	dry      DryRunner
 	// generation reports the policy snapshot in force; memoised decisions
 	// of an older snapshot are dropped.
 	generation func() uint64
@@ -58,6 +59,9 @@ type NetworkOptions struct {
 	Resolver   Resolver      // nil means net.DefaultResolver
 	Logger     *slog.Logger  // nil discards
 	Generation func() uint64 // nil means decisions are never memoised
+	// DryRun, when set, also decides each resolve and dial under the
+	// dry-run policy, for the record only (never memoised).
+	DryRun DryRunner
 }
 
 // NewNetwork returns the network guard.
@@ -71,6 +75,7 @@ func NewNetwork(d Decider, a Auditor, opts *NetworkOptions) *Network {
 			n.log = opts.Logger
 		}
 		n.generation = opts.Generation
+		n.dry = opts.DryRun
 	}
 	return n
 }
@@ -227,6 +232,9 @@ func (n *Network) check(ctx context.Context, k netKey) error {
 		Reasons:          d.Reasons,
 		Input:            networkAudit(k),
 		DurationNS:       time.Since(start).Nanoseconds(),
+	}
+	if n.dry != nil {
+		rec.DryRun = dryRun(ctx, n.dry, engine.Network, networkInput(k))
 	}
 	switch {
 	case evalErr != nil:

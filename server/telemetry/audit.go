@@ -34,6 +34,11 @@ const (
 	AttrDecisionPath     = "mcp_secure.decision.path"
 	AttrDecisionKind     = "mcp_secure.decision.kind"
 	AttrDecisionResult   = "mcp_secure.decision.result"
+	// The dry-run policy's would-be decision, never enforced: enforced
+	// is always false, so no reader can mistake it for the decision.
+	AttrDryRunEnforced   = "mcp_secure.dry_run.enforced"
+	AttrDryRunResult     = "mcp_secure.dry_run.result"
+	AttrDryRunReasons    = "mcp_secure.dry_run.reasons"
 	AttrDecisionReasons  = "mcp_secure.decision.reasons"
 	AttrSecurityDecision = "gen_ai.security.decision.type"
 	AttrSecurityPolicyID = "gen_ai.security.policy.id"
@@ -258,6 +263,23 @@ func (a *auditor) annotate(span trace.Span, r *audit.Record) {
 			}
 		case int:
 			attrs = append(attrs, attribute.Int(targetAttrs[i], v))
+		}
+	}
+	if d := r.DryRun; d != nil {
+		result := audit.ResultDeny
+		switch {
+		case d.Error != "":
+			result = audit.ResultError
+		case d.Allow:
+			result = audit.ResultAllow
+		}
+		attrs = append(attrs, attribute.Bool(AttrDryRunEnforced, false), attribute.String(AttrDryRunResult, result))
+		if len(d.Reasons) > 0 {
+			reasons := make([]string, len(d.Reasons))
+			for i, s := range d.Reasons {
+				reasons[i] = capped(a.red.String(s))
+			}
+			attrs = append(attrs, attribute.StringSlice(AttrDryRunReasons, reasons))
 		}
 	}
 	span.SetAttributes(attrs...)

@@ -265,3 +265,62 @@ func TestAuditSpansCarryTheBundleRevision(t *testing.T) {
 		})
 	}
 }
+
+// TestAuditSpansCarryTheDryRun: a decision with a dry-run verdict puts
+// it on its span, marked not enforced, reasons redacted; one without
+// carries none of it.
+func TestAuditSpansCarryTheDryRun(t *testing.T) {
+	const secret = "sk-ant-" + "api03-abcdefghijklmnopqrstuvwxyz0123456789"
+	for name, tc := range map[string]struct {
+		dry        *audit.DryRun
+		wantResult string // "" means no dry-run attributes
+	}{
+		"would deny":  {dry: &audit.DryRun{Reasons: []string{"no notes " + secret}}, wantResult: audit.ResultDeny},
+		"would allow": {dry: &audit.DryRun{Allow: true}, wantResult: audit.ResultAllow},
+		"failed":      {dry: &audit.DryRun{Error: "dry-run policy evaluation failed"}, wantResult: audit.ResultError},
+		"none":        {},
+	} {
+		t.Run(name, func(t *testing.T) {
+			spans := tracetest.NewSpanRecorder()
+			tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
+			mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+			a := Audit(&fakeAuditor{}, tp, mp, nil)
+			rec := audit.Record{DecisionID: "d1", Kind: audit.KindFilesystem, Result: audit.ResultAllow, DryRun: tc.dry}
+			if err := a.Log(t.Context(), rec); err != nil {
+				t.Fatal(err)
+			}
+			ended := spans.Ended()
+			if len(ended) != 1 {
+				t.Fatalf("%d spans, want 1", len(ended))
+			}
+			got := map[string]attribute.Value{}
+			for _, kv := range ended[0].Attributes() {
+				got[string(kv.Key)] = kv.Value
+			}
+			if got[AttrDecisionResult].AsString() != audit.ResultAllow {
+				t.Errorf("enforced result %v, want allow", got[AttrDecisionResult])
+			}
+			enforced, ok := got[AttrDryRunEnforced]
+			if tc.wantResult == "" {
+				if ok || got[AttrDryRunResult].Type() != attribute.INVALID {
+					t.Fatalf("dry-run attributes on a decision without one: %v", got)
+				}
+				return
+			}
+			if !ok || enforced.AsBool() {
+				t.Errorf("%s = %v, want false", AttrDryRunEnforced, enforced)
+			}
+			if r := got[AttrDryRunResult].AsString(); r != tc.wantResult {
+				t.Errorf("%s = %q, want %q", AttrDryRunResult, r, tc.wantResult)
+			}
+			if n := len(got[AttrDryRunReasons].AsStringSlice()); n != len(tc.dry.Reasons) {
+				t.Errorf("%d dry-run reasons on the span, want %d", n, len(tc.dry.Reasons))
+			}
+			for _, s := range got[AttrDryRunReasons].AsStringSlice() {
+				if strings.Contains(s, secret) {
+					t.Errorf("dry-run reason not redacted: %q", s)
+				}
+			}
+		})
+	}
+}
