@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -325,4 +326,23 @@ func (r *rawServer) initialize() {
 		r.t.Fatalf("initialize failed: %v", m)
 	}
 	r.send(`{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+}
+
+// syncBuffer is a buffer a server's stderr copier writes while the test
+// reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -77,7 +77,7 @@ func TestE2EUpstreamChainTooDeep(t *testing.T) {
 		prev = p
 	}
 	u.write(t, "policy.yaml", strings.Replace(mustRead(t, u.policy), "servers:\n", "servers:\n  deep:\n    command: "+prev+"\n", 1))
-	var stderr strings.Builder
+	var stderr syncBuffer
 	cs := u.connectLogging(t, &stderr)
 	if res := call(t, cs, "demo__echo", map[string]any{"text": "still here"}); res.IsError || text(res) != "still here" {
 		t.Fatalf("demo__echo beside the refused server = %v %q", res.IsError, text(res))
@@ -106,7 +106,7 @@ func TestE2EUpstreamRefusedEnv(t *testing.T) {
 	u.write(t, "policy.yaml", strings.Replace(mustRead(t, u.policy), "servers:\n", "servers:\n"+servers, 1))
 	const secret = "authorization=Bearer otel-secret-5c1e"
 	u.vars = append(u.vars, "OTEL_EXPORTER_OTLP_HEADERS="+secret)
-	var stderr strings.Builder
+	var stderr syncBuffer
 	cs := u.connectLogging(t, &stderr)
 	if res := call(t, cs, "demo__echo", map[string]any{"text": "good"}); res.IsError || text(res) != "good" {
 		t.Fatalf("demo__echo = %v %q", res.IsError, text(res))

@@ -79,7 +79,7 @@ func TestE2EMCPPluginManifest(t *testing.T) {
 	if err := os.WriteFile(notes, []byte("workspace notes"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var stderr strings.Builder
+	var stderr syncBuffer
 	cs := e.connectLogging(t, &stderr)
 	got := listNames(t, cs)
 	if !slices.Contains(got, "notes_echo") || !slices.Contains(got, "notes_read_file") {

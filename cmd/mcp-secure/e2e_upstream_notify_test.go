@@ -56,7 +56,7 @@ func (n *notes) changes() int { n.mu.Lock(); defer n.mu.Unlock(); return n.chang
 
 // connectNotes is connectLogging with a client that records
 // notifications.
-func (e *env) connectNotes(t *testing.T, stderr *strings.Builder, n *notes) *mcp.ClientSession {
+func (e *env) connectNotes(t *testing.T, stderr *syncBuffer, n *notes) *mcp.ClientSession {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
@@ -103,7 +103,7 @@ func poll(t *testing.T, what string, cond func() bool) {
 // changed definition leaves the list and is denied until approved.
 func TestE2EUpstreamListChangedReachesClients(t *testing.T) {
 	u := newUpstreamEnv(t, defaultNetwork, "", "")
-	var stderr strings.Builder
+	var stderr syncBuffer
 	var n notes
 	cs := u.connectNotes(t, &stderr, &n)
 	if got := listNames(t, cs); !slices.Contains(got, "demo__echo") || slices.Contains(got, "demo__late") {
@@ -142,7 +142,7 @@ func TestE2EUpstreamListChangedReachesClients(t *testing.T) {
 // the upstream's log message reaches the server's log and the client.
 func TestE2EUpstreamProgressAndLogs(t *testing.T) {
 	u := newUpstreamEnv(t, defaultNetwork, "", "")
-	var stderr strings.Builder
+	var stderr syncBuffer
 	var n notes
 	cs := u.connectNotes(t, &stderr, &n)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
@@ -179,7 +179,7 @@ func TestE2EUpstreamFailedFirstStartIsRetried(t *testing.T) {
 	u := newUpstreamEnv(t, defaultNetwork, "      START_GATE: \"${START_GATE}\"\n", "")
 	gate := filepath.Join(u.workspace, "gate") // the upstream may look there
 	u.vars = append(u.vars, "START_GATE="+gate)
-	var stderr strings.Builder
+	var stderr syncBuffer
 	var n notes
 	cs := u.connectNotes(t, &stderr, &n)
 	if got := listNames(t, cs); slices.Contains(got, "demo__echo") {

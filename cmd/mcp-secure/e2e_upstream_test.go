@@ -114,7 +114,7 @@ func TestE2EUpstreamListAndCall(t *testing.T) {
 	u := newUpstreamEnv(t, defaultNetwork, "      TOKEN: \"${UPSTREAM_TOKEN}\"\n", "")
 	const token = "tok-3f9a1c7e5b2d4a6f8e0c"
 	u.vars = append(u.vars, "UPSTREAM_TOKEN="+token)
-	var stderr strings.Builder
+	var stderr syncBuffer
 	cs := u.connectLogging(t, &stderr)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
@@ -168,12 +168,12 @@ func TestE2EUpstreamListAndCall(t *testing.T) {
 // up).
 func (e *env) connectSlow(t *testing.T) *mcp.ClientSession {
 	t.Helper()
-	var b strings.Builder
+	var b syncBuffer
 	return e.connectLogging(t, &b)
 }
 
 // connectLogging is connectSlow with the server's stderr kept.
-func (e *env) connectLogging(t *testing.T, stderr *strings.Builder) *mcp.ClientSession {
+func (e *env) connectLogging(t *testing.T, stderr *syncBuffer) *mcp.ClientSession {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
@@ -190,7 +190,7 @@ func (e *env) connectLogging(t *testing.T, stderr *strings.Builder) *mcp.ClientS
 
 type teeWriter struct {
 	t *testing.T
-	b *strings.Builder
+	b *syncBuffer
 }
 
 func (w *teeWriter) Write(p []byte) (int, error) {
