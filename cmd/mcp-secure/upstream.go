@@ -144,7 +144,10 @@ type pinAudit struct {
 
 var _ upstream.Pins = (*pinAudit)(nil)
 
-func (p *pinAudit) Observe(ctx context.Context, server string, d upstream.Definition) (string, error) {
+// Observe pins a tool never seen at the upstream's initial listing (trust
+// on first use); one first seen later is left pending, denied until
+// approved, so an upstream cannot add or rename a tool past the pins.
+func (p *pinAudit) Observe(ctx context.Context, server string, d upstream.Definition, initial bool) (string, error) {
 	def := pins.Definition{Name: d.Name, Description: d.Description, InputSchema: d.InputSchema, OutputSchema: d.OutputSchema,
 		Title: d.Title, Annotations: d.Annotations}
 	h, err := pins.Hash(def)
@@ -153,7 +156,11 @@ func (p *pinAudit) Observe(ctx context.Context, server string, d upstream.Defini
 	}
 	pinned, _ := p.store.Pinned(d.Tool)
 	def.Name = d.Tool
-	out, err := p.store.Observe(def, h)
+	observe := p.store.Observe
+	if !initial {
+		observe = p.store.ObservePending
+	}
+	out, err := observe(def, h)
 	if err != nil {
 		return "", err
 	}
@@ -167,6 +174,10 @@ func (p *pinAudit) Observe(ctx context.Context, server string, d upstream.Defini
 		p.log.Warn("upstream tool definition changed since it was pinned; calls are denied until `mcp-secure tools approve` re-pins it", "tool", d.Tool)
 		err = p.audit.Log(ctx, audit.Record{DecisionID: audit.NewID(), Kind: kindToolDefinition, Tool: d.Tool,
 			Result: audit.ResultDeny, Reasons: []string{"definition changed since it was pinned"}, Input: in})
+	case pins.Pending:
+		p.log.Warn("upstream tool first seen after the server's initial listing; calls are denied until `mcp-secure tools approve` pins it", "tool", d.Tool)
+		err = p.audit.Log(ctx, audit.Record{DecisionID: audit.NewID(), Kind: kindToolDefinition, Tool: d.Tool,
+			Result: audit.ResultDeny, Reasons: []string{"new tool since start: approve to pin"}, Input: in})
 	}
 	if err != nil {
 		return "", fmt.Errorf("the audit record could not be written: %w", err)
@@ -179,7 +190,7 @@ func (p *pinAudit) State(tool, hash string) plugin.DefinitionState {
 	if err != nil {
 		return plugin.DefinitionState{Changed: true, Hash: hash}
 	}
-	// Every tool is pinned before it is offered: a pin that is missing
-	// now was removed, and nothing was approved. Deny until it is.
+	// A tool without a pin is pending approval (first seen after the
+	// initial listing), or its pin was removed: deny until approved.
 	return plugin.DefinitionState{Changed: pinned != hash, Hash: hash, Pinned: pinned}
 }

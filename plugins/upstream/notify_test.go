@@ -87,7 +87,8 @@ func (f *fakeSession) messages() []string {
 
 // New tools and changed definitions announced with
 // notifications/tools/list_changed are listed again, observed by the
-// pins (a changed one is marked changed) and offered; the server is told.
+// pins (a changed one, and a new one, are marked changed until approved)
+// and offered; the server is told.
 func TestListChangedRelistsAndTellsTheServer(t *testing.T) {
 	u, l, p := start(t, func(int) *mcp.Server { return echoServer("Echoes.") })
 	var w watcher
@@ -99,13 +100,24 @@ func TestListChangedRelistsAndTellsTheServer(t *testing.T) {
 		})
 	waitFor(t, "new tool offered", func() bool { return slices.Contains(names(u), "fake__added") })
 	waitFor(t, "server told", func() bool { return w.count() > 0 })
+	// A tool first seen after the initial listing is not trusted: it is
+	// not pinned, and its definition is marked changed until approved.
 	p.mu.Lock()
-	pinned := p.pinned["fake__added"]
+	pinned, seen := p.pinned["fake__added"]
 	p.mu.Unlock()
-	if pinned != "New." {
-		t.Errorf("new tool pinned as %q, want its description", pinned)
+	if !seen || pinned != "" {
+		t.Errorf("new tool observed %v, pinned as %q; want observed and not pinned", seen, pinned)
 	}
 	added := tool(t, u, "fake__added")
+	if d := added.Definition(); !d.Changed || d.Hash != "New." || d.Pinned != "" {
+		t.Errorf("new tool's definition state = %+v, want changed (pending approval)", d)
+	}
+	p.mu.Lock()
+	p.pinned["fake__added"] = "New." // approved
+	p.mu.Unlock()
+	if d := added.Definition(); d.Changed {
+		t.Errorf("approved new tool's definition state = %+v", d)
+	}
 	if res, err := added.Handler(t.Context(), &plugin.Call{Arguments: json.RawMessage(`{}`)}); err != nil || res.Text != "from added" {
 		t.Fatalf("call to the new tool = %+v, %v", res, err)
 	}

@@ -55,8 +55,11 @@ type Definition struct {
 // Pins remembers the tool definitions the operator accepted.
 type Pins interface {
 	// Observe is told of each definition an upstream offers, at every
-	// listing, and returns its hash.
-	Observe(ctx context.Context, server string, d Definition) (hash string, err error)
+	// listing, and returns its hash. initial is true at the first listing
+	// of the upstream (which may pin a tool never seen: trust on first
+	// use), false at later ones (a restart, list_changed), where a tool
+	// never seen must not be trusted until approved.
+	Observe(ctx context.Context, server string, d Definition, initial bool) (hash string, err error)
 	// State compares the hash of the definition offered now with the pin.
 	State(tool, hash string) plugin.DefinitionState
 }
@@ -106,6 +109,7 @@ type Upstream struct {
 	proc    plugin.Process
 	down    string            // why it is down
 	hashes  map[string]string // upstream tool name -> hash of the definition offered now
+	offered bool              // a listing was offered: later ones are not initial
 	closed  bool
 	watch   func()        // the server's, told when tools change
 	calls   callsInFlight // for the notifications of calls in flight
@@ -275,6 +279,9 @@ func (u *Upstream) start(ctx context.Context) (*mcp.ClientSession, plugin.Proces
 // list lists every tool (all pages), pins or compares each definition
 // (offer records them as the hashes offered now).
 func (u *Upstream) list(ctx context.Context, cs *mcp.ClientSession) ([]listedTool, error) {
+	u.mu.Lock()
+	initial := !u.offered
+	u.mu.Unlock()
 	var out []listedTool
 	for t, err := range cs.Tools(ctx, nil) {
 		if err != nil {
@@ -298,7 +305,7 @@ func (u *Upstream) list(ctx context.Context, cs *mcp.ClientSession) ([]listedToo
 				return nil, fmt.Errorf("upstream %s: tool %q: output schema: %w", u.cfg.Name, t.Name, err)
 			}
 		}
-		h, err := u.cfg.Pins.Observe(ctx, u.cfg.Name, def)
+		h, err := u.cfg.Pins.Observe(ctx, u.cfg.Name, def, initial)
 		if err != nil {
 			return nil, fmt.Errorf("upstream %s: pinning %q: %w", u.cfg.Name, t.Name, err)
 		}
@@ -345,7 +352,7 @@ func (u *Upstream) offer(listed []listedTool) {
 		tools = append(tools, t)
 	}
 	u.mu.Lock()
-	u.tools, u.hashes = tools, hashes
+	u.tools, u.hashes, u.offered = tools, hashes, true
 	u.mu.Unlock()
 }
 

@@ -72,17 +72,22 @@ func (f *fakeLauncher) server(i int) *mcp.Server {
 	return f.servers[i]
 }
 
-// memPins pins in memory, the hash being the description.
+// memPins pins in memory, the hash being the description; a tool first
+// seen after the initial listing is left pending (pinned as "").
 type memPins struct {
 	mu     sync.Mutex
 	pinned map[string]string
 }
 
-func (p *memPins) Observe(_ context.Context, _ string, d Definition) (string, error) {
+func (p *memPins) Observe(_ context.Context, _ string, d Definition, initial bool) (string, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if _, ok := p.pinned[d.Tool]; !ok {
-		p.pinned[d.Tool] = d.Description
+		if initial {
+			p.pinned[d.Tool] = d.Description
+		} else {
+			p.pinned[d.Tool] = ""
+		}
 	}
 	return d.Description, nil
 }
