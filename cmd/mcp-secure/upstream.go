@@ -9,6 +9,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"sync"
 
 	"github.com/mcp-secure/mcp-secure/plugins/upstream"
 	"github.com/mcp-secure/mcp-secure/server/audit"
@@ -135,11 +136,17 @@ func upstreamSpec(name string, s policy.Server, lookup func(string) (string, boo
 	return spec, nil
 }
 
-// pinAudit keeps the pins and audits what changes them.
+// pinAudit keeps the pins and audits what changes them. A changed or
+// pending definition is recorded when its hash differs from the one last
+// seen for that tool, not at each listing: an upstream that relists in a
+// loop cannot flood the audit log.
 type pinAudit struct {
 	store *pins.Store
 	audit *audit.Logger
 	log   *slog.Logger
+
+	mu   sync.Mutex
+	last map[string]string // tool -> hash of the changed or pending definition last recorded
 }
 
 var _ upstream.Pins = (*pinAudit)(nil)
@@ -164,6 +171,9 @@ func (p *pinAudit) Observe(ctx context.Context, server string, d upstream.Defini
 	if err != nil {
 		return "", err
 	}
+	if !p.fresh(d.Tool, h, out) {
+		return h, nil
+	}
 	in := map[string]any{"server": server, "upstream_tool": d.Name, "hash": h}
 	switch out {
 	case pins.Pinned:
@@ -183,6 +193,26 @@ func (p *pinAudit) Observe(ctx context.Context, server string, d upstream.Defini
 		return "", fmt.Errorf("the audit record could not be written: %w", err)
 	}
 	return h, nil
+}
+
+// fresh reports whether a definition observed with outcome out is to be
+// recorded: a changed or pending one only when h is not the hash last
+// recorded for tool.
+func (p *pinAudit) fresh(tool, h string, out pins.Outcome) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if out != pins.Changed && out != pins.Pending {
+		delete(p.last, tool)
+		return true
+	}
+	if p.last[tool] == h {
+		return false
+	}
+	if p.last == nil {
+		p.last = map[string]string{}
+	}
+	p.last[tool] = h
+	return true
 }
 
 func (p *pinAudit) State(tool, hash string) plugin.DefinitionState {

@@ -269,3 +269,43 @@ func TestCloseStopsRetries(t *testing.T) {
 		t.Errorf("launched %d more times after Close", l.launches-n)
 	}
 }
+
+// A flood of notifications/tools/list_changed costs a bounded number of
+// listings: one runs at a time, and those arriving meanwhile make one
+// more, which sees the last change.
+func TestListChangedFloodIsCoalesced(t *testing.T) {
+	u, l, _ := start(t, func(int) *mcp.Server { return echoServer("Echoes.") })
+	srv := l.server(0)
+	waitFor(t, "the SDK's own notification handled", func() bool {
+		u.mu.Lock()
+		defer u.mu.Unlock()
+		return !u.relisting
+	})
+	u.mu.Lock()
+	base := u.relists
+	u.mu.Unlock()
+	for i := range 1000 {
+		if i == 999 {
+			// Added before the last notification: the listing after it
+			// must see it.
+			srv.AddTool(&mcp.Tool{Name: "last", InputSchema: json.RawMessage(`{"type":"object"}`)},
+				func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+					return &mcp.CallToolResult{}, nil
+				})
+		}
+		u.listChanged()
+	}
+	waitFor(t, "the last change listed", func() bool { return slices.Contains(names(u), "fake__last") })
+	waitFor(t, "relisting done", func() bool {
+		u.mu.Lock()
+		defer u.mu.Unlock()
+		return !u.relisting
+	})
+	u.mu.Lock()
+	n := u.relists - base
+	u.mu.Unlock()
+	// The SDK's own notification of "last" may add one listing.
+	if n < 1 || n > 5 {
+		t.Errorf("%d listings for 1000 notifications, want between 1 and 5", n)
+	}
+}

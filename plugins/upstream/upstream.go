@@ -114,6 +114,11 @@ type Upstream struct {
 	watch   func()        // the server's, told when tools change
 	calls   callsInFlight // for the notifications of calls in flight
 
+	// relisting is set while a relist runs; dirty when list_changed came
+	// meanwhile, which makes it run once more. relists counts them.
+	relisting, dirty bool
+	relists          int
+
 	stop chan struct{}
 	done chan struct{}
 }
@@ -250,7 +255,7 @@ func (u *Upstream) start(ctx context.Context) (*mcp.ClientSession, plugin.Proces
 	}
 	go u.logStderr(proc.Stderr())
 	client := mcp.NewClient(&mcp.Implementation{Name: "mcp-secure", Version: u.cfg.Version}, &mcp.ClientOptions{
-		ToolListChangedHandler:      func(context.Context, *mcp.ToolListChangedRequest) { go u.relist() },
+		ToolListChangedHandler:      func(context.Context, *mcp.ToolListChangedRequest) { u.listChanged() },
 		LoggingMessageHandler:       u.relayLog,
 		ProgressNotificationHandler: u.relayProgress,
 	})
@@ -371,6 +376,32 @@ func (u *Upstream) definition(offered, name string) func() plugin.DefinitionStat
 	}
 }
 
+// listChanged handles notifications/tools/list_changed: at most one
+// relist runs at a time, and notifications arriving while it runs make
+// exactly one more, so an upstream cannot flood us with listings.
+func (u *Upstream) listChanged() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.relisting {
+		u.dirty = true
+		return
+	}
+	u.relisting = true
+	go func() {
+		for {
+			u.relist()
+			u.mu.Lock()
+			if !u.dirty || u.closed {
+				u.relisting, u.dirty = false, false
+				u.mu.Unlock()
+				return
+			}
+			u.dirty = false
+			u.mu.Unlock()
+		}
+	}()
+}
+
 // relist lists the tools again after notifications/tools/list_changed:
 // each definition is observed as at start (a changed one is denied until
 // approved), and the server is told, which announces the change to its
@@ -380,6 +411,7 @@ func (u *Upstream) relist() {
 	defer u.listing.Unlock()
 	u.mu.Lock()
 	cs := u.session
+	u.relists++
 	u.mu.Unlock()
 	if cs == nil {
 		return
