@@ -345,7 +345,7 @@ func (u *Upstream) offer(listed []listedTool) {
 			Category:    u.cfg.Name,
 			InputSchema: l.def.InputSchema,
 			Handler:     u.handler(l.tool.Name),
-			Definition:  u.definition(name, l.tool.Name),
+			Definition:  u.definition(name, l.tool.Name, l.hash),
 		}
 		if len(l.def.OutputSchema) > 0 {
 			t.OutputSchema = l.def.OutputSchema
@@ -361,8 +361,13 @@ func (u *Upstream) offer(listed []listedTool) {
 	u.mu.Unlock()
 }
 
-// definition reports the state of the tool's definition at decision time.
-func (u *Upstream) definition(offered, name string) func() plugin.DefinitionState {
+// definition reports the state of the tool's definition at decision
+// time. hash is that of the definition offered with this tool (what
+// clients were told): it must be the upstream's current one and the
+// pinned one. Between a relist and the server's refresh, clients still
+// see the definition registered before, which the pin does not cover
+// when the upstream changed it meanwhile.
+func (u *Upstream) definition(offered, name, hash string) func() plugin.DefinitionState {
 	return func() plugin.DefinitionState {
 		u.mu.Lock()
 		h, ok := u.hashes[name]
@@ -372,7 +377,12 @@ func (u *Upstream) definition(offered, name string) func() plugin.DefinitionStat
 			// restart): nothing the operator pinned is on offer.
 			return plugin.DefinitionState{Changed: true, Hash: "", Pinned: ""}
 		}
-		return u.cfg.Pins.State(offered, h)
+		st := u.cfg.Pins.State(offered, h)
+		if h != hash {
+			// Offered as one definition, the upstream's is another now.
+			st.Changed = true
+		}
+		return st
 	}
 }
 
