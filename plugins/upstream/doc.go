@@ -49,8 +49,10 @@
 // The upstream's stderr goes to the server's log (stderr, redacted),
 // each line capped at 4 KiB. Its log messages (notifications/message;
 // the level "info" is asked for) go to the server's log with the
-// server's name, and to each client session with a call to this
-// upstream in flight, redacted by the server. Progress notifications
+// server's name, their data as attributes so that the log's handler
+// redacts values under sensitive keys, and to the client session with a
+// call to this upstream in flight, as they came: the server redacts the
+// structured data, then caps it at 16 KiB. Progress notifications
 // are passed on to the call they belong to: a call whose client sent a
 // progressToken is forwarded with a token of ours, mapped back to the
 // client's. Progress that arrives after the call was answered is

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -307,5 +308,65 @@ func TestListChangedFloodIsCoalesced(t *testing.T) {
 	// The SDK's own notification of "last" may add one listing.
 	if n < 1 || n > 5 {
 		t.Errorf("%d listings for 1000 notifications, want between 1 and 5", n)
+	}
+}
+
+// attrRecorder keeps the attributes of the records logged.
+type attrRecorder struct {
+	mu    sync.Mutex
+	attrs []slog.Attr
+}
+
+func (r *attrRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (r *attrRecorder) Handle(_ context.Context, rec slog.Record) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rec.Attrs(func(a slog.Attr) bool { r.attrs = append(r.attrs, a); return true })
+	return nil
+}
+func (r *attrRecorder) WithAttrs([]slog.Attr) slog.Handler { return r }
+func (r *attrRecorder) WithGroup(string) slog.Handler      { return r }
+
+// A large log message is passed on whole, structured, to the calling
+// session (the server redacts it by key, then caps it), and reaches the
+// server's log as attributes keyed as the data is (its handler redacts
+// by key), never as JSON text in which a sensitive key's value is just
+// text.
+func TestRelayedLogDataKeepsItsKeys(t *testing.T) {
+	rec := &attrRecorder{}
+	sess := &fakeSession{}
+	u := &Upstream{cfg: Config{Name: "fake"}, log: slog.New(rec)}
+	u.calls.sessions = map[uint64]plugin.Session{1: sess}
+	data := map[string]any{"api_key": "k-abc-plain", "padding": strings.Repeat("x", 20<<10),
+		"items": []any{map[string]any{"password": "hunter2"}}}
+	u.relayLog(t.Context(), &mcp.LoggingMessageRequest{Params: &mcp.LoggingMessageParams{Level: "warning", Data: data}})
+	if got := sess.messages(); len(got) != 1 || !strings.HasPrefix(got[0], `warning fake {"api_key":"k-abc-plain"`) {
+		t.Errorf("passed on = %.80q, want the data as it came, for the server to redact", got)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	var dataAttr slog.Attr
+	for _, a := range rec.attrs {
+		if a.Key == "data" {
+			dataAttr = a
+		}
+	}
+	if dataAttr.Value.Kind() != slog.KindGroup {
+		t.Fatalf("data logged as %v, want a group", dataAttr.Value.Kind())
+	}
+	got := map[string]string{}
+	var walk func(prefix string, as []slog.Attr)
+	walk = func(prefix string, as []slog.Attr) {
+		for _, a := range as {
+			if a.Value.Kind() == slog.KindGroup {
+				walk(prefix+a.Key+".", a.Value.Group())
+				continue
+			}
+			got[prefix+a.Key] = a.Value.String()
+		}
+	}
+	walk("", dataAttr.Value.Group())
+	if got["api_key"] != "k-abc-plain" || got["items.0.password"] != "hunter2" || len(got["padding"]) != 20<<10 {
+		t.Errorf("data attributes = %.200v", got)
 	}
 }
