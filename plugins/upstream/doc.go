@@ -50,9 +50,11 @@
 // each line capped at 4 KiB. Its log messages (notifications/message;
 // the level "info" is asked for) go to the server's log with the
 // server's name, their data as attributes so that the log's handler
-// redacts values under sensitive keys, and to the client session with a
-// call to this upstream in flight, as they came: the server redacts the
-// structured data, then caps it at 16 KiB. Progress notifications
+// redacts values under sensitive keys, and to the client session with
+// calls to this upstream in flight, as they came: the server redacts the
+// structured data, then caps it at 16 KiB. A log message names no call,
+// so while calls of several sessions are in flight it could be about any
+// of them: it then goes to the server's log only. Progress notifications
 // are passed on to the call they belong to: a call whose client sent a
 // progressToken is forwarded with a token of ours, mapped back to the
 // client's. Progress that arrives after the call was answered is

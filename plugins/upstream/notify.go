@@ -112,8 +112,10 @@ func (u *Upstream) relayProgress(_ context.Context, r *mcp.ProgressNotificationC
 
 // relayLog writes an upstream's log message to the server's log (its
 // data as attributes, so the handler redacts values under sensitive keys)
-// and passes it on, as it came, to each session with a call to this
-// upstream in flight (the server redacts it whole, then caps it).
+// and passes it on, as it came, to the session with calls to this
+// upstream in flight (the server redacts it whole, then caps it). A
+// message names no call: when calls of several sessions are in flight,
+// it may be about any of them, and goes to the server's log only.
 func (u *Upstream) relayLog(_ context.Context, r *mcp.LoggingMessageRequest) {
 	if r.Params == nil {
 		return
@@ -123,30 +125,28 @@ func (u *Upstream) relayLog(_ context.Context, r *mcp.LoggingMessageRequest) {
 	budget := maxLogAttrs
 	u.log.Log(context.Background(), slogLevel(string(p.Level)), "upstream log message", "level", p.Level, "logger", p.Logger, logAttr("data", data, 0, &budget))
 	u.mu.Lock()
-	var sessions []plugin.Session
+	var only plugin.Session
 	for _, s := range u.calls.sessions {
-		seen := false
-		for _, t := range sessions {
-			if t == s {
-				seen = true
-				break
-			}
+		if only != nil && s != only {
+			only = nil
+			u.mu.Unlock()
+			u.log.Debug("upstream log message not passed on: calls of several sessions are in flight")
+			return
 		}
-		if !seen {
-			sessions = append(sessions, s)
-		}
+		only = s
 	}
 	u.mu.Unlock()
+	if only == nil {
+		return
+	}
 	logger := p.Logger
 	if logger == "" {
 		logger = u.cfg.Name
 	}
-	for _, s := range sessions {
-		ctx, cancel := context.WithTimeout(context.Background(), relayTimeout)
-		if err := s.Log(ctx, string(p.Level), logger, data); err != nil {
-			u.log.Debug("passing on an upstream log message failed", "err", err)
-		}
-		cancel()
+	ctx, cancel := context.WithTimeout(context.Background(), relayTimeout)
+	defer cancel()
+	if err := only.Log(ctx, string(p.Level), logger, data); err != nil {
+		u.log.Debug("passing on an upstream log message failed", "err", err)
 	}
 }
 

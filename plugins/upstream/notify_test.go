@@ -193,16 +193,51 @@ func TestRelaysProgressAndLogs(t *testing.T) {
 		return len(u.calls.sessions)+len(u.calls.progress) == 0
 	})
 
-	// Without a progress token nothing is asked of the upstream; a
-	// message with no call in flight goes to no session.
-	quiet := &fakeSession{}
+	// Without a progress token nothing is asked of the upstream; the
+	// message goes to the session of the call in flight, not to one whose
+	// call was answered before.
+	next := &fakeSession{}
 	withProgress.Store(false)
-	if res, err := work.Handler(t.Context(), &plugin.Call{Arguments: json.RawMessage(`{}`)}); err != nil || res.Text != "done" {
+	if res, err := work.Handler(t.Context(), &plugin.Call{Arguments: json.RawMessage(`{}`), Session: next}); err != nil || res.Text != "done" {
 		t.Fatalf("work without progress = %+v, %v", res, err)
 	}
+	waitFor(t, "the message of the second call", func() bool { return len(next.messages()) > 0 })
 	time.Sleep(2 * logLinger)
-	if len(quiet.messages()) != 0 || len(sess.messages()) != 1 {
-		t.Errorf("messages went to sessions without a call in flight: %v %v", quiet.messages(), sess.messages())
+	if len(next.messages()) != 1 || len(sess.messages()) != 1 {
+		t.Errorf("messages: second call's session %v, first call's %v; want one each", next.messages(), sess.messages())
+	}
+}
+
+// An upstream's log message cannot say which call it is about: it goes
+// to a session only when that session is the only one with calls to the
+// upstream in flight (once, however many calls it has), otherwise only
+// to the server's log.
+func TestRelaysLogsOnlyToTheOneSessionInFlight(t *testing.T) {
+	a, b := &fakeSession{}, &fakeSession{}
+	for _, tc := range []struct {
+		name     string
+		inFlight map[uint64]plugin.Session
+		a, b     int
+	}{
+		{"one-session-two-calls", map[uint64]plugin.Session{1: a, 2: a}, 1, 0},
+		{"two-sessions", map[uint64]plugin.Session{1: a, 2: b}, 0, 0},
+		{"none", nil, 0, 0},
+		{"the-other-alone", map[uint64]plugin.Session{3: b}, 0, 1},
+	} {
+		rec := &attrRecorder{}
+		u := &Upstream{cfg: Config{Name: "fake"}, log: slog.New(rec)}
+		u.calls.sessions = tc.inFlight
+		na, nb := len(a.messages()), len(b.messages())
+		u.relayLog(t.Context(), &mcp.LoggingMessageRequest{Params: &mcp.LoggingMessageParams{Level: "info", Data: tc.name}})
+		if da, db := len(a.messages())-na, len(b.messages())-nb; da != tc.a || db != tc.b {
+			t.Errorf("%s: messages to a %d, to b %d; want %d, %d", tc.name, da, db, tc.a, tc.b)
+		}
+		rec.mu.Lock()
+		logged := len(rec.attrs) > 0
+		rec.mu.Unlock()
+		if !logged {
+			t.Errorf("%s: not in the server's log", tc.name)
+		}
 	}
 }
 
