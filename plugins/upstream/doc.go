@@ -28,21 +28,30 @@
 //
 // # Rug pulls
 //
-// Every listing hands each definition to Pins.Observe, which pins a tool
-// seen for the first time and remembers a changed one. Each decision
-// asks Pins.State through the tool's Definition, so the policy sees
+// Every listing hands each definition to Pins.Observe, which remembers a
+// changed one and pins a tool seen for the first time only at the
+// upstream's initial listing (trust on first use): a tool first seen at
+// a later listing (added or renamed at run time, or after a restart) is
+// left pending, so a compromised upstream cannot rename a pinned tool
+// to get a poisoned description past the pins. Each decision asks
+// Pins.State through the tool's Definition, so the policy sees
 // input.tool_definition.changed, and the built-in rule denies a changed
-// tool until the operator runs `mcp-secure tools approve NAME`.
+// or pending tool until the operator runs `mcp-secure tools approve
+// NAME`. A tool is allowed only as the definition it was offered with:
+// its hash must be both the upstream's current one and the pinned one.
 //
 // # Tools that change
 //
 // notifications/tools/list_changed from the upstream triggers a listing
-// at once, observed by the pins exactly as at start. The plugin's tools
+// at once, observed by the pins as at a later listing. One listing runs
+// at a time: notifications arriving while it runs make exactly one more,
+// so a flood of them costs two listings. The plugin's tools
 // become the new listing (tools added, removed, definitions as offered
 // now) and the server is told (plugin.Changing), which registers the
 // difference and sends notifications/tools/list_changed to its client
-// sessions. A changed definition is still denied until approved, and
-// left out of tools/list meanwhile; a tool gone answers "not registered".
+// sessions. A changed definition, and a new tool, are denied until
+// approved, and left out of tools/list meanwhile; a tool gone answers
+// "not registered".
 //
 // # Notifications
 //
