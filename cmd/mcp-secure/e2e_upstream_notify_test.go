@@ -202,6 +202,42 @@ func TestE2EUpstreamProgressAndLogs(t *testing.T) {
 	}
 }
 
+// An upstream's log message past the 16 KiB cap keeps its key-based
+// redaction: the values under api_key and auth (nested, which no text
+// pattern finds) reach neither the client nor the server's log.
+func TestE2EUpstreamLargeLogMessageRedacted(t *testing.T) {
+	u := newUpstreamEnv(t, defaultNetwork, "", "")
+	var stderr strings.Builder
+	var n notes
+	cs := u.connectNotes(t, &stderr, &n)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if err := cs.SetLoggingLevel(ctx, &mcp.SetLoggingLevelParams{Level: "info"}); err != nil {
+		t.Fatal(err)
+	}
+	if res := call(t, cs, "demo__big_log", map[string]any{}); res.IsError || text(res) != "logged" {
+		t.Fatalf("big_log = %v %q", res.IsError, text(res))
+	}
+	poll(t, "the log message", func() bool {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		return len(n.logs) > 0
+	})
+	n.mu.Lock()
+	logs := strings.Join(n.logs, "\n")
+	n.mu.Unlock()
+	if strings.Contains(logs, "k-abc-plain") || strings.Contains(logs, "k-def-nested") {
+		t.Errorf("a value under a sensitive key reached the client: %.200s", logs)
+	}
+	if !strings.Contains(logs, "api_key") || len(logs) > 17<<10 {
+		t.Errorf("log message of %d bytes: %.200s; want it redacted and capped", len(logs), logs)
+	}
+	cs.Close()
+	if strings.Contains(stderr.String(), "k-abc-plain") || strings.Contains(stderr.String(), "k-def-nested") {
+		t.Error("a value under a sensitive key reached the server's log")
+	}
+}
+
 // An upstream whose first start fails is retried: calls meanwhile are
 // refused with the reason, and once it is up its tools are offered and
 // the client is told.
