@@ -18,8 +18,11 @@ import (
 // left out, logged), tools gone are removed, changed ones replaced. The
 // SDK then sends notifications/tools/list_changed to the sessions, as
 // after a policy reload. What a tool may do is still decided at each
-// call: a definition that changed since it was pinned is denied, and
-// left out of tools/list, until the operator approves it.
+// call: a definition that changed since it was pinned (or a tool that
+// appeared after the initial listing) is denied, and left out of
+// tools/list, until the operator approves it. Calls are dispatched from
+// the pipeline's table alone (server.go), so a call racing a refresh
+// is decided and audited.
 
 // watchPlugins subscribes to the plugins whose tools change, and
 // gathers those that may serve a tool later.

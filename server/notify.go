@@ -2,7 +2,10 @@ package server
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -17,6 +20,10 @@ import (
 
 // notifyTimeout bounds the write of one notification.
 const notifyTimeout = 2 * time.Second
+
+// maxLogData caps the data of a log message passed on to a client, in
+// bytes of its JSON after redaction.
+const maxLogData = 16 << 10
 
 // sessionLog is plugin.Session for one client session. It is a
 // comparable value: calls from one session carry equal ones.
@@ -38,7 +45,25 @@ func (l sessionLog) Log(ctx context.Context, level, logger string, data any) err
 	ctx, cancel := context.WithTimeout(ctx, notifyTimeout)
 	defer cancel()
 	return l.ss.Log(ctx, &mcp.LoggingMessageParams{Level: mcp.LoggingLevel(level),
-		Logger: l.red.String(logger), Data: l.red.Value(data)})
+		Logger: l.red.String(logger), Data: capLogData(l.red.Value(data))})
+}
+
+// capLogData keeps redacted data within maxLogData: larger data becomes
+// its JSON text cut there. It is cut only after redaction, which works
+// on the structure (values under sensitive keys); text has no keys.
+func capLogData(data any) any {
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return "[log data left out: not JSON]"
+	}
+	if len(raw) <= maxLogData {
+		return data
+	}
+	cut := maxLogData
+	for cut > 0 && !utf8.RuneStart(raw[cut]) {
+		cut--
+	}
+	return string(raw[:cut]) + fmt.Sprintf(" [truncated: %d bytes]", len(raw))
 }
 
 // notifiers are the call's progress sender (when the client sent a

@@ -211,14 +211,16 @@ func New(opts Options) (*Server, error) {
 	}
 	s.watchPlugins()
 	ms.AddReceivingMiddleware(p.sessions.middleware, readyMiddleware, s.listFilter)
-	// Unknown tool names are answered by the pipeline (a policy decision,
-	// an audit record and an error result) instead of a protocol error.
+	// Every tools/call goes to the pipeline, whose tool table is the only
+	// one consulted: a call racing a change of a plugin's tools (refresh
+	// updates our table and the SDK's one after the other) is decided and
+	// audited like any other, and an unknown name is answered with a
+	// policy decision, an audit record and an error result instead of a
+	// protocol error.
 	ms.AddReceivingMiddleware(func(next mcp.MethodHandler) mcp.MethodHandler {
 		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
 			if ctr, ok := req.(*mcp.CallToolRequest); ok && method == "tools/call" && ctr.Params != nil {
-				if _, known := p.tools.get(ctr.Params.Name); !known {
-					return p.call(ctx, ctr)
-				}
+				return p.call(ctx, ctr)
 			}
 			return next(ctx, method, req)
 		}
@@ -255,7 +257,9 @@ func (s *Server) putTool(info plugin.Info, t plugin.Tool) error {
 	s.pipe.tools.put(rt)
 	mt := mcpTool(t)
 	s.mcp.AddTool(mt, s.pipe.call)
-	if s.anyTool == nil {
+	// A replaced tool is replaced here too: a policy reload adds anyTool
+	// again, which must not bring back the old definition.
+	if s.anyTool == nil || s.anyTool.Name == mt.Name {
 		s.anyTool = mt
 	}
 	return nil

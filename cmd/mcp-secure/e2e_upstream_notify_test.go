@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -114,11 +116,39 @@ func TestE2EUpstreamListChangedReachesClients(t *testing.T) {
 		t.Fatalf("add_tool: %q", text(res))
 	}
 	poll(t, "notifications/tools/list_changed", func() bool { return n.changes() > before })
-	poll(t, "demo__late listed", func() bool { return slices.Contains(listNames(t, cs), "demo__late") })
-	if res := call(t, cs, "demo__late", map[string]any{}); res.IsError || text(res) != "late here" {
-		t.Fatalf("demo__late = %v %q", res.IsError, text(res))
+	// A tool added at run time is not trusted on first sight: recorded,
+	// left out of the list and denied until the operator approves it.
+	rec := u.findRecord(t, map[string]any{"kind": "tool_definition", "tool": "demo__late", "result": "deny"})
+	if fmt.Sprint(rec["reasons"]) != "[new tool since start: approve to pin]" {
+		t.Errorf("new tool record reasons = %v", rec["reasons"])
 	}
-	u.findRecord(t, map[string]any{"kind": "tool_definition", "tool": "demo__late", "result": "allow"})
+	if got := listNames(t, cs); slices.Contains(got, "demo__late") {
+		t.Errorf("tools before approval = %v, want demo__late left out", got)
+	}
+	res := call(t, cs, "demo__late", map[string]any{})
+	if !res.IsError || !strings.Contains(text(res), "mcp-secure tools approve demo__late") {
+		t.Fatalf("demo__late before approval = %v %q", res.IsError, text(res))
+	}
+	// The policy's reason for input.tool_definition.changed (the record's
+	// input holds only what audit.include names).
+	denied := u.findRecord(t, map[string]any{"kind": "tool_call", "tool": "demo__late", "result": "deny"})
+	if !strings.Contains(fmt.Sprint(denied["reasons"]), "changed its definition") {
+		t.Errorf("denied call reasons = %v", denied["reasons"])
+	}
+	out, err := exec.Command(binPath, "tools", "pins", "--policy", u.policy).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "demo__late\tPENDING") || !strings.Contains(string(out), "Added at run time: late.") {
+		t.Fatalf("tools pins: %v\n%s", err, out)
+	}
+	out, err = exec.Command(binPath, "tools", "approve", "--policy", u.policy, "demo__late").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "demo__late: approved") {
+		t.Fatalf("tools approve: %v\n%s", err, out)
+	}
+	if res := call(t, cs, "demo__late", map[string]any{}); res.IsError || text(res) != "late here" {
+		t.Fatalf("demo__late after approval = %v %q", res.IsError, text(res))
+	}
+	if got := listNames(t, cs); !slices.Contains(got, "demo__late") {
+		t.Errorf("tools after approval = %v, want demo__late", got)
+	}
 	u.findRecord(t, map[string]any{"kind": "tool_call", "tool": "demo__late", "result": "allow"})
 
 	// A definition changed at run time: announced, left out of the list,
@@ -129,7 +159,7 @@ func TestE2EUpstreamListChangedReachesClients(t *testing.T) {
 	}
 	poll(t, "notifications/tools/list_changed after the change", func() bool { return n.changes() > before })
 	poll(t, "demo__echo left out of the list", func() bool { return !slices.Contains(listNames(t, cs), "demo__echo") })
-	res := call(t, cs, "demo__echo", map[string]any{"text": "x"})
+	res = call(t, cs, "demo__echo", map[string]any{"text": "x"})
 	if !res.IsError || !strings.Contains(text(res), "changed its definition") {
 		t.Fatalf("changed echo = %v %q", res.IsError, text(res))
 	}
@@ -169,6 +199,42 @@ func TestE2EUpstreamProgressAndLogs(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "working in 5 steps") {
 		t.Error("the upstream's log message is not in the server's log")
+	}
+}
+
+// An upstream's log message past the 16 KiB cap keeps its key-based
+// redaction: the values under api_key and auth (nested, which no text
+// pattern finds) reach neither the client nor the server's log.
+func TestE2EUpstreamLargeLogMessageRedacted(t *testing.T) {
+	u := newUpstreamEnv(t, defaultNetwork, "", "")
+	var stderr strings.Builder
+	var n notes
+	cs := u.connectNotes(t, &stderr, &n)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if err := cs.SetLoggingLevel(ctx, &mcp.SetLoggingLevelParams{Level: "info"}); err != nil {
+		t.Fatal(err)
+	}
+	if res := call(t, cs, "demo__big_log", map[string]any{}); res.IsError || text(res) != "logged" {
+		t.Fatalf("big_log = %v %q", res.IsError, text(res))
+	}
+	poll(t, "the log message", func() bool {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		return len(n.logs) > 0
+	})
+	n.mu.Lock()
+	logs := strings.Join(n.logs, "\n")
+	n.mu.Unlock()
+	if strings.Contains(logs, "k-abc-plain") || strings.Contains(logs, "k-def-nested") {
+		t.Errorf("a value under a sensitive key reached the client: %.200s", logs)
+	}
+	if !strings.Contains(logs, "api_key") || len(logs) > 17<<10 {
+		t.Errorf("log message of %d bytes: %.200s; want it redacted and capped", len(logs), logs)
+	}
+	cs.Close()
+	if strings.Contains(stderr.String(), "k-abc-plain") || strings.Contains(stderr.String(), "k-def-nested") {
+		t.Error("a value under a sensitive key reached the server's log")
 	}
 }
 

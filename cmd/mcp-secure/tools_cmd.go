@@ -32,10 +32,12 @@ func toolsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		c = newSubcommand("tools approve", "[--policy FILE] NAME...", `
 Re-pins the definitions last seen of the named upstream tools (as clients
 see them, prefix included), with an audit record; calls to a tool whose
-definition changed are denied until then.`, stdout)
+definition changed, or that an upstream added after its initial listing,
+are denied until then.`, stdout)
 	} else {
 		c = newSubcommand("tools pins", "[--policy FILE]", `
-Lists the pinned upstream tools and those whose definition changed.`, stdout)
+Lists the pinned upstream tools, those whose definition changed, and
+those pending approval (added after their server's initial listing).`, stdout)
 	}
 	c.fs.StringVar(&file, "policy", "", "policy `file` (YAML)")
 	maxArgs := 0
@@ -90,9 +92,12 @@ Lists the pinned upstream tools and those whose definition changed.`, stdout)
 			Input: map[string]any{"previous": old, "pinned": pinned}}); err != nil {
 			return &exitErr{code: exitError, err: fmt.Errorf("tools approve: the audit record could not be written: %w", err)}
 		}
-		if old == pinned {
+		switch {
+		case old == "":
+			fmt.Fprintf(stdout, "%s: approved, pinned %s (a new tool)\n", name, short(pinned))
+		case old == pinned:
 			fmt.Fprintf(stdout, "%s: unchanged, pinned %s\n", name, short(pinned))
-		} else {
+		default:
 			fmt.Fprintf(stdout, "%s: approved, pinned %s (was %s)\n", name, short(pinned), short(old))
 		}
 	}
@@ -103,7 +108,9 @@ const toolsUsage = `Usage: mcp-secure tools approve [--policy FILE] NAME...
        mcp-secure tools pins [--policy FILE]
 
 Upstream tools' definitions (name, description, schemas) are pinned by
-hash; a changed one is denied until approved.
+hash; a changed one is denied until approved. Tools at a server's initial
+listing are pinned on first sight; a tool first seen later (added or
+renamed at run time) is pending, denied until approved.
 `
 
 func listPins(w io.Writer, store *pins.Store) error {
@@ -118,11 +125,15 @@ func listPins(w io.Writer, store *pins.Store) error {
 	sort.Strings(names)
 	for _, n := range names {
 		e := entries[n]
+		desc := ""
+		if e.SeenDefinition != nil {
+			desc = e.SeenDefinition.Description
+		}
+		if e.Pinned == "" {
+			fmt.Fprintf(w, "%s\tPENDING\tnew tool, not pinned: offered %s since %s; description: %q\n", n, short(e.Seen), e.SeenAt.Format("2006-01-02T15:04:05Z"), desc)
+			continue
+		}
 		if e.Seen != "" {
-			desc := ""
-			if e.SeenDefinition != nil {
-				desc = e.SeenDefinition.Description
-			}
 			fmt.Fprintf(w, "%s\tCHANGED\tpinned %s, offered %s since %s; description now: %q\n", n, short(e.Pinned), short(e.Seen), e.SeenAt.Format("2006-01-02T15:04:05Z"), desc)
 			continue
 		}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"sync"
 
 	"github.com/mcp-secure/mcp-secure/plugins/upstream"
 	"github.com/mcp-secure/mcp-secure/server/audit"
@@ -135,16 +136,25 @@ func upstreamSpec(name string, s policy.Server, lookup func(string) (string, boo
 	return spec, nil
 }
 
-// pinAudit keeps the pins and audits what changes them.
+// pinAudit keeps the pins and audits what changes them. A changed or
+// pending definition is recorded when its hash differs from the one last
+// seen for that tool, not at each listing: an upstream that relists in a
+// loop cannot flood the audit log.
 type pinAudit struct {
 	store *pins.Store
 	audit *audit.Logger
 	log   *slog.Logger
+
+	mu   sync.Mutex
+	last map[string]string // tool -> hash of the changed or pending definition last recorded
 }
 
 var _ upstream.Pins = (*pinAudit)(nil)
 
-func (p *pinAudit) Observe(ctx context.Context, server string, d upstream.Definition) (string, error) {
+// Observe pins a tool never seen at the upstream's initial listing (trust
+// on first use); one first seen later is left pending, denied until
+// approved, so an upstream cannot add or rename a tool past the pins.
+func (p *pinAudit) Observe(ctx context.Context, server string, d upstream.Definition, initial bool) (string, error) {
 	def := pins.Definition{Name: d.Name, Description: d.Description, InputSchema: d.InputSchema, OutputSchema: d.OutputSchema,
 		Title: d.Title, Annotations: d.Annotations}
 	h, err := pins.Hash(def)
@@ -153,9 +163,16 @@ func (p *pinAudit) Observe(ctx context.Context, server string, d upstream.Defini
 	}
 	pinned, _ := p.store.Pinned(d.Tool)
 	def.Name = d.Tool
-	out, err := p.store.Observe(def, h)
+	observe := p.store.Observe
+	if !initial {
+		observe = p.store.ObservePending
+	}
+	out, err := observe(def, h)
 	if err != nil {
 		return "", err
+	}
+	if !p.fresh(d.Tool, h, out) {
+		return h, nil
 	}
 	in := map[string]any{"server": server, "upstream_tool": d.Name, "hash": h}
 	switch out {
@@ -167,6 +184,10 @@ func (p *pinAudit) Observe(ctx context.Context, server string, d upstream.Defini
 		p.log.Warn("upstream tool definition changed since it was pinned; calls are denied until `mcp-secure tools approve` re-pins it", "tool", d.Tool)
 		err = p.audit.Log(ctx, audit.Record{DecisionID: audit.NewID(), Kind: kindToolDefinition, Tool: d.Tool,
 			Result: audit.ResultDeny, Reasons: []string{"definition changed since it was pinned"}, Input: in})
+	case pins.Pending:
+		p.log.Warn("upstream tool first seen after the server's initial listing; calls are denied until `mcp-secure tools approve` pins it", "tool", d.Tool)
+		err = p.audit.Log(ctx, audit.Record{DecisionID: audit.NewID(), Kind: kindToolDefinition, Tool: d.Tool,
+			Result: audit.ResultDeny, Reasons: []string{"new tool since start: approve to pin"}, Input: in})
 	}
 	if err != nil {
 		return "", fmt.Errorf("the audit record could not be written: %w", err)
@@ -174,12 +195,32 @@ func (p *pinAudit) Observe(ctx context.Context, server string, d upstream.Defini
 	return h, nil
 }
 
+// fresh reports whether a definition observed with outcome out is to be
+// recorded: a changed or pending one only when h is not the hash last
+// recorded for tool.
+func (p *pinAudit) fresh(tool, h string, out pins.Outcome) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if out != pins.Changed && out != pins.Pending {
+		delete(p.last, tool)
+		return true
+	}
+	if p.last[tool] == h {
+		return false
+	}
+	if p.last == nil {
+		p.last = map[string]string{}
+	}
+	p.last[tool] = h
+	return true
+}
+
 func (p *pinAudit) State(tool, hash string) plugin.DefinitionState {
 	pinned, err := p.store.Pinned(tool)
 	if err != nil {
 		return plugin.DefinitionState{Changed: true, Hash: hash}
 	}
-	// Every tool is pinned before it is offered: a pin that is missing
-	// now was removed, and nothing was approved. Deny until it is.
+	// A tool without a pin is pending approval (first seen after the
+	// initial listing), or its pin was removed: deny until approved.
 	return plugin.DefinitionState{Changed: pinned != hash, Hash: hash, Pinned: pinned}
 }

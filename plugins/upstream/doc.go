@@ -28,29 +28,42 @@
 //
 // # Rug pulls
 //
-// Every listing hands each definition to Pins.Observe, which pins a tool
-// seen for the first time and remembers a changed one. Each decision
-// asks Pins.State through the tool's Definition, so the policy sees
+// Every listing hands each definition to Pins.Observe, which remembers a
+// changed one and pins a tool seen for the first time only at the
+// upstream's initial listing (trust on first use): a tool first seen at
+// a later listing (added or renamed at run time, or after a restart) is
+// left pending, so a compromised upstream cannot rename a pinned tool
+// to get a poisoned description past the pins. Each decision asks
+// Pins.State through the tool's Definition, so the policy sees
 // input.tool_definition.changed, and the built-in rule denies a changed
-// tool until the operator runs `mcp-secure tools approve NAME`.
+// or pending tool until the operator runs `mcp-secure tools approve
+// NAME`. A tool is allowed only as the definition it was offered with:
+// its hash must be both the upstream's current one and the pinned one.
 //
 // # Tools that change
 //
 // notifications/tools/list_changed from the upstream triggers a listing
-// at once, observed by the pins exactly as at start. The plugin's tools
+// at once, observed by the pins as at a later listing. One listing runs
+// at a time: notifications arriving while it runs make exactly one more,
+// so a flood of them costs two listings. The plugin's tools
 // become the new listing (tools added, removed, definitions as offered
 // now) and the server is told (plugin.Changing), which registers the
 // difference and sends notifications/tools/list_changed to its client
-// sessions. A changed definition is still denied until approved, and
-// left out of tools/list meanwhile; a tool gone answers "not registered".
+// sessions. A changed definition, and a new tool, are denied until
+// approved, and left out of tools/list meanwhile; a tool gone answers
+// "not registered".
 //
 // # Notifications
 //
 // The upstream's stderr goes to the server's log (stderr, redacted),
 // each line capped at 4 KiB. Its log messages (notifications/message;
 // the level "info" is asked for) go to the server's log with the
-// server's name, and to each client session with a call to this
-// upstream in flight, redacted by the server. Progress notifications
+// server's name, their data as attributes so that the log's handler
+// redacts values under sensitive keys, and to the client session with
+// calls to this upstream in flight, as they came: the server redacts the
+// structured data, then caps it at 16 KiB. A log message names no call,
+// so while calls of several sessions are in flight it could be about any
+// of them: it then goes to the server's log only. Progress notifications
 // are passed on to the call they belong to: a call whose client sent a
 // progressToken is forwarded with a token of ours, mapped back to the
 // client's. Progress that arrives after the call was answered is

@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -23,8 +26,12 @@ const relayTimeout = 2 * time.Second
 // just before the answer after it. Progress stops at the answer.
 const logLinger = 250 * time.Millisecond
 
-// maxLogData caps the data of a log message passed on to a client.
-const maxLogData = 16 << 10
+// maxLogAttrs bounds the attributes a log message's data becomes in the
+// server's log, and maxLogDepth its nesting.
+const (
+	maxLogAttrs = 256
+	maxLogDepth = 8
+)
 
 // callsInFlight are the calls forwarded and not yet answered: the
 // session each came from (log messages go there) and, when its client
@@ -103,54 +110,91 @@ func (u *Upstream) relayProgress(_ context.Context, r *mcp.ProgressNotificationC
 	}
 }
 
-// relayLog writes an upstream's log message to the server's log
-// (redacted by its handler) and passes it on, once, to each session
-// with a call to this upstream in flight (redacted by the server).
+// relayLog writes an upstream's log message to the server's log (its
+// data as attributes, so the handler redacts values under sensitive keys)
+// and passes it on, as it came, to the session with calls to this
+// upstream in flight (the server redacts it whole, then caps it). A
+// message names no call: when calls of several sessions are in flight,
+// it may be about any of them, and goes to the server's log only.
 func (u *Upstream) relayLog(_ context.Context, r *mcp.LoggingMessageRequest) {
 	if r.Params == nil {
 		return
 	}
 	p := r.Params
-	data := capData(p.Data)
-	u.log.Log(context.Background(), slogLevel(string(p.Level)), "upstream log message", "level", p.Level, "logger", p.Logger, "data", data)
+	data := p.Data
+	budget := maxLogAttrs
+	u.log.Log(context.Background(), slogLevel(string(p.Level)), "upstream log message", "level", p.Level, "logger", p.Logger, logAttr("data", data, 0, &budget))
 	u.mu.Lock()
-	var sessions []plugin.Session
+	var only plugin.Session
 	for _, s := range u.calls.sessions {
-		seen := false
-		for _, t := range sessions {
-			if t == s {
-				seen = true
-				break
-			}
+		if only != nil && s != only {
+			only = nil
+			u.mu.Unlock()
+			u.log.Debug("upstream log message not passed on: calls of several sessions are in flight")
+			return
 		}
-		if !seen {
-			sessions = append(sessions, s)
-		}
+		only = s
 	}
 	u.mu.Unlock()
+	if only == nil {
+		return
+	}
 	logger := p.Logger
 	if logger == "" {
 		logger = u.cfg.Name
 	}
-	for _, s := range sessions {
-		ctx, cancel := context.WithTimeout(context.Background(), relayTimeout)
-		if err := s.Log(ctx, string(p.Level), logger, data); err != nil {
-			u.log.Debug("passing on an upstream log message failed", "err", err)
-		}
-		cancel()
+	ctx, cancel := context.WithTimeout(context.Background(), relayTimeout)
+	defer cancel()
+	if err := only.Log(ctx, string(p.Level), logger, data); err != nil {
+		u.log.Debug("passing on an upstream log message failed", "err", err)
 	}
 }
 
-// capData keeps a message's data within maxLogData (as text when cut).
-func capData(data any) any {
-	raw, err := json.Marshal(data)
-	if err != nil {
-		return fmt.Sprint(data)
+// logAttr is a message's data as a log attribute: objects and arrays as
+// groups (keys sorted, array items keyed by index), so the server's log
+// handler sees every key and redacts by it; at most *budget attributes
+// and maxLogDepth levels, the rest noted as left out. The handler caps
+// each string.
+func logAttr(key string, v any, depth int, budget *int) slog.Attr {
+	*budget--
+	if *budget < 0 {
+		return slog.String(key, "[left out: too many values]")
 	}
-	if len(raw) <= maxLogData {
-		return data
+	var keys []string
+	var item func(k string) any
+	switch x := v.(type) {
+	case map[string]any:
+		keys = slices.Sorted(maps.Keys(x))
+		item = func(k string) any { return x[k] }
+	case []any:
+		for i := range x {
+			keys = append(keys, strconv.Itoa(i))
+		}
+		item = func(k string) any { i, _ := strconv.Atoi(k); return x[i] }
+	case string:
+		return slog.String(key, x)
+	case nil, bool, float64, json.Number:
+		return slog.Any(key, x)
+	default:
+		// Not decoded JSON: as JSON text, redacted as text.
+		raw, err := json.Marshal(x)
+		if err != nil {
+			return slog.String(key, "[left out: not JSON]")
+		}
+		return slog.String(key, string(raw))
 	}
-	return string(raw[:maxLogData]) + " [truncated]"
+	if depth >= maxLogDepth {
+		return slog.String(key, "[left out: nested too deep]")
+	}
+	attrs := make([]any, 0, len(keys))
+	for _, k := range keys {
+		if *budget <= 0 {
+			attrs = append(attrs, slog.String("...", fmt.Sprintf("[%d more left out]", len(keys)-len(attrs))))
+			break
+		}
+		attrs = append(attrs, logAttr(k, item(k), depth+1, budget))
+	}
+	return slog.Group(key, attrs...)
 }
 
 // slogLevel maps an MCP logging level to the server log's.

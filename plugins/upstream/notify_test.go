@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -87,7 +88,8 @@ func (f *fakeSession) messages() []string {
 
 // New tools and changed definitions announced with
 // notifications/tools/list_changed are listed again, observed by the
-// pins (a changed one is marked changed) and offered; the server is told.
+// pins (a changed one, and a new one, are marked changed until approved)
+// and offered; the server is told.
 func TestListChangedRelistsAndTellsTheServer(t *testing.T) {
 	u, l, p := start(t, func(int) *mcp.Server { return echoServer("Echoes.") })
 	var w watcher
@@ -99,13 +101,24 @@ func TestListChangedRelistsAndTellsTheServer(t *testing.T) {
 		})
 	waitFor(t, "new tool offered", func() bool { return slices.Contains(names(u), "fake__added") })
 	waitFor(t, "server told", func() bool { return w.count() > 0 })
+	// A tool first seen after the initial listing is not trusted: it is
+	// not pinned, and its definition is marked changed until approved.
 	p.mu.Lock()
-	pinned := p.pinned["fake__added"]
+	pinned, seen := p.pinned["fake__added"]
 	p.mu.Unlock()
-	if pinned != "New." {
-		t.Errorf("new tool pinned as %q, want its description", pinned)
+	if !seen || pinned != "" {
+		t.Errorf("new tool observed %v, pinned as %q; want observed and not pinned", seen, pinned)
 	}
 	added := tool(t, u, "fake__added")
+	if d := added.Definition(); !d.Changed || d.Hash != "New." || d.Pinned != "" {
+		t.Errorf("new tool's definition state = %+v, want changed (pending approval)", d)
+	}
+	p.mu.Lock()
+	p.pinned["fake__added"] = "New." // approved
+	p.mu.Unlock()
+	if d := added.Definition(); d.Changed {
+		t.Errorf("approved new tool's definition state = %+v", d)
+	}
 	if res, err := added.Handler(t.Context(), &plugin.Call{Arguments: json.RawMessage(`{}`)}); err != nil || res.Text != "from added" {
 		t.Fatalf("call to the new tool = %+v, %v", res, err)
 	}
@@ -180,16 +193,51 @@ func TestRelaysProgressAndLogs(t *testing.T) {
 		return len(u.calls.sessions)+len(u.calls.progress) == 0
 	})
 
-	// Without a progress token nothing is asked of the upstream; a
-	// message with no call in flight goes to no session.
-	quiet := &fakeSession{}
+	// Without a progress token nothing is asked of the upstream; the
+	// message goes to the session of the call in flight, not to one whose
+	// call was answered before.
+	next := &fakeSession{}
 	withProgress.Store(false)
-	if res, err := work.Handler(t.Context(), &plugin.Call{Arguments: json.RawMessage(`{}`)}); err != nil || res.Text != "done" {
+	if res, err := work.Handler(t.Context(), &plugin.Call{Arguments: json.RawMessage(`{}`), Session: next}); err != nil || res.Text != "done" {
 		t.Fatalf("work without progress = %+v, %v", res, err)
 	}
+	waitFor(t, "the message of the second call", func() bool { return len(next.messages()) > 0 })
 	time.Sleep(2 * logLinger)
-	if len(quiet.messages()) != 0 || len(sess.messages()) != 1 {
-		t.Errorf("messages went to sessions without a call in flight: %v %v", quiet.messages(), sess.messages())
+	if len(next.messages()) != 1 || len(sess.messages()) != 1 {
+		t.Errorf("messages: second call's session %v, first call's %v; want one each", next.messages(), sess.messages())
+	}
+}
+
+// An upstream's log message cannot say which call it is about: it goes
+// to a session only when that session is the only one with calls to the
+// upstream in flight (once, however many calls it has), otherwise only
+// to the server's log.
+func TestRelaysLogsOnlyToTheOneSessionInFlight(t *testing.T) {
+	a, b := &fakeSession{}, &fakeSession{}
+	for _, tc := range []struct {
+		name     string
+		inFlight map[uint64]plugin.Session
+		a, b     int
+	}{
+		{"one-session-two-calls", map[uint64]plugin.Session{1: a, 2: a}, 1, 0},
+		{"two-sessions", map[uint64]plugin.Session{1: a, 2: b}, 0, 0},
+		{"none", nil, 0, 0},
+		{"the-other-alone", map[uint64]plugin.Session{3: b}, 0, 1},
+	} {
+		rec := &attrRecorder{}
+		u := &Upstream{cfg: Config{Name: "fake"}, log: slog.New(rec)}
+		u.calls.sessions = tc.inFlight
+		na, nb := len(a.messages()), len(b.messages())
+		u.relayLog(t.Context(), &mcp.LoggingMessageRequest{Params: &mcp.LoggingMessageParams{Level: "info", Data: tc.name}})
+		if da, db := len(a.messages())-na, len(b.messages())-nb; da != tc.a || db != tc.b {
+			t.Errorf("%s: messages to a %d, to b %d; want %d, %d", tc.name, da, db, tc.a, tc.b)
+		}
+		rec.mu.Lock()
+		logged := len(rec.attrs) > 0
+		rec.mu.Unlock()
+		if !logged {
+			t.Errorf("%s: not in the server's log", tc.name)
+		}
 	}
 }
 
@@ -255,5 +303,105 @@ func TestCloseStopsRetries(t *testing.T) {
 	defer l.mu.Unlock()
 	if l.launches != n {
 		t.Errorf("launched %d more times after Close", l.launches-n)
+	}
+}
+
+// A flood of notifications/tools/list_changed costs a bounded number of
+// listings: one runs at a time, and those arriving meanwhile make one
+// more, which sees the last change.
+func TestListChangedFloodIsCoalesced(t *testing.T) {
+	u, l, _ := start(t, func(int) *mcp.Server { return echoServer("Echoes.") })
+	srv := l.server(0)
+	waitFor(t, "the SDK's own notification handled", func() bool {
+		u.mu.Lock()
+		defer u.mu.Unlock()
+		return !u.relisting
+	})
+	u.mu.Lock()
+	base := u.relists
+	u.mu.Unlock()
+	for i := range 1000 {
+		if i == 999 {
+			// Added before the last notification: the listing after it
+			// must see it.
+			srv.AddTool(&mcp.Tool{Name: "last", InputSchema: json.RawMessage(`{"type":"object"}`)},
+				func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+					return &mcp.CallToolResult{}, nil
+				})
+		}
+		u.listChanged()
+	}
+	waitFor(t, "the last change listed", func() bool { return slices.Contains(names(u), "fake__last") })
+	waitFor(t, "relisting done", func() bool {
+		u.mu.Lock()
+		defer u.mu.Unlock()
+		return !u.relisting
+	})
+	u.mu.Lock()
+	n := u.relists - base
+	u.mu.Unlock()
+	// The SDK's own notification of "last" may add one listing.
+	if n < 1 || n > 5 {
+		t.Errorf("%d listings for 1000 notifications, want between 1 and 5", n)
+	}
+}
+
+// attrRecorder keeps the attributes of the records logged.
+type attrRecorder struct {
+	mu    sync.Mutex
+	attrs []slog.Attr
+}
+
+func (r *attrRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (r *attrRecorder) Handle(_ context.Context, rec slog.Record) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rec.Attrs(func(a slog.Attr) bool { r.attrs = append(r.attrs, a); return true })
+	return nil
+}
+func (r *attrRecorder) WithAttrs([]slog.Attr) slog.Handler { return r }
+func (r *attrRecorder) WithGroup(string) slog.Handler      { return r }
+
+// A large log message is passed on whole, structured, to the calling
+// session (the server redacts it by key, then caps it), and reaches the
+// server's log as attributes keyed as the data is (its handler redacts
+// by key), never as JSON text in which a sensitive key's value is just
+// text.
+func TestRelayedLogDataKeepsItsKeys(t *testing.T) {
+	rec := &attrRecorder{}
+	sess := &fakeSession{}
+	u := &Upstream{cfg: Config{Name: "fake"}, log: slog.New(rec)}
+	u.calls.sessions = map[uint64]plugin.Session{1: sess}
+	data := map[string]any{"api_key": "k-abc-plain", "padding": strings.Repeat("x", 20<<10),
+		"items": []any{map[string]any{"password": "hunter2"}}}
+	u.relayLog(t.Context(), &mcp.LoggingMessageRequest{Params: &mcp.LoggingMessageParams{Level: "warning", Data: data}})
+	if got := sess.messages(); len(got) != 1 || !strings.HasPrefix(got[0], `warning fake {"api_key":"k-abc-plain"`) {
+		t.Errorf("passed on = %.80q, want the data as it came, for the server to redact", got)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	var dataAttr slog.Attr
+	for _, a := range rec.attrs {
+		if a.Key == "data" {
+			dataAttr = a
+		}
+	}
+	if dataAttr.Value.Kind() != slog.KindGroup {
+		t.Fatalf("data logged as %v, want a group", dataAttr.Value.Kind())
+	}
+	got := map[string]string{}
+	var walk func(prefix string, as []slog.Attr)
+	walk = func(prefix string, as []slog.Attr) {
+		for _, a := range as {
+			if a.Value.Kind() == slog.KindGroup {
+				walk(prefix+a.Key+".", a.Value.Group())
+				continue
+			}
+			got[prefix+a.Key] = a.Value.String()
+		}
+	}
+	walk("", dataAttr.Value.Group())
+	if got["api_key"] != "k-abc-plain" || got["items.0.password"] != "hunter2" || len(got["padding"]) != 20<<10 {
+		t.Errorf("data attributes = %.200v", got)
 	}
 }

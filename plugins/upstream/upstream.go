@@ -55,8 +55,11 @@ type Definition struct {
 // Pins remembers the tool definitions the operator accepted.
 type Pins interface {
 	// Observe is told of each definition an upstream offers, at every
-	// listing, and returns its hash.
-	Observe(ctx context.Context, server string, d Definition) (hash string, err error)
+	// listing, and returns its hash. initial is true at the first listing
+	// of the upstream (which may pin a tool never seen: trust on first
+	// use), false at later ones (a restart, list_changed), where a tool
+	// never seen must not be trusted until approved.
+	Observe(ctx context.Context, server string, d Definition, initial bool) (hash string, err error)
 	// State compares the hash of the definition offered now with the pin.
 	State(tool, hash string) plugin.DefinitionState
 }
@@ -106,9 +109,15 @@ type Upstream struct {
 	proc    plugin.Process
 	down    string            // why it is down
 	hashes  map[string]string // upstream tool name -> hash of the definition offered now
+	offered bool              // a listing was offered: later ones are not initial
 	closed  bool
 	watch   func()        // the server's, told when tools change
 	calls   callsInFlight // for the notifications of calls in flight
+
+	// relisting is set while a relist runs; dirty when list_changed came
+	// meanwhile, which makes it run once more. relists counts them.
+	relisting, dirty bool
+	relists          int
 
 	stop chan struct{}
 	done chan struct{}
@@ -246,7 +255,7 @@ func (u *Upstream) start(ctx context.Context) (*mcp.ClientSession, plugin.Proces
 	}
 	go u.logStderr(proc.Stderr())
 	client := mcp.NewClient(&mcp.Implementation{Name: "mcp-secure", Version: u.cfg.Version}, &mcp.ClientOptions{
-		ToolListChangedHandler:      func(context.Context, *mcp.ToolListChangedRequest) { go u.relist() },
+		ToolListChangedHandler:      func(context.Context, *mcp.ToolListChangedRequest) { u.listChanged() },
 		LoggingMessageHandler:       u.relayLog,
 		ProgressNotificationHandler: u.relayProgress,
 	})
@@ -275,6 +284,9 @@ func (u *Upstream) start(ctx context.Context) (*mcp.ClientSession, plugin.Proces
 // list lists every tool (all pages), pins or compares each definition
 // (offer records them as the hashes offered now).
 func (u *Upstream) list(ctx context.Context, cs *mcp.ClientSession) ([]listedTool, error) {
+	u.mu.Lock()
+	initial := !u.offered
+	u.mu.Unlock()
 	var out []listedTool
 	for t, err := range cs.Tools(ctx, nil) {
 		if err != nil {
@@ -298,7 +310,7 @@ func (u *Upstream) list(ctx context.Context, cs *mcp.ClientSession) ([]listedToo
 				return nil, fmt.Errorf("upstream %s: tool %q: output schema: %w", u.cfg.Name, t.Name, err)
 			}
 		}
-		h, err := u.cfg.Pins.Observe(ctx, u.cfg.Name, def)
+		h, err := u.cfg.Pins.Observe(ctx, u.cfg.Name, def, initial)
 		if err != nil {
 			return nil, fmt.Errorf("upstream %s: pinning %q: %w", u.cfg.Name, t.Name, err)
 		}
@@ -333,7 +345,7 @@ func (u *Upstream) offer(listed []listedTool) {
 			Category:    u.cfg.Name,
 			InputSchema: l.def.InputSchema,
 			Handler:     u.handler(l.tool.Name),
-			Definition:  u.definition(name, l.tool.Name),
+			Definition:  u.definition(name, l.tool.Name, l.hash),
 		}
 		if len(l.def.OutputSchema) > 0 {
 			t.OutputSchema = l.def.OutputSchema
@@ -345,12 +357,17 @@ func (u *Upstream) offer(listed []listedTool) {
 		tools = append(tools, t)
 	}
 	u.mu.Lock()
-	u.tools, u.hashes = tools, hashes
+	u.tools, u.hashes, u.offered = tools, hashes, true
 	u.mu.Unlock()
 }
 
-// definition reports the state of the tool's definition at decision time.
-func (u *Upstream) definition(offered, name string) func() plugin.DefinitionState {
+// definition reports the state of the tool's definition at decision
+// time. hash is that of the definition offered with this tool (what
+// clients were told): it must be the upstream's current one and the
+// pinned one. Between a relist and the server's refresh, clients still
+// see the definition registered before, which the pin does not cover
+// when the upstream changed it meanwhile.
+func (u *Upstream) definition(offered, name, hash string) func() plugin.DefinitionState {
 	return func() plugin.DefinitionState {
 		u.mu.Lock()
 		h, ok := u.hashes[name]
@@ -360,8 +377,39 @@ func (u *Upstream) definition(offered, name string) func() plugin.DefinitionStat
 			// restart): nothing the operator pinned is on offer.
 			return plugin.DefinitionState{Changed: true, Hash: "", Pinned: ""}
 		}
-		return u.cfg.Pins.State(offered, h)
+		st := u.cfg.Pins.State(offered, h)
+		if h != hash {
+			// Offered as one definition, the upstream's is another now.
+			st.Changed = true
+		}
+		return st
 	}
+}
+
+// listChanged handles notifications/tools/list_changed: at most one
+// relist runs at a time, and notifications arriving while it runs make
+// exactly one more, so an upstream cannot flood us with listings.
+func (u *Upstream) listChanged() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.relisting {
+		u.dirty = true
+		return
+	}
+	u.relisting = true
+	go func() {
+		for {
+			u.relist()
+			u.mu.Lock()
+			if !u.dirty || u.closed {
+				u.relisting, u.dirty = false, false
+				u.mu.Unlock()
+				return
+			}
+			u.dirty = false
+			u.mu.Unlock()
+		}
+	}()
 }
 
 // relist lists the tools again after notifications/tools/list_changed:
@@ -373,6 +421,7 @@ func (u *Upstream) relist() {
 	defer u.listing.Unlock()
 	u.mu.Lock()
 	cs := u.session
+	u.relists++
 	u.mu.Unlock()
 	if cs == nil {
 		return

@@ -228,9 +228,9 @@ func TestRedactingHandler(t *testing.T) {
 	log = log.With("password", "hunter2")
 	log.Error("fetch https://u:pw@h/x?token=abc failed", "url", "https://h/p?q=secretquery",
 		"err", os.ErrNotExist, "token", "plain", "group", slog.GroupValue(slog.String("auth", "Bearer AAAAAAAAAAAA")),
-		"secret", audit.Secret("s3"))
+		"secret", audit.Secret("s3"), "credentials", slog.GroupValue(slog.String("value", "nested-plain")))
 	out := buf.String()
-	for _, leak := range []string{"hunter2", "pw@", "token=abc", "secretquery", "plain", "AAAAAAAAAAAA", "s3"} {
+	for _, leak := range []string{"hunter2", "pw@", "token=abc", "secretquery", "plain", "AAAAAAAAAAAA", "s3", "nested-plain"} {
 		if strings.Contains(out, leak) {
 			t.Errorf("stderr leaks %q: %s", leak, out)
 		}

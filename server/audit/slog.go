@@ -159,6 +159,9 @@ func (h *RedactingHandler) attr(a slog.Attr) slog.Attr {
 	v := a.Value.Resolve()
 	key := h.line(a.Key)
 	switch {
+	case SensitiveKey(a.Key) && !idKeys[a.Key] && v.Kind() == slog.KindGroup:
+		// A group under a sensitive key is its value, whole.
+		return slog.String(key, h.red.Load().marker(v.String()))
 	case v.Kind() == slog.KindGroup:
 		as := v.Group()
 		red := make([]slog.Attr, len(as))

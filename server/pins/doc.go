@@ -6,13 +6,16 @@
 //
 // One JSON file beside the audit log (tool-pins.json, mode 0600) maps
 // each tool name to its pinned hash and to the hash (and definition) last
-// seen. A tool seen for the first time is pinned at once; a definition
-// whose hash differs from the pin is "changed" until [Store.Approve]
+// seen. A tool seen for the first time at its server's initial listing
+// is pinned at once ([Store.Observe], trust on first use); one first seen
+// later ([Store.ObservePending]: a tool an upstream adds or renames while
+// it runs) is pending, not pinned. A pending tool, and a definition whose
+// hash differs from the pin ("changed"), stay so until [Store.Approve]
 // (mcp-secure tools approve NAME) pins what was last seen. Writers take
 // an advisory lock on the file's .lock companion, so the server and the
 // approve command never lose each other's updates, and replace the file
 // by an atomic rename. A running server notices an approval at the next
-// call: [Store.Changed] reloads the file when its modification time or
+// call: [Store.Pinned] reloads the file when its modification time or
 // size differ from what it read.
 //
 // # The hash

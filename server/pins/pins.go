@@ -56,10 +56,11 @@ func Hash(d Definition) (string, error) {
 	return hex.EncodeToString(sum[:]), nil
 }
 
-// Entry is one tool's state.
+// Entry is one tool's state. A tool first seen after its server's
+// initial listing is pending: Pinned is empty until it is approved.
 type Entry struct {
 	Pinned   string    `json:"pinned"`
-	PinnedAt time.Time `json:"pinned_at"`
+	PinnedAt time.Time `json:"pinned_at,omitzero"`
 	// Seen is the hash last seen, with its definition, when it differs
 	// from Pinned.
 	Seen           string      `json:"seen,omitempty"`
@@ -133,23 +134,51 @@ const (
 	Same    Outcome = iota // the pinned definition
 	Pinned                 // first seen: pinned now
 	Changed                // differs from the pin
+	Pending                // a tool not pinned yet: awaits approval
 )
 
 func (o Outcome) String() string {
-	return [...]string{"same", "pinned", "changed"}[o]
+	return [...]string{"same", "pinned", "changed", "pending"}[o]
 }
 
 // Observe records that tool is offered with definition d of hash h: a new
-// tool is pinned, a changed one remembered as seen (for Approve).
+// tool is pinned (trust on first use), a changed one remembered as seen
+// (for Approve).
 func (s *Store) Observe(d Definition, h string) (Outcome, error) {
+	return s.observe(d, h, true)
+}
+
+// ObservePending is Observe for a tool offered after its server's
+// initial listing: a tool never seen is not pinned but left pending (its
+// definition remembered as seen) until Approve pins it.
+func (s *Store) ObservePending(d Definition, h string) (Outcome, error) {
+	return s.observe(d, h, false)
+}
+
+func (s *Store) observe(d Definition, h string, trust bool) (Outcome, error) {
 	var out Outcome
 	err := s.update(func(tools map[string]*Entry) bool {
 		now := time.Now().UTC()
 		e, ok := tools[d.Name]
 		switch {
-		case !ok:
+		case !ok && trust:
 			tools[d.Name] = &Entry{Pinned: h, PinnedAt: now}
 			out = Pinned
+			return true
+		case !ok:
+			def := d
+			tools[d.Name] = &Entry{Seen: h, SeenAt: now, SeenDefinition: &def}
+			out = Pending
+			return true
+		case e.Pinned == "":
+			// Pending stays pending, whatever the listing: only an
+			// approval pins it.
+			out = Pending
+			if e.Seen == h {
+				return false
+			}
+			def := d
+			e.Seen, e.SeenAt, e.SeenDefinition = h, now, &def
 			return true
 		case e.Pinned == h:
 			out = Same
@@ -171,7 +200,8 @@ func (s *Store) Observe(d Definition, h string) (Outcome, error) {
 	return out, err
 }
 
-// Pinned is tool's pinned hash ("" when it was never seen), read again
+// Pinned is tool's pinned hash ("" when it was never seen or is
+// pending), read again
 // from the file when the file changed (an approval by another process).
 // A caller must treat an error as a changed definition: fail closed.
 func (s *Store) Pinned(tool string) (string, error) {
@@ -187,14 +217,16 @@ func (s *Store) Pinned(tool string) (string, error) {
 }
 
 // Approve pins the definition of tool last seen and returns the old and
-// the new hash. A tool whose definition has not changed is approved as
-// it is (old == new).
+// the new hash (old is "" for a pending tool). A tool whose definition
+// has not changed is approved as it is (old == new).
 func (s *Store) Approve(tool string) (old, pinned string, err error) {
+	known := false
 	err = s.update(func(tools map[string]*Entry) bool {
 		e, ok := tools[tool]
 		if !ok {
 			return false
 		}
+		known = true
 		old, pinned = e.Pinned, e.Pinned
 		if e.Seen == "" {
 			return false
@@ -204,7 +236,7 @@ func (s *Store) Approve(tool string) (old, pinned string, err error) {
 		e.Seen, e.SeenAt, e.SeenDefinition = "", time.Time{}, nil
 		return true
 	})
-	if err == nil && old == "" {
+	if err == nil && (!known || pinned == "") {
 		err = fmt.Errorf("%w: %q", ErrUnknownTool, tool)
 	}
 	return old, pinned, err

@@ -175,3 +175,50 @@ func TestHashCoversTitleAndAnnotations(t *testing.T) {
 		seen[h] = name
 	}
 }
+
+// A tool first seen after its server's initial listing is pending: not
+// pinned, whatever it is offered as later (at a restart's initial
+// listing too), until it is approved.
+func TestPendingUntilApproved(t *testing.T) {
+	s, err := pins.Open(filepath.Join(t.TempDir(), pins.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := def("Search."), def("Search, and mail me the results.")
+	ha, hb := hash(t, a), hash(t, b)
+	steps := []struct {
+		name    string
+		observe func(pins.Definition, string) (pins.Outcome, error)
+		d       pins.Definition
+		h       string
+		want    pins.Outcome
+	}{
+		{"new-after-start-is-pending", s.ObservePending, a, ha, pins.Pending},
+		{"pending-again", s.ObservePending, a, ha, pins.Pending},
+		{"pending-at-an-initial-listing-stays-pending", s.Observe, b, hb, pins.Pending},
+	}
+	for _, st := range steps {
+		got, err := st.observe(st.d, st.h)
+		if err != nil || got != st.want {
+			t.Fatalf("%s: = %v, %v; want %v", st.name, got, err, st.want)
+		}
+		if p, err := s.Pinned(a.Name); err != nil || p != "" {
+			t.Fatalf("%s: pinned = %q, %v; want none", st.name, p, err)
+		}
+	}
+	entries, _ := s.Entries()
+	if e := entries[a.Name]; e.Pinned != "" || e.Seen != hb || e.SeenDefinition == nil || e.SeenDefinition.Description != b.Description {
+		t.Fatalf("pending entry = %+v", e)
+	}
+	old, pinned, err := s.Approve(a.Name)
+	if err != nil || old != "" || pinned != hb {
+		t.Fatalf("Approve = %q, %q, %v", old, pinned, err)
+	}
+	if got, _ := s.ObservePending(b, hb); got != pins.Same {
+		t.Fatalf("after approval = %v, want same", got)
+	}
+	// A tool pinned at an initial listing is compared as before.
+	if got, _ := s.ObservePending(a, ha); got != pins.Changed {
+		t.Fatalf("changed after approval = %v", got)
+	}
+}

@@ -7,7 +7,8 @@ import "context"
 // messages). Calls from one session carry equal (==) values, so a
 // plugin can send a message once to each session with a call in flight.
 type Session interface {
-	// Log sends notifications/message to the session, redacted, when its
+	// Log sends notifications/message to the session, redacted (data
+	// whole, by key, before it is capped at 16 KiB of JSON), when its
 	// client asked for messages of level or above (logging/setLevel);
 	// otherwise it sends nothing. level is an MCP logging level ("debug",
 	// "info", "warning", "error", ...).

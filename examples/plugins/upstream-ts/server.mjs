@@ -12,6 +12,9 @@
 //                        so with notifications/tools/list_changed
 //   add_tool {name}      adds a tool (it answers "NAME here") at run time,
 //                        announced with notifications/tools/list_changed
+//   big_log {}           logs a message of 20 KB with credentials under
+//                        api_key and auth.value (redaction of relayed
+//                        log messages)
 //   work {steps}         reports progress (steps notifications, 100 ms
 //                        apart, when the caller sent a progressToken) and
 //                        logs a message, then answers "worked"
@@ -141,6 +144,20 @@ server.registerTool(
       await new Promise((r) => setTimeout(r, 100));
     }
     return text("worked");
+  }),
+);
+
+server.registerTool(
+  "big_log",
+  { description: "Logs a large message with a credential under a sensitive key." },
+  noted("big_log", async () => {
+    await server.sendLoggingMessage({
+      level: "warning",
+      logger: "big",
+      data: { api_key: "k-abc-plain", auth: { value: "k-def-nested" }, padding: "x".repeat(20000) },
+    });
+    await new Promise((r) => setTimeout(r, 100));
+    return text("logged");
   }),
 );
 

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mcp-secure/mcp-secure/plugins/upstream"
+	"github.com/mcp-secure/mcp-secure/server/audit"
+	"github.com/mcp-secure/mcp-secure/server/pins"
+)
+
+// An upstream that relists over and over gets one tool_definition record
+// per distinct definition, not one per listing.
+func TestPinAuditRecordsEachDefinitionOnce(t *testing.T) {
+	dir := t.TempDir()
+	store, err := pins.Open(filepath.Join(dir, pins.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(dir, "audit.log")
+	sink, err := audit.Open(logPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alog := audit.New(sink, nil)
+	pa := &pinAudit{store: store, audit: alog, log: slog.New(slog.DiscardHandler)}
+	def := func(tool, desc string) upstream.Definition {
+		return upstream.Definition{Tool: "demo__" + tool, Name: tool, Description: desc, InputSchema: json.RawMessage(`{"type":"object"}`)}
+	}
+	ctx := context.Background()
+	if _, err := pa.Observe(ctx, "demo", def("search", "Searches."), true); err != nil {
+		t.Fatal(err)
+	}
+	// 1,000 listings: search changes between two definitions every 250,
+	// search2 appears (new since start) and stays the same.
+	for i := range 1000 {
+		desc := "Searches."
+		if i >= 250 && i < 500 || i >= 750 {
+			desc = "Searches, and mails the results."
+		}
+		if _, err := pa.Observe(ctx, "demo", def("search", desc), false); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pa.Observe(ctx, "demo", def("search2", "Searches better."), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := alog.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var r map[string]any
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatal(err)
+		}
+		if r["kind"] != kindToolDefinition {
+			continue // the log's own start record
+		}
+		got = append(got, fmt.Sprint(r["tool"], " ", r["result"], " ", r["reasons"]))
+	}
+	want := []string{
+		"demo__search allow [first seen: definition pinned]",
+		"demo__search2 deny [new tool since start: approve to pin]",
+		"demo__search deny [definition changed since it was pinned]",
+		"demo__search deny [definition changed since it was pinned]",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("records:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
