@@ -207,7 +207,7 @@ func TestE2EUpstreamProgressAndLogs(t *testing.T) {
 // pattern finds) reach neither the client nor the server's log.
 func TestE2EUpstreamLargeLogMessageRedacted(t *testing.T) {
 	u := newUpstreamEnv(t, defaultNetwork, "", "")
-	var stderr strings.Builder
+	var stderr syncBuffer
 	var n notes
 	cs := u.connectNotes(t, &stderr, &n)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
