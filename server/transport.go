@@ -291,6 +291,10 @@ func (c *stdioConn) Write(ctx context.Context, msg jsonrpc.Message) error {
 	}
 	resp, isResp := msg.(*jsonrpc.Response)
 	if isResp {
+		// The request is answered once its answer is written: a drain at
+		// the end of input waits for that, so the process cannot end
+		// with an answer still on its way out.
+		defer c.answered(resp.ID)
 		c.polish(resp)
 		if responseFits(resp) {
 			if err := c.out.write(func(b []byte) []byte { return append(appendResponse(b, resp), '\n') }); err != nil {
@@ -312,7 +316,9 @@ func (c *stdioConn) Write(ctx context.Context, msg jsonrpc.Message) error {
 // no fields of the later one, and the initialize answer tells the
 // negotiated version.
 func (c *stdioConn) polish(resp *jsonrpc.Response) {
-	method := c.answered(resp.ID)
+	c.fmu.Lock()
+	method := c.inflight[idKey(resp.ID)]
+	c.fmu.Unlock()
 	if resp.Error != nil {
 		var we *jsonrpc.Error
 		if errors.As(resp.Error, &we) && we.Code == jsonrpc.CodeInvalidParams {

@@ -218,3 +218,69 @@ func TestWithoutCacheFields(t *testing.T) {
 		}
 	}
 }
+
+// gatedWriter blocks each Write until its gate is opened.
+type gatedWriter struct {
+	entered chan struct{}
+	gate    chan struct{}
+	buf     bytes.Buffer
+}
+
+func (g *gatedWriter) Write(p []byte) (int, error) {
+	g.entered <- struct{}{}
+	<-g.gate
+	return g.buf.Write(p)
+}
+
+// TestDrainWaitsForTheWrittenAnswer: at the end of input the transport
+// ends (and with it the process) only once the last answer is written,
+// not when it is handed to the writer: an answer still on its way out
+// would be lost.
+func TestDrainWaitsForTheWrittenAnswer(t *testing.T) {
+	in, inW := io.Pipe()
+	out := &gatedWriter{entered: make(chan struct{}, 1), gate: make(chan struct{})}
+	ended := make(chan struct{})
+	tr := &StdioTransport{In: in, Out: out, DrainTimeout: 5 * time.Second, OnEnd: func() { close(ended) }}
+	conn, err := tr.Connect(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := conn.(*stdioConn)
+	go func() {
+		inW.Write([]byte(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}` + "\n"))
+		inW.Close()
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	msg, err := c.Read(ctx)
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	req := msg.(*jsonrpc.Request)
+	wrote := make(chan error, 1)
+	go func() {
+		wrote <- c.Write(context.Background(), &jsonrpc.Response{ID: req.ID, Result: json.RawMessage(`{"tools":[]}`)})
+	}()
+	select {
+	case <-out.entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the answer never reached the writer")
+	}
+	select {
+	case <-ended:
+		t.Fatal("the transport ended while its last answer was still being written")
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(out.gate)
+	if err := <-wrote; err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	select {
+	case <-ended:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the transport did not end after its last answer was written")
+	}
+	if !strings.Contains(out.buf.String(), `"id":1`) {
+		t.Errorf("output %q lacks the answer", out.buf.String())
+	}
+}
