@@ -3,10 +3,8 @@ package server
 import (
 	"context"
 	"errors"
-	"maps"
 	"reflect"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -18,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/mcp-secure/mcp-secure/server/audit"
+	"github.com/mcp-secure/mcp-secure/server/internal/cowmap"
 )
 
 // scopeName is the instrumentation scope of the server's spans and
@@ -45,14 +44,11 @@ type observer struct {
 	// "_OTHER").
 	// Each is kept as the slice Record takes, so that a call builds
 	// none.
-	sets cowMap[durationKey, []metric.RecordOption]
+	sets cowmap.Map[durationKey, []metric.RecordOption]
 	// tools caches what the spans and metrics of a registered tool
 	// share.
-	tools cowMap[string, *toolObs]
+	tools cowmap.Map[string, *toolObs]
 }
-
-// maxSets bounds the cached attribute sets and tools.
-const maxSets = 1024
 
 // noSpan is the span of a context without one: it records nothing.
 var noSpan = trace.SpanFromContext(context.Background())
@@ -112,7 +108,7 @@ type toolObs struct {
 
 // toolOf returns the shared parts of a registered tool's telemetry.
 func (o *observer) toolOf(tool string) *toolObs {
-	return o.tools.get(tool, func() *toolObs {
+	return o.tools.Get(tool, func() *toolObs {
 		name := capTool(o.red.String(tool))
 		t := &toolObs{
 			callSpan: "tools/call " + name,
@@ -262,7 +258,7 @@ type durationKey struct{ method, tool, errType string }
 
 // durationSet is the cached attribute set of one operation duration.
 func (o *observer) durationSet(method, tool, errType string) []metric.RecordOption {
-	return o.sets.get(durationKey{method, tool, errType}, func() []metric.RecordOption {
+	return o.sets.Get(durationKey{method, tool, errType}, func() []metric.RecordOption {
 		attrs := []attribute.KeyValue{attribute.String(attrMethod, method)}
 		if tool != "" {
 			attrs = append(attrs, attribute.String(attrTool, tool))
@@ -329,39 +325,4 @@ func (o *observer) rejected(ctx context.Context, tool string) {
 	if o != nil && o.on {
 		o.rateLimited.Add(ctx, 1, o.toolOf(tool).rejected...)
 	}
-}
-
-// cowMap is a cache read without locks or allocation: readers load an
-// immutable map, a miss copies it with the new entry. At most maxSets
-// entries are kept; past that, values are made and not cached.
-type cowMap[K comparable, V any] struct {
-	mu sync.Mutex
-	m  atomic.Pointer[map[K]V]
-}
-
-func (c *cowMap[K, V]) get(k K, mk func() V) V {
-	if m := c.m.Load(); m != nil {
-		if v, ok := (*m)[k]; ok {
-			return v
-		}
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var m map[K]V
-	if old := c.m.Load(); old != nil {
-		if v, ok := (*old)[k]; ok {
-			return v
-		}
-		m = *old
-	}
-	v := mk()
-	if len(m) < maxSets {
-		m = maps.Clone(m)
-		if m == nil {
-			m = map[K]V{}
-		}
-		m[k] = v
-		c.m.Store(&m)
-	}
-	return v
 }

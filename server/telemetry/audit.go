@@ -2,10 +2,8 @@ package telemetry
 
 import (
 	"context"
-	"maps"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -15,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/mcp-secure/mcp-secure/server/audit"
+	"github.com/mcp-secure/mcp-secure/server/internal/cowmap"
 )
 
 // Auditor records decisions; *audit.Logger implements it, and so does
@@ -78,8 +77,8 @@ type auditor struct {
 	// atomic add, observed by mcp_secure.decisions when metrics are
 	// collected; every count is kept (kinds and results are the server's
 	// own words, never a client's).
-	decisions cowMap[pair, *decisionSet]
-	tools     cowMap[pair, []metric.RecordOption]
+	decisions cowmap.Map[pair, *decisionSet]
+	tools     cowmap.Map[pair, []metric.RecordOption]
 	// label reads a label next adds to its records; nil when it adds none.
 	label func(key string) string
 }
@@ -96,7 +95,7 @@ type decisionSet struct {
 }
 
 func (a *auditor) decisionSet(kind, result string) *decisionSet {
-	return a.decisions.get(pair{kind, result}, func() *decisionSet {
+	return a.decisions.Get(pair{kind, result}, func() *decisionSet {
 		set := metric.WithAttributeSet(attribute.NewSet(
 			attribute.String(AttrDecisionKind, kind), attribute.String(AttrDecisionResult, result)))
 		return &decisionSet{set: set, record: []metric.RecordOption{set}}
@@ -104,7 +103,7 @@ func (a *auditor) decisionSet(kind, result string) *decisionSet {
 }
 
 func (a *auditor) toolSet(tool, status string) []metric.RecordOption {
-	return a.tools.get(pair{tool, status}, func() []metric.RecordOption {
+	return a.tools.Get(pair{tool, status}, func() []metric.RecordOption {
 		return []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(
 			attribute.String(AttrToolName, a.red.String(tool)), attribute.String(AttrToolStatus, status)))}
 	})
@@ -112,7 +111,7 @@ func (a *auditor) toolSet(tool, status string) []metric.RecordOption {
 
 // observeDecisions reports the decision counts.
 func (a *auditor) observeDecisions(_ context.Context, o metric.Int64Observer) error {
-	a.decisions.each(func(d *decisionSet) {
+	a.decisions.Each(func(d *decisionSet) {
 		o.Observe(d.n.Load(), d.set)
 	})
 	return nil
@@ -145,7 +144,7 @@ func Audit(next Auditor, tp trace.TracerProvider, mp metric.MeterProvider, red *
 	}
 	m := mp.Meter(ScopeName)
 	a := &auditor{next: next, tracer: tp.Tracer(ScopeName), red: red}
-	a.decisions.unbounded = true
+	a.decisions.Unbounded = true
 	if l, ok := next.(labeler); ok {
 		a.label = l.Label
 	}
@@ -326,53 +325,4 @@ func capped(s string) string {
 		return s
 	}
 	return strings.ToValidUTF8(s[:maxAttr], "") + "...(" + strconv.Itoa(len(s)) + " bytes)"
-}
-
-// maxSets bounds the cached attribute sets.
-const maxSets = 1024
-
-// cowMap is a cache read without locks or allocation: readers load an
-// immutable map, a miss copies it with the new entry. Unless unbounded,
-// at most maxSets entries are kept; past that, values are made and not
-// cached.
-type cowMap[K comparable, V any] struct {
-	unbounded bool
-	mu        sync.Mutex
-	m         atomic.Pointer[map[K]V]
-}
-
-func (c *cowMap[K, V]) get(k K, mk func() V) V {
-	if m := c.m.Load(); m != nil {
-		if v, ok := (*m)[k]; ok {
-			return v
-		}
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var m map[K]V
-	if old := c.m.Load(); old != nil {
-		if v, ok := (*old)[k]; ok {
-			return v
-		}
-		m = *old
-	}
-	v := mk()
-	if c.unbounded || len(m) < maxSets {
-		m = maps.Clone(m)
-		if m == nil {
-			m = map[K]V{}
-		}
-		m[k] = v
-		c.m.Store(&m)
-	}
-	return v
-}
-
-// each calls f with every cached value.
-func (c *cowMap[K, V]) each(f func(V)) {
-	if m := c.m.Load(); m != nil {
-		for _, v := range *m {
-			f(v)
-		}
-	}
 }
