@@ -66,6 +66,9 @@ type dryRunner struct{ eng atomic.Pointer[engine.Engine] }
 
 var _ server.DryRunner = (*dryRunner)(nil)
 
+// Active implements guard.DryRunner: a dry-run policy is configured.
+func (d *dryRunner) Active() bool { return d.eng.Load() != nil }
+
 func (d *dryRunner) DryRun(ctx context.Context, point engine.Point, input ast.Value) (engine.Decision, bool, error) {
 	e := d.eng.Load()
 	if e == nil {

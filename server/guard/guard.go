@@ -17,15 +17,18 @@ type Decider interface {
 
 // DryRunner decides under the dry-run policy, when one is configured:
 // its would-be decision goes into the record of the enforced one and
-// never changes the outcome. ok is false when none is configured.
+// never changes the outcome. Active says whether one is configured now
+// (a reload may add or drop it), so a guard without one builds no input
+// for it; ok is false when none is configured.
 type DryRunner interface {
+	Active() bool
 	DryRun(ctx context.Context, point engine.Point, input ast.Value) (d engine.Decision, ok bool, err error)
 }
 
 // dryRun is the dry-run policy's would-be decision on input, for the
 // record of the enforced decision; nil without a dry-run policy.
 func dryRun(ctx context.Context, dr DryRunner, point engine.Point, input ast.Value) *audit.DryRun {
-	if dr == nil {
+	if dr == nil || !dr.Active() {
 		return nil
 	}
 	d, ok, err := dr.DryRun(ctx, point, input)

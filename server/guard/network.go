@@ -233,7 +233,7 @@ func (n *Network) check(ctx context.Context, k netKey) error {
 		Input:            networkAudit(k),
 		DurationNS:       time.Since(start).Nanoseconds(),
 	}
-	if n.dry != nil {
+	if n.dry != nil && n.dry.Active() {
 		rec.DryRun = dryRun(ctx, n.dry, engine.Network, networkInput(k))
 	}
 	switch {
