@@ -23,19 +23,7 @@ import (
 // audit records (redacted, chained, masked by the built-in rules) and the
 // handler. What it leaves out is the transport and the SDK.
 func BenchmarkToolsCall(b *testing.B) {
-	pol, err := policy.Default()
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg, err := engine.Builtin(pol.Data(), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	eng, err := engine.New(b.Context(), cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	eng.Warm(b.Context())
+	eng := defaultEngine(b)
 	alog := audit.New(audit.NewWriterSink(io.Discard), &audit.Options{Masker: eng})
 	s, err := New(Options{Engine: eng, Audit: alog, Plugins: []string{"pipeline-test"},
 		Limiter: ratelimit.New(ratelimit.Config{Default: 1 << 30}, time.Now)})
@@ -64,4 +52,24 @@ func BenchmarkToolsCall(b *testing.B) {
 			done()
 		})
 	}
+}
+
+// defaultEngine is the real engine on the embedded default policy,
+// warmed, as mcp-secure serve builds it.
+func defaultEngine(tb testing.TB) *engine.Engine {
+	tb.Helper()
+	pol, err := policy.Default()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cfg, err := engine.Builtin(pol.Data(), nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	eng, err := engine.New(tb.Context(), cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	eng.Warm(tb.Context())
+	return eng
 }

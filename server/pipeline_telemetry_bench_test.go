@@ -24,7 +24,6 @@ import (
 
 	"github.com/mcp-secure/mcp-secure/server/audit"
 	"github.com/mcp-secure/mcp-secure/server/engine"
-	"github.com/mcp-secure/mcp-secure/server/policy"
 	"github.com/mcp-secure/mcp-secure/server/ratelimit"
 	"github.com/mcp-secure/mcp-secure/server/telemetry"
 )
@@ -43,19 +42,7 @@ import (
 // call of each mode and the medians of the per-iteration differences
 // (otlp-off is the cost of tracing a call; off-none should be nothing).
 func BenchmarkToolsCallTelemetry(b *testing.B) {
-	pol, err := policy.Default()
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg, err := engine.Builtin(pol.Data(), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	eng, err := engine.New(b.Context(), cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	eng.Warm(b.Context())
+	eng := defaultEngine(b)
 	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/x-protobuf")

@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/mcp-secure/mcp-secure/server/audit"
-	"github.com/mcp-secure/mcp-secure/server/engine"
-	"github.com/mcp-secure/mcp-secure/server/policy"
 	"github.com/mcp-secure/mcp-secure/server/ratelimit"
 )
 
@@ -25,19 +23,7 @@ import (
 // in the shape the fast lane takes, and (sdk/...) with an extra member
 // that leaves it to the SDK, so the two paths are measured side by side.
 func BenchmarkStdioLockstep(b *testing.B) {
-	pol, err := policy.Default()
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg, err := engine.Builtin(pol.Data(), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	eng, err := engine.New(b.Context(), cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	eng.Warm(b.Context())
+	eng := defaultEngine(b)
 	sink, err := audit.Open(filepath.Join(b.TempDir(), "audit.log"), nil)
 	if err != nil {
 		b.Fatal(err)
