@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"maps"
 	"slices"
 
@@ -36,8 +37,19 @@ func pluginSettings(pol *policy.Policy) map[string]map[string]string {
 func externalWarnings(pol *policy.Policy) []string {
 	var out []string
 	for _, dir := range pol.External.Dirs {
-		if _, err := external.Load(dir); err != nil {
+		m, err := external.Load(dir)
+		if err != nil {
 			out = append(out, "external plugin left out: "+err.Error())
+			continue
+		}
+		// The server's own variables besides OTEL_* and MCP_SECURE_*
+		// (those Load refuses) are the policy's ${VAR}: the launcher
+		// door refuses them at start.
+		for _, name := range m.Env {
+			if err := plugin.CheckEnv(name, pol.EnvRefs()); err != nil {
+				out = append(out, fmt.Sprintf("plugin left out: %s: %v", m.File, err))
+				break
+			}
 		}
 	}
 	return append(out, mcpWarnings(pol)...)

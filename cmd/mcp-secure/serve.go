@@ -73,6 +73,7 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 	auditor := obs.auditor(alog, key)
 	// Every decision also joins its session's history (input.session).
 	recorded := server.NewHistory(auditor, nil)
+	own := ownEnv(p.bundle, pol)
 	// A dry-run policy decides next to every guard too, for the record.
 	network := guard.NewNetwork(eng, recorded, &guard.NetworkOptions{Logger: log, Generation: eng.Generation, DryRun: rl.dry})
 	files := guard.NewFiles(eng, recorded, &guard.FilesOptions{Roots: pol.Roots(), Logger: log, DryRun: rl.dry})
@@ -86,7 +87,7 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 		ConnectTCP: pol.ChildPorts(),
 		Limits:     sandbox.Limits{CPU: pol.Timeout()},
 		Protected:  protectedPaths(pol),
-		OwnEnv:     p.bundle.ownEnv(),
+		OwnEnv:     own,
 	})
 	if desc, ok := commands.Confinement(); ok {
 		log.Info("command confinement", "sandbox", desc, "tcp_ports", pol.ChildPorts())
@@ -100,7 +101,7 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 		log.Warn("filesystem door", "resolution", guard.PathResolution)
 	}
 	limiter := ratelimit.New(rateConfig(pol), time.Now)
-	upstreams := startUpstreams(ctx, pol, commands, p.bundle.ownEnv(), alog, log)
+	upstreams := startUpstreams(ctx, pol, commands, own, alog, log)
 	mcps, err := startMCPPlugins(ctx, pol, commands, alog, log)
 	if err != nil {
 		closeAll(upstreams, log)
@@ -147,6 +148,14 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 	defer rl.run(ctx)()
 	log.Info("serving on stdio", "policy", pol.Source(), "audit", pol.Audit.LogFile, "version", version)
 	return srv.Run(ctx, stdin, stdout)
+}
+
+// ownEnv are the variables the server reads for its credentials besides
+// OTEL_* and MCP_SECURE_*: the bundle token variable and every ${VAR}
+// the policy itself takes (a decision-log token, a plugin's key). No
+// child is given one, by name or through an upstream's ${VAR}.
+func ownEnv(b bundleParams, pol *policy.Policy) []string {
+	return append(b.ownEnv(), pol.EnvRefs()...)
 }
 
 // loadPolicy reads file, else the user's policy in the config directory,

@@ -18,6 +18,8 @@ type decoder struct {
 	lines  map[string]int // key path -> line
 	lookup func(string) (string, bool)
 	home   string
+	// refs are the variables a ${VAR} named, set or not.
+	refs map[string]bool
 	// errs are the problems found so far: decoding goes on past one, so a
 	// file's every problem is reported at once.
 	errs []error
@@ -304,6 +306,10 @@ func (d *decoder) expandAs(s string, glob bool) (string, error) {
 		if !validVarName(name) {
 			return "", fmt.Errorf("bad variable reference ${%s}", expr)
 		}
+		if d.refs == nil {
+			d.refs = map[string]bool{}
+		}
+		d.refs[name] = true
 		val, ok := d.lookup(name)
 		switch {
 		case ok && val != "":

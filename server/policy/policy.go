@@ -4,6 +4,7 @@ import (
 	"bytes"
 	_ "embed"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -50,6 +51,8 @@ type Policy struct {
 	lines map[string]int
 	// defaulted are the top-level sections the file leaves out.
 	defaulted []string
+	// envRefs are the variables the file's ${VAR} expansions named.
+	envRefs []string
 }
 
 // Network is the network section.
@@ -244,6 +247,7 @@ func Parse(name, dir string, data []byte, lookup func(string) (string, bool)) (*
 		d.note(d.decode(root.Content[0], "", reflect.ValueOf(p).Elem(), literal))
 	}
 	p.lines = d.lines
+	p.envRefs = slices.Sorted(maps.Keys(d.refs))
 	decoded := len(d.errs)
 	p.validate(d)
 	if err := collect(d.errs, decoded, d.lines); err != nil {

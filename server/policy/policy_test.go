@@ -281,3 +281,37 @@ func TestEmptyAllowlistKeysAllowNothing(t *testing.T) {
 		t.Errorf("commands.allowed with no value must allow nothing: %s", diff)
 	}
 }
+
+// TestEnvRefs: every variable a ${VAR} expansion of the file names is
+// listed, set or defaulted, once; an upstream's env value is the child's
+// (taken when it starts), not the policy's own.
+func TestEnvRefs(t *testing.T) {
+	src := `telemetry:
+  decision_logs:
+    service:
+      url: https://dl.example/logs
+      credentials:
+        bearer:
+          token: "${DL_TOKEN}"
+plugins:
+  websearch:
+    api_key: "${SEARCH_KEY}"
+    region: "${REGION:-eu}"
+filesystem:
+  allowed_paths: ["${HOME}/w/**", "${DATA}/**"]
+servers:
+  gh:
+    command: node
+    args: ["${DATA}/server.js"]
+    env:
+      GITHUB_TOKEN: "${GITHUB_TOKEN}"
+`
+	p, err := Parse("p.yaml", "/", []byte(src), env(map[string]string{"HOME": "/h", "DL_TOKEN": "s3cret", "SEARCH_KEY": "k", "DATA": "/d"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"DATA", "DL_TOKEN", "HOME", "REGION", "SEARCH_KEY"}
+	if diff := cmp.Diff(want, p.EnvRefs()); diff != "" {
+		t.Errorf("EnvRefs (-want +got):\n%s", diff)
+	}
+}

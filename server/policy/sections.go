@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"slices"
 )
 
 // A section the file leaves out gets its safe default: nothing it would
@@ -42,6 +43,12 @@ func (p *Policy) applyDefaults() {
 // Defaulted lists the top-level sections the policy file leaves out, each
 // with what its default means ("commands: no commands").
 func (p *Policy) Defaulted() []string { return append([]string(nil), p.defaulted...) }
+
+// EnvRefs are the variables the policy file takes from the environment
+// with ${VAR} (its credentials among them: a decision-log token, a
+// plugin's API key), sorted. They are the server's own: no child process
+// may be handed one (see plugin.IsOwnEnv), whoever asks for it.
+func (p *Policy) EnvRefs() []string { return slices.Clone(p.envRefs) }
 
 // Line is the line of a dotted key path (plugins.bugtracker.database) in
 // the policy file, or of its nearest parent present there; 0 if none.
