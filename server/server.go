@@ -173,7 +173,7 @@ func New(opts Options) (*Server, error) {
 	if network == nil {
 		network = noNetwork
 	}
-	host := &host{log: log, catalog: &catalog{pipe: p}, network: network,
+	host := &host{log: log, catalog: &catalog{pipe: p}, network: network, audit: opts.Audit,
 		files: opts.Files, commands: opts.Commands, dataDir: opts.DataDir, settings: opts.Settings}
 	if host.files == nil {
 		host.files = noFiles
@@ -372,6 +372,7 @@ func (s *Server) MCP() *mcp.Server { return s.mcp }
 type host struct {
 	log      *slog.Logger
 	catalog  *catalog
+	audit    Auditor
 	network  plugin.Network
 	files    plugin.Files
 	commands plugin.Commands
@@ -416,7 +417,23 @@ func DefaultDataDir() (string, error) {
 	return filepath.Join(home, ".local", "share", "mcp-secure"), nil
 }
 
-var _ plugin.Host = (*host)(nil)
+var (
+	_ plugin.Host            = (*host)(nil)
+	_ plugin.LeftOutRecorder = (*host)(nil)
+)
+
+// leftOutTimeout bounds the audit write of a plugin left out.
+const leftOutTimeout = 5 * time.Second
+
+// RecordLeftOut writes a record of kind plugin, result deny, on a
+// detached context.
+func (h *host) RecordLeftOut(ctx context.Context, l plugin.LeftOut) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), leftOutTimeout)
+	defer cancel()
+	in := map[string]any{"plugin": l.Plugin, "dir": l.Dir, "manifest": l.Manifest}
+	return h.audit.Log(ctx, audit.Record{DecisionID: audit.NewID(), Kind: audit.KindPlugin, Result: audit.ResultDeny,
+		Reasons: []string{"left out: " + l.Reason}, Input: in})
+}
 
 func (h *host) Logger() *slog.Logger    { return h.log }
 func (h *host) Catalog() plugin.Catalog { return h.catalog }

@@ -470,6 +470,15 @@ func TestExternalManifestErrors(t *testing.T) {
 	}
 	res := call(t, cs, "mm_echo", map[string]any{"text": "x"})
 	wantError(t, res, "not registered")
+	// Each left out is in the audit log too, by plugin name and reason.
+	for _, c := range []struct{ name, want string }{
+		{"mismatch", "sha256 mismatch"},
+		{"missing", filepath.Join(missing, "nothere")},
+		{"dup", "already served by built-in plugin discovery"},
+		{"outside", "outside the plugin directory"},
+	} {
+		wantReason(t, e.leftOutRecord(t, "plugin", "plugin", c.name), c.want)
+	}
 	list, err := cs.ListTools(t.Context(), nil)
 	if err != nil {
 		t.Fatal(err)

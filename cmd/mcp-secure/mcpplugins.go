@@ -35,11 +35,20 @@ type mcpPlugin struct {
 	desc   string // how it is confined
 }
 
+// mcpLeftOut is a type mcp manifest left out, and why (naming it); its
+// Error is the reason.
+type mcpLeftOut struct {
+	m   *external.Manifest
+	err error
+}
+
+func (l mcpLeftOut) Error() string { return l.err.Error() }
+
 // mcpPlugins loads the type mcp manifests of the plugin directories.
 // Each problem names the manifest; a directory of another type, or
 // whose manifest does not load (the external plugin reports those), is
 // skipped.
-func mcpPlugins(pol *policy.Policy, launcher plugin.Launcher) (out []mcpPlugin, errs []error) {
+func mcpPlugins(pol *policy.Policy, launcher plugin.Launcher) (out []mcpPlugin, left []mcpLeftOut) {
 	prefixes := map[string]string{} // prefix -> who uses it
 	for _, name := range pol.ServerNames() {
 		prefixes[pol.Servers[name].ToolPrefix(name)] = "servers." + name
@@ -52,14 +61,14 @@ func mcpPlugins(pol *policy.Policy, launcher plugin.Launcher) (out []mcpPlugin, 
 		}
 		p, err := newMCPPlugin(pol, m, launcher, prefixes, names)
 		if err != nil {
-			errs = append(errs, err)
+			left = append(left, mcpLeftOut{m: m, err: err})
 			continue
 		}
 		prefixes[p.prefix] = m.File
 		names[m.Name] = m.File
 		out = append(out, p)
 	}
-	return out, errs
+	return out, left
 }
 
 // newMCPPlugin checks m against the servers and the plugins before it
@@ -93,23 +102,31 @@ func newMCPPlugin(pol *policy.Policy, m *external.Manifest, launcher plugin.Laun
 // mcpWarnings are the problems of type mcp manifests that serve would
 // report (policy check).
 func mcpWarnings(pol *policy.Policy) []string {
-	_, errs := mcpPlugins(pol, nil)
-	out := make([]string, 0, len(errs))
-	for _, err := range errs {
-		out = append(out, "MCP plugin left out: "+err.Error())
+	_, left := mcpPlugins(pol, nil)
+	out := make([]string, 0, len(left))
+	for _, l := range left {
+		out = append(out, "MCP plugin left out: "+l.err.Error())
 	}
 	return out
 }
 
 // startMCPPlugins starts the MCP servers of the type mcp manifests. A
-// bad manifest is logged, naming its file, and left out; with
-// plugins.strict it is an error. A server whose first start fails is
-// retried, as for servers:.
+// bad manifest is logged, naming its file, audited (kind upstream,
+// result deny) and left out; with plugins.strict it is an error. A
+// server whose first start fails is retried, as for servers:.
 func startMCPPlugins(ctx context.Context, pol *policy.Policy, launcher plugin.Launcher, alog *audit.Logger, log *slog.Logger) ([]plugin.Plugin, error) {
 	if launcher == nil {
 		return nil, errors.New("MCP plugins: this server has no plugin launcher")
 	}
-	ps, errs := mcpPlugins(pol, launcher)
+	ps, left := mcpPlugins(pol, launcher)
+	var errs []error
+	for _, l := range left {
+		errs = append(errs, l.err)
+		if aerr := alog.Log(ctx, audit.Record{DecisionID: audit.NewID(), Kind: audit.KindUpstream, Result: audit.ResultDeny,
+			Reasons: []string{"not started: " + l.err.Error()}, Input: map[string]any{"server": l.m.Name, "manifest": l.m.File}}); aerr != nil {
+			log.Error("the audit record could not be written", "upstream", l.m.Name, "err", aerr)
+		}
+	}
 	if len(errs) > 0 && pol.External.Strict {
 		return nil, fmt.Errorf("plugins.external: %w (plugins.strict is set)", errors.Join(errs...))
 	}

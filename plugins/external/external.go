@@ -3,6 +3,7 @@ package external
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -105,6 +106,7 @@ func New(host plugin.Host) (plugin.Plugin, error) {
 			}
 		}
 		if err != nil {
+			leftOut(host, dir, m, err)
 			if isStrict {
 				return nil, fmt.Errorf("plugins.external: %w (plugins.strict is set)", err)
 			}
@@ -130,6 +132,24 @@ func New(host plugin.Host) (plugin.Plugin, error) {
 		}
 	}
 	return p, nil
+}
+
+// leftOut audits a plugin directory left out, when the host keeps an
+// audit log; a record that cannot be written is logged.
+func leftOut(host plugin.Host, dir string, m *Manifest, err error) {
+	rec, ok := host.(plugin.LeftOutRecorder)
+	if !ok {
+		return
+	}
+	l := plugin.LeftOut{Dir: dir, Reason: err.Error()}
+	if m != nil {
+		l.Plugin, l.Manifest = m.Name, m.File
+	} else if me, ok := errors.AsType[*ManifestError](err); ok {
+		l.Manifest = me.File
+	}
+	if aerr := rec.RecordLeftOut(context.Background(), l); aerr != nil {
+		host.Logger().Error("the audit record of an external plugin left out could not be written", "dir", dir, "err", aerr)
+	}
 }
 
 // checkNames refuses a tool name another plugin already serves.

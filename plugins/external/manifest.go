@@ -123,7 +123,10 @@ var (
 // checking its sha256 when the manifest pins one. Every error is a
 // *ManifestError naming the file. It is meant for any plugin that reads
 // plugin directories (type external or mcp); type-specific rules (tools
-// are required for type external) are checked here too.
+// are required for type external) are checked here too. When the
+// manifest parses but its executable does not pass (missing, outside the
+// directory, a sha256 mismatch), the manifest comes back with the error,
+// for messages and records only: it is not to be run.
 func Load(dir string) (*Manifest, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -147,7 +150,7 @@ func Load(dir string) (*Manifest, error) {
 		return nil, err
 	}
 	if err := m.resolve(); err != nil {
-		return nil, err
+		return m, err
 	}
 	return m, nil
 }

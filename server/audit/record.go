@@ -16,6 +16,9 @@ const (
 	KindValidation = "validation"
 	// KindUpstream is the start of an upstream MCP server's process.
 	KindUpstream = "upstream"
+	// KindPlugin is an external plugin the server leaves out at
+	// start-up, with why (result deny).
+	KindPlugin = "plugin"
 	// KindToolResult follows an allowed call when it finishes, linked by
 	// its decision id, with a Status and the call's duration.
 	KindToolResult = "tool_result"

@@ -1,0 +1,105 @@
+//go:build unix
+
+package main
+
+import (
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// leftOutRecord is the audit record of kind whose input's key is name.
+func (e *env) leftOutRecord(t *testing.T, kind, key, name string) map[string]any {
+	t.Helper()
+	for _, r := range e.records(t) {
+		if in, ok := r["input"].(map[string]any); ok && r["kind"] == kind && in[key] == name {
+			return r
+		}
+	}
+	t.Fatalf("no audit record of kind %s for %s %s", kind, key, name)
+	return nil
+}
+
+// wantReason checks that rec is a denial whose reasons hold every want.
+func wantReason(t *testing.T, rec map[string]any, want ...string) {
+	t.Helper()
+	reasons := fmt.Sprint(rec["reasons"])
+	if rec["result"] != "deny" {
+		t.Errorf("record %v: want result deny", rec)
+	}
+	for _, w := range want {
+		if !strings.Contains(reasons, w) {
+			t.Errorf("reasons %s do not say %q", reasons, w)
+		}
+	}
+}
+
+// TestE2EPolicyVariablesAreOwn: a variable the policy takes with ${VAR}
+// (here the decision-log token) is the server's own. An upstream that
+// asks for it by name or through its own ${VAR}, an external plugin and
+// an MCP plugin whose manifests name it, are all left out: the log and
+// the audit log name the variable, and its value reaches neither.
+func TestE2EPolicyVariablesAreOwn(t *testing.T) {
+	s := startDLService(t)
+	e := newEnv(t, decisionLogPolicy(s.url, "min_delay_seconds: 1, max_delay_seconds: 1"))
+	const token = "dl-token-e2e"
+	e.vars = []string{"DL_TOKEN=" + token}
+	leaky := extPlugin(t, e, "leaky", strings.Replace(fxManifest("leaky", "leaky", ""), "env: [FX_PASSED]", "env: [FX_PASSED, DL_TOKEN]", 1))
+	good := extPlugin(t, e, "good", fxManifest("good", "good", ""))
+	mcpLeaky := mcpPluginDir(t, e, "mcpleaky", "env: [DL_TOKEN]\n")
+	e.write(t, "policy.yaml", mustRead(t, e.policy)+`servers:
+  viaref:
+    command: /bin/true
+    env:
+      TOKEN: "${DL_TOKEN}"
+  byname:
+    command: /bin/true
+    env:
+      DL_TOKEN: "x"
+`+extPolicy(leaky, good, filepath.Dir(mcpLeaky)))
+
+	cs, logs := e.connectLog(t)
+	got := listNames(t, cs)
+	if !slices.Contains(got, "good_echo") || slices.Contains(got, "leaky_echo") || slices.ContainsFunc(got, func(n string) bool {
+		return strings.HasPrefix(n, "mcpleaky__") || strings.HasPrefix(n, "viaref__") || strings.HasPrefix(n, "byname__")
+	}) {
+		t.Fatalf("tools = %v: want good_echo and nothing of the plugins and servers asking for DL_TOKEN", got)
+	}
+	if res := call(t, cs, "good_echo", map[string]any{"text": "ok"}); res.IsError {
+		t.Fatalf("good_echo: %q", text(res))
+	}
+	cs.Close()
+
+	own := "the server's own"
+	wantReason(t, e.leftOutRecord(t, "upstream", "server", "viaref"), "servers.viaref.env.TOKEN takes ${DL_TOKEN}", own)
+	wantReason(t, e.leftOutRecord(t, "upstream", "server", "byname"), "servers.byname.env.DL_TOKEN is refused", own)
+	wantReason(t, e.leftOutRecord(t, "plugin", "plugin", "leaky"), "environment variable DL_TOKEN is refused", own,
+		filepath.Join(leaky, "manifest.yaml"))
+	wantReason(t, e.leftOutRecord(t, "upstream", "server", "mcpleaky"), "environment variable DL_TOKEN is refused", own)
+	for _, w := range []string{"${DL_TOKEN}", "DL_TOKEN is refused"} {
+		if !strings.Contains(logs.String(), w) {
+			t.Errorf("the log does not say %q", w)
+		}
+	}
+	if strings.Contains(mustRead(t, e.audit), token) || strings.Contains(logs.String(), token) {
+		t.Error("the token's value reached the audit log or the log")
+	}
+
+	t.Run("policy-check-warns", func(t *testing.T) {
+		cmd := exec.Command(binPath, "policy", "check", "--policy", e.policy)
+		cmd.Env = append(cmd.Environ(), e.vars...)
+		out, err := cmd.CombinedOutput()
+		for _, w := range []string{
+			"upstream server viaref will not start: servers.viaref.env.TOKEN takes ${DL_TOKEN}",
+			"upstream server byname will not start: servers.byname.env.DL_TOKEN is refused",
+			"plugin left out: " + filepath.Join(leaky, "manifest.yaml") + ": environment variable DL_TOKEN is refused",
+		} {
+			if !strings.Contains(string(out), w) {
+				t.Errorf("policy check (exit %d) does not warn %q:\n%s", exitCode(err), w, out)
+			}
+		}
+	})
+}
