@@ -40,7 +40,7 @@ type bundleParams struct {
 }
 
 func addBundleFlags(fs *flag.FlagSet, b *bundleParams) {
-	fs.StringVar(&b.location, "bundle", "", "take the policy from an OPA bundle: a service `URL` (http, https), an OCI registry reference (oci://host/repository:tag, oci+http:// without TLS) or a local .tar.gz or directory")
+	fs.StringVar(&b.location, "bundle", "", "take the policy from an OPA bundle: a service `URL` (https; http to a loopback host only), an OCI registry reference (oci://host/repository:tag; oci+http:// without TLS, to a loopback host only) or a local .tar.gz or directory")
 	fs.StringVar(&b.keyFile, "bundle-key", "", "PEM public key `file` that verifies the bundle's .signatures.json")
 	fs.StringVar(&b.keyID, "bundle-key-id", "", "key `id` the bundle's signature must name")
 	fs.StringVar(&b.keyAlg, "bundle-key-alg", "RS256", "signature `algorithm`")
@@ -76,6 +76,9 @@ func (b bundleParams) config() (bundle.Config, error) {
 		StartTimeout:  b.startWait,
 		Manual:        b.once,
 		RevisionOrder: b.order,
+	}
+	if err := bundle.CheckTransport(cfg.Location); err != nil {
+		return cfg, fmt.Errorf("--bundle: %w", err)
 	}
 	cfg.Polling.MinDelaySeconds, cfg.Polling.MaxDelaySeconds = secs(b.minDelay), secs(b.maxDelay)
 	if b.longPoll > 0 {

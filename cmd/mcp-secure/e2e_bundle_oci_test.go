@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/base64"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -61,4 +63,38 @@ func TestE2EBundleOCI(t *testing.T) {
 		call(t, cs, "list_categories", map[string]any{})
 	}
 	stillDenied(t, e, cs, "oci-3")
+}
+
+// TestE2EBundlePlaintextRefused: a bundle location without TLS to a
+// host that is not loopback is refused at start, naming the flag, before
+// anything is dialled (start-up does not wait for the service).
+func TestE2EBundlePlaintextRefused(t *testing.T) {
+	e := newEnv(t, "")
+	f := newBundleFixture(t, e.dir)
+	for _, loc := range []string{"oci+http://example.invalid/fleet/policy:stable", "http://example.invalid/bundles/fleet.tar.gz"} {
+		t.Run(loc, func(t *testing.T) {
+			args := f.args(filepath.Join(e.dir, "bundle-state"))
+			args[2] = loc
+			args = append(args, "--bundle-start-timeout", "60s")
+			cmd := exec.Command(binPath, args...)
+			cmd.Env = append(os.Environ(), "HOME="+e.dir, "MCP_SECURE_BUNDLE_TOKEN="+bundleToken)
+			cmd.Stdin = strings.NewReader("")
+			start := time.Now()
+			out, err := cmd.CombinedOutput()
+			code := -1
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			}
+			if code != exitUsage || !strings.Contains(string(out), "--bundle: ") ||
+				!strings.Contains(string(out), "example.invalid is not a loopback host") {
+				t.Fatalf("serve --bundle %s: exit %d, %s", loc, code, out)
+			}
+			if took := time.Since(start); took > 20*time.Second {
+				t.Errorf("refused after %v: start-up waited for the service", took)
+			}
+			if strings.Contains(string(out), bundleToken) {
+				t.Error("the token is in the output")
+			}
+		})
+	}
 }

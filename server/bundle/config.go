@@ -3,6 +3,7 @@ package bundle
 import (
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"os"
 	"strings"
@@ -17,10 +18,11 @@ import (
 // Config says where the bundle comes from and how it is trusted. The
 // names follow OPA's configuration (services, bundles, keys).
 type Config struct {
-	// Location is a bundle service URL (http or https; the path is the
-	// bundle's resource), an OCI registry reference (oci://host/repo:tag
-	// or @digest; oci+http:// for a registry without TLS), or a local
-	// .tar.gz file or directory.
+	// Location is a bundle service URL (https, or http to a loopback
+	// host; the path is the bundle's resource), an OCI registry
+	// reference (oci://host/repo:tag or @digest; oci+http:// for a
+	// loopback registry without TLS), or a local .tar.gz file or
+	// directory. See CheckTransport.
 	Location string
 	// Credentials authenticate to the service.
 	Credentials Credentials
@@ -79,6 +81,50 @@ const (
 	ociScheme     = "oci://"
 	ociHTTPScheme = "oci+http://"
 )
+
+// CheckTransport refuses a location without TLS (a bundle service at
+// http://, a registry at oci+http://) unless its host is a loopback
+// address (127.0.0.0/8, ::1) or localhost. The bundle's signature is
+// required either way and keeps its content honest, but over plaintext
+// on the network anyone on the path reads the token sent with every
+// request and can replay an older signed bundle (refused only with a
+// RevisionOrder) or hold back new ones. A loopback registry, or a local
+// proxy or tunnel that speaks TLS onwards, is fine. It touches no
+// network: Open calls it before anything is read or dialled.
+func CheckTransport(location string) error {
+	scheme, ok := "", false
+	for _, p := range []string{"http://", ociHTTPScheme} {
+		if strings.HasPrefix(location, p) {
+			scheme, ok = p, true
+		}
+	}
+	if !ok {
+		return nil
+	}
+	u, err := url.Parse(location)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("%w: bundle URL %q", ErrConfig, location)
+	}
+	if loopbackHost(u.Hostname()) {
+		return nil
+	}
+	instead := "https://"
+	if scheme == ociHTTPScheme {
+		instead = ociScheme
+	}
+	return fmt.Errorf("%w: %s has no TLS and %s is not a loopback host: on the network anyone on the path could read the token and replay or hold back bundles; use %s, or a loopback address (127.0.0.0/8, ::1, localhost)",
+		ErrConfig, u.Redacted(), u.Hostname(), instead)
+}
+
+// loopbackHost reports whether host (no port, no brackets) is localhost
+// or a loopback address.
+func loopbackHost(host string) bool {
+	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Zone() == "" && ip.Unmap().IsLoopback()
+}
 
 // verification builds OPA's verification config, or nil when c has no key.
 func (c Config) verification() (*opabundle.VerificationConfig, error) {

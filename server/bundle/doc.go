@@ -43,6 +43,11 @@
 // bundle is handed to Options.OnRefuse (the server audits it); a service
 // that fails to answer is not a refusal.
 //
+// A location without TLS (http://, oci+http://) is refused unless its
+// host is loopback ([CheckTransport]): the signature keeps the content
+// honest, but not the token sent in the clear, nor an older signed
+// bundle replayed or new ones held back by whoever is on the path.
+//
 // # Rollback protection
 //
 // OPA accepts any validly signed bundle, also an older one: a service,

@@ -106,6 +106,9 @@ func TestOCIReference(t *testing.T) {
 		"oci://127.0.0.1:1":                                              false,
 		"oci://127.0.0.1:1/org/policy:v1?x=1":                            false,
 		"oci://user:pw@127.0.0.1:1/org/policy:v1":                        false,
+		"oci+http://localhost:1/policy:latest":                           true,
+		"oci+http://example.invalid/policy:latest":                       false,
+		"oci+http://10.0.0.1:1/policy:latest":                            false,
 	}
 	for loc, ok := range tests {
 		t.Run(loc, func(t *testing.T) {
@@ -114,6 +117,44 @@ func TestOCIReference(t *testing.T) {
 			_, err := bundle.Open(t.Context(), cfg, nil)
 			if ok && !errors.Is(err, bundle.ErrNoBundle) || !ok && !errors.Is(err, bundle.ErrConfig) {
 				t.Fatalf("err %v, want a %s", err, map[bool]string{true: "failed download", false: "configuration error"}[ok])
+			}
+		})
+	}
+}
+
+// TestCheckTransport: a bundle location without TLS is refused unless its
+// host is loopback, before anything is dialled or read.
+func TestCheckTransport(t *testing.T) {
+	for name, c := range map[string]struct {
+		loc  string
+		want string // "" allows
+	}{
+		"allow/https":                   {"https://bundles.example.com/b.tar.gz", ""},
+		"allow/oci-tls":                 {"oci://registry.example.com/org/policy:v1", ""},
+		"allow/local-file":              {"/srv/bundles/b.tar.gz", ""},
+		"allow/http-127.0.0.1":          {"http://127.0.0.1:8181/b.tar.gz", ""},
+		"allow/http-127.9.9.9":          {"http://127.9.9.9/b.tar.gz", ""},
+		"allow/http-localhost":          {"http://LocalHost:8181/b.tar.gz", ""},
+		"allow/oci-http-ipv6":           {"oci+http://[::1]:5000/policy:v1", ""},
+		"allow/oci-http-mapped":         {"oci+http://[::ffff:127.0.0.1]:5000/policy:v1", ""},
+		"deny/http-name":                {"http://bundles.example.com/b.tar.gz", "bundles.example.com is not a loopback host"},
+		"deny/oci-http-name":            {"oci+http://example.invalid/fleet/policy:stable", "use oci://"},
+		"deny/oci-http-private":         {"oci+http://10.1.2.3:5000/policy:v1", "10.1.2.3 is not a loopback host"},
+		"deny/http-any":                 {"http://0.0.0.0:8181/b.tar.gz", "not a loopback host"},
+		"deny/http-localhost-lookalike": {"http://localhost.example.com/b.tar.gz", "not a loopback host"},
+		"deny/http-ipv6-global":         {"http://[2001:db8::1]/b.tar.gz", "use https://"},
+		"deny/http-no-host":             {"http:///b.tar.gz", "bundle URL"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			err := bundle.CheckTransport(c.loc)
+			if c.want == "" {
+				if err != nil {
+					t.Fatalf("CheckTransport(%q) = %v, want nil", c.loc, err)
+				}
+				return
+			}
+			if !errors.Is(err, bundle.ErrConfig) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("CheckTransport(%q) = %v, want a configuration error saying %q", c.loc, err, c.want)
 			}
 		})
 	}

@@ -97,6 +97,9 @@ func Open(ctx context.Context, cfg Config, opts *Options) (*Source, error) {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	s.log = s.log.With("bundle", cfg.Location)
+	if err := CheckTransport(cfg.Location); err != nil {
+		return nil, err
+	}
 	vc, err := cfg.verification()
 	if err != nil {
 		return nil, err
