@@ -25,7 +25,10 @@
 // [Load] parses and validates a manifest, finds its executable (which must
 // lie inside the plugin directory) and checks its sha256; every error is
 // a [*ManifestError] naming the file. Other plugins that read plugin
-// directories (type mcp) use it too and call [ClaimType].
+// directories (type mcp) use it too and call [ClaimType]. A directory
+// left out at start-up is logged and, when the host keeps an audit log
+// ([plugin.LeftOutRecorder]), recorded there (kind plugin, result deny,
+// with the plugin's name, its manifest and the reason).
 //
 // # Type mcp
 //

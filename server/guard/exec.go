@@ -86,8 +86,9 @@ type CommandsOptions struct {
 	// even below an allowed root.
 	Protected []ProtectedPath
 	// OwnEnv are variables the server reads for its credentials besides
-	// OTEL_* and MCP_SECURE_* (the bundle token variable): no child is
-	// given them, nor, for an upstream, a value taken from them.
+	// OTEL_* and MCP_SECURE_* (the bundle token variable, every ${VAR}
+	// the policy takes): no child is given them, nor, for an upstream, a
+	// value taken from them.
 	OwnEnv []string
 }
 

@@ -24,9 +24,11 @@ import (
 //     (NODE_ENV, PYTHONUNBUFFERED, RUST_LOG, ...).
 //   - The server's own: variables mcp-secure reads for its credentials or
 //     configuration (OTEL_* for the exporters, their headers included;
-//     MCP_SECURE_*; and the bundle token variable of --bundle-token-env,
-//     which the door is told at start-up). Their values may not reach a
-//     child under any name: an upstream's ${VAR} may not name one either.
+//     MCP_SECURE_*; the bundle token variable of --bundle-token-env; and
+//     every variable the policy itself takes with ${VAR}, such as a
+//     decision-log token or a plugin's key; the door is told the last two
+//     at start-up). Their values may not reach a child under any name: an
+//     upstream's ${VAR} may not name one either.
 
 // envName is what a variable handed to a child may be called.
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
@@ -72,7 +74,7 @@ var ownPrefixes = []string{"OTEL_", "MCP_SECURE_"}
 
 // EnvRefusal says why a child process may not be given the variable
 // name, or "" when it may. own are further variables the server reads
-// for its credentials (the bundle token variable).
+// for its credentials (the bundle token variable, the policy's ${VAR}).
 func EnvRefusal(name string, own []string) string {
 	if !envName.MatchString(name) {
 		return "not a variable name"

@@ -22,7 +22,8 @@ type Server struct {
 	// environment when the child starts (NAME: ${NAME} passes a variable
 	// through). Values are never logged or audited. A name no child may
 	// be given (the launcher door's list: loader and interpreter
-	// variables, the server's own OTEL_* and MCP_SECURE_*), or a ${VAR}
+	// variables, the server's own OTEL_* and MCP_SECURE_* and every
+	// variable a ${VAR} elsewhere in the policy takes), or a ${VAR}
 	// naming one of the server's own, keeps the server from starting.
 	Env map[string]string `yaml:"env"`
 	// Prefix is put before each tool's name; absent means "<name>__".
