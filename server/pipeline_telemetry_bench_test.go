@@ -15,12 +15,12 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/open-policy-agent/opa/v1/ast"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/mcp-secure/mcp-secure/server/audit"
 	"github.com/mcp-secure/mcp-secure/server/engine"
@@ -112,20 +112,7 @@ func telemetryHandler(b *testing.B, eng *engine.Engine, sink, mode string) mcp.M
 		Audit:   audit.New(audit.NewWriterSink(io.Discard), &audit.Options{Masker: eng}),
 		Limiter: ratelimit.New(ratelimit.Config{Default: 1 << 30}, time.Now)}
 	if mode == "otlp" {
-		se, err := otlptracehttp.New(b.Context(), otlptracehttp.WithEndpointURL(sink+"/v1/traces"))
-		if err != nil {
-			b.Fatal(err)
-		}
-		me, err := otlpmetrichttp.New(b.Context(), otlpmetrichttp.WithEndpointURL(sink+"/v1/metrics"))
-		if err != nil {
-			b.Fatal(err)
-		}
-		tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(se))
-		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewPeriodicReader(me)))
-		b.Cleanup(func() {
-			tp.Shutdown(context.Background())
-			mp.Shutdown(context.Background())
-		})
+		tp, mp := otlpProviders(b, sink, "")
 		opts.TracerProvider, opts.MeterProvider = tp, mp
 		opts.Audit = telemetry.Audit(opts.Audit, tp, mp, nil)
 	}
@@ -141,15 +128,33 @@ func telemetryHandler(b *testing.B, eng *engine.Engine, sink, mode string) mcp.M
 	})
 }
 
+// otlpProviders are the providers serve uses (telemetry.New) exporting
+// over OTLP/HTTP to sink, with the named sampler ("" for the default).
+func otlpProviders(b *testing.B, sink, sampler string) (trace.TracerProvider, metric.MeterProvider) {
+	tel, err := telemetry.New(b.Context(), telemetry.Config{Enabled: true, Endpoint: sink, Protocol: "http/protobuf",
+		Sampler: sampler, ShutdownTimeout: time.Second}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { tel.Shutdown(context.Background()) })
+	return tel.TracerProvider(), tel.MeterProvider()
+}
+
 // BenchmarkTelemetryOverhead is the telemetry of one allowed tools/call
 // alone, without the pipeline's own work between: the request span and
 // its metrics, the validation, decision and handler spans, and the
 // tool_call and tool_result records through telemetry.Audit (to an
-// auditor that keeps nothing), with spans sampled and exported to an
-// exporter that does nothing, and with spans sampled out. Off, it must
-// cost nothing. "sdk-floor" is what the SDK itself takes for as many
-// spans (one parent, three children, no attributes) and histogram
-// records: the part of "on" no change here can remove.
+// auditor that keeps nothing). Modes:
+//   - off: no providers; it must cost nothing;
+//   - on: spans sampled and exported to a loopback collector, as serve
+//     sets telemetry up (telemetry.New);
+//   - sdk-on: the SDK's own tracer provider exporting over OTLP/HTTP to
+//     the same collector, as serve had it before telemetry.New made its
+//     own tracer;
+//   - sampled-out: as on, with every span sampled out.
+//
+// "sdk-floor" is what the SDK's tracer itself takes for as many spans
+// (one parent, three children, no attributes) and histogram records.
 func BenchmarkTelemetryOverhead(b *testing.B) {
 	b.Run("sdk-floor", func(b *testing.B) {
 		tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
@@ -175,25 +180,43 @@ func BenchmarkTelemetryOverhead(b *testing.B) {
 			span.End()
 		}
 	})
-	for _, mode := range []string{"off", "on", "sampled-out"} {
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	}))
+	defer sink.Close()
+	for _, mode := range []string{"off", "sdk-on", "on", "sampled-out"} {
 		b.Run(mode, func(b *testing.B) {
 			opts := Options{Engine: allowAll{}, Plugins: []string{"pipeline-test"}, Audit: discardAuditor{},
 				Limiter: ratelimit.New(ratelimit.Config{Default: 1 << 30}, time.Now)}
-			if mode != "off" {
-				sampler := sdktrace.ParentBased(sdktrace.AlwaysSample())
-				if mode == "sampled-out" {
-					sampler = sdktrace.NeverSample()
+			switch mode {
+			case "sdk-on":
+				// The SDK's tracer provider and OTLP/HTTP exporter to the
+				// same collector, as serve had them before telemetry.New
+				// made its own tracer.
+				se, err := otlptracehttp.New(b.Context(), otlptracehttp.WithEndpointURL(sink.URL+"/v1/traces"))
+				if err != nil {
+					b.Fatal(err)
 				}
-				// The exporter does nothing: what is measured is the
-				// call's own work.
-				tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()), sdktrace.WithSampler(sampler))
+				tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(se))
 				mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
 				b.Cleanup(func() {
 					tp.Shutdown(context.Background())
 					mp.Shutdown(context.Background())
 				})
 				opts.TracerProvider, opts.MeterProvider = tp, mp
-				opts.Audit = telemetry.Audit(opts.Audit, tp, mp, nil)
+			case "on", "sampled-out":
+				// As serve sets it up, exporting to a loopback
+				// collector: the export's own work (on its goroutine)
+				// counts in the allocations.
+				sampler := ""
+				if mode == "sampled-out" {
+					sampler = "always_off"
+				}
+				opts.TracerProvider, opts.MeterProvider = otlpProviders(b, sink.URL, sampler)
+			}
+			if opts.TracerProvider != nil {
+				opts.Audit = telemetry.Audit(opts.Audit, opts.TracerProvider, opts.MeterProvider, nil)
 			}
 			s, err := New(opts)
 			if err != nil {

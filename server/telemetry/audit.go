@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"context"
+	"encoding/hex"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -178,7 +179,7 @@ func (a *auditor) Log(ctx context.Context, r audit.Record) error {
 		span = trace.SpanFromContext(ctx)
 	}
 	if sc := span.SpanContext(); sc.IsValid() {
-		r.TraceID, r.SpanID = sc.TraceID().String(), sc.SpanID().String()
+		r.TraceID, r.SpanID = hexIDs(sc.TraceID(), sc.SpanID())
 		r.TraceOrigin = audit.TraceOrigin(ctx)
 	}
 	err := a.next.Log(ctx, r)
@@ -197,6 +198,15 @@ func (a *auditor) Log(ctx context.Context, r audit.Record) error {
 		a.latency.Record(ctx, time.Duration(r.DurationNS).Seconds(), d.record...)
 	}
 	return err
+}
+
+// hexIDs are the hex forms of a trace and a span id, in one allocation.
+func hexIDs(tid trace.TraceID, sid trace.SpanID) (string, string) {
+	var b [48]byte
+	hex.Encode(b[:32], tid[:])
+	hex.Encode(b[32:], sid[:])
+	s := string(b[:])
+	return s[:32], s[32:]
 }
 
 // annotate puts the decision on its span: ids, path, result, redacted
@@ -281,7 +291,7 @@ func (a *auditor) annotate(span trace.Span, r *audit.Record) {
 			attrs = append(attrs, attribute.StringSlice(AttrDryRunReasons, reasons))
 		}
 	}
-	span.SetAttributes(attrs...)
+	setAttrs(span, attrs)
 	if r.Result == audit.ResultError {
 		span.SetStatus(codes.Error, "the policy could not be evaluated")
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -13,11 +15,13 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/exemplar"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
@@ -27,7 +31,7 @@ import (
 // the server, and a bounded Shutdown that flushes them.
 type Telemetry struct {
 	cfg Config
-	tp  *sdktrace.TracerProvider
+	tp  *tracerProvider // this package's tracer (trace.go), not the SDK's
 	mp  *sdkmetric.MeterProvider
 }
 
@@ -58,16 +62,26 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Telemetry, error) 
 			return nil, fmt.Errorf("telemetry: resource: %w", err)
 		}
 	}
-	se, me, err := exporters(ctx, cfg)
+	tc, me, err := exporters(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	topts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res), sdktrace.WithBatcher(se)}
-	if s := sampler(cfg); s != nil {
-		topts = append(topts, sdktrace.WithSampler(s))
+	if err := tc.Start(ctx); err != nil {
+		return nil, fmt.Errorf("telemetry: span exporter: %w", err)
 	}
-	tp := sdktrace.NewTracerProvider(topts...)
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithResource(res), sdkmetric.WithReader(sdkmetric.NewPeriodicReader(me)))
+	s := sampler(cfg)
+	if s == nil {
+		s = samplerFromEnv(os.Getenv)
+	}
+	tp := newTracerProvider(s, newBatcher(tc, res, batchingFromEnv(os.Getenv)))
+	mopts := []sdkmetric.Option{sdkmetric.WithResource(res), sdkmetric.WithReader(sdkmetric.NewPeriodicReader(me))}
+	if strings.TrimSpace(os.Getenv("OTEL_METRICS_EXEMPLAR_FILTER")) == "" {
+		// Exemplars (trace_based by default in the SDK) would make every
+		// histogram record of a sampled call look up its span and keep a
+		// sample under a lock; they stay off unless asked for.
+		mopts = append(mopts, sdkmetric.WithExemplarFilter(exemplar.AlwaysOffFilter))
+	}
+	mp := sdkmetric.NewMeterProvider(mopts...)
 	return &Telemetry{cfg: cfg, tp: tp, mp: mp}, nil
 }
 
@@ -79,10 +93,10 @@ func envResource(ctx context.Context) *resource.Resource {
 	return r
 }
 
-// exporters builds the span and metric exporters for cfg's protocol.
-// Options given here override the OTEL_EXPORTER_OTLP_* environment the
-// exporters read themselves.
-func exporters(ctx context.Context, cfg Config) (sdktrace.SpanExporter, sdkmetric.Exporter, error) {
+// exporters builds the span client and the metric exporter for cfg's
+// protocol. Options given here override the OTEL_EXPORTER_OTLP_*
+// environment the exporters read themselves.
+func exporters(ctx context.Context, cfg Config) (otlptrace.Client, sdkmetric.Exporter, error) {
 	base := strings.TrimSuffix(cfg.Endpoint, "/")
 	if cfg.Protocol == "grpc" {
 		var topts []otlptracegrpc.Option
@@ -95,10 +109,7 @@ func exporters(ctx context.Context, cfg Config) (sdktrace.SpanExporter, sdkmetri
 			topts = append(topts, otlptracegrpc.WithHeaders(cfg.Headers))
 			mopts = append(mopts, otlpmetricgrpc.WithHeaders(cfg.Headers))
 		}
-		se, err := otlptracegrpc.New(ctx, topts...)
-		if err != nil {
-			return nil, nil, fmt.Errorf("telemetry: OTLP/gRPC span exporter: %w", err)
-		}
+		se := otlptracegrpc.NewClient(topts...)
 		me, err := otlpmetricgrpc.New(ctx, mopts...)
 		if err != nil {
 			return nil, nil, fmt.Errorf("telemetry: OTLP/gRPC metric exporter: %w", err)
@@ -115,10 +126,7 @@ func exporters(ctx context.Context, cfg Config) (sdktrace.SpanExporter, sdkmetri
 		topts = append(topts, otlptracehttp.WithHeaders(cfg.Headers))
 		mopts = append(mopts, otlpmetrichttp.WithHeaders(cfg.Headers))
 	}
-	se, err := otlptracehttp.New(ctx, topts...)
-	if err != nil {
-		return nil, nil, fmt.Errorf("telemetry: OTLP/HTTP span exporter: %w", err)
-	}
+	se := otlptracehttp.NewClient(topts...)
 	me, err := otlpmetrichttp.New(ctx, mopts...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("telemetry: OTLP/HTTP metric exporter: %w", err)
@@ -126,22 +134,53 @@ func exporters(ctx context.Context, cfg Config) (sdktrace.SpanExporter, sdkmetri
 	return se, me, nil
 }
 
-// sampler is the policy's sampler, nil to leave OTEL_TRACES_SAMPLER (or
-// the default, parentbased_always_on) to the SDK.
+// sampler is the policy's sampler, nil to leave it to
+// OTEL_TRACES_SAMPLER (samplerFromEnv).
 func sampler(cfg Config) sdktrace.Sampler {
-	switch cfg.Sampler {
+	return namedSampler(cfg.Sampler, cfg.SamplerArg)
+}
+
+// samplerFromEnv is the sampler OTEL_TRACES_SAMPLER and
+// OTEL_TRACES_SAMPLER_ARG name, as the SDK reads them: parentbased_always_on
+// when unset or unknown, a ratio of 1 when the argument is not one (both
+// reported through the OTel error handler).
+func samplerFromEnv(getenv func(string) string) sdktrace.Sampler {
+	name := strings.ToLower(strings.TrimSpace(getenv("OTEL_TRACES_SAMPLER")))
+	arg := 1.0
+	if strings.HasSuffix(name, "traceidratio") {
+		if v := strings.TrimSpace(getenv("OTEL_TRACES_SAMPLER_ARG")); v != "" {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil || f < 0 || f > 1 {
+				otel.Handle(fmt.Errorf("telemetry: OTEL_TRACES_SAMPLER_ARG %q is not a ratio in 0-1, using 1", v))
+			} else {
+				arg = f
+			}
+		}
+	}
+	if s := namedSampler(name, arg); s != nil {
+		return s
+	}
+	if name != "" {
+		otel.Handle(fmt.Errorf("telemetry: unknown OTEL_TRACES_SAMPLER %q, using parentbased_always_on", name))
+	}
+	return sdktrace.ParentBased(sdktrace.AlwaysSample())
+}
+
+// namedSampler is the sampler of a specification name, nil for another.
+func namedSampler(name string, arg float64) sdktrace.Sampler {
+	switch name {
 	case "always_on":
 		return sdktrace.AlwaysSample()
 	case "always_off":
 		return sdktrace.NeverSample()
 	case "traceidratio":
-		return sdktrace.TraceIDRatioBased(cfg.SamplerArg)
+		return sdktrace.TraceIDRatioBased(arg)
 	case "parentbased_always_on":
 		return sdktrace.ParentBased(sdktrace.AlwaysSample())
 	case "parentbased_always_off":
 		return sdktrace.ParentBased(sdktrace.NeverSample())
 	case "parentbased_traceidratio":
-		return sdktrace.ParentBased(sdktrace.TraceIDRatioBased(cfg.SamplerArg))
+		return sdktrace.ParentBased(sdktrace.TraceIDRatioBased(arg))
 	}
 	return nil
 }
@@ -183,7 +222,7 @@ func (t *Telemetry) Shutdown(ctx context.Context) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	var terr, merr error
-	wg.Go(func() { terr = t.tp.Shutdown(ctx) })
+	wg.Go(func() { terr = t.tp.exp.Shutdown(ctx) })
 	wg.Go(func() { merr = t.mp.Shutdown(ctx) })
 	wg.Wait()
 	if err := errors.Join(terr, merr); err != nil {

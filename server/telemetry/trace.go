@@ -1,0 +1,448 @@
+package telemetry
+
+import (
+	"context"
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/embedded"
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+)
+
+// The tracer New hands out is this package's own implementation of the
+// OpenTelemetry trace API, not the SDK's. A tools/call makes four spans
+// at least, and the SDK's recording span costs about 2 µs and three
+// allocations each on the call's path: a span of about 500 bytes, its
+// attributes grown as they are set, and a copy of all of it (the
+// snapshot) when it ends, before its batch processor takes it through a
+// channel. Here a span is one allocation that the exporter takes as it
+// is, its attributes are appended to a slice sized for the common case,
+// and the conversion to OTLP happens on the exporter's goroutine.
+//
+// What the SDK does that the server relies on is kept: the SDK's own
+// samplers (the policy's or OTEL_TRACES_SAMPLER), parent and remote
+// parent links, trace state, span kinds, explicit start and end times,
+// status precedence (Ok is final, only Error keeps a description),
+// events and links, a cap on attributes, events and links per span,
+// OTEL_BSP_* batching with a bounded queue that drops when full, and
+// export through the OTLP exporters' clients. Metrics stay with the SDK.
+
+// Limits per span, the SDK's defaults.
+const (
+	maxSpanAttrs  = 128
+	maxSpanEvents = 128
+	maxSpanLinks  = 128
+)
+
+// tracerProvider is the trace.TracerProvider of an enabled Telemetry.
+type tracerProvider struct {
+	embedded.TracerProvider
+	sampler sdktrace.Sampler // nil for the default (parentBasedAlwaysOn)
+	exp     *batcher
+
+	mu      sync.Mutex
+	tracers map[scopeKey]*tracer
+}
+
+var _ trace.TracerProvider = (*tracerProvider)(nil)
+
+type scopeKey struct {
+	name, version, schema string
+	attrs                 attribute.Distinct
+}
+
+// newTracerProvider makes a provider exporting through exp.
+func newTracerProvider(sampler sdktrace.Sampler, exp *batcher) *tracerProvider {
+	if sampler.Description() == defaultSampler {
+		sampler = nil // decided by parentBasedAlwaysOn
+	}
+	return &tracerProvider{sampler: sampler, exp: exp, tracers: map[scopeKey]*tracer{}}
+}
+
+// Tracer returns the tracer of an instrumentation scope, one per scope.
+func (p *tracerProvider) Tracer(name string, opts ...trace.TracerOption) trace.Tracer {
+	c := trace.NewTracerConfig(opts...)
+	set := c.InstrumentationAttributes()
+	k := scopeKey{name, c.InstrumentationVersion(), c.SchemaURL(), set.Equivalent()}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t, ok := p.tracers[k]
+	if !ok {
+		t = &tracer{p: p, schemaURL: k.schema, scope: &commonpb.InstrumentationScope{
+			Name: name, Version: k.version, Attributes: keyValues(set.ToSlice()),
+		}}
+		p.tracers[k] = t
+	}
+	return t
+}
+
+// tracer starts the spans of one instrumentation scope.
+type tracer struct {
+	embedded.Tracer
+	p         *tracerProvider
+	scope     *commonpb.InstrumentationScope
+	schemaURL string
+}
+
+var _ trace.Tracer = (*tracer)(nil)
+
+// Start begins a span, a child of the span in ctx (local or remote)
+// unless trace.WithNewRoot says otherwise, sampled as the sampler says.
+func (t *tracer) Start(ctx context.Context, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	cfg := trace.NewSpanStartConfig(opts...)
+	var parent trace.SpanContext
+	if !cfg.NewRoot() {
+		parent = trace.SpanContextFromContext(ctx)
+	}
+	tid := parent.TraceID()
+	if !parent.IsValid() {
+		tid = newTraceID()
+	}
+	kind := trace.ValidateSpanKind(cfg.SpanKind())
+	var sr sdktrace.SamplingResult
+	if t.p.sampler == nil {
+		sr = parentBasedAlwaysOn(parent)
+	} else {
+		sr = t.p.sampler.ShouldSample(sdktrace.SamplingParameters{ParentContext: ctx, TraceID: tid, Name: name,
+			Kind: kind, Attributes: cfg.Attributes(), Links: cfg.Links()})
+	}
+	scc := trace.SpanContextConfig{TraceID: tid, SpanID: newSpanID(), TraceState: sr.Tracestate}
+	if sr.Decision == sdktrace.RecordAndSample {
+		scc.TraceFlags = parent.TraceFlags() | trace.FlagsSampled
+	} else {
+		scc.TraceFlags = parent.TraceFlags() &^ trace.FlagsSampled
+	}
+	sc := trace.NewSpanContext(scc)
+	if sr.Decision == sdktrace.Drop || t.p.exp.stopped.Load() {
+		ns := &nonRecordingSpan{sc: sc, p: t.p}
+		return trace.ContextWithSpan(ctx, ns), ns
+	}
+	start := cfg.Timestamp()
+	if start.IsZero() {
+		start = time.Now()
+	}
+	s := &span{t: t, sc: sc, parent: parent.SpanID(), remoteParent: parent.IsRemote(), kind: kind,
+		name: name, start: start, sampled: sr.Decision == sdktrace.RecordAndSample}
+	if n := len(cfg.Attributes()) + len(sr.Attributes); n > 0 {
+		s.attrs = make([]attribute.KeyValue, 0, n+spareAttrs)
+		s.addAttrs(cfg.Attributes())
+		s.addAttrs(sr.Attributes)
+	}
+	for _, l := range cfg.Links() {
+		s.addLink(l)
+	}
+	return trace.ContextWithSpan(ctx, s), s
+}
+
+// defaultSampler describes the default sampler, parentbased_always_on.
+var defaultSampler = sdktrace.ParentBased(sdktrace.AlwaysSample()).Description()
+
+// parentBasedAlwaysOn is what sdktrace.ParentBased(sdktrace.AlwaysSample())
+// decides, the default sampler, without looking the parent up in the
+// context again: a root is sampled, a child as its parent was.
+func parentBasedAlwaysOn(parent trace.SpanContext) sdktrace.SamplingResult {
+	r := sdktrace.SamplingResult{Decision: sdktrace.RecordAndSample, Tracestate: parent.TraceState()}
+	if parent.IsValid() && !parent.IsSampled() {
+		r.Decision = sdktrace.Drop
+	}
+	return r
+}
+
+// spareAttrs is room left for the attributes set after a span starts
+// with some.
+const spareAttrs = 2
+
+// newTraceID and newSpanID draw random non-zero ids from the runtime's
+// per-thread generator (no lock, unlike a shared math/rand source).
+func newTraceID() (id trace.TraceID) {
+	for !id.IsValid() {
+		a, b := rand.Uint64(), rand.Uint64()
+		for i := range 8 {
+			id[i], id[8+i] = byte(a>>(8*i)), byte(b>>(8*i))
+		}
+	}
+	return id
+}
+
+func newSpanID() (id trace.SpanID) {
+	for !id.IsValid() {
+		a := rand.Uint64()
+		for i := range 8 {
+			id[i] = byte(a >> (8 * i))
+		}
+	}
+	return id
+}
+
+// span is a recording span. Its identity, parent, kind and start never
+// change; the rest is guarded by mu until it ends, and read only by the
+// exporter after that. It is kept small (what most spans never use is in
+// rare): every call allocates several.
+type span struct {
+	embedded.Span
+	t      *tracer
+	sc     trace.SpanContext
+	parent trace.SpanID
+	start  time.Time
+	name   string
+	attrs  []attribute.KeyValue
+
+	mu sync.Mutex
+	// dur is the span's duration once it ended.
+	dur          time.Duration
+	rare         *rareFields
+	code         codes.Code // the status code; its description is in rare
+	droppedAttrs int32      // attributes beyond the limit
+	ended        atomic.Bool
+	kind         trace.SpanKind
+	remoteParent bool
+	sampled      bool // exported at End (else recorded only)
+}
+
+// rareFields are the parts of a span that few spans use.
+type rareFields struct {
+	status                      string // the description of an Error status
+	events                      []event
+	links                       []trace.Link
+	droppedEvents, droppedLinks int
+}
+
+func (s *span) rareFields() *rareFields {
+	if s.rare == nil {
+		s.rare = &rareFields{}
+	}
+	return s.rare
+}
+
+// end is when the span ended.
+func (s *span) end() time.Time { return s.start.Add(s.dur) }
+
+// event is a span event.
+type event struct {
+	name    string
+	time    time.Time
+	attrs   []attribute.KeyValue
+	dropped int
+}
+
+var _ trace.Span = (*span)(nil)
+
+func (s *span) SpanContext() trace.SpanContext { return s.sc }
+
+func (s *span) IsRecording() bool { return !s.ended.Load() }
+
+func (s *span) TracerProvider() trace.TracerProvider { return s.t.p }
+
+// SetAttributes adds attributes; the exporter keeps the last value of a
+// key set twice.
+func (s *span) SetAttributes(kv ...attribute.KeyValue) {
+	if len(kv) == 0 {
+		return
+	}
+	s.mu.Lock()
+	if !s.ended.Load() {
+		if s.attrs == nil {
+			// Room for one more: a span's attributes mostly come at
+			// once, and an error adds one.
+			s.attrs = make([]attribute.KeyValue, 0, len(kv)+1)
+		}
+		s.addAttrs(kv)
+	}
+	s.mu.Unlock()
+}
+
+// setAttrs sets attributes built for sp alone: a span of this package
+// keeps kv itself rather than a copy.
+func setAttrs(sp trace.Span, kv []attribute.KeyValue) {
+	if s, ok := sp.(*span); ok {
+		s.adopt(kv)
+		return
+	}
+	sp.SetAttributes(kv...)
+}
+
+// adopt is SetAttributes of a slice the caller gives up: the span keeps
+// it instead of a copy while it has no attributes yet.
+func (s *span) adopt(kv []attribute.KeyValue) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended.Load() {
+		return
+	}
+	if len(s.attrs) == 0 && len(kv) <= maxSpanAttrs && !slices.ContainsFunc(kv, func(a attribute.KeyValue) bool { return !a.Valid() }) {
+		s.attrs = kv
+		return
+	}
+	s.addAttrs(kv)
+}
+
+// addAttrs appends the valid attributes of kv within the limit; s.mu is
+// held or s not yet shared.
+func (s *span) addAttrs(kv []attribute.KeyValue) {
+	for _, a := range kv {
+		switch {
+		case !a.Valid():
+		case len(s.attrs) >= maxSpanAttrs:
+			s.droppedAttrs++
+		default:
+			s.attrs = append(s.attrs, a)
+		}
+	}
+}
+
+func (s *span) addLink(l trace.Link) {
+	if !l.SpanContext.IsValid() && len(l.Attributes) == 0 {
+		return
+	}
+	r := s.rareFields()
+	if len(r.links) >= maxSpanLinks {
+		r.droppedLinks++
+		return
+	}
+	r.links = append(r.links, l)
+}
+
+func (s *span) AddLink(l trace.Link) {
+	s.mu.Lock()
+	if !s.ended.Load() {
+		s.addLink(l)
+	}
+	s.mu.Unlock()
+}
+
+func (s *span) AddEvent(name string, opts ...trace.EventOption) {
+	cfg := trace.NewEventConfig(opts...)
+	s.addEvent(name, cfg.Timestamp(), cfg.Attributes())
+}
+
+func (s *span) addEvent(name string, ts time.Time, attrs []attribute.KeyValue) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended.Load() {
+		return
+	}
+	r := s.rareFields()
+	if len(r.events) >= maxSpanEvents {
+		r.droppedEvents++
+		return
+	}
+	e := event{name: name, time: ts}
+	for _, a := range attrs {
+		switch {
+		case !a.Valid():
+		case len(e.attrs) >= maxSpanAttrs:
+			e.dropped++
+		default:
+			e.attrs = append(e.attrs, a)
+		}
+	}
+	r.events = append(r.events, e)
+}
+
+// RecordError adds an exception event, as the SDK does (without a stack
+// trace unless asked for).
+func (s *span) RecordError(err error, opts ...trace.EventOption) {
+	if err == nil || !s.IsRecording() {
+		return
+	}
+	cfg := trace.NewEventConfig(opts...)
+	attrs := append([]attribute.KeyValue{
+		attribute.String("exception.type", errorType(err)),
+		attribute.String("exception.message", err.Error()),
+	}, cfg.Attributes()...)
+	s.addEvent("exception", cfg.Timestamp(), attrs)
+}
+
+func errorType(err error) string {
+	t := reflect.TypeOf(err)
+	if t.PkgPath() == "" && t.Name() == "" {
+		return t.String()
+	}
+	return t.PkgPath() + "." + t.Name()
+}
+
+// SetStatus sets the status as the SDK does: Ok is final, Error wins
+// over Unset, and only Error keeps its description.
+func (s *span) SetStatus(code codes.Code, description string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended.Load() || s.code > code {
+		return
+	}
+	s.code = code
+	switch {
+	case code == codes.Error && description != "":
+		s.rareFields().status = description
+	case s.rare != nil:
+		s.rare.status = ""
+	}
+}
+
+func (s *span) SetName(name string) {
+	s.mu.Lock()
+	if !s.ended.Load() {
+		s.name = name
+	}
+	s.mu.Unlock()
+}
+
+// End ends the span, at the time trace.WithTimestamp gives or now, and
+// queues it for export if sampled. Only the first End counts.
+func (s *span) End(opts ...trace.SpanEndOption) {
+	if s.ended.Load() {
+		return
+	}
+	var end time.Time
+	if len(opts) > 0 {
+		cfg := trace.NewSpanEndConfig(opts...)
+		end = cfg.Timestamp()
+	}
+	if end.IsZero() {
+		// From the start's monotonic reading, as the SDK does, so that a
+		// wall clock step does not distort the duration.
+		end = time.Now()
+	}
+	s.mu.Lock()
+	if s.ended.Load() {
+		s.mu.Unlock()
+		return
+	}
+	s.dur = end.Sub(s.start)
+	s.ended.Store(true)
+	s.mu.Unlock()
+	if s.sampled {
+		s.t.p.exp.add(s)
+	}
+}
+
+// nonRecordingSpan is a span sampled out: it carries its context to its
+// children and records nothing.
+type nonRecordingSpan struct {
+	embedded.Span
+	sc trace.SpanContext
+	p  *tracerProvider
+}
+
+var _ trace.Span = (*nonRecordingSpan)(nil)
+
+func (s *nonRecordingSpan) SpanContext() trace.SpanContext        { return s.sc }
+func (*nonRecordingSpan) IsRecording() bool                       { return false }
+func (*nonRecordingSpan) SetStatus(codes.Code, string)            {}
+func (*nonRecordingSpan) SetAttributes(...attribute.KeyValue)     {}
+func (*nonRecordingSpan) End(...trace.SpanEndOption)              {}
+func (*nonRecordingSpan) RecordError(error, ...trace.EventOption) {}
+func (*nonRecordingSpan) AddEvent(string, ...trace.EventOption)   {}
+func (*nonRecordingSpan) AddLink(trace.Link)                      {}
+func (*nonRecordingSpan) SetName(string)                          {}
+func (s *nonRecordingSpan) TracerProvider() trace.TracerProvider  { return s.p }

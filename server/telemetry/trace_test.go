@@ -1,0 +1,455 @@
+package telemetry
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+
+	"github.com/mcp-secure/mcp-secure/server/audit"
+)
+
+// fakeClient is an OTLP client that keeps what it is sent; with block
+// set, an upload waits for block or its context.
+type fakeClient struct {
+	mu      sync.Mutex
+	got     []*tracepb.ResourceSpans
+	block   chan struct{}
+	stopped bool
+}
+
+func (c *fakeClient) Start(context.Context) error { return nil }
+
+func (c *fakeClient) Stop(context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.stopped = true
+	return nil
+}
+
+func (c *fakeClient) UploadTraces(ctx context.Context, rs []*tracepb.ResourceSpans) error {
+	if c.block != nil {
+		select {
+		case <-c.block:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.got = append(c.got, rs...)
+	return nil
+}
+
+// spans are the spans received, by name.
+func (c *fakeClient) spans() map[string]*tracepb.Span {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string]*tracepb.Span{}
+	for _, rs := range c.got {
+		for _, ss := range rs.ScopeSpans {
+			for _, s := range ss.Spans {
+				out[s.Name] = s
+			}
+		}
+	}
+	return out
+}
+
+var slowBatching = batching{delay: time.Hour, timeout: time.Second, maxQueue: 64, maxBatch: 16}
+
+func newTestProvider(t *testing.T, s sdktrace.Sampler, b batching) (*tracerProvider, *fakeClient) {
+	t.Helper()
+	c := &fakeClient{}
+	res := resource.NewSchemaless(attribute.String("service.name", "svc"))
+	tp := newTracerProvider(s, newBatcher(c, res, b))
+	t.Cleanup(func() { tp.exp.Shutdown(context.Background()) })
+	return tp, c
+}
+
+func attrsOf(s *tracepb.Span) map[string]any {
+	out := map[string]any{}
+	for _, kv := range s.Attributes {
+		if v, ok := kv.Value.Value.(*commonpb.AnyValue_StringValue); ok {
+			out[kv.Key] = v.StringValue
+		} else {
+			out[kv.Key] = kv.Value.String()
+		}
+	}
+	return out
+}
+
+func TestTracerExportsSpansWithTheirLinks(t *testing.T) {
+	tp, c := newTestProvider(t, sdktrace.ParentBased(sdktrace.AlwaysSample()), slowBatching)
+	tr := tp.Tracer(ScopeName)
+	ctx, parent := tr.Start(t.Context(), "tools/call echo", trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(attribute.String("mcp.method.name", "tools/call")))
+	_, child := tr.Start(ctx, "decide tool_call")
+	child.SetAttributes(attribute.String("a", "1"), attribute.String("b", "2"), attribute.String("a", "3"), attribute.KeyValue{})
+	child.SetStatus(codes.Error, "denied")
+	child.End()
+	child.SetAttributes(attribute.String("late", "x")) // after End: ignored
+	start := time.Unix(100, 0)
+	_, timed := tr.Start(ctx, "decide network", trace.WithTimestamp(start))
+	timed.End(trace.WithTimestamp(start.Add(1500 * time.Nanosecond)))
+	parent.SetStatus(codes.Ok, "ignored")
+	parent.SetStatus(codes.Error, "too late: Ok is final")
+	parent.End()
+	parent.End() // a second End changes nothing
+	if err := tp.exp.ForceFlush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+
+	if len(c.got) != 1 {
+		t.Fatalf("%d resource spans, want 1 batch", len(c.got))
+	}
+	rs := c.got[0]
+	if got := rs.Resource.Attributes[0]; got.Key != "service.name" || got.Value.GetStringValue() != "svc" {
+		t.Errorf("resource %v", rs.Resource)
+	}
+	if len(rs.ScopeSpans) != 1 || rs.ScopeSpans[0].Scope.Name != ScopeName || len(rs.ScopeSpans[0].Spans) != 3 {
+		t.Fatalf("scope spans %v", rs.ScopeSpans)
+	}
+	got := c.spans()
+	p, d, n := got["tools/call echo"], got["decide tool_call"], got["decide network"]
+	if p == nil || d == nil || n == nil {
+		t.Fatalf("spans %v", got)
+	}
+	psc := parent.SpanContext()
+	if hex.EncodeToString(p.SpanId) != psc.SpanID().String() || hex.EncodeToString(p.TraceId) != psc.TraceID().String() {
+		t.Errorf("parent ids %x/%x, span context %s", p.TraceId, p.SpanId, psc.SpanID())
+	}
+	if p.ParentSpanId != nil || p.Kind != tracepb.Span_SPAN_KIND_SERVER || p.Status.Code != tracepb.Status_STATUS_CODE_OK || p.Status.Message != "" {
+		t.Errorf("parent %v", p)
+	}
+	for _, s := range []*tracepb.Span{d, n} {
+		if string(s.ParentSpanId) != string(p.SpanId) || string(s.TraceId) != string(p.TraceId) || s.Kind != tracepb.Span_SPAN_KIND_INTERNAL {
+			t.Errorf("%s: parent %x trace %x kind %v", s.Name, s.ParentSpanId, s.TraceId, s.Kind)
+		}
+	}
+	if diff := cmp.Diff(map[string]any{"mcp.method.name": "tools/call"}, attrsOf(p)); diff != "" {
+		t.Errorf("parent attributes (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(map[string]any{"a": "3", "b": "2"}, attrsOf(d)); diff != "" {
+		t.Errorf("child attributes (-want +got):\n%s", diff)
+	}
+	if len(d.Attributes) != 2 || d.Attributes[0].Key != "a" {
+		t.Errorf("a key set twice must keep its first place and last value: %v", d.Attributes)
+	}
+	if d.Status.Code != tracepb.Status_STATUS_CODE_ERROR || d.Status.Message != "denied" {
+		t.Errorf("child status %v", d.Status)
+	}
+	if n.StartTimeUnixNano != uint64(start.UnixNano()) || n.EndTimeUnixNano-n.StartTimeUnixNano != 1500 {
+		t.Errorf("timed span %d-%d", n.StartTimeUnixNano, n.EndTimeUnixNano)
+	}
+	if p.EndTimeUnixNano < p.StartTimeUnixNano || p.StartTimeUnixNano == 0 {
+		t.Errorf("parent times %d-%d", p.StartTimeUnixNano, p.EndTimeUnixNano)
+	}
+	const sampledLocal = uint32(trace.FlagsSampled) | uint32(tracepb.SpanFlags_SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK)
+	if p.Flags != sampledLocal || d.Flags != sampledLocal {
+		t.Errorf("flags %#x %#x, want %#x", p.Flags, d.Flags, sampledLocal)
+	}
+}
+
+func TestTracerContinuesARemoteParent(t *testing.T) {
+	tp, c := newTestProvider(t, sdktrace.ParentBased(sdktrace.AlwaysSample()), slowBatching)
+	tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+	ts, _ := trace.ParseTraceState("vendor=x")
+	remote := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled, TraceState: ts, Remote: true})
+	_, s := tp.Tracer(ScopeName).Start(trace.ContextWithRemoteSpanContext(t.Context(), remote), "tools/call echo")
+	s.End()
+
+	unsampled := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, Remote: true})
+	ctx, out := tp.Tracer(ScopeName).Start(trace.ContextWithRemoteSpanContext(t.Context(), unsampled), "sampled out")
+	if out.IsRecording() || out.SpanContext().IsSampled() || out.SpanContext().TraceID() != tid || !out.SpanContext().IsValid() {
+		t.Errorf("a child of an unsampled parent: recording %v, context %+v", out.IsRecording(), out.SpanContext())
+	}
+	_, grandchild := tp.Tracer(ScopeName).Start(ctx, "also sampled out")
+	if grandchild.IsRecording() || grandchild.SpanContext().TraceID() != tid {
+		t.Errorf("grandchild %+v", grandchild.SpanContext())
+	}
+	out.End()
+	grandchild.End()
+	if err := tp.exp.ForceFlush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+
+	got := c.spans()
+	if len(got) != 1 {
+		t.Fatalf("spans %v: only the sampled one must be exported", got)
+	}
+	p := got["tools/call echo"]
+	if hex.EncodeToString(p.TraceId) != tid.String() || hex.EncodeToString(p.ParentSpanId) != sid.String() || p.TraceState != "vendor=x" {
+		t.Errorf("span trace %x parent %x state %q: the remote parent was not continued", p.TraceId, p.ParentSpanId, p.TraceState)
+	}
+	if want := uint32(trace.FlagsSampled) | uint32(tracepb.SpanFlags_SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK|tracepb.SpanFlags_SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK); p.Flags != want {
+		t.Errorf("flags %#x, want %#x", p.Flags, want)
+	}
+}
+
+func TestTracerNeverSampleRecordsNothing(t *testing.T) {
+	tp, c := newTestProvider(t, sdktrace.NeverSample(), slowBatching)
+	_, s := tp.Tracer(ScopeName).Start(t.Context(), "x")
+	if s.IsRecording() || s.SpanContext().IsSampled() || !s.SpanContext().IsValid() {
+		t.Errorf("sampled-out span: recording %v, context %+v", s.IsRecording(), s.SpanContext())
+	}
+	s.End()
+	if err := tp.exp.ForceFlush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.got) != 0 {
+		t.Errorf("exported %v", c.got)
+	}
+}
+
+func TestTracerLimitsAndEvents(t *testing.T) {
+	tp, c := newTestProvider(t, sdktrace.AlwaysSample(), slowBatching)
+	_, s := tp.Tracer(ScopeName).Start(t.Context(), "x")
+	for i := range maxSpanAttrs + 3 {
+		s.SetAttributes(attribute.Int("k", i), attribute.Int("k"+string(rune('a'+i%26)), i))
+	}
+	s.RecordError(errors.New("boom"))
+	s.AddEvent("e", trace.WithAttributes(attribute.Bool("b", true)))
+	s.SetName("y")
+	s.End()
+	if err := tp.exp.ForceFlush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	p := c.spans()["y"]
+	if p == nil {
+		t.Fatalf("spans %v", c.spans())
+	}
+	if p.DroppedAttributesCount != 2*(maxSpanAttrs+3)-maxSpanAttrs {
+		t.Errorf("dropped %d attributes", p.DroppedAttributesCount)
+	}
+	if len(p.Events) != 2 || p.Events[0].Name != "exception" || p.Events[1].Name != "e" {
+		t.Fatalf("events %v", p.Events)
+	}
+	if m := attrsOf(&tracepb.Span{Attributes: p.Events[0].Attributes}); m["exception.message"] != "boom" || m["exception.type"] != "*errors.errorString" {
+		t.Errorf("exception event %v", m)
+	}
+}
+
+func TestBatcherExportsAFullBatchAtOnce(t *testing.T) {
+	tp, c := newTestProvider(t, sdktrace.AlwaysSample(), batching{delay: time.Hour, timeout: time.Second, maxQueue: 8, maxBatch: 2})
+	for range 2 {
+		_, s := tp.Tracer(ScopeName).Start(t.Context(), "x")
+		s.End()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c.mu.Lock()
+		n := len(c.got)
+		c.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a full batch was not exported before the schedule delay")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestBatcherDropsWhenFullAndShutsDownInTime(t *testing.T) {
+	c := &fakeClient{block: make(chan struct{})}
+	b := newBatcher(c, resource.Empty(), batching{delay: time.Hour, timeout: time.Hour, maxQueue: 3, maxBatch: 3})
+	tp := newTracerProvider(sdktrace.AlwaysSample(), b)
+	for range 5 {
+		_, s := tp.Tracer(ScopeName).Start(t.Context(), "x")
+		s.End() // never blocks, even with the collector stuck
+	}
+	if got := b.dropped.Load(); got != 2 {
+		t.Errorf("dropped %d, want 2 beyond the queue of 3", got)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	b.Shutdown(ctx) // the stuck upload gives up with ctx
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("shutdown took %v with a stuck collector", took)
+	}
+	c.mu.Lock()
+	stopped := c.stopped
+	c.mu.Unlock()
+	if !stopped {
+		t.Error("client not stopped")
+	}
+	if _, s := tp.Tracer(ScopeName).Start(t.Context(), "after"); s.IsRecording() {
+		t.Error("a span started after shutdown records")
+	}
+}
+
+func TestSamplerFromEnv(t *testing.T) {
+	env := func(kv ...string) func(string) string {
+		return func(k string) string {
+			for i := 0; i < len(kv); i += 2 {
+				if kv[i] == k {
+					return kv[i+1]
+				}
+			}
+			return ""
+		}
+	}
+	for name, tc := range map[string]struct {
+		env  func(string) string
+		want string
+	}{
+		"default":        {env(), "ParentBased{root:AlwaysOnSampler"},
+		"unknown":        {env("OTEL_TRACES_SAMPLER", "xray"), "ParentBased{root:AlwaysOnSampler"},
+		"always_off":     {env("OTEL_TRACES_SAMPLER", "always_off"), "AlwaysOffSampler"},
+		"ratio":          {env("OTEL_TRACES_SAMPLER", "traceidratio", "OTEL_TRACES_SAMPLER_ARG", "0.25"), "TraceIDRatioBased{0.25}"},
+		"ratio/bad-arg":  {env("OTEL_TRACES_SAMPLER", "traceidratio", "OTEL_TRACES_SAMPLER_ARG", "2"), "TraceIDRatioBased{1}"},
+		"parentbased/on": {env("OTEL_TRACES_SAMPLER", "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG", "0.5"), "ParentBased{root:TraceIDRatioBased{0.5}"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			got := samplerFromEnv(tc.env).Description()
+			if len(got) < len(tc.want) || got[:len(tc.want)] != tc.want {
+				t.Errorf("sampler %q, want %q...", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestBatchingFromEnv(t *testing.T) {
+	env := map[string]string{"OTEL_BSP_SCHEDULE_DELAY": "50", "OTEL_BSP_MAX_QUEUE_SIZE": "100", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "500", "OTEL_BSP_EXPORT_TIMEOUT": "x"}
+	got := batchingFromEnv(func(k string) string { return env[k] })
+	want := batching{delay: 50 * time.Millisecond, timeout: 30 * time.Second, maxQueue: 100, maxBatch: 100}
+	if got != want {
+		t.Errorf("batching %+v, want %+v", got, want)
+	}
+}
+
+// BenchmarkTracer is the spans of one tools/call (a server span and
+// three children, with attributes as the server sets them), through this
+// package's tracer ("own", exporting to a client that keeps nothing,
+// the conversion to OTLP included) and through the SDK's ("sdk",
+// exporting to an exporter that does nothing).
+func BenchmarkTracer(b *testing.B) {
+	attrs := []attribute.KeyValue{attribute.String("mcp.method.name", "tools/call"), attribute.String("jsonrpc.request.id", "7"),
+		attribute.String("gen_ai.tool.name", "echo"), attribute.String("gen_ai.operation.name", "execute_tool")}
+	decision := []attribute.KeyValue{attribute.String(AttrDecisionID, "d"), attribute.String(AttrDecisionKind, "tool_call"),
+		attribute.String(AttrDecisionResult, "allow"), attribute.String(AttrSecurityDecision, "allow"),
+		attribute.String(AttrDecisionPath, "mcp/tools/decision"), attribute.String(AttrSecurityPolicyID, "mcp/tools/decision"),
+		attribute.String(AttrToolName, "echo")}
+	run := func(b *testing.B, tp trace.TracerProvider) {
+		tr := tp.Tracer(ScopeName)
+		kind := trace.WithSpanKind(trace.SpanKindServer)
+		b.ReportAllocs()
+		for b.Loop() {
+			ctx, s := tr.Start(context.Background(), "tools/call echo", kind)
+			s.SetAttributes(attrs...)
+			_, v := tr.Start(ctx, "validate_arguments")
+			v.End()
+			_, d := tr.Start(ctx, "decide tool_call")
+			d.SetAttributes(decision...)
+			d.End()
+			_, h := tr.Start(ctx, "execute_tool echo")
+			h.SetAttributes(attrs[2:]...)
+			h.End()
+			s.End()
+		}
+	}
+	b.Run("own", func(b *testing.B) {
+		tp := newTracerProvider(sdktrace.ParentBased(sdktrace.AlwaysSample()),
+			newBatcher(discardClient{}, resource.Empty(), batchingFromEnv(func(string) string { return "" })))
+		defer tp.exp.Shutdown(context.Background())
+		run(b, tp)
+	})
+	b.Run("sdk", func(b *testing.B) {
+		tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+		defer tp.Shutdown(context.Background())
+		run(b, tp)
+	})
+}
+
+type discardClient struct{}
+
+func (discardClient) Start(context.Context) error                                  { return nil }
+func (discardClient) Stop(context.Context) error                                   { return nil }
+func (discardClient) UploadTraces(context.Context, []*tracepb.ResourceSpans) error { return nil }
+
+func TestAuditThroughTheOwnTracer(t *testing.T) {
+	tp, c := newTestProvider(t, sdktrace.ParentBased(sdktrace.AlwaysSample()), slowBatching)
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+	next := &fakeAuditor{}
+	a := Audit(next, tp, mp, audit.NewRedactor([]byte("k")))
+	ctx, parent := tp.Tracer(ScopeName).Start(t.Context(), "tools/call fetch")
+	dctx, decide := tp.Tracer(ScopeName).Start(ctx, SpanDecide(audit.KindToolCall))
+	if err := a.Log(dctx, audit.Record{DecisionID: "d1", Path: "mcp/tools/decision", Kind: audit.KindToolCall, Tool: "fetch", Result: audit.ResultAllow}); err != nil {
+		t.Fatal(err)
+	}
+	decide.SetAttributes(attribute.String("later", "x"))
+	decide.End()
+	if err := a.Log(ctx, audit.Record{DecisionID: "d2", ParentDecisionID: "d1", Path: "mcp/network/decision", Kind: audit.KindNetwork,
+		Result: audit.ResultDeny, Reasons: []string{"no"}, Input: map[string]any{"host": "example.com", "port": 443}}); err != nil {
+		t.Fatal(err)
+	}
+	parent.End()
+	if err := tp.exp.ForceFlush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	got := c.spans()
+	d, n := got["decide tool_call"], got["decide network"]
+	if d == nil || n == nil {
+		t.Fatalf("spans %v", got)
+	}
+	want := map[string]any{AttrDecisionID: "d1", AttrDecisionKind: "tool_call", AttrDecisionResult: "allow", AttrSecurityDecision: "allow",
+		AttrDecisionPath: "mcp/tools/decision", AttrSecurityPolicyID: "mcp/tools/decision", AttrToolName: "fetch", "later": "x"}
+	if diff := cmp.Diff(want, attrsOf(d)); diff != "" {
+		t.Errorf("decision span attributes (-want +got):\n%s", diff)
+	}
+	if m := attrsOf(n); m[AttrDecisionID] != "d2" || m[AttrTarget+"host"] != "example.com" || m[AttrDecisionResult] != "deny" {
+		t.Errorf("network span attributes %v", m)
+	}
+	if string(n.ParentSpanId) != string(got["tools/call fetch"].SpanId) {
+		t.Error("the guard's span is not a child of the span in ctx")
+	}
+	if rec := next.recs[1]; rec.SpanID != hex.EncodeToString(n.SpanId) || rec.TraceID != hex.EncodeToString(n.TraceId) {
+		t.Errorf("record ids %s/%s, span %x/%x", rec.TraceID, rec.SpanID, n.TraceId, n.SpanId)
+	}
+}
+
+func TestDefaultSamplerDecidesAsTheSDKs(t *testing.T) {
+	tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+	ts, _ := trace.ParseTraceState("vendor=x")
+	sdk := sdktrace.ParentBased(sdktrace.AlwaysSample())
+	for name, parent := range map[string]trace.SpanContext{
+		"root":                 {},
+		"local/sampled":        trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled, TraceState: ts}),
+		"local/not-sampled":    trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceState: ts}),
+		"remote/sampled":       trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled, Remote: true}),
+		"remote/not-sampled":   trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, Remote: true, TraceState: ts}),
+		"remote/random-bit-on": trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled | 0x2, Remote: true}),
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx := trace.ContextWithSpanContext(t.Context(), parent)
+			want := sdk.ShouldSample(sdktrace.SamplingParameters{ParentContext: ctx, TraceID: tid, Name: "x"})
+			got := parentBasedAlwaysOn(parent)
+			if got.Decision != want.Decision || got.Tracestate.String() != want.Tracestate.String() || len(want.Attributes) != 0 {
+				t.Errorf("decided %+v, the SDK %+v", got, want)
+			}
+		})
+	}
+	if tp := newTracerProvider(sdktrace.ParentBased(sdktrace.AlwaysSample()), nil); tp.sampler != nil {
+		t.Error("the default sampler is not recognised")
+	}
+	if tp := newTracerProvider(sdktrace.ParentBased(sdktrace.NeverSample()), nil); tp.sampler == nil {
+		t.Error("parentbased_always_off taken for the default")
+	}
+}
