@@ -167,7 +167,12 @@ func (o *observer) middleware(p *pipeline) mcp.Middleware {
 			// not read them).
 			recording := span.IsRecording()
 			if recording {
-				span.SetAttributes(o.requestAttrs(p, method, meta, req, toolAttr)...)
+				attrs := o.requestAttrs(p, method, meta, req, toolAttr)
+				if t, ok := span.(attrTaker); ok {
+					t.TakeAttributes(attrs)
+				} else {
+					span.SetAttributes(attrs...)
+				}
 			}
 			res, err := next(ctx, method, req)
 			errType := ""
@@ -193,10 +198,16 @@ func (o *observer) middleware(p *pipeline) mcp.Middleware {
 	}
 }
 
-// requestAttrs are the attributes of a request's span; toolAttr is
-// gen_ai.tool.name for tools/call, else empty.
+// attrTaker is a span that keeps a slice of attributes built for it
+// alone rather than copying it (server/telemetry's spans).
+type attrTaker interface {
+	TakeAttributes(kv []attribute.KeyValue)
+}
+
+// requestAttrs are the attributes of a request's span, with room for
+// error.type; toolAttr is gen_ai.tool.name for tools/call, else empty.
 func (o *observer) requestAttrs(p *pipeline, method string, meta map[string]any, req mcp.Request, toolAttr attribute.KeyValue) []attribute.KeyValue {
-	attrs := make([]attribute.KeyValue, 0, 6)
+	attrs := make([]attribute.KeyValue, 0, 7)
 	attrs = append(attrs, attribute.String(attrMethod, method))
 	if id, ok := meta[requestIDMeta].(string); ok {
 		attrs = append(attrs, attribute.String(attrRequestID, o.red.String(id)))

@@ -130,7 +130,7 @@ func (t *tracer) Start(ctx context.Context, name string, opts ...trace.SpanStart
 	}
 	start := cfg.Timestamp()
 	if start.IsZero() {
-		start = time.Now()
+		start = now()
 	}
 	s := &span{t: t, sc: sc, parent: parent.SpanID(), remoteParent: parent.IsRemote(), kind: kind,
 		name: name, start: start, sampled: sr.Decision == sdktrace.RecordAndSample}
@@ -162,6 +162,25 @@ func parentBasedAlwaysOn(parent trace.SpanContext) sdktrace.SamplingResult {
 // spareAttrs is room left for the attributes set after a span starts
 // with some.
 const spareAttrs = 2
+
+// clockBase is a recent time.Now, with its monotonic reading.
+var clockBase atomic.Pointer[time.Time]
+
+// now is the time a span starts or ends: time.Now read from the
+// monotonic clock alone (one clock read instead of two), as an offset
+// from clockBase, which is read again when it is a second old. The wall
+// clock it gives may lag a step or a slew of the system clock by that
+// second at most.
+func now() time.Time {
+	if b := clockBase.Load(); b != nil {
+		if d := time.Since(*b); d >= 0 && d < time.Second {
+			return b.Add(d)
+		}
+	}
+	t := time.Now()
+	clockBase.Store(&t)
+	return t
+}
 
 // newTraceID and newSpanID draw random non-zero ids from the runtime's
 // per-thread generator (no lock, unlike a shared math/rand source).
@@ -271,6 +290,11 @@ func setAttrs(sp trace.Span, kv []attribute.KeyValue) {
 	}
 	sp.SetAttributes(kv...)
 }
+
+// TakeAttributes is SetAttributes of a slice built for this span alone,
+// which the caller gives up: the span keeps it rather than a copy. The
+// server's request span takes its attributes this way.
+func (s *span) TakeAttributes(kv []attribute.KeyValue) { s.adopt(kv) }
 
 // adopt is SetAttributes of a slice the caller gives up: the span keeps
 // it instead of a copy while it has no attributes yet.
@@ -409,9 +433,9 @@ func (s *span) End(opts ...trace.SpanEndOption) {
 		end = cfg.Timestamp()
 	}
 	if end.IsZero() {
-		// From the start's monotonic reading, as the SDK does, so that a
-		// wall clock step does not distort the duration.
-		end = time.Now()
+		// The duration is from the monotonic readings, as in the SDK, so
+		// that a wall clock step does not distort it.
+		end = now()
 	}
 	s.mu.Lock()
 	if s.ended.Load() {

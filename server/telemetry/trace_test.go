@@ -453,3 +453,40 @@ func TestDefaultSamplerDecidesAsTheSDKs(t *testing.T) {
 		t.Error("parentbased_always_off taken for the default")
 	}
 }
+
+func TestNowFollowsTheClock(t *testing.T) {
+	prev := now()
+	for range 1000 {
+		before := time.Now()
+		n := now()
+		after := time.Now()
+		if n.Round(0).Before(before.Round(0).Add(-time.Millisecond)) || n.Round(0).After(after.Round(0).Add(time.Millisecond)) {
+			t.Fatalf("now %v, the clock %v to %v", n, before, after)
+		}
+		if n.Before(prev) {
+			t.Fatalf("now went back from %v to %v", prev, n)
+		}
+		prev = n
+	}
+}
+
+func TestTakeAttributesKeepsTheSlice(t *testing.T) {
+	tp, c := newTestProvider(t, sdktrace.AlwaysSample(), slowBatching)
+	_, s := tp.Tracer(ScopeName).Start(t.Context(), "x")
+	taker, ok := s.(interface{ TakeAttributes([]attribute.KeyValue) })
+	if !ok {
+		t.Fatal("the span takes no attributes")
+	}
+	kv := make([]attribute.KeyValue, 1, 2)
+	kv[0] = attribute.String("a", "1")
+	taker.TakeAttributes(kv)
+	s.SetAttributes(attribute.String("b", "2"))
+	taker.TakeAttributes([]attribute.KeyValue{attribute.String("c", "3"), {}})
+	s.End()
+	if err := tp.exp.ForceFlush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]any{"a": "1", "b": "2", "c": "3"}, attrsOf(c.spans()["x"])); diff != "" {
+		t.Errorf("attributes (-want +got):\n%s", diff)
+	}
+}
