@@ -32,7 +32,7 @@ import (
 type Telemetry struct {
 	cfg Config
 	tp  *tracerProvider // this package's tracer (trace.go), not the SDK's
-	mp  *sdkmetric.MeterProvider
+	mp  *meterProvider  // the SDK's, with this package's histograms (metrics.go)
 }
 
 // New sets up export as cfg says; a disabled cfg gives Off. Exporters
@@ -74,14 +74,19 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Telemetry, error) 
 		s = samplerFromEnv(os.Getenv)
 	}
 	tp := newTracerProvider(s, newBatcher(tc, res, batchingFromEnv(os.Getenv)))
-	mopts := []sdkmetric.Option{sdkmetric.WithResource(res), sdkmetric.WithReader(sdkmetric.NewPeriodicReader(me))}
+	hists := &histograms{}
+	mopts := []sdkmetric.Option{sdkmetric.WithResource(res), sdkmetric.WithReader(sdkmetric.NewPeriodicReader(me, sdkmetric.WithProducer(hists)))}
 	if strings.TrimSpace(os.Getenv("OTEL_METRICS_EXEMPLAR_FILTER")) == "" {
 		// Exemplars (trace_based by default in the SDK) would make every
 		// histogram record of a sampled call look up its span and keep a
 		// sample under a lock; they stay off unless asked for.
 		mopts = append(mopts, sdkmetric.WithExemplarFilter(exemplar.AlwaysOffFilter))
 	}
-	mp := sdkmetric.NewMeterProvider(mopts...)
+	mp := &meterProvider{sdk: sdkmetric.NewMeterProvider(mopts...), hists: hists}
+	switch strings.ToLower(strings.TrimSpace(os.Getenv("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE"))) {
+	case "delta", "lowmemory":
+		mp.hists = nil // the SDK's histograms, which can be delta (metrics.go)
+	}
 	return &Telemetry{cfg: cfg, tp: tp, mp: mp}, nil
 }
 
@@ -223,7 +228,7 @@ func (t *Telemetry) Shutdown(ctx context.Context) error {
 	var wg sync.WaitGroup
 	var terr, merr error
 	wg.Go(func() { terr = t.tp.exp.Shutdown(ctx) })
-	wg.Go(func() { merr = t.mp.Shutdown(ctx) })
+	wg.Go(func() { merr = t.mp.sdk.Shutdown(ctx) })
 	wg.Wait()
 	if err := errors.Join(terr, merr); err != nil {
 		return fmt.Errorf("telemetry: shutdown: %w", err)

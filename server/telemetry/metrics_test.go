@@ -1,0 +1,120 @@
+package telemetry
+
+import (
+	"math"
+	"strconv"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+)
+
+// newTestMeterProvider is a meter provider as New makes it, and what its
+// reader collects, by metric name.
+func newTestMeterProvider(t *testing.T) (*meterProvider, func() map[string]metricdata.Aggregation) {
+	t.Helper()
+	hists := &histograms{}
+	reader := sdkmetric.NewManualReader(sdkmetric.WithProducer(hists))
+	mp := &meterProvider{sdk: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)), hists: hists}
+	return mp, func() map[string]metricdata.Aggregation {
+		var rm metricdata.ResourceMetrics
+		if err := reader.Collect(t.Context(), &rm); err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]metricdata.Aggregation{}
+		for _, sm := range rm.ScopeMetrics {
+			for _, m := range sm.Metrics {
+				if sm.Scope.Name != ScopeName {
+					t.Errorf("%s in scope %q", m.Name, sm.Scope.Name)
+				}
+				out[m.Name] = m.Data
+			}
+		}
+		return out
+	}
+}
+
+func TestHistogramRecords(t *testing.T) {
+	mp, collect := newTestMeterProvider(t)
+	m := mp.Meter(ScopeName)
+	h, err := m.Float64Histogram("d", metric.WithUnit("s"), metric.WithExplicitBucketBoundaries(1, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := m.Int64Counter("c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := metric.WithAttributeSet(attribute.NewSet(attribute.String("k", "a")))
+	b := []metric.RecordOption{metric.WithAttributes(attribute.String("k", "b"))}
+	for _, v := range []float64{0.5, 1, 5, 20, math.NaN(), math.Inf(1)} {
+		h.Record(t.Context(), v, a)
+	}
+	h.Record(t.Context(), -3, b...)
+	c.Add(t.Context(), 2)
+
+	got := collect()
+	if s, ok := got["c"].(metricdata.Sum[int64]); !ok || s.DataPoints[0].Value != 2 {
+		t.Errorf("the SDK's counter: %+v", got["c"])
+	}
+	hd, ok := got["d"].(metricdata.Histogram[float64])
+	if !ok || hd.Temporality != metricdata.CumulativeTemporality || len(hd.DataPoints) != 2 {
+		t.Fatalf("histogram %+v", got["d"])
+	}
+	type pt struct {
+		K              string
+		Count          uint64
+		Buckets        []uint64
+		Sum, Min, Max  float64
+		MinSet, MaxSet bool
+	}
+	var pts []pt
+	for _, dp := range hd.DataPoints {
+		k, _ := dp.Attributes.Value("k")
+		mn, mnok := dp.Min.Value()
+		mx, mxok := dp.Max.Value()
+		pts = append(pts, pt{k.AsString(), dp.Count, dp.BucketCounts, dp.Sum, mn, mx, mnok, mxok})
+		if dp.StartTime.IsZero() || dp.Time.Before(dp.StartTime) || len(dp.Bounds) != 2 {
+			t.Errorf("point times %v-%v bounds %v", dp.StartTime, dp.Time, dp.Bounds)
+		}
+	}
+	if pts[0].K != "a" {
+		pts[0], pts[1] = pts[1], pts[0]
+	}
+	want := []pt{
+		{"a", 4, []uint64{2, 1, 1}, 26.5, 0.5, 20, true, true}, // NaN and +Inf dropped; 1 is in (-inf, 1]
+		{"b", 1, []uint64{1, 0, 0}, -3, -3, -3, true, true},
+	}
+	if diff := cmp.Diff(want, pts); diff != "" {
+		t.Errorf("points (-want +got):\n%s", diff)
+	}
+}
+
+func TestHistogramOverflows(t *testing.T) {
+	mp, collect := newTestMeterProvider(t)
+	h, err := mp.Meter(ScopeName).Float64Histogram("d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range maxPoints + 10 {
+		h.Record(t.Context(), 1, metric.WithAttributes(attribute.String("k", strconv.Itoa(i))))
+	}
+	h.Record(t.Context(), 1, metric.WithAttributes(attribute.String("k", "0"))) // a kept set still counts
+	hd := collect()["d"].(metricdata.Histogram[float64])
+	if len(hd.DataPoints) != maxPoints+1 {
+		t.Fatalf("%d points, want %d and the overflow", len(hd.DataPoints), maxPoints)
+	}
+	var total, overflow uint64
+	for _, dp := range hd.DataPoints {
+		total += dp.Count
+		if v, ok := dp.Attributes.Value("otel.metric.overflow"); ok && v.AsBool() {
+			overflow = dp.Count
+		}
+	}
+	if total != maxPoints+11 || overflow != 10 {
+		t.Errorf("total %d, overflow %d", total, overflow)
+	}
+}
