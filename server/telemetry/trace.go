@@ -114,7 +114,11 @@ func (t *tracer) Start(ctx context.Context, name string, opts ...trace.SpanStart
 	if t.p.sampler == nil {
 		sr = parentBasedAlwaysOn(parent)
 	} else {
-		sr = t.p.sampler.ShouldSample(sdktrace.SamplingParameters{ParentContext: ctx, TraceID: tid, Name: name,
+		sctx := ctx
+		if cfg.NewRoot() {
+			sctx = trace.ContextWithSpanContext(ctx, trace.SpanContext{}) // as the SDK shows a new root
+		}
+		sr = t.p.sampler.ShouldSample(sdktrace.SamplingParameters{ParentContext: sctx, TraceID: tid, Name: name,
 			Kind: kind, Attributes: cfg.Attributes(), Links: cfg.Links()})
 	}
 	scc := trace.SpanContextConfig{TraceID: tid, SpanID: newSpanID(), TraceState: sr.Tracestate}

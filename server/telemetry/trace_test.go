@@ -490,3 +490,29 @@ func TestTakeAttributesKeepsTheSlice(t *testing.T) {
 		t.Errorf("attributes (-want +got):\n%s", diff)
 	}
 }
+
+func TestTracerNewRootIgnoresTheParent(t *testing.T) {
+	tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+	for name, tc := range map[string]struct {
+		sampler sdktrace.Sampler
+		flags   trace.TraceFlags
+		sampled bool
+	}{
+		"default/under-an-unsampled-parent": {sdktrace.ParentBased(sdktrace.AlwaysSample()), 0, true},
+		"parentbased-off/under-a-sampled":   {sdktrace.ParentBased(sdktrace.NeverSample()), trace.FlagsSampled, false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			tp, _ := newTestProvider(t, tc.sampler, slowBatching)
+			parent := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: tc.flags, Remote: true})
+			_, s := tp.Tracer(ScopeName).Start(trace.ContextWithRemoteSpanContext(t.Context(), parent), "x", trace.WithNewRoot())
+			defer s.End()
+			if s.SpanContext().TraceID() == tid || s.SpanContext().IsSampled() != tc.sampled || s.IsRecording() != tc.sampled {
+				t.Errorf("new root: %+v, recording %v", s.SpanContext(), s.IsRecording())
+			}
+			if sp, ok := s.(*span); ok && sp.parent.IsValid() {
+				t.Error("a new root has a parent")
+			}
+		})
+	}
+}
