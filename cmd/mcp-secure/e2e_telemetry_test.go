@@ -74,6 +74,15 @@ func testTelemetry(t *testing.T, c *collector, endpoint, protocol string) {
 	if err != nil || res.IsError {
 		t.Fatalf("allowed fetch: %v %s", err, text(res))
 	}
+	// under a client's traceparent whose sampled flag is off: by default
+	// the client cannot switch the server's spans off
+	const unsampledTrace = "5cf92f3577b34da6a3ce929d0e0e4737"
+	if res, err := cs.CallTool(ctx, &mcp.CallToolParams{
+		Meta: mcp.Meta{"traceparent": "00-" + unsampledTrace + "-" + clientSpan + "-00"},
+		Name: "list_categories", Arguments: map[string]any{},
+	}); err != nil || res.IsError {
+		t.Fatalf("list_categories: %v %s", err, text(res))
+	}
 	// denied by the policy (tools.denied)
 	if res := call(t, cs, "fixture_write", map[string]any{"path": e.workspace + "/f", "text": "password=" + telemetrySecret}); !res.IsError {
 		t.Fatalf("fixture_write was not denied: %s", text(res))
@@ -196,6 +205,21 @@ func testTelemetry(t *testing.T, c *collector, endpoint, protocol string) {
 		}
 		if rr := findByKind(recs, "tool_result", id); rr == nil || rr["trace_id"] != clientTrace || rr["trace_origin"] != "client" {
 			t.Errorf("tool_result record without the trace: %v", rr)
+		}
+	})
+
+	t.Run("client-sampled-flag-off/still-exported", func(t *testing.T) {
+		var req *tracepb.Span
+		for _, s := range requests("tools/call list_categories") {
+			if hexID(s.TraceId) == unsampledTrace {
+				req = s
+			}
+		}
+		if req == nil {
+			t.Fatal("no request span in the trace whose traceparent said not sampled: the client switched the server's spans off")
+		}
+		if hexID(req.ParentSpanId) != clientSpan || children(req)["decide tool_call"] == nil {
+			t.Errorf("request span parent %s, children %v", hexID(req.ParentSpanId), keys(children(req)))
 		}
 	})
 

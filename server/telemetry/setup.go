@@ -146,7 +146,7 @@ func sampler(cfg Config) sdktrace.Sampler {
 }
 
 // samplerFromEnv is the sampler OTEL_TRACES_SAMPLER and
-// OTEL_TRACES_SAMPLER_ARG name, as the SDK reads them: parentbased_always_on
+// OTEL_TRACES_SAMPLER_ARG name, as the SDK reads them, but DefaultSampler
 // when unset or unknown, a ratio of 1 when the argument is not one (both
 // reported through the OTel error handler).
 func samplerFromEnv(getenv func(string) string) sdktrace.Sampler {
@@ -166,9 +166,19 @@ func samplerFromEnv(getenv func(string) string) sdktrace.Sampler {
 		return s
 	}
 	if name != "" {
-		otel.Handle(fmt.Errorf("telemetry: unknown OTEL_TRACES_SAMPLER %q, using parentbased_always_on", name))
+		otel.Handle(fmt.Errorf("telemetry: unknown OTEL_TRACES_SAMPLER %q, using the default sampler", name))
 	}
-	return sdktrace.ParentBased(sdktrace.AlwaysSample())
+	return DefaultSampler()
+}
+
+// DefaultSampler is the sampler when neither the policy nor
+// OTEL_TRACES_SAMPLER names one: every span is sampled, also under a
+// client's traceparent whose sampled flag is off. The SDK's default,
+// parentbased_always_on, would let any client switch off the spans of
+// its own calls, denials included; an operator who wants the client to
+// decide names a parentbased_* sampler.
+func DefaultSampler() sdktrace.Sampler {
+	return sdktrace.ParentBased(sdktrace.AlwaysSample(), sdktrace.WithRemoteParentNotSampled(sdktrace.AlwaysSample()))
 }
 
 // namedSampler is the sampler of a specification name, nil for another.

@@ -45,7 +45,7 @@ const (
 // tracerProvider is the trace.TracerProvider of an enabled Telemetry.
 type tracerProvider struct {
 	embedded.TracerProvider
-	sampler sdktrace.Sampler // nil for the default (parentBasedAlwaysOn)
+	sampler sdktrace.Sampler // nil for DefaultSampler (sampledUnlessLocalParentIsNot)
 	exp     *batcher
 
 	mu      sync.Mutex
@@ -62,7 +62,7 @@ type scopeKey struct {
 // newTracerProvider makes a provider exporting through exp.
 func newTracerProvider(sampler sdktrace.Sampler, exp *batcher) *tracerProvider {
 	if sampler.Description() == defaultSampler {
-		sampler = nil // decided by parentBasedAlwaysOn
+		sampler = nil // decided by sampledUnlessLocalParentIsNot
 	}
 	return &tracerProvider{sampler: sampler, exp: exp, tracers: map[scopeKey]*tracer{}}
 }
@@ -112,7 +112,7 @@ func (t *tracer) Start(ctx context.Context, name string, opts ...trace.SpanStart
 	kind := trace.ValidateSpanKind(cfg.SpanKind())
 	var sr sdktrace.SamplingResult
 	if t.p.sampler == nil {
-		sr = parentBasedAlwaysOn(parent)
+		sr = sampledUnlessLocalParentIsNot(parent)
 	} else {
 		sctx := ctx
 		if cfg.NewRoot() {
@@ -149,15 +149,16 @@ func (t *tracer) Start(ctx context.Context, name string, opts ...trace.SpanStart
 	return trace.ContextWithSpan(ctx, s), s
 }
 
-// defaultSampler describes the default sampler, parentbased_always_on.
-var defaultSampler = sdktrace.ParentBased(sdktrace.AlwaysSample()).Description()
+// defaultSampler describes DefaultSampler.
+var defaultSampler = DefaultSampler().Description()
 
-// parentBasedAlwaysOn is what sdktrace.ParentBased(sdktrace.AlwaysSample())
-// decides, the default sampler, without looking the parent up in the
-// context again: a root is sampled, a child as its parent was.
-func parentBasedAlwaysOn(parent trace.SpanContext) sdktrace.SamplingResult {
+// sampledUnlessLocalParentIsNot is what DefaultSampler decides, without
+// looking the parent up in the context again: a root is sampled, a child
+// of a remote parent (the client's traceparent) too, whatever its flag
+// says; a child of a local span as that span was.
+func sampledUnlessLocalParentIsNot(parent trace.SpanContext) sdktrace.SamplingResult {
 	r := sdktrace.SamplingResult{Decision: sdktrace.RecordAndSample, Tracestate: parent.TraceState()}
-	if parent.IsValid() && !parent.IsSampled() {
+	if parent.IsValid() && !parent.IsRemote() && !parent.IsSampled() {
 		r.Decision = sdktrace.Drop
 	}
 	return r

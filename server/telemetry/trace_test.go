@@ -310,8 +310,9 @@ func TestSamplerFromEnv(t *testing.T) {
 		env  func(string) string
 		want string
 	}{
-		"default":        {env(), "ParentBased{root:AlwaysOnSampler"},
-		"unknown":        {env("OTEL_TRACES_SAMPLER", "xray"), "ParentBased{root:AlwaysOnSampler"},
+		"default":        {env(), DefaultSampler().Description()},
+		"unknown":        {env("OTEL_TRACES_SAMPLER", "xray"), DefaultSampler().Description()},
+		"parentbased_on": {env("OTEL_TRACES_SAMPLER", "parentbased_always_on"), sdktrace.ParentBased(sdktrace.AlwaysSample()).Description()},
 		"always_off":     {env("OTEL_TRACES_SAMPLER", "always_off"), "AlwaysOffSampler"},
 		"ratio":          {env("OTEL_TRACES_SAMPLER", "traceidratio", "OTEL_TRACES_SAMPLER_ARG", "0.25"), "TraceIDRatioBased{0.25}"},
 		"ratio/bad-arg":  {env("OTEL_TRACES_SAMPLER", "traceidratio", "OTEL_TRACES_SAMPLER_ARG", "2"), "TraceIDRatioBased{1}"},
@@ -433,7 +434,7 @@ func TestDefaultSamplerDecidesAsTheSDKs(t *testing.T) {
 	tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
 	sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
 	ts, _ := trace.ParseTraceState("vendor=x")
-	sdk := sdktrace.ParentBased(sdktrace.AlwaysSample())
+	sdk := DefaultSampler()
 	for name, parent := range map[string]trace.SpanContext{
 		"root":                 {},
 		"local/sampled":        trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled, TraceState: ts}),
@@ -445,14 +446,23 @@ func TestDefaultSamplerDecidesAsTheSDKs(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ctx := trace.ContextWithSpanContext(t.Context(), parent)
 			want := sdk.ShouldSample(sdktrace.SamplingParameters{ParentContext: ctx, TraceID: tid, Name: "x"})
-			got := parentBasedAlwaysOn(parent)
+			got := sampledUnlessLocalParentIsNot(parent)
 			if got.Decision != want.Decision || got.Tracestate.String() != want.Tracestate.String() || len(want.Attributes) != 0 {
 				t.Errorf("decided %+v, the SDK %+v", got, want)
 			}
 		})
 	}
-	if tp := newTracerProvider(sdktrace.ParentBased(sdktrace.AlwaysSample()), nil); tp.sampler != nil {
+	if tp := newTracerProvider(DefaultSampler(), nil); tp.sampler != nil {
 		t.Error("the default sampler is not recognised")
+	}
+	if tp := newTracerProvider(sdktrace.ParentBased(sdktrace.AlwaysSample()), nil); tp.sampler == nil {
+		t.Error("parentbased_always_on taken for the default: the client's flag would be ignored")
+	}
+	// A client's traceparent with the sampled flag off does not switch
+	// the server's spans off by default.
+	notSampled := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, Remote: true})
+	if d := sampledUnlessLocalParentIsNot(notSampled).Decision; d != sdktrace.RecordAndSample {
+		t.Errorf("remote unsampled parent: %v, want sampled", d)
 	}
 	if tp := newTracerProvider(sdktrace.ParentBased(sdktrace.NeverSample()), nil); tp.sampler == nil {
 		t.Error("parentbased_always_off taken for the default")
