@@ -36,7 +36,7 @@ func (e *keyError) Unwrap() error { return errKeyCollision }
 // fields case-insensitively and keep the last duplicate: such arguments
 // could show the policy one value and hand the tool another.
 func checkKeys(raw []byte) error {
-	if len(bytes.TrimSpace(raw)) == 0 {
+	if len(bytes.TrimSpace(raw)) == 0 || emptyObject(raw) {
 		return nil
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))

@@ -173,6 +173,9 @@ func encodeCallResult(res *mcp.CallToolResult) []byte {
 	if res == nil {
 		res = errorResult("the call produced no result")
 	}
+	if data, ok := appendCallResult(make([]byte, 0, 512), res); ok {
+		return data
+	}
 	if res.Content == nil {
 		r := *res
 		r.Content = []mcp.Content{}

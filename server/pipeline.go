@@ -100,13 +100,16 @@ type callInfo struct {
 	client     plugin.Client
 	protocol   string
 	history    *engine.SessionHistory // the session's earlier decisions
-	progress   plugin.Progress        // nil: the client asked for none
-	session    plugin.Session
+	// noHistory: history was left out, the policy cannot read it.
+	noHistory bool
+	progress  plugin.Progress // nil: the client asked for none
+	session   plugin.Session
 }
 
 // infoOf reads a call: its tool, arguments and JSON-RPC id from the
-// request, who sent it from the session.
-func (p *pipeline) infoOf(req *mcp.CallToolRequest) callInfo {
+// request, who sent it from the session, and the session's history when
+// the policy under ctx may read it.
+func (p *pipeline) infoOf(ctx context.Context, req *mcp.CallToolRequest) callInfo {
 	ci := callInfo{decisionID: audit.NewID()}
 	if req.Params != nil {
 		ci.name = req.Params.Name
@@ -117,7 +120,11 @@ func (p *pipeline) infoOf(req *mcp.CallToolRequest) callInfo {
 	}
 	id := p.sessions.identify(req)
 	ci.sessionID, ci.client, ci.protocol = id.session, id.client, id.protocol
-	ci.history = p.sessionHistory(ci.sessionID)
+	if p.readsSession(ctx) {
+		ci.history = p.sessionHistory(ci.sessionID)
+	} else {
+		ci.noHistory = true
+	}
 	ci.progress, ci.session = p.notifiers(req)
 	return ci
 }
@@ -145,7 +152,7 @@ func (p *pipeline) call(ctx context.Context, req *mcp.CallToolRequest) (*mcp.Cal
 func (p *pipeline) outcome(ctx context.Context, req *mcp.CallToolRequest) *mcp.CallToolResult {
 	start := p.now()
 	ctx = p.pin(ctx) // the whole call decides under one policy snapshot
-	ci := p.infoOf(req)
+	ci := p.infoOf(ctx, req)
 	rec := audit.Record{
 		DecisionID: ci.decisionID,
 		SessionID:  ci.sessionID,
@@ -245,7 +252,14 @@ func (p *pipeline) outcome(ctx context.Context, req *mcp.CallToolRequest) *mcp.C
 		}
 		return errorResult(fmt.Sprintf("call to %q denied: the policy could not be evaluated", ci.name))
 	}
-	rec.DryRun = p.dryRun(ctx, input)
+	dryInput := input
+	if ci.noHistory && p.dryActive() {
+		// A reload brought a dry-run policy during the call: it decides
+		// on the whole input, history included.
+		ci.history, ci.noHistory = p.sessionHistory(ci.sessionID), false
+		dryInput, _ = toolInput(ci, ok, args, definitionOf(t))
+	}
+	rec.DryRun = p.dryRun(ctx, dryInput)
 	if !ok {
 		d.Allow = false
 		if len(d.Reasons) == 0 {
@@ -337,10 +351,16 @@ func (p *pipeline) runChecked(ctx context.Context, t *registeredTool, ci callInf
 }
 
 func (p *pipeline) run(ctx context.Context, t *registeredTool, ci callInfo) (*mcp.CallToolResult, string) {
-	ctx, cancel := context.WithTimeout(ctx, p.timeout)
-	defer cancel()
-	// A shutdown cancels the call: its handler's processes are killed.
-	defer context.AfterFunc(p.stopped, cancel)()
+	// A Local tool answers from the server's memory, on this goroutine,
+	// and returns before anything could wait on its deadline: it runs
+	// without the timer (which costs more than its work).
+	if !t.Local {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p.timeout)
+		defer cancel()
+		// A shutdown cancels the call: its handler's processes are killed.
+		defer context.AfterFunc(p.stopped, cancel)()
+	}
 	// The guards decide and audit on behalf of this call.
 	ctx = guard.WithCall(ctx, ci.guardCall())
 	call := &plugin.Call{
@@ -360,6 +380,10 @@ func (p *pipeline) run(ctx context.Context, t *registeredTool, ci callInfo) (*mc
 		res *plugin.Result
 		err error
 	}
+	if t.Local {
+		res, err := callLocal(ctx, t, call)
+		return p.ended(ctx, ci, res, err)
+	}
 	done := make(chan outcome, 1) // buffered: a late handler must not block
 	handle := func() {
 		defer func() {
@@ -370,32 +394,10 @@ func (p *pipeline) run(ctx context.Context, t *registeredTool, ci callInfo) (*mc
 		res, err := t.Handler(ctx, call)
 		done <- outcome{res, err}
 	}
-	if t.Local {
-		handle() // returns promptly: no hand-off to wait for
-	} else {
-		handlers.Go(handle)
-	}
+	handlers.Go(handle)
 	select {
 	case o := <-done:
-		if o.err != nil {
-			var de *plugin.DeniedError
-			if errors.As(o.err, &de) {
-				return deniedResult(ci.name, de), audit.StatusDenied
-			}
-			if errors.Is(o.err, context.DeadlineExceeded) && ctx.Err() != nil {
-				return timeoutResult(ci.name, p.timeout), audit.StatusTimeout
-			}
-			if errors.Is(o.err, context.Canceled) && ctx.Err() != nil {
-				return errorResult(fmt.Sprintf("tool %q was cancelled", ci.name)), audit.StatusCancelled
-			}
-			p.log.Error("tool failed", "tool", ci.name, "decision_id", ci.decisionID, "err", o.err)
-			return errorResult(fmt.Sprintf("tool %q failed", ci.name)), audit.StatusToolError
-		}
-		res := toMCP(o.res)
-		if res.IsError {
-			return res, audit.StatusToolError
-		}
-		return res, audit.StatusOK
+		return p.ended(ctx, ci, o.res, o.err)
 	case <-ctx.Done():
 		p.log.Warn("tool call ended before its handler", "tool", ci.name, "decision_id", ci.decisionID, "err", ctx.Err())
 		if errors.Is(ctx.Err(), context.Canceled) {
@@ -403,6 +405,41 @@ func (p *pipeline) run(ctx context.Context, t *registeredTool, ci callInfo) (*mc
 		}
 		return timeoutResult(ci.name, p.timeout), audit.StatusTimeout
 	}
+}
+
+// callLocal runs a Local tool's handler on this goroutine; a panic is
+// its error.
+func callLocal(ctx context.Context, t *registeredTool, call *plugin.Call) (res *plugin.Result, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			res, err = nil, fmt.Errorf("handler panicked: %v", r)
+		}
+	}()
+	return t.Handler(ctx, call)
+}
+
+// ended is the result of a handler that returned res, err, and the
+// status of its tool_result record.
+func (p *pipeline) ended(ctx context.Context, ci callInfo, r *plugin.Result, err error) (*mcp.CallToolResult, string) {
+	if err != nil {
+		var de *plugin.DeniedError
+		if errors.As(err, &de) {
+			return deniedResult(ci.name, de), audit.StatusDenied
+		}
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
+			return timeoutResult(ci.name, p.timeout), audit.StatusTimeout
+		}
+		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+			return errorResult(fmt.Sprintf("tool %q was cancelled", ci.name)), audit.StatusCancelled
+		}
+		p.log.Error("tool failed", "tool", ci.name, "decision_id", ci.decisionID, "err", err)
+		return errorResult(fmt.Sprintf("tool %q failed", ci.name)), audit.StatusToolError
+	}
+	res := toMCP(r)
+	if res.IsError {
+		return res, audit.StatusToolError
+	}
+	return res, audit.StatusOK
 }
 
 // deniedResult tells the model what a guard refused while the tool ran:
@@ -534,7 +571,7 @@ var errShutdown = errors.New("the server is shutting down")
 // decodeArguments parses the raw arguments the way the schema validator
 // expects (numbers stay json.Number). Absent arguments are an empty object.
 func decodeArguments(raw json.RawMessage) (any, error) {
-	if len(bytes.TrimSpace(raw)) == 0 || string(raw) == "null" {
+	if len(bytes.TrimSpace(raw)) == 0 || string(raw) == "null" || emptyObject(raw) {
 		return map[string]any{}, nil
 	}
 	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
@@ -561,6 +598,9 @@ func (p *pipeline) auditInput(ci callInfo, args any) map[string]any {
 func toolInput(ci callInfo, registered bool, args any, def engine.ToolDefinition) (ast.Value, error) {
 	in := engine.ToolInput{Tool: ci.name, Registered: registered, Client: engine.Client{Name: ci.client.Name, Version: ci.client.Version},
 		ProtocolVersion: ci.protocol, RequestID: ci.requestID, Session: ci.history, Definition: def}
+	if m, ok := args.(map[string]any); ok && len(m) == 0 {
+		return in.Value(), nil // no arguments: Value makes the empty object
+	}
 	if args != nil {
 		v, err := ast.InterfaceToValue(args)
 		if err != nil {

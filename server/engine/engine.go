@@ -77,6 +77,8 @@ type snapshot struct {
 	// builtinMasks: the built-in mask rules are the only ones (see
 	// maskMayMatch).
 	builtinMasks bool
+	// readsSession: some module may read input.session (sessionskip.go).
+	readsSession bool
 
 	compiler *ast.Compiler
 	store    storage.Store
@@ -191,6 +193,7 @@ func build(ctx context.Context, cfg Config) (*snapshot, error) {
 		return nil, err
 	}
 	s.builtinMasks = onlyBuiltinMasks(cfg, parsed)
+	s.readsSession = readsSession(comp)
 	return s, nil
 }
 

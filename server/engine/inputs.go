@@ -2,6 +2,7 @@ package engine
 
 import (
 	"path/filepath"
+	"sync/atomic"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 )
@@ -33,6 +34,29 @@ type ToolInput struct {
 	Definition ToolDefinition
 }
 
+// lastClient is the client term built last: a server mostly serves one
+// client, whose term need not be built for every decision.
+var lastClient atomic.Pointer[clientTerm]
+
+type clientTerm struct {
+	c Client
+	t *ast.Term
+}
+
+// term is input.client. The term may be shared between decisions:
+// evaluation only reads its input.
+func (c Client) term() *ast.Term {
+	if l := lastClient.Load(); l != nil && l.c == c {
+		return l.t
+	}
+	t := ast.NewTerm(ast.NewObject(
+		ast.Item(ast.InternedTerm("name"), ast.StringTerm(c.Name)),
+		ast.Item(ast.InternedTerm("version"), ast.StringTerm(c.Version)),
+	))
+	lastClient.Store(&clientTerm{c: c, t: t})
+	return t
+}
+
 // ToolDefinition is input.tool_definition: whether the tool's definition
 // (name, description, schemas) differs from the hash the operator pinned.
 // Hash and Pinned are empty for the binary's own tools.
@@ -42,6 +66,17 @@ type ToolDefinition struct {
 }
 
 func (d ToolDefinition) term() *ast.Term {
+	if d == (ToolDefinition{}) {
+		return unchangedDefinition
+	}
+	return d.build()
+}
+
+// unchangedDefinition is the definition term of every tool of the binary,
+// built once: input terms are only read, never changed, by evaluation.
+var unchangedDefinition = ToolDefinition{}.build()
+
+func (d ToolDefinition) build() *ast.Term {
 	return ast.NewTerm(ast.NewObject(
 		ast.Item(ast.InternedTerm("changed"), ast.InternedTerm(d.Changed)),
 		ast.Item(ast.InternedTerm("hash"), ast.StringTerm(d.Hash)),
@@ -60,10 +95,7 @@ func (in ToolInput) Value() ast.Value {
 		ast.Item(ast.InternedTerm("tool"), ast.StringTerm(in.Tool)),
 		ast.Item(ast.InternedTerm("registered"), ast.InternedTerm(in.Registered)),
 		ast.Item(ast.InternedTerm("arguments"), ast.NewTerm(args)),
-		ast.Item(ast.InternedTerm("client"), ast.NewTerm(ast.NewObject(
-			ast.Item(ast.InternedTerm("name"), ast.StringTerm(in.Client.Name)),
-			ast.Item(ast.InternedTerm("version"), ast.StringTerm(in.Client.Version)),
-		))),
+		ast.Item(ast.InternedTerm("client"), in.Client.term()),
 		ast.Item(ast.InternedTerm("protocol_version"), ast.StringTerm(in.ProtocolVersion)),
 		ast.Item(ast.InternedTerm("request_id"), ast.StringTerm(in.RequestID)),
 		ast.Item(ast.InternedTerm("session"), ast.NewTerm(in.Session.Value())),
