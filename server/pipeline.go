@@ -27,6 +27,15 @@ type Decider interface {
 	Decide(ctx context.Context, point engine.Point, input ast.Value) (engine.Decision, error)
 }
 
+// refuser is a Decider that can give the reasons of a decision the
+// pipeline refuses whatever the policy answers (an unknown tool), without
+// asking whether the policy would allow it; *engine.Engine is one.
+type refuser interface {
+	Refusal(ctx context.Context, point engine.Point, input ast.Value) (engine.Decision, error)
+}
+
+var _ refuser = (*engine.Engine)(nil)
+
 // Limiter is a per-tool rate limiter; *ratelimit.Limiter implements it.
 type Limiter interface {
 	Allow(tool string) (ok bool, retryAfter time.Duration)
@@ -243,7 +252,12 @@ func (p *pipeline) outcome(ctx context.Context, req *mcp.CallToolRequest) *mcp.C
 	input, err := toolInput(ci, ok, args, definitionOf(t))
 	var d engine.Decision
 	if err == nil {
-		d, err = p.decide.Decide(ctx, engine.Tools, input)
+		if r, refuse := p.decide.(refuser); refuse && !ok {
+			// Denied whatever the policy says: only its reasons are asked.
+			d, err = r.Refusal(ctx, engine.Tools, input)
+		} else {
+			d, err = p.decide.Decide(ctx, engine.Tools, input)
+		}
 	}
 	if err != nil {
 		p.log.Error("policy decision failed; denying", "tool", ci.name, "err", err)

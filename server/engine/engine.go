@@ -256,6 +256,29 @@ func (e *Engine) Decide(ctx context.Context, point Point, input ast.Value) (Deci
 	return d, nil
 }
 
+// Refusal is the decision of point for input when the caller refuses
+// whatever the policy answers (a call of a tool that is not registered):
+// only the decision object is evaluated, for its reasons, and it is
+// always a deny. Any failure is a deny carrying an error that wraps
+// [ErrEval], as with Decide.
+func (e *Engine) Refusal(ctx context.Context, point Point, input ast.Value) (Decision, error) {
+	s := e.current(ctx)
+	q, ok := s.queries[point]
+	if !ok {
+		return denied("unknown decision point"), fmt.Errorf("%w: %q", ErrUnknownPoint, point)
+	}
+	v, n, err := s.eval(ctx, q.decision, decisionVar, input, true)
+	if err != nil {
+		return denied("policy evaluation failed"), fmt.Errorf("%w: %s: %w", ErrEval, point, err)
+	}
+	d, ok := decode(v, n)
+	if !ok {
+		return denied("policy decision is undefined"), fmt.Errorf("%w: %s: decision undefined or malformed", ErrEval, point)
+	}
+	d.Allow = false
+	return d, nil
+}
+
 // allow evaluates a compiled allow body with topdown directly: the hot
 // path of every decision. Only a boolean true allows.
 func (s *snapshot) allow(ctx context.Context, body ast.Body, input ast.Value) (bool, error) {

@@ -50,6 +50,17 @@ func (ev SessionEvent) term() *ast.Term {
 // Value builds the input.session document. A nil history is the empty
 // one: a session with no decisions yet.
 func (h *SessionHistory) Value() ast.Value {
+	if h == nil {
+		return emptySession
+	}
+	return h.value()
+}
+
+// emptySession is input.session of a session with no decisions yet, built
+// once: evaluation only reads its input.
+var emptySession = (*SessionHistory)(nil).value()
+
+func (h *SessionHistory) value() ast.Value {
 	var events []*ast.Term
 	var counts [3]int64
 	var dropped int64
