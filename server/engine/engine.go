@@ -79,6 +79,9 @@ type snapshot struct {
 	builtinMasks bool
 	// readsSession: some module may read input.session (sessionskip.go).
 	readsSession bool
+	// memos keep the decisions of the points whose decisions depend only
+	// on named members of input (memo.go); nil for the others.
+	memos map[Point]*decisionMemo
 
 	compiler *ast.Compiler
 	store    storage.Store
@@ -194,6 +197,12 @@ func build(ctx context.Context, cfg Config) (*snapshot, error) {
 	}
 	s.builtinMasks = onlyBuiltinMasks(cfg, parsed)
 	s.readsSession = readsSession(comp)
+	s.memos = map[Point]*decisionMemo{}
+	for _, p := range Points {
+		if m := newMemo(comp, ast.MustParseRef("data.mcp."+string(p))); m != nil {
+			s.memos[p] = m
+		}
+	}
 	return s, nil
 }
 
@@ -232,6 +241,12 @@ func (e *Engine) Decide(ctx context.Context, point Point, input ast.Value) (Deci
 	if !ok {
 		return denied("unknown decision point"), fmt.Errorf("%w: %q", ErrUnknownPoint, point)
 	}
+	return s.memoised(ctx, point, input, false, func() (Decision, error) { return s.decide(ctx, point, q, input) })
+}
+
+// decide evaluates point's allow rule for input, and its decision object
+// when it does not allow.
+func (s *snapshot) decide(ctx context.Context, point Point, q *queries, input ast.Value) (Decision, error) {
 	ok, err := s.allow(ctx, q.allow, input)
 	if err != nil {
 		return denied("policy evaluation failed"), fmt.Errorf("%w: %s: %w", ErrEval, point, err)
@@ -267,16 +282,18 @@ func (e *Engine) Refusal(ctx context.Context, point Point, input ast.Value) (Dec
 	if !ok {
 		return denied("unknown decision point"), fmt.Errorf("%w: %q", ErrUnknownPoint, point)
 	}
-	v, n, err := s.eval(ctx, q.decision, decisionVar, input, true)
-	if err != nil {
-		return denied("policy evaluation failed"), fmt.Errorf("%w: %s: %w", ErrEval, point, err)
-	}
-	d, ok := decode(v, n)
-	if !ok {
-		return denied("policy decision is undefined"), fmt.Errorf("%w: %s: decision undefined or malformed", ErrEval, point)
-	}
-	d.Allow = false
-	return d, nil
+	return s.memoised(ctx, point, input, true, func() (Decision, error) {
+		v, n, err := s.eval(ctx, q.decision, decisionVar, input, true)
+		if err != nil {
+			return denied("policy evaluation failed"), fmt.Errorf("%w: %s: %w", ErrEval, point, err)
+		}
+		d, ok := decode(v, n)
+		if !ok {
+			return denied("policy decision is undefined"), fmt.Errorf("%w: %s: decision undefined or malformed", ErrEval, point)
+		}
+		d.Allow = false
+		return d, nil
+	})
 }
 
 // allow evaluates a compiled allow body with topdown directly: the hot

@@ -19,26 +19,9 @@ import (
 // function those depend on, by the compiler's dependency graph) may read
 // input.session.
 func readsSession(comp *ast.Compiler) bool {
-	queue := comp.GetRulesWithPrefix(ast.MustParseRef("data.mcp.tools"))
-	seen := map[*ast.Rule]bool{}
-	for _, r := range queue {
-		seen[r] = true
-	}
-	for len(queue) > 0 {
-		r := queue[len(queue)-1]
-		queue = queue[:len(queue)-1]
-		if ruleReadsSession(r) {
+	for _, r := range reachable(comp, ast.MustParseRef("data.mcp.tools")) {
+		if r == nil || ruleReadsSession(r) {
 			return true
-		}
-		for dep := range comp.Graph.Dependencies(r) {
-			d, ok := dep.(*ast.Rule)
-			if !ok {
-				return true // a dependency it cannot look into
-			}
-			if !seen[d] {
-				seen[d] = true
-				queue = append(queue, d)
-			}
 		}
 	}
 	return false
