@@ -27,14 +27,31 @@ type Decider interface {
 	Decide(ctx context.Context, point engine.Point, input ast.Value) (engine.Decision, error)
 }
 
-// refuser is a Decider that can give the reasons of a decision the
-// pipeline refuses whatever the policy answers (an unknown tool), without
-// asking whether the policy would allow it; *engine.Engine is one.
-type refuser interface {
-	Refusal(ctx context.Context, point engine.Point, input ast.Value) (engine.Decision, error)
+// toolDecider is a Decider that decides tool calls on their typed input,
+// building the input document only when it evaluates the policy (a
+// memoised decision needs only some members); RefuseTool gives the
+// reasons of a call the pipeline refuses whatever the policy answers (an
+// unknown tool), without asking whether the policy would allow it.
+// *engine.Engine is one.
+type toolDecider interface {
+	DecideTool(ctx context.Context, in engine.ToolInput) (engine.Decision, error)
+	RefuseTool(ctx context.Context, in engine.ToolInput) (engine.Decision, error)
 }
 
-var _ refuser = (*engine.Engine)(nil)
+var _ toolDecider = (*engine.Engine)(nil)
+
+// decideTool decides a tool call on in; refuse says the pipeline refuses
+// it whatever the answer, and wants only the policy's reasons.
+func (p *pipeline) decideTool(ctx context.Context, in engine.ToolInput, refuse bool) (engine.Decision, error) {
+	td, ok := p.decide.(toolDecider)
+	switch {
+	case !ok:
+		return p.decide.Decide(ctx, engine.Tools, in.Value())
+	case refuse:
+		return td.RefuseTool(ctx, in)
+	}
+	return td.DecideTool(ctx, in)
+}
 
 // Limiter is a per-tool rate limiter; *ratelimit.Limiter implements it.
 type Limiter interface {
@@ -252,12 +269,9 @@ func (p *pipeline) outcome(ctx context.Context, req *mcp.CallToolRequest) *mcp.C
 	input, err := toolInput(ci, ok, args, definitionOf(t))
 	var d engine.Decision
 	if err == nil {
-		if r, refuse := p.decide.(refuser); refuse && !ok {
-			// Denied whatever the policy says: only its reasons are asked.
-			d, err = r.Refusal(ctx, engine.Tools, input)
-		} else {
-			d, err = p.decide.Decide(ctx, engine.Tools, input)
-		}
+		// An unknown tool is denied whatever the policy says: only its
+		// reasons are asked.
+		d, err = p.decideTool(ctx, input, !ok)
 	}
 	if err != nil {
 		p.log.Error("policy decision failed; denying", "tool", ci.name, "err", err)
@@ -266,14 +280,15 @@ func (p *pipeline) outcome(ctx context.Context, req *mcp.CallToolRequest) *mcp.C
 		}
 		return errorResult(fmt.Sprintf("call to %q denied: the policy could not be evaluated", ci.name))
 	}
-	dryInput := input
-	if ci.noHistory && p.dryActive() {
-		// A reload brought a dry-run policy during the call: it decides
-		// on the whole input, history included.
-		ci.history, ci.noHistory = p.sessionHistory(ci.sessionID), false
-		dryInput, _ = toolInput(ci, ok, args, definitionOf(t))
+	if p.dryActive() {
+		if ci.noHistory {
+			// A reload brought a dry-run policy during the call: it
+			// decides on the whole input, history included.
+			ci.history, ci.noHistory = p.sessionHistory(ci.sessionID), false
+			input.Session = ci.history
+		}
+		rec.DryRun = p.dryRun(ctx, input.Value())
 	}
-	rec.DryRun = p.dryRun(ctx, dryInput)
 	if !ok {
 		d.Allow = false
 		if len(d.Reasons) == 0 {
@@ -519,7 +534,7 @@ func (p *pipeline) permitted(ctx context.Context, id identity, tool string) (boo
 	if err != nil {
 		return false, []string{"policy input could not be built"}
 	}
-	d, err := p.decide.Decide(ctx, engine.Tools, input)
+	d, err := p.decideTool(ctx, input, false)
 	if err != nil {
 		return false, []string{"policy evaluation failed"}
 	}
@@ -608,19 +623,19 @@ func (p *pipeline) auditInput(ci callInfo, args any) map[string]any {
 	return in
 }
 
-// toolInput builds the input document of data.mcp.tools.
-func toolInput(ci callInfo, registered bool, args any, def engine.ToolDefinition) (ast.Value, error) {
+// toolInput is the input of data.mcp.tools.
+func toolInput(ci callInfo, registered bool, args any, def engine.ToolDefinition) (engine.ToolInput, error) {
 	in := engine.ToolInput{Tool: ci.name, Registered: registered, Client: engine.Client{Name: ci.client.Name, Version: ci.client.Version},
 		ProtocolVersion: ci.protocol, RequestID: ci.requestID, Session: ci.history, Definition: def}
 	if m, ok := args.(map[string]any); ok && len(m) == 0 {
-		return in.Value(), nil // no arguments: Value makes the empty object
+		return in, nil // no arguments: the document has the empty object
 	}
 	if args != nil {
 		v, err := ast.InterfaceToValue(args)
 		if err != nil {
-			return nil, fmt.Errorf("arguments: %w", err)
+			return in, fmt.Errorf("arguments: %w", err)
 		}
 		in.Arguments = v
 	}
-	return in.Value(), nil
+	return in, nil
 }

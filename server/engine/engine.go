@@ -241,7 +241,22 @@ func (e *Engine) Decide(ctx context.Context, point Point, input ast.Value) (Deci
 	if !ok {
 		return denied("unknown decision point"), fmt.Errorf("%w: %q", ErrUnknownPoint, point)
 	}
-	return s.memoised(ctx, point, input, false, func() (Decision, error) { return s.decide(ctx, point, q, input) })
+	return s.memoised(ctx, point, valueInput{input}, false, func(v ast.Value) (Decision, error) { return s.decide(ctx, point, q, v) })
+}
+
+// DecideTool is Decide(ctx, Tools, in.Value()), building the input
+// document only when the decision is evaluated (not memoised).
+func (e *Engine) DecideTool(ctx context.Context, in ToolInput) (Decision, error) {
+	s := e.current(ctx)
+	q := s.queries[Tools]
+	return s.memoised(ctx, Tools, in, false, func(v ast.Value) (Decision, error) { return s.decide(ctx, Tools, q, v) })
+}
+
+// RefuseTool is Refusal(ctx, Tools, in.Value()), building the input
+// document only when the decision is evaluated (not memoised).
+func (e *Engine) RefuseTool(ctx context.Context, in ToolInput) (Decision, error) {
+	s := e.current(ctx)
+	return s.refusal(ctx, Tools, s.queries[Tools], in)
 }
 
 // decide evaluates point's allow rule for input, and its decision object
@@ -282,7 +297,11 @@ func (e *Engine) Refusal(ctx context.Context, point Point, input ast.Value) (Dec
 	if !ok {
 		return denied("unknown decision point"), fmt.Errorf("%w: %q", ErrUnknownPoint, point)
 	}
-	return s.memoised(ctx, point, input, true, func() (Decision, error) {
+	return s.refusal(ctx, point, q, valueInput{input})
+}
+
+func (s *snapshot) refusal(ctx context.Context, point Point, q *queries, in decisionInput) (Decision, error) {
+	return s.memoised(ctx, point, in, true, func(input ast.Value) (Decision, error) {
 		v, n, err := s.eval(ctx, q.decision, decisionVar, input, true)
 		if err != nil {
 			return denied("policy evaluation failed"), fmt.Errorf("%w: %s: %w", ErrEval, point, err)

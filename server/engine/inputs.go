@@ -84,22 +84,49 @@ func (d ToolDefinition) build() *ast.Term {
 	))
 }
 
+// toolInputKeys are the members of the tools input document.
+var toolInputKeys = []*ast.Term{
+	ast.InternedTerm("tool_definition"), ast.InternedTerm("tool"), ast.InternedTerm("registered"),
+	ast.InternedTerm("arguments"), ast.InternedTerm("client"), ast.InternedTerm("protocol_version"),
+	ast.InternedTerm("request_id"), ast.InternedTerm("session"),
+}
+
 // Value builds the input document.
 func (in ToolInput) Value() ast.Value {
-	args := in.Arguments
-	if args == nil {
-		args = ast.NewObject()
+	var items [8][2]*ast.Term
+	for i, k := range toolInputKeys {
+		items[i] = ast.Item(k, in.member(k))
 	}
-	return ast.NewObject(
-		ast.Item(ast.InternedTerm("tool_definition"), in.Definition.term()),
-		ast.Item(ast.InternedTerm("tool"), ast.StringTerm(in.Tool)),
-		ast.Item(ast.InternedTerm("registered"), ast.InternedTerm(in.Registered)),
-		ast.Item(ast.InternedTerm("arguments"), ast.NewTerm(args)),
-		ast.Item(ast.InternedTerm("client"), in.Client.term()),
-		ast.Item(ast.InternedTerm("protocol_version"), ast.StringTerm(in.ProtocolVersion)),
-		ast.Item(ast.InternedTerm("request_id"), ast.StringTerm(in.RequestID)),
-		ast.Item(ast.InternedTerm("session"), ast.NewTerm(in.Session.Value())),
-	)
+	return ast.NewObject(items[:]...)
+}
+
+// member is the value of the input document's member k; nil when it has
+// none. Value is made of these, and so are the keys a memoised decision
+// is kept under, so the two cannot differ.
+func (in ToolInput) member(k *ast.Term) *ast.Term {
+	key, _ := k.Value.(ast.String)
+	switch key {
+	case "tool_definition":
+		return in.Definition.term()
+	case "tool":
+		return ast.StringTerm(in.Tool)
+	case "registered":
+		return ast.InternedTerm(in.Registered)
+	case "arguments":
+		if in.Arguments == nil {
+			return ast.NewTerm(ast.NewObject())
+		}
+		return ast.NewTerm(in.Arguments)
+	case "client":
+		return in.Client.term()
+	case "protocol_version":
+		return ast.StringTerm(in.ProtocolVersion)
+	case "request_id":
+		return ast.StringTerm(in.RequestID)
+	case "session":
+		return ast.NewTerm(in.Session.Value())
+	}
+	return nil
 }
 
 // NetworkInput is the input of data.mcp.network: a name lookup (phase

@@ -152,17 +152,45 @@ func reachable(comp *ast.Compiler, prefix ast.Ref) []*ast.Rule {
 	return out
 }
 
+// decisionInput is a decision's input: a document, or a typed input whose
+// members can be had one by one (ToolInput), so that a memoised decision
+// needs only the members it is kept under.
+type decisionInput interface {
+	// member is the document's member k, nil if it has none.
+	member(k *ast.Term) *ast.Term
+	// document is the whole input; ok false when it is not an object.
+	document() (v ast.Value, ok bool)
+}
+
+// valueInput is an input given as a document.
+type valueInput struct{ v ast.Value }
+
+func (in valueInput) member(k *ast.Term) *ast.Term {
+	if obj, ok := in.v.(ast.Object); ok {
+		return obj.Get(k)
+	}
+	return nil
+}
+
+func (in valueInput) document() (ast.Value, bool) {
+	_, ok := in.v.(ast.Object)
+	return in.v, ok
+}
+
+func (in ToolInput) document() (ast.Value, bool) { return in.Value(), true }
+
 // key is the values of m's keys in input, and their hash; ok false when
 // input is not an object.
-func (m *decisionMemo) key(input ast.Value) (vals []*ast.Term, hash int, ok bool) {
-	obj, ok := input.(ast.Object)
-	if !ok {
-		return nil, 0, false
+func (m *decisionMemo) key(in decisionInput) (vals []*ast.Term, hash int, ok bool) {
+	if v, isValue := in.(valueInput); isValue {
+		if _, ok := v.document(); !ok {
+			return nil, 0, false
+		}
 	}
 	vals = make([]*ast.Term, len(m.keys))
 	hash = 17
 	for i, k := range m.keys {
-		vals[i] = obj.Get(k)
+		vals[i] = in.member(k)
 		h := 0
 		if vals[i] != nil {
 			h = vals[i].Hash()
@@ -245,20 +273,25 @@ func identical(a, b ast.Value) bool {
 }
 
 // memoised answers a decision from the snapshot's memo of point, or
-// evaluates it with eval and keeps a decision evaluated without error.
-func (s *snapshot) memoised(ctx context.Context, point Point, input ast.Value, refusal bool, eval func() (Decision, error)) (Decision, error) {
+// evaluates it with eval (on the whole input document) and keeps a
+// decision evaluated without error.
+func (s *snapshot) memoised(ctx context.Context, point Point, in decisionInput, refusal bool, eval func(ast.Value) (Decision, error)) (Decision, error) {
+	whole := func() (Decision, error) {
+		v, _ := in.document()
+		return eval(v)
+	}
 	m := s.memos[point]
 	if m == nil || ctx.Err() != nil {
-		return eval()
+		return whole()
 	}
-	vals, hash, ok := m.key(input)
+	vals, hash, ok := m.key(in)
 	if !ok {
-		return eval()
+		return whole()
 	}
 	if d, hit := m.get(hash, vals, refusal); hit {
 		return d, nil
 	}
-	d, err := eval()
+	d, err := whole()
 	if err == nil && keySize(vals, memoKeyBytes) <= memoKeyBytes {
 		m.put(hash, vals, refusal, d)
 	}

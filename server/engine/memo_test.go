@@ -179,3 +179,49 @@ func TestMemoSkipsLargeKeys(t *testing.T) {
 		t.Errorf("%d decisions kept, want 1 (the small one)", m.n)
 	}
 }
+
+// DecideTool and RefuseTool answer as Decide and Refusal on the built
+// document, memoised or not.
+func TestDecideToolAsDecide(t *testing.T) {
+	rules := `deny contains sprintf("q=%v", [input.arguments.q]) if input.arguments.q
+
+deny contains "refused before" if input.session.counts.deny > 0
+
+deny contains "old client" if input.client.version == "0"`
+	data := map[string]any{"tools": map[string]any{"allow_all": true, "denied": []any{"blocked*"}}}
+	log := NewSessionLog(0, 0)
+	log.Record("s", SessionEvent{Tool: "a", Kind: "tool_call", Result: "deny"})
+	args := ast.MustParseTerm(`{"q": "x"}`).Value
+	inputs := []ToolInput{
+		{Tool: "a", Registered: true},
+		{Tool: "a", Registered: false},
+		{Tool: "blocked_1", Registered: true},
+		{Tool: "a", Registered: true, Arguments: args},
+		{Tool: "a", Registered: true, Session: log.History("s")},
+		{Tool: "a", Registered: true, Client: Client{Name: "c", Version: "0"}},
+		{Tool: "a", Registered: true, Definition: ToolDefinition{Changed: true, Hash: "h", Pinned: "p"}},
+		{Tool: "a", Registered: true, RequestID: "7", ProtocolVersion: "2025-11-25"},
+	}
+	for _, memo := range []bool{true, false} {
+		for _, rules := range []string{"", rules} {
+			e := memoEngine(t, data, rules)
+			if !memo {
+				e.snap.Load().memos = nil
+			}
+			for round := range 2 {
+				for i, in := range inputs {
+					want, werr := e.Decide(t.Context(), Tools, in.Value())
+					got, gerr := e.DecideTool(t.Context(), in)
+					if diff := cmp.Diff(want, got); diff != "" || (werr == nil) != (gerr == nil) {
+						t.Errorf("memo %v, rules %v, round %d, input %d: DecideTool (-Decide +DecideTool):\n%s", memo, rules != "", round, i, diff)
+					}
+					want, werr = e.Refusal(t.Context(), Tools, in.Value())
+					got, gerr = e.RefuseTool(t.Context(), in)
+					if diff := cmp.Diff(want, got); diff != "" || (werr == nil) != (gerr == nil) {
+						t.Errorf("memo %v, rules %v, round %d, input %d: RefuseTool (-Refusal +RefuseTool):\n%s", memo, rules != "", round, i, diff)
+					}
+				}
+			}
+		}
+	}
+}
