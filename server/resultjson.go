@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"slices"
 	"strconv"
@@ -120,12 +121,40 @@ func appendJSONValue(dst []byte, v any) ([]byte, bool) {
 			}
 		}
 		return append(dst, '}'), true
+	case json.RawMessage:
+		// Kept as is when encoding/json would keep it: valid, compact,
+		// nothing it escapes (a plugin's answer encoded once, say).
+		if asEncoded(v) {
+			return append(dst, v...), true
+		}
 	}
 	data, err := json.Marshal(v)
 	if err != nil {
 		return dst, false
 	}
 	return append(dst, data...), true
+}
+
+// asEncoded reports whether encoding/json writes raw unchanged: it is
+// valid JSON with no whitespace outside strings, and holds none of the
+// characters encoding/json escapes in a raw message (<, >, &, U+2028,
+// U+2029).
+func asEncoded(raw []byte) bool {
+	if len(raw) == 0 || bytes.ContainsAny(raw, "<>&\u2028\u2029") || !json.Valid(raw) {
+		return false
+	}
+	in := false
+	for i := 0; i < len(raw); i++ {
+		switch c := raw[i]; {
+		case in && c == '\\':
+			i++
+		case c == '"':
+			in = !in
+		case !in && (c == ' ' || c == '\t' || c == '\n' || c == '\r'):
+			return false
+		}
+	}
+	return true
 }
 
 const hexDigits = "0123456789abcdef"

@@ -163,3 +163,26 @@ func BenchmarkEncodeCallResult(b *testing.B) {
 		}
 	})
 }
+
+func TestAppendRawMessage(t *testing.T) {
+	for _, raw := range []string{
+		`{"a":[1,2],"b":"x"}`, `{"count":2,"categories":[{"category":"discovery","tools":["a","b"]}]}`,
+		` {"a" : 1} `, "{\"a\":\n1}", `{"s":"a \" b \\ c"}`, `{"s":"has space inside"}`,
+		`{"h":"<b>"}`, `{"h":"a & b"}`, "{\"u\":\"\u2028\"}", `"\u003c"`, `12`, `null`, `[]`,
+		"{\"bad\":\"\xff\"}",
+	} {
+		want, err := json.Marshal(json.RawMessage(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok := appendJSONValue([]byte("x"), json.RawMessage(raw))
+		if !ok || string(got[1:]) != string(want) {
+			t.Errorf("appendJSONValue(%q) = %q, %v; want %q", raw, got[1:], ok, want)
+		}
+	}
+	for _, raw := range []string{``, `{`, `{"a":}`, `{} {}`} {
+		if got, ok := appendJSONValue(nil, json.RawMessage(raw)); ok {
+			t.Errorf("appendJSONValue(%q) = %q, want a refusal", raw, got)
+		}
+	}
+}

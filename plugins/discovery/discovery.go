@@ -100,6 +100,13 @@ func (d *discovery) cached(ctx context.Context, call *plugin.Call, args searchAr
 		if after, ok := cv.View(ctx, call); !ok || after != view {
 			return r
 		}
+		// Kept encoded: a kept answer is given many times, and encoded
+		// each time otherwise.
+		if data, err := json.Marshal(r.Structured); err == nil {
+			kept := *r
+			kept.Structured = json.RawMessage(data)
+			r = &kept
+		}
 		d.memo.mu.Lock()
 		if d.memo.m == nil || len(d.memo.m) >= memoLimit {
 			d.memo.m = map[memoKey]*plugin.Result{}

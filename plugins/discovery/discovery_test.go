@@ -177,7 +177,15 @@ func TestAnswersKeptPerView(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return res.Structured.(map[string]any)["categories"].([]Category)
+		data, err := json.Marshal(res.Structured)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out struct{ Categories []Category }
+		if err := json.Unmarshal(data, &out); err != nil {
+			t.Fatal(err)
+		}
+		return out.Categories
 	}
 	tools := func(cs []Category) []string {
 		var out []string
