@@ -178,7 +178,7 @@ var resultBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return 
 // encodeCallResult is the result as the SDK writes it: an absent content
 // list is an empty one, and the result marshals itself.
 func encodeCallResult(res *mcp.CallToolResult) []byte {
-	return appendCallResultOrError(nil, res)
+	return appendCallResultOrError(make([]byte, 0, 512), res)
 }
 
 // appendCallResultOrError appends what encodeCallResult returns.
