@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -140,6 +141,9 @@ func appendJSONValue(dst []byte, v any) ([]byte, bool) {
 // characters encoding/json escapes in a raw message (<, >, &, U+2028,
 // U+2029).
 func asEncoded(raw []byte) bool {
+	if p := lastEncoded.Load(); p != nil && bytes.Equal(*p, raw) {
+		return true
+	}
 	if len(raw) == 0 || bytes.ContainsAny(raw, "<>&\u2028\u2029") || !json.Valid(raw) {
 		return false
 	}
@@ -154,8 +158,16 @@ func asEncoded(raw []byte) bool {
 			return false
 		}
 	}
+	if len(raw) <= 64<<10 {
+		kept := bytes.Clone(raw)
+		lastEncoded.Store(&kept)
+	}
 	return true
 }
+
+// lastEncoded is a copy of the last raw message asEncoded accepted: the
+// same answer given again (a kept one) is compared, not scanned again.
+var lastEncoded atomic.Pointer[[]byte]
 
 const hexDigits = "0123456789abcdef"
 
