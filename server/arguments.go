@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 // errKeyCollision is wrapped by the error for arguments whose object keys
@@ -36,7 +37,7 @@ func (e *keyError) Unwrap() error { return errKeyCollision }
 // fields case-insensitively and keep the last duplicate: such arguments
 // could show the policy one value and hand the tool another.
 func checkKeys(raw []byte) error {
-	if len(bytes.TrimSpace(raw)) == 0 {
+	if len(bytes.TrimSpace(raw)) == 0 || emptyObject(raw) || keysPlain(raw) {
 		return nil
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
@@ -101,4 +102,129 @@ func foldKey(s string) string {
 		b.WriteRune(m)
 	}
 	return b.String()
+}
+
+// keysPlain reports that no object of raw, a JSON document, has two keys
+// equal up to case, when it can tell without decoding: every key is
+// ASCII without escapes (ASCII keys fold together only with ASCII keys,
+// and are equal up to case exactly when strings.EqualFold says so), and
+// no object has more than maxPlainKeys keys. False means it cannot tell,
+// or found a collision: checkKeys then walks raw with a decoder, which
+// knows every case and says where.
+func keysPlain(raw []byte) bool {
+	i, ok := plainValue(raw, 0, 0)
+	return ok && len(bytes.TrimSpace(raw[i:])) == 0
+}
+
+const (
+	maxPlainKeys  = 64
+	maxPlainDepth = 64
+)
+
+// plainValue scans the value at raw[i:] and returns where it ends.
+func plainValue(raw []byte, i, depth int) (int, bool) {
+	i = skipWS(raw, i)
+	if i >= len(raw) || depth > maxPlainDepth {
+		return i, false
+	}
+	switch raw[i] {
+	case '{':
+		var keys [maxPlainKeys][]byte
+		n := 0
+		i = skipWS(raw, i+1)
+		if i < len(raw) && raw[i] == '}' {
+			return i + 1, true
+		}
+		for {
+			if i >= len(raw) || raw[i] != '"' || n == maxPlainKeys {
+				return i, false
+			}
+			end := i + 1
+			for end < len(raw) && raw[end] != '"' {
+				if c := raw[end]; c == '\\' || c >= utf8.RuneSelf || c < 0x20 {
+					return i, false
+				}
+				end++
+			}
+			if end >= len(raw) {
+				return i, false
+			}
+			key := raw[i+1 : end]
+			for _, k := range keys[:n] {
+				if bytes.EqualFold(k, key) {
+					return i, false
+				}
+			}
+			keys[n] = key
+			n++
+			i = skipWS(raw, end+1)
+			if i >= len(raw) || raw[i] != ':' {
+				return i, false
+			}
+			var ok bool
+			if i, ok = plainValue(raw, i+1, depth+1); !ok {
+				return i, false
+			}
+			i = skipWS(raw, i)
+			if i >= len(raw) {
+				return i, false
+			}
+			if raw[i] == '}' {
+				return i + 1, true
+			}
+			if raw[i] != ',' {
+				return i, false
+			}
+			i = skipWS(raw, i+1)
+		}
+	case '[':
+		i = skipWS(raw, i+1)
+		if i < len(raw) && raw[i] == ']' {
+			return i + 1, true
+		}
+		for {
+			var ok bool
+			if i, ok = plainValue(raw, i, depth+1); !ok {
+				return i, false
+			}
+			i = skipWS(raw, i)
+			if i >= len(raw) {
+				return i, false
+			}
+			if raw[i] == ']' {
+				return i + 1, true
+			}
+			if raw[i] != ',' {
+				return i, false
+			}
+			i++
+		}
+	case '"':
+		for j := i + 1; j < len(raw); j++ {
+			switch raw[j] {
+			case '\\':
+				j++
+			case '"':
+				return j + 1, true
+			}
+		}
+		return i, false
+	}
+	// A number, true, false or null: it ends where a delimiter starts.
+	j := i
+	for j < len(raw) && !strings.ContainsRune(",]} \t\r\n", rune(raw[j])) {
+		if raw[j] == '{' || raw[j] == '[' || raw[j] == '"' || raw[j] == ':' {
+			return j, false
+		}
+		j++
+	}
+	return j, j > i
+}
+
+// skipWS skips JSON whitespace from raw[i].
+func skipWS(raw []byte, i int) int {
+	for i < len(raw) && (raw[i] == ' ' || raw[i] == '\t' || raw[i] == '\r' || raw[i] == '\n') {
+		i++
+	}
+	return i
 }

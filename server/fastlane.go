@@ -124,7 +124,12 @@ func (f *fastLane) take(c *stdioConn, req *jsonrpc.Request, alone bool) bool {
 			delete(f.cancels, key)
 			f.mu.Unlock()
 			cancel()
-			f.answer(c, req.ID, encodeCallResult(res))
+			bp := resultBufs.Get().(*[]byte)
+			*bp = appendCallResultOrError((*bp)[:0], res)
+			f.answer(c, req.ID, *bp) // written (copied out) when it returns
+			if cap(*bp) <= 64<<10 {
+				resultBufs.Put(bp)
+			}
 		}
 		if (alone || !f.syncs) && f.inline(params.Name) {
 			run()
@@ -167,11 +172,22 @@ func (f *fastLane) answer(c *stdioConn, id jsonrpc.ID, result []byte) {
 	}
 }
 
+// resultBufs are the buffers the fast lane encodes results into.
+var resultBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
 // encodeCallResult is the result as the SDK writes it: an absent content
 // list is an empty one, and the result marshals itself.
 func encodeCallResult(res *mcp.CallToolResult) []byte {
+	return appendCallResultOrError(make([]byte, 0, 512), res)
+}
+
+// appendCallResultOrError appends what encodeCallResult returns.
+func appendCallResultOrError(dst []byte, res *mcp.CallToolResult) []byte {
 	if res == nil {
 		res = errorResult("the call produced no result")
+	}
+	if data, ok := appendCallResult(dst, res); ok {
+		return data
 	}
 	if res.Content == nil {
 		r := *res
@@ -182,7 +198,7 @@ func encodeCallResult(res *mcp.CallToolResult) []byte {
 	if err != nil {
 		data, _ = json.Marshal(errorResult("the result could not be encoded"))
 	}
-	return data
+	return append(dst, data...)
 }
 
 // emptyObject reports whether b is a JSON object with no members.

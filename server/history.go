@@ -108,3 +108,24 @@ func (p *pipeline) sessionHistory(session string) *engine.SessionHistory {
 	}
 	return nil
 }
+
+// readsSession reports whether a tools decision under ctx may read
+// input.session: unless the decider proves it cannot (engine.Engine
+// does, per snapshot), it may. A dry-run policy decides on the same
+// input, so while one is configured the history is always offered.
+func (p *pipeline) readsSession(ctx context.Context) bool {
+	if p.dryActive() {
+		return true
+	}
+	r, ok := p.decide.(interface{ ReadsSession(context.Context) bool })
+	return !ok || r.ReadsSession(ctx)
+}
+
+// dryActive reports whether a dry-run policy may be configured now.
+func (p *pipeline) dryActive() bool {
+	if p.dry == nil {
+		return false
+	}
+	a, ok := p.dry.(interface{ Active() bool })
+	return !ok || a.Active()
+}

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -96,5 +98,47 @@ func TestPipelineRefusesCollidingKeys(t *testing.T) {
 	}
 	if rec := h.aud.last(); rec.Kind != audit.KindValidation || rec.Result != audit.ResultDeny {
 		t.Errorf("record = %+v", rec)
+	}
+}
+
+// keysPlain never passes what the decoder refuses: it says "no
+// collision" only when walking the keys finds none.
+func FuzzKeysPlain(f *testing.F) {
+	for _, s := range []string{
+		`{"path":"a","paths":["b"]}`, `{"a":{"k":1},"b":{"k":2}}`, `{"a":[{"k":1},{"k":2}]}`,
+		`{"path":"ok","PATH":"x"}`, `{"path":"ok","path":"x"}`, `{"opts":{"Mode":"r","mode":"w"}}`,
+		`{"a":[{},{"x":1,"X":2}]}`, "{\"k\":1,\"\u212a\":2}", `{"a":1,"\u0061":2}`,
+		`{"s":"with \"quotes\" and \\ { [ ,"}`, `{"n":-1.5e3,"t":true,"f":false,"z":null}`, `[1,[2,{"a":[]}]]`,
+		` { "a" : 1 , "b" : [ ] } `, `{"a":1}x`, `{"a" 1}`, `{"a":}`, `{"a":1,}`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		raw := []byte(s)
+		if !json.Valid(raw) {
+			return // checkKeys sees only arguments that decoded
+		}
+		if keysPlain(raw) {
+			dec := json.NewDecoder(bytes.NewReader(raw))
+			dec.UseNumber()
+			if err := walkKeys(dec, ""); err != nil {
+				t.Fatalf("keysPlain(%s) = true, but the keys collide: %v", s, err)
+			}
+		}
+	})
+}
+
+func TestKeysPlain(t *testing.T) {
+	for s, want := range map[string]bool{
+		`{"msg":"hello","n":1,"list":[1,"two",{"a":null}]}`: true,
+		`{"a":{"k":1},"b":{"k":2}}`:                         true,
+		`{"path":"ok","PATH":"x"}`:                          false,
+		`{"a":[{},{"x":1,"X":2}]}`:                          false,
+		`{"caf\u00e9":1}`:                                   false, // an escape: the decoder decides
+		"{\"café\":1}":                                      false, // not ASCII
+	} {
+		if got := keysPlain([]byte(s)); got != want {
+			t.Errorf("keysPlain(%s) = %v, want %v", s, got, want)
+		}
 	}
 }

@@ -27,6 +27,32 @@ type Decider interface {
 	Decide(ctx context.Context, point engine.Point, input ast.Value) (engine.Decision, error)
 }
 
+// toolDecider is a Decider that decides tool calls on their typed input,
+// building the input document only when it evaluates the policy (a
+// memoised decision needs only some members); RefuseTool gives the
+// reasons of a call the pipeline refuses whatever the policy answers (an
+// unknown tool), without asking whether the policy would allow it.
+// *engine.Engine is one.
+type toolDecider interface {
+	DecideTool(ctx context.Context, in engine.ToolInput) (engine.Decision, error)
+	RefuseTool(ctx context.Context, in engine.ToolInput) (engine.Decision, error)
+}
+
+var _ toolDecider = (*engine.Engine)(nil)
+
+// decideTool decides a tool call on in; refuse says the pipeline refuses
+// it whatever the answer, and wants only the policy's reasons.
+func (p *pipeline) decideTool(ctx context.Context, in engine.ToolInput, refuse bool) (engine.Decision, error) {
+	td, ok := p.decide.(toolDecider)
+	switch {
+	case !ok:
+		return p.decide.Decide(ctx, engine.Tools, in.Value())
+	case refuse:
+		return td.RefuseTool(ctx, in)
+	}
+	return td.DecideTool(ctx, in)
+}
+
 // Limiter is a per-tool rate limiter; *ratelimit.Limiter implements it.
 type Limiter interface {
 	Allow(tool string) (ok bool, retryAfter time.Duration)
@@ -100,13 +126,16 @@ type callInfo struct {
 	client     plugin.Client
 	protocol   string
 	history    *engine.SessionHistory // the session's earlier decisions
-	progress   plugin.Progress        // nil: the client asked for none
-	session    plugin.Session
+	// noHistory: history was left out, the policy cannot read it.
+	noHistory bool
+	progress  plugin.Progress // nil: the client asked for none
+	session   plugin.Session
 }
 
 // infoOf reads a call: its tool, arguments and JSON-RPC id from the
-// request, who sent it from the session.
-func (p *pipeline) infoOf(req *mcp.CallToolRequest) callInfo {
+// request, who sent it from the session, and the session's history when
+// the policy under ctx may read it.
+func (p *pipeline) infoOf(ctx context.Context, req *mcp.CallToolRequest) callInfo {
 	ci := callInfo{decisionID: audit.NewID()}
 	if req.Params != nil {
 		ci.name = req.Params.Name
@@ -117,7 +146,11 @@ func (p *pipeline) infoOf(req *mcp.CallToolRequest) callInfo {
 	}
 	id := p.sessions.identify(req)
 	ci.sessionID, ci.client, ci.protocol = id.session, id.client, id.protocol
-	ci.history = p.sessionHistory(ci.sessionID)
+	if p.readsSession(ctx) {
+		ci.history = p.sessionHistory(ci.sessionID)
+	} else {
+		ci.noHistory = true
+	}
 	ci.progress, ci.session = p.notifiers(req)
 	return ci
 }
@@ -145,7 +178,7 @@ func (p *pipeline) call(ctx context.Context, req *mcp.CallToolRequest) (*mcp.Cal
 func (p *pipeline) outcome(ctx context.Context, req *mcp.CallToolRequest) *mcp.CallToolResult {
 	start := p.now()
 	ctx = p.pin(ctx) // the whole call decides under one policy snapshot
-	ci := p.infoOf(req)
+	ci := p.infoOf(ctx, req)
 	rec := audit.Record{
 		DecisionID: ci.decisionID,
 		SessionID:  ci.sessionID,
@@ -236,7 +269,9 @@ func (p *pipeline) outcome(ctx context.Context, req *mcp.CallToolRequest) *mcp.C
 	input, err := toolInput(ci, ok, args, definitionOf(t))
 	var d engine.Decision
 	if err == nil {
-		d, err = p.decide.Decide(ctx, engine.Tools, input)
+		// An unknown tool is denied whatever the policy says: only its
+		// reasons are asked.
+		d, err = p.decideTool(ctx, input, !ok)
 	}
 	if err != nil {
 		p.log.Error("policy decision failed; denying", "tool", ci.name, "err", err)
@@ -245,7 +280,15 @@ func (p *pipeline) outcome(ctx context.Context, req *mcp.CallToolRequest) *mcp.C
 		}
 		return errorResult(fmt.Sprintf("call to %q denied: the policy could not be evaluated", ci.name))
 	}
-	rec.DryRun = p.dryRun(ctx, input)
+	if p.dryActive() {
+		if ci.noHistory {
+			// A reload brought a dry-run policy during the call: it
+			// decides on the whole input, history included.
+			ci.history, ci.noHistory = p.sessionHistory(ci.sessionID), false
+			input.Session = ci.history
+		}
+		rec.DryRun = p.dryRun(ctx, input.Value())
+	}
 	if !ok {
 		d.Allow = false
 		if len(d.Reasons) == 0 {
@@ -337,10 +380,16 @@ func (p *pipeline) runChecked(ctx context.Context, t *registeredTool, ci callInf
 }
 
 func (p *pipeline) run(ctx context.Context, t *registeredTool, ci callInfo) (*mcp.CallToolResult, string) {
-	ctx, cancel := context.WithTimeout(ctx, p.timeout)
-	defer cancel()
-	// A shutdown cancels the call: its handler's processes are killed.
-	defer context.AfterFunc(p.stopped, cancel)()
+	// A Local tool answers from the server's memory, on this goroutine,
+	// and returns before anything could wait on its deadline: it runs
+	// without the timer (which costs more than its work).
+	if !t.Local {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p.timeout)
+		defer cancel()
+		// A shutdown cancels the call: its handler's processes are killed.
+		defer context.AfterFunc(p.stopped, cancel)()
+	}
 	// The guards decide and audit on behalf of this call.
 	ctx = guard.WithCall(ctx, ci.guardCall())
 	call := &plugin.Call{
@@ -360,6 +409,10 @@ func (p *pipeline) run(ctx context.Context, t *registeredTool, ci callInfo) (*mc
 		res *plugin.Result
 		err error
 	}
+	if t.Local {
+		res, err := callLocal(ctx, t, call)
+		return p.ended(ctx, ci, res, err)
+	}
 	done := make(chan outcome, 1) // buffered: a late handler must not block
 	handle := func() {
 		defer func() {
@@ -370,32 +423,10 @@ func (p *pipeline) run(ctx context.Context, t *registeredTool, ci callInfo) (*mc
 		res, err := t.Handler(ctx, call)
 		done <- outcome{res, err}
 	}
-	if t.Local {
-		handle() // returns promptly: no hand-off to wait for
-	} else {
-		handlers.Go(handle)
-	}
+	handlers.Go(handle)
 	select {
 	case o := <-done:
-		if o.err != nil {
-			var de *plugin.DeniedError
-			if errors.As(o.err, &de) {
-				return deniedResult(ci.name, de), audit.StatusDenied
-			}
-			if errors.Is(o.err, context.DeadlineExceeded) && ctx.Err() != nil {
-				return timeoutResult(ci.name, p.timeout), audit.StatusTimeout
-			}
-			if errors.Is(o.err, context.Canceled) && ctx.Err() != nil {
-				return errorResult(fmt.Sprintf("tool %q was cancelled", ci.name)), audit.StatusCancelled
-			}
-			p.log.Error("tool failed", "tool", ci.name, "decision_id", ci.decisionID, "err", o.err)
-			return errorResult(fmt.Sprintf("tool %q failed", ci.name)), audit.StatusToolError
-		}
-		res := toMCP(o.res)
-		if res.IsError {
-			return res, audit.StatusToolError
-		}
-		return res, audit.StatusOK
+		return p.ended(ctx, ci, o.res, o.err)
 	case <-ctx.Done():
 		p.log.Warn("tool call ended before its handler", "tool", ci.name, "decision_id", ci.decisionID, "err", ctx.Err())
 		if errors.Is(ctx.Err(), context.Canceled) {
@@ -403,6 +434,41 @@ func (p *pipeline) run(ctx context.Context, t *registeredTool, ci callInfo) (*mc
 		}
 		return timeoutResult(ci.name, p.timeout), audit.StatusTimeout
 	}
+}
+
+// callLocal runs a Local tool's handler on this goroutine; a panic is
+// its error.
+func callLocal(ctx context.Context, t *registeredTool, call *plugin.Call) (res *plugin.Result, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			res, err = nil, fmt.Errorf("handler panicked: %v", r)
+		}
+	}()
+	return t.Handler(ctx, call)
+}
+
+// ended is the result of a handler that returned res, err, and the
+// status of its tool_result record.
+func (p *pipeline) ended(ctx context.Context, ci callInfo, r *plugin.Result, err error) (*mcp.CallToolResult, string) {
+	if err != nil {
+		var de *plugin.DeniedError
+		if errors.As(err, &de) {
+			return deniedResult(ci.name, de), audit.StatusDenied
+		}
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
+			return timeoutResult(ci.name, p.timeout), audit.StatusTimeout
+		}
+		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+			return errorResult(fmt.Sprintf("tool %q was cancelled", ci.name)), audit.StatusCancelled
+		}
+		p.log.Error("tool failed", "tool", ci.name, "decision_id", ci.decisionID, "err", err)
+		return errorResult(fmt.Sprintf("tool %q failed", ci.name)), audit.StatusToolError
+	}
+	res := toMCP(r)
+	if res.IsError {
+		return res, audit.StatusToolError
+	}
+	return res, audit.StatusOK
 }
 
 // deniedResult tells the model what a guard refused while the tool ran:
@@ -468,7 +534,7 @@ func (p *pipeline) permitted(ctx context.Context, id identity, tool string) (boo
 	if err != nil {
 		return false, []string{"policy input could not be built"}
 	}
-	d, err := p.decide.Decide(ctx, engine.Tools, input)
+	d, err := p.decideTool(ctx, input, false)
 	if err != nil {
 		return false, []string{"policy evaluation failed"}
 	}
@@ -534,7 +600,7 @@ var errShutdown = errors.New("the server is shutting down")
 // decodeArguments parses the raw arguments the way the schema validator
 // expects (numbers stay json.Number). Absent arguments are an empty object.
 func decodeArguments(raw json.RawMessage) (any, error) {
-	if len(bytes.TrimSpace(raw)) == 0 || string(raw) == "null" {
+	if len(bytes.TrimSpace(raw)) == 0 || string(raw) == "null" || emptyObject(raw) {
 		return map[string]any{}, nil
 	}
 	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
@@ -557,16 +623,19 @@ func (p *pipeline) auditInput(ci callInfo, args any) map[string]any {
 	return in
 }
 
-// toolInput builds the input document of data.mcp.tools.
-func toolInput(ci callInfo, registered bool, args any, def engine.ToolDefinition) (ast.Value, error) {
+// toolInput is the input of data.mcp.tools.
+func toolInput(ci callInfo, registered bool, args any, def engine.ToolDefinition) (engine.ToolInput, error) {
 	in := engine.ToolInput{Tool: ci.name, Registered: registered, Client: engine.Client{Name: ci.client.Name, Version: ci.client.Version},
 		ProtocolVersion: ci.protocol, RequestID: ci.requestID, Session: ci.history, Definition: def}
+	if m, ok := args.(map[string]any); ok && len(m) == 0 {
+		return in, nil // no arguments: the document has the empty object
+	}
 	if args != nil {
 		v, err := ast.InterfaceToValue(args)
 		if err != nil {
-			return nil, fmt.Errorf("arguments: %w", err)
+			return in, fmt.Errorf("arguments: %w", err)
 		}
 		in.Arguments = v
 	}
-	return in.Value(), nil
+	return in, nil
 }

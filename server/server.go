@@ -459,25 +459,71 @@ type catalog struct {
 type sortedEntries struct {
 	src     *map[string]*registeredTool
 	entries []plugin.Entry
+	// pinned says some tool has a pinned definition, which can change
+	// between calls with no new table.
+	pinned bool
 }
 
-var _ plugin.Catalog = (*catalog)(nil)
+var (
+	_ plugin.Catalog     = (*catalog)(nil)
+	_ plugin.CatalogView = (*catalog)(nil)
+)
 
 // Entries returns the tools sorted by name; the caller may keep and
 // change the slice.
 func (c *catalog) Entries() []plugin.Entry {
+	return slices.Clone(c.current().entries)
+}
+
+// current is the sorted entries of the tool table in force.
+func (c *catalog) current() *sortedEntries {
 	src := c.pipe.tools.m.Load()
 	if e := c.sorted.Load(); e != nil && e.src == src {
-		return slices.Clone(e.entries)
+		return e
 	}
-	tools := c.pipe.tools.all()
-	out := make([]plugin.Entry, 0, len(tools))
+	var tools map[string]*registeredTool
+	if src != nil {
+		tools = *src
+	}
+	e := &sortedEntries{src: src, entries: make([]plugin.Entry, 0, len(tools))}
 	for _, name := range slices.Sorted(maps.Keys(tools)) {
 		t := tools[name]
-		out = append(out, plugin.Entry{Tool: t.Tool, Plugin: t.plugin, PluginVersion: t.pluginVersion})
+		e.entries = append(e.entries, plugin.Entry{Tool: t.Tool, Plugin: t.plugin, PluginVersion: t.pluginVersion})
+		e.pinned = e.pinned || t.Definition != nil
 	}
-	c.sorted.Store(&sortedEntries{src: src, entries: out})
-	return slices.Clone(out)
+	c.sorted.Store(e)
+	return e
+}
+
+// catalogView is the token of View: a tool table (a published table is
+// never changed, and its address is not reused while a token holds it),
+// a policy snapshot and a caller.
+type catalogView struct {
+	tools    *map[string]*registeredTool
+	gen      uint64
+	client   plugin.Client
+	protocol string
+}
+
+// View implements plugin.CatalogView: what Entries and Permitted answer
+// depends on the tool table, the policy snapshot and the caller only,
+// unless a tool's definition is pinned (its changes are an input of the
+// decision) or the decider does not tell its snapshots apart.
+func (c *catalog) View(ctx context.Context, call *plugin.Call) (any, bool) {
+	e := c.current()
+	if e.pinned || e.src == nil {
+		return nil, false
+	}
+	p := c.pipe
+	gen := p.generationFor(p.pin(ctx))
+	if gen == 0 || gen != p.generation() {
+		return nil, false
+	}
+	v := catalogView{tools: e.src, gen: gen}
+	if call != nil {
+		v.client, v.protocol = call.Client, call.ProtocolVersion
+	}
+	return v, true
 }
 
 // Permitted asks the tools decision point whether call's client may use

@@ -23,6 +23,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"unicode"
 
 	"github.com/mcp-secure/mcp-secure/server/plugin"
@@ -45,6 +47,76 @@ func init() {
 
 type discovery struct {
 	catalog plugin.Catalog
+	memo    memo
+}
+
+// memo keeps answers under the catalog's view (plugin.CatalogView): a
+// client asks list_categories and search_tools again and again while
+// neither the tools nor the policy change, and each answer asks the
+// policy about every tool.
+type memo struct {
+	mu sync.Mutex
+	m  map[memoKey]*plugin.Result
+	// last is the answer given last: a client mostly asks one question
+	// again, and comparing a key costs less than hashing it.
+	last atomic.Pointer[memoEntry]
+}
+
+type memoEntry struct {
+	key memoKey
+	r   *plugin.Result
+}
+
+type memoKey struct {
+	view any
+	tool string
+	args searchArgs
+}
+
+// memoLimit bounds the memo; past it, it starts afresh.
+const memoLimit = 256
+
+// cached answers a call from the memo, or computes the answer and keeps
+// it when the catalog's view stayed the same meanwhile.
+func (d *discovery) cached(ctx context.Context, call *plugin.Call, args searchArgs, compute func() *plugin.Result) *plugin.Result {
+	cv, ok := d.catalog.(plugin.CatalogView)
+	if !ok {
+		return compute()
+	}
+	view, ok := cv.View(ctx, call)
+	if !ok {
+		return compute()
+	}
+	key := memoKey{view: view, tool: call.Tool, args: args}
+	if l := d.memo.last.Load(); l != nil && l.key == key {
+		out := *l.r
+		return &out
+	}
+	d.memo.mu.Lock()
+	r, hit := d.memo.m[key]
+	d.memo.mu.Unlock()
+	if !hit {
+		r = compute()
+		if after, ok := cv.View(ctx, call); !ok || after != view {
+			return r
+		}
+		// Kept encoded: a kept answer is given many times, and encoded
+		// each time otherwise.
+		if data, err := json.Marshal(r.Structured); err == nil {
+			kept := *r
+			kept.Structured = json.RawMessage(data)
+			r = &kept
+		}
+		d.memo.mu.Lock()
+		if d.memo.m == nil || len(d.memo.m) >= memoLimit {
+			d.memo.m = map[memoKey]*plugin.Result{}
+		}
+		d.memo.m[key] = r
+		d.memo.mu.Unlock()
+	}
+	d.memo.last.Store(&memoEntry{key: key, r: r})
+	out := *r // the kept answer is shared: never handed out itself
+	return &out
 }
 
 var _ plugin.Plugin = (*discovery)(nil)
@@ -134,6 +206,10 @@ func (d *discovery) search(ctx context.Context, call *plugin.Call) (*plugin.Resu
 	if a.DetailLevel == "" {
 		a.DetailLevel = "summary"
 	}
+	return d.cached(ctx, call, a, func() *plugin.Result { return d.searchFor(ctx, call, a) }), nil
+}
+
+func (d *discovery) searchFor(ctx context.Context, call *plugin.Call, a searchArgs) *plugin.Result {
 	query := tokens(a.Query)
 	var out []Match
 	for _, e := range d.catalog.Entries() {
@@ -200,7 +276,7 @@ func (d *discovery) search(ctx context.Context, call *plugin.Call) (*plugin.Resu
 			"count":        len(out),
 			"tools":        out,
 		},
-	}, nil
+	}
 }
 
 // Category is one entry of list_categories.
@@ -212,6 +288,10 @@ type Category struct {
 }
 
 func (d *discovery) categories(ctx context.Context, call *plugin.Call) (*plugin.Result, error) {
+	return d.cached(ctx, call, searchArgs{}, func() *plugin.Result { return d.categoriesFor(ctx, call) }), nil
+}
+
+func (d *discovery) categoriesFor(ctx context.Context, call *plugin.Call) *plugin.Result {
 	byName := map[string]*Category{}
 	for _, e := range d.catalog.Entries() {
 		if ok, _ := d.catalog.Permitted(ctx, call, e.Tool.Name); !ok {
@@ -243,7 +323,7 @@ func (d *discovery) categories(ctx context.Context, call *plugin.Call) (*plugin.
 	return &plugin.Result{
 		Text:       strings.TrimRight(b.String(), "\n"),
 		Structured: map[string]any{"categories": out, "count": len(out)},
-	}, nil
+	}
 }
 
 func servesIntent(t plugin.Tool, intent string) bool {

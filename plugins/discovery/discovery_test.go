@@ -1,6 +1,7 @@
 package discovery
 
 import (
+	"context"
 	"encoding/json"
 	"slices"
 	"testing"
@@ -140,4 +141,107 @@ func TestTokens(t *testing.T) {
 	if diff := cmp.Diff([]string{"search", "bug", "global", "class"}, tokens("Search_BUGS global, class")); diff != "" {
 		t.Error(diff)
 	}
+}
+
+// viewHost is a host whose catalog tells its view (plugin.CatalogView):
+// the token is view, and ok is !noView; it counts Permitted calls.
+type viewHost struct {
+	*plugintest.Host
+	view      int
+	noView    bool
+	permitted int
+}
+
+func (h *viewHost) Catalog() plugin.Catalog { return viewCatalog{h, h.Host.Catalog()} }
+
+type viewCatalog struct {
+	h *viewHost
+	plugin.Catalog
+}
+
+func (c viewCatalog) Permitted(ctx context.Context, call *plugin.Call, tool string) (bool, []string) {
+	c.h.permitted++
+	return c.Catalog.Permitted(ctx, call, tool)
+}
+
+func (c viewCatalog) View(context.Context, *plugin.Call) (any, bool) {
+	return c.h.view, !c.h.noView
+}
+
+func TestAnswersKeptPerView(t *testing.T) {
+	h := &viewHost{Host: fixtureHost("add_bug")}
+	p := plugintest.Run(t, Name, h)
+	categories := func() []Category {
+		t.Helper()
+		res, err := p.Tools()[1].Handler(t.Context(), &plugin.Call{Tool: "list_categories", Arguments: json.RawMessage(`{}`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := json.Marshal(res.Structured)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out struct{ Categories []Category }
+		if err := json.Unmarshal(data, &out); err != nil {
+			t.Fatal(err)
+		}
+		return out.Categories
+	}
+	tools := func(cs []Category) []string {
+		var out []string
+		for _, c := range cs {
+			out = append(out, c.Tools...)
+		}
+		slices.Sort(out)
+		return out
+	}
+	asked := func(want bool, what string) {
+		t.Helper()
+		if got := h.permitted > 0; got != want {
+			t.Errorf("%s: policy asked: %v, want %v", what, got, want)
+		}
+		h.permitted = 0
+	}
+
+	first := tools(categories())
+	asked(true, "first answer")
+	if diff := cmp.Diff([]string{"list_bugs", "search_bugs_global", "web_search"}, tools(categories())); diff != "" {
+		t.Errorf("kept answer (-want +got):\n%s", diff)
+	}
+	asked(false, "same view")
+	found := names(search(t, p, map[string]any{"query": "bugs"}))
+	asked(true, "search_tools, not kept yet")
+	if diff := cmp.Diff(found, names(search(t, p, map[string]any{"query": "bugs"}))); diff != "" {
+		t.Errorf("kept search (-want +got):\n%s", diff)
+	}
+	asked(false, "search_tools, same view and arguments")
+	search(t, p, map[string]any{"query": "web"})
+	asked(true, "search_tools, other arguments")
+
+	// The policy changes (a new view): the answer follows it.
+	h.Allow = func(name string) (bool, []string) { return name == "web_search", nil }
+	if diff := cmp.Diff(first, tools(categories())); diff != "" {
+		t.Errorf("same view keeps its answer (-want +got):\n%s", diff)
+	}
+	asked(false, "same view after a change it was not told of")
+	h.view++
+	if diff := cmp.Diff([]string{"web_search"}, tools(categories())); diff != "" {
+		t.Errorf("new view (-want +got):\n%s", diff)
+	}
+	asked(true, "new view")
+
+	// The tools change too.
+	h.Entries = h.Entries[:1]
+	h.view++
+	if got := tools(categories()); len(got) != 1 || got[0] != "web_search" {
+		t.Errorf("after the tools changed: %v", got)
+	}
+	asked(true, "new tools")
+
+	// A catalog that cannot tell its view is asked every time.
+	h.noView = true
+	categories()
+	asked(true, "no view")
+	categories()
+	asked(true, "no view, again")
 }

@@ -1,7 +1,6 @@
 package audit
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"sync"
@@ -20,13 +19,13 @@ import (
 // batchSink is a sink that writes several lines at once: all of them, in
 // order, or an error.
 type batchSink interface {
-	writeBatch(ctx context.Context, lines [][]byte) error
+	// writeLines writes data, whole lines each ending in a newline, with
+	// one write (and one sync).
+	writeLines(ctx context.Context, data []byte) error
 }
 
-// writeBatch writes lines with one write (and one sync).
-func (s *FileSink) writeBatch(ctx context.Context, lines [][]byte) error {
-	return s.Write(ctx, bytes.Join(lines, []byte{'\n'}))
-}
+// lines are the buffers batches are chained into.
+var lines = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
 
 var _ batchSink = (*FileSink)(nil)
 
@@ -147,14 +146,22 @@ func (l *Logger) writeBatch(ctx context.Context, bs batchSink, batch []*pending)
 	for _, q := range batch {
 		total += len(q.body) + hashSuffix + 100
 	}
+	bp := lines.Get().(*[]byte)
+	buf := (*bp)[:0]
+	defer func() {
+		if cap(buf) <= 256<<10 {
+			*bp = buf[:0]
+			lines.Put(bp)
+		}
+	}()
 	if rs, ok := l.sink.(rotatingSink); len(batch) == 1 || ok && rs.needsRotation(total+200) {
 		// A lone record, or a batch that would cross a rotation: one
 		// record at a time, as Log writes them on other sinks.
 		for _, q := range batch {
 			if q.err = l.startChain(ctx, len(q.body)); q.err == nil {
-				line, h := chainLine(q.body, l.prev)
-				if q.err = l.sink.Write(ctx, line); q.err == nil {
-					l.prev = h
+				buf = append(appendChained(buf[:0], q.body, l.prev), '\n')
+				if q.err = bs.writeLines(ctx, buf); q.err == nil {
+					l.prev = string(lineHash(buf[:len(buf)-1]))
 				}
 			}
 		}
@@ -164,14 +171,20 @@ func (l *Logger) writeBatch(ctx context.Context, bs batchSink, batch []*pending)
 		fail(err)
 		return
 	}
-	prev := l.prev
-	lines := make([][]byte, len(batch))
+	var prev []byte // the hash of the line before, in buf
 	for i, q := range batch {
-		lines[i], prev = chainLine(q.body, prev)
+		start := len(buf)
+		if i == 0 {
+			buf = appendChained(buf, q.body, l.prev)
+		} else {
+			buf = appendChained(buf, q.body, prev)
+		}
+		prev = lineHash(buf[start:])
+		buf = append(buf, '\n')
 	}
-	if err := bs.writeBatch(ctx, lines); err != nil {
+	if err := bs.writeLines(ctx, buf); err != nil {
 		fail(err)
 		return
 	}
-	l.prev = prev
+	l.prev = string(prev)
 }

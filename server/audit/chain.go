@@ -31,16 +31,28 @@ const (
 // its hash.
 func chainLine(body []byte, prev string) (line []byte, hash string) {
 	line = make([]byte, 0, len(body)+len(prev)+16+hashSuffix)
-	line = append(line, body[:len(body)-1]...)
-	line = append(line, `,"prev_hash":"`...)
-	line = append(line, prev...)
-	line = append(line, `"}`...)
-	sum := sha256.Sum256(line)
-	line = line[:len(line)-1]
-	line = append(line, hashPrefix...)
-	line = hex.AppendEncode(line, sum[:])
-	line = append(line, `"}`...)
-	return line, string(line[len(line)-hashSuffix+len(hashPrefix) : len(line)-2])
+	line = appendChained(line, body, prev)
+	return line, string(lineHash(line))
+}
+
+// appendChained appends to dst the line (without newline) chaining body
+// to prev; lineHash(the line) is its hash.
+func appendChained[S string | []byte](dst, body []byte, prev S) []byte {
+	start := len(dst)
+	dst = append(dst, body[:len(body)-1]...)
+	dst = append(dst, `,"prev_hash":"`...)
+	dst = append(dst, prev...)
+	dst = append(dst, `"}`...)
+	sum := sha256.Sum256(dst[start:])
+	dst = dst[:len(dst)-1]
+	dst = append(dst, hashPrefix...)
+	dst = hex.AppendEncode(dst, sum[:])
+	return append(dst, `"}`...)
+}
+
+// lineHash is the hash a chained line ends with.
+func lineHash(line []byte) []byte {
+	return line[len(line)-hashSuffix+len(hashPrefix) : len(line)-2]
 }
 
 // chained is what verification reads from a line.

@@ -2,7 +2,8 @@ package audit
 
 import (
 	"crypto/rand"
-	"fmt"
+	"encoding/hex"
+	"sync"
 	"time"
 )
 
@@ -94,8 +95,41 @@ type Client struct {
 // NewID returns a random version 4 UUID.
 func NewID() string {
 	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	ids.read(b[:])
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+	var out [36]byte
+	hex.Encode(out[0:8], b[0:4])
+	out[8] = '-'
+	hex.Encode(out[9:13], b[4:6])
+	out[13] = '-'
+	hex.Encode(out[14:18], b[6:8])
+	out[18] = '-'
+	hex.Encode(out[19:23], b[8:10])
+	out[23] = '-'
+	hex.Encode(out[24:], b[10:16])
+	return string(out[:])
+}
+
+// ids hands out the random bytes of ids from a buffer that crypto/rand
+// fills 32 ids at a time: a read of the system's random source costs a
+// system call, more than the rest of an id. Each byte is handed out once.
+var ids randPool
+
+type randPool struct {
+	mu  sync.Mutex
+	buf [32 * 16]byte
+	off int
+}
+
+func (p *randPool) read(b []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.off == 0 || p.off+len(b) > len(p.buf) {
+		_, _ = rand.Read(p.buf[:]) // crypto/rand.Read never fails
+		p.off = 0
+	}
+	n := copy(b, p.buf[p.off:])
+	clear(p.buf[p.off : p.off+n])
+	p.off += n
 }

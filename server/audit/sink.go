@@ -313,9 +313,14 @@ func (s *FileSink) check() error {
 
 // Write appends record and a newline in one write call, after checking
 // that the path still names the open file.
-func (s *FileSink) Write(_ context.Context, record []byte) error {
+func (s *FileSink) Write(ctx context.Context, record []byte) error {
 	line := make([]byte, 0, len(record)+1)
-	line = append(append(line, record...), '\n')
+	return s.writeLines(ctx, append(append(line, record...), '\n'))
+}
+
+// writeLines implements batchSink: it writes data, whole lines, in one
+// write call, after checking that the path still names the open file.
+func (s *FileSink) writeLines(_ context.Context, line []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {

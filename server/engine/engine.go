@@ -77,6 +77,11 @@ type snapshot struct {
 	// builtinMasks: the built-in mask rules are the only ones (see
 	// maskMayMatch).
 	builtinMasks bool
+	// readsSession: some module may read input.session (sessionskip.go).
+	readsSession bool
+	// memos keep the decisions of the points whose decisions depend only
+	// on named members of input (memo.go); nil for the others.
+	memos map[Point]*decisionMemo
 
 	compiler *ast.Compiler
 	store    storage.Store
@@ -191,6 +196,13 @@ func build(ctx context.Context, cfg Config) (*snapshot, error) {
 		return nil, err
 	}
 	s.builtinMasks = onlyBuiltinMasks(cfg, parsed)
+	s.readsSession = readsSession(comp)
+	s.memos = map[Point]*decisionMemo{}
+	for _, p := range Points {
+		if m := newMemo(comp, ast.MustParseRef("data.mcp."+string(p))); m != nil {
+			s.memos[p] = m
+		}
+	}
 	return s, nil
 }
 
@@ -229,6 +241,27 @@ func (e *Engine) Decide(ctx context.Context, point Point, input ast.Value) (Deci
 	if !ok {
 		return denied("unknown decision point"), fmt.Errorf("%w: %q", ErrUnknownPoint, point)
 	}
+	return s.memoised(ctx, point, valueInput{input}, false, func(v ast.Value) (Decision, error) { return s.decide(ctx, point, q, v) })
+}
+
+// DecideTool is Decide(ctx, Tools, in.Value()), building the input
+// document only when the decision is evaluated (not memoised).
+func (e *Engine) DecideTool(ctx context.Context, in ToolInput) (Decision, error) {
+	s := e.current(ctx)
+	q := s.queries[Tools]
+	return s.memoised(ctx, Tools, in, false, func(v ast.Value) (Decision, error) { return s.decide(ctx, Tools, q, v) })
+}
+
+// RefuseTool is Refusal(ctx, Tools, in.Value()), building the input
+// document only when the decision is evaluated (not memoised).
+func (e *Engine) RefuseTool(ctx context.Context, in ToolInput) (Decision, error) {
+	s := e.current(ctx)
+	return s.refusal(ctx, Tools, s.queries[Tools], in)
+}
+
+// decide evaluates point's allow rule for input, and its decision object
+// when it does not allow.
+func (s *snapshot) decide(ctx context.Context, point Point, q *queries, input ast.Value) (Decision, error) {
 	ok, err := s.allow(ctx, q.allow, input)
 	if err != nil {
 		return denied("policy evaluation failed"), fmt.Errorf("%w: %s: %w", ErrEval, point, err)
@@ -251,6 +284,35 @@ func (e *Engine) Decide(ctx context.Context, point Point, input ast.Value) (Deci
 		d.Reasons = []string{"denied by policy"}
 	}
 	return d, nil
+}
+
+// Refusal is the decision of point for input when the caller refuses
+// whatever the policy answers (a call of a tool that is not registered):
+// only the decision object is evaluated, for its reasons, and it is
+// always a deny. Any failure is a deny carrying an error that wraps
+// [ErrEval], as with Decide.
+func (e *Engine) Refusal(ctx context.Context, point Point, input ast.Value) (Decision, error) {
+	s := e.current(ctx)
+	q, ok := s.queries[point]
+	if !ok {
+		return denied("unknown decision point"), fmt.Errorf("%w: %q", ErrUnknownPoint, point)
+	}
+	return s.refusal(ctx, point, q, valueInput{input})
+}
+
+func (s *snapshot) refusal(ctx context.Context, point Point, q *queries, in decisionInput) (Decision, error) {
+	return s.memoised(ctx, point, in, true, func(input ast.Value) (Decision, error) {
+		v, n, err := s.eval(ctx, q.decision, decisionVar, input, true)
+		if err != nil {
+			return denied("policy evaluation failed"), fmt.Errorf("%w: %s: %w", ErrEval, point, err)
+		}
+		d, ok := decode(v, n)
+		if !ok {
+			return denied("policy decision is undefined"), fmt.Errorf("%w: %s: decision undefined or malformed", ErrEval, point)
+		}
+		d.Allow = false
+		return d, nil
+	})
 }
 
 // allow evaluates a compiled allow body with topdown directly: the hot

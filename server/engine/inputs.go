@@ -2,6 +2,7 @@ package engine
 
 import (
 	"path/filepath"
+	"sync/atomic"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 )
@@ -33,6 +34,29 @@ type ToolInput struct {
 	Definition ToolDefinition
 }
 
+// lastClient is the client term built last: a server mostly serves one
+// client, whose term need not be built for every decision.
+var lastClient atomic.Pointer[clientTerm]
+
+type clientTerm struct {
+	c Client
+	t *ast.Term
+}
+
+// term is input.client. The term may be shared between decisions:
+// evaluation only reads its input.
+func (c Client) term() *ast.Term {
+	if l := lastClient.Load(); l != nil && l.c == c {
+		return l.t
+	}
+	t := ast.NewTerm(ast.NewObject(
+		ast.Item(ast.InternedTerm("name"), ast.StringTerm(c.Name)),
+		ast.Item(ast.InternedTerm("version"), ast.StringTerm(c.Version)),
+	))
+	lastClient.Store(&clientTerm{c: c, t: t})
+	return t
+}
+
 // ToolDefinition is input.tool_definition: whether the tool's definition
 // (name, description, schemas) differs from the hash the operator pinned.
 // Hash and Pinned are empty for the binary's own tools.
@@ -42,6 +66,17 @@ type ToolDefinition struct {
 }
 
 func (d ToolDefinition) term() *ast.Term {
+	if d == (ToolDefinition{}) {
+		return unchangedDefinition
+	}
+	return d.build()
+}
+
+// unchangedDefinition is the definition term of every tool of the binary,
+// built once: input terms are only read, never changed, by evaluation.
+var unchangedDefinition = ToolDefinition{}.build()
+
+func (d ToolDefinition) build() *ast.Term {
 	return ast.NewTerm(ast.NewObject(
 		ast.Item(ast.InternedTerm("changed"), ast.InternedTerm(d.Changed)),
 		ast.Item(ast.InternedTerm("hash"), ast.StringTerm(d.Hash)),
@@ -49,25 +84,49 @@ func (d ToolDefinition) term() *ast.Term {
 	))
 }
 
+// toolInputKeys are the members of the tools input document.
+var toolInputKeys = []*ast.Term{
+	ast.InternedTerm("tool_definition"), ast.InternedTerm("tool"), ast.InternedTerm("registered"),
+	ast.InternedTerm("arguments"), ast.InternedTerm("client"), ast.InternedTerm("protocol_version"),
+	ast.InternedTerm("request_id"), ast.InternedTerm("session"),
+}
+
 // Value builds the input document.
 func (in ToolInput) Value() ast.Value {
-	args := in.Arguments
-	if args == nil {
-		args = ast.NewObject()
+	var items [8][2]*ast.Term
+	for i, k := range toolInputKeys {
+		items[i] = ast.Item(k, in.member(k))
 	}
-	return ast.NewObject(
-		ast.Item(ast.InternedTerm("tool_definition"), in.Definition.term()),
-		ast.Item(ast.InternedTerm("tool"), ast.StringTerm(in.Tool)),
-		ast.Item(ast.InternedTerm("registered"), ast.InternedTerm(in.Registered)),
-		ast.Item(ast.InternedTerm("arguments"), ast.NewTerm(args)),
-		ast.Item(ast.InternedTerm("client"), ast.NewTerm(ast.NewObject(
-			ast.Item(ast.InternedTerm("name"), ast.StringTerm(in.Client.Name)),
-			ast.Item(ast.InternedTerm("version"), ast.StringTerm(in.Client.Version)),
-		))),
-		ast.Item(ast.InternedTerm("protocol_version"), ast.StringTerm(in.ProtocolVersion)),
-		ast.Item(ast.InternedTerm("request_id"), ast.StringTerm(in.RequestID)),
-		ast.Item(ast.InternedTerm("session"), ast.NewTerm(in.Session.Value())),
-	)
+	return ast.NewObject(items[:]...)
+}
+
+// member is the value of the input document's member k; nil when it has
+// none. Value is made of these, and so are the keys a memoised decision
+// is kept under, so the two cannot differ.
+func (in ToolInput) member(k *ast.Term) *ast.Term {
+	key, _ := k.Value.(ast.String)
+	switch key {
+	case "tool_definition":
+		return in.Definition.term()
+	case "tool":
+		return ast.StringTerm(in.Tool)
+	case "registered":
+		return ast.InternedTerm(in.Registered)
+	case "arguments":
+		if in.Arguments == nil {
+			return ast.NewTerm(ast.NewObject())
+		}
+		return ast.NewTerm(in.Arguments)
+	case "client":
+		return in.Client.term()
+	case "protocol_version":
+		return ast.StringTerm(in.ProtocolVersion)
+	case "request_id":
+		return ast.StringTerm(in.RequestID)
+	case "session":
+		return ast.NewTerm(in.Session.Value())
+	}
+	return nil
 }
 
 // NetworkInput is the input of data.mcp.network: a name lookup (phase

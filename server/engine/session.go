@@ -50,6 +50,17 @@ func (ev SessionEvent) term() *ast.Term {
 // Value builds the input.session document. A nil history is the empty
 // one: a session with no decisions yet.
 func (h *SessionHistory) Value() ast.Value {
+	if h == nil {
+		return emptySession
+	}
+	return h.value()
+}
+
+// emptySession is input.session of a session with no decisions yet, built
+// once: evaluation only reads its input.
+var emptySession = (*SessionHistory)(nil).value()
+
+func (h *SessionHistory) value() ast.Value {
 	var events []*ast.Term
 	var counts [3]int64
 	var dropped int64
@@ -89,7 +100,7 @@ type SessionLog struct {
 
 type sessionRing struct {
 	events  []SessionEvent // ring of perSession
-	terms   []*ast.Term    // events[i] as a document
+	terms   []*ast.Term    // events[i] as a document, once built
 	next    int            // where the next event goes
 	n       int            // events held
 	counts  [3]int64
@@ -146,7 +157,9 @@ func (l *SessionLog) add(session string, ev SessionEvent, listed bool) {
 	default:
 		r.n++
 	}
-	r.events[r.next], r.terms[r.next] = ev, ev.term()
+	// The event's document is built when a history is asked for: most
+	// policies never read it.
+	r.events[r.next], r.terms[r.next] = ev, nil
 	r.next = (r.next + 1) % len(r.events)
 }
 
@@ -177,6 +190,9 @@ func (l *SessionLog) History(session string) *SessionHistory {
 	start := (r.next - r.n + len(r.events)) % len(r.events)
 	for i := range r.n {
 		j := (start + i) % len(r.events)
+		if r.terms[j] == nil {
+			r.terms[j] = r.events[j].term()
+		}
 		h.Events, h.terms = append(h.Events, r.events[j]), append(h.terms, r.terms[j])
 	}
 	return h

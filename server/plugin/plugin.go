@@ -178,6 +178,18 @@ type Catalog interface {
 	Permitted(ctx context.Context, call *Call, tool string) (bool, []string)
 }
 
+// CatalogView is implemented by a Catalog whose answers may be
+// memoised. View returns a token for the catalog as call's client sees
+// it now: the registered tools and the policy in force for that client.
+// Two tokens are equal (==) only when Entries and Permitted answer alike
+// for both; ok false means the answers may change from call to call, and
+// nothing may be kept. A plugin that keeps an answer under a token must
+// also find the token unchanged after computing it (the tools or the
+// policy may change meanwhile).
+type CatalogView interface {
+	View(ctx context.Context, call *Call) (token any, ok bool)
+}
+
 // Entry is a registered tool with the plugin that serves it.
 type Entry struct {
 	Tool          Tool

@@ -1,0 +1,78 @@
+package server
+
+import (
+	"testing"
+	"time"
+
+	"github.com/mcp-secure/mcp-secure/server/plugin"
+)
+
+// The catalog's view changes whenever what Entries and Permitted answer
+// may: a new policy, other tools, another caller; with a pinned tool it
+// cannot be told at all. Plugins keep answers under it (discovery).
+func TestCatalogView(t *testing.T) {
+	eng := toolsEngine(t)
+	s, err := New(Options{Engine: eng, Limiter: &fakeLimiter{limit: map[string]int{}}, Audit: &fakeAuditor{},
+		Timeout: 10 * time.Second, Plugins: []string{"reload-test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &catalog{pipe: s.pipe}
+	call := &plugin.Call{Tool: "asks", Client: plugin.Client{Name: "a", Version: "1"}, ProtocolVersion: "2025-11-25"}
+	view := func(call *plugin.Call) any {
+		t.Helper()
+		v, ok := c.View(t.Context(), call)
+		if !ok {
+			t.Fatal("no view")
+		}
+		return v
+	}
+	permitted := func() bool {
+		ok, _ := c.Permitted(t.Context(), call, "other")
+		return ok
+	}
+
+	v1 := view(call)
+	if !permitted() {
+		t.Fatal("other denied before the reload")
+	}
+	if v := view(call); v != v1 {
+		t.Errorf("the view changed with nothing else: %v then %v", v1, v)
+	}
+	other := *call
+	other.Client.Version = "2"
+	if v := view(&other); v == v1 {
+		t.Error("another client has the same view")
+	}
+
+	eng.Adopt(toolsEngine(t, "other"))
+	v2 := view(call)
+	if v2 == v1 {
+		t.Error("the view did not change with the policy")
+	}
+	if permitted() {
+		t.Error("other permitted after the reload")
+	}
+
+	asks, _ := s.pipe.tools.get("asks")
+	s.pipe.tools.put(asks)
+	v3 := view(call)
+	if v3 == v2 {
+		t.Error("the view did not change with the tools")
+	}
+	if v := view(call); v != v3 {
+		t.Errorf("the view changed with nothing else: %v then %v", v3, v)
+	}
+
+	pinned := *asks
+	pinned.Name = "pinned"
+	pinned.Definition = func() plugin.DefinitionState { return plugin.DefinitionState{} }
+	s.pipe.tools.put(&pinned)
+	if v, ok := c.View(t.Context(), call); ok {
+		t.Errorf("a view with a pinned tool: %v", v)
+	}
+	s.pipe.tools.del("pinned")
+	if _, ok := c.View(t.Context(), call); !ok {
+		t.Error("no view once the pinned tool is gone")
+	}
+}
