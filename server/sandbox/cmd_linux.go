@@ -45,7 +45,7 @@ func Command(ctx context.Context, t Target) *Cmd { return commandWith(ctx, t, th
 func commandWith(ctx context.Context, t Target, l launcherExe) *Cmd {
 	c := &Cmd{target: t, ctx: ctx, cmd: exec.CommandContext(ctx, l.path)}
 	c.cmd.Args = []string{l.argv0, launcherArg, launcherProtocol}
-	c.cmd.Env = []string{}
+	c.cmd.Env = launcherEnv
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	c.cmd.Cancel = func() error {
 		c.closeCtl()
@@ -171,3 +171,9 @@ func (c *Cmd) Wait() error {
 	}
 	return err
 }
+
+// launcherEnv is the launcher's whole environment. One P is all a
+// launcher needs (its threads mostly wait), and a GOMAXPROCS of its own
+// spares the Go runtime reading the cgroup files at start-up. The target
+// gets only the environment of its Target.
+var launcherEnv = []string{"GOMAXPROCS=1"}

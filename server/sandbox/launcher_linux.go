@@ -104,6 +104,10 @@ func launch() int {
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		return fail("dumpable: %v", err)
 	}
+	// Non-blocking, the control pipe is read through the runtime's poller:
+	// the goroutine that waits for its EOF holds no thread of its own.
+	// (The server keeps no copy of this end.)
+	unix.SetNonblock(fdControl, true)
 	ctl := os.NewFile(fdControl, "control")
 	spec, err := readSpec(ctl)
 	if err != nil {
@@ -152,14 +156,17 @@ func launch() int {
 	if err := unix.Setpriority(unix.PRIO_PROCESS, 0, childNice); err != nil {
 		return fail("nice: %v", err)
 	}
-	p, err := os.StartProcess(spec.Path, spec.Args, &os.ProcAttr{
+	// syscall.ForkExec, not os.StartProcess: os checks once per process
+	// that pidfds work by starting a throwaway child, a whole process
+	// creation the launcher, which starts one target, would pay each time.
+	target, err := syscall.ForkExec(spec.Path, spec.Args, &syscall.ProcAttr{
 		Dir:   spec.Dir,
 		Env:   spec.Env,
-		Files: []*os.File{os.Stdin, os.Stdout, os.Stderr},
+		Files: []uintptr{0, 1, 2},
 		Sys:   &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
 	})
 	if err != nil {
-		return fail("%v", err)
+		return fail("%v", &os.PathError{Op: "fork/exec", Path: spec.Path, Err: err})
 	}
 	// The target runs: closing the report pipe tells the server so (see
 	// Cmd.Start).
@@ -196,7 +203,7 @@ func launch() int {
 		if err != nil { // ECHILD: nothing is left below us
 			break
 		}
-		if pid == p.Pid {
+		if pid == target {
 			switch {
 			case ws.Exited():
 				code = ws.ExitStatus()
