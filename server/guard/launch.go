@@ -206,48 +206,16 @@ func (c *Commands) Launch(ctx context.Context, spec *plugin.LaunchSpec) (plugin.
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	p := &process{cancel: cancel}
-	var child []*os.File
-	closeAll := func() {
-		for _, f := range append(child, p.in, p.out, p.errs) {
-			if f != nil {
-				f.Close()
-			}
-		}
-		cancel()
-	}
-	pipe := func() (r, w *os.File, err error) {
-		r, w, err = os.Pipe()
-		if err == nil {
-			child = append(child, r, w)
-		}
-		return r, w, err
-	}
-	inR, inW, err1 := pipe()
-	outR, outW, err2 := pipe()
-	errR, errW, err3 := pipe()
-	if err := errors.Join(err1, err2, err3); err != nil {
-		closeAll()
-		return nil, fmt.Errorf("%s: %w", spec.Who(), err)
-	}
-	child = []*os.File{inR, outW, errW}
-	p.in, p.out, p.errs = inW, outR, errR
-	p.cmd = sandbox.Command(ctx, t)
+	p.cmd = sandbox.Piped(ctx, t)
 	p.cmd.WaitDelay = killGrace
-	p.cmd.Stdin, p.cmd.Stdout, p.cmd.Stderr = inR, outW, errW
-	err = p.cmd.Start()
-	for _, f := range child { // the launcher holds its own copies
-		f.Close()
-	}
-	if err != nil {
-		p.in.Close()
-		p.out.Close()
-		p.errs.Close()
+	if err := p.cmd.Start(); err != nil {
 		cancel()
 		if spec.Server != "" {
 			c.recordUpstream(ctx, spec, t, audit.ResultError, err.Error(), 0)
 		}
 		return nil, fmt.Errorf("%s: %w", spec.Who(), err)
 	}
+	p.in, p.out, p.errs = p.cmd.Pipes()
 	if spec.Server != "" {
 		if werr := c.recordUpstream(ctx, spec, t, audit.ResultAllow, "started", p.Pid()); werr != nil {
 			p.Kill()

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -35,6 +37,16 @@ type Cmd struct {
 	ctl      *os.File // the write end of the control pipe: closing it ends the tree
 	report   *os.File
 	closeCtl func()
+
+	// piped: the target's standard streams are pipes (see Piped), and
+	// the launcher may be one started ahead of time.
+	piped         bool
+	launcher      launcherExe
+	in, out, errs *os.File // the server's ends of those pipes
+	// Of a launcher started ahead: stopping the cancellation that
+	// follows ctx, and the launcher's own context.
+	stopAfter func() bool
+	cancel    context.CancelFunc
 }
 
 // Command prepares t to run in the sandbox. When ctx is done the whole
@@ -43,10 +55,7 @@ func Command(ctx context.Context, t Target) *Cmd { return commandWith(ctx, t, th
 
 // commandWith is Command started through launcher l.
 func commandWith(ctx context.Context, t Target, l launcherExe) *Cmd {
-	c := &Cmd{target: t, ctx: ctx, cmd: exec.CommandContext(ctx, l.path)}
-	c.cmd.Args = []string{l.argv0, launcherArg, launcherProtocol}
-	c.cmd.Env = launcherEnv
-	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	c := &Cmd{target: t, ctx: ctx, cmd: launcherCmd(ctx, l)}
 	c.cmd.Cancel = func() error {
 		c.closeCtl()
 		return nil
@@ -54,6 +63,32 @@ func commandWith(ctx context.Context, t Target, l launcherExe) *Cmd {
 	c.closeCtl = func() {}
 	return c
 }
+
+// launcherCmd is the command that starts launcher l.
+func launcherCmd(ctx context.Context, l launcherExe) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, l.path)
+	cmd.Args = []string{l.argv0, launcherArg, launcherProtocol}
+	cmd.Env = launcherEnv
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	return cmd
+}
+
+// Piped prepares t like Command, with pipes as the target's standard
+// input, output and error: after Start, [Cmd.Pipes] hands out the
+// server's ends. Set no Stdin, Stdout or Stderr.
+//
+// A piped target may start through a launcher started ahead of it, which
+// takes the launcher's own start-up (a Go runtime's, some milliseconds)
+// off the call's path: the launcher waits for its target on the control
+// pipe and does nothing before it has it. After each piped start one
+// such launcher is started for the next.
+func Piped(ctx context.Context, t Target) *Cmd {
+	return &Cmd{target: t, ctx: ctx, piped: true, launcher: theLauncher(), closeCtl: func() {}}
+}
+
+// Pipes returns the server's ends of a piped target's standard input,
+// output and error after a successful Start; the caller closes them.
+func (c *Cmd) Pipes() (stdin, stdout, stderr *os.File) { return c.in, c.out, c.errs }
 
 // StdinPipe returns a pipe to the target's standard input.
 func (c *Cmd) StdinPipe() (io.WriteCloser, error) { return c.cmd.StdinPipe() }
@@ -75,23 +110,27 @@ func (c *Cmd) Start() error {
 			return fmt.Errorf("%w: %s", ErrUnavailable, s.Reason)
 		}
 	}
-	if c.cmd.Stdin == nil {
-		c.cmd.Stdin = c.Stdin
+	if c.piped && (c.Stdin != nil || c.Stdout != nil || c.Stderr != nil) {
+		return errors.New("sandbox: a piped target takes no Stdin, Stdout or Stderr")
 	}
-	if c.cmd.Stdout == nil {
-		c.cmd.Stdout = c.Stdout
-	}
-	if c.cmd.Stderr == nil {
-		c.cmd.Stderr = c.Stderr
-	}
-	c.cmd.WaitDelay = c.WaitDelay
-	if c.cmd.WaitDelay <= 0 {
-		c.cmd.WaitDelay = 2 * time.Second
+	if !c.piped {
+		if c.cmd.Stdin == nil {
+			c.cmd.Stdin = c.Stdin
+		}
+		if c.cmd.Stdout == nil {
+			c.cmd.Stdout = c.Stdout
+		}
+		if c.cmd.Stderr == nil {
+			c.cmd.Stderr = c.Stderr
+		}
+		c.cmd.WaitDelay = c.waitDelay()
 	}
 	spec, err := json.Marshal(t)
 	if err != nil {
 		return fmt.Errorf("sandbox: %w", err)
 	}
+	msg := binary.BigEndian.AppendUint32(nil, uint32(len(spec)))
+	msg = append(msg, spec...)
 	// A launcher spends milliseconds of CPU starting (tens of them when it
 	// is this whole binary re-executed) before it starts the target.
 	// Launches start a few at a time, so that a burst of them cannot
@@ -103,40 +142,73 @@ func (c *Cmd) Start() error {
 		return fmt.Errorf("sandbox: %w", context.Cause(c.ctx))
 	}
 	defer func() { <-launchSlots }()
+	if c.piped {
+		return c.startPiped(msg)
+	}
+	ctlW, repR, closeCtl, err := startLauncher(c.cmd)
+	if err != nil {
+		return err
+	}
+	c.ctl, c.report, c.closeCtl = ctlW, repR, closeCtl
+	return c.handOver(msg)
+}
+
+// startLauncher starts cmd, a launcher, with the control and report
+// pipes, and returns the server's ends and the function that closes the
+// control pipe (once).
+func startLauncher(cmd *exec.Cmd) (ctl, report *os.File, closeCtl func(), err error) {
 	ctlR, ctlW, err := os.Pipe()
 	if err != nil {
-		return fmt.Errorf("sandbox: %w", err)
+		return nil, nil, nil, fmt.Errorf("sandbox: %w", err)
 	}
 	repR, repW, err := os.Pipe()
 	if err != nil {
 		ctlR.Close()
 		ctlW.Close()
-		return fmt.Errorf("sandbox: %w", err)
+		return nil, nil, nil, fmt.Errorf("sandbox: %w", err)
 	}
-	c.ctl, c.report = ctlW, repR
-	var once sync.Once
-	c.closeCtl = func() { once.Do(func() { ctlW.Close() }) }
-	c.cmd.ExtraFiles = []*os.File{ctlR, repW}
-	err = c.cmd.Start()
+	closeCtl = sync.OnceFunc(func() { ctlW.Close() })
+	cmd.ExtraFiles = []*os.File{ctlR, repW}
+	err = cmd.Start()
 	ctlR.Close()
 	repW.Close()
 	if err != nil {
-		c.closeCtl()
+		closeCtl()
 		repR.Close()
-		return fmt.Errorf("sandbox: starting the launcher: %w", err)
+		return nil, nil, nil, fmt.Errorf("sandbox: starting the launcher: %w", err)
 	}
-	msg := binary.BigEndian.AppendUint32(nil, uint32(len(spec)))
-	if _, err := ctlW.Write(append(msg, spec...)); err != nil {
+	return ctlW, repR, closeCtl, nil
+}
+
+// handOver writes msg, the target, to the started launcher and waits
+// until it has started the target or said why it could not.
+func (c *Cmd) handOver(msg []byte) error {
+	if _, err := c.ctl.Write(msg); err != nil {
 		c.closeCtl()
 		c.cmd.Wait()
-		repR.Close()
+		c.report.Close()
+		for _, f := range []*os.File{c.in, c.out, c.errs} {
+			if f != nil {
+				f.Close()
+			}
+		}
+		if c.cancel != nil {
+			c.stopAfter()
+			c.cancel()
+		}
 		return fmt.Errorf("sandbox: handing the target to the launcher: %w", err)
 	}
+	return c.awaitTarget()
+}
+
+// awaitTarget waits until the launcher, which has the target, has
+// started it or said why it could not.
+func (c *Cmd) awaitTarget() error {
 	// The launcher closes the report pipe once the target runs, or
 	// writes why it could not start it and exits; a launcher killed with
 	// ctx closes it too. The deadline is a backstop.
-	repR.SetReadDeadline(time.Now().Add(launchWait))
-	c.setup, _ = io.ReadAll(io.LimitReader(repR, 4096))
+	c.report.SetReadDeadline(time.Now().Add(launchWait))
+	c.setup, _ = io.ReadAll(io.LimitReader(c.report, 4096))
 	return nil
 }
 
@@ -156,6 +228,13 @@ func (c *Cmd) Wait() error {
 	}
 	err := c.cmd.Wait()
 	c.closeCtl()
+	if c.cancel != nil { // a launcher started ahead, on a context of its own
+		c.stopAfter()
+		c.cancel()
+		if errors.Is(err, context.Canceled) && c.ctx.Err() != nil {
+			err = c.ctx.Err()
+		}
+	}
 	if ps := c.cmd.ProcessState; ps != nil {
 		if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 			// The launcher itself was killed: its group goes too.
@@ -177,3 +256,154 @@ func (c *Cmd) Wait() error {
 // spares the Go runtime reading the cgroup files at start-up. The target
 // gets only the environment of its Target.
 var launcherEnv = []string{"GOMAXPROCS=1"}
+
+func (c *Cmd) waitDelay() time.Duration {
+	if c.WaitDelay <= 0 {
+		return 2 * time.Second
+	}
+	return c.WaitDelay
+}
+
+// A warm launcher was started ahead of the call that takes it: it waits
+// for its target on the control pipe, with fresh pipes as its standard
+// streams. Its context is its own; the call's, when done, cancels it.
+type warmLauncher struct {
+	l             launcherExe
+	cmd           *exec.Cmd
+	cancel        context.CancelFunc
+	ctl, report   *os.File
+	closeCtl      func()
+	in, out, errs *os.File
+}
+
+// warm holds the launcher started for the next piped target.
+var (
+	warm      = make(chan *warmLauncher, 1)
+	refilling atomic.Bool
+)
+
+// startWarm starts launcher l with pipes as its standard streams.
+func startWarm(l launcherExe) (*warmLauncher, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &warmLauncher{l: l, cmd: launcherCmd(ctx, l), cancel: cancel, closeCtl: func() {}}
+	w.cmd.Cancel = func() error {
+		w.closeCtl()
+		return nil
+	}
+	var child []*os.File
+	pipe := func() (r, wr *os.File) {
+		r, wr, err := os.Pipe()
+		if err == nil {
+			child = append(child, r, wr)
+		}
+		return r, wr
+	}
+	inR, inW := pipe()
+	outR, outW := pipe()
+	errR, errW := pipe()
+	if len(child) != 6 {
+		for _, f := range child {
+			f.Close()
+		}
+		cancel()
+		return nil, errors.New("sandbox: cannot make the target's pipes")
+	}
+	w.cmd.Stdin, w.cmd.Stdout, w.cmd.Stderr = inR, outW, errW
+	ctl, report, closeCtl, err := startLauncher(w.cmd)
+	inR.Close() // the launcher holds its own copies
+	outW.Close()
+	errW.Close()
+	if err != nil {
+		inW.Close()
+		outR.Close()
+		errR.Close()
+		cancel()
+		return nil, err
+	}
+	w.ctl, w.report, w.closeCtl = ctl, report, closeCtl
+	w.in, w.out, w.errs = inW, outR, errR
+	return w, nil
+}
+
+// discard ends a warm launcher that will not be used: it reads EOF for
+// its target and exits.
+func (w *warmLauncher) discard() {
+	w.closeCtl()
+	w.in.Close()
+	w.out.Close()
+	w.errs.Close()
+	go func() {
+		w.cmd.Wait()
+		w.report.Close()
+		w.cancel()
+	}()
+}
+
+// takeWarm returns the warm launcher of l, if one is ready.
+func takeWarm(l launcherExe) *warmLauncher {
+	select {
+	case w := <-warm:
+		if w.l == l {
+			return w
+		}
+		w.discard()
+	default:
+	}
+	return nil
+}
+
+// refill starts a warm launcher for the next piped target, unless one
+// is ready or starting.
+func refill(l launcherExe) {
+	if len(warm) > 0 || !refilling.CompareAndSwap(false, true) {
+		return
+	}
+	defer refilling.Store(false)
+	launchSlots <- struct{}{}
+	w, err := startWarm(l)
+	<-launchSlots
+	if err != nil {
+		return
+	}
+	select {
+	case warm <- w:
+	default:
+		w.discard()
+	}
+}
+
+// startPiped hands the target (msg) to a warm launcher, or to one started
+// now when none is ready or the ready one has died, and starts the next
+// warm launcher in the background.
+func (c *Cmd) startPiped(msg []byte) error {
+	if err := c.ctx.Err(); err != nil {
+		return fmt.Errorf("sandbox: %w", context.Cause(c.ctx))
+	}
+	defer func() { go refill(c.launcher) }()
+	w := takeWarm(c.launcher)
+	if w != nil {
+		if _, err := w.ctl.Write(msg); err != nil {
+			// It died while it waited (killed from outside): start another.
+			w.discard()
+			w = nil
+		}
+	}
+	fresh := w == nil
+	if fresh {
+		var err error
+		if w, err = startWarm(c.launcher); err != nil {
+			return err
+		}
+	}
+	c.cmd, c.cancel = w.cmd, w.cancel
+	c.ctl, c.report, c.closeCtl = w.ctl, w.report, w.closeCtl
+	c.in, c.out, c.errs = w.in, w.out, w.errs
+	c.cmd.WaitDelay = c.waitDelay()
+	// From here the call's context ends the launcher and its tree, as
+	// it does a launcher started with it.
+	c.stopAfter = context.AfterFunc(c.ctx, w.cancel)
+	if fresh {
+		return c.handOver(msg)
+	}
+	return c.awaitTarget()
+}

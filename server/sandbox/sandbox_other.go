@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"strings"
 	"time"
@@ -32,6 +33,9 @@ type Cmd struct {
 
 	target Target
 	cmd    *exec.Cmd
+
+	piped         bool
+	in, out, errs *os.File
 }
 
 // Command prepares t; off Linux only an Unconfined target starts.
@@ -40,6 +44,17 @@ func Command(ctx context.Context, t Target) *Cmd {
 	c.cmd.Args, c.cmd.Env, c.cmd.Dir = t.Args, t.Env, t.Dir
 	return c
 }
+
+// Piped prepares t with pipes as its standard streams; [Cmd.Pipes]
+// hands out the other ends after Start.
+func Piped(ctx context.Context, t Target) *Cmd {
+	c := Command(ctx, t)
+	c.piped = true
+	return c
+}
+
+// Pipes returns the server's ends of a piped target's standard streams.
+func (c *Cmd) Pipes() (stdin, stdout, stderr *os.File) { return c.in, c.out, c.errs }
 
 func (c *Cmd) StdinPipe() (io.WriteCloser, error) { return c.cmd.StdinPipe() }
 func (c *Cmd) StdoutPipe() (io.ReadCloser, error) { return c.cmd.StdoutPipe() }
@@ -54,7 +69,33 @@ func (c *Cmd) Start() error {
 	}
 	c.cmd.Stdin, c.cmd.Stdout, c.cmd.Stderr = c.Stdin, c.Stdout, c.Stderr
 	c.cmd.WaitDelay = c.WaitDelay
-	return c.cmd.Start()
+	if !c.piped {
+		return c.cmd.Start()
+	}
+	var ends []*os.File // the child's, then the server's
+	for range 3 {
+		r, w, err := os.Pipe()
+		if err != nil {
+			for _, f := range ends {
+				f.Close()
+			}
+			return fmt.Errorf("sandbox: %w", err)
+		}
+		ends = append(ends, r, w)
+	}
+	c.cmd.Stdin, c.cmd.Stdout, c.cmd.Stderr = ends[0], ends[3], ends[5]
+	err := c.cmd.Start()
+	ends[0].Close()
+	ends[3].Close()
+	ends[5].Close()
+	if err != nil {
+		ends[1].Close()
+		ends[2].Close()
+		ends[4].Close()
+		return err
+	}
+	c.in, c.out, c.errs = ends[1], ends[2], ends[4]
+	return nil
 }
 
 func (c *Cmd) Wait() error { return c.cmd.Wait() }

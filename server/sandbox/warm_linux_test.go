@@ -1,0 +1,132 @@
+//go:build linux
+
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// pipedRun starts argv piped, writes in to its stdin and returns its
+// output and the launcher's pid.
+func (b *box) pipedRun(t *testing.T, ctx context.Context, in string, argv ...string) (stdout, stderr string, code, pid int, err error) {
+	t.Helper()
+	c := Piped(ctx, Target{Path: argv[0], Args: argv, Env: []string{"PATH=/usr/bin:/bin"}, Dir: b.dir, Rules: b.rule, Unconfined: !Probe().Confines()})
+	if err := c.Start(); err != nil {
+		return "", "", -1, 0, err
+	}
+	sin, sout, serr := c.Pipes()
+	go func() { io.WriteString(sin, in); sin.Close() }()
+	errc := make(chan string, 1)
+	go func() { e, _ := io.ReadAll(serr); errc <- string(e) }()
+	o, _ := io.ReadAll(sout)
+	stderr = <-errc
+	sout.Close()
+	serr.Close()
+	err = c.Wait()
+	return string(o), stderr, c.ExitCode(), c.Pid(), err
+}
+
+// waitWarm waits for the warm launcher to be ready and returns its pid,
+// leaving it in place.
+func waitWarm(t *testing.T) int {
+	t.Helper()
+	for range 500 {
+		select {
+		case w := <-warm:
+			pid := w.cmd.Process.Pid
+			warm <- w
+			return pid
+		default:
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("no warm launcher was started after a piped start")
+	return 0
+}
+
+func TestPipedRunsThroughAWarmLauncher(t *testing.T) {
+	b := newBox(t, "/usr/bin/cat", "/usr/bin/sh")
+	out, _, code, _, err := b.pipedRun(t, t.Context(), "first", "/usr/bin/cat")
+	if err != nil || code != 0 || out != "first" {
+		t.Fatalf("piped/cold: %q %d %v", out, code, err)
+	}
+	ready := waitWarm(t)
+	out, errOut, code, pid, err := b.pipedRun(t, t.Context(), "second", "/usr/bin/sh", "-c", "cat; echo oops >&2; exit 5")
+	if out != "second" || errOut != "oops\n" || code != 5 {
+		t.Errorf("piped/warm: out %q err %q exit %d (%v)", out, errOut, code, err)
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		t.Errorf("piped/warm: Wait = %v, want an exit error", err)
+	}
+	if pid != ready {
+		t.Errorf("piped/warm: the target started through launcher %d, not the warm one %d", pid, ready)
+	}
+}
+
+func TestPipedReplacesADeadWarmLauncher(t *testing.T) {
+	b := newBox(t, "/usr/bin/cat")
+	if _, _, _, _, err := b.pipedRun(t, t.Context(), "x", "/usr/bin/cat"); err != nil {
+		t.Fatal(err)
+	}
+	dead := waitWarm(t)
+	syscall.Kill(dead, syscall.SIGKILL)
+	for range 200 { // until it is a zombie, its pipes closed
+		if stat, err := os.ReadFile("/proc/" + strconv.Itoa(dead) + "/stat"); err != nil || strings.Contains(string(stat), ") Z ") {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	out, _, code, pid, err := b.pipedRun(t, t.Context(), "after", "/usr/bin/cat")
+	if err != nil || code != 0 || out != "after" {
+		t.Errorf("piped/after-a-dead-warm-launcher: %q %d %v", out, code, err)
+	}
+	if pid == dead {
+		t.Errorf("the target was handed to the dead launcher %d", pid)
+	}
+}
+
+func TestPipedCancelKillsTheTree(t *testing.T) {
+	b := newBox(t, "/usr/bin/sleep")
+	// A warm launcher for this call, then a cancelled call through it.
+	if _, _, _, _, err := b.pipedRun(t, t.Context(), "", "/usr/bin/sleep", "0"); err != nil {
+		t.Fatal(err)
+	}
+	waitWarm(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, _, code, _, err := b.pipedRun(t, ctx, "", "/usr/bin/sleep", "60")
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("the call outlived its context by %v", took)
+	}
+	// As through a launcher started with the call: the launcher kills
+	// the tree and reports the target killed.
+	if err == nil || code != 128+int(syscall.SIGKILL) {
+		t.Errorf("Wait = %v, exit %d; want the target killed", err, code)
+	}
+}
+
+func TestTargetGetsOnlyItsEnvironment(t *testing.T) {
+	b := newBox(t, "/usr/bin/env")
+	for _, env := range [][]string{nil, {"ONLY=this"}} {
+		c := Command(t.Context(), Target{Path: "/usr/bin/env", Args: []string{"env"}, Env: env, Dir: b.dir, Rules: b.rule, Unconfined: !Probe().Confines()})
+		var o strings.Builder
+		c.Stdout = &o
+		if err := c.Run(); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := o.String(), strings.Join(append(env, ""), "\n"); got != want {
+			t.Errorf("env %q: the target sees %q (the launcher's own environment must not reach it)", env, got)
+		}
+	}
+}
