@@ -186,6 +186,9 @@ func (c *Cmd) handOver(msg []byte) error {
 	if _, err := c.ctl.Write(msg); err != nil {
 		c.closeCtl()
 		c.cmd.Wait()
+		// A launcher that failed before it read the target said why.
+		c.report.SetReadDeadline(time.Now().Add(time.Second))
+		why, _ := io.ReadAll(io.LimitReader(c.report, 4096))
 		c.report.Close()
 		for _, f := range []*os.File{c.in, c.out, c.errs} {
 			if f != nil {
@@ -195,6 +198,9 @@ func (c *Cmd) handOver(msg []byte) error {
 		if c.cancel != nil {
 			c.stopAfter()
 			c.cancel()
+		}
+		if len(why) > 0 {
+			return &SetupError{Msg: strings.TrimSpace(string(why))}
 		}
 		return fmt.Errorf("sandbox: handing the target to the launcher: %w", err)
 	}

@@ -48,6 +48,20 @@
 //   - reports setup failures ("landlock: ...", "fork/exec ...") to the
 //     server over a second pipe, returned by [Cmd.Wait] as a [*SetupError].
 //
+// What does not depend on the target (no_new_privs, the capabilities,
+// the probe of the kernel) the launcher does before it reads the target;
+// a signal that arrives before the target ends it at once.
+//
+// [Piped] starts a target whose standard streams are pipes (external
+// plugins and upstream servers): it takes a launcher started ahead of
+// the call with fresh pipes as its standard streams, waiting for its
+// target on the control pipe, and starts another for the next call in
+// the background. The launcher's own start-up (a Go runtime's, some
+// milliseconds of CPU) then runs off the call's path; the launcher does
+// nothing that depends on the target before it has it, and the call's
+// context ends it and its tree as it does a launcher started with the
+// call. A warm launcher that died while it waited is replaced.
+//
 // The hook runs from this package's init. In mcp-secure-launch, which
 // holds little more than this package, a launcher costs one small
 // process start; re-executing the server's binary also pays for

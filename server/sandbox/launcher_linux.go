@@ -104,6 +104,41 @@ func launch() int {
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		return fail("dumpable: %v", err)
 	}
+	// What does not depend on the target is done before the target is
+	// read: a launcher started ahead of its call (see Piped) does it
+	// while it waits.
+	var stopOnce sync.Once
+	stop := make(chan struct{})
+	stopNow := func() { stopOnce.Do(func() { close(stop) }) }
+	// A signal before the target is read ends the launcher at once, as
+	// the signal's default action did; after, it ends the tree. The lock
+	// keeps the target from starting while a signal ends the launcher.
+	var (
+		started   sync.Mutex
+		hasTarget bool
+	)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	go func() {
+		sig := <-sigs
+		started.Lock()
+		if !hasTarget {
+			os.Exit(128 + int(sig.(syscall.Signal)))
+		}
+		started.Unlock()
+		stopNow()
+	}()
+	// This thread is confined and forks the target, which inherits its
+	// Landlock domain and no_new_privs; the rest of the launcher is not.
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return fail("no_new_privs: %v", err)
+	}
+	if err := dropCapabilities(); err != nil {
+		return fail("capabilities: %v", err)
+	}
+	support := Probe()
+	warmDecoder()
+
 	// Non-blocking, the control pipe is read through the runtime's poller:
 	// the goroutine that waits for its EOF holds no thread of its own.
 	// (The server keeps no copy of this end.)
@@ -113,38 +148,26 @@ func launch() int {
 	if err != nil {
 		return fail("launcher: %v", err)
 	}
-	var stopOnce sync.Once
-	stop := make(chan struct{})
-	stopNow := func() { stopOnce.Do(func() { close(stop) }) }
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	go func() { <-sigs; stopNow() }()
+	started.Lock()
+	hasTarget = true
+	started.Unlock()
 	// EOF on the control pipe: the server died or cancelled the call.
 	go func() { io.Copy(io.Discard, ctl); stopNow() }()
 
 	if err := setLimits(spec.Limits.withDefaults()); err != nil {
 		return fail("rlimit: %v", err)
 	}
-	// This thread is confined and forks the target, which inherits its
-	// Landlock domain and no_new_privs; the rest of the launcher is not.
-	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-		return fail("no_new_privs: %v", err)
-	}
-	if err := dropCapabilities(); err != nil {
-		return fail("capabilities: %v", err)
-	}
 	if !spec.Unconfined {
-		s := Probe()
-		if !s.Confines() {
-			return fail("landlock: %s", s.Reason)
+		if !support.Confines() {
+			return fail("landlock: %s", support.Reason)
 		}
-		if err := restrict(spec.Rules, s.ABI); err != nil {
+		if err := restrict(spec.Rules, support.ABI); err != nil {
 			return fail("%v", err)
 		}
 	}
 	// The socket filter, last: it binds this thread and everything it
 	// starts. An unconfined target gets it where the kernel has seccomp.
-	if s := Probe(); s.SocketFilter || !spec.Unconfined {
+	if support.SocketFilter || !spec.Unconfined {
 		if err := installFilter(filterOptions{udp: spec.Rules.AllowUDP}); err != nil {
 			return fail("%v", err)
 		}
@@ -385,6 +408,14 @@ func setLimits(l Limits) error {
 		}
 	}
 	return nil
+}
+
+// warmDecoder decodes a target description once, so that the decoder's
+// work per type (reflection over Target's fields) is done before the
+// target arrives.
+func warmDecoder() {
+	var t Target
+	json.Unmarshal([]byte(`{"Path":"/","Args":["a"],"Env":["a=b"],"Dir":"/","ReadWrite":["/"],"ReadOnly":["/"],"Exec":["/"],"ConnectTCP":[1],"AllowUDP":false,"Limits":{"CPU":1,"Data":1,"FileSize":1,"OpenFiles":1,"Processes":1},"Unconfined":false}`), &t)
 }
 
 // readSpec reads the length-prefixed target description.

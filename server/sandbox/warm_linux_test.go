@@ -78,20 +78,21 @@ func TestPipedReplacesADeadWarmLauncher(t *testing.T) {
 	if _, _, _, _, err := b.pipedRun(t, t.Context(), "x", "/usr/bin/cat"); err != nil {
 		t.Fatal(err)
 	}
-	dead := waitWarm(t)
-	syscall.Kill(dead, syscall.SIGKILL)
-	for range 200 { // until it is a zombie, its pipes closed
-		if stat, err := os.ReadFile("/proc/" + strconv.Itoa(dead) + "/stat"); err != nil || strings.Contains(string(stat), ") Z ") {
-			break
+	// SIGTERM included: before it has its target, a launcher ends at
+	// once on a signal, as it did before it handled signals.
+	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM} {
+		dead := waitWarm(t)
+		syscall.Kill(dead, sig)
+		if !waitDead(dead) {
+			t.Fatalf("%v: the waiting launcher %d did not end", sig, dead)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	out, _, code, pid, err := b.pipedRun(t, t.Context(), "after", "/usr/bin/cat")
-	if err != nil || code != 0 || out != "after" {
-		t.Errorf("piped/after-a-dead-warm-launcher: %q %d %v", out, code, err)
-	}
-	if pid == dead {
-		t.Errorf("the target was handed to the dead launcher %d", pid)
+		out, _, code, pid, err := b.pipedRun(t, t.Context(), "after", "/usr/bin/cat")
+		if err != nil || code != 0 || out != "after" {
+			t.Errorf("%v: piped/after-a-dead-warm-launcher: %q %d %v", sig, out, code, err)
+		}
+		if pid == dead {
+			t.Errorf("%v: the target was handed to the dead launcher %d", sig, pid)
+		}
 	}
 }
 
@@ -129,4 +130,19 @@ func TestTargetGetsOnlyItsEnvironment(t *testing.T) {
 			t.Errorf("env %q: the target sees %q (the launcher's own environment must not reach it)", env, got)
 		}
 	}
+}
+
+// waitDead waits until pid is a zombie whose threads have all exited, and
+// so closed its descriptors (the leader turns zombie while other threads
+// may still be exiting).
+func waitDead(pid int) bool {
+	for range 400 {
+		stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		status, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+		if err != nil || strings.Contains(string(stat), ") Z ") && strings.Contains(string(status), "\nThreads:\t1\n") {
+			return true
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return false
 }
