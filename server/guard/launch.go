@@ -78,7 +78,7 @@ func (c *Commands) launchTarget(spec *plugin.LaunchSpec) (sandbox.Target, error)
 			return fail("${%s} is the server's own variable (credentials or configuration): no child is given its value", name)
 		}
 	}
-	rules := c.Rules(sandbox.Executables(execs...)...)
+	rules := c.Rules(executables(execs...)...)
 	if spec.Paths != nil {
 		rw := narrowPaths(c.writableRoots(), *spec.Paths)
 		rules.ReadWrite = append(rw, sandbox.SystemReadWrite...)

@@ -14,6 +14,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/mcp-secure/mcp-secure/server/engine"
+	"github.com/mcp-secure/mcp-secure/server/internal/filememo"
 	"github.com/mcp-secure/mcp-secure/server/sandbox"
 )
 
@@ -306,10 +307,44 @@ func (c *Commands) toolMayWrite(ctx context.Context, path string) bool {
 	return err != nil || d.Allow // an error counts as writable: fail closed
 }
 
-// shebang reads the "#!" line of the file at path, if it has one: the
+// What was read from executables, remembered while each file stays the
+// same (see filememo): the #! line of a script, the dynamic loader of an
+// ELF program. Every launch and every command asks again.
+var (
+	shebangs filememo.Memo[shebangLine]
+	loaders  filememo.Memo[string]
+)
+
+type shebangLine struct {
+	interp, arg string
+	ok          bool
+	err         error
+}
+
+// shebang is readShebang, remembered while the file at path is the same.
+func shebang(path string) (interp, arg string, ok bool, err error) {
+	l := shebangs.Get(path, func() (shebangLine, bool) {
+		interp, arg, ok, err := readShebang(path)
+		return shebangLine{interp, arg, ok, err}, err == nil
+	})
+	return l.interp, l.arg, l.ok, l.err
+}
+
+// executables is sandbox.Executables, each file's dynamic loader
+// remembered while the file is the same.
+func executables(paths ...string) []string {
+	return sandbox.ExecutablesWith(func(p string) string {
+		return loaders.Get(p, func() (string, bool) {
+			l, err := sandbox.ReadInterpreter(p)
+			return l, err == nil
+		})
+	}, paths...)
+}
+
+// readShebang reads the "#!" line of the file at path, if it has one: the
 // interpreter and its optional argument (the rest of the line, as the
 // kernel passes it).
-func shebang(path string) (interp, arg string, ok bool, err error) {
+func readShebang(path string) (interp, arg string, ok bool, err error) {
 	// Non-blocking: a FIFO swapped in after the stat must not hang us.
 	f, err := os.OpenFile(path, os.O_RDONLY|openNonblock, 0)
 	if err != nil {
@@ -355,7 +390,7 @@ func (c *Commands) sandboxExecs(ctx context.Context, t *trust, chain []program) 
 		add(p.real)
 	}
 	if c.opts.Allowed == nil {
-		return sandbox.Executables(files...)
+		return executables(files...)
 	}
 	blocked := map[string]bool{}
 	for _, b := range c.opts.Blocked {
@@ -375,5 +410,5 @@ func (c *Commands) sandboxExecs(ctx context.Context, t *trust, chain []program) 
 		}
 		add(p.real)
 	}
-	return sandbox.Executables(files...)
+	return executables(files...)
 }

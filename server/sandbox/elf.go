@@ -2,13 +2,19 @@ package sandbox
 
 import (
 	"debug/elf"
+	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 )
 
 // Executables are paths with the dynamic loader each needs, for
 // Rules.Exec: what the child may execute.
-func Executables(paths ...string) []string {
+func Executables(paths ...string) []string { return ExecutablesWith(Interpreter, paths...) }
+
+// ExecutablesWith is Executables with loader in place of [Interpreter]
+// (one that remembers what it read, say).
+func ExecutablesWith(loader func(path string) string, paths ...string) []string {
 	var out []string
 	add := func(p string) {
 		for _, q := range out {
@@ -23,7 +29,7 @@ func Executables(paths ...string) []string {
 			continue
 		}
 		add(p)
-		if l := Interpreter(p); l != "" {
+		if l := loader(p); l != "" {
 			add(l)
 		}
 	}
@@ -34,24 +40,39 @@ func Executables(paths ...string) []string {
 // which must be executable in the sandbox for the executable to start;
 // "" for a static executable or a file that is not ELF.
 func Interpreter(path string) string {
-	f, err := elf.Open(path)
+	l, _ := ReadInterpreter(path)
+	return l
+}
+
+// ReadInterpreter is Interpreter, with the error that kept it from
+// reading the file (none for a file that is not ELF).
+func ReadInterpreter(path string) (string, error) {
+	f, err := os.Open(path)
 	if err != nil {
-		return ""
+		return "", err
 	}
 	defer f.Close()
-	for _, p := range f.Progs {
+	ef, err := elf.NewFile(f)
+	if err != nil {
+		var fe *elf.FormatError
+		if errors.As(err, &fe) {
+			return "", nil // not ELF, or not one Go reads: no loader to allow
+		}
+		return "", err
+	}
+	for _, p := range ef.Progs {
 		if p.Type != elf.PT_INTERP {
 			continue
 		}
 		buf := make([]byte, min(p.Filesz, 4096))
 		if _, err := p.ReadAt(buf, 0); err != nil {
-			return ""
+			return "", err
 		}
 		s := strings.TrimRight(string(buf), "\x00")
 		if !filepath.IsAbs(s) {
-			return ""
+			return "", nil
 		}
-		return filepath.Clean(s)
+		return filepath.Clean(s), nil
 	}
-	return ""
+	return "", nil
 }

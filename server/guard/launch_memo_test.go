@@ -1,0 +1,87 @@
+//go:build linux
+
+package guard
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/mcp-secure/mcp-secure/server/internal/filememo"
+	"github.com/mcp-secure/mcp-secure/server/plugin"
+	"github.com/mcp-secure/mcp-secure/server/sandbox"
+)
+
+// What launchTarget read from a plugin's executable (its #! line, its
+// dynamic loader) is remembered only while the file stays the same: an
+// executable replaced after a launch is read again at the next one.
+func TestLaunchTargetRereadsAReplacedExecutable(t *testing.T) {
+	t.Cleanup(filememo.SetRacyWindowForTest(0))
+	w := newExecWorld(t, "")
+	plug := filepath.Join(w.dir, "plug")
+	os.MkdirAll(plug, 0o755)
+	run := filepath.Join(plug, "run")
+	spec := &plugin.LaunchSpec{Plugin: "p", Dir: plug, Path: run, Args: []string{run}}
+	sh, err := Resolve("sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := Resolve("cat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	loader := sandbox.Interpreter(cat.Real)
+	if loader == "" {
+		t.Skipf("%s is static: no loader to see come and go", cat.Real)
+	}
+	install := func(data []byte) {
+		t.Helper()
+		time.Sleep(20 * time.Millisecond) // past the file times' tick
+		tmp := run + ".new"
+		if err := os.WriteFile(tmp, data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, run); err != nil {
+			t.Fatal(err)
+		}
+	}
+	execs := func() []string {
+		t.Helper()
+		tg, err := w.cmds.launchTarget(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tg.Exec
+	}
+	catELF, err := os.ReadFile(cat.Real)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []struct {
+		name         string
+		data         []byte
+		want, unwant []string
+	}{
+		{"script/sh", []byte("#!" + sh.Real + "\n"), []string{run, sh.Real}, nil},
+		{"script/sh-again", nil, []string{run, sh.Real}, nil},
+		{"replaced/elf", catELF, []string{run, loader}, []string{sh.Real}},
+		{"replaced/script-again", []byte("#!" + sh.Real + "\n"), []string{run, sh.Real}, nil},
+	} {
+		if step.data != nil {
+			install(step.data)
+		}
+		got := execs()
+		for _, p := range step.want {
+			if !slices.Contains(got, p) {
+				t.Errorf("%s: executables %v lack %s", step.name, got, p)
+			}
+		}
+		for _, p := range step.unwant {
+			if slices.Contains(got, p) {
+				t.Errorf("%s: executables %v still hold %s", step.name, got, p)
+			}
+		}
+	}
+}

@@ -1,0 +1,82 @@
+// Package filememo remembers what was read from a file (the dynamic
+// loader an executable names, its #! line) for as long as the file is
+// the same: the same inode on the same device, with the same size,
+// modification and change times. A file written, truncated, replaced or
+// renamed over since is read again; its change time moves with every
+// write and cannot be set back. One stat replaces the open, read and
+// parse of every call.
+package filememo
+
+import (
+	"sync"
+	"time"
+)
+
+// Max bounds the files a Memo remembers; past it, it forgets them all.
+const Max = 256
+
+// racyWindow: a file changed less than this long ago is not remembered.
+// File times are coarse (a clock tick, seconds on some file systems): a
+// file written again within the same tick as the read could keep every
+// time it had, and would then be taken for the file read, for good. Once
+// its change time lies this far back, any later write moves it. (Git
+// treats its index entries the same way.)
+var racyWindow = 2 * time.Second
+
+// Memo remembers a value per file; the zero Memo is empty and ready.
+type Memo[V any] struct {
+	mu sync.Mutex
+	m  map[string]entry[V]
+}
+
+type entry[V any] struct {
+	id identity
+	v  V
+}
+
+// identity is what says a file is still the one that was read.
+type identity struct {
+	dev, ino     uint64
+	size         int64
+	mtime, ctime time.Time
+}
+
+// Get returns what read returns for path, read again unless path is
+// still the file it was read from. What read returns with ok false is
+// not remembered (an error, say).
+func (c *Memo[V]) Get(path string, read func() (v V, ok bool)) V {
+	before, known := identify(path)
+	if known {
+		c.mu.Lock()
+		e, hit := c.m[path]
+		c.mu.Unlock()
+		if hit && e.id == before {
+			return e.v
+		}
+	}
+	v, ok := read()
+	if !ok || !known {
+		return v
+	}
+	// Remembered only when the file did not change while it was read,
+	// nor shortly before.
+	if after, _ := identify(path); after != before || time.Since(before.ctime) < racyWindow {
+		return v
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= Max {
+		c.m = map[string]entry[V]{}
+	}
+	c.m[path] = entry[V]{id: before, v: v}
+	return v
+}
+
+// SetRacyWindowForTest sets how recently changed a file may be and still
+// be remembered, until the returned function puts it back: tests write
+// files and read them at once.
+func SetRacyWindowForTest(d time.Duration) (restore func()) {
+	old := racyWindow
+	racyWindow = d
+	return func() { racyWindow = old }
+}
