@@ -24,9 +24,12 @@
 //
 // [Load] parses and validates a manifest, finds its executable (which must
 // lie inside the plugin directory) and checks its sha256; every error is
-// a [*ManifestError] naming the file. Other plugins that read plugin
-// directories (type mcp) use it too and call [ClaimType]. A directory
-// left out at start-up is logged and, when the host keeps an audit log
+// a [*ManifestError] naming the file. The sha256 travels in the launch
+// spec too: the launcher door checks it again at every start (hashing a
+// file again only once it has changed), so an executable replaced after
+// loading is refused. Other plugins that read plugin directories (type
+// mcp) use it too and call [ClaimType]. A directory left out at start-up
+// is logged and, when the host keeps an audit log
 // ([plugin.LeftOutRecorder]), recorded there (kind plugin, result deny,
 // with the plugin's name, its manifest and the reason).
 //

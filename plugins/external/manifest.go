@@ -387,6 +387,9 @@ func (m *Manifest) LaunchSpec(lookup func(string) (string, bool)) *plugin.Launch
 	if m.Sandbox != nil {
 		spec.Paths, spec.Ports = m.Sandbox.Paths, m.Sandbox.Ports
 	}
+	if m.SHA256 != "" {
+		spec.SHA256, spec.SHA256Path = m.SHA256, m.ExecutablePath
+	}
 	return spec
 }
 

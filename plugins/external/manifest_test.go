@@ -207,8 +207,13 @@ func TestMCPManifest(t *testing.T) {
 	if m.Prefix() != "up__" {
 		t.Errorf("default prefix = %q", m.Prefix())
 	}
-	if !m.LaunchSpec(func(string) (string, bool) { return "", false }).LongLived {
+	spec := m.LaunchSpec(func(string) (string, bool) { return "", false })
+	if !spec.LongLived {
 		t.Error("an MCP server's process is not long-lived")
+	}
+	// The pin travels with every start, for the launcher door to check.
+	if spec.SHA256 != m.SHA256 || spec.SHA256Path != m.ExecutablePath || spec.SHA256 == "" {
+		t.Errorf("launch spec pins %q of %q, want %q of %q", spec.SHA256, spec.SHA256Path, m.SHA256, m.ExecutablePath)
 	}
 	if err := m.CheckSHA256(); err != nil {
 		t.Errorf("unchanged executable: %v", err)

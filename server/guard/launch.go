@@ -2,6 +2,8 @@ package guard
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mcp-secure/mcp-secure/server/audit"
+	"github.com/mcp-secure/mcp-secure/server/internal/filememo"
 	"github.com/mcp-secure/mcp-secure/server/plugin"
 	"github.com/mcp-secure/mcp-secure/server/sandbox"
 )
@@ -64,6 +67,15 @@ func (c *Commands) launchTarget(spec *plugin.LaunchSpec) (sandbox.Target, error)
 	res, err := Resolve(spec.Path)
 	if err != nil {
 		return fail("%v", err)
+	}
+	if spec.SHA256 != "" {
+		sum, err := fileSHA256(spec.SHA256Path)
+		if err != nil {
+			return fail("executable %s: %v", spec.SHA256Path, err)
+		}
+		if sum != spec.SHA256 {
+			return fail("sha256 mismatch: executable %s has sha256 %s, the manifest pins %s", spec.SHA256Path, sum, spec.SHA256)
+		}
 	}
 	execs, err := interpreterChain(res.Real)
 	if err != nil {
@@ -265,4 +277,30 @@ func (p *process) Wait() (int, error) {
 		return code, err
 	}
 	return code, nil
+}
+
+// hashes remembers the sha256 of pinned executables while each file
+// stays the same (see filememo): a start stats the file instead of
+// reading all of it, and a file replaced or written since is hashed
+// again.
+var hashes filememo.Memo[string]
+
+// fileSHA256 is the sha256 (hex) of the file at path.
+func fileSHA256(path string) (string, error) {
+	var rerr error
+	sum := hashes.Get(path, func() (string, bool) {
+		f, err := os.Open(path)
+		if err != nil {
+			rerr = err
+			return "", false
+		}
+		defer f.Close()
+		h := sha256.New()
+		if _, err := io.Copy(h, f); err != nil {
+			rerr = err
+			return "", false
+		}
+		return hex.EncodeToString(h.Sum(nil)), true
+	})
+	return sum, rerr
 }

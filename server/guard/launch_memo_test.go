@@ -3,9 +3,12 @@
 package guard
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,6 +85,54 @@ func TestLaunchTargetRereadsAReplacedExecutable(t *testing.T) {
 			if slices.Contains(got, p) {
 				t.Errorf("%s: executables %v still hold %s", step.name, got, p)
 			}
+		}
+	}
+}
+
+// The sha256 a manifest pins holds at every start, not only when the
+// manifest was loaded: an executable replaced since is refused, and
+// taken again once it is the pinned file again.
+func TestLaunchTargetChecksThePinEveryStart(t *testing.T) {
+	t.Cleanup(filememo.SetRacyWindowForTest(0))
+	w := newExecWorld(t, "")
+	plug := filepath.Join(w.dir, "plug")
+	os.MkdirAll(plug, 0o755)
+	run := filepath.Join(plug, "run")
+	good := []byte("#!/bin/sh\necho good\n")
+	install := func(data []byte) {
+		t.Helper()
+		time.Sleep(20 * time.Millisecond) // past the file times' tick
+		tmp := run + ".new"
+		if err := os.WriteFile(tmp, data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, run); err != nil {
+			t.Fatal(err)
+		}
+	}
+	install(good)
+	sum := sha256.Sum256(good)
+	spec := &plugin.LaunchSpec{Plugin: "p", Dir: plug, Path: run, Args: []string{run}, SHA256: hex.EncodeToString(sum[:]), SHA256Path: run}
+	for _, step := range []struct {
+		name     string
+		data     []byte
+		mismatch bool
+	}{
+		{"allow/pinned", nil, false},
+		{"allow/pinned-again", nil, false},
+		{"deny/replaced", []byte("#!/bin/sh\necho evil\n"), true},
+		{"deny/replaced-again", nil, true},
+		{"allow/restored", good, false},
+	} {
+		if step.data != nil {
+			install(step.data)
+		}
+		_, err := w.cmds.launchTarget(spec)
+		if got := err != nil && strings.Contains(err.Error(), "sha256 mismatch"); got != step.mismatch {
+			t.Errorf("%s: launchTarget error %v, want a mismatch: %v", step.name, err, step.mismatch)
+		}
+		if !step.mismatch && err != nil {
+			t.Errorf("%s: %v", step.name, err)
 		}
 	}
 }

@@ -67,6 +67,10 @@ type LaunchSpec struct {
 	// LongLived marks a process that serves many calls: its CPU limit is
 	// not the tool timeout.
 	LongLived bool
+	// SHA256, when set, is the sha256 (hex) a manifest pins for the file
+	// at SHA256Path (its executable: Path, or the script an interpreter
+	// is given); every start checks it and refuses another file.
+	SHA256, SHA256Path string
 }
 
 // Who names the program's owner for messages: "plugin X" or "upstream
