@@ -468,6 +468,30 @@ func TestExternalManifestErrors(t *testing.T) {
 			t.Errorf("%s (a good plugin beside bad ones): %q", tool, text(res))
 		}
 	}
+	// The pin holds at every start: the pinned executable replaced after
+	// loading is refused, and taken again once it is restored.
+	fx := filepath.Join(pinned, "fx")
+	orig := mustRead(t, fx)
+	replace := func(data string) {
+		t.Helper()
+		if err := os.WriteFile(fx+".new", []byte(data), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(fx+".new", fx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	replace(orig + "\x00")
+	if res := call(t, cs, "pin_echo", map[string]any{"text": "ok"}); !res.IsError {
+		t.Errorf("pin_echo ran a replaced executable: %q", text(res))
+	}
+	if !strings.Contains(logs.String(), "sha256 mismatch: executable "+fx) {
+		t.Errorf("the log does not say the replaced executable was refused:\n%s", logs.String())
+	}
+	replace(orig)
+	if res := call(t, cs, "pin_echo", map[string]any{"text": "ok"}); res.IsError {
+		t.Errorf("pin_echo after the executable was restored: %q", text(res))
+	}
 	res := call(t, cs, "mm_echo", map[string]any{"text": "x"})
 	wantError(t, res, "not registered")
 	// Each left out is in the audit log too, by plugin name and reason.
