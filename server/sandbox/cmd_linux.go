@@ -80,8 +80,8 @@ func launcherCmd(ctx context.Context, l launcherExe) *exec.Cmd {
 // A piped target may start through a launcher started ahead of it, which
 // takes the launcher's own start-up (a Go runtime's, some milliseconds)
 // off the call's path: the launcher waits for its target on the control
-// pipe and does nothing before it has it. After each piped start one
-// such launcher is started for the next.
+// pipe and does nothing before it has it. After each piped target is
+// done, one such launcher is started for the next.
 func Piped(ctx context.Context, t Target) *Cmd {
 	return &Cmd{target: t, ctx: ctx, piped: true, launcher: theLauncher(), closeCtl: func() {}}
 }
@@ -234,6 +234,12 @@ func (c *Cmd) Wait() error {
 	}
 	err := c.cmd.Wait()
 	c.closeCtl()
+	if c.piped && len(c.setup) == 0 {
+		// The next warm launcher starts once this tree is gone, not
+		// while the target runs: on a busy machine its start-up would
+		// take CPU from the target, which runs at a lower priority.
+		go refill(c.launcher)
+	}
 	if c.cancel != nil { // a launcher started ahead, on a context of its own
 		c.stopAfter()
 		c.cancel()
@@ -381,11 +387,17 @@ func refill(l launcherExe) {
 // startPiped hands the target (msg) to a warm launcher, or to one started
 // now when none is ready or the ready one has died, and starts the next
 // warm launcher in the background.
-func (c *Cmd) startPiped(msg []byte) error {
+func (c *Cmd) startPiped(msg []byte) (err error) {
 	if err := c.ctx.Err(); err != nil {
 		return fmt.Errorf("sandbox: %w", context.Cause(c.ctx))
 	}
-	defer func() { go refill(c.launcher) }()
+	// The next warm launcher starts when this target is done (see
+	// Wait), or now if it does not start.
+	defer func() {
+		if err != nil || len(c.setup) > 0 {
+			go refill(c.launcher)
+		}
+	}()
 	w := takeWarm(c.launcher)
 	if w != nil {
 		if _, err := w.ctl.Write(msg); err != nil {

@@ -55,8 +55,9 @@
 // [Piped] starts a target whose standard streams are pipes (external
 // plugins and upstream servers): it takes a launcher started ahead of
 // the call with fresh pipes as its standard streams, waiting for its
-// target on the control pipe, and starts another for the next call in
-// the background. The launcher's own start-up (a Go runtime's, some
+// target on the control pipe, and once the target is done starts
+// another for the next call, in the background (not while the target
+// runs, which it would take CPU from). The launcher's own start-up (a Go runtime's, some
 // milliseconds of CPU) then runs off the call's path; the launcher does
 // nothing that depends on the target before it has it, and the call's
 // context ends it and its tree as it does a launcher started with the
