@@ -264,9 +264,9 @@ func (c *Cmd) Wait() error {
 }
 
 // launcherEnv is the launcher's whole environment. One P is all a
-// launcher needs (its threads mostly wait), and a GOMAXPROCS of its own
-// spares the Go runtime reading the cgroup files at start-up. The target
-// gets only the environment of its Target.
+// launcher needs (its threads mostly wait): with one, its runtime sets up
+// less and starts fewer threads. The target gets only the environment of
+// its Target.
 var launcherEnv = []string{"GOMAXPROCS=1"}
 
 func (c *Cmd) waitDelay() time.Duration {
