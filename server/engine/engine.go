@@ -62,6 +62,10 @@ type Decision struct {
 // Engine answers policy decisions from the current snapshot.
 type Engine struct {
 	snap atomic.Pointer[snapshot]
+	// ready is closed once the first snapshot of an engine from [Start]
+	// is in force or its build failed (err); nil for [New].
+	ready chan struct{}
+	err   error
 }
 
 // generations numbers snapshots across all engines.
@@ -118,6 +122,46 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	e := &Engine{}
 	e.snap.Store(s)
 	return e, nil
+}
+
+// Start compiles cfg into the first snapshot in the background and
+// returns at once, so that a server can do the rest of its start (and
+// its handshake) meanwhile. Until the snapshot is in force, every use of
+// the engine waits for it: a decision is never taken without the
+// compiled policy. If the build fails, [Engine.Wait] returns its error
+// and every decision is a deny wrapping [ErrNotReady].
+func Start(ctx context.Context, cfg Config) *Engine {
+	e := &Engine{ready: make(chan struct{})}
+	build := startBuild
+	go func() {
+		defer close(e.ready)
+		s, err := build(ctx, cfg)
+		if err != nil {
+			e.err = err
+			return
+		}
+		// A snapshot a reload (or Adopt) stored meanwhile is newer.
+		e.snap.CompareAndSwap(nil, s)
+	}()
+	return e
+}
+
+// startBuild is the build Start runs; tests hold it back.
+var startBuild = build
+
+// Wait returns once the first snapshot is in force, with the error of
+// its build if it failed (an engine from [Start]), or with ctx's error
+// if ctx ends first. It returns nil at once for an engine from [New].
+func (e *Engine) Wait(ctx context.Context) error {
+	if e.ready == nil {
+		return nil
+	}
+	select {
+	case <-e.ready:
+		return e.err
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
 }
 
 // Reload compiles cfg and swaps it in. On error the current snapshot stays.
@@ -231,12 +275,22 @@ func compileBinding(comp *ast.Compiler, v ast.Var, ref string) (ast.Body, error)
 
 // Generation identifies the snapshot in force; it changes on every
 // successful Reload. Callers memoising decisions key them on it.
-func (e *Engine) Generation() uint64 { return e.snap.Load().gen }
+// It waits for the first snapshot of an engine from [Start], and is 0 if
+// that build failed.
+func (e *Engine) Generation() uint64 {
+	if s := e.current(context.Background()); s != nil {
+		return s.gen
+	}
+	return 0
+}
 
 // Decide evaluates point for input under the decision deadline. Any
 // failure is a deny carrying an error that wraps [ErrEval].
 func (e *Engine) Decide(ctx context.Context, point Point, input ast.Value) (Decision, error) {
 	s := e.current(ctx)
+	if s == nil {
+		return denied("policy not compiled"), fmt.Errorf("%w: %s: %w", ErrEval, point, e.notReady(ctx))
+	}
 	q, ok := s.queries[point]
 	if !ok {
 		return denied("unknown decision point"), fmt.Errorf("%w: %q", ErrUnknownPoint, point)

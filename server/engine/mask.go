@@ -27,6 +27,9 @@ func compileMask(comp *ast.Compiler) (ast.Body, error) {
 // could not decide.
 func (e *Engine) Mask(ctx context.Context, record map[string]any) ([]any, error) {
 	s := e.current(ctx)
+	if s == nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrEval, maskQuery, e.notReady(ctx))
+	}
 	if s.builtinMasks && !maskMayMatch(record) {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("%w: %s: %w", ErrEval, maskQuery, err)

@@ -1,6 +1,9 @@
 package engine
 
-import "context"
+import (
+	"context"
+	"fmt"
+)
 
 // A call pins the snapshot in force when it starts: every decision taken
 // on its behalf (the tool decision, each guarded access while its handler
@@ -21,7 +24,11 @@ func (e *Engine) Pin(ctx context.Context) context.Context {
 	if p, ok := ctx.Value(pinKey{}).(*pinned); ok && p.e == e {
 		return ctx
 	}
-	return context.WithValue(ctx, pinKey{}, &pinned{e: e, s: e.snap.Load()})
+	s := e.current(ctx)
+	if s == nil {
+		return ctx // nothing to pin: every decision under ctx is a deny
+	}
+	return context.WithValue(ctx, pinKey{}, &pinned{e: e, s: s})
 }
 
 // current is the snapshot ctx pinned for this engine, else the one in
@@ -30,16 +37,60 @@ func (e *Engine) current(ctx context.Context) *snapshot {
 	if p, ok := ctx.Value(pinKey{}).(*pinned); ok && p.e == e {
 		return p.s
 	}
+	if s := e.snap.Load(); s != nil {
+		return s
+	}
+	return e.await(ctx)
+}
+
+// await waits for the first snapshot of an engine from Start: nil if its
+// build failed or ctx ended first.
+func (e *Engine) await(ctx context.Context) *snapshot {
+	if e.ready == nil {
+		return nil
+	}
+	select {
+	case <-e.ready:
+	case <-ctx.Done():
+	}
 	return e.snap.Load()
+}
+
+// notReady is the error of a use that found no snapshot.
+func (e *Engine) notReady(ctx context.Context) error {
+	if e.ready != nil {
+		select {
+		case <-e.ready: // e.err is set
+			if e.err != nil {
+				return fmt.Errorf("%w: %w", ErrNotReady, e.err)
+			}
+		default:
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%w: %w", ErrNotReady, err)
+	}
+	return ErrNotReady
 }
 
 // GenerationFor is the generation of the snapshot decisions under ctx
 // come from: the pinned one, else the one in force. Memos keyed on a
 // generation must use it, so a decision of a pinned older snapshot is
 // never stored under the new one.
-func (e *Engine) GenerationFor(ctx context.Context) uint64 { return e.current(ctx).gen }
+func (e *Engine) GenerationFor(ctx context.Context) uint64 {
+	if s := e.current(ctx); s != nil {
+		return s.gen
+	}
+	return 0
+}
 
 // Adopt swaps in the snapshot in force in other, an engine built (and
 // checked) from a new configuration: a reload whose compilation already
 // happened. Calls that pinned the old snapshot finish under it.
-func (e *Engine) Adopt(other *Engine) { e.snap.Store(other.snap.Load()) }
+// An engine from [Start] is adopted once its build is done; if the build
+// failed, nothing changes.
+func (e *Engine) Adopt(other *Engine) {
+	if s := other.current(context.Background()); s != nil {
+		e.snap.Store(s)
+	}
+}
