@@ -50,10 +50,7 @@ func TestCallsDispatchFromThePipelineTable(t *testing.T) {
 	s.dyn.Lock()
 	// Half way through a refresh: dyn_b added to ours only, dyn_gone
 	// removed from ours only.
-	sch, err := plugin.CompileSchema("dyn_b", json.RawMessage(`{"type":"object"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
+	sch := newToolSchema("dyn_b", json.RawMessage(`{"type":"object"}`))
 	s.pipe.tools.put(&registeredTool{Tool: plugin.Tool{Name: "dyn_b", InputSchema: json.RawMessage(`{"type":"object"}`),
 		Handler: func(context.Context, *plugin.Call) (*plugin.Result, error) {
 			return &plugin.Result{Text: "ran dyn_b"}, nil

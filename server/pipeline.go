@@ -69,7 +69,7 @@ type registeredTool struct {
 	plugin.Tool
 	plugin        string
 	pluginVersion string
-	schema        *jsonschema.Schema
+	schema        *toolSchema
 	// schemaDoc is the decoded input schema, kept when it marks values
 	// with a checked format (annotated); nil otherwise.
 	schemaDoc map[string]any

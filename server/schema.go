@@ -3,13 +3,38 @@ package server
 import (
 	"errors"
 	"strings"
+	"sync"
 
+	"github.com/mcp-secure/mcp-secure/server/plugin"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"golang.org/x/text/language"
 	"golang.org/x/text/message"
 )
 
 var printer = message.NewPrinter(language.English)
+
+// toolSchema is a tool's input schema, compiled on its first use: a
+// session calls few of the tools, and compiling every schema held up the
+// start. A schema that does not compile fails every validation with the
+// compiler's error, so no call of its tool runs.
+type toolSchema struct {
+	compile func() (*jsonschema.Schema, error)
+}
+
+func newToolSchema(tool string, raw []byte) *toolSchema {
+	return &toolSchema{compile: sync.OnceValues(func() (*jsonschema.Schema, error) {
+		return plugin.CompileSchema(tool, raw)
+	})}
+}
+
+// Validate validates v against the schema, compiling it first if need be.
+func (s *toolSchema) Validate(v any) error {
+	sch, err := s.compile()
+	if err != nil {
+		return err
+	}
+	return sch.Validate(v)
+}
 
 // schemaViolation describes the first leaf failure of a validation error:
 // the JSON pointer of the offending value, the failing keyword and a

@@ -245,13 +245,17 @@ func (s *Server) putTool(info plugin.Info, t plugin.Tool) error {
 	if t.Handler == nil {
 		return fmt.Errorf("tool %q has no handler", t.Name)
 	}
-	sch, err := plugin.CompileSchema(t.Name, t.InputSchema)
-	if err != nil {
-		return err
-	}
-	rt := &registeredTool{Tool: t, plugin: info.Name, pluginVersion: info.Version, schema: sch}
 	var doc map[string]any
-	if err := json.Unmarshal(t.InputSchema, &doc); err == nil && hasFormats(doc) {
+	if err := json.Unmarshal(t.InputSchema, &doc); err != nil || doc["type"] != "object" {
+		// CompileSchema says why; a schema it takes all the same is
+		// refused here on its shape.
+		if _, err := plugin.CompileSchema(t.Name, t.InputSchema); err != nil {
+			return err
+		}
+		return fmt.Errorf("tool %q: input schema must be an object schema with \"type\": \"object\"", t.Name)
+	}
+	rt := &registeredTool{Tool: t, plugin: info.Name, pluginVersion: info.Version, schema: newToolSchema(t.Name, t.InputSchema)}
+	if hasFormats(doc) {
 		rt.schemaDoc, rt.annotated = doc, true
 	}
 	s.pipe.tools.put(rt)
