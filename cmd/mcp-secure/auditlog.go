@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/mcp-secure/mcp-secure/server/audit"
 	"github.com/mcp-secure/mcp-secure/server/policy"
@@ -14,6 +15,31 @@ import (
 // tee); the fields the policy decides are overwritten. It returns the
 // key too, for the redactors of stderr and spans.
 func openAuditLog(pol *policy.Policy, masker audit.Masker, opts audit.Options) (*audit.Logger, []byte, error) {
+	return openAuditLogKey(pol, masker, opts, startKey(pol))
+}
+
+// startKey starts loading the fingerprint key of pol's audit log (see
+// audit.LoadKey) and returns the function that waits for it. On the first
+// start the key is created and synced to disk, which can take long: serve
+// starts it early and does the rest of its start meanwhile.
+func startKey(pol *policy.Policy) func() ([]byte, error) {
+	type loaded struct {
+		key []byte
+		err error
+	}
+	c := make(chan loaded, 1)
+	go func() {
+		key, err := audit.LoadKey(audit.KeyPath(pol.Audit.LogFile))
+		c <- loaded{key, err}
+	}()
+	return sync.OnceValues(func() ([]byte, error) {
+		l := <-c
+		return l.key, l.err
+	})
+}
+
+// openAuditLogKey is openAuditLog with the key from loadKey (startKey).
+func openAuditLogKey(pol *policy.Policy, masker audit.Masker, opts audit.Options, loadKey func() ([]byte, error)) (*audit.Logger, []byte, error) {
 	sink, err := audit.Open(pol.Audit.LogFile, &audit.FileOptions{
 		Sync:      pol.Audit.Durability == "fsync",
 		MaxSize:   pol.Audit.MaxSizeBytes,
@@ -22,7 +48,7 @@ func openAuditLog(pol *policy.Policy, masker audit.Masker, opts audit.Options) (
 	if err != nil {
 		return nil, nil, fmt.Errorf("audit log: %w", err)
 	}
-	key, err := audit.LoadKey(audit.KeyPath(pol.Audit.LogFile))
+	key, err := loadKey()
 	if err != nil {
 		sink.Close()
 		return nil, nil, fmt.Errorf("audit log: %w", err)

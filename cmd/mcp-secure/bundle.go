@@ -191,7 +191,8 @@ func sameSnapshot(a, b bundle.Snapshot) bool {
 // the policy file.
 func servePolicy(ctx context.Context, p serveParams, log *slog.Logger) (*checked, *bundle.Source, error) {
 	if p.bundle.location == "" {
-		chk, err := checkPolicy(ctx, p.policyFile)
+		// The engine builds while serve does the rest of its start.
+		chk, err := startPolicy(ctx, p.policyFile)
 		return chk, nil, err
 	}
 	if p.policyFile != "" {

@@ -120,6 +120,9 @@ func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 			}
 		}
 	}
+	if cmd != "serve" {
+		endStartGC() // only serve's start is worth it (see startGCPercent)
+	}
 	switch cmd {
 	case "serve":
 		p, err := parseServe(args, stdout)

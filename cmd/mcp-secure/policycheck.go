@@ -35,6 +35,20 @@ type checked struct {
 // unknown setting keys and bad values with the file and line of the key.
 // Every error is a usage error (exit 2).
 func checkPolicy(ctx context.Context, file string) (*checked, error) {
+	chk, err := startPolicy(ctx, file)
+	if err != nil {
+		return nil, err
+	}
+	if err := chk.wait(ctx); err != nil {
+		return nil, err
+	}
+	return chk, nil
+}
+
+// startPolicy is checkPolicy with the engine's build still under way (see
+// engine.Start): every other check is done, and chk.wait returns the
+// build's outcome. Serve uses it to do the rest of its start meanwhile.
+func startPolicy(ctx context.Context, file string) (*checked, error) {
 	pol, err := loadPolicy(file)
 	if err != nil {
 		return nil, &exitErr{code: exitUsage, err: err}
@@ -43,26 +57,52 @@ func checkPolicy(ctx context.Context, file string) (*checked, error) {
 	if err != nil {
 		return nil, &exitErr{code: exitUsage, err: err}
 	}
-	return checkLoaded(ctx, pol, user)
+	return startLoaded(ctx, pol, user)
 }
 
 // checkLoaded is checkPolicy on a loaded policy and its user modules (by
 // file name), wherever they came from: a policy file or a bundle.
 func checkLoaded(ctx context.Context, pol *policy.Policy, user map[string]string) (*checked, error) {
+	chk, err := startLoaded(ctx, pol, user)
+	if err != nil {
+		return nil, err
+	}
+	if err := chk.wait(ctx); err != nil {
+		return nil, err
+	}
+	return chk, nil
+}
+
+// wait waits for the engine's build and returns its error as checkPolicy
+// does.
+func (chk *checked) wait(ctx context.Context) error {
+	if err := chk.eng.Wait(ctx); err != nil {
+		return &exitErr{code: exitUsage, err: fmt.Errorf("policy %s: %w", chk.pol.Source(), err)}
+	}
+	return nil
+}
+
+// startLoaded is checkLoaded with the engine's build still under way.
+func startLoaded(ctx context.Context, pol *policy.Policy, user map[string]string) (*checked, error) {
 	cfg, err := engineConfigFor(pol, user)
 	if err != nil {
 		return nil, &exitErr{code: exitUsage, err: err}
 	}
-	eng, err := engine.New(ctx, cfg)
-	if err != nil {
-		return nil, &exitErr{code: exitUsage, err: fmt.Errorf("policy %s: %w", pol.Source(), err)}
-	}
+	chk := &checked{pol: pol, cfg: cfg, eng: engine.Start(ctx, cfg)}
+	// The checks below run while the engine builds; its error, if any,
+	// is the one reported, as when the build came first.
 	dry, dryWarning, err := buildDryRun(ctx, pol, cfg)
 	if err != nil {
+		if werr := chk.wait(ctx); werr != nil {
+			return nil, werr
+		}
 		return nil, &exitErr{code: exitUsage, err: fmt.Errorf("policy %s: %w", pol.Source(), err)}
 	}
 	tools, err := checkPlugins(pol)
 	if err != nil {
+		if werr := chk.wait(ctx); werr != nil {
+			return nil, werr
+		}
 		return nil, &exitErr{code: exitUsage, err: err}
 	}
 	warnings := append(pol.Warnings(tools), externalWarnings(pol)...)
@@ -73,7 +113,8 @@ func checkLoaded(ctx context.Context, pol *policy.Policy, user map[string]string
 	if dryWarning != "" {
 		warnings = append(warnings, dryWarning)
 	}
-	return &checked{pol: pol, cfg: cfg, eng: eng, dry: dry, tools: tools, warnings: warnings}, nil
+	chk.dry, chk.tools, chk.warnings = dry, tools, warnings
+	return chk, nil
 }
 
 // checkPlugins builds each registered plugin with the policy's settings

@@ -20,7 +20,7 @@ import (
 	"github.com/mcp-secure/mcp-secure/server/sandbox"
 )
 
-func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer, log *slog.Logger) error {
+func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer, log *slog.Logger) (err error) {
 	p.bundleChanged = make(chan struct{}, 1)
 	p.bundleRefused = make(chan bundle.Refusal, bundleRefusals)
 	chk, src, err := servePolicy(ctx, p, log)
@@ -30,7 +30,19 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 	if src != nil {
 		defer src.Stop(context.Background())
 	}
+	// The engine may still be building (startPolicy): the rest of the
+	// start and the handshake go on meanwhile, and every decision waits
+	// for it. If its build fails, that is the error serve returns, as if
+	// the build had come first.
+	defer func() {
+		if err != nil {
+			if werr := chk.wait(context.WithoutCancel(ctx)); werr != nil {
+				err = werr
+			}
+		}
+	}()
 	pol, eng := chk.pol, chk.eng
+	loadKey := startKey(pol)
 	for _, d := range pol.Defaulted() {
 		log.Info("policy section left out; using its default", "policy", pol.Source(), "section", d)
 	}
@@ -39,7 +51,14 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 	}
 	// Filling the evaluator's caches overlaps the rest of the start and
 	// the handshake; a request that comes first is decided all the same.
-	go eng.Warm(ctx)
+	warmed := make(chan struct{})
+	go func() {
+		defer close(warmed)
+		eng.Warm(ctx)
+	}()
+	// The collector's start-up target (startGC) stays until the engine is
+	// warm and the server has started.
+	defer endStartGC()
 	rl, err := newReloader(chk, p.policyFile, log)
 	if err != nil {
 		return &exitErr{code: exitUsage, err: err}
@@ -55,7 +74,7 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 	if src != nil {
 		labels[audit.LabelBundleRevision] = chk.revision
 	}
-	alog, key, err := openAuditLog(pol, eng, audit.Options{Labels: labels, Log: log, Tee: obs.tee()})
+	alog, key, err := openAuditLogKey(pol, eng, audit.Options{Labels: labels, Log: log, Tee: obs.tee()}, loadKey)
 	if err != nil {
 		return err
 	}
@@ -94,7 +113,9 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 	} else {
 		log.Warn("command confinement", "sandbox", desc)
 	}
-	log.Info("sandbox launcher", "launcher", sandbox.LauncherDesc())
+	// Finding the launcher runs it once (a probe): off the start's path.
+	// The first command waits for it.
+	go func() { log.Info("sandbox launcher", "launcher", sandbox.LauncherDesc()) }()
 	if guard.FilesAvailable {
 		log.Info("filesystem door", "resolution", guard.PathResolution)
 	} else {
@@ -147,7 +168,30 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 	}
 	defer rl.run(ctx)()
 	log.Info("serving on stdio", "policy", pol.Source(), "audit", pol.Audit.LogFile, "version", version)
-	return srv.Run(ctx, stdin, stdout)
+	go func() {
+		<-warmed
+		endStartGC()
+	}()
+	return runWhenBuilt(ctx, chk, func(ctx context.Context) error { return srv.Run(ctx, stdin, stdout) })
+}
+
+// runWhenBuilt runs the server while chk's engine may still be building:
+// if the build fails, the server is stopped (what it was asked to decide
+// meanwhile was denied), and however the server ended, the build's error
+// is returned, as when the build came first.
+func runWhenBuilt(ctx context.Context, chk *checked, run func(context.Context) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		if err := chk.wait(ctx); err != nil {
+			cancel(err)
+		}
+	}()
+	err := run(ctx)
+	if werr := chk.wait(context.WithoutCancel(ctx)); werr != nil {
+		return werr
+	}
+	return err
 }
 
 // ownEnv are the variables the server reads for its credentials besides
