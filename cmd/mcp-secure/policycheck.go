@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/mcp-secure/mcp-secure/server/engine"
 	"github.com/mcp-secure/mcp-secure/server/plugin"
@@ -181,7 +182,7 @@ func checkPluginsIn(pol *policy.Policy, registered []string, lookup func(string)
 }
 
 // settingKey finds plugins.<name>.<key> in an error message.
-var settingKey = regexp.MustCompile(`plugins\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_.-]+?):\s*`)
+var settingKey = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`plugins\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_.-]+?):\s*`) })
 
 // locatePluginError points a plugin factory's error at the setting it
 // names: a [plugin.SettingError], else a "plugins.<name>.<key>: " the
@@ -192,7 +193,7 @@ func locatePluginError(pol *policy.Policy, name string, err error) error {
 		return pol.Errorf("plugins."+se.Plugin+"."+se.Key, "%v", se.Err)
 	}
 	msg := err.Error()
-	if m := settingKey.FindStringSubmatchIndex(msg); m != nil {
+	if m := settingKey().FindStringSubmatchIndex(msg); m != nil {
 		p, k := msg[m[2]:m[3]], msg[m[4]:m[5]]
 		if _, ok := pol.Plugins[p][k]; ok {
 			return pol.Errorf("plugins."+p+"."+k, "%s", msg[:m[0]]+msg[m[1]:])

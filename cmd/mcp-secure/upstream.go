@@ -93,7 +93,7 @@ func upstreamWarnings(pol *policy.Policy) []string {
 	return out
 }
 
-var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+var envRef = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`) })
 
 // upstreamSpec is how servers.<name> starts through the launcher door:
 // its command and args, long-lived, running in /; its env with each
@@ -114,7 +114,7 @@ func upstreamSpec(name string, s policy.Server, lookup func(string) (string, boo
 			return nil, fmt.Errorf("servers.%s.env.%s is refused: %s", name, k, why)
 		}
 		var bad error
-		v := envRef.ReplaceAllStringFunc(s.Env[k], func(ref string) string {
+		v := envRef().ReplaceAllStringFunc(s.Env[k], func(ref string) string {
 			ref = ref[2 : len(ref)-1]
 			val, ok := lookup(ref)
 			switch {

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 
 	"go.yaml.in/yaml/v3"
 
@@ -110,13 +111,15 @@ func (e *ManifestError) Error() string {
 	return fmt.Sprintf("%s: %s", e.File, e.Msg)
 }
 
+// Compiled on first use, not in the package's init, which runs at every
+// start of the server.
 var (
-	pluginName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
-	toolName   = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
-	envVarName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
-	hexSHA256  = regexp.MustCompile(`^[0-9a-f]{64}$`)
-	bareName   = regexp.MustCompile(`^[A-Za-z0-9_.+-]+$`)
-	toolPrefix = regexp.MustCompile(`^[A-Za-z0-9_.-]{0,64}$`)
+	pluginName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`) })
+	toolName   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`) })
+	envVarName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`) })
+	hexSHA256  = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9a-f]{64}$`) })
+	bareName   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_.+-]+$`) })
+	toolPrefix = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_.-]{0,64}$`) })
 )
 
 // Load reads dir/manifest.yaml, validates it and finds its executable,
@@ -182,7 +185,7 @@ func (m *Manifest) errf(format string, args ...any) error {
 }
 
 func (m *Manifest) validate() error {
-	if !pluginName.MatchString(m.Name) {
+	if !pluginName().MatchString(m.Name) {
 		return m.errf("name %q: want letters, digits, _ . - (at most 64)", m.Name)
 	}
 	if strings.TrimSpace(m.Version) == "" {
@@ -201,7 +204,7 @@ func (m *Manifest) validate() error {
 	if filepath.IsAbs(m.Executable) || strings.IndexByte(m.Executable, 0) >= 0 {
 		return m.errf("executable %q: give a path relative to the manifest", m.Executable)
 	}
-	if m.Interpreter != "" && !filepath.IsAbs(m.Interpreter) && !bareName.MatchString(m.Interpreter) {
+	if m.Interpreter != "" && !filepath.IsAbs(m.Interpreter) && !bareName().MatchString(m.Interpreter) {
 		return m.errf("interpreter %q: give an absolute path or a bare name (found in the system directories)", m.Interpreter)
 	}
 	for i, a := range m.Args {
@@ -211,7 +214,7 @@ func (m *Manifest) validate() error {
 	}
 	if m.SHA256 != "" {
 		m.SHA256 = strings.ToLower(strings.TrimSpace(m.SHA256))
-		if !hexSHA256.MatchString(m.SHA256) {
+		if !hexSHA256().MatchString(m.SHA256) {
 			return m.errf("sha256 %q: want 64 hex digits", m.SHA256)
 		}
 	}
@@ -226,7 +229,7 @@ func (m *Manifest) validate() error {
 		return m.errf("mode %q: want per-call or persistent", m.Mode)
 	}
 	for i, e := range m.Env {
-		if !envVarName.MatchString(e) {
+		if !envVarName().MatchString(e) {
 			return m.errf("env[%d] %q is not a variable name", i, e)
 		}
 		if why := plugin.EnvRefusal(e, nil); why != "" {
@@ -263,14 +266,14 @@ func (m *Manifest) validate() error {
 		if m.Type != TypeMCP {
 			return m.errf("tool_prefix applies to type mcp only")
 		}
-		if !toolPrefix.MatchString(*m.ToolPrefix) {
+		if !toolPrefix().MatchString(*m.ToolPrefix) {
 			return m.errf("tool_prefix %q: want letters, digits, _ . - (at most 64)", *m.ToolPrefix)
 		}
 	}
 	seen := map[string]bool{}
 	for i := range m.Tools {
 		t := &m.Tools[i]
-		if !toolName.MatchString(t.Name) {
+		if !toolName().MatchString(t.Name) {
 			return m.errf("tools[%d].name %q: want letters, digits, _ . - (at most 128)", i, t.Name)
 		}
 		if seen[t.Name] {
@@ -407,10 +410,10 @@ func fileSHA256(path string) (string, error) {
 }
 
 // yamlFieldError is how the YAML decoder words an unknown key.
-var yamlFieldError = regexp.MustCompile(`field (\S+) not found in type \S+`)
+var yamlFieldError = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`field (\S+) not found in type \S+`) })
 
 // yamlLine finds the line a YAML error names.
-var yamlLine = regexp.MustCompile(`^line (\d+): `)
+var yamlLine = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^line (\d+): `) })
 
 // yamlError turns a decoding error into a ManifestError with the line of
 // the first problem and the words a manifest author knows.
@@ -421,11 +424,11 @@ func yamlError(file string, err error) error {
 		msg = te.Errors[0]
 	}
 	line := 0
-	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+	if m := yamlLine().FindStringSubmatch(msg); m != nil {
 		fmt.Sscanf(m[1], "%d", &line)
 		msg = msg[len(m[0]):]
 	}
-	msg = yamlFieldError.ReplaceAllString(msg, "unknown key $1")
+	msg = yamlFieldError().ReplaceAllString(msg, "unknown key $1")
 	return &ManifestError{File: file, Line: line, Msg: msg}
 }
 

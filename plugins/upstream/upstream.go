@@ -94,7 +94,7 @@ var ErrClosed = errors.New("upstream: closed")
 // returns together with an Upstream that keeps trying.
 var ErrNotStarted = errors.New("upstream: the first start failed; retrying with backoff")
 
-var toolName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
+var toolName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`) })
 
 // Upstream is one upstream server, offered as a plugin.
 type Upstream struct {
@@ -330,7 +330,7 @@ func (u *Upstream) offer(listed []listedTool) {
 	}
 	for _, l := range listed {
 		name := l.def.Tool
-		if !toolName.MatchString(name) {
+		if !toolName().MatchString(name) {
 			u.log.Warn("upstream tool left out: its name is not a plain MCP tool name", "tool", name)
 			continue
 		}

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // The environment of a child process: the one list of the variables that
@@ -31,7 +32,7 @@ import (
 //     upstream's ${VAR} may not name one either.
 
 // envName is what a variable handed to a child may be called.
-var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
+var envName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`) })
 
 // injectionEnv are single variables that change how a process loads or
 // runs code, or where it looks for its files and network.
@@ -76,7 +77,7 @@ var ownPrefixes = []string{"OTEL_", "MCP_SECURE_"}
 // name, or "" when it may. own are further variables the server reads
 // for its credentials (the bundle token variable, the policy's ${VAR}).
 func EnvRefusal(name string, own []string) string {
-	if !envName.MatchString(name) {
+	if !envName().MatchString(name) {
 		return "not a variable name"
 	}
 	if IsOwnEnv(name, own) {

@@ -3,7 +3,6 @@ package policy
 import (
 	"fmt"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 )
@@ -64,8 +63,21 @@ var launchers = map[string]string{
 }
 
 // shellsAndInterpreters match by name, version suffixes included
-// (python3.11, perl5.36.0).
-var shellsAndInterpreters = regexp.MustCompile(`^(sh|bash|dash|zsh|ksh|mksh|csh|tcsh|fish|ash|python|pypy|perl|ruby|node|nodejs|deno|bun|php|lua|luajit|tclsh|wish|rscript|r|osascript|pwsh|java|jshell|groovy|scala|julia|guile|racket|sbcl|ghci|runghc|expect)[0-9._-]*$`)
+// (python3.11, perl5.36.0): see isShellOrInterpreter.
+var shellsAndInterpreters = map[string]bool{}
+
+func init() {
+	for n := range strings.FieldsSeq("sh bash dash zsh ksh mksh csh tcsh fish ash python pypy perl ruby node nodejs deno bun php lua luajit tclsh wish rscript r osascript pwsh java jshell groovy scala julia guile racket sbcl ghci runghc expect") {
+		shellsAndInterpreters[n] = true
+	}
+}
+
+// isShellOrInterpreter reports whether name is one of
+// shellsAndInterpreters followed by any run of digits, '.', '_' and '-'
+// (none of the names ends in one of those).
+func isShellOrInterpreter(name string) bool {
+	return shellsAndInterpreters[strings.TrimRight(name, "0123456789._-")]
+}
 
 // launcherWarnings names each allowed executable that can start other
 // programs, and why.
@@ -77,7 +89,7 @@ func launcherWarnings(p *Policy, _ []string) []string {
 	for _, entry := range *p.Commands.Allowed {
 		name := strings.ToLower(filepath.Base(strings.TrimSpace(entry)))
 		why, ok := launchers[name]
-		if !ok && shellsAndInterpreters.MatchString(name) {
+		if !ok && isShellOrInterpreter(name) {
 			why, ok = "is a shell or interpreter: it runs any code it is given (-c, -e, a script)", true
 		}
 		if ok {

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 
@@ -92,4 +93,31 @@ func TestSandboxWarnings(t *testing.T) {
 	if w := sandboxWarnings(none, nil); len(w) != 0 {
 		t.Errorf("warnings when nothing runs: %q", w)
 	}
+}
+
+// isShellOrInterpreter matches as the regular expression it replaced.
+func TestIsShellOrInterpreterAsRegexp(t *testing.T) {
+	re := regexp.MustCompile(`^(sh|bash|dash|zsh|ksh|mksh|csh|tcsh|fish|ash|python|pypy|perl|ruby|node|nodejs|deno|bun|php|lua|luajit|tclsh|wish|rscript|r|osascript|pwsh|java|jshell|groovy|scala|julia|guile|racket|sbcl|ghci|runghc|expect)[0-9._-]*$`)
+	names := []string{"", "sh", "bash", "python3", "python3.11", "perl5.36.0", "node-18", "r", "r4", "rr", "ra", "shx", "xsh",
+		"python3x", "3python", "python_", "lua5.4", "luajit-2.1", ".sh", "sh.", "bash-", "pythonpython", "git", "nodejs20", "busybox", "java17", "ash", "dash2"}
+	for name := range shellsAndInterpreters {
+		names = append(names, name, name+"3", name+"x", "x"+name, name+"-1.2_3")
+	}
+	for _, n := range names {
+		if got, want := isShellOrInterpreter(n), re.MatchString(n); got != want {
+			t.Errorf("%q: %v, the regular expression says %v", n, got, want)
+		}
+	}
+}
+
+func FuzzIsShellOrInterpreter(f *testing.F) {
+	re := regexp.MustCompile(`^(sh|bash|dash|zsh|ksh|mksh|csh|tcsh|fish|ash|python|pypy|perl|ruby|node|nodejs|deno|bun|php|lua|luajit|tclsh|wish|rscript|r|osascript|pwsh|java|jshell|groovy|scala|julia|guile|racket|sbcl|ghci|runghc|expect)[0-9._-]*$`)
+	for _, s := range []string{"python3.11", "sh", "x", "r-", "nodejs"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, n string) {
+		if got, want := isShellOrInterpreter(n), re.MatchString(n); got != want {
+			t.Errorf("%q: %v, the regular expression says %v", n, got, want)
+		}
+	})
 }

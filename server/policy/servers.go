@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // Server is one upstream MCP server (servers.<name>), shaped like the
@@ -47,10 +48,12 @@ type ServerSandbox struct {
 	Read []string `yaml:"read" policy:"path"`
 }
 
+// Compiled on first use, not in the package's init, which runs at every
+// start of the server.
 var (
-	serverName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
-	envVarName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
-	toolPrefix = regexp.MustCompile(`^[A-Za-z0-9_.-]{0,64}$`)
+	serverName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`) })
+	envVarName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`) })
+	toolPrefix = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_.-]{0,64}$`) })
 )
 
 // ToolPrefix is what the names of the server's tools start with.
@@ -78,7 +81,7 @@ func (p *Policy) validateServers(bad func(key, format string, args ...any) error
 	for _, name := range p.ServerNames() {
 		s := p.Servers[name]
 		key := "servers." + name
-		if !serverName.MatchString(name) {
+		if !serverName().MatchString(name) {
 			return bad(key, "a server name is letters, digits, - and _ (at most 64, not starting with - or _)")
 		}
 		if strings.TrimSpace(s.Command) == "" || strings.ContainsRune(s.Command, 0) {
@@ -93,12 +96,12 @@ func (p *Policy) validateServers(bad func(key, format string, args ...any) error
 			}
 		}
 		for k := range s.Env {
-			if !envVarName.MatchString(k) {
+			if !envVarName().MatchString(k) {
 				return bad(key+".env."+k, "%q is not an environment variable name", k)
 			}
 		}
 		prefix := s.ToolPrefix(name)
-		if !toolPrefix.MatchString(prefix) {
+		if !toolPrefix().MatchString(prefix) {
 			return bad(key+".prefix", "a prefix is letters, digits, _, . and - (at most 64)")
 		}
 		if other, dup := prefixes[prefix]; dup {
