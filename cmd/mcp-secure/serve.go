@@ -113,9 +113,12 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 	} else {
 		log.Warn("command confinement", "sandbox", desc)
 	}
-	// Finding the launcher runs it once (a probe): off the start's path.
-	// The first command waits for it.
-	go func() { log.Info("sandbox launcher", "launcher", sandbox.LauncherDesc()) }()
+	// Finding the launcher runs it once (a probe): off the start's path,
+	// once the policy is compiled and warm. The first command waits for it.
+	go func() {
+		<-warmed
+		log.Info("sandbox launcher", "launcher", sandbox.LauncherDesc())
+	}()
 	if guard.FilesAvailable {
 		log.Info("filesystem door", "resolution", guard.PathResolution)
 	} else {
