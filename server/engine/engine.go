@@ -289,7 +289,7 @@ func (e *Engine) Generation() uint64 {
 func (e *Engine) Decide(ctx context.Context, point Point, input ast.Value) (Decision, error) {
 	s := e.current(ctx)
 	if s == nil {
-		return denied("policy not compiled"), fmt.Errorf("%w: %s: %w", ErrEval, point, e.notReady(ctx))
+		return e.notCompiled(ctx, point)
 	}
 	q, ok := s.queries[point]
 	if !ok {
@@ -302,6 +302,9 @@ func (e *Engine) Decide(ctx context.Context, point Point, input ast.Value) (Deci
 // document only when the decision is evaluated (not memoised).
 func (e *Engine) DecideTool(ctx context.Context, in ToolInput) (Decision, error) {
 	s := e.current(ctx)
+	if s == nil {
+		return e.notCompiled(ctx, Tools)
+	}
 	q := s.queries[Tools]
 	return s.memoised(ctx, Tools, in, false, func(v ast.Value) (Decision, error) { return s.decide(ctx, Tools, q, v) })
 }
@@ -310,7 +313,16 @@ func (e *Engine) DecideTool(ctx context.Context, in ToolInput) (Decision, error)
 // document only when the decision is evaluated (not memoised).
 func (e *Engine) RefuseTool(ctx context.Context, in ToolInput) (Decision, error) {
 	s := e.current(ctx)
+	if s == nil {
+		return e.notCompiled(ctx, Tools)
+	}
 	return s.refusal(ctx, Tools, s.queries[Tools], in)
+}
+
+// notCompiled is the deny of a decision asked for without a snapshot (see
+// Start).
+func (e *Engine) notCompiled(ctx context.Context, point Point) (Decision, error) {
+	return denied("policy not compiled"), fmt.Errorf("%w: %s: %w", ErrEval, point, e.notReady(ctx))
 }
 
 // decide evaluates point's allow rule for input, and its decision object
@@ -347,6 +359,9 @@ func (s *snapshot) decide(ctx context.Context, point Point, q *queries, input as
 // [ErrEval], as with Decide.
 func (e *Engine) Refusal(ctx context.Context, point Point, input ast.Value) (Decision, error) {
 	s := e.current(ctx)
+	if s == nil {
+		return e.notCompiled(ctx, point)
+	}
 	q, ok := s.queries[point]
 	if !ok {
 		return denied("unknown decision point"), fmt.Errorf("%w: %q", ErrUnknownPoint, point)

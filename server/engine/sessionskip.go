@@ -72,5 +72,6 @@ func ruleReadsSession(r *ast.Rule) bool {
 // from may read input.session; when it cannot, the tools input may leave
 // the session empty.
 func (e *Engine) ReadsSession(ctx context.Context) bool {
-	return e.current(ctx).readsSession
+	s := e.current(ctx)
+	return s == nil || s.readsSession // without a policy, assume it reads it
 }

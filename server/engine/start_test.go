@@ -87,6 +87,18 @@ func TestStartFailedBuildFailsClosed(t *testing.T) {
 	if d.Allow || !errors.Is(err, ErrEval) || !errors.Is(err, ErrNotReady) || !errors.Is(err, ErrCompile) {
 		t.Errorf("Decide = %+v, %v; want a deny wrapping ErrEval, ErrNotReady and the build's error", d, err)
 	}
+	for name, decide := range map[string]func() (Decision, error){
+		"DecideTool": func() (Decision, error) { return e.DecideTool(t.Context(), ToolInput{}) },
+		"RefuseTool": func() (Decision, error) { return e.RefuseTool(t.Context(), ToolInput{}) },
+		"Refusal":    func() (Decision, error) { return e.Refusal(t.Context(), Tools, input(t, map[string]any{})) },
+	} {
+		if d, err := decide(); d.Allow || !errors.Is(err, ErrEval) || !errors.Is(err, ErrNotReady) {
+			t.Errorf("%s = %+v, %v; want a deny wrapping ErrEval and ErrNotReady", name, d, err)
+		}
+	}
+	if !e.ReadsSession(t.Context()) {
+		t.Error("ReadsSession says a policy that does not exist cannot read the session")
+	}
 	if _, err := e.Mask(t.Context(), map[string]any{"input": map[string]any{}}); !errors.Is(err, ErrNotReady) {
 		t.Errorf("Mask err = %v, want ErrNotReady", err)
 	}
