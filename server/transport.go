@@ -108,6 +108,7 @@ func (t *StdioTransport) Connect(context.Context) (mcp.Connection, error) {
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
+	c.out.written = c.posted
 	t.mu.Lock()
 	t.conn = c
 	t.mu.Unlock()
@@ -308,6 +309,34 @@ func (c *stdioConn) Write(ctx context.Context, msg jsonrpc.Message) error {
 		return fmt.Errorf("encode message: %w", err)
 	}
 	return c.writeLine(data)
+}
+
+// post writes the answer to a tools/call or a ping the fast lane took,
+// a success, without waiting for the write when another is under way:
+// the request stays in flight until its line is written (posted), so a
+// drain at the end of input still waits for it.
+func (c *stdioConn) post(id jsonrpc.ID, result []byte) {
+	resp := &jsonrpc.Response{ID: id, Result: result}
+	if responseFits(resp) {
+		c.out.post(id, func(b []byte) []byte { return append(appendResponse(b, resp), '\n') })
+		return
+	}
+	data, err := jsonrpc.EncodeMessage(resp)
+	if err != nil {
+		c.log.Error("encoding an answer", "err", err)
+		data, _ = jsonrpc.EncodeMessage(&jsonrpc.Response{ID: id, Error: &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: "the answer could not be encoded"}})
+	}
+	c.out.post(id, func(b []byte) []byte { return append(append(b, data...), '\n') })
+}
+
+// posted forgets the requests whose posted answers were written.
+func (c *stdioConn) posted(ids []jsonrpc.ID, err error) {
+	if err != nil {
+		c.log.Error("writing answers", "answers", len(ids), "err", err)
+	}
+	for _, id := range ids {
+		c.answered(id)
+	}
 }
 
 // polish adjusts an answer before it is written: an invalid-params error

@@ -3,29 +3,44 @@ package server
 import (
 	"io"
 	"sync"
+
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 )
 
 // lineWriter writes lines to out, coalescing those that arrive while a
-// write is under way: the first writer writes at once (no answer waits
-// for more to come), and the lines queued meanwhile go out together in
-// the next write, made by one of their writers. Every call returns once
-// its line is written, with that write's error; lines are never
-// interleaved or reordered within a batch.
+// write is under way. The first writer writes at once (no answer waits
+// for more to come) and goes on writing what queued meanwhile, in one
+// write per round, until nothing is left; so every line queued is
+// written without another goroutine being woken to write it.
+//
+// A line added with write returns once it is written, with that write's
+// error. A line added with post returns at once: the answer is owed
+// until it is written, so its request id goes with it, and written is
+// called with the ids of each batch once out has taken it (or failed).
+// Lines are never interleaved, and never reordered: they go out in the
+// order they were added.
 type lineWriter struct {
 	out io.Writer
+	// written, if set, is told the ids of the posted lines of each batch
+	// once the batch is written, with the write's error. It is called
+	// without the writer's lock, by the goroutine that wrote the batch.
+	written func(ids []jsonrpc.ID, err error)
 
 	mu      sync.Mutex
 	cond    sync.Cond
 	writing bool   // a batch is being written
 	next    *batch // the lines queued for the next write
-	spare   []byte // a written batch's buffer, for reuse
+	spare   *batch // a written batch, for reuse
 }
 
-// batch is the lines of one write and how it went.
+// batch is the lines of one write, the ids of its posted lines, and how
+// it went.
 type batch struct {
-	buf  []byte
-	done bool
-	err  error
+	buf     []byte
+	ids     []jsonrpc.ID
+	waiters int // write calls waiting for it
+	done    bool
+	err     error
 }
 
 // maxSpare caps the buffer kept for reuse.
@@ -46,30 +61,79 @@ func (w *lineWriter) writeLine(data []byte) error {
 // they are written.
 func (w *lineWriter) write(fill func([]byte) []byte) error {
 	w.mu.Lock()
-	defer w.mu.Unlock()
+	b := w.queue(fill)
+	if w.writing {
+		b.waiters++
+		for !b.done {
+			w.cond.Wait()
+		}
+		err := b.err
+		w.mu.Unlock()
+		return err
+	}
+	return w.lead(b)
+}
+
+// post queues the bytes fill appends (a whole line answering id) and
+// returns without waiting for them to be written, unless no write is
+// under way: then this call writes them, and what queues meanwhile,
+// before it returns. written learns of id once its line is written.
+func (w *lineWriter) post(id jsonrpc.ID, fill func([]byte) []byte) {
+	w.mu.Lock()
+	b := w.queue(fill)
+	b.ids = append(b.ids, id)
+	if w.writing {
+		w.mu.Unlock()
+		return
+	}
+	w.lead(b)
+}
+
+// queue appends a line to the next batch and returns it. The caller
+// holds w.mu.
+func (w *lineWriter) queue(fill func([]byte) []byte) *batch {
 	if w.next == nil {
-		w.next = &batch{buf: w.spare[:0]}
-		w.spare = nil
+		w.next, w.spare = w.spare, nil
+		if w.next == nil {
+			w.next = &batch{}
+		}
 	}
 	b := w.next
 	b.buf = fill(b.buf)
-	for w.writing && !b.done {
-		w.cond.Wait()
+	return b
+}
+
+// lead writes the queued batches, the first of them mine, until none is
+// left, and returns the error of mine. The caller holds w.mu; lead
+// releases it.
+func (w *lineWriter) lead(mine *batch) error {
+	w.writing = true
+	var err error
+	for w.next != nil {
+		b := w.next
+		w.next = nil
+		w.mu.Unlock()
+		_, werr := w.out.Write(b.buf)
+		if b == mine {
+			err = werr
+		}
+		if len(b.ids) > 0 && w.written != nil {
+			w.written(b.ids, werr)
+		}
+		w.mu.Lock()
+		if b.waiters > 0 {
+			// The waiters read done and err; the batch is theirs now.
+			b.done, b.err = true, werr
+			w.cond.Broadcast()
+			continue
+		}
+		if cap(b.buf) <= maxSpare {
+			clear(b.ids)
+			b.buf, b.ids = b.buf[:0], b.ids[:0]
+			w.spare = b
+		}
 	}
-	if b.done {
-		return b.err
-	}
-	// This call writes the batch its line is in.
-	w.writing, w.next = true, nil
-	w.mu.Unlock()
-	_, err := w.out.Write(b.buf)
-	w.mu.Lock()
-	b.done, b.err = true, err
-	if cap(b.buf) <= maxSpare {
-		w.spare = b.buf[:0]
-	}
-	b.buf = nil
 	w.writing = false
-	w.cond.Broadcast()
+	w.mu.Unlock()
 	return err
 }
