@@ -18,31 +18,34 @@ type cpuWorkers struct {
 	running atomic.Int32
 }
 
-// cpuQueue bounds the calls waiting for a CPU worker; past it a call
-// runs on a goroutine of its own (the in-flight cap bounds those).
-const cpuQueue = 256
+// cpuQueue bounds the calls waiting for a CPU worker. Past it the reader
+// runs the next call itself: it reads no more until that is done, so a
+// client that writes faster than the calls run is held back by its pipe,
+// as when every call ran on the reader, rather than pushed past the
+// in-flight cap and refused.
+const cpuQueue = 64
 
 func (w *cpuWorkers) init(ctx context.Context, procs int) {
 	w.ctx, w.jobs, w.max = ctx, make(chan func(), cpuQueue), int32(max(procs, 1))
 }
 
 // Go queues f for a worker, starting one if fewer than one per
-// processor run. It never blocks.
-func (w *cpuWorkers) Go(f func()) {
+// processor run, and reports whether it did; it reports false, at once,
+// when the queue is full.
+func (w *cpuWorkers) Go(f func()) bool {
 	select {
 	case w.jobs <- f:
 	default:
-		handlers.Go(f)
-		return
+		return false
 	}
 	for {
 		n := w.running.Load()
 		if n >= w.max {
-			return
+			return true
 		}
 		if w.running.CompareAndSwap(n, n+1) {
 			go w.loop()
-			return
+			return true
 		}
 	}
 }

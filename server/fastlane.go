@@ -95,7 +95,8 @@ func readyMiddleware(next mcp.MethodHandler) mcp.MethodHandler {
 // the reader when nothing else waits; when more requests wait, it goes
 // to the connection's CPU workers, one per processor, so calls use every
 // core while the reader reads on, and their records and answers that
-// come ready together go out together. With an audit log that syncs
+// come ready together go out together; when the workers are behind, the
+// reader runs the call itself, which holds the client back. With an audit log that syncs
 // every batch, such calls run side by side instead, as many as wait, so
 // that their records share one sync.
 func (f *fastLane) take(c *stdioConn, req *jsonrpc.Request, alone bool) bool {
@@ -146,10 +147,10 @@ func (f *fastLane) take(c *stdioConn, req *jsonrpc.Request, alone bool) bool {
 			// in flight, so none holds up another and records share
 			// syncs.
 			handlers.Go(run)
-		case alone:
-			run() // nothing waits: no hand-off
-		default:
-			f.cpu.Go(run)
+		case alone || !f.cpu.Go(run):
+			// Nothing waits (no hand-off), or the workers are behind: the
+			// reader runs the call and reads on once it is done.
+			run()
 		}
 		return true
 	}

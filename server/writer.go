@@ -46,6 +46,12 @@ type batch struct {
 // maxSpare caps the buffer kept for reuse.
 const maxSpare = 256 << 10
 
+// maxPosted is how many posted lines may wait for the write under way
+// before post waits as write does: past it the output is behind, and
+// the client is held back rather than its answers piling up (and its
+// requests running into the in-flight cap).
+const maxPosted = 64
+
 func newLineWriter(out io.Writer) *lineWriter {
 	w := &lineWriter{out: out}
 	w.cond.L = &w.mu
@@ -63,13 +69,7 @@ func (w *lineWriter) write(fill func([]byte) []byte) error {
 	w.mu.Lock()
 	b := w.queue(fill)
 	if w.writing {
-		b.waiters++
-		for !b.done {
-			w.cond.Wait()
-		}
-		err := b.err
-		w.mu.Unlock()
-		return err
+		return w.wait(b)
 	}
 	return w.lead(b)
 }
@@ -77,16 +77,36 @@ func (w *lineWriter) write(fill func([]byte) []byte) error {
 // post queues the bytes fill appends (a whole line answering id) and
 // returns without waiting for them to be written, unless no write is
 // under way: then this call writes them, and what queues meanwhile,
-// before it returns. written learns of id once its line is written.
+// before it returns. written learns of id once its line is written. When
+// more than maxPosted lines or maxSpare bytes already wait, it waits
+// for them to be written.
 func (w *lineWriter) post(id jsonrpc.ID, fill func([]byte) []byte) {
 	w.mu.Lock()
 	b := w.queue(fill)
 	b.ids = append(b.ids, id)
 	if w.writing {
+		if len(b.ids) > maxPosted || len(b.buf) > maxSpare {
+			// The output is behind (a client slow to read): wait, so
+			// that the calls, and the reader behind them, wait too.
+			w.wait(b)
+			return
+		}
 		w.mu.Unlock()
 		return
 	}
 	w.lead(b)
+}
+
+// wait waits until b is written and returns its error. The caller holds
+// w.mu; wait releases it.
+func (w *lineWriter) wait(b *batch) error {
+	b.waiters++
+	for !b.done {
+		w.cond.Wait()
+	}
+	err := b.err
+	w.mu.Unlock()
+	return err
 }
 
 // queue appends a line to the next batch and returns it. The caller
