@@ -5,12 +5,15 @@ import (
 	"sync/atomic"
 )
 
-// cpuWorkers runs calls that only take CPU on at most one goroutine per
-// processor: more would not run sooner, only interleave (and each
-// hand-off to a goroutine that sleeps costs a wake-up). The workers of a
-// connection are started as work comes and stay until it ends; the calls
-// queue in a channel, so a worker that finishes one takes the next
-// without sleeping while calls wait.
+// cpuWorkers runs calls that only take CPU on a few goroutines of the
+// connection: two per processor. Such a call still waits once, for its
+// audit batch to be written (its records go out before its answer), so
+// one per processor would leave a processor idle while it waits; two
+// keep it busy, and their records share the next batch. More would not
+// run sooner, only interleave. The workers are started as work comes and
+// stay until the connection ends; the calls queue in a channel, so a
+// worker that finishes one takes the next without sleeping while calls
+// wait.
 type cpuWorkers struct {
 	ctx     context.Context
 	jobs    chan func()
@@ -29,8 +32,8 @@ func (w *cpuWorkers) init(ctx context.Context, procs int) {
 	w.ctx, w.jobs, w.max = ctx, make(chan func(), cpuQueue), int32(max(procs, 1))
 }
 
-// Go queues f for a worker, starting one if fewer than one per
-// processor run, and reports whether it did; it reports false, at once,
+// Go queues f for a worker, starting one if fewer than the bound run,
+// and reports whether it did; it reports false, at once,
 // when the queue is full.
 func (w *cpuWorkers) Go(f func()) bool {
 	select {

@@ -17,7 +17,7 @@
 // lane, fastlane.go): through the same pipeline, without the SDK's
 // goroutine per request. Calls that only take CPU (a plugin.Tool marked
 // Local, or an unknown tool) run on the goroutine that read them when
-// nothing else waits, and on the connection's CPU workers (one per
+// nothing else waits, and on the connection's CPU workers (two per
 // processor, cpu.go) when more requests are in flight; when those are
 // behind, the reader runs the call itself, which holds the client back.
 // The others run on pooled workers. Answers that come ready while one is

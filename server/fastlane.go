@@ -58,7 +58,7 @@ func newFastLane(p *pipeline) *fastLane {
 	s, ok := p.audit.(interface{ Syncs() bool })
 	f := &fastLane{pipe: p, ctx: ctx, stop: stop, cancels: map[string]context.CancelFunc{},
 		syncs: !ok || s.Syncs()}
-	f.cpu.init(ctx, runtime.GOMAXPROCS(0))
+	f.cpu.init(ctx, 2*runtime.GOMAXPROCS(0))
 	return f
 }
 
@@ -93,7 +93,7 @@ func readyMiddleware(next mcp.MethodHandler) mcp.MethodHandler {
 //
 // A call that only takes CPU (a Local tool, or an unknown one) runs on
 // the reader when nothing else waits; when more requests wait, it goes
-// to the connection's CPU workers, one per processor, so calls use every
+// to the connection's CPU workers, two per processor, so calls use every
 // core while the reader reads on, and their records and answers that
 // come ready together go out together; when the workers are behind, the
 // reader runs the call itself, which holds the client back. With an audit log that syncs
