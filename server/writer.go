@@ -3,8 +3,6 @@ package server
 import (
 	"io"
 	"sync"
-
-	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 )
 
 // lineWriter writes lines to out, coalescing those that arrive while a
@@ -15,16 +13,16 @@ import (
 //
 // A line added with write returns once it is written, with that write's
 // error. A line added with post returns at once: the answer is owed
-// until it is written, so its request id goes with it, and written is
-// called with the ids of each batch once out has taken it (or failed).
+// until it is written, so written is told how many posted lines each
+// batch held once out has taken it (or failed).
 // Lines are never interleaved, and never reordered: they go out in the
 // order they were added.
 type lineWriter struct {
 	out io.Writer
-	// written, if set, is told the ids of the posted lines of each batch
+	// written, if set, is told how many posted lines each batch held
 	// once the batch is written, with the write's error. It is called
 	// without the writer's lock, by the goroutine that wrote the batch.
-	written func(ids []jsonrpc.ID, err error)
+	written func(posted int, err error)
 
 	mu      sync.Mutex
 	cond    sync.Cond
@@ -33,12 +31,12 @@ type lineWriter struct {
 	spare   *batch // a written batch, for reuse
 }
 
-// batch is the lines of one write, the ids of its posted lines, and how
-// it went.
+// batch is the lines of one write, how many were posted, and how it
+// went.
 type batch struct {
 	buf     []byte
-	ids     []jsonrpc.ID
-	waiters int // write calls waiting for it
+	posted  int
+	waiters int // calls waiting for it
 	done    bool
 	err     error
 }
@@ -74,18 +72,18 @@ func (w *lineWriter) write(fill func([]byte) []byte) error {
 	return w.lead(b)
 }
 
-// post queues the bytes fill appends (a whole line answering id) and
+// post queues the bytes fill appends (a whole line, an answer) and
 // returns without waiting for them to be written, unless no write is
 // under way: then this call writes them, and what queues meanwhile,
-// before it returns. written learns of id once its line is written. When
+// before it returns. written counts the line once it is written. When
 // more than maxPosted lines or maxSpare bytes already wait, it waits
 // for them to be written.
-func (w *lineWriter) post(id jsonrpc.ID, fill func([]byte) []byte) {
+func (w *lineWriter) post(fill func([]byte) []byte) {
 	w.mu.Lock()
 	b := w.queue(fill)
-	b.ids = append(b.ids, id)
+	b.posted++
 	if w.writing {
-		if len(b.ids) > maxPosted || len(b.buf) > maxSpare {
+		if b.posted > maxPosted || len(b.buf) > maxSpare {
 			// The output is behind (a client slow to read): wait, so
 			// that the calls, and the reader behind them, wait too.
 			w.wait(b)
@@ -137,8 +135,8 @@ func (w *lineWriter) lead(mine *batch) error {
 		if b == mine {
 			err = werr
 		}
-		if len(b.ids) > 0 && w.written != nil {
-			w.written(b.ids, werr)
+		if b.posted > 0 && w.written != nil {
+			w.written(b.posted, werr)
 		}
 		w.mu.Lock()
 		if b.waiters > 0 {
@@ -148,8 +146,7 @@ func (w *lineWriter) lead(mine *batch) error {
 			continue
 		}
 		if cap(b.buf) <= maxSpare {
-			clear(b.ids)
-			b.buf, b.ids = b.buf[:0], b.ids[:0]
+			b.buf, b.posted = b.buf[:0], 0
 			w.spare = b
 		}
 	}
