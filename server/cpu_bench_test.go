@@ -28,3 +28,27 @@ func reportCPU(b *testing.B) func() {
 		}
 	}
 }
+
+// reportSwitches reports the process's context switches per operation
+// from here to the call of the function it returns: a thread that sleeps
+// (voluntary) and is woken again costs system calls and a scheduler's
+// round trip, so fewer is less overhead whatever else runs on the
+// machine.
+func reportSwitches(b *testing.B) func() {
+	b.Helper()
+	count := func() (vol, invol int64) {
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+			b.Fatal(err)
+		}
+		return ru.Nvcsw, ru.Nivcsw
+	}
+	v0, i0 := count()
+	return func() {
+		if b.N > 0 {
+			v, i := count()
+			b.ReportMetric(float64(v-v0)/float64(b.N), "vcsw/op")
+			b.ReportMetric(float64(i-i0)/float64(b.N), "ivcsw/op")
+		}
+	}
+}

@@ -16,8 +16,14 @@
 // transport answers ping and plain tools/call requests itself (the fast
 // lane, fastlane.go): through the same pipeline, without the SDK's
 // goroutine per request. Calls that only take CPU (a plugin.Tool marked
-// Local, or an unknown tool) run on the goroutine that read them; the
-// others on pooled workers. Everything else goes to the SDK.
+// Local, or an unknown tool) run on the goroutine that read them when
+// nothing else waits, and on the connection's CPU workers (two per
+// processor, cpu.go) when more requests are in flight; when those are
+// behind, the reader runs the call itself, which holds the client back.
+// The others run on pooled workers. Answers that come ready while one is
+// being written go out together in the next write, made by the goroutine
+// already writing; a request leaves the in-flight set only once its
+// answer is written. Everything else goes to the SDK.
 //
 // # The pipeline
 //

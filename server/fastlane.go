@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -47,13 +48,18 @@ type fastLane struct {
 
 	mu      sync.Mutex
 	cancels map[string]context.CancelFunc // by idKey, while in flight
+
+	// cpu runs the calls that only take CPU while others wait (cpu.go).
+	cpu cpuWorkers
 }
 
 func newFastLane(p *pipeline) *fastLane {
 	ctx, stop := context.WithCancel(context.Background())
 	s, ok := p.audit.(interface{ Syncs() bool })
-	return &fastLane{pipe: p, ctx: ctx, stop: stop, cancels: map[string]context.CancelFunc{},
+	f := &fastLane{pipe: p, ctx: ctx, stop: stop, cancels: map[string]context.CancelFunc{},
 		syncs: !ok || s.Syncs()}
+	f.cpu.init(ctx, 2*runtime.GOMAXPROCS(0))
+	return f
 }
 
 // fastLaneKey is the context key under which Run hands the fast lane to
@@ -86,10 +92,13 @@ func readyMiddleware(next mcp.MethodHandler) mcp.MethodHandler {
 // it is the only request in flight and no more input is buffered.
 //
 // A call that only takes CPU (a Local tool, or an unknown one) runs on
-// the reader even when more requests wait, unless the audit log syncs
-// every batch: on two cores, calls handed to workers side by side cost
-// more CPU each (wake-ups, stacks grown anew, contention) than running
-// them one after another, and the requests behind wait in the pipe.
+// the reader when nothing else waits; when more requests wait, it goes
+// to the connection's CPU workers, two per processor, so calls use every
+// core while the reader reads on, and their records and answers that
+// come ready together go out together; when the workers are behind, the
+// reader runs the call itself, which holds the client back. With an audit log that syncs
+// every batch, such calls run side by side instead, as many as wait, so
+// that their records share one sync.
 func (f *fastLane) take(c *stdioConn, req *jsonrpc.Request, alone bool) bool {
 	if !req.ID.IsValid() {
 		return false
@@ -131,10 +140,17 @@ func (f *fastLane) take(c *stdioConn, req *jsonrpc.Request, alone bool) bool {
 				resultBufs.Put(bp)
 			}
 		}
-		if (alone || !f.syncs) && f.inline(params.Name) {
-			run()
-		} else {
+		switch {
+		case !f.inline(params.Name) || f.syncs && !alone:
+			// A tool that may wait (on the network, a process), or calls
+			// whose records wait on a sync: side by side, as many as are
+			// in flight, so none holds up another and records share
+			// syncs.
 			handlers.Go(run)
+		case alone || !f.cpu.Go(run):
+			// Nothing waits (no hand-off), or the workers are behind: the
+			// reader runs the call and reads on once it is done.
+			run()
 		}
 		return true
 	}
@@ -164,12 +180,11 @@ func (f *fastLane) cancel(id jsonrpc.ID) {
 	}
 }
 
-// answer writes a result. A write error ends nothing here: the reader
-// sees the client gone at its next read.
+// answer writes a result, without waiting for the write if another is
+// under way (stdioConn.post). A write error ends nothing here: the
+// reader sees the client gone at its next read.
 func (f *fastLane) answer(c *stdioConn, id jsonrpc.ID, result []byte) {
-	if err := c.Write(context.Background(), &jsonrpc.Response{ID: id, Result: result}); err != nil {
-		c.log.Error("writing an answer", "err", err)
-	}
+	c.post(id, result)
 }
 
 // resultBufs are the buffers the fast lane encodes results into.

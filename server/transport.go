@@ -108,6 +108,7 @@ func (t *StdioTransport) Connect(context.Context) (mcp.Connection, error) {
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
+	c.out.written = c.posted
 	t.mu.Lock()
 	t.conn = c
 	t.mu.Unlock()
@@ -150,10 +151,14 @@ type stdioConn struct {
 	closeOnce sync.Once
 	closed    chan struct{}
 
-	// Requests delivered and not yet answered, by id.
-	fmu      sync.Mutex
-	inflight map[string]string // method by request id
-	idle     chan struct{}     // closed when inflight empties, while draining
+	// Requests delivered and not yet answered, by id, and answers on
+	// their way out: a request's id is free again once its answer is
+	// queued (the client may reuse it as soon as it reads the answer),
+	// but the stream ends only once the answer is written.
+	fmu       sync.Mutex
+	inflight  map[string]string // method by request id
+	unwritten int               // answers queued and not yet written
+	idle      chan struct{}     // closed when both are none, while draining
 	// protocol is the version the initialize answer negotiated; "" until
 	// then, and for the stateless protocol.
 	protocol string
@@ -216,19 +221,42 @@ func (c *stdioConn) admit(req *jsonrpc.Request) (code int64, msg string, ok bool
 // over the in-flight cap.
 const codeBusy = -32000
 
-// answered forgets a request once its answer is written (or the client
-// cancelled it: no answer is owed then), and returns its method.
+// answered forgets a request the client cancelled (no answer is owed
+// then) or that was never delivered, and returns its method.
 func (c *stdioConn) answered(id jsonrpc.ID) string {
 	c.fmu.Lock()
 	defer c.fmu.Unlock()
 	k := idKey(id)
 	method := c.inflight[k]
 	delete(c.inflight, k)
-	if len(c.inflight) == 0 && c.idle != nil {
+	c.checkIdle()
+	return method
+}
+
+// answering forgets a request whose answer is about to be queued, and
+// counts the answer as on its way out until wrote says it is written.
+func (c *stdioConn) answering(id jsonrpc.ID) {
+	c.fmu.Lock()
+	defer c.fmu.Unlock()
+	delete(c.inflight, idKey(id))
+	c.unwritten++
+}
+
+// wrote counts n answers written (or failed to be).
+func (c *stdioConn) wrote(n int) {
+	c.fmu.Lock()
+	defer c.fmu.Unlock()
+	c.unwritten -= n
+	c.checkIdle()
+}
+
+// checkIdle wakes a drain once no request is in flight and no answer
+// on its way out. The caller holds c.fmu.
+func (c *stdioConn) checkIdle() {
+	if len(c.inflight) == 0 && c.unwritten == 0 && c.idle != nil {
 		close(c.idle)
 		c.idle = nil
 	}
-	return method
 }
 
 // alone reports whether one request is in flight.
@@ -242,7 +270,7 @@ func (c *stdioConn) alone() bool {
 // reports whether all were answered.
 func (c *stdioConn) waitIdle(d time.Duration) bool {
 	c.fmu.Lock()
-	if len(c.inflight) == 0 {
+	if len(c.inflight) == 0 && c.unwritten == 0 {
 		c.fmu.Unlock()
 		return true
 	}
@@ -291,11 +319,12 @@ func (c *stdioConn) Write(ctx context.Context, msg jsonrpc.Message) error {
 	}
 	resp, isResp := msg.(*jsonrpc.Response)
 	if isResp {
-		// The request is answered once its answer is written: a drain at
-		// the end of input waits for that, so the process cannot end
-		// with an answer still on its way out.
-		defer c.answered(resp.ID)
+		// The id is free once the answer is queued, but a drain at the
+		// end of input waits until it is written, so the process cannot
+		// end with an answer still on its way out.
 		c.polish(resp)
+		c.answering(resp.ID)
+		defer c.wrote(1)
 		if responseFits(resp) {
 			if err := c.out.write(func(b []byte) []byte { return append(appendResponse(b, resp), '\n') }); err != nil {
 				return fmt.Errorf("write message: %w", err)
@@ -308,6 +337,33 @@ func (c *stdioConn) Write(ctx context.Context, msg jsonrpc.Message) error {
 		return fmt.Errorf("encode message: %w", err)
 	}
 	return c.writeLine(data)
+}
+
+// post writes the answer to a tools/call or a ping the fast lane took,
+// a success, without waiting for the write when another is under way:
+// the answer counts as on its way out until its line is written
+// (posted), so a drain at the end of input still waits for it.
+func (c *stdioConn) post(id jsonrpc.ID, result []byte) {
+	c.answering(id)
+	resp := &jsonrpc.Response{ID: id, Result: result}
+	if responseFits(resp) {
+		c.out.post(func(b []byte) []byte { return append(appendResponse(b, resp), '\n') })
+		return
+	}
+	data, err := jsonrpc.EncodeMessage(resp)
+	if err != nil {
+		c.log.Error("encoding an answer", "err", err)
+		data, _ = jsonrpc.EncodeMessage(&jsonrpc.Response{ID: id, Error: &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: "the answer could not be encoded"}})
+	}
+	c.out.post(func(b []byte) []byte { return append(append(b, data...), '\n') })
+}
+
+// posted counts the posted answers of a batch written.
+func (c *stdioConn) posted(n int, err error) {
+	if err != nil {
+		c.log.Error("writing answers", "answers", n, "err", err)
+	}
+	c.wrote(n)
 }
 
 // polish adjusts an answer before it is written: an invalid-params error

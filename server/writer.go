@@ -6,30 +6,49 @@ import (
 )
 
 // lineWriter writes lines to out, coalescing those that arrive while a
-// write is under way: the first writer writes at once (no answer waits
-// for more to come), and the lines queued meanwhile go out together in
-// the next write, made by one of their writers. Every call returns once
-// its line is written, with that write's error; lines are never
-// interleaved or reordered within a batch.
+// write is under way. The first writer writes at once (no answer waits
+// for more to come) and goes on writing what queued meanwhile, in one
+// write per round, until nothing is left; so every line queued is
+// written without another goroutine being woken to write it.
+//
+// A line added with write returns once it is written, with that write's
+// error. A line added with post returns at once: the answer is owed
+// until it is written, so written is told how many posted lines each
+// batch held once out has taken it (or failed).
+// Lines are never interleaved, and never reordered: they go out in the
+// order they were added.
 type lineWriter struct {
 	out io.Writer
+	// written, if set, is told how many posted lines each batch held
+	// once the batch is written, with the write's error. It is called
+	// without the writer's lock, by the goroutine that wrote the batch.
+	written func(posted int, err error)
 
 	mu      sync.Mutex
 	cond    sync.Cond
 	writing bool   // a batch is being written
 	next    *batch // the lines queued for the next write
-	spare   []byte // a written batch's buffer, for reuse
+	spare   *batch // a written batch, for reuse
 }
 
-// batch is the lines of one write and how it went.
+// batch is the lines of one write, how many were posted, and how it
+// went.
 type batch struct {
-	buf  []byte
-	done bool
-	err  error
+	buf     []byte
+	posted  int
+	waiters int // calls waiting for it
+	done    bool
+	err     error
 }
 
 // maxSpare caps the buffer kept for reuse.
 const maxSpare = 256 << 10
+
+// maxPosted is how many posted lines may wait for the write under way
+// before post waits as write does: past it the output is behind, and
+// the client is held back rather than its answers piling up (and its
+// requests running into the in-flight cap).
+const maxPosted = 64
 
 func newLineWriter(out io.Writer) *lineWriter {
 	w := &lineWriter{out: out}
@@ -46,30 +65,92 @@ func (w *lineWriter) writeLine(data []byte) error {
 // they are written.
 func (w *lineWriter) write(fill func([]byte) []byte) error {
 	w.mu.Lock()
-	defer w.mu.Unlock()
+	b := w.queue(fill)
+	if w.writing {
+		return w.wait(b)
+	}
+	return w.lead(b)
+}
+
+// post queues the bytes fill appends (a whole line, an answer) and
+// returns without waiting for them to be written, unless no write is
+// under way: then this call writes them, and what queues meanwhile,
+// before it returns. written counts the line once it is written. When
+// more than maxPosted lines or maxSpare bytes already wait, it waits
+// for them to be written.
+func (w *lineWriter) post(fill func([]byte) []byte) {
+	w.mu.Lock()
+	b := w.queue(fill)
+	b.posted++
+	if w.writing {
+		if b.posted > maxPosted || len(b.buf) > maxSpare {
+			// The output is behind (a client slow to read): wait, so
+			// that the calls, and the reader behind them, wait too.
+			w.wait(b)
+			return
+		}
+		w.mu.Unlock()
+		return
+	}
+	w.lead(b)
+}
+
+// wait waits until b is written and returns its error. The caller holds
+// w.mu; wait releases it.
+func (w *lineWriter) wait(b *batch) error {
+	b.waiters++
+	for !b.done {
+		w.cond.Wait()
+	}
+	err := b.err
+	w.mu.Unlock()
+	return err
+}
+
+// queue appends a line to the next batch and returns it. The caller
+// holds w.mu.
+func (w *lineWriter) queue(fill func([]byte) []byte) *batch {
 	if w.next == nil {
-		w.next = &batch{buf: w.spare[:0]}
-		w.spare = nil
+		w.next, w.spare = w.spare, nil
+		if w.next == nil {
+			w.next = &batch{}
+		}
 	}
 	b := w.next
 	b.buf = fill(b.buf)
-	for w.writing && !b.done {
-		w.cond.Wait()
+	return b
+}
+
+// lead writes the queued batches, the first of them mine, until none is
+// left, and returns the error of mine. The caller holds w.mu; lead
+// releases it.
+func (w *lineWriter) lead(mine *batch) error {
+	w.writing = true
+	var err error
+	for w.next != nil {
+		b := w.next
+		w.next = nil
+		w.mu.Unlock()
+		_, werr := w.out.Write(b.buf)
+		if b == mine {
+			err = werr
+		}
+		if b.posted > 0 && w.written != nil {
+			w.written(b.posted, werr)
+		}
+		w.mu.Lock()
+		if b.waiters > 0 {
+			// The waiters read done and err; the batch is theirs now.
+			b.done, b.err = true, werr
+			w.cond.Broadcast()
+			continue
+		}
+		if cap(b.buf) <= maxSpare {
+			b.buf, b.posted = b.buf[:0], 0
+			w.spare = b
+		}
 	}
-	if b.done {
-		return b.err
-	}
-	// This call writes the batch its line is in.
-	w.writing, w.next = true, nil
-	w.mu.Unlock()
-	_, err := w.out.Write(b.buf)
-	w.mu.Lock()
-	b.done, b.err = true, err
-	if cap(b.buf) <= maxSpare {
-		w.spare = b.buf[:0]
-	}
-	b.buf = nil
 	w.writing = false
-	w.cond.Broadcast()
+	w.mu.Unlock()
 	return err
 }
