@@ -268,7 +268,9 @@ func TestBatcherExportsAFullBatchAtOnce(t *testing.T) {
 
 func TestBatcherDropsWhenFullAndShutsDownInTime(t *testing.T) {
 	c := &fakeClient{block: make(chan struct{})}
-	b := newBatcher(c, resource.Empty(), batching{delay: time.Hour, timeout: time.Hour, maxQueue: 3, maxBatch: 3})
+	// A batch larger than the queue: no export starts before Shutdown,
+	// so that what is dropped does not depend on the export goroutine.
+	b := newBatcher(c, resource.Empty(), batching{delay: time.Hour, timeout: time.Hour, maxQueue: 3, maxBatch: 4})
 	tp := newTracerProvider(sdktrace.AlwaysSample(), b)
 	for range 5 {
 		_, s := tp.Tracer(ScopeName).Start(t.Context(), "x")
@@ -277,6 +279,16 @@ func TestBatcherDropsWhenFullAndShutsDownInTime(t *testing.T) {
 	if got := b.dropped.Load(); got != 2 {
 		t.Errorf("dropped %d, want 2 beyond the queue of 3", got)
 	}
+	close(c.block)
+	if err := b.ForceFlush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.dropped.Load(); got != 2 {
+		t.Errorf("dropped %d after an export, want the count kept at 2", got)
+	}
+	c.block = make(chan struct{}) // run is idle: no upload reads it now
+	_, s := tp.Tracer(ScopeName).Start(t.Context(), "x")
+	s.End()
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -292,6 +304,44 @@ func TestBatcherDropsWhenFullAndShutsDownInTime(t *testing.T) {
 	}
 	if _, s := tp.Tracer(ScopeName).Start(t.Context(), "after"); s.IsRecording() {
 		t.Error("a span started after shutdown records")
+	}
+}
+
+// blockingClient is an OTLP client whose uploads wait for their context,
+// as with a collector that never answers; uploading is closed at the
+// first.
+type blockingClient struct {
+	fakeClient
+	once      sync.Once
+	uploading chan struct{}
+}
+
+func (c *blockingClient) UploadTraces(ctx context.Context, _ []*tracepb.ResourceSpans) error {
+	c.once.Do(func() { close(c.uploading) })
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func TestBatcherShutdownStopsItsGoroutineWithAnUploadStuck(t *testing.T) {
+	c := &blockingClient{uploading: make(chan struct{})}
+	b := newBatcher(c, resource.Empty(), batching{delay: time.Millisecond, timeout: time.Hour, maxQueue: 8, maxBatch: 8})
+	tp := newTracerProvider(sdktrace.AlwaysSample(), b)
+	_, s := tp.Tracer(ScopeName).Start(t.Context(), "x")
+	s.End()
+	select {
+	case <-c.uploading: // a scheduled export, stuck for the hour of its timeout
+	case <-time.After(5 * time.Second):
+		t.Fatal("no export started")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+	defer cancel()
+	if err := b.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Shutdown = %v, want its deadline exceeded", err)
+	}
+	select {
+	case <-b.done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the export goroutine still runs after Shutdown")
 	}
 }
 
