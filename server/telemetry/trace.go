@@ -317,17 +317,36 @@ func (s *span) adopt(kv []attribute.KeyValue) {
 }
 
 // addAttrs appends the valid attributes of kv within the limit; s.mu is
-// held or s not yet shared.
+// held or s not yet shared. The limit is on distinct keys, as in the
+// SDK: at the limit, a key set before takes the new value, and only a
+// new key is dropped.
 func (s *span) addAttrs(kv []attribute.KeyValue) {
 	for _, a := range kv {
 		switch {
 		case !a.Valid():
-		case len(s.attrs) >= maxSpanAttrs:
-			s.droppedAttrs++
-		default:
+		case len(s.attrs) < maxSpanAttrs:
 			s.attrs = append(s.attrs, a)
+		case s.replaceAttr(a):
+		default:
+			if d := dedupe(s.attrs); len(d) < len(s.attrs) {
+				s.attrs = append(d, a)
+			} else {
+				s.droppedAttrs++
+			}
 		}
 	}
+}
+
+// replaceAttr sets the value of a's key to a's in place, at its last
+// occurrence (the one exported); false if the key is not set.
+func (s *span) replaceAttr(a attribute.KeyValue) bool {
+	for i := len(s.attrs) - 1; i >= 0; i-- {
+		if s.attrs[i].Key == a.Key {
+			s.attrs[i] = a
+			return true
+		}
+	}
+	return false
 }
 
 func (s *span) addLink(l trace.Link) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -234,14 +235,59 @@ func TestTracerLimitsAndEvents(t *testing.T) {
 	if p == nil {
 		t.Fatalf("spans %v", c.spans())
 	}
-	if p.DroppedAttributesCount != 2*(maxSpanAttrs+3)-maxSpanAttrs {
-		t.Errorf("dropped %d attributes", p.DroppedAttributesCount)
+	// 27 distinct keys set again and again: within the limit, which is
+	// on keys, and each keeps its last value (the SDK's rule).
+	if p.DroppedAttributesCount != 0 || len(p.Attributes) != 27 {
+		t.Errorf("%d attributes, %d dropped; want the 27 keys, none dropped", len(p.Attributes), p.DroppedAttributesCount)
+	}
+	for _, kv := range p.Attributes {
+		if kv.Key == "k" && kv.Value.GetIntValue() != maxSpanAttrs+2 {
+			t.Errorf("k = %v, want its last value %d", kv.Value, maxSpanAttrs+2)
+		}
 	}
 	if len(p.Events) != 2 || p.Events[0].Name != "exception" || p.Events[1].Name != "e" {
 		t.Fatalf("events %v", p.Events)
 	}
 	if m := attrsOf(&tracepb.Span{Attributes: p.Events[0].Attributes}); m["exception.message"] != "boom" || m["exception.type"] != "*errors.errorString" {
 		t.Errorf("exception event %v", m)
+	}
+}
+
+func TestTracerAttributeLimitIsOnDistinctKeys(t *testing.T) {
+	tp, c := newTestProvider(t, sdktrace.AlwaysSample(), slowBatching)
+	_, s := tp.Tracer(ScopeName).Start(t.Context(), "x", trace.WithAttributes(attribute.Int("n", -1)))
+	for i := range 2 * maxSpanAttrs {
+		s.SetAttributes(attribute.Int("n", i)) // the same key, again and again
+	}
+	s.SetAttributes(attribute.String("last", "kept"))
+	for i := range maxSpanAttrs + 5 {
+		s.SetAttributes(attribute.Int("k"+strconv.Itoa(i), i))
+	}
+	s.SetAttributes(attribute.Int("n", 7)) // at the limit, a key set before still changes
+	s.End()
+	if err := tp.exp.ForceFlush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	p := c.spans()["x"]
+	if len(p.Attributes) != maxSpanAttrs {
+		t.Errorf("%d attributes, want the limit %d", len(p.Attributes), maxSpanAttrs)
+	}
+	// n, last and 126 of the k*: 7 of them dropped.
+	if p.DroppedAttributesCount != 7 {
+		t.Errorf("dropped %d, want 7", p.DroppedAttributesCount)
+	}
+	got := map[string]int64{}
+	for _, kv := range p.Attributes {
+		got[kv.Key] = kv.Value.GetIntValue()
+		if kv.Key == "last" && kv.Value.GetStringValue() != "kept" {
+			t.Errorf("last = %v", kv.Value)
+		}
+	}
+	if _, ok := got["last"]; !ok || got["n"] != 7 || got["k125"] != 125 {
+		t.Errorf("n = %d, last set %v, k125 = %d; want 7, true, 125", got["n"], ok, got["k125"])
+	}
+	if _, ok := got["k126"]; ok {
+		t.Error("a key past the limit was kept")
 	}
 }
 
