@@ -344,10 +344,10 @@ func fillSpan(p *tracepb.Span, s *span, a *arena) {
 			Attributes: keyValues(e.attrs), DroppedAttributesCount: clamp(e.dropped)})
 	}
 	for _, l := range r.links {
-		tid, sid := l.SpanContext.TraceID(), l.SpanContext.SpanID()
+		tid, sid := l.sc.TraceID(), l.sc.SpanID()
 		p.Links = append(p.Links, &tracepb.Span_Link{TraceId: tid[:], SpanId: sid[:],
-			TraceState: l.SpanContext.TraceState().String(), Attributes: keyValues(l.Attributes),
-			Flags: spanFlags(l.SpanContext.TraceFlags(), l.SpanContext.IsRemote())})
+			TraceState: l.sc.TraceState().String(), Attributes: keyValues(l.attrs),
+			DroppedAttributesCount: clamp(l.dropped), Flags: spanFlags(l.sc.TraceFlags(), l.sc.IsRemote())})
 	}
 }
 

@@ -238,7 +238,7 @@ type span struct {
 type rareFields struct {
 	status                      string // the description of an Error status
 	events                      []event
-	links                       []trace.Link
+	links                       []link
 	droppedEvents, droppedLinks int
 }
 
@@ -258,6 +258,28 @@ type event struct {
 	time    time.Time
 	attrs   []attribute.KeyValue
 	dropped int
+}
+
+// link is a span link, with its own copy of the attributes.
+type link struct {
+	sc      trace.SpanContext
+	attrs   []attribute.KeyValue
+	dropped int
+}
+
+// limitedAttrs is a copy of the valid attributes of kv, at most
+// maxSpanAttrs of them, and how many past that were dropped.
+func limitedAttrs(kv []attribute.KeyValue) (out []attribute.KeyValue, dropped int) {
+	for _, a := range kv {
+		switch {
+		case !a.Valid():
+		case len(out) >= maxSpanAttrs:
+			dropped++
+		default:
+			out = append(out, a)
+		}
+	}
+	return out, dropped
 }
 
 var _ trace.Span = (*span)(nil)
@@ -349,8 +371,11 @@ func (s *span) replaceAttr(a attribute.KeyValue) bool {
 	return false
 }
 
+// addLink keeps l, with a copy of its attributes (the caller may reuse
+// the slice); a link without a valid context is kept only if it has
+// attributes or a trace state, as the specification says.
 func (s *span) addLink(l trace.Link) {
-	if !l.SpanContext.IsValid() && len(l.Attributes) == 0 {
+	if !l.SpanContext.IsValid() && len(l.Attributes) == 0 && l.SpanContext.TraceState().Len() == 0 {
 		return
 	}
 	r := s.rareFields()
@@ -358,7 +383,8 @@ func (s *span) addLink(l trace.Link) {
 		r.droppedLinks++
 		return
 	}
-	r.links = append(r.links, l)
+	attrs, dropped := limitedAttrs(l.Attributes)
+	r.links = append(r.links, link{sc: l.SpanContext, attrs: attrs, dropped: dropped})
 }
 
 func (s *span) AddLink(l trace.Link) {
@@ -386,15 +412,7 @@ func (s *span) addEvent(name string, ts time.Time, attrs []attribute.KeyValue) {
 		return
 	}
 	e := event{name: name, time: ts}
-	for _, a := range attrs {
-		switch {
-		case !a.Valid():
-		case len(e.attrs) >= maxSpanAttrs:
-			e.dropped++
-		default:
-			e.attrs = append(e.attrs, a)
-		}
-	}
+	e.attrs, e.dropped = limitedAttrs(attrs)
 	r.events = append(r.events, e)
 }
 

@@ -291,6 +291,40 @@ func TestTracerAttributeLimitIsOnDistinctKeys(t *testing.T) {
 	}
 }
 
+func TestTracerLinksKeepACopyWithinTheLimit(t *testing.T) {
+	tp, c := newTestProvider(t, sdktrace.AlwaysSample(), slowBatching)
+	tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid})
+	attrs := []attribute.KeyValue{attribute.String("who", "first"), {}}
+	_, s := tp.Tracer(ScopeName).Start(t.Context(), "x", trace.WithLinks(trace.Link{SpanContext: sc, Attributes: attrs}))
+	many := make([]attribute.KeyValue, maxSpanAttrs+3)
+	for i := range many {
+		many[i] = attribute.Int("k"+strconv.Itoa(i), i)
+	}
+	s.AddLink(trace.Link{SpanContext: sc, Attributes: many})
+	ts, _ := trace.ParseTraceState("vendor=v")
+	s.AddLink(trace.Link{SpanContext: trace.SpanContext{}.WithTraceState(ts)})
+	s.End()
+	attrs[0] = attribute.String("who", "changed after End") // the caller's slice, reused
+	if err := tp.exp.ForceFlush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	p := c.spans()["x"]
+	if len(p.Links) != 3 {
+		t.Fatalf("%d links, want 3 (one with only a trace state)", len(p.Links))
+	}
+	if diff := cmp.Diff(map[string]any{"who": "first"}, attrsOf(&tracepb.Span{Attributes: p.Links[0].Attributes})); diff != "" {
+		t.Errorf("link attributes (-want +got):\n%s", diff)
+	}
+	if l := p.Links[1]; len(l.Attributes) != maxSpanAttrs || l.DroppedAttributesCount != 3 {
+		t.Errorf("link of %d attributes: %d kept, %d dropped; want %d, 3", len(many), len(l.Attributes), l.DroppedAttributesCount, maxSpanAttrs)
+	}
+	if p.Links[2].TraceState != "vendor=v" {
+		t.Errorf("trace state %q", p.Links[2].TraceState)
+	}
+}
+
 func TestBatcherExportsAFullBatchAtOnce(t *testing.T) {
 	tp, c := newTestProvider(t, sdktrace.AlwaysSample(), batching{delay: time.Hour, timeout: time.Second, maxQueue: 8, maxBatch: 2})
 	for range 2 {
