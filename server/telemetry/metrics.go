@@ -166,7 +166,9 @@ func (h *histogram) Record(_ context.Context, v float64, opts ...metric.RecordOp
 		}
 		return h.newPoint(set)
 	})
-	p.counts[sort.SearchFloat64s(h.bounds, v)].Add(1)
+	// The count goes last: collect reads the counts first, so that a
+	// record it counts has its sum, min and max in (never the +Inf and
+	// -Inf of a point without one).
 	addFloat(&p.sum, v)
 	for {
 		old := p.min.Load()
@@ -180,6 +182,7 @@ func (h *histogram) Record(_ context.Context, v float64, opts ...metric.RecordOp
 			break
 		}
 	}
+	p.counts[sort.SearchFloat64s(h.bounds, v)].Add(1)
 }
 
 func (h *histogram) newPoint(set attribute.Set) *point {
@@ -204,7 +207,8 @@ func (h *histogram) collect(t time.Time) (metricdata.Metrics, bool) {
 	data := metricdata.Histogram[float64]{Temporality: metricdata.CumulativeTemporality}
 	each := func(p *point) {
 		dp := metricdata.HistogramDataPoint[float64]{Attributes: p.attrs, StartTime: p.start, Time: t,
-			Bounds: h.bounds, BucketCounts: make([]uint64, len(p.counts)), Sum: math.Float64frombits(p.sum.Load())}
+			Bounds: h.bounds, BucketCounts: make([]uint64, len(p.counts))}
+		// The counts first (Record adds to them last).
 		for i := range p.counts {
 			dp.BucketCounts[i] = p.counts[i].Load()
 			dp.Count += dp.BucketCounts[i]
@@ -212,6 +216,7 @@ func (h *histogram) collect(t time.Time) (metricdata.Metrics, bool) {
 		if dp.Count == 0 {
 			return
 		}
+		dp.Sum = math.Float64frombits(p.sum.Load())
 		dp.Min = metricdata.NewExtrema(math.Float64frombits(p.min.Load()))
 		dp.Max = metricdata.NewExtrema(math.Float64frombits(p.max.Load()))
 		data.DataPoints = append(data.DataPoints, dp)

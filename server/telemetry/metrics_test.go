@@ -4,6 +4,7 @@ import (
 	"math"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"go.opentelemetry.io/otel/attribute"
@@ -116,5 +117,40 @@ func TestHistogramOverflows(t *testing.T) {
 	}
 	if total != maxPoints+11 || overflow != 10 {
 		t.Errorf("total %d, overflow %d", total, overflow)
+	}
+}
+
+// A point collected while its first value is being recorded has either
+// no count yet or its min and max: never a count with the empty
+// extrema (+Inf, -Inf), which a backend would take as values.
+func TestHistogramCollectedDuringAFirstRecord(t *testing.T) {
+	for i := range 2000 {
+		h := &histogram{name: "d", bounds: defaultBounds}
+		h.overflow = h.newPoint(overflowSet)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			h.Record(t.Context(), 3)
+		}()
+		for {
+			finished := false
+			select {
+			case <-done:
+				finished = true
+			default:
+			}
+			if m, ok := h.collect(time.Now()); ok {
+				dp := m.Data.(metricdata.Histogram[float64]).DataPoints[0]
+				lo, _ := dp.Min.Value()
+				hi, _ := dp.Max.Value()
+				if lo != 3 || hi != 3 || dp.Sum != 3 {
+					t.Fatalf("run %d: count %d with min %v, max %v, sum %v", i, dp.Count, lo, hi, dp.Sum)
+				}
+				break
+			}
+			if finished {
+				t.Fatalf("run %d: nothing collected after the record", i)
+			}
+		}
 	}
 }
