@@ -105,6 +105,10 @@ func (hs *histograms) Produce(context.Context) ([]metricdata.ScopeMetrics, error
 	now := time.Now()
 	var out []metricdata.ScopeMetrics
 	for _, h := range list {
+		m, ok := h.collect(now)
+		if !ok {
+			continue // no scope entry without a metric
+		}
 		i := 0
 		for i < len(out) && !sameScope(out[i].Scope, h.scope) {
 			i++
@@ -112,9 +116,7 @@ func (hs *histograms) Produce(context.Context) ([]metricdata.ScopeMetrics, error
 		if i == len(out) {
 			out = append(out, metricdata.ScopeMetrics{Scope: h.scope})
 		}
-		if m, ok := h.collect(now); ok {
-			out[i].Metrics = append(out[i].Metrics, m)
-		}
+		out[i].Metrics = append(out[i].Metrics, m)
 	}
 	return out, nil
 }

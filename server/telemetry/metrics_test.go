@@ -154,3 +154,14 @@ func TestHistogramCollectedDuringAFirstRecord(t *testing.T) {
 		}
 	}
 }
+
+func TestHistogramsProduceNoEmptyScope(t *testing.T) {
+	mp, _ := newTestMeterProvider(t)
+	if _, err := mp.Meter(ScopeName).Float64Histogram("d"); err != nil {
+		t.Fatal(err)
+	}
+	sms, err := mp.hists.Produce(t.Context())
+	if err != nil || len(sms) != 0 {
+		t.Errorf("Produce before any record = %+v, %v; want nothing", sms, err)
+	}
+}
