@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"reflect"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -416,8 +417,8 @@ func (s *span) addEvent(name string, ts time.Time, attrs []attribute.KeyValue) {
 	r.events = append(r.events, e)
 }
 
-// RecordError adds an exception event, as the SDK does (without a stack
-// trace unless asked for).
+// RecordError adds an exception event, as the SDK does: with a stack
+// trace only when trace.WithStackTrace asks for one.
 func (s *span) RecordError(err error, opts ...trace.EventOption) {
 	if err == nil || !s.IsRecording() {
 		return
@@ -427,8 +428,23 @@ func (s *span) RecordError(err error, opts ...trace.EventOption) {
 		attribute.String("exception.type", errorType(err)),
 		attribute.String("exception.message", err.Error()),
 	}, cfg.Attributes()...)
+	if cfg.StackTrace() {
+		buf := make([]byte, 2048)
+		for {
+			n := runtime.Stack(buf, false)
+			if n < len(buf) || len(buf) >= maxStackTrace {
+				buf = buf[:n]
+				break
+			}
+			buf = make([]byte, 2*len(buf))
+		}
+		attrs = append(attrs, attribute.String("exception.stacktrace", string(buf)))
+	}
 	s.addEvent("exception", cfg.Timestamp(), attrs)
 }
+
+// maxStackTrace bounds the stack trace of an exception event.
+const maxStackTrace = 64 << 10
 
 func errorType(err error) string {
 	t := reflect.TypeOf(err)

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -322,6 +323,29 @@ func TestTracerLinksKeepACopyWithinTheLimit(t *testing.T) {
 	}
 	if p.Links[2].TraceState != "vendor=v" {
 		t.Errorf("trace state %q", p.Links[2].TraceState)
+	}
+}
+
+func TestRecordErrorStackTraceOnlyWhenAsked(t *testing.T) {
+	tp, c := newTestProvider(t, sdktrace.AlwaysSample(), slowBatching)
+	_, s := tp.Tracer(ScopeName).Start(t.Context(), "x")
+	s.RecordError(errors.New("plain"))
+	s.RecordError(errors.New("traced"), trace.WithStackTrace(true))
+	s.End()
+	if err := tp.exp.ForceFlush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	ev := c.spans()["x"].Events
+	if len(ev) != 2 {
+		t.Fatalf("%d events, want 2", len(ev))
+	}
+	plain := attrsOf(&tracepb.Span{Attributes: ev[0].Attributes})
+	traced := attrsOf(&tracepb.Span{Attributes: ev[1].Attributes})
+	if _, ok := plain["exception.stacktrace"]; ok {
+		t.Error("a stack trace not asked for")
+	}
+	if st, _ := traced["exception.stacktrace"].(string); !strings.Contains(st, "TestRecordErrorStackTraceOnlyWhenAsked") {
+		t.Errorf("stack trace %q, want this test's frame", st)
 	}
 }
 
