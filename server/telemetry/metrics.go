@@ -3,7 +3,9 @@ package telemetry
 import (
 	"context"
 	"math"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -72,13 +74,23 @@ func (m *meter) Float64Histogram(name string, opts ...metric.Float64HistogramOpt
 	if len(bounds) == 0 {
 		bounds = defaultBounds
 	}
-	if !sort.Float64sAreSorted(bounds) {
+	if !increasing(bounds) {
 		return m.Meter.Float64Histogram(name, opts...) // the SDK reports the error
 	}
-	h := &histogram{name: name, desc: c.Description(), unit: c.Unit(), bounds: bounds, scope: m.scope}
+	h := &histogram{name: name, desc: c.Description(), unit: c.Unit(), bounds: slices.Clone(bounds), scope: m.scope}
 	h.overflow = h.newPoint(overflowSet)
-	m.hists.add(h)
-	return h, nil
+	return m.hists.add(h), nil
+}
+
+// increasing reports whether bounds are finite and strictly increasing,
+// as the SDK requires.
+func increasing(bounds []float64) bool {
+	for i, b := range bounds {
+		if math.IsNaN(b) || math.IsInf(b, 0) || i > 0 && bounds[i-1] >= b {
+			return false
+		}
+	}
+	return true
 }
 
 // histograms are the histograms of a meter provider, produced for its
@@ -90,10 +102,20 @@ type histograms struct {
 
 var _ sdkmetric.Producer = (*histograms)(nil)
 
-func (hs *histograms) add(h *histogram) {
+// add registers h, or returns the histogram registered before with the
+// same scope, name, unit, description and buckets: as with the SDK's
+// instruments, asking twice gives one stream, not two of one name.
+func (hs *histograms) add(h *histogram) *histogram {
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
+	for _, o := range hs.list {
+		if strings.EqualFold(o.name, h.name) && o.unit == h.unit && o.desc == h.desc &&
+			slices.Equal(o.bounds, h.bounds) && sameScope(o.scope, h.scope) {
+			return o
+		}
+	}
 	hs.list = append(hs.list, h)
+	return h
 }
 
 // Produce reports every histogram, cumulative, one scope entry per

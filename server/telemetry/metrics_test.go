@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"math"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -163,5 +164,32 @@ func TestHistogramsProduceNoEmptyScope(t *testing.T) {
 	sms, err := mp.hists.Produce(t.Context())
 	if err != nil || len(sms) != 0 {
 		t.Errorf("Produce before any record = %+v, %v; want nothing", sms, err)
+	}
+}
+
+func TestHistogramAskedForTwiceIsOneStream(t *testing.T) {
+	mp, collect := newTestMeterProvider(t)
+	bounds := []float64{1, 10}
+	h1, err := mp.Meter(ScopeName).Float64Histogram("d", metric.WithUnit("s"), metric.WithExplicitBucketBoundaries(bounds...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h2, err := mp.Meter(ScopeName).Float64Histogram("d", metric.WithUnit("s"), metric.WithExplicitBucketBoundaries(1, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bounds[0] = 5 // the caller's slice, changed afterwards
+	h1.Record(t.Context(), 2)
+	h2.Record(t.Context(), 3)
+	if n := len(mp.hists.list); n != 1 {
+		t.Errorf("%d histograms registered, want one", n)
+	}
+	hd := collect()["d"].(metricdata.Histogram[float64])
+	if len(hd.DataPoints) != 1 {
+		t.Fatalf("%d points, want one", len(hd.DataPoints))
+	}
+	dp := hd.DataPoints[0]
+	if dp.Count != 2 || !slices.Equal(dp.Bounds, []float64{1, 10}) || !slices.Equal(dp.BucketCounts, []uint64{0, 2, 0}) {
+		t.Errorf("point %+v, want both records in (1, 10]", dp)
 	}
 }
