@@ -349,6 +349,87 @@ func TestRecordErrorStackTraceOnlyWhenAsked(t *testing.T) {
 	}
 }
 
+// A span written from several goroutines while it ends, and after, is
+// exported as it was at End (run with -race).
+func TestSpanUsedConcurrentlyAndAfterEnd(t *testing.T) {
+	tp, c := newTestProvider(t, sdktrace.AlwaysSample(), slowBatching)
+	_, s := tp.Tracer(ScopeName).Start(t.Context(), "x")
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 200 {
+				s.SetAttributes(attribute.Int("g"+strconv.Itoa(g), i))
+				s.AddEvent("e")
+				s.AddLink(trace.Link{Attributes: []attribute.KeyValue{attribute.Int("i", i)}})
+				s.SetStatus(codes.Error, "x")
+				s.SetName("x")
+				_ = s.IsRecording()
+				if g == 0 && i == 100 {
+					s.End()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if s.IsRecording() {
+		t.Error("recording after End")
+	}
+	sc := s.SpanContext()
+	s.SetName("renamed")
+	s.SetStatus(codes.Ok, "")
+	s.SetAttributes(attribute.String("late", "x"))
+	s.AddEvent("late")
+	s.RecordError(errors.New("late"))
+	s.End() // a second End is ignored
+	if !s.SpanContext().Equal(sc) || s.TracerProvider() != trace.TracerProvider(tp) {
+		t.Error("the span's context or provider changed after End")
+	}
+	if err := tp.exp.ForceFlush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	spans := c.spans()
+	p := spans["x"]
+	if len(spans) != 1 || p == nil {
+		t.Fatalf("spans %v, want x once", spans)
+	}
+	if p.Status.Code != tracepb.Status_STATUS_CODE_ERROR || attrsOf(p)["late"] != nil {
+		t.Errorf("changed after End: status %v, attributes %v", p.Status, attrsOf(p))
+	}
+	if len(p.Events) > maxSpanEvents || len(p.Links) > maxSpanLinks || p.EndTimeUnixNano < p.StartTimeUnixNano {
+		t.Errorf("%d events, %d links, times %d-%d", len(p.Events), len(p.Links), p.StartTimeUnixNano, p.EndTimeUnixNano)
+	}
+	for _, e := range p.Events {
+		if e.Name != "e" {
+			t.Errorf("event %q after End", e.Name)
+		}
+	}
+}
+
+func TestNonRecordingSpanIsANoOpWithItsContext(t *testing.T) {
+	tp, c := newTestProvider(t, sdktrace.NeverSample(), slowBatching)
+	_, s := tp.Tracer(ScopeName).Start(t.Context(), "x")
+	sc := s.SpanContext()
+	s.SetAttributes(attribute.String("a", "b"))
+	s.AddEvent("e")
+	s.AddLink(trace.Link{SpanContext: sc})
+	s.RecordError(errors.New("x"))
+	s.SetStatus(codes.Error, "x")
+	s.SetName("y")
+	s.End()
+	if s.IsRecording() || !s.SpanContext().Equal(sc) || !sc.IsValid() || sc.IsSampled() {
+		t.Errorf("recording %v, context %+v", s.IsRecording(), s.SpanContext())
+	}
+	if s.TracerProvider() != trace.TracerProvider(tp) {
+		t.Error("a non-recording span's provider is not its tracer's")
+	}
+	if err := tp.exp.ForceFlush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.spans(); len(got) != 0 {
+		t.Errorf("exported %v", got)
+	}
+}
+
 func TestBatcherExportsAFullBatchAtOnce(t *testing.T) {
 	tp, c := newTestProvider(t, sdktrace.AlwaysSample(), batching{delay: time.Hour, timeout: time.Second, maxQueue: 8, maxBatch: 2})
 	for range 2 {
