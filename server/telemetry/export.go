@@ -60,8 +60,11 @@ type batcher struct {
 	cfg    batching
 
 	stopped atomic.Bool
-	dropped atomic.Int64
-	store   arena // used by run only
+	// dropped counts the spans dropped since the start, never reset;
+	// reported is how many of them were reported (used by run only).
+	dropped  atomic.Int64
+	reported int64
+	store    arena // used by run only
 
 	mu    sync.Mutex
 	queue []*span
@@ -69,9 +72,13 @@ type batcher struct {
 
 	kick  chan struct{}
 	flush chan flushReq
-	stop  chan flushReq
+	stop  chan flushReq // buffered: Shutdown never waits for run to take it
 	done  chan struct{}
 	once  sync.Once
+	// cancel ends the context of the scheduled exports, so that an
+	// upload in flight when Shutdown runs out of time gives up and run
+	// returns.
+	cancel context.CancelFunc
 }
 
 type flushReq struct {
@@ -83,9 +90,11 @@ func newBatcher(client otlptrace.Client, res *resource.Resource, cfg batching) *
 	b := &batcher{client: client, cfg: cfg,
 		res:   &resourcepb.Resource{Attributes: keyValues(res.Attributes())},
 		queue: make([]*span, 0, cfg.maxBatch), spare: make([]*span, 0, cfg.maxBatch),
-		kick: make(chan struct{}, 1), flush: make(chan flushReq), stop: make(chan flushReq), done: make(chan struct{})}
+		kick: make(chan struct{}, 1), flush: make(chan flushReq), stop: make(chan flushReq, 1), done: make(chan struct{})}
 	b.schema = res.SchemaURL()
-	go b.run()
+	ctx, cancel := context.WithCancel(context.Background())
+	b.cancel = cancel
+	go b.run(ctx)
 	return b
 }
 
@@ -108,21 +117,27 @@ func (b *batcher) add(s *span) {
 	}
 }
 
-func (b *batcher) run() {
+// run exports on schedule, with ctx, until Shutdown.
+func (b *batcher) run(ctx context.Context) {
 	defer close(b.done)
 	timer := time.NewTimer(b.cfg.delay)
 	defer timer.Stop()
 	for {
 		select {
 		case <-b.kick:
-			b.export(context.Background())
+			b.export(ctx)
 		case <-timer.C:
-			b.export(context.Background())
+			b.export(ctx)
 		case r := <-b.flush:
 			b.export(r.ctx)
 			close(r.done)
 		case r := <-b.stop:
 			b.export(r.ctx)
+			b.mu.Lock()
+			b.dropped.Add(int64(len(b.queue))) // not sent in time
+			b.queue = nil
+			b.mu.Unlock()
+			b.report()
 			close(r.done)
 			return
 		}
@@ -155,8 +170,15 @@ func (b *batcher) export(ctx context.Context) {
 		more = len(b.queue) >= b.cfg.maxBatch
 		b.mu.Unlock()
 	}
-	if d := b.dropped.Swap(0); d > 0 {
-		otel.Handle(fmt.Errorf("telemetry: %d spans dropped (export queue full, or not sent in time at shutdown)", d))
+	b.report()
+}
+
+// report hands the spans dropped since the last report to the OTel
+// error handler; run calls it.
+func (b *batcher) report() {
+	if d := b.dropped.Load(); d > b.reported {
+		otel.Handle(fmt.Errorf("telemetry: %d spans dropped (export queue full, or not sent in time at shutdown)", d-b.reported))
+		b.reported = d
 	}
 }
 
@@ -187,16 +209,14 @@ func (b *batcher) Shutdown(ctx context.Context) error {
 		b.stopped.Store(true)
 		b.mu.Unlock()
 		r := flushReq{ctx: ctx, done: make(chan struct{})}
+		b.stop <- r // buffered, sent once: run takes it after what it is doing
 		select {
-		case b.stop <- r:
-			select {
-			case <-r.done:
-			case <-ctx.Done():
-				err = ctx.Err()
-			}
+		case <-r.done:
 		case <-ctx.Done():
 			err = ctx.Err()
 		}
+		// An export still in flight gives up, and run returns.
+		b.cancel()
 		err = errors.Join(err, b.client.Stop(ctx))
 	})
 	return err
@@ -324,10 +344,10 @@ func fillSpan(p *tracepb.Span, s *span, a *arena) {
 			Attributes: keyValues(e.attrs), DroppedAttributesCount: clamp(e.dropped)})
 	}
 	for _, l := range r.links {
-		tid, sid := l.SpanContext.TraceID(), l.SpanContext.SpanID()
+		tid, sid := l.sc.TraceID(), l.sc.SpanID()
 		p.Links = append(p.Links, &tracepb.Span_Link{TraceId: tid[:], SpanId: sid[:],
-			TraceState: l.SpanContext.TraceState().String(), Attributes: keyValues(l.Attributes),
-			Flags: spanFlags(l.SpanContext.TraceFlags(), l.SpanContext.IsRemote())})
+			TraceState: l.sc.TraceState().String(), Attributes: keyValues(l.attrs),
+			DroppedAttributesCount: clamp(l.dropped), Flags: spanFlags(l.sc.TraceFlags(), l.sc.IsRemote())})
 	}
 }
 

@@ -3,7 +3,9 @@ package telemetry
 import (
 	"context"
 	"math"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -72,13 +74,23 @@ func (m *meter) Float64Histogram(name string, opts ...metric.Float64HistogramOpt
 	if len(bounds) == 0 {
 		bounds = defaultBounds
 	}
-	if !sort.Float64sAreSorted(bounds) {
+	if !increasing(bounds) {
 		return m.Meter.Float64Histogram(name, opts...) // the SDK reports the error
 	}
-	h := &histogram{name: name, desc: c.Description(), unit: c.Unit(), bounds: bounds, scope: m.scope}
+	h := &histogram{name: name, desc: c.Description(), unit: c.Unit(), bounds: slices.Clone(bounds), scope: m.scope}
 	h.overflow = h.newPoint(overflowSet)
-	m.hists.add(h)
-	return h, nil
+	return m.hists.add(h), nil
+}
+
+// increasing reports whether bounds are finite and strictly increasing,
+// as the SDK requires.
+func increasing(bounds []float64) bool {
+	for i, b := range bounds {
+		if math.IsNaN(b) || math.IsInf(b, 0) || i > 0 && bounds[i-1] >= b {
+			return false
+		}
+	}
+	return true
 }
 
 // histograms are the histograms of a meter provider, produced for its
@@ -90,10 +102,20 @@ type histograms struct {
 
 var _ sdkmetric.Producer = (*histograms)(nil)
 
-func (hs *histograms) add(h *histogram) {
+// add registers h, or returns the histogram registered before with the
+// same scope, name, unit, description and buckets: as with the SDK's
+// instruments, asking twice gives one stream, not two of one name.
+func (hs *histograms) add(h *histogram) *histogram {
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
+	for _, o := range hs.list {
+		if strings.EqualFold(o.name, h.name) && o.unit == h.unit && o.desc == h.desc &&
+			slices.Equal(o.bounds, h.bounds) && sameScope(o.scope, h.scope) {
+			return o
+		}
+	}
 	hs.list = append(hs.list, h)
+	return h
 }
 
 // Produce reports every histogram, cumulative, one scope entry per
@@ -105,6 +127,10 @@ func (hs *histograms) Produce(context.Context) ([]metricdata.ScopeMetrics, error
 	now := time.Now()
 	var out []metricdata.ScopeMetrics
 	for _, h := range list {
+		m, ok := h.collect(now)
+		if !ok {
+			continue // no scope entry without a metric
+		}
 		i := 0
 		for i < len(out) && !sameScope(out[i].Scope, h.scope) {
 			i++
@@ -112,9 +138,7 @@ func (hs *histograms) Produce(context.Context) ([]metricdata.ScopeMetrics, error
 		if i == len(out) {
 			out = append(out, metricdata.ScopeMetrics{Scope: h.scope})
 		}
-		if m, ok := h.collect(now); ok {
-			out[i].Metrics = append(out[i].Metrics, m)
-		}
+		out[i].Metrics = append(out[i].Metrics, m)
 	}
 	return out, nil
 }
@@ -166,7 +190,9 @@ func (h *histogram) Record(_ context.Context, v float64, opts ...metric.RecordOp
 		}
 		return h.newPoint(set)
 	})
-	p.counts[sort.SearchFloat64s(h.bounds, v)].Add(1)
+	// The count goes last: collect reads the counts first, so that a
+	// record it counts has its sum, min and max in (never the +Inf and
+	// -Inf of a point without one).
 	addFloat(&p.sum, v)
 	for {
 		old := p.min.Load()
@@ -180,6 +206,7 @@ func (h *histogram) Record(_ context.Context, v float64, opts ...metric.RecordOp
 			break
 		}
 	}
+	p.counts[sort.SearchFloat64s(h.bounds, v)].Add(1)
 }
 
 func (h *histogram) newPoint(set attribute.Set) *point {
@@ -204,7 +231,8 @@ func (h *histogram) collect(t time.Time) (metricdata.Metrics, bool) {
 	data := metricdata.Histogram[float64]{Temporality: metricdata.CumulativeTemporality}
 	each := func(p *point) {
 		dp := metricdata.HistogramDataPoint[float64]{Attributes: p.attrs, StartTime: p.start, Time: t,
-			Bounds: h.bounds, BucketCounts: make([]uint64, len(p.counts)), Sum: math.Float64frombits(p.sum.Load())}
+			Bounds: h.bounds, BucketCounts: make([]uint64, len(p.counts))}
+		// The counts first (Record adds to them last).
 		for i := range p.counts {
 			dp.BucketCounts[i] = p.counts[i].Load()
 			dp.Count += dp.BucketCounts[i]
@@ -212,6 +240,7 @@ func (h *histogram) collect(t time.Time) (metricdata.Metrics, bool) {
 		if dp.Count == 0 {
 			return
 		}
+		dp.Sum = math.Float64frombits(p.sum.Load())
 		dp.Min = metricdata.NewExtrema(math.Float64frombits(p.min.Load()))
 		dp.Max = metricdata.NewExtrema(math.Float64frombits(p.max.Load()))
 		data.DataPoints = append(data.DataPoints, dp)

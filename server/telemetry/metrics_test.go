@@ -2,8 +2,10 @@ package telemetry
 
 import (
 	"math"
+	"slices"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"go.opentelemetry.io/otel/attribute"
@@ -116,5 +118,78 @@ func TestHistogramOverflows(t *testing.T) {
 	}
 	if total != maxPoints+11 || overflow != 10 {
 		t.Errorf("total %d, overflow %d", total, overflow)
+	}
+}
+
+// A point collected while its first value is being recorded has either
+// no count yet or its min and max: never a count with the empty
+// extrema (+Inf, -Inf), which a backend would take as values.
+func TestHistogramCollectedDuringAFirstRecord(t *testing.T) {
+	for i := range 2000 {
+		h := &histogram{name: "d", bounds: defaultBounds}
+		h.overflow = h.newPoint(overflowSet)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			h.Record(t.Context(), 3)
+		}()
+		for {
+			finished := false
+			select {
+			case <-done:
+				finished = true
+			default:
+			}
+			if m, ok := h.collect(time.Now()); ok {
+				dp := m.Data.(metricdata.Histogram[float64]).DataPoints[0]
+				lo, _ := dp.Min.Value()
+				hi, _ := dp.Max.Value()
+				if lo != 3 || hi != 3 || dp.Sum != 3 {
+					t.Fatalf("run %d: count %d with min %v, max %v, sum %v", i, dp.Count, lo, hi, dp.Sum)
+				}
+				break
+			}
+			if finished {
+				t.Fatalf("run %d: nothing collected after the record", i)
+			}
+		}
+	}
+}
+
+func TestHistogramsProduceNoEmptyScope(t *testing.T) {
+	mp, _ := newTestMeterProvider(t)
+	if _, err := mp.Meter(ScopeName).Float64Histogram("d"); err != nil {
+		t.Fatal(err)
+	}
+	sms, err := mp.hists.Produce(t.Context())
+	if err != nil || len(sms) != 0 {
+		t.Errorf("Produce before any record = %+v, %v; want nothing", sms, err)
+	}
+}
+
+func TestHistogramAskedForTwiceIsOneStream(t *testing.T) {
+	mp, collect := newTestMeterProvider(t)
+	bounds := []float64{1, 10}
+	h1, err := mp.Meter(ScopeName).Float64Histogram("d", metric.WithUnit("s"), metric.WithExplicitBucketBoundaries(bounds...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h2, err := mp.Meter(ScopeName).Float64Histogram("d", metric.WithUnit("s"), metric.WithExplicitBucketBoundaries(1, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bounds[0] = 5 // the caller's slice, changed afterwards
+	h1.Record(t.Context(), 2)
+	h2.Record(t.Context(), 3)
+	if n := len(mp.hists.list); n != 1 {
+		t.Errorf("%d histograms registered, want one", n)
+	}
+	hd := collect()["d"].(metricdata.Histogram[float64])
+	if len(hd.DataPoints) != 1 {
+		t.Fatalf("%d points, want one", len(hd.DataPoints))
+	}
+	dp := hd.DataPoints[0]
+	if dp.Count != 2 || !slices.Equal(dp.Bounds, []float64{1, 10}) || !slices.Equal(dp.BucketCounts, []uint64{0, 2, 0}) {
+		t.Errorf("point %+v, want both records in (1, 10]", dp)
 	}
 }

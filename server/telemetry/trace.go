@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"reflect"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -238,7 +239,7 @@ type span struct {
 type rareFields struct {
 	status                      string // the description of an Error status
 	events                      []event
-	links                       []trace.Link
+	links                       []link
 	droppedEvents, droppedLinks int
 }
 
@@ -258,6 +259,28 @@ type event struct {
 	time    time.Time
 	attrs   []attribute.KeyValue
 	dropped int
+}
+
+// link is a span link, with its own copy of the attributes.
+type link struct {
+	sc      trace.SpanContext
+	attrs   []attribute.KeyValue
+	dropped int
+}
+
+// limitedAttrs is a copy of the valid attributes of kv, at most
+// maxSpanAttrs of them, and how many past that were dropped.
+func limitedAttrs(kv []attribute.KeyValue) (out []attribute.KeyValue, dropped int) {
+	for _, a := range kv {
+		switch {
+		case !a.Valid():
+		case len(out) >= maxSpanAttrs:
+			dropped++
+		default:
+			out = append(out, a)
+		}
+	}
+	return out, dropped
 }
 
 var _ trace.Span = (*span)(nil)
@@ -317,21 +340,43 @@ func (s *span) adopt(kv []attribute.KeyValue) {
 }
 
 // addAttrs appends the valid attributes of kv within the limit; s.mu is
-// held or s not yet shared.
+// held or s not yet shared. The limit is on distinct keys, as in the
+// SDK: at the limit, a key set before takes the new value, and only a
+// new key is dropped.
 func (s *span) addAttrs(kv []attribute.KeyValue) {
 	for _, a := range kv {
 		switch {
 		case !a.Valid():
-		case len(s.attrs) >= maxSpanAttrs:
-			s.droppedAttrs++
-		default:
+		case len(s.attrs) < maxSpanAttrs:
 			s.attrs = append(s.attrs, a)
+		case s.replaceAttr(a):
+		default:
+			if d := dedupe(s.attrs); len(d) < len(s.attrs) {
+				s.attrs = append(d, a)
+			} else {
+				s.droppedAttrs++
+			}
 		}
 	}
 }
 
+// replaceAttr sets the value of a's key to a's in place, at its last
+// occurrence (the one exported); false if the key is not set.
+func (s *span) replaceAttr(a attribute.KeyValue) bool {
+	for i := len(s.attrs) - 1; i >= 0; i-- {
+		if s.attrs[i].Key == a.Key {
+			s.attrs[i] = a
+			return true
+		}
+	}
+	return false
+}
+
+// addLink keeps l, with a copy of its attributes (the caller may reuse
+// the slice); a link without a valid context is kept only if it has
+// attributes or a trace state, as the specification says.
 func (s *span) addLink(l trace.Link) {
-	if !l.SpanContext.IsValid() && len(l.Attributes) == 0 {
+	if !l.SpanContext.IsValid() && len(l.Attributes) == 0 && l.SpanContext.TraceState().Len() == 0 {
 		return
 	}
 	r := s.rareFields()
@@ -339,7 +384,8 @@ func (s *span) addLink(l trace.Link) {
 		r.droppedLinks++
 		return
 	}
-	r.links = append(r.links, l)
+	attrs, dropped := limitedAttrs(l.Attributes)
+	r.links = append(r.links, link{sc: l.SpanContext, attrs: attrs, dropped: dropped})
 }
 
 func (s *span) AddLink(l trace.Link) {
@@ -367,20 +413,12 @@ func (s *span) addEvent(name string, ts time.Time, attrs []attribute.KeyValue) {
 		return
 	}
 	e := event{name: name, time: ts}
-	for _, a := range attrs {
-		switch {
-		case !a.Valid():
-		case len(e.attrs) >= maxSpanAttrs:
-			e.dropped++
-		default:
-			e.attrs = append(e.attrs, a)
-		}
-	}
+	e.attrs, e.dropped = limitedAttrs(attrs)
 	r.events = append(r.events, e)
 }
 
-// RecordError adds an exception event, as the SDK does (without a stack
-// trace unless asked for).
+// RecordError adds an exception event, as the SDK does: with a stack
+// trace only when trace.WithStackTrace asks for one.
 func (s *span) RecordError(err error, opts ...trace.EventOption) {
 	if err == nil || !s.IsRecording() {
 		return
@@ -390,8 +428,23 @@ func (s *span) RecordError(err error, opts ...trace.EventOption) {
 		attribute.String("exception.type", errorType(err)),
 		attribute.String("exception.message", err.Error()),
 	}, cfg.Attributes()...)
+	if cfg.StackTrace() {
+		buf := make([]byte, 2048)
+		for {
+			n := runtime.Stack(buf, false)
+			if n < len(buf) || len(buf) >= maxStackTrace {
+				buf = buf[:n]
+				break
+			}
+			buf = make([]byte, 2*len(buf))
+		}
+		attrs = append(attrs, attribute.String("exception.stacktrace", string(buf)))
+	}
 	s.addEvent("exception", cfg.Timestamp(), attrs)
 }
+
+// maxStackTrace bounds the stack trace of an exception event.
+const maxStackTrace = 64 << 10
 
 func errorType(err error) string {
 	t := reflect.TypeOf(err)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -234,14 +236,197 @@ func TestTracerLimitsAndEvents(t *testing.T) {
 	if p == nil {
 		t.Fatalf("spans %v", c.spans())
 	}
-	if p.DroppedAttributesCount != 2*(maxSpanAttrs+3)-maxSpanAttrs {
-		t.Errorf("dropped %d attributes", p.DroppedAttributesCount)
+	// 27 distinct keys set again and again: within the limit, which is
+	// on keys, and each keeps its last value (the SDK's rule).
+	if p.DroppedAttributesCount != 0 || len(p.Attributes) != 27 {
+		t.Errorf("%d attributes, %d dropped; want the 27 keys, none dropped", len(p.Attributes), p.DroppedAttributesCount)
+	}
+	for _, kv := range p.Attributes {
+		if kv.Key == "k" && kv.Value.GetIntValue() != maxSpanAttrs+2 {
+			t.Errorf("k = %v, want its last value %d", kv.Value, maxSpanAttrs+2)
+		}
 	}
 	if len(p.Events) != 2 || p.Events[0].Name != "exception" || p.Events[1].Name != "e" {
 		t.Fatalf("events %v", p.Events)
 	}
 	if m := attrsOf(&tracepb.Span{Attributes: p.Events[0].Attributes}); m["exception.message"] != "boom" || m["exception.type"] != "*errors.errorString" {
 		t.Errorf("exception event %v", m)
+	}
+}
+
+func TestTracerAttributeLimitIsOnDistinctKeys(t *testing.T) {
+	tp, c := newTestProvider(t, sdktrace.AlwaysSample(), slowBatching)
+	_, s := tp.Tracer(ScopeName).Start(t.Context(), "x", trace.WithAttributes(attribute.Int("n", -1)))
+	for i := range 2 * maxSpanAttrs {
+		s.SetAttributes(attribute.Int("n", i)) // the same key, again and again
+	}
+	s.SetAttributes(attribute.String("last", "kept"))
+	for i := range maxSpanAttrs + 5 {
+		s.SetAttributes(attribute.Int("k"+strconv.Itoa(i), i))
+	}
+	s.SetAttributes(attribute.Int("n", 7)) // at the limit, a key set before still changes
+	s.End()
+	if err := tp.exp.ForceFlush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	p := c.spans()["x"]
+	if len(p.Attributes) != maxSpanAttrs {
+		t.Errorf("%d attributes, want the limit %d", len(p.Attributes), maxSpanAttrs)
+	}
+	// n, last and 126 of the k*: 7 of them dropped.
+	if p.DroppedAttributesCount != 7 {
+		t.Errorf("dropped %d, want 7", p.DroppedAttributesCount)
+	}
+	got := map[string]int64{}
+	for _, kv := range p.Attributes {
+		got[kv.Key] = kv.Value.GetIntValue()
+		if kv.Key == "last" && kv.Value.GetStringValue() != "kept" {
+			t.Errorf("last = %v", kv.Value)
+		}
+	}
+	if _, ok := got["last"]; !ok || got["n"] != 7 || got["k125"] != 125 {
+		t.Errorf("n = %d, last set %v, k125 = %d; want 7, true, 125", got["n"], ok, got["k125"])
+	}
+	if _, ok := got["k126"]; ok {
+		t.Error("a key past the limit was kept")
+	}
+}
+
+func TestTracerLinksKeepACopyWithinTheLimit(t *testing.T) {
+	tp, c := newTestProvider(t, sdktrace.AlwaysSample(), slowBatching)
+	tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid})
+	attrs := []attribute.KeyValue{attribute.String("who", "first"), {}}
+	_, s := tp.Tracer(ScopeName).Start(t.Context(), "x", trace.WithLinks(trace.Link{SpanContext: sc, Attributes: attrs}))
+	many := make([]attribute.KeyValue, maxSpanAttrs+3)
+	for i := range many {
+		many[i] = attribute.Int("k"+strconv.Itoa(i), i)
+	}
+	s.AddLink(trace.Link{SpanContext: sc, Attributes: many})
+	ts, _ := trace.ParseTraceState("vendor=v")
+	s.AddLink(trace.Link{SpanContext: trace.SpanContext{}.WithTraceState(ts)})
+	s.End()
+	attrs[0] = attribute.String("who", "changed after End") // the caller's slice, reused
+	if err := tp.exp.ForceFlush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	p := c.spans()["x"]
+	if len(p.Links) != 3 {
+		t.Fatalf("%d links, want 3 (one with only a trace state)", len(p.Links))
+	}
+	if diff := cmp.Diff(map[string]any{"who": "first"}, attrsOf(&tracepb.Span{Attributes: p.Links[0].Attributes})); diff != "" {
+		t.Errorf("link attributes (-want +got):\n%s", diff)
+	}
+	if l := p.Links[1]; len(l.Attributes) != maxSpanAttrs || l.DroppedAttributesCount != 3 {
+		t.Errorf("link of %d attributes: %d kept, %d dropped; want %d, 3", len(many), len(l.Attributes), l.DroppedAttributesCount, maxSpanAttrs)
+	}
+	if p.Links[2].TraceState != "vendor=v" {
+		t.Errorf("trace state %q", p.Links[2].TraceState)
+	}
+}
+
+func TestRecordErrorStackTraceOnlyWhenAsked(t *testing.T) {
+	tp, c := newTestProvider(t, sdktrace.AlwaysSample(), slowBatching)
+	_, s := tp.Tracer(ScopeName).Start(t.Context(), "x")
+	s.RecordError(errors.New("plain"))
+	s.RecordError(errors.New("traced"), trace.WithStackTrace(true))
+	s.End()
+	if err := tp.exp.ForceFlush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	ev := c.spans()["x"].Events
+	if len(ev) != 2 {
+		t.Fatalf("%d events, want 2", len(ev))
+	}
+	plain := attrsOf(&tracepb.Span{Attributes: ev[0].Attributes})
+	traced := attrsOf(&tracepb.Span{Attributes: ev[1].Attributes})
+	if _, ok := plain["exception.stacktrace"]; ok {
+		t.Error("a stack trace not asked for")
+	}
+	if st, _ := traced["exception.stacktrace"].(string); !strings.Contains(st, "TestRecordErrorStackTraceOnlyWhenAsked") {
+		t.Errorf("stack trace %q, want this test's frame", st)
+	}
+}
+
+// A span written from several goroutines while it ends, and after, is
+// exported as it was at End (run with -race).
+func TestSpanUsedConcurrentlyAndAfterEnd(t *testing.T) {
+	tp, c := newTestProvider(t, sdktrace.AlwaysSample(), slowBatching)
+	_, s := tp.Tracer(ScopeName).Start(t.Context(), "x")
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 200 {
+				s.SetAttributes(attribute.Int("g"+strconv.Itoa(g), i))
+				s.AddEvent("e")
+				s.AddLink(trace.Link{Attributes: []attribute.KeyValue{attribute.Int("i", i)}})
+				s.SetStatus(codes.Error, "x")
+				s.SetName("x")
+				_ = s.IsRecording()
+				if g == 0 && i == 100 {
+					s.End()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if s.IsRecording() {
+		t.Error("recording after End")
+	}
+	sc := s.SpanContext()
+	s.SetName("renamed")
+	s.SetStatus(codes.Ok, "")
+	s.SetAttributes(attribute.String("late", "x"))
+	s.AddEvent("late")
+	s.RecordError(errors.New("late"))
+	s.End() // a second End is ignored
+	if !s.SpanContext().Equal(sc) || s.TracerProvider() != trace.TracerProvider(tp) {
+		t.Error("the span's context or provider changed after End")
+	}
+	if err := tp.exp.ForceFlush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	spans := c.spans()
+	p := spans["x"]
+	if len(spans) != 1 || p == nil {
+		t.Fatalf("spans %v, want x once", spans)
+	}
+	if p.Status.Code != tracepb.Status_STATUS_CODE_ERROR || attrsOf(p)["late"] != nil {
+		t.Errorf("changed after End: status %v, attributes %v", p.Status, attrsOf(p))
+	}
+	if len(p.Events) > maxSpanEvents || len(p.Links) > maxSpanLinks || p.EndTimeUnixNano < p.StartTimeUnixNano {
+		t.Errorf("%d events, %d links, times %d-%d", len(p.Events), len(p.Links), p.StartTimeUnixNano, p.EndTimeUnixNano)
+	}
+	for _, e := range p.Events {
+		if e.Name != "e" {
+			t.Errorf("event %q after End", e.Name)
+		}
+	}
+}
+
+func TestNonRecordingSpanIsANoOpWithItsContext(t *testing.T) {
+	tp, c := newTestProvider(t, sdktrace.NeverSample(), slowBatching)
+	_, s := tp.Tracer(ScopeName).Start(t.Context(), "x")
+	sc := s.SpanContext()
+	s.SetAttributes(attribute.String("a", "b"))
+	s.AddEvent("e")
+	s.AddLink(trace.Link{SpanContext: sc})
+	s.RecordError(errors.New("x"))
+	s.SetStatus(codes.Error, "x")
+	s.SetName("y")
+	s.End()
+	if s.IsRecording() || !s.SpanContext().Equal(sc) || !sc.IsValid() || sc.IsSampled() {
+		t.Errorf("recording %v, context %+v", s.IsRecording(), s.SpanContext())
+	}
+	if s.TracerProvider() != trace.TracerProvider(tp) {
+		t.Error("a non-recording span's provider is not its tracer's")
+	}
+	if err := tp.exp.ForceFlush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.spans(); len(got) != 0 {
+		t.Errorf("exported %v", got)
 	}
 }
 
@@ -268,7 +453,9 @@ func TestBatcherExportsAFullBatchAtOnce(t *testing.T) {
 
 func TestBatcherDropsWhenFullAndShutsDownInTime(t *testing.T) {
 	c := &fakeClient{block: make(chan struct{})}
-	b := newBatcher(c, resource.Empty(), batching{delay: time.Hour, timeout: time.Hour, maxQueue: 3, maxBatch: 3})
+	// A batch larger than the queue: no export starts before Shutdown,
+	// so that what is dropped does not depend on the export goroutine.
+	b := newBatcher(c, resource.Empty(), batching{delay: time.Hour, timeout: time.Hour, maxQueue: 3, maxBatch: 4})
 	tp := newTracerProvider(sdktrace.AlwaysSample(), b)
 	for range 5 {
 		_, s := tp.Tracer(ScopeName).Start(t.Context(), "x")
@@ -277,6 +464,16 @@ func TestBatcherDropsWhenFullAndShutsDownInTime(t *testing.T) {
 	if got := b.dropped.Load(); got != 2 {
 		t.Errorf("dropped %d, want 2 beyond the queue of 3", got)
 	}
+	close(c.block)
+	if err := b.ForceFlush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.dropped.Load(); got != 2 {
+		t.Errorf("dropped %d after an export, want the count kept at 2", got)
+	}
+	c.block = make(chan struct{}) // run is idle: no upload reads it now
+	_, s := tp.Tracer(ScopeName).Start(t.Context(), "x")
+	s.End()
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -292,6 +489,44 @@ func TestBatcherDropsWhenFullAndShutsDownInTime(t *testing.T) {
 	}
 	if _, s := tp.Tracer(ScopeName).Start(t.Context(), "after"); s.IsRecording() {
 		t.Error("a span started after shutdown records")
+	}
+}
+
+// blockingClient is an OTLP client whose uploads wait for their context,
+// as with a collector that never answers; uploading is closed at the
+// first.
+type blockingClient struct {
+	fakeClient
+	once      sync.Once
+	uploading chan struct{}
+}
+
+func (c *blockingClient) UploadTraces(ctx context.Context, _ []*tracepb.ResourceSpans) error {
+	c.once.Do(func() { close(c.uploading) })
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func TestBatcherShutdownStopsItsGoroutineWithAnUploadStuck(t *testing.T) {
+	c := &blockingClient{uploading: make(chan struct{})}
+	b := newBatcher(c, resource.Empty(), batching{delay: time.Millisecond, timeout: time.Hour, maxQueue: 8, maxBatch: 8})
+	tp := newTracerProvider(sdktrace.AlwaysSample(), b)
+	_, s := tp.Tracer(ScopeName).Start(t.Context(), "x")
+	s.End()
+	select {
+	case <-c.uploading: // a scheduled export, stuck for the hour of its timeout
+	case <-time.After(5 * time.Second):
+		t.Fatal("no export started")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+	defer cancel()
+	if err := b.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Shutdown = %v, want its deadline exceeded", err)
+	}
+	select {
+	case <-b.done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the export goroutine still runs after Shutdown")
 	}
 }
 
