@@ -145,29 +145,31 @@ func (c *Cmd) Start() error {
 	if c.piped {
 		return c.startPiped(msg)
 	}
-	ctlW, repR, closeCtl, err := startLauncher(c.cmd)
+	ctlW, repR, err := startLauncher(c.cmd, func(f func()) { c.closeCtl = f })
 	if err != nil {
 		return err
 	}
-	c.ctl, c.report, c.closeCtl = ctlW, repR, closeCtl
+	c.ctl, c.report = ctlW, repR
 	return c.handOver(msg)
 }
 
 // startLauncher starts cmd, a launcher, with the control and report
-// pipes, and returns the server's ends and the function that closes the
-// control pipe (once).
-func startLauncher(cmd *exec.Cmd) (ctl, report *os.File, closeCtl func(), err error) {
+// pipes, and returns the server's ends. setClose is given the function
+// that closes the control pipe (once) before cmd starts: cmd's Cancel,
+// which may run as soon as it has started, calls it.
+func startLauncher(cmd *exec.Cmd, setClose func(func())) (ctl, report *os.File, err error) {
 	ctlR, ctlW, err := os.Pipe()
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("sandbox: %w", err)
+		return nil, nil, fmt.Errorf("sandbox: %w", err)
 	}
 	repR, repW, err := os.Pipe()
 	if err != nil {
 		ctlR.Close()
 		ctlW.Close()
-		return nil, nil, nil, fmt.Errorf("sandbox: %w", err)
+		return nil, nil, fmt.Errorf("sandbox: %w", err)
 	}
-	closeCtl = sync.OnceFunc(func() { ctlW.Close() })
+	closeCtl := sync.OnceFunc(func() { ctlW.Close() })
+	setClose(closeCtl)
 	cmd.ExtraFiles = []*os.File{ctlR, repW}
 	err = cmd.Start()
 	ctlR.Close()
@@ -175,9 +177,9 @@ func startLauncher(cmd *exec.Cmd) (ctl, report *os.File, closeCtl func(), err er
 	if err != nil {
 		closeCtl()
 		repR.Close()
-		return nil, nil, nil, fmt.Errorf("sandbox: starting the launcher: %w", err)
+		return nil, nil, fmt.Errorf("sandbox: starting the launcher: %w", err)
 	}
-	return ctlW, repR, closeCtl, nil
+	return ctlW, repR, nil
 }
 
 // handOver writes msg, the target, to the started launcher and waits
@@ -321,7 +323,7 @@ func startWarm(l launcherExe) (*warmLauncher, error) {
 		return nil, errors.New("sandbox: cannot make the target's pipes")
 	}
 	w.cmd.Stdin, w.cmd.Stdout, w.cmd.Stderr = inR, outW, errW
-	ctl, report, closeCtl, err := startLauncher(w.cmd)
+	ctl, report, err := startLauncher(w.cmd, func(f func()) { w.closeCtl = f })
 	inR.Close() // the launcher holds its own copies
 	outW.Close()
 	errW.Close()
@@ -332,7 +334,7 @@ func startWarm(l launcherExe) (*warmLauncher, error) {
 		cancel()
 		return nil, err
 	}
-	w.ctl, w.report, w.closeCtl = ctl, report, closeCtl
+	w.ctl, w.report = ctl, report
 	w.in, w.out, w.errs = inW, outR, errR
 	return w, nil
 }
