@@ -115,23 +115,46 @@ func newMemo(comp *ast.Compiler, prefix ast.Ref) *decisionMemo {
 
 // deterministicCall reports whether a call of op answers the same for
 // the same arguments: a function of the policy (its own rules are looked
-// at too), or a built-in OPA does not mark nondeterministic.
+// at too), or a built-in OPA does not mark nondeterministic and that
+// does not read the clock.
 func deterministicCall(op ast.Ref) bool {
 	if op.HasPrefix(ast.DefaultRootRef) {
 		return true // a function rule: in the dependency graph
 	}
-	b, ok := ast.BuiltinMap[op.String()]
-	return ok && !b.Nondeterministic
+	name := op.String()
+	b, ok := ast.BuiltinMap[name]
+	return ok && !b.Nondeterministic && !slices.Contains(clockBuiltins, name)
+}
+
+// clockBuiltins read the clock though OPA does not mark them
+// nondeterministic: a certificate chain is verified at the current time
+// (unless the options name one), so the same chain is valid at one
+// decision and expired at the next.
+var clockBuiltins = []string{
+	"crypto.x509.parse_and_verify_certificates",
+	"crypto.x509.parse_and_verify_certificates_with_options",
 }
 
 // reachable is every rule under prefix and every rule or function they
 // depend on, by the compiler's dependency graph; a nil element means a
-// dependency it cannot look into.
+// dependency it cannot look into. The graph has each else branch as a
+// node of its own, with no edge from the rule it belongs to (a rule that
+// refers to another depends on its else branches, but the rules under
+// prefix may be referred to by no rule, only by the decision's query), so
+// the else branches of every rule are followed here.
 func reachable(comp *ast.Compiler, prefix ast.Ref) []*ast.Rule {
-	queue := comp.GetRulesWithPrefix(prefix)
+	var queue []*ast.Rule
 	seen := map[*ast.Rule]bool{}
-	for _, r := range queue {
-		seen[r] = true
+	add := func(r *ast.Rule) {
+		for ; r != nil; r = r.Else {
+			if !seen[r] {
+				seen[r] = true
+				queue = append(queue, r)
+			}
+		}
+	}
+	for _, r := range comp.GetRulesWithPrefix(prefix) {
+		add(r)
 	}
 	var out []*ast.Rule
 	for len(queue) > 0 {
@@ -143,10 +166,7 @@ func reachable(comp *ast.Compiler, prefix ast.Ref) []*ast.Rule {
 			if !ok {
 				return append(out, nil)
 			}
-			if !seen[d] {
-				seen[d] = true
-				queue = append(queue, d)
-			}
+			add(d)
 		}
 	}
 	return out

@@ -1,0 +1,126 @@
+package engine
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"testing"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+)
+
+// Built-ins OPA does not mark nondeterministic may still read the clock:
+// a certificate chain verified now may be expired in a second. A point
+// calling one is not memoised.
+func TestMemoPlanTimeDependentBuiltins(t *testing.T) {
+	for name, rules := range map[string]string{
+		"x509-verify":         `deny contains "bad chain" if not crypto.x509.parse_and_verify_certificates(input.arguments.chain)[0]`,
+		"x509-verify-options": `deny contains "bad chain" if not crypto.x509.parse_and_verify_certificates_with_options(input.arguments.chain, {})[0]`,
+		"x509-in-helper":      "ok(c) := crypto.x509.parse_and_verify_certificates(c)[0]\n\ndeny contains \"bad chain\" if not ok(input.arguments.chain)",
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := memoEngine(t, map[string]any{"tools": map[string]any{"allow_all": true}}, rules)
+			if keys := memoKeys(e); keys != nil {
+				t.Errorf("memoised on %q; want no memo", keys)
+			}
+		})
+	}
+}
+
+// The stale answer the plan guards against: a chain valid at the first
+// decision and expired at the second is denied the second time.
+func TestMemoCertificateExpiry(t *testing.T) {
+	chain := shortLivedChain(t, time.Now().Add(1500*time.Millisecond))
+	e := memoEngine(t, map[string]any{"tools": map[string]any{"allow_all": true}, "chain": chain},
+		`deny contains "bad chain" if not crypto.x509.parse_and_verify_certificates(data.mcp.policy.chain)[0]`)
+	in := ToolInput{Tool: "a", Registered: true}
+	if d, err := e.DecideTool(t.Context(), in); err != nil || !d.Allow {
+		t.Fatalf("while the chain is valid: %+v, %v; want an allow", d, err)
+	}
+	time.Sleep(2 * time.Second)
+	if d, err := e.DecideTool(t.Context(), in); err != nil || d.Allow {
+		t.Errorf("after the chain expired: %+v, %v; want a deny", d, err)
+	}
+}
+
+// shortLivedChain is a PEM root and leaf, the leaf valid until notAfter.
+func shortLivedChain(t *testing.T, notAfter time.Time) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "root"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	rootDER, err := x509.CreateCertificate(rand.Reader, root, root, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "leaf"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: notAfter,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+	}
+	leafDER, err := x509.CreateCertificate(rand.Reader, leaf, root, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: rootDER})) +
+		string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafDER}))
+}
+
+// The compiler's dependency graph gives a rule's own else branches no
+// edge: a decision rule with an else that calls a helper must still have
+// the helper looked at, for the memo and for input.session.
+func TestPlanFollowsElse(t *testing.T) {
+	const tools = `package mcp.tools
+
+default allow := false
+
+allow if input.tool == "never" else := true if data.mcp.lib.helper
+
+decision := {"allow": false, "reasons": ["x"]}
+`
+	for name, tc := range map[string]struct {
+		helper      string
+		memo, reads bool
+	}{
+		"time":    {helper: "helper if time.now_ns() > 0", memo: false, reads: false},
+		"session": {helper: "helper if input.session.counts.deny == 0", memo: true, reads: true},
+		"with":    {helper: "helper if { h2 with input.tool as \"x\" }\n\nh2 if input.tool == \"x\"", memo: false, reads: false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			e, err := New(t.Context(), Config{Modules: map[string]string{
+				"tools.rego": tools,
+				"lib.rego":   "package mcp.lib\n\n" + tc.helper + "\n",
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := e.snap.Load()
+			if got := s.memos[Tools] != nil; got != tc.memo {
+				t.Errorf("memoised = %v, want %v", got, tc.memo)
+			}
+			if tc.memo {
+				keys := []string{}
+				for _, k := range s.memos[Tools].keys {
+					keys = append(keys, string(k.Value.(ast.String)))
+				}
+				if len(keys) != 2 || keys[0] != "session" || keys[1] != "tool" {
+					t.Errorf("memo keys %q, want [session tool]", keys)
+				}
+			}
+			if got := e.ReadsSession(t.Context()); got != tc.reads {
+				t.Errorf("ReadsSession = %v, want %v", got, tc.reads)
+			}
+		})
+	}
+}
