@@ -7,7 +7,10 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -122,5 +125,53 @@ decision := {"allow": false, "reasons": ["x"]}
 				t.Errorf("ReadsSession = %v, want %v", got, tc.reads)
 			}
 		})
+	}
+}
+
+// Decisions from many goroutines, past the memo's bound (so it starts
+// afresh meanwhile), answer as evaluation does; run with -race.
+func TestMemoConcurrent(t *testing.T) {
+	rules := `deny contains sprintf("n=%v", [input.arguments.n]) if input.arguments.n % 3 == 0`
+	data := map[string]any{"tools": map[string]any{"allow_all": true}}
+	memo := memoEngine(t, data, rules)
+	plain := memoEngine(t, data, rules)
+	plain.snap.Load().memos = nil
+	inputs := make([]ToolInput, memoLimit+100)
+	for i := range inputs {
+		inputs[i] = ToolInput{Tool: "a", Registered: true,
+			Arguments: ast.NewObject(ast.Item(ast.StringTerm("n"), ast.IntNumberTerm(i%(memoLimit+50))))}
+	}
+	want := make([]Decision, len(inputs))
+	for i, in := range inputs {
+		var err error
+		if want[i], err = plain.DecideTool(t.Context(), in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan string, 8)
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := range 2 {
+				for j := range inputs {
+					i := (j*7 + w*131 + r) % len(inputs)
+					got, err := memo.DecideTool(t.Context(), inputs[i])
+					if err != nil || got.Allow != want[i].Allow || !slices.Equal(got.Reasons, want[i].Reasons) {
+						select {
+						case errs <- fmt.Sprintf("input %d: %+v, %v; want %+v", i, got, err, want[i]):
+						default:
+						}
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
 	}
 }
