@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/open-policy-agent/opa/v1/ast"
 )
 
@@ -173,5 +174,43 @@ func TestMemoConcurrent(t *testing.T) {
 	close(errs)
 	for e := range errs {
 		t.Error(e)
+	}
+}
+
+// Rules reached only through a ref with a variable, or through data as
+// a whole, are looked at as the ones named outright are.
+func TestMemoPlanDynamicData(t *testing.T) {
+	lib := "package mcp.lib\n\nnow := time.now_ns()\n\nsess := input.session\n\nwhole := input\n"
+	for name, tc := range map[string]struct {
+		rule string
+		keys []string // nil: not memoised
+	}{
+		"named":           {rule: `deny contains "x" if data.mcp.lib.now > 0`},
+		"variable":        {rule: `deny contains "x" if { some k; data.mcp.lib[k] == 0 }`},
+		"bound-variable":  {rule: `deny contains "x" if { k := "now"; data.mcp.lib[k] > 0 }`},
+		"bound-by-input":  {rule: `deny contains "x" if { k := input.tool; data.mcp.lib[k] }`},
+		"some-in":         {rule: `deny contains "x" if { some k in ["now", "sess"]; data.mcp.lib[k] }`},
+		"package-var":     {rule: `deny contains "x" if { some p; data.mcp[p].now > 0 }`},
+		"data-bound":      {rule: `deny contains "x" if { d := data.mcp.lib; d.now > 0 }`},
+		"walk":            {rule: `deny contains "x" if { walk(data.mcp.lib, [p, v]); p == ["now"] }`},
+		"object-get":      {rule: `deny contains "x" if object.get(data.mcp.lib, "now", 0) > 0`},
+		"comprehension":   {rule: `deny contains "x" if count({k | data.mcp.lib[k]}) > 0`},
+		"whole-input-lib": {rule: `deny contains "x" if data.mcp.lib.whole.tool == "a"`},
+		"unrelated":       {rule: `deny contains "x" if input.tool == "a"`, keys: []string{"registered", "tool", "tool_definition"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg, err := Builtin(map[string]any{"tools": map[string]any{"allow_all": true}},
+				map[string]string{"u.rego": "package mcp.tools\n\n" + tc.rule + "\n", "lib.rego": lib})
+			if err != nil {
+				t.Fatal(err)
+			}
+			e, err := New(t.Context(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.keys, memoKeys(e)); diff != "" {
+				t.Errorf("memo keys (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
