@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -74,5 +75,41 @@ func TestCatalogView(t *testing.T) {
 	s.pipe.tools.del("pinned")
 	if _, ok := c.View(t.Context(), call); !ok {
 		t.Error("no view once the pinned tool is gone")
+	}
+}
+
+// A Permitted that could not evaluate the policy (here a cancelled call)
+// denies; the view changes, so an answer built on it is not kept as the
+// answer of the view.
+func TestCatalogViewAfterFailure(t *testing.T) {
+	eng := toolsEngine(t)
+	s, err := New(Options{Engine: eng, Limiter: &fakeLimiter{limit: map[string]int{}}, Audit: &fakeAuditor{},
+		Timeout: 10 * time.Second, Plugins: []string{"reload-test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &catalog{pipe: s.pipe}
+	call := &plugin.Call{Tool: "asks", Client: plugin.Client{Name: "a", Version: "1"}, ProtocolVersion: "2025-11-25"}
+	before, ok := c.View(t.Context(), call)
+	if !ok {
+		t.Fatal("no view")
+	}
+	cancelled, cancel := context.WithCancel(t.Context())
+	cancel()
+	if ok, reasons := c.Permitted(cancelled, call, "other"); ok {
+		t.Fatalf("permitted on a cancelled call: %v", reasons)
+	}
+	after, ok := c.View(t.Context(), call)
+	if !ok {
+		t.Fatal("no view")
+	}
+	if after == before {
+		t.Error("the view did not change with a failed evaluation")
+	}
+	if ok, reasons := c.Permitted(t.Context(), call, "other"); !ok {
+		t.Errorf("other denied once evaluated: %v", reasons)
+	}
+	if v, _ := c.View(t.Context(), call); v != after {
+		t.Errorf("the view changed with nothing else: %v then %v", after, v)
 	}
 }
