@@ -2,9 +2,11 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
+	"github.com/mcp-secure/mcp-secure/server/engine"
 	"github.com/mcp-secure/mcp-secure/server/plugin"
 )
 
@@ -111,5 +113,37 @@ func TestCatalogViewAfterFailure(t *testing.T) {
 	}
 	if v, _ := c.View(t.Context(), call); v != after {
 		t.Errorf("the view changed with nothing else: %v then %v", after, v)
+	}
+}
+
+// Whether a caller may use a tool is not kept when the policy reads the
+// clock: the answer follows it, and the catalog has no view.
+func TestPermittedFollowsTheClock(t *testing.T) {
+	at := time.Now().Add(300 * time.Millisecond).UnixNano()
+	cfg, err := engine.Builtin(map[string]any{"tools": map[string]any{"allow_all": true}},
+		map[string]string{"u.rego": fmt.Sprintf("package mcp.tools\n\ndeny contains \"too late\" if time.now_ns() > %d\n", at)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := engine.New(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Options{Engine: eng, Limiter: &fakeLimiter{limit: map[string]int{}}, Audit: &fakeAuditor{},
+		Timeout: 10 * time.Second, Plugins: []string{"reload-test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &catalog{pipe: s.pipe}
+	call := &plugin.Call{Tool: "asks", Client: plugin.Client{Name: "a", Version: "1"}, ProtocolVersion: "2025-11-25"}
+	if v, ok := c.View(t.Context(), call); ok {
+		t.Errorf("a view of a policy that reads the clock: %v", v)
+	}
+	if ok, reasons := c.Permitted(t.Context(), call, "other"); !ok {
+		t.Fatalf("denied before the time: %v", reasons)
+	}
+	time.Sleep(time.Until(time.Unix(0, at)) + 50*time.Millisecond)
+	if ok, _ := c.Permitted(t.Context(), call, "other"); ok {
+		t.Error("permitted after the time: a kept answer")
 	}
 }

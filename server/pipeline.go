@@ -555,6 +555,11 @@ func (p *pipeline) permitted(ctx context.Context, id identity, tool string) (boo
 // generation is the policy snapshot in force, when the decider tells;
 // 0 means it does not, and nothing is memoised.
 func (p *pipeline) generation() uint64 {
+	if g, ok := p.decide.(interface{ StableGeneration(engine.Point) uint64 }); ok {
+		// 0 when tool decisions may change with the clock: then
+		// nothing is memoised.
+		return g.StableGeneration(engine.Tools)
+	}
 	if g, ok := p.decide.(interface{ Generation() uint64 }); ok {
 		return g.Generation()
 	}

@@ -46,25 +46,29 @@ type memoEntry struct {
 }
 
 // newMemo plans the memo of the rules under prefix; nil when their
-// decisions cannot be memoised.
-func newMemo(comp *ast.Compiler, prefix ast.Ref) *decisionMemo {
+// decisions cannot be memoised. stable reports whether they are a
+// function of input and the snapshot at all (no `with`, no built-in that
+// can answer differently for the same arguments), however they read
+// input: a caller that keeps decisions under the whole input (the
+// network guard, the pipeline's list filter) may keep them only then.
+func newMemo(comp *ast.Compiler, prefix ast.Ref) (m *decisionMemo, stable bool) {
 	keys := map[string]bool{}
-	ok := true
+	ok, stable := true, true
 	var vis *ast.GenericVisitor
 	vis = ast.NewGenericVisitor(func(x any) bool {
-		if !ok {
+		if !stable {
 			return true
 		}
 		switch x := x.(type) {
 		case *ast.With:
-			ok = false
+			ok, stable = false, false
 		case *ast.Expr:
 			if x.IsCall() && !deterministicCall(x.Operator()) {
-				ok = false
+				ok, stable = false, false
 			}
 		case ast.Call:
 			if op, isRef := x[0].Value.(ast.Ref); !isRef || !deterministicCall(op) {
-				ok = false
+				ok, stable = false, false
 			}
 		case ast.Var:
 			if x.Equal(ast.InputRootDocument.Value) {
@@ -93,14 +97,17 @@ func newMemo(comp *ast.Compiler, prefix ast.Ref) *decisionMemo {
 	})
 	for _, r := range reachable(comp, prefix) {
 		if r == nil {
-			return nil
+			return nil, false
 		}
 		vis.Walk(r)
-		if !ok {
-			return nil
+		if !stable {
+			return nil, false
 		}
 	}
-	m := &decisionMemo{}
+	if !ok {
+		return nil, true
+	}
+	m = &decisionMemo{}
 	for _, k := range slices.Sorted(func(yield func(string) bool) {
 		for k := range keys {
 			if !yield(k) {
@@ -110,7 +117,7 @@ func newMemo(comp *ast.Compiler, prefix ast.Ref) *decisionMemo {
 	}) {
 		m.keys = append(m.keys, ast.StringTerm(k))
 	}
-	return m
+	return m, true
 }
 
 // deterministicCall reports whether a call of op answers the same for

@@ -214,3 +214,38 @@ func TestMemoPlanDynamicData(t *testing.T) {
 		})
 	}
 }
+
+// StableGeneration is 0 for a point whose decisions may change with the
+// clock, and the generation for one whose decisions are a function of
+// their input, memoised by the engine or not.
+func TestStableGeneration(t *testing.T) {
+	for name, tc := range map[string]struct {
+		user   map[string]string
+		stable map[Point]bool
+	}{
+		"builtin": {stable: map[Point]bool{Tools: true, Network: true, Filesystem: true, Commands: true}},
+		"network-time": {user: map[string]string{"n.rego": "package mcp.network\n\ndeny contains \"late\" if time.now_ns() > 0\n"},
+			stable: map[Point]bool{Tools: true, Network: false, Filesystem: true, Commands: true}},
+		"tools-x509": {user: map[string]string{"t.rego": "package mcp.tools\n\ndeny contains \"chain\" if not crypto.x509.parse_and_verify_certificates(input.arguments.c)[0]\n"},
+			stable: map[Point]bool{Tools: false, Network: true, Filesystem: true, Commands: true}},
+		"tools-variable-member": {user: map[string]string{"t.rego": "package mcp.tools\n\ndeny contains \"x\" if { some k; input[k] == \"x\" }\n"},
+			stable: map[Point]bool{Tools: true, Network: true, Filesystem: true, Commands: true}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg, err := Builtin(map[string]any{}, tc.user)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e, err := New(t.Context(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range Points {
+				got := e.StableGeneration(p)
+				if want := tc.stable[p]; (got != 0) != want || (want && got != e.Generation()) {
+					t.Errorf("%s: StableGeneration = %d (generation %d), want stable %v", p, got, e.Generation(), want)
+				}
+			}
+		})
+	}
+}
