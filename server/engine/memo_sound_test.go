@@ -249,3 +249,64 @@ func TestStableGeneration(t *testing.T) {
 		})
 	}
 }
+
+// Rules that tell values apart in every way a policy can (their JSON,
+// their numbers as written, keys and elements one by one) decide alike,
+// memoised or evaluated, over inputs that differ only in such ways.
+func TestMemoTellsValuesApart(t *testing.T) {
+	rules := []string{
+		`deny contains json.marshal(input.arguments) if input.tool == "a"`,
+		`deny contains sprintf("%v", [input.arguments.n]) if input.arguments.n`,
+		`deny contains k if { some k, v in input.arguments; v == 1 }`,
+		`deny contains "all short" if { input.arguments.l; every x in input.arguments.l { count(x) < 2 } }`,
+		`deny contains concat(",", object.keys(input.arguments)) if input.tool == "a"`,
+		`deny contains x if { x := input.arguments.l[_]; startswith(x, "é") }`,
+		`deny contains "nested" if input.arguments.o.p.q == 1`,
+		`deny contains input.client.name if input.client.name != ""`,
+		`deny contains sprintf("%v", [input.tool_definition]) if input.tool_definition.changed`,
+	}
+	inputs := []string{
+		`{"tool": "a", "registered": true, "arguments": {}}`,
+		`{"tool": "a", "registered": true, "arguments": {"n": 1}}`,
+		`{"tool": "a", "registered": true, "arguments": {"n": 1.0}}`,
+		`{"tool": "a", "registered": true, "arguments": {"n": 1e0}}`,
+		`{"tool": "a", "registered": true, "arguments": {"n": "1"}}`,
+		`{"tool": "a", "registered": true, "arguments": {"a,b": 1}}`,
+		`{"tool": "a", "registered": true, "arguments": {"a": 1, "b": 1}}`,
+		`{"tool": "a", "registered": true, "arguments": {"l": ["é", "x"]}}`,
+		`{"tool": "a", "registered": true, "arguments": {"l": ["e\u0301", "x"]}}`,
+		`{"tool": "a", "registered": true, "arguments": {"l": ["x", "é"]}}`,
+		`{"tool": "a", "registered": true, "arguments": {"l": ["xy"]}}`,
+		`{"tool": "a", "registered": true, "arguments": {"o": {"p": {"q": 1}}}}`,
+		`{"tool": "a", "registered": true, "arguments": {"o": {"p": {"q": 1.0}}}}`,
+		`{"tool": "a", "registered": true, "arguments": {"o": {"p": {"q": [1]}}}}`,
+		`{"tool": "a", "registered": true, "arguments": {"o": {"p": null}}}`,
+		`{"tool": "a", "registered": true, "arguments": {"o": {}}}`,
+		`{"tool": "a", "registered": true, "arguments": null}`,
+		`{"tool": "a", "registered": true}`,
+		`{"tool": "a", "registered": true, "client": {"name": "x\u0000y"}}`,
+		`{"tool": "a", "registered": true, "client": {"name": "x"}}`,
+		`{"tool": "a", "registered": true, "tool_definition": {"changed": true, "hash": "1"}}`,
+		`{"tool": "a", "registered": true, "tool_definition": {"changed": true, "hash": "2"}}`,
+	}
+	data := map[string]any{"tools": map[string]any{"allow_all": true}}
+	for i, rule := range rules {
+		memo := memoEngine(t, data, rule)
+		if memo.snap.Load().memos[Tools] == nil {
+			t.Errorf("rule %d: not memoised", i)
+			continue
+		}
+		plain := memoEngine(t, data, rule)
+		plain.snap.Load().memos = nil
+		for round := range 2 {
+			for _, src := range inputs {
+				in := ast.MustParseTerm(src).Value
+				want, werr := plain.Decide(t.Context(), Tools, in)
+				got, gerr := memo.Decide(t.Context(), Tools, in)
+				if diff := cmp.Diff(want, got); diff != "" || (werr == nil) != (gerr == nil) {
+					t.Errorf("rule %d, round %d, %s: (-evaluated +memoised):\n%s %v %v", i, round, src, diff, werr, gerr)
+				}
+			}
+		}
+	}
+}
