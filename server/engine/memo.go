@@ -85,6 +85,9 @@ func newMemo(comp *ast.Compiler, prefix ast.Ref) (m *decisionMemo, stable bool) 
 			key, isString := x[1].Value.(ast.String)
 			if !isString {
 				ok = false // a member chosen by a variable
+				for _, t := range x[1:] {
+					vis.Walk(t) // still looked at for stable
+				}
 				return true
 			}
 			keys[string(key)] = true
