@@ -1,9 +1,12 @@
 package server
 
 import (
+	"context"
+	"fmt"
 	"testing"
 	"time"
 
+	"github.com/mcp-secure/mcp-secure/server/engine"
 	"github.com/mcp-secure/mcp-secure/server/plugin"
 )
 
@@ -74,5 +77,73 @@ func TestCatalogView(t *testing.T) {
 	s.pipe.tools.del("pinned")
 	if _, ok := c.View(t.Context(), call); !ok {
 		t.Error("no view once the pinned tool is gone")
+	}
+}
+
+// A Permitted that could not evaluate the policy (here a cancelled call)
+// denies; the view changes, so an answer built on it is not kept as the
+// answer of the view.
+func TestCatalogViewAfterFailure(t *testing.T) {
+	eng := toolsEngine(t)
+	s, err := New(Options{Engine: eng, Limiter: &fakeLimiter{limit: map[string]int{}}, Audit: &fakeAuditor{},
+		Timeout: 10 * time.Second, Plugins: []string{"reload-test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &catalog{pipe: s.pipe}
+	call := &plugin.Call{Tool: "asks", Client: plugin.Client{Name: "a", Version: "1"}, ProtocolVersion: "2025-11-25"}
+	before, ok := c.View(t.Context(), call)
+	if !ok {
+		t.Fatal("no view")
+	}
+	cancelled, cancel := context.WithCancel(t.Context())
+	cancel()
+	if ok, reasons := c.Permitted(cancelled, call, "other"); ok {
+		t.Fatalf("permitted on a cancelled call: %v", reasons)
+	}
+	after, ok := c.View(t.Context(), call)
+	if !ok {
+		t.Fatal("no view")
+	}
+	if after == before {
+		t.Error("the view did not change with a failed evaluation")
+	}
+	if ok, reasons := c.Permitted(t.Context(), call, "other"); !ok {
+		t.Errorf("other denied once evaluated: %v", reasons)
+	}
+	if v, _ := c.View(t.Context(), call); v != after {
+		t.Errorf("the view changed with nothing else: %v then %v", after, v)
+	}
+}
+
+// Whether a caller may use a tool is not kept when the policy reads the
+// clock: the answer follows it, and the catalog has no view.
+func TestPermittedFollowsTheClock(t *testing.T) {
+	at := time.Now().Add(300 * time.Millisecond).UnixNano()
+	cfg, err := engine.Builtin(map[string]any{"tools": map[string]any{"allow_all": true}},
+		map[string]string{"u.rego": fmt.Sprintf("package mcp.tools\n\ndeny contains \"too late\" if time.now_ns() > %d\n", at)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := engine.New(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Options{Engine: eng, Limiter: &fakeLimiter{limit: map[string]int{}}, Audit: &fakeAuditor{},
+		Timeout: 10 * time.Second, Plugins: []string{"reload-test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &catalog{pipe: s.pipe}
+	call := &plugin.Call{Tool: "asks", Client: plugin.Client{Name: "a", Version: "1"}, ProtocolVersion: "2025-11-25"}
+	if v, ok := c.View(t.Context(), call); ok {
+		t.Errorf("a view of a policy that reads the clock: %v", v)
+	}
+	if ok, reasons := c.Permitted(t.Context(), call, "other"); !ok {
+		t.Fatalf("denied before the time: %v", reasons)
+	}
+	time.Sleep(time.Until(time.Unix(0, at)) + 50*time.Millisecond)
+	if ok, _ := c.Permitted(t.Context(), call, "other"); ok {
+		t.Error("permitted after the time: a kept answer")
 	}
 }

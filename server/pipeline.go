@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -97,6 +98,11 @@ type pipeline struct {
 	sessions *sessions
 	// permits memoises whether a caller may use a tool at all.
 	permits permitMemo
+	// permitFailures counts the permitted answers that are denials only
+	// because the policy could not be evaluated (a deadline, a cancelled
+	// call): the catalog's view changes with it, so an answer built on
+	// one is not kept.
+	permitFailures atomic.Uint64
 	// budget coalesces the records of refusals a client repeats for free.
 	budget *denialBudget
 	// stopped ends when the server cancels every call in flight
@@ -532,10 +538,12 @@ func (p *pipeline) permitted(ctx context.Context, id identity, tool string) (boo
 	}
 	input, err := toolInput(callInfo{name: tool, client: id.client, protocol: id.protocol}, true, map[string]any{}, definitionOf(t))
 	if err != nil {
+		p.permitFailures.Add(1)
 		return false, []string{"policy input could not be built"}
 	}
 	d, err := p.decideTool(ctx, input, false)
 	if err != nil {
+		p.permitFailures.Add(1)
 		return false, []string{"policy evaluation failed"}
 	}
 	if !pinned {
@@ -547,6 +555,11 @@ func (p *pipeline) permitted(ctx context.Context, id identity, tool string) (boo
 // generation is the policy snapshot in force, when the decider tells;
 // 0 means it does not, and nothing is memoised.
 func (p *pipeline) generation() uint64 {
+	if g, ok := p.decide.(interface{ StableGeneration(engine.Point) uint64 }); ok {
+		// 0 when tool decisions may change with the clock: then
+		// nothing is memoised.
+		return g.StableGeneration(engine.Tools)
+	}
 	if g, ok := p.decide.(interface{ Generation() uint64 }); ok {
 		return g.Generation()
 	}

@@ -501,18 +501,22 @@ func (c *catalog) current() *sortedEntries {
 
 // catalogView is the token of View: a tool table (a published table is
 // never changed, and its address is not reused while a token holds it),
-// a policy snapshot and a caller.
+// a policy snapshot, a caller, and the count of failed evaluations (an
+// answer that met one, computed between two views, is not kept).
 type catalogView struct {
 	tools    *map[string]*registeredTool
 	gen      uint64
 	client   plugin.Client
 	protocol string
+	failures uint64
 }
 
 // View implements plugin.CatalogView: what Entries and Permitted answer
 // depends on the tool table, the policy snapshot and the caller only,
 // unless a tool's definition is pinned (its changes are an input of the
-// decision) or the decider does not tell its snapshots apart.
+// decision) or the decider does not tell its snapshots apart. A Permitted
+// that could not evaluate the policy denies, and changes the view: the
+// answer it went into is not kept.
 func (c *catalog) View(ctx context.Context, call *plugin.Call) (any, bool) {
 	e := c.current()
 	if e.pinned || e.src == nil {
@@ -523,7 +527,7 @@ func (c *catalog) View(ctx context.Context, call *plugin.Call) (any, bool) {
 	if gen == 0 || gen != p.generation() {
 		return nil, false
 	}
-	v := catalogView{tools: e.src, gen: gen}
+	v := catalogView{tools: e.src, gen: gen, failures: p.permitFailures.Load()}
 	if call != nil {
 		v.client, v.protocol = call.Client, call.ProtocolVersion
 	}

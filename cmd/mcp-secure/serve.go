@@ -94,7 +94,7 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 	recorded := server.NewHistory(auditor, nil)
 	own := ownEnv(p.bundle, pol)
 	// A dry-run policy decides next to every guard too, for the record.
-	network := guard.NewNetwork(eng, recorded, &guard.NetworkOptions{Logger: log, Generation: eng.Generation, DryRun: rl.dry})
+	network := guard.NewNetwork(eng, recorded, &guard.NetworkOptions{Logger: log, Generation: func() uint64 { return eng.StableGeneration(engine.Network) }, DryRun: rl.dry})
 	files := guard.NewFiles(eng, recorded, &guard.FilesOptions{Roots: pol.Roots(), Logger: log, DryRun: rl.dry})
 	commands := guard.NewCommands(eng, recorded, files, &guard.CommandsOptions{
 		DryRun:     rl.dry,

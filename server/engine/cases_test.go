@@ -202,3 +202,43 @@ func TestRegoUnitTests(t *testing.T) {
 		}
 	}
 }
+
+// TestDecisionCasesMemo decides, under each case's policy, the inputs of
+// every case of its point twice, on an engine that memoises and on one
+// that evaluates every decision: the answers must not differ.
+func TestDecisionCasesMemo(t *testing.T) {
+	for _, p := range engine.Points {
+		cases := loadCases(t, p)
+		var inputs []ast.Value
+		for _, c := range cases {
+			in, err := ast.InterfaceToValue(c.Input)
+			if err != nil {
+				t.Fatal(err)
+			}
+			inputs = append(inputs, in)
+		}
+		for _, c := range cases {
+			t.Run(string(p)+"/"+c.Name, func(t *testing.T) {
+				cfg := builtinConfig(t, compilePolicy(t, p, c), nil)
+				memo, err := engine.New(t.Context(), cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				plain, err := engine.New(t.Context(), cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				engine.WithoutMemo(plain)
+				for round := range 2 {
+					for i, in := range inputs {
+						want, werr := plain.Decide(t.Context(), p, in)
+						got, gerr := memo.Decide(t.Context(), p, in)
+						if want.Allow != got.Allow || !slices.Equal(want.Reasons, got.Reasons) || (werr == nil) != (gerr == nil) {
+							t.Errorf("round %d, input of %s: memoised %+v (%v), evaluated %+v (%v)", round, cases[i].Name, got, gerr, want, werr)
+						}
+					}
+				}
+			})
+		}
+	}
+}

@@ -86,6 +86,9 @@ type snapshot struct {
 	// memos keep the decisions of the points whose decisions depend only
 	// on named members of input (memo.go); nil for the others.
 	memos map[Point]*decisionMemo
+	// stable: the point's decisions are a function of its input and the
+	// snapshot (memo.go), so callers may keep them (StableGeneration).
+	stable map[Point]bool
 
 	compiler *ast.Compiler
 	store    storage.Store
@@ -241,11 +244,13 @@ func build(ctx context.Context, cfg Config) (*snapshot, error) {
 	}
 	s.builtinMasks = onlyBuiltinMasks(cfg, parsed)
 	s.readsSession = readsSession(comp)
-	s.memos = map[Point]*decisionMemo{}
+	s.memos, s.stable = map[Point]*decisionMemo{}, map[Point]bool{}
 	for _, p := range Points {
-		if m := newMemo(comp, ast.MustParseRef("data.mcp."+string(p))); m != nil {
+		m, stable := newMemo(comp, ast.MustParseRef("data.mcp."+string(p)))
+		if m != nil {
 			s.memos[p] = m
 		}
+		s.stable[p] = stable
 	}
 	return s, nil
 }
@@ -274,7 +279,8 @@ func compileBinding(comp *ast.Compiler, v ast.Var, ref string) (ast.Body, error)
 }
 
 // Generation identifies the snapshot in force; it changes on every
-// successful Reload. Callers memoising decisions key them on it.
+// successful Reload. Callers memoising decisions key them on it, and
+// only on StableGeneration's.
 // It waits for the first snapshot of an engine from [Start], and is 0 if
 // that build failed.
 func (e *Engine) Generation() uint64 {
@@ -282,6 +288,21 @@ func (e *Engine) Generation() uint64 {
 		return s.gen
 	}
 	return 0
+}
+
+// StableGeneration is Generation when the decisions of point in the
+// snapshot in force are a function of their input (its rules use no
+// `with` and call no built-in that reads the clock, chance or the
+// network), and 0 when they are not: a caller may keep a decision of
+// point under its whole input for the generation, and must not when it
+// is 0. The snapshot of a call pinned to an older one (Pin) has another
+// generation (GenerationFor).
+func (e *Engine) StableGeneration(point Point) uint64 {
+	s := e.current(context.Background())
+	if s == nil || !s.stable[point] {
+		return 0
+	}
+	return s.gen
 }
 
 // Decide evaluates point for input under the decision deadline. Any

@@ -46,25 +46,29 @@ type memoEntry struct {
 }
 
 // newMemo plans the memo of the rules under prefix; nil when their
-// decisions cannot be memoised.
-func newMemo(comp *ast.Compiler, prefix ast.Ref) *decisionMemo {
+// decisions cannot be memoised. stable reports whether they are a
+// function of input and the snapshot at all (no `with`, no built-in that
+// can answer differently for the same arguments), however they read
+// input: a caller that keeps decisions under the whole input (the
+// network guard, the pipeline's list filter) may keep them only then.
+func newMemo(comp *ast.Compiler, prefix ast.Ref) (m *decisionMemo, stable bool) {
 	keys := map[string]bool{}
-	ok := true
+	ok, stable := true, true
 	var vis *ast.GenericVisitor
 	vis = ast.NewGenericVisitor(func(x any) bool {
-		if !ok {
+		if !stable {
 			return true
 		}
 		switch x := x.(type) {
 		case *ast.With:
-			ok = false
+			ok, stable = false, false
 		case *ast.Expr:
 			if x.IsCall() && !deterministicCall(x.Operator()) {
-				ok = false
+				ok, stable = false, false
 			}
 		case ast.Call:
 			if op, isRef := x[0].Value.(ast.Ref); !isRef || !deterministicCall(op) {
-				ok = false
+				ok, stable = false, false
 			}
 		case ast.Var:
 			if x.Equal(ast.InputRootDocument.Value) {
@@ -81,6 +85,9 @@ func newMemo(comp *ast.Compiler, prefix ast.Ref) *decisionMemo {
 			key, isString := x[1].Value.(ast.String)
 			if !isString {
 				ok = false // a member chosen by a variable
+				for _, t := range x[1:] {
+					vis.Walk(t) // still looked at for stable
+				}
 				return true
 			}
 			keys[string(key)] = true
@@ -93,14 +100,17 @@ func newMemo(comp *ast.Compiler, prefix ast.Ref) *decisionMemo {
 	})
 	for _, r := range reachable(comp, prefix) {
 		if r == nil {
-			return nil
+			return nil, false
 		}
 		vis.Walk(r)
-		if !ok {
-			return nil
+		if !stable {
+			return nil, false
 		}
 	}
-	m := &decisionMemo{}
+	if !ok {
+		return nil, true
+	}
+	m = &decisionMemo{}
 	for _, k := range slices.Sorted(func(yield func(string) bool) {
 		for k := range keys {
 			if !yield(k) {
@@ -110,28 +120,51 @@ func newMemo(comp *ast.Compiler, prefix ast.Ref) *decisionMemo {
 	}) {
 		m.keys = append(m.keys, ast.StringTerm(k))
 	}
-	return m
+	return m, true
 }
 
 // deterministicCall reports whether a call of op answers the same for
 // the same arguments: a function of the policy (its own rules are looked
-// at too), or a built-in OPA does not mark nondeterministic.
+// at too), or a built-in OPA does not mark nondeterministic and that
+// does not read the clock.
 func deterministicCall(op ast.Ref) bool {
 	if op.HasPrefix(ast.DefaultRootRef) {
 		return true // a function rule: in the dependency graph
 	}
-	b, ok := ast.BuiltinMap[op.String()]
-	return ok && !b.Nondeterministic
+	name := op.String()
+	b, ok := ast.BuiltinMap[name]
+	return ok && !b.Nondeterministic && !slices.Contains(clockBuiltins, name)
+}
+
+// clockBuiltins read the clock though OPA does not mark them
+// nondeterministic: a certificate chain is verified at the current time
+// (unless the options name one), so the same chain is valid at one
+// decision and expired at the next.
+var clockBuiltins = []string{
+	"crypto.x509.parse_and_verify_certificates",
+	"crypto.x509.parse_and_verify_certificates_with_options",
 }
 
 // reachable is every rule under prefix and every rule or function they
 // depend on, by the compiler's dependency graph; a nil element means a
-// dependency it cannot look into.
+// dependency it cannot look into. The graph has each else branch as a
+// node of its own, with no edge from the rule it belongs to (a rule that
+// refers to another depends on its else branches, but the rules under
+// prefix may be referred to by no rule, only by the decision's query), so
+// the else branches of every rule are followed here.
 func reachable(comp *ast.Compiler, prefix ast.Ref) []*ast.Rule {
-	queue := comp.GetRulesWithPrefix(prefix)
+	var queue []*ast.Rule
 	seen := map[*ast.Rule]bool{}
-	for _, r := range queue {
-		seen[r] = true
+	add := func(r *ast.Rule) {
+		for ; r != nil; r = r.Else {
+			if !seen[r] {
+				seen[r] = true
+				queue = append(queue, r)
+			}
+		}
+	}
+	for _, r := range comp.GetRulesWithPrefix(prefix) {
+		add(r)
 	}
 	var out []*ast.Rule
 	for len(queue) > 0 {
@@ -143,10 +176,7 @@ func reachable(comp *ast.Compiler, prefix ast.Ref) []*ast.Rule {
 			if !ok {
 				return append(out, nil)
 			}
-			if !seen[d] {
-				seen[d] = true
-				queue = append(queue, d)
-			}
+			add(d)
 		}
 	}
 	return out

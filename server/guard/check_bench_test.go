@@ -35,7 +35,7 @@ func BenchmarkCheck(b *testing.B) {
 			var buf bytes.Buffer
 			opts := &NetworkOptions{}
 			if memo {
-				opts.Generation = eng.Generation
+				opts.Generation = func() uint64 { return eng.StableGeneration(engine.Network) }
 			}
 			n := NewNetwork(eng, audit.New(audit.NewWriterSink(&buf), nil), opts)
 			ctx := WithCall(context.Background(), Call{Tool: "bench", DecisionID: "d", RequestID: "1"})

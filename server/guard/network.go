@@ -56,9 +56,13 @@ type Network struct {
 
 // NetworkOptions configure a Network guard.
 type NetworkOptions struct {
-	Resolver   Resolver      // nil means net.DefaultResolver
-	Logger     *slog.Logger  // nil discards
-	Generation func() uint64 // nil means decisions are never memoised
+	Resolver Resolver     // nil means net.DefaultResolver
+	Logger   *slog.Logger // nil discards
+	// Generation is the policy snapshot decisions are kept under; nil,
+	// or 0, means they are not kept. It must be 0 while the network
+	// rules are not a function of their input (they read the clock):
+	// engine.Engine.StableGeneration(engine.Network).
+	Generation func() uint64
 	// DryRun, when set, also decides each resolve and dial under the
 	// dry-run policy, for the record only (never memoised).
 	DryRun DryRunner

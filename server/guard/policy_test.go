@@ -51,7 +51,36 @@ func realGuard(t testing.TB, network string, res resolver) (*guard.Network, *byt
 	}
 	eng.Warm(context.Background())
 	var buf bytes.Buffer
-	return guard.NewNetwork(eng, audit.New(audit.NewWriterSink(&buf), nil), &guard.NetworkOptions{Resolver: res, Generation: eng.Generation}), &buf
+	return guard.NewNetwork(eng, audit.New(audit.NewWriterSink(&buf), nil), &guard.NetworkOptions{Resolver: res,
+		Generation: func() uint64 { return eng.StableGeneration(engine.Network) }}), &buf
+}
+
+// A network rule that reads the clock is decided at each connection: the
+// guard keeps no decision of it, as serve wires it.
+func TestNetworkDecisionFollowsTheClock(t *testing.T) {
+	pol, err := policy.Parse("test.yaml", t.TempDir(), []byte("version: \"1.0\"\nnetwork:\n  allowed_ranges: [\"127.0.0.1/32\"]\n"), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now().Add(300 * time.Millisecond).UnixNano()
+	cfg, err := engine.Builtin(pol.Data(), map[string]string{"n.rego": fmt.Sprintf("package mcp.network\n\ndeny contains \"too late\" if time.now_ns() > %d\n", at)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := engine.New(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := guard.NewNetwork(eng, audit.New(audit.NewWriterSink(io.Discard), nil), &guard.NetworkOptions{
+		Generation: func() uint64 { return eng.StableGeneration(engine.Network) }})
+	if err := n.CheckURL(t.Context(), "http://127.0.0.1:8080/"); err != nil {
+		t.Fatalf("before the time: %v", err)
+	}
+	time.Sleep(time.Until(time.Unix(0, at)) + 50*time.Millisecond)
+	var denied *guard.DeniedError
+	if err := n.CheckURL(t.Context(), "http://127.0.0.1:8080/"); !errors.As(err, &denied) {
+		t.Errorf("after the time: %v, want a denial", err)
+	}
 }
 
 func TestNetworkPolicyEndToEnd(t *testing.T) {
