@@ -13,9 +13,12 @@
 // (SIGTERM) they get a grace period and are then cancelled.
 //
 // Once a session's initialize is answered, and with telemetry off, the
-// transport answers ping and plain tools/call requests itself (the fast
-// lane, fastlane.go): through the same pipeline, without the SDK's
-// goroutine per request. Calls that only take CPU (a plugin.Tool marked
+// transport answers ping, plain tools/list and plain tools/call requests
+// itself (the fast lane, fastlane.go): through the same pipeline, without
+// the SDK's goroutine per request. A tools/list is answered with the
+// bytes kept for the catalog view (the tool table, the policy snapshot,
+// the caller and the protocol version; fastlist.go), encoded again only
+// when one of them changes. Calls that only take CPU (a plugin.Tool marked
 // Local, or an unknown tool) run on the goroutine that read them when
 // nothing else waits, and on the connection's CPU workers (two per
 // processor, cpu.go) when more requests are in flight; when those are

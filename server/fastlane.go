@@ -17,9 +17,10 @@ import (
 // before its handler runs (the transport's reader, the SDK's reader, its
 // queue and a goroutine per request), and each hand-off costs a wake-up
 // that, on a small machine, takes longer than the work. The fast lane
-// answers the two requests a client sends most, ping and tools/call, from
-// the transport's reader: ping at once, a tools/call through the same
-// pipeline the SDK would call, run where it was read when nothing else is
+// answers the requests a client sends most, ping, tools/list and
+// tools/call, from the transport's reader: ping at once, tools/list with
+// the answer it keeps for the catalog view (fastlist.go), a tools/call
+// through the same pipeline the SDK would call, run where it was read when nothing else is
 // waiting (one request in flight, no more input buffered) and the tool
 // only reads the server's own state (plugin.Tool.Local, or an unknown
 // tool, which is denied), else on a pooled worker.
@@ -51,6 +52,10 @@ type fastLane struct {
 
 	// cpu runs the calls that only take CPU while others wait (cpu.go).
 	cpu cpuWorkers
+
+	// lists is the encoded tools/list answer of the last view
+	// (fastlist.go).
+	lists atomic.Pointer[listAnswer]
 }
 
 func newFastLane(p *pipeline) *fastLane {
@@ -110,6 +115,20 @@ func (f *fastLane) take(c *stdioConn, req *jsonrpc.Request, alone bool) bool {
 		}
 		tookHook(req)
 		f.answer(c, req.ID, []byte(`{}`))
+		return true
+	case "tools/list":
+		ss := f.session.Load()
+		if ss == nil || !listParams(req.Params) {
+			return false
+		}
+		a, id, ok := f.list(c, ss)
+		if !ok {
+			return false
+		}
+		tookHook(req)
+		// As listFilter does: the session's list, for PolicyChanged.
+		f.pipe.sessions.listed(ss, id, a.names)
+		f.answer(c, req.ID, a.result)
 		return true
 	case "tools/call":
 		ss := f.session.Load()

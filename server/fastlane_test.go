@@ -43,9 +43,18 @@ type rawClient struct {
 
 func newRawClient(t *testing.T) *rawClient {
 	t.Helper()
+	c, _ := newRawClientWith(t, Options{Engine: &fakeDecider{deny: map[string]string{}}, Limiter: &fakeLimiter{limit: map[string]int{}},
+		Timeout: 10 * time.Second, Plugins: []string{"pipeline-test", "fastlane-test"}})
+	return c
+}
+
+// newRawClientWith runs a server of opts (its audit a fakeAuditor) for
+// a rawClient.
+func newRawClientWith(t *testing.T, opts Options) (*rawClient, *Server) {
+	t.Helper()
 	aud := &fakeAuditor{}
-	s, err := New(Options{Engine: &fakeDecider{deny: map[string]string{}}, Limiter: &fakeLimiter{limit: map[string]int{}},
-		Audit: aud, Timeout: 10 * time.Second, Plugins: []string{"pipeline-test", "fastlane-test"}})
+	opts.Audit = aud
+	s, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +81,7 @@ func newRawClient(t *testing.T) *rawClient {
 			t.Error("server did not stop")
 		}
 	})
-	return c
+	return c, s
 }
 
 func (c *rawClient) send(line string) {

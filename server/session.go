@@ -128,6 +128,15 @@ func (s *sessions) identify(req request) identity {
 	return id
 }
 
+// initializedIdentity is who requests of ss come from, when ss began
+// with initialize (its identity is then fixed); ok is false otherwise.
+func (s *sessions) initializedIdentity(ss *mcp.ServerSession) (id identity, ok bool) {
+	st := s.state(ss)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return identity{session: st.id, client: st.client, protocol: st.protocol}, st.initialized
+}
+
 // supported returns v if the server speaks it, else "".
 func supported(v string) string {
 	if slices.Contains(mcp.SupportedProtocolVersions(), v) {
