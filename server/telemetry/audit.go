@@ -164,25 +164,78 @@ func Audit(next Auditor, tp trace.TracerProvider, mp metric.MeterProvider, red *
 }
 
 func (a *auditor) Log(ctx context.Context, r audit.Record) error {
-	var span trace.Span
+	bs := a.before(ctx, &r)
+	err := a.next.Log(ctx, r)
+	a.after(ctx, bs, &r, err)
+	return err
+}
+
+// batchAuditor is an Auditor that writes several records together (one
+// file lock, one write, one sync).
+type batchAuditor interface {
+	LogBatch(ctx context.Context, rs []audit.Record) error
+}
+
+// LogBatch is Log of every record of rs, which next writes together when
+// it can: the spans and metrics of each as Log makes them, the trace ids
+// set in rs itself.
+func (a *auditor) LogBatch(ctx context.Context, rs []audit.Record) error {
+	b, ok := a.next.(batchAuditor)
+	if !ok {
+		for _, r := range rs {
+			if err := a.Log(ctx, r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var small [4]batchSpan
+	spans := small[:0]
+	for i := range rs {
+		spans = append(spans, a.before(ctx, &rs[i]))
+	}
+	err := b.LogBatch(ctx, rs)
+	for i := range rs {
+		a.after(ctx, spans[i], &rs[i], err)
+	}
+	return err
+}
+
+// batchSpan is the span of one record: its own (a guard's decision,
+// ended at end once the record is written) or the request's.
+type batchSpan struct {
+	span trace.Span
+	own  bool
+	end  time.Time
+}
+
+// before opens r's span (a guard's decision has its own; a tool call's is
+// the request's) and puts the span's ids on r.
+func (a *auditor) before(ctx context.Context, r *audit.Record) batchSpan {
+	var bs batchSpan
 	switch r.Kind {
 	case audit.KindNetwork, audit.KindFilesystem, audit.KindCommand, audit.KindValidation, audit.KindRateLimit:
-		now := time.Now()
-		_, span = a.tracer.Start(ctx, SpanDecide(r.Kind), trace.WithSpanKind(trace.SpanKindInternal),
-			trace.WithTimestamp(now.Add(-time.Duration(r.DurationNS))))
-		a.annotate(span, &r)
-		defer span.End(trace.WithTimestamp(now))
+		bs.end, bs.own = time.Now(), true
+		_, bs.span = a.tracer.Start(ctx, SpanDecide(r.Kind), trace.WithSpanKind(trace.SpanKindInternal),
+			trace.WithTimestamp(bs.end.Add(-time.Duration(r.DurationNS))))
+		a.annotate(bs.span, r)
 	case audit.KindToolCall:
-		span = trace.SpanFromContext(ctx)
-		a.annotate(span, &r)
+		bs.span = trace.SpanFromContext(ctx)
+		a.annotate(bs.span, r)
 	default:
-		span = trace.SpanFromContext(ctx)
+		bs.span = trace.SpanFromContext(ctx)
 	}
-	if sc := span.SpanContext(); sc.IsValid() {
+	if sc := bs.span.SpanContext(); sc.IsValid() {
 		r.TraceID, r.SpanID = hexIDs(sc.TraceID(), sc.SpanID())
 		r.TraceOrigin = audit.TraceOrigin(ctx)
 	}
-	err := a.next.Log(ctx, r)
+	return bs
+}
+
+// after counts r's write in the metrics, marks its span when the write
+// failed (err), and ends the span when it is r's own.
+func (a *auditor) after(ctx context.Context, bs batchSpan, r *audit.Record, err error) {
+	span := bs.span
 	if err != nil {
 		a.failures.Add(ctx, 1, metric.WithAttributes(attribute.String(AttrDecisionKind, r.Kind)))
 		span.SetStatus(codes.Error, "audit write failed")
@@ -197,7 +250,9 @@ func (a *auditor) Log(ctx context.Context, r audit.Record) error {
 		d.n.Add(1)
 		a.latency.Record(ctx, time.Duration(r.DurationNS).Seconds(), d.record...)
 	}
-	return err
+	if bs.own {
+		span.End(trace.WithTimestamp(bs.end))
+	}
 }
 
 // hexIDs are the hex forms of a trace and a span id, in one allocation.

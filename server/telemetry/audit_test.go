@@ -324,3 +324,72 @@ func TestAuditSpansCarryTheDryRun(t *testing.T) {
 		})
 	}
 }
+
+// batchingAuditor is a fakeAuditor that also writes batches, and counts
+// them.
+type batchingAuditor struct {
+	fakeAuditor
+	batches int
+}
+
+func (b *batchingAuditor) LogBatch(_ context.Context, rs []audit.Record) error {
+	b.batches++
+	b.recs = append(b.recs, rs...)
+	return b.err
+}
+
+func TestAuditBatchStaysOneBatch(t *testing.T) {
+	spans := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	next := &batchingAuditor{fakeAuditor: fakeAuditor{err: errors.New("disk full")}}
+	a := Audit(next, tp, mp, nil).(interface {
+		LogBatch(context.Context, []audit.Record) error
+	})
+	ctx, parent := tp.Tracer("t").Start(t.Context(), "tools/call fetch")
+	err := a.LogBatch(ctx, []audit.Record{
+		{DecisionID: "d1", Kind: audit.KindNetwork, Tool: "fetch", Result: audit.ResultAllow, DurationNS: 2000},
+		{DecisionID: "d2", Kind: audit.KindToolResult, Tool: "fetch", Status: "ok"},
+	})
+	if err == nil {
+		t.Fatal("the batch's error was not returned")
+	}
+	parent.End()
+	if next.batches != 1 || len(next.recs) != 2 {
+		t.Fatalf("%d batches, %d records: the records were not written together", next.batches, len(next.recs))
+	}
+	ended := spans.Ended()
+	if len(ended) != 2 || ended[0].Name() != "decide network" {
+		t.Fatalf("spans %v", ended)
+	}
+	if ended[0].EndTime().Sub(ended[0].StartTime()) != 2000 {
+		t.Errorf("decision span lasts %v, want the decision's 2µs", ended[0].EndTime().Sub(ended[0].StartTime()))
+	}
+	if ended[0].Status().Code.String() != "Error" {
+		t.Errorf("decision span status %v after a failed write", ended[0].Status())
+	}
+	if got := next.recs[0]; got.SpanID != ended[0].SpanContext().SpanID().String() {
+		t.Errorf("record span %s, its span %s", got.SpanID, ended[0].SpanContext().SpanID())
+	}
+	if got := next.recs[1]; got.SpanID != parent.SpanContext().SpanID().String() || got.TraceID != parent.SpanContext().TraceID().String() {
+		t.Errorf("tool_result record ids %s/%s, the request span's %s", got.TraceID, got.SpanID, parent.SpanContext().SpanID())
+	}
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(t.Context(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	failures := int64(0)
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name == MetricAuditFailures {
+				for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+					failures += dp.Value
+				}
+			}
+		}
+	}
+	if failures != 2 {
+		t.Errorf("%d audit write failures counted, want 2", failures)
+	}
+}
