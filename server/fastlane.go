@@ -122,7 +122,11 @@ func (f *fastLane) take(c *stdioConn, req *jsonrpc.Request, alone bool) bool {
 			return false
 		}
 		a, id, ok := f.list(c, ss)
-		if !ok {
+		// A list is large: written on the reader only when the output
+		// takes it at once (else the SDK's path writes it, off the
+		// reader), so that a client that stops reading cannot keep the
+		// reader from the end of the input.
+		if !ok || !alone || !c.out.roomFor(len(a.result)+64) {
 			return false
 		}
 		tookHook(req)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -58,7 +59,12 @@ func newRawClientWith(t *testing.T, opts Options) (*rawClient, *Server) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cIn, sOut := io.Pipe()
+	// The server writes to a real pipe, as over stdio: the fast lane
+	// asks it how much room it has (lineWriter.roomFor).
+	cIn, sOut, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	sIn, cOut := io.Pipe()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -154,3 +154,24 @@ func (w *lineWriter) lead(mine *batch) error {
 	w.mu.Unlock()
 	return err
 }
+
+// roomFor reports whether posting a line of n bytes would return
+// without waiting: while a write is under way, when the queue stays
+// under post's limits; otherwise when out is a regular file, or an empty
+// pipe with that much room (outputRoom). Elsewhere, or when out cannot
+// tell, it reports false. The transport's reader posts a large answer
+// itself only then: a client that stops reading its output must not stop
+// the reader, which would then never see the end of the input.
+func (w *lineWriter) roomFor(n int) bool {
+	w.mu.Lock()
+	writing, posted, queued := w.writing, 0, 0
+	if w.next != nil {
+		posted, queued = w.next.posted, len(w.next.buf)
+	}
+	w.mu.Unlock()
+	if writing {
+		return posted < maxPosted && queued+n <= maxSpare
+	}
+	room, ok := outputRoom(w.out)
+	return ok && room >= queued+n
+}
