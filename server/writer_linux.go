@@ -4,9 +4,19 @@ import (
 	"io"
 	"math"
 	"os"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
+
+// outputKinds remembers, per output, what outputRoom found it to be (the
+// kind of an open file does not change) and a pipe's buffer size.
+var outputKinds sync.Map // *os.File → outputKind
+
+type outputKind struct {
+	regular, pipe bool
+	size          int
+}
 
 // outputRoom is how many bytes out takes now without blocking: any
 // number for a regular file, the size of a pipe's buffer when the pipe
@@ -16,29 +26,22 @@ func outputRoom(out io.Writer) (room int, ok bool) {
 	if !isFile {
 		return 0, false
 	}
-	fi, err := f.Stat()
-	if err != nil {
-		return 0, false
-	}
+	k, err := kindOf(f)
 	switch {
-	case fi.Mode().IsRegular():
+	case err != nil:
+		return 0, false
+	case k.regular:
 		return math.MaxInt, true
-	case fi.Mode()&os.ModeNamedPipe == 0:
+	case !k.pipe:
 		return 0, false
 	}
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return 0, false
 	}
-	var size, queued int
+	var queued int
 	var cerr error
-	err = rc.Control(func(fd uintptr) {
-		if size, cerr = unix.FcntlInt(fd, unix.F_GETPIPE_SZ, 0); cerr != nil {
-			return
-		}
-		queued, cerr = unix.IoctlGetInt(int(fd), unix.TIOCINQ) // FIONREAD
-	})
-	if err != nil || cerr != nil {
+	if err := rc.Control(func(fd uintptr) { queued, cerr = unix.IoctlGetInt(int(fd), unix.TIOCINQ) }); err != nil || cerr != nil { // FIONREAD
 		return 0, false
 	}
 	// A pipe's buffer fills by pages, and a write does not always share
@@ -47,5 +50,32 @@ func outputRoom(out io.Writer) (room int, ok bool) {
 	if queued > 0 {
 		return 0, true
 	}
-	return size, true
+	return k.size, true
+}
+
+// kindOf is what f is, found once per file.
+func kindOf(f *os.File) (outputKind, error) {
+	if k, ok := outputKinds.Load(f); ok {
+		return k.(outputKind), nil
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return outputKind{}, err
+	}
+	k := outputKind{regular: fi.Mode().IsRegular(), pipe: fi.Mode()&os.ModeNamedPipe != 0}
+	if k.pipe {
+		rc, err := f.SyscallConn()
+		if err != nil {
+			return outputKind{}, err
+		}
+		var cerr error
+		if err := rc.Control(func(fd uintptr) { k.size, cerr = unix.FcntlInt(fd, unix.F_GETPIPE_SZ, 0) }); err != nil {
+			return outputKind{}, err
+		}
+		if cerr != nil {
+			return outputKind{}, cerr
+		}
+	}
+	outputKinds.Store(f, k)
+	return k, nil
 }
