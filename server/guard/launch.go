@@ -288,7 +288,7 @@ var hashes filememo.Memo[string]
 // fileSHA256 is the sha256 (hex) of the file at path.
 func fileSHA256(path string) (string, error) {
 	var rerr error
-	sum := hashes.Get(path, func() (string, bool) {
+	sum := hashes.Get(path, func(path string) (string, bool) {
 		f, err := os.Open(path)
 		if err != nil {
 			rerr = err

@@ -323,7 +323,7 @@ type shebangLine struct {
 
 // shebang is readShebang, remembered while the file at path is the same.
 func shebang(path string) (interp, arg string, ok bool, err error) {
-	l := shebangs.Get(path, func() (shebangLine, bool) {
+	l := shebangs.Get(path, func(path string) (shebangLine, bool) {
 		interp, arg, ok, err := readShebang(path)
 		return shebangLine{interp, arg, ok, err}, err == nil
 	})
@@ -334,7 +334,7 @@ func shebang(path string) (interp, arg string, ok bool, err error) {
 // remembered while the file is the same.
 func executables(paths ...string) []string {
 	return sandbox.ExecutablesWith(func(p string) string {
-		return loaders.Get(p, func() (string, bool) {
+		return loaders.Get(p, func(p string) (string, bool) {
 			l, err := sandbox.ReadInterpreter(p)
 			return l, err == nil
 		})

@@ -216,8 +216,30 @@ func (c *Cmd) awaitTarget() error {
 	// writes why it could not start it and exits; a launcher killed with
 	// ctx closes it too. The deadline is a backstop.
 	c.report.SetReadDeadline(time.Now().Add(launchWait))
-	c.setup, _ = io.ReadAll(io.LimitReader(c.report, 4096))
-	return nil
+	var err error
+	c.setup, err = io.ReadAll(io.LimitReader(c.report, 4096))
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		return nil
+	}
+	// A launcher alive but stuck (stopped, say): nothing started. It
+	// and its group are killed, and the start fails.
+	c.closeCtl()
+	if p := c.cmd.Process; p != nil {
+		syscall.Kill(-p.Pid, syscall.SIGKILL)
+		p.Kill()
+	}
+	c.cmd.Wait()
+	c.report.Close()
+	for _, f := range []*os.File{c.in, c.out, c.errs} {
+		if f != nil {
+			f.Close()
+		}
+	}
+	if c.cancel != nil {
+		c.stopAfter()
+		c.cancel()
+	}
+	return fmt.Errorf("sandbox: the launcher did not start its target within %v", launchWait)
 }
 
 // launchSlots bounds the launchers starting at once.
@@ -225,7 +247,7 @@ var launchSlots = make(chan struct{}, max(2, runtime.NumCPU()))
 
 // launchWait bounds how long Start waits for a launcher to start its
 // target.
-const launchWait = 30 * time.Second
+var launchWait = 30 * time.Second
 
 // Wait waits for the target and everything it started to be gone. A
 // failure to set the sandbox up is a *SetupError; a non-zero exit is an

@@ -195,3 +195,29 @@ func TestLauncherRefusesOtherProtocol(t *testing.T) {
 		t.Fatalf("got %v, want a setup error naming the protocol", err)
 	}
 }
+
+// TestStuckLauncherFailsTheStart: a launcher that neither starts its
+// target nor says why within launchWait (alive, holding the report pipe)
+// fails the start, and is killed with its group.
+func TestStuckLauncherFailsTheStart(t *testing.T) {
+	defer func(d time.Duration) { launchWait = d }(launchWait)
+	launchWait = 300 * time.Millisecond
+	script := filepath.Join(t.TempDir(), "stuck")
+	// sleep inherits the report pipe and keeps it open.
+	if err := os.WriteFile(script, []byte("#!/bin/sh\nexec sleep 30\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c := commandWith(t.Context(), Target{Path: "/usr/bin/true", Args: []string{"/usr/bin/true"}, Unconfined: true},
+		launcherExe{path: script, argv0: script, pinned: -1})
+	start := time.Now()
+	err := c.Start()
+	if err == nil || !strings.Contains(err.Error(), "did not start its target") {
+		t.Fatalf("Start of a stuck launcher: %v", err)
+	}
+	if p := c.cmd.ProcessState; p == nil {
+		t.Error("the stuck launcher was not reaped")
+	}
+	if took := time.Since(start); took > 20*time.Second {
+		t.Errorf("Start took %v: the stuck launcher was waited for, not killed", took)
+	}
+}

@@ -44,23 +44,42 @@ type identity struct {
 // Get returns what read returns for path, read again unless path is
 // still the file it was read from. What read returns with ok false is
 // not remembered (an error, say).
-func (c *Memo[V]) Get(path string, read func() (v V, ok bool)) V {
+//
+// read is given the path to read. Where a value may be remembered, that
+// is a path naming the file as opened once (/proc/self/fd/N), and the
+// value is remembered under the identity of that open file, and only if
+// path still names it afterwards: a path switched to another file while
+// it was read (a symlink or directory renamed over and back, which moves
+// neither file's times) cannot leave one file's value under the other's
+// identity.
+func (c *Memo[V]) Get(path string, read func(path string) (v V, ok bool)) V {
 	before, known := identify(path)
-	if known {
-		c.mu.Lock()
-		e, hit := c.m[path]
-		c.mu.Unlock()
-		if hit && e.id == before {
-			return e.v
-		}
-	}
-	v, ok := read()
-	if !ok || !known {
+	if !known {
+		v, _ := read(path)
 		return v
 	}
-	// Remembered only when the file did not change while it was read,
-	// nor shortly before.
-	if after, _ := identify(path); after != before || time.Since(before.ctime) < racyWindow {
+	c.mu.Lock()
+	e, hit := c.m[path]
+	c.mu.Unlock()
+	if hit && e.id == before {
+		return e.v
+	}
+	f, opened, ok := openRegular(path)
+	if !ok {
+		v, _ := read(path)
+		return v
+	}
+	defer f.Close()
+	v, ok := read(fdPath(f))
+	if !ok {
+		return v
+	}
+	// Remembered only when the open file did not change while it was
+	// read, nor shortly before, and path names it still.
+	if again, ok := identifyOpen(f); !ok || again != opened || time.Since(opened.ctime) < racyWindow {
+		return v
+	}
+	if after, _ := identify(path); after != opened {
 		return v
 	}
 	c.mu.Lock()
@@ -68,7 +87,7 @@ func (c *Memo[V]) Get(path string, read func() (v V, ok bool)) V {
 	if c.m == nil || len(c.m) >= Max {
 		c.m = map[string]entry[V]{}
 	}
-	c.m[path] = entry[V]{id: before, v: v}
+	c.m[path] = entry[V]{id: opened, v: v}
 	return v
 }
 

@@ -27,7 +27,7 @@ func TestMemo(t *testing.T) {
 	var m Memo[string]
 	reads := 0
 	get := func() string {
-		return m.Get(path, func() (string, bool) {
+		return m.Get(path, func(path string) (string, bool) {
 			reads++
 			data, err := os.ReadFile(path)
 			return string(data), err == nil
@@ -69,7 +69,7 @@ func TestMemoSkipsRecentFiles(t *testing.T) {
 	var m Memo[int]
 	reads := 0
 	for range 3 {
-		m.Get(path, func() (int, bool) { reads++; return 1, true })
+		m.Get(path, func(string) (int, bool) { reads++; return 1, true })
 	}
 	if reads != 3 {
 		t.Errorf("a file changed %v ago was remembered: %d reads for 3 calls", racyWindow, reads)
@@ -85,9 +85,53 @@ func TestMemoForgetsFailedReads(t *testing.T) {
 	var m Memo[int]
 	reads := 0
 	for range 3 {
-		m.Get(path, func() (int, bool) { reads++; return 0, false })
+		m.Get(path, func(string) (int, bool) { reads++; return 0, false })
 	}
 	if reads != 3 {
 		t.Errorf("a failed read was remembered: %d reads for 3 calls", reads)
+	}
+}
+
+// TestMemoKeepsTheValueOfTheFileRead: a path switched to another file
+// while it is read (a symlink renamed over and back moves neither file's
+// times) leaves no value under the identity of a file it was not read
+// from: what is read is the file opened, and it is kept under that
+// file's identity.
+func TestMemoKeepsTheValueOfTheFileRead(t *testing.T) {
+	defer SetRacyWindowForTest(0)()
+	dir := t.TempDir()
+	good, bad, link := filepath.Join(dir, "good"), filepath.Join(dir, "bad"), filepath.Join(dir, "prog")
+	os.WriteFile(good, []byte("good"), 0o755)
+	os.WriteFile(bad, []byte("bad!"), 0o755)
+	retarget := func(to string) {
+		tmp := link + ".tmp"
+		os.Remove(tmp)
+		if err := os.Symlink(to, tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, link); err != nil { // atomic, as an attacker would
+			t.Fatal(err)
+		}
+	}
+	retarget(bad)
+	var m Memo[string]
+	read := func(p string) (string, bool) {
+		data, err := os.ReadFile(p)
+		return string(data), err == nil
+	}
+	// link -> bad at the stat and the open, -> good while it is read,
+	// -> bad again after.
+	m.Get(link, func(p string) (string, bool) {
+		retarget(good)
+		defer retarget(bad)
+		return read(p)
+	})
+	if got := m.Get(link, read); got != "bad!" {
+		t.Fatalf("the file at %s is %q, the memo answers %q (the content of another file)", link, "bad!", got)
+	}
+	// Switched for good: read again.
+	retarget(good)
+	if got := m.Get(link, read); got != "good" {
+		t.Fatalf("after the switch the memo answers %q, want %q", got, "good")
 	}
 }
