@@ -118,7 +118,7 @@ func (f *fastLane) take(c *stdioConn, req *jsonrpc.Request, alone bool) bool {
 		return true
 	case "tools/list":
 		ss := f.session.Load()
-		if ss == nil || !listParams(req.Params) {
+		if ss == nil || !alone || !listParams(req.Params) {
 			return false
 		}
 		a, id, ok := f.list(c, ss)
@@ -126,7 +126,7 @@ func (f *fastLane) take(c *stdioConn, req *jsonrpc.Request, alone bool) bool {
 		// takes it at once (else the SDK's path writes it, off the
 		// reader), so that a client that stops reading cannot keep the
 		// reader from the end of the input.
-		if !ok || !alone || !c.out.roomFor(len(a.result)+64) {
+		if !ok || !c.out.roomFor(len(a.result)+64) {
 			return false
 		}
 		tookHook(req)
