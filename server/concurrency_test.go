@@ -329,7 +329,7 @@ func TestCPUWorkers(t *testing.T) {
 	gate := make(chan struct{})
 	var running, peak, ran atomic.Int32
 	var wg sync.WaitGroup
-	job := func() {
+	job := func(*callGroup) {
 		defer wg.Done()
 		n := running.Add(1)
 		for {
@@ -359,7 +359,7 @@ func TestCPUWorkers(t *testing.T) {
 			t.Fatalf("call %d refused with room in the queue", i)
 		}
 	}
-	if w.Go(func() { t.Error("a refused call ran") }) {
+	if w.Go(func(*callGroup) { t.Error("a refused call ran") }) {
 		t.Error("a full queue took a call")
 	}
 	close(gate)

@@ -9,14 +9,20 @@ import (
 // connection: two per processor. Such a call still waits once, for its
 // audit batch to be written (its records go out before its answer), so
 // one per processor would leave a processor idle while it waits; two
-// keep it busy, and their records share the next batch. More would not
-// run sooner, only interleave. The workers are started as work comes and
-// stay until the connection ends; the calls queue in a channel, so a
-// worker that finishes one takes the next without sleeping while calls
-// wait.
+// keep it busy. More would not run sooner, only interleave. The workers
+// are started as work comes and stay until the connection ends; the
+// calls queue in a channel, so a worker that finishes one takes the next
+// without sleeping while calls wait.
+//
+// A worker runs the calls it finds waiting back to back, up to
+// maxGroup, as one group (callGroup): their audit records are kept
+// (audit.Stage) and written in one batch once the last has run, and then
+// their answers in one write. So with many calls in flight, a batch of
+// calls costs one file check, one audit write and one answer write, not
+// one of each per call.
 type cpuWorkers struct {
 	ctx     context.Context
-	jobs    chan func()
+	jobs    chan func(*callGroup)
 	max     int32
 	running atomic.Int32
 }
@@ -29,13 +35,13 @@ type cpuWorkers struct {
 const cpuQueue = 64
 
 func (w *cpuWorkers) init(ctx context.Context, procs int) {
-	w.ctx, w.jobs, w.max = ctx, make(chan func(), cpuQueue), int32(max(procs, 1))
+	w.ctx, w.jobs, w.max = ctx, make(chan func(*callGroup), cpuQueue), int32(max(procs, 1))
 }
 
 // Go queues f for a worker, starting one if fewer than the bound run,
 // and reports whether it did; it reports false, at once,
 // when the queue is full.
-func (w *cpuWorkers) Go(f func()) bool {
+func (w *cpuWorkers) Go(f func(*callGroup)) bool {
 	select {
 	case w.jobs <- f:
 	default:
@@ -53,18 +59,23 @@ func (w *cpuWorkers) Go(f func()) bool {
 	}
 }
 
+// maxGroup bounds the calls of one group: the first call's answer waits
+// for the others to run.
+const maxGroup = 16
+
 func (w *cpuWorkers) loop() {
+	g := &callGroup{}
 	for {
 		select {
 		case f := <-w.jobs:
-			f()
+			w.group(g, f)
 		case <-w.ctx.Done():
 			// The connection is over; calls still queued are run, so
 			// each is answered (or its write fails) as on any path.
 			for {
 				select {
 				case f := <-w.jobs:
-					f()
+					w.group(g, f)
 				default:
 					w.running.Add(-1)
 					return
@@ -72,4 +83,20 @@ func (w *cpuWorkers) loop() {
 			}
 		}
 	}
+}
+
+// group runs f and the calls queued behind it, up to maxGroup, as g,
+// and then finishes g: their records written, then their answers.
+func (w *cpuWorkers) group(g *callGroup, f func(*callGroup)) {
+	f(g)
+	for n := 1; n < maxGroup; n++ {
+		select {
+		case f = <-w.jobs:
+			f(g)
+			continue
+		default:
+		}
+		break
+	}
+	g.finish(w.ctx)
 }

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/mcp-secure/mcp-secure/server/audit"
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -150,12 +151,20 @@ func (f *fastLane) take(c *stdioConn, req *jsonrpc.Request, alone bool) bool {
 		f.mu.Lock()
 		f.cancels[key] = cancel
 		f.mu.Unlock()
-		run := func() {
-			res, _ := f.pipe.call(ctx, ctr)
+		run := func(g *callGroup) {
+			callCtx := ctx
+			if g != nil {
+				callCtx = audit.WithStage(ctx, &g.stage)
+			}
+			res, _ := f.pipe.call(callCtx, ctr)
 			f.mu.Lock()
 			delete(f.cancels, key)
 			f.mu.Unlock()
 			cancel()
+			if g != nil {
+				g.add(c, req.ID, res)
+				return
+			}
 			bp := resultBufs.Get().(*[]byte)
 			*bp = appendCallResultOrError((*bp)[:0], res)
 			f.answer(c, req.ID, *bp) // written (copied out) when it returns
@@ -169,16 +178,86 @@ func (f *fastLane) take(c *stdioConn, req *jsonrpc.Request, alone bool) bool {
 			// whose records wait on a sync: side by side, as many as are
 			// in flight, so none holds up another and records share
 			// syncs.
-			handlers.Go(run)
+			handlers.Go(func() { run(nil) })
 		case alone || !f.cpu.Go(run):
 			// Nothing waits (no hand-off), or the workers are behind: the
 			// reader runs the call and reads on once it is done.
-			run()
+			run(nil)
 		}
 		return true
 	}
 	return false
 }
+
+// callGroup is calls a CPU worker ran back to back (cpu.go). Their audit
+// records wait in stage and their encoded results in buf until finish
+// writes the records, in one batch, and then the answers, in one write:
+// none of these calls has an effect before its answer, so holding their
+// records back until just before their answers records the same thing.
+// Should the records not be written, every call of the group is refused,
+// as each would be had its own batch failed.
+type callGroup struct {
+	stage   audit.Stage
+	conn    *stdioConn
+	answers []groupAnswer
+	buf     []byte
+	posts   []answer
+}
+
+// groupAnswer is the answer of one call of a group: its result is
+// buf[start:end].
+type groupAnswer struct {
+	id         jsonrpc.ID
+	start, end int
+}
+
+// add keeps the answer of a call of the group.
+func (g *callGroup) add(c *stdioConn, id jsonrpc.ID, res *mcp.CallToolResult) {
+	if g.conn != nil && g.conn != c {
+		g.finish(context.Background()) // another connection's calls: not one group
+	}
+	g.conn = c
+	start := len(g.buf)
+	g.buf = appendCallResultOrError(g.buf, res)
+	g.answers = append(g.answers, groupAnswer{id: id, start: start, end: len(g.buf)})
+}
+
+// finish writes the group's records and then its answers, or, when the
+// records cannot be written, refuses every call of the group; and
+// empties the group.
+func (g *callGroup) finish(ctx context.Context) {
+	if len(g.answers) == 0 {
+		// Nothing to answer: records kept under the group, if any, are
+		// still written.
+		_ = g.stage.Commit(ctx)
+		return
+	}
+	groupHook(len(g.answers))
+	if err := g.stage.Commit(ctx); err != nil {
+		// Each record's failure is already on stderr.
+		g.buf = g.buf[:0]
+		for i := range g.answers {
+			a := &g.answers[i]
+			a.start = len(g.buf)
+			g.buf = appendCallResultOrError(g.buf, auditFailedResult())
+			a.end = len(g.buf)
+		}
+	}
+	for _, a := range g.answers {
+		g.posts = append(g.posts, answer{id: a.id, result: g.buf[a.start:a.end]})
+	}
+	g.conn.postAll(g.posts) // written (copied out) when it returns
+	clear(g.posts)
+	g.posts, g.answers, g.conn = g.posts[:0], g.answers[:0], nil
+	g.buf = g.buf[:0]
+	if cap(g.buf) > 256<<10 {
+		g.buf = nil
+	}
+}
+
+// groupHook is called with the number of calls of each group finished
+// (tests set it).
+var groupHook = func(int) {}
 
 // tookHook is called with each request the fast lane takes (tests set
 // it to see which).

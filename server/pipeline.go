@@ -220,13 +220,16 @@ func (p *pipeline) outcome(ctx context.Context, req *mcp.CallToolRequest) *mcp.C
 		}
 		return nil
 	}
-	auditFailed := func() *mcp.CallToolResult {
-		return errorResult("the call was refused because its audit record could not be written")
-	}
+	auditFailed := auditFailedResult
 
 	// 1. Look the tool up. An unknown tool still goes to the policy, so user
 	// rules see it, but it is denied regardless of their answer.
 	t, ok := p.tools.get(ci.name)
+	if ok && !t.Local {
+		// A tool with effects: its records are written before it runs,
+		// never kept back with others' (audit.Stage).
+		ctx = audit.Unstaged(ctx)
+	}
 
 	// 2. Validate the arguments against the tool's schema.
 	// Keys that repeat up to case are refused first: the policy and the
@@ -357,6 +360,12 @@ func (p *pipeline) outcome(ctx context.Context, req *mcp.CallToolRequest) *mcp.C
 		p.log.Error("audit write failed for a finished call", "tool", ci.name, "decision_id", ci.decisionID, "err", err)
 	}
 	return res
+}
+
+// auditFailedResult is the answer to a call whose audit record could not
+// be written.
+func auditFailedResult() *mcp.CallToolResult {
+	return errorResult("the call was refused because its audit record could not be written")
 }
 
 // runChecked decides the schema-annotated arguments, then runs the

@@ -345,17 +345,44 @@ func (c *stdioConn) Write(ctx context.Context, msg jsonrpc.Message) error {
 // (posted), so a drain at the end of input still waits for it.
 func (c *stdioConn) post(id jsonrpc.ID, result []byte) {
 	c.answering(id)
+	c.out.post(answerFill(c, id, result))
+}
+
+// answer is one result of postAll.
+type answer struct {
+	id     jsonrpc.ID
+	result []byte
+}
+
+// postAll posts the answers as post does each, in one write when no
+// write is under way.
+func (c *stdioConn) postAll(as []answer) {
+	lines := make([]func([]byte) []byte, len(as))
+	for i, a := range as {
+		c.answering(a.id)
+		lines[i] = answerFill(c, a.id, a.result)
+	}
+	c.out.postN(len(as), func(b []byte) []byte {
+		for _, line := range lines {
+			b = line(b)
+		}
+		return b
+	})
+}
+
+// answerFill returns what appends the answer line of result to a
+// buffer.
+func answerFill(c *stdioConn, id jsonrpc.ID, result []byte) func([]byte) []byte {
 	resp := &jsonrpc.Response{ID: id, Result: result}
 	if responseFits(resp) {
-		c.out.post(func(b []byte) []byte { return append(appendResponse(b, resp), '\n') })
-		return
+		return func(b []byte) []byte { return append(appendResponse(b, resp), '\n') }
 	}
 	data, err := jsonrpc.EncodeMessage(resp)
 	if err != nil {
 		c.log.Error("encoding an answer", "err", err)
 		data, _ = jsonrpc.EncodeMessage(&jsonrpc.Response{ID: id, Error: &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: "the answer could not be encoded"}})
 	}
-	c.out.post(func(b []byte) []byte { return append(append(b, data...), '\n') })
+	return func(b []byte) []byte { return append(append(b, data...), '\n') }
 }
 
 // posted counts the posted answers of a batch written.

@@ -78,10 +78,13 @@ func (w *lineWriter) write(fill func([]byte) []byte) error {
 // before it returns. written counts the line once it is written. When
 // more than maxPosted lines or maxSpare bytes already wait, it waits
 // for them to be written.
-func (w *lineWriter) post(fill func([]byte) []byte) {
+func (w *lineWriter) post(fill func([]byte) []byte) { w.postN(1, fill) }
+
+// postN is post for n lines that fill appends at once.
+func (w *lineWriter) postN(n int, fill func([]byte) []byte) {
 	w.mu.Lock()
 	b := w.queue(fill)
-	b.posted++
+	b.posted += n
 	if w.writing {
 		if b.posted > maxPosted || len(b.buf) > maxSpare {
 			// The output is behind (a client slow to read): wait, so

@@ -156,7 +156,8 @@ func limit(v, def int) int {
 
 // Log writes r. Every client-controlled string is redacted, large values
 // are capped, mask rules applied, the timestamp set (UTC) if zero, and the
-// record chained to the one before. It writes on a context detached from
+// record chained to the one before. Under a context from WithStage it
+// keeps the encoded record for the stage's Commit instead of writing it. It writes on a context detached from
 // ctx, so a cancelled request is still recorded. An error wraps ErrWrite;
 // the caller must fail the call.
 func (l *Logger) Log(ctx context.Context, r Record) error {
@@ -167,35 +168,14 @@ func (l *Logger) Log(ctx context.Context, r Record) error {
 		l.log.Error("audit record does not encode", "decision_id", r.DecisionID, "err", err)
 		return fmt.Errorf("%w: encode: %w", ErrWrite, err)
 	}
+	if st := stageOf(ctx); st != nil {
+		st.add(l, r, body)
+		return nil
+	}
 	if bs, ok := l.sink.(batchSink); ok {
 		return l.commit(ctx, bs, r, body)
 	}
-	if _, local := l.sink.(localSink); !local {
-		// A sink that may block gets a deadline of its own; the local sinks
-		// ignore the context, and a timer per record would cost more than
-		// their write.
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, writeTimeout)
-		defer cancel()
-	}
-	// The one sink shared with other writers (FileSink) takes the batch
-	// path above, which holds its file lock; other sinks are this
-	// process's alone.
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	err = l.startChain(ctx, len(body))
-	if err == nil {
-		line, h := chainLine(body, l.prev)
-		if err = l.sink.Write(ctx, line); err == nil {
-			l.prev = h
-			if l.tee != nil {
-				l.tee(append([]byte(nil), body...))
-			}
-			return nil
-		}
-	}
-	l.failed(r, err)
-	return fmt.Errorf("%w: %w", ErrWrite, err)
+	return l.writeOne(ctx, r, body)
 }
 
 // LogBatch writes records in order as Log does each, on a sink that
@@ -205,7 +185,8 @@ func (l *Logger) Log(ctx context.Context, r Record) error {
 // or after them, and a full batch may split them.
 func (l *Logger) LogBatch(ctx context.Context, rs []Record) error {
 	bs, ok := l.sink.(batchSink)
-	if !ok || len(rs) < 2 {
+	st := stageOf(ctx)
+	if st == nil && (!ok || len(rs) < 2) {
 		for _, r := range rs {
 			if err := l.Log(ctx, r); err != nil {
 				return err
@@ -223,6 +204,13 @@ func (l *Logger) LogBatch(ctx context.Context, rs []Record) error {
 			return fmt.Errorf("%w: encode: %w", ErrWrite, err)
 		}
 		bodies[i] = body
+	}
+	if st != nil {
+		// Staged together, once all of them encode.
+		for i, r := range rs {
+			st.add(l, r, bodies[i])
+		}
+		return nil
 	}
 	return l.commitAll(ctx, bs, rs, bodies)
 }
