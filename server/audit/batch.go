@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 )
 
@@ -29,14 +30,22 @@ var lines = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }
 
 var _ batchSink = (*FileSink)(nil)
 
-// pending is a record waiting to be written.
+// pending is one caller's records waiting to be written, all in one
+// batch.
 type pending struct {
-	body []byte
-	err  error
-	// done receives once the record is written (false) or when its
+	bodies [][]byte
+	// errs is each record's error, set by the batch's writer.
+	errs []error
+	// done receives once the records are written (false) or when their
 	// writer is to write the next batch (true).
 	done chan bool
+	// one holds the body of a lone record.
+	one [1][]byte
 }
+
+// pendings are reused: a pending's done is empty once its caller has
+// its result.
+var pendings = sync.Pool{New: func() any { return &pending{done: make(chan bool, 1)} }}
 
 // committer queues records for the next batch.
 type committer struct {
@@ -45,80 +54,98 @@ type committer struct {
 	writing bool
 }
 
-// maxBatch caps the records of one batch.
+// maxBatch caps the records of one batch; a caller's records are never
+// split, so a batch of one caller may hold more.
 const maxBatch = 256
 
 // commit writes body, chained, in the next batch, and returns that
 // batch's result for it.
 func (l *Logger) commit(ctx context.Context, bs batchSink, r Record, body []byte) error {
-	return l.commitAll(ctx, bs, []Record{r}, [][]byte{body})
+	p := pendings.Get().(*pending)
+	p.one[0] = body
+	p.bodies = p.one[:]
+	rs := [1]Record{r}
+	return l.commitPending(ctx, bs, p, rs[:])
 }
 
-// commitAll queues bodies, in order, for the next batch (all of them in
-// it unless it is full) and returns once each is written, with the
-// first error.
+// commitAll queues bodies, in order, for the next batch, all of them in
+// it, and returns once they are written, with the first error.
 func (l *Logger) commitAll(ctx context.Context, bs batchSink, rs []Record, bodies [][]byte) error {
-	ps := make([]*pending, len(bodies))
-	for i, b := range bodies {
-		ps[i] = &pending{body: b, done: make(chan bool, 1)}
-	}
+	p := pendings.Get().(*pending)
+	p.bodies = bodies
+	return l.commitPending(ctx, bs, p, rs)
+}
+
+// commitPending queues p for the next batch and returns once its records
+// are written, with the first error; rs are the records of its bodies.
+// It returns p to the pool.
+func (l *Logger) commitPending(ctx context.Context, bs batchSink, p *pending, rs []Record) error {
+	p.errs = slices.Grow(p.errs[:0], len(p.bodies))[:len(p.bodies)]
 	c := &l.batches
 	c.mu.Lock()
-	c.queue = append(c.queue, ps...)
+	c.queue = append(c.queue, p)
 	lead := !c.writing
 	c.writing = true
 	c.mu.Unlock()
-	for i, p := range ps {
-		if i > 0 || !lead {
-			// Written by another batch's writer (false), or this call
-			// writes the next batch (true).
-			lead = <-p.done
-		}
-		if lead {
-			l.lead(ctx, bs, p)
-		}
+	if !lead {
+		// Written by another batch's writer (false), or this call
+		// writes the next batch (true).
+		lead = <-p.done
+	}
+	if lead {
+		l.lead(ctx, bs, p)
 	}
 	var first error
-	for i, p := range ps {
-		if p.err != nil {
-			l.failed(rs[i], p.err)
+	for i, err := range p.errs {
+		if err != nil {
+			l.failed(rs[i], err)
 			if first == nil {
-				first = fmt.Errorf("%w: %w", ErrWrite, p.err)
+				first = fmt.Errorf("%w: %w", ErrWrite, err)
 			}
 			continue
 		}
 		if l.tee != nil {
-			l.tee(append([]byte(nil), p.body...))
+			l.tee(append([]byte(nil), p.bodies[i]...))
 		}
 	}
+	clear(p.errs)
+	p.bodies, p.one[0] = nil, nil
+	pendings.Put(p)
 	return first
 }
 
 // lead writes the next batch, which starts with p, and hands the one
-// after it to its first record's writer.
+// after it to its first caller.
 func (l *Logger) lead(ctx context.Context, bs batchSink, p *pending) {
 	c := &l.batches
 	c.mu.Lock()
-	n := min(len(c.queue), maxBatch)
+	n, records := 0, 0
+	for n < len(c.queue) && (n == 0 || records+len(c.queue[n].bodies) <= maxBatch) {
+		records += len(c.queue[n].bodies)
+		n++
+	}
 	batch := c.queue[:n:n]
 	c.queue = c.queue[n:]
 	c.mu.Unlock()
 
 	l.writeBatch(ctx, bs, batch)
 
-	c.mu.Lock()
-	if len(c.queue) > 0 {
-		c.queue[0].done <- true // its writer writes the next batch
-	} else {
-		c.writing = false
-		c.queue = nil
-	}
-	c.mu.Unlock()
 	for _, q := range batch {
 		if q != p {
 			q.done <- false
 		}
 	}
+	c.mu.Lock()
+	if len(c.queue) > 0 {
+		c.queue[0].done <- true // its caller writes the next batch
+	} else {
+		c.writing = false
+		// The batch's array takes the next records (its callers are
+		// answered: nothing reads it any more).
+		clear(batch)
+		c.queue = batch[:0:cap(batch)]
+	}
+	c.mu.Unlock()
 }
 
 // writeBatch chains and writes the records of batch under the file lock,
@@ -126,7 +153,9 @@ func (l *Logger) lead(ctx context.Context, bs batchSink, p *pending) {
 func (l *Logger) writeBatch(ctx context.Context, bs batchSink, batch []*pending) {
 	fail := func(err error) {
 		for _, q := range batch {
-			q.err = err
+			for i := range q.errs {
+				q.errs[i] = err
+			}
 		}
 	}
 	l.mu.Lock()
@@ -142,9 +171,12 @@ func (l *Logger) writeBatch(ctx context.Context, bs batchSink, batch []*pending)
 			l.follow(last, torn)
 		}
 	}
-	total := 0
+	total, records := 0, 0
 	for _, q := range batch {
-		total += len(q.body) + hashSuffix + 100
+		for _, body := range q.bodies {
+			total += len(body) + hashSuffix + 100
+			records++
+		}
 	}
 	bp := lines.Get().(*[]byte)
 	buf := (*bp)[:0]
@@ -154,14 +186,16 @@ func (l *Logger) writeBatch(ctx context.Context, bs batchSink, batch []*pending)
 			lines.Put(bp)
 		}
 	}()
-	if rs, ok := l.sink.(rotatingSink); len(batch) == 1 || ok && rs.needsRotation(total+200) {
+	if rs, ok := l.sink.(rotatingSink); records == 1 || ok && rs.needsRotation(total+200) {
 		// A lone record, or a batch that would cross a rotation: one
 		// record at a time, as Log writes them on other sinks.
 		for _, q := range batch {
-			if q.err = l.startChain(ctx, len(q.body)); q.err == nil {
-				buf = append(appendChained(buf[:0], q.body, l.prev), '\n')
-				if q.err = bs.writeLines(ctx, buf); q.err == nil {
-					l.prev = string(lineHash(buf[:len(buf)-1]))
+			for i, body := range q.bodies {
+				if q.errs[i] = l.startChain(ctx, len(body)); q.errs[i] == nil {
+					buf = append(appendChained(buf[:0], body, l.prev), '\n')
+					if q.errs[i] = bs.writeLines(ctx, buf); q.errs[i] == nil {
+						l.prev = string(lineHash(buf[:len(buf)-1]))
+					}
 				}
 			}
 		}
@@ -172,15 +206,19 @@ func (l *Logger) writeBatch(ctx context.Context, bs batchSink, batch []*pending)
 		return
 	}
 	var prev []byte // the hash of the line before, in buf
-	for i, q := range batch {
-		start := len(buf)
-		if i == 0 {
-			buf = appendChained(buf, q.body, l.prev)
-		} else {
-			buf = appendChained(buf, q.body, prev)
+	first := true
+	for _, q := range batch {
+		for _, body := range q.bodies {
+			start := len(buf)
+			if first {
+				buf = appendChained(buf, body, l.prev)
+				first = false
+			} else {
+				buf = appendChained(buf, body, prev)
+			}
+			prev = lineHash(buf[start:])
+			buf = append(buf, '\n')
 		}
-		prev = lineHash(buf[start:])
-		buf = append(buf, '\n')
 	}
 	if err := bs.writeLines(ctx, buf); err != nil {
 		fail(err)
