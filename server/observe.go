@@ -91,17 +91,19 @@ const (
 var (
 	// opExecuteTool is the gen_ai.operation.name of a tool call.
 	opExecuteTool = attribute.String(attrOperation, "execute_tool")
-	// serverKind makes a request's span a server span.
-	serverKind = trace.WithSpanKind(trace.SpanKindServer)
+	// serverSpan are the options of a request's span (a server span), as
+	// Start takes them: a slice made once, not one per call.
+	serverSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}
 )
 
 // toolObs is what the spans and metrics of one registered tool share.
 type toolObs struct {
-	callSpan string             // "tools/call <tool>"
-	execSpan string             // "execute_tool <tool>"
-	tool     attribute.KeyValue // gen_ai.tool.name, redacted
-	// exec is the handler span's attributes as it starts.
-	exec []attribute.KeyValue
+	callSpan string // "tools/call <tool>"
+	execSpan string // "execute_tool <tool>"
+	toolName string // gen_ai.tool.name, redacted
+	// exec is the handler span's attributes as it starts, as an
+	// attrSource.
+	exec attrSource
 	// rejected is the rate-limit counter's attribute set.
 	rejected []metric.AddOption
 }
@@ -113,10 +115,10 @@ func (o *observer) toolOf(tool string) *toolObs {
 		t := &toolObs{
 			callSpan: "tools/call " + name,
 			execSpan: "execute_tool " + tool,
-			tool:     attribute.String(attrTool, name),
+			toolName: name,
 			rejected: []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.String(attrTool, tool)))},
 		}
-		t.exec = []attribute.KeyValue{opExecuteTool, attribute.String(attrTool, tool)}
+		t.exec = constAttrs{opExecuteTool, attribute.String(attrTool, tool)}
 		return t
 	})
 }
@@ -142,37 +144,28 @@ func (o *observer) middleware(p *pipeline) mcp.Middleware {
 			ctx = continueTrace(ctx, meta)
 			name, tool := method, ""
 			var t *toolObs // nil unless a registered tool is called
-			var toolAttr attribute.KeyValue
+			toolName := "" // gen_ai.tool.name, redacted
 			if ctr, ok := req.(*mcp.CallToolRequest); ok && ctr.Params != nil {
 				tool = ctr.Params.Name
 				if _, known := p.tools.get(tool); known {
 					t = o.toolOf(tool)
-					name, toolAttr = t.callSpan, t.tool
+					name, toolName = t.callSpan, t.toolName
 				} else {
-					red := capTool(o.red.String(tool))
-					name = method + " " + red
-					if red != "" {
-						toolAttr = attribute.String(attrTool, red)
-					}
+					toolName = capTool(o.red.String(tool))
+					name = method + " " + toolName
 				}
 			}
 			if tool != "" {
 				o.inFlight.Add(1)
 				defer o.inFlight.Add(-1)
 			}
-			ctx, span := o.tracer.Start(ctx, name, serverKind)
+			ctx, span := o.tracer.Start(ctx, name, serverSpan...)
 			defer span.End()
 			// The attributes go on after the span starts, and only if it
-			// is sampled: one copy into the span (the SDK's samplers do
-			// not read them).
+			// is sampled (the SDK's samplers do not read them).
 			recording := span.IsRecording()
 			if recording {
-				attrs := o.requestAttrs(p, method, meta, req, toolAttr)
-				if t, ok := span.(attrTaker); ok {
-					t.TakeAttributes(attrs)
-				} else {
-					span.SetAttributes(attrs...)
-				}
+				deferAttrs(span, o.requestAttrs(p, method, meta, req, toolName))
 			}
 			res, err := next(ctx, method, req)
 			errType := ""
@@ -186,7 +179,11 @@ func (o *observer) middleware(p *pipeline) mcp.Middleware {
 				errType = "tool_error"
 			}
 			if errType != "" && recording {
-				span.SetAttributes(attribute.String(attrErrorType, errType))
+				if errType == "tool_error" {
+					deferAttrs(span, toolErrorAttrs)
+				} else {
+					span.SetAttributes(attribute.String(attrErrorType, errType))
+				}
 				span.SetStatus(codes.Error, errType)
 			}
 			if tool != "" && t == nil {
@@ -198,31 +195,81 @@ func (o *observer) middleware(p *pipeline) mcp.Middleware {
 	}
 }
 
-// attrTaker is a span that keeps a slice of attributes built for it
-// alone rather than copying it (server/telemetry's spans).
-type attrTaker interface {
-	TakeAttributes(kv []attribute.KeyValue)
+// attrDeferrer is a span that builds the attributes of a source only
+// when it is exported, off the call's path (server/telemetry's spans).
+type attrDeferrer interface {
+	DeferAttributes(src interface {
+		AppendAttributes(dst []attribute.KeyValue) []attribute.KeyValue
+	})
 }
 
-// requestAttrs are the attributes of a request's span, with room for
-// error.type; toolAttr is gen_ai.tool.name for tools/call, else empty.
-func (o *observer) requestAttrs(p *pipeline, method string, meta map[string]any, req mcp.Request, toolAttr attribute.KeyValue) []attribute.KeyValue {
-	attrs := make([]attribute.KeyValue, 0, 7)
-	attrs = append(attrs, attribute.String(attrMethod, method))
-	if id, ok := meta[requestIDMeta].(string); ok {
-		attrs = append(attrs, attribute.String(attrRequestID, o.red.String(id)))
+// attrSource gives attributes for attrDeferrer; what it reads must not
+// change once it is handed to a span.
+type attrSource = interface {
+	AppendAttributes(dst []attribute.KeyValue) []attribute.KeyValue
+}
+
+// deferAttrs sets the attributes of src on a recording span: deferred
+// when the span can, else now.
+func deferAttrs(span trace.Span, src attrSource) {
+	if d, ok := span.(attrDeferrer); ok {
+		d.DeferAttributes(src)
+		return
 	}
+	span.SetAttributes(src.AppendAttributes(nil)...)
+}
+
+// constAttrs are attributes that never change, as an attrSource.
+type constAttrs []attribute.KeyValue
+
+func (c constAttrs) AppendAttributes(attrs []attribute.KeyValue) []attribute.KeyValue {
+	return append(attrs, c...)
+}
+
+var (
+	// toolErrorAttrs is the error.type of a request whose tool result
+	// is an error.
+	toolErrorAttrs attrSource = constAttrs{attribute.String(attrErrorType, "tool_error")}
+	// statusOK is the tool status attribute of a call that ended ok.
+	statusOK attrSource = constAttrs{attribute.String(attrToolStatus, audit.StatusOK)}
+)
+
+// requestAttrs are what a request's span says of it: the values are
+// read now, the attributes built when the span is exported.
+type requestAttrs struct {
+	red                                  *audit.Redactor
+	method, requestID, session, protocol string
+	hasRequestID                         bool
+	tool                                 string // gen_ai.tool.name for tools/call, redacted; else empty
+}
+
+// requestAttrs reads the attributes of a request's span; tool is the
+// redacted gen_ai.tool.name for tools/call, else empty.
+func (o *observer) requestAttrs(p *pipeline, method string, meta map[string]any, req mcp.Request, tool string) *requestAttrs {
+	ra := &requestAttrs{red: o.red, method: method, tool: tool}
+	ra.requestID, ra.hasRequestID = meta[requestIDMeta].(string)
 	if r, ok := req.(request); ok {
 		id := p.sessions.identify(r)
-		if id.session != "" {
-			attrs = append(attrs, attribute.String(attrSession, id.session))
-		}
-		if id.protocol != "" {
-			attrs = append(attrs, attribute.String(attrProtocol, id.protocol))
-		}
+		ra.session, ra.protocol = id.session, id.protocol
 	}
-	if toolAttr.Key != "" {
-		attrs = append(attrs, toolAttr, opExecuteTool)
+	return ra
+}
+
+// AppendAttributes appends the request's attributes (the request id
+// redacted).
+func (ra *requestAttrs) AppendAttributes(attrs []attribute.KeyValue) []attribute.KeyValue {
+	attrs = append(attrs, attribute.String(attrMethod, ra.method))
+	if ra.hasRequestID {
+		attrs = append(attrs, attribute.String(attrRequestID, ra.red.String(ra.requestID)))
+	}
+	if ra.session != "" {
+		attrs = append(attrs, attribute.String(attrSession, ra.session))
+	}
+	if ra.protocol != "" {
+		attrs = append(attrs, attribute.String(attrProtocol, ra.protocol))
+	}
+	if ra.tool != "" {
+		attrs = append(attrs, attribute.String(attrTool, ra.tool), opExecuteTool)
 	}
 	return attrs
 }
@@ -297,13 +344,11 @@ func (o *observer) startTool(ctx context.Context, tool string) (context.Context,
 	}
 	t := o.toolOf(tool)
 	ctx, span := o.tracer.Start(ctx, t.execSpan)
-	span.SetAttributes(t.exec...)
+	if span.IsRecording() {
+		deferAttrs(span, t.exec)
+	}
 	return ctx, span
 }
-
-// statusOK is the tool status attribute of a call that ended ok, as
-// SetAttributes takes it (a slice made once).
-var statusOK = []attribute.KeyValue{attribute.String(attrToolStatus, audit.StatusOK)}
 
 // endTool ends a handler's span with the call's status.
 func (o *observer) endTool(span trace.Span, status string) {
@@ -311,7 +356,9 @@ func (o *observer) endTool(span trace.Span, status string) {
 		return
 	}
 	if status == audit.StatusOK {
-		span.SetAttributes(statusOK...)
+		if span.IsRecording() {
+			deferAttrs(span, statusOK)
+		}
 	} else {
 		span.SetAttributes(attribute.String(attrToolStatus, status), attribute.String(attrErrorType, status))
 		span.SetStatus(codes.Error, status)

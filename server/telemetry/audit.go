@@ -265,53 +265,44 @@ func hexIDs(tid trace.TraceID, sid trace.SpanID) (string, string) {
 }
 
 // annotate puts the decision on its span: ids, path, result, redacted
-// reasons, and what a guard decided on.
+// reasons, and what a guard decided on. What every decision has is
+// deferred to the span's export (decisionAttrs): the call pays for
+// neither the attributes nor the redaction of the tool's name. What
+// few decisions have (reasons, a guard's target, a dry run) is built
+// now, from values the record's owner may reuse.
 func (a *auditor) annotate(span trace.Span, r *audit.Record) {
 	if !span.IsRecording() {
 		return
 	}
-	n := 4
-	if r.Path != "" {
-		n += 2
-	}
-	if r.ParentDecisionID != "" {
-		n++
-	}
-	rev := a.bundleRevision(r)
-	if rev != "" {
-		n++
-	}
-	if r.Tool != "" {
-		n++
-	}
+	d := &decisionAttrs{a: a, id: r.DecisionID, kind: r.Kind, result: r.Result, path: r.Path,
+		parent: r.ParentDecisionID, rev: a.bundleRevision(r), tool: r.Tool}
+	n := 0
 	if len(r.Reasons) > 0 {
 		n++
 	}
 	in, _ := r.Input.(map[string]any)
-	for _, k := range targetKeys {
-		if _, ok := in[k]; ok {
-			n++
+	if len(in) > 0 {
+		for _, k := range targetKeys {
+			if _, ok := in[k]; ok {
+				n++
+			}
 		}
 	}
-	attrs := make([]attribute.KeyValue, 0, n)
-	attrs = append(attrs,
-		attribute.String(AttrDecisionID, r.DecisionID),
-		attribute.String(AttrDecisionKind, r.Kind),
-		attribute.String(AttrDecisionResult, r.Result),
-		attribute.String(AttrSecurityDecision, securityDecision(r.Result)),
-	)
-	if r.Path != "" {
-		attrs = append(attrs, attribute.String(AttrDecisionPath, r.Path), attribute.String(AttrSecurityPolicyID, r.Path))
+	if r.DryRun != nil {
+		n += 3
 	}
-	if r.ParentDecisionID != "" {
-		attrs = append(attrs, attribute.String(AttrParentDecisionID, r.ParentDecisionID))
+	if n > 0 {
+		d.more = a.rareAttrs(make([]attribute.KeyValue, 0, n), r, in)
 	}
-	if rev != "" {
-		attrs = append(attrs, attribute.String(AttrBundleRevision, capped(rev)))
+	deferAttrs(span, d)
+	if r.Result == audit.ResultError {
+		span.SetStatus(codes.Error, "the policy could not be evaluated")
 	}
-	if r.Tool != "" {
-		attrs = append(attrs, attribute.String(AttrToolName, capped(a.red.String(r.Tool))))
-	}
+}
+
+// rareAttrs appends the attributes of the parts of r that few decisions
+// have: reasons, what a guard decided on (in, r's input), a dry run.
+func (a *auditor) rareAttrs(attrs []attribute.KeyValue, r *audit.Record, in map[string]any) []attribute.KeyValue {
 	if len(r.Reasons) > 0 {
 		reasons := make([]string, len(r.Reasons))
 		for i, s := range r.Reasons {
@@ -346,10 +337,52 @@ func (a *auditor) annotate(span trace.Span, r *audit.Record) {
 			attrs = append(attrs, attribute.StringSlice(AttrDryRunReasons, reasons))
 		}
 	}
-	setAttrs(span, attrs)
-	if r.Result == audit.ResultError {
-		span.SetStatus(codes.Error, "the policy could not be evaluated")
+	return attrs
+}
+
+// decisionAttrs are the attributes of a decision's span, built when the
+// span is exported: the record's strings (immutable), and the
+// attributes built at the decision (more), which it owns.
+type decisionAttrs struct {
+	a                                         *auditor
+	id, kind, result, path, parent, rev, tool string
+	more                                      []attribute.KeyValue
+}
+
+var _ AttributeSource = (*decisionAttrs)(nil)
+
+// AppendAttributes appends the decision's attributes, in the order the
+// span always had them.
+func (d *decisionAttrs) AppendAttributes(attrs []attribute.KeyValue) []attribute.KeyValue {
+	attrs = append(attrs,
+		attribute.String(AttrDecisionID, d.id),
+		attribute.String(AttrDecisionKind, d.kind),
+		attribute.String(AttrDecisionResult, d.result),
+		attribute.String(AttrSecurityDecision, securityDecision(d.result)),
+	)
+	if d.path != "" {
+		attrs = append(attrs, attribute.String(AttrDecisionPath, d.path), attribute.String(AttrSecurityPolicyID, d.path))
 	}
+	if d.parent != "" {
+		attrs = append(attrs, attribute.String(AttrParentDecisionID, d.parent))
+	}
+	if d.rev != "" {
+		attrs = append(attrs, attribute.String(AttrBundleRevision, capped(d.rev)))
+	}
+	if d.tool != "" {
+		attrs = append(attrs, attribute.String(AttrToolName, capped(d.a.red.String(d.tool))))
+	}
+	return append(attrs, d.more...)
+}
+
+// deferAttrs sets the attributes of src on sp: deferred to its export
+// when sp is this package's, else now.
+func deferAttrs(sp trace.Span, src AttributeSource) {
+	if s, ok := sp.(*span); ok {
+		s.DeferAttributes(src)
+		return
+	}
+	sp.SetAttributes(src.AppendAttributes(nil)...)
 }
 
 // targetKeys are the keys of a guard's input that its span carries, as

@@ -228,11 +228,17 @@ func (b *batcher) Shutdown(ctx context.Context) error {
 // time, and a client is done with a request when UploadTraces returns).
 func (b *batcher) convert(spans []*span) []*tracepb.ResourceSpans {
 	rs := &tracepb.ResourceSpans{Resource: b.res, SchemaUrl: b.schema}
-	nattrs := 0
-	for _, s := range spans {
-		nattrs += len(s.attrs)
-	}
 	st := &b.store
+	// The attributes of each span first, the deferred ones built into
+	// st.built: how many there are sizes the rest.
+	st.attrs, st.dropped = reuse(st.attrs, len(spans)), reuse(st.dropped, len(spans))
+	built := st.built[:0]
+	nattrs := 0
+	for i, s := range spans {
+		st.attrs[i], built, st.dropped[i] = s.exportAttrs(built)
+		nattrs += len(st.attrs[i])
+	}
+	st.built = built
 	st.spans, st.status, st.ids = reuse(st.spans, len(spans)), reuse(st.status, len(spans)), reuse(st.ids, 32*len(spans))
 	st.kvs, st.ptrs, st.vals, st.strs = reuse(st.kvs, nattrs), reuse(st.ptrs, nattrs), reuse(st.vals, nattrs), reuse(st.strs, nattrs)
 	a := *st // a cursor over the store
@@ -253,9 +259,11 @@ func (b *batcher) convert(spans []*span) []*tracepb.ResourceSpans {
 		}
 		p := &st.spans[i]
 		p.Status = &st.status[i]
-		fillSpan(p, s, &a)
+		fillSpan(p, s, st.attrs[i], st.dropped[i], &a)
 		ss.Spans = append(ss.Spans, p)
 	}
+	clear(st.attrs) // the spans' own attributes go with them
+	clear(st.built)
 	return []*tracepb.ResourceSpans{rs}
 }
 
@@ -271,13 +279,16 @@ func reuse[T any](s []T, n int) []T {
 
 // arena holds the messages of one batch.
 type arena struct {
-	spans  []tracepb.Span
-	status []tracepb.Status
-	kvs    []commonpb.KeyValue
-	ptrs   []*commonpb.KeyValue
-	vals   []commonpb.AnyValue
-	strs   []commonpb.AnyValue_StringValue
-	ids    []byte
+	attrs   [][]attribute.KeyValue // each span's, as exported
+	dropped []int
+	built   []attribute.KeyValue // the deferred attributes, built
+	spans   []tracepb.Span
+	status  []tracepb.Status
+	kvs     []commonpb.KeyValue
+	ptrs    []*commonpb.KeyValue
+	vals    []commonpb.AnyValue
+	strs    []commonpb.AnyValue_StringValue
+	ids     []byte
 }
 
 // keyValues converts attrs with the arena's messages while they last.
@@ -306,9 +317,10 @@ func (a *arena) keyValues(attrs []attribute.KeyValue) []*commonpb.KeyValue {
 	return out
 }
 
-// fillSpan converts an ended span into p (whose Status is set), as the
-// OTLP trace exporter does.
-func fillSpan(p *tracepb.Span, s *span, a *arena) {
+// fillSpan converts an ended span with its exported attributes (and how
+// many were dropped) into p (whose Status is set), as the OTLP trace
+// exporter does.
+func fillSpan(p *tracepb.Span, s *span, attrs []attribute.KeyValue, dropped int, a *arena) {
 	ids := a.ids[:32:32] // trace id, span id, parent span id
 	a.ids = a.ids[32:]
 	tid, sid := s.sc.TraceID(), s.sc.SpanID()
@@ -323,8 +335,8 @@ func fillSpan(p *tracepb.Span, s *span, a *arena) {
 	p.Name = s.name
 	p.Kind = tracepb.Span_SpanKind(s.kind) // the enums agree
 	p.StartTimeUnixNano, p.EndTimeUnixNano = unixNano(s.start), unixNano(s.end())
-	p.Attributes = a.keyValues(dedupe(s.attrs))
-	p.DroppedAttributesCount = clamp(int(s.droppedAttrs))
+	p.Attributes = a.keyValues(attrs)
+	p.DroppedAttributesCount = clamp(dropped)
 	p.Flags = spanFlags(s.sc.TraceFlags(), s.remoteParent)
 	switch s.code {
 	case codes.Error:

@@ -5,7 +5,6 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"runtime"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -131,7 +130,7 @@ func (t *tracer) Start(ctx context.Context, name string, opts ...trace.SpanStart
 	sc := trace.NewSpanContext(scc)
 	if sr.Decision == sdktrace.Drop || t.p.exp.stopped.Load() {
 		ns := &nonRecordingSpan{sc: sc, p: t.p}
-		return trace.ContextWithSpan(ctx, ns), ns
+		return ns.ctx.with(ctx, ns), ns
 	}
 	start := cfg.Timestamp()
 	if start.IsZero() {
@@ -147,7 +146,67 @@ func (t *tracer) Start(ctx context.Context, name string, opts ...trace.SpanStart
 	for _, l := range cfg.Links() {
 		s.addLink(l)
 	}
-	return trace.ContextWithSpan(ctx, s), s
+	return s.ctx.with(ctx, s), s
+}
+
+// spanCtx is the context Start returns: the parent context with the
+// span as its current span. It lives in the span itself, so that a
+// span costs one allocation where trace.ContextWithSpan would add a
+// second (a context.WithValue) for every span of a call.
+type spanCtx struct {
+	context.Context
+	span trace.Span
+}
+
+// Value answers the trace API's key with the span, and any other key as
+// the parent context does.
+func (c *spanCtx) Value(key any) any {
+	if key == spanKey {
+		return c.span
+	}
+	return c.Context.Value(key)
+}
+
+// with makes c the context of sp under parent and returns it; sp is the
+// span c is part of, not yet shared.
+func (c *spanCtx) with(parent context.Context, sp trace.Span) context.Context {
+	if spanKey == nil {
+		return trace.ContextWithSpan(parent, sp)
+	}
+	c.Context, c.span = parent, sp
+	return c
+}
+
+// spanKey is the key under which the trace API looks up the current
+// span (trace.SpanFromContext). init learns it by asking a context that
+// records what it is asked, and keeps it only if a spanCtx then answers
+// trace.SpanFromContext with its span; else it stays nil, and Start puts
+// its spans in contexts with trace.ContextWithSpan.
+var spanKey any
+
+func init() {
+	var p keyProbe
+	trace.SpanFromContext(&p)
+	if len(p.keys) != 1 {
+		return
+	}
+	spanKey = p.keys[0]
+	probe := &nonRecordingSpan{}
+	var c spanCtx
+	if trace.SpanFromContext(c.with(context.Background(), probe)) != trace.Span(probe) {
+		spanKey = nil
+	}
+}
+
+// keyProbe is a context that records the keys it is asked for.
+type keyProbe struct {
+	context.Context
+	keys []any
+}
+
+func (p *keyProbe) Value(key any) any {
+	p.keys = append(p.keys, key)
+	return nil
 }
 
 // defaultSampler describes DefaultSampler.
@@ -221,7 +280,12 @@ type span struct {
 	parent trace.SpanID
 	start  time.Time
 	name   string
-	attrs  []attribute.KeyValue
+	// ctx is the context Start returned, with this span in it.
+	ctx spanCtx
+	// attrs are the attributes set; lazy, those deferred, built at
+	// export (only while attrs is empty: they come first).
+	attrs []attribute.KeyValue
+	lazy  [2]AttributeSource
 
 	mu sync.Mutex
 	// dur is the span's duration once it ended.
@@ -299,6 +363,7 @@ func (s *span) SetAttributes(kv ...attribute.KeyValue) {
 	}
 	s.mu.Lock()
 	if !s.ended.Load() {
+		s.unlazy(len(kv))
 		if s.attrs == nil {
 			// Room for one more: a span's attributes mostly come at
 			// once, and an error adds one.
@@ -309,34 +374,93 @@ func (s *span) SetAttributes(kv ...attribute.KeyValue) {
 	s.mu.Unlock()
 }
 
-// setAttrs sets attributes built for sp alone: a span of this package
-// keeps kv itself rather than a copy.
-func setAttrs(sp trace.Span, kv []attribute.KeyValue) {
-	if s, ok := sp.(*span); ok {
-		s.adopt(kv)
-		return
-	}
-	sp.SetAttributes(kv...)
+// AttributeSource gives attributes that a span builds only when it is
+// exported, off the path of the call that set them: AppendAttributes
+// appends them to dst. It must give the same attributes each time, and
+// may be called on another goroutine once the span has ended, so what
+// it reads must not change after it is handed to the span.
+type AttributeSource = interface {
+	AppendAttributes(dst []attribute.KeyValue) []attribute.KeyValue
 }
 
-// TakeAttributes is SetAttributes of a slice built for this span alone,
-// which the caller gives up: the span keeps it rather than a copy. The
-// server's request span takes its attributes this way.
-func (s *span) TakeAttributes(kv []attribute.KeyValue) { s.adopt(kv) }
-
-// adopt is SetAttributes of a slice the caller gives up: the span keeps
-// it instead of a copy while it has no attributes yet.
-func (s *span) adopt(kv []attribute.KeyValue) {
+// DeferAttributes adds the attributes of src, as SetAttributes would at
+// this point, but builds them only at export: a span that is never
+// exported never builds them, and the call that set them pays for
+// neither the attribute slice nor their values. A span keeps up to two
+// sources while no attribute was set directly; past that, it builds
+// them now.
+func (s *span) DeferAttributes(src AttributeSource) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ended.Load() {
 		return
 	}
-	if len(s.attrs) == 0 && len(kv) <= maxSpanAttrs && !slices.ContainsFunc(kv, func(a attribute.KeyValue) bool { return !a.Valid() }) {
-		s.attrs = kv
+	if len(s.attrs) == 0 {
+		for i := range s.lazy {
+			if s.lazy[i] == nil {
+				s.lazy[i] = src
+				return
+			}
+		}
+	}
+	s.unlazy(0)
+	s.addAttrs(src.AppendAttributes(nil))
+}
+
+// unlazy builds the deferred attributes into attrs, with room for n
+// more; s.mu is held. The deferred come first: they were set while
+// attrs was empty.
+func (s *span) unlazy(n int) {
+	if s.lazy[0] == nil {
 		return
 	}
+	var kv []attribute.KeyValue
+	for _, src := range s.lazy {
+		if src != nil {
+			kv = src.AppendAttributes(kv)
+		}
+	}
+	s.lazy = [2]AttributeSource{}
+	s.attrs = make([]attribute.KeyValue, 0, len(kv)+n)
 	s.addAttrs(kv)
+}
+
+// exportAttrs are the span's attributes as exported, the deferred ones
+// built into buf (returned grown), and how many were dropped; called
+// once the span ended.
+func (s *span) exportAttrs(buf []attribute.KeyValue) (attrs, grown []attribute.KeyValue, dropped int) {
+	if s.lazy[0] == nil {
+		return dedupe(s.attrs), buf, int(s.droppedAttrs)
+	}
+	start := len(buf)
+	for _, src := range s.lazy {
+		if src != nil {
+			buf = src.AppendAttributes(buf)
+		}
+	}
+	attrs, dropped = limitInPlace(buf[start:])
+	return dedupe(attrs), buf, dropped
+}
+
+// limitInPlace keeps the valid attributes of kv within the limit, as
+// addAttrs adds them to an empty span, reusing kv's array.
+func limitInPlace(kv []attribute.KeyValue) (out []attribute.KeyValue, dropped int) {
+	out = kv[:0]
+	for _, a := range kv {
+		switch {
+		case !a.Valid():
+		case len(out) < maxSpanAttrs:
+			out = append(out, a) // never past the attribute read
+		case replaceAttr(out, a):
+		default:
+			if d := dedupe(out); len(d) < len(out) {
+				out = append(d, a) // d is a copy
+			} else {
+				dropped++
+			}
+		}
+	}
+	return out, dropped
 }
 
 // addAttrs appends the valid attributes of kv within the limit; s.mu is
@@ -349,7 +473,7 @@ func (s *span) addAttrs(kv []attribute.KeyValue) {
 		case !a.Valid():
 		case len(s.attrs) < maxSpanAttrs:
 			s.attrs = append(s.attrs, a)
-		case s.replaceAttr(a):
+		case replaceAttr(s.attrs, a):
 		default:
 			if d := dedupe(s.attrs); len(d) < len(s.attrs) {
 				s.attrs = append(d, a)
@@ -360,12 +484,12 @@ func (s *span) addAttrs(kv []attribute.KeyValue) {
 	}
 }
 
-// replaceAttr sets the value of a's key to a's in place, at its last
-// occurrence (the one exported); false if the key is not set.
-func (s *span) replaceAttr(a attribute.KeyValue) bool {
-	for i := len(s.attrs) - 1; i >= 0; i-- {
-		if s.attrs[i].Key == a.Key {
-			s.attrs[i] = a
+// replaceAttr sets the value of a's key in attrs to a's in place, at
+// its last occurrence (the one exported); false if the key is not set.
+func replaceAttr(attrs []attribute.KeyValue, a attribute.KeyValue) bool {
+	for i := len(attrs) - 1; i >= 0; i-- {
+		if attrs[i].Key == a.Key {
+			attrs[i] = a
 			return true
 		}
 	}
@@ -512,8 +636,9 @@ func (s *span) End(opts ...trace.SpanEndOption) {
 // children and records nothing.
 type nonRecordingSpan struct {
 	embedded.Span
-	sc trace.SpanContext
-	p  *tracerProvider
+	sc  trace.SpanContext
+	p   *tracerProvider
+	ctx spanCtx
 }
 
 var _ trace.Span = (*nonRecordingSpan)(nil)

@@ -720,24 +720,153 @@ func TestNowFollowsTheClock(t *testing.T) {
 	}
 }
 
-func TestTakeAttributesKeepsTheSlice(t *testing.T) {
-	tp, c := newTestProvider(t, sdktrace.AlwaysSample(), slowBatching)
-	_, s := tp.Tracer(ScopeName).Start(t.Context(), "x")
-	taker, ok := s.(interface{ TakeAttributes([]attribute.KeyValue) })
-	if !ok {
-		t.Fatal("the span takes no attributes")
+// countingSource is an AttributeSource that counts its builds.
+type countingSource struct {
+	kv     []attribute.KeyValue
+	builds int
+}
+
+func (c *countingSource) AppendAttributes(dst []attribute.KeyValue) []attribute.KeyValue {
+	c.builds++
+	return append(dst, c.kv...)
+}
+
+func TestDeferredAttributes(t *testing.T) {
+	src := func(kv ...attribute.KeyValue) *countingSource { return &countingSource{kv: kv} }
+	for name, tc := range map[string]struct {
+		set  func(s *span)
+		want map[string]any
+		// dropped is the exported count of dropped attributes.
+		dropped uint32
+	}{
+		"deferred/two-sources": {
+			set: func(s *span) {
+				s.DeferAttributes(src(attribute.String("a", "1"), attribute.String("b", "1")))
+				s.DeferAttributes(src(attribute.String("b", "2")))
+			},
+			want: map[string]any{"a": "1", "b": "2"},
+		},
+		"deferred/then-set-keeps-the-order": {
+			set: func(s *span) {
+				s.DeferAttributes(src(attribute.String("a", "1")))
+				s.SetAttributes(attribute.String("a", "2"), attribute.String("b", "2"))
+			},
+			want: map[string]any{"a": "2", "b": "2"},
+		},
+		"set/then-deferred-keeps-the-order": {
+			set: func(s *span) {
+				s.SetAttributes(attribute.String("a", "1"))
+				s.DeferAttributes(src(attribute.String("a", "2")))
+			},
+			want: map[string]any{"a": "2"},
+		},
+		"deferred/three-sources": {
+			set: func(s *span) {
+				s.DeferAttributes(src(attribute.String("a", "1")))
+				s.DeferAttributes(src(attribute.String("b", "1")))
+				s.DeferAttributes(src(attribute.String("a", "3"), attribute.String("c", "3")))
+			},
+			want: map[string]any{"a": "3", "b": "1", "c": "3"},
+		},
+		"deferred/invalid-dropped-silently": {
+			set:  func(s *span) { s.DeferAttributes(src(attribute.KeyValue{}, attribute.String("a", "1"))) },
+			want: map[string]any{"a": "1"},
+		},
+		"deferred/over-the-limit": {
+			set: func(s *span) {
+				kv := make([]attribute.KeyValue, maxSpanAttrs+3)
+				for i := range kv {
+					kv[i] = attribute.Int("k"+strconv.Itoa(i), i)
+				}
+				kv[maxSpanAttrs+1] = attribute.Int("k0", -1) // a key set before takes the value
+				s.DeferAttributes(src(kv...))
+			},
+			dropped: 2,
+		},
+		"deferred/after-end-ignored": {
+			set: func(s *span) {
+				s.End()
+				s.DeferAttributes(src(attribute.String("late", "x")))
+			},
+			want: map[string]any{},
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			tp, c := newTestProvider(t, sdktrace.AlwaysSample(), slowBatching)
+			_, sp := tp.Tracer(ScopeName).Start(t.Context(), "x")
+			s := sp.(*span)
+			tc.set(s)
+			s.End()
+			if err := tp.exp.ForceFlush(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			got := c.spans()["x"]
+			if got == nil {
+				t.Fatal("not exported")
+			}
+			if got.DroppedAttributesCount != tc.dropped {
+				t.Errorf("dropped %d, want %d", got.DroppedAttributesCount, tc.dropped)
+			}
+			if tc.dropped > 0 {
+				m := attrsOf(got)
+				if len(got.Attributes) != maxSpanAttrs || m["k0"] != "int_value:-1" {
+					t.Errorf("%d attributes, k0 %v", len(got.Attributes), m["k0"])
+				}
+				return
+			}
+			if diff := cmp.Diff(tc.want, attrsOf(got)); diff != "" {
+				t.Errorf("attributes (-want +got):\n%s", diff)
+			}
+		})
 	}
-	kv := make([]attribute.KeyValue, 1, 2)
-	kv[0] = attribute.String("a", "1")
-	taker.TakeAttributes(kv)
-	s.SetAttributes(attribute.String("b", "2"))
-	taker.TakeAttributes([]attribute.KeyValue{attribute.String("c", "3"), {}})
+}
+
+func TestDeferredAttributesBuiltOnlyOnExport(t *testing.T) {
+	tp, c := newTestProvider(t, sdktrace.AlwaysSample(), slowBatching)
+	src := &countingSource{kv: []attribute.KeyValue{attribute.String("a", "1")}}
+	_, s := tp.Tracer(ScopeName).Start(t.Context(), "x")
+	s.(*span).DeferAttributes(src)
 	s.End()
+	if src.builds != 0 {
+		t.Fatalf("built %d times before export", src.builds)
+	}
 	if err := tp.exp.ForceFlush(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(map[string]any{"a": "1", "b": "2", "c": "3"}, attrsOf(c.spans()["x"])); diff != "" {
-		t.Errorf("attributes (-want +got):\n%s", diff)
+	if src.builds != 1 || attrsOf(c.spans()["x"])["a"] != "1" {
+		t.Errorf("built %d times, exported %v", src.builds, attrsOf(c.spans()["x"]))
+	}
+}
+
+// ctxKey is a context key of the tests.
+type ctxKey struct{}
+
+func TestStartsContextCarriesTheSpanAndTheParentsValues(t *testing.T) {
+	if spanKey == nil {
+		t.Fatal("the trace API's context key was not learned: spans fall back to context.WithValue")
+	}
+	for name, sampler := range map[string]sdktrace.Sampler{"recording": sdktrace.AlwaysSample(), "sampled-out": sdktrace.NeverSample()} {
+		t.Run(name, func(t *testing.T) {
+			tp, _ := newTestProvider(t, sampler, slowBatching)
+			parent, cancel := context.WithCancel(context.WithValue(t.Context(), ctxKey{}, "v"))
+			ctx, s := tp.Tracer(ScopeName).Start(parent, "x")
+			defer s.End()
+			if trace.SpanFromContext(ctx) != s || ctx.Value(ctxKey{}) != "v" {
+				t.Errorf("span %v, value %v", trace.SpanFromContext(ctx), ctx.Value(ctxKey{}))
+			}
+			cctx, child := tp.Tracer(ScopeName).Start(ctx, "y")
+			defer child.End()
+			if trace.SpanFromContext(cctx) != child || child.SpanContext().TraceID() != s.SpanContext().TraceID() {
+				t.Error("the child is not in its context, or not of its parent's trace")
+			}
+			if c, ok := child.(*span); ok && c.parent != s.SpanContext().SpanID() {
+				t.Error("the child's parent is not the span in ctx")
+			}
+			cancel()
+			if cctx.Err() != context.Canceled {
+				t.Errorf("the span's context did not end with its parent: %v", cctx.Err())
+			}
+		})
 	}
 }
 
