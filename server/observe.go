@@ -139,7 +139,6 @@ func (o *observer) middleware(p *pipeline) mcp.Middleware {
 			return next
 		}
 		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
-			start := time.Now()
 			meta := metaOf(req)
 			ctx = continueTrace(ctx, meta)
 			name, tool := method, ""
@@ -161,6 +160,13 @@ func (o *observer) middleware(p *pipeline) mcp.Middleware {
 			}
 			ctx, span := o.tracer.Start(ctx, name, serverSpan...)
 			defer span.End()
+			// The request's duration is the span's when the span keeps
+			// it (no clock read of its own), else measured here.
+			timer, _ := span.(spanTimer)
+			var start time.Time
+			if timer == nil {
+				start = time.Now()
+			}
 			// The attributes go on after the span starts, and only if it
 			// is sampled (the SDK's samplers do not read them).
 			recording := span.IsRecording()
@@ -189,10 +195,23 @@ func (o *observer) middleware(p *pipeline) mcp.Middleware {
 			if tool != "" && t == nil {
 				tool = "_OTHER" // a client's made-up names must not grow the metric
 			}
-			o.opDuration.Record(ctx, time.Since(start).Seconds(), o.durationSet(method, tool, errType)...)
+			span.End()
+			var took time.Duration
+			if timer != nil {
+				took, _ = timer.Elapsed() // ended just now
+			} else {
+				took = time.Since(start)
+			}
+			o.opDuration.Record(ctx, took.Seconds(), o.durationSet(method, tool, errType)...)
 			return res, err
 		}
 	}
+}
+
+// spanTimer is a span that tells its duration once it ended
+// (server/telemetry's recording spans).
+type spanTimer interface {
+	Elapsed() (d time.Duration, ok bool)
 }
 
 // attrDeferrer is a span that builds the attributes of a source only

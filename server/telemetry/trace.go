@@ -136,7 +136,7 @@ func (t *tracer) Start(ctx context.Context, name string, opts ...trace.SpanStart
 	if start.IsZero() {
 		start = now()
 	}
-	s := &span{t: t, sc: sc, parent: parent.SpanID(), remoteParent: parent.IsRemote(), kind: kind,
+	s := &span{t: t, sc: sc, parent: parent.SpanID(), remoteParent: parent.IsRemote(), kind: uint8(kind),
 		name: name, start: start, sampled: sr.Decision == sdktrace.RecordAndSample}
 	if n := len(cfg.Attributes()) + len(sr.Attributes); n > 0 {
 		s.attrs = make([]attribute.KeyValue, 0, n+spareAttrs)
@@ -155,7 +155,7 @@ func (t *tracer) Start(ctx context.Context, name string, opts ...trace.SpanStart
 // second (a context.WithValue) for every span of a call.
 type spanCtx struct {
 	context.Context
-	span trace.Span
+	span *span
 }
 
 // Value answers the trace API's key with the span, and any other key as
@@ -169,7 +169,28 @@ func (c *spanCtx) Value(key any) any {
 
 // with makes c the context of sp under parent and returns it; sp is the
 // span c is part of, not yet shared.
-func (c *spanCtx) with(parent context.Context, sp trace.Span) context.Context {
+func (c *spanCtx) with(parent context.Context, sp *span) context.Context {
+	if spanKey == nil {
+		return trace.ContextWithSpan(parent, sp)
+	}
+	c.Context, c.span = parent, sp
+	return c
+}
+
+// nonRecordingCtx is spanCtx for a nonRecordingSpan.
+type nonRecordingCtx struct {
+	context.Context
+	span *nonRecordingSpan
+}
+
+func (c *nonRecordingCtx) Value(key any) any {
+	if key == spanKey {
+		return c.span
+	}
+	return c.Context.Value(key)
+}
+
+func (c *nonRecordingCtx) with(parent context.Context, sp *nonRecordingSpan) context.Context {
 	if spanKey == nil {
 		return trace.ContextWithSpan(parent, sp)
 	}
@@ -191,9 +212,11 @@ func init() {
 		return
 	}
 	spanKey = p.keys[0]
-	probe := &nonRecordingSpan{}
+	probe, nprobe := &span{}, &nonRecordingSpan{}
 	var c spanCtx
-	if trace.SpanFromContext(c.with(context.Background(), probe)) != trace.Span(probe) {
+	var nc nonRecordingCtx
+	if trace.SpanFromContext(c.with(context.Background(), probe)) != trace.Span(probe) ||
+		trace.SpanFromContext(nc.with(context.Background(), nprobe)) != trace.Span(nprobe) {
 		spanKey = nil
 	}
 }
@@ -294,7 +317,7 @@ type span struct {
 	code         codes.Code // the status code; its description is in rare
 	droppedAttrs int32      // attributes beyond the limit
 	ended        atomic.Bool
-	kind         trace.SpanKind
+	kind         uint8 // a trace.SpanKind, which ValidateSpanKind keeps within 0-5
 	remoteParent bool
 	sampled      bool // exported at End (else recorded only)
 }
@@ -632,13 +655,21 @@ func (s *span) End(opts ...trace.SpanEndOption) {
 	}
 }
 
+// Elapsed is the span's duration, once it ended (ok).
+func (s *span) Elapsed() (d time.Duration, ok bool) {
+	if !s.ended.Load() {
+		return 0, false
+	}
+	return s.dur, true // written before ended was set, never again
+}
+
 // nonRecordingSpan is a span sampled out: it carries its context to its
 // children and records nothing.
 type nonRecordingSpan struct {
 	embedded.Span
 	sc  trace.SpanContext
 	p   *tracerProvider
-	ctx spanCtx
+	ctx nonRecordingCtx
 }
 
 var _ trace.Span = (*nonRecordingSpan)(nil)
