@@ -79,7 +79,11 @@ type auditor struct {
 	// collected; every count is kept (kinds and results are the server's
 	// own words, never a client's).
 	decisions cowmap.Map[pair, *decisionSet]
-	tools     cowmap.Map[pair, []metric.RecordOption]
+	tools     cowmap.Map[pair, *toolSet]
+	// latencyH and toolH are latency and tool when they are this
+	// package's histograms (metrics.go): the sets above then keep their
+	// points, recorded to without a look-up.
+	latencyH, toolH *histogram
 	// label reads a label next adds to its records; nil when it adds none.
 	label func(key string) string
 }
@@ -93,20 +97,36 @@ type decisionSet struct {
 	record []metric.RecordOption
 	set    metric.MeasurementOption
 	n      atomic.Int64
+	pt     *point // of latencyH, if set
 }
 
 func (a *auditor) decisionSet(kind, result string) *decisionSet {
 	return a.decisions.Get(pair{kind, result}, func() *decisionSet {
-		set := metric.WithAttributeSet(attribute.NewSet(
-			attribute.String(AttrDecisionKind, kind), attribute.String(AttrDecisionResult, result)))
-		return &decisionSet{set: set, record: []metric.RecordOption{set}}
+		attrs := attribute.NewSet(attribute.String(AttrDecisionKind, kind), attribute.String(AttrDecisionResult, result))
+		set := metric.WithAttributeSet(attrs)
+		d := &decisionSet{set: set, record: []metric.RecordOption{set}}
+		if a.latencyH != nil {
+			d.pt = a.latencyH.pointOf(attrs)
+		}
+		return d
 	})
 }
 
-func (a *auditor) toolSet(tool, status string) []metric.RecordOption {
-	return a.tools.Get(pair{tool, status}, func() []metric.RecordOption {
-		return []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(
-			attribute.String(AttrToolName, a.red.String(tool)), attribute.String(AttrToolStatus, status)))}
+// toolSet is the attribute set of tool durations of one tool and
+// status, as Record takes it, and its point of toolH, if set.
+type toolSet struct {
+	record []metric.RecordOption
+	pt     *point
+}
+
+func (a *auditor) toolSet(tool, status string) *toolSet {
+	return a.tools.Get(pair{tool, status}, func() *toolSet {
+		attrs := attribute.NewSet(attribute.String(AttrToolName, a.red.String(tool)), attribute.String(AttrToolStatus, status))
+		t := &toolSet{record: []metric.RecordOption{metric.WithAttributeSet(attrs)}}
+		if a.toolH != nil {
+			t.pt = a.toolH.pointOf(attrs)
+		}
+		return t
 	})
 }
 
@@ -158,6 +178,8 @@ func Audit(next Auditor, tp trace.TracerProvider, mp metric.MeterProvider, red *
 		metric.WithExplicitBucketBoundaries(5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 5e-3, 1e-2, 0.1))
 	a.tool, _ = m.Float64Histogram(MetricToolDuration, metric.WithUnit("s"),
 		metric.WithDescription("Duration of allowed tool calls, by tool and status."))
+	a.latencyH, _ = a.latency.(*histogram)
+	a.toolH, _ = a.tool.(*histogram)
 	a.failures, _ = m.Int64Counter(MetricAuditFailures, metric.WithUnit("{record}"),
 		metric.WithDescription("Audit records that could not be written (each failed its call)."))
 	return a
@@ -243,12 +265,21 @@ func (a *auditor) after(ctx context.Context, bs batchSpan, r *audit.Record, err 
 	switch r.Kind {
 	case audit.KindToolResult:
 		// tool_result records are of registered tools only: few names.
-		a.tool.Record(ctx, time.Duration(r.DurationNS).Seconds(), a.toolSet(r.Tool, r.Status)...)
+		t := a.toolSet(r.Tool, r.Status)
+		if v := time.Duration(r.DurationNS).Seconds(); t.pt != nil {
+			a.toolH.recordTo(t.pt, v)
+		} else {
+			a.tool.Record(ctx, v, t.record...)
+		}
 	case audit.KindSummary, audit.KindGenesis:
 	default:
 		d := a.decisionSet(r.Kind, r.Result)
 		d.n.Add(1)
-		a.latency.Record(ctx, time.Duration(r.DurationNS).Seconds(), d.record...)
+		if v := time.Duration(r.DurationNS).Seconds(); d.pt != nil {
+			a.latencyH.recordTo(d.pt, v)
+		} else {
+			a.latency.Record(ctx, v, d.record...)
+		}
 	}
 	if bs.own {
 		span.End(trace.WithTimestamp(bs.end))

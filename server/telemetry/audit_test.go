@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
@@ -391,5 +393,45 @@ func TestAuditBatchStaysOneBatch(t *testing.T) {
 	}
 	if failures != 2 {
 		t.Errorf("%d audit write failures counted, want 2", failures)
+	}
+}
+
+func TestAuditHistogramsThroughTheOwnMeter(t *testing.T) {
+	mp, collect := newTestMeterProvider(t)
+	a := Audit(&fakeAuditor{}, sdktrace.NewTracerProvider(), mp, nil)
+	if au := a.(*auditor); au.latencyH == nil || au.toolH == nil {
+		t.Fatal("the histograms are not this package's: the points are not kept")
+	}
+	for _, r := range []audit.Record{
+		{Kind: audit.KindToolCall, Result: audit.ResultAllow, DurationNS: 2e3},
+		{Kind: audit.KindToolCall, Result: audit.ResultAllow, DurationNS: 4e3},
+		{Kind: audit.KindNetwork, Result: audit.ResultDeny, DurationNS: 1e3},
+		{Kind: audit.KindToolResult, Tool: "fetch", Status: audit.StatusOK, DurationNS: 3e9},
+	} {
+		if err := a.Log(t.Context(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	type key struct{ a, b string }
+	points := func(name, ka, kb string) map[key][2]float64 {
+		t.Helper()
+		h, ok := collect()[name].(metricdata.Histogram[float64])
+		if !ok {
+			t.Fatalf("%s is not a float64 histogram", name)
+		}
+		out := map[key][2]float64{}
+		for _, dp := range h.DataPoints {
+			a, _ := dp.Attributes.Value(attribute.Key(ka))
+			b, _ := dp.Attributes.Value(attribute.Key(kb))
+			out[key{a.AsString(), b.AsString()}] = [2]float64{float64(dp.Count), dp.Sum}
+		}
+		return out
+	}
+	want := map[key][2]float64{{audit.KindToolCall, audit.ResultAllow}: {2, 6e-6}, {audit.KindNetwork, audit.ResultDeny}: {1, 1e-6}}
+	if diff := cmp.Diff(want, points(MetricDecisionDuration, AttrDecisionKind, AttrDecisionResult), cmpopts.EquateApprox(0, 1e-12)); diff != "" {
+		t.Errorf("decision latency (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(map[key][2]float64{{"fetch", audit.StatusOK}: {1, 3}}, points(MetricToolDuration, AttrToolName, AttrToolStatus)); diff != "" {
+		t.Errorf("tool duration (-want +got):\n%s", diff)
 	}
 }

@@ -175,14 +175,21 @@ type point struct {
 func (h *histogram) Enabled(context.Context) bool { return true }
 
 // Record adds v to the point of the options' attribute set. A NaN or
-// infinite value is dropped, as the SDK drops it.
+// infinite value is dropped, as the SDK drops it. A caller that records
+// one attribute set often can keep its point (pointOf) and record to it
+// with recordTo, without the options and the look-up.
 func (h *histogram) Record(_ context.Context, v float64, opts ...metric.RecordOption) {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return
 	}
 	c := metric.NewRecordConfig(opts)
-	set := c.Attributes()
-	p := h.points.Get(set.Equivalent(), func() *point {
+	h.record(h.pointOf(c.Attributes()), v)
+}
+
+// pointOf is the point of an attribute set: the overflow point past
+// maxPoints sets.
+func (h *histogram) pointOf(set attribute.Set) *point {
+	return h.points.Get(set.Equivalent(), func() *point {
 		// Called once for each set the map keeps, then for every
 		// record of a set past them, which it does not keep.
 		if h.n.Add(1) > maxPoints {
@@ -190,6 +197,10 @@ func (h *histogram) Record(_ context.Context, v float64, opts ...metric.RecordOp
 		}
 		return h.newPoint(set)
 	})
+}
+
+// record adds v, finite, to p, a point of h.
+func (h *histogram) record(p *point, v float64) {
 	// The count goes last: collect reads the counts first, so that a
 	// record it counts has its sum, min and max in (never the +Inf and
 	// -Inf of a point without one).
@@ -207,6 +218,14 @@ func (h *histogram) Record(_ context.Context, v float64, opts ...metric.RecordOp
 		}
 	}
 	p.counts[sort.SearchFloat64s(h.bounds, v)].Add(1)
+}
+
+// recordTo is Record to a point pointOf gave.
+func (h *histogram) recordTo(p *point, v float64) {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return
+	}
+	h.record(p, v)
 }
 
 func (h *histogram) newPoint(set attribute.Set) *point {
