@@ -28,7 +28,8 @@ import (
 //
 // It takes only what it answers exactly as the SDK would: requests of a
 // session that began with initialize (not the stateless protocol), with
-// telemetry off (the SDK path makes the request spans), and params in
+// telemetry on only tools/call, through the request middleware that makes
+// its span and metrics on the SDK's path (observer.middleware), and params in
 // their plain shape (name, arguments, _meta without the protocol's own
 // keys). Anything else goes to the SDK as before. Every tools/call it
 // takes is decided and audited by the pipeline before its answer is
@@ -57,6 +58,10 @@ type fastLane struct {
 	// lists is the encoded tools/list answer of the last view
 	// (fastlist.go).
 	lists atomic.Pointer[listAnswer]
+
+	// traced runs a tools/call through the request middleware, with
+	// telemetry on; nil with telemetry off.
+	traced mcp.MethodHandler
 }
 
 func newFastLane(p *pipeline) *fastLane {
@@ -65,7 +70,23 @@ func newFastLane(p *pipeline) *fastLane {
 	f := &fastLane{pipe: p, ctx: ctx, stop: stop, cancels: map[string]context.CancelFunc{},
 		syncs: !ok || s.Syncs()}
 	f.cpu.init(ctx, 2*runtime.GOMAXPROCS(0))
+	if p.obs.enabled() {
+		f.traced = p.obs.middleware(p)(func(ctx context.Context, _ string, req mcp.Request) (mcp.Result, error) {
+			return p.call(ctx, req.(*mcp.CallToolRequest))
+		})
+	}
 	return f
+}
+
+// call runs a tools/call through the pipeline, and with telemetry on
+// through the request middleware first.
+func (f *fastLane) call(ctx context.Context, ctr *mcp.CallToolRequest) *mcp.CallToolResult {
+	if f.traced == nil {
+		res, _ := f.pipe.call(ctx, ctr) // never an error
+		return res
+	}
+	res, _ := f.traced(ctx, "tools/call", ctr)
+	return res.(*mcp.CallToolResult) // the pipeline's, never an error
 }
 
 // fastLaneKey is the context key under which Run hands the fast lane to
@@ -111,7 +132,9 @@ func (f *fastLane) take(c *stdioConn, req *jsonrpc.Request, alone bool) bool {
 	}
 	switch req.Method {
 	case "ping":
-		if len(req.Params) != 0 && !emptyObject(req.Params) {
+		// With telemetry on, only tools/call: the others' spans are
+		// made on the SDK's path.
+		if f.traced != nil || len(req.Params) != 0 && !emptyObject(req.Params) {
 			return false
 		}
 		tookHook(req)
@@ -119,7 +142,7 @@ func (f *fastLane) take(c *stdioConn, req *jsonrpc.Request, alone bool) bool {
 		return true
 	case "tools/list":
 		ss := f.session.Load()
-		if ss == nil || !alone || !listParams(req.Params) {
+		if f.traced != nil || ss == nil || !alone || !listParams(req.Params) {
 			return false
 		}
 		a, id, ok := f.list(c, ss)
@@ -156,7 +179,7 @@ func (f *fastLane) take(c *stdioConn, req *jsonrpc.Request, alone bool) bool {
 			if g != nil {
 				callCtx = audit.WithStage(ctx, &g.stage)
 			}
-			res, _ := f.pipe.call(callCtx, ctr)
+			res := f.call(callCtx, ctr)
 			f.mu.Lock()
 			delete(f.cancels, key)
 			f.mu.Unlock()

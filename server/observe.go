@@ -50,6 +50,9 @@ type observer struct {
 	tools cowmap.Map[string, *toolObs]
 }
 
+// enabled reports whether o makes spans and metrics.
+func (o *observer) enabled() bool { return o != nil && o.on }
+
 // noSpan is the span of a context without one: it records nothing.
 var noSpan = trace.SpanFromContext(context.Background())
 

@@ -293,13 +293,11 @@ func (s *Server) Run(ctx context.Context, in io.Reader, out io.Writer) error {
 		DrainTimeout: s.pipe.timeout + time.Second, OnDrainTimeout: s.pipe.cancelAll,
 		OnEnd: func() { giveUpAfter(endGrace) }}
 	// The fast lane (fastlane.go) is for the stdio session; with
-	// telemetry on, every request goes through the SDK and its spans.
-	sdkCtx := context.WithoutCancel(ctx)
-	if !s.pipe.obs.on {
-		t.fast = newFastLane(s.pipe)
-		defer t.fast.stop()
-		sdkCtx = context.WithValue(sdkCtx, fastLaneKey{}, t.fast)
-	}
+	// telemetry on, it takes tools/call only, through the request
+	// middleware that makes their spans on the SDK's path.
+	t.fast = newFastLane(s.pipe)
+	defer t.fast.stop()
+	sdkCtx := context.WithValue(context.WithoutCancel(ctx), fastLaneKey{}, t.fast)
 	stop := s.summarise()
 	watch := context.AfterFunc(ctx, func() {
 		s.log.Info("shutting down: no new requests; calls in flight get a grace period", "grace", s.grace)
