@@ -3,12 +3,15 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -103,6 +106,93 @@ func BenchmarkToolsCallTelemetry(b *testing.B) {
 		b.ReportMetric(med(diff(took[1], took[0])), "off-none-p50-ns")
 		b.ReportMetric(med(diff(took[2], took[1])), "otlp-off-p50-ns")
 	})
+}
+
+// BenchmarkStdioTelemetry is the cost of telemetry as a client sees it:
+// a tools/call at a time over the stdio transport, in process, to two
+// servers, one with telemetry off and one exporting over OTLP/HTTP to a
+// loopback collector (audit records through telemetry.Audit), called in
+// turn in every iteration as in BenchmarkToolsCallTelemetry/paired. It
+// reports each one's median round trip and the median of the
+// per-iteration differences (otlp-off).
+func BenchmarkStdioTelemetry(b *testing.B) {
+	eng := defaultEngine(b)
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	}))
+	defer sink.Close()
+	modes := []string{"off", "otlp"}
+	calls := make([]func(id int), len(modes))
+	for i, mode := range modes {
+		opts := Options{Engine: eng, Plugins: []string{"pipeline-test"},
+			Audit:   audit.New(audit.NewWriterSink(io.Discard), &audit.Options{Masker: eng}),
+			Limiter: ratelimit.New(ratelimit.Config{Default: 1 << 30}, time.Now)}
+		if mode == "otlp" {
+			tp, mp := otlpProviders(b, sink.URL, "")
+			opts.TracerProvider, opts.MeterProvider = tp, mp
+			opts.Audit = telemetry.Audit(opts.Audit, tp, mp, nil)
+		}
+		calls[i] = stdioCaller(b, opts)
+	}
+	took := make([][]time.Duration, len(modes))
+	for n := 0; b.Loop(); n++ {
+		for j := range calls {
+			i := (n + j) % len(calls)
+			start := time.Now()
+			calls[i](n + 1)
+			took[i] = append(took[i], time.Since(start))
+		}
+	}
+	med := func(d []time.Duration) float64 {
+		d = slices.Clone(d)
+		slices.Sort(d)
+		return float64(d[len(d)/2].Nanoseconds())
+	}
+	diff := make([]time.Duration, len(took[0]))
+	for i := range diff {
+		diff[i] = took[1][i] - took[0][i]
+	}
+	b.ReportMetric(med(took[0]), "off-p50-ns")
+	b.ReportMetric(med(took[1]), "otlp-p50-ns")
+	b.ReportMetric(med(diff), "otlp-off-p50-ns")
+}
+
+// stdioCaller runs a server of opts over the stdio transport, in
+// process, past initialize, and returns a function that makes the
+// tools/call of echo with the given id and waits for its answer.
+func stdioCaller(b *testing.B, opts Options) func(id int) {
+	s, err := New(opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cIn, sOut := io.Pipe()
+	sIn, cOut := io.Pipe()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx, sIn, sOut); sOut.Close(); close(done) }()
+	b.Cleanup(func() { cOut.Close(); cancel(); <-done })
+	out := bufio.NewReaderSize(cIn, 1<<16)
+	next := func() string {
+		got, err := out.ReadString('\n')
+		if err != nil {
+			b.Fatal(err)
+		}
+		return got
+	}
+	if _, err := io.WriteString(cOut, `{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}`+"\n"+
+		`{"jsonrpc":"2.0","method":"notifications/initialized"}`+"\n"); err != nil {
+		b.Fatal(err)
+	}
+	next()
+	return func(id int) {
+		if _, err := fmt.Fprintf(cOut, `{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"echo","arguments":{"msg":"hello"}}}`+"\n", id); err != nil {
+			b.Fatal(err)
+		}
+		if got := next(); !strings.Contains(got, `"msg":"hello"`) || !strings.HasPrefix(got, fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,`, id)) {
+			b.Fatalf("answer %s", got)
+		}
+	}
 }
 
 // telemetryHandler is a server's tools/call through its request
