@@ -39,12 +39,15 @@
 //
 // Off, the server has no providers and makes no span. On, what a call
 // pays is kept small: [New]'s tracer provider is this package's own
-// implementation of the trace API (one small allocation per span, the
-// OTLP conversion and upload on the exporter's goroutine, OTEL_BSP_*
-// batching with a bounded queue that drops rather than blocks), and its
-// meter provider is the SDK's with float64 histograms of its own,
-// recorded with atomics. Samplers are the SDK's; exemplars are off
-// unless OTEL_METRICS_EXEMPLAR_FILTER asks for them.
+// implementation of the trace API (one allocation per span, which is
+// also the context Start returns; the OTLP conversion and upload on the
+// exporter's goroutine, OTEL_BSP_* batching with a bounded queue that
+// drops rather than blocks), and its meter provider is the SDK's with
+// float64 histograms of its own, recorded with atomics. The attributes
+// of the request, decision and handler spans are deferred
+// ([AttributeSource]): the call keeps the strings they are made of, and
+// the exporter builds and redacts them. Samplers are the SDK's;
+// exemplars are off unless OTEL_METRICS_EXEMPLAR_FILTER asks for them.
 //
 // # Decision logs
 //
