@@ -5,6 +5,7 @@ import (
 	"errors"
 	"reflect"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -238,8 +239,22 @@ func deferAttrs(span trace.Span, src attrSource) {
 		d.DeferAttributes(src)
 		return
 	}
-	span.SetAttributes(src.AppendAttributes(nil)...)
+	if c, ok := src.(constAttrs); ok {
+		span.SetAttributes(c...)
+		return
+	}
+	// Spans copy the attributes they are given (the SDK's do): the
+	// slice is reused.
+	bp := attrBufs.Get().(*[]attribute.KeyValue)
+	*bp = src.AppendAttributes((*bp)[:0])
+	span.SetAttributes(*bp...)
+	clear(*bp)
+	attrBufs.Put(bp)
 }
+
+// attrBufs are the slices deferAttrs builds attributes in for spans that
+// take them at once.
+var attrBufs = sync.Pool{New: func() any { return new([]attribute.KeyValue) }}
 
 // constAttrs are attributes that never change, as an attrSource.
 type constAttrs []attribute.KeyValue

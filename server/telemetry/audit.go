@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -413,8 +414,18 @@ func deferAttrs(sp trace.Span, src AttributeSource) {
 		s.DeferAttributes(src)
 		return
 	}
-	sp.SetAttributes(src.AppendAttributes(nil)...)
+	// Spans copy the attributes they are given (the SDK's do): the
+	// slice is reused.
+	bp := attrBufs.Get().(*[]attribute.KeyValue)
+	*bp = src.AppendAttributes((*bp)[:0])
+	sp.SetAttributes(*bp...)
+	clear(*bp)
+	attrBufs.Put(bp)
 }
+
+// attrBufs are the slices deferAttrs builds attributes in for other
+// tracers' spans.
+var attrBufs = sync.Pool{New: func() any { return new([]attribute.KeyValue) }}
 
 // targetKeys are the keys of a guard's input that its span carries, as
 // targetAttrs.

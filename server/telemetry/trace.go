@@ -437,16 +437,21 @@ func (s *span) unlazy(n int) {
 	if s.lazy[0] == nil {
 		return
 	}
-	var kv []attribute.KeyValue
+	kv := make([]attribute.KeyValue, 0, lazyRoom+n)
 	for _, src := range s.lazy {
 		if src != nil {
 			kv = src.AppendAttributes(kv)
 		}
 	}
 	s.lazy = [2]AttributeSource{}
-	s.attrs = make([]attribute.KeyValue, 0, len(kv)+n)
-	s.addAttrs(kv)
+	var dropped int
+	s.attrs, dropped = limitInPlace(kv) // attrs was empty
+	s.droppedAttrs += int32(dropped)
 }
+
+// lazyRoom is the room made for deferred attributes built at once: the
+// most the server's sources give.
+const lazyRoom = 16
 
 // exportAttrs are the span's attributes as exported, the deferred ones
 // built into buf (returned grown), and how many were dropped; called
