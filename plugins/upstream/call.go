@@ -1,14 +1,16 @@
 package upstream
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
-	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/mcp-secure/mcp-secure/server/plugin"
 )
@@ -17,8 +19,8 @@ import (
 // name.
 func (u *Upstream) handler(name string) plugin.Handler {
 	return func(ctx context.Context, call *plugin.Call) (*plugin.Result, error) {
-		cs, why := u.current()
-		if cs == nil {
+		w, why := u.current()
+		if w == nil {
 			return plugin.Errorf("upstream server %q is not running (%s); it is being restarted, try again shortly", u.cfg.Name, why), nil
 		}
 		u.mu.Lock()
@@ -27,42 +29,98 @@ func (u *Upstream) handler(name string) plugin.Handler {
 		if !offered {
 			return plugin.Errorf("upstream server %q no longer offers tool %q", u.cfg.Name, name), nil
 		}
-		params := &mcp.CallToolParams{Name: name, Arguments: json.RawMessage(call.Arguments)}
-		done := u.track(call, params)
+		token, done := u.track(call)
 		defer done()
-		res, err := cs.CallTool(ctx, params)
+		res, err := w.call(ctx, name, call.Arguments, token)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			var wire *jsonrpc.Error
-			if errors.As(err, &wire) {
+			var refused *jsonrpc.Error
+			switch {
+			case errors.As(err, &refused):
 				// The upstream answered with a protocol error.
-				return plugin.Errorf("upstream server %q refused the call: %s", u.cfg.Name, wire.Message), nil
+				return plugin.Errorf("upstream server %q refused the call: %s", u.cfg.Name, refused.Message), nil
+			case errors.Is(err, errOversize):
+				return plugin.Errorf("upstream server %q sent a message over %d MiB; it is being restarted", u.cfg.Name, maxMessage>>20), nil
+			case errors.Is(err, errGone), errors.Is(err, errBroken):
+				// The process ended or the connection broke; the
+				// supervisor restarts it.
+				return plugin.Errorf("upstream server %q is not running (it stopped during the call); it is being restarted, try again shortly", u.cfg.Name), nil
+			default:
+				u.log.Warn("the upstream's answer could not be read", "tool", name, "err", err)
+				return plugin.Errorf("upstream server %q answered with something that is not a tool result", u.cfg.Name), nil
 			}
-			// The connection is gone: the process ended or broke the
-			// protocol; the supervisor restarts it.
-			return plugin.Errorf("upstream server %q is not running (it stopped during the call); it is being restarted, try again shortly", u.cfg.Name), nil
 		}
-		return convert(res), nil
+		return res.convert(), nil
 	}
+}
+
+// callResult is a tools/call result as far as we pass it on: content
+// items are decoded into one shape whatever their type, binary data only
+// measured, structured content kept as JSON.
+type callResult struct {
+	Content           []contentItem   `json:"content"`
+	StructuredContent json.RawMessage `json:"structuredContent"`
+	IsError           bool            `json:"isError"`
+}
+
+// contentItem is any content type: text, image, audio, resource_link,
+// resource.
+type contentItem struct {
+	Type     string        `json:"type"`
+	Text     string        `json:"text"`
+	MIMEType string        `json:"mimeType"`
+	Data     base64Len     `json:"data"`
+	URI      string        `json:"uri"`
+	Resource *resourceItem `json:"resource"`
+}
+
+// resourceItem is an embedded resource.
+type resourceItem struct {
+	URI  string `json:"uri"`
+	Text string `json:"text"`
+}
+
+// base64Len is the length of the bytes a base64 string encodes, which is
+// all a result tells of an image or audio; the data itself is not kept.
+type base64Len int
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (n *base64Len) UnmarshalJSON(b []byte) error {
+	if len(b) < 2 || b[0] != '"' {
+		*n = 0
+		return nil
+	}
+	s := b[1 : len(b)-1]
+	if bytes.IndexByte(s, '\\') >= 0 {
+		// Escaped (unusual for base64): unquote first.
+		var str string
+		if err := json.Unmarshal(b, &str); err != nil {
+			return err
+		}
+		s = []byte(str)
+	}
+	s = bytes.TrimRight(s, "=")
+	*n = base64Len(base64.RawStdEncoding.DecodedLen(len(s)))
+	return nil
 }
 
 // convert turns an upstream result into ours: text content joined,
 // other content named, structured content kept when it is an object.
-func convert(res *mcp.CallToolResult) *plugin.Result {
+func (res *callResult) convert() *plugin.Result {
 	var parts []string
 	for _, c := range res.Content {
-		switch c := c.(type) {
-		case *mcp.TextContent:
+		switch c.Type {
+		case "text":
 			parts = append(parts, c.Text)
-		case *mcp.ImageContent:
-			parts = append(parts, fmt.Sprintf("[image %s, %d bytes]", c.MIMEType, len(c.Data)))
-		case *mcp.AudioContent:
-			parts = append(parts, fmt.Sprintf("[audio %s, %d bytes]", c.MIMEType, len(c.Data)))
-		case *mcp.ResourceLink:
+		case "image":
+			parts = append(parts, fmt.Sprintf("[image %s, %d bytes]", c.MIMEType, c.Data))
+		case "audio":
+			parts = append(parts, fmt.Sprintf("[audio %s, %d bytes]", c.MIMEType, c.Data))
+		case "resource_link":
 			parts = append(parts, fmt.Sprintf("[resource %s]", c.URI))
-		case *mcp.EmbeddedResource:
+		case "resource":
 			if c.Resource != nil && c.Resource.Text != "" {
 				parts = append(parts, c.Resource.Text)
 			} else if c.Resource != nil {
@@ -70,13 +128,22 @@ func convert(res *mcp.CallToolResult) *plugin.Result {
 			}
 		}
 	}
-	text := strings.Join(parts, "\n")
+	var text string
+	if len(parts) == 1 {
+		text = parts[0]
+	} else {
+		text = strings.Join(parts, "\n")
+	}
 	if len(text) > MaxResultText {
-		text = text[:MaxResultText] + "\n[truncated: the upstream's result exceeded 1 MiB]"
+		cut := MaxResultText
+		for cut > MaxResultText-utf8.UTFMax && !utf8.RuneStart(text[cut]) {
+			cut--
+		}
+		text = text[:cut] + "\n[truncated: the upstream's result exceeded 1 MiB]"
 	}
 	out := &plugin.Result{Text: text, IsError: res.IsError}
-	if m, ok := res.StructuredContent.(map[string]any); ok {
-		out.Structured = m
+	if s := bytes.TrimSpace(res.StructuredContent); len(s) > 0 && s[0] == '{' {
+		out.Structured = json.RawMessage(s)
 	}
 	return out
 }

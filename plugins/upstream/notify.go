@@ -42,9 +42,10 @@ type callsInFlight struct {
 	progress map[string]plugin.Progress // our token -> the call's
 }
 
-// track records a call about to be forwarded with params; the returned
-// function forgets it. Called without u.mu.
-func (u *Upstream) track(call *plugin.Call, params *mcp.CallToolParams) (done func()) {
+// track records a call about to be forwarded and returns the progress
+// token to send with it ("" when its client asked for no progress); the
+// returned function forgets it. Called without u.mu.
+func (u *Upstream) track(call *plugin.Call) (token string, done func()) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	c := &u.calls
@@ -56,31 +57,24 @@ func (u *Upstream) track(call *plugin.Call, params *mcp.CallToolParams) (done fu
 		}
 		c.sessions[id] = call.Session
 	}
-	// Under the stateless protocol the level of log messages is asked
-	// per request; earlier versions ignore the key.
-	meta := params.GetMeta()
-	if meta == nil {
-		meta = mcp.Meta{}
-	}
-	meta[mcp.MetaKeyLogLevel] = relayLevel
-	params.SetMeta(meta)
-	var token string
 	if call.Progress != nil {
 		if c.progress == nil {
 			c.progress = map[string]plugin.Progress{}
 		}
 		// The client's own token never reaches the upstream: ours maps
 		// back to the call.
-		token = fmt.Sprintf("mcp-secure-%d", id)
+		token = "mcp-secure-" + strconv.FormatUint(id, 10)
 		c.progress[token] = call.Progress
-		params.SetProgressToken(token)
 	}
-	return func() {
+	return token, func() {
 		u.mu.Lock()
 		if token != "" {
 			delete(c.progress, token)
 		}
 		u.mu.Unlock()
+		if call.Session == nil {
+			return
+		}
 		time.AfterFunc(logLinger, func() {
 			u.mu.Lock()
 			defer u.mu.Unlock()

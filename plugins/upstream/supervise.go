@@ -25,7 +25,7 @@ func (u *Upstream) supervise(cs *mcp.ClientSession, proc plugin.Process) {
 			code, err := proc.Wait()
 			u.mu.Lock()
 			closed := u.closed
-			u.session, u.proc = nil, nil
+			u.session, u.wire, u.proc = nil, nil, nil
 			u.down = fmt.Sprintf("it exited (status %d)", code)
 			if err != nil {
 				u.down = "it exited: " + err.Error()
@@ -46,6 +46,7 @@ func (u *Upstream) supervise(cs *mcp.ClientSession, proc plugin.Process) {
 		}
 		backoff = min(2*backoff, u.cfg.MaxBackoff)
 		var listed []listedTool
+		var w *wire
 		var err error
 		// Close cancels a start under way.
 		ctx, cancel := context.WithCancel(context.Background())
@@ -56,7 +57,7 @@ func (u *Upstream) supervise(cs *mcp.ClientSession, proc plugin.Process) {
 			case <-ctx.Done():
 			}
 		}()
-		cs, proc, listed, err = u.start(ctx)
+		cs, w, proc, listed, err = u.start(ctx)
 		cancel()
 		if err != nil {
 			u.mu.Lock()
@@ -82,7 +83,7 @@ func (u *Upstream) supervise(cs *mcp.ClientSession, proc plugin.Process) {
 			proc.Wait()
 			return
 		}
-		u.session, u.proc, u.down = cs, proc, ""
+		u.session, u.wire, u.proc, u.down = cs, w, proc, ""
 		u.mu.Unlock()
 		u.offer(listed)
 		u.listing.Unlock()

@@ -106,6 +106,7 @@ type Upstream struct {
 	mu      sync.Mutex
 	tools   []plugin.Tool      // as of the last listing
 	session *mcp.ClientSession // nil while down
+	wire    *wire              // the session's connection; calls go through it
 	proc    plugin.Process
 	down    string            // why it is down
 	hashes  map[string]string // upstream tool name -> hash of the definition offered now
@@ -155,7 +156,7 @@ func New(ctx context.Context, cfg Config) (*Upstream, error) {
 		u.log = slog.New(slog.DiscardHandler)
 	}
 	u.log = u.log.With("upstream", cfg.Name)
-	cs, proc, listed, err := u.start(ctx)
+	cs, w, proc, listed, err := u.start(ctx)
 	if err != nil {
 		u.down = "its first start failed: " + err.Error()
 		go u.supervise(nil, nil)
@@ -163,7 +164,7 @@ func New(ctx context.Context, cfg Config) (*Upstream, error) {
 	}
 	u.listing.Lock()
 	u.mu.Lock()
-	u.session, u.proc = cs, proc
+	u.session, u.wire, u.proc = cs, w, proc
 	u.mu.Unlock()
 	u.offer(listed)
 	u.listing.Unlock()
@@ -245,13 +246,15 @@ type listedTool struct {
 	hash string
 }
 
-// start launches the process, connects and lists its tools.
-func (u *Upstream) start(ctx context.Context) (*mcp.ClientSession, plugin.Process, []listedTool, error) {
+// start launches the process, connects and lists its tools. The
+// session (the handshake, tools/list, the upstream's notifications) and
+// our calls share one connection: the wire reads the process's stdout.
+func (u *Upstream) start(ctx context.Context) (*mcp.ClientSession, *wire, plugin.Process, []listedTool, error) {
 	ctx, cancel := context.WithTimeout(ctx, u.cfg.StartTimeout)
 	defer cancel()
 	proc, err := u.cfg.Launcher.Launch(ctx)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("upstream %s: starting: %w", u.cfg.Name, err)
+		return nil, nil, nil, nil, fmt.Errorf("upstream %s: starting: %w", u.cfg.Name, err)
 	}
 	go u.logStderr(proc.Stderr())
 	client := mcp.NewClient(&mcp.Implementation{Name: "mcp-secure", Version: u.cfg.Version}, &mcp.ClientOptions{
@@ -259,11 +262,13 @@ func (u *Upstream) start(ctx context.Context) (*mcp.ClientSession, plugin.Proces
 		LoggingMessageHandler:       u.relayLog,
 		ProgressNotificationHandler: u.relayProgress,
 	})
-	cs, err := client.Connect(ctx, &mcp.IOTransport{Reader: proc.Stdout(), Writer: proc.Stdin()}, nil)
+	w := newWire(proc.Stdin(), proc.Stdout(), u.log)
+	cs, err := client.Connect(ctx, sdkTransport{w}, nil)
 	if err != nil {
+		w.close()
 		proc.Kill()
 		proc.Wait()
-		return nil, nil, nil, fmt.Errorf("upstream %s: MCP handshake: %w", u.cfg.Name, err)
+		return nil, nil, nil, nil, fmt.Errorf("upstream %s: MCP handshake: %w", u.cfg.Name, err)
 	}
 	if ir := cs.InitializeResult(); ir != nil && ir.Capabilities != nil && ir.Capabilities.Logging != nil {
 		// Servers of the Go SDK send nothing until a level is set.
@@ -276,9 +281,9 @@ func (u *Upstream) start(ctx context.Context) (*mcp.ClientSession, plugin.Proces
 		cs.Close()
 		proc.Kill()
 		proc.Wait()
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
-	return cs, proc, listed, nil
+	return cs, w, proc, listed, nil
 }
 
 // list lists every tool (all pages), pins or compares each definition
@@ -444,12 +449,12 @@ func (u *Upstream) relist() {
 	u.changed()
 }
 
-// current is the session to call, or why there is none.
-func (u *Upstream) current() (*mcp.ClientSession, string) {
+// current is the connection to call through, or why there is none.
+func (u *Upstream) current() (*wire, string) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.closed {
 		return nil, "the server is shutting down"
 	}
-	return u.session, u.down
+	return u.wire, u.down
 }

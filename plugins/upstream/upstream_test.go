@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -222,24 +223,41 @@ func TestListChangedMarksTheDefinitionChanged(t *testing.T) {
 
 func TestConvert(t *testing.T) {
 	for name, tc := range map[string]struct {
-		in   *mcp.CallToolResult
-		want plugin.Result
+		in         string // a tools/call result as the upstream sent it
+		want       plugin.Result
+		structured string
 	}{
-		"text/joined":                   {&mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "a"}, &mcp.TextContent{Text: "b"}}}, plugin.Result{Text: "a\nb"}},
-		"error/kept":                    {&mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: "no"}}}, plugin.Result{Text: "no", IsError: true}},
-		"link/named":                    {&mcp.CallToolResult{Content: []mcp.Content{&mcp.ResourceLink{URI: "file:///x"}}}, plugin.Result{Text: "[resource file:///x]"}},
-		"structured/non-object-dropped": {&mcp.CallToolResult{StructuredContent: []any{1}}, plugin.Result{}},
+		"text/joined":                   {`{"content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}`, plugin.Result{Text: "a\nb"}, ""},
+		"error/kept":                    {`{"content":[{"type":"text","text":"no"}],"isError":true}`, plugin.Result{Text: "no", IsError: true}, ""},
+		"link/named":                    {`{"content":[{"type":"resource_link","uri":"file:///x","name":"x"}]}`, plugin.Result{Text: "[resource file:///x]"}, ""},
+		"image/measured":                {`{"content":[{"type":"image","mimeType":"image/png","data":"AQID"},{"type":"audio","mimeType":"audio/wav","data":"AQI="}]}`, plugin.Result{Text: "[image image/png, 3 bytes]\n[audio audio/wav, 2 bytes]"}, ""},
+		"resource/text":                 {`{"content":[{"type":"resource","resource":{"uri":"file:///a","text":"body"}},{"type":"resource","resource":{"uri":"file:///b","blob":"AA=="}}]}`, plugin.Result{Text: "body\n[resource file:///b]"}, ""},
+		"unknown/skipped":               {`{"content":[{"type":"hologram"},{"type":"text","text":"t"}]}`, plugin.Result{Text: "t"}, ""},
+		"structured/object-kept":        {`{"content":[],"structuredContent":{"n":1}}`, plugin.Result{}, `{"n":1}`},
+		"structured/non-object-dropped": {`{"content":[],"structuredContent":[1]}`, plugin.Result{}, ""},
 	} {
 		t.Run(name, func(t *testing.T) {
-			got := convert(tc.in)
-			if got.Text != tc.want.Text || got.IsError != tc.want.IsError || (got.Structured == nil) != (tc.want.Structured == nil) {
+			var res callResult
+			if err := json.Unmarshal([]byte(tc.in), &res); err != nil {
+				t.Fatal(err)
+			}
+			got := res.convert()
+			if got.Text != tc.want.Text || got.IsError != tc.want.IsError {
 				t.Errorf("convert = %+v, want %+v", got, tc.want)
+			}
+			var structured string
+			if got.Structured != nil {
+				b, _ := json.Marshal(got.Structured)
+				structured = string(b)
+			}
+			if structured != tc.structured {
+				t.Errorf("structured = %s, want %s", structured, tc.structured)
 			}
 		})
 	}
-	big := convert(&mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: strings.Repeat("x", MaxResultText+10)}}})
-	if len(big.Text) > MaxResultText+100 || !strings.Contains(big.Text, "truncated") {
-		t.Errorf("oversized text: %d bytes", len(big.Text))
+	big := (&callResult{Content: []contentItem{{Type: "text", Text: strings.Repeat("é", MaxResultText)}}}).convert()
+	if len(big.Text) > MaxResultText+100 || !strings.Contains(big.Text, "truncated") || !utf8.ValidString(big.Text) {
+		t.Errorf("oversized text: %d bytes, valid UTF-8 %v", len(big.Text), utf8.ValidString(big.Text))
 	}
 }
 

@@ -1,0 +1,474 @@
+package upstream
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// maxMessage caps one message from an upstream (one line of its
+// stdout), as the Go SDK's stdio transport does.
+const maxMessage = 16 << 20
+
+// idPrefix starts the id of every tools/call we forward. The SDK's
+// requests (the handshake, tools/list) have numeric ids, so a response
+// whose id is a string with this prefix can only answer one of ours.
+const idPrefix = "ms-"
+
+// cancelTimeout bounds the sending of notifications/cancelled for a
+// call given up on.
+const cancelTimeout = 2 * time.Second
+
+// maxGarbageShown caps what the server's log shows of a line from the
+// upstream that is not JSON.
+const maxGarbageShown = 256
+
+var (
+	// errGone: the upstream's stdout ended (it exited or closed it) or
+	// the connection was closed.
+	errGone = errors.New("upstream: the connection ended")
+	// errOversize: the upstream sent a message over maxMessage; the
+	// connection is closed, since nothing after it can be trusted to be
+	// framed as the upstream meant.
+	errOversize = fmt.Errorf("upstream: a message over %d MiB", maxMessage>>20)
+	// errBroken: a message to the upstream was written in part (a write
+	// that timed out), so the stream to it is no longer framed.
+	errBroken = errors.New("upstream: a message to the upstream was cut short")
+)
+
+// wire is the connection to one upstream process: the only reader of
+// its stdout and the only writer to its stdin. Our tools/call requests
+// go out and their answers come back without the SDK (each answer is
+// decoded once, into what a result needs); every other message (the
+// handshake, tools/list, the upstream's notifications and requests) is
+// passed to the SDK's client session through sdkConn, in the order
+// read.
+type wire struct {
+	in  io.WriteCloser
+	out io.ReadCloser
+	log *slog.Logger
+
+	// wlock is held (a token in it) while a message is written, so
+	// messages never interleave; a channel, so a writer waiting for it
+	// still honours its context.
+	wlock chan struct{}
+	// deadline is set on in before each write (when in supports it), so
+	// a write to an upstream that stopped reading ends with the call.
+	deadline interface{ SetWriteDeadline(time.Time) error }
+	dl       time.Time // the deadline set last; guarded by wlock
+
+	mu      sync.Mutex
+	next    uint64
+	pending map[uint64]chan reply
+	err     error // why the connection ended; nil while it runs
+
+	toSDK     chan []byte   // messages for the SDK, closed when the reader ends
+	closed    chan struct{} // closed by close
+	closeOnce sync.Once
+	done      chan struct{} // closed when the reader has ended
+}
+
+// reply is the answer to one forwarded call.
+type reply struct {
+	res *callResult
+	err error // a *jsonrpc.Error when the upstream refused the call
+}
+
+func newWire(in io.WriteCloser, out io.ReadCloser, log *slog.Logger) *wire {
+	w := &wire{
+		in: in, out: out, log: log,
+		wlock:   make(chan struct{}, 1),
+		pending: map[uint64]chan reply{},
+		toSDK:   make(chan []byte, 16),
+		closed:  make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	w.deadline, _ = in.(interface{ SetWriteDeadline(time.Time) error })
+	go w.read()
+	return w
+}
+
+// close ends the connection: both pipes are closed, which ends the
+// reader, which fails the calls in flight.
+func (w *wire) close() {
+	w.closeOnce.Do(func() {
+		close(w.closed)
+		w.in.Close()
+		w.out.Close()
+	})
+}
+
+// fail ends the connection for reason: calls in flight and later ones
+// get it.
+func (w *wire) fail(reason error) {
+	w.mu.Lock()
+	if w.err == nil {
+		w.err = reason
+	}
+	reason = w.err
+	pending := w.pending
+	w.pending = nil
+	w.mu.Unlock()
+	for _, ch := range pending {
+		ch <- reply{err: reason}
+	}
+}
+
+// read reads the upstream's stdout a line at a time until it ends.
+func (w *wire) read() {
+	reason := errGone
+	defer func() {
+		w.fail(reason)
+		w.close()
+		close(w.toSDK)
+		close(w.done)
+	}()
+	br := bufio.NewReaderSize(w.out, 64<<10)
+	var long []byte // a line longer than br's buffer, so far
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			if len(long)+len(chunk) > maxMessage {
+				reason = errOversize
+				w.log.Warn("the upstream sent a message over the limit; closing the connection", "limit_bytes", maxMessage)
+				return
+			}
+			long = append(long, chunk...)
+			continue
+		}
+		line := chunk
+		if long != nil {
+			if len(long)+len(chunk) > maxMessage {
+				reason = errOversize
+				w.log.Warn("the upstream sent a message over the limit; closing the connection", "limit_bytes", maxMessage)
+				return
+			}
+			line = append(long, chunk...)
+			long = nil
+		}
+		if len(bytes.TrimSpace(line)) > 0 && !w.dispatch(line) {
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// response is a message from the upstream as far as routing it needs,
+// with the result decoded as a tools/call result.
+type response struct {
+	ID     json.RawMessage `json:"id"`
+	Method string          `json:"method"`
+	Result *callResult     `json:"result"`
+	Error  *jsonrpc.Error  `json:"error"`
+}
+
+// dispatch routes one line: the answer to a call of ours to it, anything
+// else to the SDK. line is valid only until it returns. It reports false
+// when the connection was closed meanwhile.
+func (w *wire) dispatch(line []byte) bool {
+	if bytes.Contains(line, []byte(`"`+idPrefix)) {
+		var r response
+		if err := json.Unmarshal(line, &r); err == nil {
+			if id, ok := ourID(r.ID); ok && r.Method == "" {
+				switch {
+				case r.Error != nil:
+					w.answer(id, reply{err: r.Error})
+				case r.Result != nil:
+					w.answer(id, reply{res: r.Result})
+				default:
+					w.answer(id, reply{err: errors.New("the upstream answered with neither a result nor an error")})
+				}
+				return true
+			}
+		} else {
+			// Not a tools/call result: tell whether it answers one of ours
+			// at all.
+			var env struct {
+				ID     json.RawMessage `json:"id"`
+				Method string          `json:"method"`
+			}
+			if json.Unmarshal(line, &env) == nil {
+				if id, ok := ourID(env.ID); ok && env.Method == "" {
+					w.answer(id, reply{err: fmt.Errorf("the upstream's answer is not a tools/call result: %w", err)})
+					return true
+				}
+			}
+		}
+	}
+	if !json.Valid(line) {
+		// Some servers write stray output to stdout; it is no message.
+		shown := bytes.TrimSpace(line)
+		if len(shown) > maxGarbageShown {
+			shown = shown[:maxGarbageShown]
+		}
+		w.log.Warn("the upstream wrote a line that is not JSON to its stdout; dropped", "line", string(shown))
+		return true
+	}
+	msg := bytes.Clone(line)
+	select {
+	case w.toSDK <- msg:
+		return true
+	case <-w.closed:
+		return false
+	}
+}
+
+// ourID reports whether raw is the id of a call of ours, and which.
+func ourID(raw json.RawMessage) (uint64, bool) {
+	if len(raw) < len(idPrefix)+3 || raw[0] != '"' || raw[len(raw)-1] != '"' || !bytes.HasPrefix(raw[1:], []byte(idPrefix)) {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(string(raw[1+len(idPrefix):len(raw)-1]), 10, 64)
+	return n, err == nil
+}
+
+// answer hands r to call id; an answer to no call in flight (given up
+// on, or never made) is dropped.
+func (w *wire) answer(id uint64, r reply) {
+	w.mu.Lock()
+	ch, ok := w.pending[id]
+	delete(w.pending, id)
+	w.mu.Unlock()
+	if !ok {
+		w.log.Debug("an upstream answer to no call in flight dropped", "id", idPrefix+strconv.FormatUint(id, 10))
+		return
+	}
+	ch <- r
+}
+
+// write writes one message (a line) to the upstream.
+func (w *wire) write(ctx context.Context, msg []byte) error {
+	select {
+	case w.wlock <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-w.closed:
+		return w.ended()
+	}
+	defer func() { <-w.wlock }()
+	if w.deadline != nil {
+		dl, _ := ctx.Deadline()
+		if !dl.Equal(w.dl) {
+			if w.deadline.SetWriteDeadline(dl) == nil {
+				w.dl = dl
+			}
+		}
+	}
+	n, err := w.in.Write(msg)
+	if err != nil {
+		if n > 0 {
+			// The upstream would read the rest of this message as the
+			// start of the next one.
+			w.mu.Lock()
+			if w.err == nil {
+				w.err = errBroken
+			}
+			w.mu.Unlock()
+			w.close()
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("%w: %w", errGone, err)
+	}
+	return nil
+}
+
+// ended is why the connection ended.
+func (w *wire) ended() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return w.err
+	}
+	return errGone
+}
+
+// call forwards tools/call for tool with args (a JSON object) and, when
+// token is set, that progress token, and waits for the answer. When ctx
+// ends first, the upstream is told (notifications/cancelled) and ctx's
+// error returned.
+func (w *wire) call(ctx context.Context, tool string, args json.RawMessage, token string) (*callResult, error) {
+	ch := make(chan reply, 1)
+	w.mu.Lock()
+	if w.err != nil {
+		err := w.err
+		w.mu.Unlock()
+		return nil, err
+	}
+	w.next++
+	id := w.next
+	w.pending[id] = ch
+	w.mu.Unlock()
+	if err := w.write(ctx, appendCall(make([]byte, 0, 160+len(args)), id, tool, args, token)); err != nil {
+		w.forget(id)
+		return nil, err
+	}
+	select {
+	case r := <-ch:
+		return r.res, r.err
+	case <-ctx.Done():
+		if w.forget(id) {
+			go w.cancel(id, ctx.Err())
+		}
+		return nil, ctx.Err()
+	}
+}
+
+// forget removes call id from those in flight; false when it was not
+// (answered, or the connection ended).
+func (w *wire) forget(id uint64) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, ok := w.pending[id]
+	delete(w.pending, id)
+	return ok
+}
+
+// cancel tells the upstream that call id was given up on.
+func (w *wire) cancel(id uint64, why error) {
+	ctx, stop := context.WithTimeout(context.Background(), cancelTimeout)
+	defer stop()
+	msg := []byte(`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"` + idPrefix)
+	msg = strconv.AppendUint(msg, id, 10)
+	msg = append(msg, `","reason":`...)
+	msg = appendString(msg, why.Error())
+	msg = append(msg, "}}\n"...)
+	if err := w.write(ctx, msg); err != nil {
+		w.log.Debug("telling the upstream a call was cancelled failed", "err", err)
+	}
+}
+
+// appendCall appends a tools/call request as one line. The log level
+// for the call's messages is asked in _meta (under the stateless
+// protocol it is asked per request; earlier versions ignore the key).
+func appendCall(dst []byte, id uint64, tool string, args json.RawMessage, token string) []byte {
+	dst = append(dst, `{"jsonrpc":"2.0","id":"`+idPrefix...)
+	dst = strconv.AppendUint(dst, id, 10)
+	dst = append(dst, `","method":"tools/call","params":{"name":`...)
+	dst = appendString(dst, tool)
+	dst = append(dst, `,"arguments":`...)
+	switch {
+	case len(bytes.TrimSpace(args)) == 0:
+		dst = append(dst, "{}"...)
+	case bytes.ContainsAny(args, "\r\n"):
+		// A message is one line: whitespace between tokens goes.
+		var b bytes.Buffer
+		if err := json.Compact(&b, args); err != nil {
+			dst = append(dst, "{}"...)
+		} else {
+			dst = append(dst, b.Bytes()...)
+		}
+	default:
+		dst = append(dst, args...)
+	}
+	dst = append(dst, `,"_meta":{"`+mcp.MetaKeyLogLevel+`":"`+relayLevel+`"`...)
+	if token != "" {
+		dst = append(dst, `,"progressToken":`...)
+		dst = appendString(dst, token)
+	}
+	return append(dst, "}}}\n"...)
+}
+
+// appendString appends s as a JSON string.
+func appendString(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+			b, _ := json.Marshal(s)
+			return append(dst, b...)
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
+}
+
+// sdkConn is the SDK client session's side of a wire: it reads the
+// messages the wire does not route itself and writes through the wire.
+type sdkConn struct {
+	w     *wire
+	queue []jsonrpc.Message // the rest of a batch read
+}
+
+var _ mcp.Connection = (*sdkConn)(nil)
+
+// sdkTransport hands the SDK client its side of a wire.
+type sdkTransport struct{ w *wire }
+
+var _ mcp.Transport = sdkTransport{}
+
+// Connect implements mcp.Transport.
+func (t sdkTransport) Connect(context.Context) (mcp.Connection, error) {
+	return &sdkConn{w: t.w}, nil
+}
+
+// Read implements mcp.Connection.
+func (c *sdkConn) Read(ctx context.Context) (jsonrpc.Message, error) {
+	if len(c.queue) > 0 {
+		m := c.queue[0]
+		c.queue = c.queue[1:]
+		return m, nil
+	}
+	var data []byte
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case d, ok := <-c.w.toSDK:
+		if !ok {
+			return nil, io.EOF
+		}
+		data = d
+	}
+	if data = bytes.TrimSpace(data); data[0] != '[' {
+		return jsonrpc.DecodeMessage(data)
+	}
+	var batch []json.RawMessage
+	if err := json.Unmarshal(data, &batch); err != nil {
+		return nil, err
+	}
+	if len(batch) == 0 {
+		return nil, errors.New("upstream: an empty batch")
+	}
+	for _, raw := range batch {
+		m, err := jsonrpc.DecodeMessage(raw)
+		if err != nil {
+			return nil, err
+		}
+		c.queue = append(c.queue, m)
+	}
+	m := c.queue[0]
+	c.queue = c.queue[1:]
+	return m, nil
+}
+
+// Write implements mcp.Connection.
+func (c *sdkConn) Write(ctx context.Context, msg jsonrpc.Message) error {
+	data, err := jsonrpc.EncodeMessage(msg)
+	if err != nil {
+		return fmt.Errorf("upstream: encoding a message: %w", err)
+	}
+	return c.w.write(ctx, append(data, '\n'))
+}
+
+// Close implements mcp.Connection: the SDK closing its session ends the
+// connection.
+func (c *sdkConn) Close() error {
+	c.w.close()
+	return nil
+}
+
+// SessionID implements mcp.Connection.
+func (c *sdkConn) SessionID() string { return "" }
