@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -259,12 +260,13 @@ func (w *wire) write(ctx context.Context, msg []byte) error {
 		return w.ended()
 	}
 	defer func() { <-w.wlock }()
-	if w.deadline != nil {
-		dl, _ := ctx.Deadline()
-		if !dl.Equal(w.dl) {
-			if w.deadline.SetWriteDeadline(dl) == nil {
-				w.dl = dl
-			}
+	dl, bounded := ctx.Deadline()
+	if w.deadline != nil && !dl.Equal(w.dl) {
+		if w.deadline.SetWriteDeadline(dl) != nil {
+			// Not a pipe the poller watches: no deadlines on it.
+			w.deadline = nil
+		} else {
+			w.dl = dl
 		}
 	}
 	n, err := w.in.Write(msg)
@@ -278,6 +280,10 @@ func (w *wire) write(ctx context.Context, msg []byte) error {
 			}
 			w.mu.Unlock()
 			w.close()
+		}
+		if bounded && w.deadline != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+			// ctx's deadline, which ends ctx at once if not already.
+			<-ctx.Done()
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -364,7 +370,7 @@ func appendCall(dst []byte, id uint64, tool string, args json.RawMessage, token 
 	switch {
 	case len(bytes.TrimSpace(args)) == 0:
 		dst = append(dst, "{}"...)
-	case bytes.ContainsAny(args, "\r\n"):
+	case bytes.IndexByte(args, '\n') >= 0 || bytes.IndexByte(args, '\r') >= 0:
 		// A message is one line: whitespace between tokens goes.
 		var b bytes.Buffer
 		if err := json.Compact(&b, args); err != nil {

@@ -1,0 +1,325 @@
+package upstream
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mcp-secure/mcp-secure/server/plugin"
+)
+
+// startRaw starts an Upstream over a rawLauncher with script, logging to
+// the returned buffer.
+func startRaw(t *testing.T, script func(u *rawUpstream, tool string, id json.RawMessage, args json.RawMessage)) (*Upstream, *rawLauncher, *lockedBuf) {
+	t.Helper()
+	l := &rawLauncher{script: script}
+	var logs lockedBuf
+	u, err := New(t.Context(), Config{Name: "raw", Prefix: "raw__", Launcher: l, Pins: &memPins{pinned: map[string]string{}},
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})), MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := u.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return u, l, &logs
+}
+
+// callRaw calls tool (raw__tool) with args.
+func callRaw(ctx context.Context, t *testing.T, u *Upstream, name, args string) (*plugin.Result, error) {
+	t.Helper()
+	return tool(t, u, "raw__"+name).Handler(ctx, &plugin.Call{Tool: "raw__" + name, Arguments: json.RawMessage(args)})
+}
+
+// TestWireAnswers: what the upstream writes back to a call, over real
+// pipes, and the result the call gets.
+func TestWireAnswers(t *testing.T) {
+	for name, tc := range map[string]struct {
+		script  func(u *rawUpstream, id json.RawMessage, args json.RawMessage)
+		args    string
+		want    string // the result's text, or a part of it for errors
+		isError bool
+		logged  string
+	}{
+		"ok/echo": {
+			script: func(u *rawUpstream, id, args json.RawMessage) { echoScript(u, "", id, args) },
+			args:   `{"text":"hi"}`, want: "hi",
+		},
+		"ok/pretty-printed-arguments-sent-as-one-line": {
+			script: func(u *rawUpstream, id, args json.RawMessage) { echoScript(u, "", id, args) },
+			args:   "{\n  \"text\": \"multi\"\n}", want: "multi",
+		},
+		"ok/garbage-line-before-the-answer": {
+			script: func(u *rawUpstream, id, _ json.RawMessage) {
+				u.send("Server listening on stdio (a stray console.log)")
+				u.send(`{"jsonrpc":"2.0","id":` + string(id) + `,"result":{"content":[{"type":"text","text":"after the garbage"}]}}`)
+			},
+			want: "after the garbage", logged: "not JSON",
+		},
+		"ok/answers-to-other-ids-dropped": {
+			script: func(u *rawUpstream, id, _ json.RawMessage) {
+				u.answer(json.RawMessage(`"ms-999999"`), "not yours")
+				u.answer(json.RawMessage(`999999`), "not yours either")
+				u.answer(id, "yours")
+			},
+			want: "yours", logged: "no call in flight",
+		},
+		"ok/id-prefix-in-a-request-is-no-answer": {
+			script: func(u *rawUpstream, id, _ json.RawMessage) {
+				// A request of the upstream's own with an id like ours
+				// goes to the SDK (which refuses it), not to the call.
+				u.send(`{"jsonrpc":"2.0","id":` + string(id) + `,"method":"sampling/createMessage","params":{}}`)
+				u.answer(id, "the answer")
+			},
+			want: "the answer",
+		},
+		"ok/oversize-text-truncated": {
+			script: func(u *rawUpstream, id, _ json.RawMessage) { u.answer(id, strings.Repeat("x", 2*MaxResultText)) },
+			want:   strings.Repeat("x", MaxResultText) + "\n[truncated: the upstream's result exceeded 1 MiB]",
+		},
+		"ok/tool-error-kept": {
+			script: func(u *rawUpstream, id, _ json.RawMessage) {
+				u.send(`{"jsonrpc":"2.0","id":` + string(id) + `,"result":{"content":[{"type":"text","text":"bad input"}],"isError":true}}`)
+			},
+			want: "bad input", isError: true,
+		},
+		"error/refused": {
+			script: func(u *rawUpstream, id, _ json.RawMessage) {
+				u.send(`{"jsonrpc":"2.0","id":` + string(id) + `,"error":{"code":-32602,"message":"unknown tool"}}`)
+			},
+			want: `refused the call: unknown tool`, isError: true,
+		},
+		"error/not-a-result": {
+			script: func(u *rawUpstream, id, _ json.RawMessage) {
+				u.send(`{"jsonrpc":"2.0","id":` + string(id) + `,"result":{"content":"a string"}}`)
+			},
+			want: "not a tool result", isError: true, logged: "could not be read",
+		},
+		"error/neither-result-nor-error": {
+			script: func(u *rawUpstream, id, _ json.RawMessage) { u.send(`{"jsonrpc":"2.0","id":` + string(id) + `}`) },
+			want:   "not a tool result", isError: true,
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			u, _, logs := startRaw(t, func(u *rawUpstream, _ string, id, args json.RawMessage) { tc.script(u, id, args) })
+			args := tc.args
+			if args == "" {
+				args = `{}`
+			}
+			res, err := callRaw(t.Context(), t, u, "echo", args)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.IsError != tc.isError || (!tc.isError && res.Text != tc.want) || !strings.Contains(res.Text, tc.want) {
+				t.Errorf("result = %.200q (error %v), want %.200q (error %v)", res.Text, res.IsError, tc.want, tc.isError)
+			}
+			if tc.logged != "" && !strings.Contains(logs.String(), tc.logged) {
+				t.Errorf("log lacks %q:\n%s", tc.logged, logs.String())
+			}
+			// The connection still serves calls.
+			if !strings.HasPrefix(name, "ok/") {
+				return
+			}
+			u.mu.Lock()
+			w := u.wire
+			u.mu.Unlock()
+			if w == nil {
+				t.Fatal("no connection")
+			}
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			if w.err != nil {
+				t.Errorf("the connection ended: %v", w.err)
+			}
+		})
+	}
+}
+
+// waitRestarted waits for launch n to serve the echo tool.
+func waitRestarted(t *testing.T, u *Upstream, l *rawLauncher, n int) {
+	t.Helper()
+	waitFor(t, "restart", func() bool {
+		if l.count() < n {
+			return false
+		}
+		res, err := callRaw(t.Context(), t, u, "echo", `{"text":"back"}`)
+		return err == nil && !res.IsError && res.Text == "back"
+	})
+}
+
+// TestWireUpstreamDiesMidCall: a call in flight when the process exits
+// gets an error result, and the upstream is started again.
+func TestWireUpstreamDiesMidCall(t *testing.T) {
+	u, l, _ := startRaw(t, func(u *rawUpstream, tool string, id, args json.RawMessage) {
+		if tool == "other" {
+			u.exit()
+			return
+		}
+		echoScript(u, tool, id, args)
+	})
+	res, err := callRaw(t.Context(), t, u, "other", `{}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.IsError || !strings.Contains(res.Text, "stopped during the call") {
+		t.Errorf("result = %+v", res)
+	}
+	waitRestarted(t, u, l, 2)
+}
+
+// TestWireOversizeMessage: a message over the cap closes the connection:
+// the call gets an error result saying why, and the upstream restarts.
+func TestWireOversizeMessage(t *testing.T) {
+	u, l, logs := startRaw(t, func(u *rawUpstream, tool string, id, args json.RawMessage) {
+		if tool == "other" {
+			u.send(`{"jsonrpc":"2.0","id":` + string(id) + `,"result":{"content":[{"type":"text","text":"` + strings.Repeat("y", maxMessage) + `"}]}}`)
+			return
+		}
+		echoScript(u, tool, id, args)
+	})
+	res, err := callRaw(t.Context(), t, u, "other", `{}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.IsError || !strings.Contains(res.Text, "over 16 MiB") {
+		t.Errorf("result = %.200q", res.Text)
+	}
+	if !strings.Contains(logs.String(), "over the limit") {
+		t.Errorf("log lacks the reason:\n%s", logs.String())
+	}
+	waitRestarted(t, u, l, 2)
+}
+
+// TestWireCancelled: a call whose context ends before the answer returns
+// the context's error, and the upstream is told with
+// notifications/cancelled naming the call's id; a late answer is
+// dropped and the connection keeps serving.
+func TestWireCancelled(t *testing.T) {
+	ids := make(chan json.RawMessage, 1)
+	u, l, _ := startRaw(t, func(u *rawUpstream, tool string, id, args json.RawMessage) {
+		if tool == "other" {
+			ids <- id // never answered now
+			return
+		}
+		echoScript(u, tool, id, args)
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	_, err := callRaw(ctx, t, u, "other", `{}`)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want the deadline", err)
+	}
+	id := <-ids
+	select {
+	case got := <-l.upstream(0).cancelled:
+		if got != string(id) {
+			t.Errorf("cancelled %s, want %s", got, id)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no notifications/cancelled")
+	}
+	l.upstream(0).answer(id, "too late")
+	res, err := callRaw(t.Context(), t, u, "echo", `{"text":"still here"}`)
+	if err != nil || res.Text != "still here" {
+		t.Errorf("after a cancel: %+v, %v", res, err)
+	}
+}
+
+// TestWireUpstreamStopsReading: a call to an upstream that no longer
+// reads its stdin ends with its context, even while its request is being
+// written; a request cut short closes the connection (the rest would be
+// read as the next message) and the upstream restarts.
+func TestWireUpstreamStopsReading(t *testing.T) {
+	u, l, _ := startRaw(t, func(u *rawUpstream, tool string, id, args json.RawMessage) {
+		if tool == "other" {
+			<-u.done // the server stops reading its stdin until it exits
+			return
+		}
+		echoScript(u, tool, id, args)
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := callRaw(ctx, t, u, "other", `{}`); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want the deadline", err)
+	}
+	// More than the pipe holds: the write blocks until the deadline.
+	big := `{"text":"` + strings.Repeat("z", 1<<20) + `"}`
+	ctx, cancel = context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := callRaw(ctx, t, u, "echo", big)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("err = %v, want the deadline", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the call did not end with its context")
+	}
+	waitRestarted(t, u, l, 2)
+}
+
+// FuzzWireRead: whatever the upstream writes to its stdout, the reader
+// neither panics nor hangs; a call in flight gets an answer or the end of
+// the connection, and messages not for a call reach the SDK side whole
+// and valid.
+func FuzzWireRead(f *testing.F) {
+	for _, seed := range []string{
+		`{"jsonrpc":"2.0","id":"ms-1","result":{"content":[{"type":"text","text":"hi"}]}}` + "\n",
+		`{"jsonrpc":"2.0","id":"ms-1","error":{"code":-1,"message":"no"}}` + "\n",
+		`{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"ms-1"}}` + "\n",
+		"garbage\n\n  \n[1,2]\n",
+		`{"jsonrpc":"2.0","id":"ms-1","result":{"content":"x"}}`,
+		`{"id":"ms-18446744073709551616"}` + "\n" + `{"id":"ms-1","method":"x"}` + "\n",
+		`{"id":"ms-1","result":{"content":[{"type":"image","data":"\u0041Q=="}],"structuredContent":{"a":1}}}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		inR, inW := io.Pipe()
+		go io.Copy(io.Discard, inR)
+		w := newWire(inW, io.NopCloser(bytes.NewReader(data)), slog.New(slog.DiscardHandler))
+		var forwarded [][]byte
+		sdkDone := make(chan struct{})
+		go func() {
+			defer close(sdkDone)
+			for m := range w.toSDK {
+				forwarded = append(forwarded, m)
+			}
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		res, err := w.call(ctx, "echo", json.RawMessage(`{}`), "")
+		if err == nil {
+			if res == nil {
+				t.Fatal("no result and no error")
+			}
+			res.convert()
+		} else if errors.Is(err, context.DeadlineExceeded) {
+			t.Fatal("the call was never answered nor failed")
+		}
+		select {
+		case <-w.done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the reader did not end at the end of its input")
+		}
+		<-sdkDone
+		for _, m := range forwarded {
+			if !json.Valid(m) {
+				t.Errorf("forwarded a message that is not JSON: %q", m)
+			}
+		}
+		inW.Close()
+	})
+}
