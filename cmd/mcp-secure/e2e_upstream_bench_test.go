@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -39,6 +40,9 @@ func BenchmarkUpstreamEcho(b *testing.B) {
 		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 		defer cancel()
 		cmd := exec.Command("node", filepath.Join(u.code, "server.mjs"))
+		// The same environment as through mcp-secure: each call is noted
+		// in CALL_LOG there, so it is here too.
+		cmd.Env = append(os.Environ(), "CALL_LOG="+u.calls)
 		cs, err := mcp.NewClient(&mcp.Implementation{Name: "bench", Version: "1"}, nil).Connect(ctx, &mcp.CommandTransport{Command: cmd}, nil)
 		if err != nil {
 			b.Fatal(err)

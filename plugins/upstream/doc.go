@@ -17,6 +17,28 @@
 // cannot compile, or whose name is not a plain MCP tool name, is left
 // out and logged.
 //
+// # The connection
+//
+// One reader takes the process's stdout a line at a time. Calls are
+// forwarded without the SDK: each tools/call goes out as one line with a
+// string id of ours ("ms-N"; the SDK's ids are numbers), and its answer
+// is decoded once, straight into the text, structured content and
+// isError a result needs (image and audio data are measured, not kept),
+// and handed to the waiting call. Everything else the upstream sends
+// (the handshake's answers, tools/list, its notifications and requests)
+// goes to the SDK's client session, in the order read. Writes from both
+// go through one lock and are bounded by the caller's deadline; a
+// message written only in part closes the connection (the rest would be
+// read as the next message), and the supervisor restarts the server.
+//
+// A call whose context ends first (the policy's timeout, a cancelled
+// request) is told to the upstream with notifications/cancelled; its
+// answer, if it comes, is dropped, as is any answer to no call in
+// flight. A line that is not JSON (stray output of the server) is
+// logged, capped, and dropped. A message over 16 MiB closes the
+// connection: the calls in flight get an error result saying so, and
+// the server is restarted. Result text over 1 MiB is truncated.
+//
 // When the process exits (a crash, a kill), calls get an error result
 // saying the server is restarting, and a supervisor starts it again with
 // exponential backoff (from 250 ms to 30 s, back to the minimum after a
