@@ -308,3 +308,41 @@ func TestDefinitionIsTheOneOffered(t *testing.T) {
 		t.Errorf("approved, but no longer the upstream's: %+v", d)
 	}
 }
+
+// TestCallsCarryTheSessionMeta: under the stateless protocol every call
+// carries the session's _meta (protocol version, client info and
+// capabilities) as the SDK's own calls do, besides the log level asked.
+func TestCallsCarryTheSessionMeta(t *testing.T) {
+	u, _, _ := start(t, func(int) *mcp.Server {
+		s := echoServer("Echoes.")
+		s.AddTool(&mcp.Tool{Name: "meta", InputSchema: json.RawMessage(`{"type":"object"}`)},
+			func(_ context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+				b, _ := json.Marshal(req.Params.GetMeta())
+				return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: string(b)}}}, nil
+			})
+		return s
+	})
+	u.mu.Lock()
+	version := u.session.InitializeResult().ProtocolVersion
+	u.mu.Unlock()
+	if version < "2026-07-28" {
+		t.Skipf("negotiated %s, before the stateless protocol", version)
+	}
+	res, err := tool(t, u, "fake__meta").Handler(t.Context(), &plugin.Call{Arguments: json.RawMessage(`{}`)})
+	if err != nil || res.IsError {
+		t.Fatalf("call = %+v, %v", res, err)
+	}
+	var meta map[string]any
+	if err := json.Unmarshal([]byte(res.Text), &meta); err != nil {
+		t.Fatal(err)
+	}
+	if meta[mcp.MetaKeyProtocolVersion] != version || meta[mcp.MetaKeyLogLevel] != relayLevel {
+		t.Errorf("meta = %v", meta)
+	}
+	if info, _ := meta[mcp.MetaKeyClientInfo].(map[string]any); info["name"] != "mcp-secure" {
+		t.Errorf("client info = %v", meta[mcp.MetaKeyClientInfo])
+	}
+	if _, ok := meta[mcp.MetaKeyClientCapabilities].(map[string]any); !ok {
+		t.Errorf("capabilities = %v", meta[mcp.MetaKeyClientCapabilities])
+	}
+}

@@ -73,6 +73,11 @@ type wire struct {
 	next    uint64
 	pending map[uint64]chan reply
 	err     error // why the connection ended; nil while it runs
+	// meta holds the per-request _meta members the SDK sends with its
+	// own calls under the stateless protocol (its version, our client
+	// info and capabilities), as JSON members with a leading comma;
+	// every call of ours carries them too.
+	meta []byte
 
 	toSDK     chan []byte   // messages for the SDK, closed when the reader ends
 	closed    chan struct{} // closed by close
@@ -318,8 +323,9 @@ func (w *wire) call(ctx context.Context, tool string, args json.RawMessage, toke
 	w.next++
 	id := w.next
 	w.pending[id] = ch
+	meta := w.meta
 	w.mu.Unlock()
-	if err := w.write(ctx, appendCall(make([]byte, 0, 160+len(args)), id, tool, args, token)); err != nil {
+	if err := w.write(ctx, appendCall(make([]byte, 0, 160+len(meta)+len(args)), id, tool, args, token, meta)); err != nil {
 		w.forget(id)
 		return nil, err
 	}
@@ -360,8 +366,9 @@ func (w *wire) cancel(id uint64, why error) {
 
 // appendCall appends a tools/call request as one line. The log level
 // for the call's messages is asked in _meta (under the stateless
-// protocol it is asked per request; earlier versions ignore the key).
-func appendCall(dst []byte, id uint64, tool string, args json.RawMessage, token string) []byte {
+// protocol it is asked per request; earlier versions ignore the key),
+// followed by meta (members with a leading comma).
+func appendCall(dst []byte, id uint64, tool string, args json.RawMessage, token string, meta []byte) []byte {
 	dst = append(dst, `{"jsonrpc":"2.0","id":"`+idPrefix...)
 	dst = strconv.AppendUint(dst, id, 10)
 	dst = append(dst, `","method":"tools/call","params":{"name":`...)
@@ -386,6 +393,7 @@ func appendCall(dst []byte, id uint64, tool string, args json.RawMessage, token 
 		dst = append(dst, `,"progressToken":`...)
 		dst = appendString(dst, token)
 	}
+	dst = append(dst, meta...)
 	return append(dst, "}}}\n"...)
 }
 
@@ -460,8 +468,31 @@ func (c *sdkConn) Read(ctx context.Context) (jsonrpc.Message, error) {
 	return m, nil
 }
 
-// Write implements mcp.Connection.
+// sessionMeta are the _meta members the SDK sends with each call under
+// the stateless protocol (SEP-2575).
+var sessionMeta = []string{mcp.MetaKeyProtocolVersion, mcp.MetaKeyClientInfo, mcp.MetaKeyClientCapabilities}
+
+// Write implements mcp.Connection. The session's _meta members of the
+// SDK's calls (tools/list among them, before any call of ours) are
+// kept for our calls.
 func (c *sdkConn) Write(ctx context.Context, msg jsonrpc.Message) error {
+	if req, ok := msg.(*jsonrpc.Request); ok && req.IsCall() && len(req.Params) > 0 {
+		var p struct {
+			Meta map[string]json.RawMessage `json:"_meta"`
+		}
+		if json.Unmarshal(req.Params, &p) == nil && p.Meta[sessionMeta[0]] != nil {
+			var meta []byte
+			for _, k := range sessionMeta {
+				if v, ok := p.Meta[k]; ok {
+					meta = append(appendString(append(meta, ','), k), ':')
+					meta = append(meta, v...)
+				}
+			}
+			c.w.mu.Lock()
+			c.w.meta = meta
+			c.w.mu.Unlock()
+		}
+	}
 	data, err := jsonrpc.EncodeMessage(msg)
 	if err != nil {
 		return fmt.Errorf("upstream: encoding a message: %w", err)
