@@ -217,9 +217,8 @@ func TestFastLaneLocalToolRecordsBeforeAnswer(t *testing.T) {
 func TestFastLaneCancel(t *testing.T) {
 	c := newRawClient(t)
 	c.initialize()
-	g := "fastlane-cancel"
+	g, _ := newGate(t)
 	c.send(`{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"stuck","arguments":{"gate":"` + g + `"}}}`)
-	defer close(gate(g))
 	// The call is running once its allow is recorded.
 	deadline := time.Now().Add(10 * time.Second)
 	for len(c.aud.all()) == 0 && time.Now().Before(deadline) {

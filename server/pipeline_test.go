@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -108,6 +110,22 @@ var gates sync.Map // name -> chan struct{}
 func gate(name string) chan struct{} {
 	ch, _ := gates.LoadOrStore(name, make(chan struct{}))
 	return ch.(chan struct{})
+}
+
+// gateRuns numbers newGate's gates.
+var gateRuns atomic.Uint64
+
+// newGate names a gate of its own for this run of t, and returns the
+// function that releases it (also called at cleanup; a second call does
+// nothing). A released gate stays released: a handler that comes to it
+// late passes. Its name is new on each run, so that a test run again
+// (-count) does not find the gate its earlier run released.
+func newGate(t *testing.T) (name string, release func()) {
+	name = fmt.Sprintf("%s#%d", t.Name(), gateRuns.Add(1))
+	var once sync.Once
+	release = func() { once.Do(func() { close(gate(name)) }) }
+	t.Cleanup(release)
+	return name, release
 }
 
 const echoSchema = `{"type":"object","properties":{"msg":{"type":"string","maxLength":10},"n":{"type":"integer","minimum":1}},"required":["msg"],"additionalProperties":false}`
@@ -301,8 +319,8 @@ func TestPipelineOrder(t *testing.T) {
 
 func TestPipelineHandlerFailures(t *testing.T) {
 	h := newHarness(t, 200*time.Millisecond)
-	defer close(gate(t.Name()))
-	res := h.call(t, "stuck", map[string]any{"gate": t.Name()})
+	g, _ := newGate(t)
+	res := h.call(t, "stuck", map[string]any{"gate": g})
 	if !res.IsError || !strings.Contains(resultText(res), "timed out") {
 		t.Errorf("stuck: %v %q", res.IsError, resultText(res))
 	}
@@ -331,9 +349,10 @@ func TestPipelineAuditFailureFailsClosed(t *testing.T) {
 
 func TestPipelineSlowToolDoesNotBlockOthers(t *testing.T) {
 	h := newHarness(t, 10*time.Second)
+	g, release := newGate(t)
 	slow := make(chan *mcp.CallToolResult, 1)
 	go func() {
-		res, _ := h.cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "stuck", Arguments: map[string]any{"gate": t.Name()}})
+		res, _ := h.cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "stuck", Arguments: map[string]any{"gate": g}})
 		slow <- res
 	}()
 	for range 5 {
@@ -346,7 +365,7 @@ func TestPipelineSlowToolDoesNotBlockOthers(t *testing.T) {
 		t.Fatal("the stuck tool finished before it was released")
 	default:
 	}
-	close(gate(t.Name()))
+	release()
 	if res := <-slow; res == nil || res.IsError {
 		t.Errorf("released tool: %+v", res)
 	}

@@ -103,15 +103,16 @@ func TestReloadPinsCallsAndAnnouncesTheList(t *testing.T) {
 		t.Fatal("a notification without a change")
 	}
 
+	g, release := newGate(t)
 	inFlight := make(chan *mcp.CallToolResult, 1)
 	go func() {
-		res, _ := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "asks", Arguments: map[string]any{"gate": "reload-pin"}})
+		res, _ := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "asks", Arguments: map[string]any{"gate": g}})
 		inFlight <- res
 	}()
 	// Wait until the call has pinned its snapshot (it is at the gate).
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		if _, waiting := gates.Load("reload-pin"); waiting {
+		if _, waiting := gates.Load(g); waiting {
 			break
 		}
 		time.Sleep(5 * time.Millisecond)
@@ -128,7 +129,7 @@ func TestReloadPinsCallsAndAnnouncesTheList(t *testing.T) {
 	if got := list(); len(got) != 1 || got[0] != "asks" {
 		t.Fatalf("tools after = %v", got)
 	}
-	close(gate("reload-pin"))
+	release()
 	select {
 	case res := <-inFlight:
 		if res == nil || resultText(res) != "other permitted" {
