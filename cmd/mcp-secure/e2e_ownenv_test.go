@@ -103,3 +103,63 @@ func TestE2EPolicyVariablesAreOwn(t *testing.T) {
 		}
 	})
 }
+
+// TestE2EReloadedPolicyVariablesAreOwn: a variable that a reloaded
+// policy takes with ${VAR} becomes the server's own from that reload on,
+// though the policy the server started with did not take it. An external
+// plugin whose manifest passes it got its value before the reload; a
+// plugin process started after it is refused the variable (the call is
+// an error naming it) and its value reaches no child. The set only
+// grows: reloading the first policy again does not hand it back.
+func TestE2EReloadedPolicyVariablesAreOwn(t *testing.T) {
+	const secret = "reloaded-secret-e2e"
+	e := newEnv(t, "")
+	e.vars = []string{"FX_PASSED=" + secret}
+	good := extPlugin(t, e, "good", fxManifest("good", "good", ""))
+	first := mustRead(t, e.policy) + extPolicy(good)
+	e.write(t, "policy.yaml", first)
+
+	rc := e.connectReload(t, "")
+	if res := call(t, rc.cs, "good_echo", map[string]any{"text": "before"}); res.IsError || !strings.Contains(text(res), "env="+secret+"|") {
+		t.Fatalf("before the reload: %q (error %v), want the plugin given FX_PASSED", text(res), res.IsError)
+	}
+
+	// The reloaded policy sends decision logs with a token taken from
+	// FX_PASSED: the variable is now a credential of the server.
+	e.write(t, "policy.yaml", first+`telemetry:
+  decision_logs:
+    service:
+      url: "http://127.0.0.1:9"
+      credentials:
+        bearer: {token: "${FX_PASSED}"}
+`)
+	rc.hup(t)
+	if r := e.waitReloads(t, 1)[0]; r["result"] != "allow" {
+		t.Fatalf("reload record %v: want the policy applied", r)
+	}
+	// The client is told the tool failed; the log says why.
+	const refusal = "plugin good: environment variable FX_PASSED is refused: it is the server's own"
+	res := call(t, rc.cs, "good_echo", map[string]any{"text": "after"})
+	wantError(t, res, "failed")
+	if strings.Contains(text(res), secret) {
+		t.Errorf("after the reload the plugin was given FX_PASSED: %q", text(res))
+	}
+	if n := strings.Count(rc.stderr.String(), refusal); n != 1 {
+		t.Errorf("the log says %q %d times after the call, want once", refusal, n)
+	}
+
+	// Back to the first policy: FX_PASSED stays the server's own.
+	e.write(t, "policy.yaml", first)
+	rc.hup(t)
+	if r := e.waitReloads(t, 2)[1]; r["result"] != "allow" {
+		t.Fatalf("second reload record %v: want the policy applied", r)
+	}
+	res = call(t, rc.cs, "good_echo", map[string]any{"text": "again"})
+	wantError(t, res, "failed")
+	if strings.Contains(text(res), secret) {
+		t.Errorf("after the policy dropped ${FX_PASSED} the plugin was given it: %q", text(res))
+	}
+	if n := strings.Count(rc.stderr.String(), refusal); n != 2 {
+		t.Errorf("the log says %q %d times after the second call, want twice", refusal, n)
+	}
+}

@@ -58,11 +58,20 @@ type reloader struct {
 	// applied hears of each policy swapped in.
 	load    func(context.Context) (*checked, error)
 	applied func(*checked)
+	// own hears of the ${VAR} of every policy read and checked (see
+	// reload); may be nil.
+	own ownEnvAdder
 
 	mu     sync.Mutex // one reload at a time
 	pol    *policy.Policy
 	hash   string
 	stamps map[string]fileStamp
+}
+
+// ownEnvAdder extends the server's own variables, which no child is
+// given; *guard.Commands is one.
+type ownEnvAdder interface {
+	AddOwnEnv(names ...string)
 }
 
 // fileStamp is what polling compares: a change of any part is a change.
@@ -239,6 +248,17 @@ func (r *reloader) reload(ctx context.Context, trigger string) bool {
 		chk, err = r.load(ctx)
 	} else {
 		chk, err = checkPolicy(ctx, r.file)
+	}
+	if err == nil && r.own != nil {
+		// The variables a policy takes are the server's own from the
+		// moment it is read, whether or not this reload applies it, and
+		// for as long as the process runs: the set is the union of every
+		// policy checked. A reload that drops a ${VAR} does not free it:
+		// the audit and plugin settings a reload keeps, and the
+		// telemetry started with the first policy, may still hold its
+		// value; a policy refused until a restart names variables that
+		// are credentials all the same.
+		r.own.AddOwnEnv(chk.pol.EnvRefs()...)
 	}
 	if err == nil {
 		change.Source, change.Revision = chk.pol.Source(), chk.revision

@@ -165,7 +165,7 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 			log.Error("closing plugins", "err", err)
 		}
 	}()
-	rl.audit, rl.limiter, rl.srv = alog, limiter, srv
+	rl.audit, rl.limiter, rl.srv, rl.own = alog, limiter, srv, commands
 	if src != nil {
 		defer reloadBundles(ctx, p, src, rl, alog)()
 	}

@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -52,6 +53,11 @@ type Commands struct {
 	idMu  sync.Mutex
 	idMap map[identity][]string // read-only once built
 	idAt  time.Time
+
+	// own is OwnEnv and every name AddOwnEnv added since: a sorted
+	// slice, never changed once stored (a new one replaces it).
+	own   atomic.Pointer[[]string]
+	ownMu sync.Mutex // one AddOwnEnv at a time
 }
 
 var _ plugin.Commands = (*Commands)(nil)
@@ -88,7 +94,7 @@ type CommandsOptions struct {
 	// OwnEnv are variables the server reads for its credentials besides
 	// OTEL_* and MCP_SECURE_* (the bundle token variable, every ${VAR}
 	// the policy takes): no child is given them, nor, for an upstream, a
-	// value taken from them.
+	// value taken from them. AddOwnEnv adds to them.
 	OwnEnv []string
 }
 
@@ -121,7 +127,40 @@ func NewCommands(d Decider, a Auditor, files *Files, opts *CommandsOptions) *Com
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
+	own := slices.Compact(slices.Sorted(slices.Values(c.opts.OwnEnv)))
+	c.own.Store(&own)
 	return c
+}
+
+// AddOwnEnv adds names to the server's own variables (OwnEnv): a policy
+// loaded after start-up may take more with ${VAR}. From then on no child
+// started through the door is given one, by name or, for an upstream,
+// through its ${VAR}; a child started before keeps its environment. The
+// set only grows: what an earlier policy took may still be in use (the
+// settings a reload keeps, the telemetry exporters).
+func (c *Commands) AddOwnEnv(names ...string) {
+	c.ownMu.Lock()
+	defer c.ownMu.Unlock()
+	cur := c.ownEnv()
+	next := slices.Clone(cur)
+	for _, n := range names {
+		if !slices.Contains(next, n) {
+			next = append(next, n)
+		}
+	}
+	if len(next) == len(cur) {
+		return
+	}
+	slices.Sort(next)
+	c.own.Store(&next)
+}
+
+// ownEnv are the server's own variables as of now.
+func (c *Commands) ownEnv() []string {
+	if p := c.own.Load(); p != nil {
+		return *p
+	}
+	return c.opts.OwnEnv
 }
 
 // Confinement says, in one line, how children are confined; ok is false
@@ -285,7 +324,7 @@ func (c *Commands) Exec(ctx context.Context, argv []string, opts plugin.ExecOpti
 		}
 		dir = roots[len(roots)-1] // the broadest allowed root
 	}
-	env, err := childEnv(opts.Env, c.opts.OwnEnv)
+	env, err := childEnv(opts.Env, c.ownEnv())
 	if err != nil {
 		c.record(ctx, argv, Resolved{}, dir, audit.ResultDeny, []string{err.Error()}, 0, nil)
 		return nil, &DeniedError{Kind: audit.KindCommand, Target: "command " + quoteArgv(argv), Reasons: []string{err.Error()}}

@@ -81,12 +81,13 @@ func (c *Commands) launchTarget(spec *plugin.LaunchSpec) (sandbox.Target, error)
 	if err != nil {
 		return fail("%v", err)
 	}
-	env, err := childEnv(spec.Env, c.opts.OwnEnv)
+	own := c.ownEnv()
+	env, err := childEnv(spec.Env, own)
 	if err != nil {
 		return fail("%v", err)
 	}
 	for _, name := range spec.EnvFrom {
-		if plugin.IsOwnEnv(name, c.opts.OwnEnv) {
+		if plugin.IsOwnEnv(name, own) {
 			return fail("${%s} is the server's own variable (credentials or configuration): no child is given its value", name)
 		}
 	}

@@ -151,3 +151,41 @@ func TestLaunchRefusals(t *testing.T) {
 		})
 	}
 }
+
+// TestAddOwnEnv: a variable added to the server's own after the door was
+// built (a reloaded policy's ${VAR}) is refused from then on, to every
+// child: by name to a command or a plugin, as the source of an
+// upstream's ${VAR}. Names given at construction stay refused.
+func TestAddOwnEnv(t *testing.T) {
+	w := newExecWorld(t, "")
+	cmds := NewCommands(w.cmds.decide, auditTo(w.audit), w.files, &CommandsOptions{Unconfined: noLandlock(t), OwnEnv: []string{"BUNDLE_TOKEN"}})
+	byName := &plugin.LaunchSpec{Plugin: "p", Dir: w.dir, Path: "/bin/sh", Args: []string{"sh"}, Env: map[string]string{"LATE_TOKEN": "v"}}
+	from := &plugin.LaunchSpec{Server: "demo", Path: "/bin/sh", Args: []string{"sh"}, Env: map[string]string{"T": "v"}, EnvFrom: []string{"LATE_TOKEN"}}
+	run := func() error {
+		_, err := cmds.Exec(t.Context(), []string{"/bin/true"}, plugin.ExecOptions{Dir: w.ws, Env: map[string]string{"LATE_TOKEN": "v"}})
+		return err
+	}
+	for _, s := range []*plugin.LaunchSpec{byName, from} {
+		if _, err := cmds.LaunchConfinement(s); err != nil {
+			t.Fatalf("%s before: %v", s.Who(), err)
+		}
+	}
+	if err := run(); err != nil && strings.Contains(err.Error(), "LATE_TOKEN") {
+		t.Fatalf("command before: %v", err)
+	}
+
+	cmds.AddOwnEnv("LATE_TOKEN", "BUNDLE_TOKEN")
+	cmds.AddOwnEnv() // nothing new
+	for s, want := range map[*plugin.LaunchSpec]string{byName: "environment variable LATE_TOKEN is refused", from: "${LATE_TOKEN} is the server's own"} {
+		if _, err := cmds.LaunchConfinement(s); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s after: %v, want %q", s.Who(), err, want)
+		}
+	}
+	if err := run(); err == nil || !strings.Contains(err.Error(), "LATE_TOKEN is refused") {
+		t.Errorf("command after: %v, want LATE_TOKEN refused", err)
+	}
+	old := &plugin.LaunchSpec{Server: "demo", Path: "/bin/sh", Args: []string{"sh"}, Env: map[string]string{"T": "v"}, EnvFrom: []string{"BUNDLE_TOKEN"}}
+	if _, err := cmds.LaunchConfinement(old); err == nil || !strings.Contains(err.Error(), "${BUNDLE_TOKEN}") {
+		t.Errorf("a name given at construction: %v, want it refused still", err)
+	}
+}

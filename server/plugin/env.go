@@ -28,8 +28,9 @@ import (
 //     MCP_SECURE_*; the bundle token variable of --bundle-token-env; and
 //     every variable the policy itself takes with ${VAR}, such as a
 //     decision-log token or a plugin's key; the door is told the last two
-//     at start-up). Their values may not reach a child under any name: an
-//     upstream's ${VAR} may not name one either.
+//     at start-up, then the ${VAR} of each policy a reload reads, and
+//     forgets none while the process runs). Their values may not reach a
+//     child under any name: an upstream's ${VAR} may not name one either.
 
 // envName is what a variable handed to a child may be called.
 var envName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`) })
