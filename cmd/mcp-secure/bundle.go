@@ -178,7 +178,7 @@ func openBundle(ctx context.Context, b bundleParams, log *slog.Logger, onChange 
 			return nil, nil, err
 		}
 	}
-	chk.revision = cur.Revision
+	chk.revision, chk.snapshot = cur.Revision, &cur
 	log.Info("policy from bundle", "bundle", cfg.Location, "revision", cur.Revision, "modules", cur.ModuleNames())
 	return chk, src, nil
 }
@@ -231,11 +231,17 @@ func reloadBundles(ctx context.Context, p serveParams, src *bundle.Source, rl *r
 		cur := src.Current()
 		chk, err := checkSnapshot(ctx, cfg, cur)
 		if err == nil {
-			chk.revision = cur.Revision
+			chk.revision, chk.snapshot = cur.Revision, &cur
 		}
 		return chk, err
 	}
-	rl.applied = func(chk *checked) { alog.SetLabel(audit.LabelBundleRevision, chk.revision) }
+	// A bundle becomes the kept bundle and the rollback floor only once
+	// a reload applied it: not one the reload refused (it needs a
+	// restart), which has never run.
+	rl.applied = func(chk *checked) {
+		alog.SetLabel(audit.LabelBundleRevision, chk.revision)
+		activate(src, chk, rl.log)
+	}
 	go func() {
 		defer close(done)
 		for {
@@ -261,4 +267,14 @@ const bundleRefusals = 16
 func (r *reloader) refused(ctx context.Context, location string, ref bundle.Refusal) {
 	change := &audit.PolicyChange{Source: location, Trigger: "bundle download", Revision: ref.Revision}
 	r.record(ctx, audit.ResultDeny, change, fmt.Errorf("bundle refused; revision %q stays in force: %w", ref.InForce, ref.Err), 0)
+}
+
+// activate tells src that chk's bundle is in force.
+func activate(src *bundle.Source, chk *checked, log *slog.Logger) {
+	if chk.snapshot == nil {
+		return
+	}
+	if err := src.Activated(*chk.snapshot); err != nil {
+		log.Error("the bundle in force is not kept for a restart", "revision", chk.revision, "err", err)
+	}
 }

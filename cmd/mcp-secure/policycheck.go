@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/mcp-secure/mcp-secure/server/bundle"
 	"github.com/mcp-secure/mcp-secure/server/engine"
 	"github.com/mcp-secure/mcp-secure/server/plugin"
 	"github.com/mcp-secure/mcp-secure/server/policy"
@@ -28,6 +29,9 @@ type checked struct {
 	tools    []string       // names of the tools the plugins of this build serve
 	warnings []string
 	revision string // the bundle's revision, when the policy came in one
+	// snapshot is the bundle the policy came in, activated once the
+	// policy is in force (bundle.Source.Activated); nil for a file.
+	snapshot *bundle.Snapshot
 }
 
 // checkPolicy loads the policy, builds the engine with the user's modules

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/signal"
 	"reflect"
@@ -86,7 +87,7 @@ func newReloader(chk *checked, file string, log *slog.Logger) (*reloader, error)
 	r := &reloader{file: file, log: log, eng: chk.eng, dry: &dryRunner{}, pol: chk.pol, interval: DefaultReloadInterval}
 	r.dry.eng.Store(chk.dry)
 	var err error
-	if r.hash, err = policyHash(chk.pol); err != nil {
+	if r.hash, err = checkedHash(chk); err != nil {
 		return nil, err
 	}
 	r.stamps = stampAll(watched(chk.pol))
@@ -140,6 +141,27 @@ func stamp(path string) fileStamp {
 	s := fileStamp{mtime: st.ModTime(), size: st.Size()}
 	h.Sum(s.sum[:0])
 	return s
+}
+
+// checkedHash is policyHash of chk's policy; for a policy that came in a
+// bundle, the sha256 of the bundle's revision, policy document and
+// modules, each framed by its name and length: the persisted copy on disk is the
+// bundle in force, which a new bundle is not until a reload applies it.
+func checkedHash(chk *checked) (string, error) {
+	if chk.snapshot == nil {
+		return policyHash(chk.pol)
+	}
+	h := sha256.New()
+	add := func(name string, data []byte) {
+		fmt.Fprintf(h, "%s\x00%d\x00", name, len(data))
+		h.Write(data)
+	}
+	add("revision", []byte(chk.snapshot.Revision))
+	add("policy", chk.snapshot.Policy)
+	for _, name := range slices.Sorted(maps.Keys(chk.snapshot.Modules)) {
+		add(name, []byte(chk.snapshot.Modules[name]))
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // policyHash is the sha256 of what the policy is made of: the policy
@@ -263,7 +285,7 @@ func (r *reloader) reload(ctx context.Context, trigger string) bool {
 	if err == nil {
 		change.Source, change.Revision = chk.pol.Source(), chk.revision
 		r.stamps = stampAll(watched(chk.pol))
-		change.NewHash, err = policyHash(chk.pol)
+		change.NewHash, err = checkedHash(chk)
 	}
 	if err == nil && change.NewHash == r.hash {
 		r.log.Info("policy reload: the policy is unchanged", "policy", change.Source, "hash", r.hash, "trigger", trigger)
@@ -292,6 +314,8 @@ func (r *reloader) reload(ctx context.Context, trigger string) bool {
 	r.pol, r.hash = eff, change.NewHash
 	if r.applied != nil {
 		r.applied(chk)
+		// It may have written a watched file (the kept bundle).
+		r.stamps = stampAll(watched(chk.pol))
 	}
 	took := time.Since(start)
 	r.record(ctx, audit.ResultAllow, change, nil, took)

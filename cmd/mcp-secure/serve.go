@@ -167,6 +167,9 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 	}()
 	rl.audit, rl.limiter, rl.srv, rl.own = alog, limiter, srv, commands
 	if src != nil {
+		// The server is set up with the bundle: it is in force (kept
+		// for a restart, the rollback floor), before any reload.
+		activate(src, chk, log)
 		defer reloadBundles(ctx, p, src, rl, alog)()
 	}
 	defer rl.run(ctx)()

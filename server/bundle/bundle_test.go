@@ -306,6 +306,7 @@ func TestService(t *testing.T) {
 	if got := src.Current().Revision; got != "v1" {
 		t.Fatalf("revision %q, want v1", got)
 	}
+	activate(t, src) // the server started with it
 	for _, f := range []string{"bundle.tar.gz", "bundle.etag"} {
 		fi, err := os.Stat(filepath.Join(state, f))
 		if err != nil {
@@ -392,6 +393,7 @@ func TestService(t *testing.T) {
 	if changes.Load() != 1 {
 		t.Errorf("OnChange called %d times, want 1 (v2; v1 came with Open)", changes.Load())
 	}
+	activate(t, src) // a reload applied it
 	src.Stop(t.Context())
 
 	// Restart with the service gone: the persisted v2 is used, verified.
@@ -475,5 +477,14 @@ func TestPeriodicPolling(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("p2 not picked up within 15 s")
+	}
+}
+
+// activate tells src that its current bundle is in force, as the server
+// does once it started with it or a reload applied it.
+func activate(t *testing.T, src *bundle.Source) {
+	t.Helper()
+	if err := src.Activated(src.Current()); err != nil {
+		t.Fatalf("activating %q: %v", src.Current().Revision, err)
 	}
 }

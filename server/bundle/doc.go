@@ -36,10 +36,13 @@
 // StateDir that Stop removes. Each
 // downloaded bundle is verified by OPA (the key id is pinned), then by the
 // caller's Check (policy loading and the engine build), and only then
-// becomes Current. A failed, unsigned, badly signed or refused download
-// keeps the last good bundle, which is persisted (0600, in a 0700
-// directory) with its ETag so a restart without the service still starts
-// on it; a persisted copy is verified again when it is read. Each refused
+// becomes Current, the bundle the server is to apply. Once the server has
+// it in force (it started with it, or a reload applied it: Activated), it
+// is the last good bundle, persisted (0600, in a 0700 directory) with its
+// ETag so a restart without the service still starts on it, and the
+// rollback floor; a bundle a reload cannot apply (it needs a restart) is
+// neither. A failed, unsigned, badly signed or refused download keeps the
+// bundle in force; a persisted copy is verified again when it is read. Each refused
 // bundle is handed to Options.OnRefuse (the server audits it); a service
 // that fails to answer is not a refusal.
 //
@@ -53,8 +56,8 @@
 // OPA accepts any validly signed bundle, also an older one: a service,
 // or whoever can replay its old answers, could take the policy back.
 // With Config.RevisionOrder a downloaded bundle older than the last
-// accepted one is refused: by manifest revision (natural or lexical
+// activated one is refused: by manifest revision (natural or lexical
 // order; the manifest is covered by the signature) or by the iat claim
-// of the signature. The last accepted revision and iat are persisted in
+// of the signature. The last activated revision and iat are persisted in
 // StateDir (bundle.floor.json) and hold across restarts.
 package bundle

@@ -47,6 +47,7 @@ func TestOCI(t *testing.T) {
 	if reg.Unauthorized.Load() != 0 {
 		t.Errorf("%d requests without the token", reg.Unauthorized.Load())
 	}
+	activate(t, src)
 	if _, err := os.Stat(filepath.Join(state, "bundle.tar.gz")); err != nil {
 		t.Errorf("not persisted: %v", err)
 	}
@@ -74,6 +75,7 @@ func TestOCI(t *testing.T) {
 	if got := src.Current().Revision; got != "o2" {
 		t.Fatalf("revision %q, want o2", got)
 	}
+	activate(t, src)
 	src.Stop(t.Context())
 	if left, _ := filepath.Glob(filepath.Join(state, "oci-*")); len(left) != 0 {
 		t.Errorf("OCI store left behind: %v", left)

@@ -12,18 +12,18 @@ import (
 )
 
 // Rollback protection: with Config.RevisionOrder set, a downloaded
-// bundle older than the last one accepted is refused, so a bundle
+// bundle older than the last one activated is refused, so a bundle
 // service (or whoever replays its old answers) cannot take the fleet
 // back to an older, validly signed policy. Both orders compare signed
 // values: the manifest (and so its revision) is among the files the
 // signature covers, and iat is a claim of the signature itself.
 //
-// The last accepted bundle's revision and iat (the floor) are persisted
-// in StateDir next to the bundle, and read again at Open, so a restart
-// keeps the floor even when the persisted bundle cannot be used. The
-// first bundle ever accepted sets the floor (trust on first use). A
-// bundle equal to the floor (the same revision served again) is
-// accepted.
+// The last activated bundle's revision and iat (the floor: see
+// Source.Activated) are persisted in StateDir next to the bundle, and read
+// again at Open, so a restart keeps the floor even when the persisted
+// bundle cannot be used. The first bundle ever activated sets the floor
+// (trust on first use). A bundle equal to the floor (the same revision
+// served again) is accepted.
 
 // Revision orders of Config.RevisionOrder.
 const (

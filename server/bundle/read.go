@@ -25,6 +25,10 @@ type Snapshot struct {
 	// IssuedAt is the iat claim of the bundle's signature (seconds since
 	// the epoch); 0 when it has none.
 	IssuedAt int64
+
+	// raw is the bundle as downloaded, persisted once it is activated
+	// (Source.Activated); nil for a local or an already persisted one.
+	raw []byte
 }
 
 // PolicyRoot is the data path of the policy document in a bundle.

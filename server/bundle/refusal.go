@@ -17,7 +17,8 @@ type Refusal struct {
 	// bundle could not be read as far as its manifest (a bad signature
 	// stops OPA's reader before it hands the bundle out).
 	Revision string
-	// InForce is the revision of the bundle that stays Current.
+	// InForce is the revision of the bundle last activated, which stays
+	// in force.
 	InForce string
 	// ETag is the service's ETag of the refused bundle, when known.
 	ETag string

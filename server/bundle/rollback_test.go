@@ -91,6 +91,7 @@ func TestRollback(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer src.Stop(t.Context())
+			activate(t, src)
 			for i, s := range tc.steps {
 				serve(s)
 				mu.Lock()
@@ -100,6 +101,7 @@ func TestRollback(t *testing.T) {
 				if got := src.Current().Revision; got != s.want {
 					t.Fatalf("step %d (%q): revision %q in force, want %q", i, s.revision, got, s.want)
 				}
+				activate(t, src)
 				mu.Lock()
 				got := refusals[before:]
 				mu.Unlock()
@@ -155,6 +157,7 @@ func TestRollbackFloorBehindKeptBundle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	activate(t, src)
 	floorFile := filepath.Join(state, "bundle.floor.json")
 	stale, err := os.ReadFile(floorFile)
 	if err != nil {
@@ -165,6 +168,7 @@ func TestRollbackFloorBehindKeptBundle(t *testing.T) {
 	if got := src.Current().Revision; got != "fleet-10" {
 		t.Fatalf("revision %q in force, want fleet-10", got)
 	}
+	activate(t, src)
 	src.Stop(t.Context())
 	if err := os.WriteFile(floorFile, stale, 0o600); err != nil {
 		t.Fatal(err)
@@ -181,5 +185,71 @@ func TestRollbackFloorBehindKeptBundle(t *testing.T) {
 	_ = src2.Poll(t.Context())
 	if got := src2.Current().Revision; got != "fleet-10" {
 		t.Fatalf("after restart: revision %q in force, want fleet-10 (fleet-9 is older than the kept bundle)", got)
+	}
+}
+
+// TestUnappliedBundleIsNotKept: a bundle that passed the checks but was
+// never activated (a reload refused it: it needs a restart) becomes
+// neither the kept bundle nor the rollback floor. The service may still
+// serve a revision between the one in force and it, and a restart
+// without the service comes back on the bundle that ran. The floor only
+// rises: activating an older bundle than it is refused.
+func TestUnappliedBundleIsNotKept(t *testing.T) {
+	priv, _, _ := keys(t)
+	t.Setenv("MCP_SECURE_TEST_BUNDLE_TOKEN", "s3cret")
+	svc := &service{token: "s3cret"}
+	ts := httptest.NewServer(svc)
+	defer ts.Close()
+	state := filepath.Join(t.TempDir(), "state")
+	opts := &bundle.Options{Check: check(t.TempDir())}
+	cfg := remoteConfig(t, ts.URL, state)
+	cfg.RevisionOrder = bundle.OrderNatural
+	cfg.StartTimeout = 5 * time.Second
+	serve := func(rev, etag string) {
+		svc.set(build(t, spec{revision: rev, policy: defaultPolicy(), signKey: priv}), `"`+etag+`"`)
+	}
+
+	serve("fleet-1", "a")
+	src, err := bundle.Open(t.Context(), cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Stop(t.Context())
+	activate(t, src)
+	first := src.Current()
+
+	// fleet-3 passes the checks but is not applied (not activated).
+	serve("fleet-3", "b")
+	_ = src.Poll(t.Context())
+	if got := src.Current().Revision; got != "fleet-3" {
+		t.Fatalf("revision %q current, want fleet-3", got)
+	}
+	// fleet-2 is not a rollback from what ran (fleet-1).
+	serve("fleet-2", "c")
+	_ = src.Poll(t.Context())
+	if got := src.Current().Revision; got != "fleet-2" {
+		t.Fatalf("revision %q current, want fleet-2 (fleet-3 never ran: it is no floor)", got)
+	}
+	activate(t, src)
+	if err := src.Activated(first); !errors.Is(err, bundle.ErrRollback) {
+		t.Errorf("activating fleet-1 after fleet-2: %v, want ErrRollback", err)
+	}
+	// fleet-4 passes the checks, is not applied, and the server stops.
+	serve("fleet-4", "d")
+	_ = src.Poll(t.Context())
+	if got := src.Current().Revision; got != "fleet-4" {
+		t.Fatalf("revision %q current, want fleet-4", got)
+	}
+	src.Stop(t.Context())
+
+	// A restart without the service: fleet-2, the bundle that ran.
+	ts.Close()
+	src2, err := bundle.Open(t.Context(), cfg, opts)
+	if err != nil {
+		t.Fatalf("offline restart: %v", err)
+	}
+	defer src2.Stop(t.Context())
+	if got := src2.Current(); got.Revision != "fleet-2" || got.ETag != `"c"` {
+		t.Errorf("offline restart on revision %q (etag %s), want fleet-2, the last bundle activated", got.Revision, got.ETag)
 	}
 }

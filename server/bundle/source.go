@@ -70,7 +70,8 @@ type Source struct {
 	opened  atomic.Bool // OnChange is called only after Open returned
 
 	lastRefusal string // Refusal.key of the last refusal, under mu
-	floor       *floor // the last accepted bundle's revision, under mu
+	floor       *floor // the last activated bundle's revision, under mu
+	inForce     string // the last activated bundle's revision, under mu
 
 	stats Stats
 }
@@ -163,11 +164,13 @@ func (s *Source) restore() error {
 	}
 	snap.ETag = etag
 	s.current.Store(&snap)
-	// The bundle in force is the floor when it is newer than the one
-	// persisted (whose write may have failed, or not happened before a
-	// crash): a bundle between the two would roll it back.
+	// The persisted bundle ran before (only an activated bundle is
+	// persisted), and is the floor when it is newer than the floor file
+	// (whose write may have failed): a bundle between the two would roll
+	// it back.
 	f := floorOf(snap)
 	s.floor = &f
+	s.inForce = snap.Revision
 	s.log.Info("persisted bundle loaded", "revision", snap.Revision)
 	return nil
 }
@@ -227,7 +230,9 @@ func (s *Source) waitFirst(ctx context.Context) error {
 // update is the downloader's callback: every download ends here.
 func (s *Source) update(_ context.Context, u download.Update) error {
 	defer s.once.Do(func() { close(s.first) })
-	rev := s.Current().Revision
+	s.mu.Lock()
+	rev := s.inForce
+	s.mu.Unlock()
 	switch {
 	case u.Error != nil && !downloadFailed(u.Error):
 		s.refuse(Refusal{InForce: rev, Err: u.Error})
@@ -255,24 +260,52 @@ func (s *Source) update(_ context.Context, u download.Update) error {
 		return err
 	}
 	snap.ETag = u.ETag
+	if u.Raw != nil {
+		if snap.raw, err = io.ReadAll(u.Raw); err != nil {
+			s.log.Warn("bundle accepted but its bytes not read: it will not be persisted", "err", err)
+			snap.raw = nil
+		}
+	}
+	s.install(snap)
+	return nil
+}
+
+// Activated tells the source that snap (a bundle it handed out: Current,
+// or one passed to OnChange) is in force: the server started with it, or
+// a reload applied it. Only now does it become the last good bundle,
+// persisted for a restart without the service, and the rollback floor
+// (Config.RevisionOrder). A bundle that passed Check but was never
+// applied (a reload refused it: it needs a restart) is neither: a
+// restart without the service comes back on the bundle that ran, and the
+// service may still serve the revisions between the two.
+//
+// A bundle older than the floor is not activated (the floor only rises):
+// the error says so, and nothing changes.
+func (s *Source) Activated(snap Snapshot) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := notOlder(s.cfg.RevisionOrder, s.floor, snap); err != nil && s.cfg.Remote() {
+		return err
+	}
+	s.inForce = snap.Revision
+	if !s.cfg.Remote() {
+		return nil
+	}
+	f := floorOf(snap)
+	s.floor = &f
 	// The floor first, whatever becomes of the bundle's own copy: a floor
 	// left behind the bundle in force would let a restart accept the
 	// bundles between them. A kept bundle older than the floor is not
 	// used (a restart then waits for the service), which fails closed.
-	if ferr := persistFloor(s.cfg.StateDir, floorOf(snap)); ferr != nil {
-		s.log.Warn("bundle accepted but its revision floor not persisted", "err", ferr)
+	if err := persistFloor(s.cfg.StateDir, f); err != nil {
+		s.log.Warn("bundle activated but its revision floor not persisted", "revision", snap.Revision, "err", err)
 	}
-	var raw []byte
-	if u.Raw != nil {
-		raw, err = io.ReadAll(u.Raw)
+	if len(snap.raw) == 0 {
+		return nil // restored from the persisted copy, or Open's local bundle
 	}
-	if err == nil && len(raw) > 0 {
-		err = persist(s.cfg.StateDir, raw, u.ETag)
+	if err := persist(s.cfg.StateDir, snap.raw, snap.ETag); err != nil {
+		s.log.Warn("bundle activated but not persisted", "revision", snap.Revision, "err", err)
 	}
-	if err != nil {
-		s.log.Warn("bundle accepted but not persisted", "err", err)
-	}
-	s.install(snap)
 	return nil
 }
 
@@ -284,20 +317,20 @@ func (s *Source) check(snap Snapshot) error {
 }
 
 func (s *Source) install(snap Snapshot) {
-	f := floorOf(snap)
 	s.mu.Lock()
 	s.current.Store(&snap)
-	s.floor = &f
 	s.lastRefusal = ""
 	s.stats.Accepted.Add(1)
 	s.mu.Unlock()
-	s.log.Info("bundle activated", "revision", snap.Revision)
+	s.log.Info("bundle verified and checked", "revision", snap.Revision)
 	if s.opts.OnChange != nil && s.opened.Load() {
 		s.opts.OnChange(snap)
 	}
 }
 
-// Current returns the bundle in force: policy document, modules, revision.
+// Current returns the newest bundle that passed verification and Check:
+// policy document, modules, revision. It is the one to apply; it is in
+// force once Activated.
 func (s *Source) Current() Snapshot {
 	if p := s.current.Load(); p != nil {
 		return *p
