@@ -1,7 +1,10 @@
 package main
 
 import (
+	"context"
 	"encoding/base64"
+	"errors"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -75,12 +78,18 @@ func TestE2EBundlePlaintextRefused(t *testing.T) {
 		t.Run(loc, func(t *testing.T) {
 			args := f.args(filepath.Join(e.dir, "bundle-state"))
 			args[2] = loc
-			args = append(args, "--bundle-start-timeout", "60s")
-			cmd := exec.Command(binPath, args...)
+			// Start-up would wait an hour for the service: the refusal
+			// must come before any of it.
+			args = append(args, "--bundle-start-timeout", "3600s")
+			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute) // a hang guard, not a speed bound
+			defer cancel()
+			cmd := exec.CommandContext(ctx, binPath, args...)
 			cmd.Env = append(os.Environ(), "HOME="+e.dir, "MCP_SECURE_BUNDLE_TOKEN="+bundleToken)
 			cmd.Stdin = strings.NewReader("")
-			start := time.Now()
 			out, err := cmd.CombinedOutput()
+			if ctx.Err() != nil {
+				t.Fatalf("serve --bundle %s waited for the service instead of refusing the location: %s", loc, out)
+			}
 			code := -1
 			if ee, ok := err.(*exec.ExitError); ok {
 				code = ee.ExitCode()
@@ -89,8 +98,14 @@ func TestE2EBundlePlaintextRefused(t *testing.T) {
 				!strings.Contains(string(out), "example.invalid is not a loopback host") {
 				t.Fatalf("serve --bundle %s: exit %d, %s", loc, code, out)
 			}
-			if took := time.Since(start); took > 20*time.Second {
-				t.Errorf("refused after %v: start-up waited for the service", took)
+			// Nothing was asked of the service: no download, no state.
+			for _, w := range []string{"download", "request failed", "failed to pull", "persisted bundle", "bundle verified"} {
+				if strings.Contains(string(out), w) {
+					t.Errorf("serve --bundle %s says %q: something was asked of the service:\n%s", loc, w, out)
+				}
+			}
+			if _, err := os.Stat(filepath.Join(e.dir, "bundle-state")); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("bundle state directory: %v, want none made", err)
 			}
 			if strings.Contains(string(out), bundleToken) {
 				t.Error("the token is in the output")

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -97,24 +98,38 @@ func TestPipedReplacesADeadWarmLauncher(t *testing.T) {
 }
 
 func TestPipedCancelKillsTheTree(t *testing.T) {
-	b := newBox(t, "/usr/bin/sleep")
+	b := newBox(t, "/usr/bin/sh", "/usr/bin/sleep")
 	// A warm launcher for this call, then a cancelled call through it.
 	if _, _, _, _, err := b.pipedRun(t, t.Context(), "", "/usr/bin/sleep", "0"); err != nil {
 		t.Fatal(err)
 	}
 	waitWarm(t)
-	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	pidFile := filepath.Join(b.dir, "pid")
+	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	start := time.Now()
-	_, _, code, _, err := b.pipedRun(t, ctx, "", "/usr/bin/sleep", "60")
-	if took := time.Since(start); took > 10*time.Second {
-		t.Errorf("the call outlived its context by %v", took)
+	type result struct {
+		code int
+		err  error
 	}
-	// As through a launcher started with the call: the launcher kills
-	// the tree and reports the target killed.
-	if err == nil || code != 128+int(syscall.SIGKILL) {
-		t.Errorf("Wait = %v, exit %d; want the target killed", err, code)
+	done := make(chan result, 1)
+	go func() {
+		_, _, code, _, err := b.pipedRun(t, ctx, "", "/usr/bin/sh", "-c", "sleep 600 & echo $! > "+pidFile+"; wait")
+		done <- result{code, err}
+	}()
+	pid := readPid(t, pidFile) // the target runs: cancel the call
+	cancel()
+	// Without the cancel, the call waits for sleep 600.
+	select {
+	case r := <-done:
+		// As through a launcher started with the call: the launcher
+		// kills the tree and reports the target killed.
+		if r.err == nil || r.code != 128+int(syscall.SIGKILL) {
+			t.Errorf("Wait = %v, exit %d; want the target killed", r.err, r.code)
+		}
+	case <-time.After(time.Minute): // a hang guard, not a speed bound
+		t.Fatal("the call outlived its cancelled context")
 	}
+	waitGone(t, pid, 5*time.Second)
 }
 
 func TestTargetGetsOnlyItsEnvironment(t *testing.T) {
