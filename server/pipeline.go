@@ -15,11 +15,11 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/open-policy-agent/opa/v1/ast"
-	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/mcp-secure/mcp-secure/server/audit"
 	"github.com/mcp-secure/mcp-secure/server/engine"
 	"github.com/mcp-secure/mcp-secure/server/guard"
+	"github.com/mcp-secure/mcp-secure/server/jsonschema"
 	"github.com/mcp-secure/mcp-secure/server/plugin"
 )
 
@@ -625,7 +625,7 @@ func decodeArguments(raw json.RawMessage) (any, error) {
 	if len(bytes.TrimSpace(raw)) == 0 || string(raw) == "null" || emptyObject(raw) {
 		return map[string]any{}, nil
 	}
-	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+	v, err := jsonschema.Decode(bytes.NewReader(raw))
 	if err != nil {
 		return nil, fmt.Errorf("arguments are not JSON: %w", err)
 	}

@@ -20,13 +20,13 @@ var layerRules = []struct {
 	except         []string // deps allowed although dep matches them
 	exempt         []string // packages under from the rule does not bind
 }{
-	{"plugins/", "server/", "plugins reach the server only through server/plugin", []string{"server/plugin"}, nil},
+	{"plugins/", "server/", "plugins reach the server only through server/plugin", []string{"server/plugin", "server/jsonschema"}, nil},
 	// plugins/upstream speaks MCP to its own child, as a client, over the
 	// pipes the sandbox launcher (wired in cmd) gives it: never to stdout.
 	{"plugins/", "github.com/modelcontextprotocol/", "plugins speak to clients only through the server (nothing but the transport writes to stdout)", nil, []string{"plugins/upstream"}},
 	{"plugins/", "github.com/open-policy-agent/", "plugins never decide: the server asks the policy for them", nil, nil},
 	{"server/", "plugins/", "the server never imports a plugin; cmd wires them together", nil, nil},
-	{"server/plugin", "server/", "the plugin contract depends on nothing of the server", []string{"server/plugin"}, nil},
+	{"server/plugin", "server/", "the plugin contract depends on nothing of the server", []string{"server/plugin", "server/jsonschema"}, nil},
 	{"server/plugin", "github.com/open-policy-agent/", "the plugin contract does not expose the policy engine", nil, nil},
 	{"server/plugin", "github.com/modelcontextprotocol/", "the plugin contract does not expose the SDK", nil, nil},
 	{"server/guard", "server/policy", "the doors decide through the engine, never by reading the YAML loader", nil, nil},
@@ -36,6 +36,7 @@ var layerRules = []struct {
 	{"server/sandbox", "server/", "the sandbox launcher runs before anything else in a child: it stays small", []string{"server/sandbox"}, nil},
 	{"server/sandbox", "github.com/open-policy-agent/", "the sandbox launcher stays small", nil, nil},
 	{"server/hostname", "server/", "host-name spelling is a leaf", []string{"server/hostname"}, nil},
+	{"server/jsonschema", "server/", "the schema validator is a leaf (the plugin contract exposes its Schema)", []string{"server/jsonschema"}, nil},
 	{"server/policy", "server/guard", "the loader is data, not a door", nil, nil},
 	// server/bundle uses OPA's REST client and bundle downloader, which
 	// link the SDK for OPA's own distributed tracing (off unless configured).

@@ -16,11 +16,11 @@ import (
 	"sync"
 
 	"github.com/open-policy-agent/opa/v1/ast"
-	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/mcp-secure/mcp-secure/server/audit"
 	"github.com/mcp-secure/mcp-secure/server/engine"
 	"github.com/mcp-secure/mcp-secure/server/guard"
+	"github.com/mcp-secure/mcp-secure/server/jsonschema"
 	"github.com/mcp-secure/mcp-secure/server/plugin"
 	"github.com/mcp-secure/mcp-secure/server/sandbox"
 )
@@ -247,7 +247,7 @@ func (e *evaluator) decide(ctx context.Context, p evalParams) ([]evalResult, err
 
 // toolCall decides a tools/call with the input the pipeline builds.
 func (e *evaluator) toolCall(ctx context.Context, p evalParams) ([]evalResult, error) {
-	args, err := jsonschema.UnmarshalJSON(strings.NewReader(p.args))
+	args, err := jsonschema.Decode(strings.NewReader(p.args))
 	if err != nil {
 		return nil, fmt.Errorf("--args: %w", err)
 	}

@@ -5,8 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/santhosh-tekuri/jsonschema/v6"
-
 	"github.com/mcp-secure/mcp-secure/server/plugin"
 )
 
@@ -14,7 +12,7 @@ import (
 // handler runs: required fields, enums, lengths and no extra properties.
 func TestInputSchemas(t *testing.T) {
 	e := newEnv(t)
-	schemas := map[string]*jsonschema.Schema{}
+	schemas := map[string]*plugin.Schema{}
 	for name, tool := range e.tools {
 		s, err := plugin.CompileSchema(name, tool.InputSchema)
 		if err != nil {

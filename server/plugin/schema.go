@@ -4,21 +4,18 @@ import (
 	"bytes"
 	"fmt"
 
-	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/mcp-secure/mcp-secure/server/jsonschema"
 )
 
-// noLoader refuses every external reference: a tool's schema must be
-// self-contained, so compiling it never reads a file or the network.
-type noLoader struct{}
-
-func (noLoader) Load(url string) (any, error) {
-	return nil, fmt.Errorf("schema reference %q: external references are not allowed", url)
-}
+// Schema is a compiled tool input schema.
+type Schema = jsonschema.Schema
 
 // CompileSchema compiles a tool's input schema (draft 2020-12 unless the
-// schema names another draft) once, at registration.
-func CompileSchema(tool string, raw []byte) (*jsonschema.Schema, error) {
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+// schema names another draft). The schema must be self-contained: a
+// $ref to another document is refused, so compiling never reads a file
+// or the network.
+func CompileSchema(tool string, raw []byte) (*Schema, error) {
+	doc, err := jsonschema.Decode(bytes.NewReader(raw))
 	if err != nil {
 		return nil, fmt.Errorf("tool %q: input schema is not JSON: %w", tool, err)
 	}
@@ -26,14 +23,7 @@ func CompileSchema(tool string, raw []byte) (*jsonschema.Schema, error) {
 	if !ok || obj["type"] != "object" {
 		return nil, fmt.Errorf("tool %q: input schema must be an object schema with \"type\": \"object\"", tool)
 	}
-	c := jsonschema.NewCompiler()
-	c.DefaultDraft(jsonschema.Draft2020)
-	c.UseLoader(noLoader{})
-	url := "mem://mcp-secure/tools/" + tool + ".json"
-	if err := c.AddResource(url, doc); err != nil {
-		return nil, fmt.Errorf("tool %q: %w", tool, err)
-	}
-	s, err := c.Compile(url)
+	s, err := jsonschema.CompileValue(doc)
 	if err != nil {
 		return nil, fmt.Errorf("tool %q: input schema: %w", tool, err)
 	}

@@ -8,8 +8,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/santhosh-tekuri/jsonschema/v6"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/mcp-secure/mcp-secure/server/jsonschema"
 )
 
 var update = flag.Bool("update", false, "rewrite policy.schema.json from the Go types")
@@ -54,15 +55,7 @@ func compileSchema(t *testing.T) *jsonschema.Schema {
 	if err != nil {
 		t.Fatal(err)
 	}
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := jsonschema.NewCompiler()
-	if err := c.AddResource(SchemaID, doc); err != nil {
-		t.Fatal(err)
-	}
-	s, err := c.Compile(SchemaID)
+	s, err := jsonschema.Compile(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,29 +92,34 @@ func TestSchemaAgreesWithLoading(t *testing.T) {
 			}
 		})
 	}
-	for name, src := range map[string]string{
-		"bad/unknown-top-key":  "netwrok: {}\n",
-		"bad/unknown-nested":   "network:\n  alowed_ranges: []\n",
-		"bad/port-string":      "network:\n  blocked_ports: [ssh]\n",
-		"bad/port-zero":        "network:\n  blocked_ports: [0]\n",
-		"bad/endpoint-port":    "network:\n  allowed_endpoints:\n    - host: a.b\n      port: 443\n",
-		"bad/endpoint-noports": "network:\n  allowed_endpoints:\n    - host: a.b\n      ports: []\n",
-		"bad/level":            "audit:\n  log_level: LOUD\n",
-		"bad/include":          "audit:\n  include: [everything]\n",
-		"bad/durability":       "audit:\n  durability: sometimes\n",
-		"bad/version":          "version: \"2.0\"\n",
-		"bad/rate-negative":    "tools:\n  rate_limits:\n    default: -1\n",
-		"bad/timeout-string":   "tools:\n  timeout: soon\n",
-		"bad/relative-glob":    "filesystem:\n  allowed_paths: [secrets/]\n",
-		"bad/bare-ip":          "network:\n  allowed_ranges: [10.0.0.1]\n",
-		"bad/plugin-number":    "plugins:\n  bugtracker:\n    synchronous: 1\n",
+	// The schema's error names the key (a JSON pointer) and the keyword,
+	// as an editor shows it next to the line.
+	for name, tc := range map[string]struct{ src, want string }{
+		"bad/unknown-top-key":  {"netwrok: {}\n", `at "/": additional properties "netwrok" not allowed (keyword "additionalProperties")`},
+		"bad/unknown-nested":   {"network:\n  alowed_ranges: []\n", `at "/network": additional properties "alowed_ranges" not allowed (keyword "additionalProperties")`},
+		"bad/port-string":      {"network:\n  blocked_ports: [ssh]\n", `at "/network/blocked_ports/0": got string, want integer (keyword "type")`},
+		"bad/port-zero":        {"network:\n  blocked_ports: [0]\n", `at "/network/blocked_ports/0": must be >= 1 (keyword "minimum")`},
+		"bad/endpoint-port":    {"network:\n  allowed_endpoints:\n    - host: a.b\n      port: 443\n", `at "/network/allowed_endpoints/0": additional properties "port" not allowed (keyword "additionalProperties")`},
+		"bad/endpoint-noports": {"network:\n  allowed_endpoints:\n    - host: a.b\n      ports: []\n", `at "/network/allowed_endpoints/0/ports": must have at least 1 items, but has 0 (keyword "minItems")`},
+		"bad/level":            {"audit:\n  log_level: LOUD\n", `at "/audit/log_level": value must be one of "INFO", "DEBUG", "info", "debug", "Info", "Debug" (keyword "enum")`},
+		"bad/include":          {"audit:\n  include: [everything]\n", `at "/audit/include/0": value must be one of`},
+		"bad/durability":       {"audit:\n  durability: sometimes\n", `at "/audit/durability": value must be one of "none", "fsync" (keyword "enum")`},
+		"bad/version":          {"version: \"2.0\"\n", `at "/version": value must be one of "1.0", "1" (keyword "enum")`},
+		"bad/rate-negative":    {"tools:\n  rate_limits:\n    default: -1\n", `at "/tools/rate_limits/default": must be >= 0 (keyword "minimum")`},
+		"bad/timeout-string":   {"tools:\n  timeout: soon\n", `at "/tools/timeout": got string, want number (keyword "type")`},
+		"bad/relative-glob":    {"filesystem:\n  allowed_paths: [secrets/]\n", `at "/filesystem/allowed_paths/0": does not match pattern`},
+		"bad/bare-ip":          {"network:\n  allowed_ranges: [10.0.0.1]\n", `at "/network/allowed_ranges/0": does not match pattern`},
+		"bad/plugin-number":    {"plugins:\n  bugtracker:\n    synchronous: 1\n", `at "/plugins/bugtracker/synchronous": got integer, want string (keyword "type")`},
 	} {
 		t.Run(name, func(t *testing.T) {
-			if err := s.Validate(yamlDoc(t, src)); err == nil {
-				t.Errorf("schema accepts %q", strings.TrimSpace(src))
+			err := s.Validate(yamlDoc(t, tc.src))
+			if err == nil {
+				t.Errorf("schema accepts %q", strings.TrimSpace(tc.src))
+			} else if !strings.HasPrefix(err.Error(), tc.want) {
+				t.Errorf("schema error = %v\nwant it to start %s", err, tc.want)
 			}
-			if _, err := Parse("p.yaml", t.TempDir(), []byte(src), env(map[string]string{"HOME": "/home/ann"})); err == nil {
-				t.Errorf("loading accepts %q, the schema does not", strings.TrimSpace(src))
+			if _, err := Parse("p.yaml", t.TempDir(), []byte(tc.src), env(map[string]string{"HOME": "/home/ann"})); err == nil {
+				t.Errorf("loading accepts %q, the schema does not", strings.TrimSpace(tc.src))
 			}
 		})
 	}

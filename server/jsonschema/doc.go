@@ -1,0 +1,50 @@
+// Package jsonschema validates JSON values against the JSON Schemas that
+// tools declare for their input, and against the policy file's schema.
+//
+// It is a validator, not a general JSON Schema toolkit: a schema is
+// compiled from one self-contained document and then used to validate
+// values decoded from JSON. It is a leaf: it depends on nothing else of
+// the server and does no work when the program starts.
+//
+// # Drafts
+//
+// Draft 2020-12 is the default. A schema whose $schema names draft
+// 2019-09, draft-07, draft-06 or draft-04 is read with that draft's
+// meaning where it differs ("items" as an array, "additionalItems",
+// "dependencies", $ref siblings ignored before 2019-09, boolean
+// "exclusiveMinimum" in draft-04). Any other $schema is refused.
+//
+// # What is supported
+//
+// All assertion and applicator keywords of draft 2020-12 except those
+// named below: type, enum, const, the numeric, string, array and object
+// limits, pattern, properties, patternProperties, additionalProperties,
+// propertyNames, required, dependentRequired, dependentSchemas, items,
+// prefixItems, contains, allOf, anyOf, oneOf, not, if/then/else, and
+// $ref to a JSON pointer or an anchor within the same document.
+//
+// Numbers are compared exactly when they are written with at most 128
+// characters and an exponent within ±1000, and as float64 otherwise.
+// Regular expressions are Go's (RE2): a pattern that RE2 does not accept
+// (look-around, back-references) makes the schema fail to compile.
+//
+// "format" asserts for drafts before 2019-09, as those drafts' validators
+// commonly did (date-time, date, time, email, hostname, ipv4, ipv6, uri,
+// uri-reference, uuid, regex, json-pointer; other names are annotations).
+// From 2019-09 on, "format" is an annotation only, as the specification
+// says by default.
+//
+// # What is refused
+//
+// A schema that uses a keyword this package cannot evaluate fails to
+// compile rather than being validated loosely: $dynamicRef,
+// $recursiveRef, unevaluatedProperties, unevaluatedItems, a $ref to
+// another document, and a $ref in a schema that embeds another $id.
+//
+// # Errors
+//
+// Validate returns a [*ValidationError] for the first failure found: the
+// JSON pointer of the offending value, the failing keyword and a message.
+// Messages name keys and schema values, never the offending value itself,
+// so they can be logged without leaking what a caller sent.
+package jsonschema

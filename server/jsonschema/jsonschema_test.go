@@ -1,0 +1,317 @@
+package jsonschema
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func mustCompile(t *testing.T, schema string) *Schema {
+	t.Helper()
+	s, err := Compile([]byte(schema))
+	if err != nil {
+		t.Fatalf("Compile(%s): %v", schema, err)
+	}
+	return s
+}
+
+func decode(t *testing.T, src string) any {
+	t.Helper()
+	v, err := Decode(strings.NewReader(src))
+	if err != nil {
+		t.Fatalf("Decode(%s): %v", src, err)
+	}
+	return v
+}
+
+// validation cases: a schema, a value, and the failure expected ("" for
+// valid), as pointer and keyword.
+var cases = map[string]struct {
+	schema, value string
+	pointer, kw   string
+}{
+	// Types.
+	"allow/type-string":           {`{"type":"string"}`, `"a"`, "", ""},
+	"deny/type-string":            {`{"type":"string"}`, `1`, "", "type"},
+	"allow/type-integer-dot-zero": {`{"type":"integer"}`, `1.0`, "", ""},
+	"allow/type-integer-exp":      {`{"type":"integer"}`, `1e2`, "", ""},
+	"deny/type-integer-fraction":  {`{"type":"integer"}`, `1.5`, "", "type"},
+	"deny/type-integer-tiny-frac": {`{"type":"integer"}`, `1.0000000000000000000001`, "", "type"},
+	"allow/type-number-integer":   {`{"type":"number"}`, `3`, "", ""},
+	"allow/type-list":             {`{"type":["string","null"]}`, `null`, "", ""},
+	"deny/type-list":              {`{"type":["string","null"]}`, `false`, "", "type"},
+	"allow/true-schema":           {`true`, `{"a":[1]}`, "", ""},
+	"deny/false-schema":           {`false`, `1`, "", "false"},
+	// enum and const.
+	"allow/enum":          {`{"enum":["a",1,null,{"x":[1]}]}`, `{"x":[1.0]}`, "", ""},
+	"deny/enum":           {`{"enum":["a","b"]}`, `"c"`, "", "enum"},
+	"allow/const-number":  {`{"const":10}`, `1e1`, "", ""},
+	"deny/const":          {`{"const":"x"}`, `"y"`, "", "const"},
+	"deny/enum-no-coerce": {`{"enum":[1]}`, `"1"`, "", "enum"},
+	"deny/enum-bool-num":  {`{"enum":[false]}`, `0`, "", "enum"},
+	// Numbers.
+	"allow/minimum-equal":    {`{"minimum":1}`, `1`, "", ""},
+	"deny/minimum":           {`{"minimum":1}`, `0.5`, "", "minimum"},
+	"deny/maximum-exact":     {`{"maximum":100}`, `100.00000000000000000001`, "", "maximum"},
+	"deny/exclusiveMinimum":  {`{"exclusiveMinimum":1}`, `1`, "", "exclusiveMinimum"},
+	"deny/exclusiveMaximum":  {`{"exclusiveMaximum":1}`, `1`, "", "exclusiveMaximum"},
+	"allow/multipleOf-dec":   {`{"multipleOf":0.1}`, `0.3`, "", ""},
+	"deny/multipleOf":        {`{"multipleOf":2}`, `3`, "", "multipleOf"},
+	"deny/multipleOf-huge":   {`{"multipleOf":3}`, `1e999999999`, "", "multipleOf"},
+	"deny/maximum-huge-exp":  {`{"maximum":10}`, `1e999999999`, "", "maximum"},
+	"allow/minimum-negative": {`{"minimum":-5}`, `-5e0`, "", ""},
+	"allow/number-not-str":   {`{"minimum":5}`, `"1"`, "", ""},
+	// Strings.
+	"allow/minLength-runes": {`{"minLength":2,"maxLength":2}`, `"éé"`, "", ""},
+	"deny/minLength":        {`{"minLength":1}`, `""`, "", "minLength"},
+	"deny/maxLength":        {`{"maxLength":1}`, `"ab"`, "", "maxLength"},
+	"allow/pattern-search":  {`{"pattern":"b"}`, `"abc"`, "", ""},
+	"deny/pattern":          {`{"pattern":"^BUG-[0-9]+$"}`, `"42"`, "", "pattern"},
+	"allow/format-2020":     {`{"format":"email"}`, `"not an email"`, "", ""},
+	// Arrays.
+	"deny/items":              {`{"items":{"type":"string"}}`, `["a",1]`, "/1", "type"},
+	"allow/prefixItems":       {`{"prefixItems":[{"type":"string"}],"items":{"type":"integer"}}`, `["a",1,2]`, "", ""},
+	"deny/prefixItems-rest":   {`{"prefixItems":[{"type":"string"}],"items":{"type":"integer"}}`, `["a",1,"b"]`, "/2", "type"},
+	"deny/items-false":        {`{"prefixItems":[true],"items":false}`, `[1,2]`, "", "additionalItems"},
+	"deny/minItems":           {`{"minItems":1}`, `[]`, "", "minItems"},
+	"deny/maxItems":           {`{"maxItems":1}`, `[1,2]`, "", "maxItems"},
+	"deny/uniqueItems":        {`{"uniqueItems":true}`, `[1,{"a":1},1.0]`, "", "uniqueItems"},
+	"allow/uniqueItems":       {`{"uniqueItems":true}`, `[1,"1",true]`, "", ""},
+	"allow/contains":          {`{"contains":{"const":2}}`, `[1,2]`, "", ""},
+	"deny/contains":           {`{"contains":{"const":2}}`, `[1,3]`, "", "contains"},
+	"deny/maxContains":        {`{"contains":{"const":2},"maxContains":1}`, `[2,2]`, "", "maxContains"},
+	"allow/minContains-zero":  {`{"contains":{"const":2},"minContains":0}`, `[]`, "", ""},
+	"allow/items-not-objects": {`{"items":{"type":"string"}}`, `{"a":1}`, "", ""},
+	// Objects.
+	"deny/required":             {`{"required":["a","b"]}`, `{"a":1}`, "", "required"},
+	"deny/additional-false":     {`{"properties":{"a":true},"additionalProperties":false}`, `{"a":1,"b":2}`, "", "additionalProperties"},
+	"deny/additional-schema":    {`{"additionalProperties":{"type":"string"}}`, `{"b":2}`, "/b", "type"},
+	"allow/patternProperties":   {`{"patternProperties":{"^x-":{"type":"string"}},"additionalProperties":false}`, `{"x-a":"s"}`, "", ""},
+	"deny/patternProperties":    {`{"patternProperties":{"^x-":{"type":"string"}}}`, `{"x-a":1}`, "/x-a", "type"},
+	"deny/property-nested":      {`{"properties":{"a":{"properties":{"b/c":{"type":"string"}}}}}`, `{"a":{"b/c":1}}`, "/a/b~1c", "type"},
+	"deny/propertyNames":        {`{"propertyNames":{"maxLength":2}}`, `{"abc":1}`, "", "propertyNames"},
+	"deny/minProperties":        {`{"minProperties":1}`, `{}`, "", "minProperties"},
+	"deny/maxProperties":        {`{"maxProperties":0}`, `{"a":1}`, "", "maxProperties"},
+	"deny/dependentRequired":    {`{"dependentRequired":{"a":["b"]}}`, `{"a":1}`, "", "dependentRequired"},
+	"deny/dependentSchemas":     {`{"dependentSchemas":{"a":{"required":["b"]}}}`, `{"a":1}`, "", "required"},
+	"allow/property-named-enum": {`{"properties":{"enum":{"type":"string"}}}`, `{"enum":"x"}`, "", ""},
+	// Applicators.
+	"deny/allOf":            {`{"allOf":[{"type":"object"},{"required":["a"]}]}`, `{}`, "", "required"},
+	"allow/anyOf":           {`{"anyOf":[{"type":"string"},{"type":"integer"}]}`, `1`, "", ""},
+	"deny/anyOf":            {`{"anyOf":[{"type":"string"},{"type":"integer"}]}`, `true`, "", "anyOf"},
+	"deny/anyOf-deeper":     {`{"anyOf":[{"type":"string"},{"properties":{"a":{"type":"integer"}}}]}`, `{"a":"x"}`, "/a", "type"},
+	"deny/oneOf-two":        {`{"oneOf":[{"type":"integer"},{"minimum":0}]}`, `1`, "", "oneOf"},
+	"allow/oneOf":           {`{"oneOf":[{"type":"integer"},{"type":"string"}]}`, `"s"`, "", ""},
+	"deny/not":              {`{"not":{"type":"string"}}`, `"s"`, "", "not"},
+	"deny/if-then":          {`{"if":{"properties":{"k":{"const":"a"}}},"then":{"required":["x"]},"else":{"required":["y"]}}`, `{"k":"a"}`, "", "required"},
+	"allow/if-else":         {`{"if":{"properties":{"k":{"const":"a"}}},"then":{"required":["x"]},"else":{"required":["y"]}}`, `{"k":"b","y":1}`, "", ""},
+	"allow/then-without-if": {`{"then":false}`, `1`, "", ""},
+	// References.
+	"deny/ref-defs":            {`{"$defs":{"id":{"pattern":"^BUG-"}},"properties":{"a":{"$ref":"#/$defs/id"}}}`, `{"a":"x"}`, "/a", "pattern"},
+	"allow/ref-recursive":      {`{"$defs":{"t":{"type":"object","properties":{"kids":{"type":"array","items":{"$ref":"#/$defs/t"}}}}},"$ref":"#/$defs/t"}`, `{"kids":[{"kids":[]}]}`, "", ""},
+	"deny/ref-recursive":       {`{"$defs":{"t":{"type":"object","properties":{"kids":{"type":"array","items":{"$ref":"#/$defs/t"}}}}},"$ref":"#/$defs/t"}`, `{"kids":[{"kids":[1]}]}`, "/kids/0/kids/0", "type"},
+	"deny/ref-siblings":        {`{"$defs":{"s":{"type":"string"}},"$ref":"#/$defs/s","maxLength":1}`, `"ab"`, "", "maxLength"},
+	"deny/ref-anchor":          {`{"$defs":{"s":{"$anchor":"str","type":"string"}},"properties":{"a":{"$ref":"#str"}}}`, `{"a":1}`, "/a", "type"},
+	"deny/ref-own-id":          {`{"$id":"https://x.example/s.json","$defs":{"s":{"type":"string"}},"properties":{"a":{"$ref":"https://x.example/s.json#/$defs/s"}}}`, `{"a":1}`, "/a", "type"},
+	"deny/ref-escaped":         {`{"$defs":{"a/b":{"type":"string"}},"$ref":"#/$defs/a~1b"}`, `1`, "", "type"},
+	"deny/ref-cycle":           {`{"$ref":"#"}`, `1`, "", "$ref"},
+	"deny/ref-percent":         {`{"$defs":{"a b":{"type":"string"}},"$ref":"#/$defs/a%20b"}`, `1`, "", "type"},
+	"deny/ref-root":            {`{"properties":{"a":{"$ref":"#"}},"type":"object"}`, `{"a":{"a":1}}`, "/a/a", "type"},
+	"allow/contains-recursive": {`{"$defs":{"t":{"type":"array","contains":{"$ref":"#/$defs/t"},"minContains":0}},"$ref":"#/$defs/t"}`, `[[[]]]`, "", ""},
+	"allow/unknown-keys":       {`{"title":"t","x-vendor":{"type":"nope"},"default":5}`, `"s"`, "", ""},
+	"allow/defs-unchecked":     {`{"$defs":{"unused":{"type":"string"}}}`, `1`, "", ""},
+
+	// Draft-07, as zod-to-json-schema writes it.
+	"allow/d7-items-tuple":    {`{"$schema":"http://json-schema.org/draft-07/schema#","items":[{"type":"string"}]}`, `["a",1]`, "", ""},
+	"deny/d7-additionalItems": {`{"$schema":"http://json-schema.org/draft-07/schema#","items":[{"type":"string"}],"additionalItems":false}`, `["a",1]`, "", "additionalItems"},
+	"deny/d7-definitions":     {`{"$schema":"http://json-schema.org/draft-07/schema#","definitions":{"n":{"type":"integer"}},"properties":{"a":{"$ref":"#/definitions/n"}}}`, `{"a":"x"}`, "/a", "type"},
+	"allow/d7-ref-siblings":   {`{"$schema":"http://json-schema.org/draft-07/schema#","definitions":{"s":{"type":"string"}},"$ref":"#/definitions/s","maxLength":1}`, `"ab"`, "", ""},
+	"deny/d7-dependencies":    {`{"$schema":"http://json-schema.org/draft-07/schema#","dependencies":{"a":["b"],"c":{"required":["d"]}}}`, `{"c":1}`, "", "required"},
+	"deny/d7-format-email":    {`{"$schema":"http://json-schema.org/draft-07/schema#","format":"email"}`, `"not an email"`, "", "format"},
+	"allow/d7-format-email":   {`{"$schema":"http://json-schema.org/draft-07/schema#","format":"email"}`, `"a@b.example"`, "", ""},
+	"deny/d7-format-datetime": {`{"$schema":"http://json-schema.org/draft-07/schema#","format":"date-time"}`, `"2024-13-01T00:00:00Z"`, "", "format"},
+	"allow/d7-format-unknown": {`{"$schema":"http://json-schema.org/draft-07/schema#","format":"path"}`, `"x"`, "", ""},
+	"deny/d7-format-uuid":     {`{"$schema":"http://json-schema.org/draft-07/schema#","format":"uuid"}`, `"123"`, "", "format"},
+	"deny/d7-format-ipv4":     {`{"$schema":"http://json-schema.org/draft-07/schema#","format":"ipv4"}`, `"01.2.3.4"`, "", "format"},
+	"allow/d7-id-anchor":      {`{"$schema":"http://json-schema.org/draft-07/schema#","definitions":{"s":{"$id":"#str","type":"string"}},"$ref":"#str"}`, `"a"`, "", ""},
+	"deny/d4-exclusive-bool":  {`{"$schema":"http://json-schema.org/draft-04/schema#","maximum":1,"exclusiveMaximum":true}`, `1`, "", "exclusiveMaximum"},
+	"allow/d2019-items-tuple": {`{"$schema":"https://json-schema.org/draft/2019-09/schema","items":[{"type":"string"}]}`, `["a",1]`, "", ""},
+}
+
+func TestValidate(t *testing.T) {
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			s := mustCompile(t, tc.schema)
+			err := s.Validate(decode(t, tc.value))
+			if tc.kw == "" {
+				if err != nil {
+					t.Fatalf("Validate(%s) = %v, want valid", tc.value, err)
+				}
+				return
+			}
+			var ve *ValidationError
+			if !errors.As(err, &ve) {
+				t.Fatalf("Validate(%s) = %v, want a *ValidationError", tc.value, err)
+			}
+			if diff := cmp.Diff([]string{tc.pointer, tc.kw}, []string{ve.Pointer, ve.Keyword}); diff != "" {
+				t.Errorf("pointer, keyword (-want +got):\n%s\n(%v)", diff, ve)
+			}
+			if ve.Message == "" {
+				t.Error("empty message")
+			}
+		})
+	}
+}
+
+// The messages users see: they name the key, the keyword and the
+// schema's limits, and never quote the value that failed.
+func TestMessages(t *testing.T) {
+	for name, tc := range map[string]struct{ schema, value, want string }{
+		"type":       {`{"properties":{"n":{"type":"integer"}}}`, `{"n":"secret-token"}`, `at "/n": got string, want integer (keyword "type")`},
+		"required":   {`{"required":["title"]}`, `{}`, `at "/": missing property "title" (keyword "required")`},
+		"required-2": {`{"required":["a","b"]}`, `{}`, `at "/": missing properties "a", "b" (keyword "required")`},
+		"additional": {`{"additionalProperties":false}`, `{"extra":1}`, `at "/": additional properties "extra" not allowed (keyword "additionalProperties")`},
+		"enum":       {`{"properties":{"d":{"enum":["brief","full"]}}}`, `{"d":"everything"}`, `at "/d": value must be one of "brief", "full" (keyword "enum")`},
+		"minLength":  {`{"minLength":1}`, `""`, `at "/": length must be >= 1, but got 0 (keyword "minLength")`},
+		"maxLength":  {`{"maxLength":3}`, `"secret"`, `at "/": length must be <= 3, but got 6 (keyword "maxLength")`},
+		"pattern":    {`{"pattern":"^BUG-"}`, `"secret"`, `at "/": does not match pattern "^BUG-" (keyword "pattern")`},
+		"maximum":    {`{"maximum":100}`, `101`, `at "/": must be <= 100 (keyword "maximum")`},
+		"anyOf":      {`{"anyOf":[{"type":"string"},{"type":"null"}]}`, `5`, `at "/": matches none of the 2 "anyOf" alternatives (first: got integer, want string) (keyword "anyOf")`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			err := mustCompile(t, tc.schema).Validate(decode(t, tc.value))
+			if err == nil || err.Error() != tc.want {
+				t.Errorf("error = %v\nwant    %s", err, tc.want)
+			}
+			if err != nil && strings.Contains(err.Error(), "secret") && !strings.Contains(tc.want, "secret") {
+				t.Errorf("message quotes the value: %v", err)
+			}
+		})
+	}
+}
+
+// Schemas this package cannot evaluate faithfully fail to compile, with
+// an error that says where and why.
+func TestCompileRefuses(t *testing.T) {
+	for name, tc := range map[string]struct{ schema, want string }{
+		"not-json":              {`{"type":`, "not JSON"},
+		"trailing":              {`{} {}`, "not JSON"},
+		"bad-type":              {`{"properties":{"a":{"type":"nope"}}}`, `at "#/properties/a": "type": "nope" is not a JSON Schema type`},
+		"bad-minLength":         {`{"minLength":"1"}`, `"minLength" must be a non-negative integer`},
+		"bad-required":          {`{"required":"a"}`, `"required" must be an array of strings`},
+		"bad-pattern":           {`{"pattern":"(?=x)"}`, "not a regular expression Go accepts"},
+		"bad-multipleOf":        {`{"multipleOf":0}`, `"multipleOf" must be greater than 0`},
+		"bad-schema":            {`{"properties":{"a":1}}`, "must be an object or a boolean"},
+		"unknown-draft":         {`{"$schema":"http://json-schema.org/draft-03/schema#"}`, "unsupported draft"},
+		"dynamicRef":            {`{"$dynamicRef":"#x"}`, `keyword "$dynamicRef" is not supported`},
+		"unevaluatedProperties": {`{"properties":{"a":{"unevaluatedProperties":false}}}`, `keyword "unevaluatedProperties" is not supported`},
+		"external-ref":          {`{"$ref":"other.json"}`, "only references within the schema"},
+		"remote-ref":            {`{"$ref":"https://example.com/s.json#/x"}`, "only references within the schema"},
+		"missing-ref":           {`{"$ref":"#/$defs/nope"}`, `nothing at "#/$defs/nope"`},
+		"missing-anchor":        {`{"$ref":"#nope"}`, `no anchor "nope"`},
+		"nested-id":             {`{"$defs":{"x":{"$id":"https://other.example/x.json","$ref":"#/y"}}, "$ref":"#/$defs/x"}`, "embeds another $id"},
+		"bad-ref-target":        {`{"$defs":{"x":{"type":1}},"$ref":"#/$defs/x"}`, `"type" must be a type name`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := Compile([]byte(tc.schema))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Compile(%s) = %v, want an error with %q", tc.schema, err, tc.want)
+			}
+		})
+	}
+}
+
+// Values as encoding/json (float64) and YAML decoders (int) produce them
+// validate the same as json.Number ones.
+// A schema whose references fan out at every level fails the value
+// once its budget is spent, instead of taking exponential time.
+func TestFanOutBudget(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(`{"$ref":"#/$defs/a0","$defs":{`)
+	for i := range 40 {
+		fmt.Fprintf(&b, `"a%d":{"allOf":[{"$ref":"#/$defs/a%d"},{"$ref":"#/$defs/a%d"}]},`, i, i+1, i+1)
+	}
+	b.WriteString(`"a40":true}}`)
+	err := mustCompile(t, b.String()).Validate("x")
+	var ve *ValidationError
+	if !errors.As(err, &ve) || ve.Keyword != "$ref" {
+		t.Fatalf("Validate = %v, want the budget's error", err)
+	}
+}
+
+func TestGoValues(t *testing.T) {
+	s := mustCompile(t, `{"type":"object","properties":{"n":{"type":"integer","minimum":1},"f":{"type":"number"}},"required":["n"]}`)
+	for name, tc := range map[string]struct {
+		v  any
+		ok bool
+	}{
+		"allow/float64":     {map[string]any{"n": float64(2), "f": 1.5}, true},
+		"allow/int":         {map[string]any{"n": 2}, true},
+		"allow/uint64":      {map[string]any{"n": uint64(2)}, true},
+		"allow/json.Number": {map[string]any{"n": json.Number("2")}, true},
+		"deny/int-zero":     {map[string]any{"n": 0}, false},
+		"deny/float-frac":   {map[string]any{"n": 2.5}, false},
+		"deny/not-json":     {map[string]any{"n": struct{}{}}, false},
+		"deny/bad-number":   {map[string]any{"n": json.Number("two")}, false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if err := s.Validate(tc.v); (err == nil) != tc.ok {
+				t.Errorf("Validate(%v) = %v, want ok=%v", tc.v, err, tc.ok)
+			}
+		})
+	}
+}
+
+func TestDecode(t *testing.T) {
+	v, err := Decode(strings.NewReader(`{"n": 12345678901234567890}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := v.(map[string]any)["n"]; got != json.Number("12345678901234567890") {
+		t.Errorf("n = %#v, want the json.Number", got)
+	}
+	for _, bad := range []string{``, `{`, `{} x`, `1 2`} {
+		if _, err := Decode(strings.NewReader(bad)); err == nil {
+			t.Errorf("Decode(%q) accepted", bad)
+		}
+	}
+}
+
+func TestNumberLiterals(t *testing.T) {
+	for lit, want := range map[string]bool{
+		"0": true, "-0": true, "1.000": true, "1.5e1": true, "1.25e1": false, "1e-1": false,
+		"0.0e-5": true, "10e-1": true, "100e-3": false, "0.10e1": true, "12e999999999999": true, "1.5e-999999999999": false, "1.0000000000000000000001": false,
+	} {
+		if got := (number{lit: lit}).isInteger(); got != want {
+			t.Errorf("isInteger(%s) = %v, want %v", lit, got, want)
+		}
+	}
+}
+
+// FuzzValidate: no schema and value, however odd, makes Compile or
+// Validate panic or loop.
+func FuzzValidate(f *testing.F) {
+	for _, tc := range cases {
+		f.Add(tc.schema, tc.value)
+	}
+	f.Fuzz(func(t *testing.T, schema, value string) {
+		s, err := Compile([]byte(schema))
+		if err != nil {
+			return
+		}
+		v, err := Decode(strings.NewReader(value))
+		if err != nil {
+			return
+		}
+		if err := s.Validate(v); err != nil {
+			var ve *ValidationError
+			if !errors.As(err, &ve) {
+				t.Fatalf("Validate error %T %v is not a *ValidationError", err, err)
+			}
+		}
+	})
+}

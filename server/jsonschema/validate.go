@@ -1,0 +1,525 @@
+package jsonschema
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// ValidationError is the first failure Validate found.
+type ValidationError struct {
+	// Pointer is the JSON pointer of the offending value ("" for the
+	// whole value).
+	Pointer string
+	// Keyword is the schema keyword that failed.
+	Keyword string
+	// Message says what is wrong without quoting the offending value.
+	Message string
+}
+
+func (e *ValidationError) Error() string {
+	p := e.Pointer
+	if p == "" {
+		p = "/"
+	}
+	return fmt.Sprintf("at %q: %s (keyword %q)", p, e.Message, e.Keyword)
+}
+
+// maxDepth bounds the nesting of schema applications, and maxSteps
+// their number in one validation: a schema whose references fan out
+// ({"allOf": [{"$ref": "#/$defs/a"}, {"$ref": "#/$defs/a"}]}, a level
+// after level) fails the value instead of taking exponential time.
+const (
+	maxDepth = 512
+	maxSteps = 1 << 20
+)
+
+// Validate validates v, a value as encoding/json (with or without
+// UseNumber) or a YAML decoder produce it. It returns nil or a
+// *ValidationError.
+func (s *Schema) Validate(v any) error {
+	st := &state{steps: new(int)}
+	if e := st.validate(s.root, v); e != nil {
+		return e
+	}
+	return nil
+}
+
+type state struct {
+	path   []string
+	depth  int
+	steps  *int    // shared by the states of one validation
+	active []frame // the $refs being followed, for cycles
+}
+
+// frame is a $ref being followed at a depth in the value: meeting it
+// again at the same depth is a cycle that never ends.
+type frame struct {
+	n     *node
+	depth int
+}
+
+func (st *state) fail(keyword, format string, args ...any) *ValidationError {
+	var b strings.Builder
+	for _, tok := range st.path {
+		b.WriteByte('/')
+		b.WriteString(escape(tok))
+	}
+	return &ValidationError{Pointer: b.String(), Keyword: keyword, Message: fmt.Sprintf(format, args...)}
+}
+
+func (st *state) push(tok string) { st.path = append(st.path, tok) }
+func (st *state) pop()            { st.path = st.path[:len(st.path)-1] }
+
+// jsonType is the JSON type of v, "" if v is not a JSON value.
+func jsonType(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "boolean"
+	case string:
+		return "string"
+	case map[string]any:
+		return "object"
+	case []any:
+		return "array"
+	}
+	if _, ok := numberOf(v); ok {
+		return "number"
+	}
+	return ""
+}
+
+func typeMatches(want, got string, v any) bool {
+	switch {
+	case want == got:
+		return true
+	case want == "integer" && got == "number":
+		n, _ := numberOf(v)
+		return n.isInteger()
+	}
+	return false
+}
+
+func (st *state) validate(n *node, v any) *ValidationError {
+	if n.never {
+		return st.fail("false", "no value is allowed here")
+	}
+	st.depth++
+	*st.steps++
+	defer func() { st.depth-- }()
+	if st.depth > maxDepth || *st.steps > maxSteps {
+		return st.fail("$ref", "the schema nests too deeply or costs too much to apply")
+	}
+	if n.ref != nil {
+		f := frame{n: n, depth: len(st.path)}
+		for _, a := range st.active {
+			if a == f {
+				return st.fail("$ref", "the schema refers to itself without a value to descend into")
+			}
+		}
+		st.active = append(st.active, f)
+		e := st.validate(n.ref, v)
+		st.active = st.active[:len(st.active)-1]
+		if e != nil {
+			return e
+		}
+		if n.refOnly {
+			return nil
+		}
+	}
+	got := jsonType(v)
+	if got == "" {
+		return st.fail("type", "a value of Go type %T is not JSON", v)
+	}
+	if n.types != nil {
+		ok := false
+		for _, t := range n.types {
+			if typeMatches(t, got, v) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			if got == "number" {
+				if num, _ := numberOf(v); num.isInteger() {
+					got = "integer"
+				}
+			}
+			return st.fail("type", "got %s, want %s", got, strings.Join(n.types, " or "))
+		}
+	}
+	if n.enum != nil && !inEnum(n.enum, v) {
+		return st.fail("enum", "value must be one of %s", listValues(n.enum))
+	}
+	if n.hasConst && !equal(n.constV, v) {
+		return st.fail("const", "value must be %s", showValue(n.constV))
+	}
+	var e *ValidationError
+	switch got {
+	case "number":
+		e = st.number(n, v)
+	case "string":
+		e = st.string(n, v.(string))
+	case "array":
+		e = st.array(n, v.([]any))
+	case "object":
+		e = st.object(n, v.(map[string]any))
+	}
+	if e != nil {
+		return e
+	}
+	return st.applicators(n, v)
+}
+
+func (st *state) number(n *node, v any) *ValidationError {
+	num, _ := numberOf(v)
+	switch {
+	case n.minimum != nil && cmpNumber(num, *n.minimum) < 0:
+		return st.fail("minimum", "must be >= %s", n.minimum)
+	case n.maximum != nil && cmpNumber(num, *n.maximum) > 0:
+		return st.fail("maximum", "must be <= %s", n.maximum)
+	case n.exclMin != nil && cmpNumber(num, *n.exclMin) <= 0:
+		return st.fail("exclusiveMinimum", "must be > %s", n.exclMin)
+	case n.exclMax != nil && cmpNumber(num, *n.exclMax) >= 0:
+		return st.fail("exclusiveMaximum", "must be < %s", n.exclMax)
+	case n.multipleOf != nil && !isMultiple(num, *n.multipleOf):
+		return st.fail("multipleOf", "must be a multiple of %s", n.multipleOf)
+	}
+	return nil
+}
+
+func (st *state) string(n *node, s string) *ValidationError {
+	if n.minLength >= 0 || n.maxLength >= 0 {
+		l := utf8.RuneCountInString(s)
+		if n.minLength >= 0 && l < n.minLength {
+			return st.fail("minLength", "length must be >= %d, but got %d", n.minLength, l)
+		}
+		if n.maxLength >= 0 && l > n.maxLength {
+			return st.fail("maxLength", "length must be <= %d, but got %d", n.maxLength, l)
+		}
+	}
+	if n.pattern != nil && !n.pattern.MatchString(s) {
+		return st.fail("pattern", "does not match pattern %q", n.pattern.String())
+	}
+	if n.format != "" && !formatChecker(n.format)(s) {
+		return st.fail("format", "is not a valid %q", n.format)
+	}
+	return nil
+}
+
+func (st *state) array(n *node, a []any) *ValidationError {
+	if n.minItems >= 0 && len(a) < n.minItems {
+		return st.fail("minItems", "must have at least %d items, but has %d", n.minItems, len(a))
+	}
+	if n.maxItems >= 0 && len(a) > n.maxItems {
+		return st.fail("maxItems", "must have at most %d items, but has %d", n.maxItems, len(a))
+	}
+	if n.uniqueItems {
+		for i := 1; i < len(a); i++ {
+			for j := range i {
+				if equal(a[i], a[j]) {
+					return st.fail("uniqueItems", "items at %d and %d are equal", j, i)
+				}
+			}
+		}
+	}
+	for i, item := range a {
+		var sub *node
+		if i < len(n.prefixItems) {
+			sub = n.prefixItems[i]
+		} else {
+			sub = n.items
+		}
+		if sub == nil {
+			continue
+		}
+		if sub.never && i >= len(n.prefixItems) {
+			kw := "items"
+			if len(n.prefixItems) > 0 {
+				kw = "additionalItems"
+			}
+			return st.fail(kw, "must have at most %d items, but has %d", len(n.prefixItems), len(a))
+		}
+		st.push(strconv.Itoa(i))
+		e := st.validate(sub, item)
+		st.pop()
+		if e != nil {
+			return e
+		}
+	}
+	if n.contains != nil {
+		matched := 0
+		for i, item := range a {
+			st.push(strconv.Itoa(i))
+			e := st.try(n.contains, item)
+			st.pop()
+			if e == nil {
+				matched++
+			}
+		}
+		lo := 1
+		if n.minContains >= 0 {
+			lo = n.minContains
+		}
+		if matched < lo {
+			return st.fail("contains", "must contain at least %d matching items, but has %d", lo, matched)
+		}
+		if n.maxContains >= 0 && matched > n.maxContains {
+			return st.fail("maxContains", "must contain at most %d matching items, but has %d", n.maxContains, matched)
+		}
+	}
+	return nil
+}
+
+func (st *state) object(n *node, o map[string]any) *ValidationError {
+	if n.minProps >= 0 && len(o) < n.minProps {
+		return st.fail("minProperties", "must have at least %d properties, but has %d", n.minProps, len(o))
+	}
+	if n.maxProps >= 0 && len(o) > n.maxProps {
+		return st.fail("maxProperties", "must have at most %d properties, but has %d", n.maxProps, len(o))
+	}
+	var missing []string
+	for _, r := range n.required {
+		if _, ok := o[r]; !ok {
+			missing = append(missing, strconv.Quote(r))
+		}
+	}
+	if len(missing) == 1 {
+		return st.fail("required", "missing property %s", missing[0])
+	} else if len(missing) > 1 {
+		return st.fail("required", "missing properties %s", strings.Join(missing, ", "))
+	}
+	keys := sortedKeys(o)
+	for _, k := range keys {
+		if deps, ok := n.dependentRequired[k]; ok {
+			for _, d := range deps {
+				if _, ok := o[d]; !ok {
+					return st.fail("dependentRequired", "property %q requires property %q", k, d)
+				}
+			}
+		}
+	}
+	if n.propertyNames != nil {
+		for _, k := range keys {
+			st.push(k) // the name, a value of its own
+			e := st.try(n.propertyNames, k)
+			st.pop()
+			if e != nil {
+				return st.fail("propertyNames", "property name %q: %s", k, e.Message)
+			}
+		}
+	}
+	var extra []string
+	for _, k := range keys {
+		st.push(k)
+		e, matched := st.property(n, k, o[k])
+		st.pop()
+		if e != nil {
+			return e
+		}
+		if !matched && n.additional != nil {
+			if n.additional.never {
+				extra = append(extra, strconv.Quote(k))
+				continue
+			}
+			st.push(k)
+			e := st.validate(n.additional, o[k])
+			st.pop()
+			if e != nil {
+				return e
+			}
+		}
+	}
+	if len(extra) > 0 {
+		return st.fail("additionalProperties", "additional properties %s not allowed", strings.Join(extra, ", "))
+	}
+	for _, k := range keys {
+		if sub, ok := n.dependentSchemas[k]; ok {
+			if e := st.validate(sub, o); e != nil {
+				return e
+			}
+		}
+	}
+	return nil
+}
+
+// property validates the value of property k against "properties" and
+// "patternProperties"; matched says whether any of them named it.
+func (st *state) property(n *node, k string, v any) (*ValidationError, bool) {
+	matched := false
+	if sub, ok := n.properties[k]; ok {
+		matched = true
+		if e := st.validate(sub, v); e != nil {
+			return e, true
+		}
+	}
+	for _, p := range n.patternProperties {
+		if p.re.MatchString(k) {
+			matched = true
+			if e := st.validate(p.n, v); e != nil {
+				return e, true
+			}
+		}
+	}
+	return nil, matched
+}
+
+func (st *state) applicators(n *node, v any) *ValidationError {
+	for _, sub := range n.allOf {
+		if e := st.validate(sub, v); e != nil {
+			return e
+		}
+	}
+	if n.anyOf != nil {
+		var errs []*ValidationError
+		for _, sub := range n.anyOf {
+			e := st.try(sub, v)
+			if e == nil {
+				errs = nil
+				break
+			}
+			errs = append(errs, e)
+		}
+		if errs != nil {
+			return st.bestOf("anyOf", errs)
+		}
+	}
+	if n.oneOf != nil {
+		var errs []*ValidationError
+		first := -1
+		for i, sub := range n.oneOf {
+			e := st.try(sub, v)
+			if e != nil {
+				errs = append(errs, e)
+				continue
+			}
+			if first >= 0 {
+				return st.fail("oneOf", "valid against subschemas %d and %d, want exactly one", first, i)
+			}
+			first = i
+		}
+		if first < 0 {
+			return st.bestOf("oneOf", errs)
+		}
+	}
+	if n.not != nil && st.try(n.not, v) == nil {
+		return st.fail("not", "must not be valid against the \"not\" schema")
+	}
+	if n.ifN != nil {
+		if st.try(n.ifN, v) == nil {
+			if n.thenN != nil {
+				return st.validate(n.thenN, v)
+			}
+		} else if n.elseN != nil {
+			return st.validate(n.elseN, v)
+		}
+	}
+	return nil
+}
+
+// try validates v against n on a copy of the path, for applicators
+// whose failures are not the answer themselves.
+func (st *state) try(n *node, v any) *ValidationError {
+	sub := &state{path: append([]string(nil), st.path...), depth: st.depth, steps: st.steps,
+		active: append([]frame(nil), st.active...)}
+	return sub.validate(n, v)
+}
+
+// bestOf picks the error to report when no alternative matched: one
+// that got further into the value than the others (the alternative the
+// value was meant for, most likely), or else the keyword itself.
+func (st *state) bestOf(keyword string, errs []*ValidationError) *ValidationError {
+	here := st.fail(keyword, "")
+	var best *ValidationError
+	for _, e := range errs {
+		if len(e.Pointer) > len(here.Pointer) && (best == nil || len(e.Pointer) > len(best.Pointer)) {
+			best = e
+		}
+	}
+	if best != nil {
+		return best
+	}
+	here.Message = fmt.Sprintf("matches none of the %d %q alternatives (first: %s)", len(errs), keyword, errs[0].Message)
+	return here
+}
+
+func inEnum(enum []any, v any) bool {
+	for _, e := range enum {
+		if equal(e, v) {
+			return true
+		}
+	}
+	return false
+}
+
+// equal is JSON equality: numbers by value, objects by their members.
+func equal(a, b any) bool {
+	ta, tb := jsonType(a), jsonType(b)
+	if ta != tb {
+		return false
+	}
+	switch ta {
+	case "number":
+		na, _ := numberOf(a)
+		nb, _ := numberOf(b)
+		return cmpNumber(na, nb) == 0
+	case "array":
+		x, y := a.([]any), b.([]any)
+		if len(x) != len(y) {
+			return false
+		}
+		for i := range x {
+			if !equal(x[i], y[i]) {
+				return false
+			}
+		}
+		return true
+	case "object":
+		x, y := a.(map[string]any), b.(map[string]any)
+		if len(x) != len(y) {
+			return false
+		}
+		for k, xv := range x {
+			yv, ok := y[k]
+			if !ok || !equal(xv, yv) {
+				return false
+			}
+		}
+		return true
+	case "":
+		return false
+	}
+	return a == b
+}
+
+// listValues shows schema values (an enum), bounded in length.
+func listValues(vs []any) string {
+	var b strings.Builder
+	for i, v := range vs {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		if b.Len() > 200 {
+			fmt.Fprintf(&b, "… (%d in all)", len(vs))
+			break
+		}
+		b.WriteString(showValue(v))
+	}
+	return b.String()
+}
+
+func showValue(v any) string {
+	switch v := v.(type) {
+	case string:
+		return strconv.Quote(v)
+	case nil:
+		return "null"
+	}
+	if n, ok := numberOf(v); ok {
+		return n.String()
+	}
+	return fmt.Sprint(v)
+}
