@@ -630,7 +630,7 @@ func (c *compiler) link() error {
 func (c *compiler) resolve(from, ref string) (*node, error) {
 	base, frag, _ := strings.Cut(ref, "#")
 	if base != "" && base != c.base {
-		return nil, c.errorf(from, "$ref %q: only references within the schema are supported", ref)
+		return nil, c.errorf(from, "$ref %q: external references are not allowed; refer within the schema (#/$defs/...)", ref)
 	}
 	frag, err := url.PathUnescape(frag)
 	if err != nil {
