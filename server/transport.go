@@ -431,11 +431,13 @@ func (c *stdioConn) polish(resp *jsonrpc.Response) {
 
 // cacheFields is how the SDK starts a list result: the 2026-07-28 cache
 // hints first. Cutting them off is cheaper than decoding a long tool list.
-var cacheFields = regexp.MustCompile(`^\{"ttlMs":[0-9]+,"cacheScope":"[a-z]*",?`)
+var cacheFields = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^\{"ttlMs":[0-9]+,"cacheScope":"[a-z]*",?`)
+})
 
 // withoutCacheFields drops ttlMs and cacheScope from a list result.
 func withoutCacheFields(obj json.RawMessage) json.RawMessage {
-	if loc := cacheFields.FindIndex(obj); loc != nil {
+	if loc := cacheFields().FindIndex(obj); loc != nil {
 		out := make(json.RawMessage, 0, len(obj)-loc[1]+1)
 		out = append(append(out, '{'), obj[loc[1]:]...)
 		if json.Valid(out) {
@@ -463,7 +465,9 @@ func withoutKeys(obj json.RawMessage, keys ...string) json.RawMessage {
 
 // goField matches encoding/json's description of a field it could not
 // fill: "Go struct field mcp.CallToolParamsRaw.name of type string".
-var goField = regexp.MustCompile(`Go struct field [\w.*\[\]]*?\.?([\w]+) of type ([\w.*\[\]]+)`)
+var goField = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`Go struct field [\w.*\[\]]*?\.?([\w]+) of type ([\w.*\[\]]+)`)
+})
 
 // cleanParamsError rewrites the SDK's invalid-params message, which
 // quotes the params as the server holds them (with the _meta the
@@ -474,7 +478,7 @@ func cleanParamsError(method, msg string) string {
 	if method != "" {
 		where = fmt.Sprintf("invalid params for %q", method)
 	}
-	if m := goField.FindStringSubmatch(msg); m != nil {
+	if m := goField().FindStringSubmatch(msg); m != nil {
 		return fmt.Sprintf("%s: %q must be %s", where, m[1], jsonKind(m[2]))
 	}
 	if strings.Contains(msg, "unmarshal") || strings.Contains(msg, "Go ") || strings.Contains(msg, requestIDMeta) {

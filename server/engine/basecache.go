@@ -15,7 +15,9 @@ type policyCache struct {
 
 var _ topdown.BaseCache = (*policyCache)(nil)
 
-var policyPrefix = ast.MustParseRef("data.mcp.policy")
+// policyPrefix is data.mcp.policy, built without the parser: package
+// variables are made before main runs, on every start.
+var policyPrefix = ast.Ref{ast.DefaultRootDocument, ast.InternedTerm("mcp"), ast.InternedTerm("policy")}
 
 func (c *policyCache) Get(ref ast.Ref) ast.Value {
 	if len(ref) < len(policyPrefix) || !ref[:len(policyPrefix)].Equal(policyPrefix) {

@@ -42,7 +42,7 @@ func TestSchemaFile(t *testing.T) {
 func TestSchemaNotesNameRealKeys(t *testing.T) {
 	seen := map[string]bool{}
 	schemaOf(reflect.TypeFor[Policy](), "", seen)
-	for key := range schemaNotes {
+	for key := range schemaNotes() {
 		if !seen[key] {
 			t.Errorf("schemaNotes has %q, which the policy types do not", key)
 		}
