@@ -15,9 +15,10 @@ type policyCache struct {
 
 var _ topdown.BaseCache = (*policyCache)(nil)
 
-// policyPrefix is data.mcp.policy, built without the parser: package
-// variables are made before main runs, on every start.
-var policyPrefix = ast.Ref{ast.DefaultRootDocument, ast.InternedTerm("mcp"), ast.InternedTerm("policy")}
+// policyPrefix is data.mcp.policy, built without the parser (package
+// variables are made before main runs, on every start) and of terms of
+// its own, not OPA's shared interned ones.
+var policyPrefix = ast.Ref{ast.VarTerm("data"), ast.StringTerm("mcp"), ast.StringTerm("policy")}
 
 func (c *policyCache) Get(ref ast.Ref) ast.Value {
 	if len(ref) < len(policyPrefix) || !ref[:len(policyPrefix)].Equal(policyPrefix) {
