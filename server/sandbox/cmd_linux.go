@@ -31,9 +31,16 @@ type Cmd struct {
 	target Target
 	ctx    context.Context
 	cmd    *exec.Cmd
-	// setup is what the launcher reported before the target started: a
-	// failure to set the sandbox up, or nothing.
-	setup    []byte
+	// setup is what the launcher reported instead of starting the
+	// target: a failure to set the sandbox up, or nothing.
+	setup []byte
+	// started: the launcher reported the target started; pending holds
+	// what it reported after that and Wait has not read yet.
+	started bool
+	pending []byte
+	// exit is the target's status when the launcher reported it and Wait
+	// returned before the launcher exited; -1 otherwise.
+	exit     int
 	ctl      *os.File // the write end of the control pipe: closing it ends the tree
 	report   *os.File
 	closeCtl func()
@@ -55,7 +62,7 @@ func Command(ctx context.Context, t Target) *Cmd { return commandWith(ctx, t, th
 
 // commandWith is Command started through launcher l.
 func commandWith(ctx context.Context, t Target, l launcherExe) *Cmd {
-	c := &Cmd{target: t, ctx: ctx, cmd: launcherCmd(ctx, l)}
+	c := &Cmd{target: t, ctx: ctx, cmd: launcherCmd(ctx, l), exit: -1}
 	c.cmd.Cancel = func() error {
 		c.closeCtl()
 		return nil
@@ -83,7 +90,7 @@ func launcherCmd(ctx context.Context, l launcherExe) *exec.Cmd {
 // pipe and does nothing before it has it. After each piped target is
 // done, one such launcher is started for the next.
 func Piped(ctx context.Context, t Target) *Cmd {
-	return &Cmd{target: t, ctx: ctx, piped: true, launcher: theLauncher(), closeCtl: func() {}}
+	return &Cmd{target: t, ctx: ctx, piped: true, launcher: theLauncher(), closeCtl: func() {}, exit: -1}
 }
 
 // Pipes returns the server's ends of a piped target's standard input,
@@ -212,14 +219,24 @@ func (c *Cmd) handOver(msg []byte) error {
 // awaitTarget waits until the launcher, which has the target, has
 // started it or said why it could not.
 func (c *Cmd) awaitTarget() error {
-	// The launcher closes the report pipe once the target runs, or
-	// writes why it could not start it and exits; a launcher killed with
-	// ctx closes it too. The deadline is a backstop.
+	// The launcher reports the target started, or writes why it could
+	// not start it and exits; a launcher killed with ctx closes the pipe.
+	// The deadline is a backstop.
 	c.report.SetReadDeadline(time.Now().Add(launchWait))
-	var err error
-	c.setup, err = io.ReadAll(io.LimitReader(c.report, 4096))
-	if !errors.Is(err, os.ErrDeadlineExceeded) {
+	buf := make([]byte, 64)
+	n, err := c.report.Read(buf)
+	if n > 0 && buf[0] == reportStarted {
+		c.started, c.pending = true, buf[1:n]
+		c.report.SetReadDeadline(time.Time{})
 		return nil
+	}
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		// A failure (or nothing: the launcher died), which Wait returns.
+		rest, rerr := io.ReadAll(io.LimitReader(c.report, 4096))
+		if !errors.Is(rerr, os.ErrDeadlineExceeded) {
+			c.setup = append(buf[:n], rest...)
+			return nil
+		}
 	}
 	// A launcher alive but stuck (stopped, say): nothing started. It
 	// and its group are killed, and the start fails.
@@ -252,9 +269,21 @@ var launchWait = 30 * time.Second
 // Wait waits for the target and everything it started to be gone. A
 // failure to set the sandbox up is a *SetupError; a non-zero exit is an
 // *exec.ExitError.
+//
+// A piped target that exits 0 is done as soon as the launcher reports
+// it and the rest of its tree gone; the launcher's own exit, and
+// reaping it, happen after Wait returns.
 func (c *Cmd) Wait() error {
 	if c.report == nil {
 		return fmt.Errorf("sandbox: Wait without a successful Start")
+	}
+	if c.piped && c.started {
+		if code, ok := c.readExit(); ok && code == 0 && c.ctx.Err() == nil {
+			c.exit = 0
+			go refill(c.launcher)
+			go c.finish()
+			return nil
+		}
 	}
 	err := c.cmd.Wait()
 	c.closeCtl()
@@ -280,11 +309,59 @@ func (c *Cmd) Wait() error {
 	c.report.SetReadDeadline(time.Now().Add(time.Second))
 	msg, _ := io.ReadAll(io.LimitReader(c.report, 4096))
 	c.report.Close()
-	msg = append(c.setup, msg...)
-	if len(msg) > 0 {
-		return &SetupError{Msg: strings.TrimSpace(string(msg))}
+	if !c.started && len(c.setup)+len(msg) > 0 {
+		// After the target started, the report holds only its status.
+		return &SetupError{Msg: strings.TrimSpace(string(append(c.setup, msg...)))}
 	}
 	return err
+}
+
+// readExit reads the target's exit status from the report pipe: ok is
+// false when the launcher ended without reporting it.
+func (c *Cmd) readExit() (code int, ok bool) {
+	buf := c.pending
+	for len(buf) < 2 {
+		var b [2]byte
+		n, err := c.report.Read(b[:2-len(buf)])
+		buf = append(buf, b[:n]...)
+		if err != nil {
+			break
+		}
+	}
+	c.pending = nil
+	if len(buf) < 2 || buf[0] != reportExited {
+		return 0, false
+	}
+	return int(buf[1]), true
+}
+
+// finish reaps the launcher of a target that Wait found done, and
+// releases what the call held.
+func (c *Cmd) finish() {
+	c.cmd.Wait()
+	c.closeCtl()
+	if c.cancel != nil {
+		c.stopAfter()
+		c.cancel()
+	}
+	if ps := c.cmd.ProcessState; ps != nil {
+		if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			syscall.Kill(-ps.Pid(), syscall.SIGKILL)
+		}
+	}
+	c.report.Close()
+}
+
+// ExitCode is the target's exit status after Wait: 128+n when it was
+// killed by signal n, -1 when it did not run.
+func (c *Cmd) ExitCode() int {
+	if c.exit >= 0 {
+		return c.exit
+	}
+	if c.cmd.ProcessState == nil {
+		return -1
+	}
+	return c.cmd.ProcessState.ExitCode()
 }
 
 // launcherEnv is the launcher's whole environment. One P is all a
@@ -312,9 +389,17 @@ type warmLauncher struct {
 	in, out, errs *os.File
 }
 
-// warm holds the launcher started for the next piped target.
+// warmLaunchers is how many launchers wait for piped targets. With two,
+// the one a call takes was started before the previous call ended, and
+// has long finished starting: one started when the previous call ended
+// may still be starting (tens of milliseconds of CPU on a busy machine)
+// when the next call comes.
+const warmLaunchers = 2
+
+// warm holds the launchers started for the next piped targets, oldest
+// first.
 var (
-	warm      = make(chan *warmLauncher, 1)
+	warm      = make(chan *warmLauncher, warmLaunchers)
 	refilling atomic.Bool
 )
 
@@ -388,23 +473,27 @@ func takeWarm(l launcherExe) *warmLauncher {
 	return nil
 }
 
-// refill starts a warm launcher for the next piped target, unless one
-// is ready or starting.
+// refill starts warm launchers for the next piped targets, one at a
+// time, until warmLaunchers are waiting, unless another refill is under
+// way.
 func refill(l launcherExe) {
-	if len(warm) > 0 || !refilling.CompareAndSwap(false, true) {
+	if len(warm) >= warmLaunchers || !refilling.CompareAndSwap(false, true) {
 		return
 	}
 	defer refilling.Store(false)
-	launchSlots <- struct{}{}
-	w, err := startWarm(l)
-	<-launchSlots
-	if err != nil {
-		return
-	}
-	select {
-	case warm <- w:
-	default:
-		w.discard()
+	for len(warm) < warmLaunchers {
+		launchSlots <- struct{}{}
+		w, err := startWarm(l)
+		<-launchSlots
+		if err != nil {
+			return
+		}
+		select {
+		case warm <- w:
+		default:
+			w.discard()
+			return
+		}
 	}
 }
 
@@ -422,13 +511,18 @@ func (c *Cmd) startPiped(msg []byte) (err error) {
 			go refill(c.launcher)
 		}
 	}()
-	w := takeWarm(c.launcher)
-	if w != nil {
-		if _, err := w.ctl.Write(msg); err != nil {
-			// It died while it waited (killed from outside): start another.
-			w.discard()
-			w = nil
+	var w *warmLauncher
+	for range warmLaunchers {
+		if w = takeWarm(c.launcher); w == nil {
+			break
 		}
+		if _, err := w.ctl.Write(msg); err == nil {
+			break
+		}
+		// It died while it waited (killed from outside): take the next,
+		// or start one.
+		w.discard()
+		w = nil
 	}
 	fresh := w == nil
 	if fresh {

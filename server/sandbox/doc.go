@@ -39,14 +39,21 @@
 //     the launcher's other threads stay unconfined, to read /proc and
 //     reap;
 //   - starts the target at nice 10, so that a tree keeping every CPU
-//     busy does not starve the launcher's threads that count and kill it;
+//     busy does not starve the launcher's threads that count, kill and
+//     reap it (the thread that forked the target, niced with it, only
+//     waits);
 //   - counts the processes of the tree every 20 ms and kills the tree
 //     when they are more than [Limits].Processes;
 //   - when the target exits, or the server goes, kills every process left
 //     below it (SIGKILL, repeated until nothing is left to reap) and exits
 //     with the target's status (128+signal when it was killed by one);
 //   - reports setup failures ("landlock: ...", "fork/exec ...") to the
-//     server over a second pipe, returned by [Cmd.Wait] as a [*SetupError].
+//     server over a second pipe, returned by [Cmd.Wait] as a [*SetupError];
+//     over the same pipe it reports the target started and, once the
+//     target has ended and nothing else of its tree is left (the target's
+//     zombie aside), the target's status: [Cmd.Wait] of a piped target
+//     that exited 0 returns then, and the launcher's exit, and its
+//     release of the zombie, happen after.
 //
 // What does not depend on the target (no_new_privs, the capabilities,
 // the probe of the kernel) the launcher does before it reads the target;
@@ -55,13 +62,15 @@
 // [Piped] starts a target whose standard streams are pipes (external
 // plugins and upstream servers): it takes a launcher started ahead of
 // the call with fresh pipes as its standard streams, waiting for its
-// target on the control pipe, and once the target is done starts
-// another for the next call, in the background (not while the target
-// runs, which it would take CPU from). The launcher's own start-up (a Go runtime's, some
-// milliseconds of CPU) then runs off the call's path; the launcher does
-// nothing that depends on the target before it has it, and the call's
-// context ends it and its tree as it does a launcher started with the
-// call. A warm launcher that died while it waited is replaced.
+// target on the control pipe. Two such launchers wait, oldest taken
+// first, so the one a call takes has finished starting even when the
+// calls come back to back; once a target is done another is started for
+// a later call, in the background (not while the target runs, which it
+// would take CPU from). The launcher's own start-up (a Go runtime's,
+// some milliseconds of CPU) then runs off the call's path; the launcher
+// does nothing that depends on the target before it has it, and the
+// call's context ends it and its tree as it does a launcher started with
+// the call. A warm launcher that died while it waited is replaced.
 //
 // The hook runs from this package's init. In mcp-secure-launch, which
 // holds little more than this package, a launcher costs one small

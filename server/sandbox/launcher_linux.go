@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,10 +31,11 @@ const launcherArg = "__mcp-secure-sandbox-launcher__"
 const maxSpec = 8 << 20
 
 // launcherProtocol names how the server and a launcher talk: the hidden
-// arguments, the inherited descriptors and the target's encoding. The
-// server passes it to every launcher, and uses a separate launcher
-// binary only when that binary answers the probe with the same one.
-const launcherProtocol = "mcp-secure-launch/1"
+// arguments, the inherited descriptors, the target's encoding and what
+// the report pipe carries. The server passes it to every launcher, and
+// uses a separate launcher binary only when that binary answers the
+// probe with the same one.
+const launcherProtocol = "mcp-secure-launch/2"
 
 // probeArg, after launcherArg, asks a launcher for its protocol: it
 // prints probeAnswer and exits 0.
@@ -71,7 +73,18 @@ const childNice = 10
 // The launcher's inherited descriptors.
 const (
 	fdControl = 3 // the server's control pipe: the target, then EOF
-	fdReport  = 4 // failures, read by the server
+	fdReport  = 4 // the launcher's report, read by the server
+)
+
+// The report pipe carries, from the launcher to the server, either why
+// the target could not be started (text, never starting with
+// reportStarted) followed by EOF, or reportStarted once the target runs
+// and then, once the target has ended and nothing else of its tree is
+// left, reportExited and the target's exit status in one byte (128+n
+// when signal n killed it). The launcher then exits with that status.
+const (
+	reportStarted = 0x00
+	reportExited  = 0x01
 )
 
 // The launcher takes over in this package's init, before the heavier
@@ -80,7 +93,9 @@ const (
 func init() { RunIfLauncher() }
 
 // launch is the launcher: subreaper, watcher of the server, jailer and
-// reaper of the tree. It returns the exit code.
+// reaper of the tree. It returns the exit code of a failure to start the
+// target; once the target runs it does not return, and the process exits
+// with the target's status.
 func launch() int {
 	// Landlock and no_new_privs bind this thread, which forks the target;
 	// the target's parent-death signal follows it too.
@@ -139,6 +154,28 @@ func launch() int {
 	support := Probe()
 	warmDecoder()
 
+	// The launcher keeps none of the target's stdio but a copy of
+	// stderr, to say why it killed the tree, closed before it reports
+	// the tree gone: the server's pipes reach EOF when the last process
+	// of the tree is gone. The target gets the streams from copies above
+	// them (closed on exec); the launcher's own 0, 1 and 2 become
+	// /dev/null before it has a target.
+	var streams [3]int
+	for fd := range streams {
+		dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 3)
+		if err != nil {
+			return fail("launcher: standard stream %d: %v", fd, err)
+		}
+		streams[fd] = dup
+	}
+	stderr := os.NewFile(uintptr(streams[2]), "stderr")
+	if null, err := unix.Open("/dev/null", unix.O_RDWR|unix.O_CLOEXEC, 0); err == nil {
+		for fd := 0; fd <= 2; fd++ {
+			unix.Dup2(null, fd)
+		}
+		unix.Close(null)
+	}
+
 	// Non-blocking, the control pipe is read through the runtime's poller:
 	// the goroutine that waits for its EOF holds no thread of its own.
 	// (The server keeps no copy of this end.)
@@ -173,9 +210,9 @@ func launch() int {
 		}
 	}
 	// The tree runs at a lower priority than the launcher's other
-	// threads, which count and kill it: a tree that keeps every CPU busy
-	// (a fork bomb) must not starve them. Nice values are per thread, and
-	// the target inherits this one's.
+	// threads, which count, kill and reap it: a tree that keeps every CPU
+	// busy (a fork bomb) must not starve them. Nice values are per
+	// thread, and the target inherits this one's.
 	if err := unix.Setpriority(unix.PRIO_PROCESS, 0, childNice); err != nil {
 		return fail("nice: %v", err)
 	}
@@ -185,75 +222,140 @@ func launch() int {
 	target, err := syscall.ForkExec(spec.Path, spec.Args, &syscall.ProcAttr{
 		Dir:   spec.Dir,
 		Env:   spec.Env,
-		Files: []uintptr{0, 1, 2},
+		Files: []uintptr{uintptr(streams[0]), uintptr(streams[1]), uintptr(streams[2])},
 		Sys:   &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
 	})
 	if err != nil {
 		return fail("%v", &os.PathError{Op: "fork/exec", Path: spec.Path, Err: err})
 	}
-	// The target runs: closing the report pipe tells the server so (see
-	// Cmd.Start).
-	report.Close()
-	// The launcher keeps none of the child's stdio but a copy of stderr,
-	// closed on exit, to say why it killed the tree: the server's pipes
-	// reach EOF when the last process of the tree is gone.
-	stderr := os.Stderr
-	if fd, err := unix.FcntlInt(2, unix.F_DUPFD_CLOEXEC, 3); err == nil {
-		stderr = os.NewFile(uintptr(fd), "stderr")
-	}
-	if null, err := unix.Open("/dev/null", unix.O_RDWR|unix.O_CLOEXEC, 0); err == nil {
-		for fd := 0; fd <= 2; fd++ {
-			unix.Dup2(null, fd)
-		}
-		unix.Close(null)
+	unix.Close(streams[0])
+	unix.Close(streams[1])
+	// The target runs: the server learns it (see Cmd.Start).
+	if _, err := report.Write([]byte{reportStarted}); err != nil {
+		stopNow() // the server is gone
 	}
 
-	code := -1
-	var killing sync.Once
-	killAll := func() { killing.Do(func() { go killTree(stop) }) }
-	go func() { <-stop; killAll() }()
+	// gone is closed once nothing of the tree is left but the target's
+	// zombie: from then on nothing walks /proc below the launcher (the
+	// kernel's release of a process whose /proc entries are being read
+	// can take long).
+	gone := make(chan struct{})
+	go func() {
+		select {
+		case <-stop:
+			killTree(gone)
+		case <-gone:
+		}
+	}()
 	maxProcs := int(min(spec.Limits.withDefaults().Processes, 1<<20))
-	go watchCount(maxProcs, stop, func() {
+	go watchCount(maxProcs, stop, gone, func() {
 		fmt.Fprintf(stderr, "mcp-secure sandbox: the command's process tree grew past %d processes and was killed\n", maxProcs)
 		stopNow()
 	})
-	for {
-		var ws unix.WaitStatus
-		pid, err := unix.Wait4(-1, &ws, 0, nil)
+	// The tree is reaped, and the launcher exits, from another thread
+	// than this one, which runs at the tree's lower priority: on a busy
+	// machine it would be slow to notice that the target has ended. This
+	// thread, the target's parent, lives on until the process exits (the
+	// target's parent-death signal follows it).
+	go func() { os.Exit(reap(target, stopNow, gone, stderr, report)) }()
+	select {}
+}
+
+// Values of a SIGCHLD siginfo's si_code.
+const (
+	cldExited = 1
+	cldKilled = 2
+	cldDumped = 3
+)
+
+// exitedChild is the process, and its exit status (128+n when signal n
+// killed it), that waitid filled info for.
+func exitedChild(info *unix.Siginfo) (pid, code int) {
+	// si_pid, si_uid and si_status begin the union after si_signo,
+	// si_errno and si_code, aligned for the pointers it holds.
+	off := uintptr(12)
+	if unsafe.Sizeof(uintptr(0)) == 8 {
+		off = 16
+	}
+	base := unsafe.Pointer(info)
+	pid = int(*(*int32)(unsafe.Add(base, off)))
+	status := int(*(*int32)(unsafe.Add(base, off+8)))
+	if info.Code == cldKilled || info.Code == cldDumped {
+		return pid, 128 + status
+	}
+	return pid, status
+}
+
+// reap waits for the target to end, then for the rest of its tree to be
+// gone (stop kills it), and reports the target's exit status to the
+// server; it returns that status.
+//
+// The target is left a zombie (waitid with WNOWAIT) until the rest of
+// the tree is gone and the server has the status: a zombie runs nothing
+// and holds no descriptor, and releasing a process can take the kernel
+// milliseconds, which the server need not wait for.
+func reap(target int, stop func(), gone chan<- struct{}, stderr, report *os.File) int {
+	code := -1
+	for code < 0 {
+		var info unix.Siginfo
+		err := unix.Waitid(unix.P_ALL, 0, &info, unix.WEXITED|unix.WNOWAIT, nil)
 		if err == unix.EINTR {
 			continue
 		}
-		if err != nil { // ECHILD: nothing is left below us
+		if err != nil {
+			// ECHILD: the target is gone without a status we saw.
+			code = 128 + int(syscall.SIGKILL)
 			break
 		}
-		if pid == target {
-			switch {
-			case ws.Exited():
-				code = ws.ExitStatus()
-			case ws.Signaled():
-				code = 128 + int(ws.Signal())
+		pid, status := exitedChild(&info)
+		if pid != target {
+			// A process of the tree whose parent died before it: it
+			// came to us, the subreaper.
+			unix.Wait4(pid, nil, 0, nil)
+			continue
+		}
+		code = status
+	}
+	// Whatever the target left behind is killed and reaped: its orphans
+	// came to us, so once we have no child but the target's zombie,
+	// nothing of the tree is left. The zombie stays until the end.
+	for {
+		others := slices.DeleteFunc(children(), func(pid int) bool { return pid == target })
+		if len(others) == 0 {
+			break
+		}
+		stop()
+		for _, pid := range others {
+			for {
+				if _, err := unix.Wait4(pid, nil, 0, nil); err != unix.EINTR {
+					break
+				}
 			}
-			stopNow()
 		}
 	}
-	if code < 0 {
-		code = 128 + int(syscall.SIGKILL)
-	}
+	close(gone)
+	stderr.Close()
+	report.Write([]byte{reportExited, byte(code)})
+	unix.Wait4(target, nil, 0, nil)
 	return code
 }
 
 // killTree kills every process below this one, the whole tree each
 // round (a fork bomb's newest generations are the ones that multiply),
-// until none is left; those that die hand their children to us, the
-// subreaper, for the next round. The reaping loop in launch ends the
-// process when all are gone.
-func killTree(<-chan struct{}) {
+// until gone is closed; those that die hand their children to us, the
+// subreaper, for the next round. The reaper (see reap) closes gone once
+// all are gone.
+func killTree(gone <-chan struct{}) {
 	for i := 0; ; i++ {
 		walkTree(func(pid, parent int) bool {
 			killChild(pid, parent)
 			return true
 		})
-		time.Sleep(time.Duration(min(i+1, 20)) * time.Millisecond)
+		select {
+		case <-gone:
+			return
+		case <-time.After(time.Duration(min(i+1, 20)) * time.Millisecond):
+		}
 	}
 }
 
@@ -302,20 +404,28 @@ func children() []int { return childrenOf("self", os.Getpid()) }
 // childrenOf lists the children of process pid (named in /proc by dir:
 // "self" or the pid), from the children files of its threads, or, without
 // CONFIG_PROC_CHILDREN, by scanning /proc for processes whose parent it is.
+//
+// A thread's children file is read through the thread's own directory
+// (/proc/TID/task/TID), not below the process's (/proc/PID/task/TID):
+// the kernel takes milliseconds to release a process whose thread
+// entries below its own directory were looked up, and the launcher
+// counts the tree every few milliseconds. A thread id that ended and was
+// taken by another process since the listing could name that process's
+// children, so each child must name pid as its parent.
 func childrenOf(dir string, pid int) []int {
 	var out []int
 	tasks, err := os.ReadDir("/proc/" + dir + "/task")
 	if err == nil {
 		found := false
 		for _, t := range tasks {
-			data, err := os.ReadFile("/proc/" + dir + "/task/" + t.Name() + "/children")
+			data, err := os.ReadFile("/proc/" + t.Name() + "/task/" + t.Name() + "/children")
 			if err != nil {
 				continue
 			}
 			found = true
 			for f := range strings.FieldsSeq(string(data)) {
-				if pid, err := strconv.Atoi(f); err == nil {
-					out = append(out, pid)
+				if child, err := strconv.Atoi(f); err == nil && parentOf(child) == pid {
+					out = append(out, child)
 				}
 			}
 		}

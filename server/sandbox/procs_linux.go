@@ -14,20 +14,22 @@ import (
 const countInterval = 20 * time.Millisecond
 
 // watchCount counts the processes below the launcher every countInterval
-// until stop is closed, and calls over (once) when they are more than
-// limit.
+// until stop or gone is closed, and calls over (once) when they are more
+// than limit.
 //
 // RLIMIT_NPROC cannot do this: it counts every task (threads included) of
 // the real user, in every pid namespace, so no value bounds one tree; and
 // the kernel never applies it to uid 0, whatever capabilities the process
 // holds. Counting works for root too, as the launcher is the subreaper of
 // the whole tree: every descendant is below it.
-func watchCount(limit int, stop <-chan struct{}, over func()) {
+func watchCount(limit int, stop, gone <-chan struct{}, over func()) {
 	t := time.NewTicker(countInterval)
 	defer t.Stop()
 	for {
 		select {
 		case <-stop:
+			return
+		case <-gone:
 			return
 		case <-t.C:
 		}

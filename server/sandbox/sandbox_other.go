@@ -53,6 +53,15 @@ func Piped(ctx context.Context, t Target) *Cmd {
 	return c
 }
 
+// ExitCode is the target's exit status after Wait, -1 when it did not
+// run.
+func (c *Cmd) ExitCode() int {
+	if c.cmd.ProcessState == nil {
+		return -1
+	}
+	return c.cmd.ProcessState.ExitCode()
+}
+
 // Pipes returns the server's ends of a piped target's standard streams.
 func (c *Cmd) Pipes() (stdin, stdout, stderr *os.File) { return c.in, c.out, c.errs }
 

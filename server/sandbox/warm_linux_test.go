@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -36,21 +38,24 @@ func (b *box) pipedRun(t *testing.T, ctx context.Context, in string, argv ...str
 	return string(o), stderr, c.ExitCode(), c.Pid(), err
 }
 
-// waitWarm waits for the warm launcher to be ready and returns its pid,
-// leaving it in place.
+// waitWarm waits for the warm launchers to be ready and returns the pid
+// of the one the next piped start takes, leaving them in place.
 func waitWarm(t *testing.T) int {
 	t.Helper()
 	for range 500 {
-		select {
-		case w := <-warm:
-			pid := w.cmd.Process.Pid
-			warm <- w
-			return pid
-		default:
+		if len(warm) == warmLaunchers && !refilling.Load() {
+			var ws []*warmLauncher
+			for range warmLaunchers {
+				ws = append(ws, <-warm)
+			}
+			for _, w := range ws {
+				warm <- w
+			}
+			return ws[0].cmd.Process.Pid
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	t.Fatal("no warm launcher was started after a piped start")
+	t.Fatal("no warm launchers were started after a piped start")
 	return 0
 }
 
@@ -160,4 +165,61 @@ func waitDead(pid int) bool {
 		time.Sleep(5 * time.Millisecond)
 	}
 	return false
+}
+
+// A piped target that exits 0 is done when the launcher says so, before
+// the launcher exits: by then what the target left behind (an escaped
+// grandchild) is gone too.
+func TestPipedWaitOutlastsTheTree(t *testing.T) {
+	b := newBox(t, "/usr/bin/sh", "/usr/bin/setsid", "/usr/bin/sleep")
+	pidFile := b.dir + "/pid"
+	out, _, code, _, err := b.pipedRun(t, t.Context(), "", "/usr/bin/sh", "-c", "setsid sleep 314 & echo $! > "+pidFile+"; echo done")
+	if err != nil || code != 0 || out != "done\n" {
+		t.Fatalf("piped run: %q %d %v", out, code, err)
+	}
+	if pid := readPid(t, pidFile); alive(pid) {
+		syscall.Kill(pid, syscall.SIGKILL)
+		t.Errorf("the escaped grandchild %d outlived Wait", pid)
+	}
+}
+
+// childrenOf finds children whichever thread started them.
+func TestChildrenOfEveryThread(t *testing.T) {
+	var cmds []*exec.Cmd
+	done := make(chan struct{})
+	started := make(chan *exec.Cmd)
+	for range 4 {
+		go func() {
+			// Each on a thread of its own, kept until the test ends.
+			runtime.LockOSThread()
+			c := exec.Command("/usr/bin/sleep", "30")
+			if err := c.Start(); err != nil {
+				started <- nil
+				return
+			}
+			started <- c
+			<-done
+		}()
+	}
+	for range 4 {
+		if c := <-started; c != nil {
+			cmds = append(cmds, c)
+		}
+	}
+	defer func() {
+		close(done)
+		for _, c := range cmds {
+			c.Process.Kill()
+			c.Wait()
+		}
+	}()
+	if len(cmds) == 0 {
+		t.Skip("cannot start sleep")
+	}
+	got := children()
+	for _, c := range cmds {
+		if !slices.Contains(got, c.Process.Pid) {
+			t.Errorf("child %d missing from %v", c.Process.Pid, got)
+		}
+	}
 }
