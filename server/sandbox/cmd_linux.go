@@ -87,8 +87,8 @@ func launcherCmd(ctx context.Context, l launcherExe) *exec.Cmd {
 // A piped target may start through a launcher started ahead of it, which
 // takes the launcher's own start-up (a Go runtime's, some milliseconds)
 // off the call's path: the launcher waits for its target on the control
-// pipe and does nothing before it has it. After each piped target is
-// done, one such launcher is started for the next.
+// pipe and does nothing before it has it. Two such launchers wait; after
+// each piped target is done, another is started for a later call.
 func Piped(ctx context.Context, t Target) *Cmd {
 	return &Cmd{target: t, ctx: ctx, piped: true, launcher: theLauncher(), closeCtl: func() {}, exit: -1}
 }
