@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 
@@ -64,6 +65,18 @@ var cases = map[string]struct {
 	"deny/multipleOf-huge":   {`{"multipleOf":3}`, `1e999999999`, "", "multipleOf"},
 	"deny/maximum-huge-exp":  {`{"maximum":10}`, `1e999999999`, "", "maximum"},
 	"allow/minimum-negative": {`{"minimum":-5}`, `-5e0`, "", ""},
+	// Literals too long for float64 or a cheap big.Rat still compare exactly.
+	"deny/maximum-long":      {`{"maximum":1}`, `1.000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000001`, "", "maximum"},
+	"deny/maximum-long-int":  {`{"maximum":1e200}`, `100000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000001`, "", "maximum"},
+	"allow/maximum-long-eq":  {`{"maximum":1e200}`, `100000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000.000`, "", ""},
+	"deny/const-long":        {`{"const":1}`, `1.000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000001`, "", "const"},
+	"deny/enum-long":         {`{"enum":[1]}`, `1.000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000001`, "", "enum"},
+	"deny/exclusiveMin-long": {`{"exclusiveMinimum":-1}`, `-1.000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000001`, "", "exclusiveMinimum"},
+	"deny/minimum-tiny-exp":  {`{"minimum":1e-1000}`, `1e-1001`, "", "minimum"},
+	"deny/exclusiveMax-inf":  {`{"exclusiveMaximum":1e400}`, `2e400`, "", "exclusiveMaximum"},
+	"deny/multipleOf-long":   {`{"multipleOf":2}`, `100000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000001`, "", "multipleOf"},
+	"deny/exp-beyond-reason": {`{"type":"integer"}`, `1e1000000000000000000`, "", "type"},
+	"allow/integer-big-exp":  {`{"type":"integer"}`, `1.5e400`, "", ""},
 	"allow/number-not-str":   {`{"minimum":5}`, `"1"`, "", ""},
 	// Strings.
 	"allow/minLength-runes": {`{"minLength":2,"maxLength":2}`, `"éé"`, "", ""},
@@ -257,6 +270,10 @@ func TestGoValues(t *testing.T) {
 		"deny/float-frac":   {map[string]any{"n": 2.5}, false},
 		"deny/not-json":     {map[string]any{"n": struct{}{}}, false},
 		"deny/bad-number":   {map[string]any{"n": json.Number("two")}, false},
+		"deny/nan-number":   {map[string]any{"n": json.Number("NaN")}, false},
+		"deny/hex-number":   {map[string]any{"n": json.Number("0x10")}, false},
+		"deny/float-inf":    {map[string]any{"n": math.Inf(1)}, false},
+		"deny/float-nan":    {map[string]any{"n": math.NaN()}, false},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if err := s.Validate(tc.v); (err == nil) != tc.ok {

@@ -24,10 +24,19 @@ func numberOf(v any) (number, bool) {
 		if err != nil && !isRangeErr(err) {
 			return number{}, false
 		}
+		if _, ok := parseDecimal(string(n)); !ok {
+			return number{}, false // "NaN", "0x10", an exponent beyond reason
+		}
 		return number{f: f, lit: string(n)}, true
 	case float64:
+		if math.IsInf(n, 0) || math.IsNaN(n) {
+			return number{}, false
+		}
 		return number{f: n}, true
 	case float32:
+		if math.IsInf(float64(n), 0) || math.IsNaN(float64(n)) {
+			return number{}, false
+		}
 		return number{f: float64(n)}, true
 	case int:
 		return number{f: float64(n), lit: strconv.Itoa(n)}, true
@@ -79,16 +88,134 @@ func (n number) rat() (*big.Rat, bool) {
 	if len(n.lit) > 128 {
 		return nil, false
 	}
-	if _, exp, ok := splitLiteral(n.lit); !ok || exp < -1000 || exp > 1000 {
+	if d, ok := parseDecimal(n.lit); !ok || d.exp < -1000 || d.exp > 1000 {
 		return nil, false
 	}
 	r, ok := new(big.Rat).SetString(n.lit)
 	return r, ok
 }
 
-// cmp compares a and b: exactly when both have a cheap exact form,
-// otherwise as float64. Rounding to float64 keeps order, so the float
-// comparison is right whenever it finds the two different.
+// decimal is a number as 0.digits × 10^exp, digits without leading or
+// trailing zeros ("" for zero). Any literal of a bounded exponent has
+// one, at a cost linear in its length, so comparisons are exact
+// whatever the number of digits.
+type decimal struct {
+	neg    bool
+	digits string
+	exp    int64
+}
+
+// maxExpDigits bounds the significant digits of a literal's exponent:
+// a literal beyond it (1e1000000000000000000) is not taken as a number.
+const maxExpDigits = 15
+
+// parseDecimal reads a JSON number literal.
+func parseDecimal(s string) (decimal, bool) {
+	var d decimal
+	if rest, ok := strings.CutPrefix(s, "-"); ok {
+		d.neg, s = true, rest
+	}
+	mant, e := s, ""
+	if i := strings.IndexAny(s, "eE"); i >= 0 {
+		mant, e = s[:i], s[i+1:]
+		negExp := false
+		if rest, ok := strings.CutPrefix(e, "-"); ok {
+			negExp, e = true, rest
+		} else {
+			e = strings.TrimPrefix(e, "+")
+		}
+		if !allDigits(e) {
+			return decimal{}, false
+		}
+		e = strings.TrimLeft(e, "0")
+		if len(e) > maxExpDigits {
+			return decimal{}, false
+		}
+		if e != "" {
+			x, err := strconv.ParseInt(e, 10, 64)
+			if err != nil {
+				return decimal{}, false
+			}
+			d.exp = x
+		}
+		if negExp {
+			d.exp = -d.exp
+		}
+	}
+	whole, fr, hasDot := strings.Cut(mant, ".")
+	if !allDigits(whole) || (hasDot && !allDigits(fr)) {
+		return decimal{}, false
+	}
+	all := whole + fr
+	lead := len(all) - len(strings.TrimLeft(all, "0"))
+	digits := strings.TrimRight(all[lead:], "0")
+	if digits == "" {
+		return decimal{}, true // zero, of either sign
+	}
+	d.digits = digits
+	d.exp += int64(len(whole)) - int64(lead)
+	return d, true
+}
+
+func allDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// decimal is n as a decimal: its literal, or the shortest decimal that
+// reads back as its float64.
+func (n number) decimal() (decimal, bool) {
+	if n.lit != "" {
+		return parseDecimal(n.lit)
+	}
+	if math.IsInf(n.f, 0) || math.IsNaN(n.f) {
+		return decimal{}, false
+	}
+	return parseDecimal(strconv.FormatFloat(n.f, 'e', -1, 64))
+}
+
+func (d decimal) sign() int {
+	switch {
+	case d.digits == "":
+		return 0
+	case d.neg:
+		return -1
+	}
+	return 1
+}
+
+func cmpDecimal(a, b decimal) int {
+	sa, sb := a.sign(), b.sign()
+	if sa != sb || sa == 0 {
+		return cmpInt(sa, sb)
+	}
+	c := cmpInt(a.exp, b.exp)
+	if c == 0 {
+		c = strings.Compare(a.digits, b.digits)
+	}
+	return sa * c
+}
+
+func cmpInt[T int | int64](a, b T) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// cmpNumber compares a and b exactly. Rounding to float64 keeps order,
+// so the float comparison is right whenever it finds the two different;
+// otherwise their decimals decide.
 func cmpNumber(a, b number) int {
 	switch {
 	case a.f < b.f:
@@ -96,74 +223,27 @@ func cmpNumber(a, b number) int {
 	case a.f > b.f:
 		return 1
 	}
-	ra, oka := a.rat()
-	rb, okb := b.rat()
-	if oka && okb {
-		return ra.Cmp(rb)
-	}
-	return 0
+	da, _ := a.decimal()
+	db, _ := b.decimal()
+	return cmpDecimal(da, db)
 }
 
 // isInteger reports whether n has no fractional part ("1.0" and "1e2"
 // are integers, as JSON Schema says).
 func (n number) isInteger() bool {
-	if n.lit == "" {
-		return !math.IsInf(n.f, 0) && n.f == math.Trunc(n.f)
-	}
-	scale, exp, ok := splitLiteral(n.lit)
-	return ok && (scale == zeroScale || exp+scale >= 0)
+	d, ok := n.decimal()
+	return ok && (d.digits == "" || d.exp >= int64(len(d.digits)))
 }
 
-// zeroScale is the scale splitLiteral reports for a zero mantissa.
-const zeroScale = 1 << 31
-
-// splitLiteral reads a JSON number literal as digits × 10^(scale+exp):
-// exp is its exponent, clamped to ±1<<30, and scale is the trailing
-// zeros of its mantissa's digits less its fractional digits (zeroScale
-// when the mantissa is zero).
-func splitLiteral(s string) (scale, exp int, ok bool) {
-	s = strings.TrimPrefix(s, "-")
-	mant, e, hasExp := strings.Cut(strings.ToLower(s), "e")
-	if hasExp {
-		e = strings.TrimPrefix(e, "+")
-		neg := strings.HasPrefix(e, "-")
-		digits := strings.TrimPrefix(e, "-")
-		if digits == "" || strings.Trim(digits, "0123456789") != "" {
-			return 0, 0, false
-		}
-		digits = strings.TrimLeft(digits, "0")
-		if len(digits) > 9 {
-			exp = 1 << 30
-		} else if digits != "" {
-			exp, _ = strconv.Atoi(digits)
-		}
-		if neg {
-			exp = -exp
-		}
-	}
-	whole, fr, _ := strings.Cut(mant, ".")
-	if whole == "" || strings.Trim(whole, "0123456789") != "" || strings.Trim(fr, "0123456789") != "" {
-		return 0, 0, false
-	}
-	digits := whole + fr
-	if strings.Trim(digits, "0") == "" {
-		return zeroScale, exp, true
-	}
-	return len(digits) - len(strings.TrimRight(digits, "0")) - len(fr), exp, true
-}
-
-// isMultiple reports whether v is a multiple of m (m > 0). When neither
-// an exact nor a float64 answer can be trusted, the answer is no: the
-// value is refused rather than let through unchecked.
+// isMultiple reports whether v is a multiple of m (m > 0). When no
+// exact answer is cheap, the answer is no: the value is refused rather
+// than let through unchecked (a float64 quotient of a long literal is
+// an integer whatever its last digits).
 func isMultiple(v, m number) bool {
 	rv, okv := v.rat()
 	rm, okm := m.rat()
 	if okv && okm && rm.Sign() != 0 {
 		return new(big.Rat).Quo(rv, rm).IsInt()
 	}
-	if math.IsInf(v.f, 0) || math.IsNaN(v.f) || m.f == 0 {
-		return false
-	}
-	q := v.f / m.f
-	return !math.IsInf(q, 0) && q == math.Trunc(q)
+	return false
 }
