@@ -256,6 +256,40 @@ func TestFanOutBudget(t *testing.T) {
 	}
 }
 
+// uniqueItems sorts instead of comparing every pair: a long array of
+// distinct items is checked, and equal items far apart are found, with
+// the smaller index first.
+func TestUniqueItemsLong(t *testing.T) {
+	s := mustCompile(t, `{"uniqueItems":true}`)
+	const n = 200000 // comparing every pair would take hours
+	a := make([]any, n)
+	for i := range a {
+		a[i] = json.Number(fmt.Sprint(i))
+	}
+	if err := s.Validate(a); err != nil {
+		t.Fatalf("distinct items: %v", err)
+	}
+	a[n-1] = map[string]any{"k": []any{json.Number("1e1")}}
+	a[3] = map[string]any{"k": []any{10.0}}
+	var ve *ValidationError
+	if err := s.Validate(a); !errors.As(err, &ve) || ve.Keyword != "uniqueItems" || ve.Message != fmt.Sprintf("items at 3 and %d are equal", n-1) {
+		t.Fatalf("equal items at 3 and %d: %v", n-1, err)
+	}
+}
+
+func TestOrderMatchesEqual(t *testing.T) {
+	vals := []string{`null`, `false`, `true`, `0`, `-0.0`, `1`, `1.0`, `1e0`, `2`, `-1`, `"1"`, `""`, `[]`, `[1]`, `[1.0]`, `[1,2]`, `{}`,
+		`{"a":1}`, `{"a":1.0}`, `{"b":1}`, `{"a":1,"b":2}`, `{"a":[{"x":null}]}`}
+	for _, x := range vals {
+		for _, y := range vals {
+			a, b := decode(t, x), decode(t, y)
+			if (order(a, b) == 0) != equal(a, b) || order(a, b) != -order(b, a) {
+				t.Errorf("order(%s, %s) = %d, equal = %v", x, y, order(a, b), equal(a, b))
+			}
+		}
+	}
+}
+
 func TestGoValues(t *testing.T) {
 	s := mustCompile(t, `{"type":"object","properties":{"n":{"type":"integer","minimum":1},"f":{"type":"number"}},"required":["n"]}`)
 	for name, tc := range map[string]struct {

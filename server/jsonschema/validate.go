@@ -2,6 +2,7 @@ package jsonschema
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -218,12 +219,8 @@ func (st *state) array(n *node, a []any) *ValidationError {
 		return st.fail("maxItems", "must have at most %d items, but has %d", n.maxItems, len(a))
 	}
 	if n.uniqueItems {
-		for i := 1; i < len(a); i++ {
-			for j := range i {
-				if equal(a[i], a[j]) {
-					return st.fail("uniqueItems", "items at %d and %d are equal", j, i)
-				}
-			}
+		if i, j, dup := duplicate(a); dup {
+			return st.fail("uniqueItems", "items at %d and %d are equal", i, j)
 		}
 	}
 	for i, item := range a {
@@ -493,6 +490,83 @@ func equal(a, b any) bool {
 		return false
 	}
 	return a == b
+}
+
+// duplicate finds two equal items of a, i < j, by sorting their
+// indices in the order of order: n log n comparisons, where comparing
+// every pair would let a long array of distinct items cost minutes.
+func duplicate(a []any) (i, j int, dup bool) {
+	if len(a) < 2 {
+		return 0, 0, false
+	}
+	idx := make([]int, len(a))
+	for k := range idx {
+		idx[k] = k
+	}
+	slices.SortStableFunc(idx, func(x, y int) int { return order(a[x], a[y]) })
+	for k := 1; k < len(idx); k++ {
+		if order(a[idx[k-1]], a[idx[k]]) == 0 {
+			return idx[k-1], idx[k], true // stable: idx[k-1] < idx[k]
+		}
+	}
+	return 0, 0, false
+}
+
+// typeRank orders JSON types for order.
+func typeRank(t string) int {
+	return slices.Index([]string{"null", "boolean", "number", "string", "array", "object"}, t)
+}
+
+// order is a total order of JSON values that is 0 exactly when equal
+// says they are equal.
+func order(a, b any) int {
+	ta, tb := jsonType(a), jsonType(b)
+	if ta != tb {
+		return cmpInt(typeRank(ta), typeRank(tb))
+	}
+	switch ta {
+	case "boolean":
+		x, y := a.(bool), b.(bool)
+		if x == y {
+			return 0
+		} else if !x {
+			return -1
+		}
+		return 1
+	case "number":
+		na, _ := numberOf(a)
+		nb, _ := numberOf(b)
+		return cmpNumber(na, nb)
+	case "string":
+		return strings.Compare(a.(string), b.(string))
+	case "array":
+		x, y := a.([]any), b.([]any)
+		if c := cmpInt(len(x), len(y)); c != 0 {
+			return c
+		}
+		for i := range x {
+			if c := order(x[i], y[i]); c != 0 {
+				return c
+			}
+		}
+		return 0
+	case "object":
+		x, y := a.(map[string]any), b.(map[string]any)
+		if c := cmpInt(len(x), len(y)); c != 0 {
+			return c
+		}
+		kx, ky := sortedKeys(x), sortedKeys(y)
+		if c := slices.Compare(kx, ky); c != 0 {
+			return c
+		}
+		for _, k := range kx {
+			if c := order(x[k], y[k]); c != 0 {
+				return c
+			}
+		}
+		return 0
+	}
+	return 0 // null, or two values that are not JSON (never both valid)
 }
 
 // listValues shows schema values (an enum), bounded in length.
