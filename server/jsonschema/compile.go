@@ -183,11 +183,15 @@ func (c *compiler) scan(v any, ptr string, root, names bool) error {
 	case map[string]any:
 		if !names {
 			if a, ok := v["$anchor"].(string); ok && c.draft >= draft2019 {
-				c.anchors[a] = ptr
+				if err := c.anchor(a, ptr); err != nil {
+					return err
+				}
 			}
 			if id, ok := v[c.idKey()].(string); ok && !root {
 				if frag, ok := strings.CutPrefix(id, "#"); ok && c.draft < draft2019 {
-					c.anchors[frag] = ptr
+					if err := c.anchor(frag, ptr); err != nil {
+						return err
+					}
 				} else if c.nested == "" {
 					c.nested = ptr
 				}
@@ -214,6 +218,16 @@ func (c *compiler) scan(v any, ptr string, root, names bool) error {
 			}
 		}
 	}
+	return nil
+}
+
+// anchor records an anchor; one name defined twice makes a $ref to it
+// ambiguous, so the schema is refused.
+func (c *compiler) anchor(name, ptr string) error {
+	if prev, ok := c.anchors[name]; ok {
+		return c.errorf(ptr, "anchor %q is also defined at %q", name, "#"+prev)
+	}
+	c.anchors[name] = ptr
 	return nil
 }
 
@@ -399,6 +413,13 @@ func (c *compiler) fill(n *node, s map[string]any, ptr string) error {
 		return err
 	}
 	if c.draft == draft4 {
+		for _, k := range []string{"exclusiveMinimum", "exclusiveMaximum"} {
+			if v, ok := s[k]; ok {
+				if _, isBool := v.(bool); !isBool {
+					return c.errorf(ptr, "%q must be a boolean in draft-04", k)
+				}
+			}
+		}
 		if b, _ := s["exclusiveMinimum"].(bool); b {
 			n.exclMin, n.minimum = n.minimum, nil
 		}
