@@ -52,6 +52,7 @@ type node struct {
 	multipleOf           *number
 	minLength, maxLength int // -1: unset
 	pattern              *regexp.Regexp
+	patternSrc           string // as the schema wrote it, for messages
 	format               string // asserted formats only
 
 	prefixItems         []*node
@@ -325,7 +326,7 @@ func (c *compiler) num(s map[string]any, ptr, key string) (*number, error) {
 }
 
 func (c *compiler) regexp(ptr, key, src string) (*regexp.Regexp, error) {
-	re, err := regexp.Compile(src)
+	re, err := compileECMA(src)
 	if err != nil {
 		return nil, c.errorf(ptr, "%q: %q is not a regular expression Go accepts: %v", key, src, err)
 	}
@@ -456,6 +457,7 @@ func (c *compiler) fill(n *node, s map[string]any, ptr string) error {
 		if n.pattern, err = c.regexp(ptr, "pattern", src); err != nil {
 			return err
 		}
+		n.patternSrc = src
 	}
 	if f, ok := s["format"].(string); ok && c.draft < draft2019 && formatChecker(f) != nil {
 		n.format = f

@@ -23,10 +23,14 @@
 // prefixItems, contains, allOf, anyOf, oneOf, not, if/then/else, and
 // $ref to a JSON pointer or an anchor within the same document.
 //
-// Numbers are compared exactly when they are written with at most 128
-// characters and an exponent within ±1000, and as float64 otherwise.
-// Regular expressions are Go's (RE2): a pattern that RE2 does not accept
-// (look-around, back-references) makes the schema fail to compile.
+// Numbers are compared exactly, however many digits they are written
+// with; a literal whose exponent has more than 15 digits is not taken as
+// a number. "multipleOf" is exact for literals of at most 128 characters
+// and an exponent within ±1000, and refuses any other value.
+// Regular expressions are Go's (RE2), with ECMA-262's meaning of ".",
+// \s and \S: a pattern that RE2 does not accept (look-around,
+// back-references), or that the two dialects read differently ([]...,
+// [^]..., \S or [: inside a class), makes the schema fail to compile.
 //
 // "format" asserts for drafts before 2019-09, as those drafts' validators
 // commonly did (date-time, date, time, email, hostname, ipv4, ipv6, uri,

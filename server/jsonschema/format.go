@@ -3,7 +3,6 @@ package jsonschema
 import (
 	"net/netip"
 	"net/url"
-	"regexp"
 	"strings"
 	"time"
 )
@@ -76,7 +75,7 @@ func formatChecker(name string) func(string) bool {
 		}
 	case "regex":
 		return func(s string) bool {
-			_, err := regexp.Compile(s)
+			_, err := compileECMA(s)
 			return err == nil
 		}
 	case "json-pointer":

@@ -203,7 +203,7 @@ func (st *state) string(n *node, s string) *ValidationError {
 		}
 	}
 	if n.pattern != nil && !n.pattern.MatchString(s) {
-		return st.fail("pattern", "does not match pattern %q", n.pattern.String())
+		return st.fail("pattern", "does not match pattern %q", n.patternSrc)
 	}
 	if n.format != "" && !formatChecker(n.format)(s) {
 		return st.fail("format", "is not a valid %q", n.format)
