@@ -75,6 +75,12 @@ func formatChecker(name string) func(string) bool {
 		}
 	case "regex":
 		return func(s string) bool {
+			// Compiling costs time and memory in proportion to the
+			// value (seconds and hundreds of MB for 600 kB), and the
+			// value is the caller's: a longer one is refused.
+			if len(s) > maxRegexFormat {
+				return false
+			}
 			_, err := compileECMA(s)
 			return err == nil
 		}
@@ -93,6 +99,10 @@ func formatChecker(name string) func(string) bool {
 	}
 	return nil
 }
+
+// maxRegexFormat bounds the length of a value the "regex" format
+// compiles.
+const maxRegexFormat = 4096
 
 // isHostname accepts names of LDH labels of 1 to 63 characters, 253 in
 // all, with an optional trailing dot.

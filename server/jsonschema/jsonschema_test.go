@@ -98,6 +98,8 @@ var cases = map[string]struct {
 	"deny/pattern-space-class":   {`{"pattern":"^[^\\s]+$"}`, `"x\u3000x"`, "", "pattern"},
 	"deny/patternProperties-dot": {`{"patternProperties":{"^x-.*$":true},"additionalProperties":false}`, `{"x-\r":1}`, "", "additionalProperties"},
 	"allow/format-2020":          {`{"format":"email"}`, `"not an email"`, "", ""},
+	"allow/format-regex":         {`{"$schema":"http://json-schema.org/draft-07/schema#","format":"regex"}`, `"^a.b\\s$"`, "", ""},
+	"deny/format-regex":          {`{"$schema":"http://json-schema.org/draft-07/schema#","format":"regex"}`, `"(a"`, "", "format"},
 	// Arrays.
 	"deny/items":              {`{"items":{"type":"string"}}`, `["a",1]`, "/1", "type"},
 	"allow/prefixItems":       {`{"prefixItems":[{"type":"string"}],"items":{"type":"integer"}}`, `["a",1,2]`, "", ""},
@@ -308,6 +310,19 @@ func TestOrderMatchesEqual(t *testing.T) {
 				t.Errorf("order(%s, %s) = %d, equal = %v", x, y, order(a, b), equal(a, b))
 			}
 		}
+	}
+}
+
+// The "regex" format compiles the caller's value: a long one is refused
+// before it costs seconds and hundreds of MB.
+func TestFormatRegexLong(t *testing.T) {
+	s := mustCompile(t, `{"$schema":"http://json-schema.org/draft-07/schema#","format":"regex"}`)
+	if err := s.Validate(strings.Repeat("a", maxRegexFormat)); err != nil {
+		t.Fatalf("a regex of %d bytes: %v", maxRegexFormat, err)
+	}
+	var ve *ValidationError
+	if err := s.Validate(strings.Repeat(".", 600000)); !errors.As(err, &ve) || ve.Keyword != "format" {
+		t.Fatalf("a regex of 600 kB: %v, want a format error", err)
 	}
 }
 
