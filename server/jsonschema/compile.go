@@ -307,7 +307,7 @@ func (c *compiler) count(s map[string]any, ptr, key string) (int, error) {
 		return -1, nil
 	}
 	n, ok := numberOf(v)
-	if !ok || !n.isInteger() || n.f < 0 || n.f > 1<<31 {
+	if !ok || !n.isInteger() || n.f < 0 || n.f > 1<<31-1 { // an int on every platform
 		return 0, c.errorf(ptr, "%q must be a non-negative integer", key)
 	}
 	return int(n.f), nil

@@ -229,6 +229,7 @@ func TestCompileRefuses(t *testing.T) {
 		"not-json":                        {`{"type":`, "not JSON"},
 		"trailing":                        {`{} {}`, "not JSON"},
 		"bad-type":                        {`{"properties":{"a":{"type":"nope"}}}`, `at "#/properties/a": "type": "nope" is not a JSON Schema type`},
+		"huge-maxLength":                  {`{"maxLength":2147483648}`, `"maxLength" must be a non-negative integer`},
 		"bad-minLength":                   {`{"minLength":"1"}`, `"minLength" must be a non-negative integer`},
 		"bad-required":                    {`{"required":"a"}`, `"required" must be an array of strings`},
 		"bad-pattern":                     {`{"pattern":"(?=x)"}`, "not a regular expression Go accepts"},
