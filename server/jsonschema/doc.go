@@ -35,6 +35,9 @@
 // "format" asserts for drafts before 2019-09, as those drafts' validators
 // commonly did (date-time, date, time, email, hostname, ipv4, ipv6, uri,
 // uri-reference, uuid, regex, json-pointer; other names are annotations).
+// An email's local part must be a dot-atom (a quoted one is refused), a
+// uri has only the characters RFC 3986 allows, and a regex is at most
+// 4 KiB, as its check compiles the caller's value.
 // From 2019-09 on, "format" is an annotation only, as the specification
 // says by default.
 //

@@ -30,7 +30,7 @@ func formatChecker(name string) func(string) bool {
 	case "email":
 		return func(s string) bool {
 			local, domain, ok := strings.Cut(s, "@")
-			return ok && local != "" && len(local) <= 64 && !strings.ContainsAny(local, " @") && isHostname(domain)
+			return ok && isDotAtom(local) && isHostname(domain)
 		}
 	case "hostname":
 		return isHostname
@@ -47,12 +47,12 @@ func formatChecker(name string) func(string) bool {
 	case "uri":
 		return func(s string) bool {
 			u, err := url.Parse(s)
-			return err == nil && u.IsAbs()
+			return err == nil && u.IsAbs() && uriChars(s)
 		}
 	case "uri-reference":
 		return func(s string) bool {
 			_, err := url.Parse(s)
-			return err == nil
+			return err == nil && uriChars(s)
 		}
 	case "uuid":
 		return func(s string) bool {
@@ -98,6 +98,42 @@ func formatChecker(name string) func(string) bool {
 		}
 	}
 	return nil
+}
+
+// isDotAtom accepts the local part of an address as RFC 5321's
+// Dot-string: atoms of letters, digits and !#$%&'*+-/=?^_`{|}~ joined by
+// single dots, 64 characters at most. Quoted local parts are refused,
+// and with them spaces and control characters (a line break in an
+// address is a header injection).
+func isDotAtom(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for atom := range strings.SplitSeq(s, ".") {
+		if atom == "" {
+			return false
+		}
+		for i := 0; i < len(atom); i++ {
+			c := atom[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-/=?^_`{|}~", c) >= 0) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// uriChars reports whether s has only the characters RFC 3986 allows in
+// a URI (unreserved, reserved and "%"); url.Parse lets spaces and
+// others through.
+func uriChars(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-._~:/?#[]@!$&'()*+,;=%", c) >= 0) {
+			return false
+		}
+	}
+	return true
 }
 
 // maxRegexFormat bounds the length of a value the "regex" format

@@ -99,6 +99,13 @@ var cases = map[string]struct {
 	"deny/patternProperties-dot": {`{"patternProperties":{"^x-.*$":true},"additionalProperties":false}`, `{"x-\r":1}`, "", "additionalProperties"},
 	"allow/format-2020":          {`{"format":"email"}`, `"not an email"`, "", ""},
 	"allow/format-regex":         {`{"$schema":"http://json-schema.org/draft-07/schema#","format":"regex"}`, `"^a.b\\s$"`, "", ""},
+	"allow/format-email":         {`{"$schema":"http://json-schema.org/draft-07/schema#","format":"email"}`, `"first.last+tag@example.com"`, "", ""},
+	"deny/format-email-crlf":     {`{"$schema":"http://json-schema.org/draft-07/schema#","format":"email"}`, `"a\r\nbcc:victim@example.com"`, "", "format"},
+	"deny/format-email-space":    {`{"$schema":"http://json-schema.org/draft-07/schema#","format":"email"}`, `"a b@example.com"`, "", "format"},
+	"deny/format-email-dots":     {`{"$schema":"http://json-schema.org/draft-07/schema#","format":"email"}`, `"a..b@example.com"`, "", "format"},
+	"allow/format-uri":           {`{"$schema":"http://json-schema.org/draft-07/schema#","format":"uri"}`, `"https://example.com/a?b=c#d"`, "", ""},
+	"deny/format-uri-space":      {`{"$schema":"http://json-schema.org/draft-07/schema#","format":"uri"}`, `"https://example.com/a b"`, "", "format"},
+	"deny/format-uri-ref-quote":  {`{"$schema":"http://json-schema.org/draft-07/schema#","format":"uri-reference"}`, `"/a\"b"`, "", "format"},
 	"deny/format-regex":          {`{"$schema":"http://json-schema.org/draft-07/schema#","format":"regex"}`, `"(a"`, "", "format"},
 	// Arrays.
 	"deny/items":              {`{"items":{"type":"string"}}`, `["a",1]`, "/1", "type"},
