@@ -334,6 +334,27 @@ func TestFormatRegexLong(t *testing.T) {
 	}
 }
 
+// A schema that fans out to a pattern on a long string spends its
+// budget on the string's length, not only on the number of steps: it
+// fails the value instead of scanning the string a million times.
+func TestFanOutBudgetLongString(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(`{"$ref":"#/$defs/a0","$defs":{`)
+	for i := range 40 {
+		fmt.Fprintf(&b, `"a%d":{"allOf":[{"$ref":"#/$defs/a%d"},{"$ref":"#/$defs/a%d"}]},`, i, i+1, i+1)
+	}
+	b.WriteString(`"a40":{"pattern":"^[a-z]*$"}}}`)
+	s := mustCompile(t, b.String())
+	var ve *ValidationError
+	if err := s.Validate(strings.Repeat("a", 1<<18)); !errors.As(err, &ve) || ve.Keyword != "$ref" {
+		t.Fatalf("Validate = %v, want the budget's error", err)
+	}
+	// A single pattern on a string of 1 MiB is well within the budget.
+	if err := mustCompile(t, `{"pattern":"^[a-z]*$"}`).Validate(strings.Repeat("a", 1<<20)); err != nil {
+		t.Fatalf("one pattern on 1 MiB: %v", err)
+	}
+}
+
 func TestGoValues(t *testing.T) {
 	s := mustCompile(t, `{"type":"object","properties":{"n":{"type":"integer","minimum":1},"f":{"type":"number"}},"required":["n"]}`)
 	for name, tc := range map[string]struct {

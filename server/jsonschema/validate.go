@@ -31,9 +31,14 @@ func (e *ValidationError) Error() string {
 // their number in one validation: a schema whose references fan out
 // ({"allOf": [{"$ref": "#/$defs/a"}, {"$ref": "#/$defs/a"}]}, a level
 // after level) fails the value instead of taking exponential time.
+// A check whose cost grows with the value is charged to the budget too:
+// a string's pattern or format a step per 16 bytes, uniqueItems a step
+// per 4 items, enum a step per value. A schema that fans out to a
+// pattern on a long string would otherwise run a million scans of it.
 const (
-	maxDepth = 512
-	maxSteps = 1 << 20
+	maxDepth        = 512
+	maxSteps        = 1 << 20
+	stringCostShift = 4
 )
 
 // Validate validates v, a value as encoding/json (with or without
@@ -152,6 +157,7 @@ func (st *state) validate(n *node, v any) *ValidationError {
 			return st.fail("type", "got %s, want %s", got, strings.Join(n.types, " or "))
 		}
 	}
+	*st.steps += len(n.enum)
 	if n.enum != nil && !inEnum(n.enum, v) {
 		return st.fail("enum", "value must be one of %s", listValues(n.enum))
 	}
@@ -202,6 +208,9 @@ func (st *state) string(n *node, s string) *ValidationError {
 			return st.fail("maxLength", "length must be <= %d, but got %d", n.maxLength, l)
 		}
 	}
+	if n.pattern != nil || n.format != "" {
+		*st.steps += len(s) >> stringCostShift
+	}
 	if n.pattern != nil && !n.pattern.MatchString(s) {
 		return st.fail("pattern", "does not match pattern %q", n.patternSrc)
 	}
@@ -219,6 +228,7 @@ func (st *state) array(n *node, a []any) *ValidationError {
 		return st.fail("maxItems", "must have at most %d items, but has %d", n.maxItems, len(a))
 	}
 	if n.uniqueItems {
+		*st.steps += len(a) >> 2
 		if i, j, dup := duplicate(a); dup {
 			return st.fail("uniqueItems", "items at %d and %d are equal", i, j)
 		}
