@@ -152,15 +152,16 @@ func (t *tracer) Start(ctx context.Context, name string, opts ...trace.SpanStart
 // spanCtx is the context Start returns: the parent context with the
 // span as its current span. It lives in the span itself, so that a
 // span costs one allocation where trace.ContextWithSpan would add a
-// second (a context.WithValue) for every span of a call.
-type spanCtx struct {
+// second (a context.WithValue) for every span of a call. S is *span or
+// *nonRecordingSpan.
+type spanCtx[S trace.Span] struct {
 	context.Context
-	span *span
+	span S
 }
 
 // Value answers the trace API's key with the span, and any other key as
 // the parent context does.
-func (c *spanCtx) Value(key any) any {
+func (c *spanCtx[S]) Value(key any) any {
 	if key == spanKey {
 		return c.span
 	}
@@ -169,28 +170,7 @@ func (c *spanCtx) Value(key any) any {
 
 // with makes c the context of sp under parent and returns it; sp is the
 // span c is part of, not yet shared.
-func (c *spanCtx) with(parent context.Context, sp *span) context.Context {
-	if spanKey == nil {
-		return trace.ContextWithSpan(parent, sp)
-	}
-	c.Context, c.span = parent, sp
-	return c
-}
-
-// nonRecordingCtx is spanCtx for a nonRecordingSpan.
-type nonRecordingCtx struct {
-	context.Context
-	span *nonRecordingSpan
-}
-
-func (c *nonRecordingCtx) Value(key any) any {
-	if key == spanKey {
-		return c.span
-	}
-	return c.Context.Value(key)
-}
-
-func (c *nonRecordingCtx) with(parent context.Context, sp *nonRecordingSpan) context.Context {
+func (c *spanCtx[S]) with(parent context.Context, sp S) context.Context {
 	if spanKey == nil {
 		return trace.ContextWithSpan(parent, sp)
 	}
@@ -213,8 +193,8 @@ func init() {
 	}
 	spanKey = p.keys[0]
 	probe, nprobe := &span{}, &nonRecordingSpan{}
-	var c spanCtx
-	var nc nonRecordingCtx
+	var c spanCtx[*span]
+	var nc spanCtx[*nonRecordingSpan]
 	if trace.SpanFromContext(c.with(context.Background(), probe)) != trace.Span(probe) ||
 		trace.SpanFromContext(nc.with(context.Background(), nprobe)) != trace.Span(nprobe) {
 		spanKey = nil
@@ -304,7 +284,7 @@ type span struct {
 	start  time.Time
 	name   string
 	// ctx is the context Start returned, with this span in it.
-	ctx spanCtx
+	ctx spanCtx[*span]
 	// attrs are the attributes set; lazy, those deferred, built at
 	// export (only while attrs is empty: they come first).
 	attrs []attribute.KeyValue
@@ -674,7 +654,7 @@ type nonRecordingSpan struct {
 	embedded.Span
 	sc  trace.SpanContext
 	p   *tracerProvider
-	ctx nonRecordingCtx
+	ctx spanCtx[*nonRecordingSpan]
 }
 
 var _ trace.Span = (*nonRecordingSpan)(nil)
