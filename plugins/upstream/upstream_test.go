@@ -326,7 +326,7 @@ func TestCallsCarryTheSessionMeta(t *testing.T) {
 	version := u.session.InitializeResult().ProtocolVersion
 	u.mu.Unlock()
 	if version < "2026-07-28" {
-		t.Skipf("negotiated %s, before the stateless protocol", version)
+		t.Fatalf("negotiated %s: the pinned SDKs should agree on the stateless protocol (2026-07-28), whose per-request _meta this test checks", version)
 	}
 	res, err := tool(t, u, "fake__meta").Handler(t.Context(), &plugin.Call{Arguments: json.RawMessage(`{}`)})
 	if err != nil || res.IsError {
