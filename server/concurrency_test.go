@@ -35,26 +35,8 @@ func pipelinedServer(t *testing.T) (in io.WriteCloser, out *bufio.Reader, aud *f
 	if err != nil {
 		t.Fatal(err)
 	}
-	cIn, sOut := io.Pipe()
-	sIn, cOut := io.Pipe()
-	done := make(chan struct{})
-	go func() { s.Run(context.Background(), sIn, sOut); sOut.Close(); close(done) }()
-	t.Cleanup(func() {
-		cOut.Close()
-		go io.Copy(io.Discard, cIn)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Error("server did not stop")
-		}
-	})
-	out = bufio.NewReader(cIn)
-	io.WriteString(cOut, `{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`+"\n")
-	if _, err := out.ReadString('\n'); err != nil {
-		t.Fatal(err)
-	}
-	io.WriteString(cOut, `{"jsonrpc":"2.0","method":"notifications/initialized"}`+"\n")
-	return cOut, out, aud
+	in, out = handshaken(t, s)
+	return in, out, aud
 }
 
 // answerLine is an answer as the client reads it.
@@ -444,4 +426,30 @@ func TestIDFreeOnceAnswerQueued(t *testing.T) {
 	if n := strings.Count(out.buf.String(), `"id":1`); n != 3 {
 		t.Errorf("%d answers written, want 3", n)
 	}
+}
+
+// handshaken runs s over in-memory pipes, answers the handshake and
+// returns the client's ends; the server is stopped when the test ends.
+func handshaken(t *testing.T, s *Server) (io.WriteCloser, *bufio.Reader) {
+	t.Helper()
+	cIn, sOut := io.Pipe()
+	sIn, cOut := io.Pipe()
+	done := make(chan struct{})
+	go func() { s.Run(context.Background(), sIn, sOut); sOut.Close(); close(done) }()
+	t.Cleanup(func() {
+		cOut.Close()
+		go io.Copy(io.Discard, cIn)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Error("server did not stop")
+		}
+	})
+	out := bufio.NewReader(cIn)
+	io.WriteString(cOut, `{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`+"\n")
+	if _, err := out.ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(cOut, `{"jsonrpc":"2.0","method":"notifications/initialized"}`+"\n")
+	return cOut, out
 }

@@ -3,9 +3,7 @@
 package server
 
 import (
-	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -47,25 +45,7 @@ func TestFastLaneGroupsRecordBeforeAnswers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cIn, sOut := io.Pipe()
-	sIn, cOut := io.Pipe()
-	done := make(chan struct{})
-	go func() { s.Run(context.Background(), sIn, sOut); sOut.Close(); close(done) }()
-	t.Cleanup(func() {
-		cOut.Close()
-		go io.Copy(io.Discard, cIn)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Error("server did not stop")
-		}
-	})
-	out := bufio.NewReader(cIn)
-	io.WriteString(cOut, `{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`+"\n")
-	if _, err := out.ReadString('\n'); err != nil {
-		t.Fatal(err)
-	}
-	io.WriteString(cOut, `{"jsonrpc":"2.0","method":"notifications/initialized"}`+"\n")
+	cOut, out := handshaken(t, s)
 
 	// recorded is what the log holds for each request id, by kind.
 	recorded := func(path string) map[string][]string {
