@@ -26,12 +26,15 @@ import (
 // only reads the server's own state (plugin.Tool.Local, or an unknown
 // tool, which is denied), else on a pooled worker.
 //
-// It takes only what it answers exactly as the SDK would: requests of a
-// session that began with initialize (not the stateless protocol), with
-// telemetry on only tools/call, through the request middleware that makes
-// its span and metrics on the SDK's path (observer.middleware), and params in
-// their plain shape (name, arguments, _meta without the protocol's own
-// keys). Anything else goes to the SDK as before. Every tools/call it
+// It takes only what it answers exactly as the SDK would: ping and
+// tools/list of a session that began with initialize; tools/call once
+// the SDK has the client's parameters (from initialize, or from the
+// _meta of a request of the 2026-07-28 protocol), with params in their
+// plain shape (name, arguments, _meta with no protocol keys or those of
+// a 2026-07-28 request the SDK accepts, newprotocol.go); with telemetry
+// on only tools/call, through the request middleware that makes its span
+// and metrics on the SDK's path (observer.middleware). Anything else goes
+// to the SDK as before. Every tools/call it
 // takes is decided and audited by the pipeline before its answer is
 // written, as on the SDK path.
 
@@ -40,6 +43,10 @@ type fastLane struct {
 	pipe *pipeline
 	// session is the stdio session, once its initialize is answered.
 	session atomic.Pointer[mcp.ServerSession]
+	// calls is the stdio session once the SDK takes calls of it: its
+	// initialize is answered, or a request of the 2026-07-28 protocol
+	// (server/discover, a call) gave it the client's parameters.
+	calls atomic.Pointer[mcp.ServerSession]
 	// ctx ends when the transport closes; each call's context derives
 	// from it.
 	ctx  context.Context
@@ -99,18 +106,31 @@ type fastLaneKey struct{}
 func readyMiddleware(next mcp.MethodHandler) mcp.MethodHandler {
 	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
 		res, err := next(ctx, method, req)
-		if method != "initialize" || err != nil {
+		if err != nil {
 			return res, err
 		}
-		f, ok := ctx.Value(fastLaneKey{}).(*fastLane)
-		if !ok || f == nil {
+		ss, _ := req.GetSession().(*mcp.ServerSession)
+		openCalls(ctx, ss)
+		if method != "initialize" {
 			return res, err
 		}
-		if ss, ok := req.GetSession().(*mcp.ServerSession); ok && ss != nil && ss.InitializeParams() != nil {
+		if f, ok := ctx.Value(fastLaneKey{}).(*fastLane); ok && f != nil && ss != nil && ss.InitializeParams() != nil {
 			f.session.CompareAndSwap(nil, ss)
 		}
 		return res, err
 	}
+}
+
+// openCalls opens the fast lane to the tools/call requests of ss once
+// the SDK has the client's parameters (from initialize, or from the
+// _meta of a 2026-07-28 request): from then on it runs a call as the
+// fast lane does.
+func openCalls(ctx context.Context, ss *mcp.ServerSession) {
+	f, ok := ctx.Value(fastLaneKey{}).(*fastLane)
+	if !ok || f == nil || ss == nil || f.calls.Load() != nil || ss.InitializeParams() == nil {
+		return
+	}
+	f.calls.CompareAndSwap(nil, ss)
 }
 
 // take answers req if it is the fast lane's to answer, and reports
@@ -159,11 +179,11 @@ func (f *fastLane) take(c *stdioConn, req *jsonrpc.Request, alone bool) bool {
 		f.answer(c, req.ID, a.result)
 		return true
 	case "tools/call":
-		ss := f.session.Load()
+		ss := f.calls.Load()
 		if ss == nil {
 			return false
 		}
-		params, ok := callParams(req.Params)
+		params, proto, ok := callParams(req.Params)
 		if !ok {
 			return false
 		}
@@ -174,6 +194,9 @@ func (f *fastLane) take(c *stdioConn, req *jsonrpc.Request, alone bool) bool {
 		f.mu.Lock()
 		f.cancels[key] = cancel
 		f.mu.Unlock()
+		if proto {
+			ctx = context.WithValue(ctx, quietLogKey{}, true)
+		}
 		run := func(g *callGroup) {
 			callCtx := ctx
 			if g != nil && f.traced == nil {
@@ -188,11 +211,11 @@ func (f *fastLane) take(c *stdioConn, req *jsonrpc.Request, alone bool) bool {
 			f.mu.Unlock()
 			cancel()
 			if g != nil {
-				g.add(c, req.ID, res)
+				g.add(c, req.ID, res, f.pipe, proto)
 				return
 			}
 			bp := resultBufs.Get().(*[]byte)
-			*bp = appendCallResultOrError((*bp)[:0], res)
+			*bp = f.pipe.appendAnswer((*bp)[:0], res, proto)
 			f.answer(c, req.ID, *bp) // written (copied out) when it returns
 			if cap(*bp) <= 64<<10 {
 				resultBufs.Put(bp)
@@ -237,14 +260,15 @@ type groupAnswer struct {
 	start, end int
 }
 
-// add keeps the answer of a call of the group.
-func (g *callGroup) add(c *stdioConn, id jsonrpc.ID, res *mcp.CallToolResult) {
+// add keeps the answer of a call of the group (proto: of the 2026-07-28
+// protocol).
+func (g *callGroup) add(c *stdioConn, id jsonrpc.ID, res *mcp.CallToolResult, p *pipeline, proto bool) {
 	if g.conn != nil && g.conn != c {
 		g.finish(context.Background()) // another connection's calls: not one group
 	}
 	g.conn = c
 	start := len(g.buf)
-	g.buf = appendCallResultOrError(g.buf, res)
+	g.buf = p.appendAnswer(g.buf, res, proto)
 	g.answers = append(g.answers, groupAnswer{id: id, start: start, end: len(g.buf)})
 }
 
@@ -324,6 +348,15 @@ func encodeCallResult(res *mcp.CallToolResult) []byte {
 	return appendCallResultOrError(make([]byte, 0, 512), res)
 }
 
+// appendAnswer appends the result of a call as the SDK answers it: for
+// a request of the 2026-07-28 protocol (proto), signed and complete.
+func (p *pipeline) appendAnswer(dst []byte, res *mcp.CallToolResult, proto bool) []byte {
+	if proto {
+		return p.appendNewProtocolResult(dst, res)
+	}
+	return appendCallResultOrError(dst, res)
+}
+
 // appendCallResultOrError appends what encodeCallResult returns.
 func appendCallResultOrError(dst []byte, res *mcp.CallToolResult) []byte {
 	if res == nil {
@@ -358,18 +391,20 @@ const protocolMeta = "io.modelcontextprotocol/"
 // callParams reads tools/call params of the plain shape: an object with
 // "name" (a string without escapes), "arguments" (an object, or absent)
 // and "_meta" (an object, or absent), each once, keys without escapes.
-// It reports false for anything else, which the SDK decodes.
-func callParams(params []byte) (*mcp.CallToolParamsRaw, bool) {
+// It reports false for anything else, which the SDK decodes. proto
+// says the _meta holds the keys of a 2026-07-28 request, in the shape
+// newProtocolCall takes.
+func callParams(params []byte) (_ *mcp.CallToolParamsRaw, proto, ok bool) {
 	mp := memberPool.Get().(*[]member)
 	defer putMembers(mp)
 	ms, _, ok := members(params, *mp)
 	if !ok {
-		return nil, false
+		return nil, false, false
 	}
 	var name, args, meta []byte
 	for _, m := range ms {
 		if m.escaped {
-			return nil, false
+			return nil, false, false
 		}
 		var slot *[]byte
 		switch string(m.key) {
@@ -380,41 +415,44 @@ func callParams(params []byte) (*mcp.CallToolParamsRaw, bool) {
 		case "_meta":
 			slot = &meta
 		default:
-			return nil, false
+			return nil, false, false
 		}
 		if *slot != nil {
-			return nil, false
+			return nil, false, false
 		}
 		*slot = m.value
 	}
 	if len(name) < 2 || name[0] != '"' || bytes.IndexByte(name, '\\') >= 0 {
-		return nil, false
+		return nil, false, false
 	}
 	p := &mcp.CallToolParamsRaw{Name: string(name[1 : len(name)-1])}
 	if args != nil {
 		if args[0] != '{' {
-			return nil, false
+			return nil, false, false
 		}
 		p.Arguments = bytes.Clone(args)
 	}
 	if meta != nil {
 		if meta[0] != '{' {
-			return nil, false
+			return nil, false, false
 		}
 		var m mcp.Meta
 		if !simpleMeta(meta, &m) {
 			if json.Unmarshal(meta, &m) != nil {
-				return nil, false
-			}
-		}
-		for k := range m {
-			if strings.HasPrefix(k, protocolMeta) {
-				return nil, false
+				return nil, false, false
 			}
 		}
 		p.Meta = m
+		for k := range m {
+			if strings.HasPrefix(k, protocolMeta) {
+				if !newProtocolCall(meta, m, p) {
+					return nil, false, false
+				}
+				return p, true, true
+			}
+		}
 	}
-	return p, true
+	return p, false, true
 }
 
 // simpleMeta reads a _meta object whose members are all strings without

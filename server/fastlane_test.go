@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -31,6 +32,16 @@ func (fastLanePlugin) Tools() []plugin.Tool {
 	return []plugin.Tool{{Name: "local_echo", Local: true, InputSchema: json.RawMessage(`{"type":"object"}`),
 		Handler: func(_ context.Context, c *plugin.Call) (*plugin.Result, error) {
 			return &plugin.Result{Text: "local <" + string(c.Arguments) + ">", Structured: map[string]any{"request_id": c.RequestID}}, nil
+		}}, {Name: "logs", InputSchema: json.RawMessage(`{"type":"object"}`),
+		// Sends the client a log message with the call's context.
+		Handler: func(ctx context.Context, c *plugin.Call) (*plugin.Result, error) {
+			if c.Session == nil {
+				return nil, errors.New("no session")
+			}
+			if err := c.Session.Log(ctx, "warning", "logs", "from the call"); err != nil {
+				return nil, err
+			}
+			return &plugin.Result{Text: "logged"}, nil
 		}}}
 }
 
@@ -40,6 +51,9 @@ type rawClient struct {
 	in    io.WriteCloser
 	lines chan string
 	aud   *fakeAuditor
+	// passed are the lines answer read past (notifications, other
+	// answers).
+	passed []string
 }
 
 func newRawClient(t *testing.T) *rawClient {
@@ -114,7 +128,8 @@ func (c *rawClient) answer(id int) string {
 				Error  json.RawMessage `json:"error"`
 			}
 			if json.Unmarshal([]byte(line), &m) != nil || string(m.ID) != fmt.Sprint(id) {
-				continue // a notification, or another answer
+				c.passed = append(c.passed, line) // a notification, or another answer
+				continue
 			}
 			if m.Error != nil {
 				return "error " + string(m.Error)
@@ -137,12 +152,9 @@ func (c *rawClient) initialize() {
 // the fast lane leaves to it (an extra member), with the same audit
 // records.
 func TestFastLaneAnswersAsTheSDK(t *testing.T) {
-	var took sync.Map // request id -> true
-	tookHook = func(r *jsonrpc.Request) { took.Store(fmt.Sprint(r.ID.Raw()), true) }
-	t.Cleanup(func() { tookHook = func(*jsonrpc.Request) {} })
 	c := newRawClient(t)
 	c.initialize()
-	cases := map[string]struct{ method, params string }{
+	answersAsTheSDK(t, c, map[string]struct{ method, params string }{
 		"ping":                 {"ping", ``},
 		"allow":                {"tools/call", `"name":"echo","arguments":{"msg":"a<b&c"}`},
 		"allow/local":          {"tools/call", `"name":"local_echo","arguments":{"x":[1,2]}`},
@@ -151,7 +163,129 @@ func TestFastLaneAnswersAsTheSDK(t *testing.T) {
 		"deny/invalid":         {"tools/call", `"name":"echo","arguments":{"msg":"far too long a message"}`},
 		"deny/no-arguments":    {"tools/call", `"name":"echo"`},
 		"error/handler-failed": {"tools/call", `"name":"fails","arguments":{}`},
+	})
+}
+
+// newProtocolMeta is the _meta the Go SDK's client sends with each
+// request of the 2026-07-28 protocol, without its closing brace.
+const newProtocolMeta = `"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28",` +
+	`"io.modelcontextprotocol/clientInfo":{"name":"raw","version":"1"},` +
+	`"io.modelcontextprotocol/clientCapabilities":{"roots":{"listChanged":true}}`
+
+// TestFastLaneAnswersNewProtocolAsTheSDK: a tools/call of the 2026-07-28
+// protocol (the client's parameters in its _meta) is answered by the
+// fast lane byte for byte as the SDK answers it (signed with the
+// server's info), both in a session that
+// began with server/discover (no initialize) and in one that began with
+// initialize.
+func TestFastLaneAnswersNewProtocolAsTheSDK(t *testing.T) {
+	cases := map[string]struct{ method, params string }{
+		"allow":                {"tools/call", `"name":"echo","arguments":{"msg":"a<b&c"},` + newProtocolMeta + `}`},
+		"allow/local":          {"tools/call", `"name":"local_echo","arguments":{"x":[1,2]},` + newProtocolMeta + `}`},
+		"allow/meta":           {"tools/call", `"name":"echo","arguments":{"msg":"m"},` + newProtocolMeta + `,"progressToken":7,"k":"v"}`},
+		"deny/unknown-tool":    {"tools/call", `"name":"no_such_tool","arguments":{},` + newProtocolMeta + `}`},
+		"deny/invalid":         {"tools/call", `"name":"echo","arguments":{"msg":"far too long a message"},` + newProtocolMeta + `}`},
+		"error/handler-failed": {"tools/call", `"name":"fails","arguments":{},` + newProtocolMeta + `}`},
 	}
+	t.Run("discover", func(t *testing.T) {
+		c := newRawClient(t)
+		c.send(`{"jsonrpc":"2.0","id":0,"method":"server/discover","params":{` + newProtocolMeta + `}}}`)
+		if got := c.answer(0); strings.HasPrefix(got, "error") {
+			t.Fatalf("server/discover answered %s", got)
+		}
+		answersAsTheSDK(t, c, cases)
+	})
+	t.Run("initialize", func(t *testing.T) {
+		c := newRawClient(t)
+		c.initialize()
+		answersAsTheSDK(t, c, cases)
+	})
+	t.Run("first-request", func(t *testing.T) {
+		// No discover and no initialize: the SDK takes the client's
+		// parameters from the first call; the fast lane the calls after.
+		c := newRawClient(t)
+		c.send(`{"jsonrpc":"2.0","id":0,"method":"tools/call","params":{"name":"echo","arguments":{"msg":"x"},` + newProtocolMeta + `}}}`)
+		if got := c.answer(0); !strings.Contains(got, `"io.modelcontextprotocol/serverInfo"`) {
+			t.Fatalf("first call answered %s", got)
+		}
+		answersAsTheSDK(t, c, cases)
+	})
+}
+
+// TestFastLaneNewProtocolLeftToTheSDK: 2026-07-28 calls the SDK refuses,
+// or whose log level the fast lane does not carry, are not taken; the
+// SDK answers them.
+func TestFastLaneNewProtocolLeftToTheSDK(t *testing.T) {
+	var took sync.Map
+	tookHook = func(r *jsonrpc.Request) { took.Store(fmt.Sprint(r.ID.Raw()), true) }
+	t.Cleanup(func() { tookHook = func(*jsonrpc.Request) {} })
+	c := newRawClient(t)
+	c.initialize()
+	for i, tc := range []struct{ meta, want string }{
+		{`"io.modelcontextprotocol/protocolVersion":"2026-07-28"`, "error"},
+		{`"io.modelcontextprotocol/protocolVersion":"2099-01-01","io.modelcontextprotocol/clientCapabilities":{}`, "error"},
+		{`"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/clientInfo":7`, "error"},
+		{`"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/logLevel":"debug"`, `"io.modelcontextprotocol/serverInfo"`},
+	} {
+		id := i + 1
+		c.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"echo","arguments":{"msg":"m"},"_meta":{%s}}}`, id, tc.meta))
+		if got := c.answer(id); !strings.Contains(got, tc.want) {
+			t.Errorf("_meta {%s}: answered %s, want %s", tc.meta, got, tc.want)
+		}
+		if _, fast := took.Load(fmt.Sprint(id)); fast {
+			t.Errorf("_meta {%s}: taken by the fast lane", tc.meta)
+		}
+	}
+}
+
+// TestFastLaneNewProtocolLogLevel: a 2026-07-28 call that names no log
+// level gets no log messages from its tool, as on the SDK's path; the
+// same call in the handshake's protocol gets the session's level.
+func TestFastLaneNewProtocolLogLevel(t *testing.T) {
+	var took sync.Map
+	tookHook = func(r *jsonrpc.Request) { took.Store(fmt.Sprint(r.ID.Raw()), true) }
+	t.Cleanup(func() { tookHook = func(*jsonrpc.Request) {} })
+	c := newRawClient(t)
+	c.initialize()
+	c.send(`{"jsonrpc":"2.0","id":1,"method":"logging/setLevel","params":{"level":"debug"}}`)
+	if got := c.answer(1); strings.HasPrefix(got, "error") {
+		t.Fatalf("setLevel answered %s", got)
+	}
+	for i, tc := range []struct {
+		name, params string
+		fast, logs   bool
+	}{
+		{"old-protocol", `"name":"logs","arguments":{}`, true, true},
+		{"new-protocol/fast-lane", `"name":"logs","arguments":{},` + newProtocolMeta + `}`, true, false},
+		{"new-protocol/sdk", `"name":"logs","arguments":{},` + newProtocolMeta + `},"requestState":""`, false, false},
+	} {
+		id := i + 2
+		c.passed = nil
+		c.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{%s}}`, id, tc.params))
+		if got := c.answer(id); !strings.Contains(got, "logged") {
+			t.Fatalf("%s: answered %s", tc.name, got)
+		}
+		logged := false
+		for _, l := range c.passed {
+			logged = logged || strings.Contains(l, `"notifications/message"`) && strings.Contains(l, "from the call")
+		}
+		if logged != tc.logs {
+			t.Errorf("%s: log message sent %v, want %v (lines %q)", tc.name, logged, tc.logs, c.passed)
+		}
+		if _, fast := took.Load(fmt.Sprint(id)); fast != tc.fast {
+			t.Errorf("%s: taken by the fast lane %v, want %v", tc.name, fast, tc.fast)
+		}
+	}
+}
+
+// answersAsTheSDK sends each case twice, once as it is and once with a
+// member that leaves it to the SDK, and checks that the fast lane took
+// the first, and that both were answered and recorded alike.
+func answersAsTheSDK(t *testing.T, c *rawClient, cases map[string]struct{ method, params string }) {
+	t.Helper()
+	var took sync.Map // request id -> true
+	tookHook = func(r *jsonrpc.Request) { took.Store(fmt.Sprint(r.ID.Raw()), true) }
+	t.Cleanup(func() { tookHook = func(*jsonrpc.Request) {} })
 	id := 1
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -269,11 +403,38 @@ func TestCallParams(t *testing.T) {
 		`{"Name":"t"}`:                                 false,
 		`{"name":"t","task":{}}`:                       false,
 		`{"name":"t","_meta":[]}`:                      false,
-		`{"name":"t","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}`: false,
-		`[]`: false,
+		`[]`:                                           false,
 	} {
-		if _, got := callParams([]byte(params)); got != want {
-			t.Errorf("callParams(%s) = %v, want %v", params, got, want)
+		if _, proto, got := callParams([]byte(params)); got != want || proto {
+			t.Errorf("callParams(%s) = %v (2026-07-28: %v), want %v", params, got, proto, want)
+		}
+	}
+}
+
+// TestCallParamsNewProtocol: the _meta of a 2026-07-28 tools/call is
+// taken only in the shape the SDK accepts, checked by its decoders.
+func TestCallParamsNewProtocol(t *testing.T) {
+	const v, caps, info = `"io.modelcontextprotocol/protocolVersion":`, `"io.modelcontextprotocol/clientCapabilities":`, `"io.modelcontextprotocol/clientInfo":`
+	for meta, want := range map[string]bool{
+		v + `"2026-07-28",` + caps + `{}`: true,
+		v + `"2026-07-28",` + caps + `{"roots":{"listChanged":true}},` + info + `{"name":"c","version":"1"}`: true,
+		v + `"2026-07-28",` + caps + `{},` + info + `{"name":"c","version":"1"},"progressToken":3`:           true,
+		v + `"2026-07-28"`: false, // no capabilities: the SDK refuses it
+		v + `"2026-07-28",` + caps + `{},` + info + `null`:                             false,
+		v + `"2026-07-28",` + caps + `{},` + info + `"c"`:                              false,
+		v + `"2026-07-28",` + caps + `"all"`:                                           false,
+		v + `"2026-07-28",` + caps + `{"roots":{"listChanged":"yes"}}`:                 false,
+		v + `"2026-07-28",` + caps + `{},"io.modelcontextprotocol/logLevel":"info"`:    false,
+		v + `"2026-07-28",` + caps + `{},"io.modelcontextprotocol/subscriptionId":"s"`: false,
+		v + `"2025-11-25",` + caps + `{}`:                                              false, // the old protocol: the SDK's
+		v + `"2099-01-01",` + caps + `{}`:                                              false, // not supported
+		v + `20260728,` + caps + `{}`:                                                  false,
+	} {
+		for range 2 { // the second time from the memo, when taken
+			_, proto, ok := callParams([]byte(`{"name":"t","arguments":{},"_meta":{` + meta + `}}`))
+			if ok != want || proto != want {
+				t.Errorf("callParams with _meta {%s} = %v (2026-07-28: %v), want %v", meta, ok, proto, want)
+			}
 		}
 	}
 }

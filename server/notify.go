@@ -39,6 +39,9 @@ var logLevels = map[string]bool{"debug": true, "info": true, "notice": true, "wa
 	"error": true, "critical": true, "alert": true, "emergency": true}
 
 func (l sessionLog) Log(ctx context.Context, level, logger string, data any) error {
+	if quietLog(ctx) {
+		return nil
+	}
 	if !logLevels[level] {
 		level = "info"
 	}

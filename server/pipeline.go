@@ -120,6 +120,12 @@ type pipeline struct {
 
 	// obs makes spans and metrics; it does nothing when telemetry is off.
 	obs *observer
+
+	// serverInfo is the server's name and version, which answers of the
+	// 2026-07-28 protocol carry (newprotocol.go); serverInfoMeta is their
+	// _meta, encoded.
+	serverInfo     *mcp.Implementation
+	serverInfoMeta serverInfoMeta
 }
 
 // callInfo is what the pipeline knows about a call before it runs.

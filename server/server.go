@@ -153,7 +153,9 @@ func New(opts Options) (*Server, error) {
 	if p.redact == nil {
 		p.redact = audit.NewRedactor(nil)
 	}
-	ms := mcp.NewServer(&mcp.Implementation{Name: Name, Title: "mcp-secure", Version: opts.Version}, &mcp.ServerOptions{
+	p.serverInfo = &mcp.Implementation{Name: Name, Title: "mcp-secure", Version: opts.Version}
+	p.serverInfoMeta = newServerInfoMeta(p.serverInfo)
+	ms := mcp.NewServer(p.serverInfo, &mcp.ServerOptions{
 		Instructions: Instructions,
 		Logger:       log,
 		// Logging: an upstream server's log messages are passed on to the
@@ -220,7 +222,9 @@ func New(opts Options) (*Server, error) {
 	ms.AddReceivingMiddleware(func(next mcp.MethodHandler) mcp.MethodHandler {
 		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
 			if ctr, ok := req.(*mcp.CallToolRequest); ok && method == "tools/call" && ctr.Params != nil {
-				return p.call(ctx, ctr)
+				res, err := p.call(ctx, ctr)
+				openCalls(ctx, ctr.Session)
+				return res, err
 			}
 			return next(ctx, method, req)
 		}
