@@ -183,7 +183,7 @@ func (f *fastLane) take(c *stdioConn, req *jsonrpc.Request, alone bool) bool {
 		if ss == nil {
 			return false
 		}
-		params, proto, ok := callParams(req.Params)
+		params, id, proto, ok := callParams(req.Params)
 		if !ok {
 			return false
 		}
@@ -194,6 +194,9 @@ func (f *fastLane) take(c *stdioConn, req *jsonrpc.Request, alone bool) bool {
 		f.mu.Lock()
 		f.cancels[key] = cancel
 		f.mu.Unlock()
+		if id != "" {
+			ctx = context.WithValue(ctx, requestIDKey{}, id)
+		}
 		if proto {
 			ctx = context.WithValue(ctx, quietLogKey{}, true)
 		}
@@ -393,18 +396,19 @@ const protocolMeta = "io.modelcontextprotocol/"
 // and "_meta" (an object, or absent), each once, keys without escapes.
 // It reports false for anything else, which the SDK decodes. proto
 // says the _meta holds the keys of a 2026-07-28 request, in the shape
-// newProtocolCall takes.
-func callParams(params []byte) (_ *mcp.CallToolParamsRaw, proto, ok bool) {
+// newProtocolCall takes. When the _meta holds nothing but the request id
+// the transport added, it is returned as id, and params has no _meta.
+func callParams(params []byte) (_ *mcp.CallToolParamsRaw, id string, proto, ok bool) {
 	mp := memberPool.Get().(*[]member)
 	defer putMembers(mp)
 	ms, _, ok := members(params, *mp)
 	if !ok {
-		return nil, false, false
+		return nil, "", false, false
 	}
 	var name, args, meta []byte
 	for _, m := range ms {
 		if m.escaped {
-			return nil, false, false
+			return nil, "", false, false
 		}
 		var slot *[]byte
 		switch string(m.key) {
@@ -415,44 +419,62 @@ func callParams(params []byte) (_ *mcp.CallToolParamsRaw, proto, ok bool) {
 		case "_meta":
 			slot = &meta
 		default:
-			return nil, false, false
+			return nil, "", false, false
 		}
 		if *slot != nil {
-			return nil, false, false
+			return nil, "", false, false
 		}
 		*slot = m.value
 	}
 	if len(name) < 2 || name[0] != '"' || bytes.IndexByte(name, '\\') >= 0 {
-		return nil, false, false
+		return nil, "", false, false
 	}
 	p := &mcp.CallToolParamsRaw{Name: string(name[1 : len(name)-1])}
 	if args != nil {
 		if args[0] != '{' {
-			return nil, false, false
+			return nil, "", false, false
 		}
 		p.Arguments = bytes.Clone(args)
 	}
 	if meta != nil {
 		if meta[0] != '{' {
-			return nil, false, false
+			return nil, "", false, false
+		}
+		if id, ok := onlyRequestID(meta); ok {
+			return p, id, false, true
 		}
 		var m mcp.Meta
 		if !simpleMeta(meta, &m) {
 			if json.Unmarshal(meta, &m) != nil {
-				return nil, false, false
+				return nil, "", false, false
 			}
 		}
 		p.Meta = m
 		for k := range m {
 			if strings.HasPrefix(k, protocolMeta) {
 				if !newProtocolCall(meta, m, p) {
-					return nil, false, false
+					return nil, "", false, false
 				}
-				return p, true, true
+				return p, "", true, true
 			}
 		}
 	}
-	return p, false, true
+	return p, "", false, true
+}
+
+// onlyRequestID returns the request id of a _meta object that holds
+// nothing else, as a plain string.
+func onlyRequestID(meta []byte) (string, bool) {
+	var buf [maxMembers]member
+	ms, _, ok := members(meta, buf[:0])
+	if !ok || len(ms) != 1 || ms[0].escaped || string(ms[0].key) != requestIDMeta {
+		return "", false
+	}
+	v := ms[0].value
+	if len(v) < 2 || v[0] != '"' || bytes.IndexByte(v, '\\') >= 0 {
+		return "", false
+	}
+	return string(v[1 : len(v)-1]), true
 }
 
 // simpleMeta reads a _meta object whose members are all strings without

@@ -405,8 +405,39 @@ func TestCallParams(t *testing.T) {
 		`{"name":"t","_meta":[]}`:                      false,
 		`[]`:                                           false,
 	} {
-		if _, proto, got := callParams([]byte(params)); got != want || proto {
+		if _, _, proto, got := callParams([]byte(params)); got != want || proto {
 			t.Errorf("callParams(%s) = %v (2026-07-28: %v), want %v", params, got, proto, want)
+		}
+	}
+}
+
+// TestCallParamsRequestID: a _meta that holds only the request id the
+// transport added is not decoded: the id comes back on its own.
+func TestCallParamsRequestID(t *testing.T) {
+	for params, want := range map[string]struct {
+		id, seen string // returned alone; seen by the pipeline
+		meta     bool
+	}{
+		`{"name":"t","_meta":{"io.mcp-secure/request-id":"7"}}`:                   {"7", "7", false},
+		`{"name":"t","_meta":{"io.mcp-secure/request-id":"7","progressToken":1}}`: {"", "7", true},
+		`{"name":"t","_meta":{"io.mcp-secure/request-id":"a\"b"}}`:                {"", `a"b`, true},
+		`{"name":"t","_meta":{"k":"7"}}`:                                          {"", "", true},
+	} {
+		p, id, _, ok := callParams([]byte(params))
+		if !ok {
+			t.Errorf("callParams(%s) left to the SDK", params)
+			continue
+		}
+		if id != want.id || (p.Meta != nil) != want.meta {
+			t.Errorf("callParams(%s) = id %q, _meta %v (%v), want id %q, _meta %v", params, id, p.Meta, ok, want.id, want.meta)
+			continue
+		}
+		ctx := context.Background()
+		if id != "" {
+			ctx = context.WithValue(ctx, requestIDKey{}, id)
+		}
+		if seen, _ := requestIDOf(ctx, p.Meta); seen != want.seen {
+			t.Errorf("callParams(%s): the pipeline sees request id %q, want %q", params, seen, want.seen)
 		}
 	}
 }
@@ -431,7 +462,7 @@ func TestCallParamsNewProtocol(t *testing.T) {
 		v + `20260728,` + caps + `{}`:                                                  false,
 	} {
 		for range 2 { // the second time from the memo, when taken
-			_, proto, ok := callParams([]byte(`{"name":"t","arguments":{},"_meta":{` + meta + `}}`))
+			_, _, proto, ok := callParams([]byte(`{"name":"t","arguments":{},"_meta":{` + meta + `}}`))
 			if ok != want || proto != want {
 				t.Errorf("callParams with _meta {%s} = %v (2026-07-28: %v), want %v", meta, ok, proto, want)
 			}

@@ -175,7 +175,7 @@ func (o *observer) middleware(p *pipeline) mcp.Middleware {
 			// is sampled (the SDK's samplers do not read them).
 			recording := span.IsRecording()
 			if recording {
-				deferAttrs(span, o.requestAttrs(p, method, meta, req, toolName))
+				deferAttrs(span, o.requestAttrs(ctx, p, method, meta, req, toolName))
 			}
 			res, err := next(ctx, method, req)
 			errType := ""
@@ -282,9 +282,9 @@ type requestAttrs struct {
 
 // requestAttrs reads the attributes of a request's span; tool is the
 // redacted gen_ai.tool.name for tools/call, else empty.
-func (o *observer) requestAttrs(p *pipeline, method string, meta map[string]any, req mcp.Request, tool string) *requestAttrs {
+func (o *observer) requestAttrs(ctx context.Context, p *pipeline, method string, meta map[string]any, req mcp.Request, tool string) *requestAttrs {
 	ra := &requestAttrs{red: o.red, method: method, tool: tool}
-	ra.requestID, ra.hasRequestID = meta[requestIDMeta].(string)
+	ra.requestID, ra.hasRequestID = requestIDOf(ctx, meta)
 	if r, ok := req.(request); ok {
 		id := p.sessions.identify(r)
 		ra.session, ra.protocol = id.session, id.protocol

@@ -128,6 +128,11 @@ type pipeline struct {
 	serverInfoMeta serverInfoMeta
 }
 
+// recordPairs hold a call's record and its result's while they are
+// logged together: a record is large, and an interface call's argument
+// escapes.
+var recordPairs = sync.Pool{New: func() any { return new([2]audit.Record) }}
+
 // callInfo is what the pipeline knows about a call before it runs.
 type callInfo struct {
 	name       string
@@ -149,12 +154,14 @@ type callInfo struct {
 // the policy under ctx may read it.
 func (p *pipeline) infoOf(ctx context.Context, req *mcp.CallToolRequest) callInfo {
 	ci := callInfo{decisionID: audit.NewID()}
+	var meta map[string]any
 	if req.Params != nil {
 		ci.name = req.Params.Name
 		ci.args = req.Params.Arguments
-		if id, ok := req.Params.Meta[requestIDMeta].(string); ok {
-			ci.requestID = id
-		}
+		meta = req.Params.Meta
+	}
+	if id, ok := requestIDOf(ctx, meta); ok {
+		ci.requestID = id
 	}
 	id := p.sessions.identify(req)
 	ci.sessionID, ci.client, ci.protocol = id.session, id.client, id.protocol
@@ -355,7 +362,12 @@ func (p *pipeline) outcome(ctx context.Context, req *mcp.CallToolRequest) *mcp.C
 		DurationNS: p.now().Sub(start).Nanoseconds(),
 	}
 	if together {
-		if err := logBatch(ctx, p.audit, []audit.Record{rec, r}); err != nil {
+		pair := recordPairs.Get().(*[2]audit.Record)
+		pair[0], pair[1] = rec, r
+		err := logBatch(ctx, p.audit, pair[:])
+		*pair = [2]audit.Record{} // no auditor keeps the slice it is given
+		recordPairs.Put(pair)
+		if err != nil {
 			p.log.Error("audit write failed; failing the call", "tool", ci.name, "decision_id", ci.decisionID, "err", err)
 			return auditFailed()
 		}

@@ -30,6 +30,21 @@ const (
 // there is overwritten.
 const requestIDMeta = "io.mcp-secure/request-id"
 
+// requestIDKey is the context key under which the fast lane hands the
+// pipeline a call's request id when its _meta held nothing else (no
+// _meta is decoded then).
+type requestIDKey struct{}
+
+// requestIDOf is a call's request id: the fast lane's, or the one the
+// transport added to its _meta.
+func requestIDOf(ctx context.Context, meta map[string]any) (string, bool) {
+	if id, ok := ctx.Value(requestIDKey{}).(string); ok {
+		return id, true
+	}
+	id, ok := meta[requestIDMeta].(string)
+	return id, ok
+}
+
 // StdioTransport is newline-delimited JSON-RPC over a reader and a writer.
 //
 // Unlike a plain decoder loop, it never gives up on the stream because of

@@ -24,6 +24,10 @@ import (
 type Stage struct {
 	entries []staged
 	buf     []byte // the encoded bodies, one after another
+	// rs and bodies are Commit's, kept for the next: a record is large,
+	// and groups commit many times a second.
+	rs     []Record
+	bodies [][]byte
 }
 
 // staged is one record kept by a Stage: its logger, the record (for the
@@ -78,8 +82,8 @@ func (s *Stage) Commit(ctx context.Context) error {
 	var first error
 	for i := 0; i < len(s.entries); {
 		l := s.entries[i].l
-		rs := make([]Record, 0, len(s.entries)-i)
-		bodies := make([][]byte, 0, len(s.entries)-i)
+		// writeEncoded keeps neither slice once it returns.
+		rs, bodies := s.rs[:0], s.bodies[:0]
 		j := i
 		for ; j < len(s.entries) && s.entries[j].l == l; j++ {
 			e := &s.entries[j]
@@ -89,6 +93,9 @@ func (s *Stage) Commit(ctx context.Context) error {
 		if err := l.writeEncoded(ctx, rs, bodies); err != nil && first == nil {
 			first = err
 		}
+		clear(rs) // drop the records' references
+		clear(bodies)
+		s.rs, s.bodies = rs[:0], bodies[:0]
 		i = j
 	}
 	return first
@@ -100,6 +107,9 @@ func (s *Stage) reset() {
 	s.entries = s.entries[:0]
 	if cap(s.entries) > 1024 {
 		s.entries = nil
+	}
+	if cap(s.rs) > 1024 {
+		s.rs, s.bodies = nil, nil
 	}
 	s.buf = s.buf[:0]
 	if cap(s.buf) > 256<<10 {
