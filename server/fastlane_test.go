@@ -169,7 +169,7 @@ func TestFastLaneAnswersAsTheSDK(t *testing.T) {
 // newProtocolMeta is the _meta the Go SDK's client sends with each
 // request of the 2026-07-28 protocol, without its closing brace.
 const newProtocolMeta = `"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28",` +
-	`"io.modelcontextprotocol/clientInfo":{"name":"raw","version":"1"},` +
+	`"io.modelcontextprotocol/clientInfo":{"name":"meta-client","version":"2"},` +
 	`"io.modelcontextprotocol/clientCapabilities":{"roots":{"listChanged":true}}`
 
 // TestFastLaneAnswersNewProtocolAsTheSDK: a tools/call of the 2026-07-28
@@ -194,6 +194,10 @@ func TestFastLaneAnswersNewProtocolAsTheSDK(t *testing.T) {
 			t.Fatalf("server/discover answered %s", got)
 		}
 		answersAsTheSDK(t, c, cases)
+		// Without a handshake, each call names its client.
+		if recs := c.aud.all(); len(recs) == 0 || recs[len(recs)-1].Client == nil || recs[len(recs)-1].Client.Name != "meta-client" {
+			t.Errorf("the calls' records do not name the client of their _meta: %+v", recs[len(recs)-1].Client)
+		}
 	})
 	t.Run("initialize", func(t *testing.T) {
 		c := newRawClient(t)
@@ -311,7 +315,11 @@ func answersAsTheSDK(t *testing.T, c *rawClient, cases map[string]struct{ method
 					t.Errorf("request %d: taken by the fast lane %v, want %v", id, fast, i == 0)
 				}
 				for _, r := range c.aud.all()[before:] {
-					kinds[i] = append(kinds[i], r.Kind+"/"+r.Result)
+					k := r.Kind + "/" + r.Result
+					if r.Client != nil {
+						k += "/" + r.Client.Name + "@" + r.Client.Version
+					}
+					kinds[i] = append(kinds[i], k)
 				}
 				id++
 			}

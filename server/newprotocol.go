@@ -42,28 +42,46 @@ func newProtocolCall(raw []byte, m mcp.Meta, p *mcp.CallToolParamsRaw) bool {
 	}
 	_, hasInfo := m[mcp.MetaKeyClientInfo]
 	// A client sends the same info and capabilities with every request:
-	// the last pair the SDK's decoders took is kept, as written.
+	// the last pair the SDK's decoders took is kept, as written, with the
+	// info decoded. The info goes into m decoded, so that reading it (who
+	// the call is from) does not decode it again.
 	key, keyed := protocolMetaKey(raw)
 	if keyed {
-		if last := lastProtocolMeta.Load(); last != nil && *last == key {
+		if last := lastProtocolMeta.Load(); last != nil && last.key == key {
+			if hasInfo {
+				m[mcp.MetaKeyClientInfo] = last.info
+			}
 			return true
 		}
 	}
 	// Without a session, the SDK's accessors answer nil when the value
 	// does not decode (with one, they fall back to the handshake's).
 	r := &mcp.CallToolRequest{Params: p}
-	if r.ClientCapabilities() == nil || hasInfo && r.ClientInfo() == nil {
+	if r.ClientCapabilities() == nil {
 		return false
 	}
+	var info *mcp.Implementation
+	if hasInfo {
+		if info = r.ClientInfo(); info == nil {
+			return false
+		}
+		m[mcp.MetaKeyClientInfo] = info
+	}
 	if keyed {
-		lastProtocolMeta.Store(&key)
+		lastProtocolMeta.Store(&protocolMetaMemo{key: key, info: info})
 	}
 	return true
 }
 
-// lastProtocolMeta is the client info and capabilities, as written, of
-// the last tools/call whose _meta newProtocolCall took.
-var lastProtocolMeta atomic.Pointer[string]
+// protocolMetaMemo is the client info and capabilities, as written, of
+// the last tools/call whose _meta newProtocolCall took, and the info
+// decoded (nil when there was none). Nothing changes the info once kept.
+type protocolMetaMemo struct {
+	key  string
+	info *mcp.Implementation
+}
+
+var lastProtocolMeta atomic.Pointer[protocolMetaMemo]
 
 // protocolMetaKey is the client info and capabilities of a _meta object
 // as written; ok is false when they cannot be read plainly.
