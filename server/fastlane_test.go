@@ -194,6 +194,13 @@ func TestFastLaneAnswersNewProtocolAsTheSDK(t *testing.T) {
 			t.Fatalf("server/discover answered %s", got)
 		}
 		answersAsTheSDK(t, c, cases)
+		// Calls without the protocol's _meta, in a session that began
+		// with server/discover: the SDK takes them as of the client its
+		// discover named.
+		answersAsTheSDK(t, c, map[string]struct{ method, params string }{
+			"plain/allow":        {"tools/call", `"name":"echo","arguments":{"msg":"p"}`},
+			"plain/deny-unknown": {"tools/call", `"name":"no_such_tool","arguments":{}`},
+		})
 		// Without a handshake, each call names its client.
 		if recs := c.aud.all(); len(recs) == 0 || recs[len(recs)-1].Client == nil || recs[len(recs)-1].Client.Name != "meta-client" {
 			t.Errorf("the calls' records do not name the client of their _meta: %+v", recs[len(recs)-1].Client)
