@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -119,12 +120,19 @@ func TestCatalogViewAfterFailure(t *testing.T) {
 // Whether a caller may use a tool is not kept when the policy reads the
 // clock: the answer follows it, and the catalog has no view.
 func TestPermittedFollowsTheClock(t *testing.T) {
-	at := time.Now().Add(300 * time.Millisecond).UnixNano()
+	// The policy reads the engine's clock, which the test moves: before
+	// the deadline, past it and back, whatever the machine's load. The
+	// deadline is in the past, so a policy that read the system clock
+	// would deny from the start.
+	at := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	var now atomic.Int64
+	now.Store(at.Add(-time.Second).UnixNano())
 	cfg, err := engine.Builtin(map[string]any{"tools": map[string]any{"allow_all": true}},
-		map[string]string{"u.rego": fmt.Sprintf("package mcp.tools\n\ndeny contains \"too late\" if time.now_ns() > %d\n", at)})
+		map[string]string{"u.rego": fmt.Sprintf("package mcp.tools\n\ndeny contains \"too late\" if time.now_ns() > %d\n", at.UnixNano())})
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.Clock = func() time.Time { return time.Unix(0, now.Load()) }
 	eng, err := engine.New(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -142,8 +150,12 @@ func TestPermittedFollowsTheClock(t *testing.T) {
 	if ok, reasons := c.Permitted(t.Context(), call, "other"); !ok {
 		t.Fatalf("denied before the time: %v", reasons)
 	}
-	time.Sleep(time.Until(time.Unix(0, at)) + 50*time.Millisecond)
+	now.Store(at.Add(time.Nanosecond).UnixNano())
 	if ok, _ := c.Permitted(t.Context(), call, "other"); ok {
 		t.Error("permitted after the time: a kept answer")
+	}
+	now.Store(at.UnixNano())
+	if ok, reasons := c.Permitted(t.Context(), call, "other"); !ok {
+		t.Errorf("denied with the clock back at the time: a kept denial: %v", reasons)
 	}
 }

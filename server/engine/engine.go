@@ -51,6 +51,11 @@ type Config struct {
 	Capabilities *ast.Capabilities
 	// Timeout bounds each decision; zero means DefaultTimeout.
 	Timeout time.Duration
+	// Clock, if non-nil, is the time each evaluation gives time.now_ns
+	// and the other time built-ins; nil means the system clock. Tests
+	// set it to move a policy's time without waiting. (Built-ins that
+	// verify certificates read the system clock regardless.)
+	Clock func() time.Time
 }
 
 // Decision is the answer of one decision point.
@@ -74,6 +79,7 @@ var generations atomic.Uint64
 type snapshot struct {
 	gen     uint64
 	timeout time.Duration
+	clock   func() time.Time // Config.Clock
 	queries map[Point]*queries
 	// mask is the compiled body binding data.mcp.audit.mask, the audit
 	// mask rules (see Mask).
@@ -220,7 +226,7 @@ func build(ctx context.Context, cfg Config) (*snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: policy data: %w", ErrCompile, err)
 	}
-	s := &snapshot{gen: generations.Add(1), timeout: cfg.Timeout, queries: map[Point]*queries{},
+	s := &snapshot{gen: generations.Add(1), timeout: cfg.Timeout, clock: cfg.Clock, queries: map[Point]*queries{},
 		compiler: comp, store: store, cache: &policyCache{root: policyValue}}
 	if s.txn, err = store.NewTransaction(ctx); err != nil {
 		return nil, fmt.Errorf("%w: open store: %w", ErrCompile, err)
@@ -437,6 +443,9 @@ func (s *snapshot) eval(ctx context.Context, body ast.Body, v ast.Var, input ast
 		WithCancel(c)
 	if input != nil {
 		q = q.WithInput(ast.NewTerm(input))
+	}
+	if s.clock != nil {
+		q = q.WithTime(s.clock())
 	}
 	var (
 		value   ast.Value

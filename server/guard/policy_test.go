@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -62,11 +63,18 @@ func TestNetworkDecisionFollowsTheClock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	at := time.Now().Add(300 * time.Millisecond).UnixNano()
-	cfg, err := engine.Builtin(pol.Data(), map[string]string{"n.rego": fmt.Sprintf("package mcp.network\n\ndeny contains \"too late\" if time.now_ns() > %d\n", at)})
+	// The policy reads the engine's clock, which the test moves: before
+	// the deadline, past it and back, whatever the machine's load. The
+	// deadline is in the past, so a policy that read the system clock
+	// would deny from the start.
+	at := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	var now atomic.Int64
+	now.Store(at.Add(-time.Second).UnixNano())
+	cfg, err := engine.Builtin(pol.Data(), map[string]string{"n.rego": fmt.Sprintf("package mcp.network\n\ndeny contains \"too late\" if time.now_ns() > %d\n", at.UnixNano())})
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.Clock = func() time.Time { return time.Unix(0, now.Load()) }
 	eng, err := engine.New(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -76,10 +84,14 @@ func TestNetworkDecisionFollowsTheClock(t *testing.T) {
 	if err := n.CheckURL(t.Context(), "http://127.0.0.1:8080/"); err != nil {
 		t.Fatalf("before the time: %v", err)
 	}
-	time.Sleep(time.Until(time.Unix(0, at)) + 50*time.Millisecond)
+	now.Store(at.Add(time.Nanosecond).UnixNano())
 	var denied *guard.DeniedError
 	if err := n.CheckURL(t.Context(), "http://127.0.0.1:8080/"); !errors.As(err, &denied) {
 		t.Errorf("after the time: %v, want a denial", err)
+	}
+	now.Store(at.UnixNano())
+	if err := n.CheckURL(t.Context(), "http://127.0.0.1:8080/"); err != nil {
+		t.Errorf("with the clock back at the time: %v, want no denial (a kept one)", err)
 	}
 }
 
