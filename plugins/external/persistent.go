@@ -34,6 +34,10 @@ type persistent struct {
 	m        *Manifest
 	launcher plugin.Launcher
 	log      *slog.Logger
+	// now and sleep are the clock of the restart backoff: the system's,
+	// unless a test fakes them.
+	now   func() time.Time
+	sleep func(ctx context.Context, d time.Duration) error
 
 	turn chan struct{} // holds a token while a call talks to the process
 
@@ -81,8 +85,20 @@ type line struct {
 var errTooLong = errors.New("answer longer than 1 MiB")
 
 func newPersistent(m *Manifest, l plugin.Launcher, log *slog.Logger) *persistent {
-	p := &persistent{m: m, launcher: l, log: log, turn: make(chan struct{}, 1)}
+	p := &persistent{m: m, launcher: l, log: log, now: time.Now, sleep: sleep, turn: make(chan struct{}, 1)}
 	return p
+}
+
+// sleep waits for d, or until ctx ends, with the cause.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
 }
 
 func (p *persistent) run(ctx context.Context, call *plugin.Call) (*plugin.Result, error) {
@@ -216,15 +232,11 @@ func (p *persistent) child(ctx context.Context) (*child, error) {
 			return c, nil
 		}
 	}
-	wait := time.Until(p.notUntil)
+	wait := p.notUntil.Sub(p.now())
 	p.mu.Unlock()
 	if wait > 0 {
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return nil, fmt.Errorf("plugin %s is restarting: %w", p.m.Name, context.Cause(ctx))
+		if err := p.sleep(ctx, wait); err != nil {
+			return nil, fmt.Errorf("plugin %s is restarting: %w", p.m.Name, err)
 		}
 	}
 	// The process outlives this call; it keeps the call's values so its
@@ -318,7 +330,7 @@ func (p *persistent) drop(c *child, failed bool) {
 func (p *persistent) failLocked() {
 	p.failures++
 	d := minBackoff << min(p.failures-1, 10)
-	p.notUntil = time.Now().Add(min(d, maxBackoff))
+	p.notUntil = p.now().Add(min(d, maxBackoff))
 }
 
 func (p *persistent) succeeded() {

@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -99,10 +101,48 @@ func echoProgram(n int, in *bufio.Reader, out io.Writer) int {
 	}
 }
 
+// backoffClock is the restart backoff's clock in tests: a sleep is
+// noted and moves the clock on at once.
+type backoffClock struct {
+	mu    sync.Mutex
+	t     time.Time
+	slept []time.Duration
+}
+
+func newBackoffClock(p *persistent) *backoffClock {
+	c := &backoffClock{t: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)}
+	p.now, p.sleep = c.now, c.sleep
+	return c
+}
+
+func (c *backoffClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *backoffClock) sleep(_ context.Context, d time.Duration) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.slept = append(c.slept, d)
+	c.t = c.t.Add(d)
+	return nil
+}
+
+// took returns the sleeps since the last call.
+func (c *backoffClock) took() []time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.slept
+	c.slept = nil
+	return s
+}
+
 func TestPersistent(t *testing.T) {
 	f := &fakeLauncher{program: echoProgram}
 	m := &Manifest{Name: "fake", Mode: ModePersistent}
 	p := newPersistent(m, f, slog.New(slog.DiscardHandler))
+	clock := newBackoffClock(p)
 	defer p.close()
 	callTool := func(tool string, timeout time.Duration) (*plugin.Result, error) {
 		ctx, cancel := context.WithTimeout(t.Context(), timeout)
@@ -116,20 +156,27 @@ func TestPersistent(t *testing.T) {
 			t.Fatalf("%s: got %v %v, want %q (error %v)", tool, r, err, text, isError)
 		}
 	}
+	// waited checks the backoff the calls since the last check slept.
+	waited := func(what string, want ...time.Duration) {
+		t.Helper()
+		if got := clock.took(); !slices.Equal(got, want) {
+			t.Errorf("%s: waited %v, want %v", what, got, want)
+		}
+	}
 	want("echo", "1", false)
 	want("echo", "1", false) // the same process
+	waited("first start")
 	want("crash", "killed by signal 11", true)
-	start := time.Now()
 	want("echo", "2", false) // restarted, after the backoff
-	if took := time.Since(start); took < minBackoff/2 {
-		t.Errorf("restarted after %v, before the backoff", took)
-	}
+	waited("restart after a crash", minBackoff)
 	want("garbage", "invalid output", true)
 	want("echo", "3", false)
+	waited("restart after invalid output (the success before reset the backoff)", minBackoff)
 	if _, err := callTool("hang", 200*time.Millisecond); err == nil || !strings.Contains(err.Error(), "deadline") {
 		t.Fatalf("hang: %v", err)
 	}
 	want("echo", "4", false) // a timeout drops the process, without backoff
+	waited("restart after a timeout")
 	want("twice", "4", false)
 	want("echo", "4", false) // the late answer carried an old id: skipped
 	want("twice-no-id", "4", false)
@@ -139,6 +186,7 @@ func TestPersistent(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	want("echo", "5", false) // an extra answer without id: restarted
+	waited("restart after output out of turn", minBackoff)
 	p.close()
 	if r, err := callTool("echo", time.Second); err == nil {
 		t.Fatalf("call after close: %v", r)
@@ -147,16 +195,53 @@ func TestPersistent(t *testing.T) {
 
 func TestPersistentBackoffGrows(t *testing.T) {
 	p := &persistent{}
-	var last time.Duration
-	for i := range 12 {
+	clock := newBackoffClock(p)
+	var got []time.Duration
+	for range 12 {
 		p.failLocked()
-		d := time.Until(p.notUntil)
-		if d > maxBackoff || (i > 0 && d+10*time.Millisecond < last && last < maxBackoff) {
-			t.Fatalf("failure %d: backoff %v after %v", i+1, d, last)
-		}
-		last = d
+		got = append(got, p.notUntil.Sub(clock.now()))
 	}
-	if last < maxBackoff-time.Second {
-		t.Errorf("backoff tops out at %v, want %v", last, maxBackoff)
+	ms := time.Millisecond
+	want := []time.Duration{100 * ms, 200 * ms, 400 * ms, 800 * ms, 1600 * ms, 3200 * ms, maxBackoff, maxBackoff, maxBackoff, maxBackoff, maxBackoff, maxBackoff}
+	if !slices.Equal(got, want) {
+		t.Errorf("backoffs %v, want %v", got, want)
+	}
+	p.succeeded()
+	p.failLocked()
+	if d := p.notUntil.Sub(clock.now()); d != minBackoff {
+		t.Errorf("after a success, backoff %v, want %v", d, minBackoff)
+	}
+}
+
+// A call whose context ends during the restart backoff fails with the
+// context's cause and starts no process; the real sleep returns the cause
+// of an ended context at once.
+func TestPersistentBackoffCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancelCause(t.Context())
+	cause := errors.New("the client went away")
+	cancel(cause)
+	if err := sleep(ctx, time.Hour); err != cause {
+		t.Errorf("sleep on an ended context: %v, want %v", err, cause)
+	}
+	f := &fakeLauncher{program: echoProgram}
+	p := newPersistent(&Manifest{Name: "fake", Mode: ModePersistent}, f, slog.New(slog.DiscardHandler))
+	defer p.close()
+	clock := newBackoffClock(p)
+	p.sleep = func(ctx context.Context, d time.Duration) error {
+		clock.sleep(ctx, d)
+		return cause
+	}
+	p.mu.Lock()
+	p.failLocked()
+	p.mu.Unlock()
+	_, err := p.run(t.Context(), &plugin.Call{Tool: "echo", Arguments: json.RawMessage(`{}`)})
+	if !errors.Is(err, cause) || !strings.Contains(err.Error(), "plugin fake is restarting") {
+		t.Errorf("call during the backoff: %v", err)
+	}
+	if got := clock.took(); !slices.Equal(got, []time.Duration{minBackoff}) {
+		t.Errorf("slept %v, want [%v]", got, minBackoff)
+	}
+	if f.started != 0 {
+		t.Errorf("%d processes started during the backoff", f.started)
 	}
 }
