@@ -37,18 +37,41 @@ func TestMemoPlanTimeDependentBuiltins(t *testing.T) {
 }
 
 // The stale answer the plan guards against: a chain valid at the first
-// decision and expired at the second is denied the second time.
+// decision and expired at the second is denied the second time. The
+// built-in reads the system clock, which no option moves, so the test
+// waits for the chain to expire; a first decision that comes too late to
+// see the chain valid (a loaded machine) is tried again with a chain
+// that lives longer, and a deny while the chain is still valid fails.
 func TestMemoCertificateExpiry(t *testing.T) {
-	chain := shortLivedChain(t, time.Now().Add(1500*time.Millisecond))
-	e := memoEngine(t, map[string]any{"tools": map[string]any{"allow_all": true}, "chain": chain},
-		`deny contains "bad chain" if not crypto.x509.parse_and_verify_certificates(data.mcp.policy.chain)[0]`)
 	in := ToolInput{Tool: "a", Registered: true}
-	if d, err := e.DecideTool(t.Context(), in); err != nil || !d.Allow {
-		t.Fatalf("while the chain is valid: %+v, %v; want an allow", d, err)
-	}
-	time.Sleep(2 * time.Second)
-	if d, err := e.DecideTool(t.Context(), in); err != nil || d.Allow {
-		t.Errorf("after the chain expired: %+v, %v; want a deny", d, err)
+	for valid := 2 * time.Second; ; valid *= 2 {
+		// Certificates keep whole seconds; Truncate also drops the
+		// monotonic reading, so the waits below follow the wall clock
+		// that verification reads.
+		notAfter := time.Now().Add(valid).Truncate(time.Second)
+		chain := shortLivedChain(t, notAfter)
+		e := memoEngine(t, map[string]any{"tools": map[string]any{"allow_all": true}, "chain": chain},
+			`deny contains "bad chain" if not crypto.x509.parse_and_verify_certificates(data.mcp.policy.chain)[0]`)
+		d, err := e.DecideTool(t.Context(), in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !d.Allow {
+			if !time.Now().After(notAfter) {
+				t.Fatalf("while the chain is valid: %+v; want an allow", d)
+			}
+			if valid >= 16*time.Second {
+				t.Fatalf("every first decision came after its chain expired (the last valid for %v)", valid)
+			}
+			continue
+		}
+		for !time.Now().After(notAfter) {
+			time.Sleep(time.Until(notAfter) + 10*time.Millisecond)
+		}
+		if d, err := e.DecideTool(t.Context(), in); err != nil || d.Allow {
+			t.Errorf("after the chain expired: %+v, %v; want a deny", d, err)
+		}
+		return
 	}
 }
 
