@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // leftOutRecord is the audit record of kind whose input's key is name.
@@ -144,6 +145,8 @@ func TestE2EReloadedPolicyVariablesAreOwn(t *testing.T) {
 	if strings.Contains(text(res), secret) {
 		t.Errorf("after the reload the plugin was given FX_PASSED: %q", text(res))
 	}
+	// The log line and the result come on different pipes.
+	waitFor(t, 10*time.Second, "the refusal in the log", func() bool { return strings.Contains(rc.stderr.String(), refusal) })
 	if n := strings.Count(rc.stderr.String(), refusal); n != 1 {
 		t.Errorf("the log says %q %d times after the call, want once", refusal, n)
 	}
@@ -159,6 +162,7 @@ func TestE2EReloadedPolicyVariablesAreOwn(t *testing.T) {
 	if strings.Contains(text(res), secret) {
 		t.Errorf("after the policy dropped ${FX_PASSED} the plugin was given it: %q", text(res))
 	}
+	waitFor(t, 10*time.Second, "the second refusal in the log", func() bool { return strings.Count(rc.stderr.String(), refusal) >= 2 })
 	if n := strings.Count(rc.stderr.String(), refusal); n != 2 {
 		t.Errorf("the log says %q %d times after the second call, want twice", refusal, n)
 	}
