@@ -15,27 +15,31 @@ import (
 
 // buildDryRun builds the engine of the policy's dry_run section: another
 // policy file (with its own modules) or the enforced configuration cfg,
-// plus the section's modules. nil when the section is absent. The
-// warning says, loudly, what is decided without being enforced.
-func buildDryRun(ctx context.Context, pol *policy.Policy, cfg engine.Config) (eng *engine.Engine, warning string, err error) {
+// plus the section's modules. nil when the section is absent. envRefs
+// are the variables that other policy file takes with ${VAR}: though it
+// is never enforced, they name credentials as the enforced policy's do,
+// and are the server's own as much (checked.envRefs). The warning says,
+// loudly, what is decided without being enforced.
+func buildDryRun(ctx context.Context, pol *policy.Policy, cfg engine.Config) (eng *engine.Engine, envRefs []string, warning string, err error) {
 	dr := pol.DryRun
 	if !dr.Enabled() {
-		return nil, "", nil
+		return nil, nil, "", nil
 	}
 	what := "this policy"
 	dcfg := cfg
 	if dr.Policy != "" {
 		dpol, err := policy.Load(dr.Policy)
 		if err != nil {
-			return nil, "", fmt.Errorf("dry_run.policy: %w", err)
+			return nil, nil, "", fmt.Errorf("dry_run.policy: %w", err)
 		}
 		if dpol.DryRun.Enabled() {
-			return nil, "", pol.Errorf("dry_run.policy", "the dry-run policy %s has a dry_run section of its own; only the enforced policy may name one", dr.Policy)
+			return nil, nil, "", pol.Errorf("dry_run.policy", "the dry-run policy %s has a dry_run section of its own; only the enforced policy may name one", dr.Policy)
 		}
 		if dcfg, err = engineConfig(dpol); err != nil {
-			return nil, "", fmt.Errorf("dry_run.policy: %w", err)
+			return nil, nil, "", fmt.Errorf("dry_run.policy: %w", err)
 		}
 		what = "policy " + dr.Policy
+		envRefs = dpol.EnvRefs()
 	}
 	user := make(map[string]string, len(dcfg.UserModules)+len(dr.Modules))
 	for k, v := range dcfg.UserModules {
@@ -44,7 +48,7 @@ func buildDryRun(ctx context.Context, pol *policy.Policy, cfg engine.Config) (en
 	for _, f := range dr.Modules {
 		src, err := os.ReadFile(f)
 		if err != nil {
-			return nil, "", fmt.Errorf("dry_run.modules: %w", err)
+			return nil, nil, "", fmt.Errorf("dry_run.modules: %w", err)
 		}
 		user[f] = string(src)
 	}
@@ -53,11 +57,11 @@ func buildDryRun(ctx context.Context, pol *policy.Policy, cfg engine.Config) (en
 		what += fmt.Sprintf(" with %d dry-run modules %v", len(dr.Modules), dr.Modules)
 	}
 	if eng, err = engine.New(ctx, dcfg); err != nil {
-		return nil, "", fmt.Errorf("dry_run: %w", err)
+		return nil, nil, "", fmt.Errorf("dry_run: %w", err)
 	}
 	warning = "DRY RUN: " + what + " decides every tool call, connection, path access and command next to the enforced policy and is NEVER enforced; " +
 		"its would-be decisions are recorded in the audit log as dry_run {enforced: false}"
-	return eng, warning, nil
+	return eng, envRefs, warning, nil
 }
 
 // dryRunner is the server's view of the dry-run engine; a reload swaps

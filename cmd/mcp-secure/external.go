@@ -33,8 +33,9 @@ func pluginSettings(pol *policy.Policy) map[string]map[string]string {
 
 // externalWarnings are the problems of the plugin directories that the
 // server would leave out at start-up (policy check reports them; with
-// plugins.strict they are errors instead).
-func externalWarnings(pol *policy.Policy) []string {
+// plugins.strict they are errors instead). own are the variables the
+// policy and its dry-run policy take (checked.envRefs).
+func externalWarnings(pol *policy.Policy, own []string) []string {
 	var out []string
 	for _, dir := range pol.External.Dirs {
 		m, err := external.Load(dir)
@@ -43,10 +44,10 @@ func externalWarnings(pol *policy.Policy) []string {
 			continue
 		}
 		// The server's own variables besides OTEL_* and MCP_SECURE_*
-		// (those Load refuses) are the policy's ${VAR}: the launcher
+		// (those Load refuses) are the policies' ${VAR}: the launcher
 		// door refuses them at start.
 		for _, name := range m.Env {
-			if err := plugin.CheckEnv(name, pol.EnvRefs()); err != nil {
+			if err := plugin.CheckEnv(name, own); err != nil {
 				out = append(out, fmt.Sprintf("plugin left out: %s: %v", m.File, err))
 				break
 			}

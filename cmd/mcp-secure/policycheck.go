@@ -32,6 +32,9 @@ type checked struct {
 	// snapshot is the bundle the policy came in, activated once the
 	// policy is in force (bundle.Source.Activated); nil for a file.
 	snapshot *bundle.Snapshot
+	// dryEnvRefs are the variables the dry_run section's policy file
+	// takes with ${VAR} (see envRefs).
+	dryEnvRefs []string
 }
 
 // checkPolicy loads the policy, builds the engine with the user's modules
@@ -96,7 +99,7 @@ func startLoaded(ctx context.Context, pol *policy.Policy, user map[string]string
 	chk := &checked{pol: pol, cfg: cfg, eng: engine.Start(ctx, cfg)}
 	// The checks below run while the engine builds; its error, if any,
 	// is the one reported, as when the build came first.
-	dry, dryWarning, err := buildDryRun(ctx, pol, cfg)
+	dry, dryEnvRefs, dryWarning, err := buildDryRun(ctx, pol, cfg)
 	if err != nil {
 		if werr := chk.wait(ctx); werr != nil {
 			return nil, werr
@@ -110,8 +113,10 @@ func startLoaded(ctx context.Context, pol *policy.Policy, user map[string]string
 		}
 		return nil, &exitErr{code: exitUsage, err: err}
 	}
-	warnings := append(pol.Warnings(tools), externalWarnings(pol)...)
-	warnings = append(warnings, upstreamWarnings(pol)...)
+	chk.dryEnvRefs = dryEnvRefs
+	own := chk.envRefs()
+	warnings := append(pol.Warnings(tools), externalWarnings(pol, own)...)
+	warnings = append(warnings, upstreamWarnings(pol, own)...)
 	if _, w := serverFiles(pol); w != "" {
 		warnings = append(warnings, w)
 	}
@@ -120,6 +125,14 @@ func startLoaded(ctx context.Context, pol *policy.Policy, user map[string]string
 	}
 	chk.dry, chk.tools, chk.warnings = dry, tools, warnings
 	return chk, nil
+}
+
+// envRefs are the variables the policy and its dry-run policy file take
+// with ${VAR}, sorted: the server's own (see ownEnv). A dry-run policy is
+// never enforced, but its variables are credentials all the same (a
+// candidate copied from the policy in force takes the same tokens).
+func (chk *checked) envRefs() []string {
+	return slices.Compact(slices.Sorted(slices.Values(append(chk.pol.EnvRefs(), chk.dryEnvRefs...))))
 }
 
 // checkPlugins builds each registered plugin with the policy's settings

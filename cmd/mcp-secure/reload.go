@@ -272,15 +272,16 @@ func (r *reloader) reload(ctx context.Context, trigger string) bool {
 		chk, err = checkPolicy(ctx, r.file)
 	}
 	if err == nil && r.own != nil {
-		// The variables a policy takes are the server's own from the
-		// moment it is read, whether or not this reload applies it, and
-		// for as long as the process runs: the set is the union of every
-		// policy checked. A reload that drops a ${VAR} does not free it:
-		// the audit and plugin settings a reload keeps, and the
-		// telemetry started with the first policy, may still hold its
-		// value; a policy refused until a restart names variables that
-		// are credentials all the same.
-		r.own.AddOwnEnv(chk.pol.EnvRefs()...)
+		// The variables a policy and its dry-run policy take are the
+		// server's own from the moment they are read, whether or not
+		// this reload applies them, and for as long as the process
+		// runs: the set is the union of every policy checked. A reload
+		// that drops a ${VAR} does not free it: the audit and plugin
+		// settings a reload keeps, and the telemetry started with the
+		// first policy, may still hold its value; a policy refused
+		// until a restart names variables that are credentials all the
+		// same.
+		r.own.AddOwnEnv(chk.envRefs()...)
 	}
 	if err == nil {
 		change.Source, change.Revision = chk.pol.Source(), chk.revision

@@ -92,7 +92,7 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 	auditor := obs.auditor(alog, key)
 	// Every decision also joins its session's history (input.session).
 	recorded := server.NewHistory(auditor, nil)
-	own := ownEnv(p.bundle, pol)
+	own := ownEnv(p.bundle, chk)
 	// A dry-run policy decides next to every guard too, for the record.
 	network := guard.NewNetwork(eng, recorded, &guard.NetworkOptions{Logger: log, Generation: func() uint64 { return eng.StableGeneration(engine.Network) }, DryRun: rl.dry})
 	files := guard.NewFiles(eng, recorded, &guard.FilesOptions{Roots: pol.Roots(), Logger: log, DryRun: rl.dry})
@@ -202,10 +202,11 @@ func runWhenBuilt(ctx context.Context, chk *checked, run func(context.Context) e
 
 // ownEnv are the variables the server reads for its credentials besides
 // OTEL_* and MCP_SECURE_*: the bundle token variable and every ${VAR}
-// the policy itself takes (a decision-log token, a plugin's key). No
-// child is given one, by name or through an upstream's ${VAR}.
-func ownEnv(b bundleParams, pol *policy.Policy) []string {
-	return append(b.ownEnv(), pol.EnvRefs()...)
+// the policy itself and its dry-run policy take (a decision-log token, a
+// plugin's key). No child is given one, by name or through an upstream's
+// ${VAR}.
+func ownEnv(b bundleParams, chk *checked) []string {
+	return append(b.ownEnv(), chk.envRefs()...)
 }
 
 // loadPolicy reads file, else the user's policy in the config directory,

@@ -79,14 +79,15 @@ func startUpstreams(ctx context.Context, pol *policy.Policy, door plugin.Launche
 }
 
 // upstreamWarnings are the servers that cannot start because of their
-// env (policy check reports them; the server leaves them out), the
-// variables the policy itself takes among the server's own. Whether a
-// ${VAR} is set is not checked: that is the serving environment's.
-func upstreamWarnings(pol *policy.Policy) []string {
+// env (policy check reports them; the server leaves them out), own (the
+// variables the policy and its dry-run policy take, checked.envRefs)
+// among the server's own. Whether a ${VAR} is set is not checked: that
+// is the serving environment's.
+func upstreamWarnings(pol *policy.Policy, own []string) []string {
 	var out []string
 	anything := func(string) (string, bool) { return "", true }
 	for _, name := range pol.ServerNames() {
-		if _, err := upstreamSpec(name, pol.Servers[name], anything, pol.EnvRefs()); err != nil {
+		if _, err := upstreamSpec(name, pol.Servers[name], anything, own); err != nil {
 			out = append(out, fmt.Sprintf("upstream server %s will not start: %v", name, err))
 		}
 	}
