@@ -131,11 +131,20 @@ func (e *env) callRecords(t *testing.T, tool string) (decision, result map[strin
 		switch {
 		case r["kind"] == "tool_result" && r["decision_id"] == id:
 			result = r
-		case r["kind"] == "command" && r["parent_decision_id"] == id:
+		case r["kind"] == "command" && r["parent_decision_id"] == id && r["result"] == "allow":
 			launches++
 		}
 	}
 	return decision, result, launches
+}
+
+// launchRefusal is the command denial recorded under the last call of
+// tool: its launch refused by the command door. It fails the test when
+// there is none.
+func (e *env) launchRefusal(t *testing.T, tool string) map[string]any {
+	t.Helper()
+	id := e.findRecord(t, map[string]any{"kind": "tool_call", "tool": tool})["decision_id"]
+	return e.findRecord(t, map[string]any{"kind": "command", "parent_decision_id": id, "result": "deny"})
 }
 
 func TestExternalPerCall(t *testing.T) {

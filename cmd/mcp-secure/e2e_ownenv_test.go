@@ -162,6 +162,9 @@ func TestE2EReloadedPolicyVariablesAreOwn(t *testing.T) {
 	if strings.Contains(text(res), secret) {
 		t.Errorf("after the policy dropped ${FX_PASSED} the plugin was given it: %q", text(res))
 	}
+	if reasons := fmt.Sprint(e.launchRefusal(t, "good_echo")["reasons"]); !strings.Contains(reasons, "FX_PASSED is refused: it is the server's own") {
+		t.Errorf("the launch's denial gives reasons %s, want the variable named", reasons)
+	}
 	waitFor(t, 10*time.Second, "the second refusal in the log", func() bool { return strings.Count(rc.stderr.String(), refusal) >= 2 })
 	if n := strings.Count(rc.stderr.String(), refusal); n != 2 {
 		t.Errorf("the log says %q %d times after the second call, want twice", refusal, n)
@@ -304,6 +307,11 @@ func TestE2EReloadedDryRunPolicyVariablesAreOwn(t *testing.T) {
 			if d, r, launches := e.callRecords(t, "good_echo"); d["result"] != "allow" || r == nil || r["status"] != "tool_error" || launches != 0 {
 				t.Errorf("audit: decision %v, result %v, %d launches; want allow, tool_error and none", d["result"], r, launches)
 			}
+			// The launch's refusal is audited under the call, with the
+			// variable named.
+			if reasons := fmt.Sprint(e.launchRefusal(t, "good_echo")["reasons"]); !strings.Contains(reasons, "FX_PASSED is refused: it is the server's own") {
+				t.Errorf("the launch's denial gives reasons %s, want the variable named", reasons)
+			}
 			// The log line and the result come on different pipes.
 			waitFor(t, 10*time.Second, "the refusal in the log", func() bool { return strings.Contains(rc.stderr.String(), refusal) })
 			if n := strings.Count(rc.stderr.String(), refusal); n != 1 {
@@ -326,6 +334,11 @@ func TestE2EReloadedDryRunPolicyVariablesAreOwn(t *testing.T) {
 			}
 			if d, r, launches := e.callRecords(t, "good_echo"); d["result"] != "allow" || r == nil || r["status"] != "tool_error" || launches != 0 {
 				t.Errorf("audit: decision %v, result %v, %d launches; want allow, tool_error and none", d["result"], r, launches)
+			}
+			// The launch's refusal is audited under the call, with the
+			// variable named.
+			if reasons := fmt.Sprint(e.launchRefusal(t, "good_echo")["reasons"]); !strings.Contains(reasons, "FX_PASSED is refused: it is the server's own") {
+				t.Errorf("the launch's denial gives reasons %s, want the variable named", reasons)
 			}
 			waitFor(t, 10*time.Second, "the second refusal in the log", func() bool { return strings.Count(rc.stderr.String(), refusal) >= 2 })
 			if n := strings.Count(rc.stderr.String(), refusal); n != 2 {

@@ -203,12 +203,20 @@ func narrowPaths(roots, paths []string) []string {
 }
 
 // Launch implements plugin.Launcher. A plugin's launch within a tool
-// call is audited (kind command) with the call as its parent; every
+// call is audited (kind command) with the call as its parent, and so is
+// its refusal; every
 // start of an upstream server is audited (kind upstream), and one that
 // cannot be recorded is killed.
 func (c *Commands) Launch(ctx context.Context, spec *plugin.LaunchSpec) (plugin.Process, error) {
 	t, err := c.launchTarget(spec)
 	if err != nil {
+		if call := CallFrom(ctx); call.Tool != "" && spec.Server == "" {
+			// A plugin's launch refused within a tool call (a pin that no
+			// longer matches, a variable that became the server's own):
+			// a command denial, with the call as its parent. Its error
+			// is the call's either way.
+			_ = c.record(ctx, spec.Args, Resolved{Path: spec.Path, Real: spec.Path}, spec.Dir, audit.ResultDeny, []string{err.Error()}, 0, nil)
+		}
 		return nil, err
 	}
 	if call := CallFrom(ctx); call.Tool != "" && spec.Server == "" {
