@@ -100,9 +100,12 @@ func (f *fastLane) call(ctx context.Context, ctr *mcp.CallToolRequest) *mcp.Call
 // the SDK, so the initialize middleware can find it.
 type fastLaneKey struct{}
 
-// readyMiddleware opens the fast lane to a session once its initialize
-// is answered: from then on the SDK takes the session's client info and
-// protocol version from its handshake, and so does the pipeline.
+// readyMiddleware opens the fast lane to a session once a request of it
+// is answered: ping and tools/list once its initialize is (from then on
+// the SDK takes the session's client info and protocol version from its
+// handshake, and so does the pipeline), tools/call once the SDK has the
+// client's parameters (openCalls). It runs outside sessions.middleware,
+// so the handshake's identity is recorded first.
 func readyMiddleware(next mcp.MethodHandler) mcp.MethodHandler {
 	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
 		res, err := next(ctx, method, req)
@@ -194,7 +197,9 @@ func (f *fastLane) take(c *stdioConn, req *jsonrpc.Request, alone bool) bool {
 		f.mu.Lock()
 		f.cancels[key] = cancel
 		f.mu.Unlock()
-		if id != "" {
+		if params.Meta == nil {
+			// The transport adds the request id to every call's _meta:
+			// none was decoded, as it held only the id (maybe "").
 			ctx = context.WithValue(ctx, requestIDKey{}, id)
 		}
 		if proto {
@@ -254,6 +259,7 @@ type callGroup struct {
 	answers []groupAnswer
 	buf     []byte
 	posts   []answer
+	pipe    *pipeline // of the calls' answers
 }
 
 // groupAnswer is the answer of one call of a group: its result is
@@ -261,6 +267,9 @@ type callGroup struct {
 type groupAnswer struct {
 	id         jsonrpc.ID
 	start, end int
+	// proto: the call is of the 2026-07-28 protocol (its answer, a
+	// refusal included, is signed with the server's info).
+	proto bool
 }
 
 // add keeps the answer of a call of the group (proto: of the 2026-07-28
@@ -269,10 +278,10 @@ func (g *callGroup) add(c *stdioConn, id jsonrpc.ID, res *mcp.CallToolResult, p 
 	if g.conn != nil && g.conn != c {
 		g.finish(context.Background()) // another connection's calls: not one group
 	}
-	g.conn = c
+	g.conn, g.pipe = c, p
 	start := len(g.buf)
 	g.buf = p.appendAnswer(g.buf, res, proto)
-	g.answers = append(g.answers, groupAnswer{id: id, start: start, end: len(g.buf)})
+	g.answers = append(g.answers, groupAnswer{id: id, start: start, end: len(g.buf), proto: proto})
 }
 
 // finish writes the group's records and then its answers, or, when the
@@ -292,7 +301,7 @@ func (g *callGroup) finish(ctx context.Context) {
 		for i := range g.answers {
 			a := &g.answers[i]
 			a.start = len(g.buf)
-			g.buf = appendCallResultOrError(g.buf, auditFailedResult())
+			g.buf = g.pipe.appendAnswer(g.buf, auditFailedResult(), a.proto)
 			a.end = len(g.buf)
 		}
 	}
@@ -388,7 +397,8 @@ func emptyObject(b []byte) bool {
 
 // protocolMeta is the prefix of the _meta keys the protocol itself
 // defines (the stateless protocol's version, client info and
-// capabilities): a request that has them goes to the SDK.
+// capabilities): a request that has them goes to the SDK, unless
+// newProtocolCall takes them.
 const protocolMeta = "io.modelcontextprotocol/"
 
 // callParams reads tools/call params of the plain shape: an object with

@@ -27,6 +27,8 @@ import (
 // client's capabilities and, if present, its info, each decoding as the
 // SDK decodes them; no log level or other protocol key.
 func newProtocolCall(raw []byte, m mcp.Meta, p *mcp.CallToolParamsRaw) bool {
+	// supported is the SDK's list, which the server does not narrow
+	// (New sets no ServerOptions.SupportedProtocolVersions).
 	v, ok := m[mcp.MetaKeyProtocolVersion].(string)
 	if !ok || v < statelessProtocol || supported(v) == "" {
 		return false
@@ -75,7 +77,9 @@ func newProtocolCall(raw []byte, m mcp.Meta, p *mcp.CallToolParamsRaw) bool {
 
 // protocolMetaMemo is the client info and capabilities, as written, of
 // the last tools/call whose _meta newProtocolCall took, and the info
-// decoded (nil when there was none). Nothing changes the info once kept.
+// decoded (nil when there was none). The info is shared by every call
+// that sends the same bytes: it is read only (who the call is from is
+// copied out of it), never written.
 type protocolMetaMemo struct {
 	key  string
 	info *mcp.Implementation

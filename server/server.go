@@ -212,7 +212,10 @@ func New(opts Options) (*Server, error) {
 		}
 	}
 	s.watchPlugins()
-	ms.AddReceivingMiddleware(p.sessions.middleware, readyMiddleware, s.listFilter)
+	// readyMiddleware outside sessions.middleware: the fast lane opens
+	// only once the identity of the handshake is recorded, as the SDK
+	// handles nothing else until initialize has returned.
+	ms.AddReceivingMiddleware(readyMiddleware, p.sessions.middleware, s.listFilter)
 	// Every tools/call goes to the pipeline, whose tool table is the only
 	// one consulted: a call racing a change of a plugin's tools (refresh
 	// updates our table and the SDK's one after the other) is decided and
