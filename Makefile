@@ -19,9 +19,11 @@ FUZZTIME  ?= 30s
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-build: ## Build bin/mcp-secure and, beside it, its sandbox launcher bin/mcp-secure-launch
-	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/mcp-secure
-	$(GO) build -o $(dir $(BIN))mcp-secure-launch ./cmd/mcp-secure-launch
+# The binaries are static (no cgo: the pure Go resolver and user lookup):
+# no dynamic loader at each start, which a client pays on every spawn.
+build: ## Build bin/mcp-secure and, beside it, its sandbox launcher bin/mcp-secure-launch (static)
+	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/mcp-secure
+	CGO_ENABLED=0 $(GO) build -o $(dir $(BIN))mcp-secure-launch ./cmd/mcp-secure-launch
 
 run: ## Run the server over stdio on the embedded default policy
 	$(GO) run ./cmd/mcp-secure serve

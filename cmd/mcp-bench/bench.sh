@@ -23,8 +23,8 @@ OUT=${BENCH_REPORT:-bin/bench-report.md}
 DIR=bin/bench
 mkdir -p "$DIR"
 
-"$GO" build -ldflags "-X main.version=$(git describe --tags --always --dirty 2>/dev/null || echo dev)" -o bin/mcp-secure ./cmd/mcp-secure
-"$GO" build -o bin/mcp-secure-launch ./cmd/mcp-secure-launch
+CGO_ENABLED=0 "$GO" build -ldflags "-X main.version=$(git describe --tags --always --dirty 2>/dev/null || echo dev)" -o bin/mcp-secure ./cmd/mcp-secure
+CGO_ENABLED=0 "$GO" build -o bin/mcp-secure-launch ./cmd/mcp-secure-launch
 "$GO" build -o bin/mcp-bench ./cmd/mcp-bench
 "$GO" build -o bin/canned ./cmd/mcp-bench/internal/canned
 
