@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -190,23 +191,39 @@ func build(ctx context.Context, cfg Config) (*snapshot, error) {
 		opts.Capabilities = cfg.Capabilities
 	}
 	builtin, user := map[string]*ast.Module{}, map[string]*ast.Module{}
+	// The modules are parsed side by side (parsing is most of a start's
+	// compile), then taken in order: the first problem reported is the
+	// one parsing them one after the other finds.
+	type parse struct {
+		name, src string
+		into      map[string]*ast.Module
+		m         *ast.Module
+		err       error
+	}
+	var parses []parse
 	for _, set := range []struct {
 		src  map[string]string
 		into map[string]*ast.Module
 	}{{cfg.Modules, builtin}, {cfg.UserModules, user}} {
 		for _, name := range slices.Sorted(maps.Keys(set.src)) {
-			if _, dup := parsed[name]; dup {
-				return nil, fmt.Errorf("%w: %s: module given twice", ErrCompile, name)
-			}
-			m, err := ast.ParseModuleWithOpts(name, set.src[name], opts)
-			if err != nil {
-				return nil, fmt.Errorf("%w: %w", ErrCompile, err)
-			}
-			if err := checkPackage(name, m); err != nil {
-				return nil, err
-			}
-			parsed[name], set.into[name] = m, m
+			parses = append(parses, parse{name: name, src: set.src[name], into: set.into})
 		}
+	}
+	inParallel(len(parses), func(i int) {
+		p := &parses[i]
+		p.m, p.err = ast.ParseModuleWithOpts(p.name, p.src, opts)
+	})
+	for _, p := range parses {
+		if _, dup := parsed[p.name]; dup {
+			return nil, fmt.Errorf("%w: %s: module given twice", ErrCompile, p.name)
+		}
+		if p.err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrCompile, p.err)
+		}
+		if err := checkPackage(p.name, p.m); err != nil {
+			return nil, err
+		}
+		parsed[p.name], p.into[p.name] = p.m, p.m
 	}
 	if err := checkUserModules(builtin, user, cfg.Capabilities); err != nil {
 		return nil, err
@@ -538,4 +555,26 @@ func (e *Engine) Warm(ctx context.Context) {
 			_, _ = e.Decide(ctx, p, in)
 		}
 	}
+}
+
+// inParallel runs f(0) … f(n-1) on up to GOMAXPROCS goroutines and
+// returns when all have returned.
+func inParallel(n int, f func(i int)) {
+	workers := min(n, runtime.GOMAXPROCS(0))
+	if workers <= 1 {
+		for i := range n {
+			f(i)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				f(i)
+			}
+		})
+	}
+	wg.Wait()
 }

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -150,5 +151,25 @@ func TestStartBuildDoesNotReplaceAReload(t *testing.T) {
 	}
 	if d, _ := e.Decide(t.Context(), Tools, input(t, map[string]any{"tool": "read_file"})); d.Allow {
 		t.Error("read_file allowed: the first build replaced the reload")
+	}
+}
+
+// TestFirstModuleProblemReported: modules are parsed side by side, but
+// the problem reported is the first in order (built-in modules, then the
+// user's, each by name), as parsing them one after the other finds it.
+func TestFirstModuleProblemReported(t *testing.T) {
+	for range 20 { // side by side: any finishing order
+		cfg, err := Builtin(map[string]any{}, map[string]string{
+			"b.rego": "package mcp.tools\n\ndeny contains x if {",
+			"a.rego": "package mcp.tools\n\nallow if {",
+			"c.rego": "package mcp.tools\n\ndeny contains \"c\" if true\n",
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = New(t.Context(), cfg)
+		if err == nil || !strings.Contains(err.Error(), "a.rego") || strings.Contains(err.Error(), "b.rego") {
+			t.Fatalf("error %v, want a.rego's only", err)
+		}
 	}
 }
