@@ -48,61 +48,7 @@ func TestE2EPolicyVariablesAreOwn(t *testing.T) {
 	e := newEnv(t, decisionLogPolicy(s.url, "min_delay_seconds: 1, max_delay_seconds: 1"))
 	const token = "dl-token-e2e"
 	e.vars = []string{"DL_TOKEN=" + token}
-	leaky := extPlugin(t, e, "leaky", strings.Replace(fxManifest("leaky", "leaky", ""), "env: [FX_PASSED]", "env: [FX_PASSED, DL_TOKEN]", 1))
-	good := extPlugin(t, e, "good", fxManifest("good", "good", ""))
-	mcpLeaky := mcpPluginDir(t, e, "mcpleaky", "env: [DL_TOKEN]\n")
-	e.write(t, "policy.yaml", mustRead(t, e.policy)+`servers:
-  viaref:
-    command: /bin/true
-    env:
-      TOKEN: "${DL_TOKEN}"
-  byname:
-    command: /bin/true
-    env:
-      DL_TOKEN: "x"
-`+extPolicy(leaky, good, filepath.Dir(mcpLeaky)))
-
-	cs, logs := e.connectLog(t)
-	got := listNames(t, cs)
-	if !slices.Contains(got, "good_echo") || slices.Contains(got, "leaky_echo") || slices.ContainsFunc(got, func(n string) bool {
-		return strings.HasPrefix(n, "mcpleaky__") || strings.HasPrefix(n, "viaref__") || strings.HasPrefix(n, "byname__")
-	}) {
-		t.Fatalf("tools = %v: want good_echo and nothing of the plugins and servers asking for DL_TOKEN", got)
-	}
-	if res := call(t, cs, "good_echo", map[string]any{"text": "ok"}); res.IsError {
-		t.Fatalf("good_echo: %q", text(res))
-	}
-	cs.Close()
-
-	own := "the server's own"
-	wantReason(t, e.leftOutRecord(t, "upstream", "server", "viaref"), "servers.viaref.env.TOKEN takes ${DL_TOKEN}", own)
-	wantReason(t, e.leftOutRecord(t, "upstream", "server", "byname"), "servers.byname.env.DL_TOKEN is refused", own)
-	wantReason(t, e.leftOutRecord(t, "plugin", "plugin", "leaky"), "environment variable DL_TOKEN is refused", own,
-		filepath.Join(leaky, "manifest.yaml"))
-	wantReason(t, e.leftOutRecord(t, "upstream", "server", "mcpleaky"), "environment variable DL_TOKEN is refused", own)
-	for _, w := range []string{"${DL_TOKEN}", "DL_TOKEN is refused"} {
-		if !strings.Contains(logs.String(), w) {
-			t.Errorf("the log does not say %q", w)
-		}
-	}
-	if strings.Contains(mustRead(t, e.audit), token) || strings.Contains(logs.String(), token) {
-		t.Error("the token's value reached the audit log or the log")
-	}
-
-	t.Run("policy-check-warns", func(t *testing.T) {
-		cmd := exec.Command(binPath, "policy", "check", "--policy", e.policy)
-		cmd.Env = append(cmd.Environ(), e.vars...)
-		out, err := cmd.CombinedOutput()
-		for _, w := range []string{
-			"upstream server viaref will not start: servers.viaref.env.TOKEN takes ${DL_TOKEN}",
-			"upstream server byname will not start: servers.byname.env.DL_TOKEN is refused",
-			"plugin left out: " + filepath.Join(leaky, "manifest.yaml") + ": environment variable DL_TOKEN is refused",
-		} {
-			if !strings.Contains(string(out), w) {
-				t.Errorf("policy check (exit %d) does not warn %q:\n%s", exitCode(err), w, out)
-			}
-		}
-	})
+	ownVariableRefused(t, e, "DL_TOKEN", token)
 }
 
 // TestE2EReloadedPolicyVariablesAreOwn: a variable that a reloaded
@@ -197,61 +143,7 @@ func TestE2EDryRunPolicyVariablesAreOwn(t *testing.T) {
 	const secret = "dry-run-secret-e2e"
 	e.vars = []string{"SOME_SECRET=" + secret}
 	e.write(t, "candidate.yaml", dryRunTaking("SOME_SECRET"))
-	leaky := extPlugin(t, e, "leaky", strings.Replace(fxManifest("leaky", "leaky", ""), "env: [FX_PASSED]", "env: [FX_PASSED, SOME_SECRET]", 1))
-	good := extPlugin(t, e, "good", fxManifest("good", "good", ""))
-	mcpLeaky := mcpPluginDir(t, e, "mcpleaky", "env: [SOME_SECRET]\n")
-	e.write(t, "policy.yaml", mustRead(t, e.policy)+`servers:
-  viaref:
-    command: /bin/true
-    env:
-      TOKEN: "${SOME_SECRET}"
-  byname:
-    command: /bin/true
-    env:
-      SOME_SECRET: "x"
-`+extPolicy(leaky, good, filepath.Dir(mcpLeaky)))
-
-	t.Run("policy-check-warns", func(t *testing.T) {
-		cmd := exec.Command(binPath, "policy", "check", "--policy", e.policy)
-		cmd.Env = append(cmd.Environ(), e.vars...)
-		out, err := cmd.CombinedOutput()
-		for _, w := range []string{
-			"upstream server viaref will not start: servers.viaref.env.TOKEN takes ${SOME_SECRET}",
-			"upstream server byname will not start: servers.byname.env.SOME_SECRET is refused",
-			"plugin left out: " + filepath.Join(leaky, "manifest.yaml") + ": environment variable SOME_SECRET is refused",
-		} {
-			if !strings.Contains(string(out), w) {
-				t.Errorf("policy check (exit %d) does not warn %q:\n%s", exitCode(err), w, out)
-			}
-		}
-	})
-
-	cs, logs := e.connectLog(t)
-	got := listNames(t, cs)
-	if !slices.Contains(got, "good_echo") || slices.Contains(got, "leaky_echo") || slices.ContainsFunc(got, func(n string) bool {
-		return strings.HasPrefix(n, "mcpleaky__") || strings.HasPrefix(n, "viaref__") || strings.HasPrefix(n, "byname__")
-	}) {
-		t.Errorf("tools = %v: want good_echo and nothing of the plugins and servers asking for SOME_SECRET", got)
-	}
-	if res := call(t, cs, "good_echo", map[string]any{"text": "ok"}); res.IsError {
-		t.Fatalf("good_echo: %q", text(res))
-	}
-	cs.Close()
-
-	own := "the server's own"
-	wantReason(t, e.leftOutRecord(t, "upstream", "server", "viaref"), "servers.viaref.env.TOKEN takes ${SOME_SECRET}", own)
-	wantReason(t, e.leftOutRecord(t, "upstream", "server", "byname"), "servers.byname.env.SOME_SECRET is refused", own)
-	wantReason(t, e.leftOutRecord(t, "plugin", "plugin", "leaky"), "environment variable SOME_SECRET is refused", own,
-		filepath.Join(leaky, "manifest.yaml"))
-	wantReason(t, e.leftOutRecord(t, "upstream", "server", "mcpleaky"), "environment variable SOME_SECRET is refused", own)
-	for _, w := range []string{"${SOME_SECRET}", "SOME_SECRET is refused"} {
-		if !strings.Contains(logs.String(), w) {
-			t.Errorf("the log does not say %q", w)
-		}
-	}
-	if strings.Contains(mustRead(t, e.audit), secret) || strings.Contains(logs.String(), secret) {
-		t.Error("the secret's value reached the audit log or the log")
-	}
+	ownVariableRefused(t, e, "SOME_SECRET", secret)
 }
 
 // TestE2EReloadedDryRunPolicyVariablesAreOwn: a reload that brings in a
@@ -346,4 +238,70 @@ func TestE2EReloadedDryRunPolicyVariablesAreOwn(t *testing.T) {
 			}
 		})
 	}
+}
+
+// ownVariableRefused checks that name, a variable of value the policy of
+// e takes with ${VAR} (the enforced or the dry-run one), is the server's
+// own: an upstream that takes it through its own ${VAR} or by name, an
+// external plugin and an MCP plugin whose manifests name it are left out,
+// audited and logged naming the variable, a plugin that does not ask for
+// it is served, the value reaches neither log, and policy check warns of
+// each.
+func ownVariableRefused(t *testing.T, e *env, name, value string) {
+	t.Helper()
+	leaky := extPlugin(t, e, "leaky", strings.Replace(fxManifest("leaky", "leaky", ""), "env: [FX_PASSED]", "env: [FX_PASSED, "+name+"]", 1))
+	good := extPlugin(t, e, "good", fxManifest("good", "good", ""))
+	mcpLeaky := mcpPluginDir(t, e, "mcpleaky", "env: ["+name+"]\n")
+	e.write(t, "policy.yaml", mustRead(t, e.policy)+`servers:
+  viaref:
+    command: /bin/true
+    env:
+      TOKEN: "${`+name+`}"
+  byname:
+    command: /bin/true
+    env:
+      `+name+`: "x"
+`+extPolicy(leaky, good, filepath.Dir(mcpLeaky)))
+
+	cs, logs := e.connectLog(t)
+	got := listNames(t, cs)
+	if !slices.Contains(got, "good_echo") || slices.Contains(got, "leaky_echo") || slices.ContainsFunc(got, func(n string) bool {
+		return strings.HasPrefix(n, "mcpleaky__") || strings.HasPrefix(n, "viaref__") || strings.HasPrefix(n, "byname__")
+	}) {
+		t.Fatalf("tools = %v: want good_echo and nothing of the plugins and servers asking for %s", got, name)
+	}
+	if res := call(t, cs, "good_echo", map[string]any{"text": "ok"}); res.IsError {
+		t.Fatalf("good_echo: %q", text(res))
+	}
+	cs.Close()
+
+	own := "the server's own"
+	wantReason(t, e.leftOutRecord(t, "upstream", "server", "viaref"), "servers.viaref.env.TOKEN takes ${"+name+"}", own)
+	wantReason(t, e.leftOutRecord(t, "upstream", "server", "byname"), "servers.byname.env."+name+" is refused", own)
+	wantReason(t, e.leftOutRecord(t, "plugin", "plugin", "leaky"), "environment variable "+name+" is refused", own,
+		filepath.Join(leaky, "manifest.yaml"))
+	wantReason(t, e.leftOutRecord(t, "upstream", "server", "mcpleaky"), "environment variable "+name+" is refused", own)
+	for _, w := range []string{"${" + name + "}", name + " is refused"} {
+		if !strings.Contains(logs.String(), w) {
+			t.Errorf("the log does not say %q", w)
+		}
+	}
+	if strings.Contains(mustRead(t, e.audit), value) || strings.Contains(logs.String(), value) {
+		t.Errorf("the value of %s reached the audit log or the log", name)
+	}
+
+	t.Run("policy-check-warns", func(t *testing.T) {
+		cmd := exec.Command(binPath, "policy", "check", "--policy", e.policy)
+		cmd.Env = append(cmd.Environ(), e.vars...)
+		out, err := cmd.CombinedOutput()
+		for _, w := range []string{
+			"upstream server viaref will not start: servers.viaref.env.TOKEN takes ${" + name + "}",
+			"upstream server byname will not start: servers.byname.env." + name + " is refused",
+			"plugin left out: " + filepath.Join(leaky, "manifest.yaml") + ": environment variable " + name + " is refused",
+		} {
+			if !strings.Contains(string(out), w) {
+				t.Errorf("policy check (exit %d) does not warn %q:\n%s", exitCode(err), w, out)
+			}
+		}
+	})
 }
