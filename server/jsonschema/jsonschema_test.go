@@ -431,3 +431,39 @@ func FuzzValidate(f *testing.F) {
 		}
 	})
 }
+
+// A validation cut short (its budget spent, or a schema it cannot apply)
+// refuses the value, also when the cut falls inside not, if, oneOf or
+// contains: there a branch that did not finish must not count as a
+// branch that did not match, which would let the value through.
+func TestCutShortRefusesUnderEveryApplicator(t *testing.T) {
+	// costly spends the whole budget on any value: a fan-out of 2^40.
+	var b strings.Builder
+	for i := range 40 {
+		fmt.Fprintf(&b, `"a%d":{"allOf":[{"$ref":"#/$defs/a%d"},{"$ref":"#/$defs/a%d"}]},`, i, i+1, i+1)
+	}
+	b.WriteString(`"a40":true,`)
+	b.WriteString(`"loop":{"$ref":"#/$defs/loop"}`)
+	defs := `"$defs":{` + b.String() + `}`
+	for name, schema := range map[string]string{
+		"not/budget":      `{"not":{"$ref":"#/$defs/a0"},` + defs + `}`,
+		"not/cycle":       `{"not":{"$ref":"#/$defs/loop"},` + defs + `}`,
+		"if/budget":       `{"if":{"$ref":"#/$defs/a0"},"else":true,"then":false,` + defs + `}`,
+		"if/in-allOf":     `{"if":{"allOf":[{"$ref":"#/$defs/a0"}]},"then":true,"else":false,` + defs + `}`,
+		"oneOf/budget":    `{"oneOf":[{"$ref":"#/$defs/a0"},true],` + defs + `}`,
+		"contains/budget": `{"type":"array","contains":{"not":{"$ref":"#/$defs/a0"}},` + defs + `}`,
+		"anyOf/budget":    `{"anyOf":[{"not":{"$ref":"#/$defs/a0"}}],` + defs + `}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			var v any = map[string]any{"x": 1.0}
+			if strings.HasPrefix(name, "contains") {
+				v = []any{"a"}
+			}
+			err := mustCompile(t, schema).Validate(v)
+			var ve *ValidationError
+			if !errors.As(err, &ve) || ve.Keyword != "$ref" {
+				t.Fatalf("Validate = %v, want the validation cut short, refused", err)
+			}
+		})
+	}
+}

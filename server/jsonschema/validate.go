@@ -45,8 +45,20 @@ const (
 // UseNumber) or a YAML decoder produce it. It returns nil or a
 // *ValidationError.
 func (s *Schema) Validate(v any) error {
-	st := &state{steps: new(int)}
-	if e := st.validate(s.root, v); e != nil {
+	st := &state{run: &run{}}
+	e := st.validate(s.root, v)
+	// A validation that ran out of its budget, or met a schema it cannot
+	// apply, refuses the value whatever the rest found: a branch cut
+	// short must not count as a branch that did not match (under not, if
+	// or oneOf that would let the value through). Charges made after the
+	// last check count too.
+	if st.run.aborted == nil && st.run.steps > maxSteps {
+		st.abort("the schema costs too much to apply to this value")
+	}
+	if st.run.aborted != nil {
+		return st.run.aborted
+	}
+	if e != nil {
 		return e
 	}
 	return nil
@@ -55,8 +67,25 @@ func (s *Schema) Validate(v any) error {
 type state struct {
 	path   []string
 	depth  int
-	steps  *int    // shared by the states of one validation
+	run    *run    // shared by the states of one validation
 	active []frame // the $refs being followed, for cycles
+}
+
+// run is what the states of one validation share.
+type run struct {
+	steps int
+	// aborted is the first failure that is not the value's (the budget
+	// spent, the schema not applicable): the validation's answer.
+	aborted *ValidationError
+}
+
+// abort fails the whole validation with message (see run.aborted).
+func (st *state) abort(message string) *ValidationError {
+	e := st.fail("$ref", "%s", message)
+	if st.run.aborted == nil {
+		st.run.aborted = e
+	}
+	return e
 }
 
 // frame is a $ref being followed at a depth in the value: meeting it
@@ -113,17 +142,20 @@ func (st *state) validate(n *node, v any) *ValidationError {
 	if n.never {
 		return st.fail("false", "no value is allowed here")
 	}
+	if st.run.aborted != nil {
+		return st.run.aborted
+	}
 	st.depth++
-	*st.steps++
+	st.run.steps++
 	defer func() { st.depth-- }()
-	if st.depth > maxDepth || *st.steps > maxSteps {
-		return st.fail("$ref", "the schema nests too deeply or costs too much to apply")
+	if st.depth > maxDepth || st.run.steps > maxSteps {
+		return st.abort("the schema nests too deeply or costs too much to apply")
 	}
 	if n.ref != nil {
 		f := frame{n: n, depth: len(st.path)}
 		for _, a := range st.active {
 			if a == f {
-				return st.fail("$ref", "the schema refers to itself without a value to descend into")
+				return st.abort("the schema refers to itself without a value to descend into")
 			}
 		}
 		st.active = append(st.active, f)
@@ -157,7 +189,7 @@ func (st *state) validate(n *node, v any) *ValidationError {
 			return st.fail("type", "got %s, want %s", got, strings.Join(n.types, " or "))
 		}
 	}
-	*st.steps += len(n.enum)
+	st.run.steps += len(n.enum)
 	if n.enum != nil && !inEnum(n.enum, v) {
 		return st.fail("enum", "value must be one of %s", listValues(n.enum))
 	}
@@ -209,7 +241,7 @@ func (st *state) string(n *node, s string) *ValidationError {
 		}
 	}
 	if n.pattern != nil || n.format != "" {
-		*st.steps += len(s) >> stringCostShift
+		st.run.steps += len(s) >> stringCostShift
 	}
 	if n.pattern != nil && !n.pattern.MatchString(s) {
 		return st.fail("pattern", "does not match pattern %q", n.patternSrc)
@@ -228,7 +260,7 @@ func (st *state) array(n *node, a []any) *ValidationError {
 		return st.fail("maxItems", "must have at most %d items, but has %d", n.maxItems, len(a))
 	}
 	if n.uniqueItems {
-		*st.steps += len(a) >> 2
+		st.run.steps += len(a) >> 2
 		if i, j, dup := duplicate(a); dup {
 			return st.fail("uniqueItems", "items at %d and %d are equal", i, j)
 		}
@@ -430,7 +462,7 @@ func (st *state) applicators(n *node, v any) *ValidationError {
 // try validates v against n on a copy of the path, for applicators
 // whose failures are not the answer themselves.
 func (st *state) try(n *node, v any) *ValidationError {
-	sub := &state{path: append([]string(nil), st.path...), depth: st.depth, steps: st.steps,
+	sub := &state{path: append([]string(nil), st.path...), depth: st.depth, run: st.run,
 		active: append([]frame(nil), st.active...)}
 	return sub.validate(n, v)
 }
