@@ -467,3 +467,22 @@ func TestCutShortRefusesUnderEveryApplicator(t *testing.T) {
 		})
 	}
 }
+
+// The property names a message shows are the caller's: bounded, however
+// many or long they are.
+func TestMessagesBoundCallerNames(t *testing.T) {
+	obj := map[string]any{}
+	for i := range 5000 {
+		obj[fmt.Sprintf("%s%d", strings.Repeat("k", 100), i)] = 1.0
+	}
+	err := mustCompile(t, `{"additionalProperties":false}`).Validate(obj)
+	if err == nil || len(err.Error()) > 1000 || !strings.Contains(err.Error(), "5000 in all") {
+		t.Errorf("additionalProperties: %d bytes: %.300s", len(fmt.Sprint(err)), err)
+	}
+	long := strings.Repeat("é", 50000)
+	err = mustCompile(t, `{"propertyNames":{"maxLength":3}}`).Validate(map[string]any{long: 1.0})
+	var ve *ValidationError
+	if !errors.As(err, &ve) || len(ve.Message) > 1000 || !strings.Contains(ve.Message, "(100000 bytes)") {
+		t.Errorf("propertyNames: %d bytes: %.300s", len(fmt.Sprint(err)), err)
+	}
+}

@@ -347,7 +347,7 @@ func (st *state) object(n *node, o map[string]any) *ValidationError {
 			e := st.try(n.propertyNames, k)
 			st.pop()
 			if e != nil {
-				return st.fail("propertyNames", "property name %q: %s", k, e.Message)
+				return st.fail("propertyNames", "property name %s: %s", showName(k), e.Message)
 			}
 		}
 	}
@@ -361,7 +361,7 @@ func (st *state) object(n *node, o map[string]any) *ValidationError {
 		}
 		if !matched && n.additional != nil {
 			if n.additional.never {
-				extra = append(extra, strconv.Quote(k))
+				extra = append(extra, k)
 				continue
 			}
 			st.push(k)
@@ -373,7 +373,7 @@ func (st *state) object(n *node, o map[string]any) *ValidationError {
 		}
 	}
 	if len(extra) > 0 {
-		return st.fail("additionalProperties", "additional properties %s not allowed", strings.Join(extra, ", "))
+		return st.fail("additionalProperties", "additional properties %s not allowed", listNames(extra))
 	}
 	for _, k := range keys {
 		if sub, ok := n.dependentSchemas[k]; ok {
@@ -609,6 +609,36 @@ func order(a, b any) int {
 		return 0
 	}
 	return 0 // null, or two values that are not JSON (never both valid)
+}
+
+// listNames shows a value's property names, bounded in length: they are
+// the caller's, and a message goes into the audit log.
+func listNames(names []string) string {
+	var b strings.Builder
+	for i, k := range names {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		if b.Len() > 200 {
+			fmt.Fprintf(&b, "… (%d in all)", len(names))
+			break
+		}
+		b.WriteString(showName(k))
+	}
+	return b.String()
+}
+
+// showName quotes a property name, its first 64 bytes when longer.
+func showName(k string) string {
+	const most = 64
+	if len(k) <= most {
+		return strconv.Quote(k)
+	}
+	cut := most
+	for cut > 0 && !utf8.RuneStart(k[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s… (%d bytes)", strconv.Quote(k[:cut]), len(k))
 }
 
 // listValues shows schema values (an enum), bounded in length.
