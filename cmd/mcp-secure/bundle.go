@@ -229,6 +229,11 @@ func reloadBundles(ctx context.Context, p serveParams, src *bundle.Source, rl *r
 	done := make(chan struct{})
 	rl.load = func(ctx context.Context) (*checked, error) {
 		cur := src.Current()
+		// The floor may have risen past cur since it was checked: such a
+		// bundle is refused, not applied below the floor.
+		if err := src.Admissible(cur); err != nil {
+			return nil, err
+		}
 		chk, err := checkSnapshot(ctx, cfg, cur)
 		if err == nil {
 			chk.revision, chk.snapshot = cur.Revision, &cur

@@ -253,3 +253,46 @@ func TestUnappliedBundleIsNotKept(t *testing.T) {
 		t.Errorf("offline restart on revision %q (etag %s), want fleet-2, the last bundle activated", got.Revision, got.ETag)
 	}
 }
+
+// TestAdmissibleFollowsTheFloor: a bundle that passed its checks while
+// the floor was lower (downloaded after a newer one that a reload then
+// put in force) is not admissible once the floor has risen past it: a
+// reload refuses it instead of running below the floor.
+func TestAdmissibleFollowsTheFloor(t *testing.T) {
+	priv, _, _ := keys(t)
+	t.Setenv("MCP_SECURE_TEST_BUNDLE_TOKEN", "s3cret")
+	svc := &service{token: "s3cret"}
+	ts := httptest.NewServer(svc)
+	defer ts.Close()
+	cfg := remoteConfig(t, ts.URL, filepath.Join(t.TempDir(), "state"))
+	cfg.RevisionOrder = bundle.OrderNatural
+	cfg.StartTimeout = 5 * time.Second
+	svc.set(build(t, spec{revision: "fleet-5", policy: defaultPolicy(), signKey: priv}), `"a"`)
+	src, err := bundle.Open(t.Context(), cfg, &bundle.Options{Check: check(t.TempDir())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Stop(t.Context())
+	activate(t, src)
+	svc.set(build(t, spec{revision: "fleet-7", policy: defaultPolicy(), signKey: priv}), `"b"`)
+	_ = src.Poll(t.Context())
+	newer := src.Current()
+	svc.set(build(t, spec{revision: "fleet-6", policy: defaultPolicy(), signKey: priv}), `"c"`)
+	_ = src.Poll(t.Context())
+	older := src.Current()
+	if newer.Revision != "fleet-7" || older.Revision != "fleet-6" {
+		t.Fatalf("revisions %q then %q, want fleet-7 then fleet-6", newer.Revision, older.Revision)
+	}
+	if err := src.Admissible(older); err != nil {
+		t.Fatalf("fleet-6 over the floor fleet-5: %v", err)
+	}
+	if err := src.Activated(newer); err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Admissible(older); !errors.Is(err, bundle.ErrRollback) {
+		t.Errorf("fleet-6 under the floor fleet-7: %v, want a rollback refusal", err)
+	}
+	if err := src.Admissible(newer); err != nil {
+		t.Errorf("fleet-7 at the floor: %v", err)
+	}
+}

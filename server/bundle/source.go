@@ -309,6 +309,19 @@ func (s *Source) Activated(snap Snapshot) error {
 	return nil
 }
 
+// Admissible reports whether snap may be put in force now: not older
+// than the rollback floor, which may have risen since snap was checked
+// (a newer bundle activated while an older one, downloaded after it,
+// became Current). A reload asks before it applies a bundle.
+func (s *Source) Admissible(snap Snapshot) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.cfg.Remote() {
+		return nil
+	}
+	return notOlder(s.cfg.RevisionOrder, s.floor, snap)
+}
+
 func (s *Source) check(snap Snapshot) error {
 	if s.opts.Check == nil {
 		return nil
