@@ -31,18 +31,31 @@ func NewHistory(a Auditor, log *engine.SessionLog) *History {
 // Log records r, then adds it to its session's history. A record that
 // could not be written is not history: the call it belongs to fails.
 func (h *History) Log(ctx context.Context, r audit.Record) error {
+	st := audit.StageOf(ctx)
+	from := st.Len()
 	if err := h.Auditor.Log(ctx, r); err != nil {
 		return err
 	}
-	h.record(r)
+	// A staged record is history once its stage is written.
+	if !st.OnCommitted(from, h) {
+		h.record(r)
+	}
 	return nil
 }
+
+// Committed implements audit.Committer: a staged record, now written.
+func (h *History) Committed(r audit.Record) { h.record(r) }
 
 // LogBatch records rs together (see batchAuditor), then adds them to
 // their sessions' history.
 func (h *History) LogBatch(ctx context.Context, rs []audit.Record) error {
+	st := audit.StageOf(ctx)
+	from := st.Len()
 	if err := logBatch(ctx, h.Auditor, rs); err != nil {
 		return err
+	}
+	if st.OnCommitted(from, h) {
+		return nil
 	}
 	for _, r := range rs {
 		h.record(r)

@@ -36,7 +36,19 @@ type staged struct {
 	l          *Logger
 	r          Record
 	start, end int
+	// then learns of r once Commit has written it; nil: nobody.
+	then Committer
 }
+
+// Committer learns of a staged record once it is written: what follows
+// from a record (a session's history) must not follow from one that a
+// failed Commit never wrote.
+type Committer interface {
+	Committed(Record)
+}
+
+// StageOf returns the stage of ctx, or nil.
+func StageOf(ctx context.Context) *Stage { return stageOf(ctx) }
 
 type stageKey struct{}
 
@@ -60,8 +72,27 @@ func stageOf(ctx context.Context) *Stage {
 	return s
 }
 
-// Len is how many records s holds.
-func (s *Stage) Len() int { return len(s.entries) }
+// Len is how many records s holds (0 for a nil s).
+func (s *Stage) Len() int {
+	if s == nil {
+		return 0
+	}
+	return len(s.entries)
+}
+
+// OnCommitted has c learn of each record s took from the from-th on
+// (from: s.Len() before they were logged) once a Commit writes them;
+// none if that Commit fails. It reports false when s took none of them
+// (s nil, or nothing was staged): then nothing waits for a Commit.
+func (s *Stage) OnCommitted(from int, c Committer) bool {
+	if s == nil || from >= len(s.entries) {
+		return false
+	}
+	for i := from; i < len(s.entries); i++ {
+		s.entries[i].then = c
+	}
+	return true
+}
 
 // add keeps r, encoded as body (which the caller still owns).
 func (s *Stage) add(l *Logger, r Record, body []byte) {
@@ -97,6 +128,13 @@ func (s *Stage) Commit(ctx context.Context) error {
 		clear(bodies)
 		s.rs, s.bodies = rs[:0], bodies[:0]
 		i = j
+	}
+	if first == nil {
+		for i := range s.entries {
+			if e := &s.entries[i]; e.then != nil {
+				e.then.Committed(e.r)
+			}
+		}
 	}
 	return first
 }
