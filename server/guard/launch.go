@@ -203,19 +203,23 @@ func narrowPaths(roots, paths []string) []string {
 }
 
 // Launch implements plugin.Launcher. A plugin's launch within a tool
-// call is audited (kind command) with the call as its parent, and so is
-// its refusal; every
+// call is audited (kind command) with the call as its parent; every
 // start of an upstream server is audited (kind upstream), and one that
-// cannot be recorded is killed.
+// cannot be recorded is killed. A start the door refuses is audited the
+// same way, as a denial.
 func (c *Commands) Launch(ctx context.Context, spec *plugin.LaunchSpec) (plugin.Process, error) {
 	t, err := c.launchTarget(spec)
 	if err != nil {
-		if call := CallFrom(ctx); call.Tool != "" && spec.Server == "" {
-			// A plugin's launch refused within a tool call (a pin that no
-			// longer matches, a variable that became the server's own):
-			// a command denial, with the call as its parent. Its error
-			// is the call's either way.
-			_ = c.record(ctx, spec.Args, Resolved{Path: spec.Path, Real: spec.Path}, spec.Dir, audit.ResultDeny, []string{err.Error()}, 0, nil)
+		// A start refused once the server runs (a pin that no longer
+		// matches, a variable that became the server's own): an
+		// upstream server's (a restart) as its starts are, a plugin's
+		// within a tool call as a command denial with the call as its
+		// parent. The error is the caller's either way.
+		switch call := CallFrom(ctx); {
+		case spec.Server != "":
+			_ = c.recordUpstream(ctx, spec, sandbox.Target{Path: spec.Path, Args: spec.Args}, audit.ResultDeny, err.Error(), 0)
+		case call.Tool != "":
+			_ = c.record(ctx, spec.Args, Resolved{Path: spec.Path}, spec.Dir, audit.ResultDeny, []string{err.Error()}, 0, nil)
 		}
 		return nil, err
 	}

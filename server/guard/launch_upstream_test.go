@@ -5,6 +5,7 @@ package guard
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcp-secure/mcp-secure/server/audit"
 	"github.com/mcp-secure/mcp-secure/server/plugin"
 )
 
@@ -183,6 +185,28 @@ func TestAddOwnEnv(t *testing.T) {
 	}
 	if err := run(); err == nil || !strings.Contains(err.Error(), "LATE_TOKEN is refused") {
 		t.Errorf("command after: %v, want LATE_TOKEN refused", err)
+	}
+	// A start refused from then on (an upstream's restart, a plugin's
+	// launch within a call) is audited as a denial naming the variable.
+	w.audit.Reset()
+	if _, err := cmds.Launch(t.Context(), from); err == nil {
+		t.Fatal("an upstream started with LATE_TOKEN the server's own")
+	}
+	if _, err := cmds.Launch(WithCall(t.Context(), Call{Tool: "p_tool", DecisionID: "d-1"}), byName); err == nil {
+		t.Fatal("a plugin started with LATE_TOKEN the server's own")
+	}
+	var recs []audit.Record
+	for _, line := range strings.Split(strings.TrimSpace(w.audit.String()), "\n") {
+		var r audit.Record
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("audit line %q: %v", line, err)
+		}
+		recs = append(recs, r)
+	}
+	if len(recs) != 2 || recs[0].Kind != audit.KindUpstream || recs[0].Result != audit.ResultDeny ||
+		recs[1].Kind != audit.KindCommand || recs[1].Result != audit.ResultDeny || recs[1].ParentDecisionID != "d-1" ||
+		!strings.Contains(fmt.Sprint(recs[0].Reasons, recs[1].Reasons), "LATE_TOKEN") {
+		t.Errorf("audit of the refused starts: %+v, want an upstream and a command denial naming LATE_TOKEN", recs)
 	}
 	old := &plugin.LaunchSpec{Server: "demo", Path: "/bin/sh", Args: []string{"sh"}, Env: map[string]string{"T": "v"}, EnvFrom: []string{"BUNDLE_TOKEN"}}
 	if _, err := cmds.LaunchConfinement(old); err == nil || !strings.Contains(err.Error(), "${BUNDLE_TOKEN}") {
