@@ -185,6 +185,25 @@ type response struct {
 // else to the SDK. line is valid only until it returns. It reports false
 // when the connection was closed meanwhile.
 func (w *wire) dispatch(line []byte) bool {
+	if t := bytes.TrimSpace(line); len(t) > 0 && t[0] == '[' && bytes.Contains(t, []byte(`"`+idPrefix)) {
+		// A JSON-RPC batch holding an answer of ours (MCP has dropped
+		// batches, and the SDK would drop answers it did not ask for):
+		// each of its messages is taken on its own (one level only).
+		var batch []json.RawMessage
+		if json.Unmarshal(t, &batch) == nil {
+			for _, m := range batch {
+				if !w.dispatchOne(m) {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	return w.dispatchOne(line)
+}
+
+// dispatchOne is dispatch of one line or one message of a batch.
+func (w *wire) dispatchOne(line []byte) bool {
 	if bytes.Contains(line, []byte(`"`+idPrefix)) {
 		var r response
 		if err := json.Unmarshal(line, &r); err == nil {

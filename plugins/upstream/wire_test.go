@@ -81,6 +81,15 @@ func TestWireAnswers(t *testing.T) {
 			},
 			want: "the answer",
 		},
+		"ok/answer-in-a-batch": {
+			script: func(u *rawUpstream, id, _ json.RawMessage) {
+				// MCP has dropped batches; a server that still sends one
+				// has its answer taken all the same.
+				u.send(`[{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"x"}},` +
+					`{"jsonrpc":"2.0","id":` + string(id) + `,"result":{"content":[{"type":"text","text":"batched"}]}}]`)
+			},
+			want: "batched",
+		},
 		"ok/oversize-text-truncated": {
 			script: func(u *rawUpstream, id, _ json.RawMessage) { u.answer(id, strings.Repeat("x", 2*MaxResultText)) },
 			want:   strings.Repeat("x", MaxResultText) + "\n[truncated: the upstream's result exceeded 1 MiB]",
