@@ -63,7 +63,6 @@ type DecisionLogs struct {
 	done   chan struct{}
 	// queueDrops counts records dropped because the queue was full.
 	queueDrops atomic.Int64
-	reg        metric.Registration
 }
 
 // NewDecisionLogs starts the uploader. log must not write to stdout.
@@ -227,7 +226,7 @@ func (d *DecisionLogs) Observe(mp metric.MeterProvider) error {
 	if err != nil {
 		return err
 	}
-	d.reg, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+	_, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		o.ObserveInt64(c, d.Dropped())
 		return nil
 	}, c)
@@ -250,9 +249,8 @@ func (d *DecisionLogs) Stop(ctx context.Context) error {
 	d.closed = true
 	close(d.queue)
 	d.mu.Unlock()
-	if d.reg != nil {
-		_ = d.reg.Unregister()
-	}
+	// The dropped counter stays observed: the exporters' last collection,
+	// at their shutdown after this, reports the drops to the end.
 	var err error
 	select {
 	case <-d.done:
