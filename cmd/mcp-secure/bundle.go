@@ -178,7 +178,7 @@ func openBundle(ctx context.Context, b bundleParams, log *slog.Logger, onChange 
 			return nil, nil, err
 		}
 	}
-	chk.revision, chk.snapshot = cur.Revision, &cur
+	chk.snapshot = &cur
 	log.Info("policy from bundle", "bundle", cfg.Location, "revision", cur.Revision, "modules", cur.ModuleNames())
 	return chk, src, nil
 }
@@ -236,7 +236,7 @@ func reloadBundles(ctx context.Context, p serveParams, src *bundle.Source, rl *r
 		}
 		chk, err := checkSnapshot(ctx, cfg, cur)
 		if err == nil {
-			chk.revision, chk.snapshot = cur.Revision, &cur
+			chk.snapshot = &cur
 		}
 		return chk, err
 	}
@@ -244,7 +244,7 @@ func reloadBundles(ctx context.Context, p serveParams, src *bundle.Source, rl *r
 	// a reload applied it: not one the reload refused (it needs a
 	// restart), which has never run.
 	rl.applied = func(chk *checked) {
-		alog.SetLabel(audit.LabelBundleRevision, chk.revision)
+		alog.SetLabel(audit.LabelBundleRevision, chk.revision())
 		activate(src, chk, rl.log)
 	}
 	go func() {
@@ -280,6 +280,6 @@ func activate(src *bundle.Source, chk *checked, log *slog.Logger) {
 		return
 	}
 	if err := src.Activated(*chk.snapshot); err != nil {
-		log.Error("the bundle in force is not kept for a restart", "revision", chk.revision, "err", err)
+		log.Error("the bundle in force is not kept for a restart", "revision", chk.revision(), "err", err)
 	}
 }

@@ -184,8 +184,8 @@ func report(w io.Writer, chk *checked) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: ok (%d built-in modules, %d user modules, %d tools)\n",
 		chk.pol.Source(), len(chk.cfg.Modules), len(chk.cfg.UserModules), len(chk.tools))
-	if chk.revision != "" {
-		fmt.Fprintf(&b, "bundle revision: %s\n", chk.revision)
+	if chk.revision() != "" {
+		fmt.Fprintf(&b, "bundle revision: %s\n", chk.revision())
 	}
 	for _, d := range chk.pol.Defaulted() {
 		fmt.Fprintf(&b, "default: %s\n", d)

@@ -28,7 +28,6 @@ type checked struct {
 	dry      *engine.Engine // the dry_run section's; nil without one
 	tools    []string       // names of the tools the plugins of this build serve
 	warnings []string
-	revision string // the bundle's revision, when the policy came in one
 	// snapshot is the bundle the policy came in, activated once the
 	// policy is in force (bundle.Source.Activated); nil for a file.
 	snapshot *bundle.Snapshot
@@ -291,4 +290,12 @@ type probeCatalog struct{ plugin.Catalog }
 func (probeCatalog) Entries() []plugin.Entry { return nil }
 func (probeCatalog) Permitted(context.Context, *plugin.Call, string) (bool, []string) {
 	return false, []string{errChecking.Error()}
+}
+
+// revision is the bundle's revision, when the policy came in one.
+func (c *checked) revision() string {
+	if c.snapshot == nil {
+		return ""
+	}
+	return c.snapshot.Revision
 }

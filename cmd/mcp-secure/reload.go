@@ -284,7 +284,7 @@ func (r *reloader) reload(ctx context.Context, trigger string) bool {
 		r.own.AddOwnEnv(chk.envRefs()...)
 	}
 	if err == nil {
-		change.Source, change.Revision = chk.pol.Source(), chk.revision
+		change.Source, change.Revision = chk.pol.Source(), chk.revision()
 		r.stamps = stampAll(watched(chk.pol))
 		change.NewHash, err = checkedHash(chk)
 	}

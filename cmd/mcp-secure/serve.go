@@ -72,7 +72,7 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 	defer obs.shutdown(ctx) // after the audit log is closed: every record is in
 	labels := map[string]string{"service": "mcp-secure", "version": version}
 	if src != nil {
-		labels[audit.LabelBundleRevision] = chk.revision
+		labels[audit.LabelBundleRevision] = chk.revision()
 	}
 	alog, key, err := openAuditLogKey(pol, eng, audit.Options{Labels: labels, Log: log, Tee: obs.tee()}, loadKey)
 	if err != nil {
