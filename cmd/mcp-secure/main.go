@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	_ "github.com/mcp-secure/mcp-secure/server/prefault"
 	"github.com/mcp-secure/mcp-secure/server/sandbox"
 )
 
