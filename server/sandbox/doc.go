@@ -50,10 +50,10 @@
 //   - reports setup failures ("landlock: ...", "fork/exec ...") to the
 //     server over a second pipe, returned by [Cmd.Wait] as a [*SetupError];
 //     over the same pipe it reports the target started and, once the
-//     target has ended and nothing else of its tree is left (the target's
-//     zombie aside), the target's status: [Cmd.Wait] of a piped target
-//     that exited 0 returns then, and the launcher's exit, and its
-//     release of the zombie, happen after.
+//     target has ended and nothing else of its tree is left (the
+//     launcher has no child left to reap), the target's status:
+//     [Cmd.Wait] of a piped target that exited 0 returns then, and the
+//     launcher's exit happens after.
 //
 // What does not depend on the target (no_new_privs, the capabilities,
 // the probe of the kernel) the launcher does before it reads the target;

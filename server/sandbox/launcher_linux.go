@@ -12,7 +12,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -235,10 +234,9 @@ func launch() int {
 		stopNow() // the server is gone
 	}
 
-	// gone is closed once nothing of the tree is left but the target's
-	// zombie: from then on nothing walks /proc below the launcher (the
-	// kernel's release of a process whose /proc entries are being read
-	// can take long).
+	// gone is closed once nothing of the tree is left: from then on
+	// nothing walks /proc below the launcher (the kernel's release of a
+	// process whose /proc entries are being read can take long).
 	gone := make(chan struct{})
 	go func() {
 		select {
@@ -290,15 +288,16 @@ func exitedChild(info *unix.Siginfo) (pid, code int) {
 // gone (stop kills it), and reports the target's exit status to the
 // server; it returns that status.
 //
-// The target is left a zombie (waitid with WNOWAIT) until the rest of
-// the tree is gone and the server has the status: a zombie runs nothing
-// and holds no descriptor, and releasing a process can take the kernel
-// milliseconds, which the server need not wait for.
+// Whatever exits below the launcher is reaped at once, the target too:
+// the tree is gone when the launcher has no child left (waitid answers
+// ECHILD), one system call where walking /proc for the launcher's
+// children took one read per thread of the launcher, and the kernel
+// releases a process cheaply when nothing looked up its /proc entries.
 func reap(target int, stop func(), gone chan<- struct{}, stderr, report *os.File) int {
 	code := -1
 	for code < 0 {
 		var info unix.Siginfo
-		err := unix.Waitid(unix.P_ALL, 0, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		err := unix.Waitid(unix.P_ALL, 0, &info, unix.WEXITED, nil)
 		if err == unix.EINTR {
 			continue
 		}
@@ -307,36 +306,42 @@ func reap(target int, stop func(), gone chan<- struct{}, stderr, report *os.File
 			code = 128 + int(syscall.SIGKILL)
 			break
 		}
-		pid, status := exitedChild(&info)
-		if pid != target {
-			// A process of the tree whose parent died before it: it
-			// came to us, the subreaper.
-			unix.Wait4(pid, nil, 0, nil)
+		// Another pid is a process of the tree whose parent died
+		// before it: it came to us, the subreaper, and is reaped now.
+		if pid, status := exitedChild(&info); pid == target {
+			code = status
+		}
+	}
+	// Whatever the target left behind came to us, the subreaper: orphans
+	// are reparented to the launcher, and a process below a live one is
+	// below one of the launcher's children. So once the launcher has no
+	// child, nothing of the tree is left; while it has one that lives,
+	// the tree is killed and reaped to the last.
+	for {
+		var info unix.Siginfo
+		err := unix.Waitid(unix.P_ALL, 0, &info, unix.WEXITED|unix.WNOHANG, nil)
+		if err == unix.EINTR {
 			continue
 		}
-		code = status
-	}
-	// Whatever the target left behind is killed and reaped: its orphans
-	// came to us, so once we have no child but the target's zombie,
-	// nothing of the tree is left. The zombie stays until the end.
-	for {
-		others := slices.DeleteFunc(children(), func(pid int) bool { return pid == target })
-		if len(others) == 0 {
-			break
+		if err != nil {
+			break // ECHILD: no child left
 		}
+		if pid, _ := exitedChild(&info); pid != 0 {
+			continue // one more reaped
+		}
+		// Children left, none of them exited: kill the tree and reap it.
 		stop()
-		for _, pid := range others {
-			for {
-				if _, err := unix.Wait4(pid, nil, 0, nil); err != unix.EINTR {
-					break
-				}
+		for {
+			err := unix.Waitid(unix.P_ALL, 0, &info, unix.WEXITED, nil)
+			if err != nil && err != unix.EINTR {
+				break
 			}
 		}
+		break
 	}
 	close(gone)
 	stderr.Close()
 	report.Write([]byte{reportExited, byte(code)})
-	unix.Wait4(target, nil, 0, nil)
 	return code
 }
 
