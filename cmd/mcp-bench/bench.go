@@ -114,6 +114,7 @@ type workload struct {
 	Params      json.RawMessage `json:"params,omitempty"`
 	Calls       int             `json:"calls"`
 	Concurrency int             `json:"concurrency"`
+	Pause       string          `json:"pause,omitempty"`
 	DurationMax string          `json:"duration_max"`
 	Warmup      int             `json:"warmup"`
 	Protocol    string          `json:"protocol"`
@@ -171,6 +172,9 @@ func benchmark(cfg *config, stderr io.Writer) (*report, error) {
 		Calls: cfg.Calls, Concurrency: cfg.Concurrency, DurationMax: cfg.Duration.String(),
 		Warmup: cfg.Warmup, Protocol: cfg.Protocol, Runs: cfg.Runs,
 	}}
+	if cfg.Pause > 0 {
+		rep.Workload.Pause = cfg.Pause.String()
+	}
 	rep.Servers = append(rep.Servers, &serverReport{Label: "A", Command: cfg.Server})
 	if cfg.Compare != nil {
 		rep.Servers = append(rep.Servers, &serverReport{Label: "B", Command: cfg.Compare})
@@ -240,8 +244,12 @@ func (rep *report) writeText(w io.Writer) error {
 	if c.Tool != "" {
 		what = "tools/call " + c.Tool
 	}
-	fmt.Fprintf(&b, "workload: %s; %d calls (at most %s), concurrency %d, warmup %d, protocol %s\n",
-		what, c.Calls, c.DurationMax, c.Concurrency, c.Warmup, c.Protocol)
+	pause := ""
+	if c.Pause != "" {
+		pause = ", pause " + c.Pause
+	}
+	fmt.Fprintf(&b, "workload: %s; %d calls (at most %s), concurrency %d%s, warmup %d, protocol %s\n",
+		what, c.Calls, c.DurationMax, c.Concurrency, pause, c.Warmup, c.Protocol)
 	fmt.Fprintf(&b, "figures: median of %d run(s), each with a fresh server\n", c.Runs)
 	for _, s := range rep.Servers {
 		fmt.Fprintf(&b, "%s: %s\n", s.Label, shellJoin(s.Command))

@@ -32,6 +32,7 @@ type config struct {
 	Tool        string          // set when Method is tools/call via --tool
 	Calls       int
 	Concurrency int
+	Pause       time.Duration // lockstep: wait this long after each answer
 	Duration    time.Duration
 	Warmup      int
 	Timeout     time.Duration // per request, and for the handshake
@@ -73,6 +74,7 @@ func parseArgs(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&toolArgs, "args", "{}", "tool arguments, a JSON object (with --tool)")
 	fs.IntVar(&c.Calls, "calls", 1000, "measured requests per run")
 	fs.IntVar(&c.Concurrency, "concurrency", 1, "requests in flight on the connection (1 is lockstep)")
+	fs.DurationVar(&c.Pause, "pause", 0, "lockstep only: wait this long after each answer before the next request, so each request meets an idle server (what it started, e.g. a launcher, has settled)")
 	fs.DurationVar(&c.Duration, "duration", time.Minute, "longest measured phase per run (ends with --calls, whichever comes first)")
 	fs.IntVar(&c.Warmup, "warmup", 100, "unmeasured requests before the measured phase")
 	fs.DurationVar(&c.Timeout, "timeout", 10*time.Second, "longest wait for one answer (and for the handshake)")
@@ -153,6 +155,12 @@ func (c *config) finish(params, toolArgs string) error {
 	if c.Concurrency < 1 || c.Concurrency > maxConcurrency {
 		return fmt.Errorf("--concurrency: want 1..%d, got %d", maxConcurrency, c.Concurrency)
 	}
+	if c.Pause < 0 || c.Pause > maxDuration {
+		return fmt.Errorf("--pause: want 0 to %s, got %s", maxDuration, c.Pause)
+	}
+	if c.Pause > 0 && c.Concurrency != 1 {
+		return fmt.Errorf("--pause is for lockstep runs (--concurrency 1), got --concurrency %d", c.Concurrency)
+	}
 	if c.Duration <= 0 || c.Duration > maxDuration {
 		return fmt.Errorf("--duration: want more than 0 and at most %s, got %s", maxDuration, c.Duration)
 	}
@@ -182,8 +190,16 @@ func (c *config) describe() string {
 	if c.Tool != "" {
 		what = "tools/call " + c.Tool
 	}
-	return fmt.Sprintf("%s, %d calls (max %s), concurrency %d, warmup %d, protocol %s, %d run(s)",
-		what, c.Calls, c.Duration, c.Concurrency, c.Warmup, c.Protocol, c.Runs)
+	return fmt.Sprintf("%s, %d calls (max %s), concurrency %d%s, warmup %d, protocol %s, %d run(s)",
+		what, c.Calls, c.Duration, c.Concurrency, pauseText(c.Pause), c.Warmup, c.Protocol, c.Runs)
+}
+
+// pauseText describes a pause between requests for the workload line.
+func pauseText(d time.Duration) string {
+	if d <= 0 {
+		return ""
+	}
+	return ", pause " + d.String()
 }
 
 func shellJoin(args []string) string {

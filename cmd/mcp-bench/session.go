@@ -337,6 +337,16 @@ send:
 			s.report(progress)
 			continue
 		}
+		if s.cfg.Pause > 0 && sent > 0 {
+			// Lockstep: the slot is free, the last answer is in.
+			select {
+			case <-time.After(s.cfg.Pause):
+			case <-s.done:
+				<-s.slots
+				err = s.closedErr()
+				break send
+			}
+		}
 		if !time.Now().Before(deadline) {
 			<-s.slots
 			break

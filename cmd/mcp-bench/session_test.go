@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // cannedBin is the canned floor server, built once for the package's tests.
@@ -87,6 +88,30 @@ func TestRunCountsWhatItSent(t *testing.T) {
 				t.Errorf("server exit code %d", res.ExitCode)
 			}
 		})
+	}
+}
+
+// TestPauseSpacesRequests checks --pause: every measured request after
+// the first waits the pause after the answer before it, so the measured
+// phase lasts at least the pauses (a lower bound a slow machine cannot
+// break).
+func TestPauseSpacesRequests(t *testing.T) {
+	const pause = 30 * time.Millisecond
+	cfg := testConfig(t, "--calls", "8", "--warmup", "2", "--pause", pause.String())
+	res, err := runOnce(cfg, []string{cannedBin}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Answered != cfg.Calls || res.OK != cfg.Calls {
+		t.Fatalf("answered %d, ok %d; want %d", res.Answered, res.OK, cfg.Calls)
+	}
+	if want := time.Duration(cfg.Calls-1) * pause; res.Elapsed < want {
+		t.Errorf("measured phase %v, want at least %v (%d pauses of %v)", res.Elapsed, want, cfg.Calls-1, pause)
+	}
+	for _, bad := range [][]string{{"--pause", "10ms", "--concurrency", "2"}, {"--pause", "-1s"}} {
+		if _, err := parseArgs(append(bad, "--", cannedBin), io.Discard); err == nil || !strings.Contains(err.Error(), "--pause") {
+			t.Errorf("%v: err = %v, want a --pause error", bad, err)
+		}
 	}
 }
 
