@@ -52,6 +52,17 @@
 //
 // Validate returns a [*ValidationError] for the first failure found: the
 // JSON pointer of the offending value, the failing keyword and a message.
+//
+// A validation is cut short, and the value refused, when applying the
+// schema costs more than a fixed budget of steps, nests too deeply, or
+// follows a $ref that leads back to itself without descending into the
+// value. Its error names no schema keyword but why it stopped:
+// [KeywordBudget] ("budget"), [KeywordDepth] ("depth") or
+// [KeywordCycle] ("cycle"). The refusal is the answer of the whole
+// validation, also when the cut falls under not, if, oneOf, anyOf or
+// contains, where an unfinished branch must not count as a branch that
+// did not match.
+//
 // Messages name keys and schema values, never the offending value itself,
 // so they can be logged without leaking what a caller sent.
 package jsonschema

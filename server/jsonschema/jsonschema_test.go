@@ -153,7 +153,7 @@ var cases = map[string]struct {
 	"deny/ref-anchor":          {`{"$defs":{"s":{"$anchor":"str","type":"string"}},"properties":{"a":{"$ref":"#str"}}}`, `{"a":1}`, "/a", "type"},
 	"deny/ref-own-id":          {`{"$id":"https://x.example/s.json","$defs":{"s":{"type":"string"}},"properties":{"a":{"$ref":"https://x.example/s.json#/$defs/s"}}}`, `{"a":1}`, "/a", "type"},
 	"deny/ref-escaped":         {`{"$defs":{"a/b":{"type":"string"}},"$ref":"#/$defs/a~1b"}`, `1`, "", "type"},
-	"deny/ref-cycle":           {`{"$ref":"#"}`, `1`, "", "$ref"},
+	"deny/ref-cycle":           {`{"$ref":"#"}`, `1`, "", "cycle"},
 	"deny/ref-percent":         {`{"$defs":{"a b":{"type":"string"}},"$ref":"#/$defs/a%20b"}`, `1`, "", "type"},
 	"deny/ref-root":            {`{"properties":{"a":{"$ref":"#"}},"type":"object"}`, `{"a":{"a":1}}`, "/a/a", "type"},
 	"allow/contains-recursive": {`{"$defs":{"t":{"type":"array","contains":{"$ref":"#/$defs/t"},"minContains":0}},"$ref":"#/$defs/t"}`, `[[[]]]`, "", ""},
@@ -282,7 +282,7 @@ func TestFanOutBudget(t *testing.T) {
 	b.WriteString(`"a40":true}}`)
 	err := mustCompile(t, b.String()).Validate("x")
 	var ve *ValidationError
-	if !errors.As(err, &ve) || ve.Keyword != "$ref" {
+	if !errors.As(err, &ve) || ve.Keyword != KeywordBudget {
 		t.Fatalf("Validate = %v, want the budget's error", err)
 	}
 }
@@ -346,7 +346,7 @@ func TestFanOutBudgetLongString(t *testing.T) {
 	b.WriteString(`"a40":{"pattern":"^[a-z]*$"}}}`)
 	s := mustCompile(t, b.String())
 	var ve *ValidationError
-	if err := s.Validate(strings.Repeat("a", 1<<18)); !errors.As(err, &ve) || ve.Keyword != "$ref" {
+	if err := s.Validate(strings.Repeat("a", 1<<18)); !errors.As(err, &ve) || ve.Keyword != KeywordBudget {
 		t.Fatalf("Validate = %v, want the budget's error", err)
 	}
 	// A single pattern on a string of 1 MiB is well within the budget.
@@ -443,29 +443,81 @@ func TestCutShortRefusesUnderEveryApplicator(t *testing.T) {
 		fmt.Fprintf(&b, `"a%d":{"allOf":[{"$ref":"#/$defs/a%d"},{"$ref":"#/$defs/a%d"}]},`, i, i+1, i+1)
 	}
 	b.WriteString(`"a40":true,`)
-	b.WriteString(`"loop":{"$ref":"#/$defs/loop"}`)
+	b.WriteString(`"loop":{"$ref":"#/$defs/loop"},`)
+	b.WriteString(`"nest":{"items":{"$ref":"#/$defs/nest"}}`)
 	defs := `"$defs":{` + b.String() + `}`
-	for name, schema := range map[string]string{
-		"not/budget":      `{"not":{"$ref":"#/$defs/a0"},` + defs + `}`,
-		"not/cycle":       `{"not":{"$ref":"#/$defs/loop"},` + defs + `}`,
-		"if/budget":       `{"if":{"$ref":"#/$defs/a0"},"else":true,"then":false,` + defs + `}`,
-		"if/in-allOf":     `{"if":{"allOf":[{"$ref":"#/$defs/a0"}]},"then":true,"else":false,` + defs + `}`,
-		"oneOf/budget":    `{"oneOf":[{"$ref":"#/$defs/a0"},true],` + defs + `}`,
-		"contains/budget": `{"type":"array","contains":{"not":{"$ref":"#/$defs/a0"}},` + defs + `}`,
-		"anyOf/budget":    `{"anyOf":[{"not":{"$ref":"#/$defs/a0"}}],` + defs + `}`,
+	for name, tc := range map[string]struct{ schema, kw string }{
+		"not/budget":      {`{"not":{"$ref":"#/$defs/a0"},` + defs + `}`, KeywordBudget},
+		"not/cycle":       {`{"not":{"$ref":"#/$defs/loop"},` + defs + `}`, KeywordCycle},
+		"not/depth":       {`{"not":{"$ref":"#/$defs/nest"},` + defs + `}`, KeywordDepth},
+		"if/budget":       {`{"if":{"$ref":"#/$defs/a0"},"else":true,"then":false,` + defs + `}`, KeywordBudget},
+		"if/in-allOf":     {`{"if":{"allOf":[{"$ref":"#/$defs/a0"}]},"then":true,"else":false,` + defs + `}`, KeywordBudget},
+		"oneOf/budget":    {`{"oneOf":[{"$ref":"#/$defs/a0"},true],` + defs + `}`, KeywordBudget},
+		"oneOf/depth":     {`{"oneOf":[{"$ref":"#/$defs/nest"},true],` + defs + `}`, KeywordDepth},
+		"contains/budget": {`{"type":"array","contains":{"not":{"$ref":"#/$defs/a0"}},` + defs + `}`, KeywordBudget},
+		"anyOf/budget":    {`{"anyOf":[{"not":{"$ref":"#/$defs/a0"}}],` + defs + `}`, KeywordBudget},
+		"anyOf/cycle":     {`{"anyOf":[{"not":{"$ref":"#/$defs/loop"}}],` + defs + `}`, KeywordCycle},
 	} {
 		t.Run(name, func(t *testing.T) {
 			var v any = map[string]any{"x": 1.0}
-			if strings.HasPrefix(name, "contains") {
+			switch {
+			case strings.HasPrefix(name, "contains"):
 				v = []any{"a"}
+			case strings.HasSuffix(name, "/depth"):
+				v = nestedArrays(400)
 			}
-			err := mustCompile(t, schema).Validate(v)
+			err := mustCompile(t, tc.schema).Validate(v)
 			var ve *ValidationError
-			if !errors.As(err, &ve) || ve.Keyword != "$ref" {
-				t.Fatalf("Validate = %v, want the validation cut short, refused", err)
+			if !errors.As(err, &ve) || ve.Keyword != tc.kw {
+				t.Fatalf("Validate = %v, want the validation cut short (keyword %q), refused", err, tc.kw)
 			}
 		})
 	}
+}
+
+// nestedArrays is n arrays, each the only item of the one around it.
+func nestedArrays(n int) any {
+	var v any = []any{}
+	for range n - 1 {
+		v = []any{v}
+	}
+	return v
+}
+
+// A validation cut short says why in its keyword, whether or not the
+// schema uses $ref: the budget spent, the nesting too deep, or a $ref
+// cycle.
+func TestCutShortKeywords(t *testing.T) {
+	// A literal schema nested deeper than maxDepth, no $ref in it.
+	deep := strings.Repeat(`{"items":`, maxDepth+10) + `true` + strings.Repeat(`}`, maxDepth+10)
+	for name, tc := range map[string]struct {
+		schema *Schema
+		v      any
+		kw     string
+	}{
+		// An enum costs a step per value: one longer than the budget
+		// spends it at once.
+		"budget/enum-no-ref": {mustCompileValue(t, map[string]any{"enum": make([]any, maxSteps+1)}), "x", KeywordBudget},
+		"depth/no-ref":       {mustCompile(t, deep), nestedArrays(maxDepth + 10), KeywordDepth},
+		"depth/ref":          {mustCompile(t, `{"items":{"$ref":"#"}}`), nestedArrays(maxDepth + 10), KeywordDepth},
+		"cycle/ref":          {mustCompile(t, `{"$defs":{"a":{"$ref":"#/$defs/b"},"b":{"$ref":"#/$defs/a"}},"$ref":"#/$defs/a"}`), 1.0, KeywordCycle},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var ve *ValidationError
+			if err := tc.schema.Validate(tc.v); !errors.As(err, &ve) || ve.Keyword != tc.kw || ve.Message == "" {
+				t.Fatalf("Validate = %v, want keyword %q", err, tc.kw)
+			}
+		})
+	}
+}
+
+func mustCompileValue(t *testing.T, doc any) *Schema {
+	t.Helper()
+	s, err := CompileValue(doc)
+	if err != nil {
+		t.Fatalf("CompileValue: %v", err)
+	}
+	return s
 }
 
 // The property names a message shows are the caller's: bounded, however

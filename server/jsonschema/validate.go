@@ -13,7 +13,9 @@ type ValidationError struct {
 	// Pointer is the JSON pointer of the offending value ("" for the
 	// whole value).
 	Pointer string
-	// Keyword is the schema keyword that failed.
+	// Keyword is the schema keyword that failed, or one of
+	// [KeywordBudget], [KeywordDepth] and [KeywordCycle] when the
+	// validation was cut short.
 	Keyword string
 	// Message says what is wrong without quoting the offending value.
 	Message string
@@ -26,6 +28,19 @@ func (e *ValidationError) Error() string {
 	}
 	return fmt.Sprintf("at %q: %s (keyword %q)", p, e.Message, e.Keyword)
 }
+
+// The keywords of a validation cut short: not schema keywords, they say
+// why the value was refused before the schema was applied to the end.
+const (
+	// KeywordBudget: applying the schema took more steps than one
+	// validation may spend (about a million).
+	KeywordBudget = "budget"
+	// KeywordDepth: schema applications nested more than 512 deep.
+	KeywordDepth = "depth"
+	// KeywordCycle: a $ref led back to itself without descending into
+	// the value, which would never end.
+	KeywordCycle = "cycle"
+)
 
 // maxDepth bounds the nesting of schema applications, and maxSteps
 // their number in one validation: a schema whose references fan out
@@ -53,7 +68,7 @@ func (s *Schema) Validate(v any) error {
 	// or oneOf that would let the value through). Charges made after the
 	// last check count too.
 	if st.run.aborted == nil && st.run.steps > maxSteps {
-		st.abort("the schema costs too much to apply to this value")
+		st.abort(KeywordBudget, "the schema costs too much to apply to this value")
 	}
 	if st.run.aborted != nil {
 		return st.run.aborted
@@ -79,9 +94,10 @@ type run struct {
 	aborted *ValidationError
 }
 
-// abort fails the whole validation with message (see run.aborted).
-func (st *state) abort(message string) *ValidationError {
-	e := st.fail("$ref", "%s", message)
+// abort fails the whole validation with keyword and message (see
+// run.aborted).
+func (st *state) abort(keyword, message string) *ValidationError {
+	e := st.fail(keyword, "%s", message)
 	if st.run.aborted == nil {
 		st.run.aborted = e
 	}
@@ -148,14 +164,17 @@ func (st *state) validate(n *node, v any) *ValidationError {
 	st.depth++
 	st.run.steps++
 	defer func() { st.depth-- }()
-	if st.depth > maxDepth || st.run.steps > maxSteps {
-		return st.abort("the schema nests too deeply or costs too much to apply")
+	if st.run.steps > maxSteps {
+		return st.abort(KeywordBudget, "the schema costs too much to apply to this value")
+	}
+	if st.depth > maxDepth {
+		return st.abort(KeywordDepth, "the schema nests too deeply to apply to this value")
 	}
 	if n.ref != nil {
 		f := frame{n: n, depth: len(st.path)}
 		for _, a := range st.active {
 			if a == f {
-				return st.abort("the schema refers to itself without a value to descend into")
+				return st.abort(KeywordCycle, "the schema refers to itself without a value to descend into")
 			}
 		}
 		st.active = append(st.active, f)
