@@ -64,5 +64,9 @@
 // did not match.
 //
 // Messages name keys and schema values, never the offending value itself,
-// so they can be logged without leaking what a caller sent.
+// so they can be logged without leaking what a caller sent. The keys are
+// the caller's, so they are bounded: a message shows at most 64 bytes of
+// a name and about 200 bytes of a list of names, and a pointer at most
+// 64 bytes of a token (cut ones end in "…") and 512 bytes in all (its
+// first and last tokens around "/…").
 package jsonschema

@@ -538,3 +538,67 @@ func TestMessagesBoundCallerNames(t *testing.T) {
 		t.Errorf("propertyNames: %d bytes: %.300s", len(fmt.Sprint(err)), err)
 	}
 }
+
+// The pointer of an error is made of the caller's property names:
+// bounded like the names in a message, each token and the whole, with
+// a visible mark where something was left out.
+func TestPointersBoundCallerNames(t *testing.T) {
+	k64 := strings.Repeat("k", maxPointerToken)
+	long := strings.Repeat("k", 500000)
+	deep := func(keys ...string) any {
+		var v any = 1.0
+		for i := len(keys) - 1; i >= 0; i-- {
+			v = map[string]any{keys[i]: v}
+		}
+		return v
+	}
+	var keys []string
+	for i := range 20 {
+		keys = append(keys, fmt.Sprintf("%d%s", i, strings.Repeat("k", 1000)))
+	}
+	// The first and the last tokens, each cut to 64 bytes.
+	first, last := "/0"+strings.Repeat("k", maxPointerToken-1)+"…", "/19"+strings.Repeat("k", maxPointerToken-2)+"…"
+	nested := `{"type":"object","additionalProperties":{"$ref":"#"}}`
+	for name, tc := range map[string]struct {
+		schema string
+		v      any
+		want   string
+	}{
+		"ordinary":         {nested, deep("a", "b/c", "d~e"), "/a/b~1c/d~0e"},
+		"token-64-bytes":   {nested, deep(k64), "/" + k64},
+		"token-long":       {nested, deep(long), "/" + k64 + "…"},
+		"token-long-utf8":  {nested, deep("a" + strings.Repeat("é", 1000)), "/a" + strings.Repeat("é", (maxPointerToken-1)/2) + "…"},
+		"token-escaped":    {nested, deep(strings.Repeat("~/", 1000)), "/" + strings.Repeat("~0~1", maxPointerToken/2) + "…"},
+		"pointer-long":     {nested, deep(keys...), first + "/1" + strings.Repeat("k", maxPointerToken-1) + "…/2" + strings.Repeat("k", maxPointerToken-1) + "…/…/17" + strings.Repeat("k", maxPointerToken-2) + "…/18" + strings.Repeat("k", maxPointerToken-2) + "…" + last},
+		"pointer-long-key": {`{"additionalProperties":{"type":"string"}}`, map[string]any{long: 1.0}, "/" + k64 + "…"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			err := mustCompile(t, tc.schema).Validate(tc.v)
+			var ve *ValidationError
+			if !errors.As(err, &ve) || ve.Keyword != "type" {
+				t.Fatalf("Validate = %.300v, want a type error", err)
+			}
+			if diff := cmp.Diff(tc.want, ve.Pointer); diff != "" {
+				t.Errorf("pointer (-want +got):\n%s", diff)
+			}
+			if len(ve.Pointer) > maxPointer || len(err.Error()) > maxPointer+100 {
+				t.Errorf("pointer of %d bytes, error of %d", len(ve.Pointer), len(err.Error()))
+			}
+		})
+	}
+}
+
+// anyOf reports the failure of the alternative that got deepest into
+// the value, by depth: not the one with the longest pointer, which a
+// long property name makes long.
+func TestBestOfDeepestNotLongest(t *testing.T) {
+	long := strings.Repeat("k", 300)
+	s := mustCompile(t, `{"anyOf":[
+		{"properties":{"`+long+`":{"type":"string"}}},
+		{"properties":{"a":{"properties":{"b":{"properties":{"c":{"type":"string"}}}}}}}]}`)
+	err := s.Validate(map[string]any{long: 1.0, "a": map[string]any{"b": map[string]any{"c": 1.0}}})
+	var ve *ValidationError
+	if !errors.As(err, &ve) || ve.Pointer != "/a/b/c" || ve.Keyword != "type" {
+		t.Fatalf("Validate = %v, want the failure at /a/b/c", err)
+	}
+}

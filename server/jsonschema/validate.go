@@ -11,7 +11,10 @@ import (
 // ValidationError is the first failure Validate found.
 type ValidationError struct {
 	// Pointer is the JSON pointer of the offending value ("" for the
-	// whole value).
+	// whole value). Its tokens are the caller's property names, so it
+	// is bounded: a token longer than 64 bytes is cut and ends in "…",
+	// and a pointer longer than 512 bytes keeps its first and last
+	// tokens around "/…".
 	Pointer string
 	// Keyword is the schema keyword that failed, or one of
 	// [KeywordBudget], [KeywordDepth] and [KeywordCycle] when the
@@ -19,6 +22,8 @@ type ValidationError struct {
 	Keyword string
 	// Message says what is wrong without quoting the offending value.
 	Message string
+
+	depth int // the number of tokens of the pointer before it was bounded
 }
 
 func (e *ValidationError) Error() string {
@@ -112,12 +117,59 @@ type frame struct {
 }
 
 func (st *state) fail(keyword, format string, args ...any) *ValidationError {
-	var b strings.Builder
-	for _, tok := range st.path {
-		b.WriteByte('/')
-		b.WriteString(escape(tok))
+	return &ValidationError{Pointer: pointer(st.path), Keyword: keyword, Message: fmt.Sprintf(format, args...), depth: len(st.path)}
+}
+
+// maxPointerToken and maxPointer bound the pointer of an error, as
+// showName and listNames bound the names in a message: its tokens are
+// the caller's property names, and an error goes into the audit log.
+const (
+	maxPointerToken = 64
+	maxPointer      = 512
+)
+
+// pointer is the JSON pointer of path, bounded: each token cut to its
+// first maxPointerToken bytes (at a character boundary, before it is
+// escaped) and marked with "…", and a pointer still longer than
+// maxPointer cut to its first and last tokens around "/…".
+func pointer(path []string) string {
+	toks := make([]string, len(path))
+	size := 0
+	for i, tok := range path {
+		toks[i] = "/" + pointerToken(tok)
+		size += len(toks[i])
 	}
-	return &ValidationError{Pointer: b.String(), Keyword: keyword, Message: fmt.Sprintf(format, args...)}
+	if size <= maxPointer {
+		return strings.Join(toks, "")
+	}
+	// A bounded token is at most 1+2*maxPointerToken+3 bytes (every byte
+	// escaped, and the mark), so each half holds at least one.
+	const elided = "/…"
+	half := (maxPointer - len(elided)) / 2
+	first, n := 0, 0
+	for first < len(toks) && n+len(toks[first]) <= half {
+		n += len(toks[first])
+		first++
+	}
+	last, n := len(toks), 0
+	for last > first && n+len(toks[last-1]) <= half {
+		n += len(toks[last-1])
+		last--
+	}
+	return strings.Join(toks[:first], "") + elided + strings.Join(toks[last:], "")
+}
+
+// pointerToken escapes a pointer token, its first maxPointerToken bytes
+// followed by "…" when longer.
+func pointerToken(tok string) string {
+	if len(tok) <= maxPointerToken {
+		return escape(tok)
+	}
+	cut := maxPointerToken
+	for cut > 0 && !utf8.RuneStart(tok[cut]) {
+		cut--
+	}
+	return escape(tok[:cut]) + "…"
 }
 
 func (st *state) push(tok string) { st.path = append(st.path, tok) }
@@ -488,12 +540,14 @@ func (st *state) try(n *node, v any) *ValidationError {
 
 // bestOf picks the error to report when no alternative matched: one
 // that got further into the value than the others (the alternative the
-// value was meant for, most likely), or else the keyword itself.
+// value was meant for, most likely), or else the keyword itself. How
+// far is the depth of the pointer, not its length: a bounded pointer
+// may be shorter than one less deep.
 func (st *state) bestOf(keyword string, errs []*ValidationError) *ValidationError {
 	here := st.fail(keyword, "")
 	var best *ValidationError
 	for _, e := range errs {
-		if len(e.Pointer) > len(here.Pointer) && (best == nil || len(e.Pointer) > len(best.Pointer)) {
+		if e.depth > here.depth && (best == nil || e.depth > best.depth) {
 			best = e
 		}
 	}
