@@ -438,8 +438,17 @@ func (c *compiler) fill(n *node, s map[string]any, ptr string) error {
 	if n.multipleOf, err = c.num(s, ptr, "multipleOf"); err != nil {
 		return err
 	}
-	if n.multipleOf != nil && n.multipleOf.f <= 0 {
-		return c.errorf(ptr, "\"multipleOf\" must be greater than 0")
+	if n.multipleOf != nil {
+		// The sign of the decimal, not of the float64: 1e-400 is > 0
+		// though it rounds to 0.
+		if d, ok := n.multipleOf.decimal(); !ok || d.sign() <= 0 {
+			return c.errorf(ptr, "\"multipleOf\" must be greater than 0")
+		}
+		// A divisor with no exact value that is cheap would refuse every
+		// number: the schema is refused instead.
+		if _, ok := n.multipleOf.rat(); !ok {
+			return c.errorf(ptr, "\"multipleOf\" must be written in at most %d characters, with an exponent within ±%d", maxRatLiteral, maxRatExp)
+		}
 	}
 
 	// Strings.

@@ -25,8 +25,12 @@
 //
 // Numbers are compared exactly, however many digits they are written
 // with; a literal whose exponent has more than 15 digits is not taken as
-// a number. "multipleOf" is exact for literals of at most 128 characters
-// and an exponent within ±1000, and refuses any other value.
+// a number. "multipleOf" is exact, for numbers float64 cannot hold too
+// (1e-400 is a valid divisor, and 3e-400 a multiple of it), when the
+// divisor and the value are each written in at most 128 characters with
+// a decimal exponent within ±1000 (every float64 qualifies): a divisor
+// beyond that makes the schema fail to compile, as it could check no
+// value, and a value beyond it is refused.
 // Regular expressions are Go's (RE2), with ECMA-262's meaning of ".",
 // \s and \S: a pattern that RE2 does not accept (look-around,
 // back-references), or that the two dialects read differently ([]...,

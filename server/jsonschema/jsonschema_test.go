@@ -55,16 +55,32 @@ var cases = map[string]struct {
 	"deny/enum-no-coerce": {`{"enum":[1]}`, `"1"`, "", "enum"},
 	"deny/enum-bool-num":  {`{"enum":[false]}`, `0`, "", "enum"},
 	// Numbers.
-	"allow/minimum-equal":    {`{"minimum":1}`, `1`, "", ""},
-	"deny/minimum":           {`{"minimum":1}`, `0.5`, "", "minimum"},
-	"deny/maximum-exact":     {`{"maximum":100}`, `100.00000000000000000001`, "", "maximum"},
-	"deny/exclusiveMinimum":  {`{"exclusiveMinimum":1}`, `1`, "", "exclusiveMinimum"},
-	"deny/exclusiveMaximum":  {`{"exclusiveMaximum":1}`, `1`, "", "exclusiveMaximum"},
-	"allow/multipleOf-dec":   {`{"multipleOf":0.1}`, `0.3`, "", ""},
-	"deny/multipleOf":        {`{"multipleOf":2}`, `3`, "", "multipleOf"},
-	"deny/multipleOf-huge":   {`{"multipleOf":3}`, `1e999999999`, "", "multipleOf"},
-	"deny/maximum-huge-exp":  {`{"maximum":10}`, `1e999999999`, "", "maximum"},
-	"allow/minimum-negative": {`{"minimum":-5}`, `-5e0`, "", ""},
+	"allow/minimum-equal":   {`{"minimum":1}`, `1`, "", ""},
+	"deny/minimum":          {`{"minimum":1}`, `0.5`, "", "minimum"},
+	"deny/maximum-exact":    {`{"maximum":100}`, `100.00000000000000000001`, "", "maximum"},
+	"deny/exclusiveMinimum": {`{"exclusiveMinimum":1}`, `1`, "", "exclusiveMinimum"},
+	"deny/exclusiveMaximum": {`{"exclusiveMaximum":1}`, `1`, "", "exclusiveMaximum"},
+	"allow/multipleOf-dec":  {`{"multipleOf":0.1}`, `0.3`, "", ""},
+	"deny/multipleOf":       {`{"multipleOf":2}`, `3`, "", "multipleOf"},
+	"deny/multipleOf-huge":  {`{"multipleOf":3}`, `1e999999999`, "", "multipleOf"},
+	// A multipleOf below float64's range is > 0 all the same, and exact.
+	"allow/multipleOf-tiny":        {`{"multipleOf":1e-400}`, `3e-400`, "", ""},
+	"allow/multipleOf-tiny-int":    {`{"multipleOf":1e-400}`, `7`, "", ""},
+	"allow/multipleOf-tiny-zero":   {`{"multipleOf":1e-400}`, `0`, "", ""},
+	"allow/multipleOf-tiny-frac":   {`{"multipleOf":2.5e-400}`, `0.0000000075e-391`, "", ""},
+	"deny/multipleOf-tiny":         {`{"multipleOf":1e-400}`, `1.5e-400`, "", "multipleOf"},
+	"deny/multipleOf-tiny-below":   {`{"multipleOf":1e-400}`, `1e-401`, "", "multipleOf"},
+	"deny/multipleOf-tiny-frac":    {`{"multipleOf":2.5e-400}`, `6e-400`, "", "multipleOf"},
+	"allow/multipleOf-tiny-5e-324": {`{"multipleOf":1e-400}`, `5e-324`, "", ""},
+	"deny/multipleOf-tiny-far":     {`{"multipleOf":1e-400}`, `1e-1001`, "", "multipleOf"},
+	// One above float64's range is exact too.
+	"allow/multipleOf-huge-zero": {`{"multipleOf":1e400}`, `0`, "", ""},
+	"allow/multipleOf-huge":      {`{"multipleOf":1e400}`, `3e400`, "", ""},
+	"deny/multipleOf-huge-small": {`{"multipleOf":1e400}`, `5`, "", "multipleOf"},
+	"deny/multipleOf-huge-frac":  {`{"multipleOf":1e400}`, `1.5e400`, "", "multipleOf"},
+	"deny/multipleOf-huge-float": {`{"multipleOf":1e400}`, `1.7976931348623157e308`, "", "multipleOf"},
+	"deny/maximum-huge-exp":      {`{"maximum":10}`, `1e999999999`, "", "maximum"},
+	"allow/minimum-negative":     {`{"minimum":-5}`, `-5e0`, "", ""},
 	// Literals too long for float64 or a cheap big.Rat still compare exactly.
 	"deny/maximum-long":      {`{"maximum":1}`, `1.000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000001`, "", "maximum"},
 	"deny/maximum-long-int":  {`{"maximum":1e200}`, `100000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000001`, "", "maximum"},
@@ -245,6 +261,13 @@ func TestCompileRefuses(t *testing.T) {
 		"pattern-negated-empty-class":     {`{"pattern":"[^]"}`, "[] and [^]"},
 		"pattern-posix-class":             {`{"pattern":"[[:alpha:]]"}`, "[: inside a character class"},
 		"bad-multipleOf":                  {`{"multipleOf":0}`, `"multipleOf" must be greater than 0`},
+		"multipleOf-zero-tiny-exp":        {`{"multipleOf":0e-400}`, `"multipleOf" must be greater than 0`},
+		"multipleOf-negative-tiny":        {`{"multipleOf":-1e-400}`, `"multipleOf" must be greater than 0`},
+		"multipleOf-negative-huge":        {`{"multipleOf":-1e400}`, `"multipleOf" must be greater than 0`},
+		"multipleOf-exp-huge":             {`{"multipleOf":1e999999999}`, `"multipleOf" must be written in at most 128 characters`},
+		"multipleOf-long":                 {`{"multipleOf":0.` + strings.Repeat("0", 126) + `1}`, `"multipleOf" must be written in at most 128 characters`},
+		"multipleOf-exp-too-small":        {`{"multipleOf":1e-1100}`, `"multipleOf" must be written in at most 128 characters, with an exponent within ±1000`},
+		"multipleOf-exp-too-large":        {`{"multipleOf":1e1100}`, `"multipleOf" must be written in at most 128 characters, with an exponent within ±1000`},
 		"bad-schema":                      {`{"properties":{"a":1}}`, "must be an object or a boolean"},
 		"unknown-draft":                   {`{"$schema":"http://json-schema.org/draft-03/schema#"}`, "unsupported draft"},
 		"dynamicRef":                      {`{"$dynamicRef":"#x"}`, `keyword "$dynamicRef" is not supported`},
@@ -352,6 +375,29 @@ func TestFanOutBudgetLongString(t *testing.T) {
 	// A single pattern on a string of 1 MiB is well within the budget.
 	if err := mustCompile(t, `{"pattern":"^[a-z]*$"}`).Validate(strings.Repeat("a", 1<<20)); err != nil {
 		t.Fatalf("one pattern on 1 MiB: %v", err)
+	}
+}
+
+// A multipleOf below float64's range checks values as encoding/json
+// decodes them (float64) exactly too: the smallest float64 is 2^-1074,
+// not 5e-324, and no multiple of 1e-400.
+func TestMultipleOfTinyGoValues(t *testing.T) {
+	s := mustCompile(t, `{"multipleOf":1e-400}`)
+	for name, tc := range map[string]struct {
+		v  any
+		ok bool
+	}{
+		"allow/float64-one":     {1.0, true},
+		"allow/float64-zero":    {0.0, true},
+		"allow/int":             {3, true},
+		"allow/float64-tenth":   {0.1, true}, // 0.1000000000000000055511151231257827021181583404541015625, 55 decimals
+		"deny/float64-smallest": {math.SmallestNonzeroFloat64, false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if err := s.Validate(tc.v); (err == nil) != tc.ok {
+				t.Errorf("Validate(%v) = %v, want ok=%v", tc.v, err, tc.ok)
+			}
+		})
 	}
 }
 

@@ -75,6 +75,13 @@ func (n number) String() string {
 	return strconv.FormatFloat(n.f, 'g', -1, 64)
 }
 
+// maxRatLiteral and maxRatExp bound the literals rat makes exact: their
+// length, and the exponent of their decimal.
+const (
+	maxRatLiteral = 128
+	maxRatExp     = 1000
+)
+
 // rat is n exactly, when that is cheap: a literal of bounded length and
 // exponent (a value like 1e999999999 would otherwise cost a huge power
 // of ten), or any finite float64.
@@ -85,10 +92,10 @@ func (n number) rat() (*big.Rat, bool) {
 		}
 		return new(big.Rat).SetFloat64(n.f), true
 	}
-	if len(n.lit) > 128 {
+	if len(n.lit) > maxRatLiteral {
 		return nil, false
 	}
-	if d, ok := parseDecimal(n.lit); !ok || d.exp < -1000 || d.exp > 1000 {
+	if d, ok := parseDecimal(n.lit); !ok || d.exp < -maxRatExp || d.exp > maxRatExp {
 		return nil, false
 	}
 	r, ok := new(big.Rat).SetString(n.lit)
