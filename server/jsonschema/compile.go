@@ -161,6 +161,7 @@ type compiler struct {
 	anchors map[string]string // anchor name -> JSON pointer
 	refs    []pendingRef      // $refs to resolve once every node exists
 	nested  string            // pointer of an embedded $id, if any
+	insts   int               // the size of the patterns compiled so far
 }
 
 type pendingRef struct {
@@ -325,11 +326,23 @@ func (c *compiler) num(s map[string]any, ptr, key string) (*number, error) {
 	return &n, nil
 }
 
+// regexp compiles the pattern src of keyword key, within the bounds on
+// one pattern and on the patterns of a schema (see maxPattern).
 func (c *compiler) regexp(ptr, key, src string) (*regexp.Regexp, error) {
-	re, err := compileECMA(src)
-	if err != nil {
+	if len(src) > maxPattern {
+		return nil, c.errorf(ptr, "%q: a pattern of %d bytes is longer than the %d allowed", key, len(src), maxPattern)
+	}
+	limit := min(maxPatternInsts, maxSchemaPatternInsts-c.insts)
+	re, size, err := compileECMA(src, limit)
+	switch {
+	case errors.Is(err, errPatternSize) && limit < maxPatternInsts:
+		return nil, c.errorf(ptr, "%q: the schema's patterns compile to more than %d instructions in all (a{1000} counts 1000)", key, maxSchemaPatternInsts)
+	case errors.Is(err, errPatternSize):
+		return nil, c.errorf(ptr, "%q: a pattern compiles to more than %d instructions (a{1000} counts 1000)", key, maxPatternInsts)
+	case err != nil:
 		return nil, c.errorf(ptr, "%q: %q is not a regular expression Go accepts: %v", key, src, err)
 	}
+	c.insts += size
 	return re, nil
 }
 

@@ -81,7 +81,7 @@ func formatChecker(name string) func(string) bool {
 			if len(s) > maxRegexFormat {
 				return false
 			}
-			_, err := compileECMA(s)
+			_, _, err := compileECMA(s, maxPatternInsts)
 			return err == nil
 		}
 	case "json-pointer":

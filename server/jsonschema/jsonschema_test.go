@@ -648,3 +648,68 @@ func TestBestOfDeepestNotLongest(t *testing.T) {
 		t.Fatalf("Validate = %v, want the failure at /a/b/c", err)
 	}
 }
+
+// A schema's patterns are bounded in length and in the size of the
+// program they compile to, each and in all: the schema fails to compile,
+// with an error that names where and does not quote the pattern at
+// length, before a hostile one costs seconds and hundreds of MB.
+func TestPatternBounds(t *testing.T) {
+	reps := func(s string, n int) string { return strings.Repeat(s, n) }
+	// a{1000} compiles to 1000 instructions.
+	big := reps(`a{1000}`, maxPatternInsts/1000+1)
+	fits := reps(`a{1000}`, maxPatternInsts/1000-1)
+	var many, enough strings.Builder
+	for i := range maxSchemaPatternInsts/(len(fits)/7*1000) + 1 {
+		if i > 0 {
+			many.WriteByte(',')
+		}
+		fmt.Fprintf(&many, `"p%d":{"pattern":%q}`, i, fits)
+	}
+	for i := range maxSchemaPatternInsts / (len(fits) / 7 * 1000) {
+		if i > 0 {
+			enough.WriteByte(',')
+		}
+		fmt.Fprintf(&enough, `"p%d":{"pattern":%q}`, i, fits)
+	}
+	for name, tc := range map[string]struct{ schema, want string }{
+		"deny/pattern-long":            {`{"properties":{"a":{"pattern":"` + reps("a", maxPattern+1) + `"}}}`, fmt.Sprintf(`at "#/properties/a": "pattern": a pattern of %d bytes is longer than the %d allowed`, maxPattern+1, maxPattern)},
+		"deny/patternProperties-long":  {`{"patternProperties":{"` + reps("a", maxPattern+1) + `":true}}`, fmt.Sprintf(`at "#": "patternProperties": a pattern of %d bytes is longer than the %d allowed`, maxPattern+1, maxPattern)},
+		"deny/pattern-large":           {`{"properties":{"a":{"pattern":"` + big + `"}}}`, fmt.Sprintf(`at "#/properties/a": "pattern": a pattern compiles to more than %d instructions`, maxPatternInsts)},
+		"deny/patternProperties-large": {`{"patternProperties":{"` + big + `":true}}`, fmt.Sprintf(`at "#": "patternProperties": a pattern compiles to more than %d instructions`, maxPatternInsts)},
+		"deny/patterns-large-in-all":   {`{"properties":{` + many.String() + `}}`, fmt.Sprintf(`"pattern": the schema's patterns compile to more than %d instructions in all`, maxSchemaPatternInsts)},
+		"deny/pattern-long-invalid":    {`{"pattern":"(` + reps(".", maxPattern-1) + `"}`, "missing closing )"},
+		"allow/pattern-at-length":      {`{"pattern":"` + reps("a", maxPattern) + `"}`, ""},
+		"allow/pattern-dots-at-length": {`{"pattern":"` + reps(".", maxPattern) + `"}`, ""},
+		"allow/pattern-within-size":    {`{"pattern":"` + fits + `"}`, ""},
+		"allow/patterns-within-total":  {`{"properties":{` + enough.String() + `}}`, ""},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := Compile([]byte(tc.schema))
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("Compile: %.300v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Compile = %.300v, want an error with %q", err, tc.want)
+			}
+			if len(err.Error()) > maxPattern+1000 {
+				t.Errorf("an error of %d bytes", len(err.Error()))
+			}
+		})
+	}
+}
+
+// The "regex" format compiles the caller's value within the same bound
+// on its program.
+func TestFormatRegexLarge(t *testing.T) {
+	s := mustCompile(t, `{"$schema":"http://json-schema.org/draft-07/schema#","format":"regex"}`)
+	if err := s.Validate(strings.Repeat(`a{1000}`, maxPatternInsts/1000-1)); err != nil {
+		t.Fatalf("a regex within the bound: %v", err)
+	}
+	var ve *ValidationError
+	if err := s.Validate(strings.Repeat(`a{1000}`, maxPatternInsts/1000+1)); !errors.As(err, &ve) || ve.Keyword != "format" {
+		t.Fatalf("a regex beyond the bound: %v, want a format error", err)
+	}
+}
