@@ -10,23 +10,27 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/mcp-secure/mcp-secure/server/jsonschema"
 )
 
 // errKeyCollision is wrapped by the error for arguments whose object keys
 // repeat, exactly or up to case.
 var errKeyCollision = errors.New("duplicate argument key")
 
-// keyError says where two keys of one object collide.
+// keyError says where two keys of one object collide. Its message quotes
+// the caller's keys and pointer bounded, as a schema error does: it goes
+// to the client and into the audit record's reasons.
 type keyError struct {
-	pointer     string // JSON pointer of the object
+	pointer     string // JSON pointer of the object, bounded
 	first, then string
 }
 
 func (e *keyError) Error() string {
 	if e.first == e.then {
-		return fmt.Sprintf("key %q appears twice in the object at %q", e.first, displayPointer(e.pointer))
+		return fmt.Sprintf("key %s appears twice in the object at %q", jsonschema.QuoteName(e.first), displayPointer(e.pointer))
 	}
-	return fmt.Sprintf("keys %q and %q in the object at %q differ only in case", e.first, e.then, displayPointer(e.pointer))
+	return fmt.Sprintf("keys %s and %s in the object at %q differ only in case", jsonschema.QuoteName(e.first), jsonschema.QuoteName(e.then), displayPointer(e.pointer))
 }
 
 func (e *keyError) Unwrap() error { return errKeyCollision }
@@ -42,10 +46,14 @@ func checkKeys(raw []byte) error {
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
-	return walkKeys(dec, "")
+	return walkKeys(dec, nil)
 }
 
-func walkKeys(dec *json.Decoder, ptr string) error {
+// walkKeys checks the value dec reads next, at path (its pointer's
+// tokens, unescaped). The pointer is built only for an error, bounded:
+// building it on the way down would copy every key into every deeper
+// pointer.
+func walkKeys(dec *json.Decoder, path []string) error {
 	tok, err := dec.Token()
 	if err != nil {
 		if errors.Is(err, io.EOF) {
@@ -68,16 +76,16 @@ func walkKeys(dec *json.Decoder, ptr string) error {
 			k, _ := kt.(string)
 			f := foldKey(k)
 			if prev, dup := seen[f]; dup {
-				return &keyError{pointer: ptr, first: prev, then: k}
+				return &keyError{pointer: jsonschema.Pointer(path), first: prev, then: k}
 			}
 			seen[f] = k
-			if err := walkKeys(dec, ptr+"/"+escapePointer(k)); err != nil {
+			if err := walkKeys(dec, append(path, k)); err != nil {
 				return err
 			}
 		}
 	case '[':
 		for i := 0; dec.More(); i++ {
-			if err := walkKeys(dec, ptr+"/"+strconv.Itoa(i)); err != nil {
+			if err := walkKeys(dec, append(path, strconv.Itoa(i))); err != nil {
 				return err
 			}
 		}

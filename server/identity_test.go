@@ -3,6 +3,8 @@ package server
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -82,6 +84,34 @@ func TestDuplicateKeysRefused(t *testing.T) {
 	}
 }
 
+// A collision's message quotes the caller's keys and pointer bounded: it
+// goes to the client and into the audit record's reasons, and a key may
+// be as long as the message that carries it.
+func TestDuplicateKeyErrorIsBounded(t *testing.T) {
+	long := strings.Repeat("k", 200_000)
+	for name, args := range map[string]string{
+		"duplicate":      fmt.Sprintf(`{%q:1,%q:2}`, long, long),
+		"case":           fmt.Sprintf(`{%q:1,%q:2}`, long, strings.ToUpper(long)),
+		"under-long-key": fmt.Sprintf(`{%q:{%q:{"a":1,"A":2}}}`, long, long+"2"),
+	} {
+		t.Run(name, func(t *testing.T) {
+			err := checkKeys([]byte(args))
+			if !errors.Is(err, errKeyCollision) {
+				t.Fatalf("err = %v, want a key collision", err)
+			}
+			msg := err.Error()
+			if len(msg) > 1024 || !strings.Contains(msg, "(200000 bytes)") && !strings.Contains(msg, "…") {
+				t.Fatalf("message of %d bytes: %.300s", len(msg), msg)
+			}
+		})
+	}
+	err := checkKeys([]byte(fmt.Sprintf(`{%q:{"a":1,"A":2}}`, long)))
+	var ke *keyError
+	if !errors.As(err, &ke) || ke.pointer != "/"+strings.Repeat("k", 64)+"…" {
+		t.Fatalf("err = %.300v", err)
+	}
+}
+
 // The policy and the handler see the same arguments: colliding keys are
 // a validation error before any decision.
 func TestPipelineRefusesCollidingKeys(t *testing.T) {
@@ -121,7 +151,7 @@ func FuzzKeysPlain(f *testing.F) {
 		if keysPlain(raw) {
 			dec := json.NewDecoder(bytes.NewReader(raw))
 			dec.UseNumber()
-			if err := walkKeys(dec, ""); err != nil {
+			if err := walkKeys(dec, nil); err != nil {
 				t.Fatalf("keysPlain(%s) = true, but the keys collide: %v", s, err)
 			}
 		}

@@ -128,6 +128,15 @@ const (
 	maxPointer      = 512
 )
 
+// Pointer is the JSON pointer of path, a list of unescaped tokens, bounded
+// as a [ValidationError]'s is: for callers that report a place in a
+// caller's value, as the validator does.
+func Pointer(path []string) string { return pointer(path) }
+
+// QuoteName quotes a caller's property name for a message, its first 64
+// bytes and its length when longer.
+func QuoteName(name string) string { return showName(name) }
+
 // pointer is the JSON pointer of path, bounded: each token cut to its
 // first maxPointerToken bytes (at a character boundary, before it is
 // escaped) and marked with "…", and a pointer still longer than
