@@ -68,12 +68,30 @@ func TestCatalogView(t *testing.T) {
 		t.Errorf("the view changed with nothing else: %v then %v", v3, v)
 	}
 
+	// A pinned definition's state is asked at each view: the view
+	// changes with it, and comes back with it.
+	var state atomic.Pointer[plugin.DefinitionState]
+	state.Store(&plugin.DefinitionState{Hash: "h1", Pinned: "h1"})
 	pinned := *asks
 	pinned.Name = "pinned"
-	pinned.Definition = func() plugin.DefinitionState { return plugin.DefinitionState{} }
+	pinned.Definition = func() plugin.DefinitionState { return *state.Load() }
 	s.pipe.tools.put(&pinned)
-	if v, ok := c.View(t.Context(), call); ok {
-		t.Errorf("a view with a pinned tool: %v", v)
+	v4 := view(call)
+	if v := view(call); v != v4 {
+		t.Errorf("a view with a pinned tool changed with nothing else: %v then %v", v4, v)
+	}
+	state.Store(&plugin.DefinitionState{Changed: true, Hash: "h2", Pinned: "h1"})
+	v5 := view(call)
+	if v5 == v4 {
+		t.Error("the view did not change with the pinned definition")
+	}
+	state.Store(&plugin.DefinitionState{Hash: "h2", Pinned: "h2"})
+	if v := view(call); v == v5 || v == v4 {
+		t.Error("the view did not change with the approval")
+	}
+	state.Store(&plugin.DefinitionState{Hash: "h1", Pinned: "h1"})
+	if v := view(call); v != v4 {
+		t.Errorf("the same state is another view: %v then %v", v4, v)
 	}
 	s.pipe.tools.del("pinned")
 	if _, ok := c.View(t.Context(), call); !ok {

@@ -545,25 +545,27 @@ func displayPointer(p string) string {
 
 // permitted reports whether the policy lets the caller use tool at all:
 // the tools decision with empty arguments. Answers are memoised per
-// policy snapshot and caller, since tools/list, search_tools and
-// list_categories ask for every tool on every request.
+// policy snapshot, caller and the state of the tool's pinned definition
+// (asked each time), since tools/list, search_tools and list_categories
+// ask for every tool on every request.
 func (p *pipeline) permitted(ctx context.Context, id identity, tool string) (bool, []string) {
 	t, registered := p.tools.get(tool)
 	if !registered {
 		return false, []string{fmt.Sprintf("tool %q is not registered", tool)}
 	}
-	key := permitKey{client: id.client, protocol: id.protocol, tool: t.Name}
+	// A pinned definition can change between calls: its state, asked
+	// of the plugin each time, is part of the key.
+	def := definitionOf(t)
+	key := permitKey{client: id.client, protocol: id.protocol, tool: t.Name, def: def}
 	ctx = p.pin(ctx)
 	gen := p.generationFor(ctx)
 	if gen != p.generation() {
 		gen = 0 // a call pinned to a replaced snapshot: not memoised
 	}
-	// A pinned definition can change between calls: not cached.
-	pinned := t.Definition != nil
-	if d, ok := p.permits.get(gen, key); ok && !pinned {
+	if d, ok := p.permits.get(gen, key); ok {
 		return d.Allow, d.Reasons
 	}
-	input, err := toolInput(callInfo{name: tool, client: id.client, protocol: id.protocol}, true, map[string]any{}, definitionOf(t))
+	input, err := toolInput(callInfo{name: tool, client: id.client, protocol: id.protocol}, true, map[string]any{}, def)
 	if err != nil {
 		p.permitFailures.Add(1)
 		return false, []string{"policy input could not be built"}
@@ -573,9 +575,7 @@ func (p *pipeline) permitted(ctx context.Context, id identity, tool string) (boo
 		p.permitFailures.Add(1)
 		return false, []string{"policy evaluation failed"}
 	}
-	if !pinned {
-		p.permits.put(gen, key, d)
-	}
+	p.permits.put(gen, key, d)
 	return d.Allow, d.Reasons
 }
 
@@ -597,6 +597,7 @@ type permitKey struct {
 	client   plugin.Client
 	protocol string
 	tool     string
+	def      engine.ToolDefinition // input.tool_definition
 }
 
 // permitMemo keeps the decisions of one snapshot; a new snapshot, or too

@@ -468,9 +468,9 @@ type catalog struct {
 type sortedEntries struct {
 	src     *map[string]*registeredTool
 	entries []plugin.Entry
-	// pinned says some tool has a pinned definition, which can change
-	// between calls with no new table.
-	pinned bool
+	// pinned are the tools with a pinned definition, in name order: its
+	// state can change between calls with no new table.
+	pinned []*registeredTool
 }
 
 var (
@@ -498,7 +498,9 @@ func (c *catalog) current() *sortedEntries {
 	for _, name := range slices.Sorted(maps.Keys(tools)) {
 		t := tools[name]
 		e.entries = append(e.entries, plugin.Entry{Tool: t.Tool, Plugin: t.plugin, PluginVersion: t.pluginVersion})
-		e.pinned = e.pinned || t.Definition != nil
+		if t.Definition != nil {
+			e.pinned = append(e.pinned, t)
+		}
 	}
 	c.sorted.Store(e)
 	return e
@@ -506,25 +508,27 @@ func (c *catalog) current() *sortedEntries {
 
 // catalogView is the token of View: a tool table (a published table is
 // never changed, and its address is not reused while a token holds it),
-// a policy snapshot, a caller, and the count of failed evaluations (an
-// answer that met one, computed between two views, is not kept).
+// a policy snapshot, a caller, the count of failed evaluations (an
+// answer that met one, computed between two views, is not kept) and the
+// state of every pinned definition.
 type catalogView struct {
 	tools    *map[string]*registeredTool
 	gen      uint64
 	client   plugin.Client
 	protocol string
 	failures uint64
+	defs     string // definitionStates of the pinned tools
 }
 
 // View implements plugin.CatalogView: what Entries and Permitted answer
-// depends on the tool table, the policy snapshot and the caller only,
-// unless a tool's definition is pinned (its changes are an input of the
-// decision) or the decider does not tell its snapshots apart. A Permitted
-// that could not evaluate the policy denies, and changes the view: the
-// answer it went into is not kept.
+// depends on the tool table, the policy snapshot, the caller and the
+// state of each pinned definition (an input of the decision) only, unless
+// the decider does not tell its snapshots apart. A Permitted that could
+// not evaluate the policy denies, and changes the view: the answer it
+// went into is not kept.
 func (c *catalog) View(ctx context.Context, call *plugin.Call) (any, bool) {
 	e := c.current()
-	if e.pinned || e.src == nil {
+	if e.src == nil {
 		return nil, false
 	}
 	p := c.pipe
@@ -532,11 +536,34 @@ func (c *catalog) View(ctx context.Context, call *plugin.Call) (any, bool) {
 	if gen == 0 || gen != p.generation() {
 		return nil, false
 	}
-	v := catalogView{tools: e.src, gen: gen, failures: p.permitFailures.Load()}
+	v := catalogView{tools: e.src, gen: gen, failures: p.permitFailures.Load(), defs: definitionStates(e.pinned)}
 	if call != nil {
 		v.client, v.protocol = call.Client, call.ProtocolVersion
 	}
 	return v, true
+}
+
+// definitionStates is the state of each tool's pinned definition, asked
+// of its plugin now, as one comparable string ("" for none).
+func definitionStates(tools []*registeredTool) string {
+	if len(tools) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	for _, t := range tools {
+		d := definitionOf(t)
+		b.WriteString(t.Name)
+		if d.Changed {
+			b.WriteString("\x00changed\x00")
+		} else {
+			b.WriteString("\x00same\x00")
+		}
+		b.WriteString(d.Hash)
+		b.WriteByte(0)
+		b.WriteString(d.Pinned)
+		b.WriteByte(0)
+	}
+	return b.String()
 }
 
 // Permitted asks the tools decision point whether call's client may use

@@ -16,7 +16,9 @@
 // approve command never lose each other's updates, and replace the file
 // by an atomic rename. A running server notices an approval at the next
 // call: [Store.Pinned] reloads the file when its modification time or
-// size differ from what it read.
+// size differ from what it read. It looks at the file (one stat) at most
+// once a millisecond, so a listing that asks for every pinned tool looks
+// once; an approval takes far longer than that to run.
 //
 // # The hash
 //

@@ -77,11 +77,18 @@ type state struct {
 type Store struct {
 	path string
 
-	mu    sync.Mutex
-	tools map[string]*Entry
-	mod   time.Time
-	size  int64
+	mu      sync.Mutex
+	tools   map[string]*Entry
+	mod     time.Time
+	size    int64
+	checked time.Time // when the file was last looked at
 }
+
+// recheck is how long a look at the file holds for Pinned: a listing asks
+// for every pinned tool at once, and one look at the file serves them
+// all. It is far shorter than any approval takes (a process started and
+// the file written).
+var recheck = time.Millisecond
 
 // Open reads the state file at path; a missing file is an empty store.
 func Open(path string) (*Store, error) {
@@ -100,6 +107,11 @@ func (s *Store) Path() string { return s.path }
 // reload reads the file when it changed since the last read (always when
 // force). Called with s.mu held.
 func (s *Store) reload(force bool) error {
+	now := time.Now()
+	if !force && now.Sub(s.checked) < recheck {
+		return nil
+	}
+	s.checked = now
 	st, err := os.Stat(s.path)
 	if errors.Is(err, os.ErrNotExist) {
 		s.tools, s.mod, s.size = map[string]*Entry{}, time.Time{}, 0
@@ -201,8 +213,9 @@ func (s *Store) observe(d Definition, h string, trust bool) (Outcome, error) {
 }
 
 // Pinned is tool's pinned hash ("" when it was never seen or is
-// pending), read again
-// from the file when the file changed (an approval by another process).
+// pending), read again from the file when the file changed (an approval
+// by another process); the file is looked at once for the asks of one
+// millisecond (recheck).
 // A caller must treat an error as a changed definition: fail closed.
 func (s *Store) Pinned(tool string) (string, error) {
 	s.mu.Lock()

@@ -111,6 +111,7 @@ func TestObserveApprove(t *testing.T) {
 }
 
 func TestUnreadableStateFailsClosed(t *testing.T) {
+	pins.SetRecheck(t, 0) // every Pinned looks at the file
 	path := filepath.Join(t.TempDir(), pins.FileName)
 	s, err := pins.Open(path)
 	if err != nil {
@@ -130,8 +131,45 @@ func TestUnreadableStateFailsClosed(t *testing.T) {
 	}
 }
 
-// BenchmarkPinned is the per-decision cost of the pin check: one stat of
-// the state file, a map lookup.
+// One look at the file serves the Pinned asks that follow within
+// recheck (a listing asks for every pinned tool), and a write of the
+// store's own is seen at once.
+func TestPinnedLooksOncePerRecheck(t *testing.T) {
+	pins.SetRecheck(t, time.Hour)
+	path := filepath.Join(t.TempDir(), pins.FileName)
+	s, err := pins.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Observe(def("Echo."), "h1"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Pinned("docs__echo"); err != nil || got != "h1" {
+		t.Fatalf("Pinned = %q, %v", got, err)
+	}
+	if err := os.WriteFile(path, []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Pinned("docs__echo"); err != nil || got != "h1" {
+		t.Fatalf("within recheck, Pinned = %q, %v; want the pin looked at last", got, err)
+	}
+	// The store's own writes read the file under its lock, always.
+	if _, err := s.Observe(def("Echo."), "h1"); err == nil {
+		t.Fatal("Observe accepted a corrupt state file")
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Observe(def("Echo."), "h2"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Pinned("docs__echo"); err != nil || got != "h2" {
+		t.Fatalf("after the store's own write, Pinned = %q, %v", got, err)
+	}
+}
+
+// BenchmarkPinned is the per-decision cost of the pin check: at most one
+// stat of the state file a millisecond, a map lookup.
 func BenchmarkPinned(b *testing.B) {
 	s, err := pins.Open(filepath.Join(b.TempDir(), pins.FileName))
 	if err != nil {

@@ -1,0 +1,14 @@
+package pins
+
+import (
+	"testing"
+	"time"
+)
+
+// SetRecheck sets how long a look at the file holds for Pinned, for the
+// rest of the test.
+func SetRecheck(t *testing.T, d time.Duration) {
+	old := recheck
+	recheck = d
+	t.Cleanup(func() { recheck = old })
+}
