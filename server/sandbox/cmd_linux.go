@@ -62,7 +62,7 @@ func Command(ctx context.Context, t Target) *Cmd { return commandWith(ctx, t, th
 
 // commandWith is Command started through launcher l.
 func commandWith(ctx context.Context, t Target, l launcherExe) *Cmd {
-	c := &Cmd{target: t, ctx: ctx, cmd: launcherCmd(ctx, l), exit: -1}
+	c := &Cmd{target: t, ctx: ctx, cmd: launcherCmd(ctx, l, t.Rules.AllowUDP), exit: -1}
 	c.cmd.Cancel = func() error {
 		c.closeCtl()
 		return nil
@@ -71,10 +71,12 @@ func commandWith(ctx context.Context, t Target, l launcherExe) *Cmd {
 	return c
 }
 
-// launcherCmd is the command that starts launcher l.
-func launcherCmd(ctx context.Context, l launcherExe) *exec.Cmd {
+// launcherCmd is the command that starts launcher l, for a target whose
+// rules allow UDP or not: the launcher installs its socket filter while
+// it waits for the target.
+func launcherCmd(ctx context.Context, l launcherExe, udp bool) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, l.path)
-	cmd.Args = []string{l.argv0, launcherArg, launcherProtocol}
+	cmd.Args = []string{l.argv0, launcherArg, launcherProtocol, filterArg(udp)}
 	cmd.Env = launcherEnv
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	return cmd
@@ -280,7 +282,7 @@ func (c *Cmd) Wait() error {
 	if c.piped && c.started {
 		if code, ok := c.readExit(); ok && code == 0 && c.ctx.Err() == nil {
 			c.exit = 0
-			go refill(c.launcher)
+			go refill(c.launcher, c.target.Rules.AllowUDP)
 			go c.finish()
 			return nil
 		}
@@ -291,7 +293,7 @@ func (c *Cmd) Wait() error {
 		// The next warm launcher starts once this tree is gone, not
 		// while the target runs: on a busy machine its start-up would
 		// take CPU from the target, which runs at a lower priority.
-		go refill(c.launcher)
+		go refill(c.launcher, c.target.Rules.AllowUDP)
 	}
 	if c.cancel != nil { // a launcher started ahead, on a context of its own
 		c.stopAfter()
@@ -379,9 +381,11 @@ func (c *Cmd) waitDelay() time.Duration {
 
 // A warm launcher was started ahead of the call that takes it: it waits
 // for its target on the control pipe, with fresh pipes as its standard
-// streams. Its context is its own; the call's, when done, cancels it.
+// streams, and its socket filter installed for targets that may use UDP
+// or not. Its context is its own; the call's, when done, cancels it.
 type warmLauncher struct {
 	l             launcherExe
+	udp           bool
 	cmd           *exec.Cmd
 	cancel        context.CancelFunc
 	ctl, report   *os.File
@@ -403,10 +407,11 @@ var (
 	refilling atomic.Bool
 )
 
-// startWarm starts launcher l with pipes as its standard streams.
-func startWarm(l launcherExe) (*warmLauncher, error) {
+// startWarm starts launcher l with pipes as its standard streams, for a
+// target whose rules allow UDP or not.
+func startWarm(l launcherExe, udp bool) (*warmLauncher, error) {
 	ctx, cancel := context.WithCancel(context.Background())
-	w := &warmLauncher{l: l, cmd: launcherCmd(ctx, l), cancel: cancel, closeCtl: func() {}}
+	w := &warmLauncher{l: l, udp: udp, cmd: launcherCmd(ctx, l, udp), cancel: cancel, closeCtl: func() {}}
 	w.cmd.Cancel = func() error {
 		w.closeCtl()
 		return nil
@@ -460,30 +465,34 @@ func (w *warmLauncher) discard() {
 	}()
 }
 
-// takeWarm returns the warm launcher of l, if one is ready.
-func takeWarm(l launcherExe) *warmLauncher {
-	select {
-	case w := <-warm:
-		if w.l == l {
-			return w
+// takeWarm returns a warm launcher of l for a target that allows UDP or
+// not, if one is ready. Those of another kind (the policy changed) ahead
+// of it end.
+func takeWarm(l launcherExe, udp bool) *warmLauncher {
+	for {
+		select {
+		case w := <-warm:
+			if w.l == l && w.udp == udp {
+				return w
+			}
+			w.discard()
+		default:
+			return nil
 		}
-		w.discard()
-	default:
 	}
-	return nil
 }
 
 // refill starts warm launchers for the next piped targets, one at a
 // time, until warmLaunchers are waiting, unless another refill is under
-// way.
-func refill(l launcherExe) {
+// way. They are for targets that allow UDP or not, as the last one.
+func refill(l launcherExe, udp bool) {
 	if len(warm) >= warmLaunchers || !refilling.CompareAndSwap(false, true) {
 		return
 	}
 	defer refilling.Store(false)
 	for len(warm) < warmLaunchers {
 		launchSlots <- struct{}{}
-		w, err := startWarm(l)
+		w, err := startWarm(l, udp)
 		<-launchSlots
 		if err != nil {
 			return
@@ -508,12 +517,12 @@ func (c *Cmd) startPiped(msg []byte) (err error) {
 	// Wait), or now if it does not start.
 	defer func() {
 		if err != nil || len(c.setup) > 0 {
-			go refill(c.launcher)
+			go refill(c.launcher, c.target.Rules.AllowUDP)
 		}
 	}()
 	var w *warmLauncher
 	for range warmLaunchers {
-		if w = takeWarm(c.launcher); w == nil {
+		if w = takeWarm(c.launcher, c.target.Rules.AllowUDP); w == nil {
 			break
 		}
 		if _, err := w.ctl.Write(msg); err == nil {
@@ -527,7 +536,7 @@ func (c *Cmd) startPiped(msg []byte) (err error) {
 	fresh := w == nil
 	if fresh {
 		var err error
-		if w, err = startWarm(c.launcher); err != nil {
+		if w, err = startWarm(c.launcher, c.target.Rules.AllowUDP); err != nil {
 			return err
 		}
 	}

@@ -56,7 +56,9 @@
 //     launcher's exit happens after.
 //
 // What does not depend on the target (no_new_privs, the capabilities,
-// the probe of the kernel) the launcher does before it reads the target;
+// the probe of the kernel, the socket filter, which the server's command
+// line names for targets with UDP allowed or not) the launcher does
+// before it reads the target, and it refuses a target of the other kind;
 // a signal that arrives before the target ends it at once.
 //
 // [Piped] starts a target whose standard streams are pipes (external

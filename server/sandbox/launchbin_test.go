@@ -163,7 +163,7 @@ func TestSeparateLauncherRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	argv := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
-	if len(argv) != 3 || argv[0] != LauncherName || argv[1] != launcherArg || argv[2] != launcherProtocol {
+	if len(argv) != 4 || argv[0] != LauncherName || argv[1] != launcherArg || argv[2] != launcherProtocol || argv[3] != filterTCPOnly {
 		t.Errorf("launcher argv %q", argv)
 	}
 	if comm, err := os.ReadFile("/proc/" + strconv.Itoa(c.Pid()) + "/comm"); err != nil || strings.TrimSpace(string(comm)) != LauncherName[:15] {

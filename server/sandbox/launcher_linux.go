@@ -34,7 +34,22 @@ const maxSpec = 8 << 20
 // the report pipe carries. The server passes it to every launcher, and
 // uses a separate launcher binary only when that binary answers the
 // probe with the same one.
-const launcherProtocol = "mcp-secure-launch/2"
+const launcherProtocol = "mcp-secure-launch/3"
+
+// The launcher's last argument: the socket filter to install while it
+// waits for its target, for targets whose rules allow UDP or not. A
+// target of the other kind is refused.
+const (
+	filterTCPOnly = "filter=tcp"
+	filterUDP     = "filter=tcp+udp"
+)
+
+func filterArg(udp bool) string {
+	if udp {
+		return filterUDP
+	}
+	return filterTCPOnly
+}
 
 // probeArg, after launcherArg, asks a launcher for its protocol: it
 // prints probeAnswer and exits 0.
@@ -54,7 +69,7 @@ func RunIfLauncher() {
 		os.Stdout.WriteString(probeAnswer)
 		os.Exit(0)
 	}
-	if len(os.Args) != 3 || os.Args[2] != launcherProtocol {
+	if len(os.Args) != 4 || os.Args[2] != launcherProtocol || os.Args[3] != filterTCPOnly && os.Args[3] != filterUDP {
 		// A server of another version: refuse before touching anything.
 		fmt.Fprintf(os.NewFile(fdReport, "report"), "launcher: it speaks %s, the server asked for %q", launcherProtocol, os.Args[2:])
 		os.Exit(127)
@@ -63,7 +78,14 @@ func RunIfLauncher() {
 	// as "64" (or as "exe", re-executed): name it for ps and top.
 	name := []byte(LauncherName[:min(len(LauncherName), 15)] + "\x00")
 	unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&name[0])), 0, 0, 0)
-	os.Exit(launch())
+	os.Exit(launch(os.Args[3] == filterUDP))
+}
+
+func allowed(b bool) string {
+	if b {
+		return "allowed"
+	}
+	return "refused"
 }
 
 // childNice is the nice value of the target and its descendants.
@@ -95,7 +117,7 @@ func init() { RunIfLauncher() }
 // reaper of the tree. It returns the exit code of a failure to start the
 // target; once the target runs it does not return, and the process exits
 // with the target's status.
-func launch() int {
+func launch(udp bool) int {
 	// Landlock and no_new_privs bind this thread, which forks the target;
 	// the target's parent-death signal follows it too.
 	runtime.LockOSThread()
@@ -152,6 +174,17 @@ func launch() int {
 	}
 	support := Probe()
 	warmDecoder()
+	// The socket filter, where the kernel has seccomp: installing it
+	// (the kernel compiles the program) is work a launcher started ahead
+	// does while it waits. It binds this thread and everything it
+	// starts, and lets through what the rest of the set-up calls
+	// (Landlock, rlimits, the priority). Its failure is reported once
+	// the target is read, as every set-up failure is.
+	var filterErr error
+	filtered := support.SocketFilter
+	if filtered {
+		filterErr = installFilter(filterOptions{udp: udp})
+	}
 
 	// The launcher keeps none of the target's stdio but a copy of
 	// stderr, to say why it killed the tree, closed before it reports
@@ -190,6 +223,12 @@ func launch() int {
 	// EOF on the control pipe: the server died or cancelled the call.
 	go func() { io.Copy(io.Discard, ctl); stopNow() }()
 
+	if spec.Rules.AllowUDP != udp {
+		return fail("launcher: started for targets with UDP %s, given one with UDP %s", allowed(udp), allowed(spec.Rules.AllowUDP))
+	}
+	if filterErr != nil {
+		return fail("%v", filterErr)
+	}
 	if err := setLimits(spec.Limits.withDefaults()); err != nil {
 		return fail("rlimit: %v", err)
 	}
@@ -201,9 +240,9 @@ func launch() int {
 			return fail("%v", err)
 		}
 	}
-	// The socket filter, last: it binds this thread and everything it
-	// starts. An unconfined target gets it where the kernel has seccomp.
-	if support.SocketFilter || !spec.Unconfined {
+	// Without seccomp, a confined target is refused here (an unconfined
+	// one runs without the filter).
+	if !filtered && !spec.Unconfined {
 		if err := installFilter(filterOptions{udp: spec.Rules.AllowUDP}); err != nil {
 			return fail("%v", err)
 		}

@@ -10,7 +10,8 @@ import (
 )
 
 // The socket filter: a seccomp-BPF program the launcher installs on the
-// thread that forks the target, after no_new_privs and Landlock. Filters
+// thread that forks the target, after no_new_privs and before Landlock
+// (a launcher started ahead installs it while it waits). Filters
 // are inherited by every descendant and kept across execve, and cannot
 // be removed. It refuses what Landlock (up to ABI 7) leaves open:
 //

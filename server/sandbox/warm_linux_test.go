@@ -190,8 +190,13 @@ func TestChildrenOfEveryThread(t *testing.T) {
 	started := make(chan *exec.Cmd)
 	for range 4 {
 		go func() {
-			// Each on a thread of its own, kept until the test ends.
+			// Each on a thread of its own, kept until the test ends,
+			// and kept after: a thread that ends with its goroutine
+			// locked to it exits, and a warm launcher started from it
+			// (earlier, by another goroutine) would get its
+			// parent-death signal.
 			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
 			c := exec.Command("/usr/bin/sleep", "30")
 			if err := c.Start(); err != nil {
 				started <- nil
@@ -221,5 +226,109 @@ func TestChildrenOfEveryThread(t *testing.T) {
 		if !slices.Contains(got, c.Process.Pid) {
 			t.Errorf("child %d missing from %v", c.Process.Pid, got)
 		}
+	}
+}
+
+// runProbePiped is runProbe through Piped: the target may start through
+// a warm launcher. It returns the probe's results and the launcher's pid.
+func runProbePiped(t *testing.T, p *probeListeners, rules Rules) (map[string]string, int) {
+	t.Helper()
+	exe := testBinary(t)
+	dir, _ := filepath.EvalSymlinks(t.TempDir())
+	rules.ReadWrite = append(rules.ReadWrite, dir)
+	rules.ReadOnly = append(rules.ReadOnly, SystemReadOnly...)
+	rules.Exec = append(rules.Exec, Executables(exe)...)
+	rules.ConnectTCP = []uint16{uint16(p.tcp)}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	c := Piped(ctx, Target{Path: exe, Args: []string{exe, "-test.run=^$"}, Env: p.env(), Dir: dir, Rules: rules})
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sin, sout, serr := c.Pipes()
+	sin.Close()
+	go io.Copy(io.Discard, serr)
+	out, _ := io.ReadAll(sout)
+	sout.Close()
+	if err := c.Wait(); err != nil {
+		t.Fatalf("probe: %v", err)
+	}
+	serr.Close()
+	return parseProbe(string(out)), c.Pid()
+}
+
+// A warm launcher has its socket filter installed before its target
+// comes: for targets with UDP allowed or not, as the last target. A
+// target of the other kind gets a launcher of its kind, filtered as its
+// rules say, and the next warm launchers follow it.
+func TestWarmLauncherFilterFollowsTheTarget(t *testing.T) {
+	needLandlock(t)
+	p := newProbeListeners(t)
+	runProbePiped(t, p, Rules{}) // warm launchers for targets without UDP follow
+	prev := false
+	for i, udp := range []bool{false, true, true, false, false} {
+		ready := waitWarm(t)
+		got, pid := runProbePiped(t, p, Rules{AllowUDP: udp})
+		want := "EACCES"
+		if udp {
+			want = "ok"
+		}
+		if got["udp-socket"] != want || got["unix-socket"] != "EACCES" || got["tcp-connect"] != "ok" {
+			t.Errorf("target %d (udp %v): %v", i, udp, got)
+		}
+		switch {
+		case udp == prev && pid != ready:
+			t.Errorf("target %d (udp %v) started through launcher %d, not the warm one %d", i, udp, pid, ready)
+		case udp != prev && pid == ready:
+			t.Errorf("target %d (udp %v) started through the warm launcher of the other kind", i, udp)
+		}
+		prev = udp
+	}
+}
+
+// A launcher refuses a target of the other kind than its socket filter:
+// were it handed one, the filter it installed would not be the target's.
+func TestLauncherRefusesATargetOfTheOtherKind(t *testing.T) {
+	needLandlock(t)
+	b := newBox(t, "/usr/bin/cat")
+	if _, _, _, _, err := b.pipedRun(t, t.Context(), "x", "/usr/bin/cat"); err != nil {
+		t.Fatal(err)
+	}
+	waitWarm(t)
+	// Mislabel every waiting launcher (started for targets without UDP)
+	// as one for targets with UDP.
+	var ws []*warmLauncher
+	for range warmLaunchers {
+		w := <-warm
+		w.udp = true
+		ws = append(ws, w)
+	}
+	for _, w := range ws {
+		warm <- w
+	}
+	t.Cleanup(func() { // none of them is left for another test
+		for {
+			select {
+			case w := <-warm:
+				w.discard()
+			default:
+				return
+			}
+		}
+	})
+	rules := b.rule
+	rules.AllowUDP = true
+	c := Piped(t.Context(), Target{Path: "/usr/bin/cat", Args: []string{"cat"}, Dir: b.dir, Rules: rules})
+	err := c.Start()
+	if err == nil {
+		sin, sout, serr := c.Pipes()
+		sin.Close()
+		sout.Close()
+		serr.Close()
+		err = c.Wait()
+	}
+	var se *SetupError
+	if !errors.As(err, &se) || !strings.Contains(se.Msg, "UDP refused, given one with UDP allowed") {
+		t.Fatalf("a launcher for targets without UDP given one with UDP: %v", err)
 	}
 }
