@@ -27,7 +27,8 @@
 // a [*ManifestError] naming the file. The sha256 travels in the launch
 // spec too: the launcher door checks it again at every start (hashing a
 // file again only once it has changed), so an executable replaced after
-// loading is refused. Other plugins that read plugin directories (type
+// loading is refused; the sandbox's launcher then checks, just before it
+// starts the target, that the path still names the very file hashed. Other plugins that read plugin directories (type
 // mcp) use it too and call [ClaimType]. A directory left out at start-up
 // is logged and, when the host keeps an audit log
 // ([plugin.LeftOutRecorder]), recorded there (kind plugin, result deny,

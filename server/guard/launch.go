@@ -68,13 +68,21 @@ func (c *Commands) launchTarget(spec *plugin.LaunchSpec) (sandbox.Target, error)
 	if err != nil {
 		return fail("%v", err)
 	}
+	var pinned *sandbox.PinnedFile
 	if spec.SHA256 != "" {
-		sum, err := fileSHA256(spec.SHA256Path)
+		sum, id, known, err := fileSHA256(spec.SHA256Path)
 		if err != nil {
 			return fail("executable %s: %v", spec.SHA256Path, err)
 		}
 		if sum != spec.SHA256 {
 			return fail("sha256 mismatch: executable %s has sha256 %s, the manifest pins %s", spec.SHA256Path, sum, spec.SHA256)
+		}
+		// The launcher checks, just before it starts the target, that
+		// the path still names the file hashed.
+		if known {
+			pinned = &sandbox.PinnedFile{Path: spec.SHA256Path, Dev: id.Dev, Ino: id.Ino, Size: id.Size, MtimeNs: id.MtimeNs, CtimeNs: id.CtimeNs}
+		} else if sandbox.ChecksPinned {
+			return fail("executable %s: the file hashed could not be identified for the launcher's check (it changed while it was hashed, or is not a regular file)", spec.SHA256Path)
 		}
 	}
 	execs, err := interpreterChain(res.Real)
@@ -121,6 +129,7 @@ func (c *Commands) launchTarget(spec *plugin.LaunchSpec) (sandbox.Target, error)
 	return sandbox.Target{
 		Path: res.Real, Args: spec.Args, Env: env, Dir: dir,
 		Rules: rules, Limits: limits, Unconfined: c.opts.Unconfined,
+		Pinned: pinned,
 	}, nil
 }
 
@@ -299,9 +308,11 @@ func (p *process) Wait() (int, error) {
 var hashes filememo.Memo[string]
 
 // fileSHA256 is the sha256 (hex) of the file at path.
-func fileSHA256(path string) (string, error) {
+// fileSHA256 is the sha256 of the file at path, and the identity of the
+// file hashed when it is known (see filememo.Memo.GetIdentified).
+func fileSHA256(path string) (sum string, id filememo.Identity, known bool, err error) {
 	var rerr error
-	sum := hashes.Get(path, func(path string) (string, bool) {
+	sum, id, known = hashes.GetIdentified(path, func(path string) (string, bool) {
 		f, err := os.Open(path)
 		if err != nil {
 			rerr = err
@@ -315,5 +326,5 @@ func fileSHA256(path string) (string, error) {
 		}
 		return hex.EncodeToString(h.Sum(nil)), true
 	})
-	return sum, rerr
+	return sum, id, known, rerr
 }

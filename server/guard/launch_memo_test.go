@@ -3,8 +3,10 @@
 package guard
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -133,6 +135,71 @@ func TestLaunchTargetChecksThePinEveryStart(t *testing.T) {
 		}
 		if !step.mismatch && err != nil {
 			t.Errorf("%s: %v", step.name, err)
+		}
+	}
+}
+
+// The file a pin was checked on is the file started: the launcher
+// refuses to start a target whose pinned file was replaced, or written
+// in place, after launchTarget hashed it.
+func TestPinnedFileChangedAfterItsCheckIsNotStarted(t *testing.T) {
+	t.Cleanup(filememo.SetRacyWindowForTest(0))
+	w := newExecWorld(t, "")
+	plug := filepath.Join(w.dir, "plug")
+	os.MkdirAll(plug, 0o755)
+	run := filepath.Join(plug, "run")
+	good := []byte("#!/bin/sh\necho good\n")
+	evil := []byte("#!/bin/sh\necho evil\n") // the same size
+	if err := os.WriteFile(run, good, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(good)
+	spec := &plugin.LaunchSpec{Plugin: "p", Dir: plug, Path: run, Args: []string{run}, SHA256: hex.EncodeToString(sum[:]), SHA256Path: run}
+	start := func(tg sandbox.Target) (string, error) {
+		t.Helper()
+		var out bytes.Buffer
+		c := sandbox.Command(t.Context(), tg)
+		c.Stdout = &out
+		err := c.Run()
+		return out.String(), err
+	}
+	for _, tc := range []struct {
+		name   string
+		change func()
+	}{
+		{"replaced", func() {
+			tmp := run + ".new"
+			if err := os.WriteFile(tmp, evil, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(tmp, run); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"written-in-place", func() {
+			if err := os.WriteFile(run, evil, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		if err := os.WriteFile(run, good, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		tg, err := w.cmds.launchTarget(spec)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if tg.Pinned == nil || tg.Pinned.Path != run {
+			t.Fatalf("%s: pinned file %+v", tc.name, tg.Pinned)
+		}
+		if out, err := start(tg); err != nil || out != "good\n" {
+			t.Fatalf("%s: the pinned file as checked: %q %v", tc.name, out, err)
+		}
+		tc.change()
+		out, err := start(tg)
+		var se *sandbox.SetupError
+		if !errors.As(err, &se) || !strings.Contains(se.Msg, "changed after its sha256 was checked") || out != "" {
+			t.Errorf("%s after the check: out %q, err %v; want it refused", tc.name, out, err)
 		}
 	}
 }

@@ -81,12 +81,28 @@ func RunIfLauncher() {
 	os.Exit(launch(os.Args[3] == filterUDP))
 }
 
+// checkPinned fails unless p.Path names the file p describes, unchanged.
+func checkPinned(p *PinnedFile) error {
+	var st unix.Stat_t
+	if err := unix.Stat(p.Path, &st); err != nil {
+		return fmt.Errorf("pinned file %s: %v", p.Path, err)
+	}
+	if uint64(st.Dev) != p.Dev || st.Ino != p.Ino || st.Size != p.Size ||
+		unix.TimespecToNsec(st.Mtim) != p.MtimeNs || unix.TimespecToNsec(st.Ctim) != p.CtimeNs {
+		return fmt.Errorf("pinned file %s changed after its sha256 was checked (replaced or written); not started", p.Path)
+	}
+	return nil
+}
+
 func allowed(b bool) string {
 	if b {
 		return "allowed"
 	}
 	return "refused"
 }
+
+// checksPinned: the launcher checks a target's Pinned file.
+const checksPinned = true
 
 // childNice is the nice value of the target and its descendants.
 const childNice = 10
@@ -253,6 +269,13 @@ func launch(udp bool) int {
 	// thread, and the target inherits this one's.
 	if err := unix.Setpriority(unix.PRIO_PROCESS, 0, childNice); err != nil {
 		return fail("nice: %v", err)
+	}
+	// The file the server checked is still the one at its path: a
+	// replacement after its check is refused here, as late as can be.
+	if p := spec.Pinned; p != nil {
+		if err := checkPinned(p); err != nil {
+			return fail("%v", err)
+		}
 	}
 	// syscall.ForkExec, not os.StartProcess: os checks once per process
 	// that pidfds work by starting a throwaway child, a whole process

@@ -76,6 +76,26 @@ type Target struct {
 	// still apply). Without it, Start fails where Landlock or the socket
 	// filter is not available.
 	Unconfined bool
+	// Pinned, when set, is a file the caller checked (the executable, or
+	// the script an interpreter runs, whose sha256 a manifest pins): just
+	// before it starts the target, the launcher refuses to when the path
+	// no longer names that same file, unchanged (Linux only).
+	Pinned *PinnedFile `json:",omitempty"`
+}
+
+// ChecksPinned says the launcher checks a Target's Pinned file (Linux).
+const ChecksPinned = checksPinned
+
+// PinnedFile is a file as the caller checked it: its path, and the
+// identity of the file the path named (device and inode, size,
+// modification and change times in nanoseconds). A file replaced or
+// renamed over has another inode; one written in place, another change
+// time, which cannot be set back.
+type PinnedFile struct {
+	Path             string
+	Dev, Ino         uint64
+	Size             int64
+	MtimeNs, CtimeNs int64
 }
 
 // LauncherName is the file name of the separate launcher binary

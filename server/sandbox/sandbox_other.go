@@ -15,6 +15,9 @@ import (
 // Probe reports that this OS has no Landlock.
 func Probe() Support { return Support{Reason: "Landlock needs Linux"} }
 
+// checksPinned: off Linux no launcher checks a target's Pinned file.
+const checksPinned = false
+
 // UnconfinedLeft is what still holds a child started unconfined: off
 // Linux, nothing but the call's timeout.
 const UnconfinedLeft = "started directly, with no launcher: no no_new_privs, rlimits or subreaper, and only the child itself is killed at the timeout"

@@ -53,34 +53,53 @@ type identity struct {
 // neither file's times) cannot leave one file's value under the other's
 // identity.
 func (c *Memo[V]) Get(path string, read func(path string) (v V, ok bool)) V {
+	v, _, _ := c.GetIdentified(path, read)
+	return v
+}
+
+// Identity says which file a value was read from: its device and inode,
+// size, and modification and change times (nanoseconds since the epoch).
+type Identity struct {
+	Dev, Ino         uint64
+	Size             int64
+	MtimeNs, CtimeNs int64
+}
+
+// GetIdentified is Get, and the identity of the file the value was read
+// from: ok is false when it is not known (off Linux, not a regular file,
+// or a file that changed while it was read).
+func (c *Memo[V]) GetIdentified(path string, read func(path string) (v V, ok bool)) (V, Identity, bool) {
 	before, known := identify(path)
 	if !known {
 		v, _ := read(path)
-		return v
+		return v, Identity{}, false
 	}
 	c.mu.Lock()
 	e, hit := c.m[path]
 	c.mu.Unlock()
 	if hit && e.id == before {
-		return e.v
+		return e.v, before.export(), true
 	}
 	f, opened, ok := openRegular(path)
 	if !ok {
 		v, _ := read(path)
-		return v
+		return v, Identity{}, false
 	}
 	defer f.Close()
 	v, ok := read(fdPath(f))
 	if !ok {
-		return v
+		return v, Identity{}, false
 	}
 	// Remembered only when the open file did not change while it was
 	// read, nor shortly before, and path names it still.
-	if again, ok := identifyOpen(f); !ok || again != opened || time.Since(opened.ctime) < racyWindow {
-		return v
+	if again, ok := identifyOpen(f); !ok || again != opened {
+		return v, Identity{}, false
+	}
+	if time.Since(opened.ctime) < racyWindow {
+		return v, opened.export(), true
 	}
 	if after, _ := identify(path); after != opened {
-		return v
+		return v, opened.export(), true
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -88,7 +107,11 @@ func (c *Memo[V]) Get(path string, read func(path string) (v V, ok bool)) V {
 		c.m = map[string]entry[V]{}
 	}
 	c.m[path] = entry[V]{id: opened, v: v}
-	return v
+	return v, opened.export(), true
+}
+
+func (id identity) export() Identity {
+	return Identity{Dev: id.dev, Ino: id.ino, Size: id.size, MtimeNs: id.mtime.UnixNano(), CtimeNs: id.ctime.UnixNano()}
 }
 
 // SetRacyWindowForTest sets how recently changed a file may be and still

@@ -135,3 +135,56 @@ func TestMemoKeepsTheValueOfTheFileRead(t *testing.T) {
 		t.Fatalf("after the switch the memo answers %q, want %q", got, "good")
 	}
 }
+
+// GetIdentified names the file the value was read from, read or
+// remembered, and knows none for a file that changed while it was read.
+func TestGetIdentified(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "prog")
+	if err := os.WriteFile(path, []byte("one"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	stat := func() Identity {
+		t.Helper()
+		id, ok := identify(path)
+		if !ok {
+			t.Fatal("no identity")
+		}
+		return id.export()
+	}
+	var m Memo[string]
+	read := func(p string) (string, bool) {
+		b, err := os.ReadFile(p)
+		return string(b), err == nil
+	}
+	for _, step := range []string{"read", "again"} {
+		v, id, ok := m.GetIdentified(path, read)
+		if v != "one" || !ok || id != stat() {
+			t.Errorf("%s: %q %+v %v, want the file's identity %+v", step, v, id, ok, stat())
+		}
+	}
+	// A missing file has none.
+	v, _, ok := m.GetIdentified(filepath.Join(dir, "other"), func(p string) (string, bool) {
+		return "x", true
+	})
+	if ok || v != "x" {
+		t.Errorf("a missing file: %q %v", v, ok)
+	}
+	// Written while it is read: no identity vouches for what was read.
+	other := filepath.Join(dir, "grows")
+	if err := os.WriteFile(other, []byte("a"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, _, ok = m.GetIdentified(other, func(p string) (string, bool) {
+		f, err := os.OpenFile(other, os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteString("b")
+		f.Close()
+		return "a", true
+	})
+	if ok {
+		t.Error("a file written while it was read has an identity")
+	}
+}
