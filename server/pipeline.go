@@ -204,6 +204,9 @@ func (p *pipeline) outcome(ctx context.Context, req *mcp.CallToolRequest) *mcp.C
 		RequestID:  ci.requestID,
 		Tool:       ci.name,
 		Client:     &audit.Client{Name: ci.client.Name, Version: ci.client.Version},
+		// Every record of the call names the policy it was decided under,
+		// even one written after a reload.
+		Revision: p.revisionFor(ctx),
 	}
 	// finish records a decision. A refusal the client can repeat for free
 	// (budgeted) is recorded within its budget and counted past it.
@@ -294,6 +297,9 @@ func (p *pipeline) outcome(ctx context.Context, req *mcp.CallToolRequest) *mcp.C
 		// An unknown tool is denied whatever the policy says: only its
 		// reasons are asked.
 		d, err = p.decideTool(ctx, input, !ok)
+		if d.Revision != "" {
+			rec.Revision = d.Revision
+		}
 	}
 	if err != nil {
 		p.log.Error("policy decision failed; denying", "tool", ci.name, "err", err)
@@ -360,6 +366,7 @@ func (p *pipeline) outcome(ctx context.Context, req *mcp.CallToolRequest) *mcp.C
 		Result:     audit.ResultAllow,
 		Status:     status,
 		DurationNS: p.now().Sub(start).Nanoseconds(),
+		Revision:   rec.Revision,
 	}
 	if together {
 		pair := recordPairs.Get().(*[2]audit.Record)

@@ -46,10 +46,17 @@ func (p reloadPlugin) Tools() []plugin.Tool {
 
 func toolsEngine(t *testing.T, denied ...any) *engine.Engine {
 	t.Helper()
+	return revisionEngine(t, "", denied...)
+}
+
+// revisionEngine is toolsEngine with a policy revision.
+func revisionEngine(t *testing.T, rev string, denied ...any) *engine.Engine {
+	t.Helper()
 	cfg, err := engine.Builtin(map[string]any{"tools": map[string]any{"allow_all": true, "denied": append([]any{}, denied...)}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.Revision = rev
 	e, err := engine.New(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -60,10 +67,12 @@ func toolsEngine(t *testing.T, denied ...any) *engine.Engine {
 // A call in flight during a reload finishes under the snapshot it
 // started with; a call after it decides under the new one; a session
 // that listed the tools is told the list changed, and the new list
-// follows the new policy.
+// follows the new policy. Every record of a call names the revision it
+// was decided under.
 func TestReloadPinsCallsAndAnnouncesTheList(t *testing.T) {
-	eng := toolsEngine(t)
-	s, err := New(Options{Engine: eng, Limiter: &fakeLimiter{limit: map[string]int{}}, Audit: &fakeAuditor{},
+	eng := revisionEngine(t, "r1")
+	aud := &fakeAuditor{}
+	s, err := New(Options{Engine: eng, Limiter: &fakeLimiter{limit: map[string]int{}}, Audit: aud,
 		Timeout: 10 * time.Second, Plugins: []string{"reload-test"}})
 	if err != nil {
 		t.Fatal(err)
@@ -117,7 +126,7 @@ func TestReloadPinsCallsAndAnnouncesTheList(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	eng.Adopt(toolsEngine(t, "other"))
+	eng.Adopt(revisionEngine(t, "r2", "other"))
 	if !s.PolicyChanged(t.Context()) {
 		t.Fatal("PolicyChanged saw no change")
 	}
@@ -141,5 +150,19 @@ func TestReloadPinsCallsAndAnnouncesTheList(t *testing.T) {
 	res, err := cs.CallTool(t.Context(), &mcp.CallToolParams{Name: "asks", Arguments: map[string]any{}})
 	if err != nil || resultText(res) != "other denied" {
 		t.Fatalf("call after the reload = %v, %v", res, err)
+	}
+	var kinds []string
+	for _, r := range aud.all() {
+		want := "r2"
+		if r.RequestID == aud.all()[0].RequestID {
+			want = "r1" // the call in flight across the reload
+		}
+		if r.Revision != want {
+			t.Errorf("%s record of request %s: revision %q, want %q", r.Kind, r.RequestID, r.Revision, want)
+		}
+		kinds = append(kinds, r.Kind+"@"+r.Revision)
+	}
+	if len(kinds) != 4 {
+		t.Errorf("records %v, want a decision and a result for each call", kinds)
 	}
 }

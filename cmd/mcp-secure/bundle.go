@@ -132,6 +132,7 @@ func checkSnapshot(ctx context.Context, cfg bundle.Config, s bundle.Snapshot) (*
 	if cfg.Remote() {
 		pol.SetStateDir(cfg.StateDir)
 	}
+	pol.SetRevision(s.Revision)
 	return checkLoaded(ctx, pol, s.Modules)
 }
 

@@ -262,7 +262,10 @@ func readModules(pol *policy.Policy) (map[string]string, error) {
 func engineConfigFor(pol *policy.Policy, user map[string]string) (engine.Config, error) {
 	data := pol.Data()
 	data["server_files"], _ = serverFiles(pol)
-	return engine.Builtin(data, user)
+	cfg, err := engine.Builtin(data, user)
+	// Each decision names the bundle revision that decided it.
+	cfg.Revision = pol.Revision()
+	return cfg, err
 }
 
 func rateConfig(pol *policy.Policy) ratelimit.Config {

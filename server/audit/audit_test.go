@@ -232,6 +232,37 @@ func TestLogDetachedFromCancelledRequest(t *testing.T) {
 	}
 }
 
+// A record decided by one bundle revision says so in its labels, though
+// another revision's label is in force when it is written; the others
+// take the label in force, and the labels in force are not changed.
+func TestRecordRevisionIsItsLabel(t *testing.T) {
+	var buf bytes.Buffer
+	l := audit.New(audit.NewWriterSink(&buf), &audit.Options{Labels: map[string]string{"service": "mcp-secure", audit.LabelBundleRevision: "r1"}})
+	l.SetLabel(audit.LabelBundleRevision, "r2")
+	for _, r := range []audit.Record{
+		{DecisionID: "a", Kind: audit.KindToolCall, Result: audit.ResultAllow, Revision: "r1"},
+		{DecisionID: "b", Kind: audit.KindToolCall, Result: audit.ResultAllow},
+		{DecisionID: "c", Kind: audit.KindToolCall, Result: audit.ResultAllow, Revision: "r2"},
+	} {
+		if err := l.Log(t.Context(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := map[string]string{"a": "r1", "b": "r2", "c": "r2"}
+	for _, rec := range decodeLines(t, buf.Bytes()) {
+		labels := rec["labels"].(map[string]any)
+		if labels[audit.LabelBundleRevision] != want[rec["decision_id"].(string)] || labels["service"] != "mcp-secure" {
+			t.Errorf("record %v: labels %v", rec["decision_id"], labels)
+		}
+		if _, ok := rec["revision"]; ok {
+			t.Errorf("record %v carries its revision outside the labels", rec["decision_id"])
+		}
+	}
+	if got := l.Label(audit.LabelBundleRevision); got != "r2" {
+		t.Errorf("label in force became %q", got)
+	}
+}
+
 // TestLogRedactsEveryClientString: tool, reasons, keys, client, error,
 // ids and input are all redacted, partially.
 func TestLogRedactsEveryClientString(t *testing.T) {

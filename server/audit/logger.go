@@ -272,7 +272,7 @@ func (l *Logger) encode(ctx context.Context, r Record) (body []byte, release fun
 		r.Timestamp = l.now()
 	}
 	if r.Labels == nil {
-		r.Labels = l.currentLabels()
+		r.Labels = l.labelsOf(r.Revision)
 	}
 	if l.omitID {
 		r.RequestID = ""
@@ -441,6 +441,21 @@ func (l *Logger) SetLabel(key, value string) {
 
 // Label returns the value of one label records are written with now.
 func (l *Logger) Label(key string) string { return l.currentLabels()[key] }
+
+// labelsOf are the labels of a record decided by bundle revision rev
+// (none when rev is ""): the current ones, rev as LabelBundleRevision.
+func (l *Logger) labelsOf(rev string) map[string]string {
+	cur := l.currentLabels()
+	if rev == "" || cur[LabelBundleRevision] == rev {
+		return cur
+	}
+	out := maps.Clone(cur)
+	if out == nil {
+		out = map[string]string{}
+	}
+	out[LabelBundleRevision] = rev
+	return out
+}
 
 func (l *Logger) currentLabels() map[string]string {
 	if p := l.labels.Load(); p != nil {

@@ -57,12 +57,19 @@ type Config struct {
 	// set it to move a policy's time without waiting. (Built-ins that
 	// verify certificates read the system clock regardless.)
 	Clock func() time.Time
+	// Revision names the policy, when it has a name (a bundle's
+	// revision): every decision of the engine built from this
+	// configuration carries it, so a record names the policy that
+	// decided, whichever is in force when it is written.
+	Revision string
 }
 
 // Decision is the answer of one decision point.
 type Decision struct {
 	Allow   bool
 	Reasons []string
+	// Revision is the Config.Revision of the policy that decided.
+	Revision string
 }
 
 // Engine answers policy decisions from the current snapshot.
@@ -78,10 +85,11 @@ type Engine struct {
 var generations atomic.Uint64
 
 type snapshot struct {
-	gen     uint64
-	timeout time.Duration
-	clock   func() time.Time // Config.Clock
-	queries map[Point]*queries
+	gen      uint64
+	revision string // Config.Revision
+	timeout  time.Duration
+	clock    func() time.Time // Config.Clock
+	queries  map[Point]*queries
 	// mask is the compiled body binding data.mcp.audit.mask, the audit
 	// mask rules (see Mask).
 	mask ast.Body
@@ -243,7 +251,7 @@ func build(ctx context.Context, cfg Config) (*snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: policy data: %w", ErrCompile, err)
 	}
-	s := &snapshot{gen: generations.Add(1), timeout: cfg.Timeout, clock: cfg.Clock, queries: map[Point]*queries{},
+	s := &snapshot{gen: generations.Add(1), revision: cfg.Revision, timeout: cfg.Timeout, clock: cfg.Clock, queries: map[Point]*queries{},
 		compiler: comp, store: store, cache: &policyCache{root: policyValue}}
 	if s.txn, err = store.NewTransaction(ctx); err != nil {
 		return nil, fmt.Errorf("%w: open store: %w", ErrCompile, err)
@@ -339,7 +347,7 @@ func (e *Engine) Decide(ctx context.Context, point Point, input ast.Value) (Deci
 	if !ok {
 		return denied("unknown decision point"), fmt.Errorf("%w: %q", ErrUnknownPoint, point)
 	}
-	return s.memoised(ctx, point, valueInput{input}, false, func(v ast.Value) (Decision, error) { return s.decide(ctx, point, q, v) })
+	return s.stamp(s.memoised(ctx, point, valueInput{input}, false, func(v ast.Value) (Decision, error) { return s.decide(ctx, point, q, v) }))
 }
 
 // DecideTool is Decide(ctx, Tools, in.Value()), building the input
@@ -350,7 +358,7 @@ func (e *Engine) DecideTool(ctx context.Context, in ToolInput) (Decision, error)
 		return e.notCompiled(ctx, Tools)
 	}
 	q := s.queries[Tools]
-	return s.memoised(ctx, Tools, in, false, func(v ast.Value) (Decision, error) { return s.decide(ctx, Tools, q, v) })
+	return s.stamp(s.memoised(ctx, Tools, in, false, func(v ast.Value) (Decision, error) { return s.decide(ctx, Tools, q, v) }))
 }
 
 // RefuseTool is Refusal(ctx, Tools, in.Value()), building the input
@@ -360,7 +368,7 @@ func (e *Engine) RefuseTool(ctx context.Context, in ToolInput) (Decision, error)
 	if s == nil {
 		return e.notCompiled(ctx, Tools)
 	}
-	return s.refusal(ctx, Tools, s.queries[Tools], in)
+	return s.stamp(s.refusal(ctx, Tools, s.queries[Tools], in))
 }
 
 // notCompiled is the deny of a decision asked for without a snapshot (see
@@ -410,7 +418,13 @@ func (e *Engine) Refusal(ctx context.Context, point Point, input ast.Value) (Dec
 	if !ok {
 		return denied("unknown decision point"), fmt.Errorf("%w: %q", ErrUnknownPoint, point)
 	}
-	return s.refusal(ctx, point, q, valueInput{input})
+	return s.stamp(s.refusal(ctx, point, q, valueInput{input}))
+}
+
+// stamp names s's policy in d.
+func (s *snapshot) stamp(d Decision, err error) (Decision, error) {
+	d.Revision = s.revision
+	return d, err
 }
 
 func (s *snapshot) refusal(ctx context.Context, point Point, q *queries, in decisionInput) (Decision, error) {

@@ -84,6 +84,15 @@ func (e *Engine) GenerationFor(ctx context.Context) uint64 {
 	return 0
 }
 
+// RevisionFor is the Config.Revision of the snapshot decisions under ctx
+// come from, as GenerationFor.
+func (e *Engine) RevisionFor(ctx context.Context) string {
+	if s := e.current(ctx); s != nil {
+		return s.revision
+	}
+	return ""
+}
+
 // Adopt swaps in the snapshot in force in other, an engine built (and
 // checked) from a new configuration: a reload whose compilation already
 // happened. Calls that pinned the old snapshot finish under it.

@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"context"
 	"testing"
 
 	"github.com/mcp-secure/mcp-secure/server/engine"
@@ -44,4 +45,48 @@ func TestPinOutlivesAReload(t *testing.T) {
 	if d, _ := other.Decide(pinned, engine.Tools, in); d.Allow {
 		t.Error("another engine decided under this engine's pinned snapshot")
 	}
+}
+
+// Every decision names the revision of the policy that made it: a call
+// pinned before a reload keeps the old one in each of its decisions,
+// memoised or not, refused or decided.
+func TestDecisionsNameTheirRevision(t *testing.T) {
+	build := func(rev string, denied []any) *engine.Engine {
+		cfg, err := engine.Builtin(map[string]any{"tools": map[string]any{"allow_all": true, "denied": denied}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Revision = rev
+		e, err := engine.New(t.Context(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	e := build("r1", []any{})
+	ti := engine.ToolInput{Tool: "web_search", Registered: true}
+	pinned := e.Pin(t.Context())
+	e.Adopt(build("r2", []any{"web_search"}))
+
+	check := func(name string, ctx context.Context, want string) {
+		t.Helper()
+		for i := range 2 { // the second answer may come from a memo
+			for what, decide := range map[string]func() (engine.Decision, error){
+				"Decide":     func() (engine.Decision, error) { return e.Decide(ctx, engine.Tools, ti.Value()) },
+				"DecideTool": func() (engine.Decision, error) { return e.DecideTool(ctx, ti) },
+				"RefuseTool": func() (engine.Decision, error) { return e.RefuseTool(ctx, ti) },
+				"Refusal":    func() (engine.Decision, error) { return e.Refusal(ctx, engine.Tools, ti.Value()) },
+			} {
+				d, err := decide()
+				if err != nil || d.Revision != want {
+					t.Errorf("%s %s #%d: revision %q err %v, want %q", name, what, i, d.Revision, err, want)
+				}
+			}
+		}
+		if got := e.RevisionFor(ctx); got != want {
+			t.Errorf("%s RevisionFor = %q, want %q", name, got, want)
+		}
+	}
+	check("pinned", pinned, "r1")
+	check("new", t.Context(), "r2")
 }

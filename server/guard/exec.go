@@ -231,7 +231,7 @@ func (c *Commands) Check(ctx context.Context, argv []string, dir string) (Resolv
 func (c *Commands) check(ctx context.Context, argv []string, dir string) (Resolved, []program, *trust, error) {
 	target := "command " + quoteArgv(argv)
 	deny := func(reasons ...string) (Resolved, []program, *trust, error) {
-		c.record(ctx, argv, Resolved{}, dir, audit.ResultDeny, reasons, 0, nil)
+		c.record(ctx, argv, Resolved{}, dir, audit.ResultDeny, engine.Decision{Reasons: reasons}, 0, nil)
 		return Resolved{}, nil, nil, &DeniedError{Kind: audit.KindCommand, Target: target, Reasons: reasons}
 	}
 	if len(argv) == 0 {
@@ -262,7 +262,7 @@ func (c *Commands) check(ctx context.Context, argv []string, dir string) (Resolv
 	case !d.Allow:
 		result = audit.ResultDeny
 	}
-	if werr := c.record(ctx, argv, res, dir, result, d.Reasons, time.Since(start), dryRun(ctx, c.opts.DryRun, engine.Commands, input)); werr != nil {
+	if werr := c.record(ctx, argv, res, dir, result, d, time.Since(start), dryRun(ctx, c.opts.DryRun, engine.Commands, input)); werr != nil {
 		return Resolved{}, nil, nil, &DeniedError{Kind: audit.KindCommand, Target: target, Reasons: []string{"the audit record could not be written"}}
 	}
 	if result != audit.ResultAllow {
@@ -271,7 +271,7 @@ func (c *Commands) check(ctx context.Context, argv []string, dir string) (Resolv
 	return res, chain, t, nil
 }
 
-func (c *Commands) record(ctx context.Context, argv []string, res Resolved, dir, result string, reasons []string, took time.Duration, dry *audit.DryRun) error {
+func (c *Commands) record(ctx context.Context, argv []string, res Resolved, dir, result string, d engine.Decision, took time.Duration, dry *audit.DryRun) error {
 	call := CallFrom(ctx)
 	in := map[string]any{"argv": argv, "cwd": dir}
 	if res.Path != "" {
@@ -286,10 +286,11 @@ func (c *Commands) record(ctx context.Context, argv []string, res Resolved, dir,
 		Kind:             audit.KindCommand,
 		Tool:             call.Tool,
 		Result:           result,
-		Reasons:          reasons,
+		Reasons:          d.Reasons,
 		Input:            in,
 		DurationNS:       took.Nanoseconds(),
 		DryRun:           dry,
+		Revision:         d.Revision,
 	})
 }
 
@@ -326,7 +327,7 @@ func (c *Commands) Exec(ctx context.Context, argv []string, opts plugin.ExecOpti
 	}
 	env, err := childEnv(opts.Env, c.ownEnv())
 	if err != nil {
-		c.record(ctx, argv, Resolved{}, dir, audit.ResultDeny, []string{err.Error()}, 0, nil)
+		c.record(ctx, argv, Resolved{}, dir, audit.ResultDeny, engine.Decision{Reasons: []string{err.Error()}}, 0, nil)
 		return nil, &DeniedError{Kind: audit.KindCommand, Target: "command " + quoteArgv(argv), Reasons: []string{err.Error()}}
 	}
 	realDir, err := c.files.Canonical(ctx, dir, plugin.OpList)
@@ -335,7 +336,7 @@ func (c *Commands) Exec(ctx context.Context, argv []string, opts plugin.ExecOpti
 	}
 	if _, ok := c.Confinement(); !ok {
 		reason := "commands cannot be confined here (" + c.support.Reason + "); the policy must set commands.unconfined: true to run them without Landlock"
-		c.record(ctx, argv, Resolved{}, realDir, audit.ResultDeny, []string{reason}, 0, nil)
+		c.record(ctx, argv, Resolved{}, realDir, audit.ResultDeny, engine.Decision{Reasons: []string{reason}}, 0, nil)
 		return nil, &DeniedError{Kind: audit.KindCommand, Target: "command " + quoteArgv(argv), Reasons: []string{reason}}
 	}
 	res, chain, t, err := c.check(ctx, argv, realDir)

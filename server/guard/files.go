@@ -120,7 +120,7 @@ func (f *Files) Abs(base, p string) (string, error) {
 func (f *Files) Check(ctx context.Context, path string, op plugin.Op) error {
 	clean, err := CheckPath(path)
 	if err != nil {
-		f.record(ctx, path, op, audit.ResultDeny, []string{err.Error()}, 0, nil)
+		f.record(ctx, path, op, audit.ResultDeny, engine.Decision{Reasons: []string{err.Error()}}, 0, nil)
 		return &DeniedError{Kind: audit.KindFilesystem, Target: fmt.Sprintf("%s of %q", op, path), Reasons: []string{err.Error()}}
 	}
 	return f.check(ctx, clean, op)
@@ -138,7 +138,7 @@ func (f *Files) check(ctx context.Context, path string, op plugin.Op) error {
 	case !d.Allow:
 		result = audit.ResultDeny
 	}
-	if werr := f.record(ctx, path, op, result, d.Reasons, time.Since(start), dryRun(ctx, f.dry, engine.Filesystem, input)); werr != nil {
+	if werr := f.record(ctx, path, op, result, d, time.Since(start), dryRun(ctx, f.dry, engine.Filesystem, input)); werr != nil {
 		return &DeniedError{Kind: audit.KindFilesystem, Target: fmt.Sprintf("%s of %q", op, path), Reasons: []string{"the audit record could not be written"}}
 	}
 	if result != audit.ResultAllow {
@@ -147,7 +147,7 @@ func (f *Files) check(ctx context.Context, path string, op plugin.Op) error {
 	return nil
 }
 
-func (f *Files) record(ctx context.Context, path string, op plugin.Op, result string, reasons []string, took time.Duration, dry *audit.DryRun) error {
+func (f *Files) record(ctx context.Context, path string, op plugin.Op, result string, d engine.Decision, took time.Duration, dry *audit.DryRun) error {
 	call := CallFrom(ctx)
 	return f.audit.Log(ctx, audit.Record{
 		DecisionID:       audit.NewID(),
@@ -158,10 +158,11 @@ func (f *Files) record(ctx context.Context, path string, op plugin.Op, result st
 		Kind:             audit.KindFilesystem,
 		Tool:             call.Tool,
 		Result:           result,
-		Reasons:          reasons,
+		Reasons:          d.Reasons,
 		Input:            map[string]any{"path": path, "operation": string(op)},
 		DurationNS:       took.Nanoseconds(),
 		DryRun:           dry,
+		Revision:         d.Revision,
 	})
 }
 
@@ -474,7 +475,7 @@ func (f *Files) openError(ctx context.Context, path string, op plugin.Op, err er
 		return fmt.Errorf("%s %s: %w", op, path, inner)
 	}
 	reasons := []string{fmt.Sprintf("path %q leads out of its allowed directory (through a symlink or \"..\")", path)}
-	if werr := f.record(ctx, path, op, audit.ResultDeny, reasons, 0, nil); werr != nil {
+	if werr := f.record(ctx, path, op, audit.ResultDeny, engine.Decision{Reasons: reasons}, 0, nil); werr != nil {
 		reasons = []string{"the audit record could not be written"}
 	}
 	return &DeniedError{Kind: audit.KindFilesystem, Target: fmt.Sprintf("%s of %q", op, path), Reasons: reasons}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mcp-secure/mcp-secure/server/audit"
+	"github.com/mcp-secure/mcp-secure/server/engine"
 	"github.com/mcp-secure/mcp-secure/server/internal/filememo"
 	"github.com/mcp-secure/mcp-secure/server/plugin"
 	"github.com/mcp-secure/mcp-secure/server/sandbox"
@@ -228,13 +229,13 @@ func (c *Commands) Launch(ctx context.Context, spec *plugin.LaunchSpec) (plugin.
 		case spec.Server != "":
 			_ = c.recordUpstream(ctx, spec, sandbox.Target{Path: spec.Path, Args: spec.Args}, audit.ResultDeny, err.Error(), 0)
 		case call.Tool != "":
-			_ = c.record(ctx, spec.Args, Resolved{Path: spec.Path}, spec.Dir, audit.ResultDeny, []string{err.Error()}, 0, nil)
+			_ = c.record(ctx, spec.Args, Resolved{Path: spec.Path}, spec.Dir, audit.ResultDeny, engine.Decision{Reasons: []string{err.Error()}}, 0, nil)
 		}
 		return nil, err
 	}
 	if call := CallFrom(ctx); call.Tool != "" && spec.Server == "" {
 		reason := "trusted by the manifest of plugin directory " + t.Dir + " (plugins.external)"
-		if werr := c.record(ctx, t.Args, Resolved{Path: t.Path, Real: t.Path}, t.Dir, audit.ResultAllow, []string{reason}, 0, nil); werr != nil {
+		if werr := c.record(ctx, t.Args, Resolved{Path: t.Path, Real: t.Path}, t.Dir, audit.ResultAllow, engine.Decision{Reasons: []string{reason}}, 0, nil); werr != nil {
 			return nil, &DeniedError{Kind: audit.KindCommand, Target: "command " + quoteArgv(t.Args), Reasons: []string{"the audit record could not be written"}}
 		}
 	}

@@ -236,6 +236,7 @@ func (n *Network) check(ctx context.Context, k netKey) error {
 		Reasons:          d.Reasons,
 		Input:            networkAudit(k),
 		DurationNS:       time.Since(start).Nanoseconds(),
+		Revision:         d.Revision,
 	}
 	if n.dry != nil && n.dry.Active() {
 		rec.DryRun = dryRun(ctx, n.dry, engine.Network, networkInput(k))

@@ -47,6 +47,8 @@ type Policy struct {
 	// stateDir holds what the server keeps of a bundle service's
 	// bundles (see SetStateDir).
 	stateDir string
+	// revision is the revision of the bundle the policy came in.
+	revision string
 	// lines maps a dotted key path to its line in the file.
 	lines map[string]int
 	// defaulted are the top-level sections the file leaves out.
@@ -459,6 +461,12 @@ func (p *Policy) SetStateDir(dir string) { p.stateDir = dir }
 
 // StateDir is the directory SetStateDir recorded, or "".
 func (p *Policy) StateDir() string { return p.stateDir }
+
+// SetRevision records the revision of the bundle the policy came in.
+func (p *Policy) SetRevision(rev string) { p.revision = rev }
+
+// Revision is the revision SetRevision recorded, or "".
+func (p *Policy) Revision() string { return p.revision }
 
 // Timeout is the deadline of one tool call.
 func (p *Policy) Timeout() time.Duration {

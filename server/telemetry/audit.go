@@ -441,8 +441,11 @@ var (
 )
 
 // bundleRevision is the record's bundle_revision label: its own, else
-// the one next will add.
+// the revision that decided it, else the one next will add.
 func (a *auditor) bundleRevision(r *audit.Record) string {
+	if r.Revision != "" && r.Labels == nil {
+		return r.Revision
+	}
 	if rev, ok := r.Labels[audit.LabelBundleRevision]; ok || a.label == nil {
 		return rev
 	}

@@ -223,6 +223,11 @@ func TestAuditSpansCarryTheBundleRevision(t *testing.T) {
 			rec:  audit.Record{Kind: audit.KindCommand, Result: audit.ResultAllow, Labels: map[string]string{audit.LabelBundleRevision: "fleet-6"}},
 			want: "fleet-6",
 		},
+		"revision that decided": {
+			next: &labelingAuditor{labels: map[string]string{audit.LabelBundleRevision: "fleet-7"}},
+			rec:  audit.Record{Kind: audit.KindNetwork, Result: audit.ResultAllow, Revision: "fleet-6"},
+			want: "fleet-6",
+		},
 		"no bundle": {
 			next: &labelingAuditor{labels: map[string]string{"service": "mcp-secure"}},
 			rec:  audit.Record{Kind: audit.KindNetwork, Result: audit.ResultAllow},
@@ -245,7 +250,7 @@ func TestAuditSpansCarryTheBundleRevision(t *testing.T) {
 				t.Fatal(err)
 			}
 			// The tool_call decision annotates the pipeline's span.
-			if err := a.Log(ctx, audit.Record{DecisionID: "d0", Kind: audit.KindToolCall, Result: audit.ResultAllow, Labels: rec.Labels}); err != nil {
+			if err := a.Log(ctx, audit.Record{DecisionID: "d0", Kind: audit.KindToolCall, Result: audit.ResultAllow, Labels: rec.Labels, Revision: rec.Revision}); err != nil {
 				t.Fatal(err)
 			}
 			call.End()
