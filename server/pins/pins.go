@@ -82,6 +82,9 @@ type Store struct {
 	mod     time.Time
 	size    int64
 	checked time.Time // when the file was last looked at
+	// lookErr is what that look found wrong: it holds, as the look does,
+	// until the next one (an unreadable file is not the last good one).
+	lookErr error
 }
 
 // recheck is how long a look at the file holds for Pinned: a listing asks
@@ -104,14 +107,21 @@ func Open(path string) (*Store, error) {
 // Path is the state file's path.
 func (s *Store) Path() string { return s.path }
 
-// reload reads the file when it changed since the last read (always when
-// force). Called with s.mu held.
+// reload looks at the file (see look) unless it did less than recheck
+// ago, and returns what that look found wrong. Called with s.mu held.
 func (s *Store) reload(force bool) error {
 	now := time.Now()
 	if !force && now.Sub(s.checked) < recheck {
-		return nil
+		return s.lookErr
 	}
 	s.checked = now
+	s.lookErr = s.look(force)
+	return s.lookErr
+}
+
+// look reads the file when it changed since the last read (always when
+// force). Called with s.mu held.
+func (s *Store) look(force bool) error {
 	st, err := os.Stat(s.path)
 	if errors.Is(err, os.ErrNotExist) {
 		s.tools, s.mod, s.size = map[string]*Entry{}, time.Time{}, 0

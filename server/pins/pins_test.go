@@ -126,6 +126,14 @@ func TestUnreadableStateFailsClosed(t *testing.T) {
 	if _, err := s.Pinned("docs__echo"); err == nil {
 		t.Fatal("a corrupt state file read as fine")
 	}
+	// The look that found the file corrupt holds for its window as a good
+	// look would: no answer within it falls back on the last good pin.
+	pins.SetRecheck(t, time.Hour)
+	for range 3 {
+		if got, err := s.Pinned("docs__echo"); err == nil {
+			t.Fatalf("within the window of a failed look, Pinned = %q, nil", got)
+		}
+	}
 	if _, err := pins.Open(path); err == nil {
 		t.Fatal("Open accepted a corrupt state file")
 	}
