@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -137,6 +138,37 @@ func (c *rawClient) answer(id int) string {
 			return string(m.Result)
 		case <-timeout:
 			c.t.Fatalf("no answer to %d", id)
+		}
+	}
+}
+
+// notification waits for a notification of method, read past by answer
+// or still to come, and forgets it.
+func (c *rawClient) notification(method string) {
+	c.t.Helper()
+	is := func(line string) bool {
+		var m struct {
+			Method string `json:"method"`
+		}
+		return json.Unmarshal([]byte(line), &m) == nil && m.Method == method
+	}
+	if i := slices.IndexFunc(c.passed, is); i >= 0 {
+		c.passed = slices.Delete(c.passed, i, i+1)
+		return
+	}
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case line, ok := <-c.lines:
+			if !ok {
+				c.t.Fatalf("output ended before %s", method)
+			}
+			if is(line) {
+				return
+			}
+			c.passed = append(c.passed, line)
+		case <-timeout:
+			c.t.Fatalf("no %s", method)
 		}
 	}
 }

@@ -297,7 +297,7 @@ func (p *pipeline) outcome(ctx context.Context, req *mcp.CallToolRequest) *mcp.C
 		// An unknown tool is denied whatever the policy says: only its
 		// reasons are asked.
 		d, err = p.decideTool(ctx, input, !ok)
-		if d.Revision != "" {
+		if d.Revision != nil {
 			rec.Revision = d.Revision
 		}
 	}

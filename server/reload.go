@@ -21,7 +21,7 @@ import (
 type pinner interface {
 	Pin(ctx context.Context) context.Context
 	GenerationFor(ctx context.Context) uint64
-	RevisionFor(ctx context.Context) string
+	RevisionFor(ctx context.Context) *string
 }
 
 // pin returns ctx carrying the policy snapshot in force, when the
@@ -34,12 +34,12 @@ func (p *pipeline) pin(ctx context.Context) context.Context {
 }
 
 // revisionFor names the policy decisions under ctx come from (its
-// bundle revision), or "".
-func (p *pipeline) revisionFor(ctx context.Context) string {
+// bundle revision), or is nil.
+func (p *pipeline) revisionFor(ctx context.Context) *string {
 	if d, ok := p.decide.(pinner); ok {
 		return d.RevisionFor(ctx)
 	}
-	return ""
+	return nil
 }
 
 // generationFor is the snapshot decisions under ctx come from; 0 means

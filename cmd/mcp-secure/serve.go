@@ -264,7 +264,9 @@ func engineConfigFor(pol *policy.Policy, user map[string]string) (engine.Config,
 	data["server_files"], _ = serverFiles(pol)
 	cfg, err := engine.Builtin(data, user)
 	// Each decision names the bundle revision that decided it.
-	cfg.Revision = pol.Revision()
+	if rev, ok := pol.Revision(); ok {
+		cfg.Revision = &rev
+	}
 	return cfg, err
 }
 

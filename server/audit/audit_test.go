@@ -240,18 +240,19 @@ func TestRecordRevisionIsItsLabel(t *testing.T) {
 	l := audit.New(audit.NewWriterSink(&buf), &audit.Options{Labels: map[string]string{"service": "mcp-secure", audit.LabelBundleRevision: "r1"}})
 	l.SetLabel(audit.LabelBundleRevision, "r2")
 	for _, r := range []audit.Record{
-		{DecisionID: "a", Kind: audit.KindToolCall, Result: audit.ResultAllow, Revision: "r1"},
+		{DecisionID: "a", Kind: audit.KindToolCall, Result: audit.ResultAllow, Revision: new("r1")},
 		{DecisionID: "b", Kind: audit.KindToolCall, Result: audit.ResultAllow},
-		{DecisionID: "c", Kind: audit.KindToolCall, Result: audit.ResultAllow, Revision: "r2"},
+		{DecisionID: "c", Kind: audit.KindToolCall, Result: audit.ResultAllow, Revision: new("r2")},
+		{DecisionID: "d", Kind: audit.KindToolCall, Result: audit.ResultAllow, Revision: new("")}, // a bundle with no revision
 	} {
 		if err := l.Log(t.Context(), r); err != nil {
 			t.Fatal(err)
 		}
 	}
-	want := map[string]string{"a": "r1", "b": "r2", "c": "r2"}
+	want := map[string]string{"a": "r1", "b": "r2", "c": "r2", "d": ""}
 	for _, rec := range decodeLines(t, buf.Bytes()) {
 		labels := rec["labels"].(map[string]any)
-		if labels[audit.LabelBundleRevision] != want[rec["decision_id"].(string)] || labels["service"] != "mcp-secure" {
+		if rev, ok := labels[audit.LabelBundleRevision]; !ok || rev != want[rec["decision_id"].(string)] || labels["service"] != "mcp-secure" {
 			t.Errorf("record %v: labels %v", rec["decision_id"], labels)
 		}
 		if _, ok := rec["revision"]; ok {

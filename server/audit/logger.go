@@ -443,17 +443,18 @@ func (l *Logger) SetLabel(key, value string) {
 func (l *Logger) Label(key string) string { return l.currentLabels()[key] }
 
 // labelsOf are the labels of a record decided by bundle revision rev
-// (none when rev is ""): the current ones, rev as LabelBundleRevision.
-func (l *Logger) labelsOf(rev string) map[string]string {
+// (by none named when rev is nil): the current ones, *rev as
+// LabelBundleRevision.
+func (l *Logger) labelsOf(rev *string) map[string]string {
 	cur := l.currentLabels()
-	if rev == "" || cur[LabelBundleRevision] == rev {
+	if old, ok := cur[LabelBundleRevision]; rev == nil || ok && old == *rev {
 		return cur
 	}
 	out := maps.Clone(cur)
 	if out == nil {
 		out = map[string]string{}
 	}
-	out[LabelBundleRevision] = rev
+	out[LabelBundleRevision] = *rev
 	return out
 }
 

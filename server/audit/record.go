@@ -84,11 +84,11 @@ type Record struct {
 	DryRun *DryRun `json:"dry_run,omitempty"`
 	// Policy describes a KindPolicyReload record.
 	Policy *PolicyChange `json:"policy,omitempty"`
-	// Revision, when set, is the bundle revision of the policy that
-	// decided: the record's LabelBundleRevision, whichever revision is
-	// in force when the record is written (see Logger.SetLabel). It is
-	// not written itself.
-	Revision string `json:"-"`
+	// Revision, when not nil, is the bundle revision of the policy that
+	// decided (which may be ""): the record's LabelBundleRevision,
+	// whichever revision is in force when the record is written (see
+	// Logger.SetLabel). It is not written itself.
+	Revision *string `json:"-"`
 }
 
 // Client is the MCP client behind a decision.

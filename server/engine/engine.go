@@ -57,11 +57,11 @@ type Config struct {
 	// set it to move a policy's time without waiting. (Built-ins that
 	// verify certificates read the system clock regardless.)
 	Clock func() time.Time
-	// Revision names the policy, when it has a name (a bundle's
-	// revision): every decision of the engine built from this
+	// Revision, when not nil, names the policy (a bundle's revision,
+	// which may be ""): every decision of the engine built from this
 	// configuration carries it, so a record names the policy that
 	// decided, whichever is in force when it is written.
-	Revision string
+	Revision *string
 }
 
 // Decision is the answer of one decision point.
@@ -69,7 +69,7 @@ type Decision struct {
 	Allow   bool
 	Reasons []string
 	// Revision is the Config.Revision of the policy that decided.
-	Revision string
+	Revision *string
 }
 
 // Engine answers policy decisions from the current snapshot.
@@ -86,7 +86,7 @@ var generations atomic.Uint64
 
 type snapshot struct {
 	gen      uint64
-	revision string // Config.Revision
+	revision *string // Config.Revision
 	timeout  time.Duration
 	clock    func() time.Time // Config.Clock
 	queries  map[Point]*queries

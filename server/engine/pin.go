@@ -86,11 +86,11 @@ func (e *Engine) GenerationFor(ctx context.Context) uint64 {
 
 // RevisionFor is the Config.Revision of the snapshot decisions under ctx
 // come from, as GenerationFor.
-func (e *Engine) RevisionFor(ctx context.Context) string {
+func (e *Engine) RevisionFor(ctx context.Context) *string {
 	if s := e.current(ctx); s != nil {
 		return s.revision
 	}
-	return ""
+	return nil
 }
 
 // Adopt swaps in the snapshot in force in other, an engine built (and

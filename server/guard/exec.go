@@ -1,6 +1,7 @@
 package guard
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -290,7 +291,7 @@ func (c *Commands) record(ctx context.Context, argv []string, res Resolved, dir,
 		Input:            in,
 		DurationNS:       took.Nanoseconds(),
 		DryRun:           dry,
-		Revision:         d.Revision,
+		Revision:         cmp.Or(d.Revision, revisionOf(ctx, c.decide)),
 	})
 }
 

@@ -1,6 +1,7 @@
 package guard
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -162,7 +163,7 @@ func (f *Files) record(ctx context.Context, path string, op plugin.Op, result st
 		Input:            map[string]any{"path": path, "operation": string(op)},
 		DurationNS:       took.Nanoseconds(),
 		DryRun:           dry,
-		Revision:         d.Revision,
+		Revision:         cmp.Or(d.Revision, revisionOf(ctx, f.decide)),
 	})
 }
 

@@ -15,6 +15,16 @@ type Decider interface {
 	Decide(ctx context.Context, point engine.Point, input ast.Value) (engine.Decision, error)
 }
 
+// revisionOf names the policy d decides with under ctx (its bundle
+// revision), when d tells (*engine.Engine does): the revision of a
+// record that no decision named, a refusal before the policy was asked.
+func revisionOf(ctx context.Context, d Decider) *string {
+	if r, ok := d.(interface{ RevisionFor(context.Context) *string }); ok {
+		return r.RevisionFor(ctx)
+	}
+	return nil
+}
+
 // DryRunner decides under the dry-run policy, when one is configured:
 // its would-be decision goes into the record of the enforced one and
 // never changes the outcome. Active says whether one is configured now

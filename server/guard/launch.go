@@ -71,7 +71,7 @@ func (c *Commands) launchTarget(spec *plugin.LaunchSpec) (sandbox.Target, error)
 	}
 	var pinned *sandbox.PinnedFile
 	if spec.SHA256 != "" {
-		sum, id, known, err := fileSHA256(spec.SHA256Path)
+		sum, id, known, err := settledSHA256(spec.SHA256Path)
 		if err != nil {
 			return fail("executable %s: %v", spec.SHA256Path, err)
 		}
@@ -79,9 +79,16 @@ func (c *Commands) launchTarget(spec *plugin.LaunchSpec) (sandbox.Target, error)
 			return fail("sha256 mismatch: executable %s has sha256 %s, the manifest pins %s", spec.SHA256Path, sum, spec.SHA256)
 		}
 		// The launcher checks, just before it starts the target, that
-		// the path still names the file hashed.
+		// the path it runs still names the file hashed: the executable
+		// as resolved above when it is the file pinned (its path could
+		// have named another file when it was resolved than when it was
+		// hashed), else the script given to the interpreter.
 		if known {
-			pinned = &sandbox.PinnedFile{Path: spec.SHA256Path, Dev: id.Dev, Ino: id.Ino, Size: id.Size, MtimeNs: id.MtimeNs, CtimeNs: id.CtimeNs}
+			path := spec.SHA256Path
+			if spec.SHA256Path == spec.Path {
+				path = res.Real
+			}
+			pinned = &sandbox.PinnedFile{Path: path, Dev: id.Dev, Ino: id.Ino, Size: id.Size, MtimeNs: id.MtimeNs, CtimeNs: id.CtimeNs}
 		} else if sandbox.ChecksPinned {
 			return fail("executable %s: the file hashed could not be identified for the launcher's check (it changed while it was hashed, or is not a regular file)", spec.SHA256Path)
 		}
@@ -308,9 +315,44 @@ func (p *process) Wait() (int, error) {
 // again.
 var hashes filememo.Memo[string]
 
-// fileSHA256 is the sha256 (hex) of the file at path.
-// fileSHA256 is the sha256 of the file at path, and the identity of the
-// file hashed when it is known (see filememo.Memo.GetIdentified).
+// settledSHA256 is fileSHA256 of a file whose times will move with any
+// later write. File times are coarse (a clock tick; a second or two on
+// some file systems): a file written again within the tick of its last
+// change could keep every time it had, and pass the launcher's check
+// with other contents. So a file changed less than a tick ago is hashed
+// again once the tick is over; one still changing then is refused.
+func settledSHA256(path string) (sum string, id filememo.Identity, known bool, err error) {
+	for try := 0; ; try++ {
+		sum, id, known, err = fileSHA256(path)
+		if err != nil || !known {
+			return sum, id, known, err
+		}
+		wait := settle(id) - time.Since(time.Unix(0, id.CtimeNs))
+		switch {
+		case wait <= 0:
+			return sum, id, known, nil
+		case wait > settle(id):
+			return "", filememo.Identity{}, false, fmt.Errorf("its change time lies in the future (%s)", time.Unix(0, id.CtimeNs).UTC().Format(time.RFC3339Nano))
+		case try == 1:
+			return "", filememo.Identity{}, false, fmt.Errorf("it is being written (changed again within %v)", settle(id))
+		}
+		time.Sleep(wait)
+	}
+}
+
+// settle is how long after a file's last change its times are sure to
+// move with the next write: two ticks of the kernel's clock (at 100 Hz)
+// where times have sub-second parts, else the two seconds of the
+// coarsest file systems.
+func settle(id filememo.Identity) time.Duration {
+	if id.CtimeNs%int64(time.Second) == 0 && id.MtimeNs%int64(time.Second) == 0 {
+		return 2 * time.Second
+	}
+	return 20 * time.Millisecond
+}
+
+// fileSHA256 is the sha256 (hex) of the file at path, and the identity
+// of the file hashed when it is known (see filememo.Memo.GetIdentified).
 func fileSHA256(path string) (sum string, id filememo.Identity, known bool, err error) {
 	var rerr error
 	sum, id, known = hashes.GetIdentified(path, func(path string) (string, bool) {

@@ -203,3 +203,101 @@ func TestPinnedFileChangedAfterItsCheckIsNotStarted(t *testing.T) {
 		}
 	}
 }
+
+// The launcher checks the path it runs, the executable as it resolved,
+// not the manifest's name for it: a name that resolved to one file and
+// leads to the hashed one when the launcher looks starts neither. Here
+// the directory the path resolved through is renamed away (the hashed
+// file untouched, its times with it), another file takes its place, and
+// the name is pointed at the hashed file's new place.
+func TestPinnedCheckIsOfTheFileRun(t *testing.T) {
+	t.Cleanup(filememo.SetRacyWindowForTest(0))
+	w := newExecWorld(t, "")
+	plug := filepath.Join(w.dir, "plug")
+	good := []byte("#!/bin/sh\necho good\n")
+	evil := []byte("#!/bin/sh\necho evil\n")
+	sub, run := filepath.Join(plug, "sub"), filepath.Join(plug, "run")
+	if err := os.MkdirAll(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(sub, "g"), good, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("sub/g", run); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(good)
+	spec := &plugin.LaunchSpec{Plugin: "p", Dir: plug, Path: run, Args: []string{run}, SHA256: hex.EncodeToString(sum[:]), SHA256Path: run}
+	tg, err := w.cmds.launchTarget(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tg.Path != filepath.Join(sub, "g") || tg.Pinned == nil || tg.Pinned.Path != tg.Path {
+		t.Fatalf("target %s, pinned %+v: want the launcher to check the path it runs", tg.Path, tg.Pinned)
+	}
+	if err := os.Rename(sub, filepath.Join(plug, "away")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(sub, "g"), evil, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(run); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("away/g", run); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	c := sandbox.Command(t.Context(), tg)
+	c.Stdout = &out
+	err = c.Run()
+	var se *sandbox.SetupError
+	if !errors.As(err, &se) || !strings.Contains(se.Msg, "changed after its sha256 was checked") || out.Len() != 0 {
+		t.Errorf("out %q, err %v; want it refused", out.String(), err)
+	}
+}
+
+// A pinned file changed within the last tick is hashed again once the
+// tick is over (its times will move with any later write); one written
+// over and over is refused.
+func TestPinnedFileSettlesBeforeItIsTrusted(t *testing.T) {
+	t.Cleanup(filememo.SetRacyWindowForTest(0))
+	path := filepath.Join(t.TempDir(), "run")
+	if err := os.WriteFile(path, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, id, known, err := settledSHA256(path)
+	if err != nil || !known {
+		t.Fatalf("a file written once: known %v, err %v", known, err)
+	}
+	if age := time.Since(time.Unix(0, id.CtimeNs)); age < settle(id) {
+		t.Errorf("identity trusted %v after the file's change, before it settled (%v)", age, settle(id))
+	}
+
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 2000; i++ { // at most about 4 s
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			os.WriteFile(path, []byte("#!/bin/sh\n"), 0o755)
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	time.Sleep(5 * time.Millisecond)
+	_, id, known, err = settledSHA256(path)
+	close(stop)
+	<-done
+	// Refused either way: said to be written, or not identified (it
+	// changed while it was hashed).
+	if err == nil && known {
+		t.Errorf("a file written over and over was trusted, identity %+v", id)
+	}
+}

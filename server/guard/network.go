@@ -274,6 +274,7 @@ func (n *Network) refuse(ctx context.Context, target string, input map[string]an
 		Result:           audit.ResultDeny,
 		Reasons:          reasons,
 		Input:            input,
+		Revision:         revisionOf(ctx, n.decide),
 	})
 	if err != nil {
 		reasons = []string{"the audit record could not be written"}

@@ -30,7 +30,7 @@ func TestGuardRecordsNameTheRevisionThatDecided(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Revision = "r1"
+	cfg.Revision = new("r1")
 	eng, err := engine.New(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -47,8 +47,10 @@ type Policy struct {
 	// stateDir holds what the server keeps of a bundle service's
 	// bundles (see SetStateDir).
 	stateDir string
-	// revision is the revision of the bundle the policy came in.
-	revision string
+	// revision is the revision of the bundle the policy came in, when
+	// it came in one (revisionSet).
+	revision    string
+	revisionSet bool
 	// lines maps a dotted key path to its line in the file.
 	lines map[string]int
 	// defaulted are the top-level sections the file leaves out.
@@ -462,11 +464,13 @@ func (p *Policy) SetStateDir(dir string) { p.stateDir = dir }
 // StateDir is the directory SetStateDir recorded, or "".
 func (p *Policy) StateDir() string { return p.stateDir }
 
-// SetRevision records the revision of the bundle the policy came in.
-func (p *Policy) SetRevision(rev string) { p.revision = rev }
+// SetRevision records the revision of the bundle the policy came in
+// ("" for a bundle that has none).
+func (p *Policy) SetRevision(rev string) { p.revision, p.revisionSet = rev, true }
 
-// Revision is the revision SetRevision recorded, or "".
-func (p *Policy) Revision() string { return p.revision }
+// Revision is the revision SetRevision recorded; ok is false for a
+// policy that did not come in a bundle.
+func (p *Policy) Revision() (rev string, ok bool) { return p.revision, p.revisionSet }
 
 // Timeout is the deadline of one tool call.
 func (p *Policy) Timeout() time.Duration {

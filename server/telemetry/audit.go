@@ -443,8 +443,8 @@ var (
 // bundleRevision is the record's bundle_revision label: its own, else
 // the revision that decided it, else the one next will add.
 func (a *auditor) bundleRevision(r *audit.Record) string {
-	if r.Revision != "" && r.Labels == nil {
-		return r.Revision
+	if r.Revision != nil && r.Labels == nil {
+		return *r.Revision
 	}
 	if rev, ok := r.Labels[audit.LabelBundleRevision]; ok || a.label == nil {
 		return rev

@@ -225,7 +225,7 @@ func TestAuditSpansCarryTheBundleRevision(t *testing.T) {
 		},
 		"revision that decided": {
 			next: &labelingAuditor{labels: map[string]string{audit.LabelBundleRevision: "fleet-7"}},
-			rec:  audit.Record{Kind: audit.KindNetwork, Result: audit.ResultAllow, Revision: "fleet-6"},
+			rec:  audit.Record{Kind: audit.KindNetwork, Result: audit.ResultAllow, Revision: new("fleet-6")},
 			want: "fleet-6",
 		},
 		"no bundle": {
