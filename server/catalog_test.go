@@ -93,6 +93,17 @@ func TestCatalogView(t *testing.T) {
 	if v := view(call); v != v4 {
 		t.Errorf("the same state is another view: %v then %v", v4, v)
 	}
+	// A change announced is another view, though the states came back
+	// as they were: an answer computed across it, partly under the
+	// other state, is not kept under the first.
+	plugin.DefinitionChanging()
+	v6 := view(call)
+	if v6 == v4 {
+		t.Error("the view did not change with a definition change announced")
+	}
+	if v := view(call); v != v6 {
+		t.Errorf("a view changed with nothing else: %v then %v", v6, v)
+	}
 	s.pipe.tools.del("pinned")
 	if _, ok := c.View(t.Context(), call); !ok {
 		t.Error("no view once the pinned tool is gone")

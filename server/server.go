@@ -510,7 +510,8 @@ func (c *catalog) current() *sortedEntries {
 // never changed, and its address is not reused while a token holds it),
 // a policy snapshot, a caller, the count of failed evaluations (an
 // answer that met one, computed between two views, is not kept) and the
-// state of every pinned definition.
+// state of every pinned definition, with the count of definition changes
+// (a change and back between two views is seen).
 type catalogView struct {
 	tools    *map[string]*registeredTool
 	gen      uint64
@@ -518,6 +519,7 @@ type catalogView struct {
 	protocol string
 	failures uint64
 	defs     string // definitionStates of the pinned tools
+	changes  uint64 // plugin.DefinitionChanges before defs was read
 }
 
 // View implements plugin.CatalogView: what Entries and Permitted answer
@@ -536,7 +538,11 @@ func (c *catalog) View(ctx context.Context, call *plugin.Call) (any, bool) {
 	if gen == 0 || gen != p.generation() {
 		return nil, false
 	}
-	v := catalogView{tools: e.src, gen: gen, failures: p.permitFailures.Load(), defs: definitionStates(e.pinned)}
+	// The count of definition changes is read before the states: a
+	// change seen while an answer is computed moves it, even when the
+	// states are back as they were by the end.
+	v := catalogView{tools: e.src, gen: gen, failures: p.permitFailures.Load(), changes: plugin.DefinitionChanges()}
+	v.defs = definitionStates(e.pinned)
 	if call != nil {
 		v.client, v.protocol = call.Client, call.ProtocolVersion
 	}

@@ -145,6 +145,7 @@ func startMCPPlugins(ctx context.Context, pol *policy.Policy, launcher plugin.La
 		log.Error("MCP plugins not started", "err", err)
 		return nil, nil
 	}
+	store.OnChange(plugin.DefinitionChanging)
 	pa := &pinAudit{store: store, audit: alog, log: log}
 	var out []plugin.Plugin
 	for _, p := range ps {

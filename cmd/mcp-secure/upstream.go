@@ -40,6 +40,7 @@ func startUpstreams(ctx context.Context, pol *policy.Policy, door plugin.Launche
 		log.Error("upstream servers not started: the tool pins cannot be read", "err", err)
 		return nil
 	}
+	store.OnChange(plugin.DefinitionChanging)
 	pa := &pinAudit{store: store, audit: alog, log: log}
 	var out []plugin.Plugin
 	for _, name := range pol.ServerNames() {

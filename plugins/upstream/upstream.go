@@ -362,6 +362,7 @@ func (u *Upstream) offer(listed []listedTool) {
 		tools = append(tools, t)
 	}
 	u.mu.Lock()
+	plugin.DefinitionChanging()
 	u.tools, u.hashes, u.offered = tools, hashes, true
 	u.mu.Unlock()
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"time"
 )
@@ -85,6 +86,26 @@ type Store struct {
 	// lookErr is what that look found wrong: it holds, as the look does,
 	// until the next one (an unreadable file is not the last good one).
 	lookErr error
+	// onChange hears of each change of what Pinned answers, before any
+	// ask sees it (see OnChange).
+	onChange func()
+}
+
+// OnChange has f called, with the store locked, before any change of
+// what Pinned answers can be seen: a new file read, a write of the
+// store's own, a file found unreadable or readable again. Whoever keeps
+// what followed from Pinned's answers learns that it may be stale.
+func (s *Store) OnChange(f func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onChange = f
+}
+
+// changing tells onChange. Called with s.mu held.
+func (s *Store) changing() {
+	if s.onChange != nil {
+		s.onChange()
+	}
 }
 
 // recheck is how long a look at the file holds for Pinned: a listing asks
@@ -115,8 +136,18 @@ func (s *Store) reload(force bool) error {
 		return s.lookErr
 	}
 	s.checked = now
-	s.lookErr = s.look(force)
-	return s.lookErr
+	tools, wasErr := s.tools, s.lookErr != nil
+	err := s.look(force)
+	if wasErr != (err != nil) || !sameMap(tools, s.tools) {
+		s.changing()
+	}
+	s.lookErr = err
+	return err
+}
+
+// sameMap reports whether a and b are the same map (not equal ones).
+func sameMap(a, b map[string]*Entry) bool {
+	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
 }
 
 // look reads the file when it changed since the last read (always when
@@ -124,7 +155,9 @@ func (s *Store) reload(force bool) error {
 func (s *Store) look(force bool) error {
 	st, err := os.Stat(s.path)
 	if errors.Is(err, os.ErrNotExist) {
-		s.tools, s.mod, s.size = map[string]*Entry{}, time.Time{}, 0
+		if len(s.tools) != 0 || s.size != 0 || !s.mod.IsZero() {
+			s.tools, s.mod, s.size = map[string]*Entry{}, time.Time{}, 0
+		}
 		return nil
 	}
 	if err != nil {
@@ -298,6 +331,7 @@ func (s *Store) update(f func(map[string]*Entry) bool) error {
 	if !f(s.tools) {
 		return nil
 	}
+	s.changing() // f changed the entries in place
 	data, err := json.MarshalIndent(state{Version: 1, Tools: s.tools}, "", "  ")
 	if err != nil {
 		return fmt.Errorf("pins: %w", err)

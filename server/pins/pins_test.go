@@ -268,3 +268,52 @@ func TestPendingUntilApproved(t *testing.T) {
 		t.Fatalf("changed after approval = %v", got)
 	}
 }
+
+// OnChange hears of every change of what Pinned answers (a write of the
+// store's own, another file read, the file found corrupt and readable
+// again) and of nothing else (a look that finds the file as it was).
+func TestOnChangeHearsOfEveryChange(t *testing.T) {
+	pins.SetRecheck(t, 0) // every Pinned looks at the file
+	path := filepath.Join(t.TempDir(), pins.FileName)
+	s, err := pins.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	s.OnChange(func() { n++ })
+	heard := func(step string, want bool) {
+		t.Helper()
+		if got := n > 0; got != want {
+			t.Errorf("%s: heard %v, want %v", step, got, want)
+		}
+		n = 0
+	}
+	s.Pinned("docs__echo")
+	heard("no file, looked at again", false)
+	if _, err := s.Observe(def("Echo."), "h1"); err != nil {
+		t.Fatal(err)
+	}
+	heard("pinned", true)
+	for range 3 {
+		s.Pinned("docs__echo")
+	}
+	heard("the same file looked at", false)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.Pinned("docs__echo")
+	heard("the file corrupt", true)
+	s.Pinned("docs__echo")
+	heard("the file still corrupt", false)
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := s.Pinned("docs__echo"); err != nil || p != "h1" {
+		t.Fatalf("readable again: %q %v", p, err)
+	}
+	heard("the file readable again", true)
+}
