@@ -36,7 +36,7 @@ const longLivedCPU = 24 * time.Hour
 
 // LaunchConfinement implements plugin.Launcher.
 func (c *Commands) LaunchConfinement(spec *plugin.LaunchSpec) (string, error) {
-	t, err := c.launchTarget(spec)
+	t, err := c.launchTarget(context.Background(), spec)
 	if err != nil {
 		return "", err
 	}
@@ -49,7 +49,7 @@ func (c *Commands) LaunchConfinement(spec *plugin.LaunchSpec) (string, error) {
 }
 
 // launchTarget is spec as the sandbox runs it.
-func (c *Commands) launchTarget(spec *plugin.LaunchSpec) (sandbox.Target, error) {
+func (c *Commands) launchTarget(ctx context.Context, spec *plugin.LaunchSpec) (sandbox.Target, error) {
 	fail := func(format string, args ...any) (sandbox.Target, error) {
 		return sandbox.Target{}, fmt.Errorf("%s: %s", spec.Who(), fmt.Sprintf(format, args...))
 	}
@@ -71,7 +71,7 @@ func (c *Commands) launchTarget(spec *plugin.LaunchSpec) (sandbox.Target, error)
 	}
 	var pinned *sandbox.PinnedFile
 	if spec.SHA256 != "" {
-		sum, id, known, err := settledSHA256(spec.SHA256Path)
+		sum, id, known, err := settledSHA256(ctx, spec.SHA256Path)
 		if err != nil {
 			return fail("executable %s: %v", spec.SHA256Path, err)
 		}
@@ -225,7 +225,7 @@ func narrowPaths(roots, paths []string) []string {
 // cannot be recorded is killed. A start the door refuses is audited the
 // same way, as a denial.
 func (c *Commands) Launch(ctx context.Context, spec *plugin.LaunchSpec) (plugin.Process, error) {
-	t, err := c.launchTarget(spec)
+	t, err := c.launchTarget(ctx, spec)
 	if err != nil {
 		// A start refused once the server runs (a pin that no longer
 		// matches, a variable that became the server's own): an
@@ -319,24 +319,41 @@ var hashes filememo.Memo[string]
 // later write. File times are coarse (a clock tick; a second or two on
 // some file systems): a file written again within the tick of its last
 // change could keep every time it had, and pass the launcher's check
-// with other contents. So a file changed less than a tick ago is hashed
-// again once the tick is over; one still changing then is refused.
-func settledSHA256(path string) (sum string, id filememo.Identity, known bool, err error) {
+// with other contents. So a file changed less than a tick ago (by this
+// machine's clock; a change time up to a tick ahead of it is waited
+// out too) is hashed again once the tick is over, and one still
+// changing then is refused.
+func settledSHA256(ctx context.Context, path string) (sum string, id filememo.Identity, known bool, err error) {
 	for try := 0; ; try++ {
 		sum, id, known, err = fileSHA256(path)
 		if err != nil || !known {
 			return sum, id, known, err
 		}
-		wait := settle(id) - time.Since(time.Unix(0, id.CtimeNs))
+		tick := settle(id)
+		wait := tick - time.Since(time.Unix(0, id.CtimeNs))
 		switch {
 		case wait <= 0:
 			return sum, id, known, nil
-		case wait > settle(id):
+		case wait > 2*tick:
 			return "", filememo.Identity{}, false, fmt.Errorf("its change time lies in the future (%s)", time.Unix(0, id.CtimeNs).UTC().Format(time.RFC3339Nano))
 		case try == 1:
-			return "", filememo.Identity{}, false, fmt.Errorf("it is being written (changed again within %v)", settle(id))
+			return "", filememo.Identity{}, false, fmt.Errorf("it is being written (changed again within %v)", tick)
 		}
-		time.Sleep(wait)
+		if err := settleWait(ctx, wait); err != nil {
+			return "", filememo.Identity{}, false, err
+		}
+	}
+}
+
+// settleWait waits d, or until ctx ends.
+var settleWait = func(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
 	}
 }
 
@@ -345,7 +362,7 @@ func settledSHA256(path string) (sum string, id filememo.Identity, known bool, e
 // where times have sub-second parts, else the two seconds of the
 // coarsest file systems.
 func settle(id filememo.Identity) time.Duration {
-	if id.CtimeNs%int64(time.Second) == 0 && id.MtimeNs%int64(time.Second) == 0 {
+	if id.CtimeNs%int64(time.Second) == 0 || id.MtimeNs%int64(time.Second) == 0 {
 		return 2 * time.Second
 	}
 	return 20 * time.Millisecond

@@ -4,6 +4,7 @@ package guard
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -54,7 +55,7 @@ func TestLaunchTargetRereadsAReplacedExecutable(t *testing.T) {
 	}
 	execs := func() []string {
 		t.Helper()
-		tg, err := w.cmds.launchTarget(spec)
+		tg, err := w.cmds.launchTarget(t.Context(), spec)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -129,7 +130,7 @@ func TestLaunchTargetChecksThePinEveryStart(t *testing.T) {
 		if step.data != nil {
 			install(step.data)
 		}
-		_, err := w.cmds.launchTarget(spec)
+		_, err := w.cmds.launchTarget(t.Context(), spec)
 		if got := err != nil && strings.Contains(err.Error(), "sha256 mismatch"); got != step.mismatch {
 			t.Errorf("%s: launchTarget error %v, want a mismatch: %v", step.name, err, step.mismatch)
 		}
@@ -185,7 +186,7 @@ func TestPinnedFileChangedAfterItsCheckIsNotStarted(t *testing.T) {
 		if err := os.WriteFile(run, good, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		tg, err := w.cmds.launchTarget(spec)
+		tg, err := w.cmds.launchTarget(t.Context(), spec)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
@@ -228,7 +229,7 @@ func TestPinnedCheckIsOfTheFileRun(t *testing.T) {
 	}
 	sum := sha256.Sum256(good)
 	spec := &plugin.LaunchSpec{Plugin: "p", Dir: plug, Path: run, Args: []string{run}, SHA256: hex.EncodeToString(sum[:]), SHA256Path: run}
-	tg, err := w.cmds.launchTarget(spec)
+	tg, err := w.cmds.launchTarget(t.Context(), spec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,14 +263,18 @@ func TestPinnedCheckIsOfTheFileRun(t *testing.T) {
 
 // A pinned file changed within the last tick is hashed again once the
 // tick is over (its times will move with any later write); one written
-// over and over is refused.
+// again meanwhile is refused, and so is one whose wait is cancelled.
 func TestPinnedFileSettlesBeforeItIsTrusted(t *testing.T) {
 	t.Cleanup(filememo.SetRacyWindowForTest(0))
 	path := filepath.Join(t.TempDir(), "run")
-	if err := os.WriteFile(path, []byte("#!/bin/sh\n"), 0o755); err != nil {
-		t.Fatal(err)
+	write := func() {
+		t.Helper()
+		if err := os.WriteFile(path, []byte("#!/bin/sh\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
-	_, id, known, err := settledSHA256(path)
+	write()
+	_, id, known, err := settledSHA256(t.Context(), path)
 	if err != nil || !known {
 		t.Fatalf("a file written once: known %v, err %v", known, err)
 	}
@@ -277,27 +282,28 @@ func TestPinnedFileSettlesBeforeItIsTrusted(t *testing.T) {
 		t.Errorf("identity trusted %v after the file's change, before it settled (%v)", age, settle(id))
 	}
 
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for i := 0; i < 2000; i++ { // at most about 4 s
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			os.WriteFile(path, []byte("#!/bin/sh\n"), 0o755)
-			time.Sleep(2 * time.Millisecond)
+	// Written again while the first hash waits for its tick.
+	old := settleWait
+	t.Cleanup(func() { settleWait = old })
+	waits := 0
+	settleWait = func(ctx context.Context, d time.Duration) error {
+		waits++
+		if err := old(ctx, d); err != nil {
+			return err
 		}
-	}()
-	time.Sleep(5 * time.Millisecond)
-	_, id, known, err = settledSHA256(path)
-	close(stop)
-	<-done
-	// Refused either way: said to be written, or not identified (it
-	// changed while it was hashed).
-	if err == nil && known {
-		t.Errorf("a file written over and over was trusted, identity %+v", id)
+		write()
+		return nil
+	}
+	write()
+	if _, _, _, err := settledSHA256(t.Context(), path); err == nil || !strings.Contains(err.Error(), "being written") || waits != 1 {
+		t.Errorf("a file written during its wait: err %v after %d waits, want it refused as being written", err, waits)
+	}
+
+	settleWait = old
+	ctx, cancel := context.WithCancelCause(t.Context())
+	cancel(errors.New("the call ended"))
+	write()
+	if _, _, _, err := settledSHA256(ctx, path); err == nil || err.Error() != "the call ended" {
+		t.Errorf("a wait cancelled: err %v", err)
 	}
 }

@@ -134,7 +134,7 @@ func TestLaunch(t *testing.T) {
 	t.Run("narrowed", func(t *testing.T) {
 		n := *spec
 		n.Paths, n.Ports = &[]string{}, &[]int{}
-		tg, err := w.cmds.launchTarget(&n)
+		tg, err := w.cmds.launchTarget(t.Context(), &n)
 		if err != nil {
 			t.Fatal(err)
 		}

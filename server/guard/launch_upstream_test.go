@@ -39,7 +39,7 @@ func TestLaunchUpstream(t *testing.T) {
 	if strings.Contains(desc, "read and execute") {
 		t.Errorf("an upstream has no plugin directory, yet: %q", desc)
 	}
-	tg, err := w.cmds.launchTarget(spec)
+	tg, err := w.cmds.launchTarget(t.Context(), spec)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package guard
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -236,7 +237,7 @@ func (n *Network) check(ctx context.Context, k netKey) error {
 		Reasons:          d.Reasons,
 		Input:            networkAudit(k),
 		DurationNS:       time.Since(start).Nanoseconds(),
-		Revision:         d.Revision,
+		Revision:         cmp.Or(d.Revision, revisionOf(ctx, n.decide)),
 	}
 	if n.dry != nil && n.dry.Active() {
 		rec.DryRun = dryRun(ctx, n.dry, engine.Network, networkInput(k))

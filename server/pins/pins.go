@@ -1,6 +1,7 @@
 package pins
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -82,6 +83,7 @@ type Store struct {
 	tools   map[string]*Entry
 	mod     time.Time
 	size    int64
+	raw     []byte    // the file's bytes tools was read from
 	checked time.Time // when the file was last looked at
 	// lookErr is what that look found wrong: it holds, as the look does,
 	// until the next one (an unreadable file is not the last good one).
@@ -92,9 +94,10 @@ type Store struct {
 }
 
 // OnChange has f called, with the store locked, before any change of
-// what Pinned answers can be seen: a new file read, a write of the
+// what Pinned answers can be seen: other pins read, a write of the
 // store's own, a file found unreadable or readable again. Whoever keeps
-// what followed from Pinned's answers learns that it may be stale.
+// what followed from Pinned's answers learns that it may be stale. f
+// must not call the store.
 func (s *Store) OnChange(f func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -156,7 +159,7 @@ func (s *Store) look(force bool) error {
 	st, err := os.Stat(s.path)
 	if errors.Is(err, os.ErrNotExist) {
 		if len(s.tools) != 0 || s.size != 0 || !s.mod.IsZero() {
-			s.tools, s.mod, s.size = map[string]*Entry{}, time.Time{}, 0
+			s.tools, s.mod, s.size, s.raw = map[string]*Entry{}, time.Time{}, 0, nil
 		}
 		return nil
 	}
@@ -170,6 +173,10 @@ func (s *Store) look(force bool) error {
 	if err != nil {
 		return fmt.Errorf("pins: %w", err)
 	}
+	if s.raw != nil && bytes.Equal(data, s.raw) {
+		s.mod, s.size = st.ModTime(), st.Size() // the same pins
+		return nil
+	}
 	var doc state
 	if err := json.Unmarshal(data, &doc); err != nil {
 		return fmt.Errorf("pins: %s: %w", s.path, err)
@@ -177,7 +184,7 @@ func (s *Store) look(force bool) error {
 	if doc.Tools == nil {
 		doc.Tools = map[string]*Entry{}
 	}
-	s.tools, s.mod, s.size = doc.Tools, st.ModTime(), st.Size()
+	s.tools, s.mod, s.size, s.raw = doc.Tools, st.ModTime(), st.Size(), data
 	return nil
 }
 
@@ -331,7 +338,10 @@ func (s *Store) update(f func(map[string]*Entry) bool) error {
 	if !f(s.tools) {
 		return nil
 	}
-	s.changing() // f changed the entries in place
+	// f changed the entries in place: they are read from the file again,
+	// whether or not it is written.
+	s.raw = nil
+	s.changing()
 	data, err := json.MarshalIndent(state{Version: 1, Tools: s.tools}, "", "  ")
 	if err != nil {
 		return fmt.Errorf("pins: %w", err)

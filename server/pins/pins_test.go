@@ -298,6 +298,10 @@ func TestOnChangeHearsOfEveryChange(t *testing.T) {
 		s.Pinned("docs__echo")
 	}
 	heard("the same file looked at", false)
+	if got, err := s.Observe(def("Echo."), "h1"); err != nil || got != pins.Same {
+		t.Fatalf("observed again: %v %v", got, err)
+	}
+	heard("the same definition observed again", false)
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)

@@ -71,7 +71,8 @@ type Tool struct {
 	// Definition, when set, reports at each decision whether the tool's
 	// definition differs from the one the operator pinned (tools from
 	// outside the binary, such as an upstream MCP server's); nil means
-	// the definition is the binary's own and cannot change.
+	// the definition is the binary's own and cannot change. Whatever
+	// changes what it reports calls DefinitionChanging first.
 	Definition func() DefinitionState
 }
 
