@@ -13,6 +13,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	opaversion "github.com/open-policy-agent/opa/v1/version"
 
+	"github.com/mcp-secure/mcp-secure/cmd/mcp-secure/internal/early"
 	"github.com/mcp-secure/mcp-secure/server"
 	"github.com/mcp-secure/mcp-secure/server/audit"
 	"github.com/mcp-secure/mcp-secure/server/bundle"
@@ -121,7 +122,7 @@ func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		}
 	}
 	if cmd != "serve" {
-		endStartGC() // only serve's start is worth it (see startGCPercent)
+		early.EndStartGC() // only serve's start is worth it (see startGCPercent)
 	}
 	switch cmd {
 	case "serve":

@@ -20,7 +20,6 @@ func main() {
 	// that and nothing else (the hook also runs from the sandbox
 	// package's init, before the heavier packages initialise).
 	sandbox.RunIfLauncher()
-	raiseGCForStart()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	stopProfiles := startProfiles(os.Stderr)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)

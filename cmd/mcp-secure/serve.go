@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mcp-secure/mcp-secure/cmd/mcp-secure/internal/early"
 	"github.com/mcp-secure/mcp-secure/server"
 	"github.com/mcp-secure/mcp-secure/server/audit"
 	"github.com/mcp-secure/mcp-secure/server/bundle"
@@ -56,9 +57,9 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 		defer close(warmed)
 		eng.Warm(ctx)
 	}()
-	// The collector's start-up target (startGC) stays until the engine is
+	// The collector's start-up target (see early.EndStartGC) stays until the engine is
 	// warm and the server has started.
-	defer endStartGC()
+	defer early.EndStartGC()
 	rl, err := newReloader(chk, p.policyFile, log)
 	if err != nil {
 		return &exitErr{code: exitUsage, err: err}
@@ -176,7 +177,7 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 	log.Info("serving on stdio", "policy", pol.Source(), "audit", pol.Audit.LogFile, "version", version)
 	go func() {
 		<-warmed
-		endStartGC()
+		early.EndStartGC()
 	}()
 	return runWhenBuilt(ctx, chk, func(ctx context.Context) error { return srv.Run(ctx, stdin, stdout) })
 }

@@ -193,54 +193,12 @@ func (e *Engine) Reload(ctx context.Context, cfg Config) error {
 }
 
 func build(ctx context.Context, cfg Config) (*snapshot, error) {
-	parsed := make(map[string]*ast.Module, len(cfg.Modules)+len(cfg.UserModules))
-	opts := ast.ParserOptions{RegoVersion: ast.RegoV1, ProcessAnnotation: true}
-	if cfg.Capabilities != nil {
-		opts.Capabilities = cfg.Capabilities
-	}
-	builtin, user := map[string]*ast.Module{}, map[string]*ast.Module{}
-	// The modules are parsed side by side (parsing is most of a start's
-	// compile), then taken in order: the first problem reported is the
-	// one parsing them one after the other finds.
-	type parse struct {
-		name, src string
-		into      map[string]*ast.Module
-		m         *ast.Module
-		err       error
-	}
-	var parses []parse
-	for _, set := range []struct {
-		src  map[string]string
-		into map[string]*ast.Module
-	}{{cfg.Modules, builtin}, {cfg.UserModules, user}} {
-		for _, name := range slices.Sorted(maps.Keys(set.src)) {
-			parses = append(parses, parse{name: name, src: set.src[name], into: set.into})
-		}
-	}
-	inParallel(len(parses), func(i int) {
-		p := &parses[i]
-		p.m, p.err = ast.ParseModuleWithOpts(p.name, p.src, opts)
-	})
-	for _, p := range parses {
-		if _, dup := parsed[p.name]; dup {
-			return nil, fmt.Errorf("%w: %s: module given twice", ErrCompile, p.name)
-		}
-		if p.err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrCompile, p.err)
-		}
-		if err := checkPackage(p.name, p.m); err != nil {
+	c, pre := takePrebuilt(ctx, cfg)
+	if c == nil {
+		var err error
+		if c, err = compileModules(cfg, pre); err != nil {
 			return nil, err
 		}
-		parsed[p.name], p.into[p.name] = p.m, p.m
-	}
-	if err := checkUserModules(builtin, user, cfg.Capabilities); err != nil {
-		return nil, err
-	}
-	comp := ast.NewCompiler().
-		WithCapabilities(cfg.Capabilities).
-		WithEnablePrintStatements(false)
-	if comp.Compile(parsed); comp.Failed() {
-		return nil, fmt.Errorf("%w: %w", ErrCompile, comp.Errors)
 	}
 	data := map[string]any{"mcp": map[string]any{"policy": cfg.Data}}
 	store := inmem.NewFromObjectWithOpts(data,
@@ -251,14 +209,67 @@ func build(ctx context.Context, cfg Config) (*snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: policy data: %w", ErrCompile, err)
 	}
-	s := &snapshot{gen: generations.Add(1), revision: cfg.Revision, timeout: cfg.Timeout, clock: cfg.Clock, queries: map[Point]*queries{},
-		compiler: comp, store: store, cache: &policyCache{root: policyValue}}
+	s := &snapshot{gen: generations.Add(1), revision: cfg.Revision, timeout: cfg.Timeout, clock: cfg.Clock, queries: c.queries,
+		compiler: c.comp, store: store, cache: &policyCache{root: policyValue},
+		mask: c.mask, builtinMasks: c.builtinMasks, readsSession: c.readsSession, memos: c.memos, stable: c.stable}
 	if s.txn, err = store.NewTransaction(ctx); err != nil {
 		return nil, fmt.Errorf("%w: open store: %w", ErrCompile, err)
 	}
 	if s.timeout <= 0 {
 		s.timeout = DefaultTimeout
 	}
+	return s, nil
+}
+
+// compiled is what a build makes of a configuration's modules, whatever
+// its data: the compiled modules, the queries of each decision point and
+// of the mask, what the modules read, and empty decision memos.
+type compiled struct {
+	comp                       *ast.Compiler
+	queries                    map[Point]*queries
+	mask                       ast.Body
+	builtinMasks, readsSession bool
+	memos                      map[Point]*decisionMemo
+	stable                     map[Point]bool
+}
+
+// compileModules parses, checks and compiles cfg's modules. pre, when
+// not nil, is cfg.Modules parsed already (by a prebuild, with the same
+// capabilities), without error.
+func compileModules(cfg Config, pre map[string]*ast.Module) (*compiled, error) {
+	parsed := make(map[string]*ast.Module, len(cfg.Modules)+len(cfg.UserModules))
+	builtin, user := map[string]*ast.Module{}, map[string]*ast.Module{}
+	toParse := []map[string]string{cfg.Modules, cfg.UserModules}
+	into := []map[string]*ast.Module{builtin, user}
+	if pre != nil {
+		for name, m := range pre {
+			parsed[name], builtin[name] = m, m
+		}
+		toParse, into = toParse[1:], into[1:]
+	}
+	parses := parseModules(cfg.Capabilities, toParse...)
+	for _, p := range parses {
+		if _, dup := parsed[p.name]; dup {
+			return nil, fmt.Errorf("%w: %s: module given twice", ErrCompile, p.name)
+		}
+		if p.err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrCompile, p.err)
+		}
+		if err := checkPackage(p.name, p.m); err != nil {
+			return nil, err
+		}
+		parsed[p.name], into[p.set][p.name] = p.m, p.m
+	}
+	if err := checkUserModules(builtin, user, cfg.Capabilities); err != nil {
+		return nil, err
+	}
+	comp := ast.NewCompiler().
+		WithCapabilities(cfg.Capabilities).
+		WithEnablePrintStatements(false)
+	if comp.Compile(parsed); comp.Failed() {
+		return nil, fmt.Errorf("%w: %w", ErrCompile, comp.Errors)
+	}
+	c := &compiled{comp: comp, queries: map[Point]*queries{}}
 	for _, p := range Points {
 		q := &queries{}
 		var err error
@@ -268,22 +279,60 @@ func build(ctx context.Context, cfg Config) (*snapshot, error) {
 		if q.decision, err = compileBinding(comp, decisionVar, "data.mcp."+string(p)+".decision"); err != nil {
 			return nil, err
 		}
-		s.queries[p] = q
+		c.queries[p] = q
 	}
-	if s.mask, err = compileMask(comp); err != nil {
+	var err error
+	if c.mask, err = compileMask(comp); err != nil {
 		return nil, err
 	}
-	s.builtinMasks = onlyBuiltinMasks(cfg, parsed)
-	s.readsSession = readsSession(comp)
-	s.memos, s.stable = map[Point]*decisionMemo{}, map[Point]bool{}
+	c.builtinMasks = onlyBuiltinMasks(cfg, parsed)
+	c.readsSession = readsSession(comp)
+	c.memos, c.stable = map[Point]*decisionMemo{}, map[Point]bool{}
 	for _, p := range Points {
 		m, stable := newMemo(comp, ast.MustParseRef("data.mcp."+string(p)))
 		if m != nil {
-			s.memos[p] = m
+			c.memos[p] = m
 		}
-		s.stable[p] = stable
+		c.stable[p] = stable
 	}
-	return s, nil
+	return c, nil
+}
+
+// parsedModule is one module parsed by parseModules: its name, the
+// index of its set, and the module or the error.
+type parsedModule struct {
+	name string
+	set  int
+	m    *ast.Module
+	err  error
+}
+
+// parseModules parses the modules of sets side by side (parsing is most
+// of a start's compile) and returns them in order, set by set and by
+// name within a set: the first problem taken from them is the one
+// parsing them one after the other finds.
+func parseModules(caps *ast.Capabilities, sets ...map[string]string) []parsedModule {
+	return parseModulesOn(runtime.GOMAXPROCS(0), caps, sets...)
+}
+
+// parseModulesOn is parseModules on at most workers goroutines.
+func parseModulesOn(workers int, caps *ast.Capabilities, sets ...map[string]string) []parsedModule {
+	opts := ast.ParserOptions{RegoVersion: ast.RegoV1, ProcessAnnotation: true}
+	if caps != nil {
+		opts.Capabilities = caps
+	}
+	var out []parsedModule
+	var srcs []string
+	for i, set := range sets {
+		for _, name := range slices.Sorted(maps.Keys(set)) {
+			out = append(out, parsedModule{name: name, set: i})
+			srcs = append(srcs, set[name])
+		}
+	}
+	inParallel(len(out), workers, func(i int) {
+		out[i].m, out[i].err = ast.ParseModuleWithOpts(out[i].name, srcs[i], opts)
+	})
+	return out
 }
 
 // checkPackage keeps user modules out of the policy data and outside the
@@ -573,8 +622,8 @@ func (e *Engine) Warm(ctx context.Context) {
 
 // inParallel runs f(0) … f(n-1) on up to GOMAXPROCS goroutines and
 // returns when all have returned.
-func inParallel(n int, f func(i int)) {
-	workers := min(n, runtime.GOMAXPROCS(0))
+func inParallel(n, workers int, f func(i int)) {
+	workers = min(n, workers)
 	if workers <= 1 {
 		for i := range n {
 			f(i)
