@@ -46,7 +46,24 @@ var (
 	// errBroken: a message to the upstream was written in part (a write
 	// that timed out), so the stream to it is no longer framed.
 	errBroken = errors.New("upstream: a message to the upstream was cut short")
+	// errStalled: the upstream did not read a message of the SDK's (an
+	// answer to its request, say) for sdkWriteTimeout.
+	errStalled = errors.New("upstream: it stopped reading its stdin")
 )
+
+// maxAsked bounds the upstream's own requests (ping, roots/list and the
+// like) handed to the SDK and not answered yet: the SDK answers each on
+// a goroutine of its own, which an upstream that does not read the
+// answers could otherwise multiply without end. At it, the next is
+// handed over only once one is answered, and nothing more is read from
+// the upstream meanwhile; an answer it does not read within
+// sdkWriteTimeout has it started again.
+const maxAsked = 16
+
+// sdkWriteTimeout bounds a write of the SDK's with no deadline of its
+// own (an answer to the upstream's request): an upstream that does not
+// read it meanwhile is started again.
+var sdkWriteTimeout = 10 * time.Second
 
 // wire is the connection to one upstream process: the only reader of
 // its stdout and the only writer to its stdin. Our tools/call requests
@@ -79,6 +96,10 @@ type wire struct {
 	// every call of ours carries them too.
 	meta []byte
 
+	// asked holds a token per request of the upstream's handed to the
+	// SDK and not answered yet (see maxAsked).
+	asked chan struct{}
+
 	toSDK     chan []byte   // messages for the SDK, closed when the reader ends
 	closed    chan struct{} // closed by close
 	closeOnce sync.Once
@@ -97,6 +118,7 @@ func newWire(in io.WriteCloser, out io.ReadCloser, log *slog.Logger) *wire {
 		wlock:   make(chan struct{}, 1),
 		pending: map[uint64]chan reply{},
 		toSDK:   make(chan []byte, 16),
+		asked:   make(chan struct{}, maxAsked),
 		closed:  make(chan struct{}),
 		done:    make(chan struct{}),
 	}
@@ -453,7 +475,7 @@ func (c *sdkConn) Read(ctx context.Context) (jsonrpc.Message, error) {
 	if len(c.queue) > 0 {
 		m := c.queue[0]
 		c.queue = c.queue[1:]
-		return m, nil
+		return c.ask(ctx, m)
 	}
 	var data []byte
 	select {
@@ -466,7 +488,11 @@ func (c *sdkConn) Read(ctx context.Context) (jsonrpc.Message, error) {
 		data = d
 	}
 	if data = bytes.TrimSpace(data); data[0] != '[' {
-		return jsonrpc.DecodeMessage(data)
+		m, err := jsonrpc.DecodeMessage(data)
+		if err != nil {
+			return nil, err
+		}
+		return c.ask(ctx, m)
 	}
 	var batch []json.RawMessage
 	if err := json.Unmarshal(data, &batch); err != nil {
@@ -484,7 +510,23 @@ func (c *sdkConn) Read(ctx context.Context) (jsonrpc.Message, error) {
 	}
 	m := c.queue[0]
 	c.queue = c.queue[1:]
-	return m, nil
+	return c.ask(ctx, m)
+}
+
+// ask hands m over, once a request of the upstream's among maxAsked
+// unanswered when it is one.
+func (c *sdkConn) ask(ctx context.Context, m jsonrpc.Message) (jsonrpc.Message, error) {
+	if req, ok := m.(*jsonrpc.Request); !ok || !req.IsCall() {
+		return m, nil
+	}
+	select {
+	case c.w.asked <- struct{}{}:
+		return m, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-c.w.closed:
+		return nil, io.EOF
+	}
 }
 
 // sessionMeta are the _meta members the SDK sends with each call under
@@ -512,11 +554,33 @@ func (c *sdkConn) Write(ctx context.Context, msg jsonrpc.Message) error {
 			c.w.mu.Unlock()
 		}
 	}
+	if _, ok := msg.(*jsonrpc.Response); ok {
+		// An answer to a request of the upstream's frees its token,
+		// whether or not it is written.
+		defer func() {
+			select {
+			case <-c.w.asked:
+			default:
+			}
+		}()
+	}
 	data, err := jsonrpc.EncodeMessage(msg)
 	if err != nil {
 		return fmt.Errorf("upstream: encoding a message: %w", err)
 	}
-	return c.w.write(ctx, append(data, '\n'))
+	if _, ok := ctx.Deadline(); ok {
+		return c.w.write(ctx, append(data, '\n'))
+	}
+	wctx, cancel := context.WithTimeoutCause(ctx, sdkWriteTimeout, errStalled)
+	defer cancel()
+	err = c.w.write(wctx, append(data, '\n'))
+	if err != nil && ctx.Err() == nil && errors.Is(context.Cause(wctx), errStalled) {
+		c.w.log.Warn("the upstream stopped reading its stdin; closing the connection", "after", sdkWriteTimeout)
+		c.w.fail(errStalled)
+		c.w.close()
+		return errStalled
+	}
+	return err
 }
 
 // Close implements mcp.Connection: the SDK closing its session ends the

@@ -7,7 +7,10 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"runtime"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -331,4 +334,41 @@ func FuzzWireRead(f *testing.F) {
 		}
 		inW.Close()
 	})
+}
+
+// TestWireUpstreamRequestFlood: an upstream that sends requests of its
+// own and does not read the answers gets at most maxAsked of them
+// answered at a time (the SDK answers each on a goroutine of its own),
+// and once an answer waits sdkWriteTimeout it is started again.
+func TestWireUpstreamRequestFlood(t *testing.T) {
+	old := sdkWriteTimeout
+	sdkWriteTimeout = 300 * time.Millisecond
+	t.Cleanup(func() { sdkWriteTimeout = old })
+	var flooded atomic.Bool
+	peak := make(chan int, 1)
+	u, l, logs := startRaw(t, func(u *rawUpstream, tool string, id, args json.RawMessage) {
+		if tool == "other" && flooded.CompareAndSwap(false, true) {
+			// Far more answers than its stdin pipe holds, none read.
+			for i := range 5000 {
+				u.send(`{"jsonrpc":"2.0","id":"up-` + strconv.Itoa(i) + `","method":"ping"}`)
+			}
+			peak <- runtime.NumGoroutine()
+			<-u.done
+			return
+		}
+		echoScript(u, tool, id, args)
+	})
+	before := runtime.NumGoroutine()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if res, err := callRaw(ctx, t, u, "other", `{}`); err == nil && !res.IsError {
+		t.Fatalf("the call through a flooding upstream succeeded: %+v", res)
+	}
+	waitRestarted(t, u, l, 2)
+	if n := <-peak; n > before+4*maxAsked {
+		t.Errorf("%d goroutines once the upstream had sent 5000 requests, %d before", n, before)
+	}
+	if !strings.Contains(logs.String(), "stopped reading its stdin") {
+		t.Errorf("log %s, want the stall said", logs.String())
+	}
 }
