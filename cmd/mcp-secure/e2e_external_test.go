@@ -53,6 +53,7 @@ var fxTools = []struct{ what, schema string }{
 	{"exit", `{type: object}`},
 	{"crash", `{type: object}`},
 	{"hang", `{type: object, properties: {pidfile: {type: string}}, required: [pidfile]}`},
+	{"killer", `{type: object, properties: {pidfile: {type: string}}, required: [pidfile]}`},
 	{"huge", `{type: object}`},
 	{"garbage", `{type: object}`},
 	{"read", `{type: object, properties: {path: {type: string}}, required: [path]}`},
@@ -280,6 +281,27 @@ func TestExternalHang(t *testing.T) {
 				t.Errorf("echo after the hang: %q", text(res))
 			}
 		})
+	}
+}
+
+// A plugin that kills its launcher (it runs as the same user, in the same
+// Landlock domain) does not leave behind what it started: the server is
+// their subreaper, and sweeps them.
+func TestExternalKillsItsLauncher(t *testing.T) {
+	e := newEnv(t, extPolicy("plugins/fx")+"tools:\n  timeout: 20\n  rate_limits:\n    default: 600\n")
+	extPlugin(t, e, "fx", fxManifest("fx", "fx", ""))
+	cs := e.connect(t, "")
+	pidfile := filepath.Join(e.workspace, "pids")
+	res := call(t, cs, "fx_killer", map[string]any{"pidfile": pidfile})
+	if !res.IsError {
+		t.Errorf("a plugin that killed its launcher: %q, want an error result", text(res))
+	}
+	pids := readPids(t, pidfile)
+	for _, pid := range pids {
+		waitFor(t, 10*time.Second, fmt.Sprintf("pid %d (the plugin or the child it started with setsid) to be gone", pid), func() bool { return !alive(pid) })
+	}
+	if res := call(t, cs, "fx_echo", map[string]any{"text": "after"}); res.IsError {
+		t.Errorf("echo after: %q", text(res))
 	}
 }
 

@@ -109,6 +109,11 @@ func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer
 		Protected:  protectedPaths(pol),
 		OwnEnv:     own,
 	})
+	// What a launcher killed by its own target leaves comes to the server,
+	// which kills it.
+	if err := sandbox.BecomeSubreaper(); err != nil {
+		log.Warn("the server cannot be the subreaper of its children: what a launcher killed by its target leaves runs on", "err", err)
+	}
 	if desc, ok := commands.Confinement(); ok {
 		log.Info("command confinement", "sandbox", desc, "tcp_ports", pol.ChildPorts())
 	} else {

@@ -180,7 +180,7 @@ func startLauncher(cmd *exec.Cmd, setClose func(func())) (ctl, report *os.File, 
 	closeCtl := sync.OnceFunc(func() { ctlW.Close() })
 	setClose(closeCtl)
 	cmd.ExtraFiles = []*os.File{ctlR, repW}
-	err = cmd.Start()
+	err = startChild(cmd)
 	ctlR.Close()
 	repW.Close()
 	if err != nil {
@@ -196,7 +196,7 @@ func startLauncher(cmd *exec.Cmd, setClose func(func())) (ctl, report *os.File, 
 func (c *Cmd) handOver(msg []byte) error {
 	if _, err := c.ctl.Write(msg); err != nil {
 		c.closeCtl()
-		c.cmd.Wait()
+		waitChild(c.cmd)
 		// A launcher that failed before it read the target said why.
 		c.report.SetReadDeadline(time.Now().Add(time.Second))
 		why, _ := io.ReadAll(io.LimitReader(c.report, 4096))
@@ -247,7 +247,7 @@ func (c *Cmd) awaitTarget() error {
 		syscall.Kill(-p.Pid, syscall.SIGKILL)
 		p.Kill()
 	}
-	c.cmd.Wait()
+	waitChild(c.cmd)
 	c.report.Close()
 	for _, f := range []*os.File{c.in, c.out, c.errs} {
 		if f != nil {
@@ -287,7 +287,7 @@ func (c *Cmd) Wait() error {
 			return nil
 		}
 	}
-	err := c.cmd.Wait()
+	err := waitChild(c.cmd)
 	c.closeCtl()
 	if c.piped && len(c.setup) == 0 {
 		// The next warm launcher starts once this tree is gone, not
@@ -302,12 +302,7 @@ func (c *Cmd) Wait() error {
 			err = c.ctx.Err()
 		}
 	}
-	if ps := c.cmd.ProcessState; ps != nil {
-		if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			// The launcher itself was killed: its group goes too.
-			syscall.Kill(-ps.Pid(), syscall.SIGKILL)
-		}
-	}
+	// A launcher killed took its group with it (waitChild).
 	c.report.SetReadDeadline(time.Now().Add(time.Second))
 	msg, _ := io.ReadAll(io.LimitReader(c.report, 4096))
 	c.report.Close()
@@ -340,16 +335,11 @@ func (c *Cmd) readExit() (code int, ok bool) {
 // finish reaps the launcher of a target that Wait found done, and
 // releases what the call held.
 func (c *Cmd) finish() {
-	c.cmd.Wait()
+	waitChild(c.cmd)
 	c.closeCtl()
 	if c.cancel != nil {
 		c.stopAfter()
 		c.cancel()
-	}
-	if ps := c.cmd.ProcessState; ps != nil {
-		if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			syscall.Kill(-ps.Pid(), syscall.SIGKILL)
-		}
 	}
 	c.report.Close()
 }
@@ -459,7 +449,7 @@ func (w *warmLauncher) discard() {
 	w.out.Close()
 	w.errs.Close()
 	go func() {
-		w.cmd.Wait()
+		waitChild(w.cmd)
 		w.report.Close()
 		w.cancel()
 	}()

@@ -132,7 +132,11 @@ func probeLauncher(l launcherExe) error {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	var out bytes.Buffer
 	cmd.Stdout = &limitedBuffer{buf: &out, n: 256}
-	if err := cmd.Run(); err != nil {
+	err := startChild(cmd)
+	if err == nil {
+		err = waitChild(cmd)
+	}
+	if err != nil {
 		return fmt.Errorf("probe: %w", err)
 	}
 	if got := out.String(); got != probeAnswer {

@@ -25,6 +25,10 @@ const UnconfinedLeft = "started directly, with no launcher: no no_new_privs, rli
 // RunIfLauncher does nothing off Linux: children are started directly.
 func RunIfLauncher() {}
 
+// BecomeSubreaper does nothing off Linux, where children start without
+// a launcher.
+func BecomeSubreaper() error { return nil }
+
 // LauncherDesc says that children start with no launcher off Linux.
 func LauncherDesc() string { return "none: children are started directly" }
 

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"net"
 	"os"
 	"os/exec"
@@ -405,4 +406,33 @@ func TestConfinedBindAndAbstractSockets(t *testing.T) {
 	if err != nil || string(o) != "ready\nconnected\n" {
 		t.Errorf("allow/abstract-unix-connect-unsandboxed: %v %q", err, o)
 	}
+}
+
+// A target that kills its launcher (same user, same Landlock domain)
+// orphans what it started; the server, their subreaper, sweeps them once
+// it has reaped the launcher.
+func TestKilledLauncherLeavesNothing(t *testing.T) {
+	if err := BecomeSubreaper(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		reaper.on.Store(false)
+		unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+	})
+	b := newBox(t, "/usr/bin/sh", "/usr/bin/setsid", "/usr/bin/sleep", "/usr/bin/kill")
+	pidFile := filepath.Join(b.dir, "pid")
+	done := make(chan error, 1)
+	go func() {
+		_, _, _, err := b.run(t, t.Context(), "/usr/bin/sh", "-c", "setsid sleep 317 </dev/null >/dev/null 2>&1 & echo $! > "+pidFile+"; sleep 0.1; kill -KILL $PPID; sleep 30")
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("Run of a target that killed its launcher: no error")
+		}
+	case <-time.After(time.Minute): // a hang guard, not a speed bound
+		t.Fatal("Run did not return after the launcher was killed")
+	}
+	waitGone(t, readPid(t, pidFile), 5*time.Second)
 }

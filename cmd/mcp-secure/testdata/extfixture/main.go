@@ -87,6 +87,24 @@ func handle(req request) {
 			return
 		}
 		time.Sleep(time.Hour)
+	case "killer":
+		// As hang, and then it kills its parent, the sandbox's launcher.
+		child := exec.Command(os.Args[0], "--child")
+		child.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := child.Start(); err != nil {
+			answer("starting child: "+err.Error(), true)
+			return
+		}
+		pids := fmt.Sprintf("%d %d\n", os.Getpid(), child.Process.Pid)
+		if err := os.WriteFile(str(req, "pidfile"), []byte(pids), 0o600); err != nil {
+			answer("writing pidfile: "+err.Error(), true)
+			return
+		}
+		if err := syscall.Kill(os.Getppid(), syscall.SIGKILL); err != nil {
+			answer("killing the launcher: "+err.Error(), true)
+			return
+		}
+		time.Sleep(time.Hour)
 	case "huge":
 		text := strings.Repeat("x", 2<<20)
 		answer(text, false)
