@@ -119,7 +119,7 @@ func TestE2EUpstreamListChangedReachesClients(t *testing.T) {
 	// A tool added at run time is not trusted on first sight: recorded,
 	// left out of the list and denied until the operator approves it.
 	rec := u.findRecord(t, map[string]any{"kind": "tool_definition", "tool": "demo__late", "result": "deny"})
-	if fmt.Sprint(rec["reasons"]) != "[new tool since start: approve to pin]" {
+	if fmt.Sprint(rec["reasons"]) != "[new tool: approve to pin]" {
 		t.Errorf("new tool record reasons = %v", rec["reasons"])
 	}
 	if got := listNames(t, cs); slices.Contains(got, "demo__late") {

@@ -150,13 +150,18 @@ type pinAudit struct {
 
 	mu   sync.Mutex
 	last map[string]string // tool -> hash of the changed or pending definition last recorded
+	// trusted holds, per server, whether its initial listing is trusted
+	// on first use: decided once per run, before the server is marked
+	// listed, so every tool of that listing is judged alike.
+	trusted map[string]bool
 }
 
 var _ upstream.Pins = (*pinAudit)(nil)
 
-// Observe pins a tool never seen at the upstream's initial listing (trust
-// on first use); one first seen later is left pending, denied until
-// approved, so an upstream cannot add or rename a tool past the pins.
+// Observe pins a tool never seen at the initial listing of a server
+// never listed before (trust on first use); one first seen later, or at
+// a later start of the server, is left pending, denied until approved,
+// so an upstream cannot add or rename a tool past the pins.
 func (p *pinAudit) Observe(ctx context.Context, server string, d upstream.Definition, initial bool) (string, error) {
 	def := pins.Definition{Name: d.Name, Description: d.Description, InputSchema: d.InputSchema, OutputSchema: d.OutputSchema,
 		Title: d.Title, Annotations: d.Annotations}
@@ -166,8 +171,12 @@ func (p *pinAudit) Observe(ctx context.Context, server string, d upstream.Defini
 	}
 	pinned, _ := p.store.Pinned(d.Tool)
 	def.Name = d.Tool
+	trust, err := p.trusts(server)
+	if err != nil {
+		return "", err
+	}
 	observe := p.store.Observe
-	if !initial {
+	if !initial || !trust {
 		observe = p.store.ObservePending
 	}
 	out, err := observe(def, h)
@@ -188,14 +197,37 @@ func (p *pinAudit) Observe(ctx context.Context, server string, d upstream.Defini
 		err = p.audit.Log(ctx, audit.Record{DecisionID: audit.NewID(), Kind: kindToolDefinition, Tool: d.Tool,
 			Result: audit.ResultDeny, Reasons: []string{"definition changed since it was pinned"}, Input: in})
 	case pins.Pending:
-		p.log.Warn("upstream tool first seen after the server's initial listing; calls are denied until `mcp-secure tools approve` pins it", "tool", d.Tool)
+		p.log.Warn("upstream tool not seen before, after the first listing of its server; calls are denied until `mcp-secure tools approve` pins it", "tool", d.Tool)
 		err = p.audit.Log(ctx, audit.Record{DecisionID: audit.NewID(), Kind: kindToolDefinition, Tool: d.Tool,
-			Result: audit.ResultDeny, Reasons: []string{"new tool since start: approve to pin"}, Input: in})
+			Result: audit.ResultDeny, Reasons: []string{"new tool: approve to pin"}, Input: in})
 	}
 	if err != nil {
 		return "", fmt.Errorf("the audit record could not be written: %w", err)
 	}
 	return h, nil
+}
+
+// trusts reports whether server's initial listing in this run is trusted
+// on first use: the server was never listed before. It is marked listed
+// now.
+func (p *pinAudit) trusts(server string) (bool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if t, ok := p.trusted[server]; ok {
+		return t, nil
+	}
+	seen, err := p.store.ServerSeen(server)
+	if err != nil {
+		return false, err
+	}
+	if err := p.store.MarkServer(server); err != nil {
+		return false, err
+	}
+	if p.trusted == nil {
+		p.trusted = map[string]bool{}
+	}
+	p.trusted[server] = !seen
+	return !seen, nil
 }
 
 // fresh reports whether a definition observed with outcome out is to be

@@ -71,11 +71,64 @@ func TestPinAuditRecordsEachDefinitionOnce(t *testing.T) {
 	}
 	want := []string{
 		"demo__search allow [first seen: definition pinned]",
-		"demo__search2 deny [new tool since start: approve to pin]",
+		"demo__search2 deny [new tool: approve to pin]",
 		"demo__search deny [definition changed since it was pinned]",
 		"demo__search deny [definition changed since it was pinned]",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("records:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// Trust on first use covers the first listing of a server never listed
+// before, all of it: at a later start of mcp-secure (a new run with the
+// same pins), a tool of that server's initial listing never seen (a
+// renamed one) is pending, not pinned; a server never listed is trusted.
+func TestPinAuditTrustsOnlyANewServer(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, pins.FileName)
+	run := func() *pinAudit {
+		store, err := pins.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sink, err := audit.Open(filepath.Join(dir, "audit.log"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		alog := audit.New(sink, nil)
+		t.Cleanup(func() { alog.Close() })
+		return &pinAudit{store: store, audit: alog, log: slog.New(slog.DiscardHandler)}
+	}
+	def := func(server, tool string) upstream.Definition {
+		return upstream.Definition{Tool: server + "__" + tool, Name: tool, Description: "Reads " + tool + ".", InputSchema: json.RawMessage(`{"type":"object"}`)}
+	}
+	state := func(pa *pinAudit, server, tool string) pins.Outcome {
+		t.Helper()
+		h, err := pa.Observe(context.Background(), server, def(server, tool), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pinned, _ := pa.store.Pinned(server + "__" + tool)
+		if pinned == h {
+			return pins.Same
+		}
+		return pins.Pending
+	}
+	first := run()
+	for _, tool := range []string{"read_file", "list_dir"} {
+		if got := state(first, "files", tool); got != pins.Same {
+			t.Errorf("first run, %s: not pinned", tool)
+		}
+	}
+	second := run()
+	if got := state(second, "files", "read_file"); got != pins.Same {
+		t.Error("second run: the pinned tool is no longer pinned")
+	}
+	if got := state(second, "files", "read_file2"); got != pins.Pending {
+		t.Error("second run: a tool the server's initial listing renamed was pinned on first use")
+	}
+	if got := state(second, "other", "query"); got != pins.Same {
+		t.Error("second run: a server never listed before was not trusted on first use")
 	}
 }

@@ -73,6 +73,9 @@ type Entry struct {
 type state struct {
 	Version int               `json:"version"`
 	Tools   map[string]*Entry `json:"tools"`
+	// Servers records when each upstream server was first listed: a
+	// server listed before gets no trust on first use (see ServerSeen).
+	Servers map[string]time.Time `json:"servers,omitempty"`
 }
 
 // Store is the state file of one server.
@@ -81,6 +84,7 @@ type Store struct {
 
 	mu      sync.Mutex
 	tools   map[string]*Entry
+	servers map[string]time.Time
 	mod     time.Time
 	size    int64
 	raw     []byte    // the file's bytes tools was read from
@@ -159,7 +163,7 @@ func (s *Store) look(force bool) error {
 	st, err := os.Stat(s.path)
 	if errors.Is(err, os.ErrNotExist) {
 		if len(s.tools) != 0 || s.size != 0 || !s.mod.IsZero() {
-			s.tools, s.mod, s.size, s.raw = map[string]*Entry{}, time.Time{}, 0, nil
+			s.tools, s.servers, s.mod, s.size, s.raw = map[string]*Entry{}, nil, time.Time{}, 0, nil
 		}
 		return nil
 	}
@@ -184,7 +188,7 @@ func (s *Store) look(force bool) error {
 	if doc.Tools == nil {
 		doc.Tools = map[string]*Entry{}
 	}
-	s.tools, s.mod, s.size, s.raw = doc.Tools, st.ModTime(), st.Size(), data
+	s.tools, s.servers, s.mod, s.size, s.raw = doc.Tools, doc.Servers, st.ModTime(), st.Size(), data
 	return nil
 }
 
@@ -262,6 +266,31 @@ func (s *Store) observe(d Definition, h string, trust bool) (Outcome, error) {
 	return out, err
 }
 
+// ServerSeen reports whether server was listed before (MarkServer): its
+// tools first seen now are not trusted on first use, since an upstream
+// that renames a pinned tool, or adds one, at a start of the server is
+// doing so past its pins.
+func (s *Store) ServerSeen(server string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.reload(false); err != nil {
+		return false, err
+	}
+	_, ok := s.servers[server]
+	return ok, nil
+}
+
+// MarkServer records that server was listed.
+func (s *Store) MarkServer(server string) error {
+	return s.updateAll(func(_ map[string]*Entry, servers map[string]time.Time) bool {
+		if _, ok := servers[server]; ok {
+			return false
+		}
+		servers[server] = time.Now().UTC()
+		return true
+	})
+}
+
 // Pinned is tool's pinned hash ("" when it was never seen or is
 // pending), read again from the file when the file changed (an approval
 // by another process); the file is looked at once for the asks of one
@@ -319,9 +348,14 @@ func (s *Store) Entries() (map[string]Entry, error) {
 	return out, nil
 }
 
-// update reads the file under its lock, applies f and writes the result
-// when f reports a change.
+// update reads the file under its lock, applies f to the entries and
+// writes the result when f reports a change.
 func (s *Store) update(f func(map[string]*Entry) bool) error {
+	return s.updateAll(func(tools map[string]*Entry, _ map[string]time.Time) bool { return f(tools) })
+}
+
+// updateAll is update with the servers listed too.
+func (s *Store) updateAll(f func(map[string]*Entry, map[string]time.Time) bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := os.MkdirAll(filepath.Dir(s.path), 0o700); err != nil {
@@ -335,14 +369,17 @@ func (s *Store) update(f func(map[string]*Entry) bool) error {
 	if err := s.reload(true); err != nil {
 		return err
 	}
-	if !f(s.tools) {
+	if s.servers == nil {
+		s.servers = map[string]time.Time{}
+	}
+	if !f(s.tools, s.servers) {
 		return nil
 	}
 	// f changed the entries in place: they are read from the file again,
 	// whether or not it is written.
 	s.raw = nil
 	s.changing()
-	data, err := json.MarshalIndent(state{Version: 1, Tools: s.tools}, "", "  ")
+	data, err := json.MarshalIndent(state{Version: 1, Tools: s.tools, Servers: s.servers}, "", "  ")
 	if err != nil {
 		return fmt.Errorf("pins: %w", err)
 	}
