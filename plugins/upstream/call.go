@@ -16,18 +16,23 @@ import (
 )
 
 // handler forwards an allowed, validated call to the upstream's tool
-// name.
-func (u *Upstream) handler(name string) plugin.Handler {
+// name, whose definition state is state (the decision's input).
+func (u *Upstream) handler(name string, state func() plugin.DefinitionState) plugin.Handler {
 	return func(ctx context.Context, call *plugin.Call) (*plugin.Result, error) {
 		w, why := u.current()
 		if w == nil {
 			return plugin.Errorf("upstream server %q is not running (%s); it is being restarted, try again shortly", u.cfg.Name, why), nil
 		}
-		u.mu.Lock()
-		_, offered := u.hashes[name]
-		u.mu.Unlock()
-		if !offered {
-			return plugin.Errorf("upstream server %q no longer offers tool %q", u.cfg.Name, name), nil
+		// The decision saw the definition pinned and offered; a listing
+		// since may have changed it, or taken the tool away.
+		if st := state(); st.Changed {
+			u.mu.Lock()
+			_, offered := u.hashes[name]
+			u.mu.Unlock()
+			if !offered {
+				return plugin.Errorf("upstream server %q no longer offers tool %q", u.cfg.Name, name), nil
+			}
+			return plugin.Errorf("upstream server %q changed tool %q since the call was decided; calls are denied until it is approved", u.cfg.Name, name), nil
 		}
 		token, done := u.track(call)
 		defer done()

@@ -343,14 +343,15 @@ func (u *Upstream) offer(listed []listedTool) {
 			u.log.Warn("upstream tool left out: its input schema does not compile", "tool", name, "err", err)
 			continue
 		}
+		state := u.definition(name, l.tool.Name, l.hash)
 		t := plugin.Tool{
 			Name:        name,
 			Title:       l.tool.Title,
 			Description: l.tool.Description,
 			Category:    u.cfg.Name,
 			InputSchema: l.def.InputSchema,
-			Handler:     u.handler(l.tool.Name),
-			Definition:  u.definition(name, l.tool.Name, l.hash),
+			Handler:     u.handler(l.tool.Name, state),
+			Definition:  state,
 		}
 		if len(l.def.OutputSchema) > 0 {
 			t.OutputSchema = l.def.OutputSchema

@@ -372,3 +372,43 @@ func TestWireUpstreamRequestFlood(t *testing.T) {
 		t.Errorf("log %s, want the stall said", logs.String())
 	}
 }
+
+// A call is forwarded only to the definition its decision saw: one the
+// upstream changed (or took away) since, by a listing between the
+// decision and the forwarding, is refused, and the upstream never gets
+// it.
+func TestCallRefusedWhenTheDefinitionChangedSinceTheDecision(t *testing.T) {
+	var calls atomic.Int32
+	u, _, _ := startRaw(t, func(u *rawUpstream, tool string, id, args json.RawMessage) {
+		calls.Add(1)
+		echoScript(u, tool, id, args)
+	})
+	echo := tool(t, u, "raw__echo")
+	if st := echo.Definition(); st.Changed {
+		t.Fatalf("state before: %+v", st)
+	}
+	u.mu.Lock()
+	offered := u.hashes["echo"]
+	u.hashes["echo"] = "another definition"
+	u.mu.Unlock()
+	res, err := echo.Handler(t.Context(), &plugin.Call{Tool: "raw__echo", Arguments: json.RawMessage(`{"text":"x"}`)})
+	if err != nil || !res.IsError || !strings.Contains(res.Text, "changed tool") {
+		t.Errorf("a call after the definition changed: %+v %v", res, err)
+	}
+	u.mu.Lock()
+	delete(u.hashes, "echo")
+	u.mu.Unlock()
+	res, err = echo.Handler(t.Context(), &plugin.Call{Tool: "raw__echo", Arguments: json.RawMessage(`{"text":"x"}`)})
+	if err != nil || !res.IsError || !strings.Contains(res.Text, "no longer offers") {
+		t.Errorf("a call after the tool was taken away: %+v %v", res, err)
+	}
+	if n := calls.Load(); n != 0 {
+		t.Errorf("the upstream got %d calls", n)
+	}
+	u.mu.Lock()
+	u.hashes["echo"] = offered
+	u.mu.Unlock()
+	if res, err := echo.Handler(t.Context(), &plugin.Call{Tool: "raw__echo", Arguments: json.RawMessage(`{"text":"x"}`)}); err != nil || res.IsError {
+		t.Errorf("a call as decided: %+v %v", res, err)
+	}
+}
