@@ -86,7 +86,7 @@ func TestE2EMCPPluginManifest(t *testing.T) {
 		t.Fatalf("tools = %v, want notes_echo and notes_read_file", got)
 	}
 	if !strings.Contains(stderr.String(), "MCP plugin left out") || !strings.Contains(stderr.String(), clash) ||
-		!strings.Contains(stderr.String(), `tool prefix \"notes_\" is also the prefix of`) {
+		!strings.Contains(stderr.String(), `tool prefix \"notes_\" overlaps the prefix of`) {
 		t.Errorf("the clashing manifest is not reported by its file:\n%s", stderr.String())
 	}
 	if res := call(t, cs, "notes_echo", map[string]any{"text": "hi"}); res.IsError || text(res) != "hi" {

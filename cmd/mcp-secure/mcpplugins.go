@@ -84,8 +84,8 @@ func newMCPPlugin(pol *policy.Policy, m *external.Manifest, launcher plugin.Laun
 		return bad("name %q is also the name of the plugin of %s", m.Name, other)
 	}
 	prefix := m.Prefix()
-	if other, dup := prefixes[prefix]; dup {
-		return bad("tool prefix %q is also the prefix of %s", prefix, other)
+	if other, clash := policy.PrefixClash(prefix, prefixes); clash {
+		return bad("tool prefix %q overlaps the prefix of %s (one starts the other: a tool name could be either's)", prefix, other)
 	}
 	spec := m.LaunchSpec(os.LookupEnv)
 	spec.Server, spec.LongLived = m.Name, true // every start audited, kind upstream

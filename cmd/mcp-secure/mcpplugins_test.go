@@ -23,7 +23,7 @@ func TestMCPPlugins(t *testing.T) {
 	}{
 		"ok/example":       {"", ""},
 		"fail/server-name": {"servers:\n  demo:\n    command: node\n    prefix: other__\n", `name "demo" is also the name of servers.demo`},
-		"fail/prefix":      {"servers:\n  files:\n    command: node\n    prefix: demo__\n", `tool prefix "demo__" is also the prefix of servers.files`},
+		"fail/prefix":      {"servers:\n  files:\n    command: node\n    prefix: demo__\n", `tool prefix "demo__" overlaps the prefix of servers.files`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()

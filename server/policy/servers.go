@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"sort"
@@ -104,8 +105,8 @@ func (p *Policy) validateServers(bad func(key, format string, args ...any) error
 		if !toolPrefix().MatchString(prefix) {
 			return bad(key+".prefix", "a prefix is letters, digits, _, . and - (at most 64)")
 		}
-		if other, dup := prefixes[prefix]; dup {
-			return bad(key+".prefix", "prefix %q is also the prefix of servers.%s", prefix, other)
+		if other, clash := PrefixClash(prefix, prefixes); clash {
+			return bad(key+".prefix", "prefix %q overlaps the prefix of servers.%s (one starts the other: a tool name could be either's)", prefix, other)
 		}
 		prefixes[prefix] = name
 		if sp := s.Sandbox.Paths; sp != nil {
@@ -136,4 +137,17 @@ func (p *Policy) validateServers(bad func(key, format string, args ...any) error
 // within reports whether path is dir or below it.
 func within(path, dir string) bool {
 	return path == dir || dir == "/" || strings.HasPrefix(path, dir+"/")
+}
+
+// PrefixClash finds, among taken (a prefix → who uses it), a prefix that
+// prefix starts or that starts prefix: tool names under the two could
+// be the same (a__b's tool x is a__b__x; a__'s tool b__x too), and one
+// server's tool could take another's name and pin.
+func PrefixClash(prefix string, taken map[string]string) (who string, clash bool) {
+	for _, p := range slices.Sorted(maps.Keys(taken)) {
+		if strings.HasPrefix(prefix, p) || strings.HasPrefix(p, prefix) {
+			return taken[p], true
+		}
+	}
+	return "", false
 }

@@ -41,7 +41,13 @@ audit:
 		"bad/path-outside":               {"servers:\n  docs:\n    command: node\n    sandbox:\n      paths: [/etc]\n", "can only narrow"},
 		"bad/port-outside":               {"servers:\n  docs:\n    command: node\n    sandbox:\n      ports: [22]\n", "can only narrow"},
 		"bad/duplicate-prefix": {"servers:\n  a:\n    command: node\n    prefix: x_\n  b:\n    command: node\n    prefix: x_\n",
-			"prefix \"x_\" is also"},
+			"prefix \"x_\" overlaps the prefix of servers.a"},
+		// a's tool b__x and the tools of the server named a__b (prefix
+		// a__b__) would share names.
+		"bad/prefix-starts-another": {"servers:\n  a:\n    command: node\n  a__b:\n    command: node\n",
+			"overlaps the prefix of servers.a"},
+		"bad/empty-prefix-beside-another": {"servers:\n  a:\n    command: node\n    prefix: \"\"\n  b:\n    command: node\n",
+			"overlaps the prefix of servers."},
 		"bad/prefix-chars": {"servers:\n  docs:\n    command: node\n    prefix: \"a b\"\n", "servers.docs.prefix"},
 	} {
 		t.Run(name, func(t *testing.T) {
