@@ -48,7 +48,26 @@ func (l sessionLog) Log(ctx context.Context, level, logger string, data any) err
 	ctx, cancel := context.WithTimeout(ctx, notifyTimeout)
 	defer cancel()
 	return l.ss.Log(ctx, &mcp.LoggingMessageParams{Level: mcp.LoggingLevel(level),
-		Logger: l.red.String(logger), Data: capLogData(l.red.Value(data))})
+		Logger: capText(l.red.String(logger), maxLogger), Data: capLogData(l.red.Value(data))})
+}
+
+// maxLogger and maxProgress cap a log message's logger name and a
+// progress message a tool (an upstream server's, say) sends the client.
+const (
+	maxLogger   = 256
+	maxProgress = 4 << 10
+)
+
+// capText cuts s to at most n bytes, on a character boundary, saying so.
+func capText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + fmt.Sprintf(" [truncated: %d bytes]", len(s))
 }
 
 // capLogData keeps redacted data within maxLogData: larger data becomes
@@ -89,7 +108,7 @@ func (p *pipeline) notifiers(req *mcp.CallToolRequest) (plugin.Progress, plugin.
 		ctx, cancel := context.WithTimeout(ctx, notifyTimeout)
 		defer cancel()
 		return ss.NotifyProgress(ctx, &mcp.ProgressNotificationParams{ProgressToken: token,
-			Progress: progress, Total: total, Message: red.String(message)})
+			Progress: progress, Total: total, Message: capText(red.String(message), maxProgress)})
 	}
 	return progress, session
 }

@@ -147,7 +147,12 @@ func (res *callResult) convert() *plugin.Result {
 		text = text[:cut] + "\n[truncated: the upstream's result exceeded 1 MiB]"
 	}
 	out := &plugin.Result{Text: text, IsError: res.IsError}
-	if s := bytes.TrimSpace(res.StructuredContent); len(s) > 0 && s[0] == '{' {
+	// Structured content over the text's cap is left out (it cannot be
+	// cut and stay valid), and the text says so.
+	switch s := bytes.TrimSpace(res.StructuredContent); {
+	case len(s) > MaxResultText:
+		out.Text += fmt.Sprintf("\n[structured content left out: %d bytes, over 1 MiB]", len(s))
+	case len(s) > 0 && s[0] == '{':
 		out.Structured = json.RawMessage(s)
 	}
 	return out

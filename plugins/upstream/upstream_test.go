@@ -259,6 +259,11 @@ func TestConvert(t *testing.T) {
 	if len(big.Text) > MaxResultText+100 || !strings.Contains(big.Text, "truncated") || !utf8.ValidString(big.Text) {
 		t.Errorf("oversized text: %d bytes, valid UTF-8 %v", len(big.Text), utf8.ValidString(big.Text))
 	}
+	huge := json.RawMessage(`{"a":"` + strings.Repeat("x", MaxResultText) + `"}`)
+	bigS := (&callResult{Content: []contentItem{{Type: "text", Text: "ok"}}, StructuredContent: huge}).convert()
+	if bigS.Structured != nil || !strings.Contains(bigS.Text, "structured content left out") {
+		t.Errorf("oversized structured content: kept %v, text %q", bigS.Structured != nil, bigS.Text)
+	}
 }
 
 // A tool is allowed only as the definition it was offered with: once the
