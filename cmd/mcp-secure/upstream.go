@@ -164,7 +164,7 @@ var _ upstream.Pins = (*pinAudit)(nil)
 // so an upstream cannot add or rename a tool past the pins.
 func (p *pinAudit) Observe(ctx context.Context, server string, d upstream.Definition, initial bool) (string, error) {
 	def := pins.Definition{Name: d.Name, Description: d.Description, InputSchema: d.InputSchema, OutputSchema: d.OutputSchema,
-		Title: d.Title, Annotations: d.Annotations}
+		Title: d.Title, Annotations: d.Annotations, Server: server}
 	h, err := pins.Hash(def)
 	if err != nil {
 		return "", err
@@ -180,6 +180,9 @@ func (p *pinAudit) Observe(ctx context.Context, server string, d upstream.Defini
 		observe = p.store.ObservePending
 	}
 	out, err := observe(def, h)
+	if errors.Is(err, pins.ErrTooManyPending) {
+		return "", fmt.Errorf("%w: %w", upstream.ErrLeftOut, err)
+	}
 	if err != nil {
 		return "", err
 	}

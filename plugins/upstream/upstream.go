@@ -94,6 +94,10 @@ var ErrClosed = errors.New("upstream: closed")
 // returns together with an Upstream that keeps trying.
 var ErrNotStarted = errors.New("upstream: the first start failed; retrying with backoff")
 
+// ErrLeftOut, from Pins.Observe, leaves the tool out of the listing (it
+// is neither offered nor pinned); the rest of the listing stands.
+var ErrLeftOut = errors.New("upstream: tool left out")
+
 var toolName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`) })
 
 // Upstream is one upstream server, offered as a plugin.
@@ -315,13 +319,41 @@ func (u *Upstream) list(ctx context.Context, cs *mcp.ClientSession) ([]listedToo
 				return nil, fmt.Errorf("upstream %s: tool %q: output schema: %w", u.cfg.Name, t.Name, err)
 			}
 		}
+		// A tool that cannot be offered is not pinned either: its
+		// definition goes nowhere, the pins file included.
+		if why := leftOut(def); why != "" {
+			u.log.Warn("upstream tool left out: "+why, "tool", def.Tool)
+			continue
+		}
 		h, err := u.cfg.Pins.Observe(ctx, u.cfg.Name, def, initial)
+		if errors.Is(err, ErrLeftOut) {
+			u.log.Warn("upstream tool left out", "tool", def.Tool, "err", err)
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("upstream %s: pinning %q: %w", u.cfg.Name, t.Name, err)
 		}
 		out = append(out, listedTool{tool: t, def: def, hash: h})
 	}
 	return out, nil
+}
+
+// maxDefinition caps the definition of an upstream's tool (description,
+// title, schemas and annotations together).
+const maxDefinition = 256 << 10
+
+// leftOut says why a listed tool is not offered (nor pinned), or "".
+func leftOut(d Definition) string {
+	if !toolName().MatchString(d.Tool) {
+		return "its name is not a plain MCP tool name"
+	}
+	if n := len(d.Description) + len(d.Title) + len(d.InputSchema) + len(d.OutputSchema) + len(d.Annotations); n > maxDefinition {
+		return fmt.Sprintf("its definition is %d bytes, over %d KiB", n, maxDefinition>>10)
+	}
+	if _, err := plugin.CompileSchema(d.Tool, d.InputSchema); err != nil {
+		return "its input schema does not compile: " + err.Error()
+	}
+	return ""
 }
 
 // offer turns a listing into the plugin's tools and the hashes of the
@@ -335,14 +367,6 @@ func (u *Upstream) offer(listed []listedTool) {
 	}
 	for _, l := range listed {
 		name := l.def.Tool
-		if !toolName().MatchString(name) {
-			u.log.Warn("upstream tool left out: its name is not a plain MCP tool name", "tool", name)
-			continue
-		}
-		if _, err := plugin.CompileSchema(name, l.def.InputSchema); err != nil {
-			u.log.Warn("upstream tool left out: its input schema does not compile", "tool", name, "err", err)
-			continue
-		}
 		state := u.definition(name, l.tool.Name, l.hash)
 		t := plugin.Tool{
 			Name:        name,

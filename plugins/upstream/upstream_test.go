@@ -3,7 +3,10 @@ package upstream
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -110,8 +113,13 @@ func echoServer(desc string) *mcp.Server {
 		func(_ context.Context, _ *mcp.CallToolRequest, a echoArgs) (*mcp.CallToolResult, any, error) {
 			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: a.Text}, &mcp.ImageContent{MIMEType: "image/png", Data: []byte{1, 2}}}}, nil, nil
 		})
-	// A tool whose name no client may call through us.
+	// A tool whose name no client may call through us, and one whose
+	// definition is too large to offer.
 	s.AddTool(&mcp.Tool{Name: "bad name!", InputSchema: json.RawMessage(`{"type":"object"}`)},
+		func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			return &mcp.CallToolResult{}, nil
+		})
+	s.AddTool(&mcp.Tool{Name: "huge", Description: strings.Repeat("x", maxDefinition), InputSchema: json.RawMessage(`{"type":"object"}`)},
 		func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 			return &mcp.CallToolResult{}, nil
 		})
@@ -146,10 +154,15 @@ func tool(t *testing.T, u *Upstream, name string) plugin.Tool {
 }
 
 func TestOffersToolsAndForwardsCalls(t *testing.T) {
-	u, _, _ := start(t, func(int) *mcp.Server { return echoServer("Echoes.") })
+	u, _, p := start(t, func(int) *mcp.Server { return echoServer("Echoes.") })
 	if n := len(u.Tools()); n != 1 {
-		t.Fatalf("offered %d tools, want 1 (the bad name left out)", n)
+		t.Fatalf("offered %d tools, want 1 (the bad name and the huge one left out)", n)
 	}
+	p.mu.Lock()
+	if len(p.pinned) != 1 {
+		t.Errorf("pinned %v, want echo only: what is not offered is not pinned", slices.Collect(maps.Keys(p.pinned)))
+	}
+	p.mu.Unlock()
 	echo := tool(t, u, "fake__echo")
 	if echo.Title != "Echo" || echo.Description != "Echoes." || echo.Annotations == nil || !echo.Annotations.ReadOnlyHint || echo.Category != "fake" {
 		t.Errorf("echo = %+v", echo)
@@ -349,5 +362,42 @@ func TestCallsCarryTheSessionMeta(t *testing.T) {
 	}
 	if _, ok := meta[mcp.MetaKeyClientCapabilities].(map[string]any); !ok {
 		t.Errorf("capabilities = %v", meta[mcp.MetaKeyClientCapabilities])
+	}
+}
+
+// refusingPins leaves out every tool named in refuse.
+type refusingPins struct {
+	memPins
+	refuse string
+}
+
+func (p *refusingPins) Observe(ctx context.Context, server string, d Definition, initial bool) (string, error) {
+	if d.Name == p.refuse {
+		return "", fmt.Errorf("%w: too many", ErrLeftOut)
+	}
+	return p.memPins.Observe(ctx, server, d, initial)
+}
+
+// A tool the pins leave out (ErrLeftOut) is not offered; the listing
+// stands, and the server runs.
+func TestPinsLeaveAToolOut(t *testing.T) {
+	s := echoServer("Echoes.")
+	s.AddTool(&mcp.Tool{Name: "second", InputSchema: json.RawMessage(`{"type":"object"}`)},
+		func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			return &mcp.CallToolResult{}, nil
+		})
+	l := &fakeLauncher{build: func(int) *mcp.Server { return s }}
+	p := &refusingPins{memPins: memPins{pinned: map[string]string{}}, refuse: "second"}
+	u, err := New(t.Context(), Config{Name: "fake", Prefix: "fake__", Launcher: l, Pins: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { u.Close() })
+	var names []string
+	for _, tl := range u.Tools() {
+		names = append(names, tl.Name)
+	}
+	if !slices.Equal(names, []string{"fake__echo"}) {
+		t.Errorf("offered %v, want fake__echo only", names)
 	}
 }

@@ -31,7 +31,19 @@ type Definition struct {
 	OutputSchema json.RawMessage `json:"outputSchema,omitempty"`
 	Title        string          `json:"title,omitempty"`
 	Annotations  json.RawMessage `json:"annotations,omitempty"`
+	// Server names the upstream server offering the tool (not hashed):
+	// a new entry records it, and its pending entries are counted.
+	Server string `json:"-"`
 }
+
+// MaxPending bounds the pending entries (never pinned) of one server: a
+// server that offers new tool names over and over cannot grow the file
+// without end. Past it, Observe of another new name fails with
+// ErrTooManyPending and records nothing.
+const MaxPending = 64
+
+// ErrTooManyPending: see MaxPending.
+var ErrTooManyPending = fmt.Errorf("pins: more than %d tools of this server wait for approval", MaxPending)
 
 // Hash is the hex SHA-256 of d's canonical JSON.
 func Hash(d Definition) (string, error) {
@@ -68,6 +80,9 @@ type Entry struct {
 	Seen           string      `json:"seen,omitempty"`
 	SeenAt         time.Time   `json:"seen_at,omitzero"`
 	SeenDefinition *Definition `json:"seen_definition,omitempty"`
+	// Server is the upstream server that offered the tool first, when
+	// known.
+	Server string `json:"server,omitempty"`
 }
 
 type state struct {
@@ -223,17 +238,22 @@ func (s *Store) ObservePending(d Definition, h string) (Outcome, error) {
 
 func (s *Store) observe(d Definition, h string, trust bool) (Outcome, error) {
 	var out Outcome
+	var full bool
 	err := s.update(func(tools map[string]*Entry) bool {
 		now := time.Now().UTC()
 		e, ok := tools[d.Name]
 		switch {
 		case !ok && trust:
-			tools[d.Name] = &Entry{Pinned: h, PinnedAt: now}
+			tools[d.Name] = &Entry{Pinned: h, PinnedAt: now, Server: d.Server}
 			out = Pinned
 			return true
 		case !ok:
+			if d.Server != "" && pendingOf(tools, d.Server) >= MaxPending {
+				full = true
+				return false
+			}
 			def := d
-			tools[d.Name] = &Entry{Seen: h, SeenAt: now, SeenDefinition: &def}
+			tools[d.Name] = &Entry{Seen: h, SeenAt: now, SeenDefinition: &def, Server: d.Server}
 			out = Pending
 			return true
 		case e.Pinned == "":
@@ -263,7 +283,21 @@ func (s *Store) observe(d Definition, h string, trust bool) (Outcome, error) {
 			return true
 		}
 	})
+	if err == nil && full {
+		return Pending, ErrTooManyPending
+	}
 	return out, err
+}
+
+// pendingOf counts the pending entries of server.
+func pendingOf(tools map[string]*Entry, server string) int {
+	n := 0
+	for _, e := range tools {
+		if e.Pinned == "" && e.Server == server {
+			n++
+		}
+	}
+	return n
 }
 
 // ServerSeen reports whether server was listed before (MarkServer): its

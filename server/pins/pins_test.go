@@ -3,6 +3,7 @@ package pins_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -320,4 +321,46 @@ func TestOnChangeHearsOfEveryChange(t *testing.T) {
 		t.Fatalf("readable again: %q %v", p, err)
 	}
 	heard("the file readable again", true)
+}
+
+// A server's pending entries are bounded: past MaxPending, a new name of
+// that server is refused and recorded nowhere; another server's are not
+// held back, and neither is a tool of the server already known.
+func TestPendingEntriesAreBounded(t *testing.T) {
+	s, err := pins.Open(filepath.Join(t.TempDir(), pins.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	named := func(server, tool string) pins.Definition {
+		d := def("Reads.")
+		d.Name, d.Server = server+"__"+tool, server
+		return d
+	}
+	if _, err := s.Observe(named("a", "known"), "h"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range pins.MaxPending {
+		if got, err := s.ObservePending(named("a", fmt.Sprint("t", i)), "h"); err != nil || got != pins.Pending {
+			t.Fatalf("pending %d: %v %v", i, got, err)
+		}
+	}
+	if _, err := s.ObservePending(named("a", "one_more"), "h"); !errors.Is(err, pins.ErrTooManyPending) {
+		t.Fatalf("past the bound: %v, want ErrTooManyPending", err)
+	}
+	if _, err := s.Pinned("a__one_more"); err != nil {
+		t.Fatal(err)
+	}
+	all, err := s.Entries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := all["a__one_more"]; ok || len(all) != pins.MaxPending+1 {
+		t.Errorf("%d entries, one_more recorded %v", len(all), ok)
+	}
+	if got, err := s.ObservePending(named("b", "new"), "h"); err != nil || got != pins.Pending {
+		t.Errorf("another server: %v %v", got, err)
+	}
+	if got, err := s.ObservePending(named("a", "known"), "h"); err != nil || got != pins.Same {
+		t.Errorf("a known tool of the full server: %v %v", got, err)
+	}
 }
