@@ -55,7 +55,16 @@ func Prebuild() {
 			}
 			parsed[m.name] = m.m
 		}
-		p.parsed = parsed
+		// A build with user modules gets copies of its own: OPA's modules
+		// are not safe to read from two goroutines (terms sort their keys
+		// on first use), and the compile below reads these.
+		if parsed != nil {
+			own := make(map[string]*ast.Module, len(parsed))
+			for name, m := range parsed {
+				own[name] = m.Copy()
+			}
+			p.parsed = own
+		}
 		close(p.parsedDone)
 		if parsed != nil {
 			p.c, _ = compileModules(cfg, parsed) // an error: the build compiles again, and reports it
@@ -79,6 +88,9 @@ func takePrebuilt(ctx context.Context, cfg Config) (*compiled, map[string]*ast.M
 	wait := p.done
 	if len(cfg.UserModules) != 0 {
 		wait = p.parsedDone
+	}
+	if ctx.Err() != nil {
+		return nil, nil
 	}
 	select {
 	case <-wait:
