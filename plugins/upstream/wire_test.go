@@ -412,3 +412,26 @@ func TestCallRefusedWhenTheDefinitionChangedSinceTheDecision(t *testing.T) {
 		t.Errorf("a call as decided: %+v %v", res, err)
 	}
 }
+
+// An upstream's stderr reaches the server's log up to 1 MiB per process;
+// the rest is read (the upstream never blocks) and dropped, once said.
+func TestUpstreamStderrIsBounded(t *testing.T) {
+	u, _, logs := startRaw(t, func(u *rawUpstream, tool string, id, args json.RawMessage) {
+		if tool == "other" {
+			line := strings.Repeat("e", 1000) + "\n"
+			for range 3000 { // about 3 MB
+				u.errW.WriteString(line)
+			}
+			u.answer(id, "wrote")
+			return
+		}
+		echoScript(u, tool, id, args)
+	})
+	if res, err := callRaw(t.Context(), t, u, "other", `{}`); err != nil || res.Text != "wrote" {
+		t.Fatalf("call: %+v %v", res, err)
+	}
+	waitFor(t, "the drop said", func() bool { return strings.Contains(logs.String(), "the rest is dropped") })
+	if n := strings.Count(logs.String(), "upstream stderr\""); n > maxStderrLog/1000+2 || n < maxStderrLog/1000-2 {
+		t.Errorf("%d stderr lines logged, want about %d", n, maxStderrLog/1000)
+	}
+}
