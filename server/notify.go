@@ -81,11 +81,7 @@ func capLogData(data any) any {
 	if len(raw) <= maxLogData {
 		return data
 	}
-	cut := maxLogData
-	for cut > 0 && !utf8.RuneStart(raw[cut]) {
-		cut--
-	}
-	return string(raw[:cut]) + fmt.Sprintf(" [truncated: %d bytes]", len(raw))
+	return capText(string(raw), maxLogData)
 }
 
 // notifiers are the call's progress sender (when the client sent a

@@ -108,19 +108,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 }
 
 func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, log *slog.Logger) error {
-	cmd := "serve"
-	if len(args) > 0 {
-		switch args[0] {
-		case "-v", "--version", "-version":
-			cmd, args = "version", args[1:]
-		case "-h", "--help", "-help":
-			cmd, args = "help", args[1:]
-		default:
-			if !strings.HasPrefix(args[0], "-") {
-				cmd, args = args[0], args[1:]
-			}
-		}
-	}
+	cmd, args := early.Command(args)
 	if cmd != "serve" {
 		early.EndStartGC() // only serve's start is worth it (see startGCPercent)
 	}

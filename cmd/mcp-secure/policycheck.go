@@ -292,10 +292,9 @@ func (probeCatalog) Permitted(context.Context, *plugin.Call, string) (bool, []st
 	return false, []string{errChecking.Error()}
 }
 
-// revision is the bundle's revision, when the policy came in one.
+// revision is the bundle's revision, when the policy came in one: the
+// one its engine's decisions name (checkSnapshot sets it on the policy).
 func (c *checked) revision() string {
-	if c.snapshot == nil {
-		return ""
-	}
-	return c.snapshot.Revision
+	rev, _ := c.pol.Revision()
+	return rev
 }

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"reflect"
 	"sync"
 	"time"
 )
@@ -158,53 +157,50 @@ func (s *Store) reload(force bool) error {
 		return s.lookErr
 	}
 	s.checked = now
-	tools, wasErr := s.tools, s.lookErr != nil
-	err := s.look(force)
-	if wasErr != (err != nil) || !sameMap(tools, s.tools) {
+	wasErr := s.lookErr != nil
+	replaced, err := s.look(force)
+	if replaced || wasErr != (err != nil) {
 		s.changing()
 	}
 	s.lookErr = err
 	return err
 }
 
-// sameMap reports whether a and b are the same map (not equal ones).
-func sameMap(a, b map[string]*Entry) bool {
-	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
-}
-
 // look reads the file when it changed since the last read (always when
-// force). Called with s.mu held.
-func (s *Store) look(force bool) error {
+// force), and reports whether it replaced the entries. Called with s.mu
+// held.
+func (s *Store) look(force bool) (replaced bool, err error) {
 	st, err := os.Stat(s.path)
 	if errors.Is(err, os.ErrNotExist) {
-		if len(s.tools) != 0 || s.size != 0 || !s.mod.IsZero() {
-			s.tools, s.servers, s.mod, s.size, s.raw = map[string]*Entry{}, nil, time.Time{}, 0, nil
+		if len(s.tools) == 0 && s.size == 0 && s.mod.IsZero() {
+			return false, nil
 		}
-		return nil
+		s.tools, s.servers, s.mod, s.size, s.raw = map[string]*Entry{}, nil, time.Time{}, 0, nil
+		return true, nil
 	}
 	if err != nil {
-		return fmt.Errorf("pins: %w", err)
+		return false, fmt.Errorf("pins: %w", err)
 	}
 	if !force && st.ModTime().Equal(s.mod) && st.Size() == s.size {
-		return nil
+		return false, nil
 	}
 	data, err := os.ReadFile(s.path)
 	if err != nil {
-		return fmt.Errorf("pins: %w", err)
+		return false, fmt.Errorf("pins: %w", err)
 	}
 	if s.raw != nil && bytes.Equal(data, s.raw) {
 		s.mod, s.size = st.ModTime(), st.Size() // the same pins
-		return nil
+		return false, nil
 	}
 	var doc state
 	if err := json.Unmarshal(data, &doc); err != nil {
-		return fmt.Errorf("pins: %s: %w", s.path, err)
+		return false, fmt.Errorf("pins: %s: %w", s.path, err)
 	}
 	if doc.Tools == nil {
 		doc.Tools = map[string]*Entry{}
 	}
 	s.tools, s.servers, s.mod, s.size, s.raw = doc.Tools, doc.Servers, st.ModTime(), st.Size(), data
-	return nil
+	return true, nil
 }
 
 // Outcome is what Observe found.

@@ -24,22 +24,28 @@ func init() {
 		return // a test binary's start is not the server's
 	}
 	raiseGCForStart()
-	if serves(os.Args[1:]) {
+	if cmd, _ := Command(os.Args[1:]); cmd == "serve" {
 		engine.Prebuild()
 	}
 }
 
-// serves reports whether args run serve, as the command line is read:
-// no command, serve, or flags first (but those of version and help).
-func serves(args []string) bool {
-	if len(args) == 0 || args[0] == "serve" {
-		return true
+// Command is the subcommand args run and the arguments it takes: the
+// first argument unless it is a flag; -v and -h stand for version and
+// help; with no command, serve.
+func Command(args []string) (cmd string, rest []string) {
+	if len(args) == 0 {
+		return "serve", args
 	}
 	switch args[0] {
-	case "-v", "--version", "-version", "-h", "--help", "-help":
-		return false
+	case "-v", "--version", "-version":
+		return "version", args[1:]
+	case "-h", "--help", "-help":
+		return "help", args[1:]
 	}
-	return strings.HasPrefix(args[0], "-")
+	if strings.HasPrefix(args[0], "-") {
+		return "serve", args
+	}
+	return args[0], args[1:]
 }
 
 // startGCPercent is the garbage collector's target while the server

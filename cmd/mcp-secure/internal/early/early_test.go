@@ -1,11 +1,12 @@
 package early
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
 
-func TestServes(t *testing.T) {
+func TestCommand(t *testing.T) {
 	for args, want := range map[string]bool{
 		"":                                  true,
 		"serve":                             true,
@@ -22,8 +23,23 @@ func TestServes(t *testing.T) {
 		if args != "" {
 			a = strings.Fields(args)
 		}
-		if got := serves(a); got != want {
-			t.Errorf("serves(%q) = %v, want %v", args, got, want)
+		if cmd, _ := Command(a); (cmd == "serve") != want {
+			t.Errorf("Command(%q) = %q, want serve %v", args, cmd, want)
+		}
+	}
+}
+
+func TestCommandRest(t *testing.T) {
+	for args, want := range map[string]string{
+		"serve --policy p.yaml": "serve [--policy p.yaml]",
+		"--policy p.yaml":       "serve [--policy p.yaml]",
+		"--version":             "version []",
+		"-h serve":              "help [serve]",
+		"policy check x":        "policy [check x]",
+	} {
+		cmd, rest := Command(strings.Fields(args))
+		if got := fmt.Sprintf("%s %v", cmd, rest); got != want {
+			t.Errorf("Command(%q) = %s, want %s", args, got, want)
 		}
 	}
 }

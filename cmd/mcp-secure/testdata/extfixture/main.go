@@ -74,7 +74,7 @@ func handle(req request) {
 	case "crash":
 		syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		time.Sleep(time.Second)
-	case "hang":
+	case "hang", "killer":
 		child := exec.Command(os.Args[0], "--child")
 		child.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // try to escape
 		if err := child.Start(); err != nil {
@@ -86,23 +86,12 @@ func handle(req request) {
 			answer("writing pidfile: "+err.Error(), true)
 			return
 		}
-		time.Sleep(time.Hour)
-	case "killer":
-		// As hang, and then it kills its parent, the sandbox's launcher.
-		child := exec.Command(os.Args[0], "--child")
-		child.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-		if err := child.Start(); err != nil {
-			answer("starting child: "+err.Error(), true)
-			return
-		}
-		pids := fmt.Sprintf("%d %d\n", os.Getpid(), child.Process.Pid)
-		if err := os.WriteFile(str(req, "pidfile"), []byte(pids), 0o600); err != nil {
-			answer("writing pidfile: "+err.Error(), true)
-			return
-		}
-		if err := syscall.Kill(os.Getppid(), syscall.SIGKILL); err != nil {
-			answer("killing the launcher: "+err.Error(), true)
-			return
+		// killer kills its parent too, the sandbox's launcher.
+		if strings.HasSuffix(req.Tool, "_killer") {
+			if err := syscall.Kill(os.Getppid(), syscall.SIGKILL); err != nil {
+				answer("killing the launcher: "+err.Error(), true)
+				return
+			}
 		}
 		time.Sleep(time.Hour)
 	case "huge":
