@@ -54,6 +54,7 @@ var fxTools = []struct{ what, schema string }{
 	{"crash", `{type: object}`},
 	{"hang", `{type: object, properties: {pidfile: {type: string}}, required: [pidfile]}`},
 	{"killer", `{type: object, properties: {pidfile: {type: string}}, required: [pidfile]}`},
+	{"stopper", `{type: object, properties: {pidfile: {type: string}}, required: [pidfile]}`},
 	{"huge", `{type: object}`},
 	{"garbage", `{type: object}`},
 	{"read", `{type: object, properties: {path: {type: string}}, required: [path]}`},
@@ -302,6 +303,36 @@ func TestExternalKillsItsLauncher(t *testing.T) {
 	}
 	if res := call(t, cs, "fx_echo", map[string]any{"text": "after"}); res.IsError {
 		t.Errorf("echo after: %q", text(res))
+	}
+}
+
+// A plugin that stops its launcher (SIGSTOP), which then neither counts
+// nor kills its tree, does not keep it past the stop: the server, the
+// launcher's parent, kills a stopped launcher and sweeps what it left.
+// The call ends with that, long before its timeout.
+func TestExternalStopsItsLauncher(t *testing.T) {
+	for _, mode := range []string{"per-call", "persistent"} {
+		t.Run(mode, func(t *testing.T) {
+			extra := ""
+			if mode == "persistent" {
+				extra = "mode: persistent\nargs: [--persistent]\n"
+			}
+			e := newEnv(t, extPolicy("plugins/fx")+"tools:\n  timeout: 600\n  rate_limits:\n    default: 600\n")
+			extPlugin(t, e, "fx", fxManifest("fx", "fx", extra))
+			cs := e.connect(t, "")
+			pidfile := filepath.Join(e.workspace, "pids")
+			res := call(t, cs, "fx_stopper", map[string]any{"pidfile": pidfile})
+			wantError(t, res, "launcher was stopped by a signal")
+			if _, r, _ := e.callRecords(t, "fx_stopper"); r == nil || r["status"] != "tool_error" {
+				t.Errorf("tool_result: %v", r)
+			}
+			for _, pid := range readPids(t, pidfile) {
+				waitFor(t, 10*time.Second, fmt.Sprintf("pid %d (the plugin or the child it started with setsid) to be gone", pid), func() bool { return !alive(pid) })
+			}
+			if res := call(t, cs, "fx_echo", map[string]any{"text": "after"}); res.IsError {
+				t.Errorf("echo after: %q", text(res))
+			}
+		})
 	}
 }
 

@@ -65,6 +65,9 @@ func (r *perCall) run(ctx context.Context, call *plugin.Call) (*plugin.Result, e
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("external tool %s: %w", call.Tool, context.Cause(ctx))
 	}
+	if errors.Is(werr, plugin.ErrLauncherStopped) {
+		return plugin.Errorf("external tool %s (plugin %s) was killed: %v", call.Tool, r.m.Name, werr), nil
+	}
 	if werr != nil {
 		return nil, fmt.Errorf("external tool %s: %w", call.Tool, werr)
 	}

@@ -55,6 +55,7 @@ type child struct {
 	lines chan line     // answers read from stdout
 	gone  chan struct{} // closed once the process tree is gone
 	code  int           // exit code, once gone
+	err   error         // why it could not be waited for normally, once gone
 
 	quit     chan struct{} // closed when the process is dropped: nobody reads lines
 	quitOnce sync.Once
@@ -181,7 +182,7 @@ func (p *persistent) await(ctx context.Context, c *child, tool string, id uint64
 			p.drop(c, true)
 			select {
 			case <-c.gone:
-				return p.ended(tool, c.code), false, nil
+				return p.ended(tool, c.code, c.err), false, nil
 			case <-ctx.Done():
 				return nil, false, fmt.Errorf("external tool %s: %w", tool, context.Cause(ctx))
 			}
@@ -207,7 +208,10 @@ func (p *persistent) await(ctx context.Context, c *child, tool string, id uint64
 	}
 }
 
-func (p *persistent) ended(tool string, code int) *plugin.Result {
+func (p *persistent) ended(tool string, code int, err error) *plugin.Result {
+	if err != nil {
+		return plugin.Errorf("external tool %s: its process (plugin %s) ended: %v; it is restarted on the next call", tool, p.m.Name, err)
+	}
 	if code > 128 {
 		return plugin.Errorf("external tool %s crashed: its process (plugin %s) was killed by signal %d; it is restarted on the next call", tool, p.m.Name, code-128)
 	}
@@ -256,7 +260,7 @@ func (p *persistent) child(ctx context.Context) (*child, error) {
 		if err != nil {
 			p.log.Error("external plugin process failed", "plugin", p.m.Name, "err", err)
 		}
-		c.code = code
+		c.code, c.err = code, err
 		close(c.gone)
 	}()
 	p.mu.Lock()

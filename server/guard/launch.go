@@ -303,7 +303,10 @@ func (p *process) Wait() (int, error) {
 	p.cancel()
 	code := p.cmd.ExitCode()
 	var ee *exec.ExitError
-	if err != nil && !errors.As(err, &ee) {
+	switch {
+	case errors.Is(err, sandbox.ErrLauncherStopped):
+		return code, plugin.ErrLauncherStopped
+	case err != nil && !errors.As(err, &ee):
 		return code, err
 	}
 	return code, nil

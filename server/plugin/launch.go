@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"context"
+	"errors"
 	"io"
 )
 
@@ -82,6 +83,11 @@ func (s *LaunchSpec) Who() string {
 	return "plugin " + s.Plugin
 }
 
+// ErrLauncherStopped is what Process.Wait returns when the sandbox's
+// launcher of the process was stopped by a signal (its target can send
+// it one) and was killed with everything it started.
+var ErrLauncherStopped = errors.New("its sandbox launcher was stopped by a signal, and was killed with everything it started")
+
 // Process is a started plugin process.
 type Process interface {
 	// Stdin is the process's standard input.
@@ -91,7 +97,8 @@ type Process interface {
 	Stderr() io.ReadCloser
 	// Wait waits until the process and everything it started are gone and
 	// returns its exit code (128+n when signal n killed it); err is set
-	// when it could not be run or waited for.
+	// when it could not be run or waited for, and is ErrLauncherStopped
+	// when the tree was killed because its launcher was stopped.
 	Wait() (code int, err error)
 	// Kill ends the process and everything it started.
 	Kill()

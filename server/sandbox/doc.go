@@ -44,6 +44,9 @@
 //     waits);
 //   - counts the processes of the tree every 20 ms and kills the tree
 //     when they are more than [Limits].Processes;
+//   - is killed, with its process group, by the server (its parent, told
+//     by SIGCHLD) if it is ever stopped: a stopped launcher counts and
+//     kills nothing, and its target can stop it;
 //   - when the target exits, or the server goes, kills every process left
 //     below it (SIGKILL, repeated until nothing is left to reap) and exits
 //     with the target's status (128+signal when it was killed by one);

@@ -1,7 +1,10 @@
 package sandbox
 
 import (
+	"errors"
+	"os"
 	"os/exec"
+	"os/signal"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -18,6 +21,10 @@ import (
 // them: with BecomeSubreaper, this process. Each launcher ended by a
 // signal is followed by a sweep that kills and reaps every child of this
 // process the sandbox did not start itself, until none is left.
+//
+// A launcher stopped (SIGSTOP from its target, say) counts nothing and
+// kills nothing while it is stopped: this process, its parent, hears of
+// the stop (SIGCHLD) and kills it, and the sweep follows as above.
 
 var reaper struct {
 	on atomic.Bool
@@ -25,8 +32,22 @@ var reaper struct {
 	// started and registered, for writing while orphans are swept: a
 	// sweep never takes one being started for an orphan.
 	mu   sync.RWMutex
-	kids sync.Map // *exec.Cmd → struct{}: started, not waited for yet
+	kids sync.Map // *exec.Cmd → *kid: started, not waited for yet
+	// watch starts the watcher of stopped children, once.
+	watch sync.Once
 }
+
+// kid is a process of the sandbox's own while it is not waited for.
+type kid struct {
+	mu      sync.Mutex // held while pidfd is used or closed
+	pidfd   int        // -1 without pidfds (before Linux 5.3) or once closed
+	pid     int
+	stopped bool // it was found stopped (or continued) and killed
+}
+
+// ErrLauncherStopped is returned by Wait when the launcher was stopped by
+// a signal (its target can send it one) and was killed with its tree.
+var ErrLauncherStopped = errors.New("sandbox: the launcher was stopped by a signal; it was killed with everything it started")
 
 // BecomeSubreaper makes this process the child subreaper (Linux
 // PR_SET_CHILD_SUBREAPER) of whatever the sandbox starts, so that
@@ -44,10 +65,16 @@ func BecomeSubreaper() error {
 func startChild(cmd *exec.Cmd) error {
 	reaper.mu.RLock()
 	defer reaper.mu.RUnlock()
+	reaper.watch.Do(func() { go watchStops() })
 	if err := cmd.Start(); err != nil {
 		return err
 	}
-	reaper.kids.Store(cmd, struct{}{})
+	k := &kid{pid: cmd.Process.Pid, pidfd: -1}
+	// Not reaped before Wait: the pidfd is of this very process.
+	if fd, err := unix.PidfdOpen(k.pid, 0); err == nil {
+		k.pidfd = fd
+	}
+	reaper.kids.Store(cmd, k)
 	return nil
 }
 
@@ -56,14 +83,80 @@ func startChild(cmd *exec.Cmd) error {
 // elsewhere is swept.
 func waitChild(cmd *exec.Cmd) error {
 	err := cmd.Wait()
-	reaper.kids.Delete(cmd)
+	stopped := false
+	if v, ok := reaper.kids.LoadAndDelete(cmd); ok {
+		k := v.(*kid)
+		k.mu.Lock()
+		if k.pidfd >= 0 {
+			unix.Close(k.pidfd)
+			k.pidfd = -1
+		}
+		stopped = k.stopped
+		k.mu.Unlock()
+	}
 	if ps := cmd.ProcessState; ps != nil {
 		if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 			syscall.Kill(-ps.Pid(), syscall.SIGKILL)
 			sweepOrphans()
 		}
 	}
+	if stopped {
+		return ErrLauncherStopped
+	}
 	return err
+}
+
+// Values of a SIGCHLD siginfo's si_code for a stop and a continue.
+const (
+	cldStopped   = 5
+	cldContinued = 6
+)
+
+// watchStops kills every process of the sandbox's own that is stopped, or
+// was stopped and continued since it was last looked at: a launcher never
+// stops by itself (its process group is its own, out of reach of a
+// terminal's job control), and while it is stopped it neither counts nor
+// kills its tree. Each SIGCHLD (sent to a parent when a child stops,
+// continues or ends) looks at them all.
+func watchStops() {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGCHLD)
+	for range sig {
+		reaper.kids.Range(func(_, v any) bool {
+			checkStopped(v.(*kid))
+			return true
+		})
+	}
+}
+
+// checkStopped kills k if it is stopped or was continued; the stop's
+// report is taken, its exit's is left to Wait.
+func checkStopped(k *kid) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.stopped {
+		return
+	}
+	var info unix.Siginfo
+	idType, id := unix.P_PID, k.pid
+	if k.pidfd >= 0 {
+		idType, id = unix.P_PIDFD, k.pidfd
+	}
+	if err := unix.Waitid(idType, id, &info, unix.WSTOPPED|unix.WCONTINUED|unix.WNOHANG, nil); err != nil {
+		return
+	}
+	if info.Code != cldStopped && info.Code != cldContinued {
+		return
+	}
+	k.stopped = true
+	// Its group first, while the stopped launcher holds the group's id:
+	// what is left in it would keep the streams open until Wait's delay.
+	unix.Kill(-k.pid, unix.SIGKILL)
+	if k.pidfd >= 0 {
+		unix.PidfdSendSignal(k.pidfd, unix.SIGKILL, nil, 0)
+	} else {
+		unix.Kill(k.pid, unix.SIGKILL)
+	}
 }
 
 // sweepRounds bounds the rounds of a sweep: each kills the orphans found

@@ -436,3 +436,27 @@ func TestKilledLauncherLeavesNothing(t *testing.T) {
 	}
 	waitGone(t, readPid(t, pidFile), 5*time.Second)
 }
+
+// A target that stops its launcher cannot grow its tree past the count
+// or outlive its deadline while the launcher is stopped: the server,
+// the launcher's parent, kills a stopped launcher, and what it left is
+// swept.
+func TestStoppedLauncherIsKilled(t *testing.T) {
+	if err := BecomeSubreaper(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		reaper.on.Store(false)
+		unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+	})
+	b := newBox(t, "/usr/bin/sh", "/usr/bin/setsid", "/usr/bin/sleep", "/usr/bin/kill")
+	pidFile := filepath.Join(b.dir, "pid")
+	// The deadline is far: without the watch, Run would end only there.
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	_, _, _, err := b.run(t, ctx, "/usr/bin/sh", "-c", "setsid sleep 318 </dev/null >/dev/null 2>&1 & echo $! > "+pidFile+"; sleep 0.1; kill -STOP $PPID; sleep 300")
+	if !errors.Is(err, ErrLauncherStopped) {
+		t.Errorf("Run of a target that stopped its launcher: %v, want %v", err, ErrLauncherStopped)
+	}
+	waitGone(t, readPid(t, pidFile), 5*time.Second)
+}

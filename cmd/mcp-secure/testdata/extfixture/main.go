@@ -74,7 +74,7 @@ func handle(req request) {
 	case "crash":
 		syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		time.Sleep(time.Second)
-	case "hang", "killer":
+	case "hang", "killer", "stopper":
 		child := exec.Command(os.Args[0], "--child")
 		child.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // try to escape
 		if err := child.Start(); err != nil {
@@ -86,11 +86,14 @@ func handle(req request) {
 			answer("writing pidfile: "+err.Error(), true)
 			return
 		}
-		// killer kills its parent too, the sandbox's launcher.
-		if strings.HasSuffix(req.Tool, "_killer") {
-			if err := syscall.Kill(os.Getppid(), syscall.SIGKILL); err != nil {
-				answer("killing the launcher: "+err.Error(), true)
-				return
+		// killer kills its parent too, the sandbox's launcher; stopper
+		// stops it.
+		for suffix, sig := range map[string]syscall.Signal{"_killer": syscall.SIGKILL, "_stopper": syscall.SIGSTOP} {
+			if strings.HasSuffix(req.Tool, suffix) {
+				if err := syscall.Kill(os.Getppid(), sig); err != nil {
+					answer("signalling the launcher: "+err.Error(), true)
+					return
+				}
 			}
 		}
 		time.Sleep(time.Hour)
