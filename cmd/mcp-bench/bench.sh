@@ -27,6 +27,7 @@ CGO_ENABLED=0 "$GO" build -ldflags "-X main.version=$(git describe --tags --alwa
 CGO_ENABLED=0 "$GO" build -o bin/mcp-secure-launch ./cmd/mcp-secure-launch
 "$GO" build -o bin/mcp-bench ./cmd/mcp-bench
 "$GO" build -o bin/canned ./cmd/mcp-bench/internal/canned
+"$GO" build -o bin/relay ./cmd/mcp-bench/internal/relay
 
 # The default policy with every per-minute rate limit raised out of the
 # way, so that repeated calls measure the call and not the rate limiter.
@@ -34,6 +35,15 @@ POLICY=$DIR/policy.yaml
 sed '/^  rate_limits:/,/^  [a-z]/ s/^\(    [a-z_]*\): [0-9][0-9]*$/\1: 1000000000/' server/policy/default.yaml >"$POLICY"
 bin/mcp-secure policy check --policy "$POLICY" >/dev/null
 OURS=(bin/mcp-secure serve --policy "$POLICY")
+# The same policy with the canned server as an upstream ("servers:"), its
+# tools offered as c__<tool>: the overhead of an upstream call, against
+# calling canned directly and against the byte relay (any proxy's hop).
+UPOLICY=$DIR/policy-upstream.yaml
+{
+	grep -v '^servers:' "$POLICY"
+	printf 'servers:\n  c:\n    command: %s\n' "$PWD/bin/canned"
+} >"$UPOLICY"
+bin/mcp-secure policy check --policy "$UPOLICY" >/dev/null
 FLOOR=(bin/canned)
 read -r -a PEER <<<"${MCP_BENCH_PEER:-}"
 
@@ -116,6 +126,11 @@ gomedians() {
 			scenario "$PEER_SUMMARY" "$title, against the peer" "${runs[@]}" "${f[@]}" -- "${OURS[@]}" --compare -- "${PEER[@]}"
 		fi
 	done
+	up=(--runs "$RUNS" --tool c__echo --args '{"text":"hi"}' --calls 1000)
+	scenario "$SUMMARY" "upstream tools/call, lockstep: through mcp-secure (A) against the upstream called directly (B)" \
+		"${up[@]}" -- bin/mcp-secure serve --policy "$UPOLICY" --compare -- bin/canned
+	scenario "$SUMMARY" "upstream tools/call, lockstep: through the byte relay (A, the hop any proxy adds) against the upstream called directly (B)" \
+		"${up[@]}" -- bin/relay bin/canned --compare -- bin/canned
 	echo "### Summary: mcp-secure (A) against the canned floor (B)"
 	echo
 	cat "$SUMMARY" 2>/dev/null || echo "_no scenario completed_"

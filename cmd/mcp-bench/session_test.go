@@ -12,8 +12,9 @@ import (
 	"time"
 )
 
-// cannedBin is the canned floor server, built once for the package's tests.
-var cannedBin string
+// cannedBin is the canned floor server and relayBin the proxy floor,
+// built once for the package's tests.
+var cannedBin, relayBin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "mcp-bench-test-")
@@ -22,10 +23,13 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	cannedBin = filepath.Join(dir, "canned")
-	if out, err := exec.Command("go", "build", "-o", cannedBin, "./internal/canned").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building the canned server: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(1)
+	relayBin = filepath.Join(dir, "relay")
+	for bin, pkg := range map[string]string{cannedBin: "./internal/canned", relayBin: "./internal/relay"} {
+		if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "building %s: %v\n%s", pkg, err, out)
+			os.RemoveAll(dir)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
@@ -88,6 +92,31 @@ func TestRunCountsWhatItSent(t *testing.T) {
 				t.Errorf("server exit code %d", res.ExitCode)
 			}
 		})
+	}
+}
+
+// TestRelayForwardsEverything runs a workload through the relay (the
+// proxy floor) to the canned server: every request reaches the server,
+// every answer comes back, and both end when the input ends.
+func TestRelayForwardsEverything(t *testing.T) {
+	cfg := testConfig(t, "--tool", "c__echo", "--args", `{"text":"hi"}`, "--calls", "200", "--warmup", "5", "--concurrency", "8")
+	countFile := filepath.Join(t.TempDir(), "count")
+	res, err := runOnce(cfg, []string{relayBin, cannedBin, "-count", countFile}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Answered != cfg.Calls || res.OK != cfg.Calls || len(res.Errors) != 0 {
+		t.Errorf("answered %d, ok %d, errors %v; want %d answered and ok", res.Answered, res.OK, res.Errors, cfg.Calls)
+	}
+	data, err := os.ReadFile(countFile)
+	if err != nil {
+		t.Fatalf("the server behind the relay wrote no count (its input did not end?): %v", err)
+	}
+	if read, _ := strconv.Atoi(strings.TrimSpace(string(data))); read != 1+cfg.Warmup+cfg.Calls {
+		t.Errorf("server read %d requests, want %d", read, 1+cfg.Warmup+cfg.Calls)
+	}
+	if res.ExitCode != 0 {
+		t.Errorf("relay exit code %d", res.ExitCode)
 	}
 }
 
