@@ -9,6 +9,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/mcp-secure/mcp-secure/plugins/upstream"
@@ -171,7 +172,8 @@ func (p *pinAudit) Observe(ctx context.Context, server string, d upstream.Defini
 	}
 	pinned, _ := p.store.Pinned(d.Tool)
 	def.Name = d.Tool
-	trust, err := p.trusts(server)
+	// The tool is offered as prefix+name.
+	trust, err := p.trusts(server, strings.TrimSuffix(d.Tool, d.Name))
 	if err != nil {
 		return "", err
 	}
@@ -211,15 +213,15 @@ func (p *pinAudit) Observe(ctx context.Context, server string, d upstream.Defini
 }
 
 // trusts reports whether server's initial listing in this run is trusted
-// on first use: the server was never listed before. It is marked listed
-// now.
-func (p *pinAudit) trusts(server string) (bool, error) {
+// on first use: the server, its tools offered under prefix, was never
+// listed before. It is marked listed now.
+func (p *pinAudit) trusts(server, prefix string) (bool, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if t, ok := p.trusted[server]; ok {
 		return t, nil
 	}
-	seen, err := p.store.ServerSeen(server)
+	seen, err := p.store.ServerSeen(server, prefix)
 	if err != nil {
 		return false, err
 	}

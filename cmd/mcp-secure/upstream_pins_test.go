@@ -131,4 +131,20 @@ func TestPinAuditTrustsOnlyANewServer(t *testing.T) {
 	if got := state(second, "other", "query"); got != pins.Same {
 		t.Error("second run: a server never listed before was not trusted on first use")
 	}
+
+	// A pins file written before the servers listed were recorded (no
+	// "servers", no entry naming its server) still knows the server by
+	// the tools under its prefix: no trust on first use for it.
+	path = filepath.Join(t.TempDir(), pins.FileName)
+	legacy := `{"version": 1, "tools": {"files__read_file": {"pinned": "` + strings.Repeat("ab", 32) + `"}}}`
+	if err := os.WriteFile(path, []byte(legacy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	old := run()
+	if got := state(old, "files", "read_file2"); got != pins.Pending {
+		t.Error("legacy file: a new tool of a server it holds tools of was pinned on first use")
+	}
+	if got := state(old, "other", "query"); got != pins.Same {
+		t.Error("legacy file: a server it holds no tools of was not trusted on first use")
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 )
@@ -296,18 +297,28 @@ func pendingOf(tools map[string]*Entry, server string) int {
 	return n
 }
 
-// ServerSeen reports whether server was listed before (MarkServer): its
-// tools first seen now are not trusted on first use, since an upstream
-// that renames a pinned tool, or adds one, at a start of the server is
-// doing so past its pins.
-func (s *Store) ServerSeen(server string) (bool, error) {
+// ServerSeen reports whether server, whose tools are offered under
+// prefix, was listed before: its tools first seen now are not trusted
+// on first use, since an upstream that renames a pinned tool, or adds
+// one, at a start of the server is doing so past its pins. A server is
+// listed before when MarkServer recorded it, or when a tool under its
+// prefix holds an entry: files written before servers were recorded
+// know them only so.
+func (s *Store) ServerSeen(server, prefix string) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.reload(false); err != nil {
 		return false, err
 	}
-	_, ok := s.servers[server]
-	return ok, nil
+	if _, ok := s.servers[server]; ok {
+		return true, nil
+	}
+	for name, e := range s.tools {
+		if e.Server == server || strings.HasPrefix(name, prefix) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // MarkServer records that server was listed.
