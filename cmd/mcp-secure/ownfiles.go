@@ -25,6 +25,9 @@ type ownFile struct {
 	// prefix: every name that starts with path (rotated logs, SQLite's
 	// -wal and -shm files beside a database).
 	prefix bool
+	// owner: the upstream server whose code it is, which may still read
+	// it.
+	owner string
 }
 
 // serverFiles lists the server's own files: the audit log (its whole
@@ -55,17 +58,19 @@ func protectedPaths(pol *policy.Policy) []guard.ProtectedPath {
 	var out []guard.ProtectedPath
 	for _, f := range files {
 		// The command door resolves their real paths itself.
-		out = append(out, guard.ProtectedPath{Path: f.path, Prefix: f.prefix, What: f.what})
+		out = append(out, guard.ProtectedPath{Path: f.path, Prefix: f.prefix, What: f.what, Owner: f.owner})
 	}
 	return out
 }
 
 // ownFiles lists the server's own files and says when the audit log's
-// directory could not be protected whole.
+// directory, or an upstream server's code, could not be protected whole.
 func ownFiles(pol *policy.Policy) (files []ownFile, warning string) {
+	var warnings []string
+	defer func() { warning = strings.Join(warnings, "; ") }()
 	auditDir := filepath.Dir(pol.Audit.LogFile)
 	if holdsAllowed(auditDir, pol.Roots()) {
-		warning = fmt.Sprintf("the audit log's directory %s holds paths tools may use: only the log's own files are protected from tools (give the audit log a directory of its own)", auditDir)
+		warnings = append(warnings, fmt.Sprintf("the audit log's directory %s holds paths tools may use: only the log's own files are protected from tools (give the audit log a directory of its own)", auditDir))
 		files = append(files, ownFile{path: pol.Audit.LogFile, what: "audit log", prefix: true})
 		files = append(files, ownFile{path: auditDir, what: "audit log directory"})
 		// The fingerprint key and the temporary names it is created under:
@@ -106,6 +111,26 @@ func ownFiles(pol *policy.Policy) (files []ownFile, warning string) {
 		// choose what runs next, unconfined by commands.allowed.
 		files = append(files, ownFile{path: dir, what: "external plugin directory", below: true})
 	}
+	for _, name := range pol.ServerNames() {
+		// An upstream server's code below an allowed path: a tool that
+		// could change it would choose what runs, with the server's
+		// variables (its secrets), at the server's next start. Its
+		// sandbox.read and a command given by path are kept from every
+		// child but the server itself, which may read them.
+		s := pol.Servers[name]
+		what := "code of upstream server " + name
+		for _, r := range s.Sandbox.Read {
+			switch {
+			case holdsAllowed(r, pol.Roots()):
+				warnings = append(warnings, fmt.Sprintf("servers.%s.sandbox.read path %s holds paths tools may use: it cannot be kept from tools (give the server's code a directory of its own)", name, r))
+			case insideAllowed(r, pol.Roots()):
+				files = append(files, ownFile{path: r, what: what, below: true, owner: name})
+			}
+		}
+		if filepath.IsAbs(s.Command) && insideAllowed(s.Command, pol.Roots()) {
+			files = append(files, ownFile{path: filepath.Clean(s.Command), what: what, owner: name})
+		}
+	}
 	db := pol.Plugins[bugtracker.Name][bugtracker.DatabaseSetting]
 	if db == "" {
 		db = os.Getenv(bugtracker.DatabaseEnv)
@@ -119,6 +144,21 @@ func ownFiles(pol *policy.Policy) (files []ownFile, warning string) {
 
 func (f ownFile) data(path string) map[string]any {
 	return map[string]any{"path": path, "what": f.what, "below": f.below, "prefix": f.prefix}
+}
+
+// insideAllowed reports whether path lies below one of the allowed roots
+// (real paths compared too: a root or a path written through a symlink).
+func insideAllowed(path string, roots []string) bool {
+	for _, p := range []string{path, guard.RealPath(path)} {
+		for _, r := range roots {
+			for _, q := range []string{r, guard.RealPath(r)} {
+				if q == "/" || strings.HasPrefix(p, q+"/") {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // holdsAllowed reports whether dir is, or is above, one of the allowed

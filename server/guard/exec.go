@@ -107,6 +107,10 @@ type ProtectedPath struct {
 	Prefix bool
 	// What it is, for messages ("audit log").
 	What string
+	// Owner, when set, is the upstream server whose code it is: that
+	// server may still be given it to read (its sandbox.read), and no
+	// other child.
+	Owner string
 }
 
 func (p ProtectedPath) what() string {

@@ -119,7 +119,7 @@ func (c *Commands) launchTarget(ctx context.Context, spec *plugin.LaunchSpec) (s
 		if !filepath.IsAbs(r) {
 			return fail("read-only path %q is not absolute", r)
 		}
-		if p, ok := c.exposes(filepath.Clean(r)); ok {
+		if p, ok := c.exposes(filepath.Clean(r), spec.Server); ok {
 			return fail("read-only path %s would expose the server's %s (%s)", r, p.what(), p.Path)
 		}
 		rules.ReadOnly = append(rules.ReadOnly, filepath.Clean(r))
@@ -143,10 +143,14 @@ func (c *Commands) launchTarget(ctx context.Context, spec *plugin.LaunchSpec) (s
 
 // exposes finds the protected path that path holds or lies within (a
 // file that starts with a prefix-protected name included), comparing
-// real paths too: Landlock follows symlinks.
-func (c *Commands) exposes(path string) (ProtectedPath, bool) {
+// real paths too: Landlock follows symlinks. The code of upstream server
+// owner is not protected from that server.
+func (c *Commands) exposes(path, owner string) (ProtectedPath, bool) {
 	real := RealPath(path)
 	for _, p := range c.opts.Protected {
+		if owner != "" && p.Owner == owner {
+			continue
+		}
 		for _, pp := range []string{p.Path, RealPath(p.Path)} {
 			for _, q := range []string{path, real} {
 				if within(q, pp) || within(pp, q) || (p.Prefix && protectedFile(q, []ProtectedPath{{Path: pp, Prefix: true}})) {
