@@ -1,7 +1,6 @@
 package sandbox
 
 import (
-	"errors"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -44,10 +43,6 @@ type kid struct {
 	pid     int
 	stopped bool // it was found stopped (or continued) and killed
 }
-
-// ErrLauncherStopped is returned by Wait when the launcher was stopped by
-// a signal (its target can send it one) and was killed with its tree.
-var ErrLauncherStopped = errors.New("sandbox: the launcher was stopped by a signal; it was killed with everything it started")
 
 // BecomeSubreaper makes this process the child subreaper (Linux
 // PR_SET_CHILD_SUBREAPER) of whatever the sandbox starts, so that

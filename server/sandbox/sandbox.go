@@ -6,6 +6,11 @@ import (
 	"time"
 )
 
+// ErrLauncherStopped is returned by Wait when the launcher was stopped by
+// a signal (its target can send it one) and was killed with its tree
+// (Linux).
+var ErrLauncherStopped = errors.New("sandbox: the launcher was stopped by a signal; it was killed with everything it started")
+
 // Rules are what one child may reach. Paths must be absolute; a path that
 // does not exist is skipped.
 type Rules struct {
