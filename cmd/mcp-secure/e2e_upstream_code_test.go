@@ -13,66 +13,110 @@ import (
 )
 
 // An upstream server whose code lies below an allowed path (its
-// sandbox.read) reads and runs it, while no other child may change it:
-// a tool that rewrote it would run its own code with the server's
-// variables at the server's next start.
+// sandbox.read, the program its command runs, what symlinks in its code
+// lead to) reads and runs it, while no other child may change it: a tool
+// that rewrote it would run its own code with the server's variables at
+// the server's next start.
 func TestE2EUpstreamCodeKeptFromTools(t *testing.T) {
 	modules := nodeModules(t)
 	e := newEnv(t, extPolicy("plugins/fx"))
 	extPlugin(t, e, "fx", fxManifest("fx", "fx", ""))
-	code := filepath.Join(e.workspace, "srv")
-	if err := os.MkdirAll(code, 0o755); err != nil {
-		t.Fatal(err)
+	ws := e.workspace
+	mkdir := func(dirs ...string) {
+		for _, d := range dirs {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
+	put := func(path string, data []byte, mode os.FileMode) {
+		if err := os.WriteFile(path, data, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, shared, tools := filepath.Join(ws, "srv"), filepath.Join(ws, "shared"), filepath.Join(ws, "tools")
+	mkdir(code, shared, tools, filepath.Join(ws, "sub"), filepath.Join(ws, "wrapped"))
 	src, err := os.ReadFile("../../examples/plugins/upstream-ts/server.mjs")
 	if err != nil {
 		t.Fatal(err)
 	}
 	script := filepath.Join(code, "server.mjs")
-	if err := os.WriteFile(script, src, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	put(script, src, 0o644)
 	if err := os.Symlink(modules, filepath.Join(code, "node_modules")); err != nil {
 		t.Fatal(err)
 	}
+	// A link from the code to a directory elsewhere below the allowed path.
+	put(filepath.Join(shared, "lib.mjs"), []byte("export const x = 1;\n"), 0o644)
+	if err := os.Symlink(shared, filepath.Join(code, "lib")); err != nil {
+		t.Fatal(err)
+	}
+	// A command whose #! interpreter lies below the allowed path.
+	interp := filepath.Join(tools, "interp")
+	truth, err := os.ReadFile("/usr/bin/true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	put(interp, truth, 0o755)
+	wrapper := filepath.Join(ws, "wrapped", "run")
+	put(wrapper, []byte("#!"+interp+"\n"), 0o755)
+	put(filepath.Join(ws, "notes.txt"), nil, 0o644)
 	policy, err := os.ReadFile(e.policy)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.write(t, "policy.yaml", string(policy)+fmt.Sprintf("servers:\n  demo:\n    command: node\n    args: [%q]\n    sandbox:\n      read: [%q, %q]\n", script, code, modules))
-	if err := os.WriteFile(filepath.Join(e.workspace, "notes.txt"), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Mkdir(filepath.Join(e.workspace, "sub"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	// demo and twin share their code; wrapped only has to be listed.
+	e.write(t, "policy.yaml", string(policy)+fmt.Sprintf(`servers:
+  demo:
+    command: node
+    args: [%[1]q]
+    sandbox:
+      read: [%[2]q, %[3]q]
+  twin:
+    command: node
+    args: [%[1]q]
+    sandbox:
+      read: [%[2]q, %[3]q]
+  wrapped:
+    command: %[4]q
+`, script, code, modules, wrapper))
 	cs := e.connect(t, "")
-	if res := call(t, cs, "demo__echo", map[string]any{"text": "runs"}); res.IsError || !strings.Contains(text(res), "runs") {
-		t.Fatalf("the upstream whose code is kept from tools: %q", text(res))
+	for _, tool := range []string{"demo__echo", "twin__echo"} {
+		if res := call(t, cs, tool, map[string]any{"text": "runs"}); res.IsError || !strings.Contains(text(res), "runs") {
+			t.Fatalf("%s, an upstream whose code is kept from tools: %q", tool, text(res))
+		}
 	}
-	res := call(t, cs, "fx_write", map[string]any{"path": script})
-	wantError(t, res, "write failed", "permission denied")
-	if data, _ := os.ReadFile(script); !bytes.Equal(data, src) {
-		t.Fatal("a tool rewrote the upstream server's code")
+	for _, path := range []string{script, filepath.Join(code, "lib", "lib.mjs"), filepath.Join(shared, "lib.mjs"), wrapper, interp} {
+		before, _ := os.ReadFile(path)
+		res := call(t, cs, "fx_write", map[string]any{"path": path})
+		wantError(t, res, "write failed", "permission denied")
+		if after, _ := os.ReadFile(path); !bytes.Equal(after, before) {
+			t.Fatalf("a tool rewrote the upstream servers' code: %s", path)
+		}
 	}
 	// Beside it, the rest of the allowed path stays writable (Landlock
 	// only grants: the allowed path is granted entry by entry, so a
 	// child cannot create a new entry in the directories above the code).
-	for _, p := range []string{filepath.Join(e.workspace, "notes.txt"), filepath.Join(e.workspace, "sub", "new.txt")} {
+	for _, p := range []string{filepath.Join(ws, "notes.txt"), filepath.Join(ws, "sub", "new.txt")} {
 		if res := call(t, cs, "fx_write", map[string]any{"path": p}); res.IsError {
 			t.Errorf("a write beside the upstream's code, %s: %q", p, text(res))
 		}
 	}
 	out, err := exec.Command(binPath, "policy", "check", "--policy", e.policy).CombinedOutput()
-	if err != nil || strings.Contains(string(out), "cannot be kept from tools") {
+	if err != nil || strings.Contains(string(out), "cannot be kept from tools") || strings.Contains(string(out), "tools may change it") {
 		t.Errorf("policy check: %v\n%s", err, out)
 	}
 	// Code read from a directory that holds the allowed path cannot be
-	// kept from tools without keeping the allowed path from them too:
-	// policy check says so.
+	// kept from tools without keeping the allowed path from them too,
+	// and then the script its args name is not kept either: policy check
+	// says so.
 	e.write(t, "policy.yaml", string(policy)+fmt.Sprintf("servers:\n  demo:\n    command: node\n    args: [%q]\n    sandbox:\n      read: [%q, %q]\n", script, e.dir, modules))
 	out, _ = exec.Command(binPath, "policy", "check", "--policy", e.policy).CombinedOutput()
-	if !strings.Contains(string(out), "servers.demo.sandbox.read path "+e.dir+" holds paths tools may use") {
-		t.Errorf("policy check of code above the allowed path:\n%s", out)
+	for _, want := range []string{
+		"servers.demo.sandbox.read path " + e.dir + " holds paths tools may use",
+		"servers.demo.args names " + script + ", below an allowed path: tools may change it",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("policy check of code above the allowed path does not say %q:\n%s", want, out)
+		}
 	}
 }

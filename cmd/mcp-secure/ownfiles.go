@@ -2,8 +2,10 @@ package main
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/mcp-secure/mcp-secure/plugins/bugtracker"
@@ -25,9 +27,9 @@ type ownFile struct {
 	// prefix: every name that starts with path (rotated logs, SQLite's
 	// -wal and -shm files beside a database).
 	prefix bool
-	// owner: the upstream server whose code it is, which may still read
+	// owners: the upstream servers whose code it is, which may still read
 	// it.
-	owner string
+	owners []string
 }
 
 // serverFiles lists the server's own files: the audit log (its whole
@@ -58,7 +60,7 @@ func protectedPaths(pol *policy.Policy) []guard.ProtectedPath {
 	var out []guard.ProtectedPath
 	for _, f := range files {
 		// The command door resolves their real paths itself.
-		out = append(out, guard.ProtectedPath{Path: f.path, Prefix: f.prefix, What: f.what, Owner: f.owner})
+		out = append(out, guard.ProtectedPath{Path: f.path, Prefix: f.prefix, What: f.what, Owners: f.owners})
 	}
 	return out
 }
@@ -111,26 +113,9 @@ func ownFiles(pol *policy.Policy) (files []ownFile, warning string) {
 		// choose what runs next, unconfined by commands.allowed.
 		files = append(files, ownFile{path: dir, what: "external plugin directory", below: true})
 	}
-	for _, name := range pol.ServerNames() {
-		// An upstream server's code below an allowed path: a tool that
-		// could change it would choose what runs, with the server's
-		// variables (its secrets), at the server's next start. Its
-		// sandbox.read and a command given by path are kept from every
-		// child but the server itself, which may read them.
-		s := pol.Servers[name]
-		what := "code of upstream server " + name
-		for _, r := range s.Sandbox.Read {
-			switch {
-			case holdsAllowed(r, pol.Roots()):
-				warnings = append(warnings, fmt.Sprintf("servers.%s.sandbox.read path %s holds paths tools may use: it cannot be kept from tools (give the server's code a directory of its own)", name, r))
-			case insideAllowed(r, pol.Roots()):
-				files = append(files, ownFile{path: r, what: what, below: true, owner: name})
-			}
-		}
-		if filepath.IsAbs(s.Command) && insideAllowed(s.Command, pol.Roots()) {
-			files = append(files, ownFile{path: filepath.Clean(s.Command), what: what, owner: name})
-		}
-	}
+	code, _, codeWarnings := serverCode(pol)
+	files = append(files, code...)
+	warnings = append(warnings, codeWarnings...)
 	db := pol.Plugins[bugtracker.Name][bugtracker.DatabaseSetting]
 	if db == "" {
 		db = os.Getenv(bugtracker.DatabaseEnv)
@@ -144,6 +129,112 @@ func ownFiles(pol *policy.Policy) (files []ownFile, warning string) {
 
 func (f ownFile) data(path string) map[string]any {
 	return map[string]any{"path": path, "what": f.what, "below": f.below, "prefix": f.prefix}
+}
+
+// maxCodeEntries bounds the entries of an upstream server's code
+// directories looked through for symlinks, per server.
+const maxCodeEntries = 20000
+
+// serverCode lists the code of the upstream servers that lies below an
+// allowed path, as own files of the server (see ownFiles) that each
+// server whose code it is may still read: a tool that could change it
+// would choose what runs, with the server's variables (its secrets), at
+// the server's next start. A server's code is its sandbox.read paths,
+// every file of the program its command runs (the file and its #!
+// interpreters), and what symlinks in its sandbox.read directories lead
+// to; reads are, per server, the paths it must be given to read beyond
+// its sandbox.read (the targets of those symlinks). Code that cannot be
+// kept from tools, and arguments that name files below an allowed path
+// outside the server's code, are warned of.
+func serverCode(pol *policy.Policy) (files []ownFile, reads map[string][]string, warnings []string) {
+	roots := pol.Roots()
+	reads = map[string][]string{}
+	at := map[string]int{} // path -> index in files
+	add := func(name, path string, below bool) {
+		path = filepath.Clean(path)
+		if i, ok := at[path]; ok {
+			if !slices.Contains(files[i].owners, name) {
+				files[i].owners = append(files[i].owners, name)
+			}
+			files[i].below = files[i].below || below
+			return
+		}
+		at[path] = len(files)
+		files = append(files, ownFile{path: path, what: "upstream server code", below: below, owners: []string{name}})
+	}
+	for _, name := range pol.ServerNames() {
+		s := pol.Servers[name]
+		var mine []string // this server's code, real paths
+		for _, r := range s.Sandbox.Read {
+			switch {
+			case holdsAllowed(r, roots):
+				warnings = append(warnings, fmt.Sprintf("servers.%s.sandbox.read path %s holds paths tools may use: it cannot be kept from tools (give the server's code a directory of its own)", name, r))
+			case insideAllowed(r, roots):
+				add(name, r, true)
+				mine = append(mine, guard.RealPath(r))
+			}
+		}
+		if chain, err := guard.ProgramChain(s.Command); err == nil {
+			for _, f := range chain {
+				if insideAllowed(f, roots) {
+					add(name, f, false)
+					mine = append(mine, guard.RealPath(f))
+				}
+			}
+		}
+		// Symlinks below the code lead to code too: Landlock and the
+		// filesystem door follow them.
+		seen := 0
+		for _, r := range s.Sandbox.Read {
+			if holdsAllowed(r, roots) || !insideAllowed(r, roots) {
+				continue
+			}
+			filepath.WalkDir(r, func(path string, d fs.DirEntry, err error) error {
+				if err != nil {
+					return nil
+				}
+				if seen++; seen > maxCodeEntries {
+					return filepath.SkipAll
+				}
+				if d.Type()&fs.ModeSymlink == 0 {
+					return nil
+				}
+				target := guard.RealPath(path)
+				switch {
+				case !insideAllowed(target, roots) || withinAny(target, mine):
+				case holdsAllowed(target, roots):
+					warnings = append(warnings, fmt.Sprintf("servers.%s's code links (%s) to %s, which holds paths tools may use: it cannot be kept from tools", name, path, target))
+				default:
+					add(name, target, true)
+					mine = append(mine, target)
+					reads[name] = append(reads[name], target)
+				}
+				return nil
+			})
+		}
+		if seen > maxCodeEntries {
+			warnings = append(warnings, fmt.Sprintf("servers.%s.sandbox.read holds more than %d entries below allowed paths: symlinks past them were not followed, and code they lead to is not kept from tools", name, maxCodeEntries))
+		}
+		for _, a := range s.Args {
+			if !filepath.IsAbs(a) || !insideAllowed(a, roots) || withinAny(guard.RealPath(a), mine) {
+				continue
+			}
+			if _, err := os.Stat(a); err == nil {
+				warnings = append(warnings, fmt.Sprintf("servers.%s.args names %s, below an allowed path: tools may change it; if it is the server's code, list it (or its directory) in servers.%s.sandbox.read to keep it from them", name, a, name))
+			}
+		}
+	}
+	return files, reads, warnings
+}
+
+// withinAny reports whether path is, or lies below, one of dirs.
+func withinAny(path string, dirs []string) bool {
+	for _, d := range dirs {
+		if path == d || strings.HasPrefix(path, d+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // insideAllowed reports whether path lies below one of the allowed roots

@@ -44,11 +44,15 @@ func startUpstreams(ctx context.Context, pol *policy.Policy, door plugin.Launche
 	store.OnChange(plugin.DefinitionChanging)
 	pa := &pinAudit{store: store, audit: alog, log: log}
 	var out []plugin.Plugin
+	// What symlinks in a server's code lead to is kept from tools, so the
+	// server is given it to read.
+	_, codeReads, _ := serverCode(pol)
 	for _, name := range pol.ServerNames() {
 		s := pol.Servers[name]
 		spec, err := upstreamSpec(name, s, os.LookupEnv, own)
 		var desc string
 		if err == nil {
+			spec.ReadOnly = append(spec.ReadOnly, codeReads[name]...)
 			desc, err = door.LaunchConfinement(spec)
 		}
 		if err != nil {

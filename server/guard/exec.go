@@ -107,10 +107,10 @@ type ProtectedPath struct {
 	Prefix bool
 	// What it is, for messages ("audit log").
 	What string
-	// Owner, when set, is the upstream server whose code it is: that
-	// server may still be given it to read (its sandbox.read), and no
-	// other child.
-	Owner string
+	// Owners, when set, are the upstream servers whose code it is: they
+	// may still be given it to read (their sandbox.read), and no other
+	// child.
+	Owners []string
 }
 
 func (p ProtectedPath) what() string {

@@ -148,7 +148,7 @@ func (c *Commands) launchTarget(ctx context.Context, spec *plugin.LaunchSpec) (s
 func (c *Commands) exposes(path, owner string) (ProtectedPath, bool) {
 	real := RealPath(path)
 	for _, p := range c.opts.Protected {
-		if owner != "" && p.Owner == owner {
+		if owner != "" && slices.Contains(p.Owners, owner) {
 			continue
 		}
 		for _, pp := range []string{p.Path, RealPath(p.Path)} {
@@ -165,6 +165,17 @@ func (c *Commands) exposes(path, owner string) (ProtectedPath, bool) {
 // within says whether path is dir or lies below it.
 func within(path, dir string) bool {
 	return path == dir || dir == "/" || strings.HasPrefix(path, dir+"/")
+}
+
+// ProgramChain is the program a command (a bare name, found as a launch
+// finds it, or an absolute path) runs: its real path, then the #!
+// interpreters it runs under. Every file of it is code the child runs.
+func ProgramChain(command string) ([]string, error) {
+	res, err := Resolve(command)
+	if err != nil {
+		return nil, err
+	}
+	return interpreterChain(res.Real)
 }
 
 // interpreterChain is path and the #! interpreters it runs under

@@ -301,9 +301,9 @@ func pendingOf(tools map[string]*Entry, server string) int {
 // prefix, was listed before: its tools first seen now are not trusted
 // on first use, since an upstream that renames a pinned tool, or adds
 // one, at a start of the server is doing so past its pins. A server is
-// listed before when MarkServer recorded it, or when a tool under its
-// prefix holds an entry: files written before servers were recorded
-// know them only so.
+// listed before when MarkServer recorded it, when an entry names it, or
+// when a tool under its (non-empty) prefix holds an entry that names no
+// server: files written before servers were recorded know them only so.
 func (s *Store) ServerSeen(server, prefix string) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -314,7 +314,9 @@ func (s *Store) ServerSeen(server, prefix string) (bool, error) {
 		return true, nil
 	}
 	for name, e := range s.tools {
-		if e.Server == server || strings.HasPrefix(name, prefix) {
+		// An entry of another server is no sign, nor is every name under
+		// an empty prefix.
+		if e.Server == server || e.Server == "" && prefix != "" && strings.HasPrefix(name, prefix) {
 			return true, nil
 		}
 	}

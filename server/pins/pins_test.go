@@ -364,3 +364,37 @@ func TestPendingEntriesAreBounded(t *testing.T) {
 		t.Errorf("a known tool of the full server: %v %v", got, err)
 	}
 }
+
+// A server counts as listed before when the file records it, when an
+// entry names it, or, for a file written before servers were recorded,
+// when an entry naming no server lies under its non-empty prefix.
+func TestServerSeen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), pins.FileName)
+	data := `{"version": 1,
+ "tools": {"files__read_file": {"pinned": "aa"}, "x__tool": {"pinned": "bb", "server": "other"}, "q": {"pinned": "cc", "server": "named"}},
+ "servers": {"recorded": "2026-01-02T03:04:05Z"}}`
+	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := pins.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		server, prefix string
+		want           bool
+	}{
+		{"recorded", "recorded__", true},
+		{"named", "named__", true},
+		{"files", "files__", true},
+		{"fresh", "fresh__", false},
+		{"fresh", "", false}, // every name lies under an empty prefix
+		{"x", "x__", false},  // x__tool names its server: other
+		{"fil", "fil", true}, // a prefix a legacy name starts with: fails closed
+	} {
+		got, err := s.ServerSeen(tc.server, tc.prefix)
+		if err != nil || got != tc.want {
+			t.Errorf("ServerSeen(%q, %q) = %v, %v; want %v", tc.server, tc.prefix, got, err, tc.want)
+		}
+	}
+}

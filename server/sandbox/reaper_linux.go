@@ -38,8 +38,11 @@ var reaper struct {
 
 // kid is a process of the sandbox's own while it is not waited for.
 type kid struct {
-	mu      sync.Mutex // held while pidfd is used or closed
-	pidfd   int        // -1 without pidfds (before Linux 5.3) or once closed
+	mu sync.Mutex // held while pidfd is used or closed
+	// pidfd is -1 without pidfds (before Linux 5.3: no Landlock either)
+	// or once the process was waited for; without one it is not watched
+	// for stops, since its pid could name another process once reaped.
+	pidfd   int
 	pid     int
 	stopped bool // it was found stopped (or continued) and killed
 }
@@ -60,7 +63,7 @@ func BecomeSubreaper() error {
 func startChild(cmd *exec.Cmd) error {
 	reaper.mu.RLock()
 	defer reaper.mu.RUnlock()
-	reaper.watch.Do(func() { go watchStops() })
+	reaper.watch.Do(watchStops)
 	if err := cmd.Start(); err != nil {
 		return err
 	}
@@ -107,21 +110,24 @@ const (
 	cldContinued = 6
 )
 
-// watchStops kills every process of the sandbox's own that is stopped, or
-// was stopped and continued since it was last looked at: a launcher never
-// stops by itself (its process group is its own, out of reach of a
-// terminal's job control), and while it is stopped it neither counts nor
-// kills its tree. Each SIGCHLD (sent to a parent when a child stops,
-// continues or ends) looks at them all.
+// watchStops starts the watch that kills every process of the sandbox's
+// own that is stopped, or was stopped and continued since it was last
+// looked at: a launcher never stops by itself (its process group is its
+// own, out of reach of a terminal's job control), and while it is
+// stopped it neither counts nor kills its tree. Each SIGCHLD (sent to a
+// parent when a child stops, continues or ends) looks at them all. It
+// hears SIGCHLD before it returns, so before the first child starts.
 func watchStops() {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGCHLD)
-	for range sig {
-		reaper.kids.Range(func(_, v any) bool {
-			checkStopped(v.(*kid))
-			return true
-		})
-	}
+	go func() {
+		for range sig {
+			reaper.kids.Range(func(_, v any) bool {
+				checkStopped(v.(*kid))
+				return true
+			})
+		}
+	}()
 }
 
 // checkStopped kills k if it is stopped or was continued; the stop's
@@ -129,29 +135,22 @@ func watchStops() {
 func checkStopped(k *kid) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.stopped {
+	if k.stopped || k.pidfd < 0 {
 		return
 	}
 	var info unix.Siginfo
-	idType, id := unix.P_PID, k.pid
-	if k.pidfd >= 0 {
-		idType, id = unix.P_PIDFD, k.pidfd
-	}
-	if err := unix.Waitid(idType, id, &info, unix.WSTOPPED|unix.WCONTINUED|unix.WNOHANG, nil); err != nil {
+	if err := unix.Waitid(unix.P_PIDFD, k.pidfd, &info, unix.WSTOPPED|unix.WCONTINUED|unix.WNOHANG, nil); err != nil {
 		return
 	}
 	if info.Code != cldStopped && info.Code != cldContinued {
 		return
 	}
 	k.stopped = true
-	// Its group first, while the stopped launcher holds the group's id:
-	// what is left in it would keep the streams open until Wait's delay.
+	// Its group first, while the stopped launcher, not reaped (it is
+	// waited for only once it ends), holds the group's id: what is left
+	// in the group would keep the streams open until Wait's delay.
 	unix.Kill(-k.pid, unix.SIGKILL)
-	if k.pidfd >= 0 {
-		unix.PidfdSendSignal(k.pidfd, unix.SIGKILL, nil, 0)
-	} else {
-		unix.Kill(k.pid, unix.SIGKILL)
-	}
+	unix.PidfdSendSignal(k.pidfd, unix.SIGKILL, nil, 0)
 }
 
 // sweepRounds bounds the rounds of a sweep: each kills the orphans found
