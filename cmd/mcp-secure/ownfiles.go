@@ -132,8 +132,12 @@ func (f ownFile) data(path string) map[string]any {
 }
 
 // maxCodeEntries bounds the entries of an upstream server's code
-// directories looked through for symlinks, per server.
-const maxCodeEntries = 20000
+// directories looked through for symlinks, and maxCodeLinks the places
+// elsewhere below the allowed paths they may lead to, per server.
+const (
+	maxCodeEntries = 20000
+	maxCodeLinks   = 256
+)
 
 // serverCode lists the code of the upstream servers that lies below an
 // allowed path, as own files of the server (see ownFiles) that each
@@ -184,7 +188,7 @@ func serverCode(pol *policy.Policy) (files []ownFile, reads map[string][]string,
 		}
 		// Symlinks below the code lead to code too: Landlock and the
 		// filesystem door follow them.
-		seen := 0
+		seen, warned := 0, map[string]bool{}
 		for _, r := range s.Sandbox.Read {
 			if holdsAllowed(r, roots) || !insideAllowed(r, roots) {
 				continue
@@ -201,9 +205,14 @@ func serverCode(pol *policy.Policy) (files []ownFile, reads map[string][]string,
 				}
 				target := guard.RealPath(path)
 				switch {
-				case !insideAllowed(target, roots) || withinAny(target, mine):
+				case withinAny(target, mine) || warned[target]:
 				case holdsAllowed(target, roots):
 					warnings = append(warnings, fmt.Sprintf("servers.%s's code links (%s) to %s, which holds paths tools may use: it cannot be kept from tools", name, path, target))
+					warned[target] = true
+				case !insideAllowed(target, roots):
+				case len(reads[name]) == maxCodeLinks:
+					warnings = append(warnings, fmt.Sprintf("servers.%s's code links to more than %d places below allowed paths: those past them (%s, ...) are not kept from tools", name, maxCodeLinks, target))
+					return filepath.SkipAll
 				default:
 					add(name, target, true)
 					mine = append(mine, target)
