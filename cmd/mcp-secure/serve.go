@@ -231,7 +231,7 @@ func loadPolicy(file string) (*policy.Policy, error) {
 
 func userPolicyPath() string {
 	dir := os.Getenv("XDG_CONFIG_HOME")
-	if dir == "" {
+	if !filepath.IsAbs(dir) { // relative or empty counts as unset
 		home, err := os.UserHomeDir()
 		if err != nil {
 			return ""

@@ -229,6 +229,7 @@ func Parse(name, dir string, data []byte, lookup func(string) (string, bool)) (*
 	if lookup == nil {
 		lookup = osLookup
 	}
+	lookup = xdgAbsolute(lookup)
 	home := ""
 	if h, ok := lookup("HOME"); ok {
 		home = h
@@ -500,4 +501,17 @@ func (p *Policy) Audits(field string) bool {
 
 func normalizeHost(h string) string {
 	return hostname.Normalize(strings.TrimSpace(h))
+}
+
+// xdgAbsolute is lookup with a relative XDG_* variable unset, as the XDG
+// base directory specification has it: a relative value would make the
+// files it names depend on the directory the server runs in.
+func xdgAbsolute(lookup func(string) (string, bool)) func(string) (string, bool) {
+	return func(name string) (string, bool) {
+		v, ok := lookup(name)
+		if ok && strings.HasPrefix(name, "XDG_") && !filepath.IsAbs(v) {
+			return "", false
+		}
+		return v, ok
+	}
 }

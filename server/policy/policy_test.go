@@ -315,3 +315,32 @@ servers:
 		t.Errorf("EnvRefs (-want +got):\n%s", diff)
 	}
 }
+
+// A relative or empty XDG_* variable counts as unset, so the default
+// audit log (and any ${XDG_...} of the policy) never depends on the
+// directory the server runs in.
+func TestRelativeXDGIsUnset(t *testing.T) {
+	for _, tc := range []struct {
+		state, want string
+	}{
+		{"/s", "/s/mcp-secure/audit.log"},
+		{"rel", "/h/.local/state/mcp-secure/audit.log"},
+		{"", "/h/.local/state/mcp-secure/audit.log"},
+	} {
+		vars := map[string]string{"HOME": "/h", "XDG_STATE_HOME": tc.state, "XDG_DATA_HOME": tc.state}
+		p, err := Parse("p.yaml", "/etc/mcp", []byte("filesystem:\n  allowed_paths: [\"${XDG_DATA_HOME:-/d}/ws/**\"]\n"), env(vars))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Audit.LogFile != tc.want {
+			t.Errorf("XDG_STATE_HOME=%q: audit log %s, want %s", tc.state, p.Audit.LogFile, tc.want)
+		}
+		wantRoot := "/d/ws"
+		if tc.state == "/s" {
+			wantRoot = "/s/ws"
+		}
+		if roots := p.Roots(); len(roots) != 1 || roots[0] != wantRoot {
+			t.Errorf("XDG_DATA_HOME=%q: roots %v, want [%s]", tc.state, roots, wantRoot)
+		}
+	}
+}
