@@ -120,3 +120,20 @@ func TestE2EUpstreamCodeKeptFromTools(t *testing.T) {
 		}
 	}
 }
+
+// A server whose ${VAR} is not set cannot start: policy check says so
+// for the environment it runs in, and a call to one of its tools is told
+// why instead of only "not registered".
+func TestE2EUpstreamNotStartedSaysWhy(t *testing.T) {
+	e := newEnv(t, "servers:\n  gh:\n    command: node\n    args: [/nonexistent/server.mjs]\n    env:\n      TOKEN: ${E2E_UPSTREAM_UNSET_TOKEN}\n")
+	out, err := exec.Command(binPath, "policy", "check", "--policy", e.policy).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "upstream server gh will not start in this environment: servers.gh.env.TOKEN takes ${E2E_UPSTREAM_UNSET_TOKEN}, which is not set") {
+		t.Errorf("policy check: %v\n%s", err, out)
+	}
+	cs := e.connect(t, "")
+	wantError(t, call(t, cs, "gh__search", map[string]any{}), `upstream server "gh" was not started`, "which is not set")
+	rec := e.findRecord(t, map[string]any{"kind": "tool_call", "tool": "gh__search"})
+	if rec["result"] != "deny" || !strings.Contains(fmt.Sprint(rec["reasons"]), "was not started") {
+		t.Errorf("tool_call record %v", rec)
+	}
+}

@@ -61,6 +61,7 @@ func startUpstreams(ctx context.Context, pol *policy.Policy, door plugin.Launche
 				Reasons: []string{"not started: " + err.Error()}, Input: map[string]any{"server": name}}); aerr != nil {
 				log.Error("the audit record could not be written", "upstream", name, "err", aerr)
 			}
+			out = append(out, &notStarted{name: name, prefix: s.ToolPrefix(name), why: err})
 			continue
 		}
 		u, err := upstream.New(ctx, upstream.Config{
@@ -76,6 +77,7 @@ func startUpstreams(ctx context.Context, pol *policy.Policy, door plugin.Launche
 		}
 		if err != nil {
 			log.Error("upstream server not started", "upstream", name, "err", err)
+			out = append(out, &notStarted{name: name, prefix: s.ToolPrefix(name), why: err})
 			continue
 		}
 		log.Info("upstream server started", "upstream", name, "tools", len(u.Tools()), "sandbox", desc)
@@ -84,17 +86,41 @@ func startUpstreams(ctx context.Context, pol *policy.Policy, door plugin.Launche
 	return out
 }
 
+// notStarted stands for an upstream server that will not start while
+// the server runs (its policy entry cannot be started as it is): it
+// serves no tool, and a call to a tool under its prefix is told why
+// instead of only "not registered".
+type notStarted struct {
+	name, prefix string
+	why          error
+}
+
+func (n *notStarted) Info() plugin.Info {
+	return plugin.Info{Name: "upstream." + n.name, Version: "1.0.0", Description: "the upstream MCP server " + n.name + ", not started"}
+}
+
+func (n *notStarted) Tools() []plugin.Tool { return nil }
+
+func (n *notStarted) Pending(tool string) string {
+	if !strings.HasPrefix(tool, n.prefix) {
+		return ""
+	}
+	return fmt.Sprintf("upstream server %q was not started: %v (fix it and restart mcp-secure)", n.name, n.why)
+}
+
 // upstreamWarnings are the servers that cannot start because of their
 // env (policy check reports them; the server leaves them out), own (the
 // variables the policy and its dry-run policy take, checked.envRefs)
-// among the server's own. Whether a ${VAR} is set is not checked: that
-// is the serving environment's.
+// among the server's own, and those whose ${VAR} is not set in this
+// environment (the serving environment may set it).
 func upstreamWarnings(pol *policy.Policy, own []string) []string {
 	var out []string
 	anything := func(string) (string, bool) { return "", true }
 	for _, name := range pol.ServerNames() {
 		if _, err := upstreamSpec(name, pol.Servers[name], anything, own); err != nil {
 			out = append(out, fmt.Sprintf("upstream server %s will not start: %v", name, err))
+		} else if _, err := upstreamSpec(name, pol.Servers[name], os.LookupEnv, own); err != nil {
+			out = append(out, fmt.Sprintf("upstream server %s will not start in this environment: %v", name, err))
 		}
 	}
 	return out

@@ -177,6 +177,9 @@ func TestToolPatternWarnings(t *testing.T) {
 		"deny/upper-denied":  {src: "tools:\n  denied:\n    - \"LIST_*\"\n", want: []string{`p.yaml:3: tools.denied[0]: "LIST_*" matches no tool; did you mean list_*? (tool names are case-sensitive)`}},
 		"deny/upper-allowed": {src: "tools:\n  allowed: [Web_Search]\n", want: []string{`p.yaml:2: tools.allowed[0]: "Web_Search" matches no tool; did you mean web_search? (tool names are case-sensitive)`}},
 		"deny/typo":          {src: "tools:\n  denied: [serach_*]\n", want: []string{`p.yaml:2: tools.denied[0]: "serach_*" matches no tool`}},
+		// An upstream server's tools are known once it has started.
+		"allow/upstream-prefix": {src: "servers:\n  files:\n    command: node\n  gh:\n    command: node\n    prefix: \"git_\"\ntools:\n  denied: [files__write_file, \"git_push*\", filez__x]\n",
+			want: []string{`p.yaml:8: tools.denied[2]: "filez__x" matches no tool`}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			p, err := Parse("p.yaml", "/", []byte(tc.src), env(map[string]string{"HOME": "/h"}))

@@ -48,7 +48,7 @@ func toolPatternWarnings(p *Policy, tools []string) []string {
 				out = append(out, fmt.Sprintf("%s: %s: %q is not a valid glob: it matches no tool", loc, k, pat))
 				continue
 			}
-			if slices.ContainsFunc(tools, g.Match) {
+			if slices.ContainsFunc(tools, g.Match) || p.upstreamPattern(pat) {
 				continue
 			}
 			msg := fmt.Sprintf("%s: %s: %q matches no tool", loc, k, pat)
@@ -63,6 +63,18 @@ func toolPatternWarnings(p *Policy, tools []string) []string {
 	}
 	check("tools.denied", p.Tools.Denied)
 	return out
+}
+
+// upstreamPattern reports whether pat may name tools of an upstream
+// server of the servers section: they are known only once it has started
+// and listed them.
+func (p *Policy) upstreamPattern(pat string) bool {
+	for name, s := range p.Servers {
+		if pre := s.ToolPrefix(name); strings.HasPrefix(pat, pre) {
+			return true
+		}
+	}
+	return false
 }
 
 // suggestPattern offers the pattern in the case that matches a tool, if
