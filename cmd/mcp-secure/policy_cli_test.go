@@ -310,6 +310,12 @@ func TestPolicyTestMatchesOPA(t *testing.T) {
 	if code != exitError || !strings.Contains(out, "coverage: ") || !strings.Contains(errOut, "below the threshold") {
 		t.Errorf("--threshold 99.9: exit %d\n%s%s", code, out, errOut)
 	}
+	// With rules of the user's own, coverage is theirs: the example's
+	// rules are all covered by its tests.
+	code, out, errOut = runCLI(t, "policy", "test", "--policy", "../../examples/policies/no-secrets-in-bugs/policy.yaml", "--threshold", "90")
+	if code != 0 || !strings.Contains(out, "coverage: 100.00%") || strings.Contains(out, "_test.rego") || strings.Contains(out, "tools.rego") {
+		t.Errorf("--threshold 90 on the example's own rules: exit %d\n%s%s", code, out, errOut)
+	}
 	dir := t.TempDir()
 	writeFile(t, dir, "fail_test.rego", "package x_test\n\ntest_fails if {\n\t1 == 2\n}\n")
 	if code, out, _ := runCLI(t, "policy", "test", dir); code != exitError || !strings.Contains(out, "FAIL: 1/1") {

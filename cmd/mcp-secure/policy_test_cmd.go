@@ -170,7 +170,7 @@ func runPolicyTests(ctx context.Context, p testParams, stdout io.Writer) error {
 		return &exitErr{code: exitError, err: fmt.Errorf("policy test: %d of %d tests failed", failed, len(results))}
 	}
 	if cov != nil {
-		report := cov.Report(modules)
+		report := coverageOf(cov, coveredModules(modules, chk.cfg.Modules))
 		if err := reportCoverage(stdout, p, report); err != nil {
 			return err
 		}
@@ -179,6 +179,46 @@ func runPolicyTests(ctx context.Context, p testParams, stdout io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// coverageOf is cov's report on modules alone: the tracer also saw lines
+// of the others (tests, built-in rules), which count for nothing here.
+func coverageOf(cov *cover.Cover, modules map[string]*ast.Module) cover.Report {
+	report := cov.Report(modules)
+	report.CoveredLines, report.NotCoveredLines, report.Coverage = 0, 0, 0
+	for name, f := range report.Files {
+		if _, ok := modules[name]; !ok {
+			delete(report.Files, name)
+			continue
+		}
+		report.CoveredLines += f.CoveredLines
+		report.NotCoveredLines += f.NotCoveredLines
+	}
+	if total := report.CoveredLines + report.NotCoveredLines; total > 0 {
+		report.Coverage = 100 * float64(report.CoveredLines) / float64(total)
+	}
+	return report
+}
+
+// coveredModules are the modules coverage is reported for: the rules
+// under test, not their tests, and not the built-in modules when there
+// are rules of the user's own (a threshold is about the user's rules);
+// with none, the built-in modules.
+func coveredModules(modules map[string]*ast.Module, builtin map[string]string) map[string]*ast.Module {
+	own, all := map[string]*ast.Module{}, map[string]*ast.Module{}
+	for name, m := range modules {
+		if strings.HasSuffix(name, "_test.rego") {
+			continue
+		}
+		all[name] = m
+		if _, ok := builtin[name]; !ok {
+			own[name] = m
+		}
+	}
+	if len(own) > 0 {
+		return own
+	}
+	return all
 }
 
 func reportTests(w io.Writer, p testParams, results []*tester.Result) error {
