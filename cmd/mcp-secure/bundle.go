@@ -180,6 +180,11 @@ func openBundle(ctx context.Context, b bundleParams, log *slog.Logger, onChange 
 		}
 	}
 	chk.snapshot = &cur
+	if cfg.Signing.KeyFile == "" {
+		// Only a local file may go unsigned (a service may not): whoever
+		// can write it chooses the policy.
+		chk.warnings = append(chk.warnings, fmt.Sprintf("bundle %s is not verified (no --bundle-key): whoever can write the file chooses the policy", cfg.Location))
+	}
 	log.Info("policy from bundle", "bundle", cfg.Location, "revision", cur.Revision, "modules", cur.ModuleNames())
 	return chk, src, nil
 }

@@ -253,6 +253,20 @@ func TestCLIBundleCheck(t *testing.T) {
 			if code != tc.wantCode || !strings.Contains(stdout+stderr, tc.want) {
 				t.Fatalf("exit %d (want %d), want %q in:\n%s%s", code, tc.wantCode, tc.want, stdout, stderr)
 			}
+			if strings.Contains(stdout+stderr, "is not verified") {
+				t.Errorf("a verified bundle is said not to be:\n%s%s", stdout, stderr)
+			}
 		})
+	}
+	// A local bundle checked without a key is taken as the file is, and
+	// said so.
+	f.publish(t, "local-2", pol, "package mcp.tools\n")
+	file := filepath.Join(t.TempDir(), "fleet.tar.gz")
+	if err := os.WriteFile(file, f.body, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := runBinary(t, e, "policy", "check", "--bundle", file)
+	if code != 0 || !strings.Contains(stdout+stderr, "bundle "+file+" is not verified (no --bundle-key)") {
+		t.Errorf("an unverified local bundle: exit %d\n%s%s", code, stdout, stderr)
 	}
 }
