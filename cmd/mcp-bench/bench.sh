@@ -18,7 +18,7 @@ GO=${GO:-go}
 COUNT=${BENCH_COUNT:-5}
 BENCHTIME=${BENCH_TIME:-300ms}
 RUNS=${BENCH_RUNS:-5}
-PKGS=${BENCH_PKGS:-./server/engine/ ./server/guard/ ./server/ ./plugins/bugtracker/}
+PKGS=${BENCH_PKGS:-./server/engine/ ./server/guard/ ./server/ ./server/audit/ ./server/sandbox/ ./plugins/bugtracker/}
 OUT=${BENCH_REPORT:-bin/bench-report.md}
 DIR=bin/bench
 mkdir -p "$DIR"

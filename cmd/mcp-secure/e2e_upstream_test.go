@@ -281,6 +281,9 @@ func TestE2EUpstreamSandbox(t *testing.T) {
 func TestE2EUpstreamChangedDefinitionDeniedUntilApproved(t *testing.T) {
 	u := newUpstreamEnv(t, defaultNetwork, "      ECHO_DESCRIPTION: \"${ECHO_DESC}\"\n", "")
 	u.vars = append(u.vars, "ECHO_DESC=Returns the text it is given.")
+	if out, err := exec.Command(binPath, "tools", "pins", "--policy", u.policy).CombinedOutput(); err != nil || !strings.Contains(string(out), "no upstream tool has been seen yet") {
+		t.Errorf("tools pins before any start: %v\n%s", err, out)
+	}
 	cs := u.connectSlow(t)
 	if res := call(t, cs, "demo__echo", map[string]any{"text": "a"}); res.IsError {
 		t.Fatalf("first run: %q", text(res))

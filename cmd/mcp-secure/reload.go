@@ -356,8 +356,13 @@ func (r *reloader) effective(ctx context.Context, old *policy.Policy, chk *check
 	}
 	var restart []string
 	if !slices.Equal(old.Roots(), eff.Roots()) {
-		restart = append(restart, "filesystem.allowed_paths (the directories files are opened below: "+
-			strings.Join(old.Roots(), ", ")+" -> "+strings.Join(eff.Roots(), ", ")+")")
+		roots := func(p *policy.Policy) string {
+			if r := p.Roots(); len(r) > 0 {
+				return strings.Join(r, ", ")
+			}
+			return "(none)"
+		}
+		restart = append(restart, "filesystem.allowed_paths (the directories files are opened below: "+roots(old)+" -> "+roots(&eff)+")")
 	}
 	if !reflect.DeepEqual(old.Commands, eff.Commands) {
 		restart = append(restart, "commands")

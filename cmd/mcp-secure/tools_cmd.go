@@ -57,7 +57,7 @@ those pending approval (added after their server's initial listing).`, stdout)
 		return &exitErr{code: exitError, err: err}
 	}
 	if sub == "pins" {
-		return listPins(stdout, store)
+		return listPins(stdout, store, pins.PathFor(pol.Audit.LogFile))
 	}
 	if len(names) == 0 {
 		return c.usageErr("name the tools to approve (as clients see them, e.g. docs__read_file)")
@@ -113,10 +113,14 @@ listing are pinned on first sight; a tool first seen later (added or
 renamed at run time) is pending, denied until approved.
 `
 
-func listPins(w io.Writer, store *pins.Store) error {
+func listPins(w io.Writer, store *pins.Store, path string) error {
 	entries, err := store.Entries()
 	if err != nil {
 		return &exitErr{code: exitError, err: err}
+	}
+	if len(entries) == 0 {
+		fmt.Fprintf(w, "no upstream tool has been seen yet (pins file %s)\n", path)
+		return nil
 	}
 	names := make([]string, 0, len(entries))
 	for n := range entries {

@@ -257,7 +257,8 @@ func (p *persistent) child(ctx context.Context) (*child, error) {
 	go p.readStderr(proc.Stderr())
 	go func() {
 		code, err := proc.Wait()
-		if err != nil {
+		// Cancelled is stopped by the server (its end, a restart).
+		if err != nil && !errors.Is(err, context.Canceled) {
 			p.log.Error("external plugin process failed", "plugin", p.m.Name, "err", err)
 		}
 		c.code, c.err = code, err
