@@ -46,8 +46,8 @@ const usage = `mcp-secure: a security-first, policy-as-code MCP server over stdi
 
 Usage:
   mcp-secure [serve] [--policy FILE] [--shutdown-grace 5s] [--max-in-flight 256]
-                                        run the server on stdin/stdout
-  mcp-secure policy check [--policy FILE]
+             [--reload-interval 1s]     run the server on stdin/stdout
+  mcp-secure policy check [--policy FILE | --bundle URL|PATH ...]
                                         every start-up check and opa check --strict;
                                         every problem at once (exit 2 on error)
   mcp-secure [serve] --bundle URL|PATH [--bundle-key FILE --bundle-key-id ID]
@@ -56,7 +56,7 @@ Usage:
   mcp-secure policy compile [--policy FILE] [--out FILE]
                                         write the policy's data document
   mcp-secure policy eval --tool NAME [--args JSON] [--client NAME] [--explain]
-  mcp-secure policy eval --network HOST:PORT | --path PATH [--op OP] | --exec ARGV...
+  mcp-secure policy eval --network HOST:PORT [--ip ADDR] | --path PATH [--op OP] | --exec ARGV...
                                         decide one request; exit 0 allow, 1 deny, 2 error
   mcp-secure policy test [PATH...] [--coverage] [--threshold N] [--run REGEX] [-v]
                                         Rego unit tests, as opa test runs them
