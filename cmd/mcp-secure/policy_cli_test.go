@@ -237,6 +237,17 @@ rego:
 	}
 }
 
+// An allowed command shows the question the command door asked on the
+// way (could a tool write the program?) apart from the verdict.
+func TestPolicyEvalExecAside(t *testing.T) {
+	dir := cliHome(t)
+	pol := writeFile(t, dir, "policy.yaml", "version: \"1.0\"\nfilesystem:\n  allowed_paths: [\""+dir+"/ws/\"]\ncommands:\n  allowed: [\"true\"]\n")
+	code, out, errOut := runCLI(t, "policy", "eval", "--policy", pol, "--exec", "true")
+	if code != 0 || !strings.Contains(out, "  asked on the way (not the verdict), deny: could a tool write /usr/bin/true?") || !strings.Contains(out, "allow: exec true (mcp/commands/decision)") {
+		t.Errorf("exit %d\n%s%s", code, out, errOut)
+	}
+}
+
 // The input file names the decision point's input directly.
 func TestPolicyEvalInputFile(t *testing.T) {
 	dir := cliHome(t)

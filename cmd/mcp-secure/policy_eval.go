@@ -153,7 +153,7 @@ func (r evalResult) print(w io.Writer) error {
 		verdict = "allow"
 	}
 	if r.aside {
-		verdict = "  asked on the way, " + verdict
+		verdict = "  asked on the way (not the verdict), " + verdict
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %s (%s)\n", verdict, r.what, r.point.Path())
@@ -325,7 +325,8 @@ func (e *evaluator) guarded(ctx context.Context, p evalParams, point engine.Poin
 	for _, a := range e.asked {
 		r := evalResult{what: what, point: a.point, input: a.input, allow: a.d.Allow, reasons: a.d.Reasons}
 		if a.point != point {
-			r.aside, r.what = true, describeInput(a.input)
+			// A question, not a request: whether a tool could do it.
+			r.aside, r.what = true, "could a tool "+describeInput(a.input)+"?"
 		}
 		out = append(out, r)
 	}
