@@ -146,10 +146,14 @@ func checkStopped(k *kid) {
 		return
 	}
 	k.stopped = true
-	// Its group first, while the stopped launcher, not reaped (it is
-	// waited for only once it ends), holds the group's id: what is left
-	// in the group would keep the streams open until Wait's delay.
-	unix.Kill(-k.pid, unix.SIGKILL)
+	// Its group first, while the stopped launcher, which cannot end by
+	// itself and so is not reaped, holds the group's id: what is left in
+	// the group would keep the streams open until Wait's delay. (One
+	// found continued is killed through its pidfd alone; Wait kills its
+	// group.)
+	if info.Code == cldStopped {
+		unix.Kill(-k.pid, unix.SIGKILL)
+	}
 	unix.PidfdSendSignal(k.pidfd, unix.SIGKILL, nil, 0)
 }
 
