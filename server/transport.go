@@ -124,6 +124,13 @@ func (t *StdioTransport) Connect(context.Context) (mcp.Connection, error) {
 		c.log = slog.New(slog.DiscardHandler)
 	}
 	c.out.written = c.posted
+	c.out.failed = func(err error) {
+		// No answer can be written any more: the calls in flight finish
+		// (or are cancelled after the drain's grace) so that their audit
+		// records are written, and the stream ends as at the end of input.
+		c.log.Error("writing to stdout failed: the client is gone; finishing the calls in flight", "err", err)
+		go c.finish(c.drainFor)
+	}
 	t.mu.Lock()
 	t.conn = c
 	t.mu.Unlock()
@@ -174,6 +181,9 @@ type stdioConn struct {
 	inflight  map[string]string // method by request id
 	unwritten int               // answers queued and not yet written
 	idle      chan struct{}     // closed when both are none, while draining
+	// room is closed when an answer is written, while the reader waits
+	// for the answers not yet written to leave room (waitRoom).
+	room chan struct{}
 	// protocol is the version the initialize answer negotiated; "" until
 	// then, and for the stateless protocol.
 	protocol string
@@ -262,7 +272,39 @@ func (c *stdioConn) wrote(n int) {
 	c.fmu.Lock()
 	defer c.fmu.Unlock()
 	c.unwritten -= n
+	if c.room != nil {
+		close(c.room)
+		c.room = nil
+	}
 	c.checkIdle()
+}
+
+// waitRoom holds the reader back while the requests in flight and the
+// answers not yet written reach the in-flight cap because answers wait
+// for the client to read them: a client that does not read its output
+// holds back its own input, instead of growing the server's queue of
+// answers (and the goroutines writing them) without end. It reports
+// false when the stream ends meanwhile.
+func (c *stdioConn) waitRoom() bool {
+	for {
+		c.fmu.Lock()
+		if c.unwritten == 0 || len(c.inflight)+c.unwritten < c.maxFlight {
+			c.fmu.Unlock()
+			return true
+		}
+		if c.room == nil {
+			c.room = make(chan struct{})
+		}
+		room := c.room
+		c.fmu.Unlock()
+		select {
+		case <-room:
+		case <-c.closed:
+			return false
+		case <-c.stopping:
+			return false
+		}
+	}
 }
 
 // checkIdle wakes a drain once no request is in flight and no answer
@@ -537,6 +579,9 @@ func (c *stdioConn) deliver(r readResult) bool {
 	default:
 	}
 	if req, ok := r.msg.(*jsonrpc.Request); ok {
+		if req.ID.IsValid() && !c.waitRoom() {
+			return false
+		}
 		if code, msg, ok := c.admit(req); !ok {
 			c.reject(&req.ID, code, msg)
 			return true

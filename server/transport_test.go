@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -223,13 +224,22 @@ func TestWithoutCacheFields(t *testing.T) {
 type gatedWriter struct {
 	entered chan struct{}
 	gate    chan struct{}
+	mu      sync.Mutex
 	buf     bytes.Buffer
 }
 
 func (g *gatedWriter) Write(p []byte) (int, error) {
 	g.entered <- struct{}{}
 	<-g.gate
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	return g.buf.Write(p)
+}
+
+func (g *gatedWriter) text() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.buf.String()
 }
 
 // TestDrainWaitsForTheWrittenAnswer: at the end of input the transport
@@ -280,7 +290,75 @@ func TestDrainWaitsForTheWrittenAnswer(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the transport did not end after its last answer was written")
 	}
-	if !strings.Contains(out.buf.String(), `"id":1`) {
-		t.Errorf("output %q lacks the answer", out.buf.String())
+	if !strings.Contains(out.text(), `"id":1`) {
+		t.Errorf("output %q lacks the answer", out.text())
+	}
+}
+
+// A client that does not read its output holds back its own input: the
+// requests in flight and the answers not yet written stay within the
+// in-flight cap, instead of the answers (and the goroutines writing
+// them) piling up without end. Once the output is read, every request
+// is answered.
+func TestUnreadOutputHoldsBackInput(t *testing.T) {
+	const maxFlight, requests = 4, 40
+	in, inW := io.Pipe()
+	out := &gatedWriter{entered: make(chan struct{}, requests), gate: make(chan struct{})}
+	tr := &StdioTransport{In: in, Out: out, MaxInFlight: maxFlight, DrainTimeout: 5 * time.Second}
+	conn, err := tr.Connect(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := conn.(*stdioConn)
+	sent := make(chan int, requests)
+	go func() {
+		for i := 1; i <= requests; i++ {
+			if _, err := fmt.Fprintf(inW, "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"tools/list\"}\n", i); err != nil {
+				return
+			}
+			sent <- i
+		}
+		inW.Close()
+	}()
+	// Answer each request as the SDK does: a goroutine each, writing.
+	go func() {
+		for {
+			msg, err := c.Read(context.Background())
+			if err != nil {
+				return
+			}
+			go c.Write(context.Background(), &jsonrpc.Response{ID: msg.(*jsonrpc.Request).ID, Result: json.RawMessage(`{"tools":[]}`)})
+		}
+	}()
+	// The input stops being read: the last request sent stays put.
+	last, still := 0, 0
+	for still < 10 {
+		select {
+		case n := <-sent:
+			last, still = n, 0
+		case <-time.After(50 * time.Millisecond):
+			still++
+		}
+	}
+	// One request read and held by the waiting reader, one whose write
+	// the pipe has taken but the reader not: the cap plus two at most.
+	if last > maxFlight+2 {
+		t.Fatalf("%d requests were read while none of their answers could be written (cap %d)", last, maxFlight)
+	}
+	close(out.gate)
+	deadline := time.After(10 * time.Second)
+	for last < requests {
+		select {
+		case last = <-sent:
+		case <-deadline:
+			t.Fatalf("only %d of %d requests were read after the output was", last, requests)
+		}
+	}
+	for !strings.Contains(out.text(), fmt.Sprintf(`"id":%d,`, requests)) {
+		select {
+		case <-deadline:
+			t.Fatalf("the last answer was not written: %q", out.text())
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
 }

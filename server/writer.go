@@ -23,6 +23,11 @@ type lineWriter struct {
 	// once the batch is written, with the write's error. It is called
 	// without the writer's lock, by the goroutine that wrote the batch.
 	written func(posted int, err error)
+	// failed, if set, is told of the first write that fails: the output
+	// is gone (a client that closed its end, a full disk), and no later
+	// line will reach it either.
+	failed     func(err error)
+	failedOnce sync.Once
 
 	mu      sync.Mutex
 	cond    sync.Cond
@@ -137,6 +142,9 @@ func (w *lineWriter) lead(mine *batch) error {
 		_, werr := w.out.Write(b.buf)
 		if b == mine {
 			err = werr
+		}
+		if werr != nil && w.failed != nil {
+			w.failedOnce.Do(func() { w.failed(werr) })
 		}
 		if b.posted > 0 && w.written != nil {
 			w.written(b.posted, werr)

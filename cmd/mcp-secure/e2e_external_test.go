@@ -3,9 +3,11 @@
 package main
 
 import (
+	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -671,5 +673,59 @@ func TestExternalReloadKeepsPluginDirs(t *testing.T) {
 	e.findRecord(t, map[string]any{"kind": "filesystem", "result": "deny"})
 	if res := call(t, rc.cs, "fx_echo", map[string]any{"text": "x"}); res.IsError {
 		t.Fatalf("the kept plugin: %q", text(res))
+	}
+}
+
+// A client that closes its end of stdout does not kill the server
+// (SIGPIPE): the write fails, the call in flight runs to its end (here
+// its timeout) and is audited, and the server exits 0.
+func TestE2EClosedOutputFinishesCalls(t *testing.T) {
+	e := newEnv(t, extPolicy("plugins/fx")+"tools:\n  timeout: 2\n  rate_limits:\n    default: 600\n")
+	extPlugin(t, e, "fx", fxManifest("fx", "fx", ""))
+	cmd := e.command()
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout = outW
+	cmd.Stderr = &testWriter{t: t}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	outW.Close()
+	out := bufio.NewReader(outR)
+	send := func(line string) {
+		t.Helper()
+		if _, err := io.WriteString(stdin, line+"\n"); err != nil {
+			t.Fatalf("write to server: %v", err)
+		}
+	}
+	send(`{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"0"}}}`)
+	if _, err := out.ReadBytes('\n'); err != nil {
+		t.Fatal(err)
+	}
+	send(`{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+	pidfile := filepath.Join(e.workspace, "pids")
+	send(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"fx_hang","arguments":{"pidfile":"` + pidfile + `"}}}`)
+	waitFor(t, 10*time.Second, "the hanging call to start", func() bool { _, err := os.Stat(pidfile); return err == nil })
+	outR.Close() // the client goes away from the output
+	send(`{"jsonrpc":"2.0","id":2,"method":"ping"}`)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("the server ended with %v after its output was closed, want exit 0", err)
+		}
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("the server did not end after its output was closed")
+	}
+	if _, r, _ := e.callRecords(t, "fx_hang"); r == nil || r["status"] != "timeout" {
+		t.Errorf("tool_result of the call in flight: %v", r)
 	}
 }

@@ -508,3 +508,56 @@ func TestE2EEOFWithUnreadOutput(t *testing.T) {
 		t.Fatal("the server did not exit after the end of its input while its output went unread")
 	}
 }
+
+// A client that sends and never reads holds back its own input once the
+// answers waiting for it (here the SDK's, to resources/list) fill the
+// in-flight cap: the server stops reading instead of queueing answers
+// (and goroutines) without end. Read again, every request is answered.
+func TestE2EUnreadOutputHoldsBackInput(t *testing.T) {
+	e := newEnv(t, "")
+	r := e.startRaw(t)
+	r.initialize()
+	const total = 12000
+	sent := make(chan int, 1)
+	go func() {
+		n := 0
+		for n < total {
+			if _, err := fmt.Fprintf(r.stdin, `{"jsonrpc":"2.0","id":%d,"method":"resources/list"}`+"\n", n+1); err != nil {
+				break
+			}
+			n++
+			if n%30 == 0 {
+				// Paced, so that the requests in flight alone never reach
+				// the cap (256), only they and the answers waiting together.
+				time.Sleep(10 * time.Millisecond)
+			}
+			select {
+			case <-sent:
+			default:
+			}
+			sent <- n
+		}
+	}()
+	// Wait until the writes stall (or all went through: the failure).
+	last, still := 0, 0
+	for still < 20 && last < total {
+		select {
+		case n := <-sent:
+			last, still = n, 0
+		case <-time.After(50 * time.Millisecond):
+			still++
+		}
+	}
+	// Two pipe buffers' worth (stdin's and stdout's, 64 KiB each, some
+	// 45 bytes a line) and the reader's buffer: far below the total.
+	if last >= total/2 {
+		t.Fatalf("the server read %d of %d requests while its output went unread", last, total)
+	}
+	answered := 0
+	for answered < total {
+		m := r.recv()
+		if m["id"] != nil {
+			answered++
+		}
+	}
+}

@@ -6,8 +6,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/mcp-secure/mcp-secure/cmd/mcp-secure/internal/early"
@@ -22,6 +24,12 @@ import (
 )
 
 func serve(ctx context.Context, p serveParams, stdin io.Reader, stdout io.Writer, log *slog.Logger) (err error) {
+	// A client that closes its end of stdout (or stderr) must not kill the
+	// server: with SIGPIPE heard, a write there fails with EPIPE instead,
+	// and the transport finishes the calls in flight, their records
+	// written, as at the end of input. (Heard, not ignored: an ignored
+	// signal would stay ignored in the children the server starts.)
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	p.bundleChanged = make(chan struct{}, 1)
 	p.bundleRefused = make(chan bundle.Refusal, bundleRefusals)
 	chk, src, err := servePolicy(ctx, p, log)
