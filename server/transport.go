@@ -110,6 +110,7 @@ func (t *StdioTransport) Connect(context.Context) (mcp.Connection, error) {
 		stopping:  make(chan struct{}),
 		eof:       make(chan struct{}),
 		inflight:  map[string]string{},
+		dropped:   map[string]bool{},
 	}
 	if c.maxFlight <= 0 {
 		c.maxFlight = DefaultMaxInFlight
@@ -179,7 +180,11 @@ type stdioConn struct {
 	// but the stream ends only once the answer is written.
 	fmu       sync.Mutex
 	inflight  map[string]string // method by request id
-	unwritten int               // answers queued and not yet written
+	// dropped are the requests in flight the client cancelled: their
+	// answers are not written (the client expects none), and their ids
+	// stay in flight until the call has ended and answered.
+	dropped   map[string]bool
+	unwritten int // answers queued and not yet written
 	idle      chan struct{}     // closed when both are none, while draining
 	// room is closed when an answer is written, while the reader waits
 	// for the answers not yet written to leave room (waitRoom).
@@ -246,8 +251,8 @@ func (c *stdioConn) admit(req *jsonrpc.Request) (code int64, msg string, ok bool
 // over the in-flight cap.
 const codeBusy = -32000
 
-// answered forgets a request the client cancelled (no answer is owed
-// then) or that was never delivered, and returns its method.
+// answered forgets a request that was never delivered, and returns its
+// method.
 func (c *stdioConn) answered(id jsonrpc.ID) string {
 	c.fmu.Lock()
 	defer c.fmu.Unlock()
@@ -260,11 +265,29 @@ func (c *stdioConn) answered(id jsonrpc.ID) string {
 
 // answering forgets a request whose answer is about to be queued, and
 // counts the answer as on its way out until wrote says it is written.
-func (c *stdioConn) answering(id jsonrpc.ID) {
+// For a request the client cancelled it reports drop: its answer is not
+// to be written.
+func (c *stdioConn) answering(id jsonrpc.ID) (drop bool) {
 	c.fmu.Lock()
 	defer c.fmu.Unlock()
-	delete(c.inflight, idKey(id))
+	k := idKey(id)
+	delete(c.inflight, k)
+	if c.dropped[k] {
+		delete(c.dropped, k)
+		c.checkIdle()
+		return true
+	}
 	c.unwritten++
+	return false
+}
+
+// cancelling marks a request in flight as cancelled by the client.
+func (c *stdioConn) cancelling(id jsonrpc.ID) {
+	c.fmu.Lock()
+	defer c.fmu.Unlock()
+	if k := idKey(id); c.inflight[k] != "" {
+		c.dropped[k] = true
+	}
 }
 
 // wrote counts n answers written (or failed to be).
@@ -380,7 +403,9 @@ func (c *stdioConn) Write(ctx context.Context, msg jsonrpc.Message) error {
 		// end of input waits until it is written, so the process cannot
 		// end with an answer still on its way out.
 		c.polish(resp)
-		c.answering(resp.ID)
+		if c.answering(resp.ID) {
+			return nil // cancelled: the client expects no answer
+		}
 		defer c.wrote(1)
 		if responseFits(resp) {
 			if err := c.out.write(func(b []byte) []byte { return append(appendResponse(b, resp), '\n') }); err != nil {
@@ -401,7 +426,9 @@ func (c *stdioConn) Write(ctx context.Context, msg jsonrpc.Message) error {
 // the answer counts as on its way out until its line is written
 // (posted), so a drain at the end of input still waits for it.
 func (c *stdioConn) post(id jsonrpc.ID, result []byte) {
-	c.answering(id)
+	if c.answering(id) {
+		return // cancelled: the client expects no answer
+	}
 	c.out.post(answerFill(c, id, result))
 }
 
@@ -414,12 +441,16 @@ type answer struct {
 // postAll posts the answers as post does each, in one write when no
 // write is under way.
 func (c *stdioConn) postAll(as []answer) {
-	lines := make([]func([]byte) []byte, len(as))
-	for i, a := range as {
-		c.answering(a.id)
-		lines[i] = answerFill(c, a.id, a.result)
+	lines := make([]func([]byte) []byte, 0, len(as))
+	for _, a := range as {
+		if !c.answering(a.id) {
+			lines = append(lines, answerFill(c, a.id, a.result))
+		}
 	}
-	c.out.postN(len(as), func(b []byte) []byte {
+	if len(lines) == 0 {
+		return
+	}
+	c.out.postN(len(lines), func(b []byte) []byte {
 		for _, line := range lines {
 			b = line(b)
 		}
@@ -606,8 +637,12 @@ func (c *stdioConn) deliver(r readResult) bool {
 	}
 }
 
-// cancelled forgets a request the client cancelled: the SDK does not
-// answer it.
+// cancelled handles the client's cancellation of a request in flight:
+// the call is cancelled (the fast lane's here; the SDK's by the SDK), and
+// its answer, which still comes once the call has ended, is not written
+// (the client expects none). Its id stays in flight until then: a
+// request that reuses it before is refused as a duplicate, so it can
+// never be taken for the cancelled one's answer.
 func (c *stdioConn) cancelled(params json.RawMessage) {
 	var p struct {
 		RequestID any `json:"requestId"`
@@ -615,17 +650,13 @@ func (c *stdioConn) cancelled(params json.RawMessage) {
 	if json.Unmarshal(params, &p) != nil || p.RequestID == nil {
 		return
 	}
+	id, err := jsonrpc.MakeID(p.RequestID)
+	if err != nil || !id.IsValid() {
+		return
+	}
+	c.cancelling(id)
 	if c.fast != nil {
-		// The fast lane's calls are its to cancel (the SDK's, the SDK's).
-		if id, err := jsonrpc.MakeID(p.RequestID); err == nil && id.IsValid() {
-			c.fast.cancel(id)
-		}
-	}
-	if f, ok := p.RequestID.(float64); ok {
-		p.RequestID = int64(f)
-	}
-	if id, err := jsonrpc.MakeID(p.RequestID); err == nil && id.IsValid() {
-		c.answered(id)
+		c.fast.cancel(id)
 	}
 }
 

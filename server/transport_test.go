@@ -362,3 +362,91 @@ func TestUnreadOutputHoldsBackInput(t *testing.T) {
 		}
 	}
 }
+
+// A request the client cancelled keeps its id until its call has ended:
+// a request that reuses the id before is refused as a duplicate, the
+// cancelled call's answer is not written, and the id is free after it.
+func TestCancelledIDStaysInFlightUntilTheCallEnds(t *testing.T) {
+	in, inW := io.Pipe()
+	var out bytes.Buffer
+	sw := &lockedBuffer{buf: &out}
+	tr := &StdioTransport{In: in, Out: sw, DrainTimeout: 5 * time.Second}
+	conn, err := tr.Connect(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := conn.(*stdioConn)
+	// Read as the SDK does, all along: notifications too.
+	reqs := make(chan *jsonrpc.Request, 8)
+	go func() {
+		for {
+			m, err := c.Read(context.Background())
+			if err != nil {
+				return
+			}
+			if r, ok := m.(*jsonrpc.Request); ok && r.ID.IsValid() {
+				reqs <- r
+			}
+		}
+	}()
+	read := func() *jsonrpc.Request {
+		t.Helper()
+		select {
+		case r := <-reqs:
+			return r
+		case <-time.After(5 * time.Second):
+			t.Fatal("no request delivered")
+			return nil
+		}
+	}
+	for _, id := range []string{`"r0"`, `7`} {
+		fmt.Fprintf(inW, `{"jsonrpc":"2.0","id":%s,"method":"tools/list"}`+"\n", id)
+		first := read()
+		fmt.Fprintf(inW, `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":%s}}`+"\n", id)
+		fmt.Fprintf(inW, `{"jsonrpc":"2.0","id":%s,"method":"tools/list","params":{"cursor":"again"}}`+"\n", id)
+		waitText(t, sw, "already in flight")
+		if err := c.Write(context.Background(), &jsonrpc.Response{ID: first.ID, Result: json.RawMessage(`{"tools":[],"cancelled":"yes"}`)}); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(inW, `{"jsonrpc":"2.0","id":%s,"method":"tools/list","params":{"cursor":"third"}}`+"\n", id)
+		if third := read(); !strings.Contains(string(third.Params), "third") {
+			t.Fatalf("id %s after the cancelled call ended: delivered %s, want the third request", id, third.Params)
+		}
+		if strings.Contains(sw.String(), `"cancelled":"yes"`) {
+			t.Fatalf("the cancelled call's answer was written: %s", sw.String())
+		}
+		if err := c.Write(context.Background(), &jsonrpc.Response{ID: first.ID, Result: json.RawMessage(`{"tools":[]}`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inW.Close()
+}
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf *bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// waitText waits until w's output holds want.
+func waitText(t *testing.T, w *lockedBuffer, want string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(w.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("output lacks %q: %s", want, w.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
