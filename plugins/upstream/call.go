@@ -153,7 +153,29 @@ func (res *callResult) convert() *plugin.Result {
 	case len(s) > MaxResultText:
 		out.Text += fmt.Sprintf("\n[structured content left out: %d bytes, over 1 MiB]", len(s))
 	case len(s) > 0 && s[0] == '{':
-		out.Structured = json.RawMessage(s)
+		if clean, ok := cleanJSON(s); ok {
+			out.Structured = json.RawMessage(clean)
+		} else {
+			out.Text += "\n[structured content left out: not valid JSON]"
+		}
 	}
 	return out
+}
+
+// cleanJSON is s as valid UTF-8 JSON: bytes that are not UTF-8 and
+// escapes of lone surrogates (which strict parsers refuse) become U+FFFD,
+// as in text content; numbers keep their digits. s is returned as it is
+// when it holds neither.
+func cleanJSON(s []byte) ([]byte, bool) {
+	if utf8.Valid(s) && !bytes.Contains(s, []byte(`\ud`)) && !bytes.Contains(s, []byte(`\uD`)) {
+		return s, true
+	}
+	dec := json.NewDecoder(bytes.NewReader(s))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, false
+	}
+	out, err := json.Marshal(v)
+	return out, err == nil
 }

@@ -248,6 +248,11 @@ func TestConvert(t *testing.T) {
 		"unknown/skipped":               {`{"content":[{"type":"hologram"},{"type":"text","text":"t"}]}`, plugin.Result{Text: "t"}, ""},
 		"structured/object-kept":        {`{"content":[],"structuredContent":{"n":1}}`, plugin.Result{}, `{"n":1}`},
 		"structured/non-object-dropped": {`{"content":[],"structuredContent":[1]}`, plugin.Result{}, ""},
+		// Bytes that are not UTF-8 and a lone surrogate's escape become
+		// U+FFFD, as in text; numbers keep every digit.
+		"structured/cleaned": {"{\"content\":[],\"structuredContent\":{\"b\":\"\\ud800x\",\"a\":\"\xff\",\"n\":12345678901234567890}}", plugin.Result{},
+			"{\"a\":\"\ufffd\",\"b\":\"\ufffdx\",\"n\":12345678901234567890}"},
+		"structured/pair-kept": {`{"content":[],"structuredContent":{"e":"\ud83d\ude00"}}`, plugin.Result{}, `{"e":"😀"}`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			var res callResult
