@@ -3,6 +3,8 @@ package server
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 
@@ -226,7 +228,80 @@ func decodeMessage(line []byte) (jsonrpc.Message, error) {
 	if req, ok := decodeRequest(line); ok {
 		return req, nil
 	}
+	if err := faithfulID(line); err != nil {
+		return nil, err
+	}
 	return jsonrpc.DecodeMessage(line)
+}
+
+// errUnfaithfulID is an id the answer could not carry back as sent.
+var errUnfaithfulID = errors.New("request id refused")
+
+// maxExactID is the largest integer id read exactly: the SDK reads
+// numbers as float64.
+const maxExactID = 1 << 53
+
+// faithfulID refuses an id the answer could not carry back as sent: a
+// number that is not an integer or lies beyond ±2^53 (read as a float,
+// 1.5 would come back as 1, and 1e20 and 2e20 as one id), or a string
+// with an escaped lone surrogate (it would come back as U+FFFD). The
+// fast decoder takes none of these; the SDK's decoder would.
+func faithfulID(line []byte) error {
+	var probe struct {
+		ID json.RawMessage `json:"id"`
+	}
+	if json.Unmarshal(line, &probe) != nil {
+		return nil // not an object: the SDK's decoder says what is wrong
+	}
+	raw := bytes.TrimSpace(probe.ID)
+	switch {
+	case len(raw) == 0 || raw[0] == 'n' || raw[0] == '{' || raw[0] == '[' || raw[0] == 't' || raw[0] == 'f':
+		return nil
+	case raw[0] == '"':
+		if loneSurrogate(raw) {
+			return fmt.Errorf("%w: it escapes a lone UTF-16 surrogate, which the answer could not carry back", errUnfaithfulID)
+		}
+		return nil
+	}
+	n, err := strconv.ParseInt(string(raw), 10, 64)
+	if err != nil || n > maxExactID || n < -maxExactID {
+		return fmt.Errorf("%w: %s is not an integer within ±2^53, which the answer could not carry back exactly", errUnfaithfulID, raw)
+	}
+	return nil
+}
+
+// loneSurrogate reports whether the JSON string s escapes a UTF-16
+// surrogate that is not half of a pair.
+func loneSurrogate(s []byte) bool {
+	for i := 0; i+5 < len(s); i++ {
+		if s[i] != '\\' {
+			continue
+		}
+		if s[i+1] != 'u' {
+			i++ // an escaped character, the backslash among them
+			continue
+		}
+		r, err := strconv.ParseUint(string(s[i+2:i+6]), 16, 16)
+		if err != nil {
+			return false // not valid JSON: the decoder says so
+		}
+		switch {
+		case r >= 0xdc00 && r <= 0xdfff:
+			return true // a low half with no high half before it
+		case r >= 0xd800 && r <= 0xdbff:
+			if i+11 >= len(s) || s[i+6] != '\\' || s[i+7] != 'u' {
+				return true
+			}
+			lo, err := strconv.ParseUint(string(s[i+8:i+12]), 16, 16)
+			if err != nil || lo < 0xdc00 || lo > 0xdfff {
+				return true
+			}
+			i += 11
+		default:
+			i += 5
+		}
+	}
+	return false
 }
 
 // smallInt parses an integer of at most 15 digits (exact as a float64,

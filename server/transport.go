@@ -178,14 +178,14 @@ type stdioConn struct {
 	// their way out: a request's id is free again once its answer is
 	// queued (the client may reuse it as soon as it reads the answer),
 	// but the stream ends only once the answer is written.
-	fmu       sync.Mutex
-	inflight  map[string]string // method by request id
+	fmu      sync.Mutex
+	inflight map[string]string // method by request id
 	// dropped are the requests in flight the client cancelled: their
 	// answers are not written (the client expects none), and their ids
 	// stay in flight until the call has ended and answered.
 	dropped   map[string]bool
-	unwritten int // answers queued and not yet written
-	idle      chan struct{}     // closed when both are none, while draining
+	unwritten int           // answers queued and not yet written
+	idle      chan struct{} // closed when both are none, while draining
 	// room is closed when an answer is written, while the reader waits
 	// for the answers not yet written to leave room (waitRoom).
 	room chan struct{}
@@ -725,6 +725,10 @@ func (c *stdioConn) decode(line []byte) jsonrpc.Message {
 		return nil
 	}
 	msg, err := decodeMessage(line)
+	if errors.Is(err, errUnfaithfulID) {
+		c.reject(nil, jsonrpc.CodeInvalidRequest, err.Error())
+		return nil
+	}
 	if err != nil {
 		c.reject(peekID(line), jsonrpc.CodeInvalidRequest, "not a JSON-RPC 2.0 message: "+err.Error())
 		return nil
