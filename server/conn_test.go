@@ -206,6 +206,13 @@ func (r *lineRecorder) Write(p []byte) (int, error) {
 	return r.buf.Write(p)
 }
 
+// String is what was written so far.
+func (r *lineRecorder) String() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.buf.String()
+}
+
 func TestLineWriterKeepsEveryLineWhole(t *testing.T) {
 	rec := &lineRecorder{}
 	w := newLineWriter(rec)

@@ -251,16 +251,12 @@ func (c *stdioConn) admit(req *jsonrpc.Request) (code int64, msg string, ok bool
 // over the in-flight cap.
 const codeBusy = -32000
 
-// answered forgets a request that was never delivered, and returns its
-// method.
-func (c *stdioConn) answered(id jsonrpc.ID) string {
+// undelivered forgets a request that was never delivered.
+func (c *stdioConn) undelivered(id jsonrpc.ID) {
 	c.fmu.Lock()
 	defer c.fmu.Unlock()
-	k := idKey(id)
-	method := c.inflight[k]
-	delete(c.inflight, k)
+	delete(c.inflight, idKey(id))
 	c.checkIdle()
-	return method
 }
 
 // answering forgets a request whose answer is about to be queued, and
@@ -631,7 +627,7 @@ func (c *stdioConn) deliver(r readResult) bool {
 		return false
 	case <-c.stopping:
 		if req, ok := r.msg.(*jsonrpc.Request); ok && req.ID.IsValid() {
-			c.answered(req.ID)
+			c.undelivered(req.ID)
 		}
 		return false
 	}

@@ -368,8 +368,7 @@ func TestUnreadOutputHoldsBackInput(t *testing.T) {
 // cancelled call's answer is not written, and the id is free after it.
 func TestCancelledIDStaysInFlightUntilTheCallEnds(t *testing.T) {
 	in, inW := io.Pipe()
-	var out bytes.Buffer
-	sw := &lockedBuffer{buf: &out}
+	sw := &lineRecorder{}
 	tr := &StdioTransport{In: in, Out: sw, DrainTimeout: 5 * time.Second}
 	conn, err := tr.Connect(context.Background())
 	if err != nil {
@@ -422,25 +421,8 @@ func TestCancelledIDStaysInFlightUntilTheCallEnds(t *testing.T) {
 	inW.Close()
 }
 
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf *bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 // waitText waits until w's output holds want.
-func waitText(t *testing.T, w *lockedBuffer, want string) {
+func waitText(t *testing.T, w *lineRecorder, want string) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for !strings.Contains(w.String(), want) {

@@ -729,3 +729,36 @@ func TestE2EClosedOutputFinishesCalls(t *testing.T) {
 		t.Errorf("tool_result of the call in flight: %v", r)
 	}
 }
+
+// A call the client cancels is stopped and audited, not answered, and
+// keeps its id until it has ended: a request reusing the id at once is
+// refused as a duplicate, and one sent after the call ended gets its own
+// answer, not the cancelled call's.
+func TestE2ECancelledCallKeepsItsID(t *testing.T) {
+	e := newEnv(t, extPolicy("plugins/fx")+"tools:\n  timeout: 60\n  rate_limits:\n    default: 600\n")
+	extPlugin(t, e, "fx", fxManifest("fx", "fx", ""))
+	r := e.startRaw(t)
+	r.initialize()
+	pidfile := filepath.Join(e.workspace, "pids")
+	r.send(`{"jsonrpc":"2.0","id":"r0","method":"tools/call","params":{"name":"fx_hang","arguments":{"pidfile":"` + pidfile + `"}}}`)
+	waitFor(t, 10*time.Second, "the hanging call to start", func() bool { _, err := os.Stat(pidfile); return err == nil })
+	// The cancel and the reuse in one write: the call cannot have ended
+	// (its process tree is still to be killed) when the reuse is read.
+	r.send(`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"r0"}}` + "\n" +
+		`{"jsonrpc":"2.0","id":"r0","method":"ping"}`)
+	m := r.recv()
+	if m["id"] != "r0" || !strings.Contains(fmt.Sprint(m["error"]), "already in flight") {
+		t.Fatalf("the reused id while the cancelled call runs: %v, want a duplicate refusal", m)
+	}
+	waitFor(t, 20*time.Second, "the cancelled call's tool_result", func() bool {
+		_, res, _ := e.callRecords(t, "fx_hang")
+		return res != nil
+	})
+	if _, res, _ := e.callRecords(t, "fx_hang"); res["status"] != "cancelled" {
+		t.Errorf("tool_result of the cancelled call: %v", res)
+	}
+	r.send(`{"jsonrpc":"2.0","id":"r0","method":"ping"}`)
+	if m := r.recv(); m["id"] != "r0" || fmt.Sprint(m["result"]) != "map[]" {
+		t.Fatalf("the id reused after the cancelled call ended: %v, want the ping's own answer", m)
+	}
+}

@@ -561,3 +561,27 @@ func TestE2EUnreadOutputHoldsBackInput(t *testing.T) {
 		}
 	}
 }
+
+// An id the answer could not carry back as sent is refused (id null)
+// and nothing runs for it, so no answer or audit record names another id.
+func TestE2EUnfaithfulIDRefused(t *testing.T) {
+	e := newEnv(t, "")
+	r := e.startRaw(t)
+	r.initialize()
+	for _, id := range []string{`1.5`, `1e20`, `"\ud800"`} {
+		r.send(`{"jsonrpc":"2.0","id":` + id + `,"method":"tools/call","params":{"name":"list_categories","arguments":{}}}`)
+		m := r.recv()
+		if m["id"] != nil || !strings.Contains(fmt.Sprint(m["error"]), "could not carry back") {
+			t.Errorf("id %s: %v, want -32600 with id null", id, m)
+		}
+	}
+	r.send(`{"jsonrpc":"2.0","id":7,"method":"ping"}`)
+	if m := r.recv(); m["id"] != float64(7) {
+		t.Fatalf("after the refusals: %v", m)
+	}
+	for _, rec := range e.records(t) {
+		if rec["kind"] == "tool_call" {
+			t.Errorf("a refused request was decided: %v", rec)
+		}
+	}
+}

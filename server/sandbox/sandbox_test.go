@@ -408,10 +408,11 @@ func TestConfinedBindAndAbstractSockets(t *testing.T) {
 	}
 }
 
-// A target that kills its launcher (same user, same Landlock domain)
-// orphans what it started; the server, their subreaper, sweeps them once
-// it has reaped the launcher.
-func TestKilledLauncherLeavesNothing(t *testing.T) {
+// reaperBox makes this process the subreaper of what it starts, for the
+// test, and returns a box with a shell, setsid, sleep and kill, and the
+// file its target writes a pid to.
+func reaperBox(t *testing.T) (*box, string) {
+	t.Helper()
 	if err := BecomeSubreaper(); err != nil {
 		t.Fatal(err)
 	}
@@ -420,7 +421,14 @@ func TestKilledLauncherLeavesNothing(t *testing.T) {
 		unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
 	})
 	b := newBox(t, "/usr/bin/sh", "/usr/bin/setsid", "/usr/bin/sleep", "/usr/bin/kill")
-	pidFile := filepath.Join(b.dir, "pid")
+	return b, filepath.Join(b.dir, "pid")
+}
+
+// A target that kills its launcher (same user, same Landlock domain)
+// orphans what it started; the server, their subreaper, sweeps them once
+// it has reaped the launcher.
+func TestKilledLauncherLeavesNothing(t *testing.T) {
+	b, pidFile := reaperBox(t)
 	done := make(chan error, 1)
 	go func() {
 		_, _, _, err := b.run(t, t.Context(), "/usr/bin/sh", "-c", "setsid sleep 317 </dev/null >/dev/null 2>&1 & echo $! > "+pidFile+"; sleep 0.1; kill -KILL $PPID; sleep 30")
@@ -442,15 +450,7 @@ func TestKilledLauncherLeavesNothing(t *testing.T) {
 // the launcher's parent, kills a stopped launcher, and what it left is
 // swept.
 func TestStoppedLauncherIsKilled(t *testing.T) {
-	if err := BecomeSubreaper(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		reaper.on.Store(false)
-		unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
-	})
-	b := newBox(t, "/usr/bin/sh", "/usr/bin/setsid", "/usr/bin/sleep", "/usr/bin/kill")
-	pidFile := filepath.Join(b.dir, "pid")
+	b, pidFile := reaperBox(t)
 	// The deadline is far: without the watch, Run would end only there.
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
