@@ -230,6 +230,8 @@ func (f *fastLane) take(c *stdioConn, req *jsonrpc.Request, alone bool) bool {
 			}
 		}
 		switch {
+		case alone && !f.inline(params.Name):
+			c.handoff = func() { run(nil) }
 		case !f.inline(params.Name) || f.syncs && !alone:
 			// A tool that may wait (on the network, a process), or calls
 			// whose records wait on a sync: side by side, as many as are

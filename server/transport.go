@@ -168,6 +168,10 @@ type stdioConn struct {
 	onEnd     func()
 	log       *slog.Logger
 	fast      *fastLane
+	// handoff is a call the reader runs itself once it has handed the
+	// reading of the input to another goroutine; set by the fast lane,
+	// only on the reader.
+	handoff func()
 
 	incoming chan readResult
 
@@ -663,6 +667,12 @@ func (c *stdioConn) readLoop(r *bufio.Reader) {
 			c.reject(nil, jsonrpc.CodeInvalidRequest, fmt.Sprintf("message exceeds %d bytes", c.maxBytes))
 		} else if len(bytes.TrimSpace(line)) > 0 {
 			if msg := c.decode(line); msg != nil && !c.deliver(readResult{msg: msg, more: r.Buffered() > 0}) {
+				return
+			}
+			if run := c.handoff; run != nil {
+				c.handoff = nil
+				handlers.Go(func() { c.readLoop(r) })
+				run()
 				return
 			}
 		}
