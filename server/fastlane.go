@@ -231,6 +231,13 @@ func (f *fastLane) take(c *stdioConn, req *jsonrpc.Request, alone bool) bool {
 		}
 		switch {
 		case alone && !f.inline(params.Name):
+			// A tool that may wait, and nothing else in flight: the
+			// reader, already running, runs the call once it has handed
+			// the reading on to a pooled worker (readLoop). The worker
+			// only has to reach its next read before the client writes
+			// again, whereas a call handed to a worker waits for the
+			// scheduler to wake one; this is most of an upstream call's
+			// own cost in lockstep.
 			c.handoff = func() { run(nil) }
 		case !f.inline(params.Name) || f.syncs && !alone:
 			// A tool that may wait (on the network, a process), or calls
