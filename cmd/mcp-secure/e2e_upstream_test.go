@@ -339,6 +339,9 @@ func TestE2EUpstreamChangedDefinitionDeniedUntilApproved(t *testing.T) {
 	if err := os.Remove(filepath.Join(filepath.Dir(u.audit), "tool-pins.json")); err != nil {
 		t.Fatal(err)
 	}
+	// One look at the file serves the store for a millisecond (a listing
+	// asks for every tool at once); the next call may come sooner.
+	time.Sleep(20 * time.Millisecond)
 	res = call(t, cs, "demo__read_file", map[string]any{"path": filepath.Join(u.workspace, "x")})
 	if !res.IsError || !strings.Contains(text(res), "changed its definition") {
 		t.Fatalf("a tool whose pin is gone = %v %q, want denied", res.IsError, text(res))

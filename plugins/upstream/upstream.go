@@ -376,6 +376,9 @@ func (u *Upstream) offer(listed []listedTool) {
 			InputSchema: l.def.InputSchema,
 			Handler:     u.handler(l.tool.Name, state),
 			Definition:  state,
+			// Every wait of a forwarded call ends with its context
+			// (wire.call, wire.write).
+			Prompt: true,
 		}
 		if len(l.def.OutputSchema) > 0 {
 			t.OutputSchema = l.def.OutputSchema

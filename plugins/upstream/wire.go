@@ -82,9 +82,14 @@ type wire struct {
 	// still honours its context.
 	wlock chan struct{}
 	// deadline is set on in before each write (when in supports it), so
-	// a write to an upstream that stopped reading ends with the call.
+	// a write to an upstream that stopped reading ends with the call:
+	// at its deadline, or when it is cancelled (the deadline is then
+	// moved to the past).
 	deadline interface{ SetWriteDeadline(time.Time) error }
-	dl       time.Time // the deadline set last; guarded by wlock
+	dmu      sync.Mutex
+	dl       time.Time // the deadline set last; guarded by dmu
+	writing  uint64    // the write in progress (its sequence), 0 if none; guarded by dmu
+	writes   uint64    // writes begun; guarded by dmu
 
 	mu      sync.Mutex
 	next    uint64
@@ -307,6 +312,10 @@ func (w *wire) write(ctx context.Context, msg []byte) error {
 	}
 	defer func() { <-w.wlock }()
 	dl, bounded := ctx.Deadline()
+	w.dmu.Lock()
+	w.writes++
+	seq := w.writes
+	w.writing = seq
 	if w.deadline != nil && !dl.Equal(w.dl) {
 		if w.deadline.SetWriteDeadline(dl) != nil {
 			// Not a pipe the poller watches: no deadlines on it.
@@ -315,7 +324,27 @@ func (w *wire) write(ctx context.Context, msg []byte) error {
 			w.dl = dl
 		}
 	}
+	cancellable := w.deadline != nil && ctx.Done() != nil
+	w.dmu.Unlock()
+	var stop func() bool
+	if cancellable {
+		// A cancelled call ends its write as its deadline would.
+		stop = context.AfterFunc(ctx, func() {
+			w.dmu.Lock()
+			defer w.dmu.Unlock()
+			if w.writing == seq && w.deadline != nil {
+				w.dl = time.Unix(1, 0)
+				w.deadline.SetWriteDeadline(w.dl)
+			}
+		})
+	}
 	n, err := w.in.Write(msg)
+	if stop != nil {
+		stop()
+	}
+	w.dmu.Lock()
+	w.writing = 0
+	w.dmu.Unlock()
 	if err != nil {
 		if n > 0 {
 			// The upstream would read the rest of this message as the
