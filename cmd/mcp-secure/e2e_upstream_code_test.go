@@ -125,15 +125,26 @@ func TestE2EUpstreamCodeKeptFromTools(t *testing.T) {
 // for the environment it runs in, and a call to one of its tools is told
 // why instead of only "not registered".
 func TestE2EUpstreamNotStartedSaysWhy(t *testing.T) {
-	e := newEnv(t, "servers:\n  gh:\n    command: node\n    args: [/nonexistent/server.mjs]\n    env:\n      TOKEN: ${E2E_UPSTREAM_UNSET_TOKEN}\n")
+	e := newEnv(t, "servers:\n  gh:\n    command: node\n    args: [/nonexistent/server.mjs]\n    env:\n      TOKEN: ${E2E_UPSTREAM_UNSET_TOKEN}\n"+
+		"  broken:\n    command: /bin/sh\n    args: [-c, 'echo the cause >&2; exit 7']\n")
 	out, err := exec.Command(binPath, "policy", "check", "--policy", e.policy).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "upstream server gh will not start in this environment: servers.gh.env.TOKEN takes ${E2E_UPSTREAM_UNSET_TOKEN}, which is not set") {
 		t.Errorf("policy check: %v\n%s", err, out)
 	}
-	cs := e.connect(t, "")
+	cs, stderr := e.connectAs(t, "e2e-client")
 	wantError(t, call(t, cs, "gh__search", map[string]any{}), `upstream server "gh" was not started`, "which is not set")
 	rec := e.findRecord(t, map[string]any{"kind": "tool_call", "tool": "gh__search"})
 	if rec["result"] != "deny" || !strings.Contains(fmt.Sprint(rec["reasons"]), "was not started") {
 		t.Errorf("tool_call record %v", rec)
+	}
+	// A server that exits before the handshake: how it ended, and where
+	// its stderr is (the server's log; never the answer or the record).
+	res := call(t, cs, "broken__search", map[string]any{})
+	wantError(t, res, `upstream server "broken" has not come up yet`, "the process exited with code 7 before it answered", `"upstream stderr"`)
+	if strings.Contains(text(res), "the cause") {
+		t.Errorf("the upstream's stderr reached the client: %q", text(res))
+	}
+	if log := stderr.String(); !strings.Contains(log, "the cause") {
+		t.Errorf("the upstream's stderr is not in the server's log:\n%s", log)
 	}
 }

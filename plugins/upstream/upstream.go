@@ -269,10 +269,9 @@ func (u *Upstream) start(ctx context.Context) (*mcp.ClientSession, *wire, plugin
 	w := newWire(proc.Stdin(), proc.Stdout(), u.log)
 	cs, err := client.Connect(ctx, sdkTransport{w}, nil)
 	if err != nil {
+		ended := w.outputEnded() // it exited, most likely
 		w.close()
-		proc.Kill()
-		proc.Wait()
-		return nil, nil, nil, nil, fmt.Errorf("upstream %s: MCP handshake: %w", u.cfg.Name, err)
+		return nil, nil, nil, nil, fmt.Errorf("upstream %s: MCP handshake: %w%s", u.cfg.Name, err, exitNote(proc, ended))
 	}
 	if ir := cs.InitializeResult(); ir != nil && ir.Capabilities != nil && ir.Capabilities.Logging != nil {
 		// Servers of the Go SDK send nothing until a level is set.
@@ -288,6 +287,42 @@ func (u *Upstream) start(ctx context.Context) (*mcp.ClientSession, *wire, plugin
 		return nil, nil, nil, nil, err
 	}
 	return cs, w, proc, listed, nil
+}
+
+// exitGrace is how long a process whose output ended during the
+// handshake is given to exit by itself, so that the error can say how it
+// ended.
+var exitGrace = time.Second
+
+// exitNote ends proc, a process the handshake failed with, and tells how
+// it ended when it exited by itself (ended: its output ended first)
+// within exitGrace; else it is killed, and the note is empty. Its stderr
+// is never part of the note (it may hold what it should not, and it is
+// in the server's log already).
+func exitNote(proc plugin.Process, ended bool) string {
+	exited := make(chan int, 1)
+	go func() {
+		code, err := proc.Wait()
+		if err != nil {
+			code = -1
+		}
+		exited <- code
+	}()
+	if ended {
+		t := time.NewTimer(exitGrace)
+		defer t.Stop()
+		select {
+		case code := <-exited:
+			if code < 0 {
+				return ""
+			}
+			return fmt.Sprintf(" (the process exited with code %d before it answered; its stderr is in the server's log, as \"upstream stderr\" lines)", code)
+		case <-t.C:
+		}
+	}
+	proc.Kill()
+	<-exited
+	return ""
 }
 
 // list lists every tool (all pages), pins or compares each definition

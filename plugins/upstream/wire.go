@@ -368,6 +368,14 @@ func (w *wire) write(ctx context.Context, msg []byte) error {
 	return nil
 }
 
+// outputEnded reports whether the upstream's stdout ended (the reader
+// ended with errGone): it exited or closed it.
+func (w *wire) outputEnded() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err == errGone
+}
+
 // ended is why the connection ended.
 func (w *wire) ended() error {
 	w.mu.Lock()
