@@ -449,8 +449,7 @@ func (p *pipeline) run(ctx context.Context, t *registeredTool, ci callInfo) (*mc
 		res *plugin.Result
 		err error
 	}
-	if t.Local || t.Prompt {
-		// Nothing to wait for beyond the handler itself: no hand-off.
+	if t.Local {
 		res, err := callLocal(ctx, t, call)
 		return p.ended(ctx, ci, res, err)
 	}
@@ -477,8 +476,8 @@ func (p *pipeline) run(ctx context.Context, t *registeredTool, ci callInfo) (*mc
 	}
 }
 
-// callLocal runs a Local or Prompt tool's handler on this goroutine; a
-// panic is its error.
+// callLocal runs a Local tool's handler on this goroutine; a panic is
+// its error.
 func callLocal(ctx context.Context, t *registeredTool, call *plugin.Call) (res *plugin.Result, err error) {
 	defer func() {
 		if r := recover(); r != nil {

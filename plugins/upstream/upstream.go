@@ -269,7 +269,7 @@ func (u *Upstream) start(ctx context.Context) (*mcp.ClientSession, *wire, plugin
 	w := newWire(proc.Stdin(), proc.Stdout(), u.log)
 	cs, err := client.Connect(ctx, sdkTransport{w}, nil)
 	if err != nil {
-		ended := w.outputEnded() // it exited, most likely
+		ended := w.outputEnded() // before we closed it: it exited, most likely
 		w.close()
 		return nil, nil, nil, nil, fmt.Errorf("upstream %s: MCP handshake: %w%s", u.cfg.Name, err, exitNote(proc, ended))
 	}
@@ -411,9 +411,6 @@ func (u *Upstream) offer(listed []listedTool) {
 			InputSchema: l.def.InputSchema,
 			Handler:     u.handler(l.tool.Name, state),
 			Definition:  state,
-			// Every wait of a forwarded call ends with its context
-			// (wire.call, wire.write).
-			Prompt: true,
 		}
 		if len(l.def.OutputSchema) > 0 {
 			t.OutputSchema = l.def.OutputSchema

@@ -12,6 +12,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
@@ -82,14 +83,9 @@ type wire struct {
 	// still honours its context.
 	wlock chan struct{}
 	// deadline is set on in before each write (when in supports it), so
-	// a write to an upstream that stopped reading ends with the call:
-	// at its deadline, or when it is cancelled (the deadline is then
-	// moved to the past).
+	// a write to an upstream that stopped reading ends with the call.
 	deadline interface{ SetWriteDeadline(time.Time) error }
-	dmu      sync.Mutex
-	dl       time.Time // the deadline set last; guarded by dmu
-	writing  uint64    // the write in progress (its sequence), 0 if none; guarded by dmu
-	writes   uint64    // writes begun; guarded by dmu
+	dl       time.Time // the deadline set last; guarded by wlock
 
 	mu      sync.Mutex
 	next    uint64
@@ -104,6 +100,9 @@ type wire struct {
 	// asked holds a token per request of the upstream's handed to the
 	// SDK and not answered yet (see maxAsked).
 	asked chan struct{}
+
+	// eof is set when the reader met the end of the upstream's stdout.
+	eof atomic.Bool
 
 	toSDK     chan []byte   // messages for the SDK, closed when the reader ends
 	closed    chan struct{} // closed by close
@@ -194,6 +193,7 @@ func (w *wire) read() {
 			return
 		}
 		if err != nil {
+			w.eof.Store(errors.Is(err, io.EOF))
 			return
 		}
 	}
@@ -312,10 +312,6 @@ func (w *wire) write(ctx context.Context, msg []byte) error {
 	}
 	defer func() { <-w.wlock }()
 	dl, bounded := ctx.Deadline()
-	w.dmu.Lock()
-	w.writes++
-	seq := w.writes
-	w.writing = seq
 	if w.deadline != nil && !dl.Equal(w.dl) {
 		if w.deadline.SetWriteDeadline(dl) != nil {
 			// Not a pipe the poller watches: no deadlines on it.
@@ -324,27 +320,7 @@ func (w *wire) write(ctx context.Context, msg []byte) error {
 			w.dl = dl
 		}
 	}
-	cancellable := w.deadline != nil && ctx.Done() != nil
-	w.dmu.Unlock()
-	var stop func() bool
-	if cancellable {
-		// A cancelled call ends its write as its deadline would.
-		stop = context.AfterFunc(ctx, func() {
-			w.dmu.Lock()
-			defer w.dmu.Unlock()
-			if w.writing == seq && w.deadline != nil {
-				w.dl = time.Unix(1, 0)
-				w.deadline.SetWriteDeadline(w.dl)
-			}
-		})
-	}
 	n, err := w.in.Write(msg)
-	if stop != nil {
-		stop()
-	}
-	w.dmu.Lock()
-	w.writing = 0
-	w.dmu.Unlock()
 	if err != nil {
 		if n > 0 {
 			// The upstream would read the rest of this message as the
@@ -368,12 +344,11 @@ func (w *wire) write(ctx context.Context, msg []byte) error {
 	return nil
 }
 
-// outputEnded reports whether the upstream's stdout ended (the reader
-// ended with errGone): it exited or closed it.
+// outputEnded reports whether the upstream's stdout came to its end
+// (the upstream exited or closed it) before the connection was closed
+// here: once it is, reads fail as closed, never at the end of the output.
 func (w *wire) outputEnded() bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.err == errGone
+	return w.eof.Load()
 }
 
 // ended is why the connection ended.

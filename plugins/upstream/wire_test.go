@@ -282,55 +282,6 @@ func TestWireUpstreamStopsReading(t *testing.T) {
 	waitRestarted(t, u, l, 2)
 }
 
-// TestWireCancelWhileWriting: a cancelled call whose request cannot be
-// written (the upstream stopped reading its stdin) ends with the cancel,
-// not at its deadline: the server runs a forwarded call's handler on the
-// call's own goroutine (plugin.Tool.Prompt), which waits for it.
-func TestWireCancelWhileWriting(t *testing.T) {
-	u, l, _ := startRaw(t, func(u *rawUpstream, tool string, id, args json.RawMessage) {
-		if tool == "other" {
-			<-u.done // the server stops reading its stdin until it exits
-			return
-		}
-		echoScript(u, tool, id, args)
-	})
-	if !tool(t, u, "raw__echo").Prompt {
-		t.Fatal("a forwarded tool is not Prompt")
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
-	defer cancel()
-	if _, err := callRaw(ctx, t, u, "other", `{}`); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("err = %v, want the deadline", err)
-	}
-	// More than the pipe holds, under a deadline far away: the write
-	// blocks until the call is cancelled.
-	big := `{"text":"` + strings.Repeat("z", 1<<20) + `"}`
-	ctx, cancel = context.WithTimeout(t.Context(), time.Hour)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		_, err := callRaw(ctx, t, u, "echo", big)
-		done <- err
-	}()
-	time.Sleep(50 * time.Millisecond)
-	cancel()
-	select {
-	case err := <-done:
-		if !errors.Is(err, context.Canceled) {
-			t.Errorf("err = %v, want the cancel", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("the call did not end with its cancel")
-	}
-	// The request was cut short: the connection is closed and the
-	// upstream started again, and the next call is answered.
-	waitRestarted(t, u, l, 2)
-	res, err := callRaw(t.Context(), t, u, "echo", `{"text":"again"}`)
-	if err != nil || res.Text != "again" {
-		t.Errorf("after the cancel: %+v, %v", res, err)
-	}
-}
-
 // FuzzWireRead: whatever the upstream writes to its stdout, the reader
 // neither panics nor hangs; a call in flight gets an answer or the end of
 // the connection, and messages not for a call reach the SDK side whole

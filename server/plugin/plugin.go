@@ -68,13 +68,6 @@ type Tool struct {
 	// it false for anything else.
 	Local bool
 
-	// Prompt says the handler returns as soon as its context is done:
-	// nothing it waits on ignores the context. The server may then run
-	// it on the call's own goroutine, with no worker left behind when
-	// the call ends at its deadline or is cancelled. Leave it false
-	// unless every wait of the handler is bounded by its context.
-	Prompt bool
-
 	// Definition, when set, reports at each decision whether the tool's
 	// definition differs from the one the operator pinned (tools from
 	// outside the binary, such as an upstream MCP server's); nil means

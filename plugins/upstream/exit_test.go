@@ -1,0 +1,101 @@
+//go:build unix
+
+package upstream
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mcp-secure/mcp-secure/server/plugin"
+)
+
+// shellLauncher runs script under /bin/sh over real pipes, as the sandbox
+// launcher does (unconfined: this package's tests need no sandbox).
+type shellLauncher struct{ script string }
+
+func (l shellLauncher) Launch(context.Context) (plugin.Process, error) {
+	var ends [6]*os.File // stdin r/w, stdout r/w, stderr r/w
+	for i := 0; i < 6; i += 2 {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return nil, err
+		}
+		ends[i], ends[i+1] = r, w
+	}
+	cmd := exec.Command("/bin/sh", "-c", l.script)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = ends[0], ends[3], ends[5]
+	err := cmd.Start()
+	ends[0].Close()
+	ends[3].Close()
+	ends[5].Close()
+	if err != nil {
+		return nil, err
+	}
+	return &shellProcess{cmd: cmd, in: ends[1], out: ends[2], errs: ends[4]}, nil
+}
+
+type shellProcess struct {
+	cmd           *exec.Cmd
+	in, out, errs *os.File
+}
+
+func (p *shellProcess) Stdin() io.WriteCloser { return p.in }
+func (p *shellProcess) Stdout() io.ReadCloser { return p.out }
+func (p *shellProcess) Stderr() io.ReadCloser { return p.errs }
+func (p *shellProcess) Kill()                 { p.cmd.Process.Kill() }
+func (p *shellProcess) Pid() int              { return p.cmd.Process.Pid }
+
+func (p *shellProcess) Wait() (int, error) {
+	err := p.cmd.Wait()
+	var exit *exec.ExitError
+	if err == nil || errors.As(err, &exit) {
+		return p.cmd.ProcessState.ExitCode(), nil
+	}
+	return -1, err
+}
+
+// TestHandshakeFailureSaysHowTheProcessEnded: a server that exits before
+// it answers the handshake is named with its exit code (its stderr stays
+// out of the error); one that refuses the handshake, or says nothing
+// until the start times out, and exits only once its stdin is closed here
+// is not said to have exited first.
+func TestHandshakeFailureSaysHowTheProcessEnded(t *testing.T) {
+	for _, c := range []struct {
+		name, script string
+		exited       bool
+	}{
+		{"exits", "echo the cause >&2; exit 7", true},
+		{"refuses", `while read -r line; do
+			id=$(printf '%s' "$line" | sed -n 's/.*"id":\([0-9][0-9]*\).*/\1/p')
+			[ -n "$id" ] && printf '{"jsonrpc":"2.0","id":%s,"error":{"code":-32603,"message":"not today"}}\n' "$id"
+		done`, false},
+		{"silent", "cat >/dev/null", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			u, err := New(t.Context(), Config{Name: c.name, Prefix: "s__", Launcher: shellLauncher{script: c.script},
+				Pins: &memPins{pinned: map[string]string{}}, StartTimeout: 500 * time.Millisecond, MinBackoff: time.Hour, MaxBackoff: time.Hour})
+			if u != nil {
+				u.Close()
+			}
+			if err == nil {
+				t.Fatal("the start succeeded")
+			}
+			said := strings.Contains(err.Error(), "the process exited with code")
+			if c.exited && !strings.Contains(err.Error(), "the process exited with code 7 before it answered") {
+				t.Errorf("error %q does not say how the process ended", err)
+			}
+			if !c.exited && said {
+				t.Errorf("error %q says the process exited first; it exited when its stdin was closed", err)
+			}
+			if strings.Contains(err.Error(), "the cause") {
+				t.Errorf("the process's stderr is in the error: %q", err)
+			}
+		})
+	}
+}
