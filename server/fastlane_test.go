@@ -531,3 +531,74 @@ func TestCallParamsNewProtocol(t *testing.T) {
 		}
 	}
 }
+
+// endingInput is input that ends as a terminal does: once (a read
+// reports io.EOF) and then waits for more, until closed.
+type endingInput struct {
+	lines  chan string
+	ended  bool
+	closed chan struct{}
+}
+
+func (in *endingInput) Read(p []byte) (int, error) {
+	if in.ended {
+		<-in.closed
+		return 0, io.EOF
+	}
+	line, ok := <-in.lines
+	if !ok {
+		in.ended = true
+		return 0, io.EOF
+	}
+	return copy(p, line), nil
+}
+
+// TestFastLaneLastLineHandsNothingOn: a lone call of a tool that waits
+// (which the reader runs, handing the reading on) that comes with the
+// end of the input is answered, and the server ends: nobody is left
+// reading input that already ended (a terminal would wait for more).
+func TestFastLaneLastLineHandsNothingOn(t *testing.T) {
+	s, err := New(Options{Engine: &fakeDecider{deny: map[string]string{}}, Limiter: &fakeLimiter{limit: map[string]int{}},
+		Audit: &fakeAuditor{}, Timeout: 10 * time.Second, Plugins: []string{"pipeline-test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := &endingInput{lines: make(chan string, 4), closed: make(chan struct{})}
+	defer close(in.closed)
+	cIn, sOut, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cIn.Close()
+	ended := make(chan struct{})
+	go func() { s.Run(context.Background(), in, sOut); sOut.Close(); close(ended) }()
+	answers := bufio.NewScanner(cIn)
+	next := func() string {
+		if !answers.Scan() {
+			t.Fatalf("output ended: %v", answers.Err())
+		}
+		return answers.Text()
+	}
+	var taken []string
+	tookHook = func(r *jsonrpc.Request) { taken = append(taken, r.Method) }
+	defer func() { tookHook = func(*jsonrpc.Request) {} }()
+	in.lines <- `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}` + "\n"
+	if got := next(); !strings.Contains(got, `"id":1`) {
+		t.Fatalf("initialize answered %s", got)
+	}
+	in.lines <- `{"jsonrpc":"2.0","method":"notifications/initialized"}` + "\n"
+	// The last line, with no newline: it comes with the end of the input.
+	in.lines <- `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"msg":"last"}}}`
+	close(in.lines)
+	if got := next(); !strings.Contains(got, `"id":2`) || !strings.Contains(got, `"last"`) {
+		t.Fatalf("the call answered %s", got)
+	}
+	select {
+	case <-ended:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server did not end at the end of its input")
+	}
+	if !slices.Contains(taken, "tools/call") {
+		t.Errorf("the fast lane took %v, not the call", taken)
+	}
+}

@@ -671,9 +671,14 @@ func (c *stdioConn) readLoop(r *bufio.Reader) {
 			}
 			if run := c.handoff; run != nil {
 				c.handoff = nil
-				handlers.Go(func() { c.readLoop(r) })
+				if err == nil {
+					handlers.Go(func() { c.readLoop(r) })
+					run()
+					return
+				}
+				// The input ended with this line: nothing more to read
+				// (a terminal would wait for more), so no one reads on.
 				run()
-				return
 			}
 		}
 		if err != nil {
