@@ -28,6 +28,7 @@ CGO_ENABLED=0 "$GO" build -o bin/mcp-secure-launch ./cmd/mcp-secure-launch
 "$GO" build -o bin/mcp-bench ./cmd/mcp-bench
 "$GO" build -o bin/canned ./cmd/mcp-bench/internal/canned
 "$GO" build -o bin/relay ./cmd/mcp-bench/internal/relay
+"$GO" build -o bin/many ./cmd/mcp-bench/internal/many
 
 # The default policy with every per-minute rate limit raised out of the
 # way, so that repeated calls measure the call and not the rate limiter.
@@ -44,6 +45,14 @@ UPOLICY=$DIR/policy-upstream.yaml
 	printf 'servers:\n  c:\n    command: %s\n' "$PWD/bin/canned"
 } >"$UPOLICY"
 bin/mcp-secure policy check --policy "$UPOLICY" >/dev/null
+# The same with an upstream of 100 tools (bin/many), every one pinned at
+# its first start: the start-up cost of a large listing.
+MPOLICY=$DIR/policy-upstream-100.yaml
+{
+	grep -v '^servers:' "$POLICY"
+	printf 'servers:\n  m:\n    command: %s\n    args: ["100"]\n' "$PWD/bin/many"
+} >"$MPOLICY"
+bin/mcp-secure policy check --policy "$MPOLICY" >/dev/null
 FLOOR=(bin/canned)
 read -r -a PEER <<<"${MCP_BENCH_PEER:-}"
 
@@ -131,6 +140,8 @@ gomedians() {
 		"${up[@]}" -- bin/mcp-secure serve --policy "$UPOLICY" --compare -- bin/canned
 	scenario "$SUMMARY" "upstream tools/call, lockstep: through the byte relay (A, the hop any proxy adds) against the upstream called directly (B)" \
 		"${up[@]}" -- bin/relay bin/canned --compare -- bin/canned
+	scenario "$SUMMARY" "spawn → first answer (list_categories) with an upstream of 100 tools, each pinned at this first start (A), against the policy without upstreams (B)" \
+		--runs "$RUNS" --tool list_categories --calls 1 --warmup 0 -- bin/mcp-secure serve --policy "$MPOLICY" --compare -- "${OURS[@]}"
 	echo "### Summary: mcp-secure (A) against the canned floor (B)"
 	echo
 	cat "$SUMMARY" 2>/dev/null || echo "_no scenario completed_"

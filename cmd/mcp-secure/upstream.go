@@ -192,54 +192,93 @@ var _ upstream.Pins = (*pinAudit)(nil)
 // Observe pins a tool never seen at the initial listing of a server
 // never listed before (trust on first use); one first seen later, or at
 // a later start of the server, is left pending, denied until approved,
-// so an upstream cannot add or rename a tool past the pins.
-func (p *pinAudit) Observe(ctx context.Context, server string, d upstream.Definition, initial bool) (string, error) {
-	def := pins.Definition{Name: d.Name, Description: d.Description, InputSchema: d.InputSchema, OutputSchema: d.OutputSchema,
-		Title: d.Title, Annotations: d.Annotations, Server: server}
-	h, err := pins.Hash(def)
-	if err != nil {
-		return "", err
+// so an upstream cannot add or rename a tool past the pins. A listing is
+// one look at the pins and one batch of audit records, written before
+// the pins file: no pin is kept without its record.
+func (p *pinAudit) Observe(ctx context.Context, server string, ds []upstream.Definition, initial bool) ([]string, []error) {
+	hashes, errs := make([]string, len(ds)), make([]error, len(ds))
+	var obs []pins.Observation
+	var at []int // the index in ds of each observation
+	for i, d := range ds {
+		def := pins.Definition{Name: d.Name, Description: d.Description, InputSchema: d.InputSchema, OutputSchema: d.OutputSchema,
+			Title: d.Title, Annotations: d.Annotations, Server: server}
+		h, err := pins.Hash(def)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		// The tool is offered as prefix+name.
+		trust, err := p.trusts(server, strings.TrimSuffix(d.Tool, d.Name))
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		def.Name = d.Tool
+		hashes[i] = h
+		obs = append(obs, pins.Observation{Def: def, Hash: h, Trust: initial && trust})
+		at = append(at, i)
 	}
-	pinned, _ := p.store.Pinned(d.Tool)
-	def.Name = d.Tool
-	// The tool is offered as prefix+name.
-	trust, err := p.trusts(server, strings.TrimSuffix(d.Tool, d.Name))
-	if err != nil {
-		return "", err
+	if len(obs) == 0 {
+		return hashes, errs
 	}
-	observe := p.store.Observe
-	if !initial || !trust {
-		observe = p.store.ObservePending
+	res, err := p.store.ObserveAll(obs, func(res []pins.Observed) error {
+		return p.record(ctx, server, ds, hashes, at, res)
+	})
+	for j, i := range at {
+		switch {
+		case err != nil:
+			errs[i] = err
+		case errors.Is(res[j].Err, pins.ErrTooManyPending):
+			errs[i] = fmt.Errorf("%w: %w", upstream.ErrLeftOut, res[j].Err)
+		default:
+			errs[i] = res[j].Err
+		}
 	}
-	out, err := observe(def, h)
-	if errors.Is(err, pins.ErrTooManyPending) {
-		return "", fmt.Errorf("%w: %w", upstream.ErrLeftOut, err)
+	return hashes, errs
+}
+
+// record writes, in one batch, the audit records of what a listing's
+// observations found (res; the definition of res[j] is ds[at[j]], of hash
+// hashes[at[j]]): a pin, a changed definition, a pending tool.
+func (p *pinAudit) record(ctx context.Context, server string, ds []upstream.Definition, hashes []string, at []int, res []pins.Observed) error {
+	var rs []audit.Record
+	var noted []string // tools whose hash fresh noted as recorded
+	for j, r := range res {
+		d, h := ds[at[j]], hashes[at[j]]
+		if r.Err != nil || !p.fresh(d.Tool, h, r.Outcome) {
+			continue
+		}
+		in := map[string]any{"server": server, "upstream_tool": d.Name, "hash": h}
+		switch r.Outcome {
+		case pins.Pinned:
+			rs = append(rs, audit.Record{DecisionID: audit.NewID(), Kind: kindToolDefinition, Tool: d.Tool,
+				Result: audit.ResultAllow, Reasons: []string{"first seen: definition pinned"}, Input: in})
+		case pins.Changed:
+			in["pinned"] = r.Pinned
+			p.log.Warn("upstream tool definition changed since it was pinned; calls are denied until `mcp-secure tools approve` re-pins it", "tool", d.Tool)
+			rs = append(rs, audit.Record{DecisionID: audit.NewID(), Kind: kindToolDefinition, Tool: d.Tool,
+				Result: audit.ResultDeny, Reasons: []string{"definition changed since it was pinned"}, Input: in})
+			noted = append(noted, d.Tool)
+		case pins.Pending:
+			p.log.Warn("upstream tool not seen before, after the first listing of its server; calls are denied until `mcp-secure tools approve` pins it", "tool", d.Tool)
+			rs = append(rs, audit.Record{DecisionID: audit.NewID(), Kind: kindToolDefinition, Tool: d.Tool,
+				Result: audit.ResultDeny, Reasons: []string{"new tool: approve to pin"}, Input: in})
+			noted = append(noted, d.Tool)
+		}
 	}
-	if err != nil {
-		return "", err
+	if len(rs) == 0 {
+		return nil
 	}
-	if !p.fresh(d.Tool, h, out) {
-		return h, nil
+	if err := p.audit.LogBatch(ctx, rs); err != nil {
+		// Not recorded: the next listing records them.
+		p.mu.Lock()
+		for _, tool := range noted {
+			delete(p.last, tool)
+		}
+		p.mu.Unlock()
+		return fmt.Errorf("the audit record could not be written: %w", err)
 	}
-	in := map[string]any{"server": server, "upstream_tool": d.Name, "hash": h}
-	switch out {
-	case pins.Pinned:
-		err = p.audit.Log(ctx, audit.Record{DecisionID: audit.NewID(), Kind: kindToolDefinition, Tool: d.Tool,
-			Result: audit.ResultAllow, Reasons: []string{"first seen: definition pinned"}, Input: in})
-	case pins.Changed:
-		in["pinned"] = pinned
-		p.log.Warn("upstream tool definition changed since it was pinned; calls are denied until `mcp-secure tools approve` re-pins it", "tool", d.Tool)
-		err = p.audit.Log(ctx, audit.Record{DecisionID: audit.NewID(), Kind: kindToolDefinition, Tool: d.Tool,
-			Result: audit.ResultDeny, Reasons: []string{"definition changed since it was pinned"}, Input: in})
-	case pins.Pending:
-		p.log.Warn("upstream tool not seen before, after the first listing of its server; calls are denied until `mcp-secure tools approve` pins it", "tool", d.Tool)
-		err = p.audit.Log(ctx, audit.Record{DecisionID: audit.NewID(), Kind: kindToolDefinition, Tool: d.Tool,
-			Result: audit.ResultDeny, Reasons: []string{"new tool: approve to pin"}, Input: in})
-	}
-	if err != nil {
-		return "", fmt.Errorf("the audit record could not be written: %w", err)
-	}
-	return h, nil
+	return nil
 }
 
 // trusts reports whether server's initial listing in this run is trusted

@@ -15,6 +15,12 @@ import (
 	"github.com/mcp-secure/mcp-secure/server/pins"
 )
 
+// observeOne is a listing of the one definition d.
+func observeOne(ctx context.Context, pa *pinAudit, server string, d upstream.Definition, initial bool) (string, error) {
+	hashes, errs := pa.Observe(ctx, server, []upstream.Definition{d}, initial)
+	return hashes[0], errs[0]
+}
+
 // An upstream that relists over and over gets one tool_definition record
 // per distinct definition, not one per listing.
 func TestPinAuditRecordsEachDefinitionOnce(t *testing.T) {
@@ -34,7 +40,7 @@ func TestPinAuditRecordsEachDefinitionOnce(t *testing.T) {
 		return upstream.Definition{Tool: "demo__" + tool, Name: tool, Description: desc, InputSchema: json.RawMessage(`{"type":"object"}`)}
 	}
 	ctx := context.Background()
-	if _, err := pa.Observe(ctx, "demo", def("search", "Searches."), true); err != nil {
+	if _, err := observeOne(ctx, pa, "demo", def("search", "Searches."), true); err != nil {
 		t.Fatal(err)
 	}
 	// 1,000 listings: search changes between two definitions every 250,
@@ -44,10 +50,10 @@ func TestPinAuditRecordsEachDefinitionOnce(t *testing.T) {
 		if i >= 250 && i < 500 || i >= 750 {
 			desc = "Searches, and mails the results."
 		}
-		if _, err := pa.Observe(ctx, "demo", def("search", desc), false); err != nil {
+		if _, err := observeOne(ctx, pa, "demo", def("search", desc), false); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := pa.Observe(ctx, "demo", def("search2", "Searches better."), false); err != nil {
+		if _, err := observeOne(ctx, pa, "demo", def("search2", "Searches better."), false); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -105,7 +111,7 @@ func TestPinAuditTrustsOnlyANewServer(t *testing.T) {
 	}
 	state := func(pa *pinAudit, server, tool string) pins.Outcome {
 		t.Helper()
-		h, err := pa.Observe(context.Background(), server, def(server, tool), true)
+		h, err := observeOne(context.Background(), pa, server, def(server, tool), true)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -146,5 +152,66 @@ func TestPinAuditTrustsOnlyANewServer(t *testing.T) {
 	}
 	if got := state(old, "other", "query"); got != pins.Same {
 		t.Error("legacy file: a server it holds no tools of was not trusted on first use")
+	}
+}
+
+// TestPinAuditPinsNothingUnrecorded: a listing whose records cannot be
+// written fails, and none of its tools is pinned (or left pending): no
+// pin is kept without its record. Once the log takes them, the next
+// listing pins and records them.
+func TestPinAuditPinsNothingUnrecorded(t *testing.T) {
+	dir := t.TempDir()
+	store, err := pins.Open(filepath.Join(dir, pins.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(dir, "audit.log")
+	open := func() *audit.Logger {
+		sink, err := audit.Open(logPath, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return audit.New(sink, nil)
+	}
+	closed := open()
+	if err := closed.Close(); err != nil {
+		t.Fatal(err)
+	}
+	pa := &pinAudit{store: store, audit: closed, log: slog.New(slog.DiscardHandler)}
+	listing := []upstream.Definition{
+		{Tool: "demo__a", Name: "a", Description: "A.", InputSchema: json.RawMessage(`{"type":"object"}`)},
+		{Tool: "demo__b", Name: "b", Description: "B.", InputSchema: json.RawMessage(`{"type":"object"}`)},
+	}
+	_, errs := pa.Observe(context.Background(), "demo", listing, true)
+	for i, err := range errs {
+		if err == nil || !strings.Contains(err.Error(), "the audit record could not be written") {
+			t.Errorf("%s: err = %v, want the audit's", listing[i].Tool, err)
+		}
+	}
+	if entries, _ := store.Entries(); len(entries) != 0 {
+		t.Errorf("entries kept without their records: %v", entries)
+	}
+
+	alog := open()
+	defer alog.Close()
+	pa.audit = alog
+	hashes, errs := pa.Observe(context.Background(), "demo", listing, true)
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("%s: %v", listing[i].Tool, err)
+		}
+		if pinned, _ := store.Pinned(listing[i].Tool); pinned != hashes[i] {
+			t.Errorf("%s: pinned %q, want %q", listing[i].Tool, pinned, hashes[i])
+		}
+	}
+	if err := alog.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(data), `"first seen: definition pinned"`); n != 2 {
+		t.Errorf("%d pin records, want 2:\n%s", n, data)
 	}
 }

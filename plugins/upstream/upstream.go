@@ -54,12 +54,14 @@ type Definition struct {
 
 // Pins remembers the tool definitions the operator accepted.
 type Pins interface {
-	// Observe is told of each definition an upstream offers, at every
-	// listing, and returns its hash. initial is true at the first listing
-	// of the upstream (which may pin a tool never seen: trust on first
-	// use), false at later ones (a restart, list_changed), where a tool
-	// never seen must not be trusted until approved.
-	Observe(ctx context.Context, server string, d Definition, initial bool) (hash string, err error)
+	// Observe is told of the definitions an upstream offers, all of one
+	// listing at once and in its order, at every listing, and returns
+	// each one's hash, or its error (ErrLeftOut leaves the tool out; any
+	// other fails the listing). initial is true at the first listing of
+	// the upstream (which may pin a tool never seen: trust on first use),
+	// false at later ones (a restart, list_changed), where a tool never
+	// seen must not be trusted until approved.
+	Observe(ctx context.Context, server string, defs []Definition, initial bool) (hashes []string, errs []error)
 	// State compares the hash of the definition offered now with the pin.
 	State(tool, hash string) plugin.DefinitionState
 }
@@ -331,12 +333,13 @@ func (u *Upstream) list(ctx context.Context, cs *mcp.ClientSession) ([]listedToo
 	u.mu.Lock()
 	initial := !u.offered
 	u.mu.Unlock()
-	var out []listedTool
+	var tools []*mcp.Tool
+	var defs []Definition
 	for t, err := range cs.Tools(ctx, nil) {
 		if err != nil {
 			return nil, fmt.Errorf("upstream %s: tools/list: %w", u.cfg.Name, err)
 		}
-		if len(out) >= 1000 {
+		if len(defs) >= 1000 {
 			return nil, fmt.Errorf("upstream %s: tools/list: more than 1000 tools", u.cfg.Name)
 		}
 		def := Definition{Tool: u.cfg.Prefix + t.Name, Name: t.Name, Description: t.Description, Title: t.Title}
@@ -360,15 +363,23 @@ func (u *Upstream) list(ctx context.Context, cs *mcp.ClientSession) ([]listedToo
 			u.log.Warn("upstream tool left out: "+why, "tool", def.Tool)
 			continue
 		}
-		h, err := u.cfg.Pins.Observe(ctx, u.cfg.Name, def, initial)
-		if errors.Is(err, ErrLeftOut) {
-			u.log.Warn("upstream tool left out", "tool", def.Tool, "err", err)
+		tools, defs = append(tools, t), append(defs, def)
+	}
+	if len(defs) == 0 {
+		return nil, nil
+	}
+	// One look at the pins for the whole listing.
+	hashes, errs := u.cfg.Pins.Observe(ctx, u.cfg.Name, defs, initial)
+	var out []listedTool
+	for i, def := range defs {
+		if errors.Is(errs[i], ErrLeftOut) {
+			u.log.Warn("upstream tool left out", "tool", def.Tool, "err", errs[i])
 			continue
 		}
-		if err != nil {
-			return nil, fmt.Errorf("upstream %s: pinning %q: %w", u.cfg.Name, t.Name, err)
+		if errs[i] != nil {
+			return nil, fmt.Errorf("upstream %s: pinning %q: %w", u.cfg.Name, def.Name, errs[i])
 		}
-		out = append(out, listedTool{tool: t, def: def, hash: h})
+		out = append(out, listedTool{tool: tools[i], def: def, hash: hashes[i]})
 	}
 	return out, nil
 }

@@ -83,17 +83,21 @@ type memPins struct {
 	pinned map[string]string
 }
 
-func (p *memPins) Observe(_ context.Context, _ string, d Definition, initial bool) (string, error) {
+func (p *memPins) Observe(_ context.Context, _ string, ds []Definition, initial bool) ([]string, []error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if _, ok := p.pinned[d.Tool]; !ok {
-		if initial {
-			p.pinned[d.Tool] = d.Description
-		} else {
-			p.pinned[d.Tool] = ""
+	hashes := make([]string, len(ds))
+	for i, d := range ds {
+		if _, ok := p.pinned[d.Tool]; !ok {
+			if initial {
+				p.pinned[d.Tool] = d.Description
+			} else {
+				p.pinned[d.Tool] = ""
+			}
 		}
+		hashes[i] = d.Description
 	}
-	return d.Description, nil
+	return hashes, make([]error, len(ds))
 }
 
 func (p *memPins) State(tool, h string) plugin.DefinitionState {
@@ -376,11 +380,14 @@ type refusingPins struct {
 	refuse string
 }
 
-func (p *refusingPins) Observe(ctx context.Context, server string, d Definition, initial bool) (string, error) {
-	if d.Name == p.refuse {
-		return "", fmt.Errorf("%w: too many", ErrLeftOut)
+func (p *refusingPins) Observe(ctx context.Context, server string, ds []Definition, initial bool) ([]string, []error) {
+	hashes, errs := p.memPins.Observe(ctx, server, ds, initial)
+	for i, d := range ds {
+		if d.Name == p.refuse {
+			hashes[i], errs[i] = "", fmt.Errorf("%w: too many", ErrLeftOut)
+		}
 	}
-	return p.memPins.Observe(ctx, server, d, initial)
+	return hashes, errs
 }
 
 // A tool the pins leave out (ErrLeftOut) is not offered; the listing

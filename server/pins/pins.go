@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -234,56 +235,123 @@ func (s *Store) ObservePending(d Definition, h string) (Outcome, error) {
 }
 
 func (s *Store) observe(d Definition, h string, trust bool) (Outcome, error) {
-	var out Outcome
-	var full bool
-	err := s.update(func(tools map[string]*Entry) bool {
-		now := time.Now().UTC()
-		e, ok := tools[d.Name]
-		switch {
-		case !ok && trust:
-			tools[d.Name] = &Entry{Pinned: h, PinnedAt: now, Server: d.Server}
-			out = Pinned
-			return true
-		case !ok:
-			if d.Server != "" && pendingOf(tools, d.Server) >= MaxPending {
-				full = true
-				return false
-			}
-			def := d
-			tools[d.Name] = &Entry{Seen: h, SeenAt: now, SeenDefinition: &def, Server: d.Server}
-			out = Pending
-			return true
-		case e.Pinned == "":
-			// Pending stays pending, whatever the listing: only an
-			// approval pins it.
-			out = Pending
-			if e.Seen == h {
-				return false
-			}
-			def := d
-			e.Seen, e.SeenAt, e.SeenDefinition = h, now, &def
-			return true
-		case e.Pinned == h:
-			out = Same
-			if e.Seen == "" {
-				return false
-			}
-			e.Seen, e.SeenAt, e.SeenDefinition = "", time.Time{}, nil
-			return true
-		default:
-			out = Changed
-			if e.Seen == h {
-				return false
-			}
-			def := d
-			e.Seen, e.SeenAt, e.SeenDefinition = h, now, &def
-			return true
-		}
-	})
-	if err == nil && full {
-		return Pending, ErrTooManyPending
+	res, err := s.ObserveAll([]Observation{{Def: d, Hash: h, Trust: trust}}, nil)
+	if err != nil {
+		return 0, err
 	}
-	return out, err
+	return res[0].Outcome, res[0].Err
+}
+
+// Observation is one definition of a listing, for ObserveAll.
+type Observation struct {
+	Def  Definition
+	Hash string
+	// Trust pins a tool never seen (as Observe does); without it, such a
+	// tool is left pending (as ObservePending does).
+	Trust bool
+}
+
+// Observed is what ObserveAll found of one observation.
+type Observed struct {
+	Outcome Outcome
+	// Err is ErrTooManyPending when the tool was new and could not be
+	// left pending: nothing of it is recorded.
+	Err error
+	// Pinned is the tool's pin before (empty for a tool never pinned).
+	Pinned string
+}
+
+// ObserveAll observes the definitions of one listing, in order, each as
+// Observe or ObservePending would (as its Trust says), under one lock of
+// the file, with one read and at most one write of it. record, when not
+// nil, is called with what was found, under the lock and before the file
+// is written: when it fails, nothing is written and its error is
+// returned, so that no pin is ever kept without what record makes of it
+// (the audit records). err is the store's or record's; then nothing was
+// recorded.
+func (s *Store) ObserveAll(obs []Observation, record func([]Observed) error) (res []Observed, err error) {
+	res = make([]Observed, len(obs))
+	var recErr error
+	err = s.update(func(tools map[string]*Entry) bool {
+		// Observed on a copy, so that a failed record leaves the entries
+		// as the file has them.
+		work := make(map[string]*Entry, len(tools)+len(obs))
+		for name, e := range tools {
+			c := *e
+			work[name] = &c
+		}
+		now := time.Now().UTC()
+		changed := false
+		for i, o := range obs {
+			if e, ok := work[o.Def.Name]; ok {
+				res[i].Pinned = e.Pinned
+			}
+			var did, full bool
+			res[i].Outcome, did, full = observeOne(work, o.Def, o.Hash, o.Trust, now)
+			if full {
+				res[i].Err = ErrTooManyPending
+			}
+			changed = changed || did
+		}
+		if record != nil {
+			if recErr = record(res); recErr != nil {
+				return false
+			}
+		}
+		if changed {
+			clear(tools)
+			maps.Copy(tools, work)
+		}
+		return changed
+	})
+	if err == nil {
+		err = recErr
+	}
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// observeOne observes definition d, of hash h, in tools: its outcome,
+// whether tools changed, and full when d is a new tool that cannot be
+// left pending (MaxPending; nothing recorded).
+func observeOne(tools map[string]*Entry, d Definition, h string, trust bool, now time.Time) (out Outcome, changed, full bool) {
+	e, ok := tools[d.Name]
+	switch {
+	case !ok && trust:
+		tools[d.Name] = &Entry{Pinned: h, PinnedAt: now, Server: d.Server}
+		return Pinned, true, false
+	case !ok:
+		if d.Server != "" && pendingOf(tools, d.Server) >= MaxPending {
+			return Pending, false, true
+		}
+		def := d
+		tools[d.Name] = &Entry{Seen: h, SeenAt: now, SeenDefinition: &def, Server: d.Server}
+		return Pending, true, false
+	case e.Pinned == "":
+		// Pending stays pending, whatever the listing: only an
+		// approval pins it.
+		if e.Seen == h {
+			return Pending, false, false
+		}
+		def := d
+		e.Seen, e.SeenAt, e.SeenDefinition = h, now, &def
+		return Pending, true, false
+	case e.Pinned == h:
+		if e.Seen == "" {
+			return Same, false, false
+		}
+		e.Seen, e.SeenAt, e.SeenDefinition = "", time.Time{}, nil
+		return Same, true, false
+	default:
+		if e.Seen == h {
+			return Changed, false, false
+		}
+		def := d
+		e.Seen, e.SeenAt, e.SeenDefinition = h, now, &def
+		return Changed, true, false
+	}
 }
 
 // pendingOf counts the pending entries of server.

@@ -398,3 +398,114 @@ func TestServerSeen(t *testing.T) {
 		}
 	}
 }
+
+// TestObserveAll: a listing observed at once finds for each definition
+// what Observe and ObservePending, one at a time, find; what record
+// returns fails the listing and leaves the file and the store as they
+// were.
+func TestObserveAll(t *testing.T) {
+	named := func(name, desc, server string) pins.Definition {
+		d := def(desc)
+		d.Name, d.Server = name, server
+		return d
+	}
+	// A store with a pinned tool, a changed one and a pending one.
+	seed := func(path string) *pins.Store {
+		s, err := pins.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range []pins.Definition{named("s__same", "Same.", "s"), named("s__changes", "Before.", "s")} {
+			if _, err := s.Observe(d, hash(t, d)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		d := named("s__waits", "Waits.", "s")
+		if _, err := s.ObservePending(d, hash(t, d)); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	listing := []pins.Observation{
+		{Def: named("s__same", "Same.", "s"), Trust: false},
+		{Def: named("s__changes", "After.", "s"), Trust: false},
+		{Def: named("s__waits", "Waits, changed.", "s"), Trust: false},
+		{Def: named("s__new", "New.", "s"), Trust: false},
+		{Def: named("s__trusted", "Trusted.", "s"), Trust: true},
+	}
+	for i := range listing {
+		listing[i].Hash = hash(t, listing[i].Def)
+	}
+
+	// One at a time, on one store; at once, on another.
+	dir := t.TempDir()
+	one := seed(filepath.Join(dir, "one.json"))
+	var want []string
+	for _, o := range listing {
+		observe := one.ObservePending
+		if o.Trust {
+			observe = one.Observe
+		}
+		out, err := observe(o.Def, o.Hash)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pinned, _ := one.Pinned(o.Def.Name)
+		want = append(want, fmt.Sprint(o.Def.Name, " ", out, " ", pinned))
+	}
+	all := seed(filepath.Join(dir, "all.json"))
+	before := map[string]string{}
+	for _, o := range listing {
+		before[o.Def.Name], _ = all.Pinned(o.Def.Name)
+	}
+	var recorded []pins.Observed
+	res, err := all.ObserveAll(listing, func(r []pins.Observed) error { recorded = r; return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for i, o := range listing {
+		if res[i].Err != nil {
+			t.Errorf("%s: %v", o.Def.Name, res[i].Err)
+		}
+		if res[i].Pinned != before[o.Def.Name] {
+			t.Errorf("%s: pinned before %q, want %q", o.Def.Name, res[i].Pinned, before[o.Def.Name])
+		}
+		pinned, _ := all.Pinned(o.Def.Name)
+		got = append(got, fmt.Sprint(o.Def.Name, " ", res[i].Outcome, " ", pinned))
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("at once:\n%v\none at a time:\n%v", got, want)
+	}
+	if len(recorded) != len(listing) {
+		t.Errorf("record saw %d observations, want %d", len(recorded), len(listing))
+	}
+	entries, _ := one.Entries()
+	allEntries, _ := all.Entries()
+	if len(entries) != len(allEntries) {
+		t.Errorf("%d entries at once, %d one at a time", len(allEntries), len(entries))
+	}
+
+	// A record that fails: nothing of the listing is kept.
+	path := filepath.Join(dir, "failed.json")
+	failed := seed(path)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	boom := errors.New("the audit log is full")
+	if _, err := failed.ObserveAll(listing, func([]pins.Observed) error { return boom }); !errors.Is(err, boom) {
+		t.Fatalf("err = %v, want the record's", err)
+	}
+	if now, _ := os.ReadFile(path); string(now) != string(data) {
+		t.Errorf("the file changed after a failed record:\n%s", now)
+	}
+	for _, name := range []string{"s__new", "s__trusted"} {
+		if pinned, _ := failed.Pinned(name); pinned != "" {
+			t.Errorf("%s pinned after a failed record", name)
+		}
+	}
+	if e, _ := failed.Entries(); len(e) != 3 {
+		t.Errorf("%d entries after a failed record, want the 3 seeded: %v", len(e), e)
+	}
+}
