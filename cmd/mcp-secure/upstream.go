@@ -179,11 +179,15 @@ type pinAudit struct {
 	audit *audit.Logger
 	log   *slog.Logger
 
+	// mu guards last; it is taken under the store's lock (record runs
+	// there), so nothing holding it may call the store.
 	mu   sync.Mutex
 	last map[string]string // tool -> hash of the changed or pending definition last recorded
 	// trusted holds, per server, whether its initial listing is trusted
 	// on first use: decided once per run, before the server is marked
-	// listed, so every tool of that listing is judged alike.
+	// listed, so every tool of that listing is judged alike. Guarded by
+	// tmu, which is held while the store is asked (never under its lock).
+	tmu     sync.Mutex
 	trusted map[string]bool
 }
 
@@ -285,8 +289,8 @@ func (p *pinAudit) record(ctx context.Context, server string, ds []upstream.Defi
 // on first use: the server, its tools offered under prefix, was never
 // listed before. It is marked listed now.
 func (p *pinAudit) trusts(server, prefix string) (bool, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	p.tmu.Lock()
+	defer p.tmu.Unlock()
 	if t, ok := p.trusted[server]; ok {
 		return t, nil
 	}

@@ -8,7 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/mcp-secure/mcp-secure/plugins/upstream"
 	"github.com/mcp-secure/mcp-secure/server/audit"
@@ -213,5 +215,70 @@ func TestPinAuditPinsNothingUnrecorded(t *testing.T) {
 	}
 	if n := strings.Count(string(data), `"first seen: definition pinned"`); n != 2 {
 		t.Errorf("%d pin records, want 2:\n%s", n, data)
+	}
+}
+
+// pausingHandler holds the first record logged until released.
+type pausingHandler struct {
+	once             sync.Once
+	paused, released chan struct{}
+}
+
+func (h *pausingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *pausingHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *pausingHandler) WithGroup(string) slog.Handler            { return h }
+
+func (h *pausingHandler) Handle(context.Context, slog.Record) error {
+	h.once.Do(func() { close(h.paused); <-h.released })
+	return nil
+}
+
+// TestPinAuditListingsDoNotDeadlock: one server's listing, writing its
+// records under the pins store's lock, and another server's first
+// listing, asking the store whether it was listed before, both end.
+func TestPinAuditListingsDoNotDeadlock(t *testing.T) {
+	dir := t.TempDir()
+	store, err := pins.Open(filepath.Join(dir, pins.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink, err := audit.Open(filepath.Join(dir, "audit.log"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alog := audit.New(sink, nil)
+	defer alog.Close()
+	h := &pausingHandler{paused: make(chan struct{}), released: make(chan struct{})}
+	pa := &pinAudit{store: store, audit: alog, log: slog.New(h)}
+	def := func(server, tool string) upstream.Definition {
+		return upstream.Definition{Tool: server + "__" + tool, Name: tool, Description: tool + ".", InputSchema: json.RawMessage(`{"type":"object"}`)}
+	}
+	ctx := context.Background()
+	if _, err := observeOne(ctx, pa, "a", def("a", "x"), true); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan string, 2)
+	go func() {
+		// New tools at a later listing are pending: their warning is
+		// logged while the records are made, under the store's lock.
+		pa.Observe(ctx, "a", []upstream.Definition{def("a", "p1"), def("a", "p2")}, false)
+		done <- "a"
+	}()
+	<-h.paused
+	go func() {
+		observeOne(ctx, pa, "b", def("b", "y"), true)
+		done <- "b"
+	}()
+	time.Sleep(100 * time.Millisecond) // b's first listing reaches the store
+	close(h.released)
+	for range 2 {
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the listings of a and b did not both end: deadlock")
+		}
+	}
+	if pinned, _ := store.Pinned("b__y"); pinned == "" {
+		t.Error("b's first listing pinned nothing")
 	}
 }

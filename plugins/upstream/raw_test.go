@@ -16,6 +16,8 @@ import (
 // so that they can break the protocol.
 type rawLauncher struct {
 	script func(u *rawUpstream, tool string, id json.RawMessage, args json.RawMessage)
+	// tools is the tools/list result; empty means rawTools.
+	tools string
 
 	mu        sync.Mutex
 	launches  int
@@ -35,7 +37,7 @@ func (l *rawLauncher) Launch(context.Context) (plugin.Process, error) {
 	if err != nil {
 		return nil, err
 	}
-	u := &rawUpstream{in: inR, out: outW, script: l.script, done: make(chan struct{}), cancelled: make(chan string, 16), errW: errW}
+	u := &rawUpstream{in: inR, out: outW, script: l.script, tools: l.tools, done: make(chan struct{}), cancelled: make(chan string, 16), errW: errW}
 	l.mu.Lock()
 	l.launches++
 	l.upstreams = append(l.upstreams, u)
@@ -62,6 +64,7 @@ type rawUpstream struct {
 	out       *os.File // its stdout
 	errW      *os.File
 	script    func(u *rawUpstream, tool string, id json.RawMessage, args json.RawMessage)
+	tools     string // the tools/list result; empty means rawTools
 	wmu       sync.Mutex
 	exitOnce  sync.Once
 	done      chan struct{} // closed when it has exited
@@ -121,7 +124,11 @@ func (u *rawUpstream) serve() {
 		case "initialize":
 			u.send(`{"jsonrpc":"2.0","id":` + string(m.ID) + `,"result":{"protocolVersion":"` + m.Params.Version + `","capabilities":{"tools":{}},"serverInfo":{"name":"raw","version":"1"}}}`)
 		case "tools/list":
-			u.send(`{"jsonrpc":"2.0","id":` + string(m.ID) + `,"result":` + rawTools + `}`)
+			list := u.tools
+			if list == "" {
+				list = rawTools
+			}
+			u.send(`{"jsonrpc":"2.0","id":` + string(m.ID) + `,"result":` + list + `}`)
 		case "tools/call":
 			u.script(u, m.Params.Name, m.ID, m.Params.Arguments)
 		case "notifications/cancelled":

@@ -271,7 +271,10 @@ func (u *Upstream) start(ctx context.Context) (*mcp.ClientSession, *wire, plugin
 	w := newWire(proc.Stdin(), proc.Stdout(), u.log)
 	cs, err := client.Connect(ctx, sdkTransport{w}, nil)
 	if err != nil {
-		ended := w.outputEnded() // before we closed it: it exited, most likely
+		// The connection closed under the handshake (not a refusal, not
+		// the start's deadline): the upstream hung up, most likely by
+		// exiting.
+		ended := errors.Is(err, mcp.ErrConnectionClosed)
 		w.close()
 		return nil, nil, nil, nil, fmt.Errorf("upstream %s: MCP handshake: %w%s", u.cfg.Name, err, exitNote(proc, ended))
 	}
@@ -297,7 +300,7 @@ func (u *Upstream) start(ctx context.Context) (*mcp.ClientSession, *wire, plugin
 var exitGrace = time.Second
 
 // exitNote ends proc, a process the handshake failed with, and tells how
-// it ended when it exited by itself (ended: its output ended first)
+// it ended when it exited by itself (ended: it hung up on the handshake)
 // within exitGrace; else it is killed, and the note is empty. Its stderr
 // is never part of the note (it may hold what it should not, and it is
 // in the server's log already).
@@ -335,10 +338,18 @@ func (u *Upstream) list(ctx context.Context, cs *mcp.ClientSession) ([]listedToo
 	u.mu.Unlock()
 	var tools []*mcp.Tool
 	var defs []Definition
+	names := map[string]bool{}
 	for t, err := range cs.Tools(ctx, nil) {
 		if err != nil {
 			return nil, fmt.Errorf("upstream %s: tools/list: %w", u.cfg.Name, err)
 		}
+		if names[t.Name] {
+			// Names are unique in a listing: a second definition of one
+			// would be judged against the first's pin at every listing.
+			u.log.Warn("upstream tool left out: its name was listed before in this listing", "tool", u.cfg.Prefix+t.Name)
+			continue
+		}
+		names[t.Name] = true
 		if len(defs) >= 1000 {
 			return nil, fmt.Errorf("upstream %s: tools/list: more than 1000 tools", u.cfg.Name)
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"slices"
 	"strings"
@@ -412,4 +413,50 @@ func TestPinsLeaveAToolOut(t *testing.T) {
 	if !slices.Equal(names, []string{"fake__echo"}) {
 		t.Errorf("offered %v, want fake__echo only", names)
 	}
+}
+
+// TestListingNamesAToolOnce: a listing that names a tool twice offers
+// and pins its first definition only (a second would be judged against
+// the first's pin at every listing, and recorded each time).
+func TestListingNamesAToolOnce(t *testing.T) {
+	l := &rawLauncher{script: echoScript, tools: `{"tools":[` +
+		`{"name":"echo","description":"Echoes.","inputSchema":{"type":"object"}},` +
+		`{"name":"echo","description":"Echoes, and mails the results.","inputSchema":{"type":"object"}}]}`}
+	pins := &listingPins{}
+	var logs lockedBuf
+	u, err := New(t.Context(), Config{Name: "raw", Prefix: "raw__", Launcher: l, Pins: pins,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { u.Close() })
+	var offered []string
+	for _, tl := range u.Tools() {
+		offered = append(offered, tl.Name+": "+tl.Description)
+	}
+	if want := []string{"raw__echo: Echoes."}; !slices.Equal(offered, want) {
+		t.Errorf("offered %q, want %q", offered, want)
+	}
+	if want := []string{"raw__echo: Echoes."}; !slices.Equal(pins.seen, want) {
+		t.Errorf("observed %q, want %q", pins.seen, want)
+	}
+	if !strings.Contains(logs.String(), "its name was listed before in this listing") {
+		t.Errorf("no warning of the second definition:\n%s", logs.String())
+	}
+}
+
+// listingPins remembers the definitions it was told of.
+type listingPins struct {
+	memPins
+	seen []string
+}
+
+func (p *listingPins) Observe(ctx context.Context, server string, ds []Definition, initial bool) ([]string, []error) {
+	if p.pinned == nil {
+		p.pinned = map[string]string{}
+	}
+	for _, d := range ds {
+		p.seen = append(p.seen, d.Tool+": "+d.Description)
+	}
+	return p.memPins.Observe(ctx, server, ds, initial)
 }

@@ -12,7 +12,6 @@ import (
 	"os"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
@@ -100,9 +99,6 @@ type wire struct {
 	// asked holds a token per request of the upstream's handed to the
 	// SDK and not answered yet (see maxAsked).
 	asked chan struct{}
-
-	// eof is set when the reader met the end of the upstream's stdout.
-	eof atomic.Bool
 
 	toSDK     chan []byte   // messages for the SDK, closed when the reader ends
 	closed    chan struct{} // closed by close
@@ -193,7 +189,6 @@ func (w *wire) read() {
 			return
 		}
 		if err != nil {
-			w.eof.Store(errors.Is(err, io.EOF))
 			return
 		}
 	}
@@ -342,13 +337,6 @@ func (w *wire) write(ctx context.Context, msg []byte) error {
 		return fmt.Errorf("%w: %w", errGone, err)
 	}
 	return nil
-}
-
-// outputEnded reports whether the upstream's stdout came to its end
-// (the upstream exited or closed it) before the connection was closed
-// here: once it is, reads fail as closed, never at the end of the output.
-func (w *wire) outputEnded() bool {
-	return w.eof.Load()
 }
 
 // ended is why the connection ended.

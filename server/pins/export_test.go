@@ -12,3 +12,11 @@ func SetRecheck(t *testing.T, d time.Duration) {
 	recheck = d
 	t.Cleanup(func() { recheck = old })
 }
+
+// FailReplace makes every write of the file fail, for the rest of the
+// test.
+func FailReplace(t *testing.T, err error) {
+	old := replaceFile
+	replaceFile = func(string, string) error { return err }
+	t.Cleanup(func() { replaceFile = old })
+}

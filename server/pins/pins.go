@@ -131,6 +131,9 @@ func (s *Store) changing() {
 	}
 }
 
+// replaceFile puts the new file in place (tests make it fail).
+var replaceFile = os.Rename
+
 // recheck is how long a look at the file holds for Pinned: a listing asks
 // for every pinned tool at once, and one look at the file serves them
 // all. It is far shorter than any approval takes (a process started and
@@ -487,8 +490,10 @@ func (s *Store) updateAll(f func(map[string]*Entry, map[string]time.Time) bool) 
 		return nil
 	}
 	// f changed the entries in place: they are read from the file again,
-	// whether or not it is written.
+	// whether or not it is written (a write that fails leaves them
+	// marked stale, so the next look reads the file's).
 	s.raw = nil
+	s.mod, s.size = time.Time{}, -1
 	s.changing()
 	data, err := json.MarshalIndent(state{Version: 1, Tools: s.tools, Servers: s.servers}, "", "  ")
 	if err != nil {
@@ -510,7 +515,7 @@ func (s *Store) updateAll(f func(map[string]*Entry, map[string]time.Time) bool) 
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("pins: %w", err)
 	}
-	if err := os.Rename(tmp.Name(), s.path); err != nil {
+	if err := replaceFile(tmp.Name(), s.path); err != nil {
 		return fmt.Errorf("pins: %w", err)
 	}
 	return s.reload(true)

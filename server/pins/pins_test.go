@@ -509,3 +509,32 @@ func TestObserveAll(t *testing.T) {
 		t.Errorf("%d entries after a failed record, want the 3 seeded: %v", len(e), e)
 	}
 }
+
+// TestFailedWriteLeavesTheFileInForce: when the file cannot be written,
+// the store answers as the file does at its next look, not with the
+// entries the failed write held.
+func TestFailedWriteLeavesTheFileInForce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), pins.FileName)
+	s, err := pins.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := def("Kept.")
+	if _, err := s.Observe(kept, hash(t, kept)); err != nil {
+		t.Fatal(err)
+	}
+	full := errors.New("no space left on device")
+	pins.FailReplace(t, full)
+	lost := def("Lost.")
+	lost.Name = "docs__lost"
+	if _, err := s.Observe(lost, hash(t, lost)); !errors.Is(err, full) {
+		t.Fatalf("err = %v, want the write's", err)
+	}
+	pins.SetRecheck(t, 0) // every Pinned looks at the file
+	if pinned, _ := s.Pinned("docs__lost"); pinned != "" {
+		t.Errorf("a pin the file does not hold is answered: %q", pinned)
+	}
+	if pinned, _ := s.Pinned(kept.Name); pinned != hash(t, kept) {
+		t.Errorf("the file's pin is not answered: %q", pinned)
+	}
+}
