@@ -294,9 +294,8 @@ func (u *Upstream) start(ctx context.Context) (*mcp.ClientSession, *wire, plugin
 	return cs, w, proc, listed, nil
 }
 
-// exitGrace is how long a process whose output ended during the
-// handshake is given to exit by itself, so that the error can say how it
-// ended.
+// exitGrace is how long a process that hung up on the handshake is
+// given to exit by itself, so that the error can say how it ended.
 var exitGrace = time.Second
 
 // exitNote ends proc, a process the handshake failed with, and tells how
