@@ -724,7 +724,10 @@ func (c *stdioConn) decode(line []byte) jsonrpc.Message {
 		return nil
 	}
 	if d := depth(line); d > c.maxDepth {
-		c.reject(nil, jsonrpc.CodeInvalidRequest, fmt.Sprintf("message nests deeper than %d levels", c.maxDepth))
+		// Answered under its id when the id can be read without
+		// descending into what nests (a decoder would refuse the depth
+		// too), so that the client's request is not left unanswered.
+		c.reject(topLevelID(line), jsonrpc.CodeInvalidRequest, fmt.Sprintf("message nests deeper than %d levels", c.maxDepth))
 		return nil
 	}
 	if !json.Valid(line) {
@@ -821,6 +824,27 @@ func idString(id jsonrpc.ID) string {
 	default:
 		return fmt.Sprint(v)
 	}
+}
+
+// topLevelID reads the id member of the object line holds without
+// descending into the other members' values, however deep they nest (it
+// only follows where each ends: members). It returns nil when line is
+// not an object it can walk so, or its id is missing or not one an answer
+// could carry back as sent (as peekID).
+func topLevelID(line []byte) *jsonrpc.ID {
+	mp := memberPool.Get().(*[]member)
+	defer putMembers(mp)
+	ms, _, ok := members(line, *mp)
+	if !ok {
+		return nil
+	}
+	var id *jsonrpc.ID
+	for _, m := range ms {
+		if !m.escaped && string(m.key) == "id" {
+			id = peekID([]byte(`{"id":` + string(m.value) + `}`))
+		}
+	}
+	return id
 }
 
 // peekID reads the id of a message that is JSON but not a valid request.

@@ -103,7 +103,7 @@ func TestStdioConnRejectsAndContinues(t *testing.T) {
 		{-32700, nil, "not valid JSON"},
 		{-32700, nil, "UTF-8"},
 		{-32600, nil, "batches"},
-		{-32600, nil, "nests deeper"},
+		{-32600, float64(5), "nests deeper"},
 		{-32600, nil, "exceeds 256 bytes"},
 		{-32600, float64(7), "JSON-RPC 2.0"},
 		{-32602, float64(9), "object"},
@@ -431,4 +431,56 @@ func waitText(t *testing.T, w *lineRecorder, want string) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// TestTopLevelID: the id of a message read without descending into its
+// other members, however deep; none from what is not an object, or an id
+// an answer could not carry back as sent.
+func TestTopLevelID(t *testing.T) {
+	deep := strings.Repeat("[", 100000) + strings.Repeat("]", 100000)
+	for _, tc := range []struct {
+		line string
+		want any // nil: no id
+	}{
+		{`{"jsonrpc":"2.0","id":5,"method":"x","params":` + deep + `}`, int64(5)},
+		{`{"params":{"a":` + deep + `},"id":"abc"}`, "abc"},
+		{` { "id" : 7 , "x" : "]}\"[" } `, int64(7)},
+		{`{"x":` + deep + `}`, nil},
+		{`{"id":1.5,"x":` + deep + `}`, nil},
+		{`{"id":{"a":1},"x":1}`, nil},
+		{`{"id":null}`, nil},
+		{deep, nil},
+		{`{"id":5,"x":[[[`, nil},
+		{`{"\u0069d":5}`, nil},
+	} {
+		got := topLevelID([]byte(tc.line))
+		var raw any
+		if got != nil {
+			raw = got.Raw()
+		}
+		if raw != tc.want {
+			short := tc.line
+			if len(short) > 60 {
+				short = short[:60] + "…"
+			}
+			t.Errorf("topLevelID(%s) = %v, want %v", short, raw, tc.want)
+		}
+	}
+}
+
+// FuzzTopLevelID: whatever the line, topLevelID neither panics nor finds
+// an id where a decoder finds another.
+func FuzzTopLevelID(f *testing.F) {
+	for _, seed := range []string{`{"id":5,"x":[[[]]]}`, `{"id":"a\"b","p":{"q":[1,{"r":"]"}]}}`, `[`, `{"id":`, `{"a":"\`, `{"id":1e3}`} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		got := topLevelID(line)
+		if got == nil || !json.Valid(line) {
+			return
+		}
+		if want := peekID(line); want == nil || fmt.Sprint(want.Raw()) != fmt.Sprint(got.Raw()) {
+			t.Errorf("topLevelID(%q) = %v, a decoder reads %v", line, got.Raw(), want)
+		}
+	})
 }

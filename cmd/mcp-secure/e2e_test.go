@@ -212,7 +212,7 @@ func TestE2EHostileInput(t *testing.T) {
 		{"batch", `[{"jsonrpc":"2.0","id":2,"method":"ping"},{"jsonrpc":"2.0","id":3,"method":"ping"}]`, -32600, nil},
 		{"two-mib-line", huge, -32600, nil},
 		{"deep-nesting", deep, -32600, nil},
-		{"deep-nesting-in-params", `{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"x","arguments":{"a":` + strings.Repeat("[", 100000) + strings.Repeat("]", 100000) + `}}}`, -32600, nil},
+		{"deep-nesting-in-params", `{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"x","arguments":{"a":` + strings.Repeat("[", 100000) + strings.Repeat("]", 100000) + `}}}`, -32600, float64(4)},
 		{"non-string-tool-name", `{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":42,"arguments":{}}}`, -32602, float64(5)},
 		{"invalid-utf8", "{\"jsonrpc\":\"2.0\",\"id\":6,\"method\":\"tools/call\",\"params\":{\"name\":\"search_tools\",\"arguments\":{\"query\":\"\xff\xfe\"}}}", -32700, nil},
 		{"not-jsonrpc", `{"id":7,"method":"ping"}`, -32600, float64(7)},
