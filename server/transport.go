@@ -492,8 +492,19 @@ func (c *stdioConn) polish(resp *jsonrpc.Response) {
 	c.fmu.Unlock()
 	if resp.Error != nil {
 		var we *jsonrpc.Error
-		if errors.As(resp.Error, &we) && we.Code == jsonrpc.CodeInvalidParams {
+		switch {
+		case errors.As(resp.Error, &we) && we.Code == jsonrpc.CodeInvalidParams:
 			resp.Error = &jsonrpc.Error{Code: we.Code, Message: cleanParamsError(method, resp.Error.Error()), Data: we.Data}
+		case we == nil || we.Code == 0:
+			// A plain error, which the SDK sends with code 0 (JSON-RPC
+			// defines none): the session's refusal of a request out of
+			// turn is an invalid request, anything else an internal
+			// error.
+			code := int64(jsonrpc.CodeInternalError)
+			if msg := resp.Error.Error(); strings.Contains(msg, "invalid during session initialization") || strings.HasPrefix(msg, "duplicate ") {
+				code = jsonrpc.CodeInvalidRequest
+			}
+			resp.Error = &jsonrpc.Error{Code: code, Message: resp.Error.Error()}
 		}
 		return
 	}

@@ -108,7 +108,17 @@ func mustJSON(t *testing.T, v any) []byte {
 func TestE2EProtocolErrorsAndVersionFields(t *testing.T) {
 	e := newEnv(t, "")
 	r := e.startRaw(t)
+	// Out of turn: a call before initialize, a second initialize. Each is
+	// an invalid request (-32600), never JSON-RPC's undefined code 0.
+	r.send(`{"jsonrpc":"2.0","id":"early","method":"tools/call","params":{"name":"list_categories","arguments":{}}}`)
+	if m := r.recv(); fmt.Sprint(m["error"]) == "<nil>" || m["error"].(map[string]any)["code"] != float64(-32600) {
+		t.Errorf("a call before initialize = %v", m)
+	}
 	r.initialize()
+	r.send(`{"jsonrpc":"2.0","id":"again","method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`)
+	if m := r.recv(); fmt.Sprint(m["error"]) == "<nil>" || m["error"].(map[string]any)["code"] != float64(-32600) {
+		t.Errorf("a second initialize = %v", m)
+	}
 	r.send(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":5}}`)
 	m := r.recv()
 	msg := fmt.Sprint(m["error"])
