@@ -225,7 +225,7 @@ func (p *pinAudit) Observe(ctx context.Context, server string, ds []upstream.Def
 	if len(obs) == 0 {
 		return hashes, errs
 	}
-	res, err := p.store.ObserveAll(obs, func(res []pins.Observed) error {
+	res, err := p.store.ObserveAll(server, obs, func(res []pins.Observed) error {
 		return p.record(ctx, server, ds, hashes, at, res)
 	})
 	for j, i := range at {

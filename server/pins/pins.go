@@ -238,7 +238,7 @@ func (s *Store) ObservePending(d Definition, h string) (Outcome, error) {
 }
 
 func (s *Store) observe(d Definition, h string, trust bool) (Outcome, error) {
-	res, err := s.ObserveAll([]Observation{{Def: d, Hash: h, Trust: trust}}, nil)
+	res, err := s.ObserveAll("", []Observation{{Def: d, Hash: h, Trust: trust}}, nil)
 	if err != nil {
 		return 0, err
 	}
@@ -266,13 +266,16 @@ type Observed struct {
 
 // ObserveAll observes the definitions of one listing, in order, each as
 // Observe or ObservePending would (as its Trust says), under one lock of
-// the file, with one read and at most one write of it. record, when not
-// nil, is called with what was found, under the lock and before the file
-// is written: when it fails, nothing is written and its error is
-// returned, so that no pin is ever kept without what record makes of it
-// (the audit records). err is the store's or record's; then nothing was
-// recorded.
-func (s *Store) ObserveAll(obs []Observation, record func([]Observed) error) (res []Observed, err error) {
+// the file, with one read and at most one write of it. When server is not
+// empty, obs is that server's whole listing: its pending entries (never
+// pinned) that the listing no longer names are dropped first, so that
+// tools it stopped offering neither wait for approval nor count against
+// MaxPending; its pins stay, offered or not. record, when not nil, is
+// called with what was found, under the lock and before the file is
+// written: when it fails, nothing is written and its error is returned,
+// so that no pin is ever kept without what record makes of it (the audit
+// records). err is the store's or record's; then nothing was recorded.
+func (s *Store) ObserveAll(server string, obs []Observation, record func([]Observed) error) (res []Observed, err error) {
 	res = make([]Observed, len(obs))
 	var recErr error
 	err = s.update(func(tools map[string]*Entry) bool {
@@ -283,8 +286,20 @@ func (s *Store) ObserveAll(obs []Observation, record func([]Observed) error) (re
 			c := *e
 			work[name] = &c
 		}
-		now := time.Now().UTC()
 		changed := false
+		if server != "" {
+			named := make(map[string]bool, len(obs))
+			for _, o := range obs {
+				named[o.Def.Name] = true
+			}
+			for name, e := range work {
+				if e.Pinned == "" && e.Server == server && !named[name] {
+					delete(work, name)
+					changed = true
+				}
+			}
+		}
+		now := time.Now().UTC()
 		for i, o := range obs {
 			if e, ok := work[o.Def.Name]; ok {
 				res[i].Pinned = e.Pinned

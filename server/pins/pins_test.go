@@ -459,7 +459,7 @@ func TestObserveAll(t *testing.T) {
 		before[o.Def.Name], _ = all.Pinned(o.Def.Name)
 	}
 	var recorded []pins.Observed
-	res, err := all.ObserveAll(listing, func(r []pins.Observed) error { recorded = r; return nil })
+	res, err := all.ObserveAll("", listing, func(r []pins.Observed) error { recorded = r; return nil })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -494,7 +494,7 @@ func TestObserveAll(t *testing.T) {
 		t.Fatal(err)
 	}
 	boom := errors.New("the audit log is full")
-	if _, err := failed.ObserveAll(listing, func([]pins.Observed) error { return boom }); !errors.Is(err, boom) {
+	if _, err := failed.ObserveAll("", listing, func([]pins.Observed) error { return boom }); !errors.Is(err, boom) {
 		t.Fatalf("err = %v, want the record's", err)
 	}
 	if now, _ := os.ReadFile(path); string(now) != string(data) {
@@ -536,5 +536,78 @@ func TestFailedWriteLeavesTheFileInForce(t *testing.T) {
 	}
 	if pinned, _ := s.Pinned(kept.Name); pinned != hash(t, kept) {
 		t.Errorf("the file's pin is not answered: %q", pinned)
+	}
+}
+
+// TestListingDropsPendingItNoLongerNames: a server's whole listing drops
+// that server's pending entries it no longer names (so they neither wait
+// for approval nor fill MaxPending), and keeps its pins and other
+// servers' entries.
+func TestListingDropsPendingItNoLongerNames(t *testing.T) {
+	s, err := pins.Open(filepath.Join(t.TempDir(), pins.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	named := func(name, server string) pins.Definition {
+		d := def(name + ".")
+		d.Name, d.Server = name, server
+		return d
+	}
+	kept := named("s__kept", "s")
+	if _, err := s.Observe(kept, hash(t, kept)); err != nil {
+		t.Fatal(err)
+	}
+	var old []pins.Observation
+	for i := range pins.MaxPending {
+		d := named(fmt.Sprintf("s__old%d", i), "s")
+		old = append(old, pins.Observation{Def: d, Hash: hash(t, d)})
+	}
+	other := named("t__other", "t")
+	for _, o := range append(old, pins.Observation{Def: other, Hash: hash(t, other)}) {
+		if _, err := s.ObservePending(o.Def, o.Hash); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A listing of s naming its pin and as many new tools as MaxPending:
+	// the old pending ones are gone, so the new ones all wait.
+	listing := []pins.Observation{{Def: kept, Hash: hash(t, kept)}}
+	for i := range pins.MaxPending {
+		d := named(fmt.Sprintf("s__new%d", i), "s")
+		listing = append(listing, pins.Observation{Def: d, Hash: hash(t, d)})
+	}
+	res, err := s.ObserveAll("s", listing, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range res {
+		if r.Err != nil {
+			t.Errorf("%s: %v", listing[i].Def.Name, r.Err)
+		}
+	}
+	entries, err := s.Entries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range old {
+		if _, ok := entries[o.Def.Name]; ok {
+			t.Errorf("%s, no longer offered, still waits", o.Def.Name)
+			break
+		}
+	}
+	if e, ok := entries["s__kept"]; !ok || e.Pinned != hash(t, kept) {
+		t.Error("the pin of s__kept is gone")
+	}
+	if _, ok := entries["t__other"]; !ok {
+		t.Error("another server's pending entry was dropped")
+	}
+	if len(entries) != 2+pins.MaxPending {
+		t.Errorf("%d entries, want %d", len(entries), 2+pins.MaxPending)
+	}
+	// A listing that no longer names the pinned tool keeps its pin.
+	if _, err := s.ObserveAll("s", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if pinned, _ := s.Pinned("s__kept"); pinned != hash(t, kept) {
+		t.Error("a pin was dropped with the pending entries")
 	}
 }
