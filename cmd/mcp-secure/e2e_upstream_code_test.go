@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // An upstream server whose code lies below an allowed path (its
@@ -146,5 +147,34 @@ func TestE2EUpstreamNotStartedSaysWhy(t *testing.T) {
 	}
 	if log := stderr.String(); !strings.Contains(log, "the cause") {
 		t.Errorf("the upstream's stderr is not in the server's log:\n%s", log)
+	}
+	// Its launch is audited, and so is its failure.
+	var failed map[string]any
+	for _, r := range e.records(t) {
+		if in, _ := r["input"].(map[string]any); r["kind"] == "upstream" && r["result"] == "deny" && in["server"] == "broken" {
+			failed = r
+			break
+		}
+	}
+	if reasons := fmt.Sprint(failed["reasons"]); !strings.Contains(reasons, "start failed") || !strings.Contains(reasons, "exited with code 7") ||
+		strings.Contains(fmt.Sprint(failed), "the cause") {
+		t.Errorf("the failed start's record: %v", failed)
+	}
+}
+
+// TestE2EUpstreamHungDoesNotHoldTheStart: a server that never answers its
+// handshake holds the server's own start up by the first wait (5 s), not
+// by its start's deadline (60 s); the client is served meanwhile, and a
+// call to its tools says it is still starting.
+func TestE2EUpstreamHungDoesNotHoldTheStart(t *testing.T) {
+	e := newEnv(t, "servers:\n  hung:\n    command: sleep\n    args: [\"1000\"]\n")
+	begun := time.Now()
+	cs := e.connect(t, "")
+	if waited := time.Since(begun); waited > 30*time.Second {
+		t.Fatalf("the handshake took %s", waited)
+	}
+	wantError(t, call(t, cs, "hung__anything", map[string]any{}), `upstream server "hung" has not come up yet`, "taking longer than 5s")
+	if res := call(t, cs, "list_categories", map[string]any{}); res.IsError {
+		t.Errorf("a built-in tool while the upstream starts: %q", text(res))
 	}
 }

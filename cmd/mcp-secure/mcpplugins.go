@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 
 	"github.com/mcp-secure/mcp-secure/plugins/external"
 	"github.com/mcp-secure/mcp-secure/plugins/upstream"
@@ -147,23 +148,38 @@ func startMCPPlugins(ctx context.Context, pol *policy.Policy, launcher plugin.La
 	}
 	store.OnChange(plugin.DefinitionChanging)
 	pa := &pinAudit{store: store, audit: alog, log: log}
-	var out []plugin.Plugin
-	for _, p := range ps {
+	// Side by side, as the servers: section's (startUpstreams).
+	started := make([]plugin.Plugin, len(ps))
+	var starting sync.WaitGroup
+	for i, p := range ps {
 		name := p.m.Name
-		u, err := upstream.New(ctx, upstream.Config{
-			Name: name, Prefix: p.prefix, Version: version,
-			Launcher: manifestLauncher{m: p.m, door: upstream.Door{Launcher: launcher, Spec: p.spec}, audit: alog},
-			Pins:     pa, Logger: log,
+		starting.Go(func() {
+			u, err := upstream.New(ctx, upstream.Config{
+				Name: name, Prefix: p.prefix, Version: version,
+				Launcher: manifestLauncher{m: p.m, door: upstream.Door{Launcher: launcher, Spec: p.spec}, audit: alog},
+				Pins:     pa, Logger: log,
+				StartFailed: func(err error) { auditStartFailed(ctx, alog, log, name, err) },
+			})
+			switch {
+			case errors.Is(err, upstream.ErrSlowStart):
+				log.Warn("MCP plugin still starting; its tools are offered once it is up", "upstream", name, "manifest", p.m.File, "err", err, "sandbox", p.desc)
+				started[i] = u
+			case errors.Is(err, upstream.ErrNotStarted):
+				log.Error("MCP plugin not started; it is being retried", "upstream", name, "manifest", p.m.File, "err", err, "sandbox", p.desc)
+				started[i] = u
+			case err != nil:
+				log.Error("MCP plugin not started", "upstream", name, "manifest", p.m.File, "err", err)
+			default:
+				log.Info("MCP plugin started", "upstream", name, "manifest", p.m.File, "version", p.m.Version,
+					"tools", len(u.Tools()), "sha256_pinned", p.m.SHA256 != "", "sandbox", p.desc)
+				started[i] = u
+			}
 		})
-		switch {
-		case errors.Is(err, upstream.ErrNotStarted):
-			log.Error("MCP plugin not started; it is being retried", "upstream", name, "manifest", p.m.File, "err", err, "sandbox", p.desc)
-			out = append(out, u)
-		case err != nil:
-			log.Error("MCP plugin not started", "upstream", name, "manifest", p.m.File, "err", err)
-		default:
-			log.Info("MCP plugin started", "upstream", name, "manifest", p.m.File, "version", p.m.Version,
-				"tools", len(u.Tools()), "sha256_pinned", p.m.SHA256 != "", "sandbox", p.desc)
+	}
+	starting.Wait()
+	var out []plugin.Plugin
+	for _, u := range started {
+		if u != nil {
 			out = append(out, u)
 		}
 	}

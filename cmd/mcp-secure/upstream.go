@@ -43,11 +43,16 @@ func startUpstreams(ctx context.Context, pol *policy.Policy, door plugin.Launche
 	}
 	store.OnChange(plugin.DefinitionChanging)
 	pa := &pinAudit{store: store, audit: alog, log: log}
-	var out []plugin.Plugin
+	names := pol.ServerNames()
+	out := make([]plugin.Plugin, len(names))
+	// The servers start side by side, each waited for at most its first
+	// wait (upstream.Config.FirstWait): one slow or hung server holds up
+	// the server's own start by that much, not by its start's deadline.
+	var starting sync.WaitGroup
 	// What symlinks in a server's code lead to is kept from tools, so the
 	// server is given it to read.
 	_, codeReads, _ := serverCode(pol)
-	for _, name := range pol.ServerNames() {
+	for i, name := range names {
 		s := pol.Servers[name]
 		spec, err := upstreamSpec(name, s, os.LookupEnv, own)
 		var desc string
@@ -61,29 +66,45 @@ func startUpstreams(ctx context.Context, pol *policy.Policy, door plugin.Launche
 				Reasons: []string{"not started: " + err.Error()}, Input: map[string]any{"server": name}}); aerr != nil {
 				log.Error("the audit record could not be written", "upstream", name, "err", aerr)
 			}
-			out = append(out, &notStarted{name: name, prefix: s.ToolPrefix(name), why: err})
+			out[i] = &notStarted{name: name, prefix: s.ToolPrefix(name), why: err}
 			continue
 		}
-		u, err := upstream.New(ctx, upstream.Config{
-			Name: name, Prefix: s.ToolPrefix(name), Version: version,
-			Launcher: upstream.Door{Launcher: door, Spec: spec}, Pins: pa, Logger: log,
+		starting.Go(func() {
+			u, err := upstream.New(ctx, upstream.Config{
+				Name: name, Prefix: s.ToolPrefix(name), Version: version,
+				Launcher: upstream.Door{Launcher: door, Spec: spec}, Pins: pa, Logger: log,
+				StartFailed: func(err error) { auditStartFailed(ctx, alog, log, name, err) },
+			})
+			switch {
+			case errors.Is(err, upstream.ErrSlowStart):
+				log.Warn("upstream server still starting; its tools are offered once it is up", "upstream", name, "err", err, "sandbox", desc)
+				out[i] = u
+			case errors.Is(err, upstream.ErrNotStarted):
+				// Retried with the supervisor's backoff: its tools are
+				// offered, and clients told, once it is up.
+				log.Error("upstream server not started; it is being retried", "upstream", name, "err", err, "sandbox", desc)
+				out[i] = u
+			case err != nil:
+				log.Error("upstream server not started", "upstream", name, "err", err)
+				out[i] = &notStarted{name: name, prefix: s.ToolPrefix(name), why: err}
+			default:
+				log.Info("upstream server started", "upstream", name, "tools", len(u.Tools()), "sandbox", desc)
+				out[i] = u
+			}
 		})
-		if errors.Is(err, upstream.ErrNotStarted) {
-			// Retried with the supervisor's backoff: its tools are
-			// offered, and clients told, once it is up.
-			log.Error("upstream server not started; it is being retried", "upstream", name, "err", err, "sandbox", desc)
-			out = append(out, u)
-			continue
-		}
-		if err != nil {
-			log.Error("upstream server not started", "upstream", name, "err", err)
-			out = append(out, &notStarted{name: name, prefix: s.ToolPrefix(name), why: err})
-			continue
-		}
-		log.Info("upstream server started", "upstream", name, "tools", len(u.Tools()), "sandbox", desc)
-		out = append(out, u)
 	}
+	starting.Wait()
 	return out
+}
+
+// auditStartFailed records that a start of upstream server name failed
+// after its process was launched (the launch has its own record): kind
+// upstream, result deny, with why.
+func auditStartFailed(ctx context.Context, alog *audit.Logger, log *slog.Logger, name string, why error) {
+	if err := alog.Log(context.WithoutCancel(ctx), audit.Record{DecisionID: audit.NewID(), Kind: audit.KindUpstream, Result: audit.ResultDeny,
+		Reasons: []string{"start failed: " + why.Error()}, Input: map[string]any{"server": name}}); err != nil {
+		log.Error("the audit record could not be written", "upstream", name, "err", err)
+	}
 }
 
 // notStarted stands for an upstream server that will not start while

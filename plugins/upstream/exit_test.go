@@ -78,8 +78,10 @@ func TestHandshakeFailureSaysHowTheProcessEnded(t *testing.T) {
 		{"silent", "cat >/dev/null", false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			var failed []error
 			u, err := New(t.Context(), Config{Name: c.name, Prefix: "s__", Launcher: shellLauncher{script: c.script},
-				Pins: &memPins{pinned: map[string]string{}}, StartTimeout: 500 * time.Millisecond, MinBackoff: time.Hour, MaxBackoff: time.Hour})
+				Pins: &memPins{pinned: map[string]string{}}, StartTimeout: 500 * time.Millisecond, MinBackoff: time.Hour, MaxBackoff: time.Hour,
+				StartFailed: func(err error) { failed = append(failed, err) }})
 			if u != nil {
 				u.Close()
 			}
@@ -95,6 +97,10 @@ func TestHandshakeFailureSaysHowTheProcessEnded(t *testing.T) {
 			}
 			if strings.Contains(err.Error(), "the cause") {
 				t.Errorf("the process's stderr is in the error: %q", err)
+			}
+			// Told once, with the error New returns.
+			if len(failed) != 1 || !strings.Contains(err.Error(), failed[0].Error()) {
+				t.Errorf("StartFailed told %v; New returned %v", failed, err)
 			}
 		})
 	}

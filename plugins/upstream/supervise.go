@@ -16,7 +16,7 @@ import (
 func (u *Upstream) supervise(cs *mcp.ClientSession, proc plugin.Process) {
 	defer close(u.done)
 	backoff := u.cfg.MinBackoff
-	started := time.Now()
+	upSince := time.Now()
 	everUp := cs != nil
 	for {
 		if cs != nil {
@@ -35,7 +35,7 @@ func (u *Upstream) supervise(cs *mcp.ClientSession, proc plugin.Process) {
 				return
 			}
 			u.log.Warn("upstream server exited; restarting", "status", code, "err", err, "after", backoff)
-			if time.Since(started) >= stableAfter {
+			if time.Since(upSince) >= stableAfter {
 				backoff = u.cfg.MinBackoff
 			}
 		}
@@ -71,23 +71,10 @@ func (u *Upstream) supervise(cs *mcp.ClientSession, proc plugin.Process) {
 			cs, proc = nil, nil
 			continue
 		}
-		// A listing of the old session still under way is offered
-		// first, then this one.
-		u.listing.Lock()
-		u.mu.Lock()
-		if u.closed {
-			u.mu.Unlock()
-			u.listing.Unlock()
-			cs.Close()
-			proc.Kill()
-			proc.Wait()
+		if !u.adopt(started{cs: cs, w: w, proc: proc, listed: listed}) {
 			return
 		}
-		u.session, u.wire, u.proc, u.down = cs, w, proc, ""
-		u.mu.Unlock()
-		u.offer(listed)
-		u.listing.Unlock()
-		started = time.Now()
+		upSince = time.Now()
 		if everUp {
 			u.log.Info("upstream server restarted", "tools", len(listed))
 		} else {

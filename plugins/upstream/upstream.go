@@ -75,8 +75,18 @@ type Config struct {
 	Pins     Pins
 	Logger   *slog.Logger
 	// StartTimeout bounds a start: the process, the handshake and the
-	// listing; zero means 20 s.
+	// listing; zero means 60 s.
 	StartTimeout time.Duration
+	// FirstWait bounds how long New waits for the first start: past it,
+	// New returns (ErrNotStarted) while the start goes on in the
+	// background, so that one slow or hung server does not hold up the
+	// server's own start; zero means 5 s.
+	FirstWait time.Duration
+	// StartFailed, when set, is told of each start that fails (the first
+	// one and every later one) after its process was launched: in the
+	// handshake, the listing or at the start's deadline (not when Close
+	// or the context given to New cancels it).
+	StartFailed func(err error)
 	// MinBackoff and MaxBackoff bound the wait before a restart; zero
 	// means 250 ms and 30 s.
 	MinBackoff, MaxBackoff time.Duration
@@ -95,6 +105,12 @@ var ErrClosed = errors.New("upstream: closed")
 // ErrNotStarted wraps the error of a failed first start, which [New]
 // returns together with an Upstream that keeps trying.
 var ErrNotStarted = errors.New("upstream: the first start failed; retrying with backoff")
+
+// ErrSlowStart, from [New] with the Upstream, says the first start did
+// not end within Config.FirstWait: it goes on in the background, and its
+// tools are offered once it is up (or it is retried as after
+// [ErrNotStarted]).
+var ErrSlowStart = errors.New("its first start goes on in the background")
 
 // ErrLeftOut, from Pins.Observe, leaves the tool out of the listing (it
 // is neither offered nor pinned); the rest of the listing stands.
@@ -142,7 +158,9 @@ var (
 // When the first start fails, New returns an error wrapping
 // [ErrNotStarted] together with the Upstream, which offers no tools yet
 // and starts the server again with the supervisor's backoff; once it is
-// up, its tools are offered and the server is told (Watch). Any other
+// up, its tools are offered and the server is told (Watch). When the
+// first start takes longer than Config.FirstWait, New returns
+// [ErrSlowStart] with the Upstream, and the start goes on. Any other
 // error comes with a nil Upstream.
 func New(ctx context.Context, cfg Config) (*Upstream, error) {
 	if cfg.Launcher == nil || cfg.Pins == nil {
@@ -150,6 +168,9 @@ func New(ctx context.Context, cfg Config) (*Upstream, error) {
 	}
 	if cfg.StartTimeout <= 0 {
 		cfg.StartTimeout = 60 * time.Second
+	}
+	if cfg.FirstWait <= 0 {
+		cfg.FirstWait = 5 * time.Second
 	}
 	if cfg.MinBackoff <= 0 {
 		cfg.MinBackoff = 250 * time.Millisecond
@@ -162,20 +183,106 @@ func New(ctx context.Context, cfg Config) (*Upstream, error) {
 		u.log = slog.New(slog.DiscardHandler)
 	}
 	u.log = u.log.With("upstream", cfg.Name)
-	cs, w, proc, listed, err := u.start(ctx)
-	if err != nil {
-		u.down = "its first start failed: " + err.Error()
-		go u.supervise(nil, nil)
-		return u, fmt.Errorf("%w: %w", ErrNotStarted, err)
+	// The first start, which Close cancels.
+	startCtx, cancel := context.WithCancel(ctx)
+	first := make(chan started, 1)
+	go func() {
+		defer cancel()
+		var r started
+		r.cs, r.w, r.proc, r.listed, r.err = u.start(startCtx)
+		first <- r
+	}()
+	go func() {
+		select {
+		case <-u.stop:
+			cancel()
+		case <-startCtx.Done():
+		}
+	}()
+	wait := time.NewTimer(cfg.FirstWait)
+	defer wait.Stop()
+	select {
+	case r := <-first:
+		if r.err != nil {
+			u.down = "its first start failed: " + r.err.Error()
+			go u.supervise(nil, nil)
+			return u, fmt.Errorf("%w: %w", ErrNotStarted, r.err)
+		}
+		u.adopt(r)
+		go u.supervise(r.cs, r.proc)
+		return u, nil
+	case <-wait.C:
+		u.mu.Lock()
+		u.down = fmt.Sprintf("its first start is taking longer than %s and goes on", cfg.FirstWait)
+		u.mu.Unlock()
+		go u.lateFirst(first)
+		return u, fmt.Errorf("upstream %s: not up within %s; %w", cfg.Name, cfg.FirstWait, ErrSlowStart)
 	}
+}
+
+// started is the outcome of a start.
+type started struct {
+	cs     *mcp.ClientSession
+	w      *wire
+	proc   plugin.Process
+	listed []listedTool
+	err    error
+}
+
+// adopt makes r, a start that succeeded, the running one and offers its
+// tools; false (and r ended) when the Upstream was closed meanwhile.
+func (u *Upstream) adopt(r started) bool {
+	// A listing of an old session still under way is offered first,
+	// then this one.
 	u.listing.Lock()
+	defer u.listing.Unlock()
 	u.mu.Lock()
-	u.session, u.wire, u.proc = cs, w, proc
+	if u.closed {
+		u.mu.Unlock()
+		r.cs.Close()
+		r.proc.Kill()
+		r.proc.Wait()
+		return false
+	}
+	u.session, u.wire, u.proc, u.down = r.cs, r.w, r.proc, ""
 	u.mu.Unlock()
-	u.offer(listed)
-	u.listing.Unlock()
-	go u.supervise(cs, proc)
-	return u, nil
+	u.offer(r.listed)
+	return true
+}
+
+// lateFirst waits for a first start New stopped waiting for, then
+// supervises as New would have: its tools are offered, and the server
+// told, once it is up; a failed start is retried with backoff.
+func (u *Upstream) lateFirst(first <-chan started) {
+	r := <-first
+	if r.err != nil {
+		u.mu.Lock()
+		closed := u.closed
+		u.down = "its first start failed: " + r.err.Error()
+		u.mu.Unlock()
+		if closed {
+			close(u.done)
+			return
+		}
+		u.log.Error("upstream server not started; it is being retried", "err", r.err)
+		u.supervise(nil, nil)
+		return
+	}
+	if !u.adopt(r) {
+		close(u.done)
+		return
+	}
+	u.log.Info("upstream server started after the server's own start; offering its tools", "tools", len(r.listed))
+	u.changed()
+	u.supervise(r.cs, r.proc)
+}
+
+// startFailed tells cfg.StartFailed of a start that failed after its
+// launch, unless the start was cancelled (ctx is the start's).
+func (u *Upstream) startFailed(ctx context.Context, err error) {
+	if u.cfg.StartFailed != nil && !errors.Is(ctx.Err(), context.Canceled) {
+		u.cfg.StartFailed(err)
+	}
 }
 
 // Info names the plugin after the server.
@@ -262,6 +369,9 @@ func (u *Upstream) start(ctx context.Context) (*mcp.ClientSession, *wire, plugin
 	if err != nil {
 		return nil, nil, nil, nil, fmt.Errorf("upstream %s: starting: %w", u.cfg.Name, err)
 	}
+	// A start cancelled (Close) or past its deadline ends its process,
+	// which ends whatever of the start still waits on it.
+	keep := context.AfterFunc(ctx, proc.Kill)
 	go u.logStderr(proc.Stderr())
 	client := mcp.NewClient(&mcp.Implementation{Name: "mcp-secure", Version: u.cfg.Version}, &mcp.ClientOptions{
 		ToolListChangedHandler:      func(context.Context, *mcp.ToolListChangedRequest) { u.listChanged() },
@@ -272,11 +382,13 @@ func (u *Upstream) start(ctx context.Context) (*mcp.ClientSession, *wire, plugin
 	cs, err := client.Connect(ctx, sdkTransport{w}, nil)
 	if err != nil {
 		// The connection closed under the handshake (not a refusal, not
-		// the start's deadline): the upstream hung up, most likely by
-		// exiting.
-		ended := errors.Is(err, mcp.ErrConnectionClosed)
+		// the start's deadline or cancel, which end the process): the
+		// upstream hung up, most likely by exiting.
+		ended := errors.Is(err, mcp.ErrConnectionClosed) && ctx.Err() == nil
 		w.close()
-		return nil, nil, nil, nil, fmt.Errorf("upstream %s: MCP handshake: %w%s", u.cfg.Name, err, exitNote(proc, ended))
+		err = fmt.Errorf("upstream %s: MCP handshake: %w%s", u.cfg.Name, err, exitNote(proc, ended))
+		u.startFailed(ctx, err)
+		return nil, nil, nil, nil, err
 	}
 	if ir := cs.InitializeResult(); ir != nil && ir.Capabilities != nil && ir.Capabilities.Logging != nil {
 		// Servers of the Go SDK send nothing until a level is set.
@@ -289,6 +401,15 @@ func (u *Upstream) start(ctx context.Context) (*mcp.ClientSession, *wire, plugin
 		cs.Close()
 		proc.Kill()
 		proc.Wait()
+		u.startFailed(ctx, err)
+		return nil, nil, nil, nil, err
+	}
+	if !keep() {
+		// Ended at the last moment: the start failed all the same.
+		cs.Close()
+		proc.Wait()
+		err = fmt.Errorf("upstream %s: starting: %w", u.cfg.Name, ctx.Err())
+		u.startFailed(ctx, err)
 		return nil, nil, nil, nil, err
 	}
 	return cs, w, proc, listed, nil

@@ -3,6 +3,7 @@ package upstream
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -27,6 +28,8 @@ type fakeLauncher struct {
 	build    func(n int) *mcp.Server
 	// fail, when set, fails launch n with the error it returns.
 	fail func(n int) error
+	// hold, when set, keeps each server from serving until it is closed.
+	hold chan struct{}
 }
 
 func (f *fakeLauncher) Launch(ctx context.Context) (plugin.Process, error) {
@@ -47,6 +50,12 @@ func (f *fakeLauncher) Launch(ctx context.Context) (plugin.Process, error) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		if f.hold != nil {
+			select {
+			case <-f.hold:
+			case <-life.Done():
+			}
+		}
 		srv.Run(life, &mcp.IOTransport{Reader: inR, Writer: outW})
 		outW.Close()
 		inR.Close()
@@ -459,4 +468,60 @@ func (p *listingPins) Observe(ctx context.Context, server string, ds []Definitio
 		p.seen = append(p.seen, d.Tool+": "+d.Description)
 	}
 	return p.memPins.Observe(ctx, server, ds, initial)
+}
+
+// TestSlowFirstStartGoesOnInTheBackground: New waits for the first start
+// at most FirstWait; the start goes on, and once the server answers its
+// tools are offered and the server told.
+func TestSlowFirstStartGoesOnInTheBackground(t *testing.T) {
+	hold := make(chan struct{})
+	l := &fakeLauncher{build: func(int) *mcp.Server { return echoServer("Echoes.") }, hold: hold}
+	u, err := New(t.Context(), Config{Name: "slow", Prefix: "slow__", Launcher: l, Pins: &memPins{pinned: map[string]string{}},
+		FirstWait: 50 * time.Millisecond})
+	if !errors.Is(err, ErrSlowStart) || u == nil {
+		t.Fatalf("New = %v, %v; want the Upstream and ErrSlowStart", u, err)
+	}
+	t.Cleanup(func() { u.Close() })
+	if why := u.Pending("slow__echo"); !strings.Contains(why, "taking longer than 50ms") {
+		t.Errorf("Pending = %q", why)
+	}
+	changed := make(chan struct{}, 1)
+	u.Watch(func() {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	})
+	close(hold)
+	select {
+	case <-changed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server was not told of the tools")
+	}
+	if tools := u.Tools(); len(tools) == 0 || tools[0].Name != "slow__echo" {
+		t.Errorf("tools once up: %v", tools)
+	}
+	if why := u.Pending("slow__echo"); why != "" {
+		t.Errorf("Pending once up = %q", why)
+	}
+	if l.launches != 1 {
+		t.Errorf("%d launches, want the first start only", l.launches)
+	}
+}
+
+// TestSlowFirstStartClosed: a Close while the first start goes on ends
+// it, and Close returns.
+func TestSlowFirstStartClosed(t *testing.T) {
+	l := &fakeLauncher{build: func(int) *mcp.Server { return echoServer("Echoes.") }, hold: make(chan struct{})}
+	u, err := New(t.Context(), Config{Name: "slow", Prefix: "slow__", Launcher: l, Pins: &memPins{pinned: map[string]string{}},
+		FirstWait: 20 * time.Millisecond})
+	if !errors.Is(err, ErrSlowStart) {
+		t.Fatalf("New: %v", err)
+	}
+	if err := u.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if tools := u.Tools(); len(tools) != 0 {
+		t.Errorf("tools after Close: %v", tools)
+	}
 }
