@@ -127,9 +127,11 @@ func TestE2EUpstreamCodeKeptFromTools(t *testing.T) {
 // why instead of only "not registered".
 func TestE2EUpstreamNotStartedSaysWhy(t *testing.T) {
 	e := newEnv(t, "servers:\n  gh:\n    command: node\n    args: [/nonexistent/server.mjs]\n    env:\n      TOKEN: ${E2E_UPSTREAM_UNSET_TOKEN}\n"+
-		"  broken:\n    command: /bin/sh\n    args: [-c, 'echo the cause >&2; exit 7']\n")
+		"  broken:\n    command: /bin/sh\n    args: [-c, 'echo the cause >&2; exit 7']\n"+
+		"  missing:\n    command: /nonexistent/server\n")
 	out, err := exec.Command(binPath, "policy", "check", "--policy", e.policy).CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "upstream server gh will not start in this environment: servers.gh.env.TOKEN takes ${E2E_UPSTREAM_UNSET_TOKEN}, which is not set") {
+	if err != nil || !strings.Contains(string(out), "upstream server gh will not start in this environment: servers.gh.env.TOKEN takes ${E2E_UPSTREAM_UNSET_TOKEN}, which is not set") ||
+		!strings.Contains(string(out), `upstream server missing will not start in this environment: servers.missing.command: command "/nonexistent/server": no executable file there`) {
 		t.Errorf("policy check: %v\n%s", err, out)
 	}
 	cs, stderr := e.connectAs(t, "e2e-client")

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mcp-secure/mcp-secure/plugins/upstream"
 	"github.com/mcp-secure/mcp-secure/server/audit"
+	"github.com/mcp-secure/mcp-secure/server/guard"
 	"github.com/mcp-secure/mcp-secure/server/pins"
 	"github.com/mcp-secure/mcp-secure/server/plugin"
 	"github.com/mcp-secure/mcp-secure/server/policy"
@@ -142,6 +143,8 @@ func upstreamWarnings(pol *policy.Policy, own []string) []string {
 			out = append(out, fmt.Sprintf("upstream server %s will not start: %v", name, err))
 		} else if _, err := upstreamSpec(name, pol.Servers[name], os.LookupEnv, own); err != nil {
 			out = append(out, fmt.Sprintf("upstream server %s will not start in this environment: %v", name, err))
+		} else if _, err := guard.Resolve(pol.Servers[name].Command); err != nil {
+			out = append(out, fmt.Sprintf("upstream server %s will not start in this environment: servers.%s.command: %v", name, name, err))
 		}
 	}
 	return out

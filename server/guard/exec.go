@@ -223,6 +223,9 @@ func Resolve(argv0 string) (Resolved, error) {
 		}
 		return Resolved{Path: c, Real: real}, nil
 	}
+	if len(candidates) == 1 {
+		return Resolved{}, fmt.Errorf("command %q: no executable file there", argv0)
+	}
 	return Resolved{}, fmt.Errorf("command %q: no executable found (looked in %s)", argv0, SafePath)
 }
 

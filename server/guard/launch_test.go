@@ -57,7 +57,7 @@ func TestInterpreterChain(t *testing.T) {
 		"env-script":  {write("b", "#!/usr/bin/env sh\n"), []string{filepath.Join(dir, "b"), env, sh}, ""},
 		"env-options": {write("c", "#!/usr/bin/env -S sh -x\n"), nil, "name one program"},
 		"relative":    {write("d", "#!sh\n"), nil, "not an absolute path"},
-		"missing":     {write("e", "#!/nonexistent/interp\n"), nil, "no executable found"},
+		"missing":     {write("e", "#!/nonexistent/interp\n"), nil, "no executable file there"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			got, err := interpreterChain(c.file)
