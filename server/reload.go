@@ -95,6 +95,12 @@ func (s *sessions) listed(ss *mcp.ServerSession, id identity, tools []string) {
 // stateless protocol, only when subscribed to it). It reports whether a
 // notification was sent.
 func (s *Server) PolicyChanged(ctx context.Context) bool {
+	return s.OfferChanged(ctx, "policy reload")
+}
+
+// OfferChanged is PolicyChanged for another change that may change what
+// tools/list offers a session, which why names (the tool pins, say).
+func (s *Server) OfferChanged(ctx context.Context, why string) bool {
 	changed := false
 	for ss := range s.mcp.Sessions() {
 		st := s.pipe.sessions.state(ss)
@@ -105,7 +111,7 @@ func (s *Server) PolicyChanged(ctx context.Context) bool {
 			continue // it never asked: nothing it knows is stale
 		}
 		if now := s.visible(ctx, id); !slices.Equal(now, was) {
-			s.log.Info("policy reload changed the tools offered to a session; notifying it",
+			s.log.Info("the tools offered to a session changed; notifying it", "why", why,
 				"session", id.session, "before", len(was), "now", len(now))
 			changed = true
 		}

@@ -21,6 +21,8 @@ import (
 	"github.com/mcp-secure/mcp-secure/server"
 	"github.com/mcp-secure/mcp-secure/server/audit"
 	"github.com/mcp-secure/mcp-secure/server/engine"
+	"github.com/mcp-secure/mcp-secure/server/pins"
+	"github.com/mcp-secure/mcp-secure/server/plugin"
 	"github.com/mcp-secure/mcp-secure/server/policy"
 	"github.com/mcp-secure/mcp-secure/server/ratelimit"
 )
@@ -67,6 +69,46 @@ type reloader struct {
 	pol    *policy.Policy
 	hash   string
 	stamps map[string]fileStamp
+
+	// pinsSeen is the last look at the tool pins file (pinsChanged);
+	// only run's goroutine uses it.
+	pinsSeen pinsStamp
+}
+
+// pinsStamp is what a look at the tool pins file compares. Every write
+// of the file replaces it, so its time and size change.
+type pinsStamp struct {
+	path    string
+	mtime   time.Time
+	size    int64
+	missing bool
+}
+
+// lookPins looks at the tool pins file of the policy in force.
+func (r *reloader) lookPins() pinsStamp {
+	r.mu.Lock()
+	path := pins.PathFor(r.pol.Audit.LogFile)
+	r.mu.Unlock()
+	if st, err := os.Stat(path); err == nil {
+		return pinsStamp{path: path, mtime: st.ModTime(), size: st.Size()}
+	}
+	return pinsStamp{path: path, missing: true}
+}
+
+// pinsChanged tells the server when the tool pins file changed since the
+// last look (an approval by `mcp-secure tools approve`, say): what
+// tools/list offers a session may have changed, and a session that was
+// offered another list is sent notifications/tools/list_changed.
+func (r *reloader) pinsChanged(ctx context.Context) {
+	was, now := r.pinsSeen, r.lookPins()
+	r.pinsSeen = now
+	if was == now || r.srv == nil {
+		return
+	}
+	// What was decided of the definitions before is stale: decided
+	// again, against the file as it is now.
+	plugin.DefinitionChanging()
+	r.srv.OfferChanged(ctx, "tool pins changed")
 }
 
 // ownEnvAdder extends the server's own variables, which no child is
@@ -207,6 +249,7 @@ func (r *reloader) run(ctx context.Context) (stop func()) {
 			t := time.NewTicker(r.interval)
 			defer t.Stop()
 			tick = t.C
+			r.pinsSeen = r.lookPins() // as the server started with them
 		}
 		for {
 			select {
@@ -218,6 +261,7 @@ func (r *reloader) run(ctx context.Context) (stop func()) {
 				if r.changed() {
 					r.reload(ctx, "file change")
 				}
+				r.pinsChanged(ctx)
 			}
 		}
 	}()
