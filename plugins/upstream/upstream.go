@@ -78,7 +78,7 @@ type Config struct {
 	// listing; zero means 60 s.
 	StartTimeout time.Duration
 	// FirstWait bounds how long New waits for the first start: past it,
-	// New returns (ErrNotStarted) while the start goes on in the
+	// New returns (ErrSlowStart) while the start goes on in the
 	// background, so that one slow or hung server does not hold up the
 	// server's own start; zero means 5 s.
 	FirstWait time.Duration
