@@ -80,17 +80,25 @@ those pending approval (added after their server's initial listing).`, stdout)
 	}
 	defer alog.Close()
 	for _, name := range names {
-		old, pinned, err := store.Approve(name)
+		// The record is written before the pin: no approval is kept
+		// without it.
+		old, pinned, err := store.ApproveRecorded(name, func(old, pinned string) error {
+			reason := "approved by the operator: definition re-pinned"
+			if old == pinned {
+				reason = "approved by the operator: definition unchanged, pinned already"
+			}
+			if err := alog.Log(ctx, audit.Record{DecisionID: audit.NewID(), Kind: kindToolDefinition, Tool: name,
+				Result: audit.ResultAllow, Reasons: []string{reason},
+				Input: map[string]any{"previous": old, "pinned": pinned}}); err != nil {
+				return fmt.Errorf("tools approve: the audit record could not be written, so %s is not approved: %w", name, err)
+			}
+			return nil
+		})
 		if errors.Is(err, pins.ErrUnknownTool) {
 			return &exitErr{code: exitError, err: fmt.Errorf("tools approve: %q: no definition of it has been seen (is the name as clients see it, prefix included?)", name)}
 		}
 		if err != nil {
 			return &exitErr{code: exitError, err: err}
-		}
-		if err := alog.Log(ctx, audit.Record{DecisionID: audit.NewID(), Kind: kindToolDefinition, Tool: name,
-			Result: audit.ResultAllow, Reasons: []string{"approved by the operator: definition re-pinned"},
-			Input: map[string]any{"previous": old, "pinned": pinned}}); err != nil {
-			return &exitErr{code: exitError, err: fmt.Errorf("tools approve: the audit record could not be written: %w", err)}
 		}
 		switch {
 		case old == "":

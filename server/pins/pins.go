@@ -441,7 +441,16 @@ func (s *Store) Pinned(tool string) (string, error) {
 // the new hash (old is "" for a pending tool). A tool whose definition
 // has not changed is approved as it is (old == new).
 func (s *Store) Approve(tool string) (old, pinned string, err error) {
+	return s.ApproveRecorded(tool, nil)
+}
+
+// ApproveRecorded is Approve with record, when not nil, called with the
+// old and the new hash under the lock and before the file is written:
+// when it fails, nothing is written and its error is returned, so that
+// no approval is kept without its record.
+func (s *Store) ApproveRecorded(tool string, record func(old, pinned string) error) (old, pinned string, err error) {
 	known := false
+	var recErr error
 	err = s.update(func(tools map[string]*Entry) bool {
 		e, ok := tools[tool]
 		if !ok {
@@ -449,16 +458,29 @@ func (s *Store) Approve(tool string) (old, pinned string, err error) {
 		}
 		known = true
 		old, pinned = e.Pinned, e.Pinned
+		if e.Seen != "" {
+			pinned = e.Seen
+		}
+		if pinned == "" {
+			return false
+		}
+		if record != nil {
+			if recErr = record(old, pinned); recErr != nil {
+				return false
+			}
+		}
 		if e.Seen == "" {
 			return false
 		}
-		pinned = e.Seen
 		e.Pinned, e.PinnedAt = e.Seen, time.Now().UTC()
 		e.Seen, e.SeenAt, e.SeenDefinition = "", time.Time{}, nil
 		return true
 	})
-	if err == nil && (!known || pinned == "") {
+	switch {
+	case err == nil && (!known || pinned == ""):
 		err = fmt.Errorf("%w: %q", ErrUnknownTool, tool)
+	case err == nil:
+		err = recErr
 	}
 	return old, pinned, err
 }

@@ -611,3 +611,38 @@ func TestListingDropsPendingItNoLongerNames(t *testing.T) {
 		t.Error("a pin was dropped with the pending entries")
 	}
 }
+
+// TestApproveRecordedKeepsNothingUnrecorded: an approval whose record
+// fails is not kept; one whose record is written is, and record hears
+// the old and new hash.
+func TestApproveRecordedKeepsNothingUnrecorded(t *testing.T) {
+	s, err := pins.Open(filepath.Join(t.TempDir(), pins.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, after := def("Before."), def("After.")
+	if _, err := s.Observe(before, hash(t, before)); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := s.Observe(after, hash(t, after)); err != nil || out != pins.Changed {
+		t.Fatalf("observe the change: %v %v", out, err)
+	}
+	full := errors.New("the audit log is full")
+	if _, _, err := s.ApproveRecorded(after.Name, func(string, string) error { return full }); !errors.Is(err, full) {
+		t.Fatalf("err = %v, want the record's", err)
+	}
+	if pinned, _ := s.Pinned(after.Name); pinned != hash(t, before) {
+		t.Fatalf("an approval whose record failed was kept: pinned %q", pinned)
+	}
+	var heard [2]string
+	old, pinned, err := s.ApproveRecorded(after.Name, func(o, p string) error { heard = [2]string{o, p}; return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if old != hash(t, before) || pinned != hash(t, after) || heard != [2]string{old, pinned} {
+		t.Errorf("approved %s -> %s, record heard %v", old, pinned, heard)
+	}
+	if got, _ := s.Pinned(after.Name); got != hash(t, after) {
+		t.Errorf("pinned %q after the approval", got)
+	}
+}
