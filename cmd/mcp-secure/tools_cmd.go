@@ -95,7 +95,7 @@ those pending approval (added after their server's initial listing).`, stdout)
 			return nil
 		})
 		if errors.Is(err, pins.ErrUnknownTool) {
-			return &exitErr{code: exitError, err: fmt.Errorf("tools approve: %q: no definition of it has been seen (is the name as clients see it, prefix included?)", name)}
+			return &exitErr{code: exitError, err: fmt.Errorf("tools approve: %q: no definition of it has been seen (is the name as clients see it, prefix included? A server with %d tools waiting for approval has its further new tools left out until some are approved; the server's log names them)", name, pins.MaxPending)}
 		}
 		if err != nil {
 			return &exitErr{code: exitError, err: err}
