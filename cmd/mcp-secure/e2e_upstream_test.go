@@ -445,7 +445,12 @@ func TestE2EUpstreamApprovalTellsTheClient(t *testing.T) {
 	for len(changed) > 0 { // what the start announced
 		<-changed
 	}
-	out, err := exec.Command(binPath, "tools", "approve", "--policy", u.policy, "demo__echo").CombinedOutput()
+	// A name never seen is refused, saying why a tool may not have been.
+	out, err := exec.Command(binPath, "tools", "approve", "--policy", u.policy, "demo__nope").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), `"demo__nope": no definition of it has been seen`) || !strings.Contains(string(out), "left out until some are approved") {
+		t.Errorf("tools approve of an unknown name: %v\n%s", err, out)
+	}
+	out, err = exec.Command(binPath, "tools", "approve", "--policy", u.policy, "demo__echo").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "demo__echo: approved") {
 		t.Fatalf("tools approve: %v\n%s", err, out)
 	}
