@@ -439,11 +439,23 @@ func TestE2EUpstreamApprovalTellsTheClient(t *testing.T) {
 		}
 		return slices.ContainsFunc(lr.Tools, func(tl *mcp.Tool) bool { return tl.Name == "demo__echo" })
 	}
+	// The upstream is up (its start may go on past the handshake) and
+	// its changed definition known, before the session is offered a
+	// list and the notifications so far are set aside.
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		res := call(t, cs, "demo__echo", map[string]any{"text": "b"})
+		if res.IsError && strings.Contains(text(res), "changed its definition") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the changed definition was never denied: %q", text(res))
+		}
+	}
+	for len(changed) > 0 {
+		<-changed
+	}
 	if offers() {
 		t.Fatal("the changed tool is offered before its approval")
-	}
-	for len(changed) > 0 { // what the start announced
-		<-changed
 	}
 	// A name never seen is refused, saying why a tool may not have been.
 	out, err := exec.Command(binPath, "tools", "approve", "--policy", u.policy, "demo__nope").CombinedOutput()
