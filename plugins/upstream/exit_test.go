@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strings"
@@ -103,5 +104,43 @@ func TestHandshakeFailureSaysHowTheProcessEnded(t *testing.T) {
 				t.Errorf("StartFailed told %v; New returned %v", failed, err)
 			}
 		})
+	}
+}
+
+// TestStderrOfRepeatedFailuresIsQuieter: the stderr of a server that
+// keeps failing to start is logged at info level for its first
+// quietAfter starts in a row, then at debug level, with one line saying
+// so.
+func TestStderrOfRepeatedFailuresIsQuieter(t *testing.T) {
+	var logs lockedBuf
+	failed := make(chan struct{}, 64)
+	u, err := New(t.Context(), Config{Name: "failing", Prefix: "f__", Launcher: shellLauncher{script: "echo the cause >&2; exit 7"},
+		Pins: &memPins{pinned: map[string]string{}}, MinBackoff: 5 * time.Millisecond, MaxBackoff: 10 * time.Millisecond,
+		Logger:      slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		StartFailed: func(error) { failed <- struct{}{} }})
+	if !errors.Is(err, ErrNotStarted) {
+		t.Fatalf("New: %v", err)
+	}
+	for range quietAfter + 4 { // the last one's stderr may still be on its way
+		select {
+		case <-failed:
+		case <-time.After(30 * time.Second):
+			t.Fatal("the server was not retried")
+		}
+	}
+	u.Close()
+	var info, debug, notices int
+	for line := range strings.SplitSeq(logs.String(), "\n") {
+		switch {
+		case strings.Contains(line, "the cause") && strings.Contains(line, "level=INFO"):
+			info++
+		case strings.Contains(line, "the cause") && strings.Contains(line, "level=DEBUG"):
+			debug++
+		case strings.Contains(line, "logged at debug level from now on"):
+			notices++
+		}
+	}
+	if info != quietAfter || debug < 3 || notices != 1 {
+		t.Errorf("stderr lines: %d at info (want %d), %d at debug (want 3 or more), %d notices (want 1)\n%s", info, quietAfter, debug, notices, logs.String())
 	}
 }

@@ -136,6 +136,9 @@ type Upstream struct {
 	closed  bool
 	watch   func()        // the server's, told when tools change
 	calls   callsInFlight // for the notifications of calls in flight
+	// failedStarts counts the starts in a row that failed after their
+	// launch; a start that succeeds resets it (see logStderr).
+	failedStarts int
 
 	// relisting is set while a relist runs; dirty when list_changed came
 	// meanwhile, which makes it run once more. relists counts them.
@@ -245,6 +248,7 @@ func (u *Upstream) adopt(r started) bool {
 		return false
 	}
 	u.session, u.wire, u.proc, u.down = r.cs, r.w, r.proc, ""
+	u.failedStarts = 0
 	u.mu.Unlock()
 	u.offer(r.listed)
 	return true
@@ -277,10 +281,17 @@ func (u *Upstream) lateFirst(first <-chan started) {
 	u.supervise(r.cs, r.proc)
 }
 
-// startFailed tells cfg.StartFailed of a start that failed after its
-// launch, unless the start was cancelled (ctx is the start's).
+// startFailed counts a start that failed after its launch and tells
+// cfg.StartFailed of it, unless the start was cancelled (ctx is the
+// start's).
 func (u *Upstream) startFailed(ctx context.Context, err error) {
-	if u.cfg.StartFailed != nil && !errors.Is(ctx.Err(), context.Canceled) {
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return
+	}
+	u.mu.Lock()
+	u.failedStarts++
+	u.mu.Unlock()
+	if u.cfg.StartFailed != nil {
 		u.cfg.StartFailed(err)
 	}
 }
