@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 // An upstream server whose code lies below an allowed path (its
@@ -170,11 +169,7 @@ func TestE2EUpstreamNotStartedSaysWhy(t *testing.T) {
 // call to its tools says it is still starting.
 func TestE2EUpstreamHungDoesNotHoldTheStart(t *testing.T) {
 	e := newEnv(t, "servers:\n  hung:\n    command: sleep\n    args: [\"1000\"]\n")
-	begun := time.Now()
-	cs := e.connect(t, "")
-	if waited := time.Since(begun); waited > 30*time.Second {
-		t.Fatalf("the handshake took %s", waited)
-	}
+	cs := e.connect(t, "") // fails unless the handshake comes within 30 s
 	wantError(t, call(t, cs, "hung__anything", map[string]any{}), `upstream server "hung" has not come up yet`, "taking longer than 5s")
 	if res := call(t, cs, "list_categories", map[string]any{}); res.IsError {
 		t.Errorf("a built-in tool while the upstream starts: %q", text(res))

@@ -17,6 +17,24 @@ import (
 	"github.com/mcp-secure/mcp-secure/server/pins"
 )
 
+// openPinAudit is a pinAudit over the pins file and audit log in dir
+// (both opened anew: a run of the server), logging to log; the audit log
+// is closed with the test.
+func openPinAudit(t *testing.T, dir string, log *slog.Logger) *pinAudit {
+	t.Helper()
+	store, err := pins.Open(filepath.Join(dir, pins.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink, err := audit.Open(filepath.Join(dir, "audit.log"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alog := audit.New(sink, nil)
+	t.Cleanup(func() { alog.Close() })
+	return &pinAudit{store: store, audit: alog, log: log}
+}
+
 // observeOne is a listing of the one definition d.
 func observeOne(ctx context.Context, pa *pinAudit, server string, d upstream.Definition, initial bool) (string, error) {
 	hashes, errs := pa.Observe(ctx, server, []upstream.Definition{d}, initial)
@@ -27,17 +45,9 @@ func observeOne(ctx context.Context, pa *pinAudit, server string, d upstream.Def
 // per distinct definition, not one per listing.
 func TestPinAuditRecordsEachDefinitionOnce(t *testing.T) {
 	dir := t.TempDir()
-	store, err := pins.Open(filepath.Join(dir, pins.FileName))
-	if err != nil {
-		t.Fatal(err)
-	}
 	logPath := filepath.Join(dir, "audit.log")
-	sink, err := audit.Open(logPath, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	alog := audit.New(sink, nil)
-	pa := &pinAudit{store: store, audit: alog, log: slog.New(slog.DiscardHandler)}
+	pa := openPinAudit(t, dir, slog.New(slog.DiscardHandler))
+	alog := pa.audit
 	def := func(tool, desc string) upstream.Definition {
 		return upstream.Definition{Tool: "demo__" + tool, Name: tool, Description: desc, InputSchema: json.RawMessage(`{"type":"object"}`)}
 	}
@@ -93,21 +103,10 @@ func TestPinAuditRecordsEachDefinitionOnce(t *testing.T) {
 // same pins), a tool of that server's initial listing never seen (a
 // renamed one) is pending, not pinned; a server never listed is trusted.
 func TestPinAuditTrustsOnlyANewServer(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, pins.FileName)
-	run := func() *pinAudit {
-		store, err := pins.Open(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sink, err := audit.Open(filepath.Join(dir, "audit.log"), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		alog := audit.New(sink, nil)
-		t.Cleanup(func() { alog.Close() })
-		return &pinAudit{store: store, audit: alog, log: slog.New(slog.DiscardHandler)}
-	}
+	// A run of the server over the pins file at path (and an audit log
+	// beside it).
+	path := filepath.Join(t.TempDir(), pins.FileName)
+	run := func() *pinAudit { return openPinAudit(t, filepath.Dir(path), slog.New(slog.DiscardHandler)) }
 	def := func(server, tool string) upstream.Definition {
 		return upstream.Definition{Tool: server + "__" + tool, Name: tool, Description: "Reads " + tool + ".", InputSchema: json.RawMessage(`{"type":"object"}`)}
 	}
@@ -237,19 +236,9 @@ func (h *pausingHandler) Handle(context.Context, slog.Record) error {
 // records under the pins store's lock, and another server's first
 // listing, asking the store whether it was listed before, both end.
 func TestPinAuditListingsDoNotDeadlock(t *testing.T) {
-	dir := t.TempDir()
-	store, err := pins.Open(filepath.Join(dir, pins.FileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sink, err := audit.Open(filepath.Join(dir, "audit.log"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	alog := audit.New(sink, nil)
-	defer alog.Close()
 	h := &pausingHandler{paused: make(chan struct{}), released: make(chan struct{})}
-	pa := &pinAudit{store: store, audit: alog, log: slog.New(h)}
+	pa := openPinAudit(t, t.TempDir(), slog.New(h))
+	store := pa.store
 	def := func(server, tool string) upstream.Definition {
 		return upstream.Definition{Tool: server + "__" + tool, Name: tool, Description: tool + ".", InputSchema: json.RawMessage(`{"type":"object"}`)}
 	}

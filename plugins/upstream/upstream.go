@@ -428,7 +428,7 @@ func (u *Upstream) start(ctx context.Context) (*mcp.ClientSession, *wire, plugin
 
 // exitGrace is how long a process that hung up on the handshake is
 // given to exit by itself, so that the error can say how it ended.
-var exitGrace = time.Second
+const exitGrace = time.Second
 
 // exitNote ends proc, a process the handshake failed with, and tells how
 // it ended when it exited by itself (ended: it hung up on the handshake)
