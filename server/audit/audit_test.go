@@ -520,6 +520,48 @@ func TestVerifyDetectsTampering(t *testing.T) {
 	}
 }
 
+// TestChainContinuesAfterALongRecord: a last record longer than the
+// first look at the file's end is found further back, and the chain goes
+// on from it (no torn-tail genesis).
+func TestChainContinuesAfterALongRecord(t *testing.T) {
+	p := writeLog(t, 2)
+	s, err := audit.OpenFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := map[string]any{}
+	for i := range 12 {
+		in[fmt.Sprint("k", i)] = strings.Repeat("x", 3000)
+	}
+	l := audit.New(s, nil)
+	if err := l.Log(t.Context(), audit.Record{DecisionID: "long", Kind: audit.KindValidation, Result: audit.ResultDeny, Input: in}); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	lines := readLines(t, p)
+	if n := len(lines[len(lines)-1]); n < 20<<10 {
+		t.Fatalf("the last record is %d bytes; the test wants one past the first look", n)
+	}
+	s, err = audit.OpenFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l = audit.New(s, nil)
+	if err := l.Log(t.Context(), audit.Record{DecisionID: "after", Kind: audit.KindToolCall, Result: audit.ResultAllow}); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	lines = readLines(t, p)
+	if res, err := audit.Verify([]string{p}); err != nil || res.Records != len(lines) {
+		t.Fatalf("Verify: %v, %d records of %d lines", err, res.Records, len(lines))
+	}
+	for _, line := range lines {
+		if strings.Contains(string(line), "audit_genesis") && strings.Contains(string(line), "torn") {
+			t.Fatalf("a torn-tail genesis after a whole record: %.200s", line)
+		}
+	}
+}
+
 // TestChainContinuesAcrossRestart: reopening a log continues its chain; a
 // torn tail starts a new segment with a genesis saying so.
 func TestChainContinuesAcrossRestart(t *testing.T) {

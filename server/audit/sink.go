@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -248,8 +249,14 @@ func (s *FileSink) unlock() {
 	}
 }
 
-// tailWindow is how much of the file's end is read to find its last line.
-const tailWindow = 1 << 20
+// tailFirst is how much of the file's end is read first to find its
+// last line, and tailWindow the most (a longer last line is not a
+// record of ours). Records are mostly far shorter than tailFirst, and a
+// start, or a write after another server's, reads no more than it needs.
+const (
+	tailFirst  = 16 << 10
+	tailWindow = 1 << 20
+)
 
 // readTail finds the last complete line. A file ending in a partial line
 // gets a newline, so that the next record starts a line of its own.
@@ -257,32 +264,32 @@ func (s *FileSink) readTail() error {
 	if s.size == 0 {
 		return nil
 	}
-	n := min(s.size, tailWindow)
-	buf := make([]byte, n)
-	if _, err := s.f.ReadAt(buf, s.size-n); err != nil && err != io.EOF {
-		return err
-	}
-	if buf[len(buf)-1] != '\n' {
-		s.torn = true
-		if _, err := s.f.Write([]byte{'\n'}); err != nil {
+	for _, window := range []int64{tailFirst, tailWindow} {
+		n := min(s.size, window)
+		buf := make([]byte, n)
+		if _, err := s.f.ReadAt(buf, s.size-n); err != nil && err != io.EOF {
 			return err
 		}
-		s.size++
-		return nil
-	}
-	buf = buf[:len(buf)-1]
-	start := 0
-	for i := len(buf) - 1; i >= 0; i-- {
-		if buf[i] == '\n' {
-			start = i + 1
-			break
+		if buf[len(buf)-1] != '\n' {
+			s.torn = true
+			if _, err := s.f.Write([]byte{'\n'}); err != nil {
+				return err
+			}
+			s.size++
+			return nil
 		}
-	}
-	if start == 0 && n < s.size {
-		s.torn = true // a last line longer than the window: not ours
+		buf = buf[:len(buf)-1]
+		start := bytes.LastIndexByte(buf, '\n') + 1
+		if start == 0 && n < s.size {
+			if window < tailWindow {
+				continue // the line starts further back
+			}
+			s.torn = true // a last line longer than the window: not ours
+			return nil
+		}
+		s.last = buf[start:]
 		return nil
 	}
-	s.last = buf[start:]
 	return nil
 }
 

@@ -242,3 +242,41 @@ func TestDecisionCasesMemo(t *testing.T) {
 		}
 	}
 }
+
+// TestDecisionCasesInParts decides, under each case's policy, the inputs
+// of every case of its point on an engine whose built-in modules compile
+// package by package and on one that compiles them as one: the answers
+// must not differ.
+func TestDecisionCasesInParts(t *testing.T) {
+	for _, p := range engine.Points {
+		cases := loadCases(t, p)
+		var inputs []ast.Value
+		for _, c := range cases {
+			in, err := ast.InterfaceToValue(c.Input)
+			if err != nil {
+				t.Fatal(err)
+			}
+			inputs = append(inputs, in)
+		}
+		for _, c := range cases {
+			t.Run(string(p)+"/"+c.Name, func(t *testing.T) {
+				cfg := builtinConfig(t, compilePolicy(t, p, c), nil)
+				parts, err := engine.New(t.Context(), cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				whole, err := engine.NewWhole(t.Context(), cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i, in := range inputs {
+					want, werr := whole.Decide(t.Context(), p, in)
+					got, gerr := parts.Decide(t.Context(), p, in)
+					if want.Allow != got.Allow || !slices.Equal(want.Reasons, got.Reasons) || (werr == nil) != (gerr == nil) {
+						t.Errorf("input of %s: in parts %+v (%v), as one %+v (%v)", cases[i].Name, got, gerr, want, werr)
+					}
+				}
+			})
+		}
+	}
+}

@@ -9,6 +9,13 @@
 // swaps in the snapshot of an engine already built (a reload that checked
 // the whole policy first).
 //
+// Without user modules, a snapshot compiles package by package (each
+// decision package of the built-in modules reads only its own rules and
+// the policy document): [Start] returns the tools point and the audit
+// masks once theirs are compiled, and a decision at another point waits
+// for its package. [Engine.Wait] reports the build once every package is
+// compiled.
+//
 // A call pins the snapshot in force when it starts ([Engine.Pin]): every
 // decision under the pinned context (the tool decision, each guarded
 // access while its handler runs, its audit masks) comes from that

@@ -76,9 +76,13 @@ type Decision struct {
 type Engine struct {
 	snap atomic.Pointer[snapshot]
 	// ready is closed once the first snapshot of an engine from [Start]
-	// is in force or its build failed (err); nil for [New].
-	ready chan struct{}
-	err   error
+	// is in force or its build failed (err); nil for [New]. built is
+	// closed once every part of that snapshot is compiled, or one failed
+	// (partErr).
+	ready   chan struct{}
+	err     error
+	built   chan struct{}
+	partErr error
 }
 
 // generations numbers snapshots across all engines.
@@ -89,25 +93,16 @@ type snapshot struct {
 	revision *string // Config.Revision
 	timeout  time.Duration
 	clock    func() time.Time // Config.Clock
-	queries  map[Point]*queries
-	// mask is the compiled body binding data.mcp.audit.mask, the audit
-	// mask rules (see Mask).
-	mask ast.Body
-	// builtinMasks: the built-in mask rules are the only ones (see
-	// maskMayMatch).
-	builtinMasks bool
+	// c holds the compiled parts (parts.go): each decision point's
+	// queries, memo and stability, and the audit masks.
+	c *compiled
 	// readsSession: some module may read input.session (sessionskip.go).
 	readsSession bool
-	// memos keep the decisions of the points whose decisions depend only
-	// on named members of input (memo.go); nil for the others.
-	memos map[Point]*decisionMemo
-	// stable: the point's decisions are a function of its input and the
-	// snapshot (memo.go), so callers may keep them (StableGeneration).
-	stable map[Point]bool
+	// noMemo turns the decision memos off (tests compare with them).
+	noMemo bool
 
-	compiler *ast.Compiler
-	store    storage.Store
-	cache    *policyCache
+	store storage.Store
+	cache *policyCache
 	// txn is one read transaction for the snapshot's life: the store is
 	// never written after the snapshot is built, so every evaluation
 	// shares it.
@@ -149,34 +144,43 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 // compiled policy. If the build fails, [Engine.Wait] returns its error
 // and every decision is a deny wrapping [ErrNotReady].
 func Start(ctx context.Context, cfg Config) *Engine {
-	e := &Engine{ready: make(chan struct{})}
+	e := &Engine{ready: make(chan struct{}), built: make(chan struct{})}
 	build := startBuild
 	go func() {
-		defer close(e.ready)
+		defer close(e.built)
 		s, err := build(ctx, cfg)
 		if err != nil {
 			e.err = err
+			close(e.ready)
 			return
 		}
 		// A snapshot a reload (or Adopt) stored meanwhile is newer.
 		e.snap.CompareAndSwap(nil, s)
+		close(e.ready)
+		// The parts the first answers do not need compile on; the build
+		// fails if one of them does.
+		e.partErr = waitFor(context.WithoutCancel(ctx), s.c.parts)
 	}()
 	return e
 }
 
 // startBuild is the build Start runs; tests hold it back.
-var startBuild = build
+var startBuild = buildFirst
 
-// Wait returns once the first snapshot is in force, with the error of
-// its build if it failed (an engine from [Start]), or with ctx's error
-// if ctx ends first. It returns nil at once for an engine from [New].
+// Wait returns once the first snapshot is in force and all of it is
+// compiled, with the error of its build if it failed (an engine from
+// [Start]), or with ctx's error if ctx ends first. It returns nil at
+// once for an engine from [New].
 func (e *Engine) Wait(ctx context.Context) error {
 	if e.ready == nil {
 		return nil
 	}
 	select {
-	case <-e.ready:
-		return e.err
+	case <-e.built:
+		if e.err != nil {
+			return e.err
+		}
+		return e.partErr
 	case <-ctx.Done():
 		return context.Cause(ctx)
 	}
@@ -192,13 +196,38 @@ func (e *Engine) Reload(ctx context.Context, cfg Config) error {
 	return nil
 }
 
+// build compiles cfg into a snapshot, all of it.
 func build(ctx context.Context, cfg Config) (*snapshot, error) {
+	return buildParts(ctx, cfg, false)
+}
+
+// buildFirst compiles cfg into a snapshot that is returned once the
+// parts a server's first answers need are compiled; the others compile
+// on (parts.go).
+func buildFirst(ctx context.Context, cfg Config) (*snapshot, error) {
+	return buildParts(ctx, cfg, true)
+}
+
+func buildParts(ctx context.Context, cfg Config, first bool) (*snapshot, error) {
 	c, pre := takePrebuilt(ctx, cfg)
 	if c == nil {
 		var err error
-		if c, err = compileModules(cfg, pre); err != nil {
+		if c, err = prepareModules(cfg, pre); err != nil {
 			return nil, err
 		}
+		workers := runtime.GOMAXPROCS(0)
+		if first {
+			go c.compileParts(cfg.Capabilities, workers)
+		} else {
+			c.compileParts(cfg.Capabilities, workers)
+		}
+	}
+	need := c.parts
+	if first {
+		need = c.first()
+	}
+	if err := waitFor(ctx, need); err != nil {
+		return nil, err
 	}
 	data := map[string]any{"mcp": map[string]any{"policy": cfg.Data}}
 	store := inmem.NewFromObjectWithOpts(data,
@@ -209,9 +238,8 @@ func build(ctx context.Context, cfg Config) (*snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: policy data: %w", ErrCompile, err)
 	}
-	s := &snapshot{gen: generations.Add(1), revision: cfg.Revision, timeout: cfg.Timeout, clock: cfg.Clock, queries: c.queries,
-		compiler: c.comp, store: store, cache: &policyCache{root: policyValue},
-		mask: c.mask, builtinMasks: c.builtinMasks, readsSession: c.readsSession, memos: c.memos, stable: c.stable}
+	s := &snapshot{gen: generations.Add(1), revision: cfg.Revision, timeout: cfg.Timeout, clock: cfg.Clock, c: c,
+		readsSession: c.byPoint[Tools].readsSession, store: store, cache: &policyCache{root: policyValue}}
 	if s.txn, err = store.NewTransaction(ctx); err != nil {
 		return nil, fmt.Errorf("%w: open store: %w", ErrCompile, err)
 	}
@@ -221,22 +249,10 @@ func build(ctx context.Context, cfg Config) (*snapshot, error) {
 	return s, nil
 }
 
-// compiled is what a build makes of a configuration's modules, whatever
-// its data: the compiled modules, the queries of each decision point and
-// of the mask, what the modules read, and empty decision memos.
-type compiled struct {
-	comp                       *ast.Compiler
-	queries                    map[Point]*queries
-	mask                       ast.Body
-	builtinMasks, readsSession bool
-	memos                      map[Point]*decisionMemo
-	stable                     map[Point]bool
-}
-
-// compileModules parses, checks and compiles cfg's modules. pre, when
-// not nil, is cfg.Modules parsed already (by a prebuild, with the same
-// capabilities), without error.
-func compileModules(cfg Config, pre map[string]*ast.Module) (*compiled, error) {
+// prepareModules parses and checks cfg's modules and plans their parts
+// (parts.go), none compiled yet. pre, when not nil, is cfg.Modules parsed
+// already (by a prebuild, with the same capabilities), without error.
+func prepareModules(cfg Config, pre map[string]*ast.Module) (*compiled, error) {
 	parsed := make(map[string]*ast.Module, len(cfg.Modules)+len(cfg.UserModules))
 	builtin, user := map[string]*ast.Module{}, map[string]*ast.Module{}
 	toParse := []map[string]string{cfg.Modules, cfg.UserModules}
@@ -263,38 +279,8 @@ func compileModules(cfg Config, pre map[string]*ast.Module) (*compiled, error) {
 	if err := checkUserModules(builtin, user, cfg.Capabilities); err != nil {
 		return nil, err
 	}
-	comp := ast.NewCompiler().
-		WithCapabilities(cfg.Capabilities).
-		WithEnablePrintStatements(false)
-	if comp.Compile(parsed); comp.Failed() {
-		return nil, fmt.Errorf("%w: %w", ErrCompile, comp.Errors)
-	}
-	c := &compiled{comp: comp, queries: map[Point]*queries{}}
-	for _, p := range Points {
-		q := &queries{}
-		var err error
-		if q.allow, err = compileBinding(comp, allowVar, "data.mcp."+string(p)+".allow"); err != nil {
-			return nil, err
-		}
-		if q.decision, err = compileBinding(comp, decisionVar, "data.mcp."+string(p)+".decision"); err != nil {
-			return nil, err
-		}
-		c.queries[p] = q
-	}
-	var err error
-	if c.mask, err = compileMask(comp); err != nil {
-		return nil, err
-	}
+	c := planParts(builtin, user)
 	c.builtinMasks = onlyBuiltinMasks(cfg, parsed)
-	c.readsSession = readsSession(comp)
-	c.memos, c.stable = map[Point]*decisionMemo{}, map[Point]bool{}
-	for _, p := range Points {
-		m, stable := newMemo(comp, ast.MustParseRef("data.mcp."+string(p)))
-		if m != nil {
-			c.memos[p] = m
-		}
-		c.stable[p] = stable
-	}
 	return c, nil
 }
 
@@ -379,7 +365,11 @@ func (e *Engine) Generation() uint64 {
 // generation (GenerationFor).
 func (e *Engine) StableGeneration(point Point) uint64 {
 	s := e.current(context.Background())
-	if s == nil || !s.stable[point] {
+	if s == nil {
+		return 0
+	}
+	// A part still compiling: not known stable yet.
+	if p := s.c.byPoint[point]; p == nil || !p.ready() || !p.stable[point] {
 		return 0
 	}
 	return s.gen
@@ -392,11 +382,11 @@ func (e *Engine) Decide(ctx context.Context, point Point, input ast.Value) (Deci
 	if s == nil {
 		return e.notCompiled(ctx, point)
 	}
-	q, ok := s.queries[point]
-	if !ok {
-		return denied("unknown decision point"), fmt.Errorf("%w: %q", ErrUnknownPoint, point)
+	p, d, err := s.part(ctx, point)
+	if p == nil {
+		return d, err
 	}
-	return s.stamp(s.memoised(ctx, point, valueInput{input}, false, func(v ast.Value) (Decision, error) { return s.decide(ctx, point, q, v) }))
+	return s.stamp(s.memoised(ctx, p, point, valueInput{input}, false, func(v ast.Value) (Decision, error) { return s.decide(ctx, p, point, v) }))
 }
 
 // DecideTool is Decide(ctx, Tools, in.Value()), building the input
@@ -406,8 +396,11 @@ func (e *Engine) DecideTool(ctx context.Context, in ToolInput) (Decision, error)
 	if s == nil {
 		return e.notCompiled(ctx, Tools)
 	}
-	q := s.queries[Tools]
-	return s.stamp(s.memoised(ctx, Tools, in, false, func(v ast.Value) (Decision, error) { return s.decide(ctx, Tools, q, v) }))
+	p, d, err := s.part(ctx, Tools)
+	if p == nil {
+		return d, err
+	}
+	return s.stamp(s.memoised(ctx, p, Tools, in, false, func(v ast.Value) (Decision, error) { return s.decide(ctx, p, Tools, v) }))
 }
 
 // RefuseTool is Refusal(ctx, Tools, in.Value()), building the input
@@ -417,7 +410,11 @@ func (e *Engine) RefuseTool(ctx context.Context, in ToolInput) (Decision, error)
 	if s == nil {
 		return e.notCompiled(ctx, Tools)
 	}
-	return s.stamp(s.refusal(ctx, Tools, s.queries[Tools], in))
+	p, d, err := s.part(ctx, Tools)
+	if p == nil {
+		return d, err
+	}
+	return s.stamp(s.refusal(ctx, p, Tools, in))
 }
 
 // notCompiled is the deny of a decision asked for without a snapshot (see
@@ -426,17 +423,33 @@ func (e *Engine) notCompiled(ctx context.Context, point Point) (Decision, error)
 	return denied("policy not compiled"), fmt.Errorf("%w: %s: %w", ErrEval, point, e.notReady(ctx))
 }
 
+// part is the part that answers point, once compiled. Without it, it
+// returns the deny to answer (a point this engine does not have, or a
+// part that failed or was not compiled before ctx ended).
+func (s *snapshot) part(ctx context.Context, point Point) (*part, Decision, error) {
+	p := s.c.byPoint[point]
+	if p == nil {
+		return nil, denied("unknown decision point"), fmt.Errorf("%w: %q", ErrUnknownPoint, point)
+	}
+	if err := p.wait(ctx); err != nil {
+		d, err := s.stamp(denied("policy not compiled"), fmt.Errorf("%w: %s: %w: %w", ErrEval, point, ErrNotReady, err))
+		return nil, d, err
+	}
+	return p, Decision{}, nil
+}
+
 // decide evaluates point's allow rule for input, and its decision object
 // when it does not allow.
-func (s *snapshot) decide(ctx context.Context, point Point, q *queries, input ast.Value) (Decision, error) {
-	ok, err := s.allow(ctx, q.allow, input)
+func (s *snapshot) decide(ctx context.Context, p *part, point Point, input ast.Value) (Decision, error) {
+	q := p.queries[point]
+	ok, err := s.allow(ctx, p.comp, q.allow, input)
 	if err != nil {
 		return denied("policy evaluation failed"), fmt.Errorf("%w: %s: %w", ErrEval, point, err)
 	}
 	if ok {
 		return Decision{Allow: true}, nil
 	}
-	v, n, err := s.eval(ctx, q.decision, decisionVar, input, true)
+	v, n, err := s.eval(ctx, p.comp, q.decision, decisionVar, input, true)
 	if err != nil {
 		return denied("policy evaluation failed"), fmt.Errorf("%w: %s: %w", ErrEval, point, err)
 	}
@@ -463,11 +476,11 @@ func (e *Engine) Refusal(ctx context.Context, point Point, input ast.Value) (Dec
 	if s == nil {
 		return e.notCompiled(ctx, point)
 	}
-	q, ok := s.queries[point]
-	if !ok {
-		return denied("unknown decision point"), fmt.Errorf("%w: %q", ErrUnknownPoint, point)
+	p, d, err := s.part(ctx, point)
+	if p == nil {
+		return d, err
 	}
-	return s.stamp(s.refusal(ctx, point, q, valueInput{input}))
+	return s.stamp(s.refusal(ctx, p, point, valueInput{input}))
 }
 
 // stamp names s's policy in d.
@@ -476,9 +489,10 @@ func (s *snapshot) stamp(d Decision, err error) (Decision, error) {
 	return d, err
 }
 
-func (s *snapshot) refusal(ctx context.Context, point Point, q *queries, in decisionInput) (Decision, error) {
-	return s.memoised(ctx, point, in, true, func(input ast.Value) (Decision, error) {
-		v, n, err := s.eval(ctx, q.decision, decisionVar, input, true)
+func (s *snapshot) refusal(ctx context.Context, p *part, point Point, in decisionInput) (Decision, error) {
+	q := p.queries[point]
+	return s.memoised(ctx, p, point, in, true, func(input ast.Value) (Decision, error) {
+		v, n, err := s.eval(ctx, p.comp, q.decision, decisionVar, input, true)
 		if err != nil {
 			return denied("policy evaluation failed"), fmt.Errorf("%w: %s: %w", ErrEval, point, err)
 		}
@@ -493,20 +507,20 @@ func (s *snapshot) refusal(ctx context.Context, point Point, q *queries, in deci
 
 // allow evaluates a compiled allow body with topdown directly: the hot
 // path of every decision. Only a boolean true allows.
-func (s *snapshot) allow(ctx context.Context, body ast.Body, input ast.Value) (bool, error) {
-	v, n, err := s.eval(ctx, body, allowVar, input, true)
+func (s *snapshot) allow(ctx context.Context, comp *ast.Compiler, body ast.Body, input ast.Value) (bool, error) {
+	v, n, err := s.eval(ctx, comp, body, allowVar, input, true)
 	if err != nil {
 		return false, err
 	}
 	return n == 1 && v != nil && v.Compare(ast.Boolean(true)) == 0, nil
 }
 
-// eval evaluates a compiled body `v = ref` with topdown directly and
-// returns the value bound to v in the last result and the number of
+// eval evaluates a body `v = ref` compiled by comp with topdown directly
+// and returns the value bound to v in the last result and the number of
 // results. The deadline cancels the evaluation without a timer or a
 // goroutine per call. strict makes a failing built-in an error (as
 // decisions want) instead of leaving its expression undefined.
-func (s *snapshot) eval(ctx context.Context, body ast.Body, v ast.Var, input ast.Value, strict bool) (ast.Value, int, error) {
+func (s *snapshot) eval(ctx context.Context, comp *ast.Compiler, body ast.Body, v ast.Var, input ast.Value, strict bool) (ast.Value, int, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, 0, err
 	}
@@ -514,7 +528,7 @@ func (s *snapshot) eval(ctx context.Context, body ast.Body, v ast.Var, input ast
 	c.at = time.Now().Add(s.timeout)
 	defer c.release()
 	q := topdown.NewQuery(body).
-		WithCompiler(s.compiler).
+		WithCompiler(comp).
 		WithStore(s.store).
 		WithTransaction(s.txn).
 		WithBaseCache(s.cache).

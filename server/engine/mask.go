@@ -30,7 +30,7 @@ func (e *Engine) Mask(ctx context.Context, record map[string]any) ([]any, error)
 	if s == nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrEval, maskQuery, e.notReady(ctx))
 	}
-	if s.builtinMasks && !maskMayMatch(record) {
+	if s.c.builtinMasks && !maskMayMatch(record) {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("%w: %s: %w", ErrEval, maskQuery, err)
 		}
@@ -43,7 +43,11 @@ func (e *Engine) Mask(ctx context.Context, record map[string]any) ([]any, error)
 	// As OPA's decision-log masking: a built-in that fails on a value the
 	// client chose (to_number("abc")) leaves its rule undefined instead of
 	// failing every mask, which would erase the input.
-	set, results, err := s.eval(ctx, s.mask, maskVar, in, false)
+	mp := s.c.mask
+	if err := mp.wait(ctx); err != nil {
+		return nil, fmt.Errorf("%w: %s: %w: %w", ErrEval, maskQuery, ErrNotReady, err)
+	}
+	set, results, err := s.eval(ctx, mp.comp, mp.maskQuery, maskVar, in, false)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrEval, maskQuery, err)
 	}

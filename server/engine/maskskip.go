@@ -90,5 +90,5 @@ func inputMayMatch(in any) bool {
 // built for the rules: Mask would return no masks.
 func (e *Engine) MaskSkips(ctx context.Context, in any) bool {
 	s := e.current(ctx)
-	return s != nil && s.builtinMasks && !inputMayMatch(in) && ctx.Err() == nil
+	return s != nil && s.c.builtinMasks && !inputMayMatch(in) && ctx.Err() == nil
 }

@@ -39,7 +39,7 @@ func TestMaskShortcutCoversBuiltin(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := e.snap.Load().builtinMasks; got != tc.want {
+			if got := e.snap.Load().c.builtinMasks; got != tc.want {
 				t.Errorf("shortcut on = %v, want %v", got, tc.want)
 			}
 		})
@@ -50,11 +50,13 @@ func TestMaskShortcutCoversBuiltin(t *testing.T) {
 // "may match" whenever the built-in rules, fully evaluated, return a mask.
 func TestMaskShortcutAgreesWithRules(t *testing.T) {
 	e := maskEngine(t, "")
-	if !e.snap.Load().builtinMasks {
+	if !e.snap.Load().c.builtinMasks {
 		t.Fatal("shortcut is off for the built-in modules")
 	}
 	full := *e.snap.Load()
-	full.builtinMasks = false
+	fc := *full.c
+	fc.builtinMasks = false
+	full.c = &fc
 	slow := &Engine{}
 	slow.snap.Store(&full)
 	kinds := []string{"tool_call", "validation", "rate_limit", "command", "tool_result", "network", "filesystem", ""}

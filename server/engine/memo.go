@@ -305,13 +305,13 @@ func identical(a, b ast.Value) bool {
 // memoised answers a decision from the snapshot's memo of point, or
 // evaluates it with eval (on the whole input document) and keeps a
 // decision evaluated without error.
-func (s *snapshot) memoised(ctx context.Context, point Point, in decisionInput, refusal bool, eval func(ast.Value) (Decision, error)) (Decision, error) {
+func (s *snapshot) memoised(ctx context.Context, p *part, point Point, in decisionInput, refusal bool, eval func(ast.Value) (Decision, error)) (Decision, error) {
 	whole := func() (Decision, error) {
 		v, _ := in.document()
 		return eval(v)
 	}
-	m := s.memos[point]
-	if m == nil || ctx.Err() != nil {
+	m := p.memos[point]
+	if m == nil || s.noMemo || ctx.Err() != nil {
 		return whole()
 	}
 	vals, hash, ok := m.key(in)

@@ -133,12 +133,12 @@ decision := {"allow": false, "reasons": ["x"]}
 				t.Fatal(err)
 			}
 			s := e.snap.Load()
-			if got := s.memos[Tools] != nil; got != tc.memo {
+			if got := s.c.byPoint[Tools].memos[Tools] != nil; got != tc.memo {
 				t.Errorf("memoised = %v, want %v", got, tc.memo)
 			}
 			if tc.memo {
 				keys := []string{}
-				for _, k := range s.memos[Tools].keys {
+				for _, k := range s.c.byPoint[Tools].memos[Tools].keys {
 					keys = append(keys, string(k.Value.(ast.String)))
 				}
 				if len(keys) != 2 || keys[0] != "session" || keys[1] != "tool" {
@@ -159,7 +159,7 @@ func TestMemoConcurrent(t *testing.T) {
 	data := map[string]any{"tools": map[string]any{"allow_all": true}}
 	memo := memoEngine(t, data, rules)
 	plain := memoEngine(t, data, rules)
-	plain.snap.Load().memos = nil
+	plain.snap.Load().noMemo = true
 	inputs := make([]ToolInput, memoLimit+100)
 	for i := range inputs {
 		inputs[i] = ToolInput{Tool: "a", Registered: true,
@@ -315,12 +315,12 @@ func TestMemoTellsValuesApart(t *testing.T) {
 	data := map[string]any{"tools": map[string]any{"allow_all": true}}
 	for i, rule := range rules {
 		memo := memoEngine(t, data, rule)
-		if memo.snap.Load().memos[Tools] == nil {
+		if memoOf(memo, Tools) == nil {
 			t.Errorf("rule %d: not memoised", i)
 			continue
 		}
 		plain := memoEngine(t, data, rule)
-		plain.snap.Load().memos = nil
+		plain.snap.Load().noMemo = true
 		for round := range 2 {
 			for _, src := range inputs {
 				in := ast.MustParseTerm(src).Value

@@ -27,7 +27,7 @@ func memoEngine(t *testing.T, data map[string]any, rules string) *Engine {
 }
 
 func memoKeys(e *Engine) []string {
-	m := e.snap.Load().memos[Tools]
+	m := memoOf(e, Tools)
 	if m == nil {
 		return nil
 	}
@@ -74,8 +74,8 @@ deny contains "no q" if input.arguments.q == "bad"`
 	data := map[string]any{"tools": map[string]any{"allow_all": true, "denied": []any{"blocked*"}}}
 	memo := memoEngine(t, data, rules)
 	plain := memoEngine(t, data, rules)
-	plain.snap.Load().memos = nil
-	if memo.snap.Load().memos[Tools] == nil {
+	plain.snap.Load().noMemo = true
+	if memoOf(memo, Tools) == nil {
 		t.Fatal("not memoised")
 	}
 	inputs := []string{
@@ -121,7 +121,7 @@ deny contains "no q" if input.arguments.q == "bad"`
 func TestMemoKeepsNoErrors(t *testing.T) {
 	e := memoEngine(t, map[string]any{"tools": map[string]any{"allow_all": true}},
 		`deny contains "x" if to_number(input.arguments.s) > 1`)
-	m := e.snap.Load().memos[Tools]
+	m := memoOf(e, Tools)
 	if m == nil {
 		t.Fatal("not memoised")
 	}
@@ -166,7 +166,7 @@ func TestMemoFollowsReload(t *testing.T) {
 func TestMemoSkipsLargeKeys(t *testing.T) {
 	e := memoEngine(t, map[string]any{"tools": map[string]any{"allow_all": true}},
 		`deny contains "x" if input.arguments.q == "bad"`)
-	m := e.snap.Load().memos[Tools]
+	m := memoOf(e, Tools)
 	big := ToolInput{Tool: "a", Registered: true, Arguments: ast.NewObject(
 		ast.Item(ast.StringTerm("q"), ast.StringTerm(strings.Repeat("x", 2*memoKeyBytes))))}.Value()
 	small := ToolInput{Tool: "a", Registered: true}.Value()
@@ -206,7 +206,7 @@ deny contains "old client" if input.client.version == "0"`
 		for _, rules := range []string{"", rules} {
 			e := memoEngine(t, data, rules)
 			if !memo {
-				e.snap.Load().memos = nil
+				e.snap.Load().noMemo = true
 			}
 			for round := range 2 {
 				for i, in := range inputs {

@@ -2,8 +2,10 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"sync"
+	"sync/atomic"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 )
@@ -13,9 +15,11 @@ import (
 // initialises and reads its policy. Neither depends on the policy's
 // data, so the first build of a configuration with the same built-in
 // modules and capabilities takes the prebuild's compile when it has no
-// user modules, and its parsed built-in modules when it has some. It is
-// taken once; any other configuration, or a later build, does all the
-// work itself.
+// user modules, and its parsed built-in modules when it has some. The
+// compile goes part by part (parts.go), the parts the first answers need
+// first, and a build waits only for the parts it needs. It is taken
+// once; any other configuration, or a later build, does all the work
+// itself.
 var prebuilt struct {
 	mu sync.Mutex
 	p  *prebuild
@@ -25,11 +29,15 @@ type prebuild struct {
 	modules map[string]string
 	caps    *ast.Capabilities
 	// parsed holds the built-in modules parsed (nil if one failed) once
-	// parsedDone is closed; c the compile (nil if it failed) once done is.
+	// parsedDone is closed; c their parts (nil if the planning failed),
+	// compiling one after the other, once planned is.
 	parsed     map[string]*ast.Module
 	parsedDone chan struct{}
 	c          *compiled
-	done       chan struct{}
+	planned    chan struct{}
+	// parseOnly is set when a build took the parsed modules only: the
+	// parts left are not compiled.
+	parseOnly atomic.Bool
 }
 
 // Prebuild starts parsing and compiling the built-in modules (those of
@@ -39,12 +47,11 @@ func Prebuild() {
 	if err != nil {
 		return // the build reports it
 	}
-	p := &prebuild{modules: cfg.Modules, caps: cfg.Capabilities, parsedDone: make(chan struct{}), done: make(chan struct{})}
+	p := &prebuild{modules: cfg.Modules, caps: cfg.Capabilities, parsedDone: make(chan struct{}), planned: make(chan struct{})}
 	prebuilt.mu.Lock()
 	prebuilt.p = p
 	prebuilt.mu.Unlock()
 	go func() {
-		defer close(p.done)
 		parsed := map[string]*ast.Module{}
 		// One goroutine: the process's own start, on the other
 		// processor, is not held back.
@@ -67,15 +74,32 @@ func Prebuild() {
 		}
 		close(p.parsedDone)
 		if parsed != nil {
-			p.c, _ = compileModules(cfg, parsed) // an error: the build compiles again, and reports it
+			p.c, _ = prepareModules(cfg, parsed) // an error: the build prepares again, and reports it
+		}
+		close(p.planned)
+		if p.c == nil {
+			return
+		}
+		for _, part := range p.c.parts {
+			if p.parseOnly.Load() {
+				part.err = errNotPrebuilt
+				close(part.done)
+				continue
+			}
+			compilePart(part, cfg.Capabilities)
 		}
 	}()
 }
 
+// errNotPrebuilt fails the parts a prebuild left out; no build waits
+// for them.
+var errNotPrebuilt = errors.New("left out of the prebuild")
+
 // takePrebuilt returns what the prebuild made for cfg, waiting for it:
-// its compile when cfg has no user modules, else its parsed built-in
-// modules. Both are nil when no prebuild was started, it is another
-// configuration's, it was taken, it failed, or ctx ended first.
+// its parts (compiling, tools and masks first) when cfg has no user
+// modules, else its parsed built-in modules. Both are nil when no
+// prebuild was started, it is another configuration's, it was taken, it
+// failed, or ctx ended first.
 func takePrebuilt(ctx context.Context, cfg Config) (*compiled, map[string]*ast.Module) {
 	prebuilt.mu.Lock()
 	p := prebuilt.p
@@ -85,8 +109,12 @@ func takePrebuilt(ctx context.Context, cfg Config) (*compiled, map[string]*ast.M
 	}
 	prebuilt.p = nil
 	prebuilt.mu.Unlock()
-	wait := p.done
-	if len(cfg.UserModules) != 0 {
+	user := len(cfg.UserModules) != 0
+	if user {
+		p.parseOnly.Store(true)
+	}
+	wait := p.planned
+	if user {
 		wait = p.parsedDone
 	}
 	if ctx.Err() != nil {
@@ -97,7 +125,7 @@ func takePrebuilt(ctx context.Context, cfg Config) (*compiled, map[string]*ast.M
 	case <-ctx.Done():
 		return nil, nil
 	}
-	if len(cfg.UserModules) != 0 {
+	if user {
 		return nil, p.parsed
 	}
 	return p.c, nil

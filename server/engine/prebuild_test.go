@@ -45,7 +45,7 @@ func TestPrebuildServesTheFirstBuild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pre.snap.Load().compiler == own.snap.Load().compiler {
+	if pre.snap.Load().c.byPoint[Tools].comp == own.snap.Load().c.byPoint[Tools].comp {
 		t.Fatal("two engines share one compile")
 	}
 	for _, tool := range []string{"web_search", "list_categories", "nope"} {

@@ -17,7 +17,7 @@ func holdBuilds(t *testing.T) (release func()) {
 		<-gate
 		return build(ctx, cfg)
 	}
-	t.Cleanup(func() { startBuild = build })
+	t.Cleanup(func() { startBuild = buildFirst })
 	var once bool
 	return func() {
 		if !once {
