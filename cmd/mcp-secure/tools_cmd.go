@@ -15,15 +15,16 @@ import (
 )
 
 // toolsCmd runs `mcp-secure tools approve NAME...` (re-pin the definition
-// last seen, with an audit record) and `mcp-secure tools pins` (list the
-// pinned tools and those whose definition changed).
+// last seen, with an audit record), `mcp-secure tools pins` (list the
+// pinned tools and those whose definition changed) and `mcp-secure tools
+// diff NAME...` (show what changed).
 func toolsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 1 && (args[0] == "--help" || args[0] == "-h" || args[0] == "-help") {
 		_, err := fmt.Fprint(stdout, toolsUsage)
 		return err
 	}
-	if len(args) == 0 || (args[0] != "approve" && args[0] != "pins") {
-		return usageErr("tools: want `tools approve NAME...` or `tools pins` (see mcp-secure tools --help)")
+	if len(args) == 0 || (args[0] != "approve" && args[0] != "pins" && args[0] != "diff") {
+		return usageErr("tools: want `tools pins`, `tools diff NAME...` or `tools approve NAME...` (see mcp-secure tools --help)")
 	}
 	sub := args[0]
 	var file string
@@ -34,6 +35,12 @@ Re-pins the definitions last seen of the named upstream tools (as clients
 see them, prefix included), with an audit record; calls to a tool whose
 definition changed, or that an upstream added after its initial listing,
 are denied until then.`, stdout)
+	} else if sub == "diff" {
+		c = newSubcommand("tools diff", "[--policy FILE] NAME...", `
+Shows how the definition an upstream offers for each named tool differs
+from the one pinned (its description, title, schemas and annotations, as
+indented JSON: "-" lines pinned, "+" lines offered); for a tool pending
+approval, all of what approving it would pin.`, stdout)
 	} else {
 		c = newSubcommand("tools pins", "[--policy FILE]", `
 Lists the pinned upstream tools, those whose definition changed, and
@@ -41,7 +48,7 @@ those pending approval (added after their server's initial listing).`, stdout)
 	}
 	c.fs.StringVar(&file, "policy", "", "policy `file` (YAML)")
 	maxArgs := 0
-	if sub == "approve" {
+	if sub != "pins" {
 		maxArgs = -1
 	}
 	names, err := c.parse(args[1:], 0, maxArgs)
@@ -58,6 +65,12 @@ those pending approval (added after their server's initial listing).`, stdout)
 	}
 	if sub == "pins" {
 		return listPins(stdout, store, pins.PathFor(pol.Audit.LogFile))
+	}
+	if sub == "diff" {
+		if len(names) == 0 {
+			return c.usageErr("name the tools to show (as clients see them, e.g. docs__read_file)")
+		}
+		return diffPins(stdout, store, names)
 	}
 	if len(names) == 0 {
 		return c.usageErr("name the tools to approve (as clients see them, e.g. docs__read_file)")
@@ -112,13 +125,15 @@ those pending approval (added after their server's initial listing).`, stdout)
 	return nil
 }
 
-const toolsUsage = `Usage: mcp-secure tools approve [--policy FILE] NAME...
-       mcp-secure tools pins [--policy FILE]
+const toolsUsage = `Usage: mcp-secure tools pins [--policy FILE]
+       mcp-secure tools diff [--policy FILE] NAME...
+       mcp-secure tools approve [--policy FILE] NAME...
 
 Upstream tools' definitions (name, description, schemas) are pinned by
 hash; a changed one is denied until approved. Tools at a server's initial
 listing are pinned on first sight; a tool first seen later (added or
-renamed at run time) is pending, denied until approved.
+renamed at run time) is pending, denied until approved. tools diff shows
+what changed, against the definition pinned.
 `
 
 func listPins(w io.Writer, store *pins.Store, path string) error {
@@ -146,7 +161,7 @@ func listPins(w io.Writer, store *pins.Store, path string) error {
 			continue
 		}
 		if e.Seen != "" {
-			fmt.Fprintf(w, "%s\tCHANGED\tpinned %s, offered %s since %s; description now: %q\n", n, short(e.Pinned), short(e.Seen), e.SeenAt.Format("2006-01-02T15:04:05Z"), desc)
+			fmt.Fprintf(w, "%s\tCHANGED\tpinned %s, offered %s since %s; description now: %q (tools diff %s shows all that changed)\n", n, short(e.Pinned), short(e.Seen), e.SeenAt.Format("2006-01-02T15:04:05Z"), desc, n)
 			continue
 		}
 		fmt.Fprintf(w, "%s\tpinned\t%s since %s\n", n, short(e.Pinned), e.PinnedAt.Format("2006-01-02T15:04:05Z"))

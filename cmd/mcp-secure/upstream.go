@@ -241,7 +241,9 @@ func (p *pinAudit) Observe(ctx context.Context, server string, ds []upstream.Def
 			errs[i] = err
 			continue
 		}
-		def.Name = d.Tool
+		if d.Tool != d.Name {
+			def.Name, def.OwnName = d.Tool, d.Name
+		}
 		hashes[i] = h
 		obs = append(obs, pins.Observation{Def: def, Hash: h, Trust: initial && trust})
 		at = append(at, i)

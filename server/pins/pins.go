@@ -35,6 +35,20 @@ type Definition struct {
 	// Server names the upstream server offering the tool (not hashed):
 	// a new entry records it, and its pending entries are counted.
 	Server string `json:"-"`
+	// OwnName, when set, is the name the upstream gives the tool, which
+	// its hash covers, and Name the name it is offered as (a prefix
+	// added).
+	OwnName string `json:"own_name,omitempty"`
+}
+
+// Matches reports whether d, as the store keeps it, is the definition of
+// hash h.
+func Matches(d Definition, h string) bool {
+	if d.OwnName != "" {
+		d.Name = d.OwnName
+	}
+	got, err := Hash(d)
+	return err == nil && got == h
 }
 
 // MaxPending bounds the pending entries (never pinned) of one server: a
@@ -46,8 +60,9 @@ const MaxPending = 64
 // ErrTooManyPending: see MaxPending.
 var ErrTooManyPending = fmt.Errorf("pins: more than %d tools of this server wait for approval", MaxPending)
 
-// Hash is the hex SHA-256 of d's canonical JSON.
-func Hash(d Definition) (string, error) {
+// Canonical is the document d's hash is taken of: its hashed fields,
+// schemas decoded. encoding/json writes its keys sorted.
+func Canonical(d Definition) (map[string]any, error) {
 	doc := map[string]any{"name": d.Name, "description": d.Description}
 	if d.Title != "" {
 		doc["title"] = d.Title
@@ -58,9 +73,18 @@ func Hash(d Definition) (string, error) {
 		}
 		var v any
 		if err := json.Unmarshal(raw, &v); err != nil {
-			return "", fmt.Errorf("pins: %s of %q: %w", k, d.Name, err)
+			return nil, fmt.Errorf("pins: %s of %q: %w", k, d.Name, err)
 		}
 		doc[k] = v
+	}
+	return doc, nil
+}
+
+// Hash is the hex SHA-256 of d's canonical JSON.
+func Hash(d Definition) (string, error) {
+	doc, err := Canonical(d)
+	if err != nil {
+		return "", err
 	}
 	// encoding/json writes map keys sorted: the encoding is canonical.
 	b, err := json.Marshal(doc)
@@ -76,6 +100,10 @@ func Hash(d Definition) (string, error) {
 type Entry struct {
 	Pinned   string    `json:"pinned"`
 	PinnedAt time.Time `json:"pinned_at,omitzero"`
+	// PinnedDefinition is the definition pinned, kept so that a change
+	// can be shown against it (nil for a pin made before definitions
+	// were kept, until its server lists it again unchanged).
+	PinnedDefinition *Definition `json:"pinned_definition,omitempty"`
 	// Seen is the hash last seen, with its definition, when it differs
 	// from Pinned.
 	Seen           string      `json:"seen,omitempty"`
@@ -338,7 +366,8 @@ func observeOne(tools map[string]*Entry, d Definition, h string, trust bool, now
 	e, ok := tools[d.Name]
 	switch {
 	case !ok && trust:
-		tools[d.Name] = &Entry{Pinned: h, PinnedAt: now, Server: d.Server}
+		def := d
+		tools[d.Name] = &Entry{Pinned: h, PinnedAt: now, PinnedDefinition: &def, Server: d.Server}
 		return Pinned, true, false
 	case !ok:
 		if d.Server != "" && pendingOf(tools, d.Server) >= MaxPending {
@@ -357,8 +386,13 @@ func observeOne(tools map[string]*Entry, d Definition, h string, trust bool, now
 		e.Seen, e.SeenAt, e.SeenDefinition = h, now, &def
 		return Pending, true, false
 	case e.Pinned == h:
+		kept := e.PinnedDefinition != nil
+		if !kept {
+			def := d
+			e.PinnedDefinition = &def
+		}
 		if e.Seen == "" {
-			return Same, false, false
+			return Same, !kept, false
 		}
 		e.Seen, e.SeenAt, e.SeenDefinition = "", time.Time{}, nil
 		return Same, true, false
@@ -472,7 +506,7 @@ func (s *Store) ApproveRecorded(tool string, record func(old, pinned string) err
 		if e.Seen == "" {
 			return false
 		}
-		e.Pinned, e.PinnedAt = e.Seen, time.Now().UTC()
+		e.Pinned, e.PinnedAt, e.PinnedDefinition = e.Seen, time.Now().UTC(), e.SeenDefinition
 		e.Seen, e.SeenAt, e.SeenDefinition = "", time.Time{}, nil
 		return true
 	})
