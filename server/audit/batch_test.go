@@ -205,3 +205,23 @@ func BenchmarkLogBatchPair(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkLogFile is one record at a time on a file log, as a lone call
+// writes its records: what each costs on the call's path.
+func BenchmarkLogFile(b *testing.B) {
+	s, err := audit.Open(filepath.Join(b.TempDir(), "audit.log"), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	l := audit.New(s, nil)
+	defer l.Close()
+	rec := audit.Record{DecisionID: audit.NewID(), SessionID: audit.NewID(), RequestID: "12", Kind: audit.KindToolCall,
+		Tool: "create_bug", Client: &audit.Client{Name: "claude-code", Version: "2.0.1"}, Result: audit.ResultAllow,
+		Path: "mcp/tools/decision", Input: input1KiB()}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := l.Log(b.Context(), rec); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
