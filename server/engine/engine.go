@@ -155,11 +155,14 @@ func Start(ctx context.Context, cfg Config) *Engine {
 			return
 		}
 		// A snapshot a reload (or Adopt) stored meanwhile is newer.
-		e.snap.CompareAndSwap(nil, s)
+		stored := e.snap.CompareAndSwap(nil, s)
 		close(e.ready)
 		// The parts the first answers do not need compile on; the build
-		// fails if one of them does.
-		e.partErr = waitFor(context.WithoutCancel(ctx), s.c.parts)
+		// fails if one of them does (of the snapshot in force: one a
+		// reload replaced already is not this build's to report).
+		if stored {
+			e.partErr = waitFor(context.WithoutCancel(ctx), s.c.parts)
+		}
 	}()
 	return e
 }

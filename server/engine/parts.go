@@ -119,6 +119,17 @@ func (p *part) compile(caps *ast.Capabilities) {
 		p.err = fmt.Errorf("%w: %w", ErrCompile, comp.Errors)
 		return
 	}
+	if p.name != wholePart {
+		// The plan read the parsed modules; the compiled ones (imports
+		// resolved, rule heads rewritten) must keep to the package too,
+		// or a rule they read would be missing from this part.
+		for name, m := range comp.Modules {
+			if !keepsTo(m, p.name) {
+				p.err = fmt.Errorf("%w: %s: compiled, it reads beyond package mcp.%s, which compiles on its own", ErrCompile, name, p.name)
+				return
+			}
+		}
+	}
 	qs := make(map[Point]*queries, len(p.points))
 	for _, pt := range p.points {
 		q := &queries{}
@@ -155,8 +166,17 @@ func (p *part) compile(caps *ast.Capabilities) {
 }
 
 // partNames are the packages the built-in modules compile by, in the
-// order they compile.
-var partNames = []string{string(Tools), "audit", string(Network), string(Filesystem), string(Commands)}
+// order they compile: the tools decision's and the masks' first, then
+// every other decision point's.
+var partNames = func() []string {
+	names := []string{string(Tools), "audit"}
+	for _, p := range Points {
+		if p != Tools {
+			names = append(names, string(p))
+		}
+	}
+	return names
+}()
 
 // planParts divides a configuration's parsed modules into parts (none
 // compiled yet): a part per package when there are no user modules and
@@ -195,9 +215,12 @@ func planParts(builtin, user map[string]*ast.Module) *compiled {
 	return c
 }
 
+// wholePart names the part of a configuration compiled as one.
+const wholePart = "all"
+
 // oneWhole is modules compiled as one part, which answers everything.
 func oneWhole(modules ...map[string]*ast.Module) *compiled {
-	whole := &part{name: "all", points: Points, mask: true, mods: map[string]*ast.Module{}, done: make(chan struct{})}
+	whole := &part{name: wholePart, points: Points, mask: true, mods: map[string]*ast.Module{}, done: make(chan struct{})}
 	for _, m := range modules {
 		maps.Copy(whole.mods, m)
 	}
@@ -221,6 +244,13 @@ func ownPackage(m *ast.Module) (string, bool) {
 	if !ok || pkg == "policy" {
 		return "", false
 	}
+	return string(pkg), keepsTo(m, string(pkg))
+}
+
+// keepsTo reports whether every reference of m to data is to package
+// data.mcp.<pkg> (or below it) or to the policy document, through
+// constant keys.
+func keepsTo(m *ast.Module, pkg string) bool {
 	keeps := true
 	var vis *ast.GenericVisitor
 	vis = ast.NewGenericVisitor(func(x any) bool {
@@ -228,6 +258,12 @@ func ownPackage(m *ast.Module) (string, bool) {
 			return true
 		}
 		switch x := x.(type) {
+		case *ast.Rule:
+			// A rule head's reference (p[data.x].q := 1) is no term the
+			// visitor walks of itself.
+			if x.Head != nil {
+				vis.Walk(x.Head.Reference)
+			}
 		case ast.Var:
 			if x.Equal(ast.DefaultRootDocument.Value) {
 				keeps = false // data as a whole, or chosen by a variable
@@ -240,7 +276,7 @@ func ownPackage(m *ast.Module) (string, bool) {
 				keeps = false
 				return true
 			}
-			if key, ok := x[2].Value.(ast.String); !ok || (key != pkg && key != "policy") {
+			if key, ok := x[2].Value.(ast.String); !ok || (string(key) != pkg && key != "policy") {
 				keeps = false
 				return true
 			}
@@ -257,5 +293,5 @@ func ownPackage(m *ast.Module) (string, bool) {
 	for _, r := range m.Rules {
 		vis.Walk(r)
 	}
-	return string(pkg), keeps
+	return keeps
 }

@@ -77,6 +77,8 @@ func TestPlanKeepsWhatReachesAcrossTogether(t *testing.T) {
 		"a package chosen by a value":   {src: "package mcp.tools\n\nx := data.mcp[input.p]\n"},
 		"data outside mcp":              {src: "package mcp.tools\n\nx := data.other.y\n"},
 		"with on another package":       {src: "package mcp.tools\n\nx if data.mcp.tools.allow with data.mcp.filesystem.allow as true\n"},
+		"a rule head that reaches out":  {src: "package mcp.tools\n\nblocked[data.mcp.network.k].tool := \"evil\"\n"},
+		"an else that reaches out":      {src: "package mcp.tools\n\nz := 1 if input.a\nelse := data.mcp.commands.allow\n"},
 		"the mcp package itself":        {src: "package mcp\n\nq := 1\n"},
 		"a package that is no decision": {src: "package mcp.helpers\n\nq := 1\n"},
 		"a user module":                 {src: "package mcp.tools\n\ndeny contains \"no\" if input.tool == \"x\"\n", user: true},
@@ -194,5 +196,68 @@ func TestLaterPartFailureFailsTheBuild(t *testing.T) {
 	}
 	if d, err := e.DecideTool(t.Context(), ToolInput{Tool: "list_categories", Registered: true}); err != nil || !d.Allow {
 		t.Errorf("tool decision: %+v %v", d, err)
+	}
+}
+
+// A part whose modules, compiled, read beyond their package fails (the
+// plan reads the parsed modules; this holds whatever it missed).
+func TestCompiledPartKeepsToItsPackage(t *testing.T) {
+	m, err := ast.ParseModuleWithOpts("x.rego", "package mcp.tools\n\nblocked[data.mcp.network.k].tool := \"evil\"\n", ast.ParserOptions{RegoVersion: ast.RegoV1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &part{name: "tools", points: []Point{Tools}, mods: map[string]*ast.Module{"x.rego": m}, done: make(chan struct{})}
+	p.compile(nil)
+	if !errors.Is(p.err, ErrCompile) || !strings.Contains(p.err.Error(), "beyond package mcp.tools") {
+		t.Fatalf("err = %v", p.err)
+	}
+	whole := oneWhole(map[string]*ast.Module{"x.rego": m})
+	whole.parts[0].compile(nil)
+	if whole.parts[0].err != nil {
+		t.Fatalf("as one part: %v", whole.parts[0].err)
+	}
+}
+
+// Adopt takes nothing of an engine whose build failed in a later part,
+// and an engine from Start whose first snapshot a reload replaced does
+// not report that snapshot's parts.
+func TestAdoptAndWaitKeepToTheSnapshotInForce(t *testing.T) {
+	dropPrebuild(t)
+	good, err := Builtin(map[string]any{"tools": map[string]any{"allow_all": true}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken := good
+	broken.Modules = maps.Clone(good.Modules)
+	broken.Modules["rego/mcp/commands/commands.rego"] = "package mcp.commands\n\nallow if no_such_function(input.argv)\n"
+
+	e, err := New(t.Context(), good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := e.snap.Load()
+	other := Start(t.Context(), broken)
+	e.Adopt(other)
+	if e.snap.Load() != before {
+		t.Fatal("adopted a snapshot whose build failed")
+	}
+
+	gate := make(chan struct{})
+	startBuild = func(ctx context.Context, cfg Config) (*snapshot, error) {
+		<-gate
+		return buildFirst(ctx, cfg)
+	}
+	t.Cleanup(func() { startBuild = buildFirst })
+	release := func() { close(gate) }
+	started := Start(t.Context(), broken)
+	if err := started.Reload(t.Context(), good); err != nil {
+		t.Fatal(err)
+	}
+	release()
+	if err := started.Wait(t.Context()); err != nil {
+		t.Fatalf("Wait reports a replaced snapshot's build: %v", err)
+	}
+	if _, err := started.Decide(t.Context(), Commands, ast.NewObject()); err != nil {
+		t.Fatalf("the snapshot in force: %v", err)
 	}
 }

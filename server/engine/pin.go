@@ -99,6 +99,9 @@ func (e *Engine) RevisionFor(ctx context.Context) *string {
 // An engine from [Start] is adopted once its build is done; if the build
 // failed, nothing changes.
 func (e *Engine) Adopt(other *Engine) {
+	if other.Wait(context.Background()) != nil {
+		return
+	}
 	if s := other.current(context.Background()); s != nil {
 		e.snap.Store(s)
 	}

@@ -118,11 +118,13 @@ func takePrebuilt(ctx context.Context, cfg Config) (*compiled, map[string]*ast.M
 		wait = p.parsedDone
 	}
 	if ctx.Err() != nil {
+		p.parseOnly.Store(true) // nobody takes its parts
 		return nil, nil
 	}
 	select {
 	case <-wait:
 	case <-ctx.Done():
+		p.parseOnly.Store(true)
 		return nil, nil
 	}
 	if user {
