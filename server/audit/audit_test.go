@@ -520,6 +520,21 @@ func TestVerifyDetectsTampering(t *testing.T) {
 	}
 }
 
+// logAfterRestart opens the log at p again, as a restarted server does,
+// and logs one record.
+func logAfterRestart(t *testing.T, p string) {
+	t.Helper()
+	s, err := audit.OpenFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := audit.New(s, nil)
+	if err := l.Log(t.Context(), audit.Record{DecisionID: "after", Kind: audit.KindToolCall, Result: audit.ResultAllow}); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+}
+
 // TestChainContinuesAfterALongRecord: a last record longer than the
 // first look at the file's end is found further back, and the chain goes
 // on from it (no torn-tail genesis).
@@ -542,15 +557,7 @@ func TestChainContinuesAfterALongRecord(t *testing.T) {
 	if n := len(lines[len(lines)-1]); n < 20<<10 {
 		t.Fatalf("the last record is %d bytes; the test wants one past the first look", n)
 	}
-	s, err = audit.OpenFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l = audit.New(s, nil)
-	if err := l.Log(t.Context(), audit.Record{DecisionID: "after", Kind: audit.KindToolCall, Result: audit.ResultAllow}); err != nil {
-		t.Fatal(err)
-	}
-	l.Close()
+	logAfterRestart(t, p)
 	lines = readLines(t, p)
 	if res, err := audit.Verify([]string{p}); err != nil || res.Records != len(lines) {
 		t.Fatalf("Verify: %v, %d records of %d lines", err, res.Records, len(lines))
@@ -581,15 +588,7 @@ func TestChainContinuesAcrossRestart(t *testing.T) {
 	f, _ := os.OpenFile(p, os.O_APPEND|os.O_WRONLY, 0)
 	f.WriteString(`{"timestamp":"2026-`)
 	f.Close()
-	s, err = audit.OpenFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l = audit.New(s, nil)
-	if err := l.Log(t.Context(), audit.Record{DecisionID: "after", Kind: audit.KindToolCall, Result: audit.ResultAllow}); err != nil {
-		t.Fatal(err)
-	}
-	l.Close()
+	logAfterRestart(t, p)
 	lines := readLines(t, p)
 	if len(lines) != 7 || !strings.Contains(string(lines[5]), "audit_genesis") || !strings.Contains(string(lines[5]), "torn") {
 		t.Fatalf("no genesis after the torn line: %q", lines[4:])

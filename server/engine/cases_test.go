@@ -203,10 +203,10 @@ func TestRegoUnitTests(t *testing.T) {
 	}
 }
 
-// TestDecisionCasesMemo decides, under each case's policy, the inputs of
-// every case of its point twice, on an engine that memoises and on one
-// that evaluates every decision: the answers must not differ.
-func TestDecisionCasesMemo(t *testing.T) {
+// agreeOnCases decides, under each case's policy, the inputs of every
+// case of its point rounds times on the two engines pair builds for that
+// policy (named as they are in failures): the answers must not differ.
+func agreeOnCases(t *testing.T, rounds int, names [2]string, pair func(t *testing.T, cfg engine.Config) (*engine.Engine, *engine.Engine)) {
 	for _, p := range engine.Points {
 		cases := loadCases(t, p)
 		var inputs []ast.Value
@@ -219,22 +219,13 @@ func TestDecisionCasesMemo(t *testing.T) {
 		}
 		for _, c := range cases {
 			t.Run(string(p)+"/"+c.Name, func(t *testing.T) {
-				cfg := builtinConfig(t, compilePolicy(t, p, c), nil)
-				memo, err := engine.New(t.Context(), cfg)
-				if err != nil {
-					t.Fatal(err)
-				}
-				plain, err := engine.New(t.Context(), cfg)
-				if err != nil {
-					t.Fatal(err)
-				}
-				engine.WithoutMemo(plain)
-				for round := range 2 {
+				a, b := pair(t, builtinConfig(t, compilePolicy(t, p, c), nil))
+				for round := range rounds {
 					for i, in := range inputs {
-						want, werr := plain.Decide(t.Context(), p, in)
-						got, gerr := memo.Decide(t.Context(), p, in)
+						want, werr := b.Decide(t.Context(), p, in)
+						got, gerr := a.Decide(t.Context(), p, in)
 						if want.Allow != got.Allow || !slices.Equal(want.Reasons, got.Reasons) || (werr == nil) != (gerr == nil) {
-							t.Errorf("round %d, input of %s: memoised %+v (%v), evaluated %+v (%v)", round, cases[i].Name, got, gerr, want, werr)
+							t.Errorf("round %d, input of %s: %s %+v (%v), %s %+v (%v)", round, cases[i].Name, names[0], got, gerr, names[1], want, werr)
 						}
 					}
 				}
@@ -243,40 +234,35 @@ func TestDecisionCasesMemo(t *testing.T) {
 	}
 }
 
-// TestDecisionCasesInParts decides, under each case's policy, the inputs
-// of every case of its point on an engine whose built-in modules compile
-// package by package and on one that compiles them as one: the answers
-// must not differ.
+// TestDecisionCasesMemo: an engine that memoises and one that evaluates
+// every decision answer alike, twice.
+func TestDecisionCasesMemo(t *testing.T) {
+	agreeOnCases(t, 2, [2]string{"memoised", "evaluated"}, func(t *testing.T, cfg engine.Config) (*engine.Engine, *engine.Engine) {
+		memo, err := engine.New(t.Context(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plain, err := engine.New(t.Context(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		engine.WithoutMemo(plain)
+		return memo, plain
+	})
+}
+
+// TestDecisionCasesInParts: an engine whose built-in modules compile
+// package by package and one that compiles them as one answer alike.
 func TestDecisionCasesInParts(t *testing.T) {
-	for _, p := range engine.Points {
-		cases := loadCases(t, p)
-		var inputs []ast.Value
-		for _, c := range cases {
-			in, err := ast.InterfaceToValue(c.Input)
-			if err != nil {
-				t.Fatal(err)
-			}
-			inputs = append(inputs, in)
+	agreeOnCases(t, 1, [2]string{"in parts", "as one"}, func(t *testing.T, cfg engine.Config) (*engine.Engine, *engine.Engine) {
+		parts, err := engine.New(t.Context(), cfg)
+		if err != nil {
+			t.Fatal(err)
 		}
-		for _, c := range cases {
-			t.Run(string(p)+"/"+c.Name, func(t *testing.T) {
-				cfg := builtinConfig(t, compilePolicy(t, p, c), nil)
-				parts, err := engine.New(t.Context(), cfg)
-				if err != nil {
-					t.Fatal(err)
-				}
-				whole, err := engine.NewWhole(t.Context(), cfg)
-				if err != nil {
-					t.Fatal(err)
-				}
-				for i, in := range inputs {
-					want, werr := whole.Decide(t.Context(), p, in)
-					got, gerr := parts.Decide(t.Context(), p, in)
-					if want.Allow != got.Allow || !slices.Equal(want.Reasons, got.Reasons) || (werr == nil) != (gerr == nil) {
-						t.Errorf("input of %s: in parts %+v (%v), as one %+v (%v)", cases[i].Name, got, gerr, want, werr)
-					}
-				}
-			})
+		whole, err := engine.NewWhole(t.Context(), cfg)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
+		return parts, whole
+	})
 }
