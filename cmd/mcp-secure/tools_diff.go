@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode"
+	"unicode/utf16"
 
 	"github.com/mcp-secure/mcp-secure/server/pins"
 )
@@ -109,7 +111,29 @@ func definitionLines(d *pins.Definition) ([]string, error) {
 	if err := enc.Encode(doc); err != nil {
 		return nil, err
 	}
-	return strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n"), nil
+	return strings.Split(strings.TrimSuffix(visible(buf.String()), "\n"), "\n"), nil
+}
+
+// visible escapes, as JSON does, every character of s a terminal would
+// not show as itself (bidirectional overrides, zero-width and other
+// format characters; JSON escapes control characters already), so that
+// a definition cannot hide or reorder what the operator reads. Outside
+// strings, indented JSON holds none.
+func visible(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r == '\n' || r == ' ' || unicode.IsPrint(r) {
+			b.WriteRune(r)
+			continue
+		}
+		if r > 0xffff {
+			r1, r2 := utf16.EncodeRune(r)
+			fmt.Fprintf(&b, "\\u%04x\\u%04x", r1, r2)
+			continue
+		}
+		fmt.Fprintf(&b, "\\u%04x", r)
+	}
+	return b.String()
 }
 
 // edit is one line of a diff: ' ' kept, '-' only in the old, '+' only in

@@ -99,3 +99,23 @@ func TestDiffEntry(t *testing.T) {
 		t.Errorf("a kept definition that is not the pin's:\n%s", out)
 	}
 }
+
+// A description cannot hide from the operator what it says: characters a
+// terminal does not show as themselves (a right-to-left override, a
+// zero-width space, an escape) are shown escaped.
+func TestDefinitionLinesShowHiddenCharacters(t *testing.T) {
+	d := pins.Definition{Name: "docs__echo", Description: "Echo.\u202e evil \u200b\x1b[2K\U000e0041 done", InputSchema: json.RawMessage(`{"type":"object"}`)}
+	lines, err := definitionLines(&d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := strings.Join(lines, "\n")
+	want := `"description": "Echo.\u202e evil \u200b\u001b[2K\udb40\udc41 done",`
+	if !strings.Contains(all, want) {
+		t.Fatalf("lines:\n%s\nwant %s", all, want)
+	}
+	var back map[string]any
+	if err := json.Unmarshal([]byte(all), &back); err != nil || back["description"] != d.Description {
+		t.Fatalf("the escaped document does not read back: %v %q", err, back["description"])
+	}
+}
