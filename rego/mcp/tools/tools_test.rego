@@ -59,7 +59,7 @@ test_deny_changed_definition if {
 	d.allow == false
 	d.reasons == [concat("", [
 		`tool "docs__echo" changed its definition (name, description or schemas) since it was pinned; `,
-		"review it and run `mcp-secure tools approve docs__echo` to allow it",
+		"review the change (`mcp-secure tools diff docs__echo`) and run `mcp-secure tools approve docs__echo` to allow it",
 	])]
 }
 
