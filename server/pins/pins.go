@@ -41,6 +41,19 @@ type Definition struct {
 	OwnName string `json:"own_name,omitempty"`
 }
 
+// MaxKept bounds the bytes of the pinned definitions a file keeps (for
+// `tools diff`); past it, a new pin keeps its hash alone, so that an
+// upstream offering many large tools cannot grow the file without end.
+const MaxKept = 8 << 20
+
+// size is about how many bytes d takes in the file.
+func (d *Definition) size() int {
+	if d == nil {
+		return 0
+	}
+	return len(d.Name) + len(d.OwnName) + len(d.Description) + len(d.Title) + len(d.InputSchema) + len(d.OutputSchema) + len(d.Annotations)
+}
+
 // Matches reports whether d, as the store keeps it, is the definition of
 // hash h.
 func Matches(d Definition, h string) bool {
@@ -328,12 +341,23 @@ func (s *Store) ObserveAll(server string, obs []Observation, record func([]Obser
 			}
 		}
 		now := time.Now().UTC()
+		kept := 0
+		for _, e := range work {
+			kept += e.PinnedDefinition.size()
+		}
+		keep := func(d *Definition) bool {
+			if kept+d.size() > MaxKept {
+				return false
+			}
+			kept += d.size()
+			return true
+		}
 		for i, o := range obs {
 			if e, ok := work[o.Def.Name]; ok {
 				res[i].Pinned = e.Pinned
 			}
 			var did, full bool
-			res[i].Outcome, did, full = observeOne(work, o.Def, o.Hash, o.Trust, now)
+			res[i].Outcome, did, full = observeOne(work, o.Def, o.Hash, o.Trust, now, keep)
 			if full {
 				res[i].Err = ErrTooManyPending
 			}
@@ -361,13 +385,17 @@ func (s *Store) ObserveAll(server string, obs []Observation, record func([]Obser
 
 // observeOne observes definition d, of hash h, in tools: its outcome,
 // whether tools changed, and full when d is a new tool that cannot be
-// left pending (MaxPending; nothing recorded).
-func observeOne(tools map[string]*Entry, d Definition, h string, trust bool, now time.Time) (out Outcome, changed, full bool) {
+// left pending (MaxPending; nothing recorded). A definition pinned is kept
+// beside its hash when keep allows (MaxKept).
+func observeOne(tools map[string]*Entry, d Definition, h string, trust bool, now time.Time, keep func(*Definition) bool) (out Outcome, changed, full bool) {
 	e, ok := tools[d.Name]
 	switch {
 	case !ok && trust:
-		def := d
-		tools[d.Name] = &Entry{Pinned: h, PinnedAt: now, PinnedDefinition: &def, Server: d.Server}
+		e := &Entry{Pinned: h, PinnedAt: now, Server: d.Server}
+		if def := d; keep(&def) {
+			e.PinnedDefinition = &def
+		}
+		tools[d.Name] = e
 		return Pinned, true, false
 	case !ok:
 		if d.Server != "" && pendingOf(tools, d.Server) >= MaxPending {
@@ -386,13 +414,13 @@ func observeOne(tools map[string]*Entry, d Definition, h string, trust bool, now
 		e.Seen, e.SeenAt, e.SeenDefinition = h, now, &def
 		return Pending, true, false
 	case e.Pinned == h:
-		kept := e.PinnedDefinition != nil
-		if !kept {
-			def := d
-			e.PinnedDefinition = &def
+		// A pin made before definitions were kept gets its definition.
+		filled := false
+		if def := d; e.PinnedDefinition == nil && keep(&def) {
+			e.PinnedDefinition, filled = &def, true
 		}
 		if e.Seen == "" {
-			return Same, !kept, false
+			return Same, filled, false
 		}
 		e.Seen, e.SeenAt, e.SeenDefinition = "", time.Time{}, nil
 		return Same, true, false

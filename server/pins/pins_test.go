@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -715,5 +716,42 @@ func TestMatchesUsesTheOwnName(t *testing.T) {
 	kept.Description = "Echo, and more."
 	if pins.Matches(kept, h) {
 		t.Error("a changed definition matches the pin")
+	}
+}
+
+// The pinned definitions a file keeps are bounded: past MaxKept a pin
+// keeps its hash alone (and still pins).
+func TestKeptDefinitionsAreBounded(t *testing.T) {
+	s, err := pins.Open(filepath.Join(t.TempDir(), pins.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := strings.Repeat("d", 200<<10)
+	n := pins.MaxKept/len(big) + 5
+	var obs []pins.Observation
+	for i := range n {
+		d := pins.Definition{Name: fmt.Sprintf("s__t%03d", i), Description: big, InputSchema: json.RawMessage(`{"type":"object"}`)}
+		obs = append(obs, pins.Observation{Def: d, Hash: hash(t, d), Trust: true})
+	}
+	res, err := s.ObserveAll("s", obs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := s.Entries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, size := 0, 0
+	for i, o := range obs {
+		if res[i].Outcome != pins.Pinned || entries[o.Def.Name].Pinned != o.Hash {
+			t.Fatalf("%s: %v, pinned %q", o.Def.Name, res[i].Outcome, entries[o.Def.Name].Pinned)
+		}
+		if d := entries[o.Def.Name].PinnedDefinition; d != nil {
+			kept++
+			size += len(d.Description)
+		}
+	}
+	if kept == 0 || kept == n || size > pins.MaxKept {
+		t.Errorf("kept %d definitions of %d, %d bytes (at most %d)", kept, n, size, pins.MaxKept)
 	}
 }
