@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"sort"
+	"strings"
 
 	"github.com/mcp-secure/mcp-secure/server/audit"
 	"github.com/mcp-secure/mcp-secure/server/engine"
@@ -30,11 +31,13 @@ func toolsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var file string
 	var c *subcommand
 	if sub == "approve" {
-		c = newSubcommand("tools approve", "[--policy FILE] NAME...", `
+		c = newSubcommand("tools approve", "[--policy FILE] NAME[@HASH]...", `
 Re-pins the definitions last seen of the named upstream tools (as clients
 see them, prefix included), with an audit record; calls to a tool whose
 definition changed, or that an upstream added after its initial listing,
-are denied until then.`, stdout)
+are denied until then. NAME@HASH (as tools diff prints it) approves only
+the definition you reviewed: if the upstream offers another since,
+nothing is approved.`, stdout)
 	} else if sub == "diff" {
 		c = newSubcommand("tools diff", "[--policy FILE] NAME...", `
 Shows how the definition an upstream offers for each named tool differs
@@ -92,10 +95,17 @@ those pending approval (added after their server's initial listing).`, stdout)
 		return &exitErr{code: exitError, err: err}
 	}
 	defer alog.Close()
-	for _, name := range names {
+	for _, arg := range names {
+		// NAME@HASH approves only the definition of that hash (a prefix of
+		// at least 8 hex digits, as tools diff prints it): an upstream
+		// that changes it again after the review gets nothing approved.
+		name, want, reviewed := strings.Cut(arg, "@")
+		if reviewed && !hashPrefix(want) {
+			return c.usageErr("%s: give the hash as tools diff prints it (at least 8 hex digits) after the @", arg)
+		}
 		// The record is written before the pin: no approval is kept
 		// without it.
-		old, pinned, err := store.ApproveRecorded(name, func(old, pinned string) error {
+		old, pinned, err := store.ApproveExpected(name, strings.ToLower(want), func(old, pinned string) error {
 			reason := "approved by the operator: definition re-pinned"
 			if old == pinned {
 				reason = "approved by the operator: definition unchanged, pinned already"
@@ -108,7 +118,10 @@ those pending approval (added after their server's initial listing).`, stdout)
 			return nil
 		})
 		if errors.Is(err, pins.ErrUnknownTool) {
-			return &exitErr{code: exitError, err: fmt.Errorf("tools approve: %q: no definition of it has been seen (is the name as clients see it, prefix included? A server with %d tools waiting for approval has its further new tools left out until some are approved; the server's log names them)", name, pins.MaxPending)}
+			return &exitErr{code: exitError, err: fmt.Errorf("tools approve: %q: %s", name, notSeenHint)}
+		}
+		if errors.Is(err, pins.ErrNotReviewed) {
+			return &exitErr{code: exitError, err: fmt.Errorf("tools approve: %q: nothing approved: the definition offered now is %s, not the %s reviewed; review it again with mcp-secure tools diff %s", name, short(pinned), want, name)}
 		}
 		if err != nil {
 			return &exitErr{code: exitError, err: err}
@@ -127,7 +140,7 @@ those pending approval (added after their server's initial listing).`, stdout)
 
 const toolsUsage = `Usage: mcp-secure tools pins [--policy FILE]
        mcp-secure tools diff [--policy FILE] NAME...
-       mcp-secure tools approve [--policy FILE] NAME...
+       mcp-secure tools approve [--policy FILE] NAME[@HASH]...
 
 Upstream tools' definitions (name, description, schemas) are pinned by
 hash; a changed one is denied until approved. Tools at a server's initial
@@ -157,11 +170,11 @@ func listPins(w io.Writer, store *pins.Store, path string) error {
 			desc = e.SeenDefinition.Description
 		}
 		if e.Pinned == "" {
-			fmt.Fprintf(w, "%s\tPENDING\tnew tool, not pinned: offered %s since %s; description: %q\n", n, short(e.Seen), e.SeenAt.Format("2006-01-02T15:04:05Z"), desc)
+			fmt.Fprintf(w, "%s\tPENDING\tnew tool, not pinned: offered %s since %s; description: %s\n", n, short(e.Seen), e.SeenAt.Format("2006-01-02T15:04:05Z"), visible(fmt.Sprintf("%q", desc)))
 			continue
 		}
 		if e.Seen != "" {
-			fmt.Fprintf(w, "%s\tCHANGED\tpinned %s, offered %s since %s; description now: %q (tools diff %s shows all that changed)\n", n, short(e.Pinned), short(e.Seen), e.SeenAt.Format("2006-01-02T15:04:05Z"), desc, n)
+			fmt.Fprintf(w, "%s\tCHANGED\tpinned %s, offered %s since %s; description now: %s (tools diff %s shows all that changed)\n", n, short(e.Pinned), short(e.Seen), e.SeenAt.Format("2006-01-02T15:04:05Z"), visible(fmt.Sprintf("%q", desc)), n)
 			continue
 		}
 		fmt.Fprintf(w, "%s\tpinned\t%s since %s\n", n, short(e.Pinned), e.PinnedAt.Format("2006-01-02T15:04:05Z"))
@@ -174,6 +187,22 @@ func short(h string) string {
 		return h[:12]
 	}
 	return h
+}
+
+// notSeenHint says why a tool name may be unknown to the pins file.
+var notSeenHint = fmt.Sprintf("no definition of it has been seen (is the name as clients see it, prefix included? A server with %d tools waiting for approval has its further new tools left out until some are approved; the server's log names them)", pins.MaxPending)
+
+// hashPrefix reports whether s is at least 8 hex digits.
+func hashPrefix(s string) bool {
+	if len(s) < 8 {
+		return false
+	}
+	for _, c := range strings.ToLower(s) {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // closeAll closes plugins that were started but never served.

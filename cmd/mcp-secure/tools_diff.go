@@ -3,9 +3,10 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf16"
@@ -23,53 +24,63 @@ func diffPins(w io.Writer, store *pins.Store, names []string) error {
 		return &exitErr{code: exitError, err: err}
 	}
 	var unknown []string
-	for i, name := range names {
-		if i > 0 {
-			fmt.Fprintln(w)
-		}
+	shown := 0
+	for _, name := range names {
 		e, ok := entries[name]
 		if !ok {
 			unknown = append(unknown, name)
-			fmt.Fprintf(w, "%s: no definition of it has been seen\n", name)
 			continue
 		}
+		if shown > 0 {
+			fmt.Fprintln(w)
+		}
+		shown++
 		if err := diffEntry(w, name, e); err != nil {
 			return &exitErr{code: exitError, err: err}
 		}
 	}
 	if len(unknown) > 0 {
-		return &exitErr{code: exitError, err: fmt.Errorf("tools diff: %q: no definition seen (is the name as clients see it, prefix included?)", unknown)}
+		return &exitErr{code: exitError, err: fmt.Errorf("tools diff: %s: %s", strings.Join(unknown, ", "), notSeenHint)}
 	}
 	return nil
 }
 
 // diffEntry prints one tool's state and, when it changed or is new, the
-// definition offered against the one pinned.
+// definition offered against the one pinned, and how to approve what it
+// showed.
 func diffEntry(w io.Writer, name string, e pins.Entry) error {
 	const stamp = "2006-01-02T15:04:05Z"
-	pinned := e.PinnedDefinition
-	if pinned != nil {
-		// The file is the server's, but what it keeps is shown only when it
-		// is what the pin says.
-		if !pins.Matches(*pinned, e.Pinned) {
-			pinned = nil
+	// The file is the server's, but what it keeps is shown only when it
+	// is what the hash says.
+	kept := func(d *pins.Definition, h string) *pins.Definition {
+		if d == nil || !pins.Matches(*d, h) {
+			return nil
 		}
+		return d
+	}
+	pinned, seen := kept(e.PinnedDefinition, e.Pinned), kept(e.SeenDefinition, e.Seen)
+	switch {
+	case e.Seen == "":
+		fmt.Fprintf(w, "%s: pinned %s since %s, unchanged as last listed\n", name, short(e.Pinned), e.PinnedAt.Format(stamp))
+		return nil
+	case e.Pinned == "":
+		fmt.Fprintf(w, "%s: PENDING, a new tool offered %s since %s, not pinned\n", name, short(e.Seen), e.SeenAt.Format(stamp))
+	default:
+		fmt.Fprintf(w, "%s: CHANGED, pinned %s since %s, offered %s since %s\n", name, short(e.Pinned), e.PinnedAt.Format(stamp), short(e.Seen), e.SeenAt.Format(stamp))
 	}
 	switch {
-	case e.Pinned == "":
-		fmt.Fprintf(w, "%s: PENDING, a new tool offered %s since %s, not pinned; approving it pins:\n", name, short(e.Seen), e.SeenAt.Format(stamp))
-		return printDefinitionDiff(w, nil, e.SeenDefinition)
-	case e.Seen == "":
-		fmt.Fprintf(w, "%s: pinned %s since %s, offered unchanged\n", name, short(e.Pinned), e.PinnedAt.Format(stamp))
-		return nil
-	case pinned == nil:
-		fmt.Fprintf(w, "%s: CHANGED, pinned %s since %s, offered %s since %s; the pinned definition was not kept (pinned by an older version, or the file was edited), so all of what is offered now is shown:\n",
-			name, short(e.Pinned), e.PinnedAt.Format(stamp), short(e.Seen), e.SeenAt.Format(stamp))
-		return printDefinitionDiff(w, nil, e.SeenDefinition)
+	case seen == nil:
+		fmt.Fprintf(w, "the definition offered was not kept (past the %d MiB of definitions the pins file keeps, or the file was edited): only its hash, %s, is known\n", pins.MaxKept>>20, e.Seen)
 	default:
-		fmt.Fprintf(w, "%s: CHANGED, pinned %s since %s, offered %s since %s:\n", name, short(e.Pinned), e.PinnedAt.Format(stamp), short(e.Seen), e.SeenAt.Format(stamp))
-		return printDefinitionDiff(w, pinned, e.SeenDefinition)
+		if e.Pinned != "" && pinned == nil {
+			fmt.Fprintf(w, "the pinned definition was not kept (pinned by an older version, past the %d MiB of definitions the pins file keeps, or the file was edited), so all of what is offered is shown:\n", pins.MaxKept>>20)
+		}
+		if err := printDefinitionDiff(w, pinned, seen); err != nil {
+			return err
+		}
 	}
+	fmt.Fprintf(w, "approve what is offered: mcp-secure tools approve %s@%s\n", name, short(e.Seen))
+	return nil
 }
 
 // printDefinitionDiff prints the line diff of two definitions' canonical
@@ -77,9 +88,6 @@ func diffEntry(w io.Writer, name string, e pins.Entry) error {
 // sorted, as their hashes are taken: "-" lines are the pinned one's, "+"
 // the one offered, with three lines of context.
 func printDefinitionDiff(w io.Writer, old, now *pins.Definition) error {
-	if now == nil {
-		return errors.New("tools diff: the pins file holds no definition for what is offered")
-	}
 	a, err := definitionLines(old)
 	if err != nil {
 		return err
@@ -94,8 +102,13 @@ func printDefinitionDiff(w io.Writer, old, now *pins.Definition) error {
 	return nil
 }
 
-// definitionLines is d's canonical document as indented JSON lines; none
-// for nil.
+// maxIndented is the most of a definition's document shown indented: a
+// schema nested deep, indented, takes its depth times its size.
+const maxIndented = 1 << 20
+
+// definitionLines is d's canonical document as indented JSON lines (each
+// member on one compact line when indented it would pass maxIndented);
+// none for nil.
 func definitionLines(d *pins.Definition) ([]string, error) {
 	if d == nil {
 		return nil, nil
@@ -104,25 +117,57 @@ func definitionLines(d *pins.Definition) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false) // a description's <, > and & as written
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(doc); err != nil {
+	text, err := encodeJSON(doc, true)
+	if err != nil {
 		return nil, err
 	}
-	return strings.Split(strings.TrimSuffix(visible(buf.String()), "\n"), "\n"), nil
+	if len(text) > maxIndented {
+		var b strings.Builder
+		b.WriteString("{\n")
+		keys := slices.Sorted(maps.Keys(doc))
+		for i, k := range keys {
+			member, err := encodeJSON(map[string]any{k: doc[k]}, false)
+			if err != nil {
+				return nil, err
+			}
+			b.WriteString("  " + strings.TrimSuffix(strings.TrimPrefix(member, "{"), "}"))
+			if i < len(keys)-1 {
+				b.WriteString(",")
+			}
+			b.WriteString("\n")
+		}
+		b.WriteString("}")
+		text = b.String()
+	}
+	return strings.Split(visible(text), "\n"), nil
+}
+
+// encodeJSON is v as JSON, indented or compact, with <, > and & as
+// written and no newline at the end.
+func encodeJSON(v any, indent bool) (string, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if indent {
+		enc.SetIndent("", "  ")
+	}
+	if err := enc.Encode(v); err != nil {
+		return "", err
+	}
+	return strings.TrimSuffix(buf.String(), "\n"), nil
 }
 
 // visible escapes, as JSON does, every character of s a terminal would
 // not show as itself (bidirectional overrides, zero-width and other
-// format characters; JSON escapes control characters already), so that
-// a definition cannot hide or reorder what the operator reads. Outside
-// strings, indented JSON holds none.
+// format characters, variation selectors, the other default-ignorable
+// characters such as the Hangul fillers, the blank Braille pattern; JSON
+// escapes control characters already), so that a definition cannot hide
+// or reorder what the operator reads. Outside strings, indented JSON
+// holds none.
 func visible(s string) string {
 	var b strings.Builder
 	for _, r := range s {
-		if r == '\n' || r == ' ' || unicode.IsPrint(r) {
+		if r == '\n' || r == ' ' || unicode.IsPrint(r) && !hidden(r) {
 			b.WriteRune(r)
 			continue
 		}
@@ -134,6 +179,12 @@ func visible(s string) string {
 		fmt.Fprintf(&b, "\\u%04x", r)
 	}
 	return b.String()
+}
+
+// hidden reports whether r, though unicode calls it printable, shows as
+// nothing or nearly nothing.
+func hidden(r rune) bool {
+	return r == '\u2800' || unicode.In(r, unicode.Variation_Selector, unicode.Other_Default_Ignorable_Code_Point)
 }
 
 // edit is one line of a diff: ' ' kept, '-' only in the old, '+' only in

@@ -530,6 +530,34 @@ func (u *Upstream) list(ctx context.Context, cs *mcp.ClientSession) ([]listedToo
 // title, schemas and annotations together).
 const maxDefinition = 256 << 10
 
+// maxNesting caps how deep a tool's schemas and annotations nest: a
+// schema nested deeper than any tool needs multiplies what shows it
+// indented (tools diff) by its depth.
+const maxNesting = 64
+
+// nesting is how deep the arrays and objects of the JSON text raw nest.
+func nesting(raw []byte) int {
+	depth, most := 0, 0
+	in, esc := false, false
+	for _, c := range raw {
+		switch {
+		case esc:
+			esc = false
+		case in && c == '\\':
+			esc = true
+		case c == '"':
+			in = !in
+		case in:
+		case c == '[' || c == '{':
+			depth++
+			most = max(most, depth)
+		case c == ']' || c == '}':
+			depth--
+		}
+	}
+	return most
+}
+
 // leftOut says why a listed tool is not offered (nor pinned), or "".
 func leftOut(d Definition) string {
 	if !toolName().MatchString(d.Tool) {
@@ -537,6 +565,11 @@ func leftOut(d Definition) string {
 	}
 	if n := len(d.Description) + len(d.Title) + len(d.InputSchema) + len(d.OutputSchema) + len(d.Annotations); n > maxDefinition {
 		return fmt.Sprintf("its definition is %d bytes, over %d KiB", n, maxDefinition>>10)
+	}
+	for _, raw := range []json.RawMessage{d.InputSchema, d.OutputSchema, d.Annotations} {
+		if n := nesting(raw); n > maxNesting {
+			return fmt.Sprintf("its definition nests %d levels deep, over %d", n, maxNesting)
+		}
 	}
 	if _, err := plugin.CompileSchema(d.Tool, d.InputSchema); err != nil {
 		return "its input schema does not compile: " + err.Error()

@@ -525,3 +525,27 @@ func TestSlowFirstStartClosed(t *testing.T) {
 		t.Errorf("tools after Close: %v", tools)
 	}
 }
+
+// A tool whose schemas or annotations nest deeper than maxNesting is left
+// out (strings do not count), as one over maxDefinition is.
+func TestLeftOutNesting(t *testing.T) {
+	deep := func(n int) json.RawMessage {
+		return json.RawMessage(`{"type":"object","x":` + strings.Repeat("[", n-1) + strings.Repeat("]", n-1) + `}`)
+	}
+	for name, tc := range map[string]struct {
+		d    Definition
+		want string
+	}{
+		"at the limit":        {Definition{Tool: "t", InputSchema: deep(maxNesting)}, ""},
+		"past it":             {Definition{Tool: "t", InputSchema: deep(maxNesting + 1)}, "nests 65 levels deep"},
+		"past it, output":     {Definition{Tool: "t", InputSchema: deep(1), OutputSchema: deep(maxNesting + 5)}, "nests 69 levels deep"},
+		"brackets in strings": {Definition{Tool: "t", InputSchema: json.RawMessage(`{"type":"object","description":"` + strings.Repeat(`[{\"`, 100) + `"}`)}, ""},
+	} {
+		t.Run(name, func(t *testing.T) {
+			got := leftOut(tc.d)
+			if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
+				t.Errorf("leftOut = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

@@ -41,17 +41,20 @@ type Definition struct {
 	OwnName string `json:"own_name,omitempty"`
 }
 
-// MaxKept bounds the bytes of the pinned definitions a file keeps (for
-// `tools diff`); past it, a new pin keeps its hash alone, so that an
-// upstream offering many large tools cannot grow the file without end.
+// MaxKept bounds the file: a definition (pinned, or offered and not
+// pinned) is kept beside its hash only while the file stays within it;
+// past it, the hash alone is kept (it still pins, and still denies until
+// approved), so that an upstream offering many large tools cannot grow
+// the file without end.
 const MaxKept = 8 << 20
 
-// size is about how many bytes d takes in the file.
+// size is how many bytes d takes in the file.
 func (d *Definition) size() int {
-	if d == nil {
-		return 0
+	b, err := json.Marshal(d)
+	if err != nil {
+		return MaxKept + 1
 	}
-	return len(d.Name) + len(d.OwnName) + len(d.Description) + len(d.Title) + len(d.InputSchema) + len(d.OutputSchema) + len(d.Annotations)
+	return len(b)
 }
 
 // Matches reports whether d, as the store keeps it, is the definition of
@@ -341,15 +344,18 @@ func (s *Store) ObserveAll(server string, obs []Observation, record func([]Obser
 			}
 		}
 		now := time.Now().UTC()
-		kept := 0
-		for _, e := range work {
-			kept += e.PinnedDefinition.size()
-		}
-		keep := func(d *Definition) bool {
-			if kept+d.size() > MaxKept {
+		kept := len(s.raw) // the file as read, under the lock
+		// A definition is kept when it is the one its hash was taken of
+		// and the file stays within MaxKept.
+		keep := func(d *Definition, h string) bool {
+			if !Matches(*d, h) {
 				return false
 			}
-			kept += d.size()
+			n := d.size()
+			if kept+n > MaxKept {
+				return false
+			}
+			kept += n
 			return true
 		}
 		for i, o := range obs {
@@ -385,14 +391,14 @@ func (s *Store) ObserveAll(server string, obs []Observation, record func([]Obser
 
 // observeOne observes definition d, of hash h, in tools: its outcome,
 // whether tools changed, and full when d is a new tool that cannot be
-// left pending (MaxPending; nothing recorded). A definition pinned is kept
-// beside its hash when keep allows (MaxKept).
-func observeOne(tools map[string]*Entry, d Definition, h string, trust bool, now time.Time, keep func(*Definition) bool) (out Outcome, changed, full bool) {
+// left pending (MaxPending; nothing recorded). A definition is kept beside
+// its hash when keep allows (MaxKept).
+func observeOne(tools map[string]*Entry, d Definition, h string, trust bool, now time.Time, keep func(*Definition, string) bool) (out Outcome, changed, full bool) {
 	e, ok := tools[d.Name]
 	switch {
 	case !ok && trust:
 		e := &Entry{Pinned: h, PinnedAt: now, Server: d.Server}
-		if def := d; keep(&def) {
+		if def := d; keep(&def, h) {
 			e.PinnedDefinition = &def
 		}
 		tools[d.Name] = e
@@ -401,8 +407,11 @@ func observeOne(tools map[string]*Entry, d Definition, h string, trust bool, now
 		if d.Server != "" && pendingOf(tools, d.Server) >= MaxPending {
 			return Pending, false, true
 		}
-		def := d
-		tools[d.Name] = &Entry{Seen: h, SeenAt: now, SeenDefinition: &def, Server: d.Server}
+		e := &Entry{Seen: h, SeenAt: now, Server: d.Server}
+		if def := d; keep(&def, h) {
+			e.SeenDefinition = &def
+		}
+		tools[d.Name] = e
 		return Pending, true, false
 	case e.Pinned == "":
 		// Pending stays pending, whatever the listing: only an
@@ -410,13 +419,16 @@ func observeOne(tools map[string]*Entry, d Definition, h string, trust bool, now
 		if e.Seen == h {
 			return Pending, false, false
 		}
-		def := d
-		e.Seen, e.SeenAt, e.SeenDefinition = h, now, &def
+		e.Seen, e.SeenAt, e.SeenDefinition = h, now, nil
+		if def := d; keep(&def, h) {
+			e.SeenDefinition = &def
+		}
 		return Pending, true, false
 	case e.Pinned == h:
-		// A pin made before definitions were kept gets its definition.
+		// A pin kept without its definition (made by an older version,
+		// or past MaxKept then) gets it.
 		filled := false
-		if def := d; e.PinnedDefinition == nil && keep(&def) {
+		if def := d; (e.PinnedDefinition == nil || !Matches(*e.PinnedDefinition, h)) && keep(&def, h) {
 			e.PinnedDefinition, filled = &def, true
 		}
 		if e.Seen == "" {
@@ -428,8 +440,10 @@ func observeOne(tools map[string]*Entry, d Definition, h string, trust bool, now
 		if e.Seen == h {
 			return Changed, false, false
 		}
-		def := d
-		e.Seen, e.SeenAt, e.SeenDefinition = h, now, &def
+		e.Seen, e.SeenAt, e.SeenDefinition = h, now, nil
+		if def := d; keep(&def, h) {
+			e.SeenDefinition = &def
+		}
 		return Changed, true, false
 	}
 }
@@ -511,6 +525,17 @@ func (s *Store) Approve(tool string) (old, pinned string, err error) {
 // when it fails, nothing is written and its error is returned, so that
 // no approval is kept without its record.
 func (s *Store) ApproveRecorded(tool string, record func(old, pinned string) error) (old, pinned string, err error) {
+	return s.ApproveExpected(tool, "", record)
+}
+
+// ErrNotReviewed is returned by ApproveExpected when the definition last
+// seen is not the one the operator named.
+var ErrNotReviewed = errors.New("pins: the definition last seen is not the one named")
+
+// ApproveExpected is ApproveRecorded of the definition whose hash starts
+// with want (any, when want is ""): when the one last seen is another,
+// nothing is recorded or written and the error wraps ErrNotReviewed.
+func (s *Store) ApproveExpected(tool, want string, record func(old, pinned string) error) (old, pinned string, err error) {
 	known := false
 	var recErr error
 	err = s.update(func(tools map[string]*Entry) bool {
@@ -526,6 +551,10 @@ func (s *Store) ApproveRecorded(tool string, record func(old, pinned string) err
 		if pinned == "" {
 			return false
 		}
+		if !strings.HasPrefix(pinned, want) {
+			recErr = fmt.Errorf("%w: %q is offered as %s now, not %s", ErrNotReviewed, tool, pinned, want)
+			return false
+		}
 		if record != nil {
 			if recErr = record(old, pinned); recErr != nil {
 				return false
@@ -534,7 +563,10 @@ func (s *Store) ApproveRecorded(tool string, record func(old, pinned string) err
 		if e.Seen == "" {
 			return false
 		}
-		e.Pinned, e.PinnedAt, e.PinnedDefinition = e.Seen, time.Now().UTC(), e.SeenDefinition
+		e.Pinned, e.PinnedAt, e.PinnedDefinition = e.Seen, time.Now().UTC(), nil
+		if e.SeenDefinition != nil && Matches(*e.SeenDefinition, e.Seen) {
+			e.PinnedDefinition = e.SeenDefinition
+		}
 		e.Seen, e.SeenAt, e.SeenDefinition = "", time.Time{}, nil
 		return true
 	})
@@ -594,7 +626,8 @@ func (s *Store) updateAll(f func(map[string]*Entry, map[string]time.Time) bool) 
 	s.raw = nil
 	s.mod, s.size = time.Time{}, -1
 	s.changing()
-	data, err := json.MarshalIndent(state{Version: 1, Tools: s.tools, Servers: s.servers}, "", "  ")
+	// Compact: indenting would multiply a deeply nested schema's bytes.
+	data, err := json.Marshal(state{Version: 1, Tools: s.tools, Servers: s.servers})
 	if err != nil {
 		return fmt.Errorf("pins: %w", err)
 	}
