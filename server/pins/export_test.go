@@ -20,3 +20,6 @@ func FailReplace(t *testing.T, err error) {
 	replaceFile = func(string, string) error { return err }
 	t.Cleanup(func() { replaceFile = old })
 }
+
+// SizeOf is d.size().
+func SizeOf(d *Definition) int { return d.size() }

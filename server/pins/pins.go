@@ -48,13 +48,34 @@ type Definition struct {
 // the file without end.
 const MaxKept = 8 << 20
 
-// size is how many bytes d takes in the file.
+// size is at least how many bytes d takes in the file: JSON writes a
+// character as up to six bytes (\u003c), and compacts the raw members.
 func (d *Definition) size() int {
-	b, err := json.Marshal(d)
-	if err != nil {
-		return MaxKept + 1
+	n := 160 // the member names, quotes and commas
+	for _, s := range []string{d.Name, d.OwnName, d.Description, d.Title} {
+		n += jsonLen(s)
 	}
-	return len(b)
+	for _, raw := range []json.RawMessage{d.InputSchema, d.OutputSchema, d.Annotations} {
+		n += jsonLen(string(raw))
+	}
+	return n
+}
+
+// jsonLen is at least the length of s (valid UTF-8, as JSON decoding
+// leaves every string) in a JSON document.
+func jsonLen(s string) int {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c == '<' || c == '>' || c == '&':
+			n += 6
+		case c == '"' || c == '\\':
+			n += 2
+		default:
+			n++
+		}
+	}
+	return n
 }
 
 // Matches reports whether d, as the store keeps it, is the definition of
@@ -345,12 +366,10 @@ func (s *Store) ObserveAll(server string, obs []Observation, record func([]Obser
 		}
 		now := time.Now().UTC()
 		kept := len(s.raw) // the file as read, under the lock
-		// A definition is kept when it is the one its hash was taken of
-		// and the file stays within MaxKept.
+		// A definition is kept while the file stays within MaxKept. (That
+		// it hashes to h, the caller's hash of it, is checked where it is
+		// shown: tools diff.)
 		keep := func(d *Definition, h string) bool {
-			if !Matches(*d, h) {
-				return false
-			}
 			n := d.size()
 			if kept+n > MaxKept {
 				return false
@@ -426,9 +445,10 @@ func observeOne(tools map[string]*Entry, d Definition, h string, trust bool, now
 		return Pending, true, false
 	case e.Pinned == h:
 		// A pin kept without its definition (made by an older version,
-		// or past MaxKept then) gets it.
+		// or past MaxKept then), or with one an older version kept
+		// without the name its hash covers, gets it.
 		filled := false
-		if def := d; (e.PinnedDefinition == nil || !Matches(*e.PinnedDefinition, h)) && keep(&def, h) {
+		if def := d; (e.PinnedDefinition == nil || e.PinnedDefinition.OwnName != d.OwnName) && keep(&def, h) {
 			e.PinnedDefinition, filled = &def, true
 		}
 		if e.Seen == "" {

@@ -843,3 +843,21 @@ func TestApproveExpected(t *testing.T) {
 		t.Fatalf("ApproveExpected(offered hash) = %s %v, %d records", pinned, err, recorded)
 	}
 }
+
+// size never counts less than the definition takes in the file.
+func TestSizeCoversTheEncoding(t *testing.T) {
+	for _, d := range []pins.Definition{
+		def("Echo."),
+		{Name: "a__b", OwnName: "b", Description: strings.Repeat("<&>\x01\"\\é", 100), Title: "T<",
+			InputSchema: json.RawMessage(`{"type":"object","description":"<<<>>>&&&"}`), Annotations: json.RawMessage(`{"title":"\u003c"}`)},
+		{Name: "x"},
+	} {
+		b, err := json.Marshal(&d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := pins.SizeOf(&d); got < len(b) {
+			t.Errorf("size %d, encoded %d: %s", got, len(b), b)
+		}
+	}
+}
