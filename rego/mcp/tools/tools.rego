@@ -48,7 +48,10 @@ deny contains sprintf("tool %q is denied by tools.denied pattern %q", [input.too
 # Rug-pull protection: a tool whose definition changed since it was pinned
 # is refused until the operator approves the new one.
 deny contains sprintf(
-	"tool %q changed its definition (name, description or schemas) since it was pinned; review the change (`mcp-secure tools diff %s`) and run `mcp-secure tools approve %s` to allow it",
+	concat("", [
+		"tool %q changed its definition (name, description or schemas) since it was pinned; ",
+		"review the change (`mcp-secure tools diff %s`) and run `mcp-secure tools approve %s` to allow it",
+	]),
 	[input.tool, input.tool, input.tool],
 ) if {
 	input.tool_definition.changed == true
