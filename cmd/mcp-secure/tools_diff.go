@@ -70,10 +70,10 @@ func diffEntry(w io.Writer, name string, e pins.Entry) error {
 	}
 	switch {
 	case seen == nil:
-		fmt.Fprintf(w, "the definition offered was not kept (past the %d MiB of definitions the pins file keeps, or the file was edited): only its hash, %s, is known\n", pins.MaxKept>>20, e.Seen)
+		fmt.Fprintf(w, "the definition offered was not kept (past the %d MiB of definitions the pins file keeps, %d MiB of one server's, or the file was edited): only its hash, %s, is known\n", pins.MaxKept>>20, pins.MaxKeptPerServer>>20, e.Seen)
 	default:
 		if e.Pinned != "" && pinned == nil {
-			fmt.Fprintf(w, "the pinned definition was not kept (pinned by an older version, past the %d MiB of definitions the pins file keeps, or the file was edited), so all of what is offered is shown:\n", pins.MaxKept>>20)
+			fmt.Fprintf(w, "the pinned definition was not kept (pinned by an older version, past the %d MiB of definitions the pins file keeps, %d MiB of one server's, or the file was edited), so all of what is offered is shown:\n", pins.MaxKept>>20, pins.MaxKeptPerServer>>20)
 		}
 		if err := printDefinitionDiff(w, pinned, seen); err != nil {
 			return err

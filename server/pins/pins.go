@@ -48,9 +48,17 @@ type Definition struct {
 // the file without end.
 const MaxKept = 8 << 20
 
+// MaxKeptPerServer bounds, the same way, the definitions kept of one
+// upstream server, so that one server's large tools leave room for the
+// others'.
+const MaxKeptPerServer = MaxKept / 4
+
 // size is at least how many bytes d takes in the file: JSON writes a
 // character as up to six bytes (\u003c), and compacts the raw members.
 func (d *Definition) size() int {
+	if d == nil {
+		return 0
+	}
 	n := 160 // the member names, quotes and commas
 	for _, s := range []string{d.Name, d.OwnName, d.Description, d.Title} {
 		n += jsonLen(s)
@@ -366,15 +374,22 @@ func (s *Store) ObserveAll(server string, obs []Observation, record func([]Obser
 		}
 		now := time.Now().UTC()
 		kept := len(s.raw) // the file as read, under the lock
-		// A definition is kept while the file stays within MaxKept. (That
-		// it hashes to h, the caller's hash of it, is checked where it is
-		// shown: tools diff.)
+		ours := 0          // what the file keeps of this server's
+		for _, e := range work {
+			if e.Server == server {
+				ours += e.PinnedDefinition.size() + e.SeenDefinition.size()
+			}
+		}
+		// A definition is kept while the file stays within MaxKept, and
+		// this server's within MaxKeptPerServer. (That it hashes to h,
+		// the caller's hash of it, is checked where it is shown: tools
+		// diff.)
 		keep := func(d *Definition, h string) bool {
 			n := d.size()
-			if kept+n > MaxKept {
+			if kept+n > MaxKept || ours+n > MaxKeptPerServer {
 				return false
 			}
-			kept += n
+			kept, ours = kept+n, ours+n
 			return true
 		}
 		for i, o := range obs {

@@ -727,10 +727,10 @@ func TestKeptDefinitionsAreBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	big := strings.Repeat("d", 200<<10)
-	n := pins.MaxKept/len(big) + 5
+	n := pins.MaxKeptPerServer/len(big) + 5
 	var obs []pins.Observation
 	for i := range n {
-		d := pins.Definition{Name: fmt.Sprintf("s__t%03d", i), Description: big, InputSchema: json.RawMessage(`{"type":"object"}`)}
+		d := pins.Definition{Name: fmt.Sprintf("s__t%03d", i), Description: big, InputSchema: json.RawMessage(`{"type":"object"}`), Server: "s"}
 		obs = append(obs, pins.Observation{Def: d, Hash: hash(t, d), Trust: true})
 	}
 	res, err := s.ObserveAll("s", obs, nil)
@@ -751,8 +751,16 @@ func TestKeptDefinitionsAreBounded(t *testing.T) {
 			size += len(d.Description)
 		}
 	}
-	if kept == 0 || kept == n || size > pins.MaxKept {
-		t.Errorf("kept %d definitions of %d, %d bytes (at most %d)", kept, n, size, pins.MaxKept)
+	if kept == 0 || kept == n || size > pins.MaxKeptPerServer {
+		t.Errorf("kept %d definitions of %d, %d bytes (at most %d of one server)", kept, n, size, pins.MaxKeptPerServer)
+	}
+	// Another server's tools are still kept.
+	other := pins.Definition{Name: "o__t", Description: "Small.", InputSchema: json.RawMessage(`{"type":"object"}`), Server: "o"}
+	if _, err := s.ObserveAll("o", []pins.Observation{{Def: other, Hash: hash(t, other), Trust: true}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ = s.Entries(); entries["o__t"].PinnedDefinition == nil {
+		t.Error("one server's large tools left no room for another's")
 	}
 }
 
