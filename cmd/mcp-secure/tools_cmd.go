@@ -78,6 +78,15 @@ those pending approval (added after their server's initial listing).`, stdout)
 	if len(names) == 0 {
 		return c.usageErr("name the tools to approve (as clients see them, e.g. docs__read_file)")
 	}
+	// NAME@HASH approves only the definition of that hash (a prefix of at
+	// least 8 hex digits, as tools diff prints it): an upstream that
+	// changes it again after the review gets nothing approved. Every
+	// argument is checked before anything is approved.
+	for _, arg := range names {
+		if _, want, reviewed := strings.Cut(arg, "@"); reviewed && !hashPrefix(want) {
+			return c.usageErr("%s: give the hash as tools diff prints it (at least 8 hex digits) after the @", arg)
+		}
+	}
 	// The approval is written as the server writes its records: with the
 	// policy's audit.include and mask rules.
 	cfg, err := engineConfig(pol)
@@ -96,13 +105,7 @@ those pending approval (added after their server's initial listing).`, stdout)
 	}
 	defer alog.Close()
 	for _, arg := range names {
-		// NAME@HASH approves only the definition of that hash (a prefix of
-		// at least 8 hex digits, as tools diff prints it): an upstream
-		// that changes it again after the review gets nothing approved.
-		name, want, reviewed := strings.Cut(arg, "@")
-		if reviewed && !hashPrefix(want) {
-			return c.usageErr("%s: give the hash as tools diff prints it (at least 8 hex digits) after the @", arg)
-		}
+		name, want, _ := strings.Cut(arg, "@")
 		// The record is written before the pin: no approval is kept
 		// without it.
 		old, pinned, err := store.ApproveExpected(name, strings.ToLower(want), func(old, pinned string) error {

@@ -138,3 +138,14 @@ func TestDefinitionLinesOfADeepSchema(t *testing.T) {
 		t.Fatalf("the document does not read back: %v", err)
 	}
 }
+
+// NAME@HASH takes at least 8 hex digits after the @.
+func TestHashPrefix(t *testing.T) {
+	for s, want := range map[string]bool{
+		"1fa1864ddb5e": true, "1FA1864D": true, "1fa1864": false, "": false, "1fa1864ddb5g": false, "1fa1864d b": false,
+	} {
+		if got := hashPrefix(s); got != want {
+			t.Errorf("hashPrefix(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
