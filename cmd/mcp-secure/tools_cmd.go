@@ -108,7 +108,7 @@ those pending approval (added after their server's initial listing).`, stdout)
 		name, want, _ := strings.Cut(arg, "@")
 		// The record is written before the pin: no approval is kept
 		// without it.
-		old, pinned, err := store.ApproveExpected(name, strings.ToLower(want), func(old, pinned string) error {
+		old, pinned, err := store.ApproveRecorded(name, strings.ToLower(want), func(old, pinned string) error {
 			reason := "approved by the operator: definition re-pinned"
 			if old == pinned {
 				reason = "approved by the operator: definition unchanged, pinned already"

@@ -127,13 +127,18 @@ func echoServer(desc string) *mcp.Server {
 		func(_ context.Context, _ *mcp.CallToolRequest, a echoArgs) (*mcp.CallToolResult, any, error) {
 			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: a.Text}, &mcp.ImageContent{MIMEType: "image/png", Data: []byte{1, 2}}}}, nil, nil
 		})
-	// A tool whose name no client may call through us, and one whose
-	// definition is too large to offer.
+	// A tool whose name no client may call through us, one whose
+	// definition is too large to offer, and one nested too deep.
 	s.AddTool(&mcp.Tool{Name: "bad name!", InputSchema: json.RawMessage(`{"type":"object"}`)},
 		func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 			return &mcp.CallToolResult{}, nil
 		})
 	s.AddTool(&mcp.Tool{Name: "huge", Description: strings.Repeat("x", maxDefinition), InputSchema: json.RawMessage(`{"type":"object"}`)},
+		func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			return &mcp.CallToolResult{}, nil
+		})
+	deep := `{"type":"object","x":` + strings.Repeat("[", maxNesting) + strings.Repeat("]", maxNesting) + `}`
+	s.AddTool(&mcp.Tool{Name: "deep", InputSchema: json.RawMessage(deep)},
 		func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 			return &mcp.CallToolResult{}, nil
 		})
@@ -170,7 +175,7 @@ func tool(t *testing.T, u *Upstream, name string) plugin.Tool {
 func TestOffersToolsAndForwardsCalls(t *testing.T) {
 	u, _, p := start(t, func(int) *mcp.Server { return echoServer("Echoes.") })
 	if n := len(u.Tools()); n != 1 {
-		t.Fatalf("offered %d tools, want 1 (the bad name and the huge one left out)", n)
+		t.Fatalf("offered %d tools, want 1 (the bad name, the huge and the deep one left out)", n)
 	}
 	p.mu.Lock()
 	if len(p.pinned) != 1 {

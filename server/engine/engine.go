@@ -96,8 +96,6 @@ type snapshot struct {
 	// c holds the compiled parts (parts.go): each decision point's
 	// queries, memo and stability, and the audit masks.
 	c *compiled
-	// readsSession: some module may read input.session (sessionskip.go).
-	readsSession bool
 	// noMemo turns the decision memos off (tests compare with them).
 	noMemo bool
 
@@ -242,7 +240,7 @@ func buildParts(ctx context.Context, cfg Config, first bool) (*snapshot, error) 
 		return nil, fmt.Errorf("%w: policy data: %w", ErrCompile, err)
 	}
 	s := &snapshot{gen: generations.Add(1), revision: cfg.Revision, timeout: cfg.Timeout, clock: cfg.Clock, c: c,
-		readsSession: c.byPoint[Tools].readsSession, store: store, cache: &policyCache{root: policyValue}}
+		store: store, cache: &policyCache{root: policyValue}}
 	if s.txn, err = store.NewTransaction(ctx); err != nil {
 		return nil, fmt.Errorf("%w: open store: %w", ErrCompile, err)
 	}

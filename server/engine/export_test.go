@@ -38,7 +38,7 @@ func NewWhole(ctx context.Context, cfg Config) (*Engine, error) {
 	if err := waitFor(ctx, c.parts); err != nil {
 		return nil, err
 	}
-	s.c, s.readsSession = c, c.byPoint[Tools].readsSession
+	s.c = c
 	whole := &Engine{}
 	whole.snap.Store(&s)
 	return whole, nil

@@ -73,5 +73,7 @@ func ruleReadsSession(r *ast.Rule) bool {
 // the session empty.
 func (e *Engine) ReadsSession(ctx context.Context) bool {
 	s := e.current(ctx)
-	return s == nil || s.readsSession // without a policy, assume it reads it
+	// Without a policy, assume it reads it. The tools part is compiled
+	// before a snapshot is in force.
+	return s == nil || s.c.byPoint[Tools].readsSession
 }

@@ -552,25 +552,21 @@ func (s *Store) Pinned(tool string) (string, error) {
 // the new hash (old is "" for a pending tool). A tool whose definition
 // has not changed is approved as it is (old == new).
 func (s *Store) Approve(tool string) (old, pinned string, err error) {
-	return s.ApproveRecorded(tool, nil)
+	return s.ApproveRecorded(tool, "", nil)
 }
 
-// ApproveRecorded is Approve with record, when not nil, called with the
-// old and the new hash under the lock and before the file is written:
-// when it fails, nothing is written and its error is returned, so that
-// no approval is kept without its record.
-func (s *Store) ApproveRecorded(tool string, record func(old, pinned string) error) (old, pinned string, err error) {
-	return s.ApproveExpected(tool, "", record)
-}
-
-// ErrNotReviewed is returned by ApproveExpected when the definition last
+// ErrNotReviewed is returned by ApproveRecorded when the definition last
 // seen is not the one the operator named.
 var ErrNotReviewed = errors.New("pins: the definition last seen is not the one named")
 
-// ApproveExpected is ApproveRecorded of the definition whose hash starts
-// with want (any, when want is ""): when the one last seen is another,
-// nothing is recorded or written and the error wraps ErrNotReviewed.
-func (s *Store) ApproveExpected(tool, want string, record func(old, pinned string) error) (old, pinned string, err error) {
+// ApproveRecorded is Approve of the definition whose hash starts with
+// want (any, when want is ""), with record, when not nil, called with the
+// old and the new hash under the lock and before the file is written:
+// when it fails, nothing is written and its error is returned, so that no
+// approval is kept without its record. When the definition last seen is
+// not want's, nothing is recorded or written and the error wraps
+// ErrNotReviewed.
+func (s *Store) ApproveRecorded(tool, want string, record func(old, pinned string) error) (old, pinned string, err error) {
 	known := false
 	var recErr error
 	err = s.update(func(tools map[string]*Entry) bool {

@@ -629,14 +629,14 @@ func TestApproveRecordedKeepsNothingUnrecorded(t *testing.T) {
 		t.Fatalf("observe the change: %v %v", out, err)
 	}
 	full := errors.New("the audit log is full")
-	if _, _, err := s.ApproveRecorded(after.Name, func(string, string) error { return full }); !errors.Is(err, full) {
+	if _, _, err := s.ApproveRecorded(after.Name, "", func(string, string) error { return full }); !errors.Is(err, full) {
 		t.Fatalf("err = %v, want the record's", err)
 	}
 	if pinned, _ := s.Pinned(after.Name); pinned != hash(t, before) {
 		t.Fatalf("an approval whose record failed was kept: pinned %q", pinned)
 	}
 	var heard [2]string
-	old, pinned, err := s.ApproveRecorded(after.Name, func(o, p string) error { heard = [2]string{o, p}; return nil })
+	old, pinned, err := s.ApproveRecorded(after.Name, "", func(o, p string) error { heard = [2]string{o, p}; return nil })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -825,7 +825,7 @@ func TestApprovedOldDefinitionIsKeptAtTheNextListing(t *testing.T) {
 
 // Approving NAME@HASH approves that definition only: when the one last
 // seen is another, nothing is recorded or written.
-func TestApproveExpected(t *testing.T) {
+func TestApproveRecordedOfAHash(t *testing.T) {
 	s, err := pins.Open(filepath.Join(t.TempDir(), pins.FileName))
 	if err != nil {
 		t.Fatal(err)
@@ -841,14 +841,14 @@ func TestApproveExpected(t *testing.T) {
 	recorded := 0
 	record := func(_, _ string) error { recorded++; return nil }
 	wrong := ha[:12] // the one pinned, not the one offered
-	if _, _, err := s.ApproveExpected(a.Name, wrong, record); !errors.Is(err, pins.ErrNotReviewed) || recorded != 0 {
-		t.Fatalf("ApproveExpected(other hash) = %v, %d records", err, recorded)
+	if _, _, err := s.ApproveRecorded(a.Name, wrong, record); !errors.Is(err, pins.ErrNotReviewed) || recorded != 0 {
+		t.Fatalf("ApproveRecorded(other hash) = %v, %d records", err, recorded)
 	}
 	if p, _ := s.Pinned(a.Name); p != ha {
 		t.Fatalf("pinned %s after a refused approval", p)
 	}
-	if _, pinned, err := s.ApproveExpected(a.Name, hb[:12], record); err != nil || pinned != hb || recorded != 1 {
-		t.Fatalf("ApproveExpected(offered hash) = %s %v, %d records", pinned, err, recorded)
+	if _, pinned, err := s.ApproveRecorded(a.Name, hb[:12], record); err != nil || pinned != hb || recorded != 1 {
+		t.Fatalf("ApproveRecorded(offered hash) = %s %v, %d records", pinned, err, recorded)
 	}
 }
 
