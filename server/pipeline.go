@@ -449,8 +449,8 @@ func (p *pipeline) run(ctx context.Context, t *registeredTool, ci callInfo) (*mc
 		res *plugin.Result
 		err error
 	}
-	if t.Local {
-		res, err := callLocal(ctx, t, call)
+	if t.Local || t.Bounded {
+		res, err := callHere(ctx, t, call)
 		return p.ended(ctx, ci, res, err)
 	}
 	done := make(chan outcome, 1) // buffered: a late handler must not block
@@ -476,9 +476,9 @@ func (p *pipeline) run(ctx context.Context, t *registeredTool, ci callInfo) (*mc
 	}
 }
 
-// callLocal runs a Local tool's handler on this goroutine; a panic is
-// its error.
-func callLocal(ctx context.Context, t *registeredTool, call *plugin.Call) (res *plugin.Result, err error) {
+// callHere runs a Local or Bounded tool's handler on this goroutine; a
+// panic is its error.
+func callHere(ctx context.Context, t *registeredTool, call *plugin.Call) (res *plugin.Result, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			res, err = nil, fmt.Errorf("handler panicked: %v", r)

@@ -1,11 +1,13 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -159,7 +161,34 @@ func (testPlugin) Tools() []plugin.Tool {
 		{Name: "fails", InputSchema: obj, Handler: func(context.Context, *plugin.Call) (*plugin.Result, error) {
 			return nil, errors.New("secret internal detail /var/lib/x")
 		}},
+		// bounded reports whether it runs on the pipeline's goroutine and
+		// whether its context has the deadline; with {"wait": true} it
+		// waits for its context to end, as a Bounded handler does.
+		{Name: "bounded", Bounded: true, InputSchema: obj, Handler: where},
+		{Name: "unbounded", InputSchema: obj, Handler: where},
+		{Name: "bounded_panics", Bounded: true, InputSchema: obj, Handler: func(context.Context, *plugin.Call) (*plugin.Result, error) {
+			panic("boom")
+		}},
 	}
+}
+
+// where is the handler of "bounded" and "unbounded": it reports whether
+// it runs on the pipeline's goroutine and whether its context has a
+// deadline; with {"wait": true} it waits for its context to end.
+func where(ctx context.Context, c *plugin.Call) (*plugin.Result, error) {
+	var a struct{ Wait bool }
+	json.Unmarshal(c.Arguments, &a)
+	if a.Wait {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	stack := make([]byte, 64<<10)
+	stack = stack[:runtime.Stack(stack, false)]
+	_, deadline := ctx.Deadline()
+	return &plugin.Result{Text: "ran", Structured: map[string]any{
+		"on_the_call": bytes.Contains(stack, []byte("server.(*pipeline).run(")),
+		"deadline":    deadline,
+	}}, nil
 }
 
 type harness struct {
@@ -335,6 +364,38 @@ func TestPipelineHandlerFailures(t *testing.T) {
 	// The server is still serving.
 	if res := h.call(t, "echo", map[string]any{"msg": "alive"}); res.IsError {
 		t.Errorf("after failures: %q", resultText(res))
+	}
+}
+
+// TestPipelineBoundedHandler: a Bounded tool's handler runs on the
+// call's own goroutine, under the policy's deadline; at the deadline the
+// call times out, and a panic is a failure the server survives, as with
+// a handler run on a goroutine of its own.
+func TestPipelineBoundedHandler(t *testing.T) {
+	h := newHarness(t, 200*time.Millisecond)
+	res := h.call(t, "bounded", map[string]any{})
+	sc, _ := res.StructuredContent.(map[string]any)
+	if res.IsError || sc["on_the_call"] != true || sc["deadline"] != true {
+		t.Errorf("bounded: %v %q %v, want run on the call's goroutine with the deadline", res.IsError, resultText(res), sc)
+	}
+	// The same handler, not Bounded, runs on a goroutine of its own.
+	res = h.call(t, "unbounded", map[string]any{})
+	if sc, _ := res.StructuredContent.(map[string]any); res.IsError || sc["on_the_call"] != false || sc["deadline"] != true {
+		t.Errorf("unbounded: %v %q %v, want run on a goroutine of its own with the deadline", res.IsError, resultText(res), sc)
+	}
+	res = h.call(t, "bounded", map[string]any{"wait": true})
+	if !res.IsError || !strings.Contains(resultText(res), "timed out") {
+		t.Errorf("bounded at its deadline: %v %q", res.IsError, resultText(res))
+	}
+	if rec := h.aud.last(); rec.Kind != audit.KindToolResult || rec.Status != audit.StatusTimeout {
+		t.Errorf("record = %+v, want a tool_result of status timeout", rec)
+	}
+	res = h.call(t, "bounded_panics", map[string]any{})
+	if !res.IsError || !strings.Contains(resultText(res), "failed") {
+		t.Errorf("bounded_panics: %v %q", res.IsError, resultText(res))
+	}
+	if res := h.call(t, "echo", map[string]any{"msg": "alive"}); res.IsError {
+		t.Errorf("after a panic: %q", resultText(res))
 	}
 }
 

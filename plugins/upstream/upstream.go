@@ -596,7 +596,10 @@ func (u *Upstream) offer(listed []listedTool) {
 			Category:    u.cfg.Name,
 			InputSchema: l.def.InputSchema,
 			Handler:     u.handler(l.tool.Name, state),
-			Definition:  state,
+			// Every wait of a forwarded call ends with its context
+			// (wire.call, wire.write).
+			Bounded:    true,
+			Definition: state,
 		}
 		if len(l.def.OutputSchema) > 0 {
 			t.OutputSchema = l.def.OutputSchema

@@ -315,7 +315,16 @@ func (w *wire) write(ctx context.Context, msg []byte) error {
 			w.dl = dl
 		}
 	}
-	n, err := w.in.Write(msg)
+	var n int
+	var err error
+	switch {
+	case ctx.Done() == nil:
+		n, err = w.in.Write(msg)
+	case w.deadline != nil:
+		n, err = w.writeCancellable(ctx, msg)
+	default:
+		n, err = w.writeUntil(ctx, msg)
+	}
 	if err != nil {
 		if n > 0 {
 			// The upstream would read the rest of this message as the
@@ -337,6 +346,57 @@ func (w *wire) write(ctx context.Context, msg []byte) error {
 		return fmt.Errorf("%w: %w", errGone, err)
 	}
 	return nil
+}
+
+// writeCancellable writes msg to a pipe that takes deadlines, and ends
+// the write when ctx is cancelled before its deadline, by moving the
+// deadline to the past. The caller holds wlock.
+func (w *wire) writeCancellable(ctx context.Context, msg []byte) (int, error) {
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(fired)
+		w.deadline.SetWriteDeadline(longAgo)
+	})
+	n, err := w.in.Write(msg)
+	if !stop() {
+		// The deadline is in the past now: the next write sets its own.
+		<-fired
+		w.dl = longAgo
+	}
+	return n, err
+}
+
+// longAgo is a deadline that has passed.
+var longAgo = time.Unix(1, 0)
+
+// writeUntil writes msg to a pipe that takes no deadline, and returns
+// when ctx ends if the write has not: the connection is then closed (the
+// upstream would read the rest of the message as the start of the next),
+// which ends the write. So a call over such a pipe ends with its context
+// too (plugin.Tool.Bounded).
+func (w *wire) writeUntil(ctx context.Context, msg []byte) (int, error) {
+	type wrote struct {
+		n   int
+		err error
+	}
+	done := make(chan wrote, 1)
+	go func() {
+		n, err := w.in.Write(msg)
+		done <- wrote{n, err}
+	}()
+	select {
+	case r := <-done:
+		return r.n, r.err
+	case <-ctx.Done():
+		w.mu.Lock()
+		if w.err == nil {
+			w.err = errBroken
+		}
+		w.mu.Unlock()
+		w.close()
+		<-done // the closed pipe ends the write
+		return 0, ctx.Err()
+	}
 }
 
 // ended is why the connection ended.

@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -434,4 +436,119 @@ func TestUpstreamStderrIsBounded(t *testing.T) {
 	if n := strings.Count(logs.String(), "upstream stderr\""); n > maxStderrLog/1000+2 || n < maxStderrLog/1000-2 {
 		t.Errorf("%d stderr lines logged, want about %d", n, maxStderrLog/1000)
 	}
+}
+
+// answerLines answers every tools/call request read from r with the text
+// "ok", on out, until r ends.
+func answerLines(r io.Reader, out io.Writer) {
+	dec := json.NewDecoder(r)
+	for {
+		var req struct {
+			ID json.RawMessage `json:"id"`
+		}
+		if dec.Decode(&req) != nil {
+			return
+		}
+		fmt.Fprintf(out, `{"jsonrpc":"2.0","id":%s,"result":{"content":[{"type":"text","text":"ok"}]}}`+"\n", req.ID)
+	}
+}
+
+// TestWireWriteEndsWithItsContext: a call whose request cannot be
+// written (the upstream does not read) ends when its context ends,
+// whether the pipe takes deadlines or not, and whether the context ends
+// at its deadline or is cancelled before it: forwarded calls are run on
+// the call's own goroutine (plugin.Tool.Bounded), which must not be held
+// past its context.
+func TestWireWriteEndsWithItsContext(t *testing.T) {
+	// More than a pipe holds.
+	big := json.RawMessage(`{"text":"` + strings.Repeat("z", 1<<20) + `"}`)
+	ended := func(t *testing.T, call func() error, want error) {
+		t.Helper()
+		done := make(chan error, 1)
+		go func() { done <- call() }()
+		select {
+		case err := <-done:
+			if !errors.Is(err, want) {
+				t.Fatalf("err = %v, want %v", err, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the call did not end with its context")
+		}
+	}
+	t.Run("pipe-without-deadlines", func(t *testing.T) {
+		inR, inW := io.Pipe() // never read
+		outR, outW := io.Pipe()
+		defer inR.Close()
+		defer outW.Close()
+		w := newWire(inW, outR, slog.New(slog.DiscardHandler))
+		defer w.close()
+		if w.deadline != nil {
+			t.Fatal("io.Pipe takes deadlines")
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+		defer cancel()
+		ended(t, func() error { _, err := w.call(ctx, "echo", big, ""); return err }, context.DeadlineExceeded)
+		// The message may be half written: the connection is closed.
+		select {
+		case <-w.done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the connection was not closed")
+		}
+		if _, err := w.call(t.Context(), "echo", json.RawMessage(`{}`), ""); !errors.Is(err, errBroken) {
+			t.Errorf("a later call: err = %v, want the broken connection", err)
+		}
+	})
+	t.Run("cancelled-before-its-deadline", func(t *testing.T) {
+		inR, inW, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		outR, outW, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer inR.Close()
+		defer outW.Close()
+		// Fill the pipe first, so the call's write takes nothing before
+		// it is cancelled and the connection stays usable.
+		inW.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+		filled, err := inW.Write(big)
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("filling the pipe: %v", err)
+		}
+		inW.SetWriteDeadline(time.Time{})
+		w := newWire(inW, outR, slog.New(slog.DiscardHandler))
+		defer w.close()
+		if w.deadline == nil {
+			t.Fatal("an os.Pipe takes no deadlines")
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), time.Hour)
+		time.AfterFunc(100*time.Millisecond, cancel)
+		ended(t, func() error { _, err := w.call(ctx, "echo", json.RawMessage(`{}`), ""); return err }, context.Canceled)
+		if err := w.ended(); !errors.Is(err, errGone) {
+			t.Fatalf("the connection ended (%v): nothing of the message was written", err)
+		}
+		// The upstream reads again: the next call sets a deadline of its
+		// own in place of the one that ended the cancelled write.
+		go func() {
+			io.CopyN(io.Discard, inR, int64(filled))
+			answerLines(inR, outW)
+		}()
+		for _, ctx := range []context.Context{t.Context(), ctx2(t)} {
+			res, err := w.call(ctx, "echo", json.RawMessage(`{}`), "")
+			if err != nil {
+				t.Fatalf("a later call: %v", err)
+			}
+			if r := res.convert(); r.Text != "ok" {
+				t.Fatalf("a later call: %+v", r)
+			}
+		}
+	})
+}
+
+// ctx2 is a context with a deadline of its own.
+func ctx2(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	t.Cleanup(cancel)
+	return ctx
 }

@@ -68,6 +68,14 @@ type Tool struct {
 	// it false for anything else.
 	Local bool
 
+	// Bounded says the handler returns once ctx ends: every wait it
+	// makes ends with ctx, or at ctx's deadline. The server may then run
+	// it on the goroutine that runs the call, saving the hand-over to a
+	// goroutine of its own (which the server only needs to walk away
+	// from a handler that would hold it past the deadline). Leave it
+	// false for a handler that may block on anything else.
+	Bounded bool
+
 	// Definition, when set, reports at each decision whether the tool's
 	// definition differs from the one the operator pinned (tools from
 	// outside the binary, such as an upstream MCP server's); nil means
