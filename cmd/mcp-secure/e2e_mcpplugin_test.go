@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -13,6 +14,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 var (
@@ -142,4 +146,34 @@ func TestE2EMCPPluginManifest(t *testing.T) {
 			t.Errorf("serve with plugins.strict: exit %d, %s", code, out)
 		}
 	})
+}
+
+// A client cancels a call whose request the upstream is not reading yet
+// (it is busy, and the request is more than the pipe holds): the client
+// gets no answer, the tool_result record says cancelled, and the upstream
+// gets the request whole and then the cancel. It goes on serving, the
+// same process, rather than being restarted for a message cut short.
+func TestE2EMCPPluginCallCancelledWhileItsRequestIsWritten(t *testing.T) {
+	e := newEnv(t, "plugins:\n  external: [plugins/busy]\n")
+	mcpPluginDir(t, e, "busy", "")
+	var stderr syncBuffer
+	cs := e.connectLogging(t, &stderr)
+	pid := text(call(t, cs, "busy__pid", map[string]any{}))
+	if res := call(t, cs, "busy__stall", map[string]any{"ms": 1500}); res.IsError {
+		t.Fatalf("busy__stall: %q", text(res))
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	big := map[string]any{"text": strings.Repeat("z", 512<<10)}
+	if res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "busy__echo", Arguments: big}); err == nil {
+		t.Fatalf("the cancelled call was answered: %v %.80q", res.IsError, text(res))
+	}
+	if got := text(call(t, cs, "busy__pid", map[string]any{})); got != pid {
+		t.Fatalf("pid %s after the cancel, %s before: the upstream was started again\n%s", got, pid, stderr.String())
+	}
+	rec := e.findRecord(t, map[string]any{"kind": "tool_call", "tool": "busy__echo", "result": "allow"})
+	e.findRecord(t, map[string]any{"kind": "tool_result", "decision_id": rec["decision_id"], "status": "cancelled"})
+	if strings.Contains(stderr.String(), "cut short") || strings.Contains(stderr.String(), "restarting") {
+		t.Errorf("the upstream's connection was cut:\n%s", stderr.String())
+	}
 }

@@ -298,6 +298,15 @@ func (w *wire) answer(id uint64, r reply) {
 
 // write writes one message (a line) to the upstream.
 func (w *wire) write(ctx context.Context, msg []byte) error {
+	return w.writeCall(ctx, msg, 0)
+}
+
+// writeCall is write of the request of call id (0: a message of no call
+// of ours). When ctx is cancelled before its deadline with part of msg
+// written, it returns ctx's error at once, and the rest of msg is
+// written meanwhile (finish), after which the upstream is told that call
+// id was cancelled.
+func (w *wire) writeCall(ctx context.Context, msg []byte, id uint64) error {
 	select {
 	case w.wlock <- struct{}{}:
 	case <-ctx.Done():
@@ -305,7 +314,12 @@ func (w *wire) write(ctx context.Context, msg []byte) error {
 	case <-w.closed:
 		return w.ended()
 	}
-	defer func() { <-w.wlock }()
+	held := true // wlock, until handed to finish
+	defer func() {
+		if held {
+			<-w.wlock
+		}
+	}()
 	dl, bounded := ctx.Deadline()
 	if w.deadline != nil && !dl.Equal(w.dl) {
 		if w.deadline.SetWriteDeadline(dl) != nil {
@@ -322,6 +336,14 @@ func (w *wire) write(ctx context.Context, msg []byte) error {
 		n, err = w.in.Write(msg)
 	case w.deadline != nil:
 		n, err = w.writeCancellable(ctx, msg)
+		if err != nil && n > 0 && n < len(msg) && bounded && errors.Is(ctx.Err(), context.Canceled) {
+			// Cancelled with part of the message out: cutting it would
+			// have the upstream restarted. The rest is written as it
+			// would have been without the cancel, until the deadline.
+			held = false
+			go w.finish(msg[n:], dl, id)
+			return ctx.Err()
+		}
 	default:
 		n, err = w.writeUntil(ctx, msg)
 	}
@@ -366,14 +388,38 @@ func (w *wire) writeCancellable(ctx context.Context, msg []byte) (int, error) {
 	return n, err
 }
 
+// finish writes rest, the end of a message whose call was cancelled, by
+// deadline dl, then releases wlock, which the caller hands over, and
+// tells the upstream that call id (if not 0) was cancelled. If rest
+// cannot be written, the connection is broken: it is closed.
+func (w *wire) finish(rest []byte, dl time.Time, id uint64) {
+	err := w.deadline.SetWriteDeadline(dl)
+	if err == nil {
+		w.dl = dl
+		_, err = w.in.Write(rest)
+	}
+	if err != nil {
+		w.mu.Lock()
+		if w.err == nil {
+			w.err = errBroken
+		}
+		w.mu.Unlock()
+		w.close()
+	}
+	<-w.wlock
+	if err == nil && id != 0 {
+		w.cancel(id, context.Canceled)
+	}
+}
+
 // longAgo is a deadline that has passed.
 var longAgo = time.Unix(1, 0)
 
 // writeUntil writes msg to a pipe that takes no deadline, and returns
 // when ctx ends if the write has not: the connection is then closed (the
-// upstream would read the rest of the message as the start of the next),
-// which ends the write. So a call over such a pipe ends with its context
-// too (plugin.Tool.Bounded).
+// upstream would read the rest of the message as the start of the next).
+// So a call over such a pipe ends with its context too
+// (plugin.Tool.Bounded).
 func (w *wire) writeUntil(ctx context.Context, msg []byte) (int, error) {
 	type wrote struct {
 		n   int
@@ -388,13 +434,21 @@ func (w *wire) writeUntil(ctx context.Context, msg []byte) (int, error) {
 	case r := <-done:
 		return r.n, r.err
 	case <-ctx.Done():
+		select {
+		case r := <-done: // written meanwhile
+			return r.n, r.err
+		default:
+		}
 		w.mu.Lock()
 		if w.err == nil {
 			w.err = errBroken
 		}
 		w.mu.Unlock()
+		// The write ends when the closed pipe ends it (a pipe of its
+		// own) or when the upstream is stopped (a file whose close
+		// waits for the write): not waited for. No other message can
+		// follow it into the closed file.
 		w.close()
-		<-done // the closed pipe ends the write
 		return 0, ctx.Err()
 	}
 }
@@ -426,7 +480,10 @@ func (w *wire) call(ctx context.Context, tool string, args json.RawMessage, toke
 	w.pending[id] = ch
 	meta := w.meta
 	w.mu.Unlock()
-	if err := w.write(ctx, appendCall(make([]byte, 0, 160+len(meta)+len(args)), id, tool, args, token, meta)); err != nil {
+	msg := appendCall(make([]byte, 0, 160+len(meta)+len(args)), id, tool, args, token, meta)
+	// A request cancelled while it is written still reaches the upstream
+	// whole (writeCall): it is then told of the cancel.
+	if err := w.writeCall(ctx, msg, id); err != nil {
 		w.forget(id)
 		return nil, err
 	}

@@ -439,18 +439,76 @@ func TestUpstreamStderrIsBounded(t *testing.T) {
 }
 
 // answerLines answers every tools/call request read from r with the text
-// "ok", on out, until r ends.
-func answerLines(r io.Reader, out io.Writer) {
+// "ok", on out, until r ends, and sends each message's method and params
+// to seen (when set).
+func answerLines(r io.Reader, out io.Writer, seen chan<- string) {
 	dec := json.NewDecoder(r)
 	for {
-		var req struct {
-			ID json.RawMessage `json:"id"`
+		var msg struct {
+			ID     json.RawMessage `json:"id"`
+			Method string          `json:"method"`
+			Params json.RawMessage `json:"params"`
 		}
-		if dec.Decode(&req) != nil {
+		if dec.Decode(&msg) != nil {
 			return
 		}
-		fmt.Fprintf(out, `{"jsonrpc":"2.0","id":%s,"result":{"content":[{"type":"text","text":"ok"}]}}`+"\n", req.ID)
+		if seen != nil {
+			seen <- msg.Method + " " + string(msg.Params)
+		}
+		if len(msg.ID) > 0 {
+			fmt.Fprintf(out, `{"jsonrpc":"2.0","id":%s,"result":{"content":[{"type":"text","text":"ok"}]}}`+"\n", msg.ID)
+		}
 	}
+}
+
+// within runs call and fails t unless it returns, with an error wrapping
+// want (nil: no error), in 10 seconds.
+func within(t *testing.T, call func() error, want error) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- call() }()
+	select {
+	case err := <-done:
+		if want == nil && err != nil || !errors.Is(err, want) {
+			t.Fatalf("err = %v, want %v", err, want)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the call did not return with its context")
+	}
+}
+
+// pipes returns the two ends of two os.Pipes: the upstream's stdin (it
+// reads inR) and stdout (it writes outW).
+func pipes(t *testing.T) (inR, inW, outR, outW *os.File) {
+	t.Helper()
+	inR, inW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	outR, outW, err = os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { inR.Close(); outW.Close() })
+	return inR, inW, outR, outW
+}
+
+// countedFile counts the writes to File that have returned.
+type countedFile struct {
+	*os.File
+	written atomic.Int32
+}
+
+func (f *countedFile) Write(p []byte) (int, error) {
+	defer f.written.Add(1)
+	return f.File.Write(p)
+}
+
+// broken reports why the connection ended; nil while it runs.
+func (w *wire) broken() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
 }
 
 // TestWireWriteEndsWithItsContext: a call whose request cannot be
@@ -458,23 +516,12 @@ func answerLines(r io.Reader, out io.Writer) {
 // whether the pipe takes deadlines or not, and whether the context ends
 // at its deadline or is cancelled before it: forwarded calls are run on
 // the call's own goroutine (plugin.Tool.Bounded), which must not be held
-// past its context.
+// past its context. A cancel costs no more than it would have had the
+// call waited: the connection stays up unless its deadline cuts a
+// message short.
 func TestWireWriteEndsWithItsContext(t *testing.T) {
 	// More than a pipe holds.
 	big := json.RawMessage(`{"text":"` + strings.Repeat("z", 1<<20) + `"}`)
-	ended := func(t *testing.T, call func() error, want error) {
-		t.Helper()
-		done := make(chan error, 1)
-		go func() { done <- call() }()
-		select {
-		case err := <-done:
-			if !errors.Is(err, want) {
-				t.Fatalf("err = %v, want %v", err, want)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatal("the call did not end with its context")
-		}
-	}
 	t.Run("pipe-without-deadlines", func(t *testing.T) {
 		inR, inW := io.Pipe() // never read
 		outR, outW := io.Pipe()
@@ -487,7 +534,7 @@ func TestWireWriteEndsWithItsContext(t *testing.T) {
 		}
 		ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
 		defer cancel()
-		ended(t, func() error { _, err := w.call(ctx, "echo", big, ""); return err }, context.DeadlineExceeded)
+		within(t, func() error { _, err := w.call(ctx, "echo", big, ""); return err }, context.DeadlineExceeded)
 		// The message may be half written: the connection is closed.
 		select {
 		case <-w.done:
@@ -498,19 +545,10 @@ func TestWireWriteEndsWithItsContext(t *testing.T) {
 			t.Errorf("a later call: err = %v, want the broken connection", err)
 		}
 	})
-	t.Run("cancelled-before-its-deadline", func(t *testing.T) {
-		inR, inW, err := os.Pipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		outR, outW, err := os.Pipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer inR.Close()
-		defer outW.Close()
+	t.Run("cancelled-before-anything-is-written", func(t *testing.T) {
+		inR, inW, outR, outW := pipes(t)
 		// Fill the pipe first, so the call's write takes nothing before
-		// it is cancelled and the connection stays usable.
+		// it is cancelled.
 		inW.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
 		filled, err := inW.Write(big)
 		if !errors.Is(err, os.ErrDeadlineExceeded) {
@@ -522,33 +560,81 @@ func TestWireWriteEndsWithItsContext(t *testing.T) {
 		if w.deadline == nil {
 			t.Fatal("an os.Pipe takes no deadlines")
 		}
-		ctx, cancel := context.WithTimeout(t.Context(), time.Hour)
+		// The later calls have the cancelled one's deadline: each sets
+		// it again in place of the past one that ended the cancelled
+		// write.
+		parent, stop := context.WithTimeout(t.Context(), time.Hour)
+		defer stop()
+		ctx, cancel := context.WithCancel(parent)
 		time.AfterFunc(100*time.Millisecond, cancel)
-		ended(t, func() error { _, err := w.call(ctx, "echo", json.RawMessage(`{}`), ""); return err }, context.Canceled)
-		if err := w.ended(); !errors.Is(err, errGone) {
+		within(t, func() error { _, err := w.call(ctx, "echo", json.RawMessage(`{}`), ""); return err }, context.Canceled)
+		if err := w.broken(); err != nil {
 			t.Fatalf("the connection ended (%v): nothing of the message was written", err)
 		}
-		// The upstream reads again: the next call sets a deadline of its
-		// own in place of the one that ended the cancelled write.
 		go func() {
 			io.CopyN(io.Discard, inR, int64(filled))
-			answerLines(inR, outW)
+			answerLines(inR, outW, nil)
 		}()
-		for _, ctx := range []context.Context{t.Context(), ctx2(t)} {
-			res, err := w.call(ctx, "echo", json.RawMessage(`{}`), "")
-			if err != nil {
-				t.Fatalf("a later call: %v", err)
-			}
-			if r := res.convert(); r.Text != "ok" {
-				t.Fatalf("a later call: %+v", r)
-			}
+		for range 2 {
+			ctx, cancel := context.WithCancel(parent)
+			within(t, func() error {
+				defer cancel()
+				res, err := w.call(ctx, "echo", json.RawMessage(`{}`), "")
+				if err == nil && res.convert().Text != "ok" {
+					err = fmt.Errorf("result %+v", res.convert())
+				}
+				return err
+			}, nil)
 		}
 	})
-}
-
-// ctx2 is a context with a deadline of its own.
-func ctx2(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	t.Cleanup(cancel)
-	return ctx
+	t.Run("cancelled-mid-message", func(t *testing.T) {
+		inR, inW, outR, outW := pipes(t)
+		in := &countedFile{File: inW}
+		w := newWire(in, outR, slog.New(slog.DiscardHandler))
+		defer w.close()
+		// The upstream is busy with a first call while the second is
+		// written and cancelled; then it reads on.
+		seen := make(chan string, 8)
+		release := make(chan struct{})
+		go func() {
+			<-release
+			answerLines(inR, outW, seen)
+		}()
+		first := make(chan error, 1)
+		go func() { _, err := w.call(t.Context(), "echo", json.RawMessage(`{}`), ""); first <- err }()
+		// The first call's request is in the pipe before the second's.
+		for deadline := time.Now().Add(10 * time.Second); in.written.Load() == 0; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("the first call was not written")
+			}
+		}
+		parent, stop := context.WithTimeout(t.Context(), time.Hour)
+		defer stop()
+		ctx, cancel := context.WithCancel(parent)
+		time.AfterFunc(100*time.Millisecond, cancel)
+		within(t, func() error { _, err := w.call(ctx, "echo", big, ""); return err }, context.Canceled)
+		close(release)
+		if err := <-first; err != nil {
+			t.Fatalf("the call in flight: %v", err)
+		}
+		if err := w.broken(); err != nil {
+			t.Fatalf("a cancel cut the connection: %v", err)
+		}
+		// The upstream read the cancelled request whole, then its cancel.
+		var got []string
+		for len(got) < 3 {
+			select {
+			case m := <-seen:
+				got = append(got, m)
+			case <-time.After(10 * time.Second):
+				t.Fatalf("the upstream read %d messages, want the first call, the cancelled one and its cancel", len(got))
+			}
+		}
+		if !strings.HasPrefix(got[1], "tools/call ") || !strings.Contains(got[1], string(big[:40])) {
+			t.Errorf("second message %.80q, want the cancelled call", got[1])
+		}
+		if !strings.HasPrefix(got[2], "notifications/cancelled ") || !strings.Contains(got[2], `"ms-2"`) {
+			t.Errorf("third message %q, want the cancel of ms-2", got[2])
+		}
+	})
 }

@@ -2,16 +2,41 @@
 // of plugin directories whose manifest is of type mcp.
 //
 // Tools: echo {text} returns text; read_file {path} reads a file (the
-// sandbox decides whether it can) and answers its contents or the error.
+// sandbox decides whether it can) and answers its contents or the error;
+// pid answers the process id; stall {ms} stops reading stdin for ms
+// milliseconds once the next input has come (a busy server: what the
+// client writes meanwhile stays in the pipe).
 package main
 
 import (
 	"context"
+	"io"
 	"log"
 	"os"
+	"strconv"
+	"sync/atomic"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
+
+type stallArgs struct {
+	MS int `json:"ms"`
+}
+
+// stalling holds stdin's reads back while stalled (unix nanoseconds).
+type stalling struct {
+	io.ReadCloser
+	until atomic.Int64
+}
+
+func (s *stalling) Read(p []byte) (int, error) {
+	n, err := s.ReadCloser.Read(p)
+	if d := time.Until(time.Unix(0, s.until.Load())); d > 0 {
+		time.Sleep(d)
+	}
+	return n, err
+}
 
 type echoArgs struct {
 	Text string `json:"text"`
@@ -39,7 +64,17 @@ func main() {
 			}
 			return text(string(data), false), nil, nil
 		})
-	if err := s.Run(context.Background(), &mcp.StdioTransport{}); err != nil {
+	in := &stalling{ReadCloser: os.Stdin}
+	mcp.AddTool(s, &mcp.Tool{Name: "pid", Description: "Answers the process id."},
+		func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, any, error) {
+			return text(strconv.Itoa(os.Getpid()), false), nil, nil
+		})
+	mcp.AddTool(s, &mcp.Tool{Name: "stall", Description: "Stops reading stdin for a while."},
+		func(_ context.Context, _ *mcp.CallToolRequest, a stallArgs) (*mcp.CallToolResult, any, error) {
+			in.until.Store(time.Now().Add(time.Duration(a.MS) * time.Millisecond).UnixNano())
+			return text("stalled", false), nil, nil
+		})
+	if err := s.Run(context.Background(), &mcp.IOTransport{Reader: in, Writer: os.Stdout}); err != nil {
 		log.Print(err)
 	}
 }
