@@ -398,12 +398,13 @@ func TestCancelledIDStaysInFlightUntilTheCallEnds(t *testing.T) {
 			return nil
 		}
 	}
-	for _, id := range []string{`"r0"`, `7`} {
+	for i, id := range []string{`"r0"`, `7`} {
 		fmt.Fprintf(inW, `{"jsonrpc":"2.0","id":%s,"method":"tools/list"}`+"\n", id)
 		first := read()
 		fmt.Fprintf(inW, `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":%s}}`+"\n", id)
 		fmt.Fprintf(inW, `{"jsonrpc":"2.0","id":%s,"method":"tools/list","params":{"cursor":"again"}}`+"\n", id)
-		waitText(t, sw, "already in flight")
+		// This round's refusal, not the last round's.
+		waitCount(t, sw, "already in flight", i+1)
 		if err := c.Write(context.Background(), &jsonrpc.Response{ID: first.ID, Result: json.RawMessage(`{"tools":[],"cancelled":"yes"}`)}); err != nil {
 			t.Fatal(err)
 		}
@@ -424,10 +425,16 @@ func TestCancelledIDStaysInFlightUntilTheCallEnds(t *testing.T) {
 // waitText waits until w's output holds want.
 func waitText(t *testing.T, w *lineRecorder, want string) {
 	t.Helper()
+	waitCount(t, w, want, 1)
+}
+
+// waitCount waits until w's output holds want n times.
+func waitCount(t *testing.T, w *lineRecorder, want string, n int) {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(w.String(), want) {
+	for strings.Count(w.String(), want) < n {
 		if time.Now().After(deadline) {
-			t.Fatalf("output lacks %q: %s", want, w.String())
+			t.Fatalf("output holds %q fewer than %d times: %s", want, n, w.String())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
