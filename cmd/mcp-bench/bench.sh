@@ -143,9 +143,9 @@ gomedians() {
 		"${up[@]}" -- bin/mcp-secure serve --policy "$UPOLICY" --compare -- bin/canned
 	scenario "$SUMMARY" "upstream tools/call, lockstep: through the byte relay (A, the hop any proxy adds) against the upstream called directly (B)" \
 		"${up[@]}" -- bin/relay bin/canned --compare -- bin/canned
-	scenario "$SUMMARY" "spawn → first tool answer (list_categories): mcp-secure (A) against canned linking the libraries mcp-secure is built on (B: OPA's rego, the Go MCP SDK, SQLite, the OpenTelemetry SDK, YAML, goquery), whose start is the floor of any server made of them" \
+	scenario "$SUMMARY" "spawn → first tool answer (list_categories): mcp-secure (A) against canned linking mcp-secure's libraries (B, -tags libfloor)" \
 		--tool list_categories --calls 1 --warmup 0 --runs 11 -- "${OURS[@]}" --compare -- bin/canned-libs
-	scenario "$SUMMARY" "spawn → first tool answer: canned linking the libraries (A) against the bare canned floor (B)" \
+	scenario "$SUMMARY" "spawn → first tool answer: canned linking mcp-secure's libraries (A) against the bare canned floor (B)" \
 		--tool list_categories --calls 1 --warmup 0 --runs 11 -- bin/canned-libs --compare -- bin/canned
 	scenario "$SUMMARY" "spawn → first answer (list_categories) with an upstream of 100 tools, each pinned at this first start (A), against the policy without upstreams (B)" \
 		--runs "$RUNS" --tool list_categories --calls 1 --warmup 0 -- bin/mcp-secure serve --policy "$MPOLICY" --compare -- "${OURS[@]}"
