@@ -320,6 +320,11 @@ func (w *wire) writeCall(ctx context.Context, msg []byte, id uint64) error {
 			<-w.wlock
 		}
 	}()
+	if err := ctx.Err(); err != nil {
+		// Ended while waiting (the select above picks at random among
+		// what is ready): nothing of the message goes out.
+		return err
+	}
 	dl, bounded := ctx.Deadline()
 	if w.deadline != nil && !dl.Equal(w.dl) {
 		if w.deadline.SetWriteDeadline(dl) != nil {

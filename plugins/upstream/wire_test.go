@@ -493,13 +493,14 @@ func pipes(t *testing.T) (inR, inW, outR, outW *os.File) {
 	return inR, inW, outR, outW
 }
 
-// countedFile counts the writes to File that have returned.
+// countedFile counts the writes to File that have begun and returned.
 type countedFile struct {
 	*os.File
-	written atomic.Int32
+	begun, written atomic.Int32
 }
 
 func (f *countedFile) Write(p []byte) (int, error) {
+	f.begun.Add(1)
 	defer f.written.Add(1)
 	return f.File.Write(p)
 }
@@ -543,6 +544,28 @@ func TestWireWriteEndsWithItsContext(t *testing.T) {
 		}
 		if _, err := w.call(t.Context(), "echo", json.RawMessage(`{}`), ""); !errors.Is(err, errBroken) {
 			t.Errorf("a later call: err = %v, want the broken connection", err)
+		}
+	})
+	t.Run("cancelled-before-the-call", func(t *testing.T) {
+		// A call whose context has ended writes nothing, small or large,
+		// however the wait for the write lock turns out.
+		_, inW, outR, _ := pipes(t)
+		in := &countedFile{File: inW}
+		w := newWire(in, outR, slog.New(slog.DiscardHandler))
+		defer w.close()
+		parent, stop := context.WithTimeout(t.Context(), time.Hour)
+		defer stop()
+		ctx, cancel := context.WithCancel(parent)
+		cancel()
+		for i := range 100 {
+			args := json.RawMessage(`{}`)
+			if i%10 == 0 {
+				args = big
+			}
+			within(t, func() error { _, err := w.call(ctx, "echo", args, ""); return err }, context.Canceled)
+		}
+		if n := in.begun.Load(); n != 0 {
+			t.Fatalf("%d writes of calls cancelled before they began", n)
 		}
 	})
 	t.Run("cancelled-before-anything-is-written", func(t *testing.T) {
@@ -611,7 +634,14 @@ func TestWireWriteEndsWithItsContext(t *testing.T) {
 		parent, stop := context.WithTimeout(t.Context(), time.Hour)
 		defer stop()
 		ctx, cancel := context.WithCancel(parent)
-		time.AfterFunc(100*time.Millisecond, cancel)
+		// Cancelled once its write has begun (and filled the pipe).
+		go func() {
+			for in.begun.Load() < 2 && ctx.Err() == nil {
+				time.Sleep(time.Millisecond)
+			}
+			time.Sleep(50 * time.Millisecond)
+			cancel()
+		}()
 		within(t, func() error { _, err := w.call(ctx, "echo", big, ""); return err }, context.Canceled)
 		close(release)
 		if err := <-first; err != nil {
