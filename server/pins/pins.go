@@ -381,10 +381,9 @@ func (s *Store) ObserveAll(server string, obs []Observation, record func([]Obser
 			}
 		}
 		// A definition is kept while the file stays within MaxKept, and
-		// this server's within MaxKeptPerServer. (That it hashes to h,
-		// the caller's hash of it, is checked where it is shown: tools
-		// diff.)
-		keep := func(d *Definition, h string) bool {
+		// this server's within MaxKeptPerServer. (That it hashes to its
+		// pin is checked where it is shown: tools diff.)
+		keep := func(d *Definition) bool {
 			n := d.size()
 			if kept+n > MaxKept || ours+n > MaxKeptPerServer {
 				return false
@@ -427,12 +426,12 @@ func (s *Store) ObserveAll(server string, obs []Observation, record func([]Obser
 // whether tools changed, and full when d is a new tool that cannot be
 // left pending (MaxPending; nothing recorded). A definition is kept beside
 // its hash when keep allows (MaxKept).
-func observeOne(tools map[string]*Entry, d Definition, h string, trust bool, now time.Time, keep func(*Definition, string) bool) (out Outcome, changed, full bool) {
+func observeOne(tools map[string]*Entry, d Definition, h string, trust bool, now time.Time, keep func(*Definition) bool) (out Outcome, changed, full bool) {
 	e, ok := tools[d.Name]
 	switch {
 	case !ok && trust:
 		e := &Entry{Pinned: h, PinnedAt: now, Server: d.Server}
-		if def := d; keep(&def, h) {
+		if def := d; keep(&def) {
 			e.PinnedDefinition = &def
 		}
 		tools[d.Name] = e
@@ -442,7 +441,7 @@ func observeOne(tools map[string]*Entry, d Definition, h string, trust bool, now
 			return Pending, false, true
 		}
 		e := &Entry{Seen: h, SeenAt: now, Server: d.Server}
-		if def := d; keep(&def, h) {
+		if def := d; keep(&def) {
 			e.SeenDefinition = &def
 		}
 		tools[d.Name] = e
@@ -454,7 +453,7 @@ func observeOne(tools map[string]*Entry, d Definition, h string, trust bool, now
 			return Pending, false, false
 		}
 		e.Seen, e.SeenAt, e.SeenDefinition = h, now, nil
-		if def := d; keep(&def, h) {
+		if def := d; keep(&def) {
 			e.SeenDefinition = &def
 		}
 		return Pending, true, false
@@ -463,7 +462,7 @@ func observeOne(tools map[string]*Entry, d Definition, h string, trust bool, now
 		// or past MaxKept then), or with one an older version kept
 		// without the name its hash covers, gets it.
 		filled := false
-		if def := d; (e.PinnedDefinition == nil || e.PinnedDefinition.OwnName != d.OwnName) && keep(&def, h) {
+		if def := d; (e.PinnedDefinition == nil || e.PinnedDefinition.OwnName != d.OwnName) && keep(&def) {
 			e.PinnedDefinition, filled = &def, true
 		}
 		if e.Seen == "" {
@@ -476,7 +475,7 @@ func observeOne(tools map[string]*Entry, d Definition, h string, trust bool, now
 			return Changed, false, false
 		}
 		e.Seen, e.SeenAt, e.SeenDefinition = h, now, nil
-		if def := d; keep(&def, h) {
+		if def := d; keep(&def) {
 			e.SeenDefinition = &def
 		}
 		return Changed, true, false
