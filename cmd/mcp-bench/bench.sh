@@ -8,6 +8,11 @@
 #   BENCH_TIME         -benchtime of the Go benchmarks (default 300ms)
 #   BENCH_RUNS         mcp-bench --runs per scenario (default 5)
 #   BENCH_GO=0         skip the Go micro-benchmarks
+#   BENCH_EXTERNAL=0   skip the external-plugin call benchmark (the real
+#                      binary with a trivial Go plugin, about 30 s)
+#   BENCH_SOAK         calls of the soak scenario, 32 in flight, whose RSS
+#                      growth after warmup is reported (default 1000000,
+#                      about 40 s; 0 skips it)
 #   BENCH_PKGS         packages with Go benchmarks
 #   MCP_BENCH_PEER     another stdio MCP server command; each scenario is
 #                      also run against it (word-split by the shell)
@@ -149,6 +154,10 @@ gomedians() {
 		--tool list_categories --calls 1 --warmup 0 --runs 11 -- bin/canned-libs --compare -- bin/canned
 	scenario "$SUMMARY" "spawn → first answer (list_categories) with an upstream of 100 tools, each pinned at this first start (A), against the policy without upstreams (B)" \
 		--runs "$RUNS" --tool list_categories --calls 1 --warmup 0 -- bin/mcp-secure serve --policy "$MPOLICY" --compare -- "${OURS[@]}"
+	if [[ ${BENCH_SOAK:-1000000} != 0 ]]; then
+		scenario "$SUMMARY" "soak: ${BENCH_SOAK:-1000000} tools/call list_categories, 32 in flight, one server (RSS growth after a 20,000-call warmup)" \
+			--runs 1 --tool list_categories --calls "${BENCH_SOAK:-1000000}" --concurrency 32 --warmup 20000 --timeout 10m -- "${OURS[@]}"
+	fi
 	echo "### Summary: mcp-secure (A) against the canned floor (B)"
 	echo
 	cat "$SUMMARY" 2>/dev/null || echo "_no scenario completed_"
@@ -160,6 +169,21 @@ gomedians() {
 		echo
 	fi
 	cat "$SECTIONS"
+	if [[ ${BENCH_EXTERNAL:-1} != 0 ]]; then
+		echo "## External plugin calls"
+		echo
+		echo "\`go test ./cmd/mcp-secure -run '^\$' -bench 'BenchmarkExternalCall/(paired|direct)' -benchtime 100x\`: the real binary with a trivial Go plugin (testdata/extfixture), per call and persistent, each iteration also calling the built-in list_categories. *added* is the external call less the built-in one; *spaced* runs each call on an idle server (50 ms apart) and the plugin directly beside it, idle too, and *over-direct* is what the server adds to that direct run. Back to back, each call's launcher is refilled while the next call runs. Raw output in $DIR/external-bench.txt."
+		echo
+		echo "mcp-bench: external plugin calls" >&2
+		if "$GO" test ./cmd/mcp-secure -run '^$' -bench 'BenchmarkExternalCall/(paired|direct)' -benchtime 100x >"$DIR/external-bench.txt" 2>&1; then
+			echo "| benchmark | metrics |"
+			echo "|---|---|"
+			awk '/^Benchmark/ { m = ""; for (i = 3; i < NF; i += 2) m = m (m == "" ? "" : ", ") $i " " $(i+1); printf "| %s | %s |\n", $1, m }' "$DIR/external-bench.txt"
+		else
+			echo "Status: failed (exit $?)."
+		fi
+		echo
+	fi
 	if [[ ${BENCH_GO:-1} != 0 ]]; then
 		echo "## Go micro-benchmarks"
 		echo
