@@ -32,7 +32,7 @@ test: test-go test-rego test-clients ## Run every test: Go (race detector; unit 
 
 TRANSCRIPTS := $(CURDIR)/bin/transcripts
 
-clients-deps: ## Install test/clients/node_modules from its lockfile (the TypeScript SDK the upstream e2e tests run)
+clients-deps: ## Install test/clients/node_modules from its lockfile (the TypeScript SDK and the reference filesystem server the upstream e2e tests run)
 	cd test/clients && npm ci
 
 test-go: clients-deps ## Go tests with the race detector, including the end-to-end suite that drives the real binary

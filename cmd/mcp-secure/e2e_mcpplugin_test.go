@@ -93,6 +93,10 @@ func TestE2EMCPPluginManifest(t *testing.T) {
 		!strings.Contains(stderr.String(), `tool prefix \"notes_\" overlaps the prefix of`) {
 		t.Errorf("the clashing manifest is not reported by its file:\n%s", stderr.String())
 	}
+	// The start-up log says, for the plugin, how it is confined.
+	if !strings.Contains(stderr.String(), `msg="MCP plugin started" upstream=notes`) || !strings.Contains(stderr.String(), `sandbox="Landlock ABI`) {
+		t.Errorf("the start-up log does not say how MCP plugin notes is confined:\n%s", stderr.String())
+	}
 	if res := call(t, cs, "notes_echo", map[string]any{"text": "hi"}); res.IsError || text(res) != "hi" {
 		t.Fatalf("notes_echo = %v %q", res.IsError, text(res))
 	}

@@ -123,6 +123,10 @@ func TestE2EUpstreamListAndCall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The start-up log says, for the server, how it is confined.
+	if l := stderr.String(); !strings.Contains(l, `msg="upstream server started" upstream=demo`) || !strings.Contains(l, `sandbox="Landlock ABI`) {
+		t.Errorf("the start-up log does not say how upstream demo is confined:\n%s", l)
+	}
 	var echo *mcp.Tool
 	for _, tl := range list.Tools {
 		if tl.Name == "demo__echo" {
