@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -88,5 +89,46 @@ func TestExternalExamples(t *testing.T) {
 				t.Errorf("audit records of %s missing", c.tool)
 			}
 		})
+	}
+}
+
+// TestExternalExampleUpstreamTS runs examples/plugins/upstream-ts as a
+// plugin directory with its manifest as shipped (type mcp, node as the
+// named interpreter), after the `npm install` its README asks for (the
+// SDK and zod copied from the test lockfile into its own node_modules):
+// its tools are offered under demo__, a call is decided and audited, and
+// its process reads the workspace but not the policy file.
+func TestExternalExampleUpstreamTS(t *testing.T) {
+	modules := nodeModules(t)
+	e := newEnv(t, extPolicy("plugins/upstream-ts"))
+	dir := copyExample(t, e, "upstream-ts")
+	for _, pkg := range []string{"@modelcontextprotocol/sdk", "zod"} {
+		installPackage(t, modules, filepath.Join(dir, "node_modules"), pkg)
+	}
+	notes := filepath.Join(e.workspace, "notes.txt")
+	if err := os.WriteFile(notes, []byte("workspace notes"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cs, logs := e.connectLog(t)
+	if l := logs.String(); !strings.Contains(l, `msg="MCP plugin started" upstream=demo`) || !strings.Contains(l, `sandbox="Landlock ABI`) {
+		t.Errorf("the start-up log does not say the plugin started, and how it is confined:\n%s", l)
+	}
+	if names := listNames(t, cs); !slices.Contains(names, "demo__echo") || !slices.Contains(names, "demo__read_file") {
+		t.Fatalf("tools = %v, want demo__echo and demo__read_file", names)
+	}
+	if res := call(t, cs, "demo__echo", map[string]any{"text": "hi"}); res.IsError || text(res) != "hi" {
+		t.Fatalf("demo__echo = %v %q", res.IsError, text(res))
+	}
+	d, r, _ := e.callRecords(t, "demo__echo")
+	if d["result"] != "allow" || r == nil || r["status"] != "ok" {
+		t.Errorf("audit: decision %v, result %v", d["result"], r)
+	}
+	if res := call(t, cs, "demo__read_file", map[string]any{"path": notes}); res.IsError || text(res) != "workspace notes" {
+		t.Errorf("demo__read_file of the workspace = %v %q", res.IsError, text(res))
+	}
+	res := call(t, cs, "demo__read_file", map[string]any{"path": e.policy})
+	wantError(t, res, "EACCES")
+	if strings.Contains(text(res), "allowed_paths") {
+		t.Errorf("the policy file was read: %q", text(res))
 	}
 }
