@@ -404,7 +404,7 @@ func TestExternalSandbox(t *testing.T) {
 
 	// The policy's TCP ports: 443 and the first listener's.
 	network := fmt.Sprintf("network:\n  allowed_endpoints:\n    - host: localhost\n      ports: [%d]\n    - host: lite.duckduckgo.com\n      ports: [443]\n", port)
-	e := newEnvNet(t, network, extPolicy("plugins/fx", "plugins/narrow"))
+	e := newEnvNet(t, network, extPolicy("plugins/fx", "plugins/narrow", "plugins/part"))
 	extPlugin(t, e, "fx", fxManifest("fx", "fx", ""))
 	extPlugin(t, e, "narrow", fxManifest("narrow", "nw", "sandbox:\n  paths: []\n  ports: []\n"))
 	secret := e.write(t, "secret.txt", "top secret")
@@ -412,12 +412,32 @@ func TestExternalSandbox(t *testing.T) {
 	if err := os.WriteFile(allowed, []byte("workspace notes"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// plugin part keeps one subdirectory of the workspace and one of the
+	// policy's ports; it also names a directory and a port the policy
+	// does not give, which it does not get: a manifest only narrows.
+	sub := filepath.Join(e.workspace, "sub")
+	if err := os.MkdirAll(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	inSub := filepath.Join(sub, "kept.txt")
+	if err := os.WriteFile(inSub, []byte("kept for part"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	elsewhere := t.TempDir()
+	outside := filepath.Join(elsewhere, "outside.txt")
+	if err := os.WriteFile(outside, []byte("not the policy's"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	extPlugin(t, e, "part", fxManifest("part", "pt", fmt.Sprintf("sandbox:\n  paths: [%q, %q]\n  ports: [%d, %d]\n", sub, elsewhere, port, otherPort)))
 	cs, logs := e.connectLog(t)
 	if !strings.Contains(logs.String(), "tcp ports ["+strconv.Itoa(port)+" 443]") && !strings.Contains(logs.String(), "tcp ports [443 "+strconv.Itoa(port)+"]") {
 		t.Errorf("the start-up log does not give plugin fx the policy's ports")
 	}
 	if !strings.Contains(logs.String(), "tcp ports []") {
 		t.Errorf("the start-up log does not show plugin narrow's narrowed ports")
+	}
+	if !strings.Contains(logs.String(), "tcp ports ["+strconv.Itoa(port)+"]") {
+		t.Errorf("the start-up log does not show plugin part's one port")
 	}
 
 	stopped := func(t *testing.T, tool string, args map[string]any, want string) {
@@ -453,6 +473,21 @@ func TestExternalSandbox(t *testing.T) {
 	})
 	t.Run("narrowed-read", func(t *testing.T) {
 		stopped(t, "nw_read", map[string]any{"path": allowed}, "permission denied")
+	})
+	t.Run("narrowed-to-a-subdirectory", func(t *testing.T) {
+		if res := call(t, cs, "pt_read", map[string]any{"path": inSub}); res.IsError || !strings.Contains(text(res), "kept for part") {
+			t.Fatalf("reading in the kept subdirectory: %q", text(res))
+		}
+		stopped(t, "pt_read", map[string]any{"path": allowed}, "permission denied")
+	})
+	t.Run("narrowing-does-not-widen", func(t *testing.T) {
+		stopped(t, "pt_read", map[string]any{"path": outside}, "permission denied")
+		stopped(t, "pt_connect", map[string]any{"port": otherPort}, "permission denied")
+	})
+	t.Run("narrowed-to-a-port", func(t *testing.T) {
+		if res := call(t, cs, "pt_connect", map[string]any{"port": port}); res.IsError {
+			t.Fatalf("connecting to the kept port: %q", text(res))
+		}
 	})
 	t.Run("narrowed-connect", func(t *testing.T) {
 		mu.Lock()
