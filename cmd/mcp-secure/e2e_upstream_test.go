@@ -283,6 +283,76 @@ func TestE2EUpstreamSandbox(t *testing.T) {
 	cs.Close()
 }
 
+// TestE2EUpstreamSandboxNarrowed: a servers: entry's sandbox paths and
+// ports keep part of what the policy gives (one subdirectory of the
+// workspace, one of two ports), and the upstream's own reads and
+// connections beyond that part are refused by the kernel.
+func TestE2EUpstreamSandboxNarrowed(t *testing.T) {
+	var ls []net.Listener
+	for range 2 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		go func() {
+			for range 10 {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				c.Close()
+			}
+		}()
+		ls = append(ls, l)
+	}
+	kept, dropped := ls[0].Addr().(*net.TCPAddr).Port, ls[1].Addr().(*net.TCPAddr).Port
+	network := fmt.Sprintf("network:\n  allowed_ranges: [127.0.0.1/32]\n  allowed_endpoints:\n    - host: localhost\n      ports: [%d, %d]\n", kept, dropped)
+	u := newUpstreamEnv(t, network, "", "")
+	sub := filepath.Join(u.workspace, "sub")
+	if err := os.MkdirAll(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for file, content := range map[string]string{filepath.Join(sub, "kept.txt"): "kept", filepath.Join(u.workspace, "notes.txt"): "workspace notes"} {
+		if err := os.WriteFile(file, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The upstream notes each call in its CALL_LOG: kept in the narrowed
+	// part too.
+	pol := mustRead(t, u.policy)
+	narrowed := strings.Replace(pol, "    sandbox:\n", fmt.Sprintf("    sandbox:\n      paths: [%q]\n      ports: [%d]\n", sub, kept), 1)
+	narrowed = strings.Replace(narrowed, u.calls, filepath.Join(sub, "calls.log"), 1)
+	if !strings.Contains(narrowed, "paths: [") || !strings.Contains(narrowed, filepath.Join(sub, "calls.log")) {
+		t.Fatalf("the upstream's policy could not be narrowed:\n%s", narrowed)
+	}
+	u.write(t, "policy.yaml", narrowed)
+	cs := u.connectSlow(t)
+	for _, tc := range []struct {
+		name, tool string
+		args       map[string]any
+		isError    bool
+		want       string
+	}{
+		{"allow/kept-subdirectory", "demo__read_file", map[string]any{"path": filepath.Join(sub, "kept.txt")}, false, "kept"},
+		{"deny/rest-of-the-workspace", "demo__read_file", map[string]any{"path": filepath.Join(u.workspace, "notes.txt")}, true, "read " + filepath.Join(u.workspace, "notes.txt") + ": EACCES"},
+		{"allow/kept-port", "demo__connect", map[string]any{"host": "127.0.0.1", "port": kept}, false, "connected"},
+		{"deny/policy-port-not-kept", "demo__connect", map[string]any{"host": "127.0.0.1", "port": dropped}, true, fmt.Sprintf("connect 127.0.0.1:%d: EACCES", dropped)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := call(t, cs, tc.tool, tc.args)
+			if res.IsError != tc.isError || !strings.Contains(text(res), tc.want) {
+				t.Fatalf("%s = isError %v %q, want %v %q", tc.tool, res.IsError, text(res), tc.isError, tc.want)
+			}
+			rec := u.findRecord(t, map[string]any{"kind": "tool_call", "tool": tc.tool})
+			if rec["result"] != "allow" {
+				t.Fatalf("tool_call record %v, want allow (the sandbox, not the policy, refuses)", rec)
+			}
+		})
+	}
+	cs.Close()
+}
+
 func TestE2EUpstreamChangedDefinitionDeniedUntilApproved(t *testing.T) {
 	u := newUpstreamEnv(t, defaultNetwork, "      ECHO_DESCRIPTION: \"${ECHO_DESC}\"\n", "")
 	u.vars = append(u.vars, "ECHO_DESC=Returns the text it is given.")
