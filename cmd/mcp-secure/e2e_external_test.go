@@ -59,6 +59,7 @@ var fxTools = []struct{ what, schema string }{
 	{"stopper", `{type: object, properties: {pidfile: {type: string}}, required: [pidfile]}`},
 	{"huge", `{type: object}`},
 	{"garbage", `{type: object}`},
+	{"noisy", `{type: object}`},
 	{"read", `{type: object, properties: {path: {type: string}}, required: [path]}`},
 	{"write", `{type: object, properties: {path: {type: string}}, required: [path]}`},
 	{"connect", `{type: object, properties: {port: {type: integer}}, required: [port]}`},
@@ -335,6 +336,54 @@ func TestExternalStopsItsLauncher(t *testing.T) {
 			}
 			if res := call(t, cs, "fx_echo", map[string]any{"text": "after"}); res.IsError {
 				t.Errorf("echo after: %q", text(res))
+			}
+		})
+	}
+}
+
+// TestExternalStderrIsCapped: a plugin that writes 2 MiB to stderr still
+// answers (the server drains the pipe), and the server's log takes at
+// most 16 KiB of it per call, or, from a persistent process, 1 MiB in
+// all, saying how much it dropped.
+func TestExternalStderrIsCapped(t *testing.T) {
+	const written = 2 << 20
+	for _, tc := range []struct {
+		name, extra string
+		max         int
+	}{
+		{"per-call", "", 16 << 10},
+		{"persistent", "mode: persistent\nargs: [--persistent]\n", 1<<20 + 16<<10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, extPolicy("plugins/fx"))
+			extPlugin(t, e, "fx", fxManifest("fx", "fx", tc.extra))
+			cs, logs := e.connectLog(t)
+			res := call(t, cs, "fx_noisy", map[string]any{})
+			if res.IsError || text(res) != "quiet now" {
+				t.Fatalf("fx_noisy = %v %q", res.IsError, text(res))
+			}
+			// A line of the noise is 64 bytes; once it is logged, what
+			// reached the log is counted in lines.
+			count := func() int {
+				return strings.Count(logs.String(), "noise noise noise noise noise noise noise noise noise noise end")
+			}
+			waitFor(t, 10*time.Second, "stderr in the log", func() bool { return count() > 0 })
+			if tc.name == "persistent" {
+				// Its stderr is logged as it comes: wait for the log to
+				// stop growing.
+				for i, prev := 0, -1; i < 50 && prev != count(); i++ {
+					prev = count()
+					time.Sleep(200 * time.Millisecond)
+				}
+			}
+			if got := count() * 64; got > tc.max || got >= written {
+				t.Errorf("%d bytes of the plugin's stderr reached the log, want at most %d", got, tc.max)
+			}
+			if tc.name == "per-call" && !strings.Contains(logs.String(), "stderr_dropped_bytes=") {
+				t.Errorf("the log does not say how much stderr it dropped")
+			}
+			if res := call(t, cs, "fx_echo", map[string]any{"text": "after"}); res.IsError {
+				t.Errorf("a call after the noise: %q", text(res))
 			}
 		})
 	}

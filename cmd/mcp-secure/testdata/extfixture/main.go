@@ -100,6 +100,16 @@ func handle(req request) {
 	case "huge":
 		text := strings.Repeat("x", 2<<20)
 		answer(text, false)
+	case "noisy":
+		// 2 MiB on stderr, in lines of 64 bytes, then an answer: the
+		// server must drain the pipe and log no more than its caps.
+		line := strings.Repeat("noise ", 10) + "end\n"
+		w := bufio.NewWriterSize(os.Stderr, 64<<10)
+		for range (2 << 20) / len(line) {
+			w.WriteString(line)
+		}
+		w.Flush()
+		answer("quiet now", false)
 	case "garbage":
 		fmt.Println("this is not JSON")
 	case "read":
