@@ -218,18 +218,17 @@ func TestE2EUpstreamDeniedCallNeverReachesIt(t *testing.T) {
 	u.findRecord(t, map[string]any{"kind": "tool_call", "tool": "demo__read_file", "result": "deny"})
 }
 
-func TestE2EUpstreamSandbox(t *testing.T) {
-	allowed, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer allowed.Close()
-	other, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	for _, l := range []net.Listener{allowed, other} {
+// loopbackListeners opens n TCP listeners on 127.0.0.1 that accept (and
+// close) up to 10 connections each, and returns their ports.
+func loopbackListeners(t *testing.T, n int) []int {
+	t.Helper()
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
 		go func() {
 			for range 10 {
 				c, err := l.Accept()
@@ -239,33 +238,30 @@ func TestE2EUpstreamSandbox(t *testing.T) {
 				c.Close()
 			}
 		}()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
-	port := func(l net.Listener) int { return l.Addr().(*net.TCPAddr).Port }
-	network := fmt.Sprintf("network:\n  allowed_ranges: [127.0.0.1/32]\n  allowed_endpoints:\n    - host: localhost\n      ports: [%d]\n", port(allowed))
-	u := newUpstreamEnv(t, network, "", "")
-	if err := os.WriteFile(filepath.Join(u.workspace, "notes.txt"), []byte("workspace notes"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cs := u.connectSlow(t)
-	for _, tc := range []struct {
-		name, tool string
-		args       map[string]any
-		isError    bool
-		want       string
-	}{
-		{"allow/workspace-file", "demo__read_file", map[string]any{"path": filepath.Join(u.workspace, "notes.txt")}, false, "workspace notes"},
-		{"deny/file-outside-the-policy", "demo__read_file", map[string]any{"path": u.secret}, true, "EACCES"},
-		{"deny/audit-log", "demo__read_file", map[string]any{"path": u.audit}, true, "EACCES"},
-		{"allow/endpoint-port", "demo__connect", map[string]any{"host": "127.0.0.1", "port": port(allowed)}, false, "connected"},
-		{"deny/port-not-in-policy", "demo__connect", map[string]any{"host": "127.0.0.1", "port": port(other)}, true, "EACCES"},
-	} {
+	return ports
+}
+
+// sandboxCase is a call an upstream makes that the sandbox lets through
+// or refuses, with what its answer holds.
+type sandboxCase struct {
+	name, tool string
+	args       map[string]any
+	isError    bool
+	want       string
+}
+
+// runSandboxCases makes each call and checks its answer and its records:
+// allowed by the policy, and its result as the sandbox made it.
+func (u *upstreamEnv) runSandboxCases(t *testing.T, cs *mcp.ClientSession, cases []sandboxCase) {
+	t.Helper()
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			res := call(t, cs, tc.tool, tc.args)
 			if res.IsError != tc.isError || !strings.Contains(text(res), tc.want) {
 				t.Fatalf("%s = isError %v %q, want %v %q", tc.tool, res.IsError, text(res), tc.isError, tc.want)
 			}
-			// This call's records: allowed by the policy, and its result
-			// as the sandbox made it.
 			rec := u.findRecord(t, map[string]any{"kind": "tool_call", "tool": tc.tool})
 			if rec["result"] != "allow" {
 				t.Fatalf("tool_call record %v, want allow (the sandbox, not the policy, refuses)", rec)
@@ -277,6 +273,24 @@ func TestE2EUpstreamSandbox(t *testing.T) {
 			u.findRecord(t, map[string]any{"kind": "tool_result", "decision_id": rec["decision_id"], "status": status})
 		})
 	}
+}
+
+func TestE2EUpstreamSandbox(t *testing.T) {
+	ports := loopbackListeners(t, 2)
+	allowed, other := ports[0], ports[1]
+	network := fmt.Sprintf("network:\n  allowed_ranges: [127.0.0.1/32]\n  allowed_endpoints:\n    - host: localhost\n      ports: [%d]\n", allowed)
+	u := newUpstreamEnv(t, network, "", "")
+	if err := os.WriteFile(filepath.Join(u.workspace, "notes.txt"), []byte("workspace notes"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cs := u.connectSlow(t)
+	u.runSandboxCases(t, cs, []sandboxCase{
+		{"allow/workspace-file", "demo__read_file", map[string]any{"path": filepath.Join(u.workspace, "notes.txt")}, false, "workspace notes"},
+		{"deny/file-outside-the-policy", "demo__read_file", map[string]any{"path": u.secret}, true, "EACCES"},
+		{"deny/audit-log", "demo__read_file", map[string]any{"path": u.audit}, true, "EACCES"},
+		{"allow/endpoint-port", "demo__connect", map[string]any{"host": "127.0.0.1", "port": allowed}, false, "connected"},
+		{"deny/port-not-in-policy", "demo__connect", map[string]any{"host": "127.0.0.1", "port": other}, true, "EACCES"},
+	})
 	if strings.Contains(fmt.Sprint(u.records(t)), "the secret") {
 		t.Error("the secret reached the audit log")
 	}
@@ -288,25 +302,8 @@ func TestE2EUpstreamSandbox(t *testing.T) {
 // workspace, one of two ports), and the upstream's own reads and
 // connections beyond that part are refused by the kernel.
 func TestE2EUpstreamSandboxNarrowed(t *testing.T) {
-	var ls []net.Listener
-	for range 2 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		go func() {
-			for range 10 {
-				c, err := l.Accept()
-				if err != nil {
-					return
-				}
-				c.Close()
-			}
-		}()
-		ls = append(ls, l)
-	}
-	kept, dropped := ls[0].Addr().(*net.TCPAddr).Port, ls[1].Addr().(*net.TCPAddr).Port
+	ports := loopbackListeners(t, 2)
+	kept, dropped := ports[0], ports[1]
 	network := fmt.Sprintf("network:\n  allowed_ranges: [127.0.0.1/32]\n  allowed_endpoints:\n    - host: localhost\n      ports: [%d, %d]\n", kept, dropped)
 	u := newUpstreamEnv(t, network, "", "")
 	sub := filepath.Join(u.workspace, "sub")
@@ -328,28 +325,12 @@ func TestE2EUpstreamSandboxNarrowed(t *testing.T) {
 	}
 	u.write(t, "policy.yaml", narrowed)
 	cs := u.connectSlow(t)
-	for _, tc := range []struct {
-		name, tool string
-		args       map[string]any
-		isError    bool
-		want       string
-	}{
+	u.runSandboxCases(t, cs, []sandboxCase{
 		{"allow/kept-subdirectory", "demo__read_file", map[string]any{"path": filepath.Join(sub, "kept.txt")}, false, "kept"},
 		{"deny/rest-of-the-workspace", "demo__read_file", map[string]any{"path": filepath.Join(u.workspace, "notes.txt")}, true, "read " + filepath.Join(u.workspace, "notes.txt") + ": EACCES"},
 		{"allow/kept-port", "demo__connect", map[string]any{"host": "127.0.0.1", "port": kept}, false, "connected"},
 		{"deny/policy-port-not-kept", "demo__connect", map[string]any{"host": "127.0.0.1", "port": dropped}, true, fmt.Sprintf("connect 127.0.0.1:%d: EACCES", dropped)},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			res := call(t, cs, tc.tool, tc.args)
-			if res.IsError != tc.isError || !strings.Contains(text(res), tc.want) {
-				t.Fatalf("%s = isError %v %q, want %v %q", tc.tool, res.IsError, text(res), tc.isError, tc.want)
-			}
-			rec := u.findRecord(t, map[string]any{"kind": "tool_call", "tool": tc.tool})
-			if rec["result"] != "allow" {
-				t.Fatalf("tool_call record %v, want allow (the sandbox, not the policy, refuses)", rec)
-			}
-		})
-	}
+	})
 	cs.Close()
 }
 
