@@ -74,7 +74,7 @@ func TestExternalExamples(t *testing.T) {
 	}{
 		{"go/hash_text", "hash_text", map[string]any{"text": "abc"}, abc, false},
 		{"go/hash_file", "hash_file", map[string]any{"path": file}, abc, false},
-		{"go/hash_file-denied-by-policy", "hash_file", map[string]any{"path": e.policy}, "denied", true},
+		{"go/hash_file-denied-by-policy", "hash_file", map[string]any{"path": e.policy}, "is not under filesystem.allowed_paths", true},
 		{"node/format_json", "format_json", map[string]any{"json": `{"b":1,"a":[1,2]}`, "sort_keys": true, "indent": 1}, "{\n \"a\": [\n  1,\n  2\n ],\n \"b\": 1\n}", false},
 		{"node/format_json-bad", "format_json", map[string]any{"json": `{"b":`}, "not JSON", true},
 		{"sh/count_words", "count_words", map[string]any{"text": "one two\nthree \"four\" five"}, "5 words", false},
@@ -84,9 +84,17 @@ func TestExternalExamples(t *testing.T) {
 			if res.IsError != c.isError || !strings.Contains(text(res), c.want) {
 				t.Fatalf("%s: got %q (error %v), want %q (error %v)", c.tool, text(res), res.IsError, c.want, c.isError)
 			}
-			d, r, _ := e.callRecords(t, c.tool)
+			d, r, launches := e.callRecords(t, c.tool)
 			if d == nil || r == nil {
-				t.Errorf("audit records of %s missing", c.tool)
+				t.Fatalf("audit records of %s missing", c.tool)
+			}
+			if strings.HasSuffix(c.name, "-denied-by-policy") {
+				// Decided before the process starts: no launch, and the
+				// path's own denial linked to the call.
+				if launches != 0 {
+					t.Errorf("%s: %d launches, want none", c.tool, launches)
+				}
+				e.findRecord(t, map[string]any{"kind": "filesystem", "result": "deny", "parent_decision_id": d["decision_id"]})
 			}
 		})
 	}
