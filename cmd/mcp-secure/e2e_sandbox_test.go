@@ -328,9 +328,11 @@ func TestE2ESandboxNothingOutlivesTheCall(t *testing.T) {
 		e := newEnv(t, commands)
 		cs := e.connect(t, "2025-11-25")
 		pidFile := e.workspace + "/pid"
-		res, _, code, stderr := sbRun(t, cs, "sh", "-c", "setsid sleep 312 & echo $! > "+pidFile+"; echo started")
-		if res.IsError || code != 0 {
-			t.Fatalf("%s %d %q", text(res), code, stderr)
+		// The child is seen alive before the call ends, so that its
+		// absence afterwards is the sandbox's doing.
+		res, out, code, stderr := sbRun(t, cs, "sh", "-c", "setsid sleep 312 & p=$!; echo $p > "+pidFile+"; sleep 0.2; kill -0 $p && echo alive")
+		if res.IsError || code != 0 || !strings.Contains(out, "alive") {
+			t.Fatalf("%s %d %q %q", text(res), code, out, stderr)
 		}
 		pid := sbReadPid(t, pidFile)
 		sbGone(t, pid, 5*time.Second, "after the call")
@@ -340,9 +342,9 @@ func TestE2ESandboxNothingOutlivesTheCall(t *testing.T) {
 		e := newEnv(t, commands)
 		cs := e.connect(t, "2025-11-25")
 		pidFile := e.workspace + "/pid"
-		res, _, code, stderr := sbRun(t, cs, "sh", "-c", "( ( sleep 312 & echo $! > "+pidFile+" ) & ) ; while [ ! -s "+pidFile+" ]; do sleep 0.05; done; echo started")
-		if res.IsError || code != 0 {
-			t.Fatalf("%s %d %q", text(res), code, stderr)
+		res, out, code, stderr := sbRun(t, cs, "sh", "-c", "( ( sleep 312 & echo $! > "+pidFile+" ) & ) ; while [ ! -s "+pidFile+" ]; do sleep 0.05; done; read p < "+pidFile+"; kill -0 $p && echo alive")
+		if res.IsError || code != 0 || !strings.Contains(out, "alive") {
+			t.Fatalf("%s %d %q %q", text(res), code, out, stderr)
 		}
 		sbGone(t, sbReadPid(t, pidFile), 5*time.Second, "after the call")
 	})

@@ -205,9 +205,14 @@ func TestExecKillsProcessGroupAtDeadline(t *testing.T) {
 
 func TestExecLeavesNoBackgroundChildren(t *testing.T) {
 	w := newExecWorld(t, "  allowed: [sh, dash, sleep]\n")
-	res, err := w.cmds.Exec(w.ctx(t), []string{"sh", "-c", "sleep 60 & echo $!"}, plugin.ExecOptions{Dir: w.ws})
+	// The child is seen alive before the command exits, so that its
+	// absence afterwards is Exec's doing.
+	res, err := w.cmds.Exec(w.ctx(t), []string{"sh", "-c", "sleep 60 & p=$!; sleep 0.2; kill -0 $p || exit 9; echo $p"}, plugin.ExecOptions{Dir: w.ws})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if res.ExitCode != 0 {
+		t.Fatalf("the background child was not running before the command exited: exit %d, stderr %q", res.ExitCode, res.Stderr)
 	}
 	pid := mustPid(t, res.Stdout)
 	for range 100 {

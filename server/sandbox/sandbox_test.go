@@ -238,8 +238,12 @@ func TestNoDescendantOutlivesTheTarget(t *testing.T) {
 	b := newBox(t, "/usr/bin/sh", "/usr/bin/setsid", "/usr/bin/sleep")
 	pidFile := filepath.Join(b.dir, "pid")
 	done := make(chan error, 1)
+	var out string
 	go func() {
-		_, _, _, err := b.run(t, t.Context(), "/usr/bin/sh", "-c", "(setsid sleep 311 & echo $! > "+pidFile+") ; exit 0")
+		// The grandchild is seen alive before the target exits, so that
+		// its absence afterwards is the launcher's doing.
+		o, _, _, err := b.run(t, t.Context(), "/usr/bin/sh", "-c", "(setsid sleep 311 & echo $! > "+pidFile+") ; read p < "+pidFile+"; sleep 0.2; kill -0 $p && echo alive; exit 0")
+		out = o
 		done <- err
 	}()
 	select {
@@ -249,6 +253,9 @@ func TestNoDescendantOutlivesTheTarget(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("Run waited for the escaped child")
+	}
+	if !strings.Contains(out, "alive") {
+		t.Fatalf("the grandchild was not running before the target exited: %q", out)
 	}
 	waitGone(t, readPid(t, pidFile), 5*time.Second)
 }
