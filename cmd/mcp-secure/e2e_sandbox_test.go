@@ -545,16 +545,32 @@ tools:
   timeout: 10
   rate_limits: {default: 600}
 `, dir, real, e.audit))
+	if err := os.WriteFile(filepath.Join(real, "other.txt"), []byte("through the link"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	cs := e.connect(t, "2025-11-25")
+	run := func(argv ...string) (res *mcp.CallToolResult, out string, code int, stderr string) {
+		res = call(t, cs, "fixture_run", map[string]any{"argv": argv, "dir": e.workspace})
+		sc, _ := res.StructuredContent.(map[string]any)
+		c, _ := sc["exit_code"].(float64)
+		se, _ := sc["stderr"].(string)
+		return res, text(res), int(c), se
+	}
+	// The symlinked root is granted: a file below it that is not the
+	// server's is read.
+	if res, out, code, stderr := run("cat", filepath.Join(dir, "link", "other.txt")); res.IsError || code != 0 || out != "through the link" {
+		t.Fatalf("a file below the symlinked root was not readable: %v exit %d %q %q", res.IsError, code, out, stderr)
+	}
 	key := filepath.Join(real, "logs", "audit.key")
 	for _, argv := range [][]string{
 		{"cat", key},
 		{"sh", "-c", "echo FORGED >> " + e.audit},
 	} {
-		res := call(t, cs, "fixture_run", map[string]any{"argv": argv, "dir": e.workspace})
-		sc, _ := res.StructuredContent.(map[string]any)
-		if code, _ := sc["exit_code"].(float64); !res.IsError && code == 0 {
-			t.Errorf("%q ran through the symlinked root: %q", argv, text(res))
+		// The command runs (the policy allows it) and the sandbox refuses
+		// the access.
+		res, out, code, stderr := run(argv...)
+		if res.IsError || code == 0 || !strings.Contains(stderr, "ermission denied") {
+			t.Errorf("%q through the symlinked root: error %v, exit %d, out %q, stderr %q; want a permission error from the sandbox", argv, res.IsError, code, out, stderr)
 		}
 	}
 	if data, _ := os.ReadFile(e.audit); bytes.Contains(data, []byte("\nFORGED")) {
