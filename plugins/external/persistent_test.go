@@ -71,9 +71,10 @@ func (p *fakeProcess) Wait() (int, error)    { <-p.done; return p.code, nil }
 func (p *fakeProcess) Kill()                 { p.kill() }
 func (p *fakeProcess) Pid() int              { return p.pid }
 
-// echoProgram answers each request with its process number, and
-// misbehaves when the tool says so.
+// echoProgram answers each request with its tool and process number
+// ("echo:3"), and misbehaves when the tool says so.
 func echoProgram(n int, in *bufio.Reader, out io.Writer) int {
+	var stale uint64 // an id to answer again, late, before the next answer
 	for {
 		line, err := in.ReadBytes('\n')
 		if err != nil {
@@ -81,6 +82,11 @@ func echoProgram(n int, in *bufio.Reader, out io.Writer) int {
 		}
 		var req request
 		json.Unmarshal(line, &req)
+		if stale != 0 {
+			// The late answer comes after the next request was read.
+			fmt.Fprintf(out, `{"id":%d,"content":[{"type":"text","text":"late:%d"}]}`+"\n", stale, n)
+			stale = 0
+		}
 		switch req.Tool {
 		case "crash":
 			return 139
@@ -90,14 +96,16 @@ func echoProgram(n int, in *bufio.Reader, out io.Writer) int {
 			fmt.Fprintln(out, "garbage")
 			continue
 		case "twice": // a late second answer, with the request's id
-			fmt.Fprintf(out, `{"id":%d,"content":[{"type":"text","text":"%d"}]}`+"\n", req.ID, n)
+			fmt.Fprintf(out, `{"id":%d,"content":[{"type":"text","text":"%s:%d"}]}`+"\n", req.ID, req.Tool, n)
+		case "late":
+			stale = req.ID
 		case "twice-no-id":
-			fmt.Fprintf(out, `{"content":[{"type":"text","text":"%d"}]}`+"\n", n)
-			fmt.Fprintf(out, `{"content":[{"type":"text","text":"%d"}]}`+"\n", n)
+			fmt.Fprintf(out, `{"content":[{"type":"text","text":"%s:%d"}]}`+"\n", req.Tool, n)
+			fmt.Fprintf(out, `{"content":[{"type":"text","text":"%s:%d"}]}`+"\n", req.Tool, n)
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
-		fmt.Fprintf(out, `{"id":%d,"content":[{"type":"text","text":"%d"}]}`+"\n", req.ID, n)
+		fmt.Fprintf(out, `{"id":%d,"content":[{"type":"text","text":"%s:%d"}]}`+"\n", req.ID, req.Tool, n)
 	}
 }
 
@@ -152,6 +160,9 @@ func TestPersistent(t *testing.T) {
 	want := func(tool, text string, isError bool) {
 		t.Helper()
 		r, err := callTool(tool, 5*time.Second)
+		if !isError {
+			text = tool + ":" + text // the answer to this call, not another's
+		}
 		if err != nil || r.IsError != isError || !strings.Contains(r.Text, text) {
 			t.Fatalf("%s: got %v %v, want %q (error %v)", tool, r, err, text, isError)
 		}
@@ -179,6 +190,10 @@ func TestPersistent(t *testing.T) {
 	waited("restart after a timeout")
 	want("twice", "4", false)
 	want("echo", "4", false) // the late answer carried an old id: skipped
+	want("late", "4", false)
+	// Its late answer comes once this call's request was read, before its
+	// answer: skipped by its old id, and the process kept.
+	want("echo", "4", false)
 	want("twice-no-id", "4", false)
 	// Without ids, a late line is caught only if it came before the next
 	// request: wait for it.
