@@ -211,8 +211,13 @@ func TestE2EUpstreamDeniedCallNeverReachesIt(t *testing.T) {
 	if !res.IsError || !strings.Contains(text(res), "tools.denied") {
 		t.Fatalf("denied call = %v %q", res.IsError, text(res))
 	}
-	if got := u.upstreamCalls(t); len(got) != 0 {
-		t.Errorf("the upstream saw %v", got)
+	// An allowed call after it reaches the upstream (which notes it):
+	// the upstream was up and noting calls, and saw that one alone.
+	if res := call(t, cs, "demo__echo", map[string]any{"text": "after"}); res.IsError {
+		t.Fatalf("echo after the denied call: %q", text(res))
+	}
+	if got := u.upstreamCalls(t); !slices.Equal(got, []string{"echo"}) {
+		t.Errorf("the upstream saw %v, want only [echo]", got)
 	}
 	cs.Close()
 	u.findRecord(t, map[string]any{"kind": "tool_call", "tool": "demo__read_file", "result": "deny"})

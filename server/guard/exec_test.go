@@ -130,12 +130,19 @@ func TestExecRuns(t *testing.T) {
 }
 
 func TestExecEnvironmentSmuggling(t *testing.T) {
-	w := newExecWorld(t, "")
+	w := newExecWorld(t, "  allowed: [\"true\"]\n")
+	// The same call with a harmless name runs: each refusal below is the
+	// name's.
+	if _, err := w.cmds.Exec(w.ctx(t), []string{"true"}, plugin.ExecOptions{Dir: w.ws, Env: map[string]string{"HARMLESS": "/tmp/evil.so"}}); err != nil {
+		t.Fatalf("a harmless variable: %v", err)
+	}
 	for _, k := range []string{"LD_PRELOAD", "ld_library_path", "PATH", "BASH_ENV", "DYLD_INSERT_LIBRARIES", "BASH_FUNC_ls%%", "NODE_OPTIONS", "GIT_SSH_COMMAND",
 		"HOME", "home", "GIT_CONFIG_COUNT", "GIT_CONFIG_KEY_0", "GIT_DIR", "SSH_ASKPASS", "XDG_CONFIG_HOME", "PYTHONWARNINGS", "OTEL_EXPORTER_OTLP_HEADERS", "MCP_SECURE_NO_LANDLOCK", "A=B", ""} {
 		_, err := w.cmds.Exec(w.ctx(t), []string{"true"}, plugin.ExecOptions{Dir: w.ws, Env: map[string]string{k: "/tmp/evil.so"}})
 		if !errors.Is(err, ErrDenied) {
 			t.Errorf("env %q accepted: %v", k, err)
+		} else if k != "" && !strings.Contains(err.Error(), k) {
+			t.Errorf("env %q refused without naming it: %v", k, err)
 		}
 	}
 }
