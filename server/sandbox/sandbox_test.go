@@ -92,10 +92,10 @@ func TestConfinedDenies(t *testing.T) {
 	os.WriteFile(secret, []byte("outside-secret"), 0o644)
 	b := newBox(t, "/usr/bin/sh", "/usr/bin/cat")
 	for name, argv := range map[string][]string{
-		"deny/read-outside":       {"/usr/bin/cat", secret},
-		"deny/read-etc":           {"/usr/bin/cat", "/etc/hostname"},
-		"deny/write-outside":      {"/usr/bin/sh", "-c", "echo x > " + outside + "/planted"},
-		"deny/exec-unlisted":      {"/usr/bin/sh", "-c", "/usr/bin/id"},
+		"deny/read-outside":  {"/usr/bin/cat", secret},
+		"deny/read-etc":      {"/usr/bin/cat", "/etc/hostname"},
+		"deny/write-outside": {"/usr/bin/sh", "-c", "echo x > " + outside + "/planted"},
+		"deny/exec-unlisted": {"/usr/bin/sh", "-c", "/usr/bin/id"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			out, stderr, code, _ := b.run(t, t.Context(), argv...)
@@ -140,54 +140,45 @@ func TestConfinedDeniesExecFromWorkDir(t *testing.T) {
 	}
 }
 
-func TestConfinedTCP(t *testing.T) {
-	needLandlock(t)
+// greeter listens on a loopback port and writes hello to every
+// connection; it returns the port.
+func greeter(t *testing.T, hello string) int {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			c.Write([]byte("hello-from-listener\n"))
+			c.Write([]byte(hello + "\n"))
 			c.Close()
 		}
 	}()
-	port := ln.Addr().(*net.TCPAddr).Port
-	script := fmt.Sprintf("exec 3<>/dev/tcp/127.0.0.1/%d && cat <&3", port)
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func TestConfinedTCP(t *testing.T) {
+	needLandlock(t)
+	port, other := greeter(t, "hello-from-listener"), greeter(t, "hello-from-other")
+	dial := func(port int) string { return fmt.Sprintf("exec 3<>/dev/tcp/127.0.0.1/%d && cat <&3", port) }
 	b := newBox(t, "/usr/bin/bash", "/usr/bin/cat")
-	out, stderr, code, _ := b.run(t, t.Context(), "/usr/bin/bash", "-c", script)
+	out, stderr, code, _ := b.run(t, t.Context(), "/usr/bin/bash", "-c", dial(port))
 	if code == 0 || strings.Contains(out, "hello-from-listener") || !strings.Contains(stderr, "ermission denied") {
 		t.Errorf("deny/connect-unlisted-port: code %d out %q err %q", code, out, stderr)
 	}
 	b.rule.ConnectTCP = []uint16{uint16(port)}
-	out, stderr, code, _ = b.run(t, t.Context(), "/usr/bin/bash", "-c", script)
+	out, stderr, code, _ = b.run(t, t.Context(), "/usr/bin/bash", "-c", dial(port))
 	if code != 0 || !strings.Contains(out, "hello-from-listener") {
 		t.Errorf("allow/connect-listed-port: code %d out %q err %q", code, out, stderr)
 	}
 	// With one port listed, another port that listens too is refused by
 	// the sandbox (not by an empty port).
-	other, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	go func() {
-		for {
-			c, err := other.Accept()
-			if err != nil {
-				return
-			}
-			c.Write([]byte("hello-from-other\n"))
-			c.Close()
-		}
-	}()
-	script = fmt.Sprintf("exec 3<>/dev/tcp/127.0.0.1/%d && cat <&3", other.Addr().(*net.TCPAddr).Port)
-	out, stderr, code, _ = b.run(t, t.Context(), "/usr/bin/bash", "-c", script)
+	out, stderr, code, _ = b.run(t, t.Context(), "/usr/bin/bash", "-c", dial(other))
 	if code == 0 || strings.Contains(out, "hello-from-other") || !strings.Contains(stderr, "ermission denied") {
 		t.Errorf("deny/connect-other-port: code %d out %q err %q", code, out, stderr)
 	}
