@@ -169,8 +169,16 @@ func (testPlugin) Tools() []plugin.Tool {
 		{Name: "bounded_panics", Bounded: true, InputSchema: obj, Handler: func(context.Context, *plugin.Call) (*plugin.Result, error) {
 			panic("boom")
 		}},
+		// counted has an effect a test can see: it counts its runs.
+		{Name: "counted", InputSchema: obj, Handler: func(context.Context, *plugin.Call) (*plugin.Result, error) {
+			countedRuns.Add(1)
+			return &plugin.Result{Text: "counted"}, nil
+		}},
 	}
 }
+
+// countedRuns counts the runs of the "counted" tool.
+var countedRuns atomic.Int64
 
 // where is the handler of "bounded" and "unbounded": it reports whether
 // it runs on the pipeline's goroutine and whether its context has a
@@ -401,10 +409,23 @@ func TestPipelineBoundedHandler(t *testing.T) {
 
 func TestPipelineAuditFailureFailsClosed(t *testing.T) {
 	h := newHarness(t, time.Second)
+	// With the audit log working, the tool runs: its count is what shows
+	// whether it ran below.
+	before := countedRuns.Load()
+	if res := h.call(t, "counted", map[string]any{}); res.IsError || countedRuns.Load() != before+1 {
+		t.Fatalf("counted with a working audit log: %v %q, %d runs", res.IsError, resultText(res), countedRuns.Load()-before)
+	}
 	h.aud.fail = true
-	res := h.call(t, "echo", map[string]any{"msg": "x"})
-	if !res.IsError || !strings.Contains(resultText(res), "audit") {
-		t.Fatalf("call ran without an audit record: %v %q", res.IsError, resultText(res))
+	before = countedRuns.Load()
+	res := h.call(t, "counted", map[string]any{})
+	if runs := countedRuns.Load() - before; runs != 0 {
+		t.Fatalf("the tool ran %d times without its allow record", runs)
+	}
+	if want := resultText(auditFailedResult()); !res.IsError || resultText(res) != want {
+		t.Errorf("result %v %q, want %q", res.IsError, resultText(res), want)
+	}
+	if n := h.dec.calls(); n != 2 {
+		t.Errorf("the policy was asked %d times, want 2 (the call was decided, then refused for its record)", n)
 	}
 }
 
