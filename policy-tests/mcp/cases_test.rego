@@ -40,6 +40,10 @@ test_network_allow_loopback_in_ranges if case_holds("network", "allow/loopback-i
 
 test_network_deny_nat64_embedding_loopback if case_holds("network", "deny/nat64-embedding-loopback")
 
+test_network_deny_6to4_embedding_loopback if case_holds("network", "deny/6to4-embedding-loopback")
+
+test_network_allow_6to4_embedding_a_public_address if case_holds("network", "allow/6to4-embedding-a-public-address")
+
 test_filesystem_allow_inside_workspace if case_holds("filesystem", "allow/inside-workspace")
 
 test_filesystem_allow_workspace_directory_itself if case_holds("filesystem", "allow/workspace-directory-itself")

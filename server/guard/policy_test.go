@@ -108,15 +108,20 @@ func TestNetworkPolicyEndToEnd(t *testing.T) {
       ports: [%d]
     - host: private.test
       ports: [%d]
+    - host: sixtofour.test
+      ports: [%d]
   blocked_ports: [22]
   allow_dns: true
-  dns_allowlist: [search.test, rebind.test, private.test, other.test]
-`, port, port, port)
+  dns_allowlist: [search.test, rebind.test, private.test, other.test, sixtofour.test]
+`, port, port, port, port)
 	n, auditLog := realGuard(t, network, resolver{
 		"search.test":  {netip.MustParseAddr("127.0.0.1")},
 		"rebind.test":  {netip.MustParseAddr("169.254.169.254")},
 		"private.test": {netip.MustParseAddr("10.0.0.7"), netip.MustParseAddr("::ffff:192.168.1.1")},
 		"other.test":   {netip.MustParseAddr("127.0.0.1")},
+		// 6to4 is no special range of its own: only the IPv4 address it
+		// embeds (the metadata service) makes it one.
+		"sixtofour.test": {netip.MustParseAddr("2002:a9fe:a9fe::1")},
 	})
 	client := n.HTTPClient(0)
 	ctx := guard.WithCall(t.Context(), guard.Call{Tool: "web_search", RequestID: "9", DecisionID: "call-1"})
@@ -134,19 +139,21 @@ func TestNetworkPolicyEndToEnd(t *testing.T) {
 	for name, tc := range map[string]struct {
 		url, reason string
 	}{
-		"allow/ip-in-ranges":                  {fmt.Sprintf("http://127.0.0.1:%d/", port), ""},
-		"allow/ipv4-mapped-in-ranges":         {fmt.Sprintf("http://[::ffff:127.0.0.1]:%d/", port), ""},
-		"allow/name-resolving-into-ranges":    {fmt.Sprintf("http://SEARCH.test.:%d/", port), ""},
-		"allow/allowlisted-name-in-ranges":    {fmt.Sprintf("http://other.test:%d/", port), ""},
-		"deny/blocked-port":                   {"http://127.0.0.1:22/", "port 22 is in network.blocked_ports"},
-		"deny/ip-literal-outside-ranges":      {"http://10.9.9.9:80/", "10.9.9.9:80 is not in network.allowed_ranges"},
-		"deny/ipv6-loopback-outside-ranges":   {fmt.Sprintf("http://[::1]:%d/", port), "::1"},
-		"deny/ipv4-mapped-outside-ranges":     {"http://[::ffff:10.0.0.1]:80/", "10.0.0.1:80 is not in network.allowed_ranges"},
-		"deny/nat64-loopback":                 {fmt.Sprintf("http://[64:ff9b::7f00:1]:%d/", port), "not in network.allowed_ranges"},
-		"deny/6to4-metadata":                  {"http://[2002:a9fe:a9fe::1]:80/", "not in network.allowed_ranges"},
-		"deny/name-not-in-dns-allowlist":      {fmt.Sprintf("http://unknown.test:%d/", port), "not in network.dns_allowlist"},
-		"deny/endpoint-resolves-to-metadata":  {fmt.Sprintf("http://rebind.test:%d/", port), "resolved to 169.254.169.254"},
-		"deny/endpoint-resolves-to-private":   {fmt.Sprintf("http://private.test:%d/", port), "resolved to"},
+		"allow/ip-in-ranges":                 {fmt.Sprintf("http://127.0.0.1:%d/", port), ""},
+		"allow/ipv4-mapped-in-ranges":        {fmt.Sprintf("http://[::ffff:127.0.0.1]:%d/", port), ""},
+		"allow/name-resolving-into-ranges":   {fmt.Sprintf("http://SEARCH.test.:%d/", port), ""},
+		"allow/allowlisted-name-in-ranges":   {fmt.Sprintf("http://other.test:%d/", port), ""},
+		"deny/blocked-port":                  {"http://127.0.0.1:22/", "port 22 is in network.blocked_ports"},
+		"deny/ip-literal-outside-ranges":     {"http://10.9.9.9:80/", "10.9.9.9:80 is not in network.allowed_ranges"},
+		"deny/ipv6-loopback-outside-ranges":  {fmt.Sprintf("http://[::1]:%d/", port), "::1"},
+		"deny/ipv4-mapped-outside-ranges":    {"http://[::ffff:10.0.0.1]:80/", "10.0.0.1:80 is not in network.allowed_ranges"},
+		"deny/nat64-loopback":                {fmt.Sprintf("http://[64:ff9b::7f00:1]:%d/", port), "not in network.allowed_ranges"},
+		"deny/6to4-metadata":                 {"http://[2002:a9fe:a9fe::1]:80/", "not in network.allowed_ranges"},
+		"deny/name-not-in-dns-allowlist":     {fmt.Sprintf("http://unknown.test:%d/", port), "not in network.dns_allowlist"},
+		"deny/endpoint-resolves-to-metadata": {fmt.Sprintf("http://rebind.test:%d/", port), "resolved to 169.254.169.254"},
+		"deny/endpoint-resolves-to-private":  {fmt.Sprintf("http://private.test:%d/", port), "resolved to"},
+		"deny/endpoint-resolves-to-6to4-metadata": {fmt.Sprintf("http://sixtofour.test:%d/", port),
+			`"sixtofour.test" resolved to 2002:a9fe:a9fe::1, a loopback, private, link-local or reserved address`},
 		"deny/decimal-spelling-of-loopback":   {fmt.Sprintf("http://2130706433:%d/", port), "not in network.dns_allowlist"},
 		"deny/octal-spelling-of-loopback":     {fmt.Sprintf("http://0177.0.0.1:%d/", port), "not in network.dns_allowlist"},
 		"deny/hex-spelling-of-loopback":       {fmt.Sprintf("http://0x7f.0.0.1:%d/", port), "not in network.dns_allowlist"},
