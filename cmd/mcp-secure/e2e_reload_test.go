@@ -234,14 +234,24 @@ deny contains "searching is paused" if input.tool == "search_tools"
 		t.Fatalf("search_tools after the module changed: %s", text(res))
 	}
 
-	// Moving the filesystem roots needs a restart: rejected whole.
-	e.write(t, "policy.yaml", strings.Replace(readFile(t, e.policy), e.workspace+"/**", e.dir+"/**", 1))
+	// Moving the filesystem roots needs a restart: rejected whole. The
+	// same edit denies list_categories, which would show if the rest of
+	// it were applied.
+	p := strings.Replace(readFile(t, e.policy), e.workspace+"/**", e.dir+"/**", 1)
+	p = strings.Replace(p, "tools:\n", "tools:\n  denied: [\"list_categories\"]\n", 1)
+	if !strings.Contains(p, "list_categories") || !strings.Contains(p, e.dir+"/**") {
+		t.Fatalf("the edit did not take:\n%s", p)
+	}
+	e.write(t, "policy.yaml", p)
 	r = e.waitReloads(t, 2)[1]
 	if msg, _ := r["error"].(string); r["result"] != "deny" || !strings.Contains(msg, "restart") || !strings.Contains(msg, "filesystem.allowed_paths") {
 		t.Fatalf("reload record = %v", r)
 	}
-	if res := call(t, rc.cs, "search_tools", map[string]any{"query": "bug"}); !res.IsError {
-		t.Fatal("the module of the policy in force no longer applies")
+	if res := call(t, rc.cs, "search_tools", map[string]any{"query": "bug"}); !res.IsError || !strings.Contains(text(res), "searching is paused") {
+		t.Fatalf("the module of the policy in force no longer applies: %v %s", res.IsError, text(res))
+	}
+	if res := call(t, rc.cs, "list_categories", map[string]any{}); res.IsError {
+		t.Fatalf("part of the rejected edit was applied: list_categories is refused: %s", text(res))
 	}
 }
 
