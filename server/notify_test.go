@@ -22,7 +22,11 @@ func (bigLogPlugin) Info() plugin.Info { return plugin.Info{Name: "biglog", Vers
 func (bigLogPlugin) Tools() []plugin.Tool {
 	return []plugin.Tool{{Name: "big_log", Description: "logs", InputSchema: json.RawMessage(`{"type":"object"}`),
 		Handler: func(ctx context.Context, c *plugin.Call) (*plugin.Result, error) {
-			c.Session.Log(ctx, "warning", "big", map[string]any{"api_key": "k-abc-plain", "padding": strings.Repeat("x", 20<<10)})
+			// The nested secret is no string under a sensitive key: only
+			// structural redaction, before the data is cut to text,
+			// removes it.
+			c.Session.Log(ctx, "warning", "big", map[string]any{"api_key": "k-abc-plain",
+				"credentials": map[string]any{"value": "nested-plain"}, "padding": strings.Repeat("x", 20<<10)})
 			return &plugin.Result{Text: "logged"}, nil
 		}}}
 }
@@ -60,8 +64,8 @@ func TestLargeLogDataIsRedactedBeforeItIsCapped(t *testing.T) {
 	}
 	select {
 	case got := <-logs:
-		if strings.Contains(got, "k-abc-plain") {
-			t.Errorf("the value under api_key reached the client: %.120s", got)
+		if strings.Contains(got, "k-abc-plain") || strings.Contains(got, "nested-plain") {
+			t.Errorf("a value under a sensitive key reached the client: %.160s", got)
 		}
 		if len(got) > maxLogData+200 || !strings.Contains(got, "truncated") {
 			t.Errorf("log data of %d bytes, want it cut near %d", len(got), maxLogData)
