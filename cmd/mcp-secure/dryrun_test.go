@@ -31,7 +31,7 @@ func TestCheckPolicyDryRun(t *testing.T) {
 		"fail/module-widens": {
 			section: "dry_run:\n  modules: [c.rego]\n",
 			files:   map[string]string{"c.rego": "package mcp.tools\n\nallow := true\n"},
-			err:     "c.rego",
+			err:     "c.rego:3: rule allow",
 		},
 		"fail/nested": {
 			section: "dry_run:\n  policy: c.yaml\n",

@@ -109,8 +109,8 @@ func TestE2EBundleRefused(t *testing.T) {
 	if p, _ := r["policy"].(map[string]any); p["revision"] != "fleet-wide-3" {
 		t.Errorf("refusal policy %v, want revision fleet-wide-3", p)
 	}
-	if msg, _ := r["error"].(string); !strings.Contains(msg, "rules/fleet.rego") {
-		t.Errorf("refusal error %q, want the module named", msg)
+	if msg, _ := r["error"].(string); !strings.Contains(msg, "rules/fleet.rego:3: rule allow") {
+		t.Errorf("refusal error %q, want the module's widening rule named", msg)
 	}
 	stillDenied(t, e, cs, good)
 	if len(e.waitRecords(t, 0, 0, func(r map[string]any) bool { return r["kind"] == "policy_reload" && r["result"] == "allow" })) != 0 {

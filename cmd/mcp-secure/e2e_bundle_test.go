@@ -239,7 +239,7 @@ func TestCLIBundleCheck(t *testing.T) {
 		want          string
 	}{
 		"ok/signed":            {module: "package mcp.tools\n\ndeny contains \"x\" if input.tool == \"x\"\n", keyID: "fleet", want: "bundle revision: local-1"},
-		"fail/widening module": {module: "package mcp.tools\n\nallow := true\n", keyID: "fleet", wantCode: 2, want: "rules/fleet.rego"},
+		"fail/widening module": {module: "package mcp.tools\n\nallow := true\n", keyID: "fleet", wantCode: 2, want: "rules/fleet.rego:3: rule allow"},
 		"fail/another key id":  {module: "package mcp.tools\n", keyID: "other", wantCode: 2, want: `want "other"`},
 	}
 	for name, tc := range tests {

@@ -157,7 +157,7 @@ func TestLocal(t *testing.T) {
 		"fail/unsigned tarball with key": {
 			spec: spec{revision: "u", policy: defaultPolicy()}, wantErr: "missing .signatures.json"},
 		"fail/widening module": {
-			spec: spec{revision: "w", policy: defaultPolicy(), modules: map[string]string{"/rules/wide.rego": widening}, signKey: priv}, wantErr: "allow"},
+			spec: spec{revision: "w", policy: defaultPolicy(), modules: map[string]string{"/rules/wide.rego": widening}, signKey: priv}, wantErr: "wide.rego:3: rule allow"},
 		"fail/signed for another key id": {
 			spec: spec{revision: "o", policy: defaultPolicy(), signKey: priv, kid: "other"}, wantErr: `signed for key id "other"`},
 		"fail/no policy document": {
