@@ -139,10 +139,20 @@ func TestChangingPluginToolsAndCallNotifications(t *testing.T) {
 	if l := list(); !slices.Equal(l, []string{"dyn_a"}) {
 		t.Fatalf("tools = %v", l)
 	}
-	if res := callTool("dyn_b"); !res.IsError || !strings.Contains(resultText(res), "its server has not come up yet") {
+	// A pending tool the policy allows is unavailable, not denied: the
+	// client is told to come back.
+	res := callTool("dyn_b")
+	if !res.IsError || !strings.Contains(resultText(res), `tool "dyn_b" is not available yet: its server has not come up yet`) {
 		t.Fatalf("call to a pending tool = %q", resultText(res))
 	}
+	if sc, _ := res.StructuredContent.(map[string]any); sc["error"] != "unavailable" || sc["target"] != "dyn_b" {
+		t.Errorf("structured content of a pending tool's call = %v, want error unavailable", res.StructuredContent)
+	}
 
+	// Its server is up: nothing is pending any more.
+	dyn.mu.Lock()
+	dyn.pending = ""
+	dyn.mu.Unlock()
 	dyn.set("dyn_a", "dyn_b")
 	waitChanged()
 	if l := list(); !slices.Equal(l, []string{"dyn_a", "dyn_b"}) {
@@ -179,7 +189,7 @@ func TestChangingPluginToolsAndCallNotifications(t *testing.T) {
 	if l := list(); !slices.Equal(l, []string{"dyn_b"}) {
 		t.Fatalf("tools after removing = %v", l)
 	}
-	if res := callTool("dyn_a"); !res.IsError || !strings.Contains(resultText(res), "not registered") {
+	if res := callTool("dyn_a"); !res.IsError || !strings.Contains(resultText(res), `denied by policy: tool "dyn_a" is not registered`) {
 		t.Fatalf("call to a removed tool = %q", resultText(res))
 	}
 	// A tool list that did not change announces nothing.

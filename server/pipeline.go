@@ -317,13 +317,25 @@ func (p *pipeline) outcome(ctx context.Context, req *mcp.CallToolRequest) *mcp.C
 		}
 		rec.DryRun = p.dryRun(ctx, input.Value())
 	}
+	// unavailable: the policy allows the name, but its tool is not
+	// offered yet (an upstream that has not come up): the client is told
+	// to come back, not that the policy refuses.
+	unavailable := ""
 	if !ok {
+		// An unknown tool's decision gives only the policy's reasons
+		// (RefuseTool): the policy has nothing against it when its one
+		// reason is that the tool is not registered.
+		notRegistered := fmt.Sprintf("tool %q is not registered", ci.name)
+		policyAllows := !slices.ContainsFunc(d.Reasons, func(r string) bool { return r != notRegistered })
 		d.Allow = false
 		if len(d.Reasons) == 0 {
-			d.Reasons = []string{fmt.Sprintf("tool %q is not registered", ci.name)}
+			d.Reasons = []string{notRegistered}
 		}
 		if why := p.pendingReason(ci.name); why != "" {
 			d.Reasons = append(slices.Clone(d.Reasons), why)
+			if policyAllows {
+				unavailable = why
+			}
 		}
 	}
 	if !d.Allow {
@@ -333,6 +345,11 @@ func (p *pipeline) outcome(ctx context.Context, req *mcp.CallToolRequest) *mcp.C
 		}
 		if finish(audit.KindToolCall, audit.ResultDeny, d.Reasons, p.auditInput(ci, args), budgeted) != nil {
 			return auditFailed()
+		}
+		if unavailable != "" {
+			res := errorResult(fmt.Sprintf("tool %q is not available yet: %s", ci.name, unavailable))
+			res.StructuredContent = map[string]any{"error": "unavailable", "kind": "tool", "target": ci.name, "reasons": d.Reasons}
+			return res
 		}
 		res := errorResult(fmt.Sprintf("call to %q denied by policy: %s", ci.name, strings.Join(d.Reasons, "; ")))
 		res.StructuredContent = map[string]any{"error": "denied_by_policy", "kind": "tool", "target": ci.name, "reasons": d.Reasons}

@@ -239,10 +239,12 @@ func TestE2EUpstreamLargeLogMessageRedacted(t *testing.T) {
 }
 
 // An upstream whose first start fails is retried: calls meanwhile are
-// refused with the reason, and once it is up its tools are offered and
+// refused as unavailable, with the reason (or as denied, when the policy
+// denies the tool anyway), and once it is up its tools are offered and
 // the client is told.
 func TestE2EUpstreamFailedFirstStartIsRetried(t *testing.T) {
-	u := newUpstreamEnv(t, defaultNetwork, "      START_GATE: \"${START_GATE}\"\n", "")
+	u := newUpstreamEnv(t, defaultNetwork, "      START_GATE: \"${START_GATE}\"\n",
+		"tools:\n  timeout: 10\n  rate_limits:\n    default: 100000\n  denied: [demo__read_file]\n")
 	gate := filepath.Join(u.workspace, "gate") // the upstream may look there
 	u.vars = append(u.vars, "START_GATE="+gate)
 	var stderr syncBuffer
@@ -255,8 +257,17 @@ func TestE2EUpstreamFailedFirstStartIsRetried(t *testing.T) {
 		t.Error("the start-up log does not say the upstream is being retried")
 	}
 	res := call(t, cs, "demo__echo", map[string]any{"text": "early"})
-	if !res.IsError || !strings.Contains(text(res), `upstream server "demo" has not come up yet`) || !strings.Contains(text(res), "retried") {
+	if !res.IsError || !strings.Contains(text(res), `tool "demo__echo" is not available yet: upstream server "demo" has not come up yet`) || !strings.Contains(text(res), "retried") {
 		t.Fatalf("call before the upstream is up = %v %q", res.IsError, text(res))
+	}
+	if sc, _ := res.StructuredContent.(map[string]any); sc["error"] != "unavailable" || sc["target"] != "demo__echo" {
+		t.Errorf("structured content before the upstream is up = %v, want error unavailable", res.StructuredContent)
+	}
+	u.findRecord(t, map[string]any{"kind": "tool_call", "tool": "demo__echo", "result": "deny"})
+	// A tool the policy denies is denied, up or not.
+	res = call(t, cs, "demo__read_file", map[string]any{"path": u.secret})
+	if sc, _ := res.StructuredContent.(map[string]any); !res.IsError || sc["error"] != "denied_by_policy" || !strings.Contains(text(res), "tools.denied") {
+		t.Errorf("a denied tool before the upstream is up = %v %q %v", res.IsError, text(res), res.StructuredContent)
 	}
 	if err := os.WriteFile(gate, nil, 0o644); err != nil {
 		t.Fatal(err)
