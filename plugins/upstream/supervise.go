@@ -10,6 +10,9 @@ import (
 	"github.com/mcp-secure/mcp-secure/server/plugin"
 )
 
+// after is how supervise waits out a backoff; tests note the waits.
+var after = time.After
+
 // supervise waits for the process to end and starts it again, with
 // backoff, until Close. With a nil session the first start failed: it
 // is retried with the same backoff.
@@ -42,7 +45,7 @@ func (u *Upstream) supervise(cs *mcp.ClientSession, proc plugin.Process) {
 		select {
 		case <-u.stop:
 			return
-		case <-time.After(backoff):
+		case <-after(backoff):
 		}
 		backoff = min(2*backoff, u.cfg.MaxBackoff)
 		var listed []listedTool
